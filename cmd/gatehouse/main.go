@@ -1,0 +1,220 @@
+// Command gatehouse is the security reverse proxy gateway's command line:
+// serve, check and version (see DESIGN.md for the full set). It parses
+// flags, wires packages together and chooses exit codes: 0 ok, 1 runtime
+// failure, 2 usage or invalid config.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"gatehouse/configs"
+	"gatehouse/proxy"
+	"gatehouse/proxy/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+const usage = `usage: gatehouse <command> [flags]
+
+commands:
+  serve   [-c FILE]   run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config)
+  check   -c FILE     validate a config; errors name file:line and the field
+  version             print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v += " " + bi.GoVersion
+	}
+	return "gatehouse " + v
+}
+
+// configFlag registers -c and returns the flag's value, defaulting to
+// $GATEHOUSE_CONFIG.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("c", os.Getenv("GATEHOUSE_CONFIG"), "config `FILE` (default $GATEHOUSE_CONFIG)")
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return false
+	}
+	return true
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := configFlag(fs)
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "gatehouse check: -c FILE is required")
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s\n", *path, cfg.Summary())
+	return exitOK
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := configFlag(fs)
+	watch := fs.Duration("watch", 2*time.Second, "check the config file for changes this often (0: only on SIGHUP)")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var cfg *config.File
+	var err error
+	var demo *http.Server
+	if *path == "" {
+		cfg, demo, err = demoConfig()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitRuntime
+		}
+		defer demo.Close()
+	} else if cfg, err = config.Load(*path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
+	srv, err := proxy.New(proxy.Options{Config: cfg, ConfigPath: *path, WatchInterval: *watch, Log: log})
+	if err != nil {
+		log.Error("start failed", "error", err)
+		return exitUsage
+	}
+	log.Info("gatehouse starting", "version", version, "config", configName(*path), "summary", cfg.Summary())
+	if demo != nil {
+		logDemoHints(log, cfg)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading config")
+				_ = srv.Reload() // Reload logs its own outcome
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	if err := srv.Run(ctx); err != nil {
+		log.Error("gateway stopped", "error", err)
+		return exitRuntime
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+func configName(path string) string {
+	if path == "" {
+		return "embedded demo"
+	}
+	return path
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo // validated by config already
+	}
+	return l
+}
+
+// demoConfig starts the built-in demo app on a loopback port and returns
+// the embedded config pointing at it.
+func demoConfig() (*config.File, *http.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo app: %w", err)
+	}
+	demo := &http.Server{Handler: proxy.DemoApp(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		// Serve returns ErrServerClosed when serve() closes it on exit.
+		if err := demo.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "demo app:", err)
+		}
+	}()
+	data := bytes.ReplaceAll(configs.Default, []byte(configs.DemoUpstream), []byte("http://"+ln.Addr().String()))
+	cfg, err := config.Parse("embedded default.yaml", data)
+	if err != nil {
+		demo.Close()
+		return nil, nil, err
+	}
+	return cfg, demo, nil
+}
+
+func logDemoHints(log *slog.Logger, cfg *config.File) {
+	addr := cfg.Listen.HTTP
+	_, port, _ := net.SplitHostPort(addr)
+	log.Info("demo: try these",
+		"proxied", "curl -i http://localhost:"+port+"/",
+		"unknown_host_421", "curl -i -H 'Host: unknown.example' http://127.0.0.1:"+port+"/",
+		"metrics", "curl http://"+cfg.Admin.Listen+"/metrics")
+}

@@ -1,0 +1,16 @@
+// Package configs holds gatehouse's example configs and the embedded demo
+// default. It has no logic: only the embedded files.
+package configs
+
+import _ "embed"
+
+// Default is configs/default.yaml, the demo config `gatehouse serve` runs
+// when it is given no config file. The demo app's address replaces the
+// DemoUpstream placeholder in it.
+//
+//go:embed default.yaml
+var Default []byte
+
+// DemoUpstream is the placeholder in Default that stands for the built-in
+// demo app's URL.
+const DemoUpstream = "${DEMO_UPSTREAM}"

@@ -1,0 +1,262 @@
+package middleware
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Access log formats.
+const (
+	// FormatJSON writes one JSON object per request.
+	FormatJSON = "json"
+	// FormatCombined writes nginx's "combined" format, so existing log
+	// tools and fail2ban filters keep working.
+	FormatCombined = "combined"
+	// FormatOff writes nothing; OnDone still runs.
+	FormatOff = "off"
+)
+
+// AccessLogConfig configures AccessLog.
+type AccessLogConfig struct {
+	// Format is FormatJSON, FormatCombined or FormatOff. Default FormatJSON.
+	Format string
+	// Out receives one complete line per Write. It must be safe for
+	// concurrent use. Required unless Format is FormatOff.
+	Out io.Writer
+	// OnDone, when set, is called after every request with its final
+	// status and body size (metrics hang here). It must not retain r or s.
+	OnDone func(r *http.Request, s *Scope, status int, size int64, d time.Duration)
+}
+
+// AccessLog records every request once it has been answered: the final
+// status, body bytes and duration, in the configured format. It must run
+// directly below WithScope so that it sees every answer, including the
+// gateway's own refusals. Line buffers and response recorders are pooled.
+func AccessLog(cfg AccessLogConfig) (func(http.Handler) http.Handler, error) {
+	switch cfg.Format {
+	case "":
+		cfg.Format = FormatJSON
+	case FormatJSON, FormatCombined, FormatOff:
+	default:
+		return nil, fmt.Errorf("access log format %q is not one of json, combined, off", cfg.Format)
+	}
+	if cfg.Format != FormatOff && cfg.Out == nil {
+		return nil, errors.New("access log: no output writer")
+	}
+	recorders := sync.Pool{New: func() any { return new(recorder) }}
+	buffers := sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := recorders.Get().(*recorder)
+			rec.ResponseWriter, rec.status, rec.size = w, 0, 0
+			next.ServeHTTP(rec, r)
+			status, size := rec.status, rec.size
+			if status == 0 {
+				status = http.StatusOK // nothing written: net/http sends 200
+			}
+			rec.ResponseWriter = nil
+			recorders.Put(rec)
+
+			s := ScopeFrom(r)
+			d := time.Since(s.Start)
+			if cfg.OnDone != nil {
+				cfg.OnDone(r, s, status, size, d)
+			}
+			if cfg.Format == FormatOff {
+				return
+			}
+			bp := buffers.Get().(*[]byte)
+			line := (*bp)[:0]
+			if cfg.Format == FormatJSON {
+				line = appendJSONLine(line, r, s, status, size, d)
+			} else {
+				line = appendCombinedLine(line, r, s, status, size)
+			}
+			// A failing log sink must not fail the request, and the sink
+			// reports its own errors.
+			_, _ = cfg.Out.Write(line)
+			if cap(line) <= 64<<10 {
+				*bp = line
+				buffers.Put(bp)
+			}
+		})
+	}, nil
+}
+
+// recorder captures the status and body size of a response. It forwards
+// Flush and Hijack (server-sent events, WebSocket) and unwraps for
+// http.ResponseController.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	size   int64
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	// 1xx responses are interim; the final status comes later.
+	if rec.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.size += int64(n)
+	return n, err
+}
+
+func (rec *recorder) Flush() {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	// Flushing is best effort: a writer that cannot flush simply buffers.
+	_ = http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+// Hijack records a protocol switch: after it the connection belongs to
+// the caller (a WebSocket tunnel), which writes the 101 itself.
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
+	if err == nil && rec.status == 0 {
+		rec.status = http.StatusSwitchingProtocols
+	}
+	return c, rw, err
+}
+
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONLine appends one JSON access log object and a newline.
+func appendJSONLine(b []byte, r *http.Request, s *Scope, status int, size int64, d time.Duration) []byte {
+	b = append(b, `{"time":"`...)
+	b = s.Start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = append(b, `","client_ip":"`...)
+	b = appendAddr(b, s)
+	b = append(b, `","host":`...)
+	b = appendJSONString(b, r.Host)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, r.Method)
+	// The query string is left out: signed links carry signatures there.
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, r.URL.EscapedPath())
+	b = append(b, `,"proto":`...)
+	b = appendJSONString(b, r.Proto)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, size, 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendFloat(b, d.Seconds(), 'f', 6, 64)
+	b = append(b, `,"upstream":`...)
+	b = appendJSONString(b, s.Upstream)
+	if s.User != "" {
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, s.User)
+	}
+	b = append(b, `,"referer":`...)
+	b = appendJSONString(b, r.Header.Get("Referer"))
+	b = append(b, `,"user_agent":`...)
+	b = appendJSONString(b, r.Header.Get("User-Agent"))
+	return append(b, "}\n"...)
+}
+
+func appendAddr(b []byte, s *Scope) []byte {
+	if !s.ClientIP.IsValid() {
+		return append(b, '-')
+	}
+	return s.ClientIP.AppendTo(b)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, so every line is valid JSON whatever a client sent.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}
+
+// appendCombinedLine appends one line in nginx's combined format:
+//
+//	$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"
+func appendCombinedLine(b []byte, r *http.Request, s *Scope, status int, size int64) []byte {
+	b = appendAddr(b, s)
+	b = append(b, " - "...)
+	if s.User != "" {
+		b = appendNginxEscaped(b, s.User)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, " ["...)
+	b = s.Start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "`...)
+	b = appendNginxEscaped(b, r.Method)
+	b = append(b, ' ')
+	b = appendNginxEscaped(b, r.RequestURI)
+	b = append(b, ' ')
+	b = appendNginxEscaped(b, r.Proto)
+	b = append(b, `" `...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, size, 10)
+	b = append(b, ` "`...)
+	b = appendNginxField(b, r.Header.Get("Referer"))
+	b = append(b, `" "`...)
+	b = appendNginxField(b, r.Header.Get("User-Agent"))
+	return append(b, "\"\n"...)
+}
+
+func appendNginxField(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, '-')
+	}
+	return appendNginxEscaped(b, s)
+}
+
+// appendNginxEscaped escapes like nginx's access log: '"', '\\' and bytes
+// outside printable ASCII become \xHH, so a client cannot forge a field or
+// a line.
+func appendNginxEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}

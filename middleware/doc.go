@@ -1,0 +1,16 @@
+// Package middleware holds gatehouse's request pipeline: one
+// func(http.Handler) http.Handler per concern (request scope, access log,
+// client IP, response headers, and — as they land — ban guard, rate limit,
+// probe block, hotlink, signed links and basic auth).
+//
+// Every request carries one Scope, created by WithScope at the top of the
+// chain and filled in by later middleware (ClientIP sets the client address,
+// the router sets the matched host). Middleware reads it with ScopeFrom and
+// never adds further context values, so the whole pipeline pays for a single
+// context allocation.
+//
+// Constructors take a config struct, validate and precompute everything
+// (parsed prefixes, canonical header names) and return the wrapper; the
+// returned handlers parse no config and are safe for concurrent use.
+// middleware depends on rules for policy and state; it never imports proxy.
+package middleware

@@ -1,0 +1,70 @@
+package middleware
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Scope is the request-scoped state shared by the middleware chain. It is
+// created once per request by WithScope and mutated only by the goroutine
+// serving the request, so it needs no locking.
+type Scope struct {
+	// Start is when the request reached the gateway.
+	Start time.Time
+	// ClientIP is the resolved client address (set by ClientIP): the TCP
+	// peer, or the right-most untrusted X-Forwarded-For entry when the peer
+	// is a trusted proxy. IPv4-mapped IPv6 is folded to IPv4.
+	ClientIP netip.Addr
+	// Peer is the TCP peer address (set by ClientIP).
+	Peer netip.Addr
+	// PeerTrusted reports whether Peer is a trusted proxy, whose
+	// X-Forwarded-* headers may be passed on (set by ClientIP).
+	PeerTrusted bool
+	// Host is the name of the configured host that served the request
+	// ("" when no host matched); it is bounded by the config, so it may be
+	// used as a metrics label.
+	Host string
+	// Upstream is the upstream that answered, for the access log.
+	Upstream string
+	// User is the authenticated user name, for the access log.
+	User string
+}
+
+// scopeCtx carries the Scope inside the context value itself, so creating
+// the scope costs one allocation instead of a context.WithValue plus a
+// separate Scope.
+type scopeCtx struct {
+	context.Context
+	scope Scope
+}
+
+type scopeKey struct{}
+
+func (c *scopeCtx) Value(key any) any {
+	if key == (scopeKey{}) {
+		return &c.scope
+	}
+	return c.Context.Value(key)
+}
+
+// WithScope installs a fresh Scope in the request context. It must be the
+// outermost middleware: everything below it finds the scope with ScopeFrom.
+func WithScope(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &scopeCtx{Context: r.Context()}
+		c.scope.Start = time.Now()
+		next.ServeHTTP(w, r.WithContext(c))
+	})
+}
+
+// ScopeFrom returns the request's Scope. A request that did not pass
+// through WithScope gets a throwaway Scope, so callers never check for nil;
+// that only happens in tests that call one middleware directly.
+func ScopeFrom(r *http.Request) *Scope {
+	if s, ok := r.Context().Value(scopeKey{}).(*Scope); ok {
+		return s
+	}
+	return &Scope{}
+}

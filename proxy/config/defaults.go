@@ -1,0 +1,50 @@
+package config
+
+import "time"
+
+// applyDefaults fills every field the file left at its zero value with the
+// default written in that field's doc comment. It is the only place
+// defaults live; Parse calls it after decoding and before validation.
+func applyDefaults(f *File) {
+	if f.Listen.HTTP == "" {
+		f.Listen.HTTP = ":80"
+	}
+
+	l := &f.Limits
+	setDuration(&l.ReadHeaderTimeout, 10*time.Second)
+	setDuration(&l.IdleTimeout, 2*time.Minute)
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = 64 << 10
+	}
+	setDuration(&l.ShutdownTimeout, 30*time.Second)
+	setDuration(&l.UpstreamDialTimeout, 5*time.Second)
+	setDuration(&l.UpstreamResponseHeaderTimeout, 60*time.Second)
+	if l.UpstreamIdleConns == 0 {
+		l.UpstreamIdleConns = 128
+	}
+	setDuration(&l.UpstreamFailTimeout, 10*time.Second)
+
+	for i := range f.Hosts {
+		if f.Hosts[i].WebSocket == nil {
+			on := true
+			f.Hosts[i].WebSocket = &on
+		}
+	}
+
+	if f.Admin.Listen == "" {
+		f.Admin.Listen = "127.0.0.1:9901"
+	}
+
+	if f.Log.Access == "" {
+		f.Log.Access = "json"
+	}
+	if f.Log.Level == "" {
+		f.Log.Level = "info"
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}

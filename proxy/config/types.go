@@ -1,0 +1,114 @@
+package config
+
+// File is a whole gatehouse config file after decoding, defaults and
+// validation. Every field documents its YAML key, unit and default; the
+// default is applied by applyDefaults and zero never reaches the runtime
+// unless the doc says zero means "off".
+type File struct {
+	// Path is the file the config was read from ("" for an in-memory one).
+	// It is set by Load, not by YAML.
+	Path string `yaml:"-"`
+
+	Listen Listen `yaml:"listen"`
+	Limits Limits `yaml:"limits"`
+	// TrustedProxies lists the peers whose X-Forwarded-For is believed
+	// (key trusted_proxies). Default: none.
+	TrustedProxies []Prefix `yaml:"trusted_proxies"`
+	Hosts          []Host   `yaml:"hosts"`
+	Admin          Admin    `yaml:"admin"`
+	Log            Log      `yaml:"log"`
+}
+
+// Listen holds the public listeners (key listen).
+type Listen struct {
+	// HTTP is the plain HTTP listen address (key listen.http). Default ":80".
+	HTTP string `yaml:"http"`
+}
+
+// Limits bounds what one client or one upstream can cost (key limits).
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	// Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 2m.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps the request line plus headers. Default 64KB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	// Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// UpstreamDialTimeout bounds connecting to an upstream. Default 5s.
+	UpstreamDialTimeout Duration `yaml:"upstream_dial_timeout"`
+	// UpstreamResponseHeaderTimeout bounds the wait for an upstream's
+	// response headers once the request is written. Default 60s.
+	UpstreamResponseHeaderTimeout Duration `yaml:"upstream_response_header_timeout"`
+	// UpstreamIdleConns is the number of idle keep-alive connections kept
+	// per upstream. Default 128.
+	UpstreamIdleConns int `yaml:"upstream_idle_conns"`
+	// UpstreamFailTimeout is how long an upstream that refused a connection
+	// is skipped (nginx fail_timeout). Default 10s.
+	UpstreamFailTimeout Duration `yaml:"upstream_fail_timeout"`
+}
+
+// Host routes one or more host names to a set of upstreams (key hosts[]).
+type Host struct {
+	// Match lists exact names and "*.example.com" wildcards. Required.
+	Match []HostPattern `yaml:"match"`
+	// Upstreams lists http:// or https:// base URLs, used round robin.
+	// Required.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// WebSocket allows WebSocket upgrades to this host, the only upgrade
+	// ever passed. Default true.
+	WebSocket *bool `yaml:"websocket"`
+	// MaxBody caps the request body; larger requests get 413. Zero: no
+	// limit. Default 0.
+	MaxBody Size `yaml:"max_body"`
+	// Headers edits response headers.
+	Headers Headers `yaml:"headers"`
+}
+
+// Headers edits the response headers sent to clients (key hosts[].headers).
+// Defaults add X-Content-Type-Options: nosniff and Referrer-Policy:
+// strict-origin-when-cross-origin and remove Server and X-Powered-By;
+// "set" overrides a default, and setting a header to "" removes it.
+type Headers struct {
+	Set    map[string]string `yaml:"set"`
+	Remove []string          `yaml:"remove"`
+}
+
+// Admin is the admin listener (key admin).
+type Admin struct {
+	// Listen is the admin API address (key admin.listen). Default
+	// "127.0.0.1:9901". "off" disables the admin listener.
+	Listen string `yaml:"listen"`
+	// Tokens are the bearer tokens accepted by the admin API. Default none:
+	// only the unauthenticated endpoints (/healthz, /readyz, /metrics).
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Token is one admin API bearer token (key admin.tokens[]).
+type Token struct {
+	// Name identifies the token in the audit log. Required, unique.
+	Name string `yaml:"name"`
+	// Token is the secret: env:NAME, file:PATH or sha256:<hex of the
+	// token>. Required; inline tokens are refused.
+	Token Secret `yaml:"token"`
+	// Scopes lists what the token may do: bans:read, bans:write, sign:s3,
+	// sign:cloudfront, sign:link. Required.
+	Scopes []string `yaml:"scopes"`
+	// Prefixes limits the keys and paths a signing token may sign.
+	// Default: no limit.
+	Prefixes []string `yaml:"prefixes"`
+}
+
+// Log selects the logs (key log).
+type Log struct {
+	// Access is the access log format: json, combined or off. Default json.
+	Access string `yaml:"access"`
+	// AccessFile is where access log lines go; "" or "-" is standard
+	// output. Default "".
+	AccessFile string `yaml:"access_file"`
+	// Level is the minimum level of the gateway's own log: debug, info,
+	// warn or error. Default info.
+	Level string `yaml:"level"`
+}

@@ -1,0 +1,342 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Allowed values of the enumerated keys, in the order messages list them.
+var (
+	tokenScopes = []string{"bans:read", "bans:write", "sign:s3", "sign:cloudfront", "sign:link"}
+	logAccess   = []string{"json", "combined", "off"}
+	logLevels   = []string{"debug", "info", "warn", "error"}
+)
+
+// validator checks a decoded, defaulted File and collects every problem
+// with the line its field was written on. It has no side effects; it only
+// stats the directory of log.access_file.
+type validator struct {
+	file  string
+	lines map[string]int // from the decoder
+	errs  Errors
+}
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line returns the line of field, or of its nearest parent that was
+// written in the file (a missing key is reported where its parent is).
+func (v *validator) line(field string) int {
+	for {
+		if l, ok := v.lines[field]; ok {
+			return l
+		}
+		if field == "" {
+			return 0
+		}
+		field = parent(field)
+	}
+}
+
+// parent strips the last element of a field path: "a.b[2]" → "a.b",
+// `a.set["X-Y"]` → "a.set", "a.b" → "a", "a" → "".
+func parent(field string) string {
+	if strings.HasSuffix(field, `"]`) {
+		if i := strings.LastIndex(field, `["`); i >= 0 {
+			return field[:i]
+		}
+	}
+	if i := strings.LastIndexAny(field, ".["); i >= 0 {
+		return field[:i]
+	}
+	return ""
+}
+
+func (v *validator) check(f *File) {
+	v.listeners(f)
+	v.limits(&f.Limits)
+	for i, p := range f.TrustedProxies {
+		if !p.IsValid() {
+			v.add("trusted_proxies["+strconv.Itoa(i)+"]", "empty entry; write an IP address or CIDR prefix")
+		}
+	}
+	v.hosts(f.Hosts)
+	v.tokens(f.Admin.Tokens)
+	v.log(&f.Log)
+}
+
+func (v *validator) listeners(f *File) {
+	httpOK := v.hostPort("listen.http", f.Listen.HTTP)
+	if f.Admin.Listen == "off" {
+		return
+	}
+	if v.hostPort("admin.listen", f.Admin.Listen) && httpOK && overlap(f.Listen.HTTP, f.Admin.Listen) {
+		v.add("admin.listen", "%q overlaps listen.http %q; give the admin API its own port", f.Admin.Listen, f.Listen.HTTP)
+	}
+}
+
+// hostPort checks a listen address and reports whether it is valid.
+func (v *validator) hostPort(field, addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(field, "%q is not host:port, such as \":80\" or \"127.0.0.1:9901\"", addr)
+		return false
+	}
+	if n, err := strconv.Atoi(port); err != nil || !isDigits(port) || n > 65535 {
+		v.add(field, "port %q is not a number between 0 and 65535", port)
+		return false
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && checkDNSName(strings.ToLower(host)) != nil {
+			v.add(field, "host %q is not an IP address or a host name", host)
+			return false
+		}
+	}
+	return true
+}
+
+// overlap reports whether two valid listen addresses would bind the same
+// port: the same non-zero port on the same host, or on a wildcard host.
+// Port 0 (any free port, as tests use) never overlaps.
+func overlap(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || strings.TrimLeft(pa, "0") == "" {
+		return false
+	}
+	return ha == hb || isWildcardHost(ha) || isWildcardHost(hb)
+}
+
+func isWildcardHost(h string) bool {
+	a, err := netip.ParseAddr(h)
+	return h == "" || (err == nil && a.IsUnspecified())
+}
+
+// zeroLimits reports limits written as 0 (or null). Zero means "default"
+// for these keys, so an explicit 0 — often meant as "no limit", as in
+// net/http — would silently become the default instead; refuse it. It
+// runs before applyDefaults.
+func (v *validator) zeroLimits(l Limits) {
+	var def File
+	applyDefaults(&def)
+	d := def.Limits
+	for _, c := range []struct {
+		key  string
+		zero bool
+		def  any
+	}{
+		{"read_header_timeout", l.ReadHeaderTimeout == 0, d.ReadHeaderTimeout},
+		{"idle_timeout", l.IdleTimeout == 0, d.IdleTimeout},
+		{"max_header_bytes", l.MaxHeaderBytes == 0, d.MaxHeaderBytes},
+		{"shutdown_timeout", l.ShutdownTimeout == 0, d.ShutdownTimeout},
+		{"upstream_dial_timeout", l.UpstreamDialTimeout == 0, d.UpstreamDialTimeout},
+		{"upstream_response_header_timeout", l.UpstreamResponseHeaderTimeout == 0, d.UpstreamResponseHeaderTimeout},
+		{"upstream_idle_conns", l.UpstreamIdleConns == 0, d.UpstreamIdleConns},
+		{"upstream_fail_timeout", l.UpstreamFailTimeout == 0, d.UpstreamFailTimeout},
+	} {
+		field := "limits." + c.key
+		if _, written := v.lines[field]; written && c.zero {
+			v.add(field, "must be greater than 0; remove the key for the default (%v)", c.def)
+		}
+	}
+}
+
+// limits checks ranges after defaults. Durations need no check here:
+// ParseDuration refuses negatives and zeroLimits refuses an explicit 0.
+func (v *validator) limits(l *Limits) {
+	if l.MaxHeaderBytes < 1<<10 || l.MaxHeaderBytes > 16<<20 {
+		v.add("limits.max_header_bytes", "%v is not between 1KB and 16MB", l.MaxHeaderBytes)
+	}
+	if l.UpstreamIdleConns < 1 || l.UpstreamIdleConns > 10000 {
+		v.add("limits.upstream_idle_conns", "%d is not between 1 and 10000", l.UpstreamIdleConns)
+	}
+}
+
+func (v *validator) hosts(hosts []Host) {
+	if len(hosts) == 0 {
+		v.add("hosts", "at least one host is required")
+	}
+	names := map[HostPattern]string{} // pattern → field of its first use
+	for i, h := range hosts {
+		p := "hosts[" + strconv.Itoa(i) + "]"
+		if len(h.Match) == 0 {
+			v.add(p+".match", "at least one host name is required")
+		}
+		for j, m := range h.Match {
+			field := p + ".match[" + strconv.Itoa(j) + "]"
+			if m == (HostPattern{}) {
+				v.add(field, "empty host name")
+				continue
+			}
+			if first, dup := names[m]; dup {
+				v.add(field, "%s is already matched by %s (line %d)", m, first, v.line(first))
+				continue
+			}
+			names[m] = field
+		}
+
+		if len(h.Upstreams) == 0 {
+			v.add(p+".upstreams", "at least one upstream URL is required")
+		}
+		ups := map[string]string{}
+		for j, u := range h.Upstreams {
+			field := p + ".upstreams[" + strconv.Itoa(j) + "]"
+			if u.u == nil {
+				v.add(field, "empty upstream URL")
+				continue
+			}
+			if first, dup := ups[u.String()]; dup {
+				v.add(field, "%s is listed twice in this host (first at line %d)", u, v.line(first))
+				continue
+			}
+			ups[u.String()] = field
+		}
+
+		v.headers(p+".headers", h.Headers)
+	}
+}
+
+func (v *validator) headers(p string, h Headers) {
+	set := map[string]string{} // lower-case name → field
+	for _, k := range slices.Sorted(maps.Keys(h.Set)) {
+		field := p + ".set[" + strconv.Quote(k) + "]"
+		if !validHeaderName(k) {
+			v.add(field, "%q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", k)
+			continue
+		}
+		if first, dup := set[strings.ToLower(k)]; dup {
+			v.add(field, "same header as %s (line %d); header names are case-insensitive", first, v.line(first))
+			continue
+		}
+		set[strings.ToLower(k)] = field
+		if strings.ContainsAny(h.Set[k], "\r\n\x00") {
+			v.add(field, "the value contains CR, LF or NUL")
+		}
+	}
+	for i, name := range h.Remove {
+		field := p + ".remove[" + strconv.Itoa(i) + "]"
+		switch {
+		case !validHeaderName(name):
+			v.add(field, "%q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", name)
+		case set[strings.ToLower(name)] != "":
+			v.add(field, "%s is also in headers.set (line %d); set it to \"\" there to remove it", name, v.line(set[strings.ToLower(name)]))
+		}
+	}
+}
+
+// validHeaderName reports whether s is an HTTP field name: a token of
+// RFC 9110 §5.6.2.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func (v *validator) tokens(tokens []Token) {
+	names := map[string]string{}
+	secrets := map[[32]byte]string{}
+	for i, t := range tokens {
+		p := "admin.tokens[" + strconv.Itoa(i) + "]"
+		switch first, dup := names[t.Name]; {
+		case t.Name == "":
+			v.add(p+".name", "a name is required (it identifies the token in the audit log)")
+		case dup:
+			v.add(p+".name", "%q is already the name of %s (line %d)", t.Name, parent(first), v.line(first))
+		default:
+			names[t.Name] = p + ".name"
+		}
+
+		switch first, dup := secrets[t.Token.digest]; {
+		case t.Token.IsZero():
+			v.add(p+".token", "a token is required; %s", secretHelp)
+		case dup:
+			v.add(p+".token", "same secret as %s (line %d); give each token its own secret", parent(first), v.line(first))
+		default:
+			secrets[t.Token.digest] = p + ".token"
+		}
+
+		if len(t.Scopes) == 0 {
+			v.add(p+".scopes", "at least one scope is required: %s", strings.Join(tokenScopes, ", "))
+		}
+		for j, s := range t.Scopes {
+			field := p + ".scopes[" + strconv.Itoa(j) + "]"
+			if !slices.Contains(tokenScopes, s) {
+				v.add(field, "%q is not one of %s", s, strings.Join(tokenScopes, ", "))
+			} else if slices.Index(t.Scopes, s) < j {
+				v.add(field, "%s is listed twice", s)
+			}
+		}
+		for j, pre := range t.Prefixes {
+			if pre == "" {
+				v.add(p+".prefixes["+strconv.Itoa(j)+"]", "empty prefix; remove prefixes to allow every key")
+			}
+		}
+	}
+}
+
+func (v *validator) log(l *Log) {
+	if !slices.Contains(logAccess, l.Access) {
+		v.add("log.access", "%q is not one of %s", l.Access, strings.Join(logAccess, ", "))
+	}
+	if !slices.Contains(logLevels, l.Level) {
+		v.add("log.level", "%q is not one of %s", l.Level, strings.Join(logLevels, ", "))
+	}
+	if l.AccessFile != "" && l.AccessFile != "-" {
+		dir := filepath.Dir(l.AccessFile)
+		fi, err := os.Stat(dir)
+		switch {
+		case err != nil:
+			v.add("log.access_file", "directory %s: %v", dir, pathErr(err))
+		case !fi.IsDir():
+			v.add("log.access_file", "%s is not a directory", dir)
+		}
+	}
+}
+
+// Summary describes f in one line for "gatehouse check", e.g. "3 hosts, 5
+// upstreams, admin on 127.0.0.1:9901 (2 tokens), access log json".
+// Upstreams are counted once per distinct URL.
+func (f *File) Summary() string {
+	ups := map[string]bool{}
+	for _, h := range f.Hosts {
+		for _, u := range h.Upstreams {
+			ups[u.String()] = true
+		}
+	}
+	admin := "admin off"
+	if f.Admin.Listen != "off" {
+		admin = "admin on " + f.Admin.Listen
+		if n := len(f.Admin.Tokens); n > 0 {
+			admin += " (" + plural(n, "token") + ")"
+		}
+	}
+	access := "access log " + f.Log.Access
+	if f.Log.Access != "off" && f.Log.AccessFile != "" && f.Log.AccessFile != "-" {
+		access += " to " + f.Log.AccessFile
+	}
+	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + ", " + admin + ", " + access
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

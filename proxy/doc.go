@@ -1,0 +1,16 @@
+// Package proxy is the gateway itself: it turns a validated config
+// (package proxy/config) into a running server — the public listener, the
+// host router, the reverse proxy to each host's upstream pool, the admin
+// listener (health, readiness, metrics) — and reloads and shuts it down.
+//
+// Everything a config describes is compiled by Server.build into one
+// immutable runtime (the middleware chain, routes, upstream pools). Reload
+// builds a complete new runtime and swaps a single pointer, so a request
+// runs start to finish on one config and an invalid config never replaces
+// a working one. Listener addresses and server timeouts are bound at start
+// and need a restart to change.
+//
+// The middleware chain's order is fixed in build (wire.go); request
+// policy lives in package middleware and package rules. Server's methods
+// are safe for concurrent use.
+package proxy

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"net/http"
+	"time"
+
+	"gatehouse/middleware"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the gateway's Prometheus series. One set lives for the whole
+// process, across reloads; label values are bounded by the config (host
+// names, status classes), never taken from a client.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec   // host, code
+	latency  *prometheus.HistogramVec // host
+	reloads  *prometheus.CounterVec   // result
+}
+
+// unmatchedHost labels requests for a host gatehouse does not serve.
+const unmatchedHost = "_unmatched"
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_http_requests_total",
+			Help: "Requests answered, by configured host and status class.",
+		}, []string{"host", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_upstream_response_seconds",
+			Help:    "Time from sending a request to an upstream to its response headers.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"host"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_config_reloads_total",
+			Help: "Config reloads by result (ok, failed).",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
+	return m
+}
+
+// statusClasses are the code label values, indexed by status/100.
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// hostCounters holds one host's request counters, resolved once per
+// runtime so the request path does no label hashing.
+type hostCounters [len(statusClasses)]prometheus.Counter
+
+func (m *metrics) hostCounters(host string) *hostCounters {
+	var hc hostCounters
+	for i, class := range statusClasses {
+		hc[i] = m.requests.WithLabelValues(host, class)
+	}
+	return &hc
+}
+
+func (hc *hostCounters) observe(status int) {
+	i := status / 100
+	if i < 1 || i >= len(hc) {
+		i = 0
+	}
+	hc[i].Inc()
+}
+
+// onDone returns the access log hook that counts every answered request
+// under its host, counters looked up in the runtime's table.
+func onDone(byHost map[string]*hostCounters, unmatched *hostCounters) func(*http.Request, *middleware.Scope, int, int64, time.Duration) {
+	return func(_ *http.Request, s *middleware.Scope, status int, _ int64, _ time.Duration) {
+		hc := byHost[s.Host]
+		if hc == nil {
+			hc = unmatched
+		}
+		hc.observe(status)
+	}
+}

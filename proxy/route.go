@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+
+	"gatehouse/middleware"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// route serves one configured host: upgrade policy, body limit, then the
+// reverse proxy to the host's upstream pool.
+type route struct {
+	name      string // first name in hosts[].match: the host's label in logs and metrics
+	websocket bool
+	maxBody   int64
+	headers   *middleware.HeaderPolicy
+	proxy     *httputil.ReverseProxy
+	log       *slog.Logger
+}
+
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := middleware.ScopeFrom(r)
+	s.Host = rt.name
+	if httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+		// WebSocket is the only protocol switch ever passed; any other
+		// Upgrade (h2c, TLS, …) is ignored as RFC 9110 §7.8 allows, so the
+		// request is served as plain HTTP/1.1.
+		if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
+			r.Header.Del("Upgrade")
+		} else if !rt.websocket {
+			rt.errorPage(w, http.StatusForbidden)
+			return
+		}
+	}
+	if rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > rt.maxBody {
+			rt.errorPage(w, http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	}
+	rt.proxy.ServeHTTP(w, r)
+}
+
+// rewrite sets the forwarding headers. ReverseProxy has already removed
+// hop-by-hop headers and every client-sent Forwarded / X-Forwarded-*
+// header, so what is set here cannot be dropped by a Connection header.
+func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+	s := middleware.ScopeFrom(pr.In)
+	in, out := pr.In.Header, pr.Out.Header
+	delete(out, "X-Real-Ip")
+	if !s.Peer.IsValid() {
+		return
+	}
+	peer := s.Peer.String()
+	xff, proto, host := peer, "http", pr.In.Host
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	// Only a trusted proxy's forwarding headers are passed on; an untrusted
+	// client's own X-Forwarded-* never reach the upstream.
+	if s.PeerTrusted {
+		if prior := in["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + peer
+		}
+		if v := in.Get("X-Forwarded-Proto"); v != "" {
+			proto = v
+		}
+		if v := in.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+	}
+	out["X-Forwarded-For"] = []string{xff}
+	out["X-Forwarded-Proto"] = []string{proto}
+	out["X-Forwarded-Host"] = []string{host}
+	out["X-Real-Ip"] = []string{s.ClientIP.String()}
+}
+
+func (rt *route) modifyResponse(resp *http.Response) error {
+	rt.headers.Apply(resp.Header)
+	return nil
+}
+
+// statusClientClosed is nginx's 499: the client went away before the
+// answer. It is only ever logged; the client is gone.
+const statusClientClosed = 499
+
+// proxyError answers a request the upstreams could not serve.
+func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	code := http.StatusBadGateway
+	switch {
+	case r.Context().Err() != nil:
+		w.WriteHeader(statusClientClosed)
+		return
+	case errors.As(err, &mbe):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		code = http.StatusGatewayTimeout
+	}
+	if code != http.StatusRequestEntityTooLarge {
+		rt.log.Warn("upstream failed", "host", rt.name,
+			"upstream", middleware.ScopeFrom(r).Upstream, "status", code, "error", err)
+	}
+	rt.errorPage(w, code)
+}
+
+// errorPage writes the gateway's own short answer for code, with the
+// host's response header policy applied.
+func (rt *route) errorPage(w http.ResponseWriter, code int) {
+	if rt.headers != nil {
+		rt.headers.Apply(w.Header())
+	}
+	writeStatus(w, code)
+}
+
+// writeStatus writes a plain-text body naming the status: terse by design,
+// never an internal error string.
+func writeStatus(w http.ResponseWriter, code int) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Cache-Control"] = []string{"no-store"}
+	w.WriteHeader(code)
+	// The client may be gone; there is nothing to do about it.
+	_, _ = w.Write([]byte(http.StatusText(code) + "\n"))
+}
+
+// misdirected answers a request for a host gatehouse does not serve.
+func misdirected(w http.ResponseWriter, _ *http.Request) {
+	writeStatus(w, http.StatusMisdirectedRequest)
+}
+
+// bufferPool recycles the proxy's 32 KiB copy buffers (httputil.BufferPool).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (bp *bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }

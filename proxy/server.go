@@ -1,0 +1,279 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/proxy/config"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Config is the initial, already validated config. Required.
+	Config *config.File
+	// ConfigPath is the file Reload re-reads. "" (the embedded demo
+	// config) means the config cannot be reloaded.
+	ConfigPath string
+	// WatchInterval is how often ConfigPath is checked for changes, which
+	// trigger a reload. Zero: no watching (SIGHUP still reloads).
+	WatchInterval time.Duration
+	// Log receives the gateway's own log. nil: discard.
+	Log *slog.Logger
+}
+
+// Server is the gateway: public listener, admin listener, and the current
+// runtime, swapped atomically on reload. Its methods are safe for
+// concurrent use.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	sink    *logSink
+
+	reloadMu sync.Mutex // serialises reloads
+	current  atomic.Pointer[runtime]
+	cfgSum   [sha256.Size]byte // of the file behind current; guarded by reloadMu
+
+	ready    atomic.Bool
+	addrMu   sync.Mutex
+	httpAddr net.Addr
+	admAddr  net.Addr
+}
+
+// New builds the first runtime from opts.Config. It opens no sockets; Run
+// does.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil {
+		return nil, errors.New("proxy: no config")
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	s.sink = newLogSink(log.With("component", "access_log"))
+	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
+		return nil, err
+	}
+	rt, err := s.build(opts.Config, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.current.Store(rt)
+	if opts.ConfigPath != "" {
+		if data, err := os.ReadFile(opts.ConfigPath); err == nil {
+			s.cfgSum = sha256.Sum256(data)
+		}
+	}
+	return s, nil
+}
+
+// ServeHTTP serves r on the current runtime.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.current.Load().handler.ServeHTTP(w, r)
+}
+
+// Addrs returns the bound public and admin addresses once Run listens
+// (nil before, and nil admin when it is off).
+func (s *Server) Addrs() (httpAddr, adminAddr net.Addr) {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.httpAddr, s.admAddr
+}
+
+// Run binds the listeners and serves until ctx is done, then stops
+// accepting, drains requests in flight for up to limits.shutdown_timeout
+// and returns. It returns an error only when a listener cannot be bound or
+// fails.
+func (s *Server) Run(ctx context.Context) error {
+	cfg := s.current.Load().cfg
+	lc := net.ListenConfig{}
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
+	}
+	var admLn net.Listener
+	if cfg.Admin.Listen != "off" {
+		admLn, err = lc.Listen(ctx, "tcp", cfg.Admin.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+		}
+	}
+	s.addrMu.Lock()
+	s.httpAddr = ln.Addr()
+	if admLn != nil {
+		s.admAddr = admLn.Addr()
+	}
+	s.addrMu.Unlock()
+
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	srv := &http.Server{
+		Handler:                      s,
+		ReadHeaderTimeout:            cfg.Limits.ReadHeaderTimeout.D(),
+		IdleTimeout:                  cfg.Limits.IdleTimeout.D(),
+		MaxHeaderBytes:               int(cfg.Limits.MaxHeaderBytes),
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     errLog,
+	}
+	servers := []*http.Server{srv}
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}
+	wg.Go(func() { serve(srv, ln) })
+	s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	if admLn != nil {
+		adm := &http.Server{
+			Handler:           s.adminHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          errLog,
+		}
+		servers = append(servers, adm)
+		wg.Go(func() { serve(adm, admLn) })
+		s.log.Info("listening", "listener", "admin", "addr", admLn.Addr().String())
+	}
+
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { s.sink.Run(sinkCtx) })
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	if s.opts.ConfigPath != "" && s.opts.WatchInterval > 0 {
+		wg.Go(func() { s.watch(watchCtx) })
+	}
+	s.ready.Store(true)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.ready.Store(false)
+	stopWatch()
+	timeout := s.current.Load().cfg.Limits.ShutdownTimeout.D()
+	s.log.Info("shutting down", "drain_timeout", timeout.Seconds())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			s.log.Warn("drain timed out; closing remaining connections", "error", err)
+			srv.Close()
+		}
+	}
+	stopSink()
+	wg.Wait()
+	s.current.Load().transport.CloseIdleConnections()
+	return runErr
+}
+
+// Reload re-reads the config file and, when it is valid, swaps in a new
+// runtime. An invalid config changes nothing. Settings bound at start
+// (listeners and server timeouts) are kept, with a warning, until restart.
+func (s *Server) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	err := s.reload()
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failed").Inc()
+		s.log.Error("config reload failed; the previous config keeps serving", "path", s.opts.ConfigPath, "error", err)
+		return err
+	}
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	return nil
+}
+
+func (s *Server) reload() error {
+	if s.opts.ConfigPath == "" {
+		return errors.New("the embedded demo config cannot be reloaded; start with -c FILE")
+	}
+	data, err := os.ReadFile(s.opts.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.Parse(s.opts.ConfigPath, data)
+	if err != nil {
+		return err
+	}
+	prev := s.current.Load()
+	rt, err := s.build(cfg, prev)
+	if err != nil {
+		return err
+	}
+	if err := s.sink.Reopen(cfg.Log.AccessFile); err != nil {
+		return err
+	}
+	s.warnRestartOnly(prev.cfg, cfg)
+	s.current.Store(rt)
+	s.cfgSum = sha256.Sum256(data)
+	if rt.transport != prev.transport {
+		prev.transport.CloseIdleConnections()
+	}
+	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "summary", cfg.Summary())
+	return nil
+}
+
+// warnRestartOnly logs the settings a reload cannot change in place.
+func (s *Server) warnRestartOnly(old, cfg *config.File) {
+	warn := func(field string) {
+		s.log.Warn("setting changed; it takes effect after a restart", "field", field)
+	}
+	if old.Listen.HTTP != cfg.Listen.HTTP {
+		warn("listen.http")
+	}
+	if old.Admin.Listen != cfg.Admin.Listen {
+		warn("admin.listen")
+	}
+	ol, nl := old.Limits, cfg.Limits
+	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes {
+		warn("limits (server timeouts and header size)")
+	}
+}
+
+// watch reloads the config when the file's content changes. It polls, so
+// it follows editors that replace the file and config management that
+// rewrites it in place alike, and needs no inotify watch.
+func (s *Server) watch(ctx context.Context) {
+	t := time.NewTicker(s.opts.WatchInterval)
+	defer t.Stop()
+	var last os.FileInfo
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(s.opts.ConfigPath)
+		if err != nil {
+			continue // mid-replace, or removed: keep serving, look again
+		}
+		if last != nil && fi.ModTime().Equal(last.ModTime()) && fi.Size() == last.Size() && os.SameFile(fi, last) {
+			continue
+		}
+		last = fi
+		data, err := os.ReadFile(s.opts.ConfigPath)
+		if err != nil {
+			continue
+		}
+		s.reloadMu.Lock()
+		same := sha256.Sum256(data) == s.cfgSum
+		s.reloadMu.Unlock()
+		if same {
+			continue
+		}
+		s.log.Info("config file changed; reloading", "path", s.opts.ConfigPath)
+		// Reload logs its own failure.
+		_ = s.Reload()
+	}
+}

@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/middleware"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// upstream is one backend of a host.
+type upstream struct {
+	url *url.URL
+	// downUntil is when a refused upstream may be tried again, in Unix
+	// nanoseconds; 0 when healthy.
+	downUntil atomic.Int64
+}
+
+// pool spreads a host's requests over its upstreams round robin, with
+// passive health checks as nginx's max_fails=1 fail_timeout does: an
+// upstream that refuses a connection is skipped for failTimeout, and the
+// request moves on to the next one. When every upstream is marked down they
+// are still tried, in turn, so recovery needs no waiting; when all of them
+// refuse, the request fails fast with 502.
+//
+// pool is the http.RoundTripper of the host's ReverseProxy and is safe for
+// concurrent use.
+type pool struct {
+	ups         []*upstream
+	next        atomic.Uint64
+	failTimeout time.Duration
+	transport   http.RoundTripper
+	latency     prometheus.Observer // upstream response header latency
+	now         func() time.Time
+}
+
+// RoundTrip sends req to the next healthy upstream. req is the outgoing
+// request ReverseProxy cloned for us, so its URL is ours to point at the
+// chosen upstream.
+func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := len(p.ups)
+	start := int(p.next.Add(1) % uint64(n))
+	now := p.now().UnixNano()
+
+	// Retrying is safe only while the body is untouched: a refused dial
+	// never read it. The transport's Close of it is ignored; net/http's
+	// server closes the request body when the handler returns.
+	var rb *retryBody
+	if n > 1 && req.Body != nil && req.Body != http.NoBody {
+		rb = &retryBody{ReadCloser: req.Body}
+		req.Body = rb
+	}
+	path, rawPath := req.URL.Path, req.URL.RawPath
+	s := middleware.ScopeFrom(req)
+
+	var err error
+	// Healthy upstreams in round-robin order first, then the ones marked
+	// down, in the same order.
+	for pass := 0; pass < 2; pass++ {
+		for i := 0; i < n; i++ {
+			u := p.ups[(start+i)%n]
+			down := u.downUntil.Load() > now
+			if down != (pass == 1) {
+				continue
+			}
+			target(req, u.url, path, rawPath)
+			s.Upstream = u.url.Host
+			t0 := p.now()
+			var resp *http.Response
+			resp, err = p.transport.RoundTrip(req)
+			if err == nil {
+				if down {
+					u.downUntil.Store(0)
+				}
+				p.latency.Observe(p.now().Sub(t0).Seconds())
+				return resp, nil
+			}
+			if !isDialError(err) || (rb != nil && rb.read.Load()) || req.Context().Err() != nil {
+				return nil, err
+			}
+			u.downUntil.Store(p.now().Add(p.failTimeout).UnixNano())
+		}
+	}
+	return nil, err
+}
+
+// target points req at upstream u, joining u's base path with the
+// request's path.
+func target(req *http.Request, u *url.URL, path, rawPath string) {
+	req.URL.Scheme = u.Scheme
+	req.URL.Host = u.Host
+	if u.Path == "" || u.Path == "/" {
+		req.URL.Path, req.URL.RawPath = path, rawPath
+		return
+	}
+	req.URL.Path = singleJoiningSlash(u.Path, path)
+	if rawPath != "" {
+		req.URL.RawPath = singleJoiningSlash(u.EscapedPath(), rawPath)
+	} else {
+		req.URL.RawPath = ""
+	}
+}
+
+func singleJoiningSlash(a, b string) string {
+	aslash := a[len(a)-1] == '/'
+	bslash := b != "" && b[0] == '/'
+	switch {
+	case aslash && bslash:
+		return a + b[1:]
+	case !aslash && !bslash:
+		return a + "/" + b
+	}
+	return a + b
+}
+
+// isDialError reports whether err happened before any byte of the request
+// reached the upstream: connection refused, unreachable, dial timeout.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// retryBody lets the pool hand the same request body to a second upstream
+// when the first one refused the connection: it records whether anything
+// was read and ignores the transport's Close.
+type retryBody struct {
+	io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *retryBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.ReadCloser.Read(p)
+}
+
+func (b *retryBody) Close() error { return nil }

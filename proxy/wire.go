@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"time"
+
+	"gatehouse/middleware"
+	"gatehouse/proxy/config"
+)
+
+// runtime is everything built from one config: the request chain and the
+// upstream transport. Reload builds a complete new runtime and swaps one
+// pointer; requests in flight finish on the runtime they started on.
+type runtime struct {
+	cfg       *config.File
+	handler   http.Handler
+	transport *http.Transport
+}
+
+// transportKey is the part of the config the upstream transport depends
+// on; a reload that leaves it alone keeps the warm connection pool.
+type transportKey struct {
+	dial, responseHeader time.Duration
+	idle                 int
+}
+
+func transportKeyOf(l config.Limits) transportKey {
+	return transportKey{l.UpstreamDialTimeout.D(), l.UpstreamResponseHeaderTimeout.D(), l.UpstreamIdleConns}
+}
+
+func newTransport(k transportKey) *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // never route upstream traffic through $HTTP_PROXY
+		DialContext: (&net.Dialer{
+			Timeout:   k.dial,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		// Go's default of 2 idle connections per host makes a busy
+		// proxy open a new connection for most requests.
+		MaxIdleConnsPerHost:   k.idle,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: k.responseHeader,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// The client's Accept-Encoding goes through untouched; the proxy
+		// must not decompress on its behalf.
+		DisableCompression: true,
+	}
+}
+
+// build compiles cfg into a runtime. It has no side effects on the running
+// server: a failure leaves everything as it was. prev, when not nil, is the
+// runtime being replaced; its transport is reused when unchanged.
+func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
+	rt := &runtime{cfg: cfg}
+	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {
+		rt.transport = prev.transport
+	} else {
+		rt.transport = newTransport(transportKeyOf(cfg.Limits))
+	}
+
+	hosts := newRouter()
+	counters := make(map[string]*hostCounters, len(cfg.Hosts))
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	buffers := newBufferPool()
+	for i, h := range cfg.Hosts {
+		name := h.Match[0].String()
+		headers, err := middleware.NewHeaderPolicy(middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove})
+		if err != nil {
+			return nil, fmt.Errorf("hosts[%d].headers: %w", i, err)
+		}
+		p := &pool{
+			failTimeout: cfg.Limits.UpstreamFailTimeout.D(),
+			transport:   rt.transport,
+			latency:     s.metrics.latency.WithLabelValues(name),
+			now:         time.Now,
+		}
+		for _, u := range h.Upstreams {
+			p.ups = append(p.ups, &upstream{url: u.URL()})
+		}
+		r := &route{
+			name:      name,
+			websocket: h.WebSocket == nil || *h.WebSocket,
+			maxBody:   int64(h.MaxBody),
+			headers:   headers,
+			log:       s.log,
+		}
+		r.proxy = &httputil.ReverseProxy{
+			Rewrite:        r.rewrite,
+			Transport:      p,
+			ModifyResponse: r.modifyResponse,
+			ErrorHandler:   r.proxyError,
+			BufferPool:     buffers,
+			ErrorLog:       errLog,
+		}
+		counters[name] = s.metrics.hostCounters(name)
+		for _, m := range h.Match {
+			if m.Wildcard() {
+				hosts.wildcard[m.Name()] = r
+			} else {
+				hosts.exact[m.Name()] = r
+			}
+		}
+	}
+
+	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		trusted[i] = p.Prefix
+	}
+	clientIP, err := middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: trusted})
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	accessLog, err := middleware.AccessLog(middleware.AccessLogConfig{
+		Format: cfg.Log.Access,
+		Out:    s.sink,
+		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log.access: %w", err)
+	}
+
+	// The order of the chain is fixed here and nowhere else:
+	// scope → access log (sees every answer) → client IP → host router →
+	// per host: upgrade policy, body limit → upstream.
+	rt.handler = middleware.WithScope(accessLog(clientIP(hosts)))
+	return rt, nil
+}
