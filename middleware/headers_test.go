@@ -25,7 +25,7 @@ func TestHeaderPolicy(t *testing.T) {
 			name: "set overrides upstream and default, empty turns a default off",
 			cfg: HeadersConfig{Set: map[string]string{"strict-transport-security": "max-age=31536000",
 				"Referrer-Policy": "no-referrer", "X-Content-Type-Options": ""}},
-			in: http.Header{"Referrer-Policy": {"unsafe-url"}, "X-Content-Type-Options": {"nosniff"}},
+			in:   http.Header{"Referrer-Policy": {"unsafe-url"}, "X-Content-Type-Options": {"nosniff"}},
 			want: http.Header{"Strict-Transport-Security": {"max-age=31536000"}, "Referrer-Policy": {"no-referrer"}},
 		},
 		{

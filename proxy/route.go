@@ -61,6 +61,10 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 		return
 	}
 	peer := s.Peer.String()
+	client := peer
+	if s.ClientIP != s.Peer {
+		client = s.ClientIP.String()
+	}
 	xff, proto, host := peer, "http", pr.In.Host
 	if pr.In.TLS != nil {
 		proto = "https"
@@ -78,10 +82,12 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 			host = v
 		}
 	}
-	out["X-Forwarded-For"] = []string{xff}
-	out["X-Forwarded-Proto"] = []string{proto}
-	out["X-Forwarded-Host"] = []string{host}
-	out["X-Real-Ip"] = []string{s.ClientIP.String()}
+	// One backing array for the four values: one allocation, not four.
+	vals := [...]string{xff, proto, host, client}
+	out["X-Forwarded-For"] = vals[0:1:1]
+	out["X-Forwarded-Proto"] = vals[1:2:2]
+	out["X-Forwarded-Host"] = vals[2:3:3]
+	out["X-Real-Ip"] = vals[3:4:4]
 }
 
 func (rt *route) modifyResponse(resp *http.Response) error {

@@ -59,16 +59,24 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	path, rawPath := req.URL.Path, req.URL.RawPath
 	s := middleware.ScopeFrom(req)
 
+	// Healthy upstreams in round-robin order first, then the ones that
+	// were marked down when the request arrived, in the same order. Each
+	// upstream is tried at most once per request.
 	var err error
-	// Healthy upstreams in round-robin order first, then the ones marked
-	// down, in the same order.
+	var wasDown uint64 // bit i: ups[i] was down at the start (pools over 64 share the top bit's fate)
+	for i, u := range p.ups {
+		if u.downUntil.Load() > now {
+			wasDown |= 1 << min(i, 63)
+		}
+	}
 	for pass := 0; pass < 2; pass++ {
 		for i := 0; i < n; i++ {
-			u := p.ups[(start+i)%n]
-			down := u.downUntil.Load() > now
+			j := (start + i) % n
+			down := wasDown&(1<<min(j, 63)) != 0
 			if down != (pass == 1) {
 				continue
 			}
+			u := p.ups[j]
 			target(req, u.url, path, rawPath)
 			s.Upstream = u.url.Host
 			t0 := p.now()

@@ -19,6 +19,7 @@ import (
 type runtime struct {
 	cfg       *config.File
 	handler   http.Handler
+	router    *router
 	transport *http.Transport
 }
 
@@ -128,6 +129,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	// The order of the chain is fixed here and nowhere else:
 	// scope → access log (sees every answer) → client IP → host router →
 	// per host: upgrade policy, body limit → upstream.
+	rt.router = hosts
 	rt.handler = middleware.WithScope(accessLog(clientIP(hosts)))
 	return rt, nil
 }

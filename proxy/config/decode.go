@@ -221,7 +221,7 @@ func (d *decoder) structure(n *yaml.Node, field string, v reflect.Value) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
-		key, ok := d.key(k, field, seen)
+		key, ok := d.key(k, field, seen, join)
 		if !ok {
 			continue
 		}
@@ -263,11 +263,11 @@ func (d *decoder) mapping(n *yaml.Node, field string, v reflect.Value) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
-		key, ok := d.key(k, field, seen)
+		key, ok := d.key(k, field, seen, mapEntry)
 		if !ok {
 			continue
 		}
-		path := field + "[" + strconv.Quote(key) + "]"
+		path := mapEntry(field, key)
 		d.lines[path] = k.Line
 		e := reflect.New(v.Type().Elem()).Elem()
 		d.decode(val, path, e)
@@ -277,8 +277,9 @@ func (d *decoder) mapping(n *yaml.Node, field string, v reflect.Value) {
 }
 
 // key returns the text of a mapping key, refusing non-scalar keys, merge
-// keys and a key seen before in the same mapping.
-func (d *decoder) key(k *yaml.Node, field string, seen map[string]int) (string, bool) {
+// keys and a key seen before in the same mapping; path makes the field
+// path of a key.
+func (d *decoder) key(k *yaml.Node, field string, seen map[string]int, path func(field, key string) string) (string, bool) {
 	if k.Kind != yaml.ScalarNode {
 		d.fail(k, field, "keys must be plain names, found %s", describe(k))
 		return "", false
@@ -288,7 +289,7 @@ func (d *decoder) key(k *yaml.Node, field string, seen map[string]int) (string, 
 		return "", false
 	}
 	if first, dup := seen[k.Value]; dup {
-		d.fail(k, join(field, k.Value), "duplicate key (first at line %d)", first)
+		d.fail(k, path(field, k.Value), "duplicate key (first at line %d)", first)
 		return "", false
 	}
 	seen[k.Value] = k.Line
@@ -307,6 +308,12 @@ func covered(field string, failed []string) bool {
 	return false
 }
 
+// mapEntry is the path of an entry of a map field: set["X-Frame-Options"].
+func mapEntry(field, key string) string {
+	return field + "[" + strconv.Quote(key) + "]"
+}
+
+// join is the path of a struct field: hosts[0].match.
 func join(field, key string) string {
 	if field == "" {
 		return key

@@ -100,12 +100,14 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		return time.Duration(n) * time.Second, nil
 	}
+	// The loop follows time.ParseDuration step by step, so the two agree
+	// exactly on every input both accept (FuzzParseDuration checks it).
 	var total uint64
 	for s != "" {
 		at := s
 		// The number: digits, optionally a '.' and more digits.
 		var v, f uint64 // integer part, fraction digits
-		scale := 1.0    // 10^(number of fraction digits)
+		scale := 1.0    // 10^(number of fraction digits kept)
 		var ok, pre, post bool
 		v, s, ok, pre = leadingInt(s)
 		if !ok {
@@ -131,40 +133,47 @@ func ParseDuration(s string) (time.Duration, error) {
 		if !known {
 			return fail("unknown unit %q; %s", u, durationHelp)
 		}
-		if v > math.MaxInt64/unit {
+		if v > 1<<63/unit {
 			return tooLarge()
 		}
 		v *= unit
 		if f > 0 {
+			// float64 is needed for fractional units; as in the time
+			// package, the result is truncated towards zero.
 			v += uint64(float64(f) * (float64(unit) / scale))
-			if v > math.MaxInt64 {
+			if v > 1<<63 {
 				return tooLarge()
 			}
 		}
 		total += v
-		if total > math.MaxInt64 {
+		if total > 1<<63 {
 			return tooLarge()
 		}
+	}
+	if total > math.MaxInt64 {
+		return tooLarge()
 	}
 	return time.Duration(total), nil
 }
 
-// leadingInt consumes the leading decimal digits of s. ok is false on
-// overflow; any reports whether a digit was consumed.
+// leadingInt consumes the leading decimal digits of s. ok is false when
+// the number exceeds 1<<63; found reports whether a digit was consumed.
 func leadingInt(s string) (x uint64, rest string, ok, found bool) {
 	i := 0
 	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		d := uint64(s[i] - '0')
-		if x > (math.MaxInt64-d)/10 {
+		if x > 1<<63/10 {
 			return 0, "", false, true
 		}
-		x = x*10 + d
+		x = x*10 + uint64(s[i]-'0')
+		if x > 1<<63 {
+			return 0, "", false, true
+		}
 	}
 	return x, s[i:], true, i > 0
 }
 
 // leadingFraction consumes the leading digits of a fraction, keeping as
-// many as fit without overflow (the rest cannot change the result).
+// many as fit (the rest cannot change the result).
 func leadingFraction(s string) (x uint64, scale float64, rest string, found bool) {
 	i := 0
 	scale = 1
@@ -173,12 +182,16 @@ func leadingFraction(s string) (x uint64, scale float64, rest string, found bool
 		if overflow {
 			continue
 		}
-		d := uint64(s[i] - '0')
-		if x > (math.MaxInt64-d)/10 {
+		if x > (1<<63-1)/10 {
 			overflow = true
 			continue
 		}
-		x = x*10 + d
+		y := x*10 + uint64(s[i]-'0')
+		if y > 1<<63 {
+			overflow = true
+			continue
+		}
+		x = y
 		scale *= 10
 	}
 	return x, scale, s[i:], i > 0

@@ -207,7 +207,7 @@ func (v *validator) hosts(hosts []Host) {
 func (v *validator) headers(p string, h Headers) {
 	set := map[string]string{} // lower-case name → field
 	for _, k := range slices.Sorted(maps.Keys(h.Set)) {
-		field := p + ".set[" + strconv.Quote(k) + "]"
+		field := mapEntry(p+".set", k)
 		if !validHeaderName(k) {
 			v.add(field, "%q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", k)
 			continue

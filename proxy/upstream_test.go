@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeTransport answers per upstream host: refused hosts fail the dial,
+// others answer 200 naming themselves. It records what each host received.
+type fakeTransport struct {
+	mu      sync.Mutex
+	refused map[string]bool
+	hits    []string
+	bodies  []string
+}
+
+func (ft *fakeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	ft.hits = append(ft.hits, req.URL.Host+req.URL.Path)
+	if ft.refused[req.URL.Host] {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		ft.bodies = append(ft.bodies, string(b))
+		req.Body.Close()
+	}
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
+}
+
+func testPool(t *testing.T, ft *fakeTransport, now func() time.Time, urls ...string) *pool {
+	t.Helper()
+	p := &pool{failTimeout: 10 * time.Second, transport: ft, now: now,
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"})}
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.ups = append(p.ups, &upstream{url: u})
+	}
+	return p
+}
+
+func outgoing(method, path, body string) *http.Request {
+	var r *http.Request
+	if body == "" {
+		r = httptest.NewRequest(method, path, nil)
+		r.Body = nil
+	} else {
+		r = httptest.NewRequest(method, path, strings.NewReader(body))
+	}
+	r.RequestURI = ""
+	return r
+}
+
+func TestPoolRoundRobin(t *testing.T) {
+	t.Parallel()
+	ft := &fakeTransport{}
+	p := testPool(t, ft, time.Now, "http://a:1", "http://b:2", "http://c:3")
+	for range 6 {
+		if _, err := p.RoundTrip(outgoing("GET", "/x", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := map[string]int{}
+	for _, h := range ft.hits {
+		counts[h]++
+	}
+	for _, h := range []string{"a:1/x", "b:2/x", "c:3/x"} {
+		if counts[h] != 2 {
+			t.Errorf("hits = %v, want each upstream twice", counts)
+		}
+	}
+}
+
+func TestPoolFailover(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	ft := &fakeTransport{refused: map[string]bool{"a:1": true}}
+	p := testPool(t, ft, clock, "http://a:1", "http://b:2")
+
+	// A POST body survives the refused first attempt.
+	for range 4 {
+		if _, err := p.RoundTrip(outgoing("POST", "/post", "payload")); err != nil {
+			t.Fatalf("RoundTrip with one refusing upstream: %v", err)
+		}
+	}
+	for _, b := range ft.bodies {
+		if b != "payload" {
+			t.Errorf("body at the second upstream = %q, want %q", b, "payload")
+		}
+	}
+	refusedTries := 0
+	for _, h := range ft.hits {
+		if strings.HasPrefix(h, "a:1") {
+			refusedTries++
+		}
+	}
+	if refusedTries != 1 {
+		t.Errorf("refused upstream tried %d times within fail_timeout, want 1 (hits %v)", refusedTries, ft.hits)
+	}
+
+	// After fail_timeout it is tried again; it has recovered.
+	now = now.Add(11 * time.Second)
+	ft.mu.Lock()
+	ft.refused = nil
+	ft.hits = nil
+	ft.mu.Unlock()
+	for range 4 {
+		if _, err := p.RoundTrip(outgoing("GET", "/", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(ft.hits, " "); !strings.Contains(got, "a:1") {
+		t.Errorf("hits after fail_timeout = %q, want the recovered upstream used", got)
+	}
+}
+
+func TestPoolAllDown(t *testing.T) {
+	t.Parallel()
+	ft := &fakeTransport{refused: map[string]bool{"a:1": true, "b:2": true}}
+	p := testPool(t, ft, time.Now, "http://a:1", "http://b:2")
+	for range 3 {
+		_, err := p.RoundTrip(outgoing("GET", "/", ""))
+		var op *net.OpError
+		if !errors.As(err, &op) {
+			t.Fatalf("RoundTrip with all refusing = %v, want the dial error", err)
+		}
+	}
+	// Marked-down upstreams are still tried when nothing else is left,
+	// each once per request.
+	if len(ft.hits) != 6 {
+		t.Errorf("attempts = %d (%v), want 6", len(ft.hits), ft.hits)
+	}
+}
+
+func TestTargetJoinsBasePath(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ base, path, want string }{
+		{"http://u:1", "/a/b", "/a/b"},
+		{"http://u:1/", "/a", "/a"},
+		{"http://u:1/app", "/a", "/app/a"},
+		{"http://u:1/app/", "/a", "/app/a"},
+		{"http://u:1/app", "/", "/app/"},
+	}
+	for _, tc := range tests {
+		u, _ := url.Parse(tc.base)
+		r := outgoing("GET", tc.path, "")
+		target(r, u, r.URL.Path, r.URL.RawPath)
+		if r.URL.Path != tc.want || r.URL.Host != u.Host || r.URL.Scheme != "http" {
+			t.Errorf("target(%s, %s) = %s, want %s", tc.base, tc.path, r.URL, tc.want)
+		}
+	}
+}
