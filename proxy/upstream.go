@@ -63,16 +63,16 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	// were marked down when the request arrived, in the same order. Each
 	// upstream is tried at most once per request.
 	var err error
-	var wasDown uint64 // bit i: ups[i] was down at the start (pools over 64 share the top bit's fate)
+	var wasDown uint64 // bit i: ups[i] was down at the start (config.MaxUpstreams is 64)
 	for i, u := range p.ups {
 		if u.downUntil.Load() > now {
-			wasDown |= 1 << min(i, 63)
+			wasDown |= 1 << i
 		}
 	}
 	for pass := 0; pass < 2; pass++ {
 		for i := 0; i < n; i++ {
 			j := (start + i) % n
-			down := wasDown&(1<<min(j, 63)) != 0
+			down := wasDown&(1<<j) != 0
 			if down != (pass == 1) {
 				continue
 			}

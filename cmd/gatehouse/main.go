@@ -107,7 +107,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return exitUsage
+		return loadExit(err)
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s\n", *path, cfg.Summary())
 	return exitOK
@@ -135,7 +135,7 @@ func serve(args []string, stderr io.Writer) int {
 		defer demo.Close()
 	} else if cfg, err = config.Load(*path); err != nil {
 		fmt.Fprintln(stderr, err)
-		return exitUsage
+		return loadExit(err)
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
@@ -170,6 +170,16 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// loadExit maps a config.Load error to the exit code: an invalid config is
+// a usage error (2), an unreadable file a runtime failure (1).
+func loadExit(err error) int {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		return exitUsage
+	}
+	return exitRuntime
 }
 
 func configName(path string) string {

@@ -42,7 +42,7 @@ func Parse(name string, data []byte) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &decoder{file: name, lines: map[string]int{"": root.Line}}
+	d := &decoder{file: name, lines: map[string]int{"": root.Line}, failed: map[string]bool{}}
 	var f File
 	d.decode(root, "", reflect.ValueOf(&f).Elem())
 
@@ -129,7 +129,7 @@ type decoder struct {
 	file   string
 	lines  map[string]int // field path → line of its key or item, for validation
 	errs   Errors
-	failed []string // fields whose value failed to decode
+	failed map[string]bool // fields whose value failed to decode
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -142,7 +142,7 @@ func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
 // bad reports a value that failed to decode and is left at its zero value.
 func (d *decoder) bad(n *yaml.Node, field, format string, args ...any) {
 	d.fail(n, field, format, args...)
-	d.failed = append(d.failed, field)
+	d.failed[field] = true
 }
 
 // decode stores node n into v, whose path in the file is field. A null
@@ -299,13 +299,16 @@ func (d *decoder) key(k *yaml.Node, field string, seen map[string]int, path func
 // covered reports whether field or one of its parents failed to decode,
 // so validation does not pile a second message (such as "required") on a
 // value that was already reported.
-func covered(field string, failed []string) bool {
-	for _, f := range failed {
-		if f == "" || field == f || strings.HasPrefix(field, f+".") || strings.HasPrefix(field, f+"[") {
+func covered(field string, failed map[string]bool) bool {
+	for {
+		if failed[field] {
 			return true
 		}
+		if field == "" {
+			return false
+		}
+		field = parent(field)
 	}
-	return false
 }
 
 // mapEntry is the path of an entry of a map field: set["X-Frame-Options"].

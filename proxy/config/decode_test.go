@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,12 @@ var parseErrorCases = []struct {
 		name:    "empty upstreams",
 		in:      "hosts:\n  - match: [app.example.com]\n    upstreams: []\n",
 		wantErr: "t.yaml:3: hosts[0].upstreams: at least one upstream URL is required",
+	},
+	{
+		name: "too many upstreams",
+		in: "hosts:\n  - match: [app.example.com]\n    upstreams:\n" +
+			manyUpstreams(MaxUpstreams+1),
+		wantErr: "t.yaml:3: hosts[0].upstreams: 65 upstreams; at most 64 are allowed per host",
 	},
 	{
 		name:    "missing match",
@@ -649,4 +656,45 @@ func mustSecret(t *testing.T, ref string) Secret {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestParseOffValues pins that the unquoted word off (a bool in YAML 1.1)
+// reaches the string keys that accept it.
+func TestParseOffValues(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("t.yaml", []byte(minimal+"admin: {listen: off}\nlog: {access: off}\n"))
+	if err != nil {
+		t.Fatalf("Parse() = %v", err)
+	}
+	if got, want := f.Summary(), "1 host, 1 upstream, admin off, access log off"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+}
+
+func manyUpstreams(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "      - http://127.0.0.1:%d\n", 3000+i)
+	}
+	return b.String()
+}
+
+// TestShippedConfigs keeps the example and the embedded demo config valid.
+func TestShippedConfigs(t *testing.T) {
+	t.Parallel()
+	if _, err := Load("../../configs/gatehouse.example.yaml"); err != nil {
+		t.Errorf("Load(gatehouse.example.yaml) = %v", err)
+	}
+	demo, err := os.ReadFile("../../configs/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo = bytes.ReplaceAll(demo, []byte("${DEMO_UPSTREAM}"), []byte("http://127.0.0.1:1"))
+	f, err := Parse("default.yaml", demo)
+	if err != nil {
+		t.Fatalf("Parse(default.yaml) = %v", err)
+	}
+	if !strings.HasPrefix(f.Listen.HTTP, "127.0.0.1:") || !strings.HasPrefix(f.Admin.Listen, "127.0.0.1:") {
+		t.Errorf("demo listens on %s and %s, want loopback only", f.Listen.HTTP, f.Admin.Listen)
+	}
 }

@@ -21,7 +21,8 @@
 // every problem at once and tell an invalid config (exit 2) from an I/O
 // failure (exit 1) with errors.As.
 //
-// Concurrency: a *File and the values in it are never modified after Load
-// returns, so they are safe for concurrent reads. Accessors that would hand
-// out internal pointers (Upstream.URL) return copies.
+// Concurrency: a *File and the values in it are not modified after Load
+// returns, and callers must treat them as read-only, so they are safe for
+// concurrent reads. Accessors that would hand out internal pointers
+// (Upstream.URL) return copies.
 package config

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -231,6 +232,15 @@ func FormatDuration(d time.Duration) string {
 	return b.String()
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 func isDigits(s string) bool {
 	if s == "" {
 		return false
@@ -298,7 +308,7 @@ func ParseSize(s string) (int64, error) {
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
-	num, unit := s[:i], strings.ToLower(s[i:])
+	num, unit := s[:i], s[i:]
 	frac := ""
 	dot := strings.HasPrefix(unit, ".")
 	if dot {
@@ -311,19 +321,24 @@ func ParseSize(s string) (int64, error) {
 	if num == "" {
 		return fail("expected a number; %s", sizeHelp)
 	}
+	// Units are ASCII; lower-casing anything else could match a unit
+	// (U+212A KELVIN SIGN folds to "k") or change the length (invalid
+	// UTF-8; regression: testdata/fuzz/FuzzParseSize).
+	lower := strings.ToLower(unit)
+	if !isASCII(unit) {
+		lower = "?"
+	}
 	mult := int64(0)
 	for k, u := range sizeUnits {
-		for _, name := range u.names {
-			if unit == name {
-				mult = u.mult
-				if dot {
-					return fail("fractions are not allowed%s", fractionHint(num, frac, k))
-				}
+		if slices.Contains(u.names, lower) {
+			if dot {
+				return fail("fractions are not allowed%s", fractionHint(num, frac, k))
 			}
+			mult = u.mult
 		}
 	}
 	if mult == 0 {
-		return fail("unknown unit %q; %s", s[len(s)-len(unit):], sizeHelp)
+		return fail("unknown unit %q; %s", unit, sizeHelp)
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n > math.MaxInt64/mult {
@@ -462,10 +477,8 @@ func ParseHostPattern(s string) (HostPattern, error) {
 	fail := func(format string, args ...any) (HostPattern, error) {
 		return HostPattern{}, fmt.Errorf("invalid host %q: %s", s, fmt.Sprintf(format, args...))
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return fail("non-ASCII names must be written in punycode (xn--...)")
-		}
+	if !isASCII(s) {
+		return fail("non-ASCII names must be written in punycode (xn--...)")
 	}
 	name := strings.ToLower(s)
 	if strings.HasPrefix(name, "[") {

@@ -122,6 +122,8 @@ var sizeCases = []struct {
 	{name: "dot without fraction", in: "1.", wantErr: "fractions are not allowed"},
 	{name: "unknown unit", in: "10XB", wantErr: `unknown unit "XB"`},
 	{name: "space before unit", in: "64 KB", wantErr: `unknown unit " KB"`},
+	{name: "kelvin sign is not k", in: "64\u212aB", wantErr: "unknown unit \"\u212aB\""},
+	{name: "invalid UTF-8 unit", in: "0\xb20", wantErr: `unknown unit "\xb20"`},
 	{name: "no number", in: "KB", wantErr: "expected a number"},
 	{name: "overflow", in: "9223372036854775807KB", wantErr: "too large"},
 	{name: "overflow digits", in: "99999999999999999999", wantErr: "too large"},

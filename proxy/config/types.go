@@ -26,13 +26,17 @@ type Listen struct {
 }
 
 // Limits bounds what one client or one upstream can cost (key limits).
+// Every key is optional; a missing key gets the default below, and an
+// explicit 0 is refused (in net/http 0 means "no limit", which we never
+// want to grant by accident).
 type Limits struct {
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
 	// Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	// IdleTimeout closes keep-alive connections idle this long. Default 2m.
 	IdleTimeout Duration `yaml:"idle_timeout"`
-	// MaxHeaderBytes caps the request line plus headers. Default 64KB.
+	// MaxHeaderBytes caps the request line plus headers, between 1KB and
+	// 16MB. Default 64KB.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 30s.
@@ -43,7 +47,7 @@ type Limits struct {
 	// response headers once the request is written. Default 60s.
 	UpstreamResponseHeaderTimeout Duration `yaml:"upstream_response_header_timeout"`
 	// UpstreamIdleConns is the number of idle keep-alive connections kept
-	// per upstream. Default 128.
+	// per upstream, between 1 and 10000. Default 128.
 	UpstreamIdleConns int `yaml:"upstream_idle_conns"`
 	// UpstreamFailTimeout is how long an upstream that refused a connection
 	// is skipped (nginx fail_timeout). Default 10s.
@@ -52,10 +56,11 @@ type Limits struct {
 
 // Host routes one or more host names to a set of upstreams (key hosts[]).
 type Host struct {
-	// Match lists exact names and "*.example.com" wildcards. Required.
+	// Match lists exact names and "*.example.com" wildcards. Required; a
+	// name may appear in one host only.
 	Match []HostPattern `yaml:"match"`
 	// Upstreams lists http:// or https:// base URLs, used round robin.
-	// Required.
+	// Required; each URL once.
 	Upstreams []Upstream `yaml:"upstreams"`
 	// WebSocket allows WebSocket upgrades to this host, the only upgrade
 	// ever passed. Default true.
@@ -72,14 +77,18 @@ type Host struct {
 // strict-origin-when-cross-origin and remove Server and X-Powered-By;
 // "set" overrides a default, and setting a header to "" removes it.
 type Headers struct {
-	Set    map[string]string `yaml:"set"`
-	Remove []string          `yaml:"remove"`
+	// Set maps header names to values (no CR, LF or NUL). Default none.
+	Set map[string]string `yaml:"set"`
+	// Remove lists header names to drop, none of them also in Set.
+	// Default none.
+	Remove []string `yaml:"remove"`
 }
 
 // Admin is the admin listener (key admin).
 type Admin struct {
-	// Listen is the admin API address (key admin.listen). Default
-	// "127.0.0.1:9901". "off" disables the admin listener.
+	// Listen is the admin API address (key admin.listen), on another port
+	// than listen.http. Default "127.0.0.1:9901". "off" disables the admin
+	// listener.
 	Listen string `yaml:"listen"`
 	// Tokens are the bearer tokens accepted by the admin API. Default none:
 	// only the unauthenticated endpoints (/healthz, /readyz, /metrics).
@@ -91,7 +100,8 @@ type Token struct {
 	// Name identifies the token in the audit log. Required, unique.
 	Name string `yaml:"name"`
 	// Token is the secret: env:NAME, file:PATH or sha256:<hex of the
-	// token>. Required; inline tokens are refused.
+	// token>. Required, and different for each token; inline tokens are
+	// refused.
 	Token Secret `yaml:"token"`
 	// Scopes lists what the token may do: bans:read, bans:write, sign:s3,
 	// sign:cloudfront, sign:link. Required.
@@ -106,7 +116,7 @@ type Log struct {
 	// Access is the access log format: json, combined or off. Default json.
 	Access string `yaml:"access"`
 	// AccessFile is where access log lines go; "" or "-" is standard
-	// output. Default "".
+	// output. Its directory must exist. Default "".
 	AccessFile string `yaml:"access_file"`
 	// Level is the minimum level of the gateway's own log: debug, info,
 	// warn or error. Default info.

@@ -12,6 +12,10 @@ import (
 	"strings"
 )
 
+// MaxUpstreams is the most upstreams one host may list; the proxy's
+// per-request bookkeeping of tried upstreams is one 64-bit word.
+const MaxUpstreams = 64
+
 // Allowed values of the enumerated keys, in the order messages list them.
 var (
 	tokenScopes = []string{"bans:read", "bans:write", "sign:s3", "sign:cloudfront", "sign:link"}
@@ -183,8 +187,11 @@ func (v *validator) hosts(hosts []Host) {
 			names[m] = field
 		}
 
-		if len(h.Upstreams) == 0 {
+		switch {
+		case len(h.Upstreams) == 0:
 			v.add(p+".upstreams", "at least one upstream URL is required")
+		case len(h.Upstreams) > MaxUpstreams:
+			v.add(p+".upstreams", "%d upstreams; at most %d are allowed per host", len(h.Upstreams), MaxUpstreams)
 		}
 		ups := map[string]string{}
 		for j, u := range h.Upstreams {
@@ -275,13 +282,16 @@ func (v *validator) tokens(tokens []Token) {
 		if len(t.Scopes) == 0 {
 			v.add(p+".scopes", "at least one scope is required: %s", strings.Join(tokenScopes, ", "))
 		}
+		seen := map[string]bool{}
 		for j, s := range t.Scopes {
 			field := p + ".scopes[" + strconv.Itoa(j) + "]"
-			if !slices.Contains(tokenScopes, s) {
+			switch {
+			case !slices.Contains(tokenScopes, s):
 				v.add(field, "%q is not one of %s", s, strings.Join(tokenScopes, ", "))
-			} else if slices.Index(t.Scopes, s) < j {
+			case seen[s]:
 				v.add(field, "%s is listed twice", s)
 			}
+			seen[s] = true
 		}
 		for j, pre := range t.Prefixes {
 			if pre == "" {
