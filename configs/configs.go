@@ -11,6 +11,12 @@ import _ "embed"
 //go:embed default.yaml
 var Default []byte
 
-// DemoUpstream is the placeholder in Default that stands for the built-in
-// demo app's URL.
-const DemoUpstream = "${DEMO_UPSTREAM}"
+// Placeholders in Default, replaced when the demo starts.
+const (
+	// DemoUpstream stands for the built-in demo app's URL.
+	DemoUpstream = "${DEMO_UPSTREAM}"
+	// DemoHtpasswd stands for the demo staging host's htpasswd file.
+	DemoHtpasswd = "${DEMO_HTPASSWD}"
+	// DemoUser is the user in that file.
+	DemoUser = "demo"
+)

@@ -16,13 +16,15 @@ import (
 )
 
 // route serves one configured host: upgrade policy, body limit, then the
-// reverse proxy to the host's upstream pool.
+// host's own middleware (basic auth) and the reverse proxy to its upstream
+// pool.
 type route struct {
 	name      string // first name in hosts[].match: the host's label in logs and metrics
 	websocket bool
 	maxBody   int64
 	headers   *middleware.HeaderPolicy
 	proxy     *httputil.ReverseProxy
+	next      http.Handler // the host's middleware, ending in proxy
 	log       *slog.Logger
 }
 
@@ -47,7 +49,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
-	rt.proxy.ServeHTTP(w, r)
+	rt.next.ServeHTTP(w, r)
 }
 
 // rewrite sets the forwarding headers. ReverseProxy has already removed
@@ -126,24 +128,12 @@ func (rt *route) errorPage(w http.ResponseWriter, code int) {
 	if rt.headers != nil {
 		rt.headers.Apply(w.Header())
 	}
-	writeStatus(w, code)
-}
-
-// writeStatus writes a plain-text body naming the status: terse by design,
-// never an internal error string.
-func writeStatus(w http.ResponseWriter, code int) {
-	h := w.Header()
-	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
-	h["Cache-Control"] = []string{"no-store"}
-	w.WriteHeader(code)
-	// The client may be gone; there is nothing to do about it.
-	_, _ = w.Write([]byte(http.StatusText(code) + "\n"))
+	middleware.PlainStatus(w, code)
 }
 
 // misdirected answers a request for a host gatehouse does not serve.
 func misdirected(w http.ResponseWriter, _ *http.Request) {
-	writeStatus(w, http.StatusMisdirectedRequest)
+	middleware.PlainStatus(w, http.StatusMisdirectedRequest)
 }
 
 // bufferPool recycles the proxy's 32 KiB copy buffers (httputil.BufferPool).

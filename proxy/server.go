@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/rules"
 )
 
 // Options configures a Server.
@@ -38,6 +39,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	sink    *logSink
+	jails   *rules.Jails
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -59,7 +61,7 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	s := &Server{opts: opts, log: log, metrics: newMetrics(), jails: rules.NewJails(log.With("component", "jails"))}
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
@@ -153,6 +155,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.ConfigPath != "" && s.opts.WatchInterval > 0 {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
+	wg.Go(func() { s.watchHtpasswd(watchCtx) })
 	s.ready.Store(true)
 
 	var runErr error
@@ -275,5 +278,36 @@ func (s *Server) watch(ctx context.Context) {
 		s.log.Info("config file changed; reloading", "path", s.opts.ConfigPath)
 		// Reload logs its own failure.
 		_ = s.Reload()
+	}
+}
+
+// htpasswdPoll is how often htpasswd files are checked for changes: a
+// stat per file, so users added or removed take effect within a second.
+const htpasswdPoll = time.Second
+
+// watchHtpasswd reloads the htpasswd files of the current runtime when
+// they change on disk. A broken file keeps the previous users; its error
+// is logged once, not every poll.
+func (s *Server) watchHtpasswd(ctx context.Context) {
+	t := time.NewTicker(htpasswdPoll)
+	defer t.Stop()
+	lastErr := map[string]string{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for path, c := range s.current.Load().creds {
+			loaded, err := c.Refresh()
+			switch {
+			case err != nil && lastErr[path] != err.Error():
+				lastErr[path] = err.Error()
+				s.log.Error("htpasswd reload failed; the previous users stay", "path", path, "error", err)
+			case err == nil && loaded:
+				delete(lastErr, path)
+				s.log.Info("htpasswd reloaded", "path", path)
+			}
+		}
 	}
 }

@@ -21,6 +21,9 @@ type runtime struct {
 	handler   http.Handler
 	router    *router
 	transport *http.Transport
+	// creds are the htpasswd stores in use, by path; they outlive a
+	// reload that keeps their file, so logged-in users stay cached.
+	creds map[string]*middleware.Credentials
 }
 
 // transportKey is the part of the config the upstream transport depends
@@ -54,6 +57,30 @@ func newTransport(k transportKey) *http.Transport {
 	}
 }
 
+// credentials returns the store for an htpasswd file: the one the current
+// runtime uses (refreshed, so a reload picks up an edited file), or a new
+// one. Stores are collected into next for the runtime being built.
+func (s *Server) credentials(path string, next map[string]*middleware.Credentials) (*middleware.Credentials, error) {
+	if c := next[path]; c != nil {
+		return c, nil
+	}
+	if cur := s.current.Load(); cur != nil {
+		if c := cur.creds[path]; c != nil {
+			if _, err := c.Refresh(); err != nil {
+				return nil, err
+			}
+			next[path] = c
+			return c, nil
+		}
+	}
+	c, err := middleware.NewCredentials(middleware.CredentialsConfig{Path: path}, s.log)
+	if err != nil {
+		return nil, err
+	}
+	next[path] = c
+	return c, nil
+}
+
 // build compiles cfg into a runtime. It has no side effects on the running
 // server: a failure leaves everything as it was. prev, when not nil, is the
 // runtime being replaced; its transport is reused when unchanged.
@@ -66,6 +93,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	}
 
 	hosts := newRouter()
+	creds := map[string]*middleware.Credentials{}
 	counters := make(map[string]*hostCounters, len(cfg.Hosts))
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	buffers := newBufferPool()
@@ -99,6 +127,23 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			BufferPool:     buffers,
 			ErrorLog:       errLog,
 		}
+		r.next = r.proxy
+		if ba := h.BasicAuth; ba != nil {
+			creds, err := s.credentials(ba.Htpasswd, creds)
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].basic_auth.htpasswd: %w", i, err)
+			}
+			auth, err := middleware.BasicAuth(middleware.BasicAuthConfig{
+				Realm:             ba.Realm,
+				Paths:             ba.Paths,
+				UserHeader:        ba.UserHeader,
+				PassAuthorization: ba.PassAuthorization,
+			}, creds, s.jails, s.log)
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].basic_auth: %w", i, err)
+			}
+			r.next = auth(r.proxy)
+		}
 		counters[name] = s.metrics.hostCounters(name)
 		for _, m := range h.Match {
 			if m.Wildcard() {
@@ -130,6 +175,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	// scope → access log (sees every answer) → client IP → host router →
 	// per host: upgrade policy, body limit → upstream.
 	rt.router = hosts
+	rt.creds = creds
 	rt.handler = middleware.WithScope(accessLog(clientIP(hosts)))
 	return rt, nil
 }

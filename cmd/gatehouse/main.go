@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -23,6 +25,9 @@ import (
 	"gatehouse/configs"
 	"gatehouse/proxy"
 	"gatehouse/proxy/config"
+	"gatehouse/rules/htpasswd"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -125,14 +130,14 @@ func serve(args []string, stderr io.Writer) int {
 
 	var cfg *config.File
 	var err error
-	var demo *http.Server
+	var d *demo
 	if *path == "" {
-		cfg, demo, err = demoConfig()
+		cfg, d, err = demoConfig()
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitRuntime
 		}
-		defer demo.Close()
+		defer d.Close()
 	} else if cfg, err = config.Load(*path); err != nil {
 		fmt.Fprintln(stderr, err)
 		return loadExit(err)
@@ -145,8 +150,8 @@ func serve(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log.Info("gatehouse starting", "version", version, "config", configName(*path), "summary", cfg.Summary())
-	if demo != nil {
-		logDemoHints(log, cfg)
+	if d != nil {
+		logDemoHints(stderr, cfg, d)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -197,34 +202,70 @@ func logLevel(s string) slog.Level {
 	return l
 }
 
-// demoConfig starts the built-in demo app on a loopback port and returns
-// the embedded config pointing at it.
-func demoConfig() (*config.File, *http.Server, error) {
+// demo is the running demo: the app behind the embedded config and the
+// staging host's generated password.
+type demo struct {
+	app      *http.Server
+	dir      string
+	password string
+}
+
+func (d *demo) Close() {
+	d.app.Close()
+	os.RemoveAll(d.dir)
+}
+
+// demoConfig starts the built-in demo app on a loopback port, writes the
+// staging host's htpasswd file with a random password, and returns the
+// embedded config pointing at both.
+func demoConfig() (*config.File, *demo, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-demo-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: %w", err)
+	}
+	d := &demo{dir: dir, password: rand.Text()[:16]}
+	hash, err := htpasswd.HashBcrypt(d.password, bcrypt.DefaultCost)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("demo htpasswd: %w", err)
+	}
+	users := filepath.Join(dir, "staging.htpasswd")
+	if err := os.WriteFile(users, []byte(configs.DemoUser+":"+hash+"\n"), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("demo htpasswd: %w", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("demo app: %w", err)
 	}
-	demo := &http.Server{Handler: proxy.DemoApp(), ReadHeaderTimeout: 10 * time.Second}
+	d.app = &http.Server{Handler: proxy.DemoApp(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		// Serve returns ErrServerClosed when serve() closes it on exit.
-		if err := demo.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// Serve returns ErrServerClosed when the demo is closed on exit.
+		if err := d.app.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fmt.Fprintln(os.Stderr, "demo app:", err)
 		}
 	}()
 	data := bytes.ReplaceAll(configs.Default, []byte(configs.DemoUpstream), []byte("http://"+ln.Addr().String()))
+	data = bytes.ReplaceAll(data, []byte(configs.DemoHtpasswd), []byte(users))
 	cfg, err := config.Parse("embedded default.yaml", data)
 	if err != nil {
-		demo.Close()
+		d.Close()
 		return nil, nil, err
 	}
-	return cfg, demo, nil
+	return cfg, d, nil
 }
 
-func logDemoHints(log *slog.Logger, cfg *config.File) {
-	addr := cfg.Listen.HTTP
-	_, port, _ := net.SplitHostPort(addr)
-	log.Info("demo: try these",
-		"proxied", "curl -i http://localhost:"+port+"/",
-		"unknown_host_421", "curl -i -H 'Host: unknown.example' http://127.0.0.1:"+port+"/",
-		"metrics", "curl http://"+cfg.Admin.Listen+"/metrics")
+func logDemoHints(w io.Writer, cfg *config.File, d *demo) {
+	_, port, _ := net.SplitHostPort(cfg.Listen.HTTP)
+	base := "http://127.0.0.1:" + port + "/"
+	fmt.Fprintf(w, `
+gatehouse demo — try:
+  curl -i %[1]s                                              proxied to the demo app
+  curl -i -H 'Host: unknown.example' %[1]s                   421: not a host we serve
+  curl -i -H 'Host: staging.localhost' %[1]s                 401: basic auth
+  curl -i -u %[3]s:%[4]s -H 'Host: staging.localhost' %[1]s  200 as user %[3]s
+  curl -s http://%[2]s/metrics | grep gatehouse_
+
+`, base, cfg.Admin.Listen, configs.DemoUser, d.password)
 }

@@ -689,7 +689,13 @@ func TestShippedConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	users := filepath.Join(t.TempDir(), "users")
+	// bcrypt of "demo" at cost 4.
+	if err := os.WriteFile(users, []byte("demo:$2y$04$TJk2eele4DOxHREdNSxnXOHmY1xt.zwBD6.xfrAOCbLzjYj4ybbkS\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	demo = bytes.ReplaceAll(demo, []byte("${DEMO_UPSTREAM}"), []byte("http://127.0.0.1:1"))
+	demo = bytes.ReplaceAll(demo, []byte("${DEMO_HTPASSWD}"), []byte(users))
 	f, err := Parse("default.yaml", demo)
 	if err != nil {
 		t.Fatalf("Parse(default.yaml) = %v", err)

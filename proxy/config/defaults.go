@@ -29,6 +29,17 @@ func applyDefaults(f *File) {
 			on := true
 			f.Hosts[i].WebSocket = &on
 		}
+		if ba := f.Hosts[i].BasicAuth; ba != nil {
+			if ba.Realm == "" {
+				ba.Realm = "Restricted"
+			}
+			if len(ba.Paths) == 0 {
+				ba.Paths = []string{"/"}
+			}
+			if ba.UserHeader == "" {
+				ba.UserHeader = "X-Forwarded-User"
+			}
+		}
 	}
 
 	if f.Admin.Listen == "" {

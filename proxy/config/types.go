@@ -68,6 +68,9 @@ type Host struct {
 	// MaxBody caps the request body; larger requests get 413. Zero: no
 	// limit. Default 0.
 	MaxBody Size `yaml:"max_body"`
+	// BasicAuth puts htpasswd basic auth in front of the host (or some
+	// of its paths). nil: no authentication.
+	BasicAuth *BasicAuth `yaml:"basic_auth"`
 	// Headers edits response headers.
 	Headers Headers `yaml:"headers"`
 }
@@ -121,4 +124,22 @@ type Log struct {
 	// Level is the minimum level of the gateway's own log: debug, info,
 	// warn or error. Default info.
 	Level string `yaml:"level"`
+}
+
+// BasicAuth is a host's htpasswd basic auth (key hosts[].basic_auth).
+type BasicAuth struct {
+	// Realm is shown by the browser's login prompt. Default "Restricted".
+	Realm string `yaml:"realm"`
+	// Htpasswd is the Apache htpasswd file (bcrypt, apr1, {SHA}, $5$,
+	// $6$), re-read when it changes on disk. Required.
+	Htpasswd string `yaml:"htpasswd"`
+	// Paths lists the path prefixes that need a login, on segment
+	// boundaries. Default ["/"]: the whole host.
+	Paths []string `yaml:"paths"`
+	// UserHeader is the request header that tells the upstream who logged
+	// in; a client-sent one is always removed. Default "X-Forwarded-User".
+	UserHeader string `yaml:"user_header"`
+	// PassAuthorization passes the client's Authorization header on to
+	// the upstream. Default false: it is removed.
+	PassAuthorization bool `yaml:"pass_authorization"`
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+
+	"gatehouse/rules/htpasswd"
 )
 
 // MaxUpstreams is the most upstreams one host may list; the proxy's
@@ -208,6 +212,34 @@ func (v *validator) hosts(hosts []Host) {
 		}
 
 		v.headers(p+".headers", h.Headers)
+		if h.BasicAuth != nil {
+			v.basicAuth(p+".basic_auth", h.BasicAuth)
+		}
+	}
+}
+
+func (v *validator) basicAuth(p string, ba *BasicAuth) {
+	if strings.ContainsAny(ba.Realm, "\"\\") || strings.IndexFunc(ba.Realm, unicode.IsControl) >= 0 {
+		v.add(p+".realm", "%q contains a quote, backslash or control character", ba.Realm)
+	}
+	if ba.Htpasswd == "" {
+		v.add(p+".htpasswd", "an htpasswd file is required")
+	} else if _, err := htpasswd.Load(ba.Htpasswd); err != nil {
+		var errs htpasswd.Errors
+		if !errors.As(err, &errs) {
+			v.add(p+".htpasswd", "%v", err)
+		}
+		for _, e := range errs {
+			v.add(p+".htpasswd", "%v", e)
+		}
+	}
+	for i, path := range ba.Paths {
+		if !strings.HasPrefix(path, "/") {
+			v.add(p+".paths["+strconv.Itoa(i)+"]", "%q must start with /", path)
+		}
+	}
+	if !validHeaderName(ba.UserHeader) {
+		v.add(p+".user_header", "%q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", ba.UserHeader)
 	}
 }
 

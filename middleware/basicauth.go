@@ -1,0 +1,337 @@
+package middleware
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/rules"
+	"gatehouse/rules/htpasswd"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Defaults of CredentialsConfig.
+const (
+	defaultAuthCacheSize = 4096
+	defaultAuthCacheTTL  = 10 * time.Minute
+	// maxAuthHeader bounds the Authorization value that is decoded at
+	// all: real credentials are far shorter.
+	maxAuthHeader = 4096
+)
+
+// CredentialsConfig configures a Credentials store.
+type CredentialsConfig struct {
+	// Path is the htpasswd file. Required.
+	Path string
+	// CacheSize bounds the cache of successful verifications (entries).
+	// Default 4096.
+	CacheSize int
+	// CacheTTL is how long a successful verification is remembered.
+	// Default 10m.
+	CacheTTL time.Duration
+	// MaxConcurrent bounds expensive hash verifications running at once
+	// (bcrypt, SHA-crypt), so a password spray cannot take every CPU.
+	// Default: the number of CPUs.
+	MaxConcurrent int
+}
+
+// Credentials is an htpasswd file kept current on disk, with a cache of
+// successful verifications: a logged-in browser pays bcrypt's cost once
+// per CacheTTL, not on every request. It is safe for concurrent use.
+//
+// The cache key is a keyed SHA-256 of user, password and the stored hash,
+// with a random per-process key: the cache holds no password, a changed
+// line in the file can never hit an old entry, and a failed login is never
+// cached (a wrong guess always costs the full hash).
+type Credentials struct {
+	path  string
+	ttl   time.Duration
+	key   [32]byte
+	cache *lru.Cache[[32]byte, int64] // key → expiry, Unix nanoseconds
+	sem   chan struct{}
+	log   *slog.Logger
+	now   func() time.Time
+
+	users atomic.Pointer[htpasswd.File]
+	mu    sync.Mutex // serialises Refresh
+	stamp fileStamp  // of the loaded file; guarded by mu
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	info os.FileInfo
+}
+
+func (fs fileStamp) same(fi os.FileInfo) bool {
+	return fs.info != nil && fs.mod.Equal(fi.ModTime()) && fs.size == fi.Size() && os.SameFile(fs.info, fi)
+}
+
+// NewCredentials loads cfg.Path and returns the store.
+func NewCredentials(cfg CredentialsConfig, log *slog.Logger) (*Credentials, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("credentials: no htpasswd file")
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = defaultAuthCacheSize
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = defaultAuthCacheTTL
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = runtime.NumCPU()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache, err := lru.New[[32]byte, int64](cfg.CacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("credentials cache: %w", err)
+	}
+	c := &Credentials{
+		path:  cfg.Path,
+		ttl:   cfg.CacheTTL,
+		cache: cache,
+		sem:   make(chan struct{}, cfg.MaxConcurrent),
+		log:   log,
+		now:   time.Now,
+	}
+	if _, err := rand.Read(c.key[:]); err != nil {
+		return nil, fmt.Errorf("credentials cache key: %w", err)
+	}
+	if _, err := c.Refresh(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Path returns the htpasswd file's path.
+func (c *Credentials) Path() string { return c.path }
+
+// Refresh re-reads the htpasswd file when it changed on disk. A file that
+// cannot be read or parsed leaves the previous users in place and is
+// returned as the error. It reports whether a new version was loaded.
+func (c *Credentials) Refresh() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fi, err := os.Stat(c.path)
+	if err != nil {
+		return false, fmt.Errorf("htpasswd %s: %w", c.path, err)
+	}
+	if c.stamp.same(fi) {
+		return false, nil
+	}
+	f, err := htpasswd.Load(c.path)
+	if err != nil {
+		return false, err
+	}
+	// Unknown users are verified against the file's dummy entry so they
+	// cost what known ones do; computing it now keeps that hash off the
+	// request path.
+	f.Dummy()
+	c.users.Store(f)
+	c.stamp = fileStamp{mod: fi.ModTime(), size: fi.Size(), info: fi}
+	return true, nil
+}
+
+// Check reports whether user and password match the file. It returns an
+// error only when ctx ends while waiting for a verification slot (the
+// client went away).
+func (c *Credentials) Check(ctx context.Context, user, password string) (bool, error) {
+	f := c.users.Load()
+	e, known := f.Lookup(user)
+	if !known {
+		e = f.Dummy()
+	}
+	k := c.cacheKey(user, password, e.Hash)
+	now := c.now().UnixNano()
+	if known {
+		if exp, ok := c.cache.Get(k); ok {
+			if exp > now {
+				return true, nil
+			}
+			c.cache.Remove(k)
+		}
+	}
+	if e.Expensive() {
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		defer func() { <-c.sem }()
+	}
+	ok := e.Verify(password)
+	if !known {
+		return false, nil
+	}
+	if ok {
+		c.cache.Add(k, now+int64(c.ttl))
+	}
+	return ok, nil
+}
+
+// cacheKey is SHA-256(key ‖ len(user) ‖ user ‖ len(password) ‖ password ‖
+// hash). The length prefixes keep ("a", "bc") and ("ab", "c") apart.
+func (c *Credentials) cacheKey(user, password, hash string) [32]byte {
+	var stack [512]byte
+	n := len(c.key) + 8 + len(user) + len(password) + len(hash)
+	buf := stack[:0]
+	if n > len(stack) {
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf, c.key[:]...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(user)))
+	buf = append(buf, user...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(password)))
+	buf = append(buf, password...)
+	buf = append(buf, hash...)
+	return sha256.Sum256(buf)
+}
+
+// BasicAuthConfig configures BasicAuth for one host.
+type BasicAuthConfig struct {
+	// Realm is the realm of the challenge. Default "Restricted".
+	Realm string
+	// Paths lists the protected path prefixes. Default ["/"].
+	Paths []string
+	// UserHeader tells the upstream the logged-in user; a client-sent one
+	// is always removed. Default "X-Forwarded-User".
+	UserHeader string
+	// PassAuthorization keeps the Authorization header for the upstream.
+	// Default false: removed once checked.
+	PassAuthorization bool
+	// Jail receives failed logins. Default rules.JailAuth.
+	Jail string
+}
+
+// BasicAuth asks for htpasswd credentials on the protected paths. A
+// missing or wrong login gets 401 with a Basic challenge; a wrong one is
+// an offence for cfg.Jail. A good one is recorded in the Scope, told to
+// the upstream in cfg.UserHeader, and its Authorization header removed.
+// Several Authorization headers are refused with 400: which one would the
+// upstream believe? It needs the Scope set by ClientIP.
+func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
+	if creds == nil || jails == nil {
+		return nil, errors.New("basic auth: no credentials or jails")
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "Restricted"
+	}
+	if strings.ContainsAny(cfg.Realm, "\"\\\r\n") {
+		return nil, fmt.Errorf("basic auth realm %q contains a quote, backslash or line break", cfg.Realm)
+	}
+	if len(cfg.Paths) == 0 {
+		cfg.Paths = []string{"/"}
+	}
+	if cfg.UserHeader == "" {
+		cfg.UserHeader = "X-Forwarded-User"
+	}
+	if cfg.Jail == "" {
+		cfg.Jail = rules.JailAuth
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	paths, err := rules.CompilePrefixes(cfg.Paths)
+	if err != nil {
+		return nil, fmt.Errorf("basic auth paths: %w", err)
+	}
+	userHeader := http.CanonicalHeaderKey(cfg.UserHeader)
+	challenge := []string{`Basic realm="` + cfg.Realm + `", charset="UTF-8"`}
+
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Whatever the path, the upstream must never believe a
+			// client-sent user header.
+			delete(r.Header, userHeader)
+			if !paths.CoversRequest(r.URL.EscapedPath(), r.URL.Path) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			s := ScopeFrom(r)
+			auth := r.Header["Authorization"]
+			if len(auth) > 1 {
+				PlainStatus(w, http.StatusBadRequest)
+				return
+			}
+			user, password, ok := "", "", false
+			if len(auth) == 1 {
+				user, password, ok = ParseBasicAuth(auth[0])
+			}
+			if !ok {
+				w.Header()["Www-Authenticate"] = challenge
+				PlainStatus(w, http.StatusUnauthorized)
+				return
+			}
+			good, err := creds.Check(r.Context(), user, password)
+			if err != nil {
+				w.WriteHeader(499) // the client left while its check queued
+				return
+			}
+			if !good {
+				jails.Report(cfg.Jail, s.ClientIP, "bad credentials")
+				if log.Enabled(r.Context(), slog.LevelDebug) {
+					log.Debug("login failed", "client_ip", s.ClientIP, "host", s.Host, "user", user)
+				}
+				w.Header()["Www-Authenticate"] = challenge
+				PlainStatus(w, http.StatusUnauthorized)
+				return
+			}
+			s.User = user
+			r.Header[userHeader] = []string{user}
+			if !cfg.PassAuthorization {
+				delete(r.Header, "Authorization")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+// ParseBasicAuth parses an Authorization header value of the Basic scheme
+// (RFC 7617): the scheme name in any case, base64 of "user:password"
+// (padding optional). An empty user, a missing colon, bad base64 or a
+// value over 4 KiB is not a credential.
+func ParseBasicAuth(v string) (user, password string, ok bool) {
+	const scheme = "basic "
+	if len(v) > maxAuthHeader || len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", "", false
+	}
+	enc := strings.Trim(v[len(scheme):], " \t")
+	dec, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		if dec, err = base64.RawStdEncoding.DecodeString(enc); err != nil {
+			return "", "", false
+		}
+	}
+	user, password, ok = strings.Cut(string(dec), ":")
+	if !ok || user == "" {
+		return "", "", false
+	}
+	return user, password, true
+}
+
+// PlainStatus writes the gateway's own terse plain-text answer for code:
+// the status text, never an internal error string.
+func PlainStatus(w http.ResponseWriter, code int) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Cache-Control"] = []string{"no-store"}
+	w.WriteHeader(code)
+	// The client may be gone; nothing to do about it.
+	_, _ = w.Write([]byte(http.StatusText(code) + "\n"))
+}
