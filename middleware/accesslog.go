@@ -53,40 +53,45 @@ func AccessLog(cfg AccessLogConfig) (func(http.Handler) http.Handler, error) {
 	}
 	recorders := sync.Pool{New: func() any { return new(recorder) }}
 	buffers := sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	done := func(r *http.Request, rec *recorder) {
+		status, size := rec.status, rec.size
+		if status == 0 {
+			status = http.StatusOK // nothing written: net/http sends 200
+		}
+		rec.ResponseWriter = nil
+		recorders.Put(rec)
+
+		s := ScopeFrom(r)
+		d := time.Since(s.Start)
+		if cfg.OnDone != nil {
+			cfg.OnDone(r, s, status, size, d)
+		}
+		if cfg.Format == FormatOff {
+			return
+		}
+		bp := buffers.Get().(*[]byte)
+		line := (*bp)[:0]
+		if cfg.Format == FormatJSON {
+			line = appendJSONLine(line, r, s, status, size, d)
+		} else {
+			line = appendCombinedLine(line, r, s, status, size)
+		}
+		// A failing log sink must not fail the request, and the sink
+		// reports its own errors.
+		_, _ = cfg.Out.Write(line)
+		if cap(line) <= 64<<10 {
+			*bp = line
+			buffers.Put(bp)
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rec := recorders.Get().(*recorder)
 			rec.ResponseWriter, rec.status, rec.size = w, 0, 0
+			// Deferred, so that a request the proxy aborts mid-body
+			// (panic(http.ErrAbortHandler)) is still logged and counted.
+			defer done(r, rec)
 			next.ServeHTTP(rec, r)
-			status, size := rec.status, rec.size
-			if status == 0 {
-				status = http.StatusOK // nothing written: net/http sends 200
-			}
-			rec.ResponseWriter = nil
-			recorders.Put(rec)
-
-			s := ScopeFrom(r)
-			d := time.Since(s.Start)
-			if cfg.OnDone != nil {
-				cfg.OnDone(r, s, status, size, d)
-			}
-			if cfg.Format == FormatOff {
-				return
-			}
-			bp := buffers.Get().(*[]byte)
-			line := (*bp)[:0]
-			if cfg.Format == FormatJSON {
-				line = appendJSONLine(line, r, s, status, size, d)
-			} else {
-				line = appendCombinedLine(line, r, s, status, size)
-			}
-			// A failing log sink must not fail the request, and the sink
-			// reports its own errors.
-			_, _ = cfg.Out.Write(line)
-			if cap(line) <= 64<<10 {
-				*bp = line
-				buffers.Put(bp)
-			}
 		})
 	}, nil
 }

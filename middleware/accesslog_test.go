@@ -92,8 +92,8 @@ func TestAccessLogJSON(t *testing.T) {
 	}
 }
 
-// fail2banNginx is the host part of fail2ban's nginx filters' prefix: the
-// combined format must keep matching it.
+// combinedRE is nginx's combined format field by field, the shape
+// fail2ban's nginx filters expect.
 var combinedRE = regexp.MustCompile(`^(\S+) - (\S+) \[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"\n$`)
 
 func TestAccessLogCombined(t *testing.T) {
@@ -182,3 +182,30 @@ func BenchmarkAccessLog(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// An aborted response (the proxy panics with http.ErrAbortHandler when an
+// upstream dies mid-body) is still logged.
+func TestAccessLogAbortedRequest(t *testing.T) {
+	t.Parallel()
+	out := &lineBuffer{}
+	mw, err := AccessLog(AccessLogConfig{Format: FormatCombined, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := WithScope(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("partial"))
+		panic(http.ErrAbortHandler)
+	})))
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Errorf("panic = %v, want it passed on", p)
+			}
+		}()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/video.mp4", nil))
+	}()
+	if m := combinedRE.FindStringSubmatch(out.String()); m == nil || m[5] != "200" || m[6] != "7" {
+		t.Errorf("log = %q, want the aborted request with its 7 bytes", out.String())
+	}
+}
