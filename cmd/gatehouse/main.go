@@ -44,6 +44,8 @@ const usage = `usage: gatehouse <command> [flags]
 commands:
   serve   [-c FILE]   run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config)
   check   -c FILE     validate a config; errors name file:line and the field
+  htpasswd [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
+                      create and edit htpasswd files, with Apache htpasswd's flags
   version             print the version
 `
 
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "htpasswd":
+		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
