@@ -223,7 +223,7 @@ type BasicAuthConfig struct {
 // an offence for cfg.Jail. A good one is recorded in the Scope, told to
 // the upstream in cfg.UserHeader, and its Authorization header removed.
 // Several Authorization headers are refused with 400: which one would the
-// upstream believe? It needs the Scope set by ClientIP.
+// upstream believe? It needs the Scope's client IP and canonical path.
 func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	if creds == nil || jails == nil {
 		return nil, errors.New("basic auth: no credentials or jails")
@@ -258,11 +258,11 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 			// Whatever the path, the upstream must never believe a
 			// client-sent user header.
 			delete(r.Header, userHeader)
-			if !paths.CoversRequest(r.URL.EscapedPath(), r.URL.Path) {
+			s := ScopeFrom(r)
+			if !paths.CoversRequest(rules.RequestPath(r.RequestURI), s.Path) {
 				next.ServeHTTP(w, r)
 				return
 			}
-			s := ScopeFrom(r)
 			auth := r.Header["Authorization"]
 			if len(auth) > 1 {
 				PlainStatus(w, http.StatusBadRequest)

@@ -186,12 +186,12 @@ func TestBasicAuthMiddleware(t *testing.T) {
 	}
 	var upstream atomic.Pointer[http.Request]
 	ip, _ := ClientIP(ClientIPConfig{})
-	h := WithScope(ip(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := WithScope(ip(CanonicalPath(nil)(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		upstream.Store(r)
 		if u := ScopeFrom(r).User; u != r.Header.Get("X-Forwarded-User") {
 			t.Errorf("scope user %q != header %q", u, r.Header.Get("X-Forwarded-User"))
 		}
-	}))))
+	})))))
 	tests := []struct {
 		name       string
 		path       string
@@ -205,6 +205,8 @@ func TestBasicAuthMiddleware(t *testing.T) {
 		{name: "no credentials", path: "/admin/x", wantStatus: 401},
 		{name: "bypass with double slash", path: "//admin", wantStatus: 401},
 		{name: "bypass with encoding", path: "/%61dmin", wantStatus: 401},
+		{name: "bypass with trailing dot", path: "/admin./x", wantStatus: 401},
+		{name: "bypass with params", path: "/admin;x/", wantStatus: 401},
 		{name: "wrong password", path: "/admin", auth: []string{basic("alice", "nope")}, wantStatus: 401, offence: true},
 		{name: "unknown user", path: "/admin", auth: []string{basic("eve", "wonderland")}, wantStatus: 401, offence: true},
 		{name: "malformed", path: "/admin", auth: []string{"Basic ###"}, wantStatus: 401},

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"gatehouse/rules"
 )
 
 // Scope is the request-scoped state shared by the middleware chain. It is
@@ -22,6 +24,10 @@ type Scope struct {
 	// PeerTrusted reports whether Peer is a trusted proxy, whose
 	// X-Forwarded-* headers may be passed on (set by ClientIP).
 	PeerTrusted bool
+	// Path is the canonical form of the request path (set by
+	// CanonicalPath): what every path rule matches. The upstream receives
+	// the path as sent.
+	Path rules.CanonicalPath
 	// Host is the name of the configured host that served the request
 	// ("" when no host matched); it is bounded by the config, so it may be
 	// used as a metrics label.

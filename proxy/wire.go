@@ -11,6 +11,7 @@ import (
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/config"
+	"gatehouse/rules"
 )
 
 // runtime is everything built from one config: the request chain and the
@@ -142,7 +143,20 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].basic_auth: %w", i, err)
 			}
-			r.next = auth(r.proxy)
+			r.next = auth(r.next)
+		}
+		if hl := h.Hotlink; hl != nil {
+			m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
+			}
+			hot, err := middleware.Hotlink(middleware.HotlinkConfig{
+				Status: hl.Action.Status, Redirect: hl.Action.Redirect, Jail: hl.Jail,
+			}, m, s.jails, s.log)
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
+			}
+			r.next = hot(r.next)
 		}
 		counters[name] = s.metrics.hostCounters(name)
 		for _, m := range h.Match {
@@ -171,11 +185,26 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		return nil, fmt.Errorf("log.access: %w", err)
 	}
 
+	var h http.Handler = hosts
+	if p := cfg.Probes; p != nil {
+		m, err := rules.CompileProbes(rules.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
+		if err != nil {
+			return nil, fmt.Errorf("probes: %w", err)
+		}
+		probes, err := middleware.ProbeBlock(middleware.ProbeBlockConfig{Status: p.Status, Jail: p.Jail}, m, s.jails, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("probes: %w", err)
+		}
+		h = probes(h)
+	}
+
 	// The order of the chain is fixed here and nowhere else:
-	// scope → access log (sees every answer) → client IP → host router →
-	// per host: upgrade policy, body limit → upstream.
+	// scope → access log (sees every answer) → client IP → canonical path
+	// → probes (every host, and requests for unknown hosts too) → host
+	// router → per host: upgrade policy, body limit → hotlink → basic
+	// auth → upstream (response header policy applied on the way back).
 	rt.router = hosts
 	rt.creds = creds
-	rt.handler = middleware.WithScope(accessLog(clientIP(hosts)))
+	rt.handler = middleware.WithScope(accessLog(clientIP(middleware.CanonicalPath(s.log)(h))))
 	return rt, nil
 }

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"path"
 	"strings"
 )
 
@@ -50,31 +49,12 @@ func (ps *PrefixSet) Covers(p string) bool {
 	return false
 }
 
-// CoversRequest reports whether a request path is protected: when either
-// its raw (escaped) form or its decoded, cleaned form ("//a/./b/../c" →
-// "/a/c") is covered. Checking both closes the bypasses where the gateway
-// and the upstream read a path differently ("//admin", "/%61dmin",
-// "/x/../admin").
-func (ps *PrefixSet) CoversRequest(rawPath, decodedPath string) bool {
-	if ps.all {
-		return true
-	}
-	if ps.Covers(rawPath) || ps.Covers(decodedPath) {
-		return true
-	}
-	clean := cleanPath(decodedPath)
-	return clean != decodedPath && ps.Covers(clean)
-}
-
-// cleanPath resolves dot segments and folds repeated slashes; it keeps a
-// trailing slash, which path.Clean drops.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	c := path.Clean("/" + p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
+// CoversRequest reports whether a request is protected: when its raw
+// path as sent, its canonical path or the canonical path's probe form
+// (trailing dots and spaces trimmed, as Windows servers read it) is
+// covered. Checking every form closes the bypasses where the gateway and
+// the upstream read a path differently ("//admin", "/%61dmin",
+// "/x/../admin", "/admin./").
+func (ps *PrefixSet) CoversRequest(rawPath string, c CanonicalPath) bool {
+	return ps.all || ps.Covers(c.Path) || ps.Covers(c.Probe) || ps.Covers(rawPath)
 }

@@ -37,7 +37,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "unknown top-level key without suggestion",
 		in:      minimal + "tls: {}\n",
-		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, trusted_proxies, hosts, admin, log",
+		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, trusted_proxies, hosts, probes, admin, log",
 	},
 	{
 		name: "unknown nested key with suggestion",
@@ -73,6 +73,41 @@ var parseErrorCases = []struct {
 		name:    "empty upstreams",
 		in:      "hosts:\n  - match: [app.example.com]\n    upstreams: []\n",
 		wantErr: "t.yaml:3: hosts[0].upstreams: at least one upstream URL is required",
+	},
+	{
+		name:    "unknown probe preset",
+		in:      minimal + "probes:\n  presets: [common, wordpres]\n",
+		wantErr: `t.yaml:5: probes.presets[1]: "wordpres" is not one of`,
+	},
+	{
+		name:    "bad probe regex",
+		in:      minimal + "probes:\n  paths: [/ok/, \"re:(\"]\n",
+		wantErr: "t.yaml:5: probes.paths[1]: error parsing regexp",
+	},
+	{
+		name:    "bad probe status",
+		in:      minimal + "probes: {status: 200}\n",
+		wantErr: "t.yaml:4: probes.status: 200 is not 403 or 404",
+	},
+	{
+		name:    "hotlink without allow",
+		in:      minimal + "    hotlink: {paths: [/videos/]}\n",
+		wantErr: "t.yaml:4: hosts[0].hotlink.allow: at least one allowed referer is required",
+	},
+	{
+		name:    "hotlink bad referer pattern",
+		in:      minimal + "    hotlink:\n      paths: [/videos/]\n      allow: [none, ex*mple.com]\n",
+		wantErr: `t.yaml:6: hosts[0].hotlink.allow[1]: "*" is only allowed`,
+	},
+	{
+		name:    "hotlink status and redirect",
+		in:      minimal + "    hotlink: {paths: [/v/], allow: [none], action: {status: 404, redirect: \"https://example.com/\"}}\n",
+		wantErr: "t.yaml:4: hosts[0].hotlink.action: give either status or redirect, not both",
+	},
+	{
+		name:    "hotlink relative redirect",
+		in:      minimal + "    hotlink: {paths: [/v/], allow: [none], action: {redirect: /x.png}}\n",
+		wantErr: `t.yaml:4: hosts[0].hotlink.action.redirect: "/x.png" is not an absolute http(s) URL`,
 	},
 	{
 		name: "too many upstreams",

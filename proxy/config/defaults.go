@@ -29,6 +29,9 @@ func applyDefaults(f *File) {
 			on := true
 			f.Hosts[i].WebSocket = &on
 		}
+		if hl := f.Hosts[i].Hotlink; hl != nil && hl.Action.Status == 0 && hl.Action.Redirect == "" {
+			hl.Action.Status = 403
+		}
 		if ba := f.Hosts[i].BasicAuth; ba != nil {
 			if ba.Realm == "" {
 				ba.Realm = "Restricted"
@@ -39,6 +42,15 @@ func applyDefaults(f *File) {
 			if ba.UserHeader == "" {
 				ba.UserHeader = "X-Forwarded-User"
 			}
+		}
+	}
+
+	if p := f.Probes; p != nil {
+		if p.Jail == "" {
+			p.Jail = "probes"
+		}
+		if p.Status == 0 {
+			p.Status = 403
 		}
 	}
 

@@ -15,8 +15,11 @@ type File struct {
 	// (key trusted_proxies). Default: none.
 	TrustedProxies []Prefix `yaml:"trusted_proxies"`
 	Hosts          []Host   `yaml:"hosts"`
-	Admin          Admin    `yaml:"admin"`
-	Log            Log      `yaml:"log"`
+	// Probes blocks scanner probes (/wp-login.php, /.env …) on every host.
+	// nil: off.
+	Probes *Probes `yaml:"probes"`
+	Admin  Admin   `yaml:"admin"`
+	Log    Log     `yaml:"log"`
 }
 
 // Listen holds the public listeners (key listen).
@@ -71,6 +74,9 @@ type Host struct {
 	// BasicAuth puts htpasswd basic auth in front of the host (or some
 	// of its paths). nil: no authentication.
 	BasicAuth *BasicAuth `yaml:"basic_auth"`
+	// Hotlink refuses protected media requested from other sites' pages.
+	// nil: off.
+	Hotlink *Hotlink `yaml:"hotlink"`
 	// Headers edits response headers.
 	Headers Headers `yaml:"headers"`
 }
@@ -142,4 +148,43 @@ type BasicAuth struct {
 	// PassAuthorization passes the client's Authorization header on to
 	// the upstream. Default false: it is removed.
 	PassAuthorization bool `yaml:"pass_authorization"`
+}
+
+// Probes configures probe-URI blocking (key probes).
+type Probes struct {
+	// Presets names built-in lists: common, php, wordpress, phpmyadmin,
+	// secrets, vcs, cgi, shells. A preset is for sites that do not run
+	// the probed software. Default none.
+	Presets []string `yaml:"presets"`
+	// Paths adds patterns: "/prefix", "/prefix/", "/bytes*", "**/segment",
+	// "*.ext" and "re:REGEX". Default none.
+	Paths []string `yaml:"paths"`
+	// Exclude lists prefixes never blocked; /.well-known/ always is.
+	Exclude []string `yaml:"exclude"`
+	// Jail receives an offence per probe. Default "probes".
+	Jail string `yaml:"jail"`
+	// Status answers a probe: 403 or 404. Default 403.
+	Status int `yaml:"status"`
+}
+
+// Hotlink configures a host's hotlink protection (key hosts[].hotlink),
+// with nginx valid_referers semantics.
+type Hotlink struct {
+	// Paths lists what is protected: prefixes and "*.ext". Required.
+	Paths []string `yaml:"paths"`
+	// Allow lists accepted referers: none, blocked, host names,
+	// "*.example.com", "example.*", "re:REGEX". Required.
+	Allow []string `yaml:"allow"`
+	// Action is the answer to a refused request. Default {status: 403}.
+	Action HotlinkAction `yaml:"action"`
+	// Jail, when set, receives an offence per refused request.
+	Jail string `yaml:"jail"`
+}
+
+// HotlinkAction answers a refused hotlink: a status or a redirect.
+type HotlinkAction struct {
+	// Status is 403, 404 or 410. Default 403.
+	Status int `yaml:"status"`
+	// Redirect sends the client to this absolute URL with 302 instead.
+	Redirect string `yaml:"redirect"`
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"unicode"
 
+	"gatehouse/rules"
 	"gatehouse/rules/htpasswd"
 )
 
@@ -77,6 +79,9 @@ func (v *validator) check(f *File) {
 		}
 	}
 	v.hosts(f.Hosts)
+	if f.Probes != nil {
+		v.probes(f.Probes)
+	}
 	v.tokens(f.Admin.Tokens)
 	v.log(&f.Log)
 }
@@ -215,7 +220,71 @@ func (v *validator) hosts(hosts []Host) {
 		if h.BasicAuth != nil {
 			v.basicAuth(p+".basic_auth", h.BasicAuth)
 		}
+		if h.Hotlink != nil {
+			v.hotlink(p+".hotlink", h.Hotlink)
+		}
 	}
+}
+
+// probes compiles each pattern on its own, so an error names its entry.
+func (v *validator) probes(p *Probes) {
+	presets := rules.PresetNames()
+	for i, name := range p.Presets {
+		if !slices.Contains(presets, name) {
+			v.add("probes.presets["+strconv.Itoa(i)+"]", "%q is not one of %s", name, strings.Join(presets, ", "))
+		}
+	}
+	for i, pat := range p.Paths {
+		if _, err := rules.CompileProbes(rules.ProbeConfig{Paths: []string{pat}}); err != nil {
+			v.add("probes.paths["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
+		}
+	}
+	for i, pat := range p.Exclude {
+		if _, err := rules.CompileProbes(rules.ProbeConfig{Exclude: []string{pat}}); err != nil {
+			v.add("probes.exclude["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
+		}
+	}
+	if p.Status != 403 && p.Status != 404 {
+		v.add("probes.status", "%d is not 403 or 404", p.Status)
+	}
+}
+
+func (v *validator) hotlink(p string, h *Hotlink) {
+	if len(h.Paths) == 0 {
+		v.add(p+".paths", "at least one protected path is required")
+	}
+	if len(h.Allow) == 0 {
+		v.add(p+".allow", "at least one allowed referer is required (none, blocked, example.com …)")
+	}
+	for i, pat := range h.Paths {
+		if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
+			v.add(p+".paths["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
+		}
+	}
+	for i, a := range h.Allow {
+		if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{a}}); err != nil {
+			v.add(p+".allow["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
+		}
+	}
+	switch a := h.Action; {
+	case a.Redirect != "" && a.Status != 0:
+		v.add(p+".action", "give either status or redirect, not both")
+	case a.Redirect != "":
+		if u, err := url.Parse(a.Redirect); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(p+".action.redirect", "%q is not an absolute http(s) URL", a.Redirect)
+		}
+	case a.Status != 403 && a.Status != 404 && a.Status != 410:
+		v.add(p+".action.status", "%d is not 403, 404 or 410", a.Status)
+	}
+}
+
+// unwrapCompile drops the "compile …:" context of a rules error: the
+// config error already names the field.
+func unwrapCompile(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
 }
 
 func (v *validator) basicAuth(p string, ba *BasicAuth) {
