@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	sink    *logSink
-	jails   *rules.Jails
+	// bans is the ban list for the process's lifetime: reloads keep it.
+	bans *rules.BanList
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -61,7 +63,8 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log, metrics: newMetrics(), jails: rules.NewJails(log.With("component", "jails"))}
+	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	s.bans = rules.NewBanList(rules.BanListConfig{Allow: prefixes(opts.Config.Allow)})
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
@@ -156,6 +159,10 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
+	wg.Go(func() {
+		// Run only returns when watchCtx ends.
+		_ = s.bans.Run(watchCtx)
+	})
 	s.ready.Store(true)
 
 	var runErr error
@@ -237,6 +244,11 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	}
 	if old.Admin.Listen != cfg.Admin.Listen {
 		warn("admin.listen")
+	}
+	if !slices.Equal(old.Allow, cfg.Allow) {
+		// The ban list refuses bans of allowed clients; jails already
+		// use the new list for counting.
+		warn("allow (for manual bans)")
 	}
 	ol, nl := old.Limits, cfg.Limits
 	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"reflect"
 	"time"
 
 	"gatehouse/middleware"
@@ -25,6 +26,27 @@ type runtime struct {
 	// creds are the htpasswd stores in use, by path; they outlive a
 	// reload that keeps their file, so logged-in users stay cached.
 	creds map[string]*middleware.Credentials
+	// jails receive the offences; kept across a reload that leaves the
+	// jails, allow and ipv6_prefix settings alone, so counts survive it.
+	jails *rules.Jails
+}
+
+// prefixes unwraps config prefixes.
+func prefixes(ps []config.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = p.Prefix
+	}
+	return out
+}
+
+// jailsConfig maps the config's jail settings to the rules package's.
+func jailsConfig(cfg *config.File) rules.JailsConfig {
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix}
+	for name, j := range cfg.Jails {
+		jc.Jails[name] = config.JailConfig(j)
+	}
+	return jc
 }
 
 // transportKey is the part of the config the upstream transport depends
@@ -87,6 +109,15 @@ func (s *Server) credentials(path string, next map[string]*middleware.Credential
 // runtime being replaced; its transport is reused when unchanged.
 func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	rt := &runtime{cfg: cfg}
+	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
+		rt.jails = prev.jails
+	} else {
+		j, err := rules.NewJails(jailsConfig(cfg), s.bans, s.log.With("component", "jails"))
+		if err != nil {
+			return nil, fmt.Errorf("jails: %w", err)
+		}
+		rt.jails = j
+	}
 	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {
 		rt.transport = prev.transport
 	} else {
@@ -139,7 +170,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 				Paths:             ba.Paths,
 				UserHeader:        ba.UserHeader,
 				PassAuthorization: ba.PassAuthorization,
-			}, creds, s.jails, s.log)
+			}, creds, rt.jails, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].basic_auth: %w", i, err)
 			}
@@ -152,7 +183,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			}
 			hot, err := middleware.Hotlink(middleware.HotlinkConfig{
 				Status: hl.Action.Status, Redirect: hl.Action.Redirect, Jail: hl.Jail,
-			}, m, s.jails, s.log)
+			}, m, rt.jails, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
 			}
@@ -168,11 +199,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		}
 	}
 
-	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
-	for i, p := range cfg.TrustedProxies {
-		trusted[i] = p.Prefix
-	}
-	clientIP, err := middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: trusted})
+	clientIP, err := middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: prefixes(cfg.TrustedProxies)})
 	if err != nil {
 		return nil, fmt.Errorf("trusted_proxies: %w", err)
 	}
@@ -191,20 +218,26 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		if err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
 		}
-		probes, err := middleware.ProbeBlock(middleware.ProbeBlockConfig{Status: p.Status, Jail: p.Jail}, m, s.jails, s.log)
+		probes, err := middleware.ProbeBlock(middleware.ProbeBlockConfig{Status: p.Status, Jail: p.Jail}, m, rt.jails, s.log)
 		if err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
 		}
 		h = probes(h)
 	}
 
+	guard, err := middleware.BanGuard(s.bans, s.log)
+	if err != nil {
+		return nil, err
+	}
+
 	// The order of the chain is fixed here and nowhere else:
-	// scope → access log (sees every answer) → client IP → canonical path
-	// → probes (every host, and requests for unknown hosts too) → host
-	// router → per host: upgrade policy, body limit → hotlink → basic
-	// auth → upstream (response header policy applied on the way back).
+	// scope → access log (sees every answer) → client IP → ban guard
+	// (banned clients cost nothing more) → canonical path → probes (every
+	// host, and requests for unknown hosts too) → host router → per host:
+	// upgrade policy, body limit → hotlink → basic auth → upstream
+	// (response header policy applied on the way back).
 	rt.router = hosts
 	rt.creds = creds
-	rt.handler = middleware.WithScope(accessLog(clientIP(middleware.CanonicalPath(s.log)(h))))
+	rt.handler = middleware.WithScope(accessLog(clientIP(guard(middleware.CanonicalPath(s.log)(h)))))
 	return rt, nil
 }

@@ -190,6 +190,13 @@ func (d *decoder) decode(n *yaml.Node, field string, v reflect.Value) {
 		} else {
 			v.SetInt(i)
 		}
+	case reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil {
+			d.bad(n, field, "expected a number, found %s", describe(n))
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {

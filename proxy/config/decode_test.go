@@ -37,7 +37,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "unknown top-level key without suggestion",
 		in:      minimal + "tls: {}\n",
-		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, trusted_proxies, hosts, probes, admin, log",
+		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, trusted_proxies, allow, ipv6_prefix, jails, hosts, probes, admin, log",
 	},
 	{
 		name: "unknown nested key with suggestion",
@@ -108,6 +108,31 @@ var parseErrorCases = []struct {
 		name:    "hotlink relative redirect",
 		in:      minimal + "    hotlink: {paths: [/v/], allow: [none], action: {redirect: /x.png}}\n",
 		wantErr: `t.yaml:4: hosts[0].hotlink.action.redirect: "/x.png" is not an absolute http(s) URL`,
+	},
+	{
+		name:    "jail factor below 1",
+		in:      minimal + "jails:\n  probes: {maxretry: 3, bantime: 1h, increment: {factor: 0.5}}\n",
+		wantErr: `t.yaml:5: jails["probes"]:`,
+	},
+	{
+		name:    "jail maxretry too large",
+		in:      minimal + "jails:\n  probes: {maxretry: 5000}\n",
+		wantErr: `t.yaml:5: jails["probes"]:`,
+	},
+	{
+		name:    "undefined hotlink jail",
+		in:      minimal + "    hotlink: {paths: [/v/], allow: [none], jail: hotlnk}\njails:\n  hotlink: {maxretry: 20}\n",
+		wantErr: `t.yaml:4: hosts[0].hotlink.jail: jail "hotlnk" is not defined under jails`,
+	},
+	{
+		name:    "bad ipv6 prefix",
+		in:      minimal + "ipv6_prefix: 16\n",
+		wantErr: "t.yaml:4: ipv6_prefix: 16 is not between 32 and 128",
+	},
+	{
+		name:    "factor not a number",
+		in:      minimal + "jails:\n  p: {increment: {factor: fast}}\n",
+		wantErr: `t.yaml:5: jails["p"].increment.factor: expected a number, found "fast"`,
 	},
 	{
 		name: "too many upstreams",
@@ -483,7 +508,8 @@ log:
 	}
 	off := false
 	want := &File{
-		Listen: Listen{HTTP: "127.0.0.1:8080"},
+		IPv6Prefix: 64,
+		Listen:     Listen{HTTP: "127.0.0.1:8080"},
 		Limits: Limits{
 			ReadHeaderTimeout:             Duration(5 * time.Second),
 			IdleTimeout:                   Duration(90 * time.Second),
@@ -535,7 +561,8 @@ func TestParseDefaults(t *testing.T) {
 	}
 	on := true
 	want := &File{
-		Listen: Listen{HTTP: ":80"},
+		IPv6Prefix: 64,
+		Listen:     Listen{HTTP: ":80"},
 		Limits: Limits{
 			ReadHeaderTimeout:             Duration(10 * time.Second),
 			IdleTimeout:                   Duration(2 * time.Minute),

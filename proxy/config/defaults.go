@@ -45,6 +45,22 @@ func applyDefaults(f *File) {
 		}
 	}
 
+	if f.IPv6Prefix == 0 {
+		f.IPv6Prefix = 64
+	}
+	for name, j := range f.Jails {
+		if j.MaxRetry == 0 {
+			j.MaxRetry = 5
+		}
+		setDuration(&j.FindTime, 10*time.Minute)
+		setDuration(&j.BanTime, 10*time.Minute)
+		setDuration(&j.Forget, 7*24*time.Hour)
+		if j.Increment != nil && j.Increment.Factor == 0 {
+			j.Increment.Factor = 2
+		}
+		f.Jails[name] = j
+	}
+
 	if p := f.Probes; p != nil {
 		if p.Jail == "" {
 			p.Jail = "probes"

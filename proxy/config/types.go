@@ -14,6 +14,17 @@ type File struct {
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed
 	// (key trusted_proxies). Default: none.
 	TrustedProxies []Prefix `yaml:"trusted_proxies"`
+	// Allow lists clients that are never counted by a jail nor banned
+	// (key allow). Default none.
+	Allow []Prefix `yaml:"allow"`
+	// IPv6Prefix is the prefix length by which IPv6 clients are counted
+	// and banned (key ipv6_prefix), 32–128. Default 64.
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// Jails maps jail names to fail2ban-style limits (key jails). The
+	// middleware reports to probes (probes.jail), auth (basic auth
+	// failures) and hosts[].hotlink.jail. Default none: offences are
+	// counted, nobody is banned.
+	Jails map[string]Jail `yaml:"jails"`
 	Hosts          []Host   `yaml:"hosts"`
 	// Probes blocks scanner probes (/wp-login.php, /.env …) on every host.
 	// nil: off.
@@ -187,4 +198,28 @@ type HotlinkAction struct {
 	Status int `yaml:"status"`
 	// Redirect sends the client to this absolute URL with 302 instead.
 	Redirect string `yaml:"redirect"`
+}
+
+// Jail is one jail (key jails.NAME), with fail2ban's semantics: MaxRetry
+// offences within FindTime ban the client for BanTime.
+type Jail struct {
+	// MaxRetry is the offence count that bans, 1–1000. Default 5.
+	MaxRetry int `yaml:"maxretry"`
+	// FindTime is the window the offences must fall in. Default 10m.
+	FindTime Duration `yaml:"findtime"`
+	// BanTime is how long a first ban lasts. Default 10m.
+	BanTime Duration `yaml:"bantime"`
+	// Increment makes repeat offenders' bans grow. Default off.
+	Increment *Increment `yaml:"increment"`
+	// Forget is how long ban history is kept after a ban ends. Default 7d.
+	Forget Duration `yaml:"forget"`
+}
+
+// Increment makes the n-th ban last bantime × factor^(n-1), at most max
+// (key jails.NAME.increment).
+type Increment struct {
+	// Factor is the growth per ban, ≥ 1. Default 2.
+	Factor float64 `yaml:"factor"`
+	// Max caps a ban. Default: no cap.
+	Max Duration `yaml:"max"`
 }

@@ -82,6 +82,7 @@ func (v *validator) check(f *File) {
 	if f.Probes != nil {
 		v.probes(f.Probes)
 	}
+	v.jails(f)
 	v.tokens(f.Admin.Tokens)
 	v.log(&f.Log)
 }
@@ -224,6 +225,43 @@ func (v *validator) hosts(hosts []Host) {
 			v.hotlink(p+".hotlink", h.Hotlink)
 		}
 	}
+}
+
+// jails checks the jails' limits through rules.NewDryRun, which applies
+// the same checks as the live jails, and that every jail a rule reports
+// to exists.
+func (v *validator) jails(f *File) {
+	if f.IPv6Prefix < 32 || f.IPv6Prefix > 128 {
+		v.add("ipv6_prefix", "%d is not between 32 and 128", f.IPv6Prefix)
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Jails)) {
+		field := mapEntry("jails", name)
+		if _, err := rules.NewDryRun(rules.JailsConfig{Jails: map[string]rules.JailConfig{name: JailConfig(f.Jails[name])}}); err != nil {
+			v.add(field, "%v", unwrapCompile(err))
+		}
+	}
+	ref := func(field, jail string) {
+		if _, ok := f.Jails[jail]; !ok && jail != "" {
+			v.add(field, "jail %q is not defined under jails", jail)
+		}
+	}
+	if f.Probes != nil && len(f.Jails) > 0 {
+		ref("probes.jail", f.Probes.Jail)
+	}
+	for i, h := range f.Hosts {
+		if h.Hotlink != nil {
+			ref("hosts["+strconv.Itoa(i)+"].hotlink.jail", h.Hotlink.Jail)
+		}
+	}
+}
+
+// JailConfig maps a config jail to the rules package's.
+func JailConfig(j Jail) rules.JailConfig {
+	c := rules.JailConfig{MaxRetry: j.MaxRetry, FindTime: j.FindTime.D(), BanTime: j.BanTime.D(), Forget: j.Forget.D()}
+	if j.Increment != nil {
+		c.Increment = &rules.Increment{Factor: j.Increment.Factor, Max: j.Increment.Max.D()}
+	}
+	return c
 }
 
 // probes compiles each pattern on its own, so an error names its entry.
