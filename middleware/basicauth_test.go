@@ -179,7 +179,7 @@ func TestBasicAuthMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jails := rules.NewJails(nil)
+	jails := newTestJails(t)
 	mw, err := BasicAuth(BasicAuthConfig{Realm: "Staging", Paths: []string{"/admin"}}, creds, jails, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func BenchmarkBasicAuthCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mw, err := BasicAuth(BasicAuthConfig{}, creds, rules.NewJails(nil), nil)
+	mw, err := BasicAuth(BasicAuthConfig{}, creds, newTestJails(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

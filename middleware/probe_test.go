@@ -28,7 +28,7 @@ func TestProbeBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jails := rules.NewJails(nil)
+	jails := newTestJails(t)
 	mw, err := ProbeBlock(ProbeBlockConfig{Status: http.StatusNotFound}, m, jails, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestProbeBlock(t *testing.T) {
 func TestProbeBlockConfigErrors(t *testing.T) {
 	t.Parallel()
 	m, _ := rules.CompileProbes(rules.ProbeConfig{Presets: []string{"vcs"}})
-	if _, err := ProbeBlock(ProbeBlockConfig{Status: 500}, m, rules.NewJails(nil), nil); err == nil || !strings.Contains(err.Error(), "500 is not 403 or 404") {
+	if _, err := ProbeBlock(ProbeBlockConfig{Status: 500}, m, newTestJails(t), nil); err == nil || !strings.Contains(err.Error(), "500 is not 403 or 404") {
 		t.Errorf("ProbeBlock(status 500) error = %v", err)
 	}
 }
@@ -83,7 +83,7 @@ func TestHotlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jails := rules.NewJails(nil)
+	jails := newTestJails(t)
 	block, err := Hotlink(HotlinkConfig{Jail: "hotlink"}, m, jails, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -133,4 +133,15 @@ func TestHotlink(t *testing.T) {
 	if got := jails.Offences("hotlink"); got != 4 {
 		t.Errorf("hotlink offences = %d, want 4 (only the blocking middleware reports)", got)
 	}
+}
+
+// newTestJails returns jails with no jail configured: offences are
+// counted, nobody is banned.
+func newTestJails(tb testing.TB) *rules.Jails {
+	tb.Helper()
+	j, err := rules.NewJails(rules.JailsConfig{}, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return j
 }
