@@ -31,6 +31,25 @@ type runtime struct {
 	jails *rules.Jails
 }
 
+// fullDuplex lets a request body keep streaming to the upstream while
+// the upstream's answer streams back. Without it Go's HTTP/1 server
+// drains and closes the request body as soon as the response starts,
+// racing the transport that is still forwarding it: uploads answered
+// early stall, and the transport's read fails on the closed body and cuts
+// the response short (golang/go#40747). It is enabled only for a request
+// that is really forwarded, after the gateway's own early answers (413,
+// 401, 403), which must not read the body. HTTP/2 needs no such switch.
+func fullDuplex(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ProtoMajor == 1 {
+			// Fails only on writers that cannot do it (HTTP/2), where the
+			// race does not exist.
+			_ = http.NewResponseController(w).EnableFullDuplex()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // prefixes unwraps config prefixes.
 func prefixes(ps []config.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, len(ps))
@@ -159,7 +178,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			BufferPool:     buffers,
 			ErrorLog:       errLog,
 		}
-		r.next = r.proxy
+		r.next = fullDuplex(r.proxy)
 		if ba := h.BasicAuth; ba != nil {
 			creds, err := s.credentials(ba.Htpasswd, creds)
 			if err != nil {
