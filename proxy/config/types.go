@@ -25,7 +25,7 @@ type File struct {
 	// failures) and hosts[].hotlink.jail. Default none: offences are
 	// counted, nobody is banned.
 	Jails map[string]Jail `yaml:"jails"`
-	Hosts          []Host   `yaml:"hosts"`
+	Hosts []Host          `yaml:"hosts"`
 	// Probes blocks scanner probes (/wp-login.php, /.env …) on every host.
 	// nil: off.
 	Probes *Probes `yaml:"probes"`
