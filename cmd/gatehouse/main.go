@@ -46,6 +46,9 @@ commands:
   check   -c FILE     validate a config; errors name file:line and the field
   htpasswd [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
+  rules test -c FILE [--show-matches] [--host NAME] LOGFILE
+                      replay an nginx/Apache access log through the probe and hotlink
+                      rules and the jails; print matches and the bans that would follow
   version             print the version
 `
 
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "htpasswd":
 		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr)
+	case "rules":
+		return rulesCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
