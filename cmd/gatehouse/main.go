@@ -272,7 +272,7 @@ func logDemoHints(w io.Writer, cfg *config.File, d *demo) {
 gatehouse demo — try:
   curl -i %[1]s                                              proxied to the demo app
   curl -i -H 'Host: unknown.example' %[1]s                   421: not a host we serve
-  curl -i %[1]s.env                                          403: a scanner probe
+  curl -i %[1]s.env                                          403: a scanner probe (3 in a minute: banned for 30s)
   curl -i -e https://evil.example/ %[1]smedia/a.mp4          403: hotlinked media
   curl -i -H 'Host: staging.localhost' %[1]s                 401: basic auth
   curl -i -u %[3]s:%[4]s -H 'Host: staging.localhost' %[1]s  200 as user %[3]s
