@@ -26,11 +26,19 @@ type route struct {
 	proxy     *httputil.ReverseProxy
 	next      http.Handler // the host's middleware, ending in proxy
 	log       *slog.Logger
+	// userHeaders are the headers that tell an upstream who logged in
+	// (X-Forwarded-User and the host's basic_auth.user_header). A client
+	// never gets to send them, on any host: an upstream behind several
+	// hosts may trust them everywhere.
+	userHeaders []string
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := middleware.ScopeFrom(r)
 	s.Host = rt.name
+	for _, h := range rt.userHeaders {
+		delete(r.Header, h)
+	}
 	if httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
 		// WebSocket is the only protocol switch ever passed; any other
 		// Upgrade (h2c, TLS, …) is ignored as RFC 9110 §7.8 allows, so the

@@ -164,11 +164,12 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			p.ups = append(p.ups, &upstream{url: u.URL()})
 		}
 		r := &route{
-			name:      name,
-			websocket: h.WebSocket == nil || *h.WebSocket,
-			maxBody:   int64(h.MaxBody),
-			headers:   headers,
-			log:       s.log,
+			userHeaders: []string{"X-Forwarded-User"},
+			name:        name,
+			websocket:   h.WebSocket == nil || *h.WebSocket,
+			maxBody:     int64(h.MaxBody),
+			headers:     headers,
+			log:         s.log,
 		}
 		r.proxy = &httputil.ReverseProxy{
 			Rewrite:        r.rewrite,
@@ -180,6 +181,9 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		}
 		r.next = fullDuplex(r.proxy)
 		if ba := h.BasicAuth; ba != nil {
+			if uh := http.CanonicalHeaderKey(ba.UserHeader); uh != "X-Forwarded-User" {
+				r.userHeaders = append(r.userHeaders, uh)
+			}
 			creds, err := s.credentials(ba.Htpasswd, creds)
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].basic_auth.htpasswd: %w", i, err)
