@@ -178,15 +178,31 @@ func TestBasicAuthFileReload(t *testing.T) {
 // is checked for changes every second.
 func waitStatus(t *testing.T, g *gateway, user, pass string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll(t, fmt.Sprintf("%s gets %d", user, want), func() bool {
 		resp, _ := authGet(t, g, "staging.test", "/", user, pass)
-		if resp.StatusCode == want {
-			return
-		}
+		return resp.StatusCode == want
+	})
+}
+
+// waitGet polls until GET host/path answers want.
+func waitGet(t *testing.T, g *gateway, host, path string, want int) {
+	t.Helper()
+	poll(t, fmt.Sprintf("GET %s%s answers %d", host, path, want), func() bool {
+		resp, _ := g.get(t, host, path)
+		return resp.StatusCode == want
+	})
+}
+
+// poll retries ok every 100 ms until it holds or 10 s pass: for state
+// that changes on the gateway's own clock (file polling, ban expiry),
+// where there is no event to wait for.
+func poll(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: status %d, want %d within 10s", user, resp.StatusCode, want)
+			t.Fatalf("%s: not within 10s", what)
 		}
-		time.Sleep(100 * time.Millisecond) // bounded polling of a file watcher, not synchronisation
+		time.Sleep(100 * time.Millisecond)
 	}
 }

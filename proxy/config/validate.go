@@ -245,7 +245,10 @@ func (v *validator) jails(f *File) {
 			v.add(field, "jail %q is not defined under jails", jail)
 		}
 	}
-	if f.Probes != nil && len(f.Jails) > 0 {
+	// The default probes jail may be left undefined (offences counted,
+	// nobody banned); a jail named in the file must exist, so a typo never
+	// silently disables banning.
+	if _, written := v.lines["probes.jail"]; f.Probes != nil && written {
 		ref("probes.jail", f.Probes.Jail)
 	}
 	for i, h := range f.Hosts {
