@@ -1,9 +1,15 @@
-// Package rules holds gatehouse's policy and its state: path matchers and
-// the jails that offences are reported to. Middleware asks rules what a
-// request matches and reports offences to it; only rules decides what
-// follows from them.
+// Package rules holds gatehouse's policy and its state: the canonical
+// path every path decision matches (Canonical), the compiled matchers
+// (ProbeMatcher with the built-in presets, HotlinkMatcher for referers,
+// PrefixSet for protected paths), the jails that offences are reported to
+// (Jails, fail2ban's semantics; DryRun for replaying logs), the ban list
+// (BanList, with a change feed for the kernel firewall, the store and
+// notifications), and the access log line parser (ParseLogLine).
 //
-// rules never imports middleware or proxy. Its compiled matchers are
-// immutable and safe for concurrent use; Jails is safe for concurrent use.
+// Middleware asks rules what a request matches and reports offences to
+// Jails; only rules decides bans. rules never imports middleware or proxy.
+// Compiled matchers are immutable and safe for concurrent use; Jails and
+// BanList are safe for concurrent use, and their request-path methods
+// (Report, Lookup) do not block and do not allocate in the common case.
 // Subpackages: rules/htpasswd (Apache password files).
 package rules

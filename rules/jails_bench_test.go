@@ -1,0 +1,125 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func benchJails(b *testing.B, cfg JailsConfig) *Jails {
+	b.Helper()
+	j, err := NewJails(cfg, NewBanList(BanListConfig{Allow: cfg.Allow}), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return j
+}
+
+func clientAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10 + byte(i>>24), byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+// BenchmarkReport measures Report on the request path, with the real
+// clock: a known client below maxretry (FindTime 1ns, so the window
+// never fills: the common case of an occasional 404 or typo), a new
+// client each time (evicting once the 100,000 capacity is full), and an
+// allowed client.
+func BenchmarkReport(b *testing.B) {
+	known := JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 5, FindTime: time.Nanosecond}}}
+	b.Run("known", func(b *testing.B) {
+		b.ReportAllocs()
+		j := benchJails(b, known)
+		for i := range 1024 {
+			j.Report("probes", clientAddr(i), "probe")
+		}
+		i := 0
+		for b.Loop() {
+			j.Report("probes", clientAddr(i%1024), "probe")
+			i++
+		}
+	})
+	b.Run("known/ipv6", func(b *testing.B) {
+		b.ReportAllocs()
+		j := benchJails(b, known)
+		a := netip.MustParseAddr("2001:db8::1")
+		for b.Loop() {
+			j.Report("probes", a, "probe")
+		}
+	})
+	b.Run("known/parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		// Each goroutine reports its own 1024 clients, as cores serving
+		// different connections do.
+		j := benchJails(b, known)
+		for i := range 64 * 1024 {
+			j.Report("probes", clientAddr(i), "probe")
+		}
+		var next atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			base := int(next.Add(1)%64) * 1024
+			i := 0
+			for pb.Next() {
+				j.Report("probes", clientAddr(base+i%1024), "probe")
+				i++
+			}
+		})
+	})
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		j := benchJails(b, known)
+		i := 0
+		for b.Loop() {
+			j.Report("probes", clientAddr(i), "probe")
+			i++
+		}
+	})
+	b.Run("allowed", func(b *testing.B) {
+		b.ReportAllocs()
+		cfg := known
+		cfg.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+		j := benchJails(b, cfg)
+		for b.Loop() {
+			j.Report("probes", clientAddr(1), "probe")
+		}
+	})
+}
+
+// BenchmarkJailMemory reports the heap held per tracked client after
+// 1,000,000 distinct IPv4 clients offended once each in one jail of that
+// capacity.
+func BenchmarkJailMemory(b *testing.B) {
+	const n = 1_000_000
+	for _, maxRetry := range []int{3, 5, 20} {
+		b.Run(fmt.Sprintf("maxretry=%d/ips=1e6", maxRetry), func(b *testing.B) {
+			var perIP, total float64
+			var tracked int
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				j := benchJails(b, JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: maxRetry}}, Capacity: n})
+				for i := range n {
+					j.Report("probes", clientAddr(i), "probe")
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				// Shards fill unevenly, so a full table tracks a little
+				// under its capacity.
+				tracked = j.jails["probes"].clients.len()
+				if tracked < n*99/100 {
+					b.Fatalf("tracked %d clients, want about %d", tracked, n)
+				}
+				total = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				perIP = total / float64(tracked)
+				runtime.KeepAlive(j)
+			}
+			b.ReportMetric(perIP, "bytes/ip")
+			b.ReportMetric(total/(1<<20), "MiB")
+			b.ReportMetric(float64(tracked), "ips")
+		})
+	}
+}
