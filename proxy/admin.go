@@ -28,7 +28,8 @@ func writeError(w http.ResponseWriter, code int, msg, field string) {
 	writeJSON(w, code, apiError{Error: msg, Field: field})
 }
 
-// adminHandler serves the admin listener: health, readiness and metrics.
+// adminHandler serves the admin listener: health, readiness, metrics and
+// the token-authenticated /v1 API.
 // It is only ever bound to admin.listen, never to the public listener.
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -44,6 +45,11 @@ func (s *Server) adminHandler() http.Handler {
 	})))
 	mux.Handle("/metrics", only(http.MethodGet,
 		promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg})))
+	mux.Handle("GET /v1/bans", s.audited(scopeBansRead, s.listBans))
+	mux.Handle("POST /v1/bans", s.audited(scopeBansWrite, s.addBan))
+	mux.Handle("DELETE /v1/bans/{ip...}", s.audited(scopeBansWrite, s.deleteBan))
+	mux.Handle("/v1/bans", methodNotAllowed("GET, POST"))
+	mux.Handle("/v1/bans/", methodNotAllowed("DELETE"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", "")
 	})
@@ -60,5 +66,13 @@ func only(method string, h http.Handler) http.Handler {
 			return
 		}
 		h.ServeHTTP(w, r)
+	})
+}
+
+// methodNotAllowed answers a known path's other methods with a JSON 405.
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "")
 	})
 }

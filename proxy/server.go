@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -323,3 +324,10 @@ func (s *Server) watchHtpasswd(ctx context.Context) {
 		}
 	}
 }
+
+// persistBan makes a manual ban durable before the admin API answers.
+// Without a store (no state_dir yet) bans live in memory only.
+func (s *Server) persistBan(rules.Ban) error { return nil }
+
+// unpersistBan makes a manual unban durable before the admin API answers.
+func (s *Server) unpersistBan(netip.Prefix) error { return nil }

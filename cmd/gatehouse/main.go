@@ -49,6 +49,9 @@ commands:
   rules test -c FILE [--show-matches] [--host NAME] LOGFILE
                       replay an nginx/Apache access log through the probe and hotlink
                       rules and the jails; print matches and the bans that would follow
+  bans list | add IP [--for 1h] [--reason R] | del IP
+                      the ban list of a running gateway (--admin URL --token T,
+                      or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
   version             print the version
 `
 
@@ -70,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "rules":
 		return rulesCmd(args[1:], stdout, stderr)
+	case "bans":
+		return bansCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestBansCLI drives `gatehouse bans` against a running gateway's admin
+// API: add, list, the ban enforced on the public listener, delete, and
+// the API's errors surfacing with exit code 1.
+func TestBansCLI(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+admin:
+  listen: "127.0.0.1:0"
+  tokens:
+    - name: ops
+      token: sha256:d9310c002af91822beb0b3487d8b04f85bf6bf1f8a5496bff7d35fc7c5a29def
+      scopes: [bans:read, bans:write]
+hosts:
+  - match: [www.test]
+    upstreams: [%s]
+`, up.URL()))
+	admin := "http://" + g.adminAddr
+	run := func(args ...string) (string, string, int) {
+		t.Helper()
+		return runGatehouse(t, append([]string{"bans"}, append(args, "--admin", admin, "--token", "ops-token")...)...)
+	}
+
+	if out, errOut, code := run("add", "127.0.0.1", "--for", "10m", "--reason", "e2e"); code != 0 || !strings.Contains(out, "banned 127.0.0.1 until") {
+		t.Fatalf("bans add = %d, %q, %q", code, out, errOut)
+	}
+	out, errOut, code := run("list")
+	if code != 0 || !strings.Contains(out, "127.0.0.1") || !strings.Contains(out, "(manual)") || !strings.Contains(out, "e2e") {
+		t.Fatalf("bans list = %d, %q, %q", code, out, errOut)
+	}
+	hits := up.hits.Load()
+	if resp, _ := g.get(t, "www.test", "/"); resp.StatusCode != http.StatusForbidden || up.hits.Load() != hits {
+		t.Errorf("banned client: status %d, upstream hit %v, want 403 from the gateway", resp.StatusCode, up.hits.Load() != hits)
+	}
+	g.waitLog(t, waitTimeout, "audit line", func(log string) bool {
+		return strings.Contains(log, `msg="admin call" component=audit token=ops method=POST path=/v1/bans`) &&
+			!strings.Contains(log, "ops-token")
+	})
+	if out, errOut, code := run("del", "127.0.0.1"); code != 0 || !strings.Contains(out, "unbanned") {
+		t.Fatalf("bans del = %d, %q, %q", code, out, errOut)
+	}
+	if resp, _ := g.get(t, "www.test", "/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("after unban: status %d, want 200", resp.StatusCode)
+	}
+	if _, errOut, code := run("del", "127.0.0.1"); code != 1 || !strings.Contains(errOut, "404: ip: no ban for 127.0.0.1/32") {
+		t.Errorf("bans del of nothing = %d, %q, want 1 and the API's 404", code, errOut)
+	}
+	if _, errOut, code := run("add", "not-an-ip"); code != 1 || !strings.Contains(errOut, "422: ip:") {
+		t.Errorf("bans add not-an-ip = %d, %q, want 1 and the API's 422", code, errOut)
+	}
+	if _, errOut, code := runGatehouse(t, "bans", "list", "--admin", admin, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("bans list with a wrong token = %d, %q, want 1 and 401", code, errOut)
+	}
+	if _, _, code := runGatehouse(t, "bans", "frobnicate"); code != 2 {
+		t.Errorf("bans frobnicate = %d, want 2", code)
+	}
+}
