@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-		"net/http"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
