@@ -8,11 +8,15 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"gatehouse/proxy/config"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // body100 is the bench workload's response: 100 bytes, as in
@@ -154,6 +158,67 @@ func BenchmarkChain(b *testing.B) {
 		}
 		run(b, s)
 	})
+	// The whole security chain: combined access log, probes (all
+	// presets), hotlink, jails, ban guard.
+	b.Run("gatehouse-full-chain", func(b *testing.B) {
+		s := gatehouseFull(b, "")
+		run(b, s)
+	})
+	// The same with basic auth and a bcrypt cost-10 user: after the first
+	// request the cache answers, so it should cost about the same.
+	b.Run("gatehouse-full-chain-basic-auth", func(b *testing.B) {
+		users := filepath.Join(b.TempDir(), "users")
+		hash, err := bcrypt.GenerateFromPassword([]byte("wonderland"), 10)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(users, []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		s := gatehouseFull(b, "    basic_auth: {htpasswd: "+users+"}\n")
+		req := req.Clone(context.Background())
+		req.SetBasicAuth("alice", "wonderland")
+		w := &discardWriter{h: http.Header{}}
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(w.h)
+			r := req.Clone(req.Context()) // basic auth removes the header
+			s.ServeHTTP(w, r)
+		}
+	})
+}
+
+// gatehouseFull is a gatehouse with every protection on, the upstream
+// round trip replaced by a constant answer.
+func gatehouseFull(b *testing.B, hostExtra string) *Server {
+	b.Helper()
+	yaml := `listen: {http: "127.0.0.1:0"}
+hosts:
+  - match: [bench.example.com]
+    upstreams: [http://127.0.0.1:1]
+    hotlink: {paths: [/media/, "*.mp4"], allow: [none, example.com]}
+` + hostExtra + `probes: {presets: [common, php, wordpress, phpmyadmin, secrets, vcs, cgi, shells]}
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+admin: {listen: "off"}
+log: {access: combined, access_file: ` + b.TempDir() + `/access.log}
+`
+	cfg, err := config.Parse("bench.yaml", []byte(yaml))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.sink.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	for _, r := range s.current.Load().router.routes() {
+		r.proxy.Transport = constTransport{}
+	}
+	return s
 }
 
 type constTransport struct{}
