@@ -53,14 +53,20 @@ func benchClient(b *testing.B) *http.Client {
 
 func gatehouseHandler(b *testing.B, upstream, access, extra string) *Server {
 	b.Helper()
-	yaml := `listen: {http: "127.0.0.1:0"}
+	return benchServer(b, `listen: {http: "127.0.0.1:0"}
 trusted_proxies: [10.0.0.0/8]
 hosts:
   - match: [bench.example.com, "*.bench.example.com"]
-    upstreams: [` + upstream + `]
+    upstreams: [`+upstream+`]
 admin: {listen: "off"}
-log: {access: ` + access + extra + `}
-`
+log: {access: `+access+extra+`}
+`)
+}
+
+// benchServer builds a Server from yaml and runs its access log sink for
+// the benchmark's lifetime.
+func benchServer(b *testing.B, yaml string) *Server {
+	b.Helper()
 	cfg, err := config.Parse("bench.yaml", []byte(yaml))
 	if err != nil {
 		b.Fatal(err)
@@ -192,29 +198,17 @@ func BenchmarkChain(b *testing.B) {
 // round trip replaced by a constant answer.
 func gatehouseFull(b *testing.B, hostExtra string) *Server {
 	b.Helper()
-	yaml := `listen: {http: "127.0.0.1:0"}
+	s := benchServer(b, `listen: {http: "127.0.0.1:0"}
 hosts:
   - match: [bench.example.com]
     upstreams: [http://127.0.0.1:1]
     hotlink: {paths: [/media/, "*.mp4"], allow: [none, example.com]}
-` + hostExtra + `probes: {presets: [common, php, wordpress, phpmyadmin, secrets, vcs, cgi, shells]}
+`+hostExtra+`probes: {presets: [common, php, wordpress, phpmyadmin, secrets, vcs, cgi, shells]}
 jails:
   probes: {maxretry: 3, findtime: 10m, bantime: 1h}
 admin: {listen: "off"}
-log: {access: combined, access_file: ` + b.TempDir() + `/access.log}
-`
-	cfg, err := config.Parse("bench.yaml", []byte(yaml))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.sink.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
+log: {access: combined, access_file: `+b.TempDir()+`/access.log}
+`)
 	for _, r := range s.current.Load().router.routes() {
 		r.proxy.Transport = constTransport{}
 	}
