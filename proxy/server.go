@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/rules/store"
 )
 
 // Options configures a Server.
@@ -43,6 +45,9 @@ type Server struct {
 	sink    *logSink
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
+	// store keeps bans and ban history in state_dir/bans.db; nil without
+	// a state_dir.
+	store *store.Store
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -66,12 +71,16 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
 	s.bans = rules.NewBanList(rules.BanListConfig{Allow: prefixes(opts.Config.Allow)})
+	if err := s.openStore(opts.Config); err != nil {
+		return nil, err
+	}
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
 	}
 	rt, err := s.build(opts.Config, nil)
 	if err != nil {
+		s.closeStore()
 		return nil, err
 	}
 	s.current.Store(rt)
@@ -164,6 +173,15 @@ func (s *Server) Run(ctx context.Context) error {
 		// Run only returns when watchCtx ends.
 		_ = s.bans.Run(watchCtx)
 	})
+	if s.store != nil {
+		sub := s.bans.Subscribe(4096)
+		wg.Go(func() {
+			defer sub.Close()
+			if err := s.store.Run(sinkCtx, sub); err != nil {
+				s.log.Error("ban store stopped; bans are no longer saved", "error", err)
+			}
+		})
+	}
 	s.ready.Store(true)
 
 	var runErr error
@@ -185,6 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopSink()
 	wg.Wait()
+	s.closeStore()
 	s.current.Load().transport.CloseIdleConnections()
 	return runErr
 }
@@ -326,8 +345,82 @@ func (s *Server) watchHtpasswd(ctx context.Context) {
 }
 
 // persistBan makes a manual ban durable before the admin API answers.
-// Without a store (no state_dir yet) bans live in memory only.
-func (s *Server) persistBan(rules.Ban) error { return nil }
+// Without a state_dir bans live in memory only.
+func (s *Server) persistBan(b rules.Ban) error {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.Put(b)
+}
 
 // unpersistBan makes a manual unban durable before the admin API answers.
-func (s *Server) unpersistBan(netip.Prefix) error { return nil }
+func (s *Server) unpersistBan(p netip.Prefix) error {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.Delete(p)
+}
+
+// openStore opens state_dir/bans.db and puts the saved bans back on the
+// ban list, before anything can ban or serve.
+func (s *Server) openStore(cfg *config.File) error {
+	if cfg.StateDir == "" {
+		s.log.Warn("no state_dir: bans are kept in memory only and lost on restart")
+		return nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	st, err := store.Open(store.StoreConfig{Path: filepath.Join(cfg.StateDir, "bans.db"), Forget: maxForget(cfg)}, s.log.With("component", "store"))
+	if err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	active, _, err := st.Load(time.Now())
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("state_dir: load bans: %w", err)
+	}
+	for _, b := range active {
+		if _, err := s.bans.Ban(b); err != nil {
+			s.log.Warn("saved ban not restored", "prefix", b.Prefix, "error", err)
+		}
+	}
+	s.store = st
+	s.log.Info("bans restored", "path", filepath.Join(cfg.StateDir, "bans.db"), "active", len(active))
+	return nil
+}
+
+// restoreHistory gives new jails the ban history kept in the store, so a
+// repeat offender's bans keep growing across restarts and reloads.
+func (s *Server) restoreHistory(j *rules.Jails) {
+	if s.store == nil {
+		return
+	}
+	active, history, err := s.store.Load(time.Now())
+	if err != nil {
+		s.log.Warn("ban history not restored", "error", err)
+		return
+	}
+	for _, h := range slices.Concat(history, active) {
+		j.RestoreHistory(h)
+	}
+}
+
+func (s *Server) closeStore() {
+	if s.store == nil {
+		return
+	}
+	if err := s.store.Close(); err != nil {
+		s.log.Warn("close ban store", "error", err)
+	}
+}
+
+// maxForget is the longest forget window of the configured jails, which
+// the store keeps ban history for.
+func maxForget(cfg *config.File) time.Duration {
+	d := 7 * 24 * time.Hour
+	for _, j := range cfg.Jails {
+		d = max(d, j.Forget.D())
+	}
+	return d
+}

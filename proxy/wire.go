@@ -135,6 +135,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		if err != nil {
 			return nil, fmt.Errorf("jails: %w", err)
 		}
+		s.restoreHistory(j)
 		rt.jails = j
 	}
 	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {

@@ -139,6 +139,7 @@ func (b *logBuffer) snapshot() (string, <-chan struct{}) {
 type gateway struct {
 	t         *testing.T
 	cfgPath   string
+	killed    bool   // ended by kill: no clean exit expected
 	httpAddr  string // 127.0.0.1:port of listen.http
 	adminAddr string // 127.0.0.1:port of admin.listen
 	cmd       *exec.Cmd
@@ -275,12 +276,20 @@ func (g *gateway) stop() {
 			<-g.exited
 		}
 	}
-	if code := g.exitCode(); code != 0 {
+	if code := g.exitCode(); code != 0 && !g.killed {
 		t.Errorf("gatehouse exit code = %d (%v), want 0", code, g.exitErr)
 	}
 	if strings.Contains(g.stderr.String(), "WARNING: DATA RACE") {
 		t.Errorf("the race detector found a data race in gatehouse; see its log")
 	}
+}
+
+// kill ends the gateway with SIGKILL, as a crash would, and waits for it.
+func (g *gateway) kill(t *testing.T) {
+	t.Helper()
+	g.killed = true
+	g.signal(syscall.SIGKILL)
+	g.waitExit(t, stopTimeout)
 }
 
 // signal sends sig to the gateway process.

@@ -37,7 +37,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "unknown top-level key without suggestion",
 		in:      minimal + "tls: {}\n",
-		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, trusted_proxies, allow, ipv6_prefix, jails, hosts, probes, admin, log",
+		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, state_dir, trusted_proxies, allow, ipv6_prefix, jails, hosts, probes, firewall, notify, admin, log",
 	},
 	{
 		name: "unknown nested key with suggestion",
@@ -133,6 +133,36 @@ var parseErrorCases = []struct {
 		name:    "factor not a number",
 		in:      minimal + "jails:\n  p: {increment: {factor: fast}}\n",
 		wantErr: `t.yaml:5: jails["p"].increment.factor: expected a number, found "fast"`,
+	},
+	{
+		name:    "relative state_dir",
+		in:      minimal + "state_dir: var/lib/gatehouse\n",
+		wantErr: `t.yaml:4: state_dir: "var/lib/gatehouse" is not an absolute path`,
+	},
+	{
+		name:    "state_dir without parent",
+		in:      minimal + "state_dir: /nonexistent-gatehouse/state\n",
+		wantErr: "t.yaml:4: state_dir: neither /nonexistent-gatehouse/state nor its parent exists",
+	},
+	{
+		name:    "unknown firewall backend",
+		in:      minimal + "firewall: {backend: iptable}\n",
+		wantErr: `t.yaml:4: firewall.backend: "iptable" is not one of ipset, nftables, iptables, auto, none`,
+	},
+	{
+		name:    "bad firewall port",
+		in:      minimal + "firewall: {backend: ipset, ports: [80, 70000]}\n",
+		wantErr: "t.yaml:4: firewall.ports[1]: 70000 is not a port",
+	},
+	{
+		name:    "notify without channel",
+		in:      minimal + "notify: {min_interval: 5m}\n",
+		wantErr: "t.yaml:4: notify: give a webhook, an email, or both",
+	},
+	{
+		name:    "notify email without recipients",
+		in:      minimal + "notify:\n  email: {smtp: \"smtp.example.com:587\", from: gh@example.com}\n",
+		wantErr: "t.yaml:5: notify.email.to: at least one recipient is required",
 	},
 	{
 		name: "too many upstreams",
@@ -509,6 +539,7 @@ log:
 	off := false
 	want := &File{
 		IPv6Prefix: 64,
+		Firewall:   Firewall{Backend: "none", Reconcile: Duration(30 * time.Second)},
 		Listen:     Listen{HTTP: "127.0.0.1:8080"},
 		Limits: Limits{
 			ReadHeaderTimeout:             Duration(5 * time.Second),
@@ -562,6 +593,7 @@ func TestParseDefaults(t *testing.T) {
 	on := true
 	want := &File{
 		IPv6Prefix: 64,
+		Firewall:   Firewall{Backend: "none", Reconcile: Duration(30 * time.Second)},
 		Listen:     Listen{HTTP: ":80"},
 		Limits: Limits{
 			ReadHeaderTimeout:             Duration(10 * time.Second),

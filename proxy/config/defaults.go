@@ -45,6 +45,14 @@ func applyDefaults(f *File) {
 		}
 	}
 
+	if f.Firewall.Backend == "" {
+		f.Firewall.Backend = "none"
+	}
+	setDuration(&f.Firewall.Reconcile, 30*time.Second)
+	if n := f.Notify; n != nil {
+		setDuration(&n.MinInterval, time.Minute)
+	}
+
 	if f.IPv6Prefix == 0 {
 		f.IPv6Prefix = 64
 	}

@@ -11,6 +11,10 @@ type File struct {
 
 	Listen Listen `yaml:"listen"`
 	Limits Limits `yaml:"limits"`
+	// StateDir holds bans.db (and, with TLS, certificates); created at
+	// start if missing (its parent must exist). Default "": no state is
+	// kept and bans live in memory only.
+	StateDir string `yaml:"state_dir"`
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed
 	// (key trusted_proxies). Default: none.
 	TrustedProxies []Prefix `yaml:"trusted_proxies"`
@@ -29,6 +33,10 @@ type File struct {
 	// Probes blocks scanner probes (/wp-login.php, /.env …) on every host.
 	// nil: off.
 	Probes *Probes `yaml:"probes"`
+	// Firewall pushes bans into the kernel (key firewall).
+	Firewall Firewall `yaml:"firewall"`
+	// Notify sends a message on every ban (key notify). nil: off.
+	Notify *Notify `yaml:"notify"`
 	Admin  Admin   `yaml:"admin"`
 	Log    Log     `yaml:"log"`
 }
@@ -222,4 +230,42 @@ type Increment struct {
 	Factor float64 `yaml:"factor"`
 	// Max caps a ban. Default: no cap.
 	Max Duration `yaml:"max"`
+}
+
+// Firewall configures kernel ban sync (key firewall).
+type Firewall struct {
+	// Backend is ipset, nftables, iptables, auto (nftables, else ipset,
+	// else none) or none. Default none.
+	Backend string `yaml:"backend"`
+	// Ports limits the drop to these TCP destination ports. Default
+	// empty: every packet from a banned source is dropped.
+	Ports []int `yaml:"ports"`
+	// Reconcile is how often the kernel is compared with the ban list
+	// and repaired, besides every change. Default 30s.
+	Reconcile Duration `yaml:"reconcile"`
+}
+
+// Notify configures ban notifications (key notify).
+type Notify struct {
+	// Webhook receives a JSON POST per ban (or digest of bans).
+	Webhook string `yaml:"webhook"`
+	// Email sends a mail per ban (or digest) over SMTP with STARTTLS.
+	Email *Email `yaml:"email"`
+	// MinInterval is the least time between two messages on a channel;
+	// bans in between go out as one digest. Default 1m.
+	MinInterval Duration `yaml:"min_interval"`
+}
+
+// Email is the SMTP notification channel (key notify.email).
+type Email struct {
+	// SMTP is the server's host:port; STARTTLS is required. Required.
+	SMTP string `yaml:"smtp"`
+	// From is the sender address. Required.
+	From string `yaml:"from"`
+	// To lists the recipients. Required.
+	To []string `yaml:"to"`
+	// Username and Password authenticate (AUTH PLAIN after STARTTLS).
+	// Default: no authentication.
+	Username Secret `yaml:"username"`
+	Password Secret `yaml:"password"`
 }

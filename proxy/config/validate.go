@@ -83,6 +83,7 @@ func (v *validator) check(f *File) {
 		v.probes(f.Probes)
 	}
 	v.jails(f)
+	v.state(f)
 	v.tokens(f.Admin.Tokens)
 	v.log(&f.Log)
 }
@@ -254,6 +255,63 @@ func (v *validator) jails(f *File) {
 	for i, h := range f.Hosts {
 		if h.Hotlink != nil {
 			ref("hosts["+strconv.Itoa(i)+"].hotlink.jail", h.Hotlink.Jail)
+		}
+	}
+}
+
+// firewallBackends are the values of firewall.backend.
+var firewallBackends = []string{"ipset", "nftables", "iptables", "auto", "none"}
+
+// state checks state_dir, firewall and notify.
+func (v *validator) state(f *File) {
+	if d := f.StateDir; d != "" {
+		if !filepath.IsAbs(d) {
+			v.add("state_dir", "%q is not an absolute path", d)
+		} else if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
+			v.add("state_dir", "%s is not a directory", d)
+		} else if err != nil {
+			if _, perr := os.Stat(filepath.Dir(d)); perr != nil {
+				v.add("state_dir", "neither %s nor its parent exists", d)
+			}
+		}
+	}
+	if !slices.Contains(firewallBackends, f.Firewall.Backend) {
+		v.add("firewall.backend", "%q is not one of %s", f.Firewall.Backend, strings.Join(firewallBackends, ", "))
+	}
+	for i, p := range f.Firewall.Ports {
+		if p < 1 || p > 65535 {
+			v.add("firewall.ports["+strconv.Itoa(i)+"]", "%d is not a port (1-65535)", p)
+		}
+	}
+	n := f.Notify
+	if n == nil {
+		return
+	}
+	if n.Webhook == "" && n.Email == nil {
+		v.add("notify", "give a webhook, an email, or both")
+	}
+	if n.Webhook != "" {
+		if u, err := url.Parse(n.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("notify.webhook", "%q is not an absolute http(s) URL", n.Webhook)
+		}
+	}
+	if e := n.Email; e != nil {
+		if _, _, err := net.SplitHostPort(e.SMTP); err != nil {
+			v.add("notify.email.smtp", "%q is not host:port", e.SMTP)
+		}
+		if !strings.Contains(e.From, "@") {
+			v.add("notify.email.from", "%q is not an e-mail address", e.From)
+		}
+		if len(e.To) == 0 {
+			v.add("notify.email.to", "at least one recipient is required")
+		}
+		for i, to := range e.To {
+			if !strings.Contains(to, "@") {
+				v.add("notify.email.to["+strconv.Itoa(i)+"]", "%q is not an e-mail address", to)
+			}
+		}
+		if e.Username.IsZero() != e.Password.IsZero() {
+			v.add("notify.email", "give both username and password, or neither")
 		}
 	}
 }
