@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/rules/notify"
 	"gatehouse/rules/store"
 )
 
@@ -48,6 +50,8 @@ type Server struct {
 	// store keeps bans and ban history in state_dir/bans.db; nil without
 	// a state_dir.
 	store *store.Store
+	// notifier sends ban notifications; nil without a notify section.
+	notifier *notify.Notifier
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -71,6 +75,17 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
 	s.bans = rules.NewBanList(rules.BanListConfig{Allow: prefixes(opts.Config.Allow)})
+	if n := opts.Config.Notify; n != nil {
+		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
+		if e := n.Email; e != nil {
+			nc.Email = &notify.EmailConfig{SMTP: e.SMTP, From: e.From, To: e.To,
+				Username: e.Username.Value(), Password: e.Password.Value()}
+		}
+		var err error
+		if s.notifier, err = notify.New(nc); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+	}
 	if err := s.openStore(opts.Config); err != nil {
 		return nil, err
 	}
@@ -173,6 +188,15 @@ func (s *Server) Run(ctx context.Context) error {
 		// Run only returns when watchCtx ends.
 		_ = s.bans.Run(watchCtx)
 	})
+	if s.notifier != nil {
+		sub := s.bans.Subscribe(1024)
+		wg.Go(func() {
+			defer sub.Close()
+			if err := s.notifier.Run(sinkCtx, sub); err != nil {
+				s.log.Error("ban notifications stopped", "error", err)
+			}
+		})
+	}
 	if s.store != nil {
 		sub := s.bans.Subscribe(4096)
 		wg.Go(func() {
@@ -264,6 +288,9 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	}
 	if old.Admin.Listen != cfg.Admin.Listen {
 		warn("admin.listen")
+	}
+	if !reflect.DeepEqual(old.Notify, cfg.Notify) {
+		warn("notify")
 	}
 	if !slices.Equal(old.Allow, cfg.Allow) {
 		// The ban list refuses bans of allowed clients; jails already

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestBanWebhook: a ban made by a jail in the running gateway reaches a
+// loopback webhook receiver as JSON.
+func TestBanWebhook(t *testing.T) {
+	t.Parallel()
+	type payload struct {
+		Event string `json:"event"`
+		Bans  []struct {
+			IP, Jail, Reason string
+		} `json:"bans"`
+	}
+	got := make(chan payload, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var p payload
+		if err := json.Unmarshal(b, &p); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad payload", http.StatusBadRequest)
+			return
+		}
+		got <- p
+	}))
+	t.Cleanup(hook.Close)
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`hosts:
+  - match: [www.test]
+    upstreams: [%s]
+probes: {presets: [secrets]}
+jails:
+  probes: {maxretry: 2, findtime: 1m, bantime: 1h}
+notify:
+  webhook: %s/hook
+`, up.URL(), hook.URL)))
+	g.get(t, "www.test", "/.env")
+	g.get(t, "www.test", "/.aws/credentials")
+	select {
+	case p := <-got:
+		if p.Event != "ban" || len(p.Bans) != 1 || p.Bans[0].IP != "127.0.0.1" || p.Bans[0].Jail != "probes" {
+			t.Errorf("webhook payload = %+v, want one ban of 127.0.0.1 by probes", p)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("no webhook call within the deadline")
+	}
+}
