@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,30 @@ func TestAdminBansListAndGuard(t *testing.T) {
 	s.ServeHTTP(pw, req)
 	if pw.Code != http.StatusForbidden {
 		t.Errorf("banned client on the public listener: %d, want 403", pw.Code)
+	}
+}
+
+func TestBanMetrics(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Config: mustConfig(t, adminConfig+"jails:\n  probes: {maxretry: 1}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.adminHandler()
+	if w, _ := (adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"203.0.113.9"}`}).do(t, h); w.Code != 201 {
+		t.Fatal(w.Body.String())
+	}
+	s.current.Load().jails.Report("probes", netip.MustParseAddr("203.0.113.10"), "probe")
+	r := httptest.NewRequest("GET", "/metrics", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	for _, want := range []string{
+		`gatehouse_bans_active{jail="manual"} 1`,
+		`gatehouse_bans_active{jail="probes"} 1`,
+		`gatehouse_jail_offences_total{jail="probes"} 1`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

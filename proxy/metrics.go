@@ -81,3 +81,54 @@ func onDone(byHost map[string]*hostCounters, unmatched *hostCounters) func(*http
 		hc.observe(status)
 	}
 }
+
+// banCollector reports the jails' offences and the active bans at scrape
+// time, so the request path keeps no extra counters.
+type banCollector struct {
+	s        *Server
+	offences *prometheus.Desc
+	bansDesc *prometheus.Desc
+}
+
+func newBanCollector(s *Server) *banCollector {
+	return &banCollector{
+		s: s,
+		offences: prometheus.NewDesc("gatehouse_jail_offences_total",
+			"Offences reported to each jail.", []string{"jail"}, nil),
+		bansDesc: prometheus.NewDesc("gatehouse_bans_active",
+			"Active bans by jail (manual for bans made through the admin API).", []string{"jail"}, nil),
+	}
+}
+
+func (c *banCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.offences
+	ch <- c.bansDesc
+}
+
+func (c *banCollector) Collect(ch chan<- prometheus.Metric) {
+	rt := c.s.current.Load()
+	if rt == nil {
+		return
+	}
+	active := map[string]int{"manual": 0}
+	for name := range rt.cfg.Jails {
+		active[name] = 0
+		ch <- prometheus.MustNewConstMetric(c.offences, prometheus.CounterValue, float64(rt.jails.Offences(name)), name)
+	}
+	now := time.Now()
+	for _, b := range c.s.bans.List() {
+		if !b.Until.After(now) {
+			continue
+		}
+		jail := b.Jail
+		if jail == "" {
+			jail = "manual"
+		}
+		if _, known := active[jail]; known {
+			active[jail]++
+		}
+	}
+	for jail, n := range active {
+		ch <- prometheus.MustNewConstMetric(c.bansDesc, prometheus.GaugeValue, float64(n), jail)
+	}
+}

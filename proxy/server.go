@@ -89,6 +89,7 @@ func New(opts Options) (*Server, error) {
 	if err := s.openStore(opts.Config); err != nil {
 		return nil, err
 	}
+	s.metrics.reg.MustRegister(newBanCollector(s))
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
