@@ -11,8 +11,9 @@ STATICCHECK := $(GOBIN)/staticcheck
 # honnef.co/go/tools v0.8.2 is staticcheck 2026.1.x, which knows Go 1.26.
 STATICCHECK_VERSION := v0.8.2
 # Debian packages the tests drive as real components: Apache htpasswd
-# (apache2-utils), mkpasswd (whois) and openssl for htpasswd interop.
-APT_PACKAGES := apache2-utils whois openssl
+# (apache2-utils), mkpasswd (whois) and openssl for htpasswd interop; ipset,
+# nftables, iptables and iproute2 for the kernel ban tests in namespaces.
+APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
