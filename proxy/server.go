@@ -19,6 +19,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/rules/firewall"
 	"gatehouse/rules/notify"
 	"gatehouse/rules/store"
 )
@@ -52,6 +53,9 @@ type Server struct {
 	store *store.Store
 	// notifier sends ban notifications; nil without a notify section.
 	notifier *notify.Notifier
+	// firewall keeps the kernel's drop sets equal to the ban list; nil
+	// with firewall.backend none or when no backend could be had.
+	firewall *firewall.Reconciler
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -90,6 +94,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(newBanCollector(s))
+	if err := s.openFirewall(opts.Config); err != nil {
+		s.closeStore()
+		return nil, err
+	}
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
@@ -189,6 +197,17 @@ func (s *Server) Run(ctx context.Context) error {
 		// Run only returns when watchCtx ends.
 		_ = s.bans.Run(watchCtx)
 	})
+	if s.firewall != nil {
+		wg.Go(func() {
+			err := s.firewall.Run(watchCtx)
+			switch {
+			case errors.Is(err, firewall.ErrNoPermission):
+				s.log.Error("kernel firewall disabled: gatehouse lacks CAP_NET_ADMIN; bans are enforced in memory only", "error", err)
+			case err != nil:
+				s.log.Error("kernel firewall stopped; bans are enforced in memory only", "error", err)
+			}
+		})
+	}
 	if s.notifier != nil {
 		sub := s.bans.Subscribe(1024)
 		wg.Go(func() {
@@ -292,6 +311,9 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	}
 	if !reflect.DeepEqual(old.Notify, cfg.Notify) {
 		warn("notify")
+	}
+	if !reflect.DeepEqual(old.Firewall, cfg.Firewall) {
+		warn("firewall")
 	}
 	if !slices.Equal(old.Allow, cfg.Allow) {
 		// The ban list refuses bans of allowed clients; jails already
@@ -451,4 +473,42 @@ func maxForget(cfg *config.File) time.Duration {
 		d = max(d, j.Forget.D())
 	}
 	return d
+}
+
+// loopback is never dropped by the kernel firewall: local tools, health
+// checks and the admin listener's usual peers live there.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// openFirewall sets up kernel ban sync. A backend that cannot be had
+// (tools missing, auto finding none) is logged and bans stay in memory:
+// the gateway keeps serving and refusing banned clients either way.
+func (s *Server) openFirewall(cfg *config.File) error {
+	fw := cfg.Firewall
+	if fw.Backend == "none" {
+		return nil
+	}
+	log := s.log.With("component", "firewall")
+	ports := make([]uint16, len(fw.Ports))
+	for i, p := range fw.Ports {
+		ports[i] = uint16(p)
+	}
+	backend, err := firewall.New(firewall.Config{Backend: fw.Backend, Ports: ports, Log: log})
+	if err != nil {
+		log.Error("kernel firewall unavailable; bans are enforced in memory only", "backend", fw.Backend, "error", err)
+		return nil
+	}
+	r, err := firewall.NewReconciler(firewall.ReconcilerConfig{
+		Backend:    backend,
+		Bans:       s.bans,
+		Interval:   fw.Reconcile.D(),
+		Allow:      append(prefixes(cfg.Allow), loopback...),
+		Log:        log,
+		Registerer: s.metrics.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	log.Info("kernel firewall on", "backend", backend.Name(), "ports", fw.Ports, "reconcile_seconds", fw.Reconcile.D().Seconds())
+	s.firewall = r
+	return nil
 }

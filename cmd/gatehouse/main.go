@@ -52,6 +52,8 @@ commands:
   bans list | add IP [--for 1h] [--reason R] | del IP
                       the ban list of a running gateway (--admin URL --token T,
                       or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
+  firewall status|flush [-c FILE]
+                      show or remove the kernel sets/rules gatehouse created
   version             print the version
 `
 
@@ -75,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return rulesCmd(args[1:], stdout, stderr)
 	case "bans":
 		return bansCmd(args[1:], stdout, stderr)
+	case "firewall":
+		return firewallCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

@@ -1,0 +1,152 @@
+//go:build linux
+
+package firewall
+
+import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+)
+
+func TestPrefixRange(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		prefix     string
+		start, end []byte
+	}{
+		{"192.0.2.7/32", []byte{192, 0, 2, 7}, []byte{192, 0, 2, 8}},
+		{"192.0.2.0/24", []byte{192, 0, 2, 0}, []byte{192, 0, 3, 0}},
+		{"192.0.2.255/32", []byte{192, 0, 2, 255}, []byte{192, 0, 3, 0}},
+		{"10.0.0.0/7", []byte{10, 0, 0, 0}, []byte{12, 0, 0, 0}},
+		{"255.255.255.0/24", []byte{255, 255, 255, 0}, nil},
+		{"0.0.0.0/0", []byte{0, 0, 0, 0}, nil},
+		{"2001:db8:1:2::/64", netip.MustParseAddr("2001:db8:1:2::").AsSlice(), netip.MustParseAddr("2001:db8:1:3::").AsSlice()},
+		{"2001:db8::1/128", netip.MustParseAddr("2001:db8::1").AsSlice(), netip.MustParseAddr("2001:db8::2").AsSlice()},
+		{"2001:db8::/61", netip.MustParseAddr("2001:db8::").AsSlice(), netip.MustParseAddr("2001:db8:0:8::").AsSlice()},
+	} {
+		p := netip.MustParsePrefix(tc.prefix)
+		start, end := prefixRange(p)
+		if !bytes.Equal(start, tc.start) || !bytes.Equal(end, tc.end) {
+			t.Errorf("prefixRange(%s) = %x, %x; want %x, %x", p, start, end, tc.start, tc.end)
+		}
+		back, ok := rangePrefix(start, end)
+		if !ok || back != p {
+			t.Errorf("rangePrefix(prefixRange(%s)) = %s, %v; want it back", p, back, ok)
+		}
+	}
+	for _, r := range [][2][]byte{
+		{{10, 0, 0, 1}, {10, 0, 0, 6}}, // 5 addresses
+		{{10, 0, 0, 1}, {10, 0, 0, 3}}, // 2 addresses, not aligned
+		{{10, 0, 0, 1}, nil},
+	} {
+		if p, ok := rangePrefix(r[0], r[1]); ok {
+			t.Errorf("rangePrefix(%x, %x) = %s, want no prefix", r[0], r[1], p)
+		}
+	}
+}
+
+func TestParseElements(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	b := &nftBackend{log: discard(nil)}
+	el := func(ip string, end bool, left time.Duration) nftables.SetElement {
+		e := nftables.SetElement{Key: netip.MustParseAddr(ip).AsSlice(), IntervalEnd: end}
+		if left > 0 {
+			e.Timeout, e.Expires = time.Hour, left
+		}
+		return e
+	}
+	// As the kernel dumps them: highest first, with the zero interval
+	// end nft(8) adds, an open end at the top, a range that is no
+	// prefix, and the end element an expired start left behind.
+	elems := []nftables.SetElement{
+		el("255.255.255.0", false, time.Minute),
+		el("192.0.3.0", true, 0),
+		el("192.0.2.0", false, time.Hour),
+		el("10.0.0.9", true, 0), // left by an expired 10.0.0.8/32
+		el("10.0.0.6", true, 0),
+		el("10.0.0.1", false, time.Hour), // 10.0.0.1-10.0.0.5
+		el("0.0.0.2", true, 0),
+		el("0.0.0.1", false, 0), // no timeout
+		el("0.0.0.0", true, 0),
+	}
+	got := b.parseElements(nil, elems, true, now)
+	want := []Entry{
+		{netip.MustParsePrefix("0.0.0.1/32"), time.Time{}},
+		{netip.MustParsePrefix("192.0.2.0/24"), now.Add(time.Hour)},
+		{netip.MustParsePrefix("255.255.255.0/24"), now.Add(time.Minute)},
+	}
+	sortEntries(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("parseElements() = %v, want %v", got, want)
+	}
+}
+
+func TestParseIPSetSave(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	out := []byte(`create gatehouse4 hash:net family inet hashsize 1024 maxelem 1048576 timeout 0 bucketsize 12 initval 0x3f79c344
+add gatehouse4 192.0.2.7 timeout 99
+add gatehouse4 198.51.100.0/24 timeout 0
+add gatehouse4 203.0.113.9 timeout 3600 comment "x"
+add other 192.0.2.8 timeout 5
+`)
+	got, err := parseIPSetSave(nil, out, "gatehouse4", now)
+	want := []Entry{
+		{netip.MustParsePrefix("192.0.2.7/32"), now.Add(99 * time.Second)},
+		{netip.MustParsePrefix("198.51.100.0/24"), time.Time{}},
+		{netip.MustParsePrefix("203.0.113.9/32"), now.Add(time.Hour)},
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("parseIPSetSave() = %v, %v; want %v", got, err, want)
+	}
+	got, err = parseIPSetSave(nil, []byte("add gatehouse6 2001:db8::/64 timeout 12\nadd gatehouse6 2001:db8::1 timeout 0\n"), "gatehouse6", now)
+	want = []Entry{{netip.MustParsePrefix("2001:db8::/64"), now.Add(12 * time.Second)}, {netip.MustParsePrefix("2001:db8::1/128"), time.Time{}}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("parseIPSetSave(v6) = %v, %v; want %v", got, err, want)
+	}
+	if _, err := parseIPSetSave(nil, []byte("add gatehouse4 nonsense timeout 1\n"), "gatehouse4", now); err == nil {
+		t.Errorf("parseIPSetSave(nonsense) = nil error")
+	}
+}
+
+func TestIPSetHeaderFits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		h      ipsetHeader
+		family string
+		want   bool
+	}{
+		{ipsetHeader{"hash:net", "family inet hashsize 65536 maxelem 1048576 timeout 0 bucketsize 12 initval 0x19938af7"}, "inet", true},
+		{ipsetHeader{"hash:net", "family inet6 hashsize 1024 maxelem 1048576 timeout 0 bucketsize 12 initval 0x1"}, "inet6", true},
+		{ipsetHeader{"hash:ip", "family inet hashsize 1024 maxelem 1048576 timeout 0"}, "inet", false},
+		{ipsetHeader{"hash:net", "family inet hashsize 1024 maxelem 1048576"}, "inet", false},
+		{ipsetHeader{"hash:net", "family inet hashsize 1024 maxelem 65536 timeout 0"}, "inet", false},
+		{ipsetHeader{"hash:net", "family inet6 hashsize 1024 maxelem 1048576 timeout 0"}, "inet", false},
+	} {
+		if got := tc.h.fits(tc.family); got != tc.want {
+			t.Errorf("%+v.fits(%q) = %v, want %v", tc.h, tc.family, got, tc.want)
+		}
+	}
+}
+
+func TestPortSpecs(t *testing.T) {
+	t.Parallel()
+	if got := portSpecs(nil); !slices.Equal(got, []string{""}) {
+		t.Errorf("portSpecs(nil) = %q, want one empty match", got)
+	}
+	if got := portSpecs([]uint16{80, 443}); !slices.Equal(got, []string{"-p tcp -m multiport --dports 80,443 "}) {
+		t.Errorf("portSpecs(80, 443) = %q", got)
+	}
+	var many []uint16
+	for p := range uint16(16) {
+		many = append(many, 1000+p)
+	}
+	if got := portSpecs(many); len(got) != 2 {
+		t.Errorf("portSpecs(16 ports) = %q, want 2 rules (multiport takes 15)", got)
+	}
+}
