@@ -53,9 +53,9 @@ func needNetns(t *testing.T, tools ...string) {
 
 // netnsPair is a server and a client namespace joined by a veth pair.
 type netnsPair struct {
-	srv, cli       string
-	srvIP, cliIP   string
-	other          string // a second client address, never banned
+	srv, cli     string
+	srvIP, cliIP string
+	other        string // a second client address, never banned
 }
 
 func newNetnsPair(t *testing.T, subnet int) *netnsPair {
