@@ -7,6 +7,16 @@ import (
 	"testing"
 )
 
+// opsAdmin is an admin section with one token, "ops-token", allowed to
+// read and write bans.
+const opsAdmin = `admin:
+  listen: "127.0.0.1:0"
+  tokens:
+    - name: ops
+      token: sha256:d9310c002af91822beb0b3487d8b04f85bf6bf1f8a5496bff7d35fc7c5a29def
+      scopes: [bans:read, bans:write]
+`
+
 // TestBansCLI drives `gatehouse bans` against a running gateway's admin
 // API: add, list, the ban enforced on the public listener, delete, and
 // the API's errors surfacing with exit code 1.
@@ -14,13 +24,7 @@ func TestBansCLI(t *testing.T) {
 	t.Parallel()
 	up := newEchoUpstream(t, "app")
 	g := startGateway(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
-admin:
-  listen: "127.0.0.1:0"
-  tokens:
-    - name: ops
-      token: sha256:d9310c002af91822beb0b3487d8b04f85bf6bf1f8a5496bff7d35fc7c5a29def
-      scopes: [bans:read, bans:write]
-hosts:
+`+opsAdmin+`hosts:
   - match: [www.test]
     upstreams: [%s]
 `, up.URL()))
@@ -73,13 +77,7 @@ func TestBansSurviveSIGKILL(t *testing.T) {
 	up := newEchoUpstream(t, "app")
 	cfg := fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
 state_dir: %s
-admin:
-  listen: "127.0.0.1:0"
-  tokens:
-    - name: ops
-      token: sha256:d9310c002af91822beb0b3487d8b04f85bf6bf1f8a5496bff7d35fc7c5a29def
-      scopes: [bans:read, bans:write]
-hosts:
+`+opsAdmin+`hosts:
   - match: [www.test]
     upstreams: [%s]
 probes: {presets: [secrets]}
