@@ -3,11 +3,13 @@ package proxy
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"reflect"
+	"slices"
 	"time"
 
 	"gatehouse/middleware"
@@ -253,15 +255,30 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Flood jails: a token bucket per client for each jail with a rate.
+	limited := middleware.CanonicalPath(s.log)(h)
+	for _, name := range slices.Sorted(maps.Keys(cfg.Jails)) {
+		j := cfg.Jails[name]
+		if j.Rate == 0 {
+			continue
+		}
+		rl, err := middleware.RateLimit(middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
+			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix}, rt.jails, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("jails[%q]: %w", name, err)
+		}
+		limited = rl(limited)
+	}
 
 	// The order of the chain is fixed here and nowhere else:
 	// scope → access log (sees every answer) → client IP → ban guard
-	// (banned clients cost nothing more) → canonical path → probes (every
-	// host, and requests for unknown hosts too) → host router → per host:
-	// upgrade policy, body limit → hotlink → basic auth → upstream
-	// (response header policy applied on the way back).
+	// (banned clients cost nothing more) → rate limit (flood jails) →
+	// canonical path → probes (every host, and requests for unknown hosts
+	// too) → host router → per host: upgrade policy, body limit → hotlink
+	// → basic auth → upstream (response header policy applied on the way
+	// back).
 	rt.router = hosts
 	rt.creds = creds
-	rt.handler = middleware.WithScope(accessLog(clientIP(guard(middleware.CanonicalPath(s.log)(h)))))
+	rt.handler = middleware.WithScope(accessLog(clientIP(guard(limited))))
 	return rt, nil
 }

@@ -132,3 +132,25 @@ jails:
 	// The ban expires by itself.
 	waitGet(t, g, "www.test", "/index.html", http.StatusOK)
 }
+
+// TestFloodJail: a client over its token bucket gets 429, and one that
+// keeps at it is banned.
+func TestFloodJail(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`hosts:
+  - match: [www.test]
+    upstreams: [%s]
+jails:
+  flood: {rate: 0.01, burst: 3, maxretry: 2, findtime: 1m, bantime: 1h}
+`, up.URL())))
+	var codes []int
+	for range 6 {
+		resp, _ := g.get(t, "www.test", "/")
+		codes = append(codes, resp.StatusCode)
+	}
+	want := []int{200, 200, 200, 429, 429, 403}
+	if fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Errorf("statuses = %v, want %v (burst of 3, then 429s, banned after the second)", codes, want)
+	}
+}

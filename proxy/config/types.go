@@ -221,6 +221,13 @@ type Jail struct {
 	Increment *Increment `yaml:"increment"`
 	// Forget is how long ban history is kept after a ban ends. Default 7d.
 	Forget Duration `yaml:"forget"`
+	// Rate makes this a flood jail: each client may send Rate requests
+	// per second (a token bucket); requests over it get 429 and are
+	// offences for this jail. Default 0: not a flood jail.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many requests over Rate a client may send at once.
+	// Default twice Rate.
+	Burst int `yaml:"burst"`
 }
 
 // Increment makes the n-th ban last bantime × factor^(n-1), at most max

@@ -237,6 +237,9 @@ func (v *validator) jails(f *File) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Jails)) {
 		field := mapEntry("jails", name)
+		if j := f.Jails[name]; j.Rate < 0 || j.Burst < 0 || (j.Burst > 0 && j.Rate == 0) {
+			v.add(field, "rate and burst must not be negative, and burst needs a rate")
+		}
 		if _, err := rules.NewDryRun(rules.JailsConfig{Jails: map[string]rules.JailConfig{name: JailConfig(f.Jails[name])}}); err != nil {
 			v.add(field, "%v", unwrapCompile(err))
 		}

@@ -1,0 +1,94 @@
+package middleware
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"gatehouse/rules"
+)
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	jails := newTestJails(t)
+	mw, err := RateLimit(RateLimitConfig{Rate: 0.001, Burst: 3, Jail: "flood",
+		Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, jails, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached bool
+	h := chainFor(t, mw, &reached)
+	get := func(remote string) int {
+		reached = false
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if reached != (w.Code == http.StatusOK) {
+			t.Errorf("from %s: status %d but reached = %v", remote, w.Code, reached)
+		}
+		if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		return w.Code
+	}
+	for i := range 3 {
+		if code := get("203.0.113.1:1000"); code != 200 {
+			t.Fatalf("request %d within the burst: %d", i, code)
+		}
+	}
+	if code := get("203.0.113.1:1000"); code != http.StatusTooManyRequests {
+		t.Errorf("over the burst: %d, want 429", code)
+	}
+	if got := jails.Offences("flood"); got != 1 {
+		t.Errorf("flood offences = %d, want 1", got)
+	}
+	// Another client has its own bucket; an IPv6 /64 shares one.
+	if code := get("203.0.113.2:1000"); code != 200 {
+		t.Errorf("another client: %d, want 200", code)
+	}
+	for i := range 3 {
+		get("[2001:db8::" + string(rune('1'+i)) + "]:1000")
+	}
+	if code := get("[2001:db8::99]:1000"); code != http.StatusTooManyRequests {
+		t.Errorf("fourth request from one /64: %d, want 429", code)
+	}
+	// Allowed clients are never limited.
+	for range 10 {
+		if code := get("192.0.2.7:1000"); code != 200 {
+			t.Fatalf("allowed client: %d, want 200", code)
+		}
+	}
+}
+
+func TestRateLimitConfigErrors(t *testing.T) {
+	t.Parallel()
+	if _, err := RateLimit(RateLimitConfig{Jail: "flood"}, newTestJails(t), nil); err == nil {
+		t.Error("RateLimit without a rate = nil error")
+	}
+	if _, err := RateLimit(RateLimitConfig{Rate: 1}, newTestJails(t), nil); err == nil {
+		t.Error("RateLimit without a jail = nil error")
+	}
+}
+
+func BenchmarkRateLimit(b *testing.B) {
+	j, err := rules.NewJails(rules.JailsConfig{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mw, err := RateLimit(RateLimitConfig{Rate: 1e9, Jail: "flood"}, j, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := httptest.NewRequest("GET", "/", nil)
+	c := &scopeCtx{Context: r.Context()}
+	c.scope.ClientIP = netip.MustParseAddr("203.0.113.7")
+	r = r.WithContext(c)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
+	}
+}
