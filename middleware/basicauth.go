@@ -283,6 +283,7 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 				return
 			}
 			if !good {
+				s.Offence = "bad credentials"
 				jails.Report(cfg.Jail, s.ClientIP, "bad credentials")
 				if log.Enabled(r.Context(), slog.LevelDebug) {
 					log.Debug("login failed", "client_ip", s.ClientIP, "host", s.Host, "user", user)

@@ -61,6 +61,7 @@ func Hotlink(cfg HotlinkConfig, m *rules.HotlinkMatcher, jails *rules.Jails, log
 				return
 			}
 			if cfg.Jail != "" {
+				s.Offence = "hotlink"
 				jails.Report(cfg.Jail, s.ClientIP, "hotlink")
 			}
 			if log.Enabled(r.Context(), slog.LevelDebug) {

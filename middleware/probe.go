@@ -50,6 +50,7 @@ func ProbeBlock(cfg ProbeBlockConfig, m *rules.ProbeMatcher, jails *rules.Jails,
 				next.ServeHTTP(w, r)
 				return
 			}
+			s.Offence = "probe " + rule
 			jails.Report(cfg.Jail, s.ClientIP, "probe")
 			if log.Enabled(r.Context(), slog.LevelDebug) {
 				log.Debug("probe blocked", "client_ip", s.ClientIP, "rule", rule, "path", s.Path.Path)

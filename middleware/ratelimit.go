@@ -88,6 +88,7 @@ func RateLimit(cfg RateLimitConfig, jails *rules.Jails, log *slog.Logger) (func(
 				next.ServeHTTP(w, r)
 				return
 			}
+			s.Offence = "flood"
 			jails.Report(cfg.Jail, ip, "flood")
 			if log.Enabled(r.Context(), slog.LevelDebug) {
 				log.Debug("rate limited", "client_ip", ip, "jail", cfg.Jail)

@@ -36,6 +36,9 @@ type Scope struct {
 	Upstream string
 	// User is the authenticated user name, for the access log.
 	User string
+	// Offence names what the request was reported for ("probe", "flood",
+	// …), "" for a clean request: ban notifications quote such requests.
+	Offence string
 }
 
 // scopeCtx carries the Scope inside the context value itself, so creating

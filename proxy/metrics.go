@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/rules/notify"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -71,14 +73,20 @@ func (hc *hostCounters) observe(status int) {
 }
 
 // onDone returns the access log hook that counts every answered request
-// under its host, counters looked up in the runtime's table.
-func onDone(byHost map[string]*hostCounters, unmatched *hostCounters) func(*http.Request, *middleware.Scope, int, int64, time.Duration) {
-	return func(_ *http.Request, s *middleware.Scope, status int, _ int64, _ time.Duration) {
+// under its host, counters looked up in the runtime's table, and hands
+// requests that were offences to the notifier (nil: off), which quotes a
+// client's last ones when it is banned.
+func onDone(byHost map[string]*hostCounters, unmatched *hostCounters, n *notify.Notifier) func(*http.Request, *middleware.Scope, int, int64, time.Duration) {
+	return func(r *http.Request, s *middleware.Scope, status int, _ int64, _ time.Duration) {
 		hc := byHost[s.Host]
 		if hc == nil {
 			hc = unmatched
 		}
 		hc.observe(status)
+		if s.Offence != "" && n != nil {
+			// The path only: a query string can carry signatures.
+			n.Note(s.ClientIP, r.Method+" "+r.Host+r.URL.EscapedPath()+" → "+strconv.Itoa(status)+" ("+s.Offence+")")
+		}
 	}
 }
 

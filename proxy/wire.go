@@ -232,7 +232,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	accessLog, err := middleware.AccessLog(middleware.AccessLogConfig{
 		Format: cfg.Log.Access,
 		Out:    s.sink,
-		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost)),
+		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost), s.notifier),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("log.access: %w", err)

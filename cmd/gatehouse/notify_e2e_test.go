@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,6 +19,7 @@ func TestBanWebhook(t *testing.T) {
 		Event string `json:"event"`
 		Bans  []struct {
 			IP, Jail, Reason string
+			Requests         []string
 		} `json:"bans"`
 	}
 	got := make(chan payload, 4)
@@ -46,7 +48,12 @@ notify:
 	select {
 	case p := <-got:
 		if p.Event != "ban" || len(p.Bans) != 1 || p.Bans[0].IP != "127.0.0.1" || p.Bans[0].Jail != "probes" {
-			t.Errorf("webhook payload = %+v, want one ban of 127.0.0.1 by probes", p)
+			t.Fatalf("webhook payload = %+v, want one ban of 127.0.0.1 by probes", p)
+		}
+		// The offence before the ban is quoted (the one that triggered it
+		// may still be in flight when the notifier reads).
+		if len(p.Bans[0].Requests) == 0 || !strings.Contains(p.Bans[0].Requests[0], "GET www.test/.env → 403 (probe secrets:") {
+			t.Errorf("ban requests = %q, want the /.env probe quoted", p.Bans[0].Requests)
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("no webhook call within the deadline")
