@@ -492,7 +492,8 @@ func (s *Server) openFirewall(cfg *config.File) error {
 	for i, p := range fw.Ports {
 		ports[i] = uint16(p)
 	}
-	backend, err := firewall.New(firewall.Config{Backend: fw.Backend, Ports: ports, Log: log})
+	// The firewall package names itself in its log lines.
+	backend, err := firewall.New(firewall.Config{Backend: fw.Backend, Ports: ports, Log: s.log})
 	if err != nil {
 		log.Error("kernel firewall unavailable; bans are enforced in memory only", "backend", fw.Backend, "error", err)
 		return nil
@@ -502,7 +503,7 @@ func (s *Server) openFirewall(cfg *config.File) error {
 		Bans:       s.bans,
 		Interval:   fw.Reconcile.D(),
 		Allow:      append(prefixes(cfg.Allow), loopback...),
-		Log:        log,
+		Log:        s.log,
 		Registerer: s.metrics.reg,
 	})
 	if err != nil {

@@ -80,9 +80,10 @@ type Backend interface {
 	// timeout is renewed from its add entry. Adding a present entry
 	// updates its timeout; deleting an absent one is not an error. Large
 	// batches are cut in chunks; a chunk that fails is retried item by
-	// item, and the items that still fail are reported together in the
-	// returned error (each an *OpError naming the prefix), while the
-	// others are applied.
+	// item (ipset: resumed after the line it names), and the items that
+	// still fail are reported together in the returned error (each an
+	// *OpError naming the prefix; after 256 of them Apply gives up on the
+	// rest), while the others are applied.
 	Apply(ctx context.Context, add []Entry, del []netip.Prefix) error
 	// Remove deletes every object the backend created, with the entries
 	// in them, and nothing else. Removing what is not there is not an
@@ -193,8 +194,13 @@ func newOpError(backend, op, object, stderr string, err error) *OpError {
 }
 
 // maxItemErrors bounds how many item errors Apply reports one by one; the
-// rest are counted.
-const maxItemErrors = 16
+// rest are counted. After maxItemFailures failures Apply stops trying:
+// the cause is no single item (a set of the wrong kind, say), and the
+// next Ensure is the cure.
+const (
+	maxItemErrors   = 16
+	maxItemFailures = 256
+)
 
 // itemErrors collects the failures of single items in an Apply.
 type itemErrors struct {

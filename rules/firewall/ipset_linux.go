@@ -377,7 +377,7 @@ func (b *ipsetBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefi
 		default:
 			ie.add(err)
 			lines = lines[failed+1:]
-			if ie.n() > maxItemErrors {
+			if ie.n() >= maxItemFailures {
 				// Too many refusals to be about single items: report
 				// instead of trying the rest one by one.
 				ie.add(fmt.Errorf("ipset: restore: gave up with %d lines left", len(lines)))

@@ -204,7 +204,7 @@ func (b *iptablesBackend) Apply(ctx context.Context, add []Entry, del []netip.Pr
 						oe.Op, oe.Object = "restore rule", IPTablesChain+" "+opPrefix[i][j].String()
 					}
 					ie.add(err)
-					if ie.n() > maxItemErrors {
+					if ie.n() >= maxItemFailures {
 						return ie.err()
 					}
 				}

@@ -712,7 +712,7 @@ func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix)
 		for _, p := range batch {
 			if err := b.retryItem(c, items[p]); err != nil {
 				ie.add(err)
-				if ie.n() > maxItemErrors || ctx.Err() != nil {
+				if ie.n() >= maxItemFailures || ctx.Err() != nil {
 					return ie.err()
 				}
 			}

@@ -4,6 +4,7 @@ package firewall
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -36,6 +37,37 @@ func TestPrefixRange(t *testing.T) {
 		back, ok := rangePrefix(start, end)
 		if !ok || back != p {
 			t.Errorf("rangePrefix(prefixRange(%s)) = %s, %v; want it back", p, back, ok)
+		}
+	}
+	// Property: every prefix round-trips; a prefix of two or more
+	// addresses and one address more is no prefix (its size is no power
+	// of two).
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		a := netip.AddrFrom16(b)
+		if rng.IntN(2) == 0 {
+			a = netip.AddrFrom4([4]byte(b[:4]))
+		}
+		p := netip.PrefixFrom(a, rng.IntN(a.BitLen()+1)).Masked()
+		start, end := prefixRange(p)
+		if back, ok := rangePrefix(start, end); !ok || back != p {
+			t.Fatalf("rangePrefix(prefixRange(%s)) = %s, %v; want it back", p, back, ok)
+		}
+		if end == nil || p.Bits() == a.BitLen() {
+			continue
+		}
+		longer := slices.Clone(end)
+		for i := len(longer) - 1; i >= 0; i-- {
+			if longer[i]++; longer[i] != 0 {
+				break
+			}
+		}
+		if q, ok := rangePrefix(start, longer); ok {
+			t.Fatalf("rangePrefix(%s plus one address) = %s, want no prefix", p, q)
 		}
 	}
 	for _, r := range [][2][]byte{

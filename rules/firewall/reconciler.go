@@ -139,7 +139,8 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 // returns nil, leaving the kernel entries in place: they expire by
 // themselves. Failures are logged, counted and retried, except a refusal
 // for lack of privilege, which nothing will cure: Run returns that error
-// (wrapping ErrNoPermission) at once. The caller owns the goroutine.
+// (wrapping ErrNoPermission) at once. The caller owns the goroutine. Run
+// may be called again after it returned (not twice at once).
 func (r *Reconciler) Run(ctx context.Context) error {
 	sub := r.bans.Subscribe(r.subBuf)
 	defer sub.Close()
@@ -312,6 +313,7 @@ func (r *Reconciler) applyChanges(ctx context.Context, changes []rules.Change) e
 	}
 	start := time.Now()
 	touched := map[netip.Prefix]struct{}{}
+	var outer []netip.Prefix
 	for _, c := range changes {
 		p := c.Ban.Prefix
 		switch c.Op {
@@ -321,11 +323,12 @@ func (r *Reconciler) applyChanges(ctx context.Context, changes []rules.Change) e
 			r.want.del(p)
 		}
 		touched[p] = struct{}{}
-		// A ban of a shorter prefix decides whether the bans inside it
-		// are pushed.
-		for q := range r.want.inside(p) {
-			touched[q] = struct{}{}
-		}
+		outer = append(outer, p)
+	}
+	// A ban of a shorter prefix decides whether the bans inside it are
+	// pushed: those are touched too.
+	for q := range r.want.inside(outer) {
+		touched[q] = struct{}{}
 	}
 	p := r.plan(time.Now(), r.want, r.have, maps.Keys(touched))
 	r.noteSkipped(p.skipped, false)
@@ -592,26 +595,38 @@ func (d *desired) covered(p netip.Prefix, until, now time.Time) bool {
 	return false
 }
 
-// inside yields the prefixes of d strictly inside p. It scans d only when
-// it holds prefixes longer than p in p's family.
-func (d *desired) inside(p netip.Prefix) func(func(netip.Prefix) bool) {
+// inside yields the prefixes of d strictly inside one of outer. It scans
+// d once, and only when d holds prefixes longer than some of outer in
+// their family (usually it does not: jails ban IPv4 /32s and IPv6 /64s).
+func (d *desired) inside(outer []netip.Prefix) func(func(netip.Prefix) bool) {
 	return func(yield func(netip.Prefix) bool) {
-		if !p.IsValid() {
-			return
+		var lens [2][129]bool // lengths of the outer prefixes with something longer in d
+		outers := map[netip.Prefix]bool{}
+		for _, p := range outer {
+			if !p.IsValid() {
+				continue
+			}
+			p = canonPrefix(p)
+			f := famIndex(p)
+			for bits := p.Bits() + 1; bits < len(d.lens[f]); bits++ {
+				if d.lens[f][bits] > 0 {
+					lens[f][p.Bits()] = true
+					outers[p] = true
+					break
+				}
+			}
 		}
-		p = canonPrefix(p)
-		f := famIndex(p)
-		longer := false
-		for bits := p.Bits() + 1; bits < len(d.lens[f]); bits++ {
-			longer = longer || d.lens[f][bits] > 0
-		}
-		if !longer {
+		if len(outers) == 0 {
 			return
 		}
 		for q := range d.until {
-			if q.Bits() > p.Bits() && q.Addr().Is4() == p.Addr().Is4() && p.Contains(q.Addr()) {
-				if !yield(q) {
-					return
+			f := famIndex(q)
+			for bits := 0; bits < q.Bits(); bits++ {
+				if lens[f][bits] && outers[netip.PrefixFrom(q.Addr(), bits).Masked()] {
+					if !yield(q) {
+						return
+					}
+					break
 				}
 			}
 		}

@@ -548,6 +548,42 @@ func TestReconcilerRefusedItem(t *testing.T) {
 	})
 }
 
+// Changes to a ban of a shorter prefix move the bans inside it in and out
+// of the kernel at once, without waiting for a full pass.
+func TestReconcilerNestedBans(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bans := rules.NewBanList(rules.BanListConfig{})
+		fb := newFakeBackend()
+		r, err := NewReconciler(ReconcilerConfig{Backend: fb, Bans: bans, Interval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustBan(t, bans, pA, time.Hour)
+		mustBan(t, bans, p6in, time.Hour)
+		stop := runReconciler(t, r)
+		synctest.Wait()
+		lists := fb.lists
+		mustBan(t, bans, p24, 2*time.Hour)
+		mustBan(t, bans, p6, 2*time.Hour)
+		synctest.Wait()
+		if got := fb.held(); len(got) != 2 || got[p24].IsZero() || got[p6].IsZero() {
+			t.Errorf("after longer bans of %s and %s the kernel holds %v, want only those", p24, p6, got)
+		}
+		bans.Unban(p24)
+		bans.Unban(p6)
+		synctest.Wait()
+		if got := fb.held(); len(got) != 2 || got[pA].IsZero() || got[p6in].IsZero() {
+			t.Errorf("after lifting them the kernel holds %v, want %s and %s back", got, pA, p6in)
+		}
+		if fb.lists != lists {
+			t.Errorf("%d full passes, want the changes applied without one", fb.lists-lists)
+		}
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 func TestReconcilerNoPermission(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fb := newFakeBackend()
