@@ -1,7 +1,11 @@
 // Package middleware holds gatehouse's request pipeline: one
-// func(http.Handler) http.Handler per concern (request scope, access log,
-// client IP, response headers, and — as they land — ban guard, rate limit,
-// probe block, hotlink, signed links and basic auth).
+// func(http.Handler) http.Handler per concern — request scope (WithScope),
+// access log (AccessLog), client IP (ClientIP), ban guard (BanGuard),
+// flood jails (RateLimit), canonical path (CanonicalPath), probe blocking
+// (ProbeBlock), hotlink protection (Hotlink) and basic auth (BasicAuth,
+// with its Credentials store) — plus the response header policy
+// (HeaderPolicy) the proxy applies on the way back. The order is fixed in
+// one place, proxy's build.
 //
 // Every request carries one Scope, created by WithScope at the top of the
 // chain and filled in by later middleware (ClientIP sets the client address,
