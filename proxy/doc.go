@@ -1,7 +1,10 @@
 // Package proxy is the gateway itself: it turns a validated config
 // (package proxy/config) into a running server — the public listener, the
 // host router, the reverse proxy to each host's upstream pool, the admin
-// listener (health, readiness, metrics) — and reloads and shuts it down.
+// listener (health, readiness, metrics, the token-authenticated /v1/bans
+// API) — wires the ban list to its subscribers (rules/store,
+// rules/firewall, rules/notify), and reloads and shuts it down. ReplayLog
+// runs an access log through a config's rules for gatehouse rules test.
 //
 // Everything a config describes is compiled by Server.build into one
 // immutable runtime (the middleware chain, routes, upstream pools). Reload
