@@ -118,9 +118,6 @@ func NewCredentials(cfg CredentialsConfig, log *slog.Logger) (*Credentials, erro
 	return c, nil
 }
 
-// Path returns the htpasswd file's path.
-func (c *Credentials) Path() string { return c.path }
-
 // Refresh re-reads the htpasswd file when it changed on disk. A file that
 // cannot be read or parsed leaves the previous users in place and is
 // returned as the error. It reports whether a new version was loaded.

@@ -99,23 +99,29 @@ func (s *Server) audited(scope string, h func(w http.ResponseWriter, r *http.Req
 // number of seconds.
 type durationValue time.Duration
 
+// durationError is a bad duration value; its type tells the handler which
+// field to name.
+type durationError struct{ msg string }
+
+func (e *durationError) Error() string { return e.msg }
+
 func (d *durationValue) UnmarshalJSON(b []byte) error {
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err == nil {
 		secs, err := strconv.ParseFloat(string(n), 64)
 		if err != nil || secs < 0 || secs > float64(maxBanDuration/time.Second) {
-			return fmt.Errorf("%s is not a number of seconds between 0 and %d", n, int64(maxBanDuration/time.Second))
+			return &durationError{fmt.Sprintf("%s is not a number of seconds between 0 and %d", n, int64(maxBanDuration/time.Second))}
 		}
 		*d = durationValue(time.Duration(secs * float64(time.Second)))
 		return nil
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New("want a duration such as \"15m\" or a number of seconds")
+		return &durationError{`want a duration such as "15m" or a number of seconds`}
 	}
 	v, err := config.ParseDuration(s)
 	if err != nil {
-		return err
+		return &durationError{err.Error()}
 	}
 	*d = durationValue(v)
 	return nil
@@ -173,11 +179,12 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) int {
 	if err := dec.Decode(&req); err != nil {
 		field := ""
 		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			field = ute.Field
-		}
-		if strings.Contains(err.Error(), "duration") {
+		var de *durationError
+		switch {
+		case errors.As(err, &de):
 			field = "duration"
+		case errors.As(err, &ute):
+			field = ute.Field
 		}
 		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), field)
 		return http.StatusBadRequest

@@ -61,10 +61,7 @@ type Server struct {
 	current  atomic.Pointer[runtime]
 	cfgSum   [sha256.Size]byte // of the file behind current; guarded by reloadMu
 
-	ready    atomic.Bool
-	addrMu   sync.Mutex
-	httpAddr net.Addr
-	admAddr  net.Addr
+	ready atomic.Bool
 }
 
 // New builds the first runtime from opts.Config. It opens no sockets; Run
@@ -121,14 +118,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current.Load().handler.ServeHTTP(w, r)
 }
 
-// Addrs returns the bound public and admin addresses once Run listens
-// (nil before, and nil admin when it is off).
-func (s *Server) Addrs() (httpAddr, adminAddr net.Addr) {
-	s.addrMu.Lock()
-	defer s.addrMu.Unlock()
-	return s.httpAddr, s.admAddr
-}
-
 // Run binds the listeners and serves until ctx is done, then stops
 // accepting, drains requests in flight for up to limits.shutdown_timeout
 // and returns. It returns an error only when a listener cannot be bound or
@@ -148,12 +137,6 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
 	}
-	s.addrMu.Lock()
-	s.httpAddr = ln.Addr()
-	if admLn != nil {
-		s.admAddr = admLn.Addr()
-	}
-	s.addrMu.Unlock()
 
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	srv := &http.Server{

@@ -135,7 +135,7 @@ func FuzzSecretRef(f *testing.F) {
 	f.Add("env:PATH")
 	f.Fuzz(func(t *testing.T, ref string) {
 		if strings.HasPrefix(ref, "file:") {
-			t.Skip("file: references read the file system")
+			return // file: references read the file system; covered by the table tests
 		}
 		s, err := ParseSecret(ref)
 		kind, arg, _ := strings.Cut(ref, ":")
