@@ -1,0 +1,657 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nginx is the oracle of gatehouse import: the test writes a realistic
+// nginx config, nginx -t accepts it, gatehouse import translates it,
+// gatehouse check accepts the result, and then nginx (running the input)
+// and gatehouse (running the output) answer the same table of requests,
+// both on loopback in front of the same echo upstreams. They must make
+// the same decision — proxied, asked for a login, or refused — except
+// where a row names a deliberate difference and its reason.
+
+// decision is what a request came to.
+type decision string
+
+const (
+	passed   decision = "pass"     // the upstream answered
+	login    decision = "auth"     // 401, a login is needed
+	refused  decision = "refuse"   // 4xx other than 401, or the connection closed (nginx 444)
+	redirect decision = "redirect" // 3xx to https
+)
+
+// oracleRequest is one request of the table.
+type oracleRequest struct {
+	name    string
+	host    string
+	path    string
+	peer    string // source address; "" is 127.0.0.1 (a trusted proxy)
+	xff     string // X-Forwarded-For; "" none
+	referer string // "" none
+	user    string // "user:password" for basic auth
+	// want is the decision of both servers; wantGatehouse, when set, is
+	// gatehouse's where it differs on purpose, and why says why.
+	want          decision
+	wantGatehouse decision
+	why           string
+}
+
+// nginxServer is a running nginx.
+type nginxServer struct {
+	done   chan struct{}
+	err    error
+	stderr *logBuffer
+}
+
+// startNginx runs nginx in the foreground on conf (which must say
+// "daemon off; master_process off;" so it needs no privileges and stays
+// one process), and waits until addr accepts connections.
+func startNginx(t *testing.T, bin, dir, conf string, addrs ...string) *nginxServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	n := &nginxServer{done: make(chan struct{}), stderr: newLogBuffer()}
+	cmd.Stdout, cmd.Stderr = n.stderr, n.stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start nginx: %v", err)
+	}
+	go func() {
+		n.err = cmd.Wait()
+		close(n.done)
+	}()
+	t.Cleanup(func() {
+		// SIGQUIT: graceful stop; the context kills it if that hangs.
+		_ = cmd.Process.Signal(syscall.SIGQUIT) // it may have exited already
+		timer := time.NewTimer(stopTimeout)
+		defer timer.Stop()
+		select {
+		case <-n.done:
+		case <-timer.C:
+			t.Errorf("nginx did not stop within %v of SIGQUIT", stopTimeout)
+		}
+		cancel()
+		<-n.done
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx output:\n%s\nerror.log:\n%s", n.stderr, log)
+		}
+	})
+	deadline := time.Now().Add(startTimeout)
+	for _, addr := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-n.done:
+				t.Fatalf("nginx exited (%v) before listening on %s:\n%s", n.err, addr, n.stderr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nginx does not listen on %s within %v: %v", addr, startTimeout, err)
+			}
+			timer := time.NewTimer(pollInterval)
+			select {
+			case <-timer.C:
+			case <-n.done:
+			}
+			timer.Stop()
+		}
+	}
+	return n
+}
+
+// loopbackPort returns a loopback port that was free a moment ago; nginx
+// needs a fixed port in its config.
+func loopbackPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// ask sends r to addr (scheme http or https, roots for https) and returns
+// the decision and a description of the answer.
+func ask(t *testing.T, scheme, addr string, roots *x509.CertPool, r oracleRequest) (decision, string) {
+	t.Helper()
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if r.peer != "" {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(r.peer)}
+	}
+	tr := &http.Transport{
+		Proxy:             nil,
+		DialContext:       dialer.DialContext,
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: strings.ToLower(r.host)},
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: clientTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, scheme+"://"+addr+r.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Send the path exactly as written (";", "%2e" …), not as Go cleans it.
+	req.URL.Opaque = r.path
+	req.Host = r.host
+	if r.xff != "" {
+		req.Header.Set("X-Forwarded-For", r.xff)
+	}
+	if r.referer != "" {
+		req.Header.Set("Referer", r.referer)
+	}
+	if user, pass, ok := strings.Cut(r.user, ":"); ok {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "EOF") {
+			return refused, "connection closed"
+		}
+		t.Fatalf("%s: GET %s%s: %v", r.name, r.host, r.path, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body) // the status is what counts
+	desc := fmt.Sprintf("%d", resp.StatusCode)
+	switch {
+	case resp.StatusCode == http.StatusOK && resp.Header.Get("X-Upstream") != "":
+		return passed, desc + " from " + resp.Header.Get("X-Upstream")
+	case resp.StatusCode == http.StatusUnauthorized:
+		return login, desc
+	case resp.StatusCode >= 300 && resp.StatusCode < 400 && strings.HasPrefix(resp.Header.Get("Location"), "https://"):
+		return redirect, desc + " to " + resp.Header.Get("Location")
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		return refused, desc
+	}
+	t.Fatalf("%s: GET %s%s: unexpected status %d", r.name, r.host, r.path, resp.StatusCode)
+	return "", ""
+}
+
+// compare runs the table against both servers.
+func compare(t *testing.T, table []oracleRequest, nginxAsk, gatehouseAsk func(oracleRequest) (decision, string)) {
+	t.Helper()
+	for _, r := range table {
+		want := r.want
+		gotN, descN := nginxAsk(r)
+		if gotN != want {
+			t.Errorf("%s: nginx: %s (%s), want %s", r.name, gotN, descN, want)
+		}
+		if r.wantGatehouse != "" {
+			if r.why == "" {
+				t.Errorf("%s: a deliberate difference needs its reason", r.name)
+			}
+			want = r.wantGatehouse
+		}
+		gotG, descG := gatehouseAsk(r)
+		if gotG != want {
+			t.Errorf("%s: gatehouse: %s (%s), want %s (nginx: %s, %s)", r.name, gotG, descG, want, gotN, descN)
+		}
+	}
+}
+
+// patchImported makes an imported config runnable beside nginx in a
+// test: its own ports, a state_dir of its own and an admin token.
+func patchImported(t *testing.T, yaml string, nginxAddrs []string, token string) string {
+	t.Helper()
+	for _, a := range nginxAddrs {
+		if !strings.Contains(yaml, a) {
+			t.Fatalf("imported config does not listen on nginx's %s:\n%s", a, yaml)
+		}
+		yaml = strings.ReplaceAll(yaml, a, "127.0.0.1:0")
+	}
+	yaml = strings.ReplaceAll(yaml, "state_dir: /var/lib/gatehouse", "state_dir: "+t.TempDir())
+	sum := sha256.Sum256([]byte(token))
+	return yaml + "admin:\n  listen: 127.0.0.1:0\n  tokens:\n    - name: ops\n      token: sha256:" +
+		hex.EncodeToString(sum[:]) + "\n      scopes: [bans:read, bans:write]\n"
+}
+
+// writeTree writes files (relative names) under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestImportNginxOracle(t *testing.T) {
+	t.Parallel()
+	nginxBin := needTool(t, "nginx")
+	dir := t.TempDir()
+	app1, app2 := newEchoUpstream(t, "app1"), newEchoUpstream(t, "app2")
+	staging, media := newEchoUpstream(t, "staging"), newEchoUpstream(t, "media")
+	host := func(u *echoUpstream) string { return strings.TrimPrefix(u.URL(), "http://") }
+	port := loopbackPort(t)
+	addr := "127.0.0.1:" + port
+
+	htfile := filepath.Join(dir, "staging.htpasswd")
+	for _, args := range [][]string{{"-c", "-b", "-B", "-C", "4", htfile, "alice", "wonderland"}, {"-b", "-m", htfile, "bob", "builder"}} {
+		if _, stderr, code := runGatehouse(t, append([]string{"htpasswd"}, args...)...); code != 0 {
+			t.Fatalf("gatehouse htpasswd %v: exit %d: %s", args, code, stderr)
+		}
+	}
+	r := strings.NewReplacer("DIR", dir, "ADDR", addr, "APP1", host(app1), "APP2", host(app2),
+		"STAGING", host(staging), "MEDIA", host(media))
+	files := map[string]string{
+		"nginx.conf": `daemon off;
+master_process off;
+worker_processes 1;
+pid DIR/nginx.pid;
+error_log DIR/error.log;
+
+events {
+    worker_connections 128;
+}
+
+http {
+    client_body_temp_path DIR/tmp/body;
+    proxy_temp_path DIR/tmp/proxy;
+    fastcgi_temp_path DIR/tmp/fastcgi;
+    uwsgi_temp_path DIR/tmp/uwsgi;
+    scgi_temp_path DIR/tmp/scgi;
+    access_log DIR/access.log combined;
+    sendfile on;
+    server_tokens off;
+
+    # The load balancer on this host speaks for its clients.
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    real_ip_recursive on;
+
+    deny 203.0.113.9;       # a scraper
+    deny 198.51.100.0/24;   # a botnet
+
+    limit_req_zone $binary_remote_addr zone=perip:10m rate=50r/s;
+
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+
+    upstream app_backend {
+        server APP1;
+        server APP2 max_fails=3 fail_timeout=10s;
+        keepalive 16;
+    }
+
+    server {
+        listen ADDR default_server;
+        server_name _;
+        return 444;
+    }
+
+    include sites-enabled/*.conf;
+}
+`,
+		"snippets/proxy.conf": `proxy_http_version 1.1;
+proxy_set_header Host $host;
+proxy_set_header X-Real-IP $remote_addr;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto $scheme;
+proxy_set_header Upgrade $http_upgrade;
+proxy_set_header Connection $connection_upgrade;
+`,
+		"snippets/deny-probes.conf": `# Scanners: dotfiles (not ACME's), WordPress and phpMyAdmin, which we do not run.
+location ~ /\.(?!well-known) {
+    deny all;
+}
+location ~* /(wp-login|xmlrpc)\.php$ {
+    return 403;
+}
+location ^~ /phpmyadmin {
+    deny all;
+    access_log off;
+}
+`,
+		// Included from sites-enabled/, but relative to nginx.conf's
+		// directory, as nginx resolves it.
+		"sites-enabled/app.conf": `server {
+    listen ADDR;
+    server_name app.example.com www.example.com;
+    client_max_body_size 10m;
+    limit_req zone=perip burst=100 nodelay;
+
+    include snippets/deny-probes.conf;
+
+    location / {
+        include snippets/proxy.conf;
+        proxy_pass http://app_backend;
+    }
+
+    location /admin/ {
+        auth_basic "App admin";
+        auth_basic_user_file staging.htpasswd;
+        include snippets/proxy.conf;
+        proxy_pass http://app_backend;
+    }
+}
+`,
+		"sites-enabled/staging.conf": `server {
+    listen ADDR;
+    server_name staging.example.com;
+    auth_basic "Staging";
+    auth_basic_user_file DIR/staging.htpasswd;
+
+    location / {
+        include snippets/proxy.conf;
+        proxy_pass http://STAGING;
+    }
+}
+`,
+		"sites-enabled/media.conf": `server {
+    listen ADDR;
+    server_name media.example.com;
+
+    location ~* \.(jpg|jpeg|png|mp4)$ {
+        valid_referers none blocked server_names *.example.com;
+        if ($invalid_referer) {
+            return 403;
+        }
+        include snippets/proxy.conf;
+        proxy_pass http://MEDIA;
+    }
+
+    location / {
+        include snippets/proxy.conf;
+        proxy_pass http://MEDIA;
+    }
+}
+`,
+		"jail.local": `[DEFAULT]
+ignoreip = 127.0.0.1/8 ::1
+bantime  = 1h
+findtime = 10m
+
+[sshd]
+enabled = false
+
+[nginx-http-auth]
+enabled  = true
+port     = http,https
+maxretry = 5
+
+[nginx-botsearch]
+enabled  = true
+port     = http,https
+maxretry = 2
+`,
+	}
+	for name, data := range files {
+		files[name] = r.Replace(data)
+	}
+	writeTree(t, dir, files)
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+
+	// nginx accepts the input.
+	if out, err := exec.Command(nginxBin, "-t", "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	// gatehouse translates it whole, and accepts the output.
+	out := filepath.Join(dir, "gatehouse.yaml")
+	_, stderr, code := runGatehouse(t, "import", "nginx", conf, "--fail2ban", filepath.Join(dir, "jail.local"), "-o", out)
+	if code != 0 {
+		t.Fatalf("gatehouse import: exit %d, want 0:\n%s", code, stderr)
+	}
+	if stdout, stderr, code := runGatehouse(t, "check", "-c", out); code != 0 {
+		t.Fatalf("gatehouse check: exit %d: %s%s", code, stdout, stderr)
+	}
+	imported, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "oracle-test-token"
+	g := startGateway(t, patchImported(t, string(imported), []string{addr}, token))
+	// The deny lists come over as manual bans: run the commands import
+	// printed.
+	bans := 0
+	for line := range strings.Lines(stderr) {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[0] == "gatehouse" && f[1] == "bans" && f[2] == "add" {
+			args := []string{"bans", "add", f[3], f[4], f[5], "--reason", "nginx deny", "--admin", "http://" + g.adminAddr, "--token", token}
+			if _, errOut, code := runGatehouse(t, args...); code != 0 {
+				t.Fatalf("gatehouse %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+			}
+			bans++
+		}
+	}
+	if bans != 2 {
+		t.Fatalf("import printed %d ban commands, want 2:\n%s", bans, stderr)
+	}
+	startNginx(t, nginxBin, dir, conf, addr)
+
+	const untrusted = "127.0.0.2" // a loopback peer that is not in set_real_ip_from
+	table := []oracleRequest{
+		{name: "app root", host: "app.example.com", path: "/", xff: "192.0.2.1", want: passed},
+		{name: "app, host in capitals", host: "APP.Example.COM", path: "/x", xff: "192.0.2.2", want: passed},
+		{name: "app admin without login", host: "app.example.com", path: "/admin/", xff: "192.0.2.3", want: login},
+		{name: "app admin, bcrypt user", host: "app.example.com", path: "/admin/users", xff: "192.0.2.4", user: "alice:wonderland", want: passed},
+		{name: "app admin, apr1 user", host: "app.example.com", path: "/admin/", xff: "192.0.2.5", user: "bob:builder", want: passed},
+		{name: "app admin, wrong password", host: "app.example.com", path: "/admin/", xff: "192.0.2.6", user: "alice:queen", want: login},
+		{name: "app admin, unknown user", host: "app.example.com", path: "/admin/", xff: "192.0.2.7", user: "mallory:x", want: login},
+		{name: "app outside admin needs no login", host: "app.example.com", path: "/administrators", xff: "192.0.2.8", want: passed},
+		{name: "staging without login", host: "staging.example.com", path: "/", xff: "192.0.2.9", want: login},
+		{name: "staging with login", host: "staging.example.com", path: "/build/42", xff: "192.0.2.10", user: "bob:builder", want: passed},
+		{name: "staging wrong password", host: "staging.example.com", path: "/", xff: "192.0.2.11", user: "bob:bulldozer", want: login},
+		{name: "media, no referer", host: "media.example.com", path: "/v/a.mp4", xff: "192.0.2.12", want: passed},
+		{name: "media, own page", host: "media.example.com", path: "/i/a.jpg", xff: "192.0.2.13", referer: "https://media.example.com/gallery", want: passed},
+		{name: "media, sister site", host: "media.example.com", path: "/i/a.PNG", xff: "192.0.2.14", referer: "https://blog.example.com/post", want: passed},
+		{name: "media, foreign site", host: "media.example.com", path: "/i/a.jpg", xff: "192.0.2.15", referer: "https://evil.test/", want: refused},
+		{name: "media, lookalike host", host: "media.example.com", path: "/v/b.mp4", xff: "192.0.2.16", referer: "https://example.com.evil.test/", want: refused},
+		{name: "media, referer mangled by a proxy", host: "media.example.com", path: "/i/a.jpg", xff: "192.0.2.17", referer: "XXXXXXXX", want: passed},
+		{name: "media page, foreign referer", host: "media.example.com", path: "/page.html", xff: "192.0.2.18", referer: "https://evil.test/", want: passed},
+		{name: "probe .env", host: "app.example.com", path: "/.env", xff: "192.0.2.19", want: refused},
+		{name: "probe .git", host: "app.example.com", path: "/blog/.git/config", xff: "192.0.2.20", want: refused},
+		{name: "ACME path is no probe", host: "app.example.com", path: "/.well-known/security.txt", xff: "192.0.2.21", want: passed},
+		{name: "probe wp-login", host: "www.example.com", path: "/WP-Login.php", xff: "192.0.2.22", want: refused},
+		{name: "probe phpmyadmin", host: "app.example.com", path: "/phpmyadmin/index.php", xff: "192.0.2.23", want: refused},
+		{name: "probe with merged slashes", host: "app.example.com", path: "//.env", xff: "192.0.2.24", want: refused},
+		{name: "probe, other case", host: "app.example.com", path: "/phpMyAdmin/", xff: "192.0.2.25", want: passed,
+			wantGatehouse: refused, why: "gatehouse's probe rules ignore case; nginx's ^~ /phpmyadmin is case-sensitive"},
+		{name: "probe with a ;param", host: "app.example.com", path: "/xmlrpc.php;x=1", xff: "192.0.2.26", want: passed,
+			wantGatehouse: refused, why: "path normalisation: gatehouse strips ;params before matching, nginx's \\.php$ does not match"},
+		{name: "probe on another host", host: "media.example.com", path: "/.env", xff: "192.0.2.27", want: passed,
+			wantGatehouse: refused, why: "gatehouse's probe rules apply to every host; nginx had them in app.example.com only"},
+		{name: "unknown host", host: "unknown.example.net", path: "/", xff: "192.0.2.28", want: refused},
+		{name: "no Host match, IP literal", host: "127.0.0.1", path: "/", xff: "192.0.2.29", want: refused},
+		{name: "denied address via trusted proxy", host: "app.example.com", path: "/", xff: "203.0.113.9", want: refused},
+		{name: "denied network via trusted proxy", host: "app.example.com", path: "/", xff: "198.51.100.77", want: refused},
+		{name: "denied address behind a chain", host: "app.example.com", path: "/", xff: "198.51.100.5, 127.0.0.1", want: refused},
+		{name: "spoofed XFF from an untrusted peer", host: "app.example.com", path: "/", peer: untrusted, xff: "203.0.113.9", want: passed},
+		{name: "untrusted peer", host: "staging.example.com", path: "/", peer: untrusted, want: login},
+		// Two probes ban 192.0.2.50 in gatehouse (the nginx-botsearch
+		// jail, maxretry 2); nginx never bans.
+		{name: "first probe", host: "app.example.com", path: "/.aws/credentials", xff: "192.0.2.50", want: refused},
+		{name: "second probe", host: "app.example.com", path: "/.ssh/id_rsa", xff: "192.0.2.50", want: refused},
+		{name: "after two probes", host: "app.example.com", path: "/", xff: "192.0.2.50", want: passed,
+			wantGatehouse: refused, why: "gatehouse bans after repeated probes (fail2ban's nginx-botsearch jail, counted inline)"},
+		{name: "banned on every host", host: "media.example.com", path: "/", xff: "192.0.2.50", want: passed,
+			wantGatehouse: refused, why: "a gatehouse ban covers every host"},
+	}
+	compare(t, table,
+		func(r oracleRequest) (decision, string) { return ask(t, "http", addr, nil, r) },
+		func(r oracleRequest) (decision, string) { return ask(t, "http", g.httpAddr, nil, r) })
+
+	// Both servers spread app's requests over its two upstreams.
+	for _, target := range []struct{ name, addr string }{{"nginx", addr}, {"gatehouse", g.httpAddr}} {
+		seen := map[string]bool{}
+		for i := range 6 {
+			_, desc := ask(t, "http", target.addr, nil, oracleRequest{name: "round robin", host: "app.example.com", path: "/rr", xff: "192.0.2." + strconv.Itoa(100+i)})
+			seen[desc] = true
+		}
+		if !seen["200 from app1"] || !seen["200 from app2"] {
+			t.Errorf("%s: app's answers %v, want both app1 and app2", target.name, seen)
+		}
+	}
+}
+
+// TestImportNginxTLSOracle compares a TLS site with its plain-HTTP
+// redirect server; the certificate is self-signed with openssl.
+func TestImportNginxTLSOracle(t *testing.T) {
+	t.Parallel()
+	nginxBin := needTool(t, "nginx")
+	openssl := needTool(t, "openssl")
+	dir := t.TempDir()
+	up := newEchoUpstream(t, "secure")
+	httpAddr, httpsAddr := "127.0.0.1:"+loopbackPort(t), "127.0.0.1:"+loopbackPort(t)
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+		"-keyout", key, "-out", cert, "-subj", "/CN=secure.example.com",
+		"-addext", "subjectAltName=DNS:secure.example.com,DNS:www.secure.example.com").CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	r := strings.NewReplacer("DIR", dir, "HTTPADDR", httpAddr, "HTTPSADDR", httpsAddr, "UPSTREAM", up.URL())
+	writeTree(t, dir, map[string]string{"nginx.conf": r.Replace(`daemon off;
+master_process off;
+pid DIR/nginx.pid;
+events {}
+http {
+    client_body_temp_path DIR/body;
+    proxy_temp_path DIR/proxy;
+    fastcgi_temp_path DIR/fastcgi;
+    uwsgi_temp_path DIR/uwsgi;
+    scgi_temp_path DIR/scgi;
+    access_log off;
+
+    server {
+        listen HTTPADDR;
+        server_name secure.example.com www.secure.example.com;
+        return 301 https://$host$request_uri;
+    }
+
+    server {
+        listen HTTPSADDR ssl http2;
+        server_name secure.example.com www.secure.example.com;
+        ssl_certificate DIR/cert.pem;
+        ssl_certificate_key DIR/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:1m;
+
+        location / {
+            proxy_pass UPSTREAM;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }
+    }
+}
+`)})
+	conf := filepath.Join(dir, "nginx.conf")
+	if out, err := exec.Command(nginxBin, "-t", "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "gatehouse.yaml")
+	_, stderr, code := runGatehouse(t, "import", "nginx", conf, "-o", out)
+	if code != 0 {
+		t.Fatalf("gatehouse import: exit %d, want 0:\n%s", code, stderr)
+	}
+	if stdout, stderr, code := runGatehouse(t, "check", "-c", out); code != 0 {
+		t.Fatalf("gatehouse check: exit %d: %s%s", code, stdout, stderr)
+	}
+	imported, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"https: " + httpsAddr, "cert: " + cert, "key: " + key, "TLS on: plain HTTP is redirected to https"} {
+		if !strings.Contains(string(imported), want) {
+			t.Errorf("imported config lacks %q:\n%s", want, imported)
+		}
+	}
+	g := startGateway(t, patchImported(t, string(imported), []string{httpsAddr, httpAddr}, "tls-oracle-token"))
+	if g.httpsAddr == "" {
+		t.Fatalf("gatehouse did not log an https listener")
+	}
+	startNginx(t, nginxBin, dir, conf, httpAddr, httpsAddr)
+
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	httpsTable := []oracleRequest{
+		{name: "https site", host: "secure.example.com", path: "/", want: passed},
+		{name: "https second name", host: "www.secure.example.com", path: "/a?b=c", want: passed},
+		{name: "https unknown host", host: "other.example.com", path: "/", want: passed, wantGatehouse: refused,
+			why: "gatehouse answers 421 to a host it does not serve; nginx sent it to its only TLS server"},
+	}
+	httpTable := []oracleRequest{
+		{name: "plain HTTP redirects", host: "secure.example.com", path: "/login", want: redirect},
+		{name: "plain HTTP redirects, second name", host: "www.secure.example.com", path: "/", want: redirect},
+	}
+	compare(t, httpsTable,
+		func(r oracleRequest) (decision, string) { return askTLS(t, httpsAddr, roots, r, "other.example.com") },
+		func(r oracleRequest) (decision, string) { return askTLS(t, g.httpsAddr, roots, r, "other.example.com") })
+	compare(t, httpTable,
+		func(r oracleRequest) (decision, string) { return ask(t, "http", httpAddr, nil, r) },
+		func(r oracleRequest) (decision, string) { return ask(t, "http", g.httpAddr, nil, r) })
+}
+
+// askTLS asks over https with SNI secure.example.com for the unknown-host
+// row (whose Host header is unknown), the request's host otherwise.
+func askTLS(t *testing.T, addr string, roots *x509.CertPool, r oracleRequest, unknown string) (decision, string) {
+	t.Helper()
+	if r.name == "https unknown host" {
+		return askHost(t, addr, roots, r, "secure.example.com", unknown)
+	}
+	return ask(t, "https", addr, roots, r)
+}
+
+// askHost sends an https request whose SNI is sni and Host header host.
+func askHost(t *testing.T, addr string, roots *x509.CertPool, r oracleRequest, sni, host string) (decision, string) {
+	t.Helper()
+	r.host = sni
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: sni}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: clientTimeout}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+addr+r.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", r.name, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body) // the status is what counts
+	if resp.StatusCode == http.StatusOK && resp.Header.Get("X-Upstream") != "" {
+		return passed, "200"
+	}
+	return refused, strconv.Itoa(resp.StatusCode)
+}

@@ -1,0 +1,227 @@
+package nginx
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// jailNames maps fail2ban filters to the gatehouse jail that counts the
+// same offences. gatehouse counts in the request path what these filters
+// read from nginx's or Apache's logs.
+var jailNames = map[string]string{
+	"nginx-http-auth":  "auth",
+	"apache-auth":      "auth",
+	"nginx-botsearch":  "probes",
+	"apache-botsearch": "probes",
+	"apache-noscript":  "probes",
+	"nginx-limit-req":  "flood",
+}
+
+// maxBan is gatehouse's longest ban (rules: ten years).
+const maxBan = 10 * 365 * 24 * time.Hour
+
+// fail2ban turns the enabled jails of a jail file into gatehouse jails
+// and their ignoreip into allow.
+func (t *translator) fail2ban(f *Fail2ban) {
+	pos := func(line int, what string) *Directive {
+		return &Directive{Name: what, File: f.File, Line: line}
+	}
+	get := func(s *Section, key string) (string, int, bool) {
+		v, line, ok, err := f.Get(s, key)
+		if err != nil {
+			t.find(pos(line, key), "%v", err)
+			return "", line, false
+		}
+		return v, line, ok
+	}
+	anyHTTP := false
+	for _, s := range f.Sections {
+		switch s.Name {
+		case "DEFAULT", "INCLUDES", "Init", "Definition":
+			continue
+		}
+		src := pos(s.Line, "["+s.Name+"]")
+		on := false
+		if v, line, ok := get(s, "enabled"); ok {
+			b, err := parseBool(v)
+			if err != nil {
+				t.find(pos(line, "enabled"), "%v", err)
+				continue
+			}
+			on = b
+		}
+		if !on {
+			continue
+		}
+		filter := s.Name
+		if v, _, ok := get(s, "filter"); ok && v != "" {
+			filter = v
+		}
+		filter, _, _ = strings.Cut(strings.TrimSpace(filter), "[")
+		name := jailNames[strings.TrimSpace(filter)]
+		switch {
+		case filter == "recidive":
+			t.find(src, "recidive: give the jails an increment (bantime.increment) instead; gatehouse keeps each client's ban history")
+			continue
+		case name == "":
+			t.find(src, "filter %s reads logs gatehouse does not write; gatehouse counts probes, failed logins, refused hotlinks and floods itself (keep fail2ban for other services)", filter)
+			continue
+		case findJail(t.out.jails, name) != nil:
+			t.find(src, "jail %s already comes from %s", name, from(findJail(t.out.jails, name).src))
+			continue
+		}
+		anyHTTP = true
+		j := &jailOut{name: name, src: src, maxretry: 5, findtime: 10 * time.Minute, bantime: 10 * time.Minute}
+		if v, line, ok := get(s, "maxretry"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				t.find(pos(line, "maxretry"), "%q is not a number between 1 and 1000", v)
+			} else {
+				j.maxretry = n
+			}
+		}
+		j.findtime = t.f2bTime(s, "findtime", j.findtime, get, pos)
+		j.bantime = t.f2bTime(s, "bantime", j.bantime, get, pos)
+		if j.bantime < 0 || j.bantime > maxBan {
+			j.bantime = maxBan
+			j.notes = append(j.notes, "fail2ban banned for ever (bantime -1) or longer than gatehouse's longest ban, ten years")
+		}
+		t.increment(s, j, get, pos)
+		t.out.jails = append(t.out.jails, j)
+		t.ignoreIP(s, get, pos)
+		t.banaction(s, get, pos)
+		if name == "probes" && t.out.probes == nil {
+			t.find(src, "fail2ban counted scanner requests in nginx's log; gatehouse counts requests matching probes rules and this config has none: add probes.presets (common, secrets, vcs and shells are safe on any site)")
+		}
+		if name == "flood" && t.out.flood == nil {
+			t.find(src, "no limit_req in the nginx config: the flood jail needs a rate")
+			t.out.jails = t.out.jails[:len(t.out.jails)-1]
+		}
+	}
+	if d := f.section("DEFAULT"); d != nil && anyHTTP {
+		t.ignoreIP(d, get, pos)
+	}
+}
+
+type f2bGet func(s *Section, key string) (string, int, bool)
+
+func (t *translator) f2bTime(s *Section, key string, def time.Duration, get f2bGet, pos func(int, string) *Directive) time.Duration {
+	v, line, ok := get(s, key)
+	if !ok {
+		return def
+	}
+	d, err := parseFail2banTime(v)
+	if err != nil {
+		t.find(pos(line, key), "%v", err)
+		return def
+	}
+	return d
+}
+
+// increment reads bantime.increment and friends. fail2ban's default
+// formula bans for bantime × factor × 2^(n-1) on the n-th ban, which is
+// gatehouse's increment with factor 2 and a first ban of bantime × factor.
+func (t *translator) increment(s *Section, j *jailOut, get f2bGet, pos func(int, string) *Directive) {
+	v, line, ok := get(s, "bantime.increment")
+	if !ok {
+		return
+	}
+	on, err := parseBool(v)
+	if err != nil {
+		t.find(pos(line, "bantime.increment"), "%v", err)
+		return
+	}
+	if !on {
+		return
+	}
+	factor := 1.0
+	if v, line, ok := get(s, "bantime.factor"); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			t.find(pos(line, "bantime.factor"), "%q is not a positive number", v)
+		} else {
+			factor = f
+		}
+	}
+	for _, key := range []string{"bantime.multipliers", "bantime.formula"} {
+		if v, line, ok := get(s, key); ok && v != "" {
+			t.find(pos(line, key), "gatehouse grows bans by a factor (bantime × 2^(n-1) here), not by %s", key)
+		}
+	}
+	if v, line, ok := get(s, "bantime.overalljails"); ok {
+		if b, _ := parseBool(v); b {
+			t.find(pos(line, "bantime.overalljails"), "gatehouse keeps ban history per jail")
+		}
+	}
+	first := time.Duration(float64(j.bantime) * factor)
+	if factor != 1 {
+		j.notes = append(j.notes, fmt.Sprintf("bantime.factor %v: the first ban lasts bantime × %v", factor, factor))
+	}
+	j.bantime = min(first, maxBan)
+	j.factor = 2
+	j.maxtime = t.f2bTime(s, "bantime.maxtime", 0, get, pos)
+	if j.maxtime < 0 || j.maxtime > maxBan {
+		j.maxtime = maxBan
+	}
+}
+
+// ignoreIP adds a section's ignoreip addresses to allow.
+func (t *translator) ignoreIP(s *Section, get f2bGet, pos func(int, string) *Directive) {
+	v, line, ok := get(s, "ignoreip")
+	if !ok {
+		return
+	}
+	src := pos(line, "ignoreip")
+	for _, a := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\n' || r == '\t' }) {
+		p, err := parseCIDR(a)
+		if err != nil {
+			t.find(src, "%q: gatehouse's allow takes addresses and CIDR prefixes, not host names", a)
+			continue
+		}
+		t.out.allow = appendItem(t.out.allow, p.String(), src)
+	}
+}
+
+// banaction maps fail2ban's firewall action to firewall.backend.
+func (t *translator) banaction(s *Section, get f2bGet, pos func(int, string) *Directive) {
+	v, line, ok := get(s, "banaction")
+	if !ok || t.out.firewall != nil {
+		return
+	}
+	src := pos(line, "banaction")
+	var backend string
+	switch {
+	case strings.HasPrefix(v, "iptables-ipset"):
+		backend = "ipset"
+	case strings.HasPrefix(v, "nftables"):
+		backend = "nftables"
+	case strings.HasPrefix(v, "iptables"):
+		backend = "iptables"
+	default:
+		t.find(src, "%s: gatehouse syncs bans into ipset, nftables or iptables", v)
+		return
+	}
+	fw := &firewallOut{backend: backend, src: src}
+	if p, pline, ok := get(s, "port"); ok {
+		for _, name := range strings.FieldsFunc(p, func(r rune) bool { return r == ',' || r == ' ' }) {
+			switch name {
+			case "http":
+				fw.ports = append(fw.ports, 80)
+			case "https":
+				fw.ports = append(fw.ports, 443)
+			default:
+				n, err := strconv.Atoi(name)
+				if err != nil || n < 1 || n > 65535 {
+					t.find(pos(pline, "port"), "%q: firewall.ports takes port numbers", name)
+					fw.ports = nil
+					t.out.firewall = fw
+					return
+				}
+				fw.ports = append(fw.ports, n)
+			}
+		}
+	}
+	t.out.firewall = fw
+}

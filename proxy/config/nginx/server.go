@@ -1,0 +1,726 @@
+package nginx
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gatehouse/proxy/config"
+)
+
+// hostBuild collects what one server block contributes.
+type hostBuild struct {
+	server  *Directive
+	sc      scope // the server's scope
+	names   []item
+	label   string // "server app.example.com" for messages
+	ssl     bool
+	proxies []proxyUse
+	host    *hostOut
+	upgrade bool // some proxying scope sets Upgrade
+}
+
+type proxyUse struct {
+	loc  *Directive // nil at server level (inside an if)
+	d    *Directive
+	urls []item
+	uri  string // the URI part of proxy_pass
+}
+
+func (t *translator) server(s *Directive, parent scope) {
+	sc := parent.inherit(s.Block)
+	b := &hostBuild{server: s, sc: sc, host: &hostOut{src: s}}
+	t.globalDirectives(s.Block)
+	listened := false
+	for _, d := range s.Block {
+		switch d.Name {
+		case "server_name":
+			t.done(d)
+			t.serverNames(d, b)
+		case "listen":
+			listened = true
+			t.listen(d, b)
+		case "ssl":
+			t.done(d)
+			if len(d.Args) == 1 && d.Args[0] == "on" {
+				b.ssl = true
+			}
+		}
+	}
+	if !listened {
+		t.out.httpListens = appendItem(t.out.httpListens, ":80", s)
+	}
+	b.label = "this server"
+	if len(b.names) > 0 {
+		b.label = "server " + b.names[0].value
+	}
+	t.accessList(sc.access, b.label)
+
+	// A catch-all server that only refuses is what gatehouse does for
+	// unknown hosts anyway (421).
+	if len(b.names) == 0 && refusesAll(s) {
+		t.doneTree(s)
+		t.out.refusers = append(t.out.refusers, s)
+		return
+	}
+	// An unconditional redirect to https makes the server a TLS
+	// redirect, whatever else it holds (nginx never gets there).
+	for _, d := range s.Block {
+		if isHTTPSRedirect(d, b) {
+			t.doneTree(s)
+			t.out.redirects = append(t.out.redirects, d)
+			return
+		}
+	}
+	for _, d := range s.Block {
+		switch {
+		case d.Name == "location" && d.IsBlock:
+			t.location(d, sc, b)
+		case d.Name == "if" && d.IsBlock:
+			t.ifBlock(d, sc, nil, b)
+		case inheritedNames[d.Name], ignoredHTTP[d.Name]:
+			t.doneTree(d)
+		}
+	}
+	t.serverAuth(b)
+	t.limitReq(sc.limitReq, b.label)
+	if b.ssl {
+		t.certificate(sc, s)
+	}
+	t.buildHost(b)
+}
+
+// serverNames adds a server_name's names to b.
+func (t *translator) serverNames(d *Directive, b *hostBuild) {
+	for _, n := range d.Args {
+		switch {
+		case n == "" || n == "_":
+			t.out.catchAll = append(t.out.catchAll, d)
+		case strings.HasPrefix(n, "~"):
+			t.find(d, "regular-expression name %q: gatehouse matches exact names and *.wildcards", n)
+		case strings.HasPrefix(n, "$"):
+			t.find(d, "variable name %q: list the names", n)
+		case strings.HasSuffix(n, ".*"):
+			t.find(d, "%q: gatehouse has no trailing wildcards; list the names", n)
+		case strings.HasPrefix(n, "."):
+			// nginx: ".example.com" is example.com and *.example.com.
+			t.addName(d, b, n[1:])
+			t.addName(d, b, "*"+n)
+		default:
+			t.addName(d, b, n)
+		}
+	}
+}
+
+func (t *translator) addName(d *Directive, b *hostBuild, n string) {
+	p, err := config.ParseHostPattern(n)
+	if err != nil {
+		t.find(d, "%v", err)
+		return
+	}
+	b.names = appendItem(b.names, p.String(), d)
+}
+
+// listen records a listen directive's address.
+func (t *translator) listen(d *Directive, b *hostBuild) {
+	if len(d.Args) == 0 {
+		return
+	}
+	addr, err := listenAddr(d.Args[0])
+	if err != nil {
+		t.find(d, "%v", err)
+		return
+	}
+	ssl := false
+	for _, a := range d.Args[1:] {
+		switch {
+		case a == "ssl":
+			ssl = true
+		case a == "proxy_protocol":
+			t.find(d, "gatehouse does not read the PROXY protocol; list the proxy in trusted_proxies and let it send X-Forwarded-For")
+			return
+		case a == "quic":
+			t.find(d, "gatehouse serves HTTP/1.1 and HTTP/2, not HTTP/3")
+			return
+		}
+	}
+	t.done(d)
+	if ssl {
+		b.ssl = true
+		t.out.httpsListens = appendItem(t.out.httpsListens, addr, d)
+	} else {
+		t.out.httpListens = appendItem(t.out.httpListens, addr, d)
+	}
+}
+
+// listenAddr turns nginx's listen address into host:port. "[::]:80" and
+// "*:80" become ":80", which gatehouse binds for both address families.
+func listenAddr(a string) (string, error) {
+	if strings.HasPrefix(a, "unix:") {
+		return "", fmt.Errorf("gatehouse listens on TCP only")
+	}
+	if _, err := strconv.Atoi(a); err == nil {
+		return ":" + a, nil
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		// An address without a port: nginx uses 80.
+		host, port = strings.Trim(a, "[]"), "80"
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return "", fmt.Errorf("%q is not a listen address", a)
+	}
+	if host == "*" || host == "::" || host == "0.0.0.0" {
+		host = ""
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// isHTTPSRedirect recognises "return 301 https://$host$request_uri" and
+// its spellings (rewrite … permanent, $server_name, the server's own
+// name, an if on $scheme) at server level: with TLS on gatehouse
+// redirects plain HTTP to https by itself.
+func isHTTPSRedirect(d *Directive, b *hostBuild) bool {
+	switch d.Name {
+	case "return":
+		if len(d.Args) != 2 || !slices.Contains([]string{"301", "302", "307", "308"}, d.Args[0]) {
+			return false
+		}
+		return selfHTTPS(d.Args[1], "$request_uri", b)
+	case "rewrite":
+		if len(d.Args) != 3 || (d.Args[2] != "permanent" && d.Args[2] != "redirect") {
+			return false
+		}
+		switch d.Args[0] {
+		case "^", "^/", "^/?(.*)$", "^(.*)$", "^/(.*)$", "^.*$", "(.*)":
+		default:
+			return false
+		}
+		return selfHTTPS(d.Args[1], "$request_uri?", b) || selfHTTPS(d.Args[1], "$request_uri", b) ||
+			selfHTTPS(d.Args[1], "$1", b) || selfHTTPS(d.Args[1], "/$1", b)
+	case "location":
+		// location / { return 301 https://…; } alone.
+		if len(d.Args) != 1 || d.Args[0] != "/" || len(d.Block) != 1 {
+			return false
+		}
+		return isHTTPSRedirect(d.Block[0], b)
+	}
+	return false
+}
+
+func selfHTTPS(url, tail string, b *hostBuild) bool {
+	rest, ok := strings.CutPrefix(url, "https://")
+	if !ok {
+		return false
+	}
+	host, ok := strings.CutSuffix(rest, tail)
+	if !ok {
+		return false
+	}
+	host = strings.TrimSuffix(host, ":443")
+	switch host {
+	case "$host", "$server_name", "$http_host":
+		return true
+	}
+	return len(b.names) == 1 && b.names[0].value == strings.ToLower(host)
+}
+
+// isSchemeRedirect recognises if ($scheme != "https") { return 301
+// https://$host$request_uri; } and the "= http" spelling.
+func isSchemeRedirect(d *Directive, b *hostBuild) bool {
+	cond := ifCondition(d.Args)
+	ok := len(cond) == 3 && cond[0] == "$scheme" &&
+		((cond[1] == "!=" && cond[2] == "https") || (cond[1] == "=" && cond[2] == "http"))
+	return ok && len(d.Block) == 1 && isHTTPSRedirect(d.Block[0], b)
+}
+
+// ifCondition splits an if's arguments into the condition's words, with
+// the parentheses removed as nginx does (ngx_http_rewrite_if).
+func ifCondition(args []string) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	c := slices.Clone(args)
+	if c[0] == "(" {
+		c = c[1:]
+	} else {
+		c[0] = strings.TrimPrefix(c[0], "(")
+	}
+	if n := len(c); n > 0 {
+		if c[n-1] == ")" {
+			c = c[:n-1]
+		} else {
+			c[n-1] = strings.TrimSuffix(c[n-1], ")")
+		}
+	}
+	return c
+}
+
+// ifBlock handles an if at server (loc nil) or location level: the
+// hotlink test, the secure_link test and the https redirect.
+func (t *translator) ifBlock(d *Directive, sc scope, loc *Directive, b *hostBuild) {
+	cond := ifCondition(d.Args)
+	switch {
+	case len(cond) == 1 && cond[0] == "$invalid_referer":
+		t.hotlink(d, sc, loc, b)
+	case len(cond) >= 1 && cond[0] == "$secure_link":
+		t.doneTree(d) // part of secure_link, reported there
+	case isSchemeRedirect(d, b):
+		t.doneTree(d)
+		t.out.redirects = append(t.out.redirects, d.Block[0])
+	}
+}
+
+// location walks one location block (and those nested in it).
+func (t *translator) location(l *Directive, parent scope, b *hostBuild) {
+	t.done(l)
+	sc := parent.inherit(l.Block)
+	mod, p := locationArgs(l)
+	if mod == "@" {
+		t.find(l, "named locations are targets of try_files/error_page, which gatehouse does not have")
+		t.doneTree(l)
+		return
+	}
+	if t.probeLocation(l, mod, p, b) {
+		return
+	}
+	t.accessList(ownAccess(l, sc), "location "+p+" of "+b.label)
+	t.locationAuth(l, mod, p, parent, sc, b)
+	handler := false
+	for _, d := range l.Block {
+		switch {
+		case d.Name == "location" && d.IsBlock:
+			t.location(d, sc, b)
+		case d.Name == "proxy_pass":
+			handler = true
+			t.proxyPass(d, l, sc, b)
+		case d.Name == "if" && d.IsBlock:
+			t.ifBlock(d, sc, l, b)
+		case d.Name == "secure_link" || d.Name == "secure_link_md5" || d.Name == "secure_link_secret":
+			t.secureLink(d, l, mod, p, b)
+		case d.Name == "valid_referers":
+			t.done(d) // used through if ($invalid_referer), no effect without
+		case d.Name == "limit_req":
+			// handled below through the scope
+		case inheritedNames[d.Name], ignoredHTTP[d.Name]:
+			if d.Name == "add_header" || d.Name == "proxy_hide_header" || d.Name == "client_max_body_size" {
+				continue // checked against the host in buildHost
+			}
+			t.doneTree(d)
+		case contentHandlers[d.Name]:
+			handler = true
+		}
+	}
+	if len(sc.limitReq) > 0 {
+		t.limitReq(sc.limitReq, b.label)
+	}
+	if !handler && !slices.ContainsFunc(l.Block, func(d *Directive) bool { return d.Name == "location" }) {
+		t.statics = append(t.statics, l)
+	}
+}
+
+// contentHandlers are directives that answer requests in a location (so
+// it serves no static files), translated or not.
+var contentHandlers = map[string]bool{
+	"return": true, "fastcgi_pass": true, "uwsgi_pass": true, "scgi_pass": true, "grpc_pass": true,
+	"memcached_pass": true, "content_by_lua": true, "content_by_lua_block": true, "content_by_lua_file": true,
+	"stub_status": true, "try_files": true, "root": true, "alias": true, "rewrite": true,
+}
+
+// ownAccess returns the allow/deny list of l itself, or nil when it
+// inherits its parent's.
+func ownAccess(l *Directive, sc scope) []*Directive {
+	for _, d := range l.Block {
+		if d.Name == "allow" || d.Name == "deny" {
+			return sc.access
+		}
+	}
+	return nil
+}
+
+// locationArgs returns a location's modifier ("", "=", "~", "~*", "^~",
+// "@") and its path or expression.
+func locationArgs(l *Directive) (mod, p string) {
+	switch len(l.Args) {
+	case 1:
+		a := l.Args[0]
+		switch {
+		case strings.HasPrefix(a, "@"):
+			return "@", a
+		case strings.HasPrefix(a, "~*"):
+			return "~*", a[2:]
+		case strings.HasPrefix(a, "^~"):
+			return "^~", a[2:]
+		case strings.HasPrefix(a, "~"):
+			return "~", a[1:]
+		case strings.HasPrefix(a, "="):
+			return "=", a[1:]
+		}
+		return "", a
+	case 2:
+		return l.Args[0], l.Args[1]
+	}
+	return "", ""
+}
+
+// proxyPass records where a location proxies to.
+func (t *translator) proxyPass(d, loc *Directive, sc scope, b *hostBuild) {
+	if len(d.Args) != 1 {
+		return
+	}
+	target := d.Args[0]
+	if strings.Contains(target, "$") {
+		t.find(d, "proxy_pass with variables: gatehouse proxies to fixed upstream URLs")
+		return
+	}
+	scheme, rest, ok := strings.Cut(target, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		t.find(d, "gatehouse proxies to http:// and https:// upstreams only")
+		return
+	}
+	hostport, uri := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, uri = rest[:i], rest[i:]
+	}
+	if strings.HasPrefix(hostport, "unix:") {
+		t.find(d, "gatehouse proxies to TCP upstreams, not Unix sockets")
+		return
+	}
+	use := proxyUse{loc: loc, d: d, uri: uri}
+	if up := t.upstreams[hostport]; up != nil {
+		t.usedUpstreams[up] = true
+		use.urls = t.upstreamServers(up, scheme, uri)
+	} else {
+		use.urls = []item{{value: scheme + "://" + hostport + uri, src: d}}
+	}
+	for _, h := range sc.proxyHeader {
+		t.proxyHeader(h, b)
+	}
+	if len(use.urls) == 0 {
+		t.find(d, "the upstream has no usable server")
+		return
+	}
+	t.done(d)
+	b.proxies = append(b.proxies, use)
+}
+
+// proxyHeader handles a proxy_set_header in force where requests are
+// proxied: gatehouse sets the forwarding headers itself.
+func (t *translator) proxyHeader(d *Directive, b *hostBuild) {
+	if len(d.Args) != 2 {
+		return
+	}
+	name, value := strings.ToLower(d.Args[0]), d.Args[1]
+	switch name {
+	case "host":
+		if value == "$host" || value == "$http_host" {
+			t.done(d)
+			return
+		}
+		t.find(d, "gatehouse passes the client's Host header to the upstream unchanged")
+	case "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-server":
+		t.done(d) // gatehouse sets these, spoof-proof
+	case "upgrade":
+		t.done(d)
+		b.upgrade = true
+	case "connection":
+		t.done(d)
+	default:
+		t.find(d, "gatehouse sends the client's request headers and its own forwarding headers; set %s in the app", d.Args[0])
+	}
+}
+
+// upstreamServers lists the servers of an upstream block as URLs.
+func (t *translator) upstreamServers(up *Directive, scheme, uri string) []item {
+	var urls []item
+	for _, d := range up.Block {
+		switch d.Name {
+		case "server":
+			if len(d.Args) == 0 {
+				continue
+			}
+			addr := d.Args[0]
+			if strings.HasPrefix(addr, "unix:") {
+				t.find(d, "gatehouse proxies to TCP upstreams, not Unix sockets")
+				continue
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
+			}
+			skip := false
+			for _, a := range d.Args[1:] {
+				switch {
+				case a == "down":
+					skip = true
+				case a == "backup":
+					t.find(d, "gatehouse has no backup servers; it fails over between the listed upstreams")
+					skip = true
+				case strings.HasPrefix(a, "weight=") && a != "weight=1":
+					t.find(d, "gatehouse spreads requests evenly; the weight is dropped")
+				case a == "resolve" || strings.HasPrefix(a, "service="):
+					t.find(d, "gatehouse resolves upstream names when it connects; %s is dropped", a)
+				}
+			}
+			t.done(d)
+			if !skip {
+				urls = append(urls, item{value: scheme + "://" + addr + uri, src: d})
+			}
+		case "keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time", "zone", "least_conn", "random":
+			t.done(d) // gatehouse keeps idle connections and balances by itself
+		case "ip_hash", "hash", "sticky":
+			if !t.handled[d] {
+				t.find(d, "gatehouse balances round robin; clients are not pinned to one upstream")
+				t.done(d)
+			}
+		}
+	}
+	for _, u := range urls {
+		if _, err := config.ParseUpstream(u.value); err != nil {
+			t.find(u.src, "%v", err)
+			return nil
+		}
+	}
+	return urls
+}
+
+// certificate records the TLS certificate of an ssl server.
+func (t *translator) certificate(sc scope, s *Directive) {
+	if sc.cert == nil || sc.key == nil {
+		t.find(s, "a TLS server without ssl_certificate and ssl_certificate_key; gatehouse gets certificates through tls.acme")
+		return
+	}
+	for _, d := range []*Directive{sc.cert, sc.key} {
+		if len(d.Args) != 1 || strings.Contains(d.Args[0], "$") || strings.HasPrefix(d.Args[0], "data:") || strings.HasPrefix(d.Args[0], "engine:") {
+			t.find(d, "gatehouse reads certificates and keys from files with fixed names")
+			return
+		}
+	}
+	t.done(sc.cert, sc.key)
+	c := certOut{cert: t.abs(sc.cert.Args[0]), key: t.abs(sc.key.Args[0]), src: sc.cert}
+	if !slices.ContainsFunc(t.out.certs, func(o certOut) bool { return o.cert == c.cert && o.key == c.key }) {
+		t.out.certs = append(t.out.certs, c)
+	}
+}
+
+// buildHost turns what a server collected into a host, or reports why it
+// cannot be one.
+func (t *translator) buildHost(b *hostBuild) {
+	if len(b.proxies) == 0 {
+		if len(b.names) > 0 || !slices.Contains(t.out.catchAll, b.server) {
+			t.find(b.server, "%s proxies nothing: gatehouse serves no files itself, so it has no host to route here", b.label)
+		}
+		return
+	}
+	if len(b.names) == 0 {
+		t.find(b.server, "a server without names catches every unknown host; gatehouse answers those 421 and routes only the names it lists")
+		return
+	}
+	h := b.host
+	h.tls = b.ssl
+	// The upstreams: those of location / when there is one.
+	main := b.proxies[0]
+	for _, p := range b.proxies {
+		if p.loc != nil && len(p.loc.Args) == 1 && p.loc.Args[0] == "/" {
+			main = p
+			break
+		}
+	}
+	if mod, p := locationArgs(main.loc); main.loc != nil && (p != "/" || mod != "") {
+		t.find(main.d, "nginx proxied only location %s here; gatehouse sends every path of the host to these upstreams", strings.TrimSpace(mod+" "+p))
+	}
+	h.upstreams = main.urls
+	for _, p := range b.proxies {
+		if p.d == main.d {
+			continue
+		}
+		if !sameURLs(p.urls, main.urls) {
+			_, lp := locationArgs(p.loc)
+			t.find(p.d, "gatehouse routes a host to one set of upstreams; requests for %s go to %s", lp, main.urls[0].value)
+		}
+	}
+	if !b.upgrade {
+		f := false
+		h.websocket = &f
+	}
+	t.hostLimits(b)
+	t.hostHeaders(b)
+
+	// Names: the first server to claim a name keeps it, as in nginx.
+	var names []item
+	for _, n := range b.names {
+		if other := t.hostNames[n.value]; other != nil {
+			if !sameURLs(other.upstreams, h.upstreams) {
+				t.find(n.src, "%s is also served by %s with other upstreams; gatehouse routes a name to one host", n.value, other.src.Pos())
+			}
+			continue
+		}
+		t.hostNames[n.value] = h
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return // merged into the hosts that already have the names
+	}
+	h.names = names
+	t.out.hosts = append(t.out.hosts, h)
+}
+
+func sameURLs(a, b []item) bool {
+	return slices.EqualFunc(a, b, func(x, y item) bool { return x.value == y.value })
+}
+
+// hostLimits sets max_body from client_max_body_size.
+func (t *translator) hostLimits(b *hostBuild) {
+	h := b.host
+	d := b.sc.bodySize
+	if d == nil {
+		h.maxBody, h.maxBodyNote = "1MB", "nginx's default client_max_body_size"
+	} else {
+		size, err := nginxSize(d.Args)
+		if err != nil {
+			t.find(d, "%v", err)
+		} else {
+			t.done(d)
+			h.maxBody, h.maxBodySrc = size, d
+		}
+	}
+	// Locations with a size of their own.
+	walkLocations(b.server, func(l *Directive) {
+		for _, c := range l.Block {
+			if c.Name == "client_max_body_size" && c != d {
+				if size, err := nginxSize(c.Args); err == nil && size == h.maxBody {
+					t.done(c)
+				} else {
+					_, p := locationArgs(l)
+					t.find(c, "gatehouse has one body limit per host (%s); location %s differs", orNone(h.maxBody), p)
+				}
+			}
+		}
+	})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no limit"
+	}
+	return s
+}
+
+// nginxSize turns an nginx size ("10m", "512k", "0") into a gatehouse
+// Size ("10MB", "512KB", "" for no limit).
+func nginxSize(args []string) (string, error) {
+	if len(args) != 1 || args[0] == "" {
+		return "", fmt.Errorf("want one size")
+	}
+	s := strings.ToLower(args[0])
+	unit := ""
+	switch s[len(s)-1] {
+	case 'k':
+		unit = "KB"
+	case 'm':
+		unit = "MB"
+	case 'g':
+		unit = "GB"
+	}
+	if unit != "" {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return "", fmt.Errorf("%q is not an nginx size", args[0])
+	}
+	if n == 0 {
+		return "", nil
+	}
+	return strconv.FormatInt(n, 10) + unit, nil
+}
+
+// hostHeaders carries add_header and proxy_hide_header over, from the
+// server (or location / when the server has none).
+func (t *translator) hostHeaders(b *hostBuild) {
+	h := b.host
+	add, hide := b.sc.addHeader, b.sc.hideHeader
+	var root *Directive
+	walkLocations(b.server, func(l *Directive) {
+		if mod, p := locationArgs(l); p == "/" && mod == "" {
+			root = l
+		}
+	})
+	own := func(l *Directive, name string) []*Directive {
+		var ds []*Directive
+		for _, d := range l.Block {
+			if d.Name == name {
+				ds = append(ds, d)
+			}
+		}
+		return ds
+	}
+	if root != nil {
+		if ds := own(root, "add_header"); ds != nil && add == nil {
+			add = ds
+		}
+		if ds := own(root, "proxy_hide_header"); ds != nil && hide == nil {
+			hide = ds
+		}
+	}
+	for _, d := range add {
+		if len(d.Args) < 2 || len(d.Args) > 3 || (len(d.Args) == 3 && d.Args[2] != "always") {
+			continue
+		}
+		if strings.Contains(d.Args[1], "$") {
+			t.find(d, "header values with variables: gatehouse sets fixed values")
+			continue
+		}
+		t.done(d)
+		h.set = append(h.set, kvItem{key: d.Args[0], value: d.Args[1], src: d})
+	}
+	for _, d := range hide {
+		if len(d.Args) != 1 {
+			continue
+		}
+		t.done(d)
+		if !slices.ContainsFunc(h.set, func(kv kvItem) bool { return strings.EqualFold(kv.key, d.Args[0]) }) {
+			h.remove = appendItem(h.remove, d.Args[0], d)
+		}
+	}
+	// Per-location headers elsewhere.
+	walkLocations(b.server, func(l *Directive) {
+		if l == root {
+			return
+		}
+		for _, d := range l.Block {
+			if (d.Name == "add_header" || d.Name == "proxy_hide_header") && !t.handled[d] {
+				_, p := locationArgs(l)
+				t.find(d, "gatehouse edits response headers per host; location %s has its own", p)
+			}
+		}
+	})
+}
+
+// walkLocations calls fn for every location inside d, depth first.
+func walkLocations(d *Directive, fn func(l *Directive)) {
+	for _, c := range d.Block {
+		if c.Name == "location" && c.IsBlock {
+			fn(c)
+			walkLocations(c, fn)
+		}
+	}
+}
+
+// refusesAll reports whether a server answers every request with a 4xx
+// (return 444, return 404, deny all) and does nothing else.
+func refusesAll(s *Directive) bool {
+	refused := false
+	for _, d := range s.Block {
+		switch {
+		case d.Name == "return" && len(d.Args) >= 1 && strings.HasPrefix(d.Args[0], "4") && len(d.Args[0]) == 3:
+			refused = true
+		case d.Name == "deny" && len(d.Args) == 1 && d.Args[0] == "all":
+			refused = true
+		case d.Name == "location" || d.Name == "if" || contentHandlers[d.Name]:
+			return false
+		}
+	}
+	return refused
+}
