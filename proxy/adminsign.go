@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"gatehouse/middleware"
+	"gatehouse/proxy/config"
+	"gatehouse/rules"
+	"gatehouse/signer"
+)
+
+// Admin API scopes of the signing endpoints (DESIGN.md).
+const (
+	scopeSignS3         = "sign:s3"
+	scopeSignCloudFront = "sign:cloudfront"
+	scopeSignLink       = "sign:link"
+)
+
+// maxAuditResource bounds the resource written to an audit line; it comes
+// from the request.
+const maxAuditResource = 512
+
+// Signing signs what the admin API's /v1/sign endpoints and `gatehouse
+// sign -c FILE` are asked for, from one config: S3 pre-signed URLs,
+// CloudFront signed URLs and cookies, and gateway-signed links for the
+// hosts with signed_links. It is immutable and safe for concurrent use;
+// a reload builds a new one.
+type Signing struct {
+	s3         *signer.S3         // nil without signer.s3
+	cloudfront *signer.CloudFront // nil without signer.cloudfront
+	// hosts[i] holds hosts[i].signed_links, nil where there are none.
+	hosts []*linkHost
+	// exact and wildcard find a URL's host, as the router does.
+	exact, wildcard map[string]*linkHost
+}
+
+// linkHost is one host's signed links.
+type linkHost struct {
+	field string // "hosts[i].signed_links", for messages
+	links *signer.Links
+	paths *rules.PrefixSet
+}
+
+// NotConfiguredError is a signing request for a signer the config does
+// not set up (HTTP 422).
+type NotConfiguredError struct {
+	// Key is the config key that would set it up, such as "signer.s3".
+	Key string
+}
+
+func (e *NotConfiguredError) Error() string { return e.Key + " is not configured" }
+
+// NewSigning builds the signers cfg configures. Loading the AWS SDK's
+// default config (when signer.s3 has no static credentials) reads local
+// files only; credentials are fetched when a URL is first signed.
+func NewSigning(ctx context.Context, cfg *config.File) (*Signing, error) {
+	sg := &Signing{hosts: make([]*linkHost, len(cfg.Hosts)), exact: map[string]*linkHost{}, wildcard: map[string]*linkHost{}}
+	if c := cfg.Signer.S3; c != nil {
+		s3, err := signer.NewS3(ctx, signer.S3Config{
+			Region:          c.Region,
+			Endpoint:        c.Endpoint,
+			PathStyle:       c.PathStyle,
+			AccessKeyID:     c.AccessKeyID.Value(),
+			SecretAccessKey: c.SecretAccessKey.Value(),
+			MaxExpires:      c.MaxExpires.D(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("signer.s3: %w", err)
+		}
+		sg.s3 = s3
+	}
+	if c := cfg.Signer.CloudFront; c != nil {
+		key, err := signer.ParsePrivateKey([]byte(c.PrivateKey.Value()))
+		if err != nil {
+			return nil, fmt.Errorf("signer.cloudfront.private_key: %w", err)
+		}
+		domains := make([]string, len(c.Domains))
+		for i, d := range c.Domains {
+			domains[i] = d.String()
+		}
+		cf, err := signer.NewCloudFront(signer.CloudFrontConfig{
+			KeyPairID:  c.KeyPairID,
+			PrivateKey: key,
+			Domains:    domains,
+			MaxExpires: c.MaxExpires.D(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("signer.cloudfront: %w", err)
+		}
+		sg.cloudfront = cf
+	}
+	for i, h := range cfg.Hosts {
+		sl := h.SignedLinks
+		if sl == nil {
+			continue
+		}
+		field := fmt.Sprintf("hosts[%d].signed_links", i)
+		secrets := sl.Keys
+		if !sl.Key.IsZero() {
+			secrets = []config.Secret{sl.Key}
+		}
+		keys := make([][]byte, len(secrets))
+		for j, k := range secrets {
+			keys[j] = []byte(k.Value())
+		}
+		links, err := signer.NewLinks(signer.LinkConfig{Keys: keys, BindIP: sl.BindIP, MaxExpires: sl.MaxExpires.D()})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		paths, err := rules.CompilePrefixes(sl.Paths)
+		if err != nil {
+			return nil, fmt.Errorf("%s.paths: %w", field, err)
+		}
+		lh := &linkHost{field: field, links: links, paths: paths}
+		sg.hosts[i] = lh
+		for _, m := range h.Match {
+			if m.Wildcard() {
+				sg.wildcard[m.Name()] = lh
+			} else {
+				sg.exact[m.Name()] = lh
+			}
+		}
+	}
+	return sg, nil
+}
+
+// S3 pre-signs an S3 URL for a token allowed the resources in allowed
+// (nil: any).
+func (sg *Signing) S3(ctx context.Context, req signer.S3Request, allowed signer.Prefixes) (signer.S3Result, error) {
+	if sg.s3 == nil {
+		return signer.S3Result{}, &NotConfiguredError{Key: "signer.s3"}
+	}
+	return sg.s3.Sign(ctx, req, allowed)
+}
+
+// CloudFront signs a CloudFront URL or cookies for a token allowed the
+// resources in allowed (nil: any).
+func (sg *Signing) CloudFront(req signer.CloudFrontRequest, allowed signer.Prefixes) (signer.CloudFrontResult, error) {
+	if sg.cloudfront == nil {
+		return signer.CloudFrontResult{}, &NotConfiguredError{Key: "signer.cloudfront"}
+	}
+	return sg.cloudfront.Sign(req, allowed)
+}
+
+// Link signs a gateway link for a token allowed the resources in allowed
+// (nil: any). The URL's host must be one of the config's hosts with
+// signed_links, and its path under their paths; the signature covers the
+// canonical host and path the gateway checks requests in.
+func (sg *Signing) Link(req signer.LinkRequest, allowed signer.Prefixes) (signer.LinkResult, error) {
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("%q is not an absolute http(s) URL", req.URL)}
+	}
+	host, _, ok := middleware.CanonicalHost(u.Host)
+	if !ok {
+		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("%q is not a valid host", u.Host)}
+	}
+	lh := sg.lookup(host)
+	if lh == nil {
+		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("host %s has no signed_links in the config", host)}
+	}
+	raw := u.EscapedPath()
+	c, err := rules.Canonical(raw)
+	if err != nil {
+		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("path %q: %v", raw, err)}
+	}
+	if !lh.paths.CoversRequest(raw, c) {
+		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("path %q is not under %s.paths, so the gateway would not check the link", raw, lh.field)}
+	}
+	return lh.links.SignURL(req, u, host, c.Path, allowed)
+}
+
+// lookup finds the signed links of a canonical host: exact names first,
+// then the longest "*.suffix", as the router does.
+func (sg *Signing) lookup(host string) *linkHost {
+	if lh := sg.exact[host]; lh != nil {
+		return lh
+	}
+	for i := 0; i < len(host); i++ {
+		if host[i] == '.' {
+			if lh := sg.wildcard[host[i+1:]]; lh != nil {
+				return lh
+			}
+		}
+	}
+	return nil
+}
+
+// linksFor returns the signed links of hosts[i], nil when it has none.
+func (sg *Signing) linksFor(i int) *signer.Links {
+	if lh := sg.hosts[i]; lh != nil {
+		return lh.links
+	}
+	return nil
+}
+
+// SignStatus maps a signing error to the admin API's answer: status,
+// the request field at fault and the message. Errors it does not know
+// are internal (500) and their text is not shown.
+func SignStatus(err error) (status int, field, msg string) {
+	var de *signer.DecodeError
+	var pe *signer.PrefixError
+	var fe *signer.FieldError
+	var nc *NotConfiguredError
+	switch {
+	case errors.As(err, &de):
+		return http.StatusBadRequest, de.Field, de.Msg
+	case errors.As(err, &pe):
+		return http.StatusForbidden, pe.Field, strings.TrimPrefix(pe.Error(), pe.Field+": ")
+	case errors.As(err, &fe):
+		return http.StatusUnprocessableEntity, fe.Field, fe.Msg
+	case errors.As(err, &nc):
+		return http.StatusUnprocessableEntity, "", nc.Error()
+	}
+	return http.StatusInternalServerError, "", "signing failed"
+}
+
+// tokenPrefixes are the prefixes a token may sign; nil (any) when the
+// token lists none.
+func tokenPrefixes(tok *config.Token) signer.Prefixes {
+	if len(tok.Prefixes) == 0 {
+		return nil
+	}
+	return signer.Prefixes(tok.Prefixes)
+}
+
+// auditResource names a URL for the audit log without its query, which
+// may carry someone else's signature.
+func auditResource(s string) string {
+	s, _, _ = strings.Cut(s, "?")
+	s, _, _ = strings.Cut(s, "#")
+	if len(s) > maxAuditResource {
+		s = s[:maxAuditResource] + "…"
+	}
+	return s
+}
+
+// answerSign writes a signing result, or the error's JSON answer.
+func (s *Server) answerSign(w http.ResponseWriter, res any, err error) int {
+	if err == nil {
+		writeJSON(w, http.StatusOK, res)
+		return http.StatusOK
+	}
+	code, field, msg := SignStatus(err)
+	if code == http.StatusInternalServerError {
+		s.log.Error("signing failed", "error", err)
+	}
+	writeError(w, code, msg, field)
+	return code
+}
+
+// decodeSign reads a signing request body of at most maxAdminBody bytes.
+func decodeSign[T signer.Request](w http.ResponseWriter, r *http.Request) (T, error) {
+	return signer.Decode[T](http.MaxBytesReader(w, r.Body, maxAdminBody))
+}
+
+func (s *Server) signS3(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+	req, err := decodeSign[signer.S3Request](w, r)
+	if err != nil {
+		return s.answerSign(w, nil, err)
+	}
+	rec.resource = auditResource("s3://" + req.Bucket + "/" + req.Key)
+	res, err := s.current.Load().signing.S3(r.Context(), req, tokenPrefixes(rec.token))
+	return s.answerSign(w, res, err)
+}
+
+func (s *Server) signCloudFront(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+	req, err := decodeSign[signer.CloudFrontRequest](w, r)
+	if err != nil {
+		return s.answerSign(w, nil, err)
+	}
+	rec.resource = auditResource(req.URL)
+	if req.Resource != "" {
+		rec.resource = auditResource(req.Resource)
+	}
+	res, err := s.current.Load().signing.CloudFront(req, tokenPrefixes(rec.token))
+	return s.answerSign(w, res, err)
+}
+
+func (s *Server) signLink(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+	req, err := decodeSign[signer.LinkRequest](w, r)
+	if err != nil {
+		return s.answerSign(w, nil, err)
+	}
+	rec.resource = auditResource(req.URL)
+	res, err := s.current.Load().signing.Link(req, tokenPrefixes(rec.token))
+	return s.answerSign(w, res, err)
+}

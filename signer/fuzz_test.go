@@ -1,0 +1,223 @@
+package signer_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/proxy/config"
+	"gatehouse/signer"
+)
+
+// FuzzDecode feeds arbitrary bodies to the request decoder of each
+// request type. Properties: an error is always a *DecodeError; a decoded
+// request marshals to JSON that decodes to the same request (the CLI
+// sends requests that way), and expires is never negative.
+func FuzzDecode(f *testing.F) {
+	// Valid requests of each type.
+	f.Add(`{"bucket":"media","key":"a.mp4","method":"PUT","expires":"15m","content_type":"video/mp4"}`)
+	f.Add(`{"url":"https://cdn.example.com/v/*","not_before":"2030-01-02T15:04:05Z","ip_range":"203.0.113.0/24","cookies":true}`)
+	f.Add(`{"url":"https://media.example.com/paid/a.mp4","ip":"2001:db8::1","expires":600}`)
+	// Expires in every form, and broken ones.
+	f.Add(`{"expires":1.5}`)
+	f.Add(`{"expires":9e2}`)
+	f.Add(`{"expires":"1w2d3h"}`)
+	f.Add(`{"expires":-1}`)
+	f.Add(`{"expires":"0.000000001s"}`)
+	f.Add(`{"expires":null}`)
+	// Structure problems: unknown fields, wrong types, trailing data.
+	f.Add(`{"bucket":1}`)
+	f.Add(`{"acl":"public"}`)
+	f.Add(`{}{}`)
+	f.Add(`{"not_before":"2030-13-01T00:00:00Z"}`)
+	f.Add(``)
+	f.Fuzz(func(t *testing.T, body string) {
+		checkDecode[signer.S3Request](t, body)
+		checkDecode[signer.CloudFrontRequest](t, body)
+		checkDecode[signer.LinkRequest](t, body)
+	})
+}
+
+func checkDecode[T signer.Request](t *testing.T, body string) {
+	req, err := signer.Decode[T](strings.NewReader(body))
+	if err != nil {
+		var de *signer.DecodeError
+		if !errors.As(err, &de) {
+			t.Fatalf("Decode(%q) error %T %v is not a *DecodeError", body, err, err)
+		}
+		return
+	}
+	if e := reflect.ValueOf(req).FieldByName("Expires"); !e.IsNil() && e.Elem().Int() < 0 {
+		t.Fatalf("Decode(%q): negative expires %v", body, e.Elem().Interface())
+	}
+	again, err := json.Marshal(req)
+	if err != nil {
+		t.Fatalf("Marshal(%+v): %v", req, err)
+	}
+	back, err := signer.Decode[T](strings.NewReader(string(again)))
+	if err != nil {
+		t.Fatalf("Decode(Marshal(Decode(%q))) = %v; marshalled %s", body, err, again)
+	}
+	if !reflect.DeepEqual(normalise(req), normalise(back)) {
+		t.Fatalf("round trip of %q: %+v, then %s, then %+v", body, req, again, back)
+	}
+}
+
+// normalise drops the location of a not_before time, which the round
+// trip turns into UTC on purpose.
+func normalise(v any) any {
+	if cf, ok := v.(signer.CloudFrontRequest); ok && cf.NotBefore != nil {
+		nb := signer.Time{Time: cf.NotBefore.UTC()}
+		cf.NotBefore = &nb
+		return cf
+	}
+	return v
+}
+
+// FuzzParseDuration checks ParseDuration differentially: against
+// time.ParseDuration where the syntaxes overlap (no d or w unit, no bare
+// number), and against the config file's parser, whose syntax the admin
+// API promises to share, everywhere up to ten years.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"90s", "1h30m", "1.5h", "1d", "2w", "600", ".5s", "1.", "-1s", "+1s",
+		"1µs", "1μs", "9223372036s", "3650d", "3651d", "0.0000000001s", "1e3s", "1h 2m", "00001m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := signer.ParseDuration(s)
+		if err == nil && (got < 0 || got > 10*365*24*time.Hour) {
+			t.Fatalf("ParseDuration(%q) = %v, out of range", s, got)
+		}
+		cfg, cfgErr := config.ParseDuration(s)
+		if cfgErr == nil && cfg <= 10*365*24*time.Hour && (err != nil || got != cfg) {
+			t.Fatalf("ParseDuration(%q) = %v, %v; config.ParseDuration = %v", s, got, err, cfg)
+		}
+		if err == nil && (cfgErr != nil || got != cfg) {
+			t.Fatalf("ParseDuration(%q) = %v; config.ParseDuration = %v, %v", s, got, cfg, cfgErr)
+		}
+		if strings.ContainsAny(s, "dw") || (s != "" && strings.Trim(s, "0123456789") == "") || strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-") {
+			return
+		}
+		ref, refErr := time.ParseDuration(s)
+		if refErr == nil && ref >= 0 && ref <= 10*365*24*time.Hour && (err != nil || got != ref) {
+			t.Fatalf("ParseDuration(%q) = %v, %v; time.ParseDuration = %v", s, got, err, ref)
+		}
+		if err == nil && (refErr != nil || got != ref) {
+			t.Fatalf("ParseDuration(%q) = %v; time.ParseDuration = %v, %v", s, got, ref, refErr)
+		}
+	})
+}
+
+// FuzzLinkVerify feeds arbitrary query strings, alone and around a
+// genuine signature, to Verify. Properties: the stripped query is the
+// query without any link parameter and every other parameter in order
+// (checked against a plain split); a genuine signature verifies whatever
+// foreign parameters surround it, and not when a link parameter is
+// repeated.
+func FuzzLinkVerify(f *testing.F) {
+	f.Add("")
+	f.Add("a=1")
+	f.Add("a=1&b=2")
+	f.Add("gh_expires=1&gh_signature=x")
+	f.Add("&&")
+	f.Add("gh_ip=1")
+	f.Add("gh_expires=99999999999999999999")
+	f.Add("a=1&gh_signature=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&b")
+	f.Add("gh_expires")
+	f.Add("=&=")
+	now := time.Unix(1_900_000_000, 0)
+	l, err := signer.NewLinks(signer.LinkConfig{
+		Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+		Now:  func() time.Time { return now },
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	client := netip.MustParseAddr("203.0.113.7")
+	genuine := l.Sign("GET", "media.example.com", "/paid/a.mp4", now.Add(time.Hour), netip.Addr{})
+	f.Fuzz(func(t *testing.T, q string) {
+		stripped, err := l.Verify("GET", "media.example.com", "/paid/a.mp4", q, client)
+		if want := refStrip(q); stripped != want {
+			t.Fatalf("Verify(%q) stripped %q, want %q", q, stripped, want)
+		}
+		if err == nil {
+			t.Fatalf("Verify(%q) accepted a query without a genuine signature", q)
+		}
+		for _, around := range []string{q + "&" + genuine, genuine + "&" + q} {
+			_, err := l.Verify("GET", "media.example.com", "/paid/a.mp4", around, client)
+			repeated := hasLinkParam(q)
+			if repeated != (err != nil) {
+				t.Fatalf("Verify(%q) = %v; want an error only when %q repeats a link parameter", around, err, q)
+			}
+		}
+	})
+}
+
+func hasLinkParam(q string) bool {
+	for seg := range strings.SplitSeq(q, "&") {
+		name, _, _ := strings.Cut(seg, "=")
+		if name == signer.ParamExpires || name == signer.ParamIP || name == signer.ParamSignature {
+			return true
+		}
+	}
+	return false
+}
+
+// refStrip removes the link parameters from q by splitting it, the
+// simplest correct way, keeping empty parameters.
+func refStrip(q string) string {
+	if !hasLinkParam(q) {
+		return q
+	}
+	var keep []string
+	for seg := range strings.SplitSeq(q, "&") {
+		name, _, _ := strings.Cut(seg, "=")
+		if name != signer.ParamExpires && name != signer.ParamIP && name != signer.ParamSignature {
+			keep = append(keep, seg)
+		}
+	}
+	return strings.Join(keep, "&")
+}
+
+// FuzzGlob checks the CloudFront resource matcher against a regexp
+// built from the pattern.
+func FuzzGlob(f *testing.F) {
+	for _, s := range [][2]string{
+		{"https://cdn.example.com/v/*", "https://cdn.example.com/v/a.mp4"},
+		{"https://cdn.example.com/v/?.mp4", "https://cdn.example.com/v/a.mp4"},
+		{"*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"},
+		{"", ""},
+		{"*", ""},
+		{"a?", "a"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		if len(pattern) > 64 || len(s) > 256 {
+			return
+		}
+		// The matcher works on bytes, the regexp on runes: they agree on
+		// ASCII, and URLs are ASCII (parseURL refuses anything else).
+		if !isASCII(pattern) || !isASCII(s) {
+			return
+		}
+		re := regexp.MustCompile(`(?s)\A` + strings.NewReplacer(`\*`, `.*`, `\?`, `.`).Replace(regexp.QuoteMeta(pattern)) + `\z`)
+		if got, want := signer.GlobMatch(pattern, s), re.MatchString(s); got != want {
+			t.Fatalf("globMatch(%q, %q) = %v, want %v", pattern, s, got, want)
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,419 @@
+package signer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxRequestExpires bounds an expires value as decoded, before any
+// signer's cap applies: ten years, far beyond every cap, so the sums in
+// the signers cannot overflow.
+const maxRequestExpires = 10 * 365 * 24 * time.Hour
+
+// defaultExpires is the validity of a signature whose request gives no
+// expires (or the signer's cap, when that is shorter).
+const defaultExpires = time.Hour
+
+// Duration is a validity period in a signing request: a JSON string in
+// the config's duration syntax ("90s", "15m", "2h", "1d", "1w", "1h30m")
+// or a JSON number of seconds (fractions allowed). It is never negative
+// and at most ten years. The signers count in whole seconds: a fraction
+// is dropped.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalJSON accepts a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return &DecodeError{Field: "expires", Msg: "not a JSON string"}
+		}
+		v, err := ParseDuration(s)
+		if err != nil {
+			return &DecodeError{Field: "expires", Msg: err.Error()}
+		}
+		*d = Duration(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || !json.Valid(b) {
+		return &DecodeError{Field: "expires", Msg: `want a duration such as "15m" or a number of seconds`}
+	}
+	if secs < 0 || secs > maxRequestExpires.Seconds() || math.IsNaN(secs) {
+		return &DecodeError{Field: "expires", Msg: fmt.Sprintf("%s is not a number of seconds between 0 and %d", b, int64(maxRequestExpires.Seconds()))}
+	}
+	*d = Duration(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// MarshalJSON writes d as a number of seconds, which UnmarshalJSON reads
+// back to the same value.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, time.Duration(d).Seconds(), 'f', -1, 64), nil
+}
+
+// durationUnits are the units ParseDuration accepts, longest first where
+// one is a prefix of another.
+var durationUnits = []struct {
+	name string
+	d    time.Duration
+}{
+	{"ns", time.Nanosecond},
+	{"us", time.Microsecond},
+	{"µs", time.Microsecond}, // U+00B5
+	{"μs", time.Microsecond}, // U+03BC
+	{"ms", time.Millisecond},
+	{"s", time.Second},
+	{"m", time.Minute},
+	{"h", time.Hour},
+	{"d", 24 * time.Hour},
+	{"w", 7 * 24 * time.Hour},
+}
+
+// ParseDuration parses the duration syntax of the config file (and of
+// the admin API and the CLI): a sequence of decimal numbers, each with an
+// optional fraction and a unit (ns, us, µs, ms, s, m, h, d = 24h,
+// w = 7d), such as "90s", "1h30m" or "1.5d"; or a bare whole number of
+// seconds ("600"). Signs, spaces and values over ten years are errors.
+// It agrees with time.ParseDuration on every unsigned input without d or
+// w units, up to ten years.
+func ParseDuration(s string) (time.Duration, error) {
+	orig := s
+	fail := func(msg string) (time.Duration, error) {
+		return 0, fmt.Errorf("invalid duration %q: %s", orig, msg)
+	}
+	if s == "" {
+		return fail("empty")
+	}
+	if isDigits(s) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n > uint64(maxRequestExpires/time.Second) {
+			return fail("more than ten years")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	// The loop follows time.ParseDuration's arithmetic step by step, so
+	// the two agree exactly where both accept (FuzzParseDuration).
+	const limit = uint64(maxRequestExpires)
+	var total uint64
+	for s != "" {
+		var v, f uint64 // integer part, fraction digits kept
+		scale := 1.0    // 10^(fraction digits kept)
+		i := 0
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+			if v > limit {
+				return fail("more than ten years")
+			}
+			v = v*10 + uint64(s[i]-'0')
+		}
+		pre := i > 0
+		s = s[i:]
+		post := false
+		if s != "" && s[0] == '.' {
+			s = s[1:]
+			j, overflow := 0, false
+			for ; j < len(s) && '0' <= s[j] && s[j] <= '9'; j++ {
+				if overflow {
+					continue
+				}
+				if f > (1<<63-1)/10 {
+					overflow = true // dropped digits change nothing representable
+					continue
+				}
+				y := f*10 + uint64(s[j]-'0')
+				if y > 1<<63 {
+					overflow = true
+					continue
+				}
+				f = y
+				scale *= 10
+			}
+			post = j > 0
+			s = s[j:]
+		}
+		if !pre && !post {
+			return fail("want a number followed by a unit such as s, m, h or d")
+		}
+		j := 0
+		for j < len(s) && s[j] != '.' && (s[j] < '0' || s[j] > '9') {
+			j++
+		}
+		unit := s[:j]
+		s = s[j:]
+		var per uint64
+		for _, u := range durationUnits {
+			if u.name == unit {
+				per = uint64(u.d)
+			}
+		}
+		if per == 0 {
+			if unit == "" {
+				return fail("missing unit (ns, us, ms, s, m, h, d or w)")
+			}
+			return fail(fmt.Sprintf("unknown unit %q", unit))
+		}
+		if v > limit/per {
+			return fail("more than ten years")
+		}
+		v *= per
+		if f > 0 {
+			v += uint64(float64(f) * (float64(per) / scale))
+		}
+		total += v
+		if total > limit {
+			return fail("more than ten years")
+		}
+	}
+	return time.Duration(total), nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Time is an instant in a signing request: an RFC 3339 JSON string such
+// as "2030-01-02T15:04:05Z".
+type Time struct{ time.Time }
+
+// UnmarshalJSON parses an RFC 3339 string.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &DecodeError{Field: "not_before", Msg: "want an RFC 3339 time such as \"2030-01-02T15:04:05Z\""}
+	}
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return &DecodeError{Field: "not_before", Msg: fmt.Sprintf("%q is not an RFC 3339 time such as \"2030-01-02T15:04:05Z\"", s)}
+	}
+	t.Time = v
+	return nil
+}
+
+// MarshalJSON writes t as RFC 3339 in UTC.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return json.Marshal(t.UTC().Format(time.RFC3339))
+}
+
+// S3Request asks for a pre-signed S3 URL (POST /v1/sign/s3).
+type S3Request struct {
+	// Bucket is the S3 bucket name. Required.
+	Bucket string `json:"bucket"`
+	// Key is the object key. Required.
+	Key string `json:"key"`
+	// Method is GET (download, the default) or PUT (upload).
+	Method string `json:"method,omitempty"`
+	// Expires is how long the URL works. Default 1h, at most
+	// signer.s3.max_expires.
+	Expires *Duration `json:"expires,omitempty"`
+	// ContentType is the Content-Type a PUT must be sent with; it is part
+	// of the signature. PUT only.
+	ContentType string `json:"content_type,omitempty"`
+}
+
+// CloudFrontRequest asks for a CloudFront signed URL or signed cookies
+// (POST /v1/sign/cloudfront).
+type CloudFrontRequest struct {
+	// URL is the https (or http) URL on one of signer.cloudfront.domains.
+	// For cookies it may hold "*" and "?" wildcards, and then it is the
+	// policy's resource. Required.
+	URL string `json:"url"`
+	// Resource, when set, is the custom policy's resource: a URL pattern
+	// with "*" and "?" wildcards that must match URL, such as
+	// "https://cdn.example.com/videos/*". Default URL.
+	Resource string `json:"resource,omitempty"`
+	// Expires is how long the signature works. Default 1h, at most
+	// signer.cloudfront.max_expires.
+	Expires *Duration `json:"expires,omitempty"`
+	// NotBefore, when set, is when the signature starts to work (custom
+	// policy DateGreaterThan).
+	NotBefore *Time `json:"not_before,omitempty"`
+	// IPRange, when set, restricts the viewers to a CIDR prefix, or to
+	// one address (custom policy IpAddress).
+	IPRange string `json:"ip_range,omitempty"`
+	// Cookies asks for signed cookies instead of a signed URL.
+	Cookies bool `json:"cookies,omitempty"`
+}
+
+// LinkRequest asks for a gateway-signed link (POST /v1/sign/link).
+type LinkRequest struct {
+	// URL is the URL on a configured host with signed_links, under one of
+	// its paths. Required.
+	URL string `json:"url"`
+	// Method is the HTTP method the link is for. Default GET (which also
+	// allows HEAD).
+	Method string `json:"method,omitempty"`
+	// Expires is how long the link works. Default 1h, at most the host's
+	// signed_links.max_expires.
+	Expires *Duration `json:"expires,omitempty"`
+	// IP, when set, binds the link to this client address. Required when
+	// the host's signed_links.bind_ip is on.
+	IP string `json:"ip,omitempty"`
+}
+
+// Request is one of the signing request types.
+type Request interface {
+	S3Request | CloudFrontRequest | LinkRequest
+}
+
+// Decode reads one JSON request object from r. Unknown fields, a second
+// value, and values of the wrong type are refused with a *DecodeError
+// naming the field when it can. The caller bounds r.
+func Decode[T Request](r io.Reader) (T, error) {
+	var req T
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var de *DecodeError
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &de):
+			return req, de
+		case errors.As(err, &ute):
+			return req, &DecodeError{Field: ute.Field, Msg: fmt.Sprintf("want a JSON %s, found %s", jsonKind(ute.Type.Kind().String()), ute.Value)}
+		case errors.Is(err, io.EOF):
+			return req, &DecodeError{Msg: "empty body; want a JSON object"}
+		default:
+			return req, &DecodeError{Msg: "invalid JSON: " + err.Error()}
+		}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, &DecodeError{Msg: "one JSON object expected, found more after it"}
+	}
+	return req, nil
+}
+
+// jsonKind names a Go kind the way a JSON user knows it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean (true or false)"
+	case "struct", "map":
+		return "object"
+	case "slice", "array":
+		return "array"
+	}
+	return "number"
+}
+
+// DecodeError is a request body that is not a valid request: malformed
+// JSON, an unknown field, a value of the wrong type (HTTP 400). Field
+// names the JSON field at fault, "" when there is none.
+type DecodeError struct {
+	Field string
+	Msg   string
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
+
+// FieldError is a well-formed request that cannot be signed as asked: a
+// bad bucket name, an expiry over the cap, a domain not configured
+// (HTTP 422). Field names the JSON field at fault.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ErrOutsidePrefixes is wrapped by the *PrefixError of a request for a
+// resource outside the token's prefixes (HTTP 403).
+var ErrOutsidePrefixes = errors.New("outside the token's prefixes")
+
+// PrefixError is a request for a resource the token may not sign: the
+// resource is outside its prefixes (HTTP 403). Field names the JSON field
+// that named the resource.
+type PrefixError struct {
+	Field    string
+	Resource string
+}
+
+func (e *PrefixError) Error() string {
+	return fmt.Sprintf("%s: %q is %v", e.Field, e.Resource, ErrOutsidePrefixes)
+}
+
+func (e *PrefixError) Unwrap() error { return ErrOutsidePrefixes }
+
+// Prefixes limits the resources a token may sign (admin.tokens[].prefixes):
+// a resource is allowed when it starts with one of them, as with S3
+// policy prefixes — end a prefix with "/" to stop at a folder. An S3
+// resource is "BUCKET/KEY"; a URL's is its path without the leading "/".
+// A leading "/" on a prefix is ignored. Nil allows everything.
+type Prefixes []string
+
+// Allow reports whether resource is allowed.
+func (p Prefixes) Allow(resource string) bool {
+	if p == nil {
+		return true
+	}
+	resource = strings.TrimPrefix(resource, "/")
+	for _, pre := range p {
+		if strings.HasPrefix(resource, strings.TrimPrefix(pre, "/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// validity resolves a request's expires against a signer's cap: absent
+// means min(1h, max); zero, under a second and over the cap are refused.
+func validity(e *Duration, max time.Duration) (time.Duration, error) {
+	if e == nil {
+		return min(defaultExpires, max), nil
+	}
+	d := e.D().Truncate(time.Second)
+	switch {
+	case d <= 0:
+		return 0, fieldErr("expires", "must be at least 1s")
+	case d > max:
+		return 0, fieldErr("expires", "%s is over the maximum of %s", formatDuration(d), formatDuration(max))
+	}
+	return d, nil
+}
+
+// formatDuration writes whole-second durations the way the config does:
+// "1d2h" rather than "26h0m0s".
+func formatDuration(d time.Duration) string {
+	if d <= 0 || d%time.Second != 0 {
+		return d.String()
+	}
+	var b strings.Builder
+	secs := int64(d / time.Second)
+	for _, u := range []struct {
+		name string
+		n    int64
+	}{{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}} {
+		if secs >= u.n {
+			b.WriteString(strconv.FormatInt(secs/u.n, 10))
+			b.WriteString(u.name)
+			secs %= u.n
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,178 @@
+package signer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{in: "90s", want: 90 * time.Second},
+		{in: "15m", want: 15 * time.Minute},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "1.5h", want: 90 * time.Minute},
+		{in: "1d", want: 24 * time.Hour},
+		{in: "1w2d", want: 9 * 24 * time.Hour},
+		{in: ".5s", want: 500 * time.Millisecond},
+		{in: "600", want: 10 * time.Minute},
+		{in: "0", want: 0},
+		{in: "3650d", want: maxRequestExpires},
+		{in: "", wantErr: "empty"},
+		{in: "-1h", wantErr: "want a number"},
+		{in: "+1h", wantErr: "want a number"},
+		{in: "1 h", wantErr: `unknown unit " h"`},
+		{in: "1H", wantErr: `unknown unit "H"`},
+		{in: "1", want: time.Second},
+		{in: "1.", wantErr: "missing unit"},
+		{in: "h", wantErr: "want a number"},
+		{in: "3651d", wantErr: "more than ten years"},
+		{in: "99999999999999999999", wantErr: "more than ten years"},
+		{in: "99999999999999999999h", wantErr: "more than ten years"},
+	}
+	for _, tc := range tests {
+		got, err := ParseDuration(tc.in)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParseDuration(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// decodeCases are shared with FuzzDecode as seeds.
+var decodeCases = []struct {
+	name      string
+	in        string
+	wantErr   string
+	wantField string
+}{
+	{name: "s3 minimal", in: `{"bucket":"media","key":"a.mp4"}`},
+	{name: "s3 full", in: `{"bucket":"media","key":"up/b.mp4","method":"PUT","expires":"15m","content_type":"video/mp4"}`},
+	{name: "seconds", in: `{"bucket":"media","key":"a","expires":900}`},
+	{name: "fractional seconds", in: `{"bucket":"media","key":"a","expires":1.5}`},
+	{name: "exponent seconds", in: `{"bucket":"media","key":"a","expires":9e2}`},
+	{name: "null expires", in: `{"bucket":"media","key":"a","expires":null}`},
+	{name: "unknown field", in: `{"bucket":"media","key":"a","acl":"public-read"}`, wantErr: "unknown field"},
+	{name: "wrong type", in: `{"bucket":7,"key":"a"}`, wantErr: "want a JSON string", wantField: "bucket"},
+	{name: "bad expires string", in: `{"bucket":"b","key":"a","expires":"soon"}`, wantErr: "invalid duration", wantField: "expires"},
+	{name: "negative expires", in: `{"bucket":"b","key":"a","expires":-5}`, wantErr: "between 0 and", wantField: "expires"},
+	{name: "huge expires", in: `{"bucket":"b","key":"a","expires":1e300}`, wantErr: "between 0 and", wantField: "expires"},
+	{name: "boolean expires", in: `{"bucket":"b","key":"a","expires":true}`, wantErr: "want a duration", wantField: "expires"},
+	{name: "two objects", in: `{"bucket":"b","key":"a"}{}`, wantErr: "one JSON object expected"},
+	{name: "trailing garbage", in: `{"bucket":"b","key":"a"} x`, wantErr: "one JSON object expected"},
+	{name: "empty", in: ``, wantErr: "empty body"},
+	{name: "not json", in: `bucket=b`, wantErr: "invalid JSON"},
+	{name: "array", in: `[]`, wantErr: "want a JSON object"},
+}
+
+func TestDecodeS3(t *testing.T) {
+	t.Parallel()
+	for _, tc := range decodeCases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode[S3Request](strings.NewReader(tc.in))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Decode(%q) = %v, want no error", tc.in, err)
+				}
+				return
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) || !strings.Contains(err.Error(), tc.wantErr) || de.Field != tc.wantField {
+				t.Fatalf("Decode(%q) = %v; want a *DecodeError with field %q containing %q", tc.in, err, tc.wantField, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestDecodeValues(t *testing.T) {
+	t.Parallel()
+	s3r, err := Decode[S3Request](strings.NewReader(`{"bucket":"media","key":"k","method":"PUT","expires":"1h30m","content_type":"video/mp4"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3r.Bucket != "media" || s3r.Key != "k" || s3r.Method != "PUT" || s3r.Expires == nil || s3r.Expires.D() != 90*time.Minute || s3r.ContentType != "video/mp4" {
+		t.Errorf("Decode = %+v, want every field", s3r)
+	}
+	cf, err := Decode[CloudFrontRequest](strings.NewReader(`{"url":"https://cdn.example.com/a","not_before":"2030-01-02T15:04:05+01:00","ip_range":"203.0.113.0/24","cookies":true,"expires":60}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2030, 1, 2, 14, 4, 5, 0, time.UTC); cf.NotBefore == nil || !cf.NotBefore.Equal(want) || !cf.Cookies || cf.Expires.D() != time.Minute {
+		t.Errorf("Decode = %+v, want not_before %v, cookies, 60s", cf, want)
+	}
+	_, err = Decode[CloudFrontRequest](strings.NewReader(`{"url":"https://cdn.example.com/a","not_before":"tomorrow"}`))
+	if de := (*DecodeError)(nil); !errors.As(err, &de) || de.Field != "not_before" {
+		t.Errorf("Decode(not_before: tomorrow) = %v, want a DecodeError for not_before", err)
+	}
+	link, err := Decode[LinkRequest](strings.NewReader(`{"url":"https://media.example.com/paid/a.mp4","ip":"203.0.113.7","expires":"10m"}`))
+	if err != nil || link.IP != "203.0.113.7" || link.Expires.D() != 10*time.Minute {
+		t.Errorf("Decode(link) = %+v, %v", link, err)
+	}
+}
+
+func TestValidity(t *testing.T) {
+	t.Parallel()
+	d := func(v time.Duration) *Duration { x := Duration(v); return &x }
+	tests := []struct {
+		name    string
+		in      *Duration
+		max     time.Duration
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "default", max: 24 * time.Hour, want: time.Hour},
+		{name: "default under a short cap", max: 10 * time.Minute, want: 10 * time.Minute},
+		{name: "given", in: d(2 * time.Hour), max: 24 * time.Hour, want: 2 * time.Hour},
+		{name: "fraction dropped", in: d(1500 * time.Millisecond), max: time.Hour, want: time.Second},
+		{name: "at the cap", in: d(time.Hour), max: time.Hour, want: time.Hour},
+		{name: "over the cap", in: d(25 * time.Hour), max: 24 * time.Hour, wantErr: "expires: 1d1h is over the maximum of 1d"},
+		{name: "zero", in: d(0), max: time.Hour, wantErr: "at least 1s"},
+		{name: "under a second", in: d(time.Millisecond), max: time.Hour, wantErr: "at least 1s"},
+	}
+	for _, tc := range tests {
+		got, err := validity(tc.in, tc.max)
+		if tc.wantErr != "" {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != "expires" || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: validity = %v, %v; want FieldError %q", tc.name, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: validity = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestPrefixesAllow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		prefixes Prefixes
+		resource string
+		want     bool
+	}{
+		{nil, "anything/at/all", true},
+		{Prefixes{"media/"}, "media/a.mp4", true},
+		{Prefixes{"media/"}, "/media/a.mp4", true},
+		{Prefixes{"/media/"}, "media/a.mp4", true},
+		{Prefixes{"media/"}, "media", false},
+		{Prefixes{"media/"}, "mediaprivate/a", false},
+		{Prefixes{"media"}, "mediaprivate/a", true}, // plain string prefix, as in S3 policies
+		{Prefixes{"media/"}, "Media/a", false},
+		{Prefixes{"a/", "b/"}, "b/x", true},
+		{Prefixes{}, "x", false},
+	}
+	for _, tc := range tests {
+		if got := tc.prefixes.Allow(tc.resource); got != tc.want {
+			t.Errorf("Prefixes%q.Allow(%q) = %v, want %v", tc.prefixes, tc.resource, got, tc.want)
+		}
+	}
+}
