@@ -30,6 +30,30 @@ func (e *UnsafePathError) Error() string {
 // Unwrap returns ErrUnsafePath.
 func (e *UnsafePathError) Unwrap() error { return ErrUnsafePath }
 
+// Is reports whether e is an encoded slash and target ErrEncodedSlash, so
+// errors.Is(err, ErrEncodedSlash) tells the one refusal a host can waive
+// (CanonicalOptions.AllowEncodedSlash).
+func (e *UnsafePathError) Is(target error) bool {
+	return target == ErrEncodedSlash && e.Reason == reasonEncSlash
+}
+
+// ErrEncodedSlash matches (errors.Is) the UnsafePathError of a path with an
+// encoded "/" (%2F).
+var ErrEncodedSlash = errors.New("encoded slash")
+
+// CanonicalOptions loosens Canonical for a legacy upstream.
+type CanonicalOptions struct {
+	// AllowEncodedSlash keeps "%2F" in a segment instead of refusing it:
+	// the canonical path holds the three bytes "%2F" (upper case; "%2f" in
+	// Probe), which no other input produces, since a decoded "%" followed
+	// by hex digits is refused as double encoding. It is for upstreams
+	// that read %2F as data, never as a separator (GitLab's
+	// /api/v4/projects/group%2Fproject, Apache's AllowEncodedSlashes
+	// NoDecode): path rules see "a%2Fb" as one segment, and an upstream
+	// that decoded it would see two. Default false.
+	AllowEncodedSlash bool
+}
+
 // Reasons reported in UnsafePathError.Reason. They are constants so that
 // metrics and logs can use them as bounded labels.
 const (
@@ -113,7 +137,16 @@ func Canonical(rawPath string) (CanonicalPath, error) {
 		probe := string(appendProbe(stack[:0], rawPath))
 		return CanonicalPath{Path: rawPath, Probe: probe}, nil
 	}
-	return canonicalSlow(rawPath)
+	return canonicalSlow(rawPath, false)
+}
+
+// CanonicalWith is Canonical with the loosening of opt. With the zero
+// CanonicalOptions it is Canonical.
+func CanonicalWith(rawPath string, opt CanonicalOptions) (CanonicalPath, error) {
+	if !opt.AllowEncodedSlash || rawPath == "" {
+		return Canonical(rawPath)
+	}
+	return canonicalSlow(rawPath, true)
 }
 
 // RequestPath returns the path part of an HTTP request-target as sent
@@ -206,7 +239,7 @@ func unsafePath(reason string, off int) (CanonicalPath, error) {
 // canonicalSlow decodes, checks and cleans raw segment by segment into a
 // stack buffer, then appends the probe form when it differs, and makes
 // one string of both.
-func canonicalSlow(raw string) (CanonicalPath, error) {
+func canonicalSlow(raw string, allowSlash bool) (CanonicalPath, error) {
 	if raw[0] != '/' {
 		return unsafePath(reasonNoSlash, 0)
 	}
@@ -230,6 +263,12 @@ func canonicalSlow(raw string) (CanonicalPath, error) {
 				}
 				d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
 				switch {
+				case d == '/' && allowSlash:
+					// Kept encoded, as data inside the segment.
+					buf = append(buf, '%', '2', 'F')
+					i += 3
+					pct = 0
+					continue
 				case d == '/':
 					return unsafePath(reasonEncSlash, i)
 				case d == '\\':

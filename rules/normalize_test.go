@@ -133,6 +133,45 @@ func TestUnsafePathError(t *testing.T) {
 	}
 }
 
+// TestCanonicalAllowEncodedSlash: with AllowEncodedSlash a %2F stays in
+// its segment, upper-cased, and every other refusal still holds.
+func TestCanonicalAllowEncodedSlash(t *testing.T) {
+	t.Parallel()
+	opt := CanonicalOptions{AllowEncodedSlash: true}
+	for _, tc := range []struct {
+		raw, path, probe, wantErr string
+	}{
+		{raw: "/api/v4/projects/group%2Fproject", path: "/api/v4/projects/group%2Fproject", probe: "/api/v4/projects/group%2fproject"},
+		{raw: "/a%2fb/../c", path: "/c", probe: "/c"},
+		{raw: "/%2F", path: "/%2F", probe: "/%2f"},
+		{raw: "/a%2F%2e%2e/b", path: "/a%2F../b", probe: "/a%2f/b"},
+		{raw: "/plain", path: "/plain", probe: "/plain"},
+		{raw: "/a%252Fb", wantErr: "double percent encoding"},
+		{raw: "/a%5Cb", wantErr: "encoded backslash"},
+		{raw: "/a%00", wantErr: "encoded NUL"},
+		{raw: "/../a%2Fb", wantErr: "above the root"},
+	} {
+		c, err := CanonicalWith(tc.raw, opt)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("CanonicalWith(%q) = %+v, %v, want an error containing %q", tc.raw, c, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || c.Path != tc.path || c.Probe != tc.probe {
+			t.Errorf("CanonicalWith(%q) = %+v, %v, want {%q %q}", tc.raw, c, err, tc.path, tc.probe)
+		}
+	}
+	// Without the option the same path is the one refusal ErrEncodedSlash
+	// names.
+	if _, err := Canonical("/group%2Fproject"); !errors.Is(err, ErrEncodedSlash) || !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("Canonical(%q) error = %v, want ErrEncodedSlash and ErrUnsafePath", "/group%2Fproject", err)
+	}
+	if _, err := Canonical("/a%5Cb"); errors.Is(err, ErrEncodedSlash) {
+		t.Errorf("Canonical(%q) error %v matches ErrEncodedSlash", "/a%5Cb", err)
+	}
+}
+
 func TestRequestPath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -331,6 +370,40 @@ func FuzzCanonical(f *testing.F) {
 		ref := path.Clean("/" + dec)
 		if strings.TrimSuffix(ref, "/") != strings.TrimSuffix(c.Path, "/") {
 			t.Fatalf("Canonical(%q).Path = %q, path.Clean of the decoded path = %q", raw, c.Path, ref)
+		}
+	})
+}
+
+// FuzzCanonicalAllowEncodedSlash: the option only ever waives the
+// encoded-slash refusal. Where Canonical accepts, CanonicalWith gives the
+// same; where it refuses for another reason, so does CanonicalWith; what
+// it accepts has no "//", "/./" or "/../".
+func FuzzCanonicalAllowEncodedSlash(f *testing.F) {
+	for _, s := range []string{"/a%2Fb", "/a%2fb/../c", "/%2F%2F", "/a%2F%2e%2e/b", "/a%252Fb", "/a%5C", "/x/%2F..", "/100%25"} {
+		f.Add(s)
+	}
+	opt := CanonicalOptions{AllowEncodedSlash: true}
+	f.Fuzz(func(t *testing.T, raw string) {
+		want, werr := Canonical(raw)
+		got, err := CanonicalWith(raw, opt)
+		switch {
+		case werr == nil:
+			if err != nil || got != want {
+				t.Fatalf("CanonicalWith(%q) = %+v, %v; Canonical gives %+v", raw, got, err, want)
+			}
+			return
+		case !errors.Is(werr, ErrEncodedSlash):
+			if err == nil {
+				t.Fatalf("CanonicalWith(%q) accepted what Canonical refuses: %v", raw, werr)
+			}
+			return
+		case err != nil:
+			return
+		}
+		for _, p := range []string{got.Path, got.Probe} {
+			if strings.Contains(p, "//") || strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../") || !strings.HasPrefix(p, "/") {
+				t.Fatalf("CanonicalWith(%q) = %q: not clean", raw, p)
+			}
 		}
 	})
 }

@@ -1,0 +1,424 @@
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"gatehouse/rules"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// HygieneConfig configures Hygiene.
+type HygieneConfig struct {
+	// StrictSNI answers 421 Misdirected Request to a TLS request whose
+	// host differs from the server name (SNI) the client sent in its TLS
+	// handshake; a request without SNI is accepted only for an IP-literal
+	// host. Default false: the host alone routes.
+	StrictSNI bool
+	// UserHeaders lists the request headers gatehouse sets to tell an
+	// upstream who logged in (every host's basic_auth.user_header).
+	// X-Forwarded-User is always among them. A client-sent one, or an
+	// alias of it with "_" or "." in place of "-", never reaches an
+	// upstream. Default: X-Forwarded-User only.
+	UserHeaders []string
+	// AllowEncodedSlash reports whether the host (canonical, as in
+	// Scope.RequestHost) takes paths with an encoded "/" (%2F), which are
+	// otherwise refused (hosts[].allow_encoded_slash; see
+	// rules.CanonicalOptions). It is asked only about such paths. nil:
+	// no host does.
+	AllowEncodedSlash func(host string) bool
+}
+
+// Reasons a request is refused by Hygiene: constant texts, safe to log.
+const (
+	reasonMethod      = "method not proxied"
+	reasonVersion     = "HTTP version not 1.0 or 1.1"
+	reasonHost        = "invalid host"
+	reasonHostHeader  = "host header differs from :authority"
+	reasonSNI         = "host differs from TLS server name"
+	reasonH2C         = "h2c upgrade"
+	reasonTwoAuth     = "several Authorization headers"
+	reasonAbsoluteURI = "invalid absolute-form request target"
+)
+
+// strippedHeaders are request headers no upstream ever receives from a
+// client, in the normalised form of normaliseHeaderName. The forwarding
+// headers are set by the proxy itself (from the resolved client, after
+// hop-by-hop removal); the rewrite headers make IIS, Symfony, Laminas
+// and Next.js serve another path than the one every rule matched
+// (X-Original-URL, X-Rewrite-URL, X-Middleware-Subrequest,
+// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385); X-Client-IP and
+// True-Client-IP are client addresses that frameworks believe. It is a
+// never-mutated table.
+var strippedHeaders = []string{
+	"forwarded", "x-real-ip", "x-client-ip", "true-client-ip",
+	"x-original-url", "x-rewrite-url", "x-middleware-subrequest", "proxy",
+	"x-forwarded-user",
+}
+
+// forwardedPrefix starts every X-Forwarded-* header. Only the exact
+// X-Forwarded-For, -Proto and -Host survive Hygiene: the proxy reads them
+// from trusted proxies and always replaces them for the upstream.
+const forwardedPrefix = "x-forwarded-"
+
+// hygiene is the compiled HygieneConfig.
+type hygiene struct {
+	strictSNI  bool
+	allowSlash func(host string) bool
+	// names are the normalised names of the stripped headers.
+	names []string
+	// first marks the lower-case first bytes of names and of
+	// forwardedPrefix: a header starting otherwise is never stripped,
+	// which keeps the per-header cost of the common headers to one
+	// table lookup.
+	first [256]bool
+	log   *slog.Logger
+}
+
+// Hygiene computes one canonical view of every request — host, framing,
+// headers, path — and refuses a request that two readers could see
+// differently. It runs once, early in the chain, below ClientIP: every
+// later rule matches what it stored in the Scope (RequestHost, Path).
+//
+// It answers 400 (and closes an HTTP/1 connection) to: CONNECT and PRI;
+// an HTTP/1 version other than 1.0 and 1.1; a host (from the absolute-form
+// request target, else Host — never X-Forwarded-Host) that is not a valid
+// host name or IP address; an absolute-form target with user info or a
+// scheme other than http and https; an HTTP/2 Host header that names
+// another authority than :authority; an Upgrade to h2c; several
+// Authorization headers; and a path that rules.Canonical refuses. With
+// cfg.StrictSNI a TLS request whose host is not its SNI name gets 421.
+//
+// It removes the headers no upstream may get from a client (see
+// strippedHeaders, every X-Forwarded-* but For, Proto and Host, the user
+// headers, and all of them spelt with "_" or "." for "-"), and request
+// trailers. The upstream still receives the path and host as sent.
+//
+// A clean request costs no allocation unless its host needs lower-casing.
+func Hygiene(cfg HygieneConfig, log *slog.Logger) (func(http.Handler) http.Handler, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hy := &hygiene{strictSNI: cfg.StrictSNI, allowSlash: cfg.AllowEncodedSlash, log: log, names: append([]string(nil), strippedHeaders...)}
+	for _, h := range cfg.UserHeaders {
+		if !httpguts.ValidHeaderFieldName(h) {
+			return nil, fmt.Errorf("user header %q is not a valid field name", h)
+		}
+		var buf [maxHeaderName]byte
+		n, ok := normaliseHeaderName(h, buf[:])
+		if !ok {
+			return nil, fmt.Errorf("user header %q is longer than %d bytes", h, maxHeaderName)
+		}
+		hy.names = append(hy.names, string(n))
+	}
+	for _, n := range append(hy.names, forwardedPrefix) {
+		for c := range 256 {
+			if normalHeaderByte(byte(c)) == n[0] {
+				hy.first[c] = true
+			}
+		}
+	}
+	return hy.wrap, nil
+}
+
+func (hy *hygiene) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := ScopeFrom(r)
+		if reason, code := hy.check(r, s); code != 0 {
+			hy.refuse(w, r, s, code, reason)
+			return
+		}
+		if r.Trailer != nil {
+			// Trailers arrive after the rules have run; an upstream that
+			// merges them into the headers would believe them.
+			r.Trailer = nil
+		}
+		raw := rules.RequestPath(r.RequestURI)
+		c, err := rules.Canonical(raw)
+		if err != nil && hy.allowSlash != nil && errors.Is(err, rules.ErrEncodedSlash) && hy.allowSlash(s.RequestHost) {
+			c, err = rules.CanonicalWith(raw, rules.CanonicalOptions{AllowEncodedSlash: true})
+		}
+		if err != nil {
+			reason := "unsafe path"
+			var upe *rules.UnsafePathError
+			if errors.As(err, &upe) {
+				reason = upe.Reason
+			}
+			hy.refuse(w, r, s, http.StatusBadRequest, reason)
+			return
+		}
+		s.Path = c
+		next.ServeHTTP(w, r)
+	})
+}
+
+// check validates the request line, the host and the framing headers and
+// stores the canonical host. It returns the status to answer, 0 for a
+// request that may go on.
+func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
+	switch r.Method {
+	case http.MethodConnect, "PRI":
+		// gatehouse is no forward proxy, and PRI is the HTTP/2 preface
+		// sent to an HTTP/1 listener.
+		return reasonMethod, http.StatusBadRequest
+	}
+	if r.ProtoMajor != 2 && (r.ProtoMajor != 1 || r.ProtoMinor > 1) {
+		return reasonVersion, http.StatusBadRequest
+	}
+	if uri := r.RequestURI; uri != "" && uri[0] != '/' && uri != "*" && !validAbsoluteForm(uri) {
+		return reasonAbsoluteURI, http.StatusBadRequest
+	}
+	host, port, ok := CanonicalHost(r.Host)
+	if !ok {
+		return reasonHost, http.StatusBadRequest
+	}
+	hv, up, auths := hy.scanHeaders(r.Header)
+	if hv != nil {
+		// Only HTTP/2 and HTTP/3 keep a Host field beside :authority (Go
+		// moves the HTTP/1 one to r.Host); RFC 9113 §8.3.1.
+		if len(hv) != 1 {
+			return reasonHostHeader, http.StatusBadRequest
+		}
+		h2, p2, ok := CanonicalHost(hv[0])
+		if !ok || h2 != host || p2 != port {
+			return reasonHostHeader, http.StatusBadRequest
+		}
+		delete(r.Header, "Host")
+	}
+	if hy.strictSNI && r.TLS != nil && !sniMatches(r.TLS.ServerName, host) {
+		return reasonSNI, http.StatusMisdirectedRequest
+	}
+	s.RequestHost = host
+	if len(up) > 0 && httpguts.HeaderValuesContainsToken(up, "h2c") {
+		// RFC 9113 §3.1 removed h2c; a tunnel the rules never see.
+		return reasonH2C, http.StatusBadRequest
+	}
+	if auths > 1 {
+		// Which one would the upstream believe?
+		return reasonTwoAuth, http.StatusBadRequest
+	}
+	return "", 0
+}
+
+// refuse answers a request Hygiene will not pass, closing an HTTP/1
+// connection: what follows a malformed request on it cannot be trusted.
+func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
+	if hy.log.Enabled(r.Context(), slog.LevelDebug) {
+		hy.log.Debug("request refused", "client_ip", s.ClientIP, "status", code, "reason", reason)
+	}
+	if r.ProtoMajor == 1 {
+		w.Header()["Connection"] = []string{"close"}
+	}
+	PlainStatus(w, code)
+}
+
+// scanHeaders deletes the headers no client may send to an upstream and
+// returns, from the same pass over the map, the Host field (HTTP/2 only),
+// the Upgrade values and the number of Authorization lines.
+func (hy *hygiene) scanHeaders(h http.Header) (host, upgrade []string, auths int) {
+	for k, v := range h {
+		switch k {
+		case "Host":
+			host = v
+		case "Upgrade":
+			upgrade = v
+		case "Authorization":
+			auths = len(v)
+		default:
+			if k != "" && hy.first[k[0]] && hy.stripped(k) {
+				delete(h, k)
+			}
+		}
+	}
+	return host, upgrade, auths
+}
+
+// maxHeaderName bounds the header names normaliseHeaderName handles; no
+// stripped name comes near it.
+const maxHeaderName = 64
+
+// stripped reports whether header k is one no client may send.
+func (hy *hygiene) stripped(k string) bool {
+	var buf [maxHeaderName]byte
+	n, ok := normaliseHeaderName(k, buf[:])
+	if !ok {
+		// Longer than any stripped name; only the prefix can match.
+		n = buf[:0]
+		for i := 0; i < len(forwardedPrefix); i++ {
+			n = append(n, normalHeaderByte(k[i]))
+		}
+		return string(n) == forwardedPrefix
+	}
+	if len(n) > len(forwardedPrefix) && string(n[:len(forwardedPrefix)]) == forwardedPrefix {
+		switch k {
+		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
+			// The exact names only: the proxy reads these from trusted
+			// proxies and replaces them for every upstream.
+			return false
+		}
+		return true
+	}
+	for _, name := range hy.names {
+		if string(n) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// normaliseHeaderName writes name lower-cased, with "_" and "." read as
+// "-", to buf: the spelling CGI, PHP and many frameworks reduce a header
+// name to (HTTP_X_FORWARDED_FOR), so "X_Forwarded_For" must be stripped
+// like "X-Forwarded-For". It reports false when name does not fit.
+func normaliseHeaderName(name string, buf []byte) ([]byte, bool) {
+	if len(name) > len(buf) {
+		return nil, false
+	}
+	for i := 0; i < len(name); i++ {
+		buf[i] = normalHeaderByte(name[i])
+	}
+	return buf[:len(name)], true
+}
+
+func normalHeaderByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_' || c == '.':
+		return '-'
+	}
+	return c
+}
+
+// validAbsoluteForm reports whether an absolute-form request target
+// (RFC 9112 §3.2.2) is an http or https URI without user info, which
+// RFC 9110 §4.2.4 says to treat as an error. Its host is checked as
+// r.Host, which Go takes from it.
+func validAbsoluteForm(uri string) bool {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok || !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case '/', '?', '#':
+			return true
+		case '@':
+			return false
+		}
+	}
+	return true
+}
+
+// sniMatches reports whether host (canonical) is the TLS server name sni.
+// Clients send no SNI for an IP address (RFC 6066 §3), so without one only
+// an IP-literal host matches.
+func sniMatches(sni, host string) bool {
+	if sni == "" {
+		_, err := netip.ParseAddr(host)
+		return err == nil
+	}
+	return strings.EqualFold(strings.TrimSuffix(sni, "."), host)
+}
+
+// CanonicalHost parses an HTTP host (Host header, :authority or the
+// authority of an absolute-form request target): a DNS name, an IPv4
+// address or a bracketed IPv6 address, with an optional port. It returns
+// the host lower-cased, without brackets, port and one trailing dot, and
+// the port ("" when absent). It reports false for anything else: an empty
+// host, a name with characters other than letters, digits and "-", an
+// empty label or one starting or ending with "-", a label over 63 bytes, a
+// name over 253, a last label of only digits that is no IPv4 address
+// ("127.1", "0x7f.1" — inet_aton spellings), an IPv6 zone, user info, a
+// port that is not 1 to 5 digits.
+//
+// It allocates only when the name has upper-case letters. It is safe for
+// concurrent use.
+func CanonicalHost(hostport string) (host, port string, ok bool) {
+	h := hostport
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", "", false
+		}
+		rest := h[end+1:]
+		h = h[1:end]
+		if rest != "" {
+			if rest[0] != ':' || !validPort(rest[1:]) {
+				return "", "", false
+			}
+			port = rest[1:]
+		}
+		a, err := netip.ParseAddr(h)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", "", false
+		}
+		return strings.ToLower(h), port, true
+	}
+	if i := strings.IndexByte(h, ':'); i >= 0 {
+		if !validPort(h[i+1:]) {
+			return "", "", false
+		}
+		h, port = h[:i], h[i+1:]
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return "", "", false
+	}
+	upper := false
+	labelStart := 0
+	digitsOnly := true
+	for i := 0; i <= len(h); i++ {
+		if i == len(h) || h[i] == '.' {
+			n := i - labelStart
+			if n == 0 || n > 63 || h[labelStart] == '-' || h[i-1] == '-' {
+				return "", "", false
+			}
+			if i < len(h) {
+				labelStart = i + 1
+				digitsOnly = true
+			}
+			continue
+		}
+		switch c := h[i]; {
+		case '0' <= c && c <= '9':
+		case 'a' <= c && c <= 'z', c == '-':
+			digitsOnly = false
+		case 'A' <= c && c <= 'Z':
+			digitsOnly = false
+			upper = true
+		default:
+			return "", "", false
+		}
+	}
+	if digitsOnly {
+		a, err := netip.ParseAddr(h)
+		if err != nil || !a.Is4() {
+			return "", "", false
+		}
+	}
+	if upper {
+		h = strings.ToLower(h)
+	}
+	return h, port, true
+}
+
+// validPort reports whether p is 1 to 5 decimal digits, at most 65535.
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n <= 65535
+}

@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+
+	"gatehouse/proxy/config"
+)
+
+// connLimitConfig configures a connLimiter.
+type connLimitConfig struct {
+	// Max is the most connections one client may hold open at once
+	// (limits.conns_per_ip). Zero or less: no limit.
+	Max int
+	// IPv6Prefix keys IPv6 clients by this prefix length (ipv6_prefix):
+	// one host owns the whole /64. 0 means 128.
+	IPv6Prefix int
+	// Exempt lists clients never counted: the config's allow list and the
+	// trusted proxies, whose connections carry many clients.
+	Exempt []netip.Prefix
+	// OnExceed is called, outside any lock, with the client whose
+	// connection was closed for being over Max; the proxy reports it to
+	// the flood jail. nil: nothing.
+	OnExceed func(client netip.Addr)
+}
+
+// connLimiter counts open connections per client address. Its map only
+// holds clients with connections open, so it is bounded by the open
+// file limit. It is safe for concurrent use.
+type connLimiter struct {
+	cfg  connLimitConfig
+	mu   sync.Mutex
+	open map[netip.Prefix]int
+}
+
+func newConnLimiter(cfg connLimitConfig) *connLimiter {
+	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
+		cfg.IPv6Prefix = 128
+	}
+	return &connLimiter{cfg: cfg, open: map[netip.Prefix]int{}}
+}
+
+// floodJail receives an offence for every connection closed for being
+// over limits.conns_per_ip.
+const floodJail = "flood"
+
+// connLimiter builds the limiter shared by the public listeners from the
+// config the server starts with (conns_per_ip is read once, at start).
+// Wrap each public listener with limitListen(ln, l) below anything else,
+// TLS included, so a connection over the limit costs no handshake.
+func (s *Server) connLimiter(cfg *config.File) *connLimiter {
+	return newConnLimiter(connLimitConfig{
+		Max:        cfg.Limits.ConnsPerIP,
+		IPv6Prefix: cfg.IPv6Prefix,
+		Exempt:     append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...),
+		OnExceed: func(client netip.Addr) {
+			s.log.Debug("connection over conns_per_ip closed", "client_ip", client)
+			s.current.Load().jails.Report(floodJail, client, "connections")
+		},
+	})
+}
+
+// plainListener wraps the plain HTTP listener: the connection limit, then
+// the HTTP/1 framing guard (framing.go) on every connection.
+func (s *Server) plainListener(ln net.Listener, l *connLimiter, cfg *config.File) net.Listener {
+	return &guardListener{Listener: limitListen(ln, l), maxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), log: s.log}
+}
+
+// key returns the counting key of a, and false for an exempt client.
+func (l *connLimiter) key(a netip.Addr) (netip.Prefix, bool) {
+	a = a.Unmap().WithZone("")
+	for _, p := range l.cfg.Exempt {
+		if p.Contains(a) {
+			return netip.Prefix{}, false
+		}
+	}
+	bits := 32
+	if a.Is6() {
+		bits = l.cfg.IPv6Prefix
+	}
+	k, err := a.Prefix(bits)
+	return k, err == nil
+}
+
+// acquire counts a connection of k; it reports false, counting nothing,
+// when k is at the limit.
+func (l *connLimiter) acquire(k netip.Prefix) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.open[k]
+	if l.cfg.Max > 0 && n >= l.cfg.Max {
+		return false
+	}
+	l.open[k] = n + 1
+	return true
+}
+
+func (l *connLimiter) release(k netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.open[k]; n > 1 {
+		l.open[k] = n - 1
+	} else {
+		delete(l.open, k)
+	}
+}
+
+// limitListener closes, right after accepting, each connection that would
+// take its client over the limit; the others are counted until closed.
+type limitListener struct {
+	net.Listener
+	l *connLimiter
+}
+
+// limitListen wraps ln with the limiter l.
+func limitListen(ln net.Listener, l *connLimiter) net.Listener {
+	return &limitListener{Listener: ln, l: l}
+}
+
+// Accept returns the next connection within the limit. A connection over
+// it is closed without a byte read or written: the client learns nothing,
+// and it costs one accept and one close.
+func (ll *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ll.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ta, ok := c.RemoteAddr().(*net.TCPAddr)
+		if !ok {
+			return c, nil // not a TCP connection: nothing to count
+		}
+		ap := ta.AddrPort()
+		k, counted := ll.l.key(ap.Addr())
+		if !counted {
+			return c, nil
+		}
+		if !ll.l.acquire(k) {
+			// Closing a just-accepted connection: its error says nothing.
+			_ = c.Close()
+			if f := ll.l.cfg.OnExceed; f != nil {
+				f(ap.Addr().Unmap())
+			}
+			continue
+		}
+		return &limitedConn{Conn: c, l: ll.l, key: k}, nil
+	}
+}
+
+// limitedConn gives its client's slot back when closed, once.
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	key  netip.Prefix
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.key) })
+	return err
+}
+
+// CloseWrite half-closes the connection; net/http looks for it to let an
+// error answer reach the client before the close.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
