@@ -4,8 +4,12 @@
 #   docker run -p 80:8080 -v /etc/gatehouse:/etc/gatehouse:ro gatehouse
 #
 # Binding ports below 1024 needs CAP_NET_BIND_SERVICE (or map a high port as
-# above); kernel ban sync needs CAP_NET_ADMIN and --network host. See the
-# README's "Deployment" section.
+# above). Kernel ban sync needs CAP_NET_ADMIN and --network host, and Docker
+# gives a non-root user no capability, so start it as root and let gatehouse
+# switch once bound:
+#   docker run --network host --cap-add NET_ADMIN --user root ... gatehouse \
+#     serve -c /etc/gatehouse/gatehouse.yaml --user nonroot
+# See the README's "Deployment" section.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./

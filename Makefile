@@ -10,24 +10,39 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 # honnef.co/go/tools v0.8.2 is staticcheck 2026.1.x, which knows Go 1.26.
 STATICCHECK_VERSION := v0.8.2
+# Pebble, Let's Encrypt's ACME test CA, for the certificate tests.
+PEBBLE_VERSION := v2.10.1
+# versitygw, an S3-compatible server that verifies SigV4, for the S3
+# presigning tests (posix backend on loopback).
+VERSITYGW_VERSION := v1.8.0
+# h2spec, the HTTP/2 conformance suite run against the TLS listener.
+H2SPEC_VERSION := v2.2.1+incompatible
 # Debian packages the tests drive as real components: Apache htpasswd
 # (apache2-utils), mkpasswd (whois) and openssl for htpasswd interop; ipset,
-# nftables, iptables and iproute2 for the kernel ban tests in namespaces.
-APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2
+# nftables, iptables and iproute2 for the kernel ban tests in namespaces;
+# systemd (systemd-analyze) and procps (/bin/kill, the unit's ExecReload)
+# for the systemd unit's verify and security tests; nginx as the oracle of
+# gatehouse import; slowhttptest for the slowloris and slow-body tests;
+# wrk for the benchmark tools' smoke tests (cmd/gatehouse-bench); chromium,
+# driven headless, for the dashboard's browser test; redis-server for fleet
+# mode's sync, shared jails and certificate storage tests.
+APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run test deps tools fmt-check vet lint bench fuzz clean
+.PHONY: all build run test deps tools fmt-check vet lint bench fuzz clean docs-screenshots
+.PHONY: bench-deps bench-compare bench-attack bench-memory FORCE
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
 
+# As root the demo needs --allow-root: gatehouse refuses root otherwise.
 run: build
-	./bin/gatehouse serve
+	./bin/gatehouse serve $$([ "$$(id -u)" -ne 0 ] || echo --allow-root)
 
 # deps installs the Debian packages the tests need; idempotent, and a no-op
 # when they are all present.
@@ -45,6 +60,12 @@ deps:
 tools:
 	@$(STATICCHECK) -version 2>/dev/null | grep -q '$(STATICCHECK_VERSION)' || \
 		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@$(GO) version -m $(GOBIN)/pebble 2>/dev/null | grep -q 'pebble/v2[[:space:]]*$(PEBBLE_VERSION)' || \
+		$(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
+	@$(GO) version -m $(GOBIN)/h2spec 2>/dev/null | grep -q 'summerwind/h2spec[[:space:]]*$(H2SPEC_VERSION)' || \
+		$(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
+	@$(GO) version -m $(GOBIN)/versitygw 2>/dev/null | grep -q 'versity/versitygw[[:space:]]*$(VERSITYGW_VERSION)' || \
+		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 fmt-check:
 	@out=$$(gofmt -l .); \
@@ -56,11 +77,60 @@ vet:
 lint: tools fmt-check vet
 	$(STATICCHECK) ./...
 
+# The million-ban paging tests hold 100,000 bans under -race; test runs
+# them once more at full size without it.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run 'Million' ./rules/ ./proxy/ui/
+
+# docs-screenshots refreshes the README's dashboard pictures
+# (docs/ui-*.png) from the browser test.
+docs-screenshots: deps
+	@dir=$$(mktemp -d) && \
+	$(GO) test -count=1 -run '^TestDashboardBrowser$$' ./cmd/gatehouse -args -screenshots $$dir && \
+	cp $$dir/ui-overview.png $$dir/ui-bans.png docs/ && rm -rf $$dir
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
+
+# The side-by-side benchmarks of docs/performance.md (cmd/gatehouse-bench).
+# BENCH_FLAGS passes flags, e.g. BENCH_FLAGS='-sut-cpus 0,1' or '-runs 5'.
+BENCH_APT := wrk nginx haproxy caddy fail2ban python3-pyinotify ipset nftables iptables iproute2 util-linux
+BENCH_FLAGS ?=
+
+# bench-deps installs the programs the benchmarks run, from Debian;
+# idempotent. Their services are kept from starting (policy-rc.d): the
+# benchmarks start their own instances.
+bench-deps:
+	@missing=""; for p in $(BENCH_APT); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod 0755 /usr/sbin/policy-rc.d && policy=1; \
+		fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+		rc=$$?; [ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	fi
+
+bin/gatehouse-bench: FORCE
+	$(GO) build -trimpath -o $@ ./cmd/gatehouse-bench
+
+# bench-compare: gatehouse (4 configs), bare Go, nginx, Caddy, HAProxy on loopback.
+bench-compare: bin/gatehouse-bench
+	./bin/gatehouse-bench compare $(BENCH_FLAGS)
+
+# bench-attack: the scanner flood in network namespaces (root).
+bench-attack: bin/gatehouse-bench
+	./bin/gatehouse-bench attack $(BENCH_FLAGS)
+
+# bench-memory: RSS of the jails with 1,000,000 tracked clients.
+bench-memory: bin/gatehouse-bench
+	./bin/gatehouse-bench memory $(BENCH_FLAGS)
+
+FORCE:
 
 # fuzz runs every fuzz target of every package for FUZZTIME each.
 fuzz:

@@ -15,6 +15,10 @@ type HeadersConfig struct {
 	Set map[string]string
 	// Remove lists headers to delete from every response.
 	Remove []string
+	// HSTS is the Strict-Transport-Security value ApplyTLS sets,
+	// replacing the upstream's (RFC 6797). "" sets none and leaves the
+	// upstream's alone. A Strict-Transport-Security entry in Set wins.
+	HSTS string
 }
 
 // defaultResponseHeaders are set unless the host's config overrides them:
@@ -38,11 +42,18 @@ var defaultRemovedHeaders = [...]string{"Server", "X-Powered-By"}
 type HeaderPolicy struct {
 	set    [][2]string // canonical name, value
 	remove []string    // canonical names
+	hsts   []string    // Strict-Transport-Security for TLS answers; nil: none
 }
 
 // NewHeaderPolicy validates cfg and merges it with the defaults.
 func NewHeaderPolicy(cfg HeadersConfig) (*HeaderPolicy, error) {
 	hp := &HeaderPolicy{}
+	if cfg.HSTS != "" {
+		if !httpguts.ValidHeaderFieldValue(cfg.HSTS) {
+			return nil, fmt.Errorf("hsts %q contains a control character", cfg.HSTS)
+		}
+		hp.hsts = []string{cfg.HSTS}
+	}
 	overridden := make(map[string]bool, len(cfg.Set))
 	for name, value := range cfg.Set {
 		if !httpguts.ValidHeaderFieldName(name) {
@@ -53,6 +64,9 @@ func NewHeaderPolicy(cfg HeadersConfig) (*HeaderPolicy, error) {
 		}
 		name = http.CanonicalHeaderKey(name)
 		overridden[name] = true
+		if name == "Strict-Transport-Security" {
+			hp.hsts = nil
+		}
 		if value == "" {
 			hp.remove = append(hp.remove, name)
 			continue
@@ -74,6 +88,16 @@ func NewHeaderPolicy(cfg HeadersConfig) (*HeaderPolicy, error) {
 		}
 	}
 	return hp, nil
+}
+
+// ApplyTLS is Apply for an answer to a request that came over TLS: it also
+// sets the Strict-Transport-Security header. Browsers ignore that header
+// on plain HTTP (RFC 6797 §8.1), so it is only sent where it counts.
+func (hp *HeaderPolicy) ApplyTLS(h http.Header) {
+	hp.Apply(h)
+	if hp.hsts != nil {
+		h["Strict-Transport-Security"] = hp.hsts
+	}
 }
 
 // Apply edits h in place: removals first, then the set headers.

@@ -51,7 +51,9 @@ func Hotlink(cfg HotlinkConfig, m *rules.HotlinkMatcher, jails *rules.Jails, log
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
-			if !m.Protected(s.Path.Path) && !m.Protected(s.Path.Probe) {
+			// Protected when the raw or the canonical path is: the
+			// upstream receives the raw one.
+			if !m.Protected(s.Path.Path) && !m.Protected(s.Path.Probe) && !m.Protected(rules.RequestPath(r.RequestURI)) {
 				next.ServeHTTP(w, r)
 				return
 			}

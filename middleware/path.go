@@ -15,6 +15,10 @@ import (
 // ".." above the root — gets 400: two readers of such a path can disagree,
 // which is how path rules are bypassed. The upstream still receives the
 // path as sent. It needs the Scope set by ClientIP.
+//
+// The gateway's chain uses Hygiene, which computes the same canonical path
+// as part of its view of the whole request; CanonicalPath is the path
+// step alone.
 func CanonicalPath(log *slog.Logger) func(http.Handler) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -107,6 +107,9 @@ func TestHotlink(t *testing.T) {
 		{name: "suffix trick", path: "/videos/a.mp4", referer: []string{"https://example.com.evil.test/"}, want: 403},
 		{name: "two referers", path: "/videos/a.mp4", referer: []string{"https://example.com/", "https://evil.test/"}, want: 403},
 		{name: "unprotected path", path: "/page.html", referer: []string{"https://evil.test/"}, want: 200},
+		// The canonical path (/page.html) is not protected, the raw one the
+		// upstream receives is.
+		{name: "raw path protected", path: "/videos/../page.html", referer: []string{"https://evil.test/"}, want: 403},
 	}
 	for _, tc := range tests {
 		for _, redir := range []bool{false, true} {
@@ -130,8 +133,8 @@ func TestHotlink(t *testing.T) {
 			}
 		}
 	}
-	if got := jails.Offences("hotlink"); got != 4 {
-		t.Errorf("hotlink offences = %d, want 4 (only the blocking middleware reports)", got)
+	if got := jails.Offences("hotlink"); got != 5 {
+		t.Errorf("hotlink offences = %d, want 5 (only the blocking middleware reports)", got)
 	}
 }
 

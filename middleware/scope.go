@@ -28,6 +28,10 @@ type Scope struct {
 	// CanonicalPath): what every path rule matches. The upstream receives
 	// the path as sent.
 	Path rules.CanonicalPath
+	// RequestHost is the request's host (set by Hygiene): from the
+	// absolute-form request target, else Host or :authority; lower case,
+	// without port, brackets and trailing dot.
+	RequestHost string
 	// Host is the name of the configured host that served the request
 	// ("" when no host matched); it is bounded by the config, so it may be
 	// used as a metrics label.

@@ -1,8 +1,19 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gatehouse/proxy/config"
+	"gatehouse/proxy/ui"
+	"gatehouse/rules"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -50,6 +61,13 @@ func (s *Server) adminHandler() http.Handler {
 	mux.Handle("DELETE /v1/bans/{ip...}", s.audited(scopeBansWrite, s.deleteBan))
 	mux.Handle("/v1/bans", methodNotAllowed("GET, POST"))
 	mux.Handle("/v1/bans/", methodNotAllowed("DELETE"))
+	mux.Handle("POST /v1/sign/s3", s.auditedCall(scopeSignS3, s.signS3))
+	mux.Handle("POST /v1/sign/cloudfront", s.auditedCall(scopeSignCloudFront, s.signCloudFront))
+	mux.Handle("POST /v1/sign/link", s.auditedCall(scopeSignLink, s.signLink))
+	mux.Handle("/v1/sign/s3", methodNotAllowed("POST"))
+	mux.Handle("/v1/sign/cloudfront", methodNotAllowed("POST"))
+	mux.Handle("/v1/sign/link", methodNotAllowed("POST"))
+	mux.Handle("/ui/", s.dashboard())
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", "")
 	})
@@ -75,4 +93,135 @@ func methodNotAllowed(allow string) http.Handler {
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "")
 	})
+}
+
+// dashboard builds the /ui/ handler (package ui) over the server's state.
+// Its ban and unban forms go through manualBan and manualUnban, the admin
+// API's own code.
+func (s *Server) dashboard() http.Handler {
+	cfg := ui.Config{
+		Listen:       s.current.Load().cfg.Admin.Listen,
+		Bans:         s.bans,
+		Stats:        s.metrics.dash,
+		Authenticate: s.dashboardToken,
+		Ban: func(target, duration, reason string) (rules.Ban, error) {
+			var d *time.Duration
+			if duration != "" {
+				// The form's text is read as the API reads its JSON
+				// duration: a number of seconds or a duration string.
+				raw := []byte(duration)
+				if _, err := strconv.ParseFloat(duration, 64); err != nil {
+					raw = []byte(strconv.Quote(duration))
+				}
+				var dv durationValue
+				if err := dv.UnmarshalJSON(raw); err != nil {
+					return rules.Ban{}, &banRefusal{http.StatusBadRequest, "duration: " + err.Error(), "duration"}
+				}
+				v := time.Duration(dv)
+				d = &v
+			}
+			b, refused := s.manualBan(target, d, reason)
+			if refused != nil {
+				return rules.Ban{}, refused
+			}
+			return b, nil
+		},
+		Unban: func(target string) error {
+			if refused := s.manualUnban(target); refused != nil {
+				return refused
+			}
+			return nil
+		},
+		Jails: func() []string {
+			return slices.Sorted(maps.Keys(s.current.Load().cfg.Jails))
+		},
+		Upstreams: s.upstreamHealth,
+		Banned: func(client netip.Addr) bool {
+			_, banned := s.bans.Lookup(client)
+			return banned
+		},
+		BadToken: func(client netip.Addr) {
+			s.current.Load().jails.Report(jailAdmin, client, "bad admin token")
+		},
+		Audit: s.log.With("component", "audit"),
+		Log:   s.log.With("component", "ui"),
+	}
+	if s.tls != nil {
+		cfg.Certificates = s.tls
+	}
+	if s.firewall != nil {
+		cfg.Firewall = func(ctx context.Context) (ui.FirewallStatus, error) {
+			st, err := s.firewall.Status(ctx)
+			if err != nil {
+				return ui.FirewallStatus{}, err
+			}
+			fs := ui.FirewallStatus{Backend: st.Backend, Entries: len(st.Entries), Want: st.Want,
+				Missing: st.Missing, Stale: st.Stale, LastPass: st.LastPass}
+			if st.LastError != nil {
+				fs.LastError = st.LastError.Error()
+			}
+			return fs, nil
+		}
+	}
+	h, err := ui.New(cfg)
+	if err != nil {
+		// Only a programming error gets here: every field is set above.
+		s.log.Error("dashboard unavailable", "error", err)
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusInternalServerError, "dashboard unavailable", "")
+		})
+	}
+	return h
+}
+
+// dashboardToken authenticates a dashboard session's admin token as
+// authorize does: compared with every configured token, in constant time
+// each.
+func (s *Server) dashboardToken(presented string) (ui.Principal, bool) {
+	if presented == "" {
+		return ui.Principal{}, false
+	}
+	tokens := s.current.Load().cfg.Admin.Tokens
+	var tok *config.Token
+	for i := range tokens {
+		if tokens[i].Token.Matches(presented) && tok == nil {
+			tok = &tokens[i]
+		}
+	}
+	if tok == nil {
+		return ui.Principal{}, false
+	}
+	return ui.Principal{Name: tok.Name, Scopes: tok.Scopes}, true
+}
+
+// upstreamHealth lists the current runtime's upstreams with their
+// passive health, by host.
+func (s *Server) upstreamHealth() []ui.Upstream {
+	rt := s.current.Load()
+	seen := map[*route]bool{}
+	var routes []*route
+	for _, m := range []map[string]*route{rt.router.exact, rt.router.wildcard} {
+		for _, r := range m {
+			if !seen[r] {
+				seen[r] = true
+				routes = append(routes, r)
+			}
+		}
+	}
+	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.name, b.name) })
+	var out []ui.Upstream
+	for _, r := range routes {
+		p, ok := r.proxy.Transport.(*pool)
+		if !ok {
+			continue
+		}
+		for _, u := range p.ups {
+			up := ui.Upstream{Host: r.name, URL: u.url.Redacted()}
+			if t := u.downUntil.Load(); t != 0 {
+				up.DownUntil = time.Unix(0, t)
+			}
+			out = append(out, up)
+		}
+	}
+	return out
 }

@@ -44,12 +44,25 @@ func toAPIBan(b rules.Ban) apiBan {
 	return apiBan{IP: ip, Jail: b.Jail, Reason: b.Reason, Until: b.Until.UTC(), Count: b.Count}
 }
 
+// jailAdmin receives failed admin API authentications (a token that
+// matches none), as fail2ban's jails receive failed logins.
+const jailAdmin = "admin"
+
 // authorize finds the token of the request's bearer credentials and
 // checks it carries scope. On failure it answers 401 or 403 itself and
-// returns that status; on success it returns the token's name, for the
-// audit log, and status 0.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string) (who string, status int) {
-	tokens := s.current.Load().cfg.Admin.Tokens
+// returns that status; on success it returns the token, and status 0.
+// A wrong token is an offence for the admin jail (a missing one is not,
+// as basic auth does not count the unauthenticated first request), and a
+// client the admin jail banned gets 403 before its token is looked at, so
+// it cannot go on guessing. Bans from other jails and manual bans do not
+// lock anyone out of the admin API: an operator can still lift them.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string, client netip.Addr) (tok *config.Token, status int) {
+	rt := s.current.Load()
+	if b, banned := s.bans.Lookup(client); banned && b.Jail == jailAdmin {
+		writeError(w, http.StatusForbidden, "banned", "")
+		return nil, http.StatusForbidden
+	}
+	tokens := rt.cfg.Admin.Tokens
 	auth := r.Header["Authorization"]
 	var presented string
 	if len(auth) == 1 && len(auth[0]) > 7 && strings.EqualFold(auth[0][:7], "bearer ") {
@@ -58,9 +71,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string)
 	if presented == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin"`)
 		writeError(w, http.StatusUnauthorized, "a bearer token is required", "")
-		return "", http.StatusUnauthorized
+		return nil, http.StatusUnauthorized
 	}
-	var tok *config.Token
 	// Every token is compared (constant time each), so timing does not
 	// tell which one matched.
 	for i := range tokens {
@@ -69,29 +81,55 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string)
 		}
 	}
 	if tok == nil {
+		rt.jails.Report(jailAdmin, client, "bad admin token")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "unknown token", "")
-		return "", http.StatusUnauthorized
+		return nil, http.StatusUnauthorized
 	}
 	if !slices.Contains(tok.Scopes, scope) {
 		writeError(w, http.StatusForbidden, "token "+tok.Name+" lacks scope "+scope, "")
-		return tok.Name, http.StatusForbidden
+		return tok, http.StatusForbidden
 	}
-	return tok.Name, 0
+	return tok, 0
+}
+
+// auditRecord is what a handler tells the audit log about its call.
+type auditRecord struct {
+	// token is the authorised token.
+	token *config.Token
+	// resource is what the call acted on (s3://bucket/key, a URL without
+	// its query); never a secret or a signature.
+	resource string
 }
 
 // audited wraps an admin API handler: it authorises scope and writes one
 // audit line per call — who, what, when, result. Tokens never appear.
 func (s *Server) audited(scope string, h func(w http.ResponseWriter, r *http.Request) (status int)) http.Handler {
+	return s.auditedCall(scope, func(w http.ResponseWriter, r *http.Request, _ *auditRecord) int { return h(w, r) })
+}
+
+// auditedCall is audited for a handler that names the resource it acted
+// on in the audit line: token name, method, path, action (the scope),
+// resource, client IP, status and duration.
+func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http.Request, rec *auditRecord) (status int)) http.Handler {
 	audit := s.log.With("component", "audit")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		who, status := s.authorize(w, r, scope)
-		if status == 0 {
-			status = h(w, r)
+		var client netip.Addr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			client = ap.Addr().Unmap()
 		}
-		audit.Info("admin call", "token", who, "method", r.Method, "path", r.URL.Path,
-			"remote", r.RemoteAddr, "status", status, "duration", time.Since(start).Seconds())
+		tok, status := s.authorize(w, r, scope, client)
+		rec := &auditRecord{token: tok}
+		if status == 0 {
+			status = h(w, r, rec)
+		}
+		who := ""
+		if tok != nil {
+			who = tok.Name
+		}
+		audit.Info("admin call", "token", who, "method", r.Method, "path", r.URL.Path, "action", scope,
+			"resource", rec.resource, "client_ip", client, "status", status, "duration", time.Since(start).Seconds())
 	})
 }
 
@@ -193,59 +231,87 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) int {
 		writeError(w, http.StatusBadRequest, "one JSON object expected", "")
 		return http.StatusBadRequest
 	}
-	prefix, err := parseBanTarget(req.IP)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error(), "ip")
-		return http.StatusUnprocessableEntity
-	}
-	d := defaultManualBan
+	var d *time.Duration
 	if req.Duration != nil {
-		d = time.Duration(*req.Duration)
+		v := time.Duration(*req.Duration)
+		d = &v
 	}
-	if d <= 0 {
-		writeError(w, http.StatusUnprocessableEntity, "duration must be greater than 0", "duration")
-		return http.StatusUnprocessableEntity
+	b, refused := s.manualBan(req.IP, d, req.Reason)
+	if refused != nil {
+		writeError(w, refused.status, refused.msg, refused.field)
+		return refused.status
 	}
-	if len(req.Reason) > 256 {
-		writeError(w, http.StatusUnprocessableEntity, "reason is longer than 256 bytes", "reason")
-		return http.StatusUnprocessableEntity
-	}
-	now := time.Now()
-	b, err := s.bans.Ban(rules.Ban{Prefix: prefix, Reason: req.Reason, Until: now.Add(d), Created: now})
-	switch {
-	case errors.Is(err, rules.ErrAllowed):
-		writeError(w, http.StatusUnprocessableEntity, prefix.String()+" overlaps the allow list", "ip")
-		return http.StatusUnprocessableEntity
-	case err != nil:
-		writeError(w, http.StatusUnprocessableEntity, err.Error(), "ip")
-		return http.StatusUnprocessableEntity
-	}
-	if err := s.persistBan(b); err != nil {
-		s.log.Error("persist manual ban", "prefix", b.Prefix, "error", err)
-		writeError(w, http.StatusInternalServerError, "the ban is active but could not be saved", "")
-		return http.StatusInternalServerError
-	}
-	s.log.Info("manual ban", "prefix", b.Prefix, "until", b.Until, "reason", b.Reason)
 	writeJSON(w, http.StatusCreated, toAPIBan(b))
 	return http.StatusCreated
 }
 
-func (s *Server) deleteBan(w http.ResponseWriter, r *http.Request) int {
-	prefix, err := parseBanTarget(r.PathValue("ip"))
+// banRefusal is a manual ban or unban that was refused or failed: the
+// admin API's status, error message and field.
+type banRefusal struct {
+	status     int
+	msg, field string
+}
+
+func (e *banRefusal) Error() string { return e.msg }
+
+// manualBan bans target, an address or CIDR prefix, for d (nil: one
+// hour) with reason, and saves the ban before returning. It is the one
+// code path of POST /v1/bans and the dashboard's ban form.
+func (s *Server) manualBan(target string, d *time.Duration, reason string) (rules.Ban, *banRefusal) {
+	prefix, err := parseBanTarget(target)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), "ip")
-		return http.StatusBadRequest
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, err.Error(), "ip"}
+	}
+	dur := defaultManualBan
+	if d != nil {
+		dur = *d
+	}
+	if dur <= 0 {
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "duration must be greater than 0", "duration"}
+	}
+	if len(reason) > 256 {
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "reason is longer than 256 bytes", "reason"}
+	}
+	now := time.Now()
+	b, err := s.bans.Ban(rules.Ban{Prefix: prefix, Reason: reason, Until: now.Add(dur), Created: now})
+	switch {
+	case errors.Is(err, rules.ErrAllowed):
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, prefix.String() + " overlaps the allow list", "ip"}
+	case err != nil:
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, err.Error(), "ip"}
+	}
+	if err := s.persistBan(b); err != nil {
+		s.log.Error("persist manual ban", "prefix", b.Prefix, "error", err)
+		return rules.Ban{}, &banRefusal{http.StatusInternalServerError, "the ban is active but could not be saved", ""}
+	}
+	s.log.Info("manual ban", "prefix", b.Prefix, "until", b.Until, "reason", b.Reason)
+	return b, nil
+}
+
+func (s *Server) deleteBan(w http.ResponseWriter, r *http.Request) int {
+	if refused := s.manualUnban(r.PathValue("ip")); refused != nil {
+		writeError(w, refused.status, refused.msg, refused.field)
+		return refused.status
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
+}
+
+// manualUnban lifts the ban of exactly target, an address or CIDR
+// prefix, and saves that before returning. It is the one code path of
+// DELETE /v1/bans/{ip} and the dashboard's unban form.
+func (s *Server) manualUnban(target string) *banRefusal {
+	prefix, err := parseBanTarget(target)
+	if err != nil {
+		return &banRefusal{http.StatusBadRequest, err.Error(), "ip"}
 	}
 	if !s.bans.Unban(prefix) {
-		writeError(w, http.StatusNotFound, "no ban for "+prefix.String(), "ip")
-		return http.StatusNotFound
+		return &banRefusal{http.StatusNotFound, "no ban for " + prefix.String(), "ip"}
 	}
 	if err := s.unpersistBan(prefix); err != nil {
 		s.log.Error("persist unban", "prefix", prefix, "error", err)
-		writeError(w, http.StatusInternalServerError, "the ban is lifted but the change could not be saved", "")
-		return http.StatusInternalServerError
+		return &banRefusal{http.StatusInternalServerError, "the ban is lifted but the change could not be saved", ""}
 	}
 	s.log.Info("manual unban", "prefix", prefix)
-	w.WriteHeader(http.StatusNoContent)
-	return http.StatusNoContent
+	return nil
 }

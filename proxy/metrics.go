@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/proxy/ui"
+	"gatehouse/rules"
 	"gatehouse/rules/notify"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +22,8 @@ type metrics struct {
 	requests *prometheus.CounterVec   // host, code
 	latency  *prometheus.HistogramVec // host
 	reloads  *prometheus.CounterVec   // result
+	// dash keeps the dashboard's counters and offences (/ui/).
+	dash *ui.Stats
 }
 
 // unmatchedHost labels requests for a host gatehouse does not serve.
@@ -27,7 +31,8 @@ const unmatchedHost = "_unmatched"
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		dash: ui.NewStats(ui.StatsConfig{}),
+		reg:  prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_http_requests_total",
 			Help: "Requests answered, by configured host and status class.",
@@ -75,9 +80,10 @@ func (hc *hostCounters) observe(status int) {
 // onDone returns the access log hook that counts every answered request
 // under its host, counters looked up in the runtime's table, and hands
 // requests that were offences to the notifier (nil: off), which quotes a
-// client's last ones when it is banned.
-func onDone(byHost map[string]*hostCounters, unmatched *hostCounters, n *notify.Notifier) func(*http.Request, *middleware.Scope, int, int64, time.Duration) {
-	return func(r *http.Request, s *middleware.Scope, status int, _ int64, _ time.Duration) {
+// client's last ones when it is banned. It feeds the dashboard too (nil:
+// off): an atomic add, and a non-blocking send for offences.
+func onDone(byHost map[string]*hostCounters, unmatched *hostCounters, n *notify.Notifier, dash *ui.Stats, bans *rules.BanList) func(*http.Request, *middleware.Scope, int, int64, time.Duration) {
+	return func(r *http.Request, s *middleware.Scope, status int, _ int64, d time.Duration) {
 		hc := byHost[s.Host]
 		if hc == nil {
 			hc = unmatched
@@ -86,6 +92,9 @@ func onDone(byHost map[string]*hostCounters, unmatched *hostCounters, n *notify.
 		if s.Offence != "" && n != nil {
 			// The path only: a query string can carry signatures.
 			n.Note(s.ClientIP, r.Method+" "+r.Host+r.URL.EscapedPath()+" → "+strconv.Itoa(status)+" ("+s.Offence+")")
+		}
+		if dash != nil {
+			dash.Observe(r, s, status, s.Start.Add(d), bans)
 		}
 	}
 }

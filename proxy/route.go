@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,12 @@ type route struct {
 	// never gets to send them, on any host: an upstream behind several
 	// hosts may trust them everywhere.
 	userHeaders []string
+	// authHeader is the header basic auth tells the upstream the user in
+	// (basic_auth.user_header); "" without basic auth.
+	authHeader string
+	// allowEncodedSlash: the host takes paths with %2F
+	// (hosts[].allow_encoded_slash).
+	allowEncodedSlash bool
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -46,27 +53,58 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
 			r.Header.Del("Upgrade")
 		} else if !rt.websocket {
-			rt.errorPage(w, http.StatusForbidden)
+			rt.errorPage(w, r, http.StatusForbidden)
 			return
 		}
 	}
 	if rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > rt.maxBody {
-			rt.errorPage(w, http.StatusRequestEntityTooLarge)
+			rt.errorPage(w, r, http.StatusRequestEntityTooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = clientBody{r.Body}
+	}
 	rt.next.ServeHTTP(w, r)
 }
 
+// clientBody marks the errors of reading the client's request body, which
+// reach proxyError wrapped in the transport's: a body that breaks off or
+// lies about its length (an HTTP/2 content-length larger than the data
+// sent) is the client's fault, and is answered 400, not 502.
+type clientBody struct{ io.ReadCloser }
+
+func (b clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err}
+	}
+	return n, err
+}
+
+// clientBodyError is an error reading the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
 // rewrite sets the forwarding headers. ReverseProxy has already removed
 // hop-by-hop headers and every client-sent Forwarded / X-Forwarded-*
-// header, so what is set here cannot be dropped by a Connection header.
+// header, so what is set here cannot be dropped by a Connection header:
+// that includes the user header basic auth set, which a client's
+// "Connection: X-Forwarded-User" would otherwise remove. Hygiene already
+// removed every other X-Forwarded-* and user header a client sent.
 func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	s := middleware.ScopeFrom(pr.In)
 	in, out := pr.In.Header, pr.Out.Header
 	delete(out, "X-Real-Ip")
+	if rt.authHeader != "" && s.User != "" {
+		if v := in[rt.authHeader]; len(v) == 1 {
+			out[rt.authHeader] = v // never mutated: safe to share with the incoming request
+		}
+	}
 	if !s.Peer.IsValid() {
 		return
 	}
@@ -101,7 +139,11 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (rt *route) modifyResponse(resp *http.Response) error {
-	rt.headers.Apply(resp.Header)
+	if resp.Request != nil && resp.Request.TLS != nil {
+		rt.headers.ApplyTLS(resp.Header)
+	} else {
+		rt.headers.Apply(resp.Header)
+	}
 	return nil
 }
 
@@ -112,6 +154,7 @@ const statusClientClosed = 499
 // proxyError answers a request the upstreams could not serve.
 func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
+	var cbe *clientBodyError
 	var ne net.Error
 	code := http.StatusBadGateway
 	switch {
@@ -120,20 +163,26 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
+	case errors.As(err, &cbe):
+		code = http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		code = http.StatusGatewayTimeout
 	}
-	if code != http.StatusRequestEntityTooLarge {
+	if code == http.StatusBadGateway || code == http.StatusGatewayTimeout {
 		rt.log.Warn("upstream failed", "host", rt.name,
 			"upstream", middleware.ScopeFrom(r).Upstream, "status", code, "error", err)
 	}
-	rt.errorPage(w, code)
+	rt.errorPage(w, r, code)
 }
 
 // errorPage writes the gateway's own short answer for code, with the
 // host's response header policy applied.
-func (rt *route) errorPage(w http.ResponseWriter, code int) {
-	if rt.headers != nil {
+func (rt *route) errorPage(w http.ResponseWriter, r *http.Request, code int) {
+	switch {
+	case rt.headers == nil:
+	case r.TLS != nil:
+		rt.headers.ApplyTLS(w.Header())
+	default:
 		rt.headers.Apply(w.Header())
 	}
 	middleware.PlainStatus(w, code)

@@ -14,6 +14,9 @@ import (
 type router struct {
 	exact    map[string]*route
 	wildcard map[string]*route // keyed by the suffix without "*."
+	// tls, when HTTPS is on, redirects plain HTTP requests for the names
+	// it has a certificate for.
+	tls *tlsManager
 }
 
 func newRouter() *router {
@@ -82,6 +85,13 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route == nil {
 		misdirected(w, r)
 		return
+	}
+	if r.TLS == nil && rt.tls != nil {
+		var buf [256]byte
+		if name, _ := canonicalHost(r.Host, buf[:0]); rt.tls.covers(string(name)) {
+			rt.tls.redirect(w, r, string(name))
+			return
+		}
 	}
 	route.ServeHTTP(w, r)
 }

@@ -17,9 +17,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
 	"gatehouse/rules/firewall"
+	"gatehouse/rules/fleet"
 	"gatehouse/rules/notify"
 	"gatehouse/rules/store"
 )
@@ -36,6 +39,11 @@ type Options struct {
 	WatchInterval time.Duration
 	// Log receives the gateway's own log. nil: discard.
 	Log *slog.Logger
+	// RunAs, when set, is the account Run switches to once every
+	// listener is bound and before anything is served (serve --user,
+	// see privdrop.go). It keeps CAP_NET_ADMIN when the kernel firewall
+	// is on and no other capability. nil: no switch.
+	RunAs *Credential
 }
 
 // Server is the gateway: public listener, admin listener, and the current
@@ -56,6 +64,12 @@ type Server struct {
 	// firewall keeps the kernel's drop sets equal to the ban list; nil
 	// with firewall.backend none or when no backend could be had.
 	firewall *firewall.Reconciler
+	// tls holds the HTTPS listener's certificates; nil without tls.
+	tls *tlsManager
+	// fleet syncs bans with the other nodes through redis; both nil
+	// without a fleet block (fleet.go).
+	fleet *fleet.Fleet
+	redis *redis.Client
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -90,8 +104,17 @@ func New(opts Options) (*Server, error) {
 	if err := s.openStore(opts.Config); err != nil {
 		return nil, err
 	}
+	if err := s.openFleet(opts.Config); err != nil {
+		s.closeStore()
+		return nil, err
+	}
 	s.metrics.reg.MustRegister(newBanCollector(s))
 	if err := s.openFirewall(opts.Config); err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	var err error
+	if s.tls, err = newTLSManager(opts.Config, log.With("component", "tls")); err != nil {
 		s.closeStore()
 		return nil, err
 	}
@@ -129,18 +152,47 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
 	}
+	var tlsLn net.Listener
+	if cfg.TLSOn() {
+		tlsLn, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTPS)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen.https %s: %w", cfg.Listen.HTTPS, err)
+		}
+	}
 	var admLn net.Listener
 	if cfg.Admin.Listen != "off" {
 		admLn, err = lc.Listen(ctx, "tcp", cfg.Admin.Listen)
 		if err != nil {
 			ln.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
 			return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
 	}
 
+	// Every listener is bound: switch user before serving anything.
+	if err := s.dropPrivileges(ctx); err != nil {
+		for _, l := range []net.Listener{ln, tlsLn, admLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		return err
+	}
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	var handler http.Handler = s
+	if s.tls != nil {
+		// ACME HTTP-01 challenges are answered before anything else.
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !s.tls.handleChallenge(w, r) {
+				s.ServeHTTP(w, r)
+			}
+		})
+	}
 	srv := &http.Server{
-		Handler:                      s,
+		Handler:                      handler,
 		ReadHeaderTimeout:            cfg.Limits.ReadHeaderTimeout.D(),
 		IdleTimeout:                  cfg.Limits.IdleTimeout.D(),
 		MaxHeaderBytes:               int(cfg.Limits.MaxHeaderBytes),
@@ -149,14 +201,39 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	servers := []*http.Server{srv}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	serve := func(srv *http.Server, ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}
-	wg.Go(func() { serve(srv, ln) })
+	// Connections per client are counted across the public listeners.
+	connLimit := s.connLimiter(cfg)
+	wg.Go(func() { serve(srv, s.plainListener(ln, connLimit, cfg)) })
 	s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	if tlsLn != nil {
+		// gatehouse terminates TLS itself (tlslisten.go): HTTP/1.1 over
+		// TLS then passes the framing guard too. TLSConfig only tells the
+		// server to speak HTTP/2 on the h2 connections it is handed.
+		tsrv := &http.Server{
+			Handler:                      withTLSState(s),
+			TLSConfig:                    s.tls.tlsConfig(),
+			ConnContext:                  tlsConnContext,
+			ReadHeaderTimeout:            srv.ReadHeaderTimeout,
+			IdleTimeout:                  srv.IdleTimeout,
+			MaxHeaderBytes:               srv.MaxHeaderBytes,
+			DisableGeneralOptionsHandler: true,
+			ErrorLog:                     errLog,
+			HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: cfg.Limits.H2MaxStreams},
+		}
+		tl := newTLSListener(limitListen(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.log)
+		servers = append(servers, tsrv)
+		wg.Go(func() { serve(tsrv, tl) })
+		s.log.Info("listening", "listener", "https", "addr", tlsLn.Addr().String())
+		if err := s.tls.start(ctx, ln.Addr(), tlsLn.Addr()); err != nil {
+			s.log.Error("automatic certificates not started", "error", err)
+		}
+	}
 	if admLn != nil {
 		adm := &http.Server{
 			Handler:           s.adminHandler(),
@@ -172,6 +249,12 @@ func (s *Server) Run(ctx context.Context) error {
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { s.sink.Run(sinkCtx) })
 	watchCtx, stopWatch := context.WithCancel(ctx)
+	// The dashboard's offence lists; it returns, ending the dashboard's
+	// event streams, when watchCtx ends, before the servers drain.
+	wg.Go(func() {
+		// Run only returns when watchCtx ends.
+		_ = s.metrics.dash.Run(watchCtx)
+	})
 	if s.opts.ConfigPath != "" && s.opts.WatchInterval > 0 {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
@@ -199,6 +282,9 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Error("ban notifications stopped", "error", err)
 			}
 		})
+	}
+	if s.fleet != nil {
+		wg.Go(func() { s.runFleet(sinkCtx) })
 	}
 	if s.store != nil {
 		sub := s.bans.Subscribe(4096)
@@ -228,9 +314,11 @@ func (s *Server) Run(ctx context.Context) error {
 			srv.Close()
 		}
 	}
+
 	stopSink()
 	wg.Wait()
 	s.closeStore()
+	s.tls.stop()
 	s.current.Load().transport.CloseIdleConnections()
 	return runErr
 }
@@ -272,6 +360,7 @@ func (s *Server) reload() error {
 		return err
 	}
 	s.warnRestartOnly(prev.cfg, cfg)
+	s.tls.update(cfg)
 	s.current.Store(rt)
 	s.cfgSum = sha256.Sum256(data)
 	if rt.transport != prev.transport {
@@ -289,6 +378,9 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if old.Listen.HTTP != cfg.Listen.HTTP {
 		warn("listen.http")
 	}
+	if old.Listen.HTTPS != cfg.Listen.HTTPS || old.TLSOn() != cfg.TLSOn() {
+		warn("listen.https / tls")
+	}
 	if old.Admin.Listen != cfg.Admin.Listen {
 		warn("admin.listen")
 	}
@@ -298,14 +390,18 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if !reflect.DeepEqual(old.Firewall, cfg.Firewall) {
 		warn("firewall")
 	}
+	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
+		warn("fleet")
+	}
 	if !slices.Equal(old.Allow, cfg.Allow) {
 		// The ban list refuses bans of allowed clients; jails already
 		// use the new list for counting.
 		warn("allow (for manual bans)")
 	}
 	ol, nl := old.Limits, cfg.Limits
-	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes {
-		warn("limits (server timeouts and header size)")
+	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes ||
+		ol.ConnsPerIP != nl.ConnsPerIP || ol.H2MaxStreams != nl.H2MaxStreams {
+		warn("limits (server timeouts, header size, conns_per_ip, h2_max_streams)")
 	}
 }
 
@@ -383,6 +479,9 @@ func (s *Server) persistBan(b rules.Ban) error {
 	if s.store == nil {
 		return nil
 	}
+	if s.fleet != nil {
+		return s.persistFleetBan(b)
+	}
 	return s.store.Put(b)
 }
 
@@ -390,6 +489,9 @@ func (s *Server) persistBan(b rules.Ban) error {
 func (s *Server) unpersistBan(p netip.Prefix) error {
 	if s.store == nil {
 		return nil
+	}
+	if s.fleet != nil {
+		return s.unpersistFleetBan(p)
 	}
 	return s.store.Delete(p)
 }

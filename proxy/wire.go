@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -31,6 +32,9 @@ type runtime struct {
 	// jails receive the offences; kept across a reload that leaves the
 	// jails, allow and ipv6_prefix settings alone, so counts survive it.
 	jails *rules.Jails
+	// signing serves the admin API's /v1/sign endpoints and holds the
+	// hosts' signed-link keys.
+	signing *Signing
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -133,7 +137,9 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
 		rt.jails = prev.jails
 	} else {
-		j, err := rules.NewJails(jailsConfig(cfg), s.bans, s.log.With("component", "jails"))
+		jc := jailsConfig(cfg)
+		jc.Shared, jc.Sharer = s.sharedJails(cfg) // fleet.go
+		j, err := rules.NewJails(jc, s.bans, s.log.With("component", "jails"))
 		if err != nil {
 			return nil, fmt.Errorf("jails: %w", err)
 		}
@@ -146,14 +152,26 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		rt.transport = newTransport(transportKeyOf(cfg.Limits))
 	}
 
+	signing, err := NewSigning(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	rt.signing = signing
+
 	hosts := newRouter()
+	var userHeaders []string // every host's basic_auth.user_header, for Hygiene
+	hosts.tls = s.tls
 	creds := map[string]*middleware.Credentials{}
 	counters := make(map[string]*hostCounters, len(cfg.Hosts))
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	buffers := newBufferPool()
 	for i, h := range cfg.Hosts {
 		name := h.Match[0].String()
-		headers, err := middleware.NewHeaderPolicy(middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove})
+		hsts := h.HSTS
+		if hsts == "off" {
+			hsts = ""
+		}
+		headers, err := middleware.NewHeaderPolicy(middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts})
 		if err != nil {
 			return nil, fmt.Errorf("hosts[%d].headers: %w", i, err)
 		}
@@ -174,6 +192,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			headers:     headers,
 			log:         s.log,
 		}
+		r.allowEncodedSlash = h.AllowEncodedSlash
 		r.proxy = &httputil.ReverseProxy{
 			Rewrite:        r.rewrite,
 			Transport:      p,
@@ -184,8 +203,10 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		}
 		r.next = fullDuplex(r.proxy)
 		if ba := h.BasicAuth; ba != nil {
-			if uh := http.CanonicalHeaderKey(ba.UserHeader); uh != "X-Forwarded-User" {
-				r.userHeaders = append(r.userHeaders, uh)
+			r.authHeader = http.CanonicalHeaderKey(ba.UserHeader)
+			if r.authHeader != "X-Forwarded-User" {
+				r.userHeaders = append(r.userHeaders, r.authHeader)
+				userHeaders = append(userHeaders, r.authHeader)
 			}
 			creds, err := s.credentials(ba.Htpasswd, creds)
 			if err != nil {
@@ -201,6 +222,13 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 				return nil, fmt.Errorf("hosts[%d].basic_auth: %w", i, err)
 			}
 			r.next = auth(r.next)
+		}
+		if sl := h.SignedLinks; sl != nil {
+			links, err := middleware.SignedLinks(middleware.SignedLinksConfig{Paths: sl.Paths}, signing.linksFor(i), s.log)
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].signed_links: %w", i, err)
+			}
+			r.next = links(r.next)
 		}
 		if hl := h.Hotlink; hl != nil {
 			m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
@@ -232,7 +260,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	accessLog, err := middleware.AccessLog(middleware.AccessLogConfig{
 		Format: cfg.Log.Access,
 		Out:    s.sink,
-		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost), s.notifier),
+		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("log.access: %w", err)
@@ -255,8 +283,20 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders}
+	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash }) {
+		// Asked only for a path with %2F: the host it routes to decides.
+		hc.AllowEncodedSlash = func(host string) bool {
+			r := hosts.lookup(host)
+			return r != nil && r.allowEncodedSlash
+		}
+	}
+	hygiene, err := middleware.Hygiene(hc, s.log)
+	if err != nil {
+		return nil, err
+	}
 	// Flood jails: a token bucket per client for each jail with a rate.
-	limited := middleware.CanonicalPath(s.log)(h)
+	limited := hygiene(h)
 	for _, name := range slices.Sorted(maps.Keys(cfg.Jails)) {
 		j := cfg.Jails[name]
 		if j.Rate == 0 {
@@ -273,9 +313,10 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	// The order of the chain is fixed here and nowhere else:
 	// scope → access log (sees every answer) → client IP → ban guard
 	// (banned clients cost nothing more) → rate limit (flood jails) →
-	// canonical path → probes (every host, and requests for unknown hosts
+	// hygiene (the canonical view of host, framing, headers and path;
+	// malformed requests end here) → probes (every host, and requests for unknown hosts
 	// too) → host router → per host: upgrade policy, body limit → hotlink
-	// → basic auth → upstream (response header policy applied on the way
+	// → signed links → basic auth → upstream (response header policy applied on the way
 	// back).
 	rt.router = hosts
 	rt.creds = creds

@@ -89,6 +89,13 @@ type JailsConfig struct {
 	// 5, 7 MiB per jail at the default capacity, 70 MiB at 1,000,000).
 	// Zero: 100,000.
 	Capacity int
+	// Shared names the jails whose offences Sharer counts fleet-wide
+	// (fleet.share_jails); offences of other jails, and those Sharer
+	// turns down, are counted here. Names not in Jails are ignored.
+	Shared []string
+	// Sharer counts the offences of the Shared jails across the nodes of
+	// a fleet (rules/fleet). nil: every jail counts locally.
+	Sharer OffenceSharer
 }
 
 const (
@@ -122,6 +129,8 @@ type Jails struct {
 
 	mu      sync.RWMutex
 	unknown map[string]*atomic.Uint64 // offences for unconfigured jail names; names come from code and config
+
+	sharer OffenceSharer // nil: no jail is shared; see share.go
 }
 
 // jail is one configured jail of the counting kind.
@@ -133,6 +142,7 @@ type jail struct {
 	factor   float64 // 0: no increment
 	max      time.Duration
 	forget   int64 // ns
+	shared   bool  // counted fleet-wide by Jails.sharer; see share.go
 	clients  *clientTable[offenceState]
 
 	// untracked counts the offences of clients that are not tracked
@@ -211,6 +221,7 @@ func NewJails(cfg JailsConfig, bans *BanList, log *slog.Logger) (*Jails, error) 
 		}
 		j.jails[name] = jl
 	}
+	j.share(cfg)
 	switch len(errs) {
 	case 0:
 		return j, nil
@@ -296,6 +307,9 @@ func newJail(name string, c JailConfig, capacity int) (*jail, error) {
 func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
 	if j.log.Enabled(context.Background(), slog.LevelDebug) {
 		j.log.Debug("offence", "jail", jail, "client_ip", ip, "reason", reason)
+	}
+	if j.sharer != nil && j.offerShared(jail, ip, reason) {
+		return
 	}
 	b, ok := j.report(jail, ip, reason, j.now())
 	if !ok {

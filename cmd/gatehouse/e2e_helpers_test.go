@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,6 +142,7 @@ type gateway struct {
 	cfgPath   string
 	killed    bool   // ended by kill: no clean exit expected
 	httpAddr  string // 127.0.0.1:port of listen.http
+	httpsAddr string // 127.0.0.1:port of listen.https; "" without tls
 	adminAddr string // 127.0.0.1:port of admin.listen
 	cmd       *exec.Cmd
 	cancel    context.CancelFunc // kills the process
@@ -152,14 +154,15 @@ type gateway struct {
 	exitErr error         // cmd.Wait's result; read after exited is closed
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening listener=(http|admin) addr=(\S+)`)
+var listeningLine = regexp.MustCompile(`msg=listening listener=(http|https|admin) addr=(\S+)`)
 
 // startGateway writes yaml to a config file in a fresh temporary directory,
-// runs `gatehouse serve -c FILE --watch 0` and returns once the gateway has
+// runs `gatehouse serve -c FILE --watch 0` (then args; as root without
+// --user, --allow-root too) and returns once the gateway has
 // logged both listening addresses and its /readyz answers 200. The process
 // is stopped with SIGTERM when the test ends; it must then exit with 0, and
 // its log is shown if the test failed.
-func startGateway(t *testing.T, yaml string) *gateway {
+func startGateway(t *testing.T, yaml string, args ...string) *gateway {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
@@ -175,7 +178,12 @@ func startGateway(t *testing.T, yaml string) *gateway {
 		client:  newClient(),
 		exited:  make(chan struct{}),
 	}
-	g.cmd = exec.CommandContext(ctx, gatehouseBin, "serve", "-c", cfgPath, "--watch", "0")
+	args = append([]string{"serve", "-c", cfgPath, "--watch", "0"}, args...)
+	if os.Geteuid() == 0 && !slices.Contains(args, "--user") {
+		// gatehouse refuses to run as root without either; CI runs as root.
+		args = append(args, "--allow-root")
+	}
+	g.cmd = exec.CommandContext(ctx, gatehouseBin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	g.cmd.Env = gatehouseEnv()
 	g.cmd.WaitDelay = 5 * time.Second // bounds the output copying after a kill
@@ -203,7 +211,7 @@ func startGateway(t *testing.T, yaml string) *gateway {
 		}
 		return addrs["http"] != "" && addrs["admin"] != ""
 	})
-	g.httpAddr, g.adminAddr = addrs["http"], addrs["admin"]
+	g.httpAddr, g.httpsAddr, g.adminAddr = addrs["http"], addrs["https"], addrs["admin"]
 
 	deadline := time.Now().Add(startTimeout)
 	for {

@@ -75,7 +75,6 @@ func TestRouting(t *testing.T) {
 		{"IPv4 literal with port", "127.0.0.1:8080", "ip"},
 		{"name ending in the suffix without a dot", "evilexample.com", ""},
 		{"configured name under another domain", "a.example.com.evil.test", ""},
-		{"two trailing dots", "a.example.com..", ""},
 		{"unknown name", "unknown.test", ""},
 	}
 	for _, tc := range tests {

@@ -226,7 +226,7 @@ admin: {listen: "127.0.0.1:9901"}
 log: {level: debug}
 `, p.srvIP, p.srvIP, bk.name))
 			ctx, cancel := context.WithCancel(context.Background())
-			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", p.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0")
+			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", p.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
 			cmd.Env = gatehouseEnv()
 			logs := newLogBuffer()
 			cmd.Stdout, cmd.Stderr = logs, logs

@@ -42,18 +42,30 @@ const (
 const usage = `usage: gatehouse <command> [flags]
 
 commands:
-  serve   [-c FILE]   run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config)
+  serve   [-c FILE] [--user USER | --allow-root]
+                      run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config);
+                      as root it needs --user (switch once bound) or --allow-root
   check   -c FILE     validate a config; errors name file:line and the field
   htpasswd [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
   rules test -c FILE [--show-matches] [--host NAME] LOGFILE
                       replay an nginx/Apache access log through the probe and hotlink
                       rules and the jails; print matches and the bans that would follow
+  sign s3 --bucket B --key K [--method GET|PUT] [--expires 1h]
+  sign cloudfront --url URL [--expires 1h] [--not-before T] [--ip CIDR] [--cookies]
+  sign link --url URL [--expires 1h] [--ip IP]
+                      signed URLs for paid media from a running gateway (--admin URL
+                      --token T, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN) or locally with -c FILE
   bans list | add IP [--for 1h] [--reason R] | del IP
                       the ban list of a running gateway (--admin URL --token T,
                       or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
   firewall status|flush [-c FILE]
                       show or remove the kernel sets/rules gatehouse created
+  fleet status [-c FILE]
+                      the nodes of the fleet as its Redis sees them: last seen, lag, outbox
+  import nginx FILE [--fail2ban JAIL.LOCAL] [-o OUT.yaml]
+                      translate an nginx config (and fail2ban jails) into a gatehouse
+                      config; exit 3 when something could not be carried over
   version             print the version
 `
 
@@ -77,8 +89,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return rulesCmd(args[1:], stdout, stderr)
 	case "bans":
 		return bansCmd(args[1:], stdout, stderr)
+	case "sign":
+		return signCmd(args[1:], stdout, stderr)
 	case "firewall":
 		return firewallCmd(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
+	case "fleet":
+		return fleetCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -140,6 +158,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := configFlag(fs)
 	watch := fs.Duration("watch", 2*time.Second, "check the config file for changes this often (0: only on SIGHUP)")
+	runAsUser := fs.String("user", "", "started as root: switch to `USER` (name or uid) once the listeners are bound, keeping only CAP_NET_ADMIN for kernel ban sync")
+	allowRoot := fs.Bool("allow-root", false, "keep running as root (without --user, gatehouse refuses to)")
 	if !parseFlags(fs, args, stderr) {
 		return exitUsage
 	}
@@ -160,9 +180,28 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return loadExit(err)
 	}
+	runAs, err := proxy.ResolveRunAs(*runAsUser, *allowRoot, os.Geteuid())
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse serve:", err)
+		return exitUsage
+	}
+	if d != nil && runAs != nil {
+		// The demo's htpasswd file is watched, and its directory removed
+		// at exit, by the user gatehouse switches to.
+		err := filepath.WalkDir(d.dir, func(p string, _ os.DirEntry, err error) error {
+			return errors.Join(err, os.Lchown(p, runAs.UID, runAs.GID))
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse serve: demo files for --user:", err)
+			return exitRuntime
+		}
+	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
-	srv, err := proxy.New(proxy.Options{Config: cfg, ConfigPath: *path, WatchInterval: *watch, Log: log})
+	if runAs == nil && os.Geteuid() == 0 {
+		log.Warn("running as root (--allow-root); prefer --user or the systemd unit")
+	}
+	srv, err := proxy.New(proxy.Options{Config: cfg, ConfigPath: *path, WatchInterval: *watch, Log: log, RunAs: runAs})
 	if err != nil {
 		log.Error("start failed", "error", err)
 		return exitUsage

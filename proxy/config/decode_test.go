@@ -36,8 +36,8 @@ var parseErrorCases = []struct {
 	},
 	{
 		name:    "unknown top-level key without suggestion",
-		in:      minimal + "tls: {}\n",
-		wantErr: "t.yaml:4: tls: unknown key; allowed: listen, limits, state_dir, trusted_proxies, allow, ipv6_prefix, jails, hosts, probes, firewall, notify, admin, log",
+		in:      minimal + "zzz: {}\n",
+		wantErr: "t.yaml:4: zzz: unknown key; allowed: listen, limits, state_dir, trusted_proxies, allow, tls, ipv6_prefix, jails, hosts, probes, firewall, notify, fleet, admin, signer, log",
 	},
 	{
 		name: "unknown nested key with suggestion",
@@ -143,6 +143,26 @@ var parseErrorCases = []struct {
 		name:    "state_dir without parent",
 		in:      minimal + "state_dir: /nonexistent-gatehouse/state\n",
 		wantErr: "t.yaml:4: state_dir: neither /nonexistent-gatehouse/state nor its parent exists",
+	},
+	{
+		name:    "hsts without max-age",
+		in:      minimal + "    hsts: includeSubDomains\n",
+		wantErr: `t.yaml:4: hosts[0].hsts: "includeSubDomains" is not off nor max-age=SECONDS`,
+	},
+	{
+		name:    "hsts unknown directive",
+		in:      minimal + "    hsts: \"max-age=60; preload; preload\"\n",
+		wantErr: `t.yaml:4: hosts[0].hsts: "max-age=60; preload; preload" is not off nor max-age=SECONDS`,
+	},
+	{
+		name:    "conns_per_ip zero",
+		in:      minimal + "limits: {conns_per_ip: 0}\n",
+		wantErr: "t.yaml:4: limits.conns_per_ip: must be greater than 0; remove the key for the default (256)",
+	},
+	{
+		name:    "h2_max_streams too large",
+		in:      minimal + "limits: {h2_max_streams: 100000}\n",
+		wantErr: "t.yaml:4: limits.h2_max_streams: 100000 is not between 1 and 10000",
 	},
 	{
 		name:    "unknown firewall backend",
@@ -378,7 +398,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "unknown scope",
 		in:      minimal + "admin:\n  tokens:\n    - name: ops\n      token: \"sha256:" + strings.Repeat("ab", 32) + "\"\n      scopes: [bans:read, sign:gcs]\n",
-		wantErr: `t.yaml:8: admin.tokens[0].scopes[1]: "sign:gcs" is not one of bans:read, bans:write, sign:s3, sign:cloudfront, sign:link`,
+		wantErr: `t.yaml:8: admin.tokens[0].scopes[1]: "sign:gcs" is not one of bans:read, bans:write, sign:s3, sign:cloudfront, sign:link, ui`,
 	},
 	{
 		name:    "no scopes",
@@ -498,6 +518,7 @@ func TestParseFull(t *testing.T) {
 	in := fmt.Sprintf(`# every key, none at its default
 listen:
   http: "127.0.0.1:8080"
+  strict_sni: true
 limits:
   read_header_timeout: 5s
   idle_timeout: 1m30s
@@ -507,6 +528,8 @@ limits:
   upstream_response_header_timeout: 1d
   upstream_idle_conns: 64
   upstream_fail_timeout: 1w
+  conns_per_ip: 32
+  h2_max_streams: 100
 trusted_proxies: [10.0.0.0/8, "::ffff:192.0.2.1"]
 hosts:
   - match: [App.Example.com, "*.example.com"]
@@ -516,6 +539,8 @@ hosts:
     headers:
       set: {Strict-Transport-Security: "max-age=31536000", X-Empty: ""}
       remove: [Server, X-Powered-By]
+    hsts: "max-age=600; includeSubDomains"
+    allow_encoded_slash: true
 admin:
   listen: "[::1]:9901"
   tokens:
@@ -540,7 +565,7 @@ log:
 	want := &File{
 		IPv6Prefix: 64,
 		Firewall:   Firewall{Backend: "none", Reconcile: Duration(30 * time.Second)},
-		Listen:     Listen{HTTP: "127.0.0.1:8080"},
+		Listen:     Listen{HTTP: "127.0.0.1:8080", StrictSNI: true},
 		Limits: Limits{
 			ReadHeaderTimeout:             Duration(5 * time.Second),
 			IdleTimeout:                   Duration(90 * time.Second),
@@ -550,6 +575,8 @@ log:
 			UpstreamResponseHeaderTimeout: Duration(24 * time.Hour),
 			UpstreamIdleConns:             64,
 			UpstreamFailTimeout:           Duration(7 * 24 * time.Hour),
+			ConnsPerIP:                    32,
+			H2MaxStreams:                  100,
 		},
 		TrustedProxies: []Prefix{mustPrefix(t, "10.0.0.0/8"), mustPrefix(t, "192.0.2.1/32")},
 		Hosts: []Host{{
@@ -561,6 +588,8 @@ log:
 				Set:    map[string]string{"Strict-Transport-Security": "max-age=31536000", "X-Empty": ""},
 				Remove: []string{"Server", "X-Powered-By"},
 			},
+			HSTS:              "max-age=600; includeSubDomains",
+			AllowEncodedSlash: true,
 		}},
 		Admin: Admin{
 			Listen: "[::1]:9901",
@@ -604,11 +633,14 @@ func TestParseDefaults(t *testing.T) {
 			UpstreamResponseHeaderTimeout: Duration(60 * time.Second),
 			UpstreamIdleConns:             128,
 			UpstreamFailTimeout:           Duration(10 * time.Second),
+			ConnsPerIP:                    256,
+			H2MaxStreams:                  250,
 		},
 		Hosts: []Host{{
 			Match:     []HostPattern{mustHost(t, "app.example.com")},
 			Upstreams: []Upstream{mustUpstream(t, "http://127.0.0.1:3000")},
 			WebSocket: &on,
+			HSTS:      "max-age=31536000",
 		}},
 		Admin: Admin{Listen: "127.0.0.1:9901"},
 		Log:   Log{Access: "json", Level: "info"},

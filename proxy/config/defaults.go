@@ -9,6 +9,7 @@ func applyDefaults(f *File) {
 	if f.Listen.HTTP == "" {
 		f.Listen.HTTP = ":80"
 	}
+	applyTLSDefaults(f)
 
 	l := &f.Limits
 	setDuration(&l.ReadHeaderTimeout, 10*time.Second)
@@ -23,14 +24,26 @@ func applyDefaults(f *File) {
 		l.UpstreamIdleConns = 128
 	}
 	setDuration(&l.UpstreamFailTimeout, 10*time.Second)
+	if l.ConnsPerIP == 0 {
+		l.ConnsPerIP = 256
+	}
+	if l.H2MaxStreams == 0 {
+		l.H2MaxStreams = 250
+	}
 
 	for i := range f.Hosts {
+		if f.Hosts[i].HSTS == "" {
+			f.Hosts[i].HSTS = "max-age=31536000"
+		}
 		if f.Hosts[i].WebSocket == nil {
 			on := true
 			f.Hosts[i].WebSocket = &on
 		}
 		if hl := f.Hosts[i].Hotlink; hl != nil && hl.Action.Status == 0 && hl.Action.Redirect == "" {
 			hl.Action.Status = 403
+		}
+		if sl := f.Hosts[i].SignedLinks; sl != nil {
+			setDuration(&sl.MaxExpires, 24*time.Hour)
 		}
 		if ba := f.Hosts[i].BasicAuth; ba != nil {
 			if ba.Realm == "" {
@@ -52,6 +65,7 @@ func applyDefaults(f *File) {
 	if n := f.Notify; n != nil {
 		setDuration(&n.MinInterval, time.Minute)
 	}
+	applyFleetDefaults(f.Fleet)
 
 	if f.IPv6Prefix == 0 {
 		f.IPv6Prefix = 64
@@ -76,6 +90,13 @@ func applyDefaults(f *File) {
 		if p.Status == 0 {
 			p.Status = 403
 		}
+	}
+
+	if s3 := f.Signer.S3; s3 != nil {
+		setDuration(&s3.MaxExpires, 24*time.Hour)
+	}
+	if cf := f.Signer.CloudFront; cf != nil {
+		setDuration(&cf.MaxExpires, 24*time.Hour)
 	}
 
 	if f.Admin.Listen == "" {

@@ -21,6 +21,9 @@ type File struct {
 	// Allow lists clients that are never counted by a jail nor banned
 	// (key allow). Default none.
 	Allow []Prefix `yaml:"allow"`
+	// TLS turns on HTTPS: ACME-managed and static certificates (key tls).
+	// nil: plain HTTP only.
+	TLS *TLS `yaml:"tls"`
 	// IPv6Prefix is the prefix length by which IPv6 clients are counted
 	// and banned (key ipv6_prefix), 32–128. Default 64.
 	IPv6Prefix int `yaml:"ipv6_prefix"`
@@ -37,14 +40,30 @@ type File struct {
 	Firewall Firewall `yaml:"firewall"`
 	// Notify sends a message on every ban (key notify). nil: off.
 	Notify *Notify `yaml:"notify"`
-	Admin  Admin   `yaml:"admin"`
-	Log    Log     `yaml:"log"`
+	// Fleet makes several nodes share bans, jail counters and ACME
+	// certificates through one Redis (key fleet). nil: off.
+	Fleet *Fleet `yaml:"fleet"`
+	Admin Admin  `yaml:"admin"`
+	// Signer issues S3 and CloudFront signed URLs through the admin API
+	// and `gatehouse sign` (key signer). Default: both off.
+	Signer Signer `yaml:"signer"`
+	Log    Log    `yaml:"log"`
 }
 
 // Listen holds the public listeners (key listen).
 type Listen struct {
 	// HTTP is the plain HTTP listen address (key listen.http). Default ":80".
 	HTTP string `yaml:"http"`
+	// HTTPS is the TLS listen address (key listen.https). Default ":443"
+	// when tls is set; it is an error without tls. With TLS on, plain
+	// HTTP requests for a name with a certificate are redirected (308) to
+	// https, ACME HTTP-01 challenges excepted.
+	HTTPS string `yaml:"https"`
+	// StrictSNI answers 421 Misdirected Request to a TLS request whose
+	// host differs from the server name (SNI) of its TLS handshake (key
+	// listen.strict_sni); without SNI only an IP-literal host is accepted.
+	// Default false.
+	StrictSNI bool `yaml:"strict_sni"`
 }
 
 // Limits bounds what one client or one upstream can cost (key limits).
@@ -74,6 +93,15 @@ type Limits struct {
 	// UpstreamFailTimeout is how long an upstream that refused a connection
 	// is skipped (nginx fail_timeout). Default 10s.
 	UpstreamFailTimeout Duration `yaml:"upstream_fail_timeout"`
+	// ConnsPerIP caps the connections one client address (an IPv6 client
+	// by its ipv6_prefix) may hold open at once, between 1 and 100000;
+	// a connection over it is closed at once and is an offence for the
+	// flood jail. Allowed clients and trusted proxies are not counted.
+	// Default 256.
+	ConnsPerIP int `yaml:"conns_per_ip"`
+	// H2MaxStreams caps the concurrent streams of one HTTP/2 connection,
+	// between 1 and 10000. Default 250.
+	H2MaxStreams int `yaml:"h2_max_streams"`
 }
 
 // Host routes one or more host names to a set of upstreams (key hosts[]).
@@ -96,8 +124,22 @@ type Host struct {
 	// Hotlink refuses protected media requested from other sites' pages.
 	// nil: off.
 	Hotlink *Hotlink `yaml:"hotlink"`
+	// SignedLinks requires a gateway-signed link for some of the host's
+	// paths (key hosts[].signed_links). nil: off.
+	SignedLinks *SignedLinks `yaml:"signed_links"`
 	// Headers edits response headers.
 	Headers Headers `yaml:"headers"`
+	// HSTS is the Strict-Transport-Security value sent on every answer
+	// to a request that came over TLS (key hosts[].hsts), replacing the
+	// upstream's; "off" sends none and lets the upstream's through.
+	// Default "max-age=31536000".
+	HSTS string `yaml:"hsts"`
+	// AllowEncodedSlash passes paths with an encoded "/" (%2F) to this
+	// host instead of refusing them with 400 (key
+	// hosts[].allow_encoded_slash), for upstreams that read %2F as data,
+	// never as a separator. Path rules then see "a%2Fb" as one segment.
+	// Default false.
+	AllowEncodedSlash bool `yaml:"allow_encoded_slash"`
 }
 
 // Headers edits the response headers sent to clients (key hosts[].headers).
@@ -132,7 +174,7 @@ type Token struct {
 	// refused.
 	Token Secret `yaml:"token"`
 	// Scopes lists what the token may do: bans:read, bans:write, sign:s3,
-	// sign:cloudfront, sign:link. Required.
+	// sign:cloudfront, sign:link, ui (sign in to the dashboard). Required.
 	Scopes []string `yaml:"scopes"`
 	// Prefixes limits the keys and paths a signing token may sign.
 	// Default: no limit.
@@ -275,4 +317,101 @@ type Email struct {
 	// Default: no authentication.
 	Username Secret `yaml:"username"`
 	Password Secret `yaml:"password"`
+}
+
+// SignedLinks protects paid media with gateway-signed links (key
+// hosts[].signed_links): a request under Paths needs an unexpired
+// HMAC-SHA256 signature over its method, host, path and expiry, issued by
+// POST /v1/sign/link or `gatehouse sign link`.
+type SignedLinks struct {
+	// Paths lists the protected path prefixes, on segment boundaries.
+	// Required.
+	Paths []string `yaml:"paths"`
+	// Key is the HMAC key, env:NAME or file:PATH, at least 32 bytes
+	// (openssl rand -base64 48). Give Key or Keys, not both.
+	Key Secret `yaml:"key"`
+	// Keys lists HMAC keys for rotation: the first signs, every one
+	// verifies. Give Key or Keys, not both.
+	Keys []Secret `yaml:"keys"`
+	// BindIP requires every link to be bound to the client address it
+	// was issued for. Default false: binding is optional per link.
+	BindIP bool `yaml:"bind_ip"`
+	// MaxExpires caps a link's validity. Default 24h.
+	MaxExpires Duration `yaml:"max_expires"`
+}
+
+// Signer configures the URL signers (key signer).
+type Signer struct {
+	// S3 pre-signs S3 URLs. nil: off.
+	S3 *SignerS3 `yaml:"s3"`
+	// CloudFront signs CloudFront URLs and cookies. nil: off.
+	CloudFront *SignerCloudFront `yaml:"cloudfront"`
+}
+
+// SignerS3 configures S3 pre-signed URLs (key signer.s3).
+type SignerS3 struct {
+	// Region is the buckets' region, such as eu-west-1. Required.
+	Region string `yaml:"region"`
+	// Endpoint is the base URL of an S3-compatible server. Default "":
+	// AWS.
+	Endpoint string `yaml:"endpoint"`
+	// PathStyle puts the bucket in the URL path instead of the host name.
+	// Default false.
+	PathStyle bool `yaml:"path_style"`
+	// AccessKeyID and SecretAccessKey are env: or file: references.
+	// Default: neither, and the AWS SDK's default credential chain.
+	AccessKeyID     Secret `yaml:"access_key_id"`
+	SecretAccessKey Secret `yaml:"secret_access_key"`
+	// MaxExpires caps a URL's validity, at most 7d (SigV4's limit).
+	// Default 24h.
+	MaxExpires Duration `yaml:"max_expires"`
+}
+
+// SignerCloudFront configures CloudFront signed URLs and cookies (key
+// signer.cloudfront).
+type SignerCloudFront struct {
+	// KeyPairID is the ID of the public key in CloudFront. Required.
+	KeyPairID string `yaml:"key_pair_id"`
+	// PrivateKey is the PEM RSA private key (PKCS#1 or PKCS#8, at least
+	// 2048 bits) as env: or file: reference. Required.
+	PrivateKey Secret `yaml:"private_key"`
+	// MaxExpires caps a signature's validity. Default 24h.
+	MaxExpires Duration `yaml:"max_expires"`
+	// Domains lists the distribution host names URLs may be signed for;
+	// others are refused (422). Required.
+	Domains []HostPattern `yaml:"domains"`
+}
+
+// Fleet configures fleet mode (key fleet): the nodes that name the same
+// Redis and prefix share their bans, the offences of share_jails and,
+// with certificates, their ACME certificates. It needs state_dir: each
+// node keeps its journal (bans, the outbox of changes not yet in Redis,
+// its place in the change stream) in bans.db.
+type Fleet struct {
+	// Redis is the server's URL: redis://[user@]host:port[/db], or
+	// rediss:// for TLS, always verified (against CARoot when set, the
+	// system roots otherwise). The user is a Redis ACL user. A password
+	// in the URL is refused: give it in Password. Required.
+	Redis string `yaml:"redis"`
+	// Password authenticates the ACL user (or the default user), as a
+	// secret reference (env:NAME, file:PATH). Default: none.
+	Password Secret `yaml:"password"`
+	// CARoot is a PEM file of the CA that signed the Redis server's
+	// certificate, trusted in addition to the system roots (rediss only).
+	// Default "": the system roots.
+	CARoot string `yaml:"ca_root"`
+	// Prefix starts every key, as a Redis Cluster hash tag ({gh}:bans),
+	// so several fleets can share one Redis. Default "gh".
+	Prefix string `yaml:"prefix"`
+	// Node names this node in the fleet. Default: the host name.
+	Node string `yaml:"node"`
+	// ShareJails lists the jails whose offences are counted fleet-wide
+	// (key share_jails): a client spreading its offences over the nodes
+	// is banned as if one node saw them all. Rate (flood) jails stay per
+	// node. Default none.
+	ShareJails []string `yaml:"share_jails"`
+	// Certificates keeps certmagic's storage (ACME certificates, keys,
+	// locks, challenge tokens) in Redis, mirrored to state_dir/certs, so
+	// one certificate serves every node. Default false.
+	Certificates bool `yaml:"certificates"`
 }

@@ -12,10 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"gatehouse/rules"
 	"gatehouse/rules/htpasswd"
+	"gatehouse/signer"
 )
 
 // MaxUpstreams is the most upstreams one host may list; the proxy's
@@ -24,7 +26,7 @@ const MaxUpstreams = 64
 
 // Allowed values of the enumerated keys, in the order messages list them.
 var (
-	tokenScopes = []string{"bans:read", "bans:write", "sign:s3", "sign:cloudfront", "sign:link"}
+	tokenScopes = []string{"bans:read", "bans:write", "sign:s3", "sign:cloudfront", "sign:link", "ui"}
 	logAccess   = []string{"json", "combined", "off"}
 	logLevels   = []string{"debug", "info", "warn", "error"}
 )
@@ -84,7 +86,10 @@ func (v *validator) check(f *File) {
 	}
 	v.jails(f)
 	v.state(f)
+	v.fleet(f)
+	v.tls(f)
 	v.tokens(f.Admin.Tokens)
+	v.signer(f.Signer)
 	v.log(&f.Log)
 }
 
@@ -156,6 +161,8 @@ func (v *validator) zeroLimits(l Limits) {
 		{"upstream_response_header_timeout", l.UpstreamResponseHeaderTimeout == 0, d.UpstreamResponseHeaderTimeout},
 		{"upstream_idle_conns", l.UpstreamIdleConns == 0, d.UpstreamIdleConns},
 		{"upstream_fail_timeout", l.UpstreamFailTimeout == 0, d.UpstreamFailTimeout},
+		{"conns_per_ip", l.ConnsPerIP == 0, d.ConnsPerIP},
+		{"h2_max_streams", l.H2MaxStreams == 0, d.H2MaxStreams},
 	} {
 		field := "limits." + c.key
 		if _, written := v.lines[field]; written && c.zero {
@@ -172,6 +179,12 @@ func (v *validator) limits(l *Limits) {
 	}
 	if l.UpstreamIdleConns < 1 || l.UpstreamIdleConns > 10000 {
 		v.add("limits.upstream_idle_conns", "%d is not between 1 and 10000", l.UpstreamIdleConns)
+	}
+	if l.ConnsPerIP < 1 || l.ConnsPerIP > 100000 {
+		v.add("limits.conns_per_ip", "%d is not between 1 and 100000", l.ConnsPerIP)
+	}
+	if l.H2MaxStreams < 1 || l.H2MaxStreams > 10000 {
+		v.add("limits.h2_max_streams", "%d is not between 1 and 10000", l.H2MaxStreams)
 	}
 }
 
@@ -219,11 +232,15 @@ func (v *validator) hosts(hosts []Host) {
 		}
 
 		v.headers(p+".headers", h.Headers)
+		v.hsts(p+".hsts", h.HSTS)
 		if h.BasicAuth != nil {
 			v.basicAuth(p+".basic_auth", h.BasicAuth)
 		}
 		if h.Hotlink != nil {
 			v.hotlink(p+".hotlink", h.Hotlink)
+		}
+		if h.SignedLinks != nil {
+			v.signedLinks(p+".signed_links", h.SignedLinks)
 		}
 	}
 }
@@ -442,6 +459,33 @@ func (v *validator) headers(p string, h Headers) {
 	}
 }
 
+// hsts checks a Strict-Transport-Security value (RFC 6797 §6.1): "off",
+// or "max-age=SECONDS" followed by "; includeSubDomains" and "; preload"
+// in any case, each at most once.
+func (v *validator) hsts(field, value string) {
+	if value == "off" {
+		return
+	}
+	bad := func() {
+		v.add(field, "%q is not off nor max-age=SECONDS with optional ; includeSubDomains and ; preload", value)
+	}
+	parts := strings.Split(value, ";")
+	age, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(parts[0])), "max-age=")
+	if !ok || !isDigits(age) || len(age) > 10 {
+		bad()
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range parts[1:] {
+		d := strings.ToLower(strings.TrimSpace(p))
+		if (d != "includesubdomains" && d != "preload") || seen[d] {
+			bad()
+			return
+		}
+		seen[d] = true
+	}
+}
+
 // validHeaderName reports whether s is an HTTP field name: a token of
 // RFC 9110 §5.6.2.
 func validHeaderName(s string) bool {
@@ -544,7 +588,12 @@ func (f *File) Summary() string {
 	if f.Log.Access != "off" && f.Log.AccessFile != "" && f.Log.AccessFile != "-" {
 		access += " to " + f.Log.AccessFile
 	}
-	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + ", " + admin + ", " + access
+	tls := ""
+	if f.TLS != nil {
+		tls = ", https on " + f.Listen.HTTPS + " (" + plural(len(f.ManagedNames()), "ACME name") + ", " +
+			plural(len(f.TLS.Certificates), "static certificate") + ")"
+	}
+	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + tls + ", " + admin + ", " + access
 }
 
 func plural(n int, noun string) string {
@@ -552,4 +601,131 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// secretValue reports a secret given as sha256:, which a signer cannot
+// use: it needs the key itself, not its digest. It returns whether the
+// secret is set and usable.
+func (v *validator) secretValue(field string, s Secret) bool {
+	if !s.IsZero() && !s.HasValue() {
+		v.add(field, "the gateway signs with this secret, so it needs the secret itself: use env:NAME or file:PATH, not sha256:")
+		return false
+	}
+	return !s.IsZero()
+}
+
+// signedLinks checks a host's signed_links: the keys as signer.NewLinks
+// takes them (at least signer.MinLinkKey bytes, no repeats).
+func (v *validator) signedLinks(p string, sl *SignedLinks) {
+	if len(sl.Paths) == 0 {
+		v.add(p+".paths", "at least one protected path is required")
+	}
+	for i, path := range sl.Paths {
+		if !strings.HasPrefix(path, "/") {
+			v.add(p+".paths["+strconv.Itoa(i)+"]", "%q must start with /", path)
+		}
+	}
+	type key struct {
+		field string
+		s     Secret
+	}
+	var keys []key
+	switch {
+	case sl.Key.IsZero() && len(sl.Keys) == 0:
+		v.add(p, "a key is required: key: env:NAME, or keys: [env:NEW, env:OLD] to rotate")
+	case !sl.Key.IsZero() && len(sl.Keys) > 0:
+		v.add(p+".keys", "give key or keys, not both")
+	case !sl.Key.IsZero():
+		keys = append(keys, key{p + ".key", sl.Key})
+	}
+	for i, k := range sl.Keys {
+		keys = append(keys, key{p + ".keys[" + strconv.Itoa(i) + "]", k})
+	}
+	for i, k := range keys {
+		if !v.secretValue(k.field, k.s) {
+			continue
+		}
+		if n := len(k.s.Value()); n < signer.MinLinkKey {
+			v.add(k.field, "the key is %d bytes; at least %d are needed (openssl rand -base64 48)", n, signer.MinLinkKey)
+		}
+		for _, prev := range keys[:i] {
+			if prev.s.HasValue() && prev.s.digest == k.s.digest {
+				v.add(k.field, "same key as %s (line %d)", prev.field, v.line(prev.field))
+				break
+			}
+		}
+	}
+	if sl.MaxExpires.D() < time.Second {
+		v.add(p+".max_expires", "%v is under 1s", sl.MaxExpires)
+	}
+}
+
+// keyPairID matches CloudFront public key IDs (K2JCJMDEHXQW5F, APKA…).
+func keyPairID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// signer checks signer.s3 and signer.cloudfront; the CloudFront private
+// key is parsed here, so a bad key is reported at load with its line.
+func (v *validator) signer(s Signer) {
+	if c := s.S3; c != nil {
+		if c.Region == "" {
+			v.add("signer.s3.region", "a region is required, such as eu-west-1")
+		}
+		if c.Endpoint != "" {
+			if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.add("signer.s3.endpoint", "%q is not an absolute http(s) URL", c.Endpoint)
+			}
+		}
+		v.secretValue("signer.s3.access_key_id", c.AccessKeyID)
+		v.secretValue("signer.s3.secret_access_key", c.SecretAccessKey)
+		if c.AccessKeyID.IsZero() != c.SecretAccessKey.IsZero() {
+			v.add("signer.s3", "give both access_key_id and secret_access_key, or neither (the AWS SDK's default credential chain)")
+		}
+		if d := c.MaxExpires.D(); d < time.Second || d > signer.MaxS3Expires {
+			v.add("signer.s3.max_expires", "%v is not between 1s and 7d (the SigV4 limit)", c.MaxExpires)
+		}
+	}
+	c := s.CloudFront
+	if c == nil {
+		return
+	}
+	if !keyPairID(c.KeyPairID) {
+		v.add("signer.cloudfront.key_pair_id", "%q is not a CloudFront public key ID (upper-case letters and digits, such as K2JCJMDEHXQW5F)", c.KeyPairID)
+	}
+	if c.PrivateKey.IsZero() {
+		v.add("signer.cloudfront.private_key", "a private key is required; use file:PATH to a PEM RSA key")
+	} else if v.secretValue("signer.cloudfront.private_key", c.PrivateKey) {
+		if _, err := signer.ParsePrivateKey([]byte(c.PrivateKey.Value())); err != nil {
+			v.add("signer.cloudfront.private_key", "%v", err)
+		}
+	}
+	if c.MaxExpires.D() < time.Second {
+		v.add("signer.cloudfront.max_expires", "%v is under 1s", c.MaxExpires)
+	}
+	if len(c.Domains) == 0 {
+		v.add("signer.cloudfront.domains", "at least one distribution host name is required, such as d111111abcdef8.cloudfront.net")
+	}
+	seen := map[HostPattern]string{}
+	for i, d := range c.Domains {
+		field := "signer.cloudfront.domains[" + strconv.Itoa(i) + "]"
+		_, ipErr := netip.ParseAddr(d.Name())
+		switch first, dup := seen[d]; {
+		case d == (HostPattern{}):
+			v.add(field, "empty host name")
+		case d.Wildcard():
+			v.add(field, "%s: wildcards are not supported; list each distribution host name", d)
+		case ipErr == nil:
+			v.add(field, "%s is an IP address; CloudFront serves host names", d)
+		case dup:
+			v.add(field, "%s is already listed (line %d)", d, v.line(first))
+		default:
+			seen[d] = field
+		}
+	}
 }
