@@ -1,11 +1,13 @@
 // Package middleware holds gatehouse's request pipeline: one
 // func(http.Handler) http.Handler per concern — request scope (WithScope),
 // access log (AccessLog), client IP (ClientIP), ban guard (BanGuard),
-// flood jails (RateLimit), canonical path (CanonicalPath), probe blocking
-// (ProbeBlock), hotlink protection (Hotlink) and basic auth (BasicAuth,
-// with its Credentials store) — plus the response header policy
-// (HeaderPolicy) the proxy applies on the way back. The order is fixed in
-// one place, proxy's build.
+// flood jails (RateLimit), request hygiene and the canonical view of host
+// and path (Hygiene; CanonicalPath is its path-only part), probe blocking
+// (ProbeBlock), hotlink protection (Hotlink), signed links (SignedLinks)
+// and basic auth (BasicAuth, with its Credentials store) — plus the
+// response header policy (HeaderPolicy, with HSTS on TLS answers) the
+// proxy applies on the way back. The order is fixed in one place, proxy's
+// build.
 //
 // Every request carries one Scope, created by WithScope at the top of the
 // chain and filled in by later middleware (ClientIP sets the client address,

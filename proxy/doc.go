@@ -1,10 +1,15 @@
 // Package proxy is the gateway itself: it turns a validated config
-// (package proxy/config) into a running server — the public listener, the
-// host router, the reverse proxy to each host's upstream pool, the admin
-// listener (health, readiness, metrics, the token-authenticated /v1/bans
-// API) — wires the ban list to its subscribers (rules/store,
-// rules/firewall, rules/notify), and reloads and shuts it down. ReplayLog
-// runs an access log through a config's rules for gatehouse rules test.
+// (package proxy/config) into a running server — the public listeners
+// (plain HTTP and HTTPS, each behind a per-client connection limit and
+// the HTTP/1 framing guard of framing.go; TLS terminated in tlslisten.go
+// with certificates from certmagic or files, tls.go), the host router,
+// the reverse proxy to each host's upstream pool, the admin listener
+// (health, readiness, metrics, the token-authenticated /v1/bans and
+// /v1/sign APIs, the dashboard of proxy/ui) — wires the ban list to its
+// subscribers (rules/store, rules/firewall, rules/notify, rules/fleet),
+// drops privileges after binding (privdrop.go), and reloads and shuts it
+// down. ReplayLog runs an access log through a config's rules for
+// gatehouse rules test.
 //
 // Everything a config describes is compiled by Server.build into one
 // immutable runtime (the middleware chain, routes, upstream pools). Reload

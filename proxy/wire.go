@@ -314,10 +314,11 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	// scope → access log (sees every answer) → client IP → ban guard
 	// (banned clients cost nothing more) → rate limit (flood jails) →
 	// hygiene (the canonical view of host, framing, headers and path;
-	// malformed requests end here) → probes (every host, and requests for unknown hosts
-	// too) → host router → per host: upgrade policy, body limit → hotlink
-	// → signed links → basic auth → upstream (response header policy applied on the way
-	// back).
+	// malformed requests end here) → probes (every host, and requests for
+	// unknown hosts too) → host router (421 for unknown hosts, 308 to https
+	// for names with a certificate) → per host: upgrade policy, body limit
+	// → hotlink → signed links → basic auth → upstream (response header
+	// policy applied on the way back).
 	rt.router = hosts
 	rt.creds = creds
 	rt.handler = middleware.WithScope(accessLog(clientIP(guard(limited))))
