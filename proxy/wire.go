@@ -67,7 +67,8 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 
 // jailsConfig maps the config's jail settings to the rules package's.
 func jailsConfig(cfg *config.File) rules.JailsConfig {
-	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix}
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix,
+		Capacity: cfg.Limits.TrackedClients}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
 	}
@@ -303,7 +304,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			continue
 		}
 		rl, err := middleware.RateLimit(middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
-			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix}, rt.jails, s.log)
+			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix, Capacity: cfg.Limits.TrackedClients}, rt.jails, s.log)
 		if err != nil {
 			return nil, fmt.Errorf("jails[%q]: %w", name, err)
 		}

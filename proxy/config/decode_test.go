@@ -577,6 +577,7 @@ log:
 			UpstreamFailTimeout:           Duration(7 * 24 * time.Hour),
 			ConnsPerIP:                    32,
 			H2MaxStreams:                  100,
+			TrackedClients:                100_000,
 		},
 		TrustedProxies: []Prefix{mustPrefix(t, "10.0.0.0/8"), mustPrefix(t, "192.0.2.1/32")},
 		Hosts: []Host{{
@@ -635,6 +636,7 @@ func TestParseDefaults(t *testing.T) {
 			UpstreamFailTimeout:           Duration(10 * time.Second),
 			ConnsPerIP:                    256,
 			H2MaxStreams:                  250,
+			TrackedClients:                100_000,
 		},
 		Hosts: []Host{{
 			Match:     []HostPattern{mustHost(t, "app.example.com")},

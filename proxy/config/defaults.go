@@ -27,6 +27,9 @@ func applyDefaults(f *File) {
 	if l.ConnsPerIP == 0 {
 		l.ConnsPerIP = 256
 	}
+	if l.TrackedClients == 0 {
+		l.TrackedClients = 100_000
+	}
 	if l.H2MaxStreams == 0 {
 		l.H2MaxStreams = 250
 	}

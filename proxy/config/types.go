@@ -102,6 +102,11 @@ type Limits struct {
 	// H2MaxStreams caps the concurrent streams of one HTTP/2 connection,
 	// between 1 and 10000. Default 250.
 	H2MaxStreams int `yaml:"h2_max_streams"`
+	// TrackedClients bounds the clients each jail and each flood limiter
+	// remembers (least recently seen forgotten first), between 1000 and
+	// 10000000. Default 100000: about 6 MB per counting jail and 30 MB
+	// per flood jail when full.
+	TrackedClients int `yaml:"tracked_clients"`
 }
 
 // Host routes one or more host names to a set of upstreams (key hosts[]).

@@ -163,6 +163,7 @@ func (v *validator) zeroLimits(l Limits) {
 		{"upstream_fail_timeout", l.UpstreamFailTimeout == 0, d.UpstreamFailTimeout},
 		{"conns_per_ip", l.ConnsPerIP == 0, d.ConnsPerIP},
 		{"h2_max_streams", l.H2MaxStreams == 0, d.H2MaxStreams},
+		{"tracked_clients", l.TrackedClients == 0, d.TrackedClients},
 	} {
 		field := "limits." + c.key
 		if _, written := v.lines[field]; written && c.zero {
@@ -185,6 +186,9 @@ func (v *validator) limits(l *Limits) {
 	}
 	if l.H2MaxStreams < 1 || l.H2MaxStreams > 10000 {
 		v.add("limits.h2_max_streams", "%d is not between 1 and 10000", l.H2MaxStreams)
+	}
+	if l.TrackedClients < 1000 || l.TrackedClients > 10_000_000 {
+		v.add("limits.tracked_clients", "%d is not between 1000 and 10000000", l.TrackedClients)
 	}
 }
 
