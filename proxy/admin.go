@@ -103,6 +103,7 @@ func (s *Server) dashboard() http.Handler {
 		Listen:       s.current.Load().cfg.Admin.Listen,
 		Bans:         s.bans,
 		Stats:        s.metrics.dash,
+		Fleet:        s.fleetSource(s.current.Load().cfg),
 		Authenticate: s.dashboardToken,
 		Ban: func(target, duration, reason string) (rules.Ban, error) {
 			var d *time.Duration

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/ui"
 	"gatehouse/rules"
 	"gatehouse/rules/fleet"
 )
@@ -149,4 +150,35 @@ func (s *Server) unpersistFleetBan(p netip.Prefix) error {
 	}
 	s.fleet.Kick()
 	return nil
+}
+
+// fleetStatus feeds the dashboard's fleet panel (ui.FleetSource): this
+// node, whether Redis is reachable, and the nodes seen in the fleet. It
+// asks Redis with a short timeout, so a slow Redis never holds up a page.
+type fleetStatus struct {
+	s      *Server
+	node   string
+	prefix string
+}
+
+// FleetStatus implements ui.FleetSource.
+func (f fleetStatus) FleetStatus() ui.FleetStatus {
+	st := ui.FleetStatus{Node: f.node, Connected: f.s.fleet.Up()}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	status, err := fleet.ReadStatus(ctx, f.s.redis, f.prefix)
+	if err != nil {
+		st.LastError = err.Error()
+		return st
+	}
+	st.Nodes = len(status.Nodes)
+	return st
+}
+
+// fleetSource returns the dashboard's fleet source, nil without fleet mode.
+func (s *Server) fleetSource(cfg *config.File) ui.FleetSource {
+	if s.fleet == nil || cfg.Fleet == nil {
+		return nil
+	}
+	return fleetStatus{s: s, node: cfg.Fleet.Node, prefix: cfg.Fleet.Prefix}
 }

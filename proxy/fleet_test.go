@@ -161,6 +161,11 @@ func TestFleetOverTLSWithDocumentedACLUser(t *testing.T) {
 	if err != nil || st.Epoch == "" {
 		t.Fatalf("ReadStatus = %+v, %v", st, err)
 	}
+	// The dashboard's fleet panel sees this node up and both nodes.
+	panel := fleetStatus{s: &Server{fleet: a.f, redis: client()}, node: "a", prefix: "gh"}
+	if fs := panel.FleetStatus(); !fs.Connected || fs.Node != "a" || fs.Nodes != len(st.Nodes) || fs.Nodes < 1 || fs.LastError != "" {
+		t.Errorf("FleetStatus = %+v, want connected node a seeing %d nodes", fs, len(st.Nodes))
+	}
 
 	cs := newRedisCertStorage(redisCertConfig{Redis: client(), Lease: time.Second})
 	if err := cs.Store(ctx, "certificates/ca/example.com/example.com.crt", []byte("CERT")); err != nil {
