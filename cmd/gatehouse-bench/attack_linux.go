@@ -158,13 +158,7 @@ func attackMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer cancel()
 	rep, err := runAttack(ctx, cfg, rows, stderr)
 	if rep != nil {
-		md := rep.markdown()
-		if _, werr := io.WriteString(stdout, md); werr != nil && err == nil {
-			err = werr
-		}
-		if werr := os.WriteFile(filepath.Join(cfg.dir, "results.md"), []byte(md), 0o644); werr != nil && err == nil {
-			err = werr
-		}
+		err = errors.Join(err, writeResults(stdout, cfg.dir, rep.markdown()))
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -272,15 +273,16 @@ func compareMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	rep, err := runCompare(ctx, cfg, stderr)
 	if rep != nil {
-		md := rep.markdown()
-		if _, werr := io.WriteString(stdout, md); werr != nil && err == nil {
-			err = werr
-		}
-		if werr := os.WriteFile(filepath.Join(cfg.dir, "results.md"), []byte(md), 0o644); werr != nil && err == nil {
-			err = werr
-		}
+		err = errors.Join(err, writeResults(stdout, cfg.dir, rep.markdown()))
 	}
 	return err
+}
+
+// writeResults prints a run's Markdown report and keeps it as
+// dir/results.md.
+func writeResults(stdout io.Writer, dir, md string) error {
+	_, err := io.WriteString(stdout, md)
+	return errors.Join(err, os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644))
 }
 
 // bench holds what a benchmark run shares: the scratch directory, the
