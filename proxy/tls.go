@@ -166,9 +166,8 @@ func (m *tlsManager) update(cfg *config.File) {
 	if m == nil || !cfg.TLSOn() {
 		return
 	}
-	if m.magic == nil && cfg.TLS.ACME != nil {
-		m.log.Warn("setting changed; it takes effect after a restart", "field", "tls.acme")
-	} else if m.magic != nil && (cfg.TLS.ACME == nil || cfg.TLS.ACME.CA != m.acme.CA || cfg.TLS.ACME.Email != m.acme.Email || cfg.TLS.ACME.CARoot != m.acme.CARoot) {
+	a := cfg.TLS.ACME
+	if (m.magic == nil) != (a == nil) || a != nil && (a.CA != m.acme.CA || a.Email != m.acme.Email || a.CARoot != m.acme.CARoot) {
 		m.log.Warn("setting changed; it takes effect after a restart", "field", "tls.acme")
 	}
 	m.setStatic(cfg)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -109,16 +110,8 @@ func acmeQualifies(name string) bool {
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") || !strings.Contains(name, ".") {
 		return false
 	}
-	return checkDNSName(name) == nil && !isIPLiteral(name)
-}
-
-func isIPLiteral(s string) bool {
-	for _, c := range s {
-		if (c < '0' || c > '9') && c != '.' {
-			return false
-		}
-	}
-	return true
+	_, err := netip.ParseAddr(name)
+	return err != nil && checkDNSName(name) == nil
 }
 
 func applyTLSDefaults(f *File) {
