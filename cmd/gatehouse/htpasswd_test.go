@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,27 @@ func needTool(t *testing.T, name string) string {
 		t.Skipf("%s not installed: %v", name, err)
 	}
 	return path
+}
+
+// needGoTool is needTool for a program `make tools` installs with go
+// install: it is also looked for in $GOPATH/bin, which need not be on
+// PATH. hint says how to install it.
+func needGoTool(t *testing.T, name, hint string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range filepath.SplitList(build.Default.GOPATH) {
+		p := filepath.Join(dir, "bin", name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required in CI: %s", name, hint)
+	}
+	t.Skipf("%s not installed (%s)", name, hint)
+	return ""
 }
 
 // runHtpasswd calls htpasswdCmd with args, "FILE" in them replaced by

@@ -623,7 +623,7 @@ func TestHygieneHTTP2(t *testing.T) {
 // gatehouse must fail no test that plain Go passes.
 func TestH2Spec(t *testing.T) {
 	t.Parallel()
-	h2spec := needTool(t, "h2spec")
+	h2spec := needGoTool(t, "h2spec", "make tools (go install github.com/summerwind/h2spec/cmd/h2spec)")
 	app := newEchoUpstream(t, "app")
 	g, _ := h2Gateway(t, app.URL(), "")
 

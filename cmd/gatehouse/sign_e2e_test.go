@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"go/build"
 	"io"
 	"net/http"
 	"net/netip"
@@ -75,32 +74,12 @@ func signAdmin() string {
 `, sha256Hex(signToken), sha256Hex(limitedToken), sha256Hex(bansToken))
 }
 
-// needVersitygw returns the versitygw binary: on $PATH or in
-// $GOPATH/bin, where `go install` puts it.
-func needVersitygw(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	for _, dir := range filepath.SplitList(build.Default.GOPATH) {
-		p := filepath.Join(dir, "bin", "versitygw")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("versitygw is required in CI: %s", versitygwInstall)
-	}
-	t.Skipf("versitygw not installed (%s)", versitygwInstall)
-	return ""
-}
-
 // startVersitygw runs versitygw with its posix backend on a fresh
 // directory, listening on 127.0.0.1 (a port the kernel picks), and
 // returns its base URL. It is stopped when the test ends.
 func startVersitygw(t *testing.T) string {
 	t.Helper()
-	bin := needVersitygw(t)
+	bin := needGoTool(t, "versitygw", versitygwInstall)
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)

@@ -249,22 +249,6 @@ type pebble struct {
 	stop  func()         // ends Pebble; also run at cleanup
 }
 
-// needPebble returns the pebble binary: on PATH or in GOPATH/bin, where
-// `make tools` installs it.
-func needPebble(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("pebble"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "pebble")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return needTool(t, "pebble")
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -279,7 +263,7 @@ func freePort(t *testing.T) int {
 // validating HTTP-01 on httpPort and TLS-ALPN-01 on tlsPort of 127.0.0.1.
 func startPebble(t *testing.T, dns string, httpPort, tlsPort int) *pebble {
 	t.Helper()
-	bin := needPebble(t)
+	bin := needGoTool(t, "pebble", "make tools (go install github.com/letsencrypt/pebble/v2/cmd/pebble)")
 	ca := newTestCA(t)
 	certPath, keyPath := ca.issue(t, "127.0.0.1", "localhost")
 	apiPort, mgmtPort := freePort(t), freePort(t)
