@@ -6,9 +6,13 @@ import (
 )
 
 // PrefixSet is a compiled list of path prefixes that protect part of a
-// site (basic_auth.paths). A prefix covers a path on segment boundaries:
-// "/admin" covers "/admin" and "/admin/x" but not "/administrator"; "/"
-// and "/admin/" cover what starts with them. Matching ignores ASCII case,
+// site (basic_auth.paths, signed_links.paths). A prefix covers a path on
+// segment boundaries: "/admin" covers "/admin" and "/admin/x" but not
+// "/administrator"; "/" covers every path. A prefix ending in "/" covers
+// what starts with it and also the path without that slash: "/admin/"
+// covers "/admin", which most applications serve as the admin index and
+// which nginx's "location /admin/" answers with a redirect to "/admin/"
+// before any upstream sees it (issue 17). Matching ignores ASCII case,
 // so a case-insensitive upstream cannot be reached around the rule. It is
 // immutable and safe for concurrent use.
 type PrefixSet struct {
@@ -39,6 +43,9 @@ func (ps *PrefixSet) Covers(p string) bool {
 		return true
 	}
 	for _, pre := range ps.prefixes {
+		if dir, ok := strings.CutSuffix(pre, "/"); ok && strings.EqualFold(p, dir) {
+			return true // "/admin/" covers "/admin"
+		}
 		if len(p) < len(pre) || !strings.EqualFold(p[:len(pre)], pre) {
 			continue
 		}

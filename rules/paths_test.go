@@ -27,7 +27,17 @@ func TestPrefixSetCoversRequest(t *testing.T) {
 		{"/admin./", true},
 		{"/admin;x/", true},
 		{"/private/a", true},
-		{"/private", false},
+		// issue 17: "/private/" covers "/private" in every form the
+		// canonical view folds, as nginx's redirect to "/private/" does.
+		{"/private", true},
+		{"/PRIVATE", true},
+		{"/private;x", true},
+		{"/private.", true},
+		{"/private%20", true},
+		{"//private", true},
+		{"/x/../private", true},
+		{"/privatex", false},
+		{"/privat", false},
 		{"/public", false},
 		{"/", false},
 	}

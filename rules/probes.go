@@ -20,7 +20,10 @@ import (
 //
 //	"/a/b"    the path /a/b and everything under it (/a/b/, /a/b/c), on
 //	          segment boundaries: "/admin" does not match "/administration"
-//	"/a/b/"   everything under /a/b/, not /a/b itself (as basic_auth.paths)
+//	"/a/b/"   everything under /a/b/ and /a/b itself (as basic_auth.paths:
+//	          a prefix ending in "/" also covers the path without it, the
+//	          way nginx's "location /a/b/" redirects "/a/b" to "/a/b/");
+//	          "/a/b/*" likewise
 //	"/a/b*"   every path that starts with the bytes "/a/b" ("/phpmyadmin*"
 //	          matches "/phpMyAdmin-2.8.2.3/")
 //	"**/a/b"  like "/a/b" but starting at any segment: "**/.git" matches
@@ -155,8 +158,18 @@ func addExclude(b *trieBuilder, pat string) error {
 	if err := checkLiteral(lit, false, raw); err != nil {
 		return err
 	}
-	b.insert(lit, false, raw, 0)
+	insertDir(b, lit, raw, 0)
 	return nil
+}
+
+// insertDir inserts the prefix literal lit; one ending in "/" also covers
+// the path without that slash (issue 17: "/admin/" covers "/admin", which
+// applications serve as the directory's index).
+func insertDir(b *trieBuilder, lit string, raw bool, rule int32) {
+	b.insert(lit, false, raw, rule)
+	if dir, ok := strings.CutSuffix(lit, "/"); ok && dir != "" {
+		b.insert(dir, false, false, rule)
+	}
 }
 
 // lowerASCIIString lower-cases ASCII letters only and leaves every other
@@ -279,7 +292,7 @@ func (b *pathSetBuilder) add(pat string, rule int32) error {
 		if err := checkLiteral(lit, false, raw); err != nil {
 			return err
 		}
-		b.anywhere.insert(lit, false, raw, rule)
+		insertDir(b.anywhere, lit, raw, rule)
 	case strings.HasPrefix(pat, "*"):
 		lit = pat[1:]
 		if err := checkLiteral(lit, true, false); err != nil {
@@ -295,7 +308,7 @@ func (b *pathSetBuilder) add(pat string, rule int32) error {
 		if err := checkLiteral(lit, false, raw); err != nil {
 			return err
 		}
-		b.root.insert(lit, false, raw, rule)
+		insertDir(b.root, lit, raw, rule)
 	default:
 		return errors.New(`pattern must start with "/", "*", "**/" or "re:"`)
 	}

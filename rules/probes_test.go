@@ -533,7 +533,9 @@ func TestProbeMatchCustom(t *testing.T) {
 	}{
 		{"/old-admin/x", "paths[0]"},
 		{"/OLD-ADMIN/x", "paths[0]"},
-		{"/old-admin", ""}, // "/x/" covers what is under it, not itself
+		{"/old-admin", "paths[0]"}, // issue 17: "/x/" also covers "/x"
+		{"/old-admin.", "paths[0]"},
+		{"/old-adminx", ""},
 		{"/old-admin/assets/a.css", ""},
 		{"/old-admin/assetsx", "paths[0]"},
 		{"/api/internal", "paths[1]"},
@@ -542,7 +544,8 @@ func TestProbeMatchCustom(t *testing.T) {
 		{"/tmp", "paths[2]"},
 		{"/tmpfiles/a", "paths[2]"},
 		{"/tmp/public/a", ""},
-		{"/tmp/public", "paths[2]"}, // the exclude "/tmp/public/" is under it
+		{"/tmp/public", ""}, // the exclude "/tmp/public/" covers it too, as every "/x/" list entry does
+		{"/tmp/publicx", "paths[2]"},
 		{"/a/node_modules/x/package.json", "paths[3]"},
 		{"/node_modules", "paths[3]"},
 		{"/a/node_modulesx", ""},

@@ -152,7 +152,8 @@ func TestHotlinkProtected(t *testing.T) {
 	}{
 		{"/videos/a.webm", true},
 		{"/VIDEOS/a.webm", true},
-		{"/videos", false}, // "/videos/" protects what is under it: the page itself may be linked
+		{"/videos", true}, // issue 17: "/videos/" also covers "/videos"
+		{"/videosx", false},
 		{"/videosx/a", false},
 		{"/a/b.mp4", true},
 		{"/a/b.MP4", true},

@@ -39,6 +39,7 @@ const (
 	login    decision = "auth"     // 401, a login is needed
 	refused  decision = "refuse"   // 4xx other than 401, or the connection closed (nginx 444)
 	redirect decision = "redirect" // 3xx to https
+	moved    decision = "moved"    // 3xx on the same scheme (nginx's "/x" to "/x/")
 )
 
 // oracleRequest is one request of the table.
@@ -188,6 +189,8 @@ func ask(t *testing.T, scheme, addr string, roots *x509.CertPool, r oracleReques
 		return login, desc
 	case resp.StatusCode >= 300 && resp.StatusCode < 400 && strings.HasPrefix(resp.Header.Get("Location"), "https://"):
 		return redirect, desc + " to " + resp.Header.Get("Location")
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return moved, desc + " to " + resp.Header.Get("Location")
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		return refused, desc
 	}
@@ -464,6 +467,18 @@ maxretry = 2
 		{name: "app admin, apr1 user", host: "app.example.com", path: "/admin/", xff: "192.0.2.5", user: "bob:builder", want: passed},
 		{name: "app admin, wrong password", host: "app.example.com", path: "/admin/", xff: "192.0.2.6", user: "alice:queen", want: login},
 		{name: "app admin, unknown user", host: "app.example.com", path: "/admin/", xff: "192.0.2.7", user: "mallory:x", want: login},
+		// Issue 17: location /admin/ becomes basic_auth.paths ["/admin/"],
+		// which covers /admin too. nginx redirects /admin to /admin/
+		// (whose login it then asks), so the upstream never sees /admin
+		// without a login there either; gatehouse asks at once.
+		{name: "app admin without slash", host: "app.example.com", path: "/admin", xff: "192.0.2.30", want: moved,
+			wantGatehouse: login, why: "gatehouse asks for the login on /admin where nginx redirects it to /admin/, which asks"},
+		{name: "app admin without slash, query", host: "app.example.com", path: "/admin?x=1", xff: "192.0.2.31", want: moved,
+			wantGatehouse: login, why: "as /admin: the query is not part of the path"},
+		{name: "app admin with a ;param", host: "app.example.com", path: "/admin;x", xff: "192.0.2.32", want: passed,
+			wantGatehouse: login, why: "nginx's location / serves /admin;x to the upstream without a login, which most applications read as /admin; gatehouse strips ;params first"},
+		{name: "app admin with a trailing dot", host: "app.example.com", path: "/admin.", xff: "192.0.2.33", want: passed,
+			wantGatehouse: login, why: "a Windows upstream reads /admin. as /admin; gatehouse covers the trimmed form"},
 		{name: "app outside admin needs no login", host: "app.example.com", path: "/administrators", xff: "192.0.2.8", want: passed},
 		{name: "staging without login", host: "staging.example.com", path: "/", xff: "192.0.2.9", want: login},
 		{name: "staging with login", host: "staging.example.com", path: "/build/42", xff: "192.0.2.10", user: "bob:builder", want: passed},
