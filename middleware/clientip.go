@@ -64,8 +64,9 @@ func (c *ClientIPResolver) Trusted(a netip.Addr) bool {
 // real_ip_recursive does. The walk stops at an entry that is not an address
 // (a forged or garbled header): the hop that appended it — the last trusted
 // address seen — is then the client, so garbage never helps an attacker
-// pick an identity. IPv4-mapped IPv6 addresses are folded to IPv4 and IPv6
-// zones dropped. An unparsable remoteAddr gives invalid addresses.
+// pick an identity. IPv4-mapped IPv6 addresses are folded to IPv4; the
+// peer's IPv6 zone is dropped, and an X-Forwarded-For entry with a zone is
+// garbage. An unparsable remoteAddr gives invalid addresses.
 func (c *ClientIPResolver) Resolve(remoteAddr string, xff []string) (client, peer netip.Addr, peerTrusted bool) {
 	peer = parsePeer(remoteAddr)
 	if !peer.IsValid() || !c.Trusted(peer) {
@@ -111,17 +112,29 @@ func parsePeer(remoteAddr string) netip.Addr {
 
 // parseXFFEntry parses one X-Forwarded-For element: a bare address, or an
 // address with a port ("203.0.113.7:51234", "[2001:db8::1]:443") as some
-// load balancers append, or a bracketed IPv6 address without a port.
+// load balancers append, or a bracketed IPv6 address without a port. An
+// address with a zone ("fe80::1%eth0") is refused: a zone names an
+// interface of the host that wrote it, so the entry identifies no client
+// (issue 17), and dropping the zone would let one client speak for
+// another's link-local address.
 func parseXFFEntry(s string) (netip.Addr, bool) {
+	a, ok := parseXFFAddr(s)
+	if !ok || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+func parseXFFAddr(s string) (netip.Addr, bool) {
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone(""), true
+		return a, true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
+		return ap.Addr(), true
 	}
 	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
 		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() {
-			return a.Unmap().WithZone(""), true
+			return a, true
 		}
 	}
 	return netip.Addr{}, false

@@ -26,12 +26,19 @@ type HygieneConfig struct {
 	// alias of it with "_" or "." in place of "-", never reaches an
 	// upstream. Default: X-Forwarded-User only.
 	UserHeaders []string
-	// AllowEncodedSlash reports whether the host (canonical, as in
-	// Scope.RequestHost) takes paths with an encoded "/" (%2F), which are
-	// otherwise refused (hosts[].allow_encoded_slash; see
-	// rules.CanonicalOptions). It is asked only about such paths. nil:
-	// no host does.
-	AllowEncodedSlash func(host string) bool
+	// Loosen returns the path refusals the host (canonical, as in
+	// Scope.RequestHost) waives: an encoded "/" (%2F,
+	// hosts[].allow_encoded_slash) and NTFS stream syntax (":$",
+	// hosts[].allow_stream_syntax); see rules.CanonicalOptions. It is
+	// asked only about paths refused for one of those. nil: no host
+	// waives any.
+	Loosen func(host string) rules.CanonicalOptions
+	// PassClient reports whether the host (canonical, as in
+	// Scope.RequestHost) takes the client identity header name (one of
+	// ClientIdentityHeaders, lower case) from clients
+	// (hosts[].headers.pass_client). It is asked only when such a header
+	// is present. nil: no host does, and every one is removed.
+	PassClient func(host, name string) bool
 }
 
 // Reasons a request is refused by Hygiene: constant texts, safe to log.
@@ -52,13 +59,34 @@ const (
 // hop-by-hop removal); the rewrite headers make IIS, Symfony, Laminas
 // and Next.js serve another path than the one every rule matched
 // (X-Original-URL, X-Rewrite-URL, X-Middleware-Subrequest,
-// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385); X-Client-IP and
-// True-Client-IP are client addresses that frameworks believe. It is a
+// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385). It is a
 // never-mutated table.
 var strippedHeaders = []string{
-	"forwarded", "x-real-ip", "x-client-ip", "true-client-ip",
+	"forwarded", "x-real-ip",
 	"x-original-url", "x-rewrite-url", "x-middleware-subrequest", "proxy",
 	"x-forwarded-user",
+}
+
+// ClientIdentityHeaders are the request headers that claim who the client
+// is or what it asked for, which frameworks, CDN integrations and auth
+// proxies believe when present: client addresses (Client-IP,
+// CF-Connecting-IP, …, Forwarded-For and X-Forwarded without the
+// usual suffix), authenticated users set by a front auth proxy
+// (Remote-User, X-WEBAUTH-USER for Grafana, oauth2-proxy's
+// X-Auth-Request-*), and the method-override family, which turns a GET
+// into a DELETE behind every method-based rule (Rails, Laravel, Symfony,
+// Express method-override). gatehouse removes them from every client
+// request (issue 17), with the "_" and "." spellings; a host opts back in
+// one by one with headers.pass_client. Lower case; a never-mutated table.
+var ClientIdentityHeaders = []string{
+	"client-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip",
+	"fastly-client-ip", "x-cluster-client-ip", "x-originating-ip",
+	"x-remote-ip", "x-remote-addr", "forwarded-for", "x-forwarded",
+	"x-proxyuser-ip", "x-original-forwarded-for", "x-envoy-external-address",
+	"x-azure-clientip",
+	"remote-user", "x-remote-user", "x-webauth-user", "x-auth-request-user",
+	"x-auth-request-email", "x-auth-request-preferred-username",
+	"x-http-method-override", "x-http-method", "x-method-override",
 }
 
 // forwardedPrefix starts every X-Forwarded-* header. Only the exact
@@ -69,9 +97,12 @@ const forwardedPrefix = "x-forwarded-"
 // hygiene is the compiled HygieneConfig.
 type hygiene struct {
 	strictSNI  bool
-	allowSlash func(host string) bool
-	// names are the normalised names of the stripped headers.
-	names []string
+	loosen     func(host string) rules.CanonicalOptions
+	passClient func(host, name string) bool
+	// names maps the normalised names of the stripped headers to
+	// themselves when a host may pass them (client identity headers),
+	// else to "".
+	names map[string]string
 	// first marks the lower-case first bytes of names and of
 	// forwardedPrefix: a header starting otherwise is never stripped,
 	// which keeps the per-header cost of the common headers to one
@@ -104,7 +135,14 @@ func Hygiene(cfg HygieneConfig, log *slog.Logger) (func(http.Handler) http.Handl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	hy := &hygiene{strictSNI: cfg.StrictSNI, allowSlash: cfg.AllowEncodedSlash, log: log, names: append([]string(nil), strippedHeaders...)}
+	hy := &hygiene{strictSNI: cfg.StrictSNI, loosen: cfg.Loosen, passClient: cfg.PassClient,
+		log: log, names: map[string]string{}}
+	for _, n := range strippedHeaders {
+		hy.names[n] = ""
+	}
+	for _, n := range ClientIdentityHeaders {
+		hy.names[n] = n
+	}
 	for _, h := range cfg.UserHeaders {
 		if !httpguts.ValidHeaderFieldName(h) {
 			return nil, fmt.Errorf("user header %q is not a valid field name", h)
@@ -114,13 +152,13 @@ func Hygiene(cfg HygieneConfig, log *slog.Logger) (func(http.Handler) http.Handl
 		if !ok {
 			return nil, fmt.Errorf("user header %q is longer than %d bytes", h, maxHeaderName)
 		}
-		hy.names = append(hy.names, string(n))
+		hy.names[string(n)] = "" // a user header is never the client's to send
 	}
-	for _, n := range append(hy.names, forwardedPrefix) {
-		for c := range 256 {
-			if normalHeaderByte(byte(c)) == n[0] {
-				hy.first[c] = true
-			}
+	for c := range 256 {
+		first := normalHeaderByte(byte(c))
+		hy.first[c] = first == forwardedPrefix[0]
+		for n := range hy.names {
+			hy.first[c] = hy.first[c] || first == n[0]
 		}
 	}
 	return hy.wrap, nil
@@ -140,8 +178,10 @@ func (hy *hygiene) wrap(next http.Handler) http.Handler {
 		}
 		raw := rules.RequestPath(r.RequestURI)
 		c, err := rules.Canonical(raw)
-		if err != nil && hy.allowSlash != nil && errors.Is(err, rules.ErrEncodedSlash) && hy.allowSlash(s.RequestHost) {
-			c, err = rules.CanonicalWith(raw, rules.CanonicalOptions{AllowEncodedSlash: true})
+		if err != nil && hy.loosen != nil && (errors.Is(err, rules.ErrEncodedSlash) || errors.Is(err, rules.ErrStreamSyntax)) {
+			if opt := hy.loosen(s.RequestHost); opt != (rules.CanonicalOptions{}) {
+				c, err = rules.CanonicalWith(raw, opt)
+			}
 		}
 		if err != nil {
 			reason := "unsafe path"
@@ -177,7 +217,7 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 	if !ok {
 		return reasonHost, http.StatusBadRequest
 	}
-	hv, up, auths := hy.scanHeaders(r.Header)
+	hv, up, auths := hy.scanHeaders(r.Header, host)
 	if hv != nil {
 		// Only HTTP/2 and HTTP/3 keep a Host field beside :authority (Go
 		// moves the HTTP/1 one to r.Host); RFC 9113 §8.3.1.
@@ -217,33 +257,39 @@ func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code
 	PlainStatus(w, code)
 }
 
-// scanHeaders deletes the headers no client may send to an upstream and
-// returns, from the same pass over the map, the Host field (HTTP/2 only),
-// the Upgrade values and the number of Authorization lines.
-func (hy *hygiene) scanHeaders(h http.Header) (host, upgrade []string, auths int) {
+// scanHeaders deletes the headers no client may send to an upstream
+// (those of host's own pass_client list kept) and returns, from the same
+// pass over the map, the Host field (HTTP/2 only), the Upgrade values and
+// the number of Authorization lines.
+func (hy *hygiene) scanHeaders(h http.Header, host string) (hostField, upgrade []string, auths int) {
 	for k, v := range h {
 		switch k {
 		case "Host":
-			host = v
+			hostField = v
 		case "Upgrade":
 			upgrade = v
 		case "Authorization":
 			auths = len(v)
 		default:
-			if k != "" && hy.first[k[0]] && hy.stripped(k) {
+			if k == "" || !hy.first[k[0]] {
+				continue
+			}
+			if strip, name := hy.stripped(k); strip && (name == "" || hy.passClient == nil || !hy.passClient(host, name)) {
 				delete(h, k)
 			}
 		}
 	}
-	return host, upgrade, auths
+	return hostField, upgrade, auths
 }
 
 // maxHeaderName bounds the header names normaliseHeaderName handles; no
 // stripped name comes near it.
 const maxHeaderName = 64
 
-// stripped reports whether header k is one no client may send.
-func (hy *hygiene) stripped(k string) bool {
+// stripped reports whether header k is one no client may send, and when
+// a host may take it from clients (a client identity header), its
+// normalised name.
+func (hy *hygiene) stripped(k string) (strip bool, passable string) {
 	var buf [maxHeaderName]byte
 	n, ok := normaliseHeaderName(k, buf[:])
 	if !ok {
@@ -252,23 +298,19 @@ func (hy *hygiene) stripped(k string) bool {
 		for i := 0; i < len(forwardedPrefix); i++ {
 			n = append(n, normalHeaderByte(k[i]))
 		}
-		return string(n) == forwardedPrefix
+		return string(n) == forwardedPrefix, ""
 	}
 	if len(n) > len(forwardedPrefix) && string(n[:len(forwardedPrefix)]) == forwardedPrefix {
 		switch k {
 		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
 			// The exact names only: the proxy reads these from trusted
 			// proxies and replaces them for every upstream.
-			return false
+			return false, ""
 		}
-		return true
+		return true, ""
 	}
-	for _, name := range hy.names {
-		if string(n) == name {
-			return true
-		}
-	}
-	return false
+	name, ok := hy.names[string(n)]
+	return ok, name
 }
 
 // normaliseHeaderName writes name lower-cased, with "_" and "." read as

@@ -135,13 +135,21 @@ func TestHygieneStripsHeaders(t *testing.T) {
 	keep := map[string]string{
 		"X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "a.example",
 		"Accept": "*/*", "X-Request-Id": "42", "Proxy-Authorization": "Basic YTpi", "Remote-Addr": "kept",
-		"X-Forwarded": "not a prefix match", "Xforwarded-For": "a different name",
+		"Xforwarded-For": "a different name", "X-Forwardedfor": "kept",
 	}
 	drop := []string{
 		"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-User", "X-Real-Ip", "Forwarded",
 		"X-Original-Url", "X-Rewrite-Url", "X-Middleware-Subrequest", "Proxy", "True-Client-Ip",
 		"X-Client-Ip", "Remote-User", "Remote_user", "remote.user", "X_forwarded_for", "X.Forwarded.For",
 		"x-forwarded_proto", "X_Real_Ip", "X-Forwarded-" + strings.Repeat("Long", 30),
+		// issue 17: client identity and method-override headers.
+		"Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Cluster-Client-Ip", "X-Originating-Ip",
+		"X-Remote-Ip", "X-Remote-Addr", "Forwarded-For", "X-Forwarded", "X-Proxyuser-Ip", "X-Webauth-User",
+		"X-Auth-Request-User", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+		"X_HTTP_Method_Override", "cf.connecting.ip", "X-WEBAUTH-USER",
+	}
+	for _, k := range ClientIdentityHeaders {
+		drop = append(drop, http.CanonicalHeaderKey(k))
 	}
 	for k, v := range keep {
 		r.Header[k] = []string{v}
@@ -166,6 +174,37 @@ func TestHygieneStripsHeaders(t *testing.T) {
 	}
 	if (*got).Trailer != nil {
 		t.Errorf("Trailer = %v, want nil", (*got).Trailer)
+	}
+}
+
+// TestHygienePassClient pins issue 17's opt-in: a host's pass_client list
+// keeps those identity headers for that host only, in every spelling.
+func TestHygienePassClient(t *testing.T) {
+	t.Parallel()
+	h, got := hygieneChain(t, HygieneConfig{UserHeaders: []string{"Remote-User"}, PassClient: func(host, name string) bool {
+		return host == "cdn.example.com" && (name == "cf-connecting-ip" || name == "remote-user")
+	}})
+	for _, tc := range []struct {
+		host string
+		pass bool
+	}{{"cdn.example.com", true}, {"app.example.com", false}} {
+		r := httptest.NewRequest("GET", "http://"+tc.host+"/", nil)
+		r.Header["Cf_connecting_ip"] = []string{"198.51.100.7"}
+		r.Header["Remote-User"] = []string{"root"}
+		r.Header["X-Http-Method-Override"] = []string{"DELETE"}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if *got == nil {
+			t.Fatalf("%s: request refused, want it passed", tc.host)
+		}
+		if _, ok := (*got).Header["Cf_connecting_ip"]; ok != tc.pass {
+			t.Errorf("%s: Cf_connecting_ip kept = %v, want %v", tc.host, ok, tc.pass)
+		}
+		if _, ok := (*got).Header["Remote-User"]; ok {
+			t.Errorf("%s: Remote-User kept, want it removed: a user header is never passed", tc.host)
+		}
+		if _, ok := (*got).Header["X-Http-Method-Override"]; ok {
+			t.Errorf("%s: X-Http-Method-Override kept, want it removed", tc.host)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"gatehouse/middleware"
+	"gatehouse/rules"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -35,9 +36,12 @@ type route struct {
 	// authHeader is the header basic auth tells the upstream the user in
 	// (basic_auth.user_header); "" without basic auth.
 	authHeader string
-	// allowEncodedSlash: the host takes paths with %2F
-	// (hosts[].allow_encoded_slash).
-	allowEncodedSlash bool
+	// canonical holds the path refusals the host waives
+	// (hosts[].allow_encoded_slash, hosts[].allow_stream_syntax).
+	canonical rules.CanonicalOptions
+	// passClient holds the client identity headers (lower case) this
+	// host's upstream may receive from clients (hosts[].headers.pass_client).
+	passClient map[string]bool
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"gatehouse/middleware"
@@ -193,7 +194,13 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			headers:     headers,
 			log:         s.log,
 		}
-		r.allowEncodedSlash = h.AllowEncodedSlash
+		r.canonical = rules.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
+		for _, name := range h.Headers.PassClient {
+			if r.passClient == nil {
+				r.passClient = map[string]bool{}
+			}
+			r.passClient[strings.ToLower(name)] = true
+		}
 		r.proxy = &httputil.ReverseProxy{
 			Rewrite:        r.rewrite,
 			Transport:      p,
@@ -285,11 +292,21 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		return nil, err
 	}
 	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders}
-	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash }) {
-		// Asked only for a path with %2F: the host it routes to decides.
-		hc.AllowEncodedSlash = func(host string) bool {
+	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
+		// Asked only for a path with %2F or ":$": the host it routes to
+		// decides.
+		hc.Loosen = func(host string) rules.CanonicalOptions {
+			if r := hosts.lookup(host); r != nil {
+				return r.canonical
+			}
+			return rules.CanonicalOptions{}
+		}
+	}
+	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return len(h.Headers.PassClient) > 0 }) {
+		// Asked only when a client identity header is present.
+		hc.PassClient = func(host, name string) bool {
 			r := hosts.lookup(host)
-			return r != nil && r.allowEncodedSlash
+			return r != nil && r.passClient[name]
 		}
 	}
 	hygiene, err := middleware.Hygiene(hc, s.log)

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"strings"
@@ -30,16 +31,22 @@ func (e *UnsafePathError) Error() string {
 // Unwrap returns ErrUnsafePath.
 func (e *UnsafePathError) Unwrap() error { return ErrUnsafePath }
 
-// Is reports whether e is an encoded slash and target ErrEncodedSlash, so
-// errors.Is(err, ErrEncodedSlash) tells the one refusal a host can waive
-// (CanonicalOptions.AllowEncodedSlash).
+// Is reports whether e is an encoded slash and target ErrEncodedSlash, or
+// NTFS stream syntax and target ErrStreamSyntax: errors.Is tells the
+// refusals a host can waive (CanonicalOptions).
 func (e *UnsafePathError) Is(target error) bool {
-	return target == ErrEncodedSlash && e.Reason == reasonEncSlash
+	return target == ErrEncodedSlash && e.Reason == reasonEncSlash ||
+		target == ErrStreamSyntax && e.Reason == reasonStreamSyntax
 }
 
 // ErrEncodedSlash matches (errors.Is) the UnsafePathError of a path with an
 // encoded "/" (%2F).
 var ErrEncodedSlash = errors.New("encoded slash")
+
+// ErrStreamSyntax matches (errors.Is) the UnsafePathError of a path with a
+// segment where a ":" is followed by a "$", NTFS's alternate data stream
+// syntax ("/web.config::$DATA").
+var ErrStreamSyntax = errors.New("NTFS stream syntax")
 
 // CanonicalOptions loosens Canonical for a legacy upstream.
 type CanonicalOptions struct {
@@ -52,6 +59,14 @@ type CanonicalOptions struct {
 	// NoDecode): path rules see "a%2Fb" as one segment, and an upstream
 	// that decoded it would see two. Default false.
 	AllowEncodedSlash bool
+	// AllowStreamSyntax keeps a segment in which a ":" is directly
+	// followed by a "$" instead of refusing it. On a Windows server such a segment names
+	// an NTFS alternate data stream: "/web.config::$DATA" is web.config's
+	// content and "/.git::$INDEX_ALLOCATION/config" is "/.git/config", so
+	// no path rule written for the file or directory would see the
+	// request (issue 17). It is for upstreams on other systems whose paths
+	// use ":$". Default false.
+	AllowStreamSyntax bool
 }
 
 // Reasons reported in UnsafePathError.Reason. They are constants so that
@@ -73,6 +88,7 @@ const (
 	reasonBadUTF8        = "invalid UTF-8"
 	reasonAboveRoot      = "dot-dot segment above the root"
 	reasonDotsOnly       = "segment of only dots and spaces"
+	reasonStreamSyntax   = "NTFS stream syntax"
 )
 
 // CanonicalPath is the one view of a request path that every path rule
@@ -114,7 +130,8 @@ type CanonicalPath struct {
 // invalid UTF-8 after decoding, a "%XX" (or IIS "%uXXXX") still present
 // after the one decode (double encoding), a ".." above the root, and a
 // segment made of dots and spaces that is not "." or ".." ("...", ".. "),
-// which Windows servers read as a dot segment.
+// which Windows servers read as a dot segment, and a segment with ":$"
+// (NTFS stream syntax, "/web.config::$DATA").
 //
 // Clean paths are returned without allocation; anything else up to 256
 // bytes (512 when it needs decoding) costs one allocation, shared by both
@@ -125,6 +142,12 @@ type CanonicalPath struct {
 // (&url.URL{Path: c.Path}).EscapedPath(); for a result that is plain
 // ASCII without "%", "#", "?" or spaces, Canonical(c.Path) == c directly.
 func Canonical(rawPath string) (CanonicalPath, error) {
+	return CanonicalWith(rawPath, CanonicalOptions{})
+}
+
+// CanonicalWith is Canonical with the loosening of opt. With the zero
+// CanonicalOptions it is Canonical.
+func CanonicalWith(rawPath string, opt CanonicalOptions) (CanonicalPath, error) {
 	if rawPath == "" {
 		return CanonicalPath{Path: "/", Probe: "/"}, nil
 	}
@@ -137,16 +160,7 @@ func Canonical(rawPath string) (CanonicalPath, error) {
 		probe := string(appendProbe(stack[:0], rawPath))
 		return CanonicalPath{Path: rawPath, Probe: probe}, nil
 	}
-	return canonicalSlow(rawPath, false)
-}
-
-// CanonicalWith is Canonical with the loosening of opt. With the zero
-// CanonicalOptions it is Canonical.
-func CanonicalWith(rawPath string, opt CanonicalOptions) (CanonicalPath, error) {
-	if !opt.AllowEncodedSlash || rawPath == "" {
-		return Canonical(rawPath)
-	}
-	return canonicalSlow(rawPath, true)
+	return canonicalSlow(rawPath, opt)
 }
 
 // RequestPath returns the path part of an HTTP request-target as sent
@@ -219,7 +233,7 @@ func scanClean(raw string) (clean, probeClean bool) {
 			continue
 		}
 		c := raw[i]
-		if !plainByte[c] {
+		if !plainByte[c] || c == '$' && raw[i-1] == ':' {
 			return false, false
 		}
 		if c != '.' {
@@ -239,7 +253,7 @@ func unsafePath(reason string, off int) (CanonicalPath, error) {
 // canonicalSlow decodes, checks and cleans raw segment by segment into a
 // stack buffer, then appends the probe form when it differs, and makes
 // one string of both.
-func canonicalSlow(raw string, allowSlash bool) (CanonicalPath, error) {
+func canonicalSlow(raw string, opt CanonicalOptions) (CanonicalPath, error) {
 	if raw[0] != '/' {
 		return unsafePath(reasonNoSlash, 0)
 	}
@@ -263,7 +277,7 @@ func canonicalSlow(raw string, allowSlash bool) (CanonicalPath, error) {
 				}
 				d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
 				switch {
-				case d == '/' && allowSlash:
+				case d == '/' && opt.AllowEncodedSlash:
 					// Kept encoded, as data inside the segment.
 					buf = append(buf, '%', '2', 'F')
 					i += 3
@@ -317,6 +331,9 @@ func canonicalSlow(raw string, allowSlash bool) (CanonicalPath, error) {
 		// then dropped.
 		if !utf8.Valid(buf[segStart+1:]) {
 			return unsafePath(reasonBadUTF8, i)
+		}
+		if !opt.AllowStreamSyntax && streamSyntax(buf[segStart+1:]) {
+			return unsafePath(reasonStreamSyntax, i)
 		}
 		if params >= 0 {
 			buf = buf[:params]
@@ -408,6 +425,15 @@ var lowerASCII = func() (t [256]byte) {
 	}
 	return t
 }()
+
+// streamSyntax reports whether the decoded segment seg has a ":" followed
+// by a "$": the stream type of NTFS's "name::$TYPE" and
+// "name:stream:$TYPE", the forms that reach a file's or directory's
+// content ($DATA, $INDEX_ALLOCATION, $I30) (see
+// CanonicalOptions.AllowStreamSyntax).
+func streamSyntax(seg []byte) bool {
+	return bytes.Contains(seg, []byte(":$"))
+}
 
 func dotsAndSpaces(b []byte) bool {
 	for _, c := range b {

@@ -59,6 +59,7 @@ func TestCanonical(t *testing.T) {
 		{name: "long s not folded", raw: "/%C5%BFhell.php", wantPath: "/ſhell.php"},
 		{name: "Kelvin sign not folded", raw: "/%E2%84%AAEY", wantPath: "/\u212aEY", wantProbe: "/\u212aey"},
 		{name: "sub-delims kept", raw: "/a:b@c!$&'()*+,=", wantPath: "/a:b@c!$&'()*+,="},
+		{name: "colon and dollar in separate segments", raw: "/a:/$b", wantPath: "/a:/$b"},
 		{name: "encoded question mark is data", raw: "/a%3Fb", wantPath: "/a?b"},
 		{name: "encoded hash is data", raw: "/a%23b", wantPath: "/a#b"},
 		{name: "encoded slash", raw: "/a%2fb", wantErr: "encoded slash"},
@@ -89,6 +90,15 @@ func TestCanonical(t *testing.T) {
 		{name: "three dots", raw: "/.../x", wantErr: "segment of only dots and spaces"},
 		{name: "dot-dot space", raw: "/a/..%20/b", wantErr: "segment of only dots and spaces"},
 		{name: "encoded triple dot", raw: "/%2e%2e%2e", wantErr: "segment of only dots and spaces"},
+		// issue 17: NTFS alternate data streams, raw and encoded, in
+		// any segment and behind ;params.
+		{name: "NTFS default stream", raw: "/web.config::$DATA", wantErr: "NTFS stream syntax"},
+		{name: "NTFS directory stream", raw: "/.git::$INDEX_ALLOCATION/config", wantErr: "NTFS stream syntax"},
+		{name: "NTFS named stream with type", raw: "/a/web.config:x:$DATA", wantErr: "NTFS stream syntax"},
+		{name: "NTFS $I30", raw: "/.git:$I30:$INDEX_ALLOCATION/HEAD", wantErr: "NTFS stream syntax"},
+		{name: "NTFS encoded colon", raw: "/web.config%3A%3A%24DATA", wantErr: "NTFS stream syntax"},
+		{name: "NTFS encoded dollar", raw: "/web.config::%24data", wantErr: "NTFS stream syntax"},
+		{name: "NTFS in params", raw: "/web.config;x::$DATA", wantErr: "NTFS stream syntax"},
 		{name: "relative path", raw: "admin", wantErr: "does not start with /"},
 		{name: "asterisk form", raw: "*", wantErr: "does not start with /"},
 	}
@@ -172,6 +182,22 @@ func TestCanonicalAllowEncodedSlash(t *testing.T) {
 	}
 }
 
+// TestCanonicalAllowStreamSyntax: AllowStreamSyntax waives the NTFS
+// stream refusal (issue 17) and nothing else.
+func TestCanonicalAllowStreamSyntax(t *testing.T) {
+	t.Parallel()
+	opt := CanonicalOptions{AllowStreamSyntax: true}
+	if c, err := CanonicalWith("/price::$5", opt); err != nil || c.Path != "/price::$5" {
+		t.Errorf("CanonicalWith(%q) = %+v, %v, want the path kept", "/price::$5", c, err)
+	}
+	if _, err := Canonical("/price::$5"); !errors.Is(err, ErrStreamSyntax) || errors.Is(err, ErrEncodedSlash) {
+		t.Errorf("Canonical(%q) error = %v, want ErrStreamSyntax only", "/price::$5", err)
+	}
+	if _, err := CanonicalWith("/a::$DATA/%2F", opt); !errors.Is(err, ErrEncodedSlash) {
+		t.Errorf("CanonicalWith(%q) error = %v, want the encoded slash still refused", "/a::$DATA/%2F", err)
+	}
+}
+
 func TestRequestPath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -213,6 +239,8 @@ func checkCanonicalProperties(t *testing.T, raw string, c CanonicalPath) {
 			t.Fatalf("Canonical(%q).%s = %q has an empty or dot segment", raw, s.field, s.v)
 		case strings.ContainsAny(s.v, ";\\\x00"):
 			t.Fatalf("Canonical(%q).%s = %q contains ; \\ or NUL", raw, s.field, s.v)
+		case strings.Contains(s.v, ":$"):
+			t.Fatalf("Canonical(%q).%s = %q has NTFS stream syntax", raw, s.field, s.v)
 		case !utf8.ValidString(s.v):
 			t.Fatalf("Canonical(%q).%s = %q is not valid UTF-8", raw, s.field, s.v)
 		}
@@ -336,6 +364,10 @@ func FuzzCanonical(f *testing.F) {
 	// Issue 9 refusals: encoded / \ NUL, raw # \ and controls, double
 	// encoding, bad escapes, invalid UTF-8, dot runs.
 	for _, s := range []string{"/a%2fb", "/a%5Cb", "/a%00", "/a#b", "/a\\b", "/a\x01", "/%252e", "/%25u002e", "/a%2", "/%C0%AE", "/.../", "/..%20/", "/caf\xc3\xa9"} {
+		f.Add(s)
+	}
+	// Issue 17: NTFS stream syntax, raw, encoded and split by params.
+	for _, s := range []string{"/web.config::$DATA", "/.git::$INDEX_ALLOCATION/config", "/a%3A%24b", "/a:;x$", "/a:%24", "/a:/$"} {
 		f.Add(s)
 	}
 	// Decoded data that must survive re-escaping: %, #, ?, space, UTF-8,

@@ -145,6 +145,13 @@ type Host struct {
 	// never as a separator. Path rules then see "a%2Fb" as one segment.
 	// Default false.
 	AllowEncodedSlash bool `yaml:"allow_encoded_slash"`
+	// AllowStreamSyntax passes paths with a segment in which a ":" is
+	// followed by a "$" to this host instead of refusing them with 400
+	// (key hosts[].allow_stream_syntax). On Windows servers that is NTFS
+	// alternate data stream syntax ("/web.config::$DATA" serves
+	// web.config), which gets around every path rule; only for upstreams
+	// on other systems whose paths use ":$". Default false.
+	AllowStreamSyntax bool `yaml:"allow_stream_syntax"`
 }
 
 // Headers edits the response headers sent to clients (key hosts[].headers).
@@ -157,6 +164,12 @@ type Headers struct {
 	// Remove lists header names to drop, none of them also in Set.
 	// Default none.
 	Remove []string `yaml:"remove"`
+	// PassClient lists client identity request headers this host's
+	// upstream may receive from clients (key hosts[].headers.pass_client),
+	// each one of middleware.ClientIdentityHeaders (CF-Connecting-IP,
+	// X-HTTP-Method-Override, Remote-User, …; any case), which gatehouse
+	// otherwise removes from every request. Default none.
+	PassClient []string `yaml:"pass_client"`
 }
 
 // Admin is the admin listener (key admin).

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"gatehouse/middleware"
 	"gatehouse/rules"
 	"gatehouse/rules/htpasswd"
 	"gatehouse/signer"
@@ -459,6 +460,12 @@ func (v *validator) headers(p string, h Headers) {
 			v.add(field, "%q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", name)
 		case set[strings.ToLower(name)] != "":
 			v.add(field, "%s is also in headers.set (line %d); set it to \"\" there to remove it", name, v.line(set[strings.ToLower(name)]))
+		}
+	}
+	for i, name := range h.PassClient {
+		if !slices.Contains(middleware.ClientIdentityHeaders, strings.ToLower(name)) {
+			v.add(p+".pass_client["+strconv.Itoa(i)+"]", "%q is not a client identity header gatehouse removes; one of: %s",
+				name, strings.Join(middleware.ClientIdentityHeaders, ", "))
 		}
 	}
 }
