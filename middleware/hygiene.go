@@ -39,11 +39,18 @@ type HygieneConfig struct {
 	// (hosts[].headers.pass_client). It is asked only when such a header
 	// is present. nil: no host does, and every one is removed.
 	PassClient func(host, name string) bool
+	// Jail receives an offence for every request refused with 400: a
+	// malformed path (%00, ".." above the root, an encoded separator),
+	// host or request line is something no browser sends and scanners
+	// send all the time, so it is not free (issue 17). "" or nil jails:
+	// none is reported. proxy sets the probes jail.
+	Jail string
 }
 
 // Reasons a request is refused by Hygiene: constant texts, safe to log.
 const (
 	reasonMethod      = "method not proxied"
+	reasonBadMethod   = "method is not a token"
 	reasonVersion     = "HTTP version not 1.0 or 1.1"
 	reasonHost        = "invalid host"
 	reasonHostHeader  = "host header differs from :authority"
@@ -99,6 +106,8 @@ type hygiene struct {
 	strictSNI  bool
 	loosen     func(host string) rules.CanonicalOptions
 	passClient func(host, name string) bool
+	jail       string
+	jails      *rules.Jails
 	// names maps the normalised names of the stripped headers to
 	// themselves when a host may pass them (client identity headers),
 	// else to "".
@@ -116,7 +125,8 @@ type hygiene struct {
 // differently. It runs once, early in the chain, below ClientIP: every
 // later rule matches what it stored in the Scope (RequestHost, Path).
 //
-// It answers 400 (and closes an HTTP/1 connection) to: CONNECT and PRI;
+// It answers 400 (and closes an HTTP/1 connection) to: CONNECT and PRI; a
+// method that is not an RFC 9110 token (HTTP/2 lets any through);
 // an HTTP/1 version other than 1.0 and 1.1; a host (from the absolute-form
 // request target, else Host — never X-Forwarded-Host) that is not a valid
 // host name or IP address; an absolute-form target with user info or a
@@ -131,12 +141,12 @@ type hygiene struct {
 // trailers. The upstream still receives the path and host as sent.
 //
 // A clean request costs no allocation unless its host needs lower-casing.
-func Hygiene(cfg HygieneConfig, log *slog.Logger) (func(http.Handler) http.Handler, error) {
+func Hygiene(cfg HygieneConfig, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	hy := &hygiene{strictSNI: cfg.StrictSNI, loosen: cfg.Loosen, passClient: cfg.PassClient,
-		log: log, names: map[string]string{}}
+		jail: cfg.Jail, jails: jails, log: log, names: map[string]string{}}
 	for _, n := range strippedHeaders {
 		hy.names[n] = ""
 	}
@@ -202,10 +212,18 @@ func (hy *hygiene) wrap(next http.Handler) http.Handler {
 // request that may go on.
 func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
 	case http.MethodConnect, "PRI":
 		// gatehouse is no forward proxy, and PRI is the HTTP/2 preface
 		// sent to an HTTP/1 listener.
 		return reasonMethod, http.StatusBadRequest
+	default:
+		// net/http checks HTTP/1 methods, but its HTTP/2 server takes
+		// any :method, spaces included (issue 17): a method is a token
+		// (RFC 9110 §9.1), the same characters as a field name.
+		if !httpguts.ValidHeaderFieldName(r.Method) {
+			return reasonBadMethod, http.StatusBadRequest
+		}
 	}
 	if r.ProtoMajor != 2 && (r.ProtoMajor != 1 || r.ProtoMinor > 1) {
 		return reasonVersion, http.StatusBadRequest
@@ -247,9 +265,16 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 
 // refuse answers a request Hygiene will not pass, closing an HTTP/1
 // connection: what follows a malformed request on it cannot be trusted.
+// A 400 is an offence for the configured jail; a 421 (strict SNI) is not,
+// since browsers reuse a connection for every host its certificate
+// covers.
 func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
 	if hy.log.Enabled(r.Context(), slog.LevelDebug) {
 		hy.log.Debug("request refused", "client_ip", s.ClientIP, "status", code, "reason", reason)
+	}
+	if code == http.StatusBadRequest && hy.jail != "" && hy.jails != nil {
+		s.Offence = "malformed request: " + reason
+		hy.jails.Report(hy.jail, s.ClientIP, "malformed request")
 	}
 	if r.ProtoMajor == 1 {
 		w.Header()["Connection"] = []string{"close"}

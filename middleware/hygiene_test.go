@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"gatehouse/rules"
 )
 
 // hygieneChain is WithScope → ClientIP → Hygiene → a handler that records
@@ -17,7 +19,7 @@ func hygieneChain(t testing.TB, cfg HygieneConfig) (http.Handler, **http.Request
 	if err != nil {
 		t.Fatal(err)
 	}
-	hy, err := Hygiene(cfg, nil)
+	hy, err := Hygiene(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +110,19 @@ func TestHygieneRefuses(t *testing.T) {
 			r := httptest.NewRequest("GET", "http://app.example.com/", nil)
 			r.Header["Authorization"] = []string{"Basic YTpi", "Basic YzpkCg=="}
 			return r
+		}},
+		{name: "method with a space (HTTP/2 :method)", want: 400, req: func() *http.Request {
+			r := httptest.NewRequest("GET", "http://app.example.com/", nil)
+			r.Method, r.ProtoMajor, r.ProtoMinor = "GE T", 2, 0
+			return r
+		}},
+		{name: "method with a quote", want: 400, req: func() *http.Request {
+			r := httptest.NewRequest("GET", "http://app.example.com/", nil)
+			r.Method, r.ProtoMajor, r.ProtoMinor = `GET"`, 2, 0
+			return r
+		}},
+		{name: "extension method", want: 204, req: func() *http.Request {
+			return httptest.NewRequest("PROPFIND", "http://app.example.com/", nil)
 		}},
 		{name: "encoded slash", want: 400, closes: true, req: func() *http.Request {
 			return httptest.NewRequest("GET", "http://app.example.com/a%2Fb", nil)
@@ -217,7 +232,7 @@ func TestHygieneBadUserHeader(t *testing.T) {
 		{"too long", strings.Repeat("X", 80), "longer than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Hygiene(HygieneConfig{UserHeaders: []string{tc.header}}, nil)
+			_, err := Hygiene(HygieneConfig{UserHeaders: []string{tc.header}}, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Hygiene(UserHeaders: %q) = %v, want an error containing %q", tc.header, err, tc.wantErr)
 			}
@@ -370,7 +385,7 @@ func scopedRequest(t testing.TB) (http.Handler, *http.Request) {
 	}
 	var scoped *http.Request
 	WithScope(ip(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { scoped = r }))).ServeHTTP(nil, r)
-	hy, err := Hygiene(HygieneConfig{UserHeaders: []string{"Remote-User"}}, nil)
+	hy, err := Hygiene(HygieneConfig{UserHeaders: []string{"Remote-User"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,5 +399,54 @@ func BenchmarkHygiene(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(nil, r)
+	}
+}
+
+// TestHygieneReportsMalformed pins issue 17: a 400 for a malformed path or
+// request is an offence for the configured jail, a 421 and a clean request
+// are not.
+func TestHygieneReportsMalformed(t *testing.T) {
+	t.Parallel()
+	jails, err := rules.NewJails(rules.JailsConfig{Jails: map[string]rules.JailConfig{"probes": {MaxRetry: 100}}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, err := ClientIP(ClientIPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hy, err := Hygiene(HygieneConfig{StrictSNI: true, Jail: "probes"}, jails, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := WithScope(ip(hy(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))))
+	for _, tc := range []struct {
+		name    string
+		req     func() *http.Request
+		offence bool
+	}{
+		{name: "encoded NUL", offence: true, req: func() *http.Request { return httptest.NewRequest("GET", "http://app.example.com/a%00", nil) }},
+		{name: "above the root", offence: true, req: func() *http.Request {
+			r := httptest.NewRequest("GET", "http://app.example.com/", nil)
+			r.RequestURI = "/../etc/passwd"
+			return r
+		}},
+		{name: "encoded slash", offence: true, req: func() *http.Request { return httptest.NewRequest("GET", "http://app.example.com/a%2Fb", nil) }},
+		{name: "NTFS stream", offence: true, req: func() *http.Request {
+			return httptest.NewRequest("GET", "http://app.example.com/web.config::$DATA", nil)
+		}},
+		{name: "CONNECT", offence: true, req: func() *http.Request { return httptest.NewRequest("CONNECT", "http://app.example.com/", nil) }},
+		{name: "clean", req: func() *http.Request { return httptest.NewRequest("GET", "http://app.example.com/a", nil) }},
+		{name: "421 strict SNI", req: func() *http.Request {
+			r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+			r.TLS = &tls.ConnectionState{ServerName: "other.example.com"}
+			return r
+		}},
+	} {
+		before := jails.Offences("probes")
+		h.ServeHTTP(httptest.NewRecorder(), tc.req())
+		if got := jails.Offences("probes") - before; got != map[bool]uint64{true: 1}[tc.offence] {
+			t.Errorf("%s: %d offences, want offence %v", tc.name, got, tc.offence)
+		}
 	}
 }

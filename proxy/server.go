@@ -89,7 +89,7 @@ func New(opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
-	s.bans = rules.NewBanList(rules.BanListConfig{Allow: prefixes(opts.Config.Allow)})
+	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
 		if e := n.Email; e != nil {
@@ -393,10 +393,10 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
 		warn("fleet")
 	}
-	if !slices.Equal(old.Allow, cfg.Allow) {
-		// The ban list refuses bans of allowed clients; jails already
-		// use the new list for counting.
-		warn("allow (for manual bans)")
+	if !slices.Equal(neverBanned(old), neverBanned(cfg)) {
+		// The ban list refuses bans of allowed clients and trusted
+		// proxies; jails already use the new list for counting.
+		warn("allow and trusted_proxies (for manual and fleet bans)")
 	}
 	ol, nl := old.Limits, cfg.Limits
 	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes ||
@@ -587,7 +587,7 @@ func (s *Server) openFirewall(cfg *config.File) error {
 		Backend:    backend,
 		Bans:       s.bans,
 		Interval:   fw.Reconcile.D(),
-		Allow:      append(prefixes(cfg.Allow), loopback...),
+		Allow:      append(neverBanned(cfg), loopback...),
 		Log:        s.log,
 		Registerer: s.metrics.reg,
 	})

@@ -66,9 +66,17 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 	return out
 }
 
+// neverBanned lists the prefixes no jail, manual ban, fleet peer or
+// kernel set may ever cover: allow, and trusted_proxies, since a banned
+// load balancer cuts off every client behind it, and a request whose
+// X-Forwarded-For cannot be read is attributed to the proxy (issue 17).
+func neverBanned(cfg *config.File) []netip.Prefix {
+	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
+}
+
 // jailsConfig maps the config's jail settings to the rules package's.
 func jailsConfig(cfg *config.File) rules.JailsConfig {
-	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix,
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
 		Capacity: cfg.Limits.TrackedClients}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
@@ -146,6 +154,10 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			return nil, fmt.Errorf("jails: %w", err)
 		}
 		s.restoreHistory(j)
+		if prev != nil {
+			// Counts of the jails that keep their names survive the reload.
+			j.Inherit(prev.jails)
+		}
 		rt.jails = j
 	}
 	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {
@@ -291,7 +303,11 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders}
+	// A malformed request is a probe: it goes to the probes jail.
+	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders, Jail: middleware.DefaultProbeJail}
+	if cfg.Probes != nil && cfg.Probes.Jail != "" {
+		hc.Jail = cfg.Probes.Jail
+	}
 	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
 		// Asked only for a path with %2F or ":$": the host it routes to
 		// decides.
@@ -309,7 +325,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			return r != nil && r.passClient[name]
 		}
 	}
-	hygiene, err := middleware.Hygiene(hc, s.log)
+	hygiene, err := middleware.Hygiene(hc, rt.jails, s.log)
 	if err != nil {
 		return nil, err
 	}

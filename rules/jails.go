@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -378,6 +379,71 @@ func (j *Jails) RestoreHistory(b Ban) bool {
 	}
 	sh.mu.Unlock()
 	return true
+}
+
+// Inherit carries into j the state of every jail of prev that j has by
+// the same name, for a reload that changed the jails' settings: each
+// client's latest offence times (as many as j's MaxRetry keeps, newest
+// first, judged from then on under j's MaxRetry and FindTime), its ban
+// history, and the jail's offence total. Without it a reload resets every
+// count, and a scanner that spreads its probes over reloads is never
+// banned (issue 17). Allowed clients are dropped; IPv6 clients are carried
+// only when IPv6Prefix is unchanged, since a /64's count says nothing
+// about one /56. Call it before j gets offences; prev may keep getting
+// them meanwhile (those are lost).
+func (j *Jails) Inherit(prev *Jails) {
+	if prev == nil {
+		return
+	}
+	for name, jl := range j.jails {
+		old := prev.jails[name]
+		if old == nil || old.shared != jl.shared {
+			continue
+		}
+		jl.untracked.Add(old.offences())
+		for si := range old.clients.shards {
+			sh := &old.clients.shards[si]
+			sh.mu.Lock()
+			for i, slot := range sh.slots {
+				ip := keyAddr(slot.key)
+				if ip.Is6() && prev.v6bits != j.v6bits || j.allowed(ip) {
+					continue
+				}
+				ring := sh.lanes[i*old.ring : (i+1)*old.ring]
+				jl.adopt(slot.key, slot.state, ring)
+			}
+			sh.mu.Unlock()
+		}
+	}
+}
+
+// adopt sets client k's state in jl from another jail's: st and its ring
+// of offence times (oldest at st.head), of which the newest that fit jl's
+// ring are kept.
+func (jl *jail) adopt(k clientKey, st offenceState, ring []int64) {
+	t := jl.clients
+	h := t.hash(k)
+	sh := t.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, _ := t.acquire(sh, k, h)
+	dst := &sh.slots[i].state
+	dst.lastUntil, dst.bans = st.lastUntil, st.bans
+	keep := min(int(st.n), jl.ring)
+	lanes := sh.lanes[i*jl.ring : (i+1)*jl.ring]
+	for n := range keep {
+		lanes[n] = ring[(int(st.head)+int(st.n)-keep+n)%len(ring)]
+	}
+	dst.n, dst.head = uint16(keep), 0
+}
+
+// keyAddr is the address of client key k: an IPv4 address, or the first
+// address of an IPv6 prefix.
+func keyAddr(k clientKey) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.hi)
+	binary.BigEndian.PutUint64(b[8:], k.lo)
+	return netip.AddrFrom16(b).Unmap()
 }
 
 // report is Report's decision at time at, without side effects beyond

@@ -660,3 +660,71 @@ func TestJailsConcurrent(t *testing.T) {
 		t.Errorf("Offences = %d, want %d", got, clients*maxRetry)
 	}
 }
+
+// TestJailsInherit pins issue 17: a reload that changes a jail's settings
+// keeps its clients' offences (re-judged under the new maxretry and
+// findtime) and ban history, instead of starting every count again.
+func TestJailsInherit(t *testing.T) {
+	t.Parallel()
+	a := netip.MustParseAddr("198.51.100.1")
+	b := netip.MustParseAddr("2001:db8::1")
+	allowed := netip.MustParseAddr("192.0.2.9")
+	tests := []struct {
+		name     string
+		next     JailConfig
+		v6bits   int
+		allow    []netip.Prefix
+		more     int  // offences after the reload
+		banA     bool // a banned after them
+		banB     bool
+		offences uint64 // the jail's total after them
+	}{
+		{name: "same maxretry: the count goes on", next: JailConfig{MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour},
+			more: 2, banA: true, banB: true, offences: 3*3 + 2*3},
+		{name: "lower maxretry keeps the newest offences", next: JailConfig{MaxRetry: 3, FindTime: time.Hour, BanTime: time.Hour},
+			more: 1, banA: true, banB: true, offences: 3*3 + 1*3},
+		{name: "higher maxretry needs more", next: JailConfig{MaxRetry: 7, FindTime: time.Hour, BanTime: time.Hour},
+			more: 3, banA: false, banB: false, offences: 3*3 + 3*3},
+		{name: "shorter findtime judges the old offences anew", next: JailConfig{MaxRetry: 5, FindTime: time.Minute, BanTime: time.Hour},
+			more: 2, banA: false, banB: false, offences: 3*3 + 2*3},
+		{name: "new ipv6_prefix drops IPv6 clients", next: JailConfig{MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour},
+			v6bits: 56, more: 2, banA: true, banB: false, offences: 3*3 + 2*3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prev, _, clk := newTestJails(t, JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour}}})
+			for range 3 {
+				for _, ip := range []netip.Addr{a, b, allowed} {
+					prev.Report("probes", ip, "probe")
+				}
+				clk.Add(10 * time.Minute)
+			}
+			next, bans, _ := newTestJails(t, JailsConfig{Jails: map[string]JailConfig{"probes": tc.next}, IPv6Prefix: tc.v6bits,
+				Allow: []netip.Prefix{netip.PrefixFrom(allowed, 32)}})
+			next.now = clk.Now
+			next.Inherit(prev)
+			if next.jails["probes"].clients.has(next.key(allowed)) {
+				t.Error("an address now in allow was carried over")
+			}
+			for range tc.more {
+				for _, ip := range []netip.Addr{a, b, allowed} {
+					next.Report("probes", ip, "probe")
+				}
+			}
+			if got := bans.banned(a); got != tc.banA {
+				t.Errorf("%v banned = %v, want %v", a, got, tc.banA)
+			}
+			if got := bans.banned(b); got != tc.banB {
+				t.Errorf("%v banned = %v, want %v", b, got, tc.banB)
+			}
+			if bans.banned(allowed) {
+				t.Errorf("%v banned, but it is in allow", allowed)
+			}
+			if got := next.Offences("probes"); got != tc.offences {
+				t.Errorf("Offences = %d, want %d", got, tc.offences)
+			}
+			next.jails["probes"].clients.check(t)
+		})
+	}
+}
