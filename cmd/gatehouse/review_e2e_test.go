@@ -1,0 +1,349 @@
+package main
+
+// End-to-end tests of the gaps an outside security review found in path
+// prefixes, client identity headers, jails and path hygiene (issue 17),
+// through the real binary.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/middleware"
+)
+
+// rawGet sends GET with the request target written exactly as rawPath
+// (no cleaning, no escaping) and the given headers, on a fresh connection,
+// and returns the status and body.
+func rawGet(t *testing.T, g *gateway, host, rawPath string, header http.Header) (int, []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", g.httpAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(clientTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", rawPath, host)
+	for k, vs := range header {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", host, rawPath, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s%s: read body: %v", host, rawPath, err)
+	}
+	return resp.StatusCode, body
+}
+
+// bcryptFile writes an htpasswd file with one bcrypt user, by Apache's
+// htpasswd.
+func bcryptFile(t *testing.T, user, pass string) string {
+	t.Helper()
+	htpasswd := needTool(t, "htpasswd")
+	path := filepath.Join(t.TempDir(), "users.htpasswd")
+	if out, err := exec.Command(htpasswd, "-cbB", "-C", "5", path, user, pass).CombinedOutput(); err != nil {
+		t.Fatalf("htpasswd: %v\n%s", err, out)
+	}
+	return path
+}
+
+// TestPrefixCoversDirectoryWithoutSlash: a path list entry ending in "/"
+// covers the path without that slash, in every form the canonical view
+// folds, for basic_auth, probes, hotlink and signed links alike.
+func TestPrefixCoversDirectoryWithoutSlash(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	users := bcryptFile(t, "alice", "wonderland")
+	key := writeFile(t, "link.key", "0123456789abcdef0123456789abcdef0123456789abcdef")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
+  paths: ["/old-admin/"]
+jails:
+  probes: {maxretry: 1000, findtime: 10m, bantime: 1m}
+hosts:
+  - match: [app.test]
+    upstreams: [%[1]s]
+    basic_auth: {realm: Admin, htpasswd: %[2]s, paths: ["/admin/"]}
+  - match: [media.test]
+    upstreams: [%[1]s]
+    hotlink: {paths: ["/videos/"], allow: [none, media.test]}
+    signed_links: {paths: ["/paid/"], key: "file:%[3]s"}
+`, up.URL(), users, key)))
+	foreign := http.Header{"Referer": {"https://evil.test/page"}}
+	for _, tc := range []struct {
+		host, path string
+		header     http.Header
+		want       int
+	}{
+		{"app.test", "/admin", nil, 401},
+		{"app.test", "/admin?x=1", nil, 401},
+		{"app.test", "/admin;x", nil, 401},
+		{"app.test", "/admin.", nil, 401},
+		{"app.test", "/admin%20", nil, 401},
+		{"app.test", "/ADMIN", nil, 401},
+		{"app.test", "//admin", nil, 401},
+		{"app.test", "/x/../admin", nil, 401},
+		{"app.test", "/admin/", nil, 401},
+		{"app.test", "/administrator", nil, 200},
+		{"app.test", "/old-admin", nil, 403},
+		{"app.test", "/Old-Admin.", nil, 403},
+		{"app.test", "/old-administrator", nil, 200},
+		{"media.test", "/videos", foreign, 403},
+		{"media.test", "/videos;x", foreign, 403},
+		{"media.test", "/videos/a.mp4", foreign, 403},
+		{"media.test", "/videos2", foreign, 200},
+		{"media.test", "/videos", nil, 200},
+		{"media.test", "/paid", nil, 403},
+		{"media.test", "/paid?x=1", nil, 403},
+		{"media.test", "/PAID.", nil, 403},
+		{"media.test", "/paidx", nil, 200},
+	} {
+		if got, body := rawGet(t, g, tc.host, tc.path, tc.header); got != tc.want {
+			t.Errorf("GET %s%s = %d, want %d (%q)", tc.host, tc.path, got, tc.want, body)
+		}
+	}
+	// And with the password, /admin is served.
+	req, err := g.newRequest(t.Context(), http.MethodGet, "app.test", "/admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("alice", "wonderland")
+	if resp, body := g.mustDo(t, req); resp.StatusCode != 200 {
+		t.Errorf("GET app.test/admin with a login = %d, want 200 (%q)", resp.StatusCode, body)
+	}
+}
+
+// TestClientIdentityHeadersStripped: no client identity header reaches an
+// upstream, in any spelling, unless the host lists it in pass_client; and
+// check refuses a pass_client entry that is not such a header.
+func TestClientIdentityHeadersStripped(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`hosts:
+  - match: [app.test]
+    upstreams: [%[1]s]
+  - match: [cdn.test]
+    upstreams: [%[1]s]
+    headers: {pass_client: [CF-Connecting-IP, x-http-method-override]}
+`, up.URL())))
+	sent := http.Header{}
+	for _, name := range middleware.ClientIdentityHeaders {
+		sent[http.CanonicalHeaderKey(name)] = []string{"spoofed"}
+	}
+	// The "_" and "." spellings CGI, PHP and WSGI fold into the same name.
+	sent["X_Http_Method_Override"] = []string{"DELETE"}
+	sent["Cf.Connecting.Ip"] = []string{"198.51.100.1"}
+	sent["Remote_User"] = []string{"root"}
+	norm := func(k string) string { return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(k)) }
+	for _, tc := range []struct {
+		host string
+		pass []string
+	}{{"app.test", nil}, {"cdn.test", []string{"cf-connecting-ip", "x-http-method-override"}}} {
+		code, body := rawGet(t, g, tc.host, "/", sent)
+		if code != 200 {
+			t.Fatalf("GET %s/ = %d, want 200 (%q)", tc.host, code, body)
+		}
+		e := decodeEcho(t, body)
+		got := map[string]bool{}
+		for k := range e.Header {
+			n := norm(k)
+			for _, name := range middleware.ClientIdentityHeaders {
+				if n == name {
+					got[name] = true
+				}
+			}
+		}
+		for _, name := range middleware.ClientIdentityHeaders {
+			want := false
+			for _, p := range tc.pass {
+				want = want || p == name
+			}
+			if got[name] != want {
+				t.Errorf("%s: upstream got %s = %v, want %v", tc.host, name, got[name], want)
+			}
+		}
+		if e.Method != http.MethodGet {
+			t.Errorf("%s: upstream saw method %q, want GET", tc.host, e.Method)
+		}
+	}
+
+	bad := writeFile(t, "bad.yaml", fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+hosts:
+  - match: [app.test]
+    upstreams: [%s]
+    headers:
+      pass_client: [X-Forwarded-For]
+`, up.URL()))
+	_, errOut, code := runGatehouse(t, "check", "-c", bad)
+	if code != 2 || !strings.Contains(errOut, "bad.yaml:6: hosts[0].headers.pass_client[0]") ||
+		!strings.Contains(errOut, "not a client identity header") {
+		t.Errorf("check with pass_client [X-Forwarded-For] = %d, %q; want 2 and the field at line 6", code, errOut)
+	}
+}
+
+// TestTrustedProxyNeverBanned: a request whose X-Forwarded-For names a
+// zoned address is attributed to the trusted proxy that sent it, and
+// neither its probes nor a manual ban ban the proxy, which would cut off
+// every client behind it.
+func TestTrustedProxyNeverBanned(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+%strusted_proxies: [127.0.0.0/8]
+probes:
+  paths: ["/probe"]
+jails:
+  probes: {maxretry: 2, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [app.test]
+    upstreams: [%s]
+`, opsAdmin, up.URL()))
+	zoned := http.Header{"X-Forwarded-For": {"2001:db8::9%eth0"}}
+	code, body := rawGet(t, g, "app.test", "/", zoned)
+	if code != 200 {
+		t.Fatalf("GET / with a zoned XFF = %d, want 200 (%q)", code, body)
+	}
+	if got := decodeEcho(t, body).Header.Get("X-Real-Ip"); got != "127.0.0.1" {
+		t.Errorf("X-Real-IP for a zoned XFF entry = %q, want the proxy 127.0.0.1", got)
+	}
+	for range 4 {
+		if code, _ := rawGet(t, g, "app.test", "/probe", zoned); code != 403 {
+			t.Fatalf("probe = %d, want 403", code)
+		}
+		if code, _ := rawGet(t, g, "app.test", "/probe", nil); code != 403 {
+			t.Fatalf("probe from the proxy itself = %d, want 403", code)
+		}
+	}
+	if code, body := rawGet(t, g, "app.test", "/", http.Header{"X-Forwarded-For": {"198.51.100.7"}}); code != 200 {
+		t.Errorf("a client behind the proxy after its probes = %d, want 200 (%q)", code, body)
+	}
+	// A client behind it is banned as usual.
+	for range 2 {
+		rawGet(t, g, "app.test", "/probe", http.Header{"X-Forwarded-For": {"198.51.100.66"}})
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", http.Header{"X-Forwarded-For": {"198.51.100.66"}}); code != 403 {
+		t.Errorf("the probing client behind the proxy = %d, want 403 (banned)", code)
+	}
+	_, errOut, code := runGatehouse(t, "bans", "add", "127.0.0.1", "--admin", "http://"+g.adminAddr, "--token", "ops-token")
+	if code != 1 || !strings.Contains(errOut, "422") {
+		t.Errorf("bans add 127.0.0.1 (a trusted proxy) = %d, %q; want 1 and 422", code, errOut)
+	}
+}
+
+// TestReloadKeepsJailCounts: a reload that changes a jail's settings
+// keeps the offences counted so far, judged under the new settings.
+func TestReloadKeepsJailCounts(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	cfg := func(maxretry int, bantime string) string {
+		return gatewayConfig(fmt.Sprintf(`trusted_proxies: [127.0.0.0/8]
+probes:
+  paths: ["/probe"]
+jails:
+  probes: {maxretry: %d, findtime: 10m, bantime: %s}
+hosts:
+  - match: [app.test]
+    upstreams: [%s]
+`, maxretry, bantime, up.URL()))
+	}
+	g := startGateway(t, cfg(3, "1h"))
+	client := http.Header{"X-Forwarded-For": {"198.51.100.20"}}
+	for range 2 {
+		rawGet(t, g, "app.test", "/probe", client)
+	}
+	if got := g.reload(t, cfg(4, "2h")); got != "ok" {
+		t.Fatalf("reload = %s, want ok", got)
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", client); code != 200 {
+		t.Fatalf("after two probes and the reload = %d, want 200 (not banned yet)", code)
+	}
+	for range 2 {
+		rawGet(t, g, "app.test", "/probe", client)
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", client); code != 403 {
+		t.Errorf("after 2 probes, a reload to maxretry 4 and 2 more probes = %d, want 403 (banned)", code)
+	}
+}
+
+// TestMalformedPathIsProbe: a request refused for its path costs an
+// offence in the probes jail, so a scanner sending only malformed paths is
+// banned too.
+func TestMalformedPathIsProbe(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`trusted_proxies: [127.0.0.0/8]
+probes:
+  presets: [common]
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [app.test]
+    upstreams: [%s]
+`, up.URL())))
+	client := http.Header{"X-Forwarded-For": {"198.51.100.30"}}
+	for _, p := range []string{"/a%00", "/../../etc/passwd", "/a%2Fb"} {
+		if code, _ := rawGet(t, g, "app.test", p, client); code != 400 {
+			t.Fatalf("GET %s = %d, want 400", p, code)
+		}
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", client); code != 403 {
+		t.Errorf("after three malformed paths = %d, want 403 (banned by the probes jail)", code)
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", http.Header{"X-Forwarded-For": {"198.51.100.31"}}); code != 200 {
+		t.Errorf("another client = %d, want 200", code)
+	}
+}
+
+// TestNTFSStreamPaths: paths with NTFS alternate data stream syntax are
+// refused unless the host allows it.
+func TestNTFSStreamPaths(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
+  presets: [vcs, secrets]
+jails:
+  probes: {maxretry: 1000, findtime: 10m, bantime: 1m}
+hosts:
+  - match: [app.test]
+    upstreams: [%[1]s]
+  - match: [legacy.test]
+    upstreams: [%[1]s]
+    allow_stream_syntax: true
+`, up.URL())))
+	for _, p := range []string{"/.git::$INDEX_ALLOCATION/config", "/web.config::$DATA", "/web.config:x:$DATA",
+		"/web.config%3A%3A%24DATA", "/a/web.config;p::$DATA"} {
+		if code, body := rawGet(t, g, "app.test", p, nil); code != 400 {
+			t.Errorf("GET app.test%s = %d, want 400 (%q)", p, code, body)
+		}
+	}
+	code, body := rawGet(t, g, "legacy.test", "/price::$5", nil)
+	if code != 200 {
+		t.Fatalf("GET legacy.test/price::$5 = %d, want 200 (%q)", code, body)
+	}
+	if got := decodeEcho(t, body).URI; got != "/price::$5" {
+		t.Errorf("upstream got %q, want /price::$5", got)
+	}
+	// The loosening is only for what it names.
+	if code, _ := rawGet(t, g, "legacy.test", "/a%00", nil); code != 400 {
+		t.Errorf("GET legacy.test/a%%00 = %d, want 400", code)
+	}
+}
