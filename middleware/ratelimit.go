@@ -35,35 +35,76 @@ type RateLimitConfig struct {
 	Capacity int
 }
 
+// RateBuckets are the per-client token buckets of one flood jail: a
+// bounded LRU, so a flood of addresses cannot exhaust memory. They outlive
+// a reload that leaves the jail's rate, burst, IPv6 prefix and capacity
+// alone (see NewRateBuckets), so a flooding client gets no fresh burst
+// from a reload. Safe for concurrent use.
+type RateBuckets struct {
+	limit    rate.Limit
+	burst    int
+	v6bits   int
+	capacity int
+	cache    *lru.Cache[netip.Prefix, *rate.Limiter]
+}
+
+// NewRateBuckets returns the buckets for cfg (defaults applied): prev
+// when prev was made for the same rate, burst, IPv6 prefix and capacity,
+// else new, empty ones. prev nil: new ones.
+func NewRateBuckets(cfg RateLimitConfig, prev *RateBuckets) (*RateBuckets, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &RateBuckets{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, v6bits: cfg.IPv6Prefix, capacity: cfg.Capacity}
+	if prev != nil && prev.limit == b.limit && prev.burst == b.burst && prev.v6bits == b.v6bits && prev.capacity == b.capacity {
+		return prev, nil
+	}
+	if b.cache, err = lru.New[netip.Prefix, *rate.Limiter](cfg.Capacity); err != nil {
+		return nil, fmt.Errorf("rate limit: %w", err)
+	}
+	return b, nil
+}
+
+// withDefaults validates c and applies its defaults.
+func (c RateLimitConfig) withDefaults() (RateLimitConfig, error) {
+	if c.Rate <= 0 {
+		return c, fmt.Errorf("rate limit: rate %v must be greater than 0", c.Rate)
+	}
+	if c.Burst <= 0 {
+		c.Burst = max(1, int(2*c.Rate))
+	}
+	if c.IPv6Prefix == 0 {
+		c.IPv6Prefix = 64
+	}
+	if c.Capacity <= 0 {
+		c.Capacity = 100_000
+	}
+	return c, nil
+}
+
 // RateLimit refuses a client's requests over its token bucket
 // (golang.org/x/time/rate) with 429 and a Retry-After, and reports each
-// refusal to the jail, which bans a client that keeps flooding. Limiter
-// state is a bounded LRU, so a flood of addresses cannot exhaust memory.
-// It needs the Scope's client IP.
-func RateLimit(cfg RateLimitConfig, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
-	if cfg.Rate <= 0 {
-		return nil, fmt.Errorf("rate limit: rate %v must be greater than 0", cfg.Rate)
+// refusal to the jail, which bans a client that keeps flooding. buckets
+// holds the clients' buckets (NewRateBuckets for the same cfg); nil: new
+// ones. It needs the Scope's client IP.
+func RateLimit(cfg RateLimitConfig, buckets *RateBuckets, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Jail == "" || jails == nil {
 		return nil, errors.New("rate limit: no jail")
 	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = max(1, int(2*cfg.Rate))
-	}
-	if cfg.IPv6Prefix == 0 {
-		cfg.IPv6Prefix = 64
-	}
-	if cfg.Capacity <= 0 {
-		cfg.Capacity = 100_000
+	if buckets == nil {
+		if buckets, err = NewRateBuckets(cfg, nil); err != nil {
+			return nil, err
+		}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	limiters, err := lru.New[netip.Prefix, *rate.Limiter](cfg.Capacity)
-	if err != nil {
-		return nil, fmt.Errorf("rate limit: %w", err)
-	}
-	limit := rate.Limit(cfg.Rate)
+	limiters, limit, burst := buckets.cache, buckets.limit, buckets.burst
 	retryAfter := []string{strconv.Itoa(max(1, int(time.Second.Seconds()/cfg.Rate+0.999)))}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +120,7 @@ func RateLimit(cfg RateLimitConfig, jails *rules.Jails, log *slog.Logger) (func(
 			}
 			l, ok := limiters.Get(key)
 			if !ok {
-				l = rate.NewLimiter(limit, cfg.Burst)
+				l = rate.NewLimiter(limit, burst)
 				// Two first requests racing may both add; the later wins,
 				// which costs that client one burst at most.
 				limiters.Add(key, l)

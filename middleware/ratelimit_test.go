@@ -13,7 +13,7 @@ func TestRateLimit(t *testing.T) {
 	t.Parallel()
 	jails := newTestJails(t)
 	mw, err := RateLimit(RateLimitConfig{Rate: 0.001, Burst: 3, Jail: "flood",
-		Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, jails, nil)
+		Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, nil, jails, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +64,10 @@ func TestRateLimit(t *testing.T) {
 
 func TestRateLimitConfigErrors(t *testing.T) {
 	t.Parallel()
-	if _, err := RateLimit(RateLimitConfig{Jail: "flood"}, newTestJails(t), nil); err == nil {
+	if _, err := RateLimit(RateLimitConfig{Jail: "flood"}, nil, newTestJails(t), nil); err == nil {
 		t.Error("RateLimit without a rate = nil error")
 	}
-	if _, err := RateLimit(RateLimitConfig{Rate: 1}, newTestJails(t), nil); err == nil {
+	if _, err := RateLimit(RateLimitConfig{Rate: 1}, nil, newTestJails(t), nil); err == nil {
 		t.Error("RateLimit without a jail = nil error")
 	}
 }
@@ -77,7 +77,7 @@ func BenchmarkRateLimit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mw, err := RateLimit(RateLimitConfig{Rate: 1e9, Jail: "flood"}, j, nil)
+	mw, err := RateLimit(RateLimitConfig{Rate: 1e9, Jail: "flood"}, nil, j, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,5 +90,49 @@ func BenchmarkRateLimit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// TestRateBucketsSurviveReload pins issue 17's reload rule for flood
+// jails: buckets made for the same limits are kept (a flooding client gets
+// no fresh burst from a reload), new limits start new buckets.
+func TestRateBucketsSurviveReload(t *testing.T) {
+	t.Parallel()
+	cfg := RateLimitConfig{Rate: 0.001, Burst: 2, Jail: "flood"}
+	b, err := NewRateBuckets(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jails := newTestJails(t)
+	serve := func(b *RateBuckets) int {
+		mw, err := RateLimit(cfg, b, jails, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := WithScope(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ScopeFrom(r).ClientIP = netip.MustParseAddr("198.51.100.1")
+			mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})).ServeHTTP(w, r)
+		}))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		return w.Code
+	}
+	for range 2 {
+		serve(b)
+	}
+	kept, err := NewRateBuckets(cfg, b)
+	if err != nil || kept != b {
+		t.Fatalf("NewRateBuckets(same limits, prev) = %p, %v; want prev %p", kept, err, b)
+	}
+	if code := serve(kept); code != http.StatusTooManyRequests {
+		t.Errorf("after the burst and a reload with the same limits: %d, want 429", code)
+	}
+	cfg.Burst = 3
+	fresh, err := NewRateBuckets(cfg, b)
+	if err != nil || fresh == b {
+		t.Fatalf("NewRateBuckets(new burst, prev) = %p, %v; want new buckets", fresh, err)
+	}
+	if code := serve(fresh); code != http.StatusOK {
+		t.Errorf("with new limits: %d, want 200", code)
 	}
 }

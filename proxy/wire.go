@@ -36,6 +36,8 @@ type runtime struct {
 	// signing serves the admin API's /v1/sign endpoints and holds the
 	// hosts' signed-link keys.
 	signing *Signing
+	// buckets are the flood jails' token buckets, by jail name.
+	buckets map[string]*middleware.RateBuckets
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -329,15 +331,27 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Flood jails: a token bucket per client for each jail with a rate.
+	// Flood jails: a token bucket per client for each jail with a rate,
+	// kept across a reload that leaves the jail's limits alone.
 	limited := hygiene(h)
+	rt.buckets = map[string]*middleware.RateBuckets{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Jails)) {
 		j := cfg.Jails[name]
 		if j.Rate == 0 {
 			continue
 		}
-		rl, err := middleware.RateLimit(middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
-			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix, Capacity: cfg.Limits.TrackedClients}, rt.jails, s.log)
+		rc := middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
+			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix, Capacity: cfg.Limits.TrackedClients}
+		var kept *middleware.RateBuckets
+		if prev != nil {
+			kept = prev.buckets[name]
+		}
+		b, err := middleware.NewRateBuckets(rc, kept)
+		if err != nil {
+			return nil, fmt.Errorf("jails[%q]: %w", name, err)
+		}
+		rt.buckets[name] = b
+		rl, err := middleware.RateLimit(rc, b, rt.jails, s.log)
 		if err != nil {
 			return nil, fmt.Errorf("jails[%q]: %w", name, err)
 		}

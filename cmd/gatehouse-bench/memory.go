@@ -153,7 +153,7 @@ func measureTable(what string, n int) (memResult, error) {
 		if err != nil {
 			return res, err
 		}
-		rl, err := middleware.RateLimit(middleware.RateLimitConfig{Rate: 50, Jail: "flood", Capacity: n}, jails, nil)
+		rl, err := middleware.RateLimit(middleware.RateLimitConfig{Rate: 50, Jail: "flood", Capacity: n}, nil, jails, nil)
 		if err != nil {
 			return res, err
 		}

@@ -347,3 +347,35 @@ hosts:
 		t.Errorf("GET legacy.test/a%%00 = %d, want 400", code)
 	}
 }
+
+// TestReloadKeepsFloodBuckets: a reload that leaves a flood jail's limits
+// alone gives a client that used up its burst no fresh one.
+func TestReloadKeepsFloodBuckets(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	cfg := func(extraHost string) string {
+		return gatewayConfig(fmt.Sprintf(`trusted_proxies: [127.0.0.0/8]
+jails:
+  flood: {rate: 0.01, burst: 2, maxretry: 1000, findtime: 10m, bantime: 1m}
+hosts:
+  - match: [app.test]
+    upstreams: [%[1]s]
+%[2]s`, up.URL(), extraHost))
+	}
+	g := startGateway(t, cfg(""))
+	client := http.Header{"X-Forwarded-For": {"198.51.100.40"}}
+	for range 2 {
+		if code, _ := rawGet(t, g, "app.test", "/", client); code != 200 {
+			t.Fatalf("within the burst = %d, want 200", code)
+		}
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", client); code != 429 {
+		t.Fatalf("over the burst = %d, want 429", code)
+	}
+	if got := g.reload(t, cfg("  - match: [other.test]\n    upstreams: ["+up.URL()+"]\n")); got != "ok" {
+		t.Fatalf("reload = %s, want ok", got)
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", client); code != 429 {
+		t.Errorf("after a reload that kept the flood limits = %d, want 429 (no fresh burst)", code)
+	}
+}
