@@ -112,11 +112,12 @@ type hygiene struct {
 	// themselves when a host may pass them (client identity headers),
 	// else to "".
 	names map[string]string
-	// first marks the lower-case first bytes of names and of
-	// forwardedPrefix: a header starting otherwise is never stripped,
-	// which keeps the per-header cost of the common headers to one
-	// table lookup.
-	first [256]bool
+	// shape has, for each first byte of a header name, bit L set when a
+	// stripped name (or an X-Forwarded-* one) of length L (63: 63 or
+	// more) starts with that byte in any case: a header of another shape
+	// is never stripped, which keeps the cost of the common headers
+	// (Cookie, Content-Type, Referer …) to one table lookup.
+	shape [256]uint64
 	log   *slog.Logger
 }
 
@@ -166,9 +167,15 @@ func Hygiene(cfg HygieneConfig, jails *rules.Jails, log *slog.Logger) (func(http
 	}
 	for c := range 256 {
 		first := normalHeaderByte(byte(c))
-		hy.first[c] = first == forwardedPrefix[0]
+		if first == forwardedPrefix[0] {
+			for l := len(forwardedPrefix) + 1; l < 64; l++ {
+				hy.shape[c] |= 1 << l
+			}
+		}
 		for n := range hy.names {
-			hy.first[c] = hy.first[c] || first == n[0]
+			if first == n[0] {
+				hy.shape[c] |= 1 << min(len(n), 63)
+			}
 		}
 	}
 	return hy.wrap, nil
@@ -296,7 +303,7 @@ func (hy *hygiene) scanHeaders(h http.Header, host string) (hostField, upgrade [
 		case "Authorization":
 			auths = len(v)
 		default:
-			if k == "" || !hy.first[k[0]] {
+			if k == "" || hy.shape[k[0]]&(1<<min(len(k), 63)) == 0 {
 				continue
 			}
 			if strip, name := hy.stripped(k); strip && (name == "" || hy.passClient == nil || !hy.passClient(host, name)) {
