@@ -159,16 +159,26 @@ func TestAccessLogConfigErrors(t *testing.T) {
 	}
 }
 
+// BenchmarkAccessLog measures one line per format, for a plain request
+// and for one whose Referer is a signed link (its signature redacted).
 func BenchmarkAccessLog(b *testing.B) {
-	for _, format := range []string{FormatJSON, FormatCombined} {
-		b.Run(format, func(b *testing.B) {
-			mw, err := AccessLog(AccessLogConfig{Format: format, Out: discard{}})
+	for _, bc := range []struct{ name, format, referer string }{
+		{"json", FormatJSON, ""},
+		{"combined", FormatCombined, ""},
+		{"json-signed-referer", FormatJSON, "https://media.example.com/paid/page.html?gh_expires=1900003600&gh_signature=74QNC3Te0aRBpil2XyHr-75zirE676673NDIhKETqnA"},
+		{"combined-signed-referer", FormatCombined, "https://media.example.com/paid/page.html?gh_expires=1900003600&gh_signature=74QNC3Te0aRBpil2XyHr-75zirE676673NDIhKETqnA"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			mw, err := AccessLog(AccessLogConfig{Format: bc.format, Out: discard{}})
 			if err != nil {
 				b.Fatal(err)
 			}
 			h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 			r := httptest.NewRequest("GET", "/index.html", nil)
 			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+			if bc.referer != "" {
+				r.Header.Set("Referer", bc.referer)
+			}
 			r = r.WithContext(&scopeCtx{Context: r.Context()})
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
