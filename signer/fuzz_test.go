@@ -23,6 +23,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"bucket":"media","key":"a.mp4","method":"PUT","expires":"15m","content_type":"video/mp4"}`)
 	f.Add(`{"url":"https://cdn.example.com/v/*","not_before":"2030-01-02T15:04:05Z","ip_range":"203.0.113.0/24","cookies":true}`)
 	f.Add(`{"url":"https://media.example.com/paid/a.mp4","ip":"2001:db8::1","expires":600}`)
+	f.Add(`{"url":"https://media.example.com/paid/a.mp4?id=1","method":"HEAD","expires":"1h"}`)
 	// Expires in every form, and broken ones.
 	f.Add(`{"expires":1.5}`)
 	f.Add(`{"expires":9e2}`)
