@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"gatehouse/signer"
 )
 
 // Access log formats.
@@ -171,8 +173,10 @@ func appendJSONLine(b []byte, r *http.Request, s *Scope, status int, size int64,
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, s.User)
 	}
+	// A Referer may be a signed link (a page opened through one): its
+	// signature is redacted.
 	b = append(b, `,"referer":`...)
-	b = appendJSONString(b, r.Header.Get("Referer"))
+	b = appendJSONRedacted(b, r.Header.Get("Referer"))
 	b = append(b, `,"user_agent":`...)
 	b = appendJSONString(b, r.Header.Get("User-Agent"))
 	return append(b, "}\n"...)
@@ -189,6 +193,29 @@ func appendAddr(b []byte, s *Scope) []byte {
 // U+FFFD, so every line is valid JSON whatever a client sent.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendJSONChars(b, s)
+	return append(b, '"')
+}
+
+// appendJSONRedacted appends s as a JSON string with every gh_signature
+// value replaced by signer.RedactedSignature.
+func appendJSONRedacted(b []byte, s string) []byte {
+	b = append(b, '"')
+	for {
+		start, end := signer.SignatureSpan(s)
+		if start < 0 {
+			break
+		}
+		b = appendJSONChars(b, s[:start])
+		b = append(b, signer.RedactedSignature...)
+		s = s[end:]
+	}
+	b = appendJSONChars(b, s)
+	return append(b, '"')
+}
+
+// appendJSONChars appends s escaped for the inside of a JSON string.
+func appendJSONChars(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -211,7 +238,7 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += n
 	}
-	return append(b, '"')
+	return b
 }
 
 // appendCombinedLine appends one line in nginx's combined format:
@@ -230,7 +257,11 @@ func appendCombinedLine(b []byte, r *http.Request, s *Scope, status int, size in
 	b = append(b, `] "`...)
 	b = appendNginxEscaped(b, r.Method)
 	b = append(b, ' ')
-	b = appendNginxEscaped(b, r.RequestURI)
+	// The request-target keeps its query, as nginx's $request does; a
+	// gh_signature in it (a request the signed-link check did not strip:
+	// refused earlier, or outside signed_links.paths) is redacted, and so
+	// is one in the Referer.
+	b = appendNginxRedacted(b, r.RequestURI)
 	b = append(b, ' ')
 	b = appendNginxEscaped(b, r.Proto)
 	b = append(b, `" `...)
@@ -238,7 +269,11 @@ func appendCombinedLine(b []byte, r *http.Request, s *Scope, status int, size in
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, size, 10)
 	b = append(b, ` "`...)
-	b = appendNginxField(b, r.Header.Get("Referer"))
+	if ref := r.Header.Get("Referer"); ref != "" {
+		b = appendNginxRedacted(b, ref)
+	} else {
+		b = append(b, '-')
+	}
 	b = append(b, `" "`...)
 	b = appendNginxField(b, r.Header.Get("User-Agent"))
 	return append(b, "\"\n"...)
@@ -247,6 +282,21 @@ func appendCombinedLine(b []byte, r *http.Request, s *Scope, status int, size in
 func appendNginxField(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '-')
+	}
+	return appendNginxEscaped(b, s)
+}
+
+// appendNginxRedacted is appendNginxEscaped with every gh_signature
+// value replaced by signer.RedactedSignature.
+func appendNginxRedacted(b []byte, s string) []byte {
+	for {
+		start, end := signer.SignatureSpan(s)
+		if start < 0 {
+			break
+		}
+		b = appendNginxEscaped(b, s[:start])
+		b = append(b, signer.RedactedSignature...)
+		s = s[end:]
 	}
 	return appendNginxEscaped(b, s)
 }

@@ -159,16 +159,26 @@ func TestAccessLogConfigErrors(t *testing.T) {
 	}
 }
 
+// BenchmarkAccessLog measures one line per format, for a plain request
+// and for one whose Referer is a signed link (its signature redacted).
 func BenchmarkAccessLog(b *testing.B) {
-	for _, format := range []string{FormatJSON, FormatCombined} {
-		b.Run(format, func(b *testing.B) {
-			mw, err := AccessLog(AccessLogConfig{Format: format, Out: discard{}})
+	for _, bc := range []struct{ name, format, referer string }{
+		{"json", FormatJSON, ""},
+		{"combined", FormatCombined, ""},
+		{"json-signed-referer", FormatJSON, "https://media.example.com/paid/page.html?gh_expires=1900003600&gh_signature=74QNC3Te0aRBpil2XyHr-75zirE676673NDIhKETqnA"},
+		{"combined-signed-referer", FormatCombined, "https://media.example.com/paid/page.html?gh_expires=1900003600&gh_signature=74QNC3Te0aRBpil2XyHr-75zirE676673NDIhKETqnA"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			mw, err := AccessLog(AccessLogConfig{Format: bc.format, Out: discard{}})
 			if err != nil {
 				b.Fatal(err)
 			}
 			h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 			r := httptest.NewRequest("GET", "/index.html", nil)
 			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+			if bc.referer != "" {
+				r.Header.Set("Referer", bc.referer)
+			}
 			r = r.WithContext(&scopeCtx{Context: r.Context()})
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
@@ -207,5 +217,43 @@ func TestAccessLogAbortedRequest(t *testing.T) {
 	}()
 	if m := combinedRE.FindStringSubmatch(out.String()); m == nil || m[5] != "200" || m[6] != "7" {
 		t.Errorf("log = %q, want the aborted request with its 7 bytes", out.String())
+	}
+}
+
+// TestAccessLogRedactsSignatures pins issue 17: a gh_signature value in
+// the request-target (a request refused before the signed-link check
+// stripped it, or outside signed_links.paths) or in the Referer (a page
+// opened through a signed link) is written as the fixed marker, in both
+// formats, with the rest of the line intact.
+func TestAccessLogRedactsSignatures(t *testing.T) {
+	t.Parallel()
+	const sig = "74QNC3Te0aRBpil2XyHr-75zirE676673NDIhKETqnA"
+	for _, tc := range []struct {
+		name, format, target, referer string
+		want                          []string
+	}{
+		{name: "json referer", format: FormatJSON, target: "/paid/a.mp4?gh_expires=1&gh_signature=" + sig,
+			referer: "https://media.example.com/paid/page.html?gh_expires=1&gh_signature=" + sig + "&t=1",
+			want:    []string{`"referer":"https://media.example.com/paid/page.html?gh_expires=1&gh_signature=[redacted]&t=1"`, `"path":"/paid/a.mp4"`}},
+		{name: "combined request and referer", format: FormatCombined, target: "/free/a.mp4?gh_expires=1&gh_signature=" + sig + "&t=1",
+			referer: "https://app.example.com/login?next=%2Fpaid%2Fa%3Fgh_signature%3D" + sig,
+			want: []string{`"GET /free/a.mp4?gh_expires=1&gh_signature=[redacted]&t=1 HTTP/1.1"`,
+				`"https://app.example.com/login?next=%2Fpaid%2Fa%3Fgh_signature%3D[redacted]"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tc.target, nil)
+			r.Header.Set("Referer", tc.referer)
+			line, _ := serveLogged(t, tc.format, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusForbidden)
+			}, r)
+			if strings.Contains(line, sig) {
+				t.Errorf("%s line %q carries the signature", tc.format, line)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("%s line %q lacks %q", tc.format, line, w)
+				}
+			}
+		})
 	}
 }

@@ -22,19 +22,23 @@ type SignedLinksConfig struct {
 // SignedLinks answers 403 to a request under cfg.Paths that does not carry
 // a valid gateway-signed link (signer.Links.Verify): parameters missing,
 // malformed or repeated, a signature no key made for this method, host,
-// canonical path and expiry (and client address, for a bound link), or
-// an expired link. A request is protected when its raw path, its
-// canonical path or the canonical path's probe form is under a prefix
-// (rules.PrefixSet.CoversRequest), so "//paid/a" and "/PAID/a" are
-// protected as well; the signature covers the canonical path with its
-// case, so they need a link of their own.
+// raw path, query and expiry (and client address, for a bound link), an
+// expired link, or one whose expiry lies beyond max_expires. A request is
+// protected when its raw path, its canonical path or the canonical
+// path's probe form is under a prefix (rules.PrefixSet.CoversRequest), so
+// "//paid/a" and "/PAID/a" are protected as well. The signature is
+// checked against the raw path the upstream receives
+// (r.URL.EscapedPath()), not the canonical one: "/paid//a.mp4",
+// "/paid/./a.mp4" and "/paid/%61.mp4" are other objects on a key-value
+// store upstream, so the link of "/paid/a.mp4" does not open them (issue
+// 17).
 //
 // The link parameters are removed from the query before the request goes
-// on, on every protected request: the upstream never sees them, and
-// neither does an access log line, which is written from the same
-// request. Refusals are logged at debug without the signature. It needs
-// the Scope's client IP, canonical path and request host (ClientIP,
-// Hygiene).
+// on, on every protected request: the upstream receives exactly the
+// query the link was signed for, and an access log line, written from
+// the same request, never shows them. Refusals are logged at debug
+// without the signature. It needs the Scope's client IP, canonical path
+// and request host (ClientIP, Hygiene).
 func SignedLinks(cfg SignedLinksConfig, links *signer.Links, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	if links == nil {
 		return nil, errors.New("signed links: no signer")
@@ -62,7 +66,7 @@ func SignedLinks(cfg SignedLinksConfig, links *signer.Links, log *slog.Logger) (
 				// middleware alone): the same canonical form.
 				host, _, _ = CanonicalHost(r.Host)
 			}
-			stripped, err := links.Verify(r.Method, host, s.Path.Path, r.URL.RawQuery, s.ClientIP)
+			stripped, err := links.Verify(r.Method, host, r.URL.EscapedPath(), r.URL.RawQuery, s.ClientIP)
 			if stripped != r.URL.RawQuery {
 				r.URL.RawQuery = stripped
 				r.RequestURI = withQuery(r.RequestURI, stripped)

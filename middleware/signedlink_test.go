@@ -65,12 +65,16 @@ func TestSignedLinks(t *testing.T) {
 	}
 	client := netip.MustParseAddr("203.0.113.7")
 	link := func(l *signer.Links, path string, exp time.Time, ip netip.Addr) string {
-		return l.Sign("GET", "media.example.com", path, exp, ip)
+		return l.Sign("GET", "media.example.com", path, "", exp, ip)
 	}
 	valid := link(signing, "/paid/a.mp4", now.Add(time.Hour), netip.Addr{})
 	rotated := link(verifying, "/paid/a.mp4", now.Add(time.Hour), netip.Addr{})
 	bound := link(verifying, "/paid/a.mp4", now.Add(time.Hour), client)
 	expired := link(verifying, "/paid/a.mp4", now, netip.Addr{})
+	withQuery := verifying.Sign("GET", "media.example.com", "/paid/a.mp4", "t=10&q=hd", now.Add(time.Hour), netip.Addr{})
+	head := verifying.Sign("HEAD", "media.example.com", "/paid/a.mp4", "", now.Add(time.Hour), netip.Addr{})
+	farFuture := link(verifying, "/paid/a.mp4", now.Add(10*365*24*time.Hour), netip.Addr{})
+	escaped := link(verifying, "/paid/caf%C3%A9.mp4", now.Add(time.Hour), netip.Addr{})
 	tests := []struct {
 		name      string
 		method    string
@@ -83,10 +87,22 @@ func TestSignedLinks(t *testing.T) {
 	}{
 		{name: "valid, old key", target: "/paid/a.mp4?" + valid, want: 200, wantURI: "/paid/a.mp4"},
 		{name: "valid, new key", target: "/paid/a.mp4?" + rotated, want: 200, wantURI: "/paid/a.mp4"},
-		{name: "valid, query kept", target: "/paid/a.mp4?t=10&" + valid + "&q=hd", want: 200, wantURI: "/paid/a.mp4?t=10&q=hd", wantQuery: "t=10&q=hd"},
+		{name: "valid, signed query kept", target: "/paid/a.mp4?t=10&q=hd&" + withQuery, want: 200, wantURI: "/paid/a.mp4?t=10&q=hd", wantQuery: "t=10&q=hd"},
+		{name: "valid, link parameters amid the signed query", target: "/paid/a.mp4?t=10&" + withQuery + "&q=hd", want: 200, wantURI: "/paid/a.mp4?t=10&q=hd", wantQuery: "t=10&q=hd"},
+		{name: "valid, escaped path", target: "/paid/caf%C3%A9.mp4?" + escaped, want: 200, wantURI: "/paid/caf%C3%A9.mp4"},
 		{name: "host with port and case", host: "Media.Example.com:8080", target: "/paid/a.mp4?" + valid, want: 200, wantURI: "/paid/a.mp4"},
-		{name: "HEAD", method: "HEAD", target: "/paid/a.mp4?" + valid, want: 200, wantURI: "/paid/a.mp4"},
-		{name: "encoded path, same canonical path", target: "/paid/%61.mp4?" + valid, want: 200, wantURI: "/paid/%61.mp4"},
+		{name: "HEAD for a GET link", method: "HEAD", target: "/paid/a.mp4?" + valid, want: 200, wantURI: "/paid/a.mp4"},
+		{name: "HEAD for a HEAD link", method: "HEAD", target: "/paid/a.mp4?" + head, want: 200, wantURI: "/paid/a.mp4"},
+		{name: "GET for a HEAD link", target: "/paid/a.mp4?" + head, want: 403},
+		{name: "query added to a link", target: "/paid/a.mp4?id=2&admin=1&" + valid, want: 403},
+		{name: "signed query changed", target: "/paid/a.mp4?t=10&q=sd&" + withQuery, want: 403},
+		{name: "signed query dropped", target: "/paid/a.mp4?" + withQuery, want: 403},
+		{name: "raw path, needless escape", target: "/paid/%61.mp4?" + valid, want: 403},
+		{name: "raw path, double slash", target: "/paid//a.mp4?" + valid, want: 403},
+		{name: "raw path, dot segment", target: "/paid/./a.mp4?" + valid, want: 403},
+		{name: "raw path, path parameter", target: "/paid/a.mp4;v=1?" + valid, want: 403},
+		{name: "raw path, escape case", target: "/paid/caf%c3%a9.mp4?" + escaped, want: 403},
+		{name: "expiry beyond max_expires", target: "/paid/a.mp4?" + farFuture, want: 403},
 		{name: "bound, right client", target: "/paid/a.mp4?" + bound, want: 200, wantURI: "/paid/a.mp4"},
 		{name: "unprotected path untouched", target: "/free/a.mp4?gh_signature=x", want: 200, wantURI: "/free/a.mp4?gh_signature=x", wantQuery: "gh_signature=x"},
 		{name: "missing", target: "/paid/a.mp4", want: 403},
@@ -177,7 +193,7 @@ func BenchmarkSignedLinks(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	q := l.Sign("GET", "media.example.com", "/paid/videos/e01.mp4", now.Add(time.Hour), netip.Addr{})
+	q := l.Sign("GET", "media.example.com", "/paid/videos/e01.mp4", "", now.Add(time.Hour), netip.Addr{})
 	for _, bc := range []struct{ name, target string }{
 		{"valid", "/paid/videos/e01.mp4?" + q},
 		{"unprotected", "/free/videos/e01.mp4"},

@@ -108,7 +108,8 @@ func NewSigning(ctx context.Context, cfg *config.File) (*Signing, error) {
 		for j, k := range secrets {
 			keys[j] = []byte(k.Value())
 		}
-		links, err := signer.NewLinks(signer.LinkConfig{Keys: keys, BindIP: sl.BindIP, MaxExpires: sl.MaxExpires.D()})
+		links, err := signer.NewLinks(signer.LinkConfig{Keys: keys, BindIP: sl.BindIP, MaxExpires: sl.MaxExpires.D(),
+			IgnoreQuery: sl.Query == config.SignedLinksQueryIgnore})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
@@ -149,8 +150,10 @@ func (sg *Signing) CloudFront(req signer.CloudFrontRequest, allowed signer.Prefi
 
 // Link signs a gateway link for a token allowed the resources in allowed
 // (nil: any). The URL's host must be one of the config's hosts with
-// signed_links, and its path under their paths; the signature covers the
-// canonical host and path the gateway checks requests in.
+// signed_links, and its path under their paths and in canonical form
+// (rules.EscapePath of its canonical path: no "//", "." or ".." segment,
+// no needless escape), so the link names one spelling of the resource;
+// the signature covers the canonical host, that raw path and the query.
 func (sg *Signing) Link(req signer.LinkRequest, allowed signer.Prefixes) (signer.LinkResult, error) {
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
@@ -171,6 +174,12 @@ func (sg *Signing) Link(req signer.LinkRequest, allowed signer.Prefixes) (signer
 	}
 	if !lh.paths.CoversRequest(raw, c) {
 		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("path %q is not under %s.paths, so the gateway would not check the link", raw, lh.field)}
+	}
+	// The link is checked against the raw path the upstream receives;
+	// another spelling of the same canonical path ("//", "%61", "./")
+	// may be another object upstream, so only one spelling is signed.
+	if want := rules.EscapePath(c.Path); raw != want {
+		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("path %q is not in canonical form; sign %q", raw, want)}
 	}
 	return lh.links.SignURL(req, u, host, c.Path, allowed)
 }

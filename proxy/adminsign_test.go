@@ -227,7 +227,23 @@ func TestAdminSignAPI(t *testing.T) {
 		{name: "link unsafe path", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/..%2f..%2fetc"}`, want: 422, wantField: "url"},
 		{name: "link over the cap", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/a.mp4","expires":"1d"}`, want: 422, wantField: "expires", wantErr: "over the maximum of 2h"},
 		{name: "link prefix violation", path: "/v1/sign/link", token: tokenLimited, body: `{"url":"https://media.example.com/paid/private/a.mp4"}`, want: 403, wantField: "url"},
-		{name: "link dot segments do not escape the prefix", path: "/v1/sign/link", token: tokenLimited, body: `{"url":"https://media.example.com/paid/public/../private/a.mp4"}`, want: 403, wantField: "url"},
+		{name: "link dot segments do not escape the prefix", path: "/v1/sign/link", token: tokenLimited, body: `{"url":"https://media.example.com/paid/public/../private/a.mp4"}`, want: 422, wantField: "url",
+			wantErr: `path "/paid/public/../private/a.mp4" is not in canonical form; sign "/paid/private/a.mp4"`},
+		// Issue 17: a link is checked against the raw path, so only the
+		// one canonical spelling of a path is signed.
+		{name: "link double slash", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid//a.mp4"}`, want: 422, wantField: "url", wantErr: `not in canonical form; sign "/paid/a.mp4"`},
+		{name: "link dot segment", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/./a.mp4"}`, want: 422, wantField: "url", wantErr: `not in canonical form; sign "/paid/a.mp4"`},
+		{name: "link needless escape", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/%61.mp4"}`, want: 422, wantField: "url", wantErr: `not in canonical form; sign "/paid/a.mp4"`},
+		{name: "link lower-case escape", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/caf%c3%a9.mp4"}`, want: 422, wantField: "url", wantErr: `sign "/paid/caf%C3%A9.mp4"`},
+		{name: "link path parameter", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/a.mp4;v=1"}`, want: 422, wantField: "url", wantErr: `sign "/paid/a.mp4"`},
+		{name: "link escaped space and sub-delims", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/my%20video(1)!.mp4"}`, want: 200,
+			check: func(t *testing.T, v map[string]any) {
+				if u, _ := v["url"].(string); !strings.HasPrefix(u, "https://media.example.com/paid/my%20video(1)!.mp4?gh_expires=") {
+					t.Errorf("answer %v: want the path as given", v)
+				}
+			}},
+		{name: "link query with a reserved parameter", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/a.mp4?gh_x=1"}`, want: 422, wantField: "url", wantErr: "already carries a gh_x parameter"},
+		{name: "link HEAD", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/a.mp4","method":"HEAD"}`, want: 200},
 		{name: "link inside prefix", path: "/v1/sign/link", token: tokenLimited, body: `{"url":"https://media.example.com/paid/public/a.mp4"}`, want: 200},
 		{name: "link not a URL", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"/paid/a.mp4"}`, want: 422, wantField: "url"},
 	}
@@ -385,7 +401,7 @@ func TestAdminSignLinkVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldLink := "http://media.example.com/paid/a.mp4?" + old.Sign("GET", "media.example.com", "/paid/a.mp4", time.Now().Add(time.Minute), netip.Addr{})
+	oldLink := "http://media.example.com/paid/a.mp4?" + old.Sign("GET", "media.example.com", "/paid/a.mp4", "", time.Now().Add(time.Minute), netip.Addr{})
 	if c := get(oldLink, "203.0.113.9"); c != 200 {
 		t.Errorf("GET a link signed with the old key = %d, want 200", c)
 	}

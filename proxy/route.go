@@ -13,6 +13,7 @@ import (
 
 	"gatehouse/middleware"
 	"gatehouse/rules"
+	"gatehouse/signer"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -104,6 +105,7 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	s := middleware.ScopeFrom(pr.In)
 	in, out := pr.In.Header, pr.Out.Header
 	delete(out, "X-Real-Ip")
+	redactReferer(out)
 	if rt.authHeader != "" && s.User != "" {
 		if v := in[rt.authHeader]; len(v) == 1 {
 			out[rt.authHeader] = v // never mutated: safe to share with the incoming request
@@ -140,6 +142,20 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	out["X-Forwarded-Proto"] = vals[1:2:2]
 	out["X-Forwarded-Host"] = vals[2:3:3]
 	out["X-Real-Ip"] = vals[3:4:4]
+}
+
+// redactReferer replaces the gh_signature values in h's Referer with
+// signer.RedactedSignature: a page opened through a signed link names
+// that link in the Referer of its subrequests, and the upstream (its
+// logs, its analytics) has no use for the signature (issue 17). A
+// Referer without one is left alone, without allocating. h is the
+// outgoing request's header, a copy (http.Request.Clone) whose values
+// may be written in place.
+func redactReferer(h http.Header) {
+	vals := h["Referer"]
+	for i, v := range vals {
+		vals[i] = signer.RedactSignatures(v)
+	}
 }
 
 func (rt *route) modifyResponse(resp *http.Response) error {

@@ -6,9 +6,11 @@
 //   - CloudFront signed URLs and signed cookies with canned or custom
 //     policies (RSA-SHA1, through the SDK's feature/cloudfront/sign);
 //   - gateway-signed links: an expiry and an HMAC-SHA256 signature in the
-//     query string, which middleware.SignedLinks checks before a request
-//     reaches the upstream, with key rotation (the first key signs, all
-//     verify).
+//     query string over the method, host, raw path and query, which
+//     middleware.SignedLinks checks before a request reaches the
+//     upstream, with key rotation (the first key signs, all verify) and
+//     the redaction of signatures wherever a URI or Referer is logged
+//     (RedactSignatures, SignatureSpan).
 //
 // It also owns what the admin API and the CLI send: the request types
 // (S3Request, CloudFrontRequest, LinkRequest) and their strict JSON
@@ -18,7 +20,8 @@
 //
 // signer stands alone: it imports none of gatehouse's packages. Its
 // callers resolve what needs the rest of the gateway — which host a link
-// is for, and the canonical path (rules.Canonical) it is checked on —
+// is for, its canonical path (rules.Canonical) for token prefixes, and
+// that its raw path is the one canonical spelling (rules.EscapePath) —
 // and pass plain values in. Config comes in plain structs (S3Config,
 // CloudFrontConfig, LinkConfig) built by proxy from the config file.
 //

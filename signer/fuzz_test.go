@@ -23,6 +23,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"bucket":"media","key":"a.mp4","method":"PUT","expires":"15m","content_type":"video/mp4"}`)
 	f.Add(`{"url":"https://cdn.example.com/v/*","not_before":"2030-01-02T15:04:05Z","ip_range":"203.0.113.0/24","cookies":true}`)
 	f.Add(`{"url":"https://media.example.com/paid/a.mp4","ip":"2001:db8::1","expires":600}`)
+	f.Add(`{"url":"https://media.example.com/paid/a.mp4?id=1","method":"HEAD","expires":"1h"}`)
 	// Expires in every form, and broken ones.
 	f.Add(`{"expires":1.5}`)
 	f.Add(`{"expires":9e2}`)
@@ -116,43 +117,106 @@ func FuzzParseDuration(f *testing.F) {
 // FuzzLinkVerify feeds arbitrary query strings, alone and around a
 // genuine signature, to Verify. Properties: the stripped query is the
 // query without any link parameter and every other parameter in order
-// (checked against a plain split); a genuine signature verifies whatever
-// foreign parameters surround it, and not when a link parameter is
-// repeated.
+// (checked against a plain split); with query: sign, a link verifies
+// with exactly the query it was signed for and a link signed for no
+// query verifies only with none (issue 17: "?id=2&admin=1" appended to a
+// link fails); with query: ignore, a genuine signature verifies whatever
+// foreign parameters surround it. Either way a repeated link parameter
+// is refused.
 func FuzzLinkVerify(f *testing.F) {
+	// Plain queries, empty parameters and separators.
 	f.Add("")
 	f.Add("a=1")
 	f.Add("a=1&b=2")
-	f.Add("gh_expires=1&gh_signature=x")
 	f.Add("&&")
+	f.Add("=&=")
+	// Link parameters: forged, repeated, unreadable, without "=".
+	f.Add("gh_expires=1&gh_signature=x")
 	f.Add("gh_ip=1")
 	f.Add("gh_expires=99999999999999999999")
 	f.Add("a=1&gh_signature=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&b")
 	f.Add("gh_expires")
-	f.Add("=&=")
+	// The issue's tampering, and parameters that look like ours.
+	f.Add("id=2&admin=1")
+	f.Add("gh_x=1&gh_signaturex=2")
+	f.Add("id=1%26admin%3D1")
 	now := time.Unix(1_900_000_000, 0)
-	l, err := signer.NewLinks(signer.LinkConfig{
-		Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-		Now:  func() time.Time { return now },
-	})
-	if err != nil {
-		f.Fatal(err)
+	key := [][]byte{[]byte("0123456789abcdef0123456789abcdef")}
+	newLinks := func(ignore bool) *signer.Links {
+		l, err := signer.NewLinks(signer.LinkConfig{Keys: key, IgnoreQuery: ignore, Now: func() time.Time { return now }})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return l
 	}
+	sign, ignore := newLinks(false), newLinks(true)
 	client := netip.MustParseAddr("203.0.113.7")
-	genuine := l.Sign("GET", "media.example.com", "/paid/a.mp4", now.Add(time.Hour), netip.Addr{})
+	const host, path = "media.example.com", "/paid/a.mp4"
+	exp := now.Add(time.Hour)
+	genuine := ignore.Sign("GET", host, path, "", exp, netip.Addr{})
+	noQuery := sign.Sign("GET", host, path, "", exp, netip.Addr{})
 	f.Fuzz(func(t *testing.T, q string) {
-		stripped, err := l.Verify("GET", "media.example.com", "/paid/a.mp4", q, client)
+		stripped, err := sign.Verify("GET", host, path, q, client)
 		if want := refStrip(q); stripped != want {
 			t.Fatalf("Verify(%q) stripped %q, want %q", q, stripped, want)
 		}
 		if err == nil {
 			t.Fatalf("Verify(%q) accepted a query without a genuine signature", q)
 		}
+		repeated := hasLinkParam(q)
 		for _, around := range []string{q + "&" + genuine, genuine + "&" + q} {
-			_, err := l.Verify("GET", "media.example.com", "/paid/a.mp4", around, client)
-			repeated := hasLinkParam(q)
-			if repeated != (err != nil) {
-				t.Fatalf("Verify(%q) = %v; want an error only when %q repeats a link parameter", around, err, q)
+			if _, err := ignore.Verify("GET", host, path, around, client); repeated != (err != nil) {
+				t.Fatalf("query ignored: Verify(%q) = %v; want an error only when %q repeats a link parameter", around, err, q)
+			}
+		}
+		for _, around := range []string{q + "&" + noQuery, noQuery + "&" + q} {
+			if _, err := sign.Verify("GET", host, path, around, client); (q == "") != (err == nil) {
+				t.Fatalf("query signed: Verify(%q) of a link signed for no query = %v; want valid only without a query", around, err)
+			}
+		}
+		if !repeated {
+			link := q + "&" + sign.Sign("GET", host, path, q, exp, netip.Addr{})
+			if out, err := sign.Verify("GET", host, path, link, client); err != nil || out != q {
+				t.Fatalf("query signed: Verify(%q) of a link signed for %q = %q, %v; want it valid and the query kept", link, q, out, err)
+			}
+		}
+	})
+}
+
+// FuzzRedactSignatures checks the redaction of gh_signature values in
+// logged URIs and Referers. Properties: the result holds no signature
+// value (SignatureSpan finds none); redaction is idempotent; text
+// without the parameter name is unchanged; and a genuine signature
+// planted in the input, in any of the separators a nested URL uses,
+// never survives.
+func FuzzRedactSignatures(f *testing.F) {
+	// Plain URIs and Referers.
+	f.Add("/paid/a.mp4?t=10", "")
+	f.Add("https://media.example.com/page", "=")
+	// Link parameters, alone, repeated, empty, cut.
+	f.Add("/paid/a.mp4?gh_expires=1&gh_signature=", "=")
+	f.Add("gh_signaturegh_signature==", "%3D")
+	f.Add("?gh_signature=a&gh_signature=b#frag", "%253d")
+	// A link nested in another URL's query.
+	f.Add("https://app.example.com/login?next=%2Fpaid%2Fa.mp4%3Fgh_signature", "%3D")
+	sig := "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd"
+	f.Fuzz(func(t *testing.T, s, sep string) {
+		r := signer.RedactSignatures(s)
+		if start, _ := signer.SignatureSpan(r); start >= 0 {
+			t.Fatalf("RedactSignatures(%q) = %q still holds a signature", s, r)
+		}
+		if again := signer.RedactSignatures(r); again != r {
+			t.Fatalf("RedactSignatures is not idempotent: %q, then %q", r, again)
+		}
+		if !strings.Contains(s, signer.ParamSignature) && r != s {
+			t.Fatalf("RedactSignatures(%q) = %q; want it unchanged", s, r)
+		}
+		for _, known := range []string{"=", "%3D", "%3d", "%253D", "%253d"} {
+			if sep == known {
+				planted := s + "&" + signer.ParamSignature + sep + sig
+				if r := signer.RedactSignatures(planted); strings.Contains(r, sig) {
+					t.Fatalf("RedactSignatures(%q) = %q keeps the signature", planted, r)
+				}
 			}
 		}
 	})

@@ -19,8 +19,12 @@ import (
 )
 
 // The query parameters of a gateway-signed link. The gateway removes
-// them before the request reaches the upstream.
+// them before the request reaches the upstream. Every parameter whose
+// name starts with LinkParamPrefix is reserved: a URL that already
+// carries one is not signed.
 const (
+	// LinkParamPrefix starts the name of every link parameter.
+	LinkParamPrefix = "gh_"
 	// ParamExpires is the link's expiry, in Unix seconds.
 	ParamExpires = "gh_expires"
 	// ParamIP is "1" when the link is bound to the client address it was
@@ -35,8 +39,23 @@ const (
 const MinLinkKey = 32
 
 // linkDomain separates this MAC from any other use of the key, and
-// versions the message format.
-const linkDomain = "gatehouse-link-v1\n"
+// versions the message format. v2 (issue 17) signs the exact method, the
+// raw path and the query; a v1 link (method with HEAD folded into GET,
+// canonical path, no query) no longer verifies under any key, so links
+// issued before it fail closed (403) instead of passing with less
+// coverage.
+const linkDomain = "gatehouse-link-v2\n"
+
+// LinkClockSkew is how far a link's expiry may lie beyond the host's
+// max_expires when it is verified: the node that signed it may run a
+// little ahead of the node that checks it. A link further away was not
+// made by the signing API (which caps validity at max_expires) and is
+// refused with ErrLinkTooLong.
+const LinkClockSkew = time.Minute
+
+// RedactedSignature replaces a gh_signature value wherever gatehouse
+// writes a URI or a Referer to a log, and in the Referer sent upstream.
+const RedactedSignature = "[redacted]"
 
 // sigLen is the length of an encoded signature: 32 bytes in unpadded
 // base64url.
@@ -58,6 +77,10 @@ var (
 	ErrLinkSignature = errors.New("bad signed-link signature")
 	// ErrLinkExpired is a genuine link past its expiry.
 	ErrLinkExpired = errors.New("signed link expired")
+	// ErrLinkTooLong is a genuine signature on an expiry further away
+	// than max_expires (plus LinkClockSkew): the signing API never makes
+	// one, so it was minted with the key outside the gateway's limits.
+	ErrLinkTooLong = errors.New("signed link expiry is beyond max_expires")
 )
 
 // LinkConfig configures gateway-signed links for one host (the config's
@@ -71,22 +94,33 @@ type LinkConfig struct {
 	// BindIP requires every link to be bound to a client address. False:
 	// binding is per link (LinkRequest.IP).
 	BindIP bool
-	// MaxExpires caps a link's validity. Zero: 24h.
+	// MaxExpires caps a link's validity, when it is signed and when it
+	// is verified: a link whose expiry lies further ahead than MaxExpires
+	// (plus LinkClockSkew) is refused. Zero: 24h.
 	MaxExpires time.Duration
+	// IgnoreQuery leaves the query out of the signature (the config's
+	// signed_links.query: ignore), for applications whose pages add
+	// parameters of their own to a link. False (the default): the
+	// signature covers the exact query, and any other query fails.
+	IgnoreQuery bool
 	// Now is the clock links are signed and checked with. Nil: time.Now.
 	Now func() time.Time
 }
 
 // Links signs and verifies gateway-signed links: an expiry and an
-// HMAC-SHA256 signature over method, host, canonical path and expiry,
-// and the client address when the link is bound to one. Verification
-// compares in constant time and does not allocate. Links is safe for
-// concurrent use.
+// HMAC-SHA256 signature over the method, host, raw path (as the upstream
+// receives it), query (unless IgnoreQuery) and expiry, and the client
+// address when the link is bound to one. Verification compares in
+// constant time and does not allocate. Links is safe for concurrent use.
 type Links struct {
-	keys       []*linkKey
-	bindIP     bool
-	maxExpires time.Duration
-	now        func() time.Time
+	keys        []*linkKey
+	bindIP      bool
+	ignoreQuery bool
+	maxExpires  time.Duration
+	// maxAhead is the furthest ahead, in seconds, an expiry may lie
+	// when a link is verified: maxExpires plus LinkClockSkew.
+	maxAhead int64
+	now      func() time.Time
 }
 
 // linkKey keeps one key's HMAC states for reuse: hmac.New costs four
@@ -106,7 +140,7 @@ func NewLinks(cfg LinkConfig) (*Links, error) {
 	if len(cfg.Keys) == 0 {
 		return nil, errors.New("signed links: at least one key is required")
 	}
-	l := &Links{bindIP: cfg.BindIP, maxExpires: cfg.MaxExpires, now: cfg.Now}
+	l := &Links{bindIP: cfg.BindIP, ignoreQuery: cfg.IgnoreQuery, maxExpires: cfg.MaxExpires, now: cfg.Now}
 	for i, k := range cfg.Keys {
 		if len(k) < MinLinkKey {
 			return nil, fmt.Errorf("signed links: key %d is %d bytes; at least %d are needed", i+1, len(k), MinLinkKey)
@@ -129,6 +163,7 @@ func NewLinks(cfg LinkConfig) (*Links, error) {
 	case l.maxExpires < time.Second:
 		return nil, fmt.Errorf("signed links: max expires %s is under 1s", l.maxExpires)
 	}
+	l.maxAhead = int64((l.maxExpires + LinkClockSkew + time.Second - 1) / time.Second)
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -136,11 +171,11 @@ func NewLinks(cfg LinkConfig) (*Links, error) {
 }
 
 // mac computes the encoded signature of a link with key k into m.enc.
-// HEAD is signed as GET: it is a GET without the body.
-func (k *linkKey) mac(m *linkMAC, method, host, path string, expires int64, ip netip.Addr) {
-	if method == http.MethodHead {
-		method = http.MethodGet
-	}
+// The method is signed as given: a HEAD link is not a GET link (Verify
+// lets a GET link serve HEAD, never the reverse). The path and the query
+// are length-prefixed, so no choice of bytes in one can be read as the
+// other; an ignored query is "*", which no length is.
+func (k *linkKey) mac(m *linkMAC, method, host, path, query string, ignoreQuery bool, expires int64, ip netip.Addr) {
 	b := append(m.msg[:0], linkDomain...)
 	b = append(b, method...)
 	b = append(b, '\n')
@@ -152,9 +187,17 @@ func (k *linkKey) mac(m *linkMAC, method, host, path string, expires int64, ip n
 		b = ip.AppendTo(b)
 	}
 	b = append(b, '\n')
-	// The path goes last: it is the one field that may hold a newline,
-	// and everything before it has a fixed shape.
+	b = strconv.AppendInt(b, int64(len(path)), 10)
+	b = append(b, ':')
 	b = append(b, path...)
+	b = append(b, '\n')
+	if ignoreQuery {
+		b = append(b, '*')
+	} else {
+		b = strconv.AppendInt(b, int64(len(query)), 10)
+		b = append(b, ':')
+		b = append(b, query...)
+	}
 	m.msg = b[:0]
 	m.h.Reset()
 	m.h.Write(b)
@@ -163,16 +206,20 @@ func (k *linkKey) mac(m *linkMAC, method, host, path string, expires int64, ip n
 }
 
 // Sign returns the query parameters ("gh_expires=…&gh_signature=…", with
-// gh_ip=1 when ip is valid) of a link for method on host and path, the
-// canonical ones the request will be checked with (host lower case
-// without port; path as rules.Canonical gives it), signed with the first
-// key.
-func (l *Links) Sign(method, host, path string, expires time.Time, ip netip.Addr) string {
+// gh_ip=1 when ip is valid) of a link for method on host, path and query,
+// signed with the first key. host is the canonical host the request will
+// be checked with (lower case, without port); path is the raw path the
+// client will send (percent-encoded, as in the link); query is the rest
+// of the link's query, without link parameters, exactly as the link
+// carries it before them (ignored when the Links ignore the query). The
+// link is path + "?" + query + "&" + Sign(…), or path + "?" + Sign(…)
+// when query is empty.
+func (l *Links) Sign(method, host, path, query string, expires time.Time, ip netip.Addr) string {
 	k := l.keys[0]
 	m := k.pool.Get().(*linkMAC)
 	defer k.pool.Put(m)
 	exp := expires.Unix()
-	k.mac(m, method, host, path, exp, ip.Unmap())
+	k.mac(m, method, host, path, query, l.ignoreQuery, exp, ip.Unmap())
 	q := ParamExpires + "=" + strconv.FormatInt(exp, 10)
 	if ip.IsValid() {
 		q += "&" + ParamIP + "=1"
@@ -193,10 +240,14 @@ var linkMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, htt
 
 // SignURL signs req for a token allowed the resources in allowed (nil:
 // any). The caller has parsed req.URL into u and resolved it: host is
-// its canonical host and path its canonical path, the forms the gateway
-// checks requests in. The link is u with the link parameters appended to
-// its query. A request that cannot be signed as asked returns a
-// *FieldError, one outside allowed a *PrefixError.
+// its canonical host, path its canonical path (which allowed is checked
+// against), and u.EscapedPath() is already in canonical form, the one
+// escaping of path, so the raw path the link is signed for is the only
+// spelling of it. The link is u with the link parameters appended to its
+// query; the signature covers u's query as given (unless the Links
+// ignore the query), so its bytes must be ones clients send unchanged. A
+// request that cannot be signed as asked returns a *FieldError, one
+// outside allowed a *PrefixError.
 func (l *Links) SignURL(req LinkRequest, u *url.URL, host, path string, allowed Prefixes) (LinkResult, error) {
 	method := strings.ToUpper(req.Method)
 	if method == "" {
@@ -224,17 +275,15 @@ func (l *Links) SignURL(req LinkRequest, u *url.URL, host, path string, allowed 
 	case l.bindIP:
 		return LinkResult{}, fieldErr("ip", "required: this host's signed_links.bind_ip is on")
 	}
-	for _, p := range []string{ParamExpires, ParamIP, ParamSignature} {
-		if strings.Contains(u.RawQuery, p+"=") {
-			return LinkResult{}, fieldErr("url", "already carries a %s parameter", p)
-		}
+	if err := checkLinkQuery(u.RawQuery); err != nil {
+		return LinkResult{}, err
 	}
 	if !allowed.Allow(path) {
 		return LinkResult{}, &PrefixError{Field: "url", Resource: strings.TrimPrefix(path, "/")}
 	}
 	expires := l.now().UTC().Truncate(time.Second).Add(d)
 	signed := *u
-	q := l.Sign(method, host, path, expires, ip)
+	q := l.Sign(method, host, u.EscapedPath(), u.RawQuery, expires, ip)
 	if signed.RawQuery != "" {
 		q = signed.RawQuery + "&" + q
 	}
@@ -243,12 +292,37 @@ func (l *Links) SignURL(req LinkRequest, u *url.URL, host, path string, allowed 
 	return LinkResult{URL: signed.String(), ExpiresAt: expires}, nil
 }
 
+// checkLinkQuery refuses a query that cannot be signed: one carrying a
+// reserved gh_ parameter, and one with bytes a client would not send as
+// they are. Browsers percent-encode spaces, controls, non-ASCII, the
+// quotes " and ', < and > in an http(s) query (WHATWG URL, "special-query
+// percent-encode set"), so a link holding one would never verify.
+func checkLinkQuery(q string) error {
+	for seg := range strings.SplitSeq(q, "&") {
+		name, _, _ := strings.Cut(seg, "=")
+		if strings.HasPrefix(name, LinkParamPrefix) {
+			return fieldErr("url", "already carries a %s parameter; %s* parameters are the gateway's own", name, LinkParamPrefix)
+		}
+	}
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' {
+			return fieldErr("url", "query %q has a byte clients percent-encode (%q at byte %d); percent-encode it, the signature covers the query as sent", q, string(c), i)
+		}
+	}
+	return nil
+}
+
 // Verify checks the link parameters in rawQuery for a request of method
-// on the canonical host and path from client, and returns rawQuery with
-// the link parameters removed. A bound link verifies only from the
-// address it was signed for. Every key is tried, each compared in
-// constant time. Verify allocates only to rebuild a query whose link
-// parameters are not together at its start or end.
+// on the canonical host and the raw path (percent-encoded, as the
+// upstream will receive it: r.URL.EscapedPath()) from client, and returns
+// rawQuery with the link parameters removed. Unless the Links ignore the
+// query, what remains must be the query the link was signed for, byte
+// for byte. A GET link also serves HEAD; any other link only its own
+// method. A bound link verifies only from the address it was signed for.
+// An expiry further ahead than max_expires (plus LinkClockSkew) is
+// refused. Every key is tried, each compared in constant time. Verify
+// allocates only to rebuild a query whose link parameters are not
+// together at its start or end.
 func (l *Links) Verify(method, host, path, rawQuery string, client netip.Addr) (string, error) {
 	var exp, bound, sig string
 	var nExp, nBound, nSig int
@@ -310,15 +384,24 @@ func (l *Links) Verify(method, host, path, rawQuery string, client netip.Addr) (
 	good := 0
 	for _, k := range l.keys {
 		m := k.pool.Get().(*linkMAC)
-		k.mac(m, method, host, path, expires, ip)
+		k.mac(m, method, host, path, stripped, l.ignoreQuery, expires, ip)
 		good |= subtle.ConstantTimeCompare(m.enc[:], m.presented(sig))
+		if method == http.MethodHead {
+			// HEAD is a GET without the body: a GET link serves it.
+			k.mac(m, http.MethodGet, host, path, stripped, l.ignoreQuery, expires, ip)
+			good |= subtle.ConstantTimeCompare(m.enc[:], m.presented(sig))
+		}
 		k.pool.Put(m)
 	}
 	if good != 1 {
 		return stripped, ErrLinkSignature
 	}
-	if l.now().Unix() >= expires {
+	now := l.now().Unix()
+	if now >= expires {
 		return stripped, ErrLinkExpired
+	}
+	if expires-now > l.maxAhead {
+		return stripped, ErrLinkTooLong
 	}
 	return stripped, nil
 }

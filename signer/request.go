@@ -253,10 +253,14 @@ type CloudFrontRequest struct {
 // LinkRequest asks for a gateway-signed link (POST /v1/sign/link).
 type LinkRequest struct {
 	// URL is the URL on a configured host with signed_links, under one of
-	// its paths. Required.
+	// its paths, with its path in canonical form. Its query, if any, is
+	// signed as given (unless the host's signed_links.query is ignore).
+	// Required.
 	URL string `json:"url"`
-	// Method is the HTTP method the link is for. Default GET (which also
-	// allows HEAD).
+	// Method is the HTTP method the link is for: GET, HEAD, POST, PUT,
+	// PATCH or DELETE. Default GET. The link serves that method only,
+	// except that a GET link also serves HEAD (a HEAD link never serves
+	// GET).
 	Method string `json:"method,omitempty"`
 	// Expires is how long the link works. Default 1h, at most the host's
 	// signed_links.max_expires.

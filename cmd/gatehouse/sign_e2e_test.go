@@ -463,7 +463,7 @@ log: {access: combined, level: debug}
 		if err != nil {
 			t.Fatal(err)
 		}
-		return base + path + "?" + l.Sign("GET", "media.test", path, now.Add(time.Hour), ip)
+		return base + path + "?" + l.Sign("GET", "media.test", path, "", now.Add(time.Hour), ip)
 	}
 
 	valid := sign(`{"url":"http://media.test/paid/a.mp4?t=10","expires":"10m"}`)

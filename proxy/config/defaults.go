@@ -47,6 +47,9 @@ func applyDefaults(f *File) {
 		}
 		if sl := f.Hosts[i].SignedLinks; sl != nil {
 			setDuration(&sl.MaxExpires, 24*time.Hour)
+			if sl.Query == "" {
+				sl.Query = SignedLinksQuerySign
+			}
 		}
 		if ba := f.Hosts[i].BasicAuth; ba != nil {
 			if ba.Realm == "" {

@@ -87,7 +87,7 @@ func TestParseSigner(t *testing.T) {
       bind_ip: true
   - match: [www.example.com]
     upstreams: [http://127.0.0.1:5001]
-    signed_links: {paths: ["/videos/"], key: file:link-a, max_expires: 2h}
+    signed_links: {paths: ["/videos/"], key: file:link-a, max_expires: 2h, query: ignore}
 signer:
   s3:
     region: eu-west-1
@@ -106,10 +106,10 @@ signer:
 		t.Fatal(err)
 	}
 	sl := f.Hosts[0].SignedLinks
-	if sl == nil || len(sl.Keys) != 2 || sl.Keys[0].Value() != "link-key-a-0123456789abcdef0123456789" || !sl.BindIP || sl.MaxExpires.D() != 24*time.Hour {
-		t.Errorf("hosts[0].signed_links = %+v, want two keys, bind_ip, max_expires defaulted to 24h", sl)
+	if sl == nil || len(sl.Keys) != 2 || sl.Keys[0].Value() != "link-key-a-0123456789abcdef0123456789" || !sl.BindIP || sl.MaxExpires.D() != 24*time.Hour || sl.Query != "sign" {
+		t.Errorf("hosts[0].signed_links = %+v, want two keys, bind_ip, max_expires defaulted to 24h, query defaulted to sign", sl)
 	}
-	if sl := f.Hosts[1].SignedLinks; sl.Key.Value() != "link-key-a-0123456789abcdef0123456789" || sl.MaxExpires.D() != 2*time.Hour || sl.BindIP {
+	if sl := f.Hosts[1].SignedLinks; sl.Key.Value() != "link-key-a-0123456789abcdef0123456789" || sl.MaxExpires.D() != 2*time.Hour || sl.BindIP || sl.Query != "ignore" {
 		t.Errorf("hosts[1].signed_links = %+v", sl)
 	}
 	s3 := f.Signer.S3
@@ -154,6 +154,7 @@ func TestParseSignerErrors(t *testing.T) {
 		{name: "links repeated key", in: host("      paths: [/paid/]\n      keys:\n        - file:link-a\n        - file:link-a\n"), wantErr: "t.yaml:8: hosts[0].signed_links.keys[1]: same key as hosts[0].signed_links.keys[0] (line 7)"},
 		{name: "links digest key", in: host("      paths: [/paid/]\n      key: sha256:" + strings.Repeat("ab", 32) + "\n"), wantErr: "t.yaml:6: hosts[0].signed_links.key: the gateway signs with this secret, so it needs the secret itself"},
 		{name: "links inline key", in: host("      paths: [/paid/]\n      key: hunter2hunter2hunter2hunter2hunter2\n"), wantErr: "t.yaml:6: hosts[0].signed_links.key: inline secrets are refused"},
+		{name: "links query mode", in: host("      paths: [/paid/]\n      key: file:link-a\n      query: ignored\n"), wantErr: `t.yaml:7: hosts[0].signed_links.query: "ignored" is not one of sign, ignore`},
 		{name: "links tiny max", in: host("      paths: [/paid/]\n      key: file:link-a\n      max_expires: 10ms\n"), wantErr: "t.yaml:7: hosts[0].signed_links.max_expires: 10ms is under 1s"},
 		{name: "s3 without region", in: s3("    path_style: true\n"), wantErr: "t.yaml:5: signer.s3.region: a region is required"},
 		{name: "s3 bad endpoint", in: s3("    region: r\n    endpoint: 127.0.0.1:7070\n"), wantErr: `t.yaml:7: signer.s3.endpoint: "127.0.0.1:7070" is not an absolute http(s) URL`},

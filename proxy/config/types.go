@@ -339,8 +339,9 @@ type Email struct {
 
 // SignedLinks protects paid media with gateway-signed links (key
 // hosts[].signed_links): a request under Paths needs an unexpired
-// HMAC-SHA256 signature over its method, host, path and expiry, issued by
-// POST /v1/sign/link or `gatehouse sign link`.
+// HMAC-SHA256 signature over its method, host, raw path, query (unless
+// Query is "ignore") and expiry, issued by POST /v1/sign/link or
+// `gatehouse sign link`.
 type SignedLinks struct {
 	// Paths lists the protected path prefixes, on segment boundaries.
 	// Required.
@@ -354,9 +355,23 @@ type SignedLinks struct {
 	// BindIP requires every link to be bound to the client address it
 	// was issued for. Default false: binding is optional per link.
 	BindIP bool `yaml:"bind_ip"`
-	// MaxExpires caps a link's validity. Default 24h.
+	// MaxExpires caps a link's validity, when it is signed and when it
+	// is checked: a link whose expiry lies further ahead than this (plus
+	// a minute of clock skew) is refused. Default 24h.
 	MaxExpires Duration `yaml:"max_expires"`
+	// Query says whether the signature covers the link's query: "sign"
+	// (the exact query the link was signed with, apart from the gh_
+	// parameters; any other query is refused) or "ignore" (for
+	// applications whose pages add parameters of their own; the upstream
+	// then receives whatever query the client sends). Default "sign".
+	Query string `yaml:"query"`
 }
+
+// Values of hosts[].signed_links.query.
+const (
+	SignedLinksQuerySign   = "sign"
+	SignedLinksQueryIgnore = "ignore"
+)
 
 // Signer configures the URL signers (key signer).
 type Signer struct {

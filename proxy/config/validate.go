@@ -669,6 +669,9 @@ func (v *validator) signedLinks(p string, sl *SignedLinks) {
 	if sl.MaxExpires.D() < time.Second {
 		v.add(p+".max_expires", "%v is under 1s", sl.MaxExpires)
 	}
+	if sl.Query != SignedLinksQuerySign && sl.Query != SignedLinksQueryIgnore {
+		v.add(p+".query", "%q is not one of %s, %s", sl.Query, SignedLinksQuerySign, SignedLinksQueryIgnore)
+	}
 }
 
 // keyPairID matches CloudFront public key IDs (K2JCJMDEHXQW5F, APKA…).
