@@ -195,8 +195,9 @@ func FuzzSHACrypt(f *testing.F) {
 		if err != nil {
 			t.Fatalf("NewEntry(%q) = %v", h, err)
 		}
-		if !e.Verify(password) {
-			t.Fatalf("Verify(%q) against its own hash %q = false", password, h)
+		if e.Verify(password) != (password != "") || e.EmptyPassword() != (password == "") {
+			t.Fatalf("Verify(%q) against its own hash %q = %v, EmptyPassword() = %v; want the password verified unless empty",
+				password, h, e.Verify(password), e.EmptyPassword())
 		}
 		if e.Verify(password + "\x00") {
 			t.Fatalf("Verify(%q + NUL) against %q = true", password, h)
