@@ -298,3 +298,44 @@ func TestCredsHtpasswdFiles(t *testing.T) {
 		t.Errorf("carol after -c on an empty file: exit %d, %s", code, stderr)
 	}
 }
+
+// TestCredsSharedFileSettings: two hosts share one htpasswd file, one
+// with allow_slow_hashes. When a slow entry and a new user are added to
+// the file, the allowing host reloads it and lets the new user in; the
+// strict host refuses the new version, logs why, and keeps the previous
+// users — each host gets exactly the rule it configured.
+func TestCredsSharedFileSettings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "users")
+	apacheRun(t, "-cbB", "-C", "4", path, "alice", "one")
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`hosts:
+  - match: [loose.test]
+    upstreams: [%[1]s]
+    basic_auth: {htpasswd: %[2]s, allow_slow_hashes: true}
+  - match: [strict.test]
+    upstreams: [%[1]s]
+    basic_auth: {htpasswd: %[2]s}
+`, up.URL(), path))+credsJails)
+	for _, host := range []string{"loose.test", "strict.test"} {
+		if resp, _ := authGet(t, g, host, "/", "alice", "one"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("alice on %s: status %d, want 200", host, resp.StatusCode)
+		}
+	}
+
+	apacheRun(t, "-bB", "-C", "4", path, "bob", "two")
+	apacheRun(t, "-b2", "-r", "1000001", path, "slowsha", "pw")
+	poll(t, "bob logs in on loose.test", func() bool {
+		resp, _ := authGet(t, g, "loose.test", "/", "bob", "two")
+		return resp.StatusCode == http.StatusOK
+	})
+	g.waitLog(t, waitTimeout, "the strict store's reload failure", func(log string) bool {
+		return strings.Contains(log, "htpasswd reload failed") && strings.Contains(log, path+":3: ")
+	})
+	if resp, _ := authGet(t, g, "strict.test", "/", "bob", "two"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("bob on strict.test: status %d, want 401 (the file with a slow hash was refused there)", resp.StatusCode)
+	}
+	if resp, _ := authGet(t, g, "strict.test", "/", "alice", "one"); resp.StatusCode != http.StatusOK {
+		t.Errorf("alice on strict.test: status %d, want 200 (previous users kept)", resp.StatusCode)
+	}
+}
