@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,11 @@ type CredentialsConfig struct {
 	// (bcrypt, SHA-crypt), so a password spray cannot take every CPU.
 	// Default: the number of CPUs.
 	MaxConcurrent int
+	// AllowSlowHashes loads entries above htpasswd.MaxSafeBcryptCost or
+	// htpasswd.MaxSafeSHACryptRounds. Default false: such a file is
+	// refused (issue 17: two wrong passwords for such a user would hold
+	// every verification slot for minutes).
+	AllowSlowHashes bool
 }
 
 // Credentials is an htpasswd file kept current on disk, with a cache of
@@ -58,6 +64,7 @@ type CredentialsConfig struct {
 // cached (a wrong guess always costs the full hash).
 type Credentials struct {
 	path  string
+	parse htpasswd.ParseConfig
 	ttl   time.Duration
 	key   [32]byte
 	cache *lru.Cache[[32]byte, int64] // key → expiry, Unix nanoseconds
@@ -68,6 +75,10 @@ type Credentials struct {
 	users atomic.Pointer[htpasswd.File]
 	mu    sync.Mutex // serialises Refresh
 	stamp fileStamp  // of the loaded file; guarded by mu
+	// empty remembers, per hash string of the loaded file, whether it
+	// was made from the empty password, so a reload hashes only changed
+	// lines; guarded by mu.
+	empty map[string]bool
 }
 
 type fileStamp struct {
@@ -103,6 +114,7 @@ func NewCredentials(cfg CredentialsConfig, log *slog.Logger) (*Credentials, erro
 	}
 	c := &Credentials{
 		path:  cfg.Path,
+		parse: htpasswd.ParseConfig{AllowSlowHashes: cfg.AllowSlowHashes},
 		ttl:   cfg.CacheTTL,
 		cache: cache,
 		sem:   make(chan struct{}, cfg.MaxConcurrent),
@@ -121,6 +133,9 @@ func NewCredentials(cfg CredentialsConfig, log *slog.Logger) (*Credentials, erro
 // Refresh re-reads the htpasswd file when it changed on disk. A file that
 // cannot be read or parsed leaves the previous users in place and is
 // returned as the error. It reports whether a new version was loaded.
+// Entries made from the empty password, which can never log in, are
+// logged at warn with file, line and user (never the hash); finding them
+// costs one hash per new or changed line, run in the verification slots.
 func (c *Credentials) Refresh() (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -131,9 +146,12 @@ func (c *Credentials) Refresh() (bool, error) {
 	if c.stamp.same(fi) {
 		return false, nil
 	}
-	f, err := htpasswd.Load(c.path)
+	f, err := htpasswd.LoadWith(c.path, c.parse)
 	if err != nil {
 		return false, err
+	}
+	for _, e := range c.emptyPasswords(f) {
+		c.log.Warn("htpasswd entry has an empty password; it can never log in", "path", c.path, "line", e.Line, "user", e.User)
 	}
 	// Unknown users are verified against the file's dummy entry so they
 	// cost what known ones do; computing it now keeps that hash off the
@@ -144,10 +162,52 @@ func (c *Credentials) Refresh() (bool, error) {
 	return true, nil
 }
 
-// Check reports whether user and password match the file. It returns an
-// error only when ctx ends while waiting for a verification slot (the
-// client went away).
+// emptyPasswords returns f's entries made from the empty password, in
+// line order, and remembers every verdict in c.empty for the next load.
+// Slow entries (only loaded with AllowSlowHashes) are not checked: that
+// would take minutes to days of CPU for a warning. Callers hold c.mu.
+func (c *Credentials) emptyPasswords(f *htpasswd.File) []htpasswd.Entry {
+	var entries []htpasswd.Entry
+	for _, u := range f.Users() {
+		if e, _ := f.Lookup(u); !e.Slow() {
+			entries = append(entries, e)
+		}
+	}
+	empty := make([]bool, len(entries))
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		if v, ok := c.empty[e.Hash]; ok {
+			empty[i] = v
+			continue
+		}
+		c.sem <- struct{}{} // a verification slot, like a login
+		wg.Go(func() {
+			defer func() { <-c.sem }()
+			empty[i] = e.EmptyPassword()
+		})
+	}
+	wg.Wait()
+	verdicts := make(map[string]bool, len(entries))
+	var out []htpasswd.Entry
+	for i, e := range entries {
+		verdicts[e.Hash] = empty[i]
+		if empty[i] {
+			out = append(out, e)
+		}
+	}
+	c.empty = verdicts
+	slices.SortFunc(out, func(a, b htpasswd.Entry) int { return a.Line - b.Line })
+	return out
+}
+
+// Check reports whether user and password match the file. The empty
+// password never matches (issue 17), and is refused without hashing. It
+// returns an error only when ctx ends while waiting for a verification
+// slot (the client went away).
 func (c *Credentials) Check(ctx context.Context, user, password string) (bool, error) {
+	if password == "" {
+		return false, nil
+	}
 	f := c.users.Load()
 	e, known := f.Lookup(user)
 	if !known {
@@ -216,8 +276,10 @@ type BasicAuthConfig struct {
 }
 
 // BasicAuth asks for htpasswd credentials on the protected paths. A
-// missing or wrong login gets 401 with a Basic challenge; a wrong one is
-// an offence for cfg.Jail. A good one is recorded in the Scope, told to
+// missing or wrong login gets 401 with a Basic challenge; a wrong one —
+// including an empty password and a Basic credential that is not
+// canonical base64 of "user:password" — is an offence for cfg.Jail; a
+// missing header or another scheme is not. A good one is recorded in the Scope, told to
 // the upstream in cfg.UserHeader, and its Authorization header removed.
 // Several Authorization headers are refused with 400: which one would the
 // upstream believe? It needs the Scope's client IP and canonical path.
@@ -265,11 +327,24 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 				PlainStatus(w, http.StatusBadRequest)
 				return
 			}
-			user, password, ok := "", "", false
+			user, password, st := "", "", basicNone
 			if len(auth) == 1 {
-				user, password, ok = ParseBasicAuth(auth[0])
+				user, password, st = parseBasic(auth[0])
 			}
-			if !ok {
+			switch st {
+			case basicMalformed:
+				// A Basic credential that is not the canonical base64 of
+				// "user:password" is a client bug or a probe of the
+				// decoder; fail2ban's apache-auth counts malformed
+				// headers too, so it is an offence.
+				s.Offence = "malformed credentials"
+				jails.Report(cfg.Jail, s.ClientIP, "malformed credentials")
+				w.Header()["Www-Authenticate"] = challenge
+				PlainStatus(w, http.StatusUnauthorized)
+				return
+			case basicNone:
+				// No header (a browser's first request) or another
+				// scheme: a challenge, no offence.
 				w.Header()["Www-Authenticate"] = challenge
 				PlainStatus(w, http.StatusUnauthorized)
 				return
@@ -300,26 +375,61 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 }
 
 // ParseBasicAuth parses an Authorization header value of the Basic scheme
-// (RFC 7617): the scheme name in any case, base64 of "user:password"
-// (padding optional). An empty user, a missing colon, bad base64 or a
-// value over 4 KiB is not a credential.
+// (RFC 7617): the scheme name in any case, one or more spaces, then the
+// canonical base64 of "user:password" — standard alphabet, padded, no
+// other byte (see parseBasic). An empty user, a missing colon, any other
+// encoding or a value over 4 KiB is not a credential.
 func ParseBasicAuth(v string) (user, password string, ok bool) {
-	const scheme = "basic "
-	if len(v) > maxAuthHeader || len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", "", false
+	user, password, st := parseBasic(v)
+	return user, password, st == basicOK
+}
+
+// basicStatus is what parseBasic found.
+type basicStatus uint8
+
+const (
+	basicNone      basicStatus = iota // no value, or another scheme
+	basicMalformed                    // the Basic scheme, but no usable credential
+	basicOK
+)
+
+// strictBase64 is padded standard base64 that also refuses non-zero
+// padding bits. Never mutated.
+var strictBase64 = base64.StdEncoding.Strict()
+
+// parseBasic parses v as ParseBasicAuth does and tells a value of
+// another scheme (basicNone) from a Basic one that is malformed. The
+// token68 must be canonical (issue 17): one string of credentials has
+// one encoding, so unpadded, URL-alphabet, whitespace-split or
+// trailing-garbage variants cannot slip past a filter or a cache that
+// compares encodings. Go's decoder skips CR and LF even in strict mode,
+// so those are refused first. Whitespace around the value is the HTTP
+// parser's to remove (RFC 9110 §5.5); here it is malformed.
+func parseBasic(v string) (user, password string, st basicStatus) {
+	const scheme = "basic"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", "", basicNone
 	}
-	enc := strings.Trim(v[len(scheme):], " \t")
-	dec, err := base64.StdEncoding.DecodeString(enc)
+	rest := v[len(scheme):]
+	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+		return "", "", basicNone // a longer scheme name, e.g. "Basically"
+	}
+	if len(v) > maxAuthHeader {
+		return "", "", basicMalformed
+	}
+	enc := strings.TrimLeft(rest, " ") // RFC 7235: 1*SP before the token
+	if enc == "" || len(rest) == len(enc) || strings.ContainsAny(enc, "\r\n") {
+		return "", "", basicMalformed
+	}
+	dec, err := strictBase64.DecodeString(enc)
 	if err != nil {
-		if dec, err = base64.RawStdEncoding.DecodeString(enc); err != nil {
-			return "", "", false
-		}
+		return "", "", basicMalformed
 	}
-	user, password, ok = strings.Cut(string(dec), ":")
+	user, password, ok := strings.Cut(string(dec), ":")
 	if !ok || user == "" {
-		return "", "", false
+		return "", "", basicMalformed
 	}
-	return user, password, true
+	return user, password, basicOK
 }
 
 // PlainStatus writes the gateway's own terse plain-text answer for code:

@@ -3,6 +3,8 @@ package middleware
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"gatehouse/rules"
+	"gatehouse/rules/htpasswd"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -32,8 +35,19 @@ func TestParseBasicAuth(t *testing.T) {
 		{name: "scheme case", in: "bAsIc " + base64.StdEncoding.EncodeToString([]byte("a:b")), user: "a", pass: "b", ok: true},
 		{name: "colon in password", in: basic("a", "b:c:d"), user: "a", pass: "b:c:d", ok: true},
 		{name: "empty password", in: basic("a", ""), user: "a", pass: "", ok: true},
-		{name: "unpadded", in: "Basic " + base64.RawStdEncoding.EncodeToString([]byte("ab:c")), user: "ab", pass: "c", ok: true},
-		{name: "extra spaces", in: "Basic   " + base64.StdEncoding.EncodeToString([]byte("a:b")) + " ", user: "a", pass: "b", ok: true},
+		{name: "several spaces after the scheme", in: "Basic   " + base64.StdEncoding.EncodeToString([]byte("a:b")), user: "a", pass: "b", ok: true},
+		// Issue 17: only the canonical encoding is a credential.
+		{name: "unpadded", in: "Basic " + base64.RawStdEncoding.EncodeToString([]byte("ab:c"))},
+		{name: "trailing space", in: "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")) + " "},
+		{name: "stray byte after padding", in: basic("ab", "c") + "x"},
+		{name: "stray padding", in: basic("a", "b") + "="},
+		{name: "space inside", in: "Basic YWxp Y2U6cHc="},
+		{name: "line break inside", in: "Basic YWxp\r\nY2U6cHc="},
+		{name: "LF inside", in: "Basic YWxpY2U6\ncHc="},
+		{name: "URL alphabet", in: "Basic " + base64.URLEncoding.EncodeToString([]byte("a:~~~"))},
+		{name: "standard alphabet of the same", in: "Basic " + base64.StdEncoding.EncodeToString([]byte("a:~~~")), user: "a", pass: "~~~", ok: true},
+		{name: "non-zero padding bits", in: "Basic YTpiYx=="},
+		{name: "tab after the scheme", in: "Basic\t" + base64.StdEncoding.EncodeToString([]byte("a:b"))},
 		{name: "utf-8", in: basic("jörg", "pässwörd"), user: "jörg", pass: "pässwörd", ok: true},
 		{name: "empty user", in: basic("", "x")},
 		{name: "no colon", in: "Basic " + base64.StdEncoding.EncodeToString([]byte("alice"))},
@@ -63,8 +77,22 @@ func FuzzParseBasicAuth(f *testing.F) {
 		"Basic YWxpY2U=", "Basic Ojo=", basic("a", strings.Repeat("p", 4000)), "Basic\tYTpi"} {
 		f.Add(s)
 	}
+	// Non-canonical encodings (issue 17): unpadded, URL alphabet, stray
+	// bytes, split by whitespace or line breaks, non-zero padding bits.
+	for _, s := range []string{"Basic YTpi", "Basic YTpiYw", "Basic YTpiYw==x", "Basic YT pi", "Basic YT\r\npi",
+		"Basic YTp-fn4=", "Basic YTpiYx==", "Basic YTpiYw== "} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, v string) {
 		user, pass, ok := ParseBasicAuth(v)
+		// Canonical: an accepted value is the scheme, spaces and exactly
+		// the standard padded encoding of what it decoded to.
+		if ok {
+			tok := strings.TrimLeft(v[len("basic"):], " ")
+			if tok != base64.StdEncoding.EncodeToString([]byte(user+":"+pass)) {
+				t.Fatalf("ParseBasicAuth(%q) accepted a non-canonical encoding of %q:%q", v, user, pass)
+			}
+		}
 		if !ok {
 			if user != "" || pass != "" {
 				t.Fatalf("ParseBasicAuth(%q) = %q, %q, false, want empty values", v, user, pass)
@@ -174,7 +202,7 @@ func TestCredentialsWaitHonoursContext(t *testing.T) {
 func TestBasicAuthMiddleware(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "users")
-	writeHtpasswd(t, path, "alice", "wonderland")
+	writeHtpasswd(t, path, "alice", "wonderland", "nopw", "")
 	creds, err := NewCredentials(CredentialsConfig{Path: path}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +237,13 @@ func TestBasicAuthMiddleware(t *testing.T) {
 		{name: "bypass with params", path: "/admin;x/", wantStatus: 401},
 		{name: "wrong password", path: "/admin", auth: []string{basic("alice", "nope")}, wantStatus: 401, offence: true},
 		{name: "unknown user", path: "/admin", auth: []string{basic("eve", "wonderland")}, wantStatus: 401, offence: true},
-		{name: "malformed", path: "/admin", auth: []string{"Basic ###"}, wantStatus: 401},
+		{name: "malformed", path: "/admin", auth: []string{"Basic ###"}, wantStatus: 401, offence: true},
+		{name: "another scheme: no offence", path: "/admin", auth: []string{"Bearer abc"}, wantStatus: 401},
+		{name: "good login unpadded", path: "/admin", auth: []string{strings.TrimRight(basic("alice", "wonderland"), "=")}, wantStatus: 401, offence: true},
+		{name: "good login with a stray byte", path: "/admin", auth: []string{basic("alice", "wonderland") + "A"}, wantStatus: 401, offence: true},
+		{name: "login in URL alphabet", path: "/admin", auth: []string{"Basic " + base64.URLEncoding.EncodeToString([]byte("alice:~~~"))}, wantStatus: 401, offence: true},
+		{name: "empty password of an empty-password entry", path: "/admin", auth: []string{basic("nopw", "")}, wantStatus: 401, offence: true},
+		{name: "empty password", path: "/admin", auth: []string{basic("alice", "")}, wantStatus: 401, offence: true},
 		{name: "two authorization headers", path: "/admin", auth: []string{basic("alice", "wonderland"), basic("eve", "x")}, wantStatus: 400},
 		{name: "good login", path: "/admin", auth: []string{basic("alice", "wonderland")}, spoofUser: "root", wantStatus: 200, wantUser: "alice"},
 	}
@@ -249,6 +283,84 @@ func TestBasicAuthMiddleware(t *testing.T) {
 				t.Error("upstream received the Authorization header")
 			}
 		})
+	}
+}
+
+// TestCredentialsEmptyPasswordWarning pins issue 17's load-time warning:
+// each entry made from the empty password is logged once per load at
+// warn, with file, line and user and never the hash; a reload re-warns
+// without re-hashing an unchanged line, and Check refuses the empty
+// password.
+func TestCredentialsEmptyPasswordWarning(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "users")
+	writeHtpasswd(t, path, "alice", "wonderland", "nopw", "", "bob", "builder")
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := NewCredentials(CredentialsConfig{Path: path}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "empty password"); n != 1 {
+		t.Fatalf("log after load:\n%s\nwant one empty-password warning", out)
+	}
+	for _, want := range []string{"level=WARN", "path=" + path, "line=3", "user=nopw"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("warning %q lacks %q", out, want)
+		}
+	}
+	if f := c.users.Load(); f != nil {
+		e, _ := f.Lookup("nopw")
+		if strings.Contains(out, e.Hash) || strings.Contains(out, "alice") || strings.Contains(out, "bob") {
+			t.Errorf("warning %q names the hash or other users", out)
+		}
+	}
+	if ok, err := c.Check(context.Background(), "nopw", ""); ok || err != nil {
+		t.Errorf("Check(nopw, \"\") = %v, %v, want false", ok, err)
+	}
+	if len(c.empty) != 3 {
+		t.Errorf("verdicts remembered for %d hashes, want 3", len(c.empty))
+	}
+}
+
+// TestCredentialsSlowHashes: a store refuses a file with a slow hash
+// unless AllowSlowHashes (issue 17), and a refresh to such a file keeps
+// the previous users.
+func TestCredentialsSlowHashes(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "users")
+	const slow = "slow:$2y$18$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW\n"
+	if err := os.WriteFile(path, []byte(slow), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewCredentials(CredentialsConfig{Path: path}, nil); !errors.Is(err, htpasswd.ErrSlowHash) || !strings.Contains(err.Error(), path+":1:") {
+		t.Errorf("NewCredentials(cost-18 file) = %v, want ErrSlowHash at %s:1", err, path)
+	}
+
+	writeHtpasswd(t, path, "alice", "wonderland")
+	c, err := NewCredentials(CredentialsConfig{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice's cost-4 entry stays, so the unknown-user dummy (never slow,
+	// but at cost 17 with only slow users) is cheap to compute.
+	grown, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown = append(grown, slow...)
+	if err := os.WriteFile(path, grown, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewCredentials(CredentialsConfig{Path: path, AllowSlowHashes: true}, nil); err != nil {
+		t.Errorf("NewCredentials(file with a cost-18 entry, AllowSlowHashes) = %v", err)
+	}
+	if _, err := c.Refresh(); !errors.Is(err, htpasswd.ErrSlowHash) {
+		t.Errorf("Refresh to a cost-18 file = %v, want ErrSlowHash", err)
+	}
+	if ok, _ := c.Check(context.Background(), "alice", "wonderland"); !ok {
+		t.Error("after a refused refresh alice no longer logs in")
 	}
 }
 

@@ -452,22 +452,22 @@ const htpasswdPoll = time.Second
 func (s *Server) watchHtpasswd(ctx context.Context) {
 	t := time.NewTicker(htpasswdPoll)
 	defer t.Stop()
-	lastErr := map[string]string{}
+	lastErr := map[credsKey]string{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for path, c := range s.current.Load().creds {
+		for key, c := range s.current.Load().creds {
 			loaded, err := c.Refresh()
 			switch {
-			case err != nil && lastErr[path] != err.Error():
-				lastErr[path] = err.Error()
-				s.log.Error("htpasswd reload failed; the previous users stay", "path", path, "error", err)
+			case err != nil && lastErr[key] != err.Error():
+				lastErr[key] = err.Error()
+				s.log.Error("htpasswd reload failed; the previous users stay", "path", key.path, "error", err)
 			case err == nil && loaded:
-				delete(lastErr, path)
-				s.log.Info("htpasswd reloaded", "path", path)
+				delete(lastErr, key)
+				s.log.Info("htpasswd reloaded", "path", key.path)
 			}
 		}
 	}

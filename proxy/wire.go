@@ -27,9 +27,10 @@ type runtime struct {
 	handler   http.Handler
 	router    *router
 	transport *http.Transport
-	// creds are the htpasswd stores in use, by path; they outlive a
-	// reload that keeps their file, so logged-in users stay cached.
-	creds map[string]*middleware.Credentials
+	// creds are the htpasswd stores in use, by file and load settings;
+	// they outlive a reload that keeps their file, so logged-in users
+	// stay cached.
+	creds map[credsKey]*middleware.Credentials
 	// jails receive the offences; kept across a reload that leaves the
 	// jails, allow and ipv6_prefix settings alone, so counts survive it.
 	jails *rules.Jails
@@ -117,27 +118,36 @@ func newTransport(k transportKey) *http.Transport {
 	}
 }
 
+// credsKey names one htpasswd store: the file and how it is loaded. Two
+// hosts sharing a file with different basic_auth.allow_slow_hashes get a
+// store each, so each host gets exactly the rule it asked for.
+type credsKey struct {
+	path      string
+	allowSlow bool
+}
+
 // credentials returns the store for an htpasswd file: the one the current
 // runtime uses (refreshed, so a reload picks up an edited file), or a new
 // one. Stores are collected into next for the runtime being built.
-func (s *Server) credentials(path string, next map[string]*middleware.Credentials) (*middleware.Credentials, error) {
-	if c := next[path]; c != nil {
+func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware.Credentials) (*middleware.Credentials, error) {
+	key := credsKey{path: ba.Htpasswd, allowSlow: ba.AllowSlowHashes}
+	if c := next[key]; c != nil {
 		return c, nil
 	}
 	if cur := s.current.Load(); cur != nil {
-		if c := cur.creds[path]; c != nil {
+		if c := cur.creds[key]; c != nil {
 			if _, err := c.Refresh(); err != nil {
 				return nil, err
 			}
-			next[path] = c
+			next[key] = c
 			return c, nil
 		}
 	}
-	c, err := middleware.NewCredentials(middleware.CredentialsConfig{Path: path}, s.log)
+	c, err := middleware.NewCredentials(middleware.CredentialsConfig{Path: key.path, AllowSlowHashes: key.allowSlow}, s.log)
 	if err != nil {
 		return nil, err
 	}
-	next[path] = c
+	next[key] = c
 	return c, nil
 }
 
@@ -177,7 +187,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	hosts := newRouter()
 	var userHeaders []string // every host's basic_auth.user_header, for Hygiene
 	hosts.tls = s.tls
-	creds := map[string]*middleware.Credentials{}
+	creds := map[credsKey]*middleware.Credentials{}
 	counters := make(map[string]*hostCounters, len(cfg.Hosts))
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	buffers := newBufferPool()
@@ -230,7 +240,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 				r.userHeaders = append(r.userHeaders, r.authHeader)
 				userHeaders = append(userHeaders, r.authHeader)
 			}
-			creds, err := s.credentials(ba.Htpasswd, creds)
+			creds, err := s.credentials(ba, creds)
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].basic_auth.htpasswd: %w", i, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/term"
@@ -29,14 +30,15 @@ const (
 	htExitInvalidFile = 7 // the file is not a valid htpasswd file
 )
 
-const htpasswdUsage = `usage: gatehouse htpasswd [-cimB25sDv] [-C cost] [-r rounds] FILE USER
-       gatehouse htpasswd -b[cmB25sDv] [-C cost] [-r rounds] FILE USER PASSWORD
+const htpasswdUsage = `usage: gatehouse htpasswd [--follow] [-cimB25sDv] [-C cost] [-r rounds] FILE USER
+       gatehouse htpasswd [--follow] -b[cmB25sDv] [-C cost] [-r rounds] FILE USER PASSWORD
        gatehouse htpasswd -n[imB25s] [-C cost] [-r rounds] USER
        gatehouse htpasswd -nb[mB25s] [-C cost] [-r rounds] USER PASSWORD
 
 Apache htpasswd-compatible, except that new passwords are hashed with bcrypt
 by default (Apache's default is MD5). Flags can be combined, as in -cb or -nbB.
- -c  create FILE (an existing FILE is replaced by one holding only USER)
+ -c  create FILE (an existing FILE is replaced by one holding only USER,
+     if it is empty or an htpasswd file; any other file is refused)
  -n  don't update a file; print "USER:hash" on standard output
  -b  take PASSWORD from the command line (it shows in ps and shell history)
  -i  read the password from standard input, without verification (scripts)
@@ -46,11 +48,15 @@ by default (Apache's default is MD5). Flags can be combined, as in -cb or -nbB.
  -s  SHA-1 (unsalted, weak: for files shared with old tools)
  -2  SHA-256-crypt
  -5  SHA-512-crypt
- -r  SHA-crypt rounds, 1000 to 999999999 (default 5000)
+ -r  SHA-crypt rounds, 1000 to 1000000 (default 5000)
  -D  delete USER
  -v  verify USER's password
+ --follow  edit the file a symlink FILE points to; without it a symlink is
+     refused (FILE is opened with O_NOFOLLOW)
  -d (DES crypt) and -p (plain text) are refused: gatehouse does not load them.
 Without -b or -i the password is asked for twice on the terminal, without echo.
+FILE's existing lines must all be htpasswd entries (or blank, or comments):
+other files are never edited. An empty password is refused by the gateway.
 Exit status: 0 ok, 1 file problem, 2 usage, 3 passwords differ or verification
 failed, 4 interrupted, 5 input too long, 6 bad or unknown user, 7 FILE is not
 a valid htpasswd file.
@@ -59,6 +65,7 @@ a valid htpasswd file.
 // htpasswdOptions is the parsed command line of `gatehouse htpasswd`.
 type htpasswdOptions struct {
 	create, noFile, batch, fromStdin, del, verify bool
+	follow                                        bool // --follow: edit through a symlink
 
 	format     htpasswd.Format // 0: bcrypt
 	formatFlag byte            // the flag that chose format, for messages
@@ -120,6 +127,12 @@ func parseHtpasswdArgs(args []string, stdout, stderr io.Writer) (o htpasswdOptio
 		case "-h", "-help", "--help":
 			fmt.Fprint(stdout, htpasswdUsage)
 			return o, htExitOK
+		case "--follow":
+			o.follow = true
+			continue
+		}
+		if strings.HasPrefix(a, "--") {
+			return usageErr("unknown option %s", a)
 		}
 	flags:
 		for j := 1; j < len(a); j++ {
@@ -154,13 +167,18 @@ func parseHtpasswdArgs(args []string, stdout, stderr io.Writer) (o htpasswdOptio
 				}
 				n, err := strconv.Atoi(val)
 				if c == 'C' {
-					if err != nil || n < 4 || n > 17 {
-						return usageErr("-C: bcrypt cost %q is not a number from 4 to 17", val)
+					// Apache's htpasswd refuses -C 18 too; the gateway
+					// refuses such hashes unless allow_slow_hashes.
+					if err != nil || n < 4 || n > htpasswd.MaxSafeBcryptCost {
+						return usageErr("-C: bcrypt cost %q is not a number from 4 to %d", val, htpasswd.MaxSafeBcryptCost)
 					}
 					o.cost, o.costFlag = n, true
 				} else {
-					if err != nil || n < htpasswd.MinSHACryptRounds || n > htpasswd.MaxSHACryptRounds {
-						return usageErr("-r: rounds %q is not a number from %d to %d", val, htpasswd.MinSHACryptRounds, htpasswd.MaxSHACryptRounds)
+					// Apache goes up to 999999999; the gateway refuses more
+					// than MaxSafeSHACryptRounds unless allow_slow_hashes,
+					// so such an entry is not made here (issue 17).
+					if err != nil || n < htpasswd.MinSHACryptRounds || n > htpasswd.MaxSafeSHACryptRounds {
+						return usageErr("-r: rounds %q is not a number from %d to %d", val, htpasswd.MinSHACryptRounds, htpasswd.MaxSafeSHACryptRounds)
 					}
 					o.rounds, o.roundsFlag = n, true
 				}
@@ -189,6 +207,7 @@ func parseHtpasswdArgs(args []string, stdout, stderr io.Writer) (o htpasswdOptio
 		{o.batch, o.fromStdin, "b", "i"},
 		{o.del, o.batch, "D", "b"},
 		{o.del, o.fromStdin, "D", "i"},
+		{o.noFile, o.follow, "n", "-follow"},
 	} {
 		if c.a && c.b {
 			return usageErr("-%s and -%s options conflict", c.fa, c.fb)
@@ -241,6 +260,13 @@ func htpasswdFormat(c byte) htpasswd.Format {
 
 // htpasswdSet hashes a new password and prints it (-n) or stores it.
 func htpasswdSet(o htpasswdOptions, pr *passwordReader, stdout, stderr io.Writer) int {
+	if !o.noFile && !o.follow {
+		// Refuse a symlink before asking for a password; SetUser refuses
+		// it again (O_NOFOLLOW) should one appear in between.
+		if st, err := os.Lstat(o.file); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+			return editError(o.file, htpasswd.ErrSymlink, stderr)
+		}
+	}
 	if !o.noFile && !o.create {
 		// Fail before asking for a password, as Apache does.
 		if _, err := os.Stat(o.file); err != nil {
@@ -290,7 +316,7 @@ func htpasswdSet(o htpasswdOptions, pr *passwordReader, stdout, stderr io.Writer
 		return htExitTooLong
 	}
 	if password == "" {
-		fmt.Fprintln(stderr, "gatehouse htpasswd: warning: the password is empty")
+		fmt.Fprintf(stderr, "gatehouse htpasswd: warning: the password is empty; the gateway refuses empty passwords, so %s cannot log in\n", o.user)
 	}
 
 	var hash string
@@ -319,7 +345,7 @@ func htpasswdSet(o htpasswdOptions, pr *passwordReader, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "%s:%s\n", o.user, hash)
 		return htExitOK
 	}
-	replaced, err := htpasswd.SetUser(o.file, o.user, hash, o.create)
+	replaced, err := htpasswd.SetUser(o.file, o.user, hash, htpasswd.EditConfig{Create: o.create, FollowSymlinks: o.follow})
 	if err != nil {
 		return editError(o.file, err, stderr)
 	}
@@ -338,7 +364,7 @@ func htpasswdSet(o htpasswdOptions, pr *passwordReader, stdout, stderr io.Writer
 
 // htpasswdDelete removes a user (-D).
 func htpasswdDelete(o htpasswdOptions, stderr io.Writer) int {
-	found, err := htpasswd.DeleteUser(o.file, o.user)
+	found, err := htpasswd.DeleteUser(o.file, o.user, htpasswd.EditConfig{FollowSymlinks: o.follow})
 	if err != nil {
 		return editError(o.file, err, stderr)
 	}
@@ -394,6 +420,10 @@ func editError(file string, err error, stderr io.Writer) int {
 		fmt.Fprintln(stderr, errs)
 		fmt.Fprintf(stderr, "gatehouse htpasswd: %s is not a valid htpasswd file\n", file)
 		return htExitInvalidFile
+	}
+	if errors.Is(err, htpasswd.ErrSymlink) {
+		fmt.Fprintf(stderr, "gatehouse htpasswd: %s is a symbolic link; refusing to follow it (use --follow to edit the file it points to)\n", file)
+		return htExitFile
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(stderr, "gatehouse htpasswd: cannot modify file %s; use '-c' to create it\n", file)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"go/build"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +79,9 @@ func wantPasswords(users map[string]string) func(t *testing.T, path string) {
 		}
 		for u, pw := range users {
 			e, ok := f.Lookup(u)
-			if !ok || !e.Verify(pw) {
+			// The empty password never verifies (issue 17): check the
+			// hash was made from it instead.
+			if !ok || (pw != "" && !e.Verify(pw)) || (pw == "" && !e.EmptyPassword()) {
 				t.Errorf("user %q: found %v, but password %q does not verify", u, ok, pw)
 			}
 		}
@@ -194,7 +197,10 @@ func TestHtpasswdCmd(t *testing.T) {
 		{name: "typed once", args: []string{"-c", "FILE", "alice"}, stdin: "pw\n",
 			wantCode: 1, wantStderr: "no password on standard input", check: noFile},
 		{name: "empty password warns", args: []string{"-cbC4", "FILE", "alice", ""},
-			wantStderr: "warning: the password is empty", check: wantPasswords(map[string]string{"alice": ""})},
+			wantStderr: "warning: the password is empty; the gateway refuses empty passwords, so alice cannot log in",
+			check:      wantPasswords(map[string]string{"alice": ""})},
+		{name: "-v of an empty password fails", file: ptr("nopw:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=\n"), args: []string{"-vb", "FILE", "nopw", ""},
+			wantCode: 3, wantStderr: "password verification failed"},
 		{name: "bcrypt password too long", args: []string{"-cb", "FILE", "alice", strings.Repeat("x", 73)},
 			wantCode: 5, wantStderr: "password too long (> 72 bytes); bcrypt ignores the rest; use -5", check: noFile},
 		{name: "73 bytes fine for -5", args: []string{"-cb5", "FILE", "alice", strings.Repeat("x", 73)},
@@ -232,6 +238,18 @@ func TestHtpasswdCmd(t *testing.T) {
 			check: wantContent(`^garbage\n` + regexp.QuoteMeta(alicePassword) + `$`)},
 		{name: "delete in a malformed file", file: ptr(alicePassword + "x y:z\n"), args: []string{"-D", "FILE", "alice"},
 			wantCode: 7, wantStderr: "FILE:2: invalid user name \"x y\": contains whitespace"},
+		// Issue 17: lines of the shape user:something are not enough.
+		{name: "-b on a YAML file", file: ptr("listen: :443\nhosts: []\n"), args: []string{"-bC4", "FILE", "bob", "pw"},
+			wantCode: 7, wantStderr: "FILE:1: user \"listen\": not an htpasswd entry: the field after ':' is not a password hash\nFILE:2: user \"hosts\": not an htpasswd entry",
+			check: wantContent(`^listen: :443\nhosts: \[\]\n$`)},
+		{name: "-c on a YAML file", file: ptr("listen: :443\n"), args: []string{"-cbC4", "FILE", "bob", "pw"},
+			wantCode: 7, wantStderr: "gatehouse htpasswd: FILE is not a valid htpasswd file", check: wantContent(`^listen: :443\n$`)},
+		{name: "-c on /etc/passwd", file: ptr("root:x:0:0:root:/root:/bin/bash\n"), args: []string{"-cbC4", "FILE", "bob", "pw"},
+			wantCode: 7, wantStderr: "FILE:1: user \"root\": not an htpasswd entry", check: wantContent(`^root:x:0:0:root:/root:/bin/bash\n$`)},
+		{name: "-D in a file with a plain-text password", file: ptr(alicePassword + "bob:hunter2\n"), args: []string{"-D", "FILE", "alice"},
+			wantCode: 7, wantStderr: "FILE:2: user \"bob\": not an htpasswd entry", check: wantContent(`hunter2`)},
+		{name: "-c on an empty file", file: ptr(""), args: []string{"-cbC4", "FILE", "bob", "pw"},
+			wantStderr: "Adding password for user bob\n", check: wantPasswords(map[string]string{"bob": "pw"})},
 
 		// User names.
 		{name: "user with a colon", args: []string{"-nb", "a:b", "pw"}, wantCode: 6, wantStderr: `invalid user name "a:b": contains ':'`},
@@ -256,7 +274,11 @@ func TestHtpasswdCmd(t *testing.T) {
 		{name: "cost missing", args: []string{"-nbC"}, wantCode: 2, wantStderr: "-C needs a value"},
 		{name: "-C with -m", args: []string{"-nbmC", "5", "u", "pw"}, wantCode: 2, wantStderr: "-C applies to bcrypt (-B) only"},
 		{name: "-r without SHA-crypt", args: []string{"-nbr", "5000", "u", "pw"}, wantCode: 2, wantStderr: "-r applies to SHA-crypt (-2, -5) only"},
-		{name: "rounds too low", args: []string{"-nb5r", "999", "u", "pw"}, wantCode: 2, wantStderr: `-r: rounds "999" is not a number from 1000 to 999999999`},
+		{name: "rounds too low", args: []string{"-nb5r", "999", "u", "pw"}, wantCode: 2, wantStderr: `-r: rounds "999" is not a number from 1000 to 1000000`},
+		// Issue 17: nothing the gateway would refuse as slow is made.
+		{name: "rounds too high", args: []string{"-nb5r", "1000001", "u", "pw"}, wantCode: 2, wantStderr: `-r: rounds "1000001" is not a number from 1000 to 1000000`},
+		{name: "--follow with -n", args: []string{"--follow", "-nb", "u", "pw"}, wantCode: 2, wantStderr: "-n and --follow options conflict"},
+		{name: "unknown long option", args: []string{"--folow", "-b", "FILE", "u", "pw"}, wantCode: 2, wantStderr: "unknown option --folow"},
 		{name: "too many arguments", args: []string{"-nb", "u", "pw", "extra"}, wantCode: 2, wantStderr: "want 2 arguments after the options, got 3"},
 		{name: "missing password", args: []string{"-b", "FILE", "u"}, wantCode: 2, wantStderr: "want 3 arguments after the options, got 2"},
 		{name: "-D takes no password", args: []string{"-Db", "FILE", "u", "pw"}, wantCode: 2, wantStderr: "-D and -b options conflict"},
@@ -355,4 +377,61 @@ func apacheExit(t *testing.T, bin string, args ...string) int {
 	}
 	t.Fatalf("htpasswd %q: %v", args, err)
 	return -1
+}
+
+// TestHtpasswdSymlink pins issue 17's O_NOFOLLOW: every edit through a
+// symlink (-b, -c, -D, also to a missing target) is refused, exit 1, and
+// neither the link nor its target changes; --follow edits the target and
+// keeps the link.
+func TestHtpasswdSymlink(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		target   string // initial content; "" : dangling link
+		args     []string
+		wantCode int
+		want     string // the target's content afterwards (regexp)
+	}{
+		{name: "-b refused", target: alicePassword, args: []string{"-bC4", "LINK", "bob", "pw"}, wantCode: 1, want: "^" + regexp.QuoteMeta(alicePassword) + "$"},
+		{name: "-c refused", target: alicePassword, args: []string{"-cbC4", "LINK", "bob", "pw"}, wantCode: 1, want: "^" + regexp.QuoteMeta(alicePassword) + "$"},
+		{name: "-c through a dangling link refused", args: []string{"-cbC4", "LINK", "bob", "pw"}, wantCode: 1},
+		{name: "-D refused", target: alicePassword, args: []string{"-D", "LINK", "alice"}, wantCode: 1, want: "^" + regexp.QuoteMeta(alicePassword) + "$"},
+		{name: "--follow -b", target: alicePassword, args: []string{"--follow", "-bC4", "LINK", "bob", "pw"}, want: `^alice:.*\nbob:\$2y\$04\$`},
+		{name: "--follow -D", target: alicePassword, args: []string{"--follow", "-D", "LINK", "alice"}, want: `^$`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			target, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
+			if tc.target != "" {
+				if err := os.WriteFile(target, []byte(tc.target), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink("real", link); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string(nil), tc.args...)
+			for i, a := range args {
+				if a == "LINK" {
+					args[i] = link
+				}
+			}
+			code, _, stderr := runHtpasswd("", "", args...)
+			if code != tc.wantCode {
+				t.Fatalf("gatehouse htpasswd %q = exit %d, want %d\nstderr: %s", args, code, tc.wantCode, stderr)
+			}
+			if tc.wantCode != 0 && !strings.Contains(stderr, link+" is a symbolic link; refusing to follow it (use --follow") {
+				t.Errorf("stderr = %q, want the symlink refusal naming %s", stderr, link)
+			}
+			if st, err := os.Lstat(link); err != nil || st.Mode()&fs.ModeSymlink == 0 {
+				t.Errorf("%s is no longer a symlink (%v)", link, err)
+			}
+			if tc.target == "" {
+				noFile(t, target)
+				return
+			}
+			wantContent(tc.want)(t, target)
+		})
+	}
 }

@@ -227,6 +227,13 @@ type BasicAuth struct {
 	// PassAuthorization passes the client's Authorization header on to
 	// the upstream. Default false: it is removed.
 	PassAuthorization bool `yaml:"pass_authorization"`
+	// AllowSlowHashes accepts htpasswd entries above bcrypt cost 17 or
+	// SHA-crypt rounds=1000000, for this host. Default false: such an
+	// entry is a config error naming its file and line, since two wrong
+	// passwords for it would hold every verification slot for minutes
+	// (issue 17). Hosts sharing a file may differ: each loads it with
+	// its own setting.
+	AllowSlowHashes bool `yaml:"allow_slow_hashes"`
 }
 
 // Probes configures probe-URI blocking (key probes).

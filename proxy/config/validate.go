@@ -417,7 +417,7 @@ func (v *validator) basicAuth(p string, ba *BasicAuth) {
 	}
 	if ba.Htpasswd == "" {
 		v.add(p+".htpasswd", "an htpasswd file is required")
-	} else if _, err := htpasswd.Load(ba.Htpasswd); err != nil {
+	} else if _, err := htpasswd.LoadWith(ba.Htpasswd, htpasswd.ParseConfig{AllowSlowHashes: ba.AllowSlowHashes}); err != nil {
 		var errs htpasswd.Errors
 		if !errors.As(err, &errs) {
 			v.add(p+".htpasswd", "%v", err)

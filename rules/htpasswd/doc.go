@@ -23,9 +23,11 @@
 //
 // # Hash formats
 //
-// Verified: bcrypt ($2y$, $2a$, $2b$, cost 4–31), Apache's apr1-MD5
+// Verified: bcrypt ($2y$, $2a$, $2b$, cost 4–31; above MaxSafeBcryptCost
+// only with ParseConfig.AllowSlowHashes), Apache's apr1-MD5
 // ($apr1$), {SHA} (unsalted base64 SHA-1) and SHA-crypt ($5$, $6$, with an
-// optional rounds=N$, per Drepper's "Unix crypt using SHA-256 and SHA-512").
+// optional rounds=N$, per Drepper's "Unix crypt using SHA-256 and SHA-512";
+// above MaxSafeSHACryptRounds only with AllowSlowHashes: ErrSlowHash).
 // Refused when the file is loaded, naming the file, the line and the format:
 // DES crypt (only 8 password characters count), MD5-crypt ($1$), other
 // crypt(3) schemes (yescrypt, scrypt, Argon2, …) and plain text. New
@@ -37,15 +39,21 @@
 // bound how many such checks run at once. Passwords longer than
 // MaxPasswordLen never verify: SHA-crypt's cost grows with the password's
 // length, and no real password is that long. To make unknown users cost
-// what known ones do, verify them against File.Dummy (or DummyEntry).
+// what known ones do, verify them against File.Dummy (or DummyEntry),
+// which is never a slow hash. The empty password never verifies;
+// Entry.EmptyPassword finds entries made from it.
 //
 // # Editing
 //
 // SetUser and DeleteUser rewrite a file atomically (temporary file in the
 // same directory, fsync, rename, fsync of the directory), keeping every
 // other byte: comments, blank lines, other users, line ends and whether
-// the file ends with a newline. A symlink is followed: the file it points
-// to is replaced and the link stays. A file the caller may not write is
+// the file ends with a newline. Every existing line must be blank, a
+// comment or an entry whose hash is a password hash, so a file that is
+// not an htpasswd file is never written. A symlink is refused (the file is
+// opened with O_NOFOLLOW, ErrSymlink) unless EditConfig.FollowSymlinks:
+// then the file it points to is replaced and the link stays. A file the
+// caller may not write is
 // refused, although renaming over it would work. The file's mode and
 // owner are kept; when that takes root (chown) and the caller is not, the
 // edit fails rather than hand the file to the caller. New files are

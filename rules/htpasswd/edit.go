@@ -3,6 +3,7 @@ package htpasswd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,23 +16,46 @@ import (
 // be world-readable, so the umask is not consulted.
 const newFileMode fs.FileMode = 0o640
 
+// EditConfig is how SetUser and DeleteUser edit a file. The zero
+// EditConfig edits an existing regular file, refusing symlinks.
+type EditConfig struct {
+	// Create starts the file afresh with the one entry SetUser writes,
+	// like `htpasswd -c`; the file may be missing. An existing file is
+	// replaced only when it is empty or has the shape of an htpasswd file
+	// (see SetUser): -c must not destroy a file that is not ours. Ignored
+	// by DeleteUser. Default false: the file must exist.
+	Create bool
+	// FollowSymlinks edits the file a symlink at path points to, keeping
+	// the link. Default false: a symlink is refused with ErrSymlink
+	// (the file is opened with O_NOFOLLOW), so a link planted where the
+	// operator expects the password file cannot redirect the write.
+	FollowSymlinks bool
+}
+
+// ErrSymlink is wrapped by SetUser's and DeleteUser's error for a path
+// that is a symbolic link, without EditConfig.FollowSymlinks.
+var ErrSymlink = errors.New("is a symbolic link")
+
 // SetUser sets user's hash in the htpasswd file at path and reports whether
 // it replaced an existing entry (false: it appended one). The user's line
 // is replaced in place — later lines for the same user, which Parse would
 // refuse as duplicates, are dropped — and every other byte of the file is
-// kept. With create, the file is started afresh with this one entry, like
-// `htpasswd -c` (an existing file's mode and owner are kept); without it,
-// the file must exist. user must pass ValidateUser and hash NewEntry, so
-// SetUser never writes an entry that Load would refuse. Other lines must
-// have the shape `user:…` (or be blank or comments); otherwise SetUser
-// returns Errors naming them and writes nothing. Hash problems in other
-// entries do not stop it: they are kept as they are. The write is atomic;
-// see the package documentation for mode, owner and symlinks.
-func SetUser(path, user, hash string, create bool) (replaced bool, err error) {
+// kept. With cfg.Create, the file is started afresh with this one entry
+// (an existing file's mode and owner are kept). user must pass
+// ValidateUser and hash NewEntry, so SetUser never writes an entry that
+// Load would refuse. Every existing line must be blank, a comment or an
+// entry `user:hash` whose hash is a password hash — one gatehouse
+// verifies, or a crypt(3) or LDAP scheme it recognises and refuses (DES,
+// MD5-crypt, yescrypt, …), which is kept as it is so files can be
+// migrated entry by entry; otherwise SetUser returns Errors naming each
+// line and writes nothing (issue 17: a YAML file or /etc/passwd must not
+// be appended to). The write is atomic; see the package documentation for
+// mode, owner and symlinks.
+func SetUser(path, user, hash string, cfg EditConfig) (replaced bool, err error) {
 	if _, err := NewEntry(user, hash); err != nil {
 		return false, fmt.Errorf("set user in %s: %w", path, err)
 	}
-	target, info, ef, err := openForEdit(path, create)
+	target, info, ef, err := openForEdit(path, cfg)
 	if err != nil {
 		return false, fmt.Errorf("set user in %s: %w", path, err)
 	}
@@ -45,12 +69,14 @@ func SetUser(path, user, hash string, create bool) (replaced bool, err error) {
 // DeleteUser removes user's line (every line, if the user is duplicated)
 // from the htpasswd file at path, keeping every other byte, and reports
 // whether there was one; when there was none the file is not written. The
-// file must exist and have the shape SetUser requires.
-func DeleteUser(path, user string) (bool, error) {
+// file must exist and have the shape SetUser requires. cfg.Create is
+// ignored.
+func DeleteUser(path, user string, cfg EditConfig) (bool, error) {
 	if err := ValidateUser(user); err != nil {
 		return false, fmt.Errorf("delete user from %s: %w", path, err)
 	}
-	target, info, ef, err := openForEdit(path, false)
+	cfg.Create = false
+	target, info, ef, err := openForEdit(path, cfg)
 	if err != nil {
 		return false, fmt.Errorf("delete user from %s: %w", path, err)
 	}
@@ -133,43 +159,56 @@ func (ef *editFile) bytes() []byte {
 	return []byte(b.String())
 }
 
-// openForEdit resolves path's symlinks (so the link survives the rename),
-// stats it and, unless create, reads and splits it. info is nil when the
-// file does not exist yet (only allowed with create).
-func openForEdit(path string, create bool) (target string, info fs.FileInfo, ef *editFile, err error) {
+// openForEdit opens path (without following a symlink unless
+// cfg.FollowSymlinks, which resolves it so the link survives the rename),
+// checks it is a writable regular file, reads and splits it. With
+// cfg.Create the split file is checked, then replaced by an empty one;
+// info is nil when the file does not exist yet (only allowed with Create).
+func openForEdit(path string, cfg EditConfig) (target string, info fs.FileInfo, ef *editFile, err error) {
 	target = path
-	if resolved, err := filepath.EvalSymlinks(path); err == nil {
-		target = resolved
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", nil, nil, err
-	}
-	info, err = os.Stat(target)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) && create:
-		info = nil
-	case err != nil:
-		return "", nil, nil, err
-	case !info.Mode().IsRegular():
-		return "", nil, nil, fmt.Errorf("%s is not a regular file", target)
-	}
-	if info != nil {
-		if err := checkWritable(target); err != nil {
+	if cfg.FollowSymlinks {
+		if resolved, err := filepath.EvalSymlinks(path); err == nil {
+			target = resolved
+		} else if !errors.Is(err, fs.ErrNotExist) {
 			return "", nil, nil, err
 		}
 	}
-	if create {
-		return target, info, &editFile{final: true, eol: "\n"}, nil
+	f, err := openNoFollow(target, cfg.FollowSymlinks)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && cfg.Create:
+		return target, nil, &editFile{final: true, eol: "\n"}, nil
+	case errors.Is(err, ErrSymlink):
+		return "", nil, nil, &fs.PathError{Op: "open", Path: target, Err: ErrSymlink}
+	case err != nil:
+		return "", nil, nil, err
 	}
-	data, err := os.ReadFile(target)
+	defer f.Close() // read-only: a close error cannot lose data
+	// The opened file, not the path: what is checked is what is read.
+	if info, err = f.Stat(); err != nil {
+		return "", nil, nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return "", nil, nil, fmt.Errorf("%s is not a regular file", target)
+	}
+	if err := checkWritable(target); err != nil {
+		return "", nil, nil, err
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	ef, err = splitForEdit(path, string(data))
-	return target, info, ef, err
+	if ef, err = splitForEdit(path, string(data)); err != nil {
+		return "", nil, nil, err
+	}
+	if cfg.Create {
+		ef = &editFile{final: true, eol: "\n"}
+	}
+	return target, info, ef, nil
 }
 
 // splitForEdit splits data into lines and checks their shape: blank,
-// comment or `user:…` with a valid user. Hash problems are left to Load.
+// comment or `user:hash` with a valid user and a hash that is a password
+// hash (see SetUser). Other hash problems are left to Load.
 func splitForEdit(name, data string) (*editFile, error) {
 	ef := &editFile{final: data == "" || strings.HasSuffix(data, "\n"), eol: "\n"}
 	if rest, ok := strings.CutPrefix(data, bom); ok {
@@ -191,11 +230,16 @@ func splitForEdit(name, data string) (*editFile, error) {
 		}
 		t := strings.TrimRight(l.text, " \t\r")
 		if s := strings.TrimLeft(t, " \t"); s != "" && s[0] != '#' {
-			user, _, found := strings.Cut(t, ":")
-			if !found {
-				errs = append(errs, &Error{name, n, "missing ':' between user and hash"})
-			} else if err := ValidateUser(user); err != nil {
-				errs = append(errs, &Error{name, n, err.Error()})
+			user, hash, found := strings.Cut(t, ":")
+			hash, _, _ = strings.Cut(hash, ":") // extra fields: Load's business
+			switch err := ValidateUser(user); {
+			case !found:
+				errs = append(errs, &Error{File: name, Line: n, Msg: "missing ':' between user and hash"})
+			case err != nil:
+				errs = append(errs, &Error{File: name, Line: n, Msg: err.Error()})
+			case !looksLikeHash(hash):
+				// The field is not echoed: it may be a password.
+				errs = append(errs, &Error{File: name, Line: n, Msg: fmt.Sprintf("user %q: not an htpasswd entry: the field after ':' is not a password hash", user)})
 			}
 			l.user = user
 		}

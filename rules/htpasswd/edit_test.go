@@ -89,8 +89,8 @@ func TestSetUser(t *testing.T) {
 		{name: "only a comment without newline", in: "# users", user: "bob", want: "# users\nbob:" + hNew},
 		{name: "duplicates of the user dropped", in: "alice:" + h1 + "\nbob:" + h2 + "\nalice:" + h3 + "\n", user: "alice",
 			want: "alice:" + hNew + "\nbob:" + h2 + "\n", wantReplaced: true},
-		{name: "others' bad hashes kept", in: "old:" + hashMD5Crypt + "\nplain:secret\nalice:" + h1 + "\n", user: "alice",
-			want: "old:" + hashMD5Crypt + "\nplain:secret\nalice:" + hNew + "\n", wantReplaced: true},
+		{name: "others' refused hashes kept", in: "old:" + hashMD5Crypt + "\ndes:" + hashDES + "\nalice:" + h1 + "\n", user: "alice",
+			want: "old:" + hashMD5Crypt + "\ndes:" + hashDES + "\nalice:" + hNew + "\n", wantReplaced: true},
 		{name: "the user's bad hash replaced", in: "old:" + hashMD5Crypt + "\n", user: "old",
 			want: "old:" + hNew + "\n", wantReplaced: true},
 		{name: "byte order mark kept", in: "\ufeffalice:" + h1 + "\n", user: "alice",
@@ -107,7 +107,7 @@ func TestSetUser(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "users")
 			writeTestFile(t, path, tc.in, 0o600)
-			replaced, err := SetUser(path, tc.user, hNew, tc.create)
+			replaced, err := SetUser(path, tc.user, hNew, EditConfig{Create: tc.create})
 			if err != nil {
 				t.Fatalf("SetUser(%q) = %v", tc.user, err)
 			}
@@ -143,8 +143,8 @@ func TestDeleteUser(t *testing.T) {
 			want: "bob:" + h2 + "\n", wantFound: true},
 		{name: "only user", in: "# users\nalice:" + h1 + "\n", user: "alice",
 			want: "# users\n", wantFound: true},
-		{name: "others' bad hashes kept", in: "plain:secret\nalice:" + h1 + "\n", user: "alice",
-			want: "plain:secret\n", wantFound: true},
+		{name: "others' refused hashes kept", in: "des:" + hashDES + "\nalice:" + h1 + "\n", user: "alice",
+			want: "des:" + hashDES + "\n", wantFound: true},
 		{name: "unknown user", in: "alice:" + h1 + "\n", user: "bob",
 			want: "alice:" + h1 + "\n"},
 		{name: "a comment is not a user", in: "#bob:" + h1 + "\nalice:" + h1 + "\n", user: "#bob",
@@ -159,7 +159,7 @@ func TestDeleteUser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			found, err := DeleteUser(path, tc.user)
+			found, err := DeleteUser(path, tc.user, EditConfig{})
 			if err != nil {
 				t.Fatalf("DeleteUser(%q) = %v", tc.user, err)
 			}
@@ -193,26 +193,26 @@ func TestEditErrors(t *testing.T) {
 		wantIs  error
 	}{
 		{name: "set: missing file", noFile: true, wantErr: "set user in", wantIs: fs.ErrNotExist,
-			edit: func(p string) error { _, err := SetUser(p, "alice", hNew, false); return err }},
+			edit: func(p string) error { _, err := SetUser(p, "alice", hNew, EditConfig{}); return err }},
 		{name: "delete: missing file", noFile: true, wantErr: "delete user from", wantIs: fs.ErrNotExist,
-			edit: func(p string) error { _, err := DeleteUser(p, "alice"); return err }},
+			edit: func(p string) error { _, err := DeleteUser(p, "alice", EditConfig{}); return err }},
 		{name: "set: bad user", in: "alice:" + h1 + "\n", wantErr: `invalid user name "a:b": contains ':'`, wantIs: ErrInvalidUser,
-			edit: func(p string) error { _, err := SetUser(p, "a:b", hNew, false); return err }},
+			edit: func(p string) error { _, err := SetUser(p, "a:b", hNew, EditConfig{}); return err }},
 		{name: "set: user too long", in: "alice:" + h1 + "\n", wantErr: `256 bytes, longer than 255`, wantIs: ErrInvalidUser,
-			edit: func(p string) error { _, err := SetUser(p, strings.Repeat("u", 256), hNew, false); return err }},
+			edit: func(p string) error { _, err := SetUser(p, strings.Repeat("u", 256), hNew, EditConfig{}); return err }},
 		{name: "set: bad hash", in: "alice:" + h1 + "\n", wantErr: `user "bob": plain-text password`, wantIs: ErrInvalidHash,
-			edit: func(p string) error { _, err := SetUser(p, "bob", "secret", false); return err }},
+			edit: func(p string) error { _, err := SetUser(p, "bob", "secret", EditConfig{}); return err }},
 		{name: "set: hash with a line break", in: "alice:" + h1 + "\n", wantErr: `user "bob": plain-text password`, wantIs: ErrInvalidHash,
-			edit: func(p string) error { _, err := SetUser(p, "bob", h1[:10]+"\r\n"+h1[10:], false); return err }},
+			edit: func(p string) error { _, err := SetUser(p, "bob", h1[:10]+"\r\n"+h1[10:], EditConfig{}); return err }},
 		{name: "set: hash with a second entry", in: "alice:" + h1 + "\n", wantErr: `user "bob": unexpected ':' after the hash`, wantIs: ErrInvalidHash,
-			edit: func(p string) error { _, err := SetUser(p, "bob", h1+"\nmallory:"+h1, false); return err }},
+			edit: func(p string) error { _, err := SetUser(p, "bob", h1+"\nmallory:"+h1, EditConfig{}); return err }},
 		{name: "delete: bad user", in: "alice:" + h1 + "\n", wantErr: `contains whitespace`, wantIs: ErrInvalidUser,
-			edit: func(p string) error { _, err := DeleteUser(p, "a b"); return err }},
+			edit: func(p string) error { _, err := DeleteUser(p, "a b", EditConfig{}); return err }},
 		{name: "set: malformed lines", in: bad,
 			wantErr: "users:2: missing ':' between user and hash\n%s:3: invalid user name \"  \": contains whitespace\n%s:4: invalid user name \"bo b\": contains whitespace",
-			edit:    func(p string) error { _, err := SetUser(p, "carol", hNew, false); return err }},
+			edit:    func(p string) error { _, err := SetUser(p, "carol", hNew, EditConfig{}); return err }},
 		{name: "delete: malformed lines", in: bad, wantErr: "users:2: missing ':' between user and hash",
-			edit: func(p string) error { _, err := DeleteUser(p, "alice"); return err }},
+			edit: func(p string) error { _, err := DeleteUser(p, "alice", EditConfig{}); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -250,7 +250,7 @@ func TestEditErrors(t *testing.T) {
 func TestSetUserNotARegularFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	_, err := SetUser(dir, "alice", hNew, true)
+	_, err := SetUser(dir, "alice", hNew, EditConfig{Create: true})
 	if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
 		t.Errorf("SetUser(directory) = %v, want a not-a-regular-file error", err)
 	}
@@ -260,7 +260,7 @@ func TestSetUserCreateMode(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "new.htpasswd")
-	if _, err := SetUser(path, "alice", hNew, true); err != nil {
+	if _, err := SetUser(path, "alice", hNew, EditConfig{Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -284,10 +284,10 @@ func TestEditKeepsMode(t *testing.T) {
 		path := filepath.Join(dir, "users")
 		writeTestFile(t, path, "alice:"+h1+"\n", mode)
 		for _, edit := range []func() error{
-			func() error { _, err := SetUser(path, "bob", hNew, false); return err },
-			func() error { _, err := SetUser(path, "alice", hNew, false); return err },
-			func() error { _, err := DeleteUser(path, "bob"); return err },
-			func() error { _, err := SetUser(path, "carol", hNew, true); return err },
+			func() error { _, err := SetUser(path, "bob", hNew, EditConfig{}); return err },
+			func() error { _, err := SetUser(path, "alice", hNew, EditConfig{}); return err },
+			func() error { _, err := DeleteUser(path, "bob", EditConfig{}); return err },
+			func() error { _, err := SetUser(path, "carol", hNew, EditConfig{Create: true}); return err },
 		} {
 			if err := edit(); err != nil {
 				t.Fatal(err)
@@ -304,6 +304,8 @@ func TestEditKeepsMode(t *testing.T) {
 	}
 }
 
+// TestEditThroughSymlink: with FollowSymlinks the link's target is edited
+// and the link kept.
 func TestEditThroughSymlink(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -313,10 +315,11 @@ func TestEditThroughSymlink(t *testing.T) {
 	if err := os.Symlink("real.htpasswd", link); err != nil {
 		t.Skipf("no symlinks here: %v", err)
 	}
-	if _, err := SetUser(link, "bob", hNew, false); err != nil {
+	follow := EditConfig{FollowSymlinks: true}
+	if _, err := SetUser(link, "bob", hNew, follow); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := DeleteUser(link, "alice"); err != nil {
+	if _, err := DeleteUser(link, "alice", follow); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Lstat(link)
@@ -329,6 +332,108 @@ func TestEditThroughSymlink(t *testing.T) {
 	checkDir(t, dir, "link.htpasswd", "real.htpasswd")
 }
 
+// TestEditRefusesSymlink pins issue 17's O_NOFOLLOW: without
+// FollowSymlinks, every edit of a symlink — to a file, to a missing file
+// (with Create), to a non-htpasswd file — fails with ErrSymlink and
+// changes neither the link nor its target.
+func TestEditRefusesSymlink(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		target string // "" : dangling
+		edit   func(link string) error
+	}{
+		{name: "set", target: "alice:" + h1 + "\n",
+			edit: func(p string) error { _, err := SetUser(p, "bob", hNew, EditConfig{}); return err }},
+		{name: "set with create", target: "alice:" + h1 + "\n",
+			edit: func(p string) error { _, err := SetUser(p, "bob", hNew, EditConfig{Create: true}); return err }},
+		{name: "create through a dangling link",
+			edit: func(p string) error { _, err := SetUser(p, "bob", hNew, EditConfig{Create: true}); return err }},
+		{name: "delete", target: "alice:" + h1 + "\n",
+			edit: func(p string) error { _, err := DeleteUser(p, "alice", EditConfig{}); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			real := filepath.Join(dir, "real")
+			link := filepath.Join(dir, "link")
+			names := []string{"link"}
+			if tc.target != "" {
+				writeTestFile(t, real, tc.target, 0o600)
+				names = append(names, "real")
+			}
+			if err := os.Symlink("real", link); err != nil {
+				t.Skipf("no symlinks here: %v", err)
+			}
+			err := tc.edit(link)
+			if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), link) {
+				t.Fatalf("edit through a symlink: error = %v, want ErrSymlink naming %s", err, link)
+			}
+			if st, err := os.Lstat(link); err != nil || st.Mode()&fs.ModeSymlink == 0 {
+				t.Errorf("%s is no longer a symlink (%v)", link, err)
+			}
+			if tc.target != "" {
+				if got := readTestFile(t, real); got != tc.target {
+					t.Errorf("target = %q, want it untouched: %q", got, tc.target)
+				}
+			}
+			checkDir(t, dir, names...)
+		})
+	}
+}
+
+// TestEditRefusesOtherFiles pins issue 17: a file whose lines are not
+// htpasswd entries (YAML, /etc/passwd, a plain-text password) is neither
+// appended to, nor edited, nor replaced by Create; empty files and real
+// htpasswd files, including entries gatehouse recognises but refuses to
+// load, are edited.
+func TestEditRefusesOtherFiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		in      string
+		create  bool
+		wantErr string // "" : the edit succeeds
+	}{
+		{name: "yaml", in: "listen: :443\nhosts:\n", wantErr: `users:1: user "listen": not an htpasswd entry`},
+		{name: "yaml with create", in: "key: value\n", create: true, wantErr: `users:1: user "key": not an htpasswd entry`},
+		{name: "passwd", in: "root:x:0:0:root:/root:/bin/bash\n", wantErr: `users:1: user "root": not an htpasswd entry`},
+		{name: "passwd with create", in: "root:x:0:0:root:/root:/bin/bash\n", create: true, wantErr: `not an htpasswd entry`},
+		{name: "plain-text password", in: "alice:" + h1 + "\nbob:hunter2\n", wantErr: `users:2: user "bob": not an htpasswd entry`},
+		{name: "prose", in: "Dear diary,\n", create: true, wantErr: "users:1: missing ':' between user and hash"},
+		{name: "empty file with create", in: "", create: true},
+		{name: "empty file", in: ""},
+		{name: "comments only with create", in: "# users\n\n", create: true},
+		{name: "htpasswd with create", in: "alice:" + h1 + "\n", create: true},
+		{name: "refused schemes kept", in: "des:" + hashDES + "\nmd5:" + hashMD5Crypt + "\nslow:" + hashBcrypt31 + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "users")
+			writeTestFile(t, path, tc.in, 0o600)
+			_, err := SetUser(path, "carol", hNew, EditConfig{Create: tc.create})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("SetUser on %q = %v, want success", tc.in, err)
+				}
+				return
+			}
+			var errs Errors
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &errs) {
+				t.Fatalf("SetUser on %q = %v, want Errors containing %q", tc.in, err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "/bin/bash") {
+				t.Errorf("error %q echoes the line", err)
+			}
+			if got := readTestFile(t, path); got != tc.in {
+				t.Errorf("after a refused edit the file is %q, want it untouched: %q", got, tc.in)
+			}
+			checkDir(t, dir, "users")
+		})
+	}
+}
+
 // TestEditedFileLoads checks a round of edits against the loader: every
 // entry SetUser writes loads and verifies.
 func TestEditedFileLoads(t *testing.T) {
@@ -338,7 +443,7 @@ func TestEditedFileLoads(t *testing.T) {
 	passwords := map[string]string{"alice": "U*U", "bob": "password", "carol": "Hello world!"}
 	create := true
 	for _, u := range []string{"alice", "bob", "carol"} {
-		if _, err := SetUser(path, u, hashes[u], create); err != nil {
+		if _, err := SetUser(path, u, hashes[u], EditConfig{Create: create}); err != nil {
 			t.Fatal(err)
 		}
 		create = false

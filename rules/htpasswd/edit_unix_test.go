@@ -25,7 +25,7 @@ func TestEditKeepsOwner(t *testing.T) {
 	if err := os.Chown(path, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := SetUser(path, "bob", hNew, false); err != nil {
+	if _, err := SetUser(path, "bob", hNew, EditConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -48,7 +48,7 @@ func TestEditRefusesReadOnlyFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users")
 	writeTestFile(t, path, "alice:"+h1+"\n", 0o400)
-	_, err := SetUser(path, "bob", hNew, false)
+	_, err := SetUser(path, "bob", hNew, EditConfig{})
 	if !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("SetUser(read-only file) = %v, want a permission error", err)
 	}

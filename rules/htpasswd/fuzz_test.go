@@ -24,10 +24,43 @@ func FuzzParse(f *testing.F) {
 	f.Add("a:" + hashSHA1 + "\r\r\n\r\nb:" + hashSHA1 + "\r")
 	// Binary junk and NULs.
 	f.Add("\x00\xff\xfe:\x00\n\x1b[31m:" + hashSHA1)
+	// Slow hashes around the caps (issue 17): bcrypt 17/18/31, SHA-crypt
+	// 1000000/1000001/999999999 rounds, mixed with a normal entry.
+	f.Add("a:" + hashBcrypt17 + "\nb:" + hashBcrypt18 + "\nc:" + hashBcrypt31 + "\n")
+	f.Add("a:" + hashSHA256Max + "\nb:" + hashSHA256Slow + "\nc:" + hashSHA512Slow + "\nd:" + hashSHA1 + "\n")
+	// An entry made from the empty password (issue 17): loads.
+	f.Add("nopw:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		const name = "fuzz.htpasswd"
 		file, err := Parse(name, strings.NewReader(data))
 		lines := strings.Count(data, "\n") + 1
+		// AllowSlowHashes only ever accepts more: what the default
+		// accepts it accepts with the same users, and a file refused
+		// only for slow hashes loads with it, each of them Slow.
+		loose, looseErr := ParseWith(name, strings.NewReader(data), ParseConfig{AllowSlowHashes: true})
+		if err == nil && (looseErr != nil || !slices.Equal(loose.Users(), file.Users())) {
+			t.Fatalf("Parse accepts %q, ParseWith(AllowSlowHashes) = %v", data, looseErr)
+		}
+		if err != nil && looseErr == nil {
+			var errs Errors
+			errors.As(err, &errs)
+			for _, e := range errs {
+				if !errors.Is(e, ErrSlowHash) {
+					t.Fatalf("ParseWith(AllowSlowHashes) accepts %q, but Parse refused it for %v", data, e)
+				}
+			}
+		}
+		if looseErr == nil && err != nil {
+			slow := 0
+			for _, u := range loose.Users() {
+				if e, _ := loose.Lookup(u); e.Slow() {
+					slow++
+				}
+			}
+			if slow == 0 {
+				t.Fatalf("Parse refused %q (%v), no entry is Slow", data, err)
+			}
+		}
 		if err != nil {
 			if file != nil {
 				t.Fatalf("Parse returned a File with error %v", err)
@@ -78,6 +111,12 @@ func FuzzVerify(f *testing.F) {
 	for _, h := range []string{hashDES, hashMD5Crypt, hashYescrypt, "hunter2", ""} {
 		f.Add(h, "password")
 	}
+	// Hashes of the empty password (issue 17): Verify("") must be false.
+	f.Add("{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=", "")
+	f.Add("$apr1$12345678$sHuPAw7VA9xjRbJz7zKV7/", "")
+	// Slow but valid hashes: NewEntry accepts them, Parse refuses them.
+	f.Add(hashBcrypt18, "x")
+	f.Add(hashSHA512Slow, "x")
 	// Near misses: bad cost, bad rounds, long salt, truncated digest,
 	// trailing line break, extra field.
 	f.Add(hashBcryptLow, "U*U")
@@ -95,13 +134,20 @@ func FuzzVerify(f *testing.F) {
 			}
 			return
 		}
-		// What NewEntry accepts, SetUser writes; it must read back as is.
-		file, err := Parse("x", strings.NewReader("u:"+hash+"\n"))
+		// What NewEntry accepts, SetUser writes; it must read back as is
+		// (slow hashes with AllowSlowHashes, and only with it).
+		file, err := ParseWith("x", strings.NewReader("u:"+hash+"\n"), ParseConfig{AllowSlowHashes: true})
+		if _, strictErr := Parse("x", strings.NewReader("u:"+hash+"\n")); (strictErr != nil) != e.Slow() || (strictErr != nil && !errors.Is(strictErr, ErrSlowHash)) {
+			t.Fatalf("Parse of %q = %v, Slow() = %v: want ErrSlowHash exactly for slow hashes", hash, strictErr, e.Slow())
+		}
 		if err != nil {
 			t.Fatalf("NewEntry accepts %q but Parse refuses its line: %v", hash, err)
 		}
 		if back, _ := file.Lookup("u"); back.Hash != hash || back.h != e.h {
 			t.Fatalf("hash %q read back as %q", hash, back.Hash)
+		}
+		if e.Verify("") {
+			t.Fatalf("Verify(\"\") against %q = true: the empty password must never verify", hash)
 		}
 		if (e.h.format == FormatBcrypt && e.h.cost > 6) || e.h.cost > 20000 {
 			return // valid but too slow for a fuzz iteration
@@ -149,8 +195,9 @@ func FuzzSHACrypt(f *testing.F) {
 		if err != nil {
 			t.Fatalf("NewEntry(%q) = %v", h, err)
 		}
-		if !e.Verify(password) {
-			t.Fatalf("Verify(%q) against its own hash %q = false", password, h)
+		if e.Verify(password) != (password != "") || e.EmptyPassword() != (password == "") {
+			t.Fatalf("Verify(%q) against its own hash %q = %v, EmptyPassword() = %v; want the password verified unless empty",
+				password, h, e.Verify(password), e.EmptyPassword())
 		}
 		if e.Verify(password + "\x00") {
 			t.Fatalf("Verify(%q + NUL) against %q = true", password, h)
@@ -186,10 +233,17 @@ func FuzzEdit(f *testing.F) {
 	f.Add("\n")
 	f.Add("\r")
 	// Entries gatehouse refuses but SetUser keeps.
-	f.Add("old:" + hashMD5Crypt + "\nplain:secret\n")
+	f.Add("old:" + hashMD5Crypt + "\ndes:" + hashDES + "\nslow:" + hashBcrypt31 + "\n")
+	// Files that are not htpasswd files (issue 17): refused.
+	f.Add("plain:secret\n")
+	f.Add("listen: :443\nhosts:\n")
+	f.Add("root:x:0:0:root:/root:/bin/bash\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		const user = "zz-fuzz"
 		ef, err := splitForEdit("x", data)
+		if _, perr := ParseWith("x", strings.NewReader(data), ParseConfig{AllowSlowHashes: true}); perr == nil && err != nil {
+			t.Fatalf("%q loads but cannot be edited: %v", data, err)
+		}
 		if err != nil {
 			var errs Errors
 			if !errors.As(err, &errs) {

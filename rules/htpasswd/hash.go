@@ -34,6 +34,17 @@ const (
 	// (Drepper's spec); requests outside are clamped when hashing.
 	MinSHACryptRounds = 1000
 	MaxSHACryptRounds = 999999999
+	// MaxSafeBcryptCost is the highest bcrypt cost Parse accepts unless
+	// ParseConfig.AllowSlowHashes, and the highest `gatehouse htpasswd -C`
+	// makes (Apache's htpasswd refuses -C 18 too). One check at cost 17
+	// takes seconds of CPU, and each step doubles it: at 31 a single wrong
+	// password holds a verification slot for days (issue 17).
+	MaxSafeBcryptCost = 17
+	// MaxSafeSHACryptRounds is the highest SHA-crypt round count Parse
+	// accepts unless ParseConfig.AllowSlowHashes, and the highest
+	// `gatehouse htpasswd -r` makes: 200 times the default, about a
+	// second per check, where the format allows 999,999,999 (issue 17).
+	MaxSafeSHACryptRounds = 1_000_000
 )
 
 var (
@@ -44,7 +55,18 @@ var (
 	// ErrInvalidHash matches (errors.Is) every error about a hash string
 	// that gatehouse does not verify: malformed, unsupported or plain text.
 	ErrInvalidHash = errors.New("invalid password hash")
+	// ErrSlowHash matches (errors.Is) Parse's error for a hash above
+	// MaxSafeBcryptCost or MaxSafeSHACryptRounds: valid, but too slow to
+	// verify on the request path.
+	ErrSlowHash = errors.New("password hash too slow to verify")
 )
+
+// slowHashError is Parse's error for a hash above the safe cost; it
+// matches ErrSlowHash.
+type slowHashError string
+
+func (e slowHashError) Error() string        { return string(e) }
+func (e slowHashError) Is(target error) bool { return target == ErrSlowHash }
 
 // hashError is a problem with a hash string; it matches ErrInvalidHash
 // without repeating its text in every file:line message.
@@ -103,6 +125,28 @@ type parsedHash struct {
 	digest string // apr1 and SHA-crypt: encoded; {SHA}: the raw 20 bytes
 }
 
+// slow reports whether h is above MaxSafeBcryptCost or
+// MaxSafeSHACryptRounds.
+func (h parsedHash) slow() bool {
+	switch h.format {
+	case FormatBcrypt:
+		return h.cost > MaxSafeBcryptCost
+	case FormatSHA256Crypt, FormatSHA512Crypt:
+		return h.cost > MaxSafeSHACryptRounds
+	}
+	return false
+}
+
+// slowError is the error for a slow h, for Parse.
+func (h parsedHash) slowError() error {
+	what, limit := fmt.Sprintf("bcrypt cost %d", h.cost), strconv.Itoa(MaxSafeBcryptCost)
+	if h.format != FormatBcrypt {
+		what, limit = fmt.Sprintf("%s rounds=%d", h.format, h.cost), strconv.Itoa(MaxSafeSHACryptRounds)
+	}
+	return slowHashError(what + " is above " + limit + ": every wrong password would hold a verification slot for seconds to days; " +
+		"rehash with gatehouse htpasswd -B, or set basic_auth.allow_slow_hashes: true")
+}
+
 // moreExpensive reports whether h costs more to verify than o.
 func (h parsedHash) moreExpensive(o parsedHash) bool {
 	if h.format.expensive() != o.format.expensive() {
@@ -153,14 +197,36 @@ func (e Entry) Expensive() bool {
 	return e.h.format.expensive()
 }
 
+// Slow reports whether e's hash is above MaxSafeBcryptCost or
+// MaxSafeSHACryptRounds: Parse accepts such entries only with
+// ParseConfig.AllowSlowHashes.
+func (e Entry) Slow() bool {
+	return e.h.slow()
+}
+
 // Verify reports whether password matches the entry's hash. The derived
-// value is compared in constant time. A password longer than
-// MaxPasswordLen never matches; bcrypt looks at the first
-// MaxBcryptPasswordLen bytes only, like every bcrypt implementation.
+// value is compared in constant time. The empty password never matches,
+// even when the hash was made from it (Apache's `htpasswd -b file user ""`
+// makes such entries): an empty password is no credential (issue 17), and
+// it is refused without hashing. A password longer than MaxPasswordLen
+// never matches either; bcrypt looks at the first MaxBcryptPasswordLen
+// bytes only, like every bcrypt implementation.
 func (e Entry) Verify(password string) bool {
-	if len(password) > MaxPasswordLen {
+	if password == "" || len(password) > MaxPasswordLen {
 		return false
 	}
+	return e.verify(password)
+}
+
+// EmptyPassword reports whether e's hash was made from the empty
+// password, which Verify never accepts: such a user cannot log in. It
+// costs one hash, as long as a Verify of e.
+func (e Entry) EmptyPassword() bool {
+	return e.verify("")
+}
+
+// verify is Verify without the password checks.
+func (e Entry) verify(password string) bool {
 	h := &e.h
 	switch h.format {
 	case FormatBcrypt:
@@ -322,6 +388,14 @@ func parseSHACrypt(s string, f Format) (parsedHash, error) {
 	return parsedHash{format: f, cost: rounds, custom: custom, salt: salt, digest: digest}, nil
 }
 
+// looksLikeHash reports whether s is a password hash: one parseHash
+// accepts, or one of a scheme it recognises (malformed, or refused like
+// DES and MD5-crypt) — anything but plain text or an unknown format.
+func looksLikeHash(s string) bool {
+	_, err := parseHash(s)
+	return err == nil || !errors.Is(err, hashError(plainText))
+}
+
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // allCryptChars reports whether s is all crypt(3) base64: ./0-9A-Za-z
@@ -464,11 +538,20 @@ func shaCryptString(sha512 bool, password, salt string, rounds int, custom bool)
 // takes as long as like's. Verify unknown users against it to make them
 // cost what known ones do. It hashes once (as slow as one Verify of
 // like): compute it when a file is loaded, not per request — File.Dummy
-// does. A zero like gives bcrypt at DefaultBcryptCost. User is "" and Line
-// 0.
+// does. A zero like gives bcrypt at DefaultBcryptCost. A slow like (see
+// Entry.Slow) is capped at MaxSafeBcryptCost or MaxSafeSHACryptRounds: the
+// dummy is what every unknown user costs, and must never be a hash that
+// holds a verification slot for minutes (issue 17). User is "" and Line 0.
 func DummyEntry(like Entry) Entry {
 	password := randomSalt(24)
 	h := like.h
+	if h.slow() {
+		if h.format == FormatBcrypt {
+			h.cost = MaxSafeBcryptCost
+		} else {
+			h.cost, h.custom = MaxSafeSHACryptRounds, true
+		}
+	}
 	var s string
 	var err error
 	switch h.format {

@@ -57,8 +57,13 @@ func TestVerifyVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewEntry(%q) = %v", tc.hash, err)
 			}
-			if !e.Verify(tc.password) {
-				t.Errorf("Verify(%q) against %q = false, want true", tc.password, tc.hash)
+			// Issue 17: the empty password never verifies, though
+			// EmptyPassword recognises its hash.
+			if got, want := e.Verify(tc.password), tc.password != ""; got != want {
+				t.Errorf("Verify(%q) against %q = %v, want %v", tc.password, tc.hash, got, want)
+			}
+			if got, want := e.EmptyPassword(), tc.password == ""; got != want {
+				t.Errorf("EmptyPassword() of %q = %v, want %v", tc.hash, got, want)
 			}
 			for _, wrong := range []string{tc.password + "x", "x" + tc.password, strings.ToUpper(tc.password) + "!", ""} {
 				if wrong == tc.password {
@@ -313,6 +318,75 @@ func TestDummyEntry(t *testing.T) {
 	}
 }
 
+// TestEmptyPassword pins issue 17: an entry made from the empty password
+// loads, EmptyPassword reports it, and Verify never accepts "" — for
+// every format — while the same entry's other passwords still fail.
+func TestEmptyPassword(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		hash func(string) (string, error)
+	}{
+		{"bcrypt", func(p string) (string, error) { return HashBcrypt(p, 4) }},
+		{"apr1", HashAPR1},
+		{"SHA", HashSHA1},
+		{"SHA-256-crypt", func(p string) (string, error) { return HashSHA256Crypt(p, 0) }},
+		{"SHA-512-crypt", func(p string) (string, error) { return HashSHA512Crypt(p, 1000) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			empty, err := tc.hash("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := Parse("t", strings.NewReader("nopw:"+empty+"\n"))
+			if err != nil {
+				t.Fatalf("Parse(empty-password entry) = %v, want it loaded", err)
+			}
+			e, _ := f.Lookup("nopw")
+			if e.Verify("") {
+				t.Errorf("Verify(\"\") against %q = true, want false", e.Hash)
+			}
+			if !e.EmptyPassword() {
+				t.Errorf("EmptyPassword() of %q = false, want true", e.Hash)
+			}
+			other, err := tc.hash("x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := NewEntry("x", other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.EmptyPassword() || !o.Verify("x") {
+				t.Errorf("entry for %q: EmptyPassword() = %v, Verify(\"x\") = %v, want false, true", "x", o.EmptyPassword(), o.Verify("x"))
+			}
+		})
+	}
+}
+
+// TestDummyEntryCapsSlowHashes: DummyEntry of a slow entry is at the cap
+// (issue 17), so unknown users never cost minutes.
+func TestDummyEntryCapsSlowHashes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		hash     string
+		wantCost int
+	}{
+		{hashSHA256Slow, MaxSafeSHACryptRounds},
+		{hashSHA512Slow, MaxSafeSHACryptRounds},
+	} {
+		like, err := NewEntry("u", tc.hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := DummyEntry(like)
+		if d.Slow() || d.h.cost != tc.wantCost || d.Format() != like.Format() {
+			t.Errorf("DummyEntry(%q) = %q (cost %d), want %v at %d", tc.hash, d.Hash, d.h.cost, like.Format(), tc.wantCost)
+		}
+	}
+}
+
 func TestFileDummy(t *testing.T) {
 	t.Parallel()
 	bcrypt4, err := HashBcrypt("x", 4)
@@ -329,12 +403,17 @@ func TestFileDummy(t *testing.T) {
 		{"most common format", "a:" + hashAPR1 + "\nb:" + hashAPR1 + "\nc:" + bcrypt4, FormatAPR1, 0},
 		{"tie: the expensive one", "a:" + hashAPR1 + "\nb:" + hashSHA256, FormatSHA256Crypt, DefaultSHACryptRounds},
 		{"tie: the higher bcrypt cost", "a:" + bcrypt4 + "\nb:" + hashBcryptUU, FormatBcrypt, 5},
+		// Issue 17: a slow hash is never the dummy, however common.
+		{"slow entries not counted", "a:" + hashBcrypt31 + "\nb:" + hashBcrypt31 + "\nc:" + bcrypt4, FormatBcrypt, 4},
+		{"slow SHA-crypt not counted", "a:" + hashSHA512Slow + "\nb:" + hashSHA512Slow + "\nc:" + hashAPR1, FormatAPR1, 0},
+		{"only slow bcrypt: capped", "a:" + hashBcrypt31 + "\nb:" + hashBcrypt18, FormatBcrypt, MaxSafeBcryptCost},
+		{"only slow SHA-crypt: capped", "a:" + hashSHA256Slow, FormatSHA256Crypt, MaxSafeSHACryptRounds},
 		{"rounds count as a kind", "a:" + hashSHA256 + "\nb:" + hashSHA256 + "\nc:$5$rounds=1000$roundstoolow$yfvwcWrQ8l/K0DAWyuPMDNHpIVlTQebY9l/gL972bIC",
 			FormatSHA256Crypt, DefaultSHACryptRounds},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse("x", strings.NewReader(tc.in))
+			f, err := ParseWith("x", strings.NewReader(tc.in), ParseConfig{AllowSlowHashes: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,9 @@ type Error struct {
 	File string
 	Line int
 	Msg  string
+	// Err is the cause when callers may branch on it (ErrSlowHash);
+	// nil otherwise.
+	Err error
 }
 
 // Error formats e as "file:line: msg".
@@ -61,6 +64,11 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Unwrap returns e.Err.
+func (e *Error) Unwrap() error {
+	return e.Err
+}
+
 // Unwrap returns the problems, so errors.As finds an *Error.
 func (es Errors) Unwrap() []error {
 	errs := make([]error, len(es))
@@ -80,29 +88,49 @@ type File struct {
 	dummy     Entry
 }
 
-// Load reads and parses the htpasswd file at path; errors name path.
+// ParseConfig is what Parse and Load accept beyond the file format. The
+// zero ParseConfig is the strict default.
+type ParseConfig struct {
+	// AllowSlowHashes accepts bcrypt costs above MaxSafeBcryptCost and
+	// SHA-crypt rounds above MaxSafeSHACryptRounds. Default false: such
+	// an entry is an error naming its line (issue 17).
+	AllowSlowHashes bool
+}
+
+// Load reads and parses the htpasswd file at path with the zero
+// ParseConfig; errors name path.
 func Load(path string) (*File, error) {
+	return LoadWith(path, ParseConfig{})
+}
+
+// LoadWith is Load with cfg.
+func LoadWith(path string, cfg ParseConfig) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load htpasswd: %w", err)
 	}
 	defer f.Close() // read-only: a close error cannot lose data
-	return Parse(path, f)
+	return ParseWith(path, f, cfg)
 }
 
-// Parse reads an htpasswd file from r. name is used in errors only. It
-// returns every problem in the file as Errors; an I/O error from r is
-// returned as is, wrapped with name.
+// Parse reads an htpasswd file from r with the zero ParseConfig. name is
+// used in errors only. It returns every problem in the file as Errors; an
+// I/O error from r is returned as is, wrapped with name.
 func Parse(name string, r io.Reader) (*File, error) {
+	return ParseWith(name, r, ParseConfig{})
+}
+
+// ParseWith is Parse with cfg.
+func ParseWith(name string, r io.Reader, cfg ParseConfig) (*File, error) {
 	f := &File{entries: make(map[string]Entry)}
 	var errs Errors
 	// add records a problem and reports whether there is room for more.
-	add := func(n int, msg string) bool {
-		errs = append(errs, &Error{name, n, msg})
+	add := func(n int, msg string, cause error) bool {
+		errs = append(errs, &Error{File: name, Line: n, Msg: msg, Err: cause})
 		if len(errs) < maxErrors {
 			return true
 		}
-		errs = append(errs, &Error{name, n, "too many errors"})
+		errs = append(errs, &Error{File: name, Line: n, Msg: "too many errors"})
 		return false
 	}
 	br := bufio.NewReaderSize(r, MaxLineLen+2) // room for "\r\n"
@@ -119,18 +147,22 @@ func Parse(name string, r io.Reader) (*File, error) {
 			line = bytes.TrimPrefix(line, []byte(bom))
 		}
 		var msg string
+		var cause error
 		if tooLong {
 			msg = fmt.Sprintf("line longer than %d bytes", MaxLineLen)
 		} else if user, hash, ok, m := splitLine(string(line)); !ok {
 			msg = m
 		} else if e, err := newEntry(user, hash, n); err != nil {
 			msg = err.Error()
+		} else if e.h.slow() && !cfg.AllowSlowHashes {
+			cause = e.h.slowError()
+			msg = fmt.Sprintf("user %q: %v", user, cause)
 		} else if first, dup := f.entries[user]; dup {
 			msg = fmt.Sprintf("duplicate user %q (first on line %d)", user, first.Line)
 		} else {
 			f.entries[user] = e
 		}
-		if msg != "" && !add(n, msg) {
+		if msg != "" && !add(n, msg, cause) {
 			break
 		}
 	}
@@ -248,8 +280,12 @@ func (f *File) Len() int {
 // cost the same time as known ones: a random, never-revealed password
 // hashed (see DummyEntry) like the file's most common kind of entry —
 // same format and bcrypt cost or SHA-crypt rounds; among equally common
-// kinds, the most expensive. An empty file gets a bcrypt entry at
-// DefaultBcryptCost. The entry is computed on the first call (one hash,
+// kinds, the most expensive. Slow entries (Entry.Slow, only in a file
+// parsed with AllowSlowHashes) are not counted, and a file of nothing but
+// slow entries gets one capped at MaxSafeBcryptCost or
+// MaxSafeSHACryptRounds: unknown users must never cost minutes (issue 17);
+// the price is that they answer faster than such users. An empty file
+// gets a bcrypt entry at DefaultBcryptCost. The entry is computed on the first call (one hash,
 // e.g. ~50 ms for bcrypt at cost 10) and reused; call Dummy after loading
 // to take that cost off the request path. Its Verify is always false.
 func (f *File) Dummy() Entry {
@@ -259,16 +295,25 @@ func (f *File) Dummy() Entry {
 			cost   int
 		}
 		counts := make(map[kind]int)
-		var best Entry
+		var best, slow Entry
 		var bestKind kind
 		for _, u := range f.users {
 			e := f.entries[u]
+			if e.h.slow() {
+				if slow.h.format == 0 {
+					slow = e
+				}
+				continue
+			}
 			k := kind{e.h.format, e.h.cost}
 			counts[k]++
 			c, bc := counts[k], counts[bestKind]
 			if best.h.format == 0 || c > bc || (c == bc && e.h.moreExpensive(best.h)) {
 				best, bestKind = e, k
 			}
+		}
+		if best.h.format == 0 {
+			best = slow // zero for an empty file; DummyEntry caps its cost
 		}
 		f.dummy = DummyEntry(best)
 	})

@@ -22,6 +22,13 @@ const (
 	hashMD5Crypt  = "$1$xxxxxxxx$UYCIxa628.9qXjpQCjM4a."
 	hashYescrypt  = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7"
 	hashBcryptLow = "$2y$03$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+	// Well-formed but slow (issue 17): parsed, never verified in tests.
+	hashBcrypt17   = "$2y$17$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+	hashBcrypt18   = "$2y$18$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+	hashBcrypt31   = "$2y$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+	hashSHA256Max  = "$5$rounds=1000000$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"
+	hashSHA256Slow = "$5$rounds=1000001$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"
+	hashSHA512Slow = "$6$rounds=999999999$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
 )
 
 var parseCases = []struct {
@@ -82,9 +89,45 @@ var parseCases = []struct {
 	{name: "SHA-crypt salt too long", in: "alice:$5$saltstringsaltstring$" + strings.Repeat("a", 43), wantErr: `malformed $5$ hash: salt longer than 16 characters`},
 	{name: "SHA-crypt no salt end", in: "alice:$6$saltstring", wantErr: `malformed $6$ hash: no '$' after the salt`},
 	{name: "SHA-256-crypt wrong digest length", in: "alice:$5$saltstring$" + strings.Repeat("a", 86), wantErr: `malformed $5$ hash: digest must be 43 characters`},
+	{name: "bcrypt cost 17: the cap", in: "alice:" + hashBcrypt17, wantUsers: []string{"alice"}},
+	{name: "bcrypt cost 18: slow", in: "# c\nalice:" + hashBcrypt18,
+		wantErr: `t.htpasswd:2: user "alice": bcrypt cost 18 is above 17: every wrong password would hold a verification slot`},
+	{name: "bcrypt cost 31: slow", in: "alice:" + hashBcrypt31, wantErr: `t.htpasswd:1: user "alice": bcrypt cost 31 is above 17`},
+	{name: "SHA-crypt 1000000 rounds: the cap", in: "alice:" + hashSHA256Max, wantUsers: []string{"alice"}},
+	{name: "SHA-crypt 1000001 rounds: slow", in: "alice:" + hashSHA256Slow, wantErr: `t.htpasswd:1: user "alice": SHA-256-crypt rounds=1000001 is above 1000000`},
+	{name: "SHA-crypt 999999999 rounds: slow", in: "alice:" + hashSHA512Slow, wantErr: `SHA-512-crypt rounds=999999999 is above 1000000`},
 	{name: "line too long", in: "alice:" + strings.Repeat("a", MaxLineLen) + "\nbob:x\n", wantErr: "t.htpasswd:1: line longer than 8192 bytes\nt.htpasswd:2: user \"bob\": plain-text"},
 	{name: "last line too long", in: "alice:" + hashSHA1 + "\n" + strings.Repeat("#", MaxLineLen+1), wantErr: "t.htpasswd:2: line longer than 8192 bytes"},
 	{name: "long comment within limit", in: strings.Repeat("#", MaxLineLen) + "\r\nalice:" + hashSHA1, wantUsers: []string{"alice"}},
+}
+
+// TestParseSlowHashes pins issue 17's caps: slow hashes are refused with
+// ErrSlowHash and file:line, every one reported, unless AllowSlowHashes,
+// which accepts them and reports them with Entry.Slow.
+func TestParseSlowHashes(t *testing.T) {
+	t.Parallel()
+	in := "ok:" + hashBcrypt17 + "\nb18:" + hashBcrypt18 + "\nb31:" + hashBcrypt31 + "\nsha:" + hashSHA256Slow + "\nmax:" + hashSHA256Max + "\n"
+	_, err := Parse("t.htpasswd", strings.NewReader(in))
+	var errs Errors
+	if !errors.As(err, &errs) || !errors.Is(err, ErrSlowHash) {
+		t.Fatalf("Parse(slow hashes) = %v, want Errors matching ErrSlowHash", err)
+	}
+	var lines []int
+	for _, e := range errs {
+		lines = append(lines, e.Line)
+	}
+	if !slices.Equal(lines, []int{2, 3, 4}) {
+		t.Errorf("Parse(slow hashes) reports lines %v, want [2 3 4]:\n%v", lines, err)
+	}
+	f, err := ParseWith("t.htpasswd", strings.NewReader(in), ParseConfig{AllowSlowHashes: true})
+	if err != nil {
+		t.Fatalf("ParseWith(AllowSlowHashes) = %v", err)
+	}
+	for user, want := range map[string]bool{"ok": false, "b18": true, "b31": true, "sha": true, "max": false} {
+		if e, _ := f.Lookup(user); e.Slow() != want {
+			t.Errorf("Lookup(%q).Slow() = %v, want %v", user, e.Slow(), want)
+		}
+	}
 }
 
 func TestParse(t *testing.T) {

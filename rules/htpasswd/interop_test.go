@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -99,8 +100,13 @@ func TestInteropApacheFiles(t *testing.T) {
 				if e.Format() != tc.format {
 					t.Errorf("%s: format %v, want %v", e.Hash, e.Format(), tc.format)
 				}
-				if !e.Verify(pw) {
-					t.Errorf("Verify(%q) against Apache's %q = false, want true", pw, e.Hash)
+				// Apache's htpasswd -b makes entries from the empty
+				// password; they must load but never log in (issue 17).
+				if got := e.Verify(pw); got != (pw != "") {
+					t.Errorf("Verify(%q) against Apache's %q = %v, want %v", pw, e.Hash, got, pw != "")
+				}
+				if got := e.EmptyPassword(); got != (pw == "") {
+					t.Errorf("EmptyPassword() of Apache's hash of %q = %v, want %v", pw, got, pw == "")
 				}
 				if e.Verify("!" + pw) { // at the front: bcrypt ignores bytes past 72
 					t.Errorf("Verify(%q) against Apache's %q = true, want false", "!"+pw, e.Hash)
@@ -137,7 +143,7 @@ func TestInteropApacheVerifiesOurs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := SetUser(path, fmt.Sprintf("user%d", i), h, i == 0); err != nil {
+				if _, err := SetUser(path, fmt.Sprintf("user%d", i), h, EditConfig{Create: i == 0}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -192,8 +198,8 @@ func TestInteropMkpasswd(t *testing.T) {
 				if err != nil {
 					t.Fatalf("NewEntry(mkpasswd's %q) = %v", h, err)
 				}
-				if !e.Verify(pw) || e.Verify(pw+"!") {
-					t.Errorf("Verify against mkpasswd's %q: right password %q refused or wrong one accepted", h, pw)
+				if e.Verify(pw) != (pw != "") || e.Verify(pw+"!") || e.EmptyPassword() != (pw == "") {
+					t.Errorf("Verify against mkpasswd's %q: right password %q refused (or empty one accepted) or wrong one accepted", h, pw)
 				}
 			}
 		}
@@ -226,5 +232,65 @@ func TestInteropOpenSSL(t *testing.T) {
 				t.Errorf("Verify against openssl's %q: right password %q refused or wrong one accepted", h, pw)
 			}
 		}
+	}
+}
+
+// TestInteropApacheSlowHashLimits checks the loader's caps against what
+// Apache's htpasswd makes: it refuses bcrypt -C 18 itself (so
+// MaxSafeBcryptCost matches it), and its -r 1000001 SHA-crypt entry is
+// refused by Load and accepted with AllowSlowHashes, while -r 1000000
+// loads by default.
+func TestInteropApacheSlowHashLimits(t *testing.T) {
+	t.Parallel()
+	bin := needTool(t, "htpasswd")
+	cmd := exec.Command(bin, "-nbB", "-C", strconv.Itoa(MaxSafeBcryptCost+1), "u", "pw")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("Apache htpasswd -B -C %d succeeded (%q); MaxSafeBcryptCost no longer matches Apache's limit", MaxSafeBcryptCost+1, out)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		rounds   int
+		wantSlow bool
+	}{
+		{rounds: MaxSafeSHACryptRounds},
+		{rounds: MaxSafeSHACryptRounds + 1, wantSlow: true},
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("r%d", tc.rounds))
+		runTool(t, "", bin, "-cb2", "-r", strconv.Itoa(tc.rounds), path, "slow", "pw")
+		_, err := Load(path)
+		if got := errors.Is(err, ErrSlowHash); got != tc.wantSlow {
+			t.Errorf("Load(Apache -2 -r %d) = %v, want ErrSlowHash %v", tc.rounds, err, tc.wantSlow)
+		}
+		if tc.wantSlow && (err == nil || !strings.Contains(err.Error(), path+":1: ")) {
+			t.Errorf("Load(Apache -2 -r %d) = %v, want the error at %s:1", tc.rounds, err, path)
+		}
+		f, err := LoadWith(path, ParseConfig{AllowSlowHashes: true})
+		if err != nil {
+			t.Fatalf("LoadWith(AllowSlowHashes) = %v", err)
+		}
+		if e, _ := f.Lookup("slow"); e.Slow() != tc.wantSlow {
+			t.Errorf("rounds=%d: Slow() = %v, want %v", tc.rounds, e.Slow(), tc.wantSlow)
+		}
+	}
+}
+
+// TestInteropApacheEmptyPassword: Apache's htpasswd -b writes an entry for
+// the empty password and its -v accepts it; gatehouse loads the file but
+// its Verify refuses the empty password (issue 17).
+func TestInteropApacheEmptyPassword(t *testing.T) {
+	t.Parallel()
+	bin := needTool(t, "htpasswd")
+	path := filepath.Join(t.TempDir(), "empty")
+	runTool(t, "", bin, "-cbB", "-C", "4", path, "nopw", "")
+	if code := apacheVerify(t, bin, path, "nopw", ""); code != 0 {
+		t.Fatalf("Apache htpasswd -vb nopw '' = exit %d, want 0 (Apache accepts it)", code)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := f.Lookup("nopw")
+	if e.Verify("") || !e.EmptyPassword() {
+		t.Errorf("Apache's empty-password entry: Verify(\"\") = %v, EmptyPassword() = %v, want false, true", e.Verify(""), e.EmptyPassword())
 	}
 }

@@ -3,6 +3,7 @@
 package htpasswd
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -40,4 +41,21 @@ func checkWritable(path string) error {
 		return &fs.PathError{Op: "open for writing", Path: path, Err: err}
 	}
 	return nil
+}
+
+// openNoFollow opens path for reading. Unless follow, a symlink is
+// refused by the kernel (O_NOFOLLOW) and reported as ErrSymlink; O_NONBLOCK
+// keeps a FIFO planted at path from blocking the open.
+func openNoFollow(path string, follow bool) (*os.File, error) {
+	flags := os.O_RDONLY | syscall.O_NONBLOCK
+	if !follow {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	if errors.Is(err, syscall.ELOOP) && !follow {
+		if st, lerr := os.Lstat(path); lerr == nil && st.Mode()&fs.ModeSymlink != 0 {
+			return nil, ErrSymlink
+		}
+	}
+	return f, err
 }
