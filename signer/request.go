@@ -55,14 +55,27 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if secs < 0 || secs > maxRequestExpires.Seconds() || math.IsNaN(secs) {
 		return &DecodeError{Field: "expires", Msg: fmt.Sprintf("%s is not a number of seconds between 0 and %d", b, int64(maxRequestExpires.Seconds()))}
 	}
+	// A plain decimal ("0.001001") is read exactly, as the string form
+	// is; float arithmetic would lose nanoseconds ("0.001001" × 1e9 is
+	// 1000999.99…), and MarshalJSON's output would not read back equal.
+	if v, err := ParseDuration(string(b) + "s"); err == nil {
+		*d = Duration(v)
+		return nil
+	}
 	*d = Duration(time.Duration(secs * float64(time.Second)))
 	return nil
 }
 
-// MarshalJSON writes d as a number of seconds, which UnmarshalJSON reads
-// back to the same value.
+// MarshalJSON writes d as an exact decimal number of seconds
+// ("900", "0.001001"), which UnmarshalJSON reads back to the same value.
 func (d Duration) MarshalJSON() ([]byte, error) {
-	return strconv.AppendFloat(nil, time.Duration(d).Seconds(), 'f', -1, 64), nil
+	v := time.Duration(d)
+	b := strconv.AppendInt(nil, int64(v/time.Second), 10)
+	if ns := int64(v % time.Second); ns != 0 {
+		frac := strconv.AppendInt(nil, ns+int64(time.Second), 10)[1:] // nine digits, leading zeros kept
+		b = append(append(b, '.'), bytes.TrimRight(frac, "0")...)
+	}
+	return b, nil
 }
 
 // durationUnits are the units ParseDuration accepts, longest first where
