@@ -496,7 +496,7 @@ func prefixCovers(pre, resource string) bool {
 // before the end.
 func CheckPrefix(p string) error {
 	switch {
-	case p == "" || p == "/" || p == "*" || p == "/*":
+	case strings.Trim(p, "/*") == "": // "", "/", "*", "//", "/*"
 		return fmt.Errorf("%q would allow every resource; omit prefixes to allow everything, or name a bucket or path", p)
 	case p[0] == '/':
 		return fmt.Errorf("%q starts with \"/\", but resources have no leading slash (S3: BUCKET/KEY; links and CloudFront: the path without its leading /); write %q", p, strings.TrimLeft(p, "/"))

@@ -205,6 +205,8 @@ func TestCheckPrefix(t *testing.T) {
 		{name: "empty", prefix: "", wantErr: "omit prefixes to allow everything"},
 		{name: "slash", prefix: "/", wantErr: "omit prefixes to allow everything"},
 		{name: "star alone", prefix: "*", wantErr: "omit prefixes to allow everything"},
+		{name: "slashes", prefix: "//", wantErr: "omit prefixes to allow everything"},
+		{name: "slash star", prefix: "/*", wantErr: "omit prefixes to allow everything"},
 		{name: "leading slash", prefix: "/paid/", wantErr: `resources have no leading slash (S3: BUCKET/KEY; links and CloudFront: the path without its leading /); write "paid/"`},
 		{name: "star inside", prefix: "media/*/free/", wantErr: `allowed only as the last character`},
 	}
