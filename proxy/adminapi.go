@@ -134,10 +134,10 @@ func (s *Server) audited(scope string, h func(w http.ResponseWriter, r *http.Req
 // auditedCall is audited for a handler that names the resource it acted
 // on in the audit line: token name, method, path, action (the scope),
 // resource, ban duration, client IP, status, result and duration. A
-// call refused before h runs (no or wrong token, missing scope, a body
-// over maxAdminBody) is still described by describe, when not nil, so
-// its audit line names what was asked; describe reads the body only of
-// an authenticated caller (rec.token set).
+// call authorize refuses (no or wrong token, missing scope) is still
+// described by describe, when not nil, so its audit line names what was
+// asked; describe reads the body only of an authenticated caller
+// (rec.token set).
 func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http.Request, rec *auditRecord) (status int),
 	describe func(r *http.Request, rec *auditRecord)) http.Handler {
 	audit := s.log.With("component", "audit")
@@ -161,7 +161,7 @@ func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http
 		if tok != nil {
 			who = tok.Name
 		}
-		attrs := []any{"token", who, "method", r.Method, "path", auditResource(r.URL.Path), "action", scope, "resource", rec.resource}
+		attrs := []any{"token", who, "method", r.Method, "path", auditText(r.URL.Path), "action", scope, "resource", rec.resource}
 		if rec.banFor != "" {
 			attrs = append(attrs, "ban_duration", rec.banFor)
 		}

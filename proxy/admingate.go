@@ -7,9 +7,18 @@ import (
 	"gatehouse/proxy/ui"
 )
 
-// maxAuditHost bounds the Host header quoted in an audit line; it comes
-// from the request.
-const maxAuditHost = 256
+// maxAuditText bounds request text (a path, a Host header) quoted in an
+// audit line.
+const maxAuditText = 512
+
+// auditText is request text as an audit line quotes it: cut at
+// maxAuditText bytes.
+func auditText(s string) string {
+	if len(s) > maxAuditText {
+		return s[:maxAuditText] + "…"
+	}
+	return s
+}
 
 // adminGate applies the admin listener's own rules to every request on
 // it, before any endpoint sees it, so /v1, /metrics and /ui/ share one
@@ -49,11 +58,7 @@ func (s *Server) adminGate(hosts ui.HostCheck, next http.Handler) http.Handler {
 		client := peerAddr(r)
 		refuse := func(code int, msg, why string) {
 			writeError(w, code, msg, "")
-			host := r.Host
-			if len(host) > maxAuditHost {
-				host = host[:maxAuditHost] + "…"
-			}
-			audit.Info("admin request refused", "method", r.Method, "path", auditResource(r.URL.Path), "host", host,
+			audit.Info("admin request refused", "method", r.Method, "path", auditText(r.URL.Path), "host", auditText(r.Host),
 				"client_ip", client, "status", code, "why", why)
 		}
 		switch {
