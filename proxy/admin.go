@@ -34,15 +34,21 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // writeError answers with the admin API's JSON error body; field names the
-// request field at fault, if any.
+// request field at fault, if any. Within an audited call it also tells
+// the audit line the error.
 func writeError(w http.ResponseWriter, code int, msg, field string) {
+	if aw, ok := w.(*auditWriter); ok {
+		aw.msg, aw.field = msg, field
+	}
 	writeJSON(w, code, apiError{Error: msg, Field: field})
 }
 
-// adminHandler serves the admin listener: health, readiness, metrics and
-// the token-authenticated /v1 API.
+// adminHandler serves the admin listener: health, readiness, metrics,
+// the token-authenticated /v1 API and the dashboard, all behind the
+// listener's Host, lockout and cross-origin rules (adminGate).
 // It is only ever bound to admin.listen, never to the public listener.
 func (s *Server) adminHandler() http.Handler {
+	cfg := s.current.Load().cfg
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -57,13 +63,13 @@ func (s *Server) adminHandler() http.Handler {
 	mux.Handle("/metrics", only(http.MethodGet,
 		promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg})))
 	mux.Handle("GET /v1/bans", s.audited(scopeBansRead, s.listBans))
-	mux.Handle("POST /v1/bans", s.audited(scopeBansWrite, s.addBan))
-	mux.Handle("DELETE /v1/bans/{ip...}", s.audited(scopeBansWrite, s.deleteBan))
+	mux.Handle("POST /v1/bans", s.auditedCall(scopeBansWrite, s.addBan, describeBan))
+	mux.Handle("DELETE /v1/bans/{ip...}", s.auditedCall(scopeBansWrite, s.deleteBan, describeUnban))
 	mux.Handle("/v1/bans", methodNotAllowed("GET, POST"))
 	mux.Handle("/v1/bans/", methodNotAllowed("DELETE"))
-	mux.Handle("POST /v1/sign/s3", s.auditedCall(scopeSignS3, s.signS3))
-	mux.Handle("POST /v1/sign/cloudfront", s.auditedCall(scopeSignCloudFront, s.signCloudFront))
-	mux.Handle("POST /v1/sign/link", s.auditedCall(scopeSignLink, s.signLink))
+	mux.Handle("POST /v1/sign/s3", s.auditedCall(scopeSignS3, s.signS3, describeSign(s3Resource)))
+	mux.Handle("POST /v1/sign/cloudfront", s.auditedCall(scopeSignCloudFront, s.signCloudFront, describeSign(cloudFrontResource)))
+	mux.Handle("POST /v1/sign/link", s.auditedCall(scopeSignLink, s.signLink, describeSign(linkResource)))
 	mux.Handle("/v1/sign/s3", methodNotAllowed("POST"))
 	mux.Handle("/v1/sign/cloudfront", methodNotAllowed("POST"))
 	mux.Handle("/v1/sign/link", methodNotAllowed("POST"))
@@ -71,7 +77,9 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", "")
 	})
-	return mux
+	// The listener is bound once; admin.listen and admin.names changes
+	// need a restart (warnRestartOnly).
+	return s.adminGate(ui.NewHostCheck(cfg.Admin.Listen, cfg.Admin.Names), mux)
 }
 
 // only answers methods other than method (and HEAD for GET) with a JSON
@@ -101,6 +109,7 @@ func methodNotAllowed(allow string) http.Handler {
 func (s *Server) dashboard() http.Handler {
 	cfg := ui.Config{
 		Listen:       s.current.Load().cfg.Admin.Listen,
+		Names:        s.current.Load().cfg.Admin.Names,
 		Bans:         s.bans,
 		Stats:        s.metrics.dash,
 		Fleet:        s.fleetSource(s.current.Load().cfg),
@@ -116,7 +125,8 @@ func (s *Server) dashboard() http.Handler {
 				}
 				var dv durationValue
 				if err := dv.UnmarshalJSON(raw); err != nil {
-					return rules.Ban{}, &banRefusal{http.StatusBadRequest, "duration: " + err.Error(), "duration"}
+					// A *signer.DecodeError, whose text names the field.
+					return rules.Ban{}, &banRefusal{http.StatusBadRequest, err.Error(), "duration"}
 				}
 				v := time.Duration(dv)
 				d = &v
@@ -137,10 +147,9 @@ func (s *Server) dashboard() http.Handler {
 			return slices.Sorted(maps.Keys(s.current.Load().cfg.Jails))
 		},
 		Upstreams: s.upstreamHealth,
-		Banned: func(client netip.Addr) bool {
-			_, banned := s.bans.Lookup(client)
-			return banned
-		},
+		// The listener's one lockout rule (adminGate), not "any ban":
+		// an operator another jail banned can still unban themselves.
+		Banned: s.lockedOut,
 		BadToken: func(client netip.Addr) {
 			s.current.Load().jails.Report(jailAdmin, client, "bad admin token")
 		},

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -13,6 +15,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/signer"
 )
 
 // Admin API scopes (DESIGN.md).
@@ -52,16 +55,11 @@ const jailAdmin = "admin"
 // checks it carries scope. On failure it answers 401 or 403 itself and
 // returns that status; on success it returns the token, and status 0.
 // A wrong token is an offence for the admin jail (a missing one is not,
-// as basic auth does not count the unauthenticated first request), and a
-// client the admin jail banned gets 403 before its token is looked at, so
-// it cannot go on guessing. Bans from other jails and manual bans do not
-// lock anyone out of the admin API: an operator can still lift them.
+// as basic auth does not count the unauthenticated first request). A
+// client the admin jail banned never gets here: adminGate refuses it
+// before any token is looked at, so it cannot go on guessing.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string, client netip.Addr) (tok *config.Token, status int) {
 	rt := s.current.Load()
-	if b, banned := s.bans.Lookup(client); banned && b.Jail == jailAdmin {
-		writeError(w, http.StatusForbidden, "banned", "")
-		return nil, http.StatusForbidden
-	}
 	tokens := rt.cfg.Admin.Tokens
 	auth := r.Header["Authorization"]
 	var presented string
@@ -95,78 +93,149 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string,
 
 // auditRecord is what a handler tells the audit log about its call.
 type auditRecord struct {
-	// token is the authorised token.
+	// token is the authenticated token; nil when none was.
 	token *config.Token
-	// resource is what the call acted on (s3://bucket/key, a URL without
-	// its query); never a secret or a signature.
+	// resource is what the call acted on or asked for (s3://bucket/key, a
+	// URL without its query, a ban's address or prefix); never a secret
+	// or a signature.
 	resource string
+	// banFor is a ban call's duration as asked ("2h", "600"), "" when the
+	// call is not a ban or gave none.
+	banFor string
+}
+
+// auditWriter is the ResponseWriter of an audited call: it keeps the
+// error writeError answered with, for the audit line's result.
+type auditWriter struct {
+	http.ResponseWriter
+	msg, field string
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (aw *auditWriter) Unwrap() http.ResponseWriter { return aw.ResponseWriter }
+
+// result is the audit line's result: "ok", or the error the client got.
+func (aw *auditWriter) result(status int) string {
+	switch {
+	case status < 400:
+		return "ok"
+	case aw.field != "":
+		return aw.field + ": " + aw.msg
+	}
+	return aw.msg
 }
 
 // audited wraps an admin API handler: it authorises scope and writes one
 // audit line per call — who, what, when, result. Tokens never appear.
 func (s *Server) audited(scope string, h func(w http.ResponseWriter, r *http.Request) (status int)) http.Handler {
-	return s.auditedCall(scope, func(w http.ResponseWriter, r *http.Request, _ *auditRecord) int { return h(w, r) })
+	return s.auditedCall(scope, func(w http.ResponseWriter, r *http.Request, _ *auditRecord) int { return h(w, r) }, nil)
 }
 
 // auditedCall is audited for a handler that names the resource it acted
 // on in the audit line: token name, method, path, action (the scope),
-// resource, client IP, status and duration.
-func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http.Request, rec *auditRecord) (status int)) http.Handler {
+// resource, ban duration, client IP, status, result and duration. A
+// call authorize refuses (no or wrong token, missing scope) is still
+// described by describe, when not nil, so its audit line names what was
+// asked; describe reads the body only of an authenticated caller
+// (rec.token set).
+func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http.Request, rec *auditRecord) (status int),
+	describe func(r *http.Request, rec *auditRecord)) http.Handler {
 	audit := s.log.With("component", "audit")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		var client netip.Addr
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			client = ap.Addr().Unmap()
-		}
+		w := &auditWriter{ResponseWriter: rw}
+		client := peerAddr(r)
 		tok, status := s.authorize(w, r, scope, client)
 		rec := &auditRecord{token: tok}
-		if status == 0 {
+		if status == 0 && r.ContentLength > maxAdminBody {
+			// Refused before reading: the body is over the bound whatever
+			// it holds.
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, maxAdminBody), "body")
+			status = http.StatusRequestEntityTooLarge
+		} else if status == 0 {
 			status = h(w, r, rec)
+		} else if describe != nil {
+			describe(r, rec)
 		}
 		who := ""
 		if tok != nil {
 			who = tok.Name
 		}
-		audit.Info("admin call", "token", who, "method", r.Method, "path", r.URL.Path, "action", scope,
-			"resource", rec.resource, "client_ip", client, "status", status, "duration", time.Since(start).Seconds())
+		attrs := []any{"token", who, "method", r.Method, "path", auditText(r.URL.Path), "action", scope, "resource", rec.resource}
+		if rec.banFor != "" {
+			attrs = append(attrs, "ban_duration", rec.banFor)
+		}
+		attrs = append(attrs, "client_ip", client, "status", status, "result", w.result(status), "duration", time.Since(start).Seconds())
+		audit.Info("admin call", attrs...)
 	})
 }
 
-// durationValue is a duration given as a string ("15m", "2h", "1d") or a
-// number of seconds.
+// readBody reads an admin API request body of at most maxAdminBody
+// bytes. When it cannot, it answers itself (413 over the bound) and
+// returns that status; otherwise status is 0.
+func readBody(w http.ResponseWriter, r *http.Request) (body []byte, status int) {
+	rw := w
+	if aw, ok := w.(*auditWriter); ok {
+		rw = aw.ResponseWriter // so the server closes the connection after a 413
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxAdminBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", maxAdminBody), "body")
+		return nil, http.StatusRequestEntityTooLarge
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "unreadable body", "body")
+		return nil, http.StatusBadRequest
+	}
+	return body, 0
+}
+
+// durationValue is a ban duration given as a string ("15m", "2h", "1d")
+// or a number of seconds. Both forms have the one cap, maxBanDuration.
 type durationValue time.Duration
 
-// durationError is a bad duration value; its type tells the handler which
-// field to name.
-type durationError struct{ msg string }
-
-func (e *durationError) Error() string { return e.msg }
-
+// UnmarshalJSON reads either form; a bad or over-cap value is a
+// *signer.DecodeError for field duration.
 func (d *durationValue) UnmarshalJSON(b []byte) error {
+	bad := func(format string, args ...any) error {
+		return &signer.DecodeError{Field: "duration", Msg: fmt.Sprintf(format, args...)}
+	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err == nil {
 		secs, err := strconv.ParseFloat(string(n), 64)
-		if err != nil || secs < 0 || secs > float64(maxBanDuration/time.Second) {
-			return &durationError{fmt.Sprintf("%s is not a number of seconds between 0 and %d", n, int64(maxBanDuration/time.Second))}
+		switch {
+		case err != nil || secs < 0:
+			return bad("%s is not a number of seconds of at least 0", n)
+		case secs > maxBanDuration.Seconds():
+			// Compared before converting: a huge float would overflow.
+			return bad("%s seconds %s", n, overBanCap)
 		}
 		*d = durationValue(time.Duration(secs * float64(time.Second)))
 		return nil
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return &durationError{`want a duration such as "15m" or a number of seconds`}
+		return bad(`want a duration such as "15m" or a number of seconds`)
 	}
 	v, err := config.ParseDuration(s)
-	if err != nil {
-		return &durationError{err.Error()}
+	switch {
+	case err != nil:
+		return bad("%v", err)
+	case v > maxBanDuration:
+		return bad("%q %s", s, overBanCap)
 	}
 	*d = durationValue(v)
 	return nil
 }
 
-// maxBanDuration caps a manual ban at ten years, as jails cap theirs.
+// maxBanDuration caps a manual ban at ten years, as jails cap theirs. It
+// is the one cap for every form a duration comes in: a JSON number or
+// string (API, CLI) and the dashboard's form.
 const maxBanDuration = 10 * 365 * 24 * time.Hour
+
+// overBanCap ends the message refusing a duration over maxBanDuration.
+const overBanCap = "is more than the maximum ban of 3650d (ten years)"
 
 // banRequest is POST /v1/bans.
 type banRequest struct {
@@ -210,25 +279,19 @@ func (s *Server) listBans(w http.ResponseWriter, _ *http.Request) int {
 	return http.StatusOK
 }
 
-func (s *Server) addBan(w http.ResponseWriter, r *http.Request) int {
-	var req banRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		field := ""
-		var ute *json.UnmarshalTypeError
-		var de *durationError
-		switch {
-		case errors.As(err, &de):
-			field = "duration"
-		case errors.As(err, &ute):
-			field = ute.Field
-		}
-		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), field)
-		return http.StatusBadRequest
+func (s *Server) addBan(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+	body, status := readBody(w, r)
+	if status != 0 {
+		return status
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "one JSON object expected", "")
+	describeBanBody(body, rec)
+	req, err := signer.Decode[banRequest](bytes.NewReader(body))
+	if err != nil {
+		field, msg := "body", err.Error()
+		if de := (*signer.DecodeError)(nil); errors.As(err, &de) {
+			field, msg = de.Field, de.Msg
+		}
+		writeError(w, http.StatusBadRequest, msg, field)
 		return http.StatusBadRequest
 	}
 	var d *time.Duration
@@ -243,6 +306,57 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) int {
 	}
 	writeJSON(w, http.StatusCreated, toAPIBan(b))
 	return http.StatusCreated
+}
+
+// describeBan names, for the audit line of a POST /v1/bans refused
+// before its handler ran, the address or prefix and the duration asked.
+func describeBan(r *http.Request, rec *auditRecord) {
+	if rec.token == nil {
+		return // an unauthenticated body is not worth reading
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody))
+	if err == nil {
+		describeBanBody(body, rec)
+	}
+}
+
+// describeBanBody reads the ban target and duration from a POST
+// /v1/bans body as far as it parses, even when it is invalid, so the
+// audit line of a refused ban still names them.
+func describeBanBody(body []byte, rec *auditRecord) {
+	var loose struct {
+		IP       json.RawMessage `json:"ip"`
+		Duration json.RawMessage `json:"duration"`
+	}
+	if json.Unmarshal(body, &loose) != nil {
+		return
+	}
+	var ip string
+	if json.Unmarshal(loose.IP, &ip) == nil {
+		rec.resource = banResource(ip)
+	}
+	if len(loose.Duration) > 0 {
+		var s string
+		if json.Unmarshal(loose.Duration, &s) != nil {
+			s = string(loose.Duration)
+		}
+		rec.banFor = auditResource(s)
+	}
+}
+
+// describeUnban names the target of a DELETE /v1/bans/{ip} refused
+// before its handler ran.
+func describeUnban(r *http.Request, rec *auditRecord) {
+	rec.resource = banResource(r.PathValue("ip"))
+}
+
+// banResource is a ban target as the audit line names it: the parsed
+// prefix (203.0.113.7/32) when it parses, the text as given otherwise.
+func banResource(target string) string {
+	if p, err := parseBanTarget(target); err == nil {
+		return p.String()
+	}
+	return auditResource(target)
 }
 
 // banRefusal is a manual ban or unban that was refused or failed: the
@@ -266,8 +380,13 @@ func (s *Server) manualBan(target string, d *time.Duration, reason string) (rule
 	if d != nil {
 		dur = *d
 	}
-	if dur <= 0 {
+	switch {
+	case dur <= 0:
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "duration must be greater than 0", "duration"}
+	case dur > maxBanDuration:
+		// durationValue refuses these already; a caller passing a
+		// time.Duration meets the same cap.
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, config.FormatDuration(dur) + " " + overBanCap, "duration"}
 	}
 	if len(reason) > 256 {
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "reason is longer than 256 bytes", "reason"}
@@ -288,7 +407,8 @@ func (s *Server) manualBan(target string, d *time.Duration, reason string) (rule
 	return b, nil
 }
 
-func (s *Server) deleteBan(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) deleteBan(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+	describeUnban(r, rec)
 	if refused := s.manualUnban(r.PathValue("ip")); refused != nil {
 		writeError(w, refused.status, refused.msg, refused.field)
 		return refused.status

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -26,13 +27,21 @@ admin:
       scopes: [bans:read]
 `
 
+// adminRequest is an httptest request to the admin listener of the test
+// configs (admin.listen 127.0.0.1:0), with a Host the listener answers.
+func adminRequest(method, path string, body io.Reader) *http.Request {
+	r := httptest.NewRequest(method, path, body)
+	r.Host = "127.0.0.1:9901"
+	return r
+}
+
 type adminCall struct {
 	method, path, token, body string
 }
 
 func (c adminCall) do(t *testing.T, h http.Handler) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()
-	r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	r := adminRequest(c.method, c.path, strings.NewReader(c.body))
 	if c.token != "" {
 		r.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -119,7 +128,7 @@ func TestAdminBansListAndGuard(t *testing.T) {
 	if w, _ := (adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"2001:db8::7","duration":"1h"}`}).do(t, h); w.Code != 201 {
 		t.Fatalf("add: %d %s", w.Code, w.Body.String())
 	}
-	r := httptest.NewRequest("GET", "/v1/bans", nil)
+	r := adminRequest("GET", "/v1/bans", nil)
 	r.Header.Set("Authorization", "Bearer read-token")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
@@ -148,7 +157,7 @@ func TestBanMetrics(t *testing.T) {
 		t.Fatal(w.Body.String())
 	}
 	s.current.Load().jails.Report("probes", netip.MustParseAddr("203.0.113.10"), "probe")
-	r := httptest.NewRequest("GET", "/metrics", nil)
+	r := adminRequest("GET", "/metrics", nil)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	for _, want := range []string{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -216,7 +217,10 @@ func SignStatus(err error) (status int, field, msg string) {
 	var pe *signer.PrefixError
 	var fe *signer.FieldError
 	var nc *NotConfiguredError
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("body over the limit of %d bytes", mbe.Limit)
 	case errors.As(err, &de):
 		return http.StatusBadRequest, de.Field, de.Msg
 	case errors.As(err, &pe):
@@ -249,6 +253,35 @@ func auditResource(s string) string {
 	return s
 }
 
+// s3Resource, cloudFrontResource and linkResource name what a signing
+// request asks for, for the audit line.
+func s3Resource(req signer.S3Request) string {
+	return auditResource("s3://" + req.Bucket + "/" + req.Key)
+}
+
+func cloudFrontResource(req signer.CloudFrontRequest) string {
+	if req.Resource != "" {
+		return auditResource(req.Resource)
+	}
+	return auditResource(req.URL)
+}
+
+func linkResource(req signer.LinkRequest) string { return auditResource(req.URL) }
+
+// describeSign names, for the audit line of a signing call refused
+// before its handler ran, the resource asked for: the body of an
+// authenticated caller is decoded as far as it is valid.
+func describeSign[T signer.Request](resource func(T) string) func(r *http.Request, rec *auditRecord) {
+	return func(r *http.Request, rec *auditRecord) {
+		if rec.token == nil {
+			return // an unauthenticated body is not worth reading
+		}
+		if req, err := signer.Decode[T](io.LimitReader(r.Body, maxAdminBody)); err == nil {
+			rec.resource = resource(req)
+		}
+	}
+}
+
 // answerSign writes a signing result, or the error's JSON answer.
 func (s *Server) answerSign(w http.ResponseWriter, res any, err error) int {
 	if err == nil {
@@ -263,8 +296,12 @@ func (s *Server) answerSign(w http.ResponseWriter, res any, err error) int {
 	return code
 }
 
-// decodeSign reads a signing request body of at most maxAdminBody bytes.
+// decodeSign reads a signing request body of at most maxAdminBody bytes;
+// over it, the error wraps an *http.MaxBytesError (SignStatus: 413).
 func decodeSign[T signer.Request](w http.ResponseWriter, r *http.Request) (T, error) {
+	if aw, ok := w.(*auditWriter); ok {
+		w = aw.ResponseWriter // so the server closes the connection after a 413
+	}
 	return signer.Decode[T](http.MaxBytesReader(w, r.Body, maxAdminBody))
 }
 
@@ -273,7 +310,7 @@ func (s *Server) signS3(w http.ResponseWriter, r *http.Request, rec *auditRecord
 	if err != nil {
 		return s.answerSign(w, nil, err)
 	}
-	rec.resource = auditResource("s3://" + req.Bucket + "/" + req.Key)
+	rec.resource = s3Resource(req)
 	res, err := s.current.Load().signing.S3(r.Context(), req, tokenPrefixes(rec.token))
 	return s.answerSign(w, res, err)
 }
@@ -283,10 +320,7 @@ func (s *Server) signCloudFront(w http.ResponseWriter, r *http.Request, rec *aud
 	if err != nil {
 		return s.answerSign(w, nil, err)
 	}
-	rec.resource = auditResource(req.URL)
-	if req.Resource != "" {
-		rec.resource = auditResource(req.Resource)
-	}
+	rec.resource = cloudFrontResource(req)
 	res, err := s.current.Load().signing.CloudFront(req, tokenPrefixes(rec.token))
 	return s.answerSign(w, res, err)
 }

@@ -86,7 +86,7 @@ admin:
   listen: "127.0.0.1:0"
   tokens:
     - {name: backend, token: "sha256:%[3]s", scopes: [sign:s3, sign:cloudfront, sign:link]}
-    - {name: limited, token: "sha256:%[4]s", scopes: [sign:s3, sign:cloudfront, sign:link], prefixes: [media/public/, /paid/public/, videos/public/]}
+    - {name: limited, token: "sha256:%[4]s", scopes: [sign:s3, sign:cloudfront, sign:link], prefixes: [media/public/, paid/public/, videos/public/]}
     - {name: ops, token: "sha256:%[5]s", scopes: [bans:read, bans:write]}
 signer:
   s3:
@@ -137,7 +137,7 @@ func newSignServer(t *testing.T, upstream string) (*Server, *syncBuffer) {
 // JSON answer into a map.
 func call(t *testing.T, h http.Handler, path, token, body, client string) (int, map[string]any) {
 	t.Helper()
-	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r := adminRequest(http.MethodPost, path, strings.NewReader(body))
 	r.RemoteAddr = client + ":40000"
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
@@ -302,7 +302,7 @@ func TestAdminSignMethods(t *testing.T) {
 	s, _ := newSignServer(t, "http://127.0.0.1:1")
 	h := s.adminHandler()
 	for _, path := range []string{"/v1/sign/s3", "/v1/sign/cloudfront", "/v1/sign/link"} {
-		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r := adminRequest(http.MethodGet, path, nil)
 		r.Header.Set("Authorization", "Bearer "+tokenBackend)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
@@ -310,7 +310,7 @@ func TestAdminSignMethods(t *testing.T) {
 			t.Errorf("GET %s = %d (Allow %q), want 405 with Allow: POST", path, w.Code, w.Header().Get("Allow"))
 		}
 	}
-	r := httptest.NewRequest(http.MethodPost, "/v1/sign/gcs", nil)
+	r := adminRequest(http.MethodPost, "/v1/sign/gcs", nil)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	if w.Code != http.StatusNotFound {

@@ -5,7 +5,8 @@
 // with certificates from certmagic or files, tls.go), the host router,
 // the reverse proxy to each host's upstream pool, the admin listener
 // (health, readiness, metrics, the token-authenticated /v1/bans and
-// /v1/sign APIs, the dashboard of proxy/ui) — wires the ban list to its
+// /v1/sign APIs, the dashboard of proxy/ui, all behind one Host,
+// lockout and cross-origin rule in admingate.go) — wires the ban list to its
 // subscribers (rules/store, rules/firewall, rules/notify, rules/fleet),
 // drops privileges after binding (privdrop.go), and reloads and shuts it
 // down. ReplayLog runs an access log through a config's rules for

@@ -384,6 +384,9 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if old.Admin.Listen != cfg.Admin.Listen {
 		warn("admin.listen")
 	}
+	if !slices.Equal(old.Admin.Names, cfg.Admin.Names) {
+		warn("admin.names")
+	}
 	if !reflect.DeepEqual(old.Notify, cfg.Notify) {
 		warn("notify")
 	}

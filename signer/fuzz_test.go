@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/rules"
 	"gatehouse/signer"
 )
 
@@ -37,6 +39,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{}{}`)
 	f.Add(`{"not_before":"2030-13-01T00:00:00Z"}`)
 	f.Add(``)
+	// Members given twice, in another case, a null body (issue 17).
+	f.Add(`{"bucket":"a","bucket":"b"}`)
+	f.Add(`{"Bucket":"media","key":"a"}`)
+	f.Add(`null`)
 	f.Fuzz(func(t *testing.T, body string) {
 		checkDecode[signer.S3Request](t, body)
 		checkDecode[signer.CloudFrontRequest](t, body)
@@ -280,6 +286,102 @@ func FuzzGlob(f *testing.F) {
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzCheckKey checks the S3 key rule differentially against net/url's
+// decoder: a key checkKey accepts has, at every stage of repeated
+// percent-decoding url.PathUnescape manages, no segment (split on "/"
+// or "\") of only dots and spaces, no "\" and no control character; and
+// a key it refuses is refused with field key.
+func FuzzCheckKey(f *testing.F) {
+	// Keys that must pass: dots and percent signs forming no dot segment.
+	for _, s := range []string{"free/a.mp4", "free/..a", "free/a..", "100%", "100%25 off.mp4", ".hidden/x", "a//b", "%2e%2ea"} {
+		f.Add(s)
+	}
+	// The refused class: dot segments raw, padded, encoded, double-encoded,
+	// behind an encoded separator, backslashes and control characters.
+	for _, s := range []string{"free/../paid", "free/...", "free/.. /x", "free/ /x", `free\..\paid`, "free/%2e%2e/x",
+		"free/%2E./x", "free/.%2e", "free/%252e%252e/x", "free/..%2fpaid", "free/..%5cpaid", "a%00b", "a%2", "%%2e%2e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		err := signer.CheckKey(key)
+		if err != nil {
+			var fe *signer.FieldError
+			if !errors.As(err, &fe) || fe.Field != "key" {
+				t.Fatalf("CheckKey(%q) = %v, want a FieldError for key", key, err)
+			}
+			return
+		}
+		for stage := key; ; {
+			if strings.ContainsRune(stage, '\\') {
+				t.Fatalf("CheckKey(%q) accepted a key whose decoding %q has a backslash", key, stage)
+			}
+			for _, c := range stage {
+				if c < 0x20 || c == 0x7f {
+					t.Fatalf("CheckKey(%q) accepted a key whose decoding %q has a control character", key, stage)
+				}
+			}
+			for seg := range strings.SplitSeq(stage, "/") {
+				if seg != "" && strings.Trim(seg, ". ") == "" {
+					t.Fatalf("CheckKey(%q) accepted a key whose decoding %q has the segment %q", key, stage, seg)
+				}
+			}
+			next, err := url.PathUnescape(stage)
+			if err != nil || next == stage {
+				break
+			}
+			stage = next
+		}
+	})
+}
+
+// FuzzPrefixes checks token prefixes differentially against the
+// gateway's own path prefixes (rules.PrefixSet), which match on segment
+// boundaries too: for a valid prefix without "*" and lower-case input
+// ASCII (PrefixSet folds case, Unicode's too; object keys do not), Allow agrees with
+// Covers on the resource as a path. A trailing "*" is a plain string
+// prefix.
+func FuzzPrefixes(f *testing.F) {
+	for _, s := range [][2]string{{"media", "media"}, {"media", "media/a"}, {"media", "media-private/a"}, {"media/", "media"},
+		{"media/", "media/a"}, {"media*", "media-private/a"}, {"b/k", "b/k/x"}, {"b/k", "b/kx"}, {"/", "x"}, {"", "x"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pre, resource string) {
+		got := signer.Prefixes{pre}.Allow(resource)
+		if signer.CheckPrefix(pre) != nil {
+			if pre == "" && got {
+				t.Fatalf("the empty prefix allowed %q", resource)
+			}
+			return
+		}
+		if base, ok := strings.CutSuffix(pre, "*"); ok {
+			if want := strings.HasPrefix(strings.TrimPrefix(resource, "/"), base); got != want {
+				t.Fatalf("Prefixes{%q}.Allow(%q) = %v, want %v", pre, resource, got, want)
+			}
+			return
+		}
+		if !lowerASCII(pre) || !lowerASCII(resource) {
+			return
+		}
+		ps, err := rules.CompilePrefixes([]string{"/" + pre})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ps.Covers("/" + strings.TrimPrefix(resource, "/")); got != want {
+			t.Fatalf("Prefixes{%q}.Allow(%q) = %v; rules.PrefixSet{/%s}.Covers = %v", pre, resource, got, pre, want)
+		}
+	})
+}
+
+// lowerASCII reports whether s is ASCII without upper-case letters.
+func lowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 || ('A' <= s[i] && s[i] <= 'Z') {
 			return false
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,14 +55,27 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if secs < 0 || secs > maxRequestExpires.Seconds() || math.IsNaN(secs) {
 		return &DecodeError{Field: "expires", Msg: fmt.Sprintf("%s is not a number of seconds between 0 and %d", b, int64(maxRequestExpires.Seconds()))}
 	}
+	// A plain decimal ("0.001001") is read exactly, as the string form
+	// is; float arithmetic would lose nanoseconds ("0.001001" × 1e9 is
+	// 1000999.99…), and MarshalJSON's output would not read back equal.
+	if v, err := ParseDuration(string(b) + "s"); err == nil {
+		*d = Duration(v)
+		return nil
+	}
 	*d = Duration(time.Duration(secs * float64(time.Second)))
 	return nil
 }
 
-// MarshalJSON writes d as a number of seconds, which UnmarshalJSON reads
-// back to the same value.
+// MarshalJSON writes d as an exact decimal number of seconds
+// ("900", "0.001001"), which UnmarshalJSON reads back to the same value.
 func (d Duration) MarshalJSON() ([]byte, error) {
-	return strconv.AppendFloat(nil, time.Duration(d).Seconds(), 'f', -1, 64), nil
+	v := time.Duration(d)
+	b := strconv.AppendInt(nil, int64(v/time.Second), 10)
+	if ns := int64(v % time.Second); ns != 0 {
+		frac := strconv.AppendInt(nil, ns+int64(time.Second), 10)[1:] // nine digits, leading zeros kept
+		b = append(append(b, '.'), bytes.TrimRight(frac, "0")...)
+	}
+	return b, nil
 }
 
 // durationUnits are the units ParseDuration accepts, longest first where
@@ -275,14 +290,32 @@ type Request interface {
 	S3Request | CloudFrontRequest | LinkRequest
 }
 
-// Decode reads one JSON request object from r. Unknown fields, a second
-// value, and values of the wrong type are refused with a *DecodeError
-// naming the field when it can. The caller bounds r.
-func Decode[T Request](r io.Reader) (T, error) {
+// Decode reads one JSON request object from r into a T, a struct with
+// json tags (a signing request, or another admin API request). Malformed
+// JSON, a second value, a value that is not an object, an unknown field
+// (names are matched exactly, not case-insensitively as encoding/json
+// would), a field given twice and a value of the wrong type are refused
+// with a *DecodeError: its Field names the field at fault, or is "body"
+// when the fault is the body as a whole. A read error (such as
+// *http.MaxBytesError from the caller's bound) is wrapped in the
+// *DecodeError. The caller bounds r.
+func Decode[T any](r io.Reader) (T, error) {
 	var req T
 	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return req, &DecodeError{Field: "body", Msg: "empty body; want a JSON object"}
+		}
+		return req, &DecodeError{Field: "body", Msg: "invalid JSON: " + err.Error(), Err: err}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, &DecodeError{Field: "body", Msg: "one JSON object expected, found more after it", Err: err}
+	}
+	if err := checkFields(raw, jsonFields(reflect.TypeFor[T]())); err != nil {
+		return req, err
+	}
+	if err := json.Unmarshal(raw, &req); err != nil {
 		var de *DecodeError
 		var ute *json.UnmarshalTypeError
 		switch {
@@ -290,16 +323,63 @@ func Decode[T Request](r io.Reader) (T, error) {
 			return req, de
 		case errors.As(err, &ute):
 			return req, &DecodeError{Field: ute.Field, Msg: fmt.Sprintf("want a JSON %s, found %s", jsonKind(ute.Type.Kind().String()), ute.Value)}
-		case errors.Is(err, io.EOF):
-			return req, &DecodeError{Msg: "empty body; want a JSON object"}
 		default:
-			return req, &DecodeError{Msg: "invalid JSON: " + err.Error()}
+			return req, &DecodeError{Field: "body", Msg: "invalid JSON: " + err.Error(), Err: err}
 		}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, &DecodeError{Msg: "one JSON object expected, found more after it"}
-	}
 	return req, nil
+}
+
+// checkFields refuses a JSON value that is not an object, and an object
+// with a member not in known or given twice (encoding/json would take
+// the last, so a log or check reading the first would be deceived).
+func checkFields(raw json.RawMessage, known []string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return &DecodeError{Field: "body", Msg: "want a JSON object"}
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok {
+			return &DecodeError{Field: "body", Msg: "invalid JSON object"}
+		}
+		switch {
+		case !slices.Contains(known, name):
+			return &DecodeError{Field: name, Msg: "unknown field; the fields are " + strings.Join(known, ", ")}
+		case seen[name]:
+			return &DecodeError{Field: name, Msg: "given twice"}
+		}
+		seen[name] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return &DecodeError{Field: name, Msg: "invalid JSON value"}
+		}
+	}
+	return nil
+}
+
+// jsonFields lists the JSON member names of struct type t, in order.
+func jsonFields(t reflect.Type) []string {
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 // jsonKind names a Go kind the way a JSON user knows it.
@@ -319,11 +399,16 @@ func jsonKind(kind string) string {
 
 // DecodeError is a request body that is not a valid request: malformed
 // JSON, an unknown field, a value of the wrong type (HTTP 400). Field
-// names the JSON field at fault, "" when there is none.
+// names the JSON field at fault, "body" when it is the body as a whole.
+// Err, when set, is the read or syntax error behind it (an
+// *http.MaxBytesError for a body over the caller's bound).
 type DecodeError struct {
 	Field string
 	Msg   string
+	Err   error
 }
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
@@ -364,25 +449,65 @@ func (e *PrefixError) Error() string {
 
 func (e *PrefixError) Unwrap() error { return ErrOutsidePrefixes }
 
-// Prefixes limits the resources a token may sign (admin.tokens[].prefixes):
-// a resource is allowed when it starts with one of them, as with S3
-// policy prefixes — end a prefix with "/" to stop at a folder. An S3
-// resource is "BUCKET/KEY"; a URL's is its path without the leading "/".
-// A leading "/" on a prefix is ignored. Nil allows everything.
+// Prefixes limits the resources a token may sign (admin.tokens[].prefixes).
+// An S3 resource is "BUCKET/KEY"; a URL's is its path without the
+// leading "/". A prefix
+//   - ending in "/" covers what is under it ("media/" covers "media/a"
+//     but not the object "media" itself: an object key is not a folder,
+//     and a grant never covers more than it names);
+//   - ending in "*" covers any continuation ("media*" covers
+//     "media-private/a" too);
+//   - otherwise covers itself and what is under it on a segment boundary
+//     ("media" covers "media" and "media/a", not "media-private/a"), as
+//     the gateway's path prefixes do.
+//
+// Prefixes are checked with CheckPrefix when the config loads. Nil allows
+// everything.
 type Prefixes []string
 
-// Allow reports whether resource is allowed.
+// Allow reports whether resource is allowed. A resource's leading "/" (a
+// link's canonical path) is ignored.
 func (p Prefixes) Allow(resource string) bool {
 	if p == nil {
 		return true
 	}
 	resource = strings.TrimPrefix(resource, "/")
 	for _, pre := range p {
-		if strings.HasPrefix(resource, strings.TrimPrefix(pre, "/")) {
+		if prefixCovers(pre, resource) {
 			return true
 		}
 	}
 	return false
+}
+
+// prefixCovers reports whether one prefix covers resource.
+func prefixCovers(pre, resource string) bool {
+	switch {
+	case pre == "":
+		return false // refused by CheckPrefix; never "everything"
+	case pre[len(pre)-1] == '*':
+		return strings.HasPrefix(resource, pre[:len(pre)-1])
+	case pre[len(pre)-1] == '/':
+		return strings.HasPrefix(resource, pre)
+	}
+	rest, ok := strings.CutPrefix(resource, pre)
+	return ok && (rest == "" || rest[0] == '/')
+}
+
+// CheckPrefix reports why p cannot be a token prefix: empty, "/" or "*"
+// (each would silently mean everything: omit prefixes for that), a
+// leading "/" (resources have none, so it would never match), or a "*"
+// before the end.
+func CheckPrefix(p string) error {
+	switch {
+	case strings.Trim(p, "/*") == "": // "", "/", "*", "//", "/*"
+		return fmt.Errorf("%q would allow every resource; omit prefixes to allow everything, or name a bucket or path", p)
+	case p[0] == '/':
+		return fmt.Errorf("%q starts with \"/\", but resources have no leading slash (S3: BUCKET/KEY; links and CloudFront: the path without its leading /); write %q", p, strings.TrimLeft(p, "/"))
+	case strings.IndexByte(p, '*') < len(p)-1 && strings.IndexByte(p, '*') >= 0:
+		return fmt.Errorf("%q has a \"*\" before its end; \"*\" is allowed only as the last character", p)
+	}
+	return nil
 }
 
 // validity resolves a request's expires against a signer's cap: absent

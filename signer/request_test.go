@@ -60,17 +60,20 @@ var decodeCases = []struct {
 	{name: "fractional seconds", in: `{"bucket":"media","key":"a","expires":1.5}`},
 	{name: "exponent seconds", in: `{"bucket":"media","key":"a","expires":9e2}`},
 	{name: "null expires", in: `{"bucket":"media","key":"a","expires":null}`},
-	{name: "unknown field", in: `{"bucket":"media","key":"a","acl":"public-read"}`, wantErr: "unknown field"},
+	{name: "unknown field", in: `{"bucket":"media","key":"a","acl":"public-read"}`, wantErr: "unknown field", wantField: "acl"},
+	{name: "field in another case", in: `{"Bucket":"media","key":"a"}`, wantErr: "unknown field", wantField: "Bucket"},
+	{name: "field twice", in: `{"bucket":"media","key":"a","key":"b"}`, wantErr: "given twice", wantField: "key"},
 	{name: "wrong type", in: `{"bucket":7,"key":"a"}`, wantErr: "want a JSON string", wantField: "bucket"},
 	{name: "bad expires string", in: `{"bucket":"b","key":"a","expires":"soon"}`, wantErr: "invalid duration", wantField: "expires"},
 	{name: "negative expires", in: `{"bucket":"b","key":"a","expires":-5}`, wantErr: "between 0 and", wantField: "expires"},
 	{name: "huge expires", in: `{"bucket":"b","key":"a","expires":1e300}`, wantErr: "between 0 and", wantField: "expires"},
 	{name: "boolean expires", in: `{"bucket":"b","key":"a","expires":true}`, wantErr: "want a duration", wantField: "expires"},
-	{name: "two objects", in: `{"bucket":"b","key":"a"}{}`, wantErr: "one JSON object expected"},
-	{name: "trailing garbage", in: `{"bucket":"b","key":"a"} x`, wantErr: "one JSON object expected"},
-	{name: "empty", in: ``, wantErr: "empty body"},
-	{name: "not json", in: `bucket=b`, wantErr: "invalid JSON"},
-	{name: "array", in: `[]`, wantErr: "want a JSON object"},
+	{name: "two objects", in: `{"bucket":"b","key":"a"}{}`, wantErr: "one JSON object expected", wantField: "body"},
+	{name: "trailing garbage", in: `{"bucket":"b","key":"a"} x`, wantErr: "one JSON object expected", wantField: "body"},
+	{name: "empty", in: ``, wantErr: "empty body", wantField: "body"},
+	{name: "not json", in: `bucket=b`, wantErr: "invalid JSON", wantField: "body"},
+	{name: "array", in: `[]`, wantErr: "want a JSON object", wantField: "body"},
+	{name: "null", in: `null`, wantErr: "want a JSON object", wantField: "body"},
 }
 
 func TestDecodeS3(t *testing.T) {
@@ -155,24 +158,67 @@ func TestValidity(t *testing.T) {
 func TestPrefixesAllow(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
+		name     string
 		prefixes Prefixes
 		resource string
 		want     bool
 	}{
-		{nil, "anything/at/all", true},
-		{Prefixes{"media/"}, "media/a.mp4", true},
-		{Prefixes{"media/"}, "/media/a.mp4", true},
-		{Prefixes{"/media/"}, "media/a.mp4", true},
-		{Prefixes{"media/"}, "media", false},
-		{Prefixes{"media/"}, "mediaprivate/a", false},
-		{Prefixes{"media"}, "mediaprivate/a", true}, // plain string prefix, as in S3 policies
-		{Prefixes{"media/"}, "Media/a", false},
-		{Prefixes{"a/", "b/"}, "b/x", true},
-		{Prefixes{}, "x", false},
+		{"nil allows all", nil, "anything/at/all", true},
+		{"folder prefix", Prefixes{"media/"}, "media/a.mp4", true},
+		{"link path's leading slash", Prefixes{"media/"}, "/media/a.mp4", true},
+		{"leading slash on a prefix is not ignored", Prefixes{"/media/"}, "media/a.mp4", false},
+		{"folder prefix does not cover the object of its name", Prefixes{"media/"}, "media", false},
+		{"folder prefix, longer name", Prefixes{"media/"}, "mediaprivate/a", false},
+		// Issue 17: "media" must not grant "media-private/".
+		{"segment prefix, sibling with a suffix", Prefixes{"media"}, "media-private/a", false},
+		{"segment prefix, sibling without separator", Prefixes{"media"}, "mediaprivate/a", false},
+		{"segment prefix, itself", Prefixes{"media"}, "media", true},
+		{"segment prefix, under it", Prefixes{"media"}, "media/a", true},
+		{"segment prefix inside a key", Prefixes{"bucket/videos/free"}, "bucket/videos/free/a.mp4", true},
+		{"segment prefix inside a key, sibling", Prefixes{"bucket/videos/free"}, "bucket/videos/freebies/a.mp4", false},
+		{"explicit star", Prefixes{"media*"}, "media-private/a", true},
+		{"explicit star, itself", Prefixes{"media*"}, "media", true},
+		{"explicit star, other", Prefixes{"media*"}, "medi", false},
+		{"case matters", Prefixes{"media/"}, "Media/a", false},
+		{"second prefix", Prefixes{"a/", "b/"}, "b/x", true},
+		{"empty list allows nothing", Prefixes{}, "x", false},
+		{"empty prefix allows nothing", Prefixes{""}, "x", false},
 	}
 	for _, tc := range tests {
-		if got := tc.prefixes.Allow(tc.resource); got != tc.want {
-			t.Errorf("Prefixes%q.Allow(%q) = %v, want %v", tc.prefixes, tc.resource, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.prefixes.Allow(tc.resource); got != tc.want {
+				t.Errorf("Prefixes%q.Allow(%q) = %v, want %v", tc.prefixes, tc.resource, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckPrefix(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, prefix, wantErr string
+	}{
+		{name: "folder", prefix: "media/"},
+		{name: "segment", prefix: "media"},
+		{name: "star", prefix: "media*"},
+		{name: "bucket and key", prefix: "media-bucket/videos/"},
+		{name: "empty", prefix: "", wantErr: "omit prefixes to allow everything"},
+		{name: "slash", prefix: "/", wantErr: "omit prefixes to allow everything"},
+		{name: "star alone", prefix: "*", wantErr: "omit prefixes to allow everything"},
+		{name: "slashes", prefix: "//", wantErr: "omit prefixes to allow everything"},
+		{name: "slash star", prefix: "/*", wantErr: "omit prefixes to allow everything"},
+		{name: "leading slash", prefix: "/paid/", wantErr: `resources have no leading slash (S3: BUCKET/KEY; links and CloudFront: the path without its leading /); write "paid/"`},
+		{name: "star inside", prefix: "media/*/free/", wantErr: `allowed only as the last character`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckPrefix(tc.prefix)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("CheckPrefix(%q) = %v, want nil", tc.prefix, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("CheckPrefix(%q) = %v, want an error containing %q", tc.prefix, err, tc.wantErr)
+			}
+		})
 	}
 }

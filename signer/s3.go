@@ -223,9 +223,13 @@ func checkBucket(b string) error {
 }
 
 // checkKey refuses keys S3 would refuse (empty, over 1024 bytes, not
-// UTF-8) and keys with control characters or "." and ".." segments,
-// which some S3-compatible servers resolve as file paths — outside the
-// prefix the token was checked against.
+// UTF-8) and keys that an S3-compatible server storing objects as files
+// could resolve outside the prefix the token was checked against, as
+// the gateway's path rules refuse such paths (rules.Canonical): control
+// characters, "\" (a separator on Windows), segments of only dots and
+// spaces ("..", "...", ".. ", which Windows reads as dot segments), and
+// the same hidden behind percent-encoding ("%2e%2e", "%2E.", "..%5c",
+// "%252e%252e"), for servers that decode keys once or twice more.
 func checkKey(k string) error {
 	switch {
 	case k == "":
@@ -235,17 +239,80 @@ func checkKey(k string) error {
 	case !utf8.ValidString(k):
 		return fieldErr("key", "not valid UTF-8")
 	}
-	for _, c := range k {
-		if c < 0x20 || c == 0x7f {
-			return fieldErr("key", "%q contains a control character", k)
+	// Every stage is k decoded once more, until decoding changes
+	// nothing; each is checked as a server might read it. Each decode
+	// shortens the key, so the loop ends.
+	for stage, decoded := k, false; ; decoded = true {
+		for _, c := range stage {
+			switch {
+			case (c < 0x20 || c == 0x7f) && decoded:
+				return fieldErr("key", "%q contains a percent-encoded control character", k)
+			case c < 0x20 || c == 0x7f:
+				return fieldErr("key", "%q contains a control character", k)
+			case c == '\\' && decoded:
+				return fieldErr("key", "%q contains a percent-encoded \"\\\", which some S3-compatible servers read as a path separator", k)
+			case c == '\\':
+				return fieldErr("key", "%q contains a \"\\\", which some S3-compatible servers read as a path separator", k)
+			}
+		}
+		for seg := range strings.SplitSeq(stage, "/") {
+			switch {
+			case seg == "" || !dotsAndSpaces(seg):
+			case decoded:
+				return fieldErr("key", "%q has a percent-encoded dot segment (it decodes to %q)", k, seg)
+			case seg == "." || seg == "..":
+				return fieldErr("key", "%q has a %q segment", k, seg)
+			default:
+				return fieldErr("key", "%q has a segment of only dots and spaces (%q), which Windows-backed servers read as a dot segment", k, seg)
+			}
+		}
+		next := percentDecode(stage)
+		if next == stage {
+			return nil
+		}
+		stage = next
+	}
+}
+
+// dotsAndSpaces reports whether seg is made of dots and spaces only.
+func dotsAndSpaces(seg string) bool {
+	for i := 0; i < len(seg); i++ {
+		if seg[i] != '.' && seg[i] != ' ' {
+			return false
 		}
 	}
-	for seg := range strings.SplitSeq(k, "/") {
-		if seg == "." || seg == ".." {
-			return fieldErr("key", "%q has a %q segment", k, seg)
-		}
+	return true
+}
+
+// percentDecode decodes every valid %XX escape in s once and leaves
+// anything else as it is ("100%" stays "100%"): the lenient decoding a
+// server might apply to a key.
+func percentDecode(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
 	}
-	return nil
+	b := make([]byte, 0, len(s))
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // validHeaderValue reports whether v may be sent as a header value:

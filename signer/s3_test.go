@@ -194,6 +194,19 @@ func TestS3SignErrors(t *testing.T) {
 		{name: "no key", req: S3Request{Bucket: "media"}, wantField: "key", wantErr: "required"},
 		{name: "dot-dot key", req: S3Request{Bucket: "media", Key: "free/../paid/a.mp4"}, wantField: "key", wantErr: `".." segment`},
 		{name: "control key", req: S3Request{Bucket: "media", Key: "a\nb"}, wantField: "key", wantErr: "control character"},
+		// Issue 17: the class the gateway's path rules refuse.
+		{name: "three dots", req: S3Request{Bucket: "media", Key: "free/.../paid/a.mp4"}, wantField: "key", wantErr: "only dots and spaces"},
+		{name: "dots and a space", req: S3Request{Bucket: "media", Key: "free/.. /paid/a.mp4"}, wantField: "key", wantErr: "only dots and spaces"},
+		{name: "only a space", req: S3Request{Bucket: "media", Key: "free/ /a.mp4"}, wantField: "key", wantErr: "only dots and spaces"},
+		{name: "backslash", req: S3Request{Bucket: "media", Key: `free\..\paid\a.mp4`}, wantField: "key", wantErr: `"\"`},
+		{name: "encoded dot-dot", req: S3Request{Bucket: "media", Key: "free/%2e%2e/paid/a.mp4"}, wantField: "key", wantErr: "percent-encoded dot segment"},
+		{name: "encoded dot-dot, upper case", req: S3Request{Bucket: "media", Key: "free/%2E%2E/paid/a.mp4"}, wantField: "key", wantErr: "percent-encoded dot segment"},
+		{name: "half-encoded dot-dot", req: S3Request{Bucket: "media", Key: "free/.%2e/paid/a.mp4"}, wantField: "key", wantErr: "percent-encoded dot segment"},
+		{name: "encoded dot", req: S3Request{Bucket: "media", Key: "free/%2e/a.mp4"}, wantField: "key", wantErr: "percent-encoded dot segment"},
+		{name: "double-encoded dot-dot", req: S3Request{Bucket: "media", Key: "free/%252e%252e/paid/a.mp4"}, wantField: "key", wantErr: "percent-encoded dot segment"},
+		{name: "encoded slash and dot-dot", req: S3Request{Bucket: "media", Key: "free/..%2fpaid/a.mp4"}, wantField: "key", wantErr: "percent-encoded dot segment"},
+		{name: "encoded backslash", req: S3Request{Bucket: "media", Key: "free/..%5cpaid"}, wantField: "key", wantErr: `percent-encoded "\"`},
+		{name: "encoded NUL", req: S3Request{Bucket: "media", Key: "free/a%00.mp4"}, wantField: "key", wantErr: "percent-encoded control character"},
 		{name: "long key", req: S3Request{Bucket: "media", Key: strings.Repeat("k", 1025)}, wantField: "key", wantErr: "1024"},
 		{name: "DELETE", req: S3Request{Bucket: "media", Key: "k", Method: "DELETE"}, wantField: "method", wantErr: "not GET or PUT"},
 		{name: "content type on GET", req: S3Request{Bucket: "media", Key: "k", ContentType: "video/mp4"}, wantField: "content_type", wantErr: "only a PUT"},
@@ -219,6 +232,12 @@ func TestS3SignErrors(t *testing.T) {
 	}
 	if res, err := s.Sign(t.Context(), S3Request{Bucket: "media", Key: "free/a"}, Prefixes{"media/free/"}); err != nil || res.URL == "" {
 		t.Errorf("inside the prefixes: %v, want a URL", err)
+	}
+	// Dots and percent signs that form no dot segment stay signable.
+	for _, key := range []string{"free/a.b.mp4", "free/..a", "free/a..", "free/100%", "free/100%25 off.mp4", "free/%2e%2ea", ".hidden/x", "a//b"} {
+		if _, err := s.Sign(t.Context(), S3Request{Bucket: "media", Key: key}, nil); err != nil {
+			t.Errorf("Sign(key %q) = %v, want a URL", key, err)
+		}
 	}
 }
 

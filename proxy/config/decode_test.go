@@ -419,6 +419,47 @@ var parseErrorCases = []struct {
 			"    - {name: a, token: \"sha256:" + strings.Repeat("cd", 32) + "\", scopes: [bans:write]}\n",
 		wantErr: `t.yaml:7: admin.tokens[1].name: "a" is already the name of admin.tokens[0] (line 6)`,
 	},
+	// Issue 17: prefixes that silently meant everything, or never matched.
+	{
+		name:    "token prefix slash",
+		in:      minimal + "admin:\n  tokens:\n" + "    - name: m\n      token: \"sha256:" + strings.Repeat("ab", 32) + "\"\n      scopes: [sign:s3]\n      prefixes: [\"/\"]\n",
+		wantErr: `t.yaml:9: admin.tokens[0].prefixes[0]: "/" would allow every resource; omit prefixes to allow everything`,
+	},
+	{
+		name:    "token prefix empty",
+		in:      minimal + "admin:\n  tokens:\n" + "    - name: m\n      token: \"sha256:" + strings.Repeat("ab", 32) + "\"\n      scopes: [sign:s3]\n      prefixes: [\"\"]\n",
+		wantErr: `t.yaml:9: admin.tokens[0].prefixes[0]: "" would allow every resource; omit prefixes to allow everything`,
+	},
+	{
+		name:    "token prefix leading slash",
+		in:      minimal + "admin:\n  tokens:\n" + "    - name: m\n      token: \"sha256:" + strings.Repeat("ab", 32) + "\"\n      scopes: [sign:s3]\n      prefixes: [media/, /paid/]\n",
+		wantErr: `t.yaml:9: admin.tokens[0].prefixes[1]: "/paid/" starts with "/", but resources have no leading slash (S3: BUCKET/KEY; links and CloudFront: the path without its leading /); write "paid/"`,
+	},
+	{
+		name:    "token prefix star inside",
+		in:      minimal + "admin:\n  tokens:\n" + "    - name: m\n      token: \"sha256:" + strings.Repeat("ab", 32) + "\"\n      scopes: [sign:s3]\n      prefixes: [\"media/*/x\"]\n",
+		wantErr: `t.yaml:9: admin.tokens[0].prefixes[0]: "media/*/x" has a "*" before its end`,
+	},
+	{
+		name:    "admin name with port",
+		in:      minimal + "admin:\n  names: [admin.example.com, \"admin.example.com:9901\"]\n",
+		wantErr: `t.yaml:5: admin.names[1]: "admin.example.com:9901" is not a host name or an IP address`,
+	},
+	{
+		name:    "admin name wildcard",
+		in:      minimal + "admin:\n  names: [\"*.example.com\"]\n",
+		wantErr: `(write a bare name: no port, no scheme, no wildcard)`,
+	},
+	{
+		name:    "admin name unspecified address",
+		in:      minimal + "admin:\n  names: [\"::\"]\n",
+		wantErr: `t.yaml:5: admin.names[0]: "::" is the unspecified address`,
+	},
+	{
+		name:    "admin name twice",
+		in:      minimal + "admin:\n  names: [Admin.Example.com, admin.example.com.]\n",
+		wantErr: `t.yaml:5: admin.names[1]: admin.example.com. is listed twice`,
+	},
 	{
 		name:    "bad log access",
 		in:      minimal + "log:\n  access: jsn\n",
@@ -543,6 +584,7 @@ hosts:
     allow_encoded_slash: true
 admin:
   listen: "[::1]:9901"
+  names: [admin.example.com, "2001:db8::9"]
   tokens:
     - name: media-backend
       token: sha256:%s
@@ -594,6 +636,7 @@ log:
 		}},
 		Admin: Admin{
 			Listen: "[::1]:9901",
+			Names:  []string{"admin.example.com", "2001:db8::9"},
 			Tokens: []Token{
 				{Name: "media-backend", Token: mustSecret(t, "sha256:"+digest), Scopes: []string{"sign:s3", "sign:cloudfront", "sign:link"}, Prefixes: []string{"media/"}},
 				{Name: "ops", Token: mustSecret(t, "file:"+tokenFile), Scopes: []string{"bans:read", "bans:write"}},

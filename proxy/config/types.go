@@ -181,6 +181,13 @@ type Admin struct {
 	// Tokens are the bearer tokens accepted by the admin API. Default none:
 	// only the unauthenticated endpoints (/healthz, /readyz, /metrics).
 	Tokens []Token `yaml:"tokens"`
+	// Names are other host names or IP addresses (no port) the admin
+	// listener is known by, such as "admin.example.com" for a wildcard
+	// admin.listen. Requests to the admin listener (except /healthz and
+	// /readyz) whose Host is not admin.listen's host, one of these, the
+	// address they arrived on or localhost on loopback get 421, which
+	// defeats DNS rebinding. Default none. Changes need a restart.
+	Names []string `yaml:"names"`
 }
 
 // Token is one admin API bearer token (key admin.tokens[]).
@@ -194,8 +201,13 @@ type Token struct {
 	// Scopes lists what the token may do: bans:read, bans:write, sign:s3,
 	// sign:cloudfront, sign:link, ui (sign in to the dashboard). Required.
 	Scopes []string `yaml:"scopes"`
-	// Prefixes limits the keys and paths a signing token may sign.
-	// Default: no limit.
+	// Prefixes limits the keys and paths a signing token may sign: S3
+	// resources are "BUCKET/KEY", link and CloudFront ones the path
+	// without its leading "/". A prefix ending in "/" covers what is under
+	// it; one ending in "*" any continuation; any other covers itself and
+	// what is under it on a segment boundary ("media" covers "media/x",
+	// not "media-private/x"). Empty, "/", "*" and a leading "/" are
+	// refused (signer.CheckPrefix). Default: no limit.
 	Prefixes []string `yaml:"prefixes"`
 }
 

@@ -90,6 +90,7 @@ func (v *validator) check(f *File) {
 	v.fleet(f)
 	v.tls(f)
 	v.tokens(f.Admin.Tokens)
+	v.adminNames(f.Admin.Names)
 	v.signer(f.Signer)
 	v.log(&f.Log)
 }
@@ -552,10 +553,42 @@ func (v *validator) tokens(tokens []Token) {
 			seen[s] = true
 		}
 		for j, pre := range t.Prefixes {
-			if pre == "" {
-				v.add(p+".prefixes["+strconv.Itoa(j)+"]", "empty prefix; remove prefixes to allow every key")
+			if err := signer.CheckPrefix(pre); err != nil {
+				v.add(p+".prefixes["+strconv.Itoa(j)+"]", "%v", err)
 			}
 		}
+	}
+}
+
+// adminNames checks admin.names: host names or IP addresses, without a
+// port or a wildcard, each once.
+func (v *validator) adminNames(names []string) {
+	seen := map[string]bool{}
+	for i, n := range names {
+		field := "admin.names[" + strconv.Itoa(i) + "]"
+		key := strings.TrimSuffix(strings.ToLower(n), ".")
+		if a, err := netip.ParseAddr(strings.Trim(key, "[]")); err == nil {
+			switch {
+			case a.Zone() != "":
+				v.add(field, "%q has a zone; a Host header never carries one", n)
+				continue
+			case a.IsUnspecified():
+				v.add(field, "%q is the unspecified address; name an address clients connect to", n)
+				continue
+			}
+			key = a.Unmap().String()
+		} else if err := checkDNSName(key); err != nil {
+			hint := ""
+			if strings.Contains(n, ":") || strings.Contains(n, "*") {
+				hint = " (write a bare name: no port, no scheme, no wildcard)"
+			}
+			v.add(field, "%q is not a host name or an IP address: %v%s", n, err, hint)
+			continue
+		}
+		if seen[key] {
+			v.add(field, "%s is listed twice", n)
+		}
+		seen[key] = true
 	}
 }
 

@@ -108,10 +108,14 @@ type FirewallStatus struct {
 // Config is what the dashboard shows and acts on. Bans, Stats,
 // Authenticate, Ban and Unban are required.
 type Config struct {
-	// Listen is admin.listen. Requests whose Host names neither its host
-	// nor the address they arrived on (nor localhost, on loopback) get
-	// 421, so a DNS rebinding page cannot reach the dashboard.
+	// Listen is admin.listen. Requests whose Host names neither its host,
+	// nor one of Names, nor the address they arrived on (nor localhost, on
+	// loopback) get 421, so a DNS rebinding page cannot reach the
+	// dashboard (HostCheck).
 	Listen string
+	// Names are admin.names: other host names or addresses the admin
+	// listener is known by. nil: none.
+	Names []string
 	// Bans is the ban list the bans page lists.
 	Bans *rules.BanList
 	// Stats holds the traffic counters and offences.
@@ -139,8 +143,10 @@ type Config struct {
 	Firewall func(ctx context.Context) (FirewallStatus, error)
 	// Fleet reports fleet sync; nil when it is off.
 	Fleet FleetSource
-	// Banned reports whether a client (the TCP peer) is banned: it gets
-	// 403, as from the admin API. nil: no client is.
+	// Banned reports whether a client (the TCP peer) is locked out of the
+	// admin listener: it gets 403, as from the admin API. Package proxy
+	// passes its one rule for the whole listener (only a ban by the admin
+	// jail locks out). nil: no client is.
 	Banned func(client netip.Addr) bool
 	// BadToken is told of a sign-in with an unknown token, an offence as
 	// a wrong bearer token is for the admin API. nil: not reported.
@@ -162,7 +168,7 @@ var pageNames = []string{"login", "overview", "bans", "offences", "system", "err
 type Handler struct {
 	cfg     Config
 	now     func() time.Time
-	hosts   hostCheck
+	hosts   HostCheck
 	sess    *sessions
 	pages   map[string]*template.Template
 	static  fs.FS
@@ -203,7 +209,7 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{
 		cfg:     cfg,
 		now:     time.Now,
-		hosts:   newHostCheck(cfg.Listen),
+		hosts:   NewHostCheck(cfg.Listen, cfg.Names),
 		sess:    newSessions(time.Now),
 		pages:   map[string]*template.Template{},
 		cop:     http.NewCrossOriginProtection(),
@@ -258,7 +264,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
-	if !h.hosts.allowed(r) {
+	if !h.hosts.Allowed(r) {
 		// A rebinding page's Host is its own name: refuse before any
 		// cookie is read.
 		h.errorPage(w, r, http.StatusMisdirectedRequest, "this dashboard is not served under that host name")
@@ -280,32 +286,53 @@ func peer(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// hostCheck decides which Host headers the dashboard answers.
-type hostCheck struct {
-	name string     // admin.listen's host when it is a name, lower case
-	addr netip.Addr // admin.listen's host when it is a specific address
+// HostCheck is the admin listener's Host rule, which defeats DNS
+// rebinding: a rebinding page's requests carry the page's own name in
+// Host, so a listener that answers only the names and addresses it is
+// known by never answers them. The dashboard applies it to /ui/, and
+// package proxy to the whole admin listener (/v1, /metrics, /ui/): one
+// rule for every path. The zero value admits the address a request
+// arrived on (and localhost on loopback) only. It is immutable and safe
+// for concurrent use.
+type HostCheck struct {
+	names []string     // admin.listen's host when it is a name, and admin.names; lower case, no trailing dot
+	addrs []netip.Addr // admin.listen's host when it is a specific address, and the addresses in admin.names
 }
 
-func newHostCheck(listen string) hostCheck {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return hostCheck{}
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		if a.IsUnspecified() {
-			return hostCheck{}
+// NewHostCheck builds the Host rule of a listener bound to listen
+// (host:port, as admin.listen) and also known by names (admin.names: host
+// names or IP addresses, without port). A listen host that is a name or
+// a specific address is admitted; an unspecified one (":9901",
+// "0.0.0.0:9901") admits only what requests arrived on.
+func NewHostCheck(listen string, names []string) HostCheck {
+	var hc HostCheck
+	add := func(host string) {
+		host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+		if a, err := netip.ParseAddr(host); err == nil {
+			if !a.IsUnspecified() {
+				hc.addrs = append(hc.addrs, a.Unmap().WithZone(""))
+			}
+			return
 		}
-		return hostCheck{addr: a.Unmap()}
+		if host != "" {
+			hc.names = append(hc.names, host)
+		}
 	}
-	return hostCheck{name: strings.TrimSuffix(strings.ToLower(host), ".")}
+	if host, _, err := net.SplitHostPort(listen); err == nil {
+		add(host)
+	}
+	for _, n := range names {
+		add(n)
+	}
+	return hc
 }
 
-// allowed reports whether r's Host names the admin listener: its
-// configured name or address, the address the connection arrived on, or
-// localhost when that address is loopback. The port is not checked: a
-// tunnel (ssh -L) may change it, and it is no defence against rebinding,
-// where the name is the attacker's.
-func (hc hostCheck) allowed(r *http.Request) bool {
+// Allowed reports whether r's Host names the listener: a configured name
+// or address, the address the connection arrived on, or localhost when
+// that address (or the configured one) is loopback. The port is not
+// checked: a tunnel (ssh -L) may change it, and it is no defence against
+// rebinding, where the name is the attacker's.
+func (hc HostCheck) Allowed(r *http.Request) bool {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -322,12 +349,18 @@ func (hc hostCheck) allowed(r *http.Request) bool {
 	}
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil {
 		a = a.Unmap().WithZone("")
-		return (hc.addr.IsValid() && a == hc.addr) || (local.IsValid() && a == local)
+		return slices.Contains(hc.addrs, a) || (local.IsValid() && a == local.WithZone(""))
 	}
-	if hc.name != "" && host == hc.name {
+	if slices.Contains(hc.names, host) {
 		return true
 	}
-	return host == "localhost" && ((local.IsValid() && local.IsLoopback()) || (hc.addr.IsValid() && hc.addr.IsLoopback()))
+	if host != "localhost" {
+		return false
+	}
+	if local.IsValid() && local.IsLoopback() {
+		return true
+	}
+	return slices.ContainsFunc(hc.addrs, netip.Addr.IsLoopback)
 }
 
 // asset serves an embedded static file.

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -244,6 +245,39 @@ func TestHostCheck(t *testing.T) {
 			}
 			if w.Header().Get("Content-Security-Policy") != contentSecurityPolicy || w.Header().Get("X-Frame-Options") != "DENY" {
 				t.Errorf("%d answer lacks the security headers: %v", w.Code, w.Header())
+			}
+		})
+	}
+}
+
+// TestHostCheckNames: admin.names admit their names and addresses (a
+// wildcard listener reached by name, or through a NAT'd address), and
+// nothing that merely contains them.
+func TestHostCheckNames(t *testing.T) {
+	t.Parallel()
+	hc := NewHostCheck("0.0.0.0:9901", []string{"Admin.Example.NET.", "203.0.113.9", "[2001:db8::9]"})
+	for _, tc := range []struct {
+		name, host string
+		want       bool
+	}{
+		{"configured name", "admin.example.net:9901", true},
+		{"configured name, case and dot", "ADMIN.example.net.", true},
+		{"configured address", "203.0.113.9:443", true},
+		{"configured IPv6 address", "[2001:db8::9]:9901", true},
+		{"arrival address", "10.1.2.3:9901", true},
+		{"suffix of a name", "evil-admin.example.net", false},
+		{"name under a name", "x.admin.example.net", false},
+		{"wildcard address itself", "0.0.0.0:9901", false},
+		{"localhost off loopback", "localhost:9901", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			r.Host = tc.host
+			la := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 9901}
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, la))
+			if got := hc.Allowed(r); got != tc.want {
+				t.Errorf("Allowed(Host %q) = %v, want %v", tc.host, got, tc.want)
 			}
 		})
 	}
@@ -738,12 +772,13 @@ func FuzzHostCheck(f *testing.F) {
 		f.Add(s)
 	}
 	checks := []struct {
-		hc    hostCheck
+		hc    HostCheck
 		local string
 	}{
-		{newHostCheck("127.0.0.1:9901"), "127.0.0.1:9901"},
-		{newHostCheck("admin.example.com:9901"), "10.1.2.3:9901"},
-		{newHostCheck(":9901"), "[2001:db8::5]:9901"},
+		{NewHostCheck("127.0.0.1:9901", nil), "127.0.0.1:9901"},
+		{NewHostCheck("admin.example.com:9901", nil), "10.1.2.3:9901"},
+		{NewHostCheck(":9901", nil), "[2001:db8::5]:9901"},
+		{NewHostCheck(":9901", []string{"Admin.Example.NET.", "203.0.113.9", "[2001:db8::9]"}), "10.1.2.3:9901"},
 	}
 	f.Fuzz(func(t *testing.T, host string) {
 		for _, c := range checks {
@@ -754,7 +789,7 @@ func FuzzHostCheck(f *testing.F) {
 				t.Fatal(err)
 			}
 			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, la))
-			if !c.hc.allowed(r) {
+			if !c.hc.Allowed(r) {
 				continue
 			}
 			name := host
@@ -764,9 +799,9 @@ func FuzzHostCheck(f *testing.F) {
 			name = strings.TrimSuffix(strings.ToLower(name), ".")
 			local := netip.MustParseAddrPort(la.String()).Addr()
 			switch a, err := netip.ParseAddr(strings.Trim(name, "[]")); {
-			case err == nil && (a.Unmap() == c.hc.addr || a.Unmap() == local):
-			case name == c.hc.name && name != "":
-			case name == "localhost" && local.IsLoopback():
+			case err == nil && (slices.Contains(c.hc.addrs, a.Unmap().WithZone("")) || a.Unmap().WithZone("") == local):
+			case name != "" && slices.Contains(c.hc.names, name):
+			case name == "localhost" && (local.IsLoopback() || slices.ContainsFunc(c.hc.addrs, netip.Addr.IsLoopback)):
 			default:
 				t.Fatalf("Host %q admitted for listener %+v arriving on %s", host, c.hc, c.local)
 			}
