@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,7 +32,7 @@ import (
 // out, so the test's own client can be banned.
 func adminE2EConfig(t *testing.T, upstream string) string {
 	t.Helper()
-	dir := secretDirE2E(t, map[string]string{"aws-id": "AKIDGATEHOUSEE2E", "aws-secret": "gatehouse-e2e-secret"})
+	dir := secretDir(t, map[string]string{"aws-id": "AKIDGATEHOUSEE2E", "aws-secret": "gatehouse-e2e-secret"})
 	return fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
 allow: [192.0.2.0/24]
 admin:
@@ -64,18 +62,6 @@ signer:
     access_key_id: file:%[3]s/aws-id
     secret_access_key: file:%[3]s/aws-secret
 `, tokenDigest("media-token"), upstream, dir)
-}
-
-// secretDirE2E writes files into a fresh directory for file: references.
-func secretDirE2E(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // tokenDigest is the sha256: form of an admin token.
