@@ -3,15 +3,16 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/rules"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -38,6 +39,11 @@ type route struct {
 	// allowEncodedSlash: the host takes paths with %2F
 	// (hosts[].allow_encoded_slash).
 	allowEncodedSlash bool
+	// bodyTimeout is the time allowed between two reads of a request
+	// body (hosts[].body_read_timeout, body.go).
+	bodyTimeout time.Duration
+	// jails receive a stalled body's offence (the flood jail).
+	jails *rules.Jails
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,31 +70,15 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = clientBody{r.Body}
+	if r.Body == nil || r.Body == http.NoBody {
+		rt.next.ServeHTTP(w, r)
+		return
 	}
+	b := newClientBody(w, r.Body, rt.bodyTimeout)
+	r.Body = b
 	rt.next.ServeHTTP(w, r)
+	rt.finishBody(r, b)
 }
-
-// clientBody marks the errors of reading the client's request body, which
-// reach proxyError wrapped in the transport's: a body that breaks off or
-// lies about its length (an HTTP/2 content-length larger than the data
-// sent) is the client's fault, and is answered 400, not 502.
-type clientBody struct{ io.ReadCloser }
-
-func (b clientBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		err = &clientBodyError{err}
-	}
-	return n, err
-}
-
-// clientBodyError is an error reading the client's request body.
-type clientBodyError struct{ err error }
-
-func (e *clientBodyError) Error() string { return e.err.Error() }
-func (e *clientBodyError) Unwrap() error { return e.err }
 
 // rewrite sets the forwarding headers. ReverseProxy has already removed
 // hop-by-hop headers and every client-sent Forwarded / X-Forwarded-*
@@ -153,6 +143,11 @@ const statusClientClosed = 499
 
 // proxyError answers a request the upstreams could not serve.
 func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	// A failed body first: an HTTP/1 stall cancels the request's
+	// context too, and it is answered 408, not logged as 499.
+	if b, ok := r.Body.(*clientBody); ok && rt.bodyFailed(w, r, b) {
+		return
+	}
 	var mbe *http.MaxBytesError
 	var cbe *clientBodyError
 	var ne net.Error
