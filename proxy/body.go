@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,20 +41,47 @@ const (
 // reads state; state is atomic. It is only built for a request with a
 // body, so bodiless requests cost nothing.
 type clientBody struct {
+	// The request's context, which clientBody extends with itself
+	// (bodyOf): one allocation serves as body and context.
+	context.Context
 	rc      io.ReadCloser
 	ctl     http.ResponseController // by value: one allocation less per body
 	timeout time.Duration           // zero: no deadline (only in unit tests)
 	state   atomic.Uint32
+	// reading is held for the length of each Read, so settle can wait
+	// for a read in flight to return and set state.
+	reading sync.Mutex
 	// answered is set, on the handler's goroutine, once the failure has
 	// been answered (408 or 400 with the connection closed).
 	answered bool
 }
 
-func newClientBody(w http.ResponseWriter, rc io.ReadCloser, timeout time.Duration) *clientBody {
-	return &clientBody{rc: rc, ctl: *http.NewResponseController(w), timeout: timeout}
+// newClientBody wraps r's body. Install it as both r.Body and r's
+// context.
+func newClientBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) *clientBody {
+	return &clientBody{Context: r.Context(), rc: r.Body, ctl: *http.NewResponseController(w), timeout: timeout}
+}
+
+type bodyKey struct{}
+
+// Value returns b itself for bodyOf.
+func (b *clientBody) Value(key any) any {
+	if key == (bodyKey{}) {
+		return b
+	}
+	return b.Context.Value(key)
+}
+
+// bodyOf returns the clientBody of r, or of the request r was cloned
+// from; nil for a request without a body.
+func bodyOf(r *http.Request) *clientBody {
+	b, _ := r.Context().Value(bodyKey{}).(*clientBody)
+	return b
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	b.reading.Lock()
+	defer b.reading.Unlock()
 	if b.timeout > 0 {
 		// Fails only on a writer without deadlines; both of our servers
 		// have them.
@@ -91,6 +120,16 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 func (b *clientBody) Close() error { return b.rc.Close() }
+
+// settle waits for a Read in flight to return. An HTTP/1 read that times
+// out cancels the request's context before it returns, so the proxy can
+// learn of the cancellation before state says why; settle closes that
+// window. The read is returning already: its error cancelled the context.
+func (b *clientBody) settle() {
+	b.reading.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for the reader is the point
+	b.reading.Unlock()
+}
 
 // clientBodyError is an error reading the client's request body: a body
 // that breaks off, lies about its length (an HTTP/2 content-length larger
@@ -200,7 +239,7 @@ func (rt *route) bufferBody(next http.Handler) http.Handler {
 
 // bufferError answers a body that could not be buffered.
 func (rt *route) bufferError(w http.ResponseWriter, r *http.Request, err error) {
-	if b, ok := r.Body.(*clientBody); ok && rt.bodyFailed(w, r, b) {
+	if b := bodyOf(r); b != nil && rt.bodyFailed(w, r, b) {
 		return
 	}
 	var mbe *http.MaxBytesError

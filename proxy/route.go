@@ -74,7 +74,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.next.ServeHTTP(w, r)
 		return
 	}
-	b := newClientBody(w, r.Body, rt.bodyTimeout)
+	b := newClientBody(w, r, rt.bodyTimeout)
+	// The proxy's error handler gets the outgoing request, whose body
+	// ReverseProxy wraps: it finds b through the context (bodyOf).
+	r = r.WithContext(b)
 	r.Body = b
 	rt.next.ServeHTTP(w, r)
 	rt.finishBody(r, b)
@@ -145,8 +148,13 @@ const statusClientClosed = 499
 func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	// A failed body first: an HTTP/1 stall cancels the request's
 	// context too, and it is answered 408, not logged as 499.
-	if b, ok := r.Body.(*clientBody); ok && rt.bodyFailed(w, r, b) {
-		return
+	if b := bodyOf(r); b != nil {
+		if r.Context().Err() != nil {
+			b.settle()
+		}
+		if rt.bodyFailed(w, r, b) {
+			return
+		}
 	}
 	var mbe *http.MaxBytesError
 	var cbe *clientBodyError
