@@ -554,15 +554,26 @@ hosts:
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 
-			// Until the attack ends: the normal client is served, and
-			// the gateway cuts the slow bodies, each a flood offence.
-			var cut bool
+			// Until the gateway has cut every slow body (each a flood
+			// offence, none left in flight upstream), the normal client
+			// is served. slowhttptest exits by itself once the gateway
+			// has closed all its connections, long before -l 20.
+			cutAll := func() bool {
+				return g.metric(t, "gatehouse_jail_offences_total", "jail", "flood") >= conns && up.inflight.Load() == 0
+			}
 			maxInflight := int64(0)
-			for !cut {
+			for ended := false; !cutAll(); {
+				if ended {
+					t.Fatalf("slowhttptest ended before the gateway cut its connections: %v flood offences, %d requests in flight upstream\n%s",
+						g.metric(t, "gatehouse_jail_offences_total", "jail", "flood"), up.inflight.Load(), lastLines(out.String(), 15))
+				}
 				select {
 				case err := <-done:
-					t.Fatalf("slowhttptest ended (%v) before the gateway cut its connections: %v flood offences, %d requests in flight upstream\n%s",
-						err, g.metric(t, "gatehouse_jail_offences_total", "jail", "flood"), up.inflight.Load(), lastLines(out.String(), 15))
+					ended = true
+					if err != nil {
+						t.Logf("slowhttptest: %v", err)
+					}
+					continue
 				default:
 				}
 				resp, err := normal.Get("http://" + g.httpAddr + "/normal")
@@ -575,20 +586,19 @@ hosts:
 					t.Fatalf("normal client during the attack: status %d", resp.StatusCode)
 				}
 				maxInflight = max(maxInflight, up.inflight.Load())
-				cut = g.metric(t, "gatehouse_jail_offences_total", "jail", "flood") >= conns && up.inflight.Load() == 0
 				g.pause(t)
 			}
-			t.Logf("%s: %d slow requests at most in flight upstream; all %d cut while slowhttptest ran", tc.name, maxInflight, conns)
-			if tc.buffered {
-				if n := up.hits.Load() - up.complete.Load(); n != 0 {
-					t.Errorf("a buffering host forwarded %d slow bodies to the upstream, want 0", n)
-				}
-				if strings.Contains(strings.Join(up.seen(), ","), "/slow") {
-					t.Errorf("the upstream saw a slow request: %q", up.seen())
-				}
+			t.Logf("%s: all %d slow bodies cut; at most %d seen in flight upstream; slowhttptest:\n%s",
+				tc.name, conns, maxInflight, lastLines(out.String(), 6))
+			// slowhttptest's own availability probe is a whole request;
+			// what matters is whether the upstream ever held a slow body.
+			switch broken := len(up.broken); {
+			case tc.buffered && broken != 0:
+				t.Errorf("a buffering host forwarded %d slow bodies that broke off at the upstream, want 0", broken)
+			case !tc.buffered && broken == 0:
+				t.Error("no slow body reached the streaming upstream: the test proves nothing")
 			}
-			cmd.Process.Kill()
-			<-done
+			cancel() // ends slowhttptest if it still runs
 			g.waitAccess(t, http.StatusRequestTimeout, "/slow")
 		})
 	}
