@@ -562,8 +562,10 @@ hosts:
 				return g.metric(t, "gatehouse_jail_offences_total", "jail", "flood") >= conns && up.inflight.Load() == 0
 			}
 			maxInflight := int64(0)
-			for ended := false; !cutAll(); {
+			ended := false
+			for !cutAll() {
 				if ended {
+					// slowhttptest has exited: out is safe to read.
 					t.Fatalf("slowhttptest ended before the gateway cut its connections: %v flood offences, %d requests in flight upstream\n%s",
 						g.metric(t, "gatehouse_jail_offences_total", "jail", "flood"), up.inflight.Load(), lastLines(out.String(), 15))
 				}
@@ -588,6 +590,11 @@ hosts:
 				maxInflight = max(maxInflight, up.inflight.Load())
 				g.pause(t)
 			}
+			if !ended {
+				cancel()
+				<-done
+			}
+			// out is only read once slowhttptest has exited.
 			t.Logf("%s: all %d slow bodies cut; at most %d seen in flight upstream; slowhttptest:\n%s",
 				tc.name, conns, maxInflight, lastLines(out.String(), 6))
 			// slowhttptest's own availability probe is a whole request;
@@ -598,7 +605,6 @@ hosts:
 			case !tc.buffered && broken == 0:
 				t.Error("no slow body reached the streaming upstream: the test proves nothing")
 			}
-			cancel() // ends slowhttptest if it still runs
 			g.waitAccess(t, http.StatusRequestTimeout, "/slow")
 		})
 	}
