@@ -132,6 +132,16 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (rt *route) modifyResponse(resp *http.Response) error {
+	if req := resp.Request; req != nil && req.Body != nil && req.Body != http.NoBody && req.ProtoMajor == 1 {
+		// The upstream answered before the whole request body was read
+		// (a refusal of its own, a redirect): the rest of the body is
+		// still on the client connection, where the next request would
+		// be read from its middle, and the transport may still be
+		// reading it. Close the connection after this answer (issue 17).
+		if b := bodyOf(req); b != nil && b.state.Load() == bodyReading {
+			resp.Header["Connection"] = []string{"close"}
+		}
+	}
 	if resp.Request != nil && resp.Request.TLS != nil {
 		rt.headers.ApplyTLS(resp.Header)
 	} else {

@@ -609,3 +609,37 @@ hosts:
 		})
 	}
 }
+
+// TestBodyUpstreamAnswersEarly: an upstream that answers without reading
+// the body (a 403 of its own, a redirect) while the client's body is
+// still coming: the client gets the upstream's answer with Connection:
+// close, and the connection is closed — never read for another request
+// while part of the body is unread.
+func TestBodyUpstreamAnswersEarly(t *testing.T) {
+	t.Parallel()
+	early := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close") // as a server refusing a body does
+		http.Error(w, "go away", http.StatusForbidden)
+	}))
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`limits:
+  body_read_timeout: 1s
+hosts:
+  - match: [app.example.com]
+    upstreams: [%s]
+`, early.URL)))
+	c, err := net.DialTimeout("tcp", g.httpAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := "POST /early HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 10\r\n\r\nabc"
+	answers, closed := closeExchange(t, c, req, false)
+	if got := statusesOf(answers); !slices.Equal(got, []int{http.StatusForbidden}) {
+		t.Fatalf("statuses = %v, want the upstream's [403]", got)
+	}
+	if !answers[0].close {
+		t.Error("the upstream's early answer without Connection: close, with part of the body unread")
+	}
+	if !closed {
+		t.Error("connection left open with part of the body unread")
+	}
+}
