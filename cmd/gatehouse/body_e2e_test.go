@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -441,10 +442,10 @@ func closeExchange(t *testing.T, c net.Conn, req string, halfClose bool) (answer
 	}
 }
 
-// TestBodyStalledHTTP2: the timeout applies to an HTTP/2 stream too (the
+// TestBodyStalledTLS: the timeout applies to an HTTP/2 stream too (the
 // stream's read deadline): the stalled stream is answered 408 and the
-// upstream request aborted.
-func TestBodyStalledHTTP2(t *testing.T) {
+// upstream request aborted; and to HTTP/1.1 over TLS.
+func TestBodyStalledTLS(t *testing.T) {
 	t.Parallel()
 	up := newBodyUpstream(t)
 	ca := newTestCA(t)
@@ -498,6 +499,24 @@ hosts:
 		t.Errorf("upstream read %d complete bodies, want 0", n)
 	}
 	g.waitMetric(t, offences+1, "gatehouse_jail_offences_total", "jail", "flood")
+
+	// HTTP/1.1 over TLS: the deadline is the TLS connection's, and the
+	// answer closes the connection as on plain HTTP.
+	t.Run("http/1.1 over TLS", func(t *testing.T) {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", g.httpsAddr,
+			&tls.Config{ServerName: "app.example.com", RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers, closed := closeExchange(t, c, "POST /tls-stall HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 10\r\n\r\nabc", false)
+		if got := statusesOf(answers); !slices.Equal(got, []int{http.StatusRequestTimeout}) {
+			t.Fatalf("statuses = %v, want [408]", got)
+		}
+		if !answers[0].close || !closed {
+			t.Errorf("Connection: close %v, connection closed %v; want both", answers[0].close, closed)
+		}
+		up.waitBroken(t, "/tls-stall")
+	})
 }
 
 // TestBodySlowHTTPTest runs slowhttptest's slow body attack (-B: headers
