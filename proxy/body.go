@@ -28,8 +28,8 @@ const (
 // clientBody wraps every request body the gateway forwards (issue 17).
 // It gives each Read body_read_timeout to return — the time allowed
 // between two successful reads, nginx's client_body_timeout — through
-// the connection's read deadline (http.ResponseController, which HTTP/1
-// applies to the connection and HTTP/2 to the stream), and it records
+// the connection's read deadline (the writer's SetReadDeadline, which
+// HTTP/1 applies to the connection and HTTP/2 to the stream), and it records
 // how the body ended, so the route can answer a stalled body 408 and a
 // malformed one 400, and close the client connection in both cases.
 //
@@ -44,9 +44,11 @@ type clientBody struct {
 	// The request's context, which clientBody extends with itself
 	// (bodyOf): one allocation serves as body and context.
 	context.Context
-	rc      io.ReadCloser
-	ctl     http.ResponseController // by value: one allocation less per body
-	timeout time.Duration           // zero: no deadline (only in unit tests)
+	rc io.ReadCloser
+	// dl sets the connection's (HTTP/1) or stream's (HTTP/2) read
+	// deadline; nil when the writer has none (never in our servers).
+	dl      readDeadliner
+	timeout time.Duration // zero: no deadline (only in unit tests)
 	state   atomic.Uint32
 	// reading is held for the length of each Read, so settle can wait
 	// for a read in flight to return and set state.
@@ -59,7 +61,31 @@ type clientBody struct {
 // newClientBody wraps r's body. Install it as both r.Body and r's
 // context.
 func newClientBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) *clientBody {
-	return &clientBody{Context: r.Context(), rc: r.Body, ctl: *http.NewResponseController(w), timeout: timeout}
+	b := &clientBody{Context: r.Context(), rc: r.Body, timeout: timeout, dl: deadlinerOf(w)}
+	if b.dl == nil {
+		b.timeout = 0
+	}
+	return b
+}
+
+// readDeadliner is what http.ResponseController.SetReadDeadline looks
+// for.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// deadlinerOf finds w's read deadline through its Unwrap chain, as
+// http.ResponseController does, without allocating a controller per
+// request.
+func deadlinerOf(w http.ResponseWriter) readDeadliner {
+	for {
+		switch t := w.(type) {
+		case readDeadliner:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 type bodyKey struct{}
@@ -83,9 +109,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	b.reading.Lock()
 	defer b.reading.Unlock()
 	if b.timeout > 0 {
-		// Fails only on a writer without deadlines; both of our servers
-		// have them.
-		_ = b.ctl.SetReadDeadline(time.Now().Add(b.timeout))
+		// Fails only once the connection is gone, which the read then
+		// reports.
+		_ = b.dl.SetReadDeadline(time.Now().Add(b.timeout))
 	}
 	n, err := b.rc.Read(p)
 	if err == nil {
@@ -96,7 +122,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		// read (started at the body's EOF to notice a client leaving)
 		// would time out while a slow upstream answers, and cancel the
 		// request.
-		_ = b.ctl.SetReadDeadline(time.Time{})
+		_ = b.dl.SetReadDeadline(time.Time{})
 	}
 	if err == io.EOF {
 		b.state.CompareAndSwap(bodyReading, bodyDone)
@@ -196,7 +222,7 @@ func (rt *route) finishBody(r *http.Request, b *clientBody) {
 		}
 	case bodyReading:
 		if r.ProtoMajor == 1 && b.timeout > 0 {
-			_ = b.ctl.SetReadDeadline(time.Now().Add(b.timeout))
+			_ = b.dl.SetReadDeadline(time.Now().Add(b.timeout))
 		}
 	}
 }

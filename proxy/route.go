@@ -17,9 +17,9 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// route serves one configured host: upgrade policy, body limit, then the
-// host's own middleware (basic auth) and the reverse proxy to its upstream
-// pool.
+// route serves one configured host: upgrade policy, body limit and body
+// read timeout (body.go), then the host's own middleware (basic auth) and
+// the reverse proxy to its upstream pool.
 type route struct {
 	name      string // first name in hosts[].match: the host's label in logs and metrics
 	websocket bool
