@@ -116,8 +116,8 @@ func (g *gateway) waitAccess(t *testing.T, status int, path string) {
 }
 
 // bodyGateway starts a gateway with body_read_timeout 1s, a flood jail
-// that never bans (offences are only counted), a streaming host and a
-// buffering one.
+// that never bans (offences are only counted), a streaming host, a
+// buffering one, and a streaming one whose own body_read_timeout is 10s.
 func bodyGateway(t *testing.T, stream, buffered *bodyUpstream) *gateway {
 	t.Helper()
 	return startGateway(t, gatewayConfig(fmt.Sprintf(`limits:
@@ -131,6 +131,9 @@ hosts:
     upstreams: [%s]
     buffer_requests: true
     max_body: 1MB
+  - match: [patient.example.com]
+    upstreams: [%[1]s]
+    body_read_timeout: 10s
 `, stream.srv.URL, buffered.srv.URL)))
 }
 
@@ -207,10 +210,15 @@ func TestBodyTrickle(t *testing.T) {
 	const body = "trickle"
 	for _, tc := range []struct {
 		name, host string
-		wantCL     int64
+		body       string
+		gap        time.Duration
 	}{
-		{"streamed", "app.example.com", int64(len(body))},
-		{"buffered", "buffered.example.com", int64(len(body))},
+		// 7 gaps of 250ms, 1.75s in all against a 1s timeout.
+		{"streamed", "app.example.com", body, 250 * time.Millisecond},
+		{"buffered", "buffered.example.com", body, 250 * time.Millisecond},
+		// 2 gaps of 1.5s: over limits.body_read_timeout, within the
+		// host's own.
+		{"host override", "patient.example.com", "ok", 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -222,17 +230,16 @@ func TestBodyTrickle(t *testing.T) {
 			if err := c.SetDeadline(time.Now().Add(clientTimeout)); err != nil {
 				t.Fatal(err)
 			}
-			head := fmt.Sprintf("POST /trickle HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", tc.host, len(body))
+			head := fmt.Sprintf("POST /trickle HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", tc.host, len(tc.body))
 			if _, err := io.WriteString(c, head); err != nil {
 				t.Fatal(err)
 			}
-			// Pacing, not synchronisation: 7 gaps of 250ms, 1.75s in
-			// all against a 1s timeout.
-			tick := time.NewTicker(250 * time.Millisecond)
+			// Pacing, not synchronisation.
+			tick := time.NewTicker(tc.gap)
 			defer tick.Stop()
-			for i := range len(body) {
+			for i := range len(tc.body) {
 				<-tick.C
-				if _, err := c.Write([]byte{body[i]}); err != nil {
+				if _, err := c.Write([]byte{tc.body[i]}); err != nil {
 					t.Fatalf("write byte %d: %v", i, err)
 				}
 			}
@@ -252,8 +259,8 @@ func TestBodyTrickle(t *testing.T) {
 			if err := json.Unmarshal(got, &e); err != nil {
 				t.Fatalf("upstream answer %q: %v", got, err)
 			}
-			if e.Body != body || e.ContentLength != tc.wantCL {
-				t.Errorf("upstream got body %q with Content-Length %d, want %q with %d", e.Body, e.ContentLength, body, tc.wantCL)
+			if e.Body != tc.body || e.ContentLength != int64(len(tc.body)) {
+				t.Errorf("upstream got body %q with Content-Length %d, want %q with %d", e.Body, e.ContentLength, tc.body, len(tc.body))
 			}
 		})
 	}
