@@ -25,11 +25,20 @@ import (
 // by their Content-Length or chunked framing, parsed as net/http does.
 //
 // Where it cannot follow the stream — a head over the server's limit, a
-// Transfer-Encoding other than one "chunked", a bad Content-Length or
-// chunk line — net/http refuses the request and closes the connection
-// itself, so the guard passes the rest through unread. After a WebSocket
-// handshake answered with 101 the connection is a tunnel and is passed
-// through as well.
+// Transfer-Encoding other than one "chunked", a bad Content-Length —
+// net/http refuses the request and closes the connection itself, so the
+// guard passes the rest through unread. After a WebSocket handshake
+// answered with 101 the connection is a tunnel and is passed through as
+// well.
+//
+// A body whose framing breaks — a chunk-size line net/http refuses (a
+// bare LF, "0x", a CR before an extension, too long), a chunk not
+// followed by CRLF, an over-long trailer — or whose read fails (the
+// body_read_timeout deadline, a reset) poisons the connection (issue
+// 17): the bytes up to the fault are handed out, so net/http sees the
+// error, and then only EOF, so nothing after a malformed body is ever
+// parsed as a request, whether or not the server would keep the
+// connection.
 type framingGuard struct {
 	net.Conn
 	// maxHead is the most bytes a request head may take before the guard
@@ -72,6 +81,7 @@ const (
 	stTrailer                       // trailer lines up to an empty one
 	stPass                          // not parsed any more
 	stRejected                      // the refusal was handed out; EOF follows
+	stPoisoned                      // a body broke: buf[out:ready] then EOF
 )
 
 // Reasons the guard refuses a request; constant, safe to log.
@@ -80,6 +90,7 @@ const (
 	reasonTE10      = "Transfer-Encoding on HTTP/1.0"
 	reasonObsFold   = "obs-fold header line"
 	reasonVersion   = "HTTP version not 1.0 or 1.1"
+	reasonBadChunk  = "malformed chunked body"
 	maxChunkLine    = 4096 // net/http's limit on a chunk-size line
 	maxTrailerBytes = 4096 // net/http's limit on a trailer section
 )
@@ -125,6 +136,8 @@ func (g *framingGuard) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		switch {
+		case g.state == stPoisoned:
+			return 0, io.EOF
 		case g.state == stRejected:
 			// Drain until the server closes: an EOF here would tell it
 			// the client left, cancelling a request still in flight
@@ -148,8 +161,13 @@ func (g *framingGuard) Read(p []byte) (int, error) {
 			// Nothing held: the body goes straight to the caller.
 			n, err := g.Conn.Read(p[:int(min(int64(len(p)), g.remaining))])
 			g.remaining -= int64(n)
-			if g.remaining == 0 {
+			switch {
+			case g.remaining == 0:
 				g.state = stHead
+			case err != nil:
+				// Timed out or broke off mid-body: the rest is not a
+				// request.
+				g.state = stPoisoned
 			}
 			return n, err
 		}
@@ -215,7 +233,34 @@ func (g *framingGuard) fill() error {
 	if err == nil {
 		err = io.ErrNoProgress
 	}
+	if g.inBody() {
+		// A body that timed out (body_read_timeout) or broke off: what
+		// would come after it is not a request.
+		g.ready = len(g.buf)
+		g.state = stPoisoned
+	}
 	return err
+}
+
+// inBody reports whether the guard is inside a request body.
+func (g *framingGuard) inBody() bool {
+	switch g.state {
+	case stBody, stChunkSize, stChunkData, stChunkCRLF, stTrailer:
+		return true
+	}
+	return false
+}
+
+// poison hands out buf[out:at], where the body's framing broke, so that
+// net/http reads the fault and refuses the body; after that the
+// connection only gives EOF.
+func (g *framingGuard) poison(at int) {
+	g.ready = at
+	g.pos = at
+	g.state = stPoisoned
+	if g.onReject != nil {
+		g.onReject(reasonBadChunk)
+	}
 }
 
 // advance parses from pos and moves ready as far as the bytes allow. It
@@ -245,20 +290,25 @@ func (g *framingGuard) advance() bool {
 				return g.ready > start
 			}
 			if string(g.buf[g.ready:g.ready+2]) != "\r\n" {
-				g.pass()
+				g.poison(g.ready + 2)
 				return true
 			}
 			g.ready += 2
 			g.pos = g.ready
 			g.state = stChunkSize
 		case stChunkSize:
+			at := g.pos
 			line, ok := g.line(maxChunkLine)
 			if !ok {
-				return g.ready > start || g.state == stPass
+				if g.state == stPass { // over the limit: enough of it for net/http to see
+					g.poison(at + maxChunkLine + 1)
+					return true
+				}
+				return g.ready > start
 			}
 			size, ok := chunkSize(line)
-			if !ok || g.buf[g.pos-2] != '\r' { // net/http wants CRLF here, not a bare LF
-				g.pass()
+			if !ok || g.pos < 2 || g.buf[g.pos-2] != '\r' { // net/http wants CRLF here, not a bare LF
+				g.poison(g.pos)
 				return true
 			}
 			g.ready = g.pos
@@ -268,16 +318,21 @@ func (g *framingGuard) advance() bool {
 				g.state, g.remaining = stChunkData, size
 			}
 		case stTrailer:
-			line, ok := g.line(int(g.remaining))
+			at, limit := g.pos, int(g.remaining)
+			line, ok := g.line(limit)
 			if !ok {
-				return g.ready > start || g.state == stPass
+				if g.state == stPass { // over net/http's trailer limit
+					g.poison(at + limit + 1)
+					return true
+				}
+				return g.ready > start
 			}
 			g.remaining -= int64(g.pos - g.ready)
 			g.ready = g.pos
 			if len(line) == 0 {
 				g.state = stHead
 			}
-		default: // stPass, stRejected
+		default: // stPass, stRejected, stPoisoned
 			return true
 		}
 	}

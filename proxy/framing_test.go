@@ -94,8 +94,35 @@ var guardCases = []struct {
 	// Passed through unparsed: net/http refuses and closes by itself.
 	{name: "gzip transfer coding", in: "POST / HTTP/1.1\r\n" + hostLine + "Transfer-Encoding: gzip\r\n\r\nGET / HTTP/1.2\r\n\r\n"},
 	{name: "bad content-length", in: "POST / HTTP/1.1\r\n" + hostLine + "Content-Length: +3\r\n\r\nGET / HTTP/1.2\r\n\r\n"},
-	{name: "bare LF in chunk line", in: "POST / HTTP/1.1\r\n" + hostLine + "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\nGET / HTTP/1.2\r\n\r\n"},
+
+	// A malformed chunked body (issue 17): handed out up to the fault,
+	// so net/http refuses it, then EOF: nothing after it is a request.
+	{name: "bare LF in chunk line", in: chunkedHead + "3\nabc\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "3\n", reason: reasonBadChunk},
+	{name: "0x chunk size", in: chunkedHead + "0x3\r\nabc\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "0x3\r\n", reason: reasonBadChunk},
+	{name: "bare CR before a chunk extension", in: chunkedHead + "3\r;ext\r\nabc\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "3\r;ext\r\n", reason: reasonBadChunk},
+	{name: "second chunk malformed", in: chunkedHead + "3\r\nabc\r\n-1\r\nx\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "3\r\nabc\r\n-1\r\n", reason: reasonBadChunk},
+	{name: "chunk size over 16 digits", in: chunkedHead + "00000000000000003\r\nabc\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "00000000000000003\r\n", reason: reasonBadChunk},
+	{name: "chunk data not followed by CRLF", in: chunkedHead + "3\r\nabcd\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "3\r\nabcd\r", reason: reasonBadChunk},
+	{name: "empty chunk-size line", in: chunkedHead + "\r\n" + smuggled,
+		out: chunkedHead + "\r\n", reason: reasonBadChunk},
+	{name: "chunk-size line over the limit", in: chunkedHead + "3;" + strings.Repeat("x", maxChunkLine) + "\r\nabc\r\n0\r\n\r\n" + smuggled,
+		out: chunkedHead + "3;" + strings.Repeat("x", maxChunkLine-1), reason: reasonBadChunk},
+	{name: "trailer over the limit", in: chunkedHead + "0\r\nT: " + strings.Repeat("x", maxTrailerBytes) + "\r\n\r\n" + smuggled,
+		out: chunkedHead + "0\r\nT: " + strings.Repeat("x", maxTrailerBytes-2), reason: reasonBadChunk},
 }
+
+// chunkedHead starts a chunked request; smuggled is the request a
+// malformed body must never let through.
+const (
+	chunkedHead = "POST / HTTP/1.1\r\n" + hostLine + "Transfer-Encoding: chunked\r\n\r\n"
+	smuggled    = "GET /smuggled HTTP/1.1\r\n" + hostLine + "\r\n"
+)
 
 func TestFramingGuard(t *testing.T) {
 	t.Parallel()
@@ -177,6 +204,13 @@ func FuzzFramingGuard(f *testing.F) {
 		if len(reasons) == 0 {
 			if out != in {
 				t.Fatalf("guard(%q) passed %q without refusing", in, out)
+			}
+			return
+		}
+		if len(reasons) == 1 && reasons[0] == reasonBadChunk {
+			// A malformed body: a prefix of the input, nothing invented.
+			if !strings.HasPrefix(in, out) {
+				t.Fatalf("guard(%q) = %q after a malformed body: want a prefix of the input", in, out)
 			}
 			return
 		}

@@ -3,13 +3,13 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"time"
 
 	"gatehouse/middleware"
 	"gatehouse/rules"
@@ -18,9 +18,9 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// route serves one configured host: upgrade policy, body limit, then the
-// host's own middleware (basic auth) and the reverse proxy to its upstream
-// pool.
+// route serves one configured host: upgrade policy, body limit and body
+// read timeout (body.go), then the host's own middleware (basic auth) and
+// the reverse proxy to its upstream pool.
 type route struct {
 	name      string // first name in hosts[].match: the host's label in logs and metrics
 	websocket bool
@@ -43,6 +43,11 @@ type route struct {
 	// passClient holds the client identity headers (lower case) this
 	// host's upstream may receive from clients (hosts[].headers.pass_client).
 	passClient map[string]bool
+	// bodyTimeout is the time allowed between two reads of a request
+	// body (hosts[].body_read_timeout, body.go).
+	bodyTimeout time.Duration
+	// jails receive a stalled body's offence (the flood jail).
+	jails *rules.Jails
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -69,31 +74,18 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = clientBody{r.Body}
+	if r.Body == nil || r.Body == http.NoBody {
+		rt.next.ServeHTTP(w, r)
+		return
 	}
+	b := newClientBody(w, r, rt.bodyTimeout)
+	// The proxy's error handler gets the outgoing request, whose body
+	// ReverseProxy wraps: it finds b through the context (bodyOf).
+	r = r.WithContext(b)
+	r.Body = b
 	rt.next.ServeHTTP(w, r)
+	rt.finishBody(r, b)
 }
-
-// clientBody marks the errors of reading the client's request body, which
-// reach proxyError wrapped in the transport's: a body that breaks off or
-// lies about its length (an HTTP/2 content-length larger than the data
-// sent) is the client's fault, and is answered 400, not 502.
-type clientBody struct{ io.ReadCloser }
-
-func (b clientBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		err = &clientBodyError{err}
-	}
-	return n, err
-}
-
-// clientBodyError is an error reading the client's request body.
-type clientBodyError struct{ err error }
-
-func (e *clientBodyError) Error() string { return e.err.Error() }
-func (e *clientBodyError) Unwrap() error { return e.err }
 
 // rewrite sets the forwarding headers. ReverseProxy has already removed
 // hop-by-hop headers and every client-sent Forwarded / X-Forwarded-*
@@ -159,6 +151,16 @@ func redactReferer(h http.Header) {
 }
 
 func (rt *route) modifyResponse(resp *http.Response) error {
+	if req := resp.Request; req != nil && req.Body != nil && req.Body != http.NoBody && req.ProtoMajor == 1 {
+		// The upstream answered before the whole request body was read
+		// (a refusal of its own, a redirect): the rest of the body is
+		// still on the client connection, where the next request would
+		// be read from its middle, and the transport may still be
+		// reading it. Close the connection after this answer (issue 17).
+		if b := bodyOf(req); b != nil && b.state.Load() == bodyReading {
+			resp.Header["Connection"] = []string{"close"}
+		}
+	}
 	if resp.Request != nil && resp.Request.TLS != nil {
 		rt.headers.ApplyTLS(resp.Header)
 	} else {
@@ -173,6 +175,16 @@ const statusClientClosed = 499
 
 // proxyError answers a request the upstreams could not serve.
 func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	// A failed body first: an HTTP/1 stall cancels the request's
+	// context too, and it is answered 408, not logged as 499.
+	if b := bodyOf(r); b != nil {
+		if r.Context().Err() != nil {
+			b.settle()
+		}
+		if rt.bodyFailed(w, r, b) {
+			return
+		}
+	}
 	var mbe *http.MaxBytesError
 	var cbe *clientBodyError
 	var ne net.Error

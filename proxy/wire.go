@@ -217,6 +217,8 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			maxBody:     int64(h.MaxBody),
 			headers:     headers,
 			log:         s.log,
+			bodyTimeout: h.BodyReadTimeout.D(),
+			jails:       rt.jails,
 		}
 		r.canonical = rules.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
 		for _, name := range h.Headers.PassClient {
@@ -234,6 +236,9 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			ErrorLog:       errLog,
 		}
 		r.next = fullDuplex(r.proxy)
+		if h.BufferRequests {
+			r.next = r.bufferBody(r.next)
+		}
 		if ba := h.BasicAuth; ba != nil {
 			r.authHeader = http.CanonicalHeaderKey(ba.UserHeader)
 			if r.authHeader != "X-Forwarded-User" {
@@ -375,8 +380,9 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	// malformed requests end here) → probes (every host, and requests for
 	// unknown hosts too) → host router (421 for unknown hosts, 308 to https
 	// for names with a certificate) → per host: upgrade policy, body limit
-	// → hotlink → signed links → basic auth → upstream (response header
-	// policy applied on the way back).
+	// → hotlink → signed links → basic auth → request buffering
+	// (buffer_requests) → upstream (response header policy applied on the
+	// way back).
 	rt.router = hosts
 	rt.creds = creds
 	rt.handler = middleware.WithScope(accessLog(clientIP(guard(limited))))

@@ -48,6 +48,7 @@ func Parse(name string, data []byte) (*File, error) {
 
 	v := &validator{file: name, lines: d.lines}
 	v.zeroLimits(f.Limits) // before defaults hide an explicit 0
+	v.zeroHostTimeouts(f.Hosts)
 	applyDefaults(&f)
 	v.check(&f)
 

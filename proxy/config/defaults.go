@@ -33,8 +33,11 @@ func applyDefaults(f *File) {
 	if l.H2MaxStreams == 0 {
 		l.H2MaxStreams = 250
 	}
+	setDuration(&l.BodyReadTimeout, 60*time.Second)
 
 	for i := range f.Hosts {
+		// A host without its own body_read_timeout inherits the limit.
+		setDuration(&f.Hosts[i].BodyReadTimeout, l.BodyReadTimeout.D())
 		if f.Hosts[i].HSTS == "" {
 			f.Hosts[i].HSTS = "max-age=31536000"
 		}

@@ -107,6 +107,13 @@ type Limits struct {
 	// 10000000. Default 100000: about 6 MB per counting jail and 30 MB
 	// per flood jail when full.
 	TrackedClients int `yaml:"tracked_clients"`
+	// BodyReadTimeout is the time allowed between two successful reads of
+	// a request body (nginx's client_body_timeout): a client that sends
+	// nothing for this long gets 408, its connection is closed, the
+	// upstream request is aborted, and it is an offence for the flood
+	// jail. Not a bound on the whole upload. hosts[].body_read_timeout
+	// overrides it per host. Default 60s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 }
 
 // Host routes one or more host names to a set of upstreams (key hosts[]).
@@ -152,6 +159,19 @@ type Host struct {
 	// web.config), which gets around every path rule; only for upstreams
 	// on other systems whose paths use ":$". Default false.
 	AllowStreamSyntax bool `yaml:"allow_stream_syntax"`
+	// BodyReadTimeout overrides limits.body_read_timeout for this host
+	// (key hosts[].body_read_timeout): the time allowed between two
+	// successful reads of a request body. Unset: the limit's value (an
+	// explicit 0 is refused, as for limits).
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// BufferRequests reads the whole request body before the upstream is
+	// contacted (key hosts[].buffer_requests), as nginx's
+	// proxy_request_buffering does, for upstreams with few workers: a slow
+	// client then holds no upstream connection. The upstream gets the body
+	// with a Content-Length. Bodies up to 64KB are kept in memory, larger
+	// ones in an unlinked temporary file. Needs max_body, which bounds
+	// what is buffered. Default false: bodies stream.
+	BufferRequests bool `yaml:"buffer_requests"`
 }
 
 // Headers edits the response headers sent to clients (key hosts[].headers).

@@ -166,10 +166,24 @@ func (v *validator) zeroLimits(l Limits) {
 		{"conns_per_ip", l.ConnsPerIP == 0, d.ConnsPerIP},
 		{"h2_max_streams", l.H2MaxStreams == 0, d.H2MaxStreams},
 		{"tracked_clients", l.TrackedClients == 0, d.TrackedClients},
+		{"body_read_timeout", l.BodyReadTimeout == 0, d.BodyReadTimeout},
 	} {
 		field := "limits." + c.key
 		if _, written := v.lines[field]; written && c.zero {
 			v.add(field, "must be greater than 0; remove the key for the default (%v)", c.def)
+		}
+	}
+}
+
+// zeroHostTimeouts reports a hosts[].body_read_timeout written as 0 (or
+// null): unset inherits limits.body_read_timeout, and an explicit 0 —
+// often meant as "no timeout" — would silently inherit too. It runs
+// before applyDefaults.
+func (v *validator) zeroHostTimeouts(hosts []Host) {
+	for i, h := range hosts {
+		field := "hosts[" + strconv.Itoa(i) + "].body_read_timeout"
+		if _, written := v.lines[field]; written && h.BodyReadTimeout == 0 {
+			v.add(field, "must be greater than 0; remove the key to use limits.body_read_timeout")
 		}
 	}
 }
@@ -237,6 +251,11 @@ func (v *validator) hosts(hosts []Host) {
 			ups[u.String()] = field
 		}
 
+		if h.BufferRequests && h.MaxBody == 0 {
+			// Buffering without a bound would let one client fill the
+			// disk; nginx bounds it by client_max_body_size (1m).
+			v.add(p+".buffer_requests", "needs max_body, which bounds what is buffered (nginx's client_max_body_size default is 1MB)")
+		}
 		v.headers(p+".headers", h.Headers)
 		v.hsts(p+".hsts", h.HSTS)
 		if h.BasicAuth != nil {
