@@ -64,7 +64,21 @@ func (s *Server) connLimiter(cfg *config.File) *connLimiter {
 // plainListener wraps the plain HTTP listener: the connection limit, then
 // the HTTP/1 framing guard (framing.go) on every connection.
 func (s *Server) plainListener(ln net.Listener, l *connLimiter, cfg *config.File) net.Listener {
-	return &guardListener{Listener: limitListen(ln, l), maxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), log: s.log}
+	return &guardListener{Listener: limitListen(ln, l), maxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), refused: s.framingRefused}
+}
+
+// framingRefused logs a request the framing guard refused (request
+// smuggling framing, a malformed chunked body) and counts it against the
+// peer in the probes jail, as Hygiene counts its 400s (issue 17): no
+// browser sends such framing. A trusted proxy is never banned for it.
+func (s *Server) framingRefused(peer net.Addr, reason string) {
+	s.log.Debug("malformed request refused", "peer", peer.String(), "reason", reason)
+	ap, err := netip.ParseAddrPort(peer.String())
+	if err != nil {
+		return
+	}
+	rt := s.current.Load()
+	rt.jails.Report(probeJail(rt.cfg), ap.Addr().Unmap(), "malformed request")
 }
 
 // key returns the counting key of a, and false for an exempt client.

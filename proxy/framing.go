@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net"
 	"sync/atomic"
 )
@@ -103,7 +102,9 @@ var refusal = []byte("REFUSED\r\n\r\n")
 type guardListener struct {
 	net.Listener
 	maxHeaderBytes int
-	log            *slog.Logger
+	// refused is told of each request the guard refuses, with the
+	// connection's peer; nil: nobody.
+	refused func(peer net.Addr, reason string)
 }
 
 func (gl *guardListener) Accept() (net.Conn, error) {
@@ -111,10 +112,15 @@ func (gl *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	peer := c.RemoteAddr()
-	return newFramingGuard(c, gl.maxHeaderBytes, func(reason string) {
-		gl.log.Debug("malformed request refused", "peer", peer.String(), "reason", reason)
-	}), nil
+	return newFramingGuard(c, gl.maxHeaderBytes, onRefusal(gl.refused, c.RemoteAddr())), nil
+}
+
+// onRefusal binds refused to one connection's peer; nil stays nil.
+func onRefusal(refused func(peer net.Addr, reason string), peer net.Addr) func(reason string) {
+	if refused == nil {
+		return nil
+	}
+	return func(reason string) { refused(peer, reason) }
 }
 
 // newFramingGuard wraps an accepted HTTP/1 connection. maxHeaderBytes is

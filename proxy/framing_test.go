@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -158,7 +157,7 @@ func TestFramingGuardOverServer(t *testing.T) {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go srv.Serve(&guardListener{Listener: ln, maxHeaderBytes: http.DefaultMaxHeaderBytes, log: slog.New(slog.DiscardHandler)})
+	go srv.Serve(&guardListener{Listener: ln, maxHeaderBytes: http.DefaultMaxHeaderBytes})
 	t.Cleanup(func() { srv.Close() })
 
 	c, err := net.Dial("tcp", ln.Addr().String())

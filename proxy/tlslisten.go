@@ -29,6 +29,8 @@ type tlsListener struct {
 	timeout time.Duration
 	maxHead int
 	log     *slog.Logger
+	// refused is told of each HTTP/1 request the framing guard refuses.
+	refused func(peer net.Addr, reason string)
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -36,9 +38,9 @@ type tlsListener struct {
 }
 
 func newTLSListener(inner net.Listener, cfg *tls.Config, readHeaderTimeout time.Duration, maxHeaderBytes int,
-	log *slog.Logger) *tlsListener {
+	refused func(peer net.Addr, reason string), log *slog.Logger) *tlsListener {
 	l := &tlsListener{
-		inner: inner, cfg: cfg, timeout: readHeaderTimeout, maxHead: maxHeaderBytes, log: log,
+		inner: inner, cfg: cfg, timeout: readHeaderTimeout, maxHead: maxHeaderBytes, refused: refused, log: log,
 		conns: make(chan net.Conn), done: make(chan struct{}),
 	}
 	go l.acceptLoop()
@@ -82,10 +84,7 @@ func (l *tlsListener) handshake(c net.Conn) {
 		tc.Close()
 		return
 	default:
-		peer := c.RemoteAddr()
-		g := newFramingGuard(tc, l.maxHead, func(reason string) {
-			l.log.Debug("malformed request refused", "peer", peer.String(), "reason", reason)
-		})
+		g := newFramingGuard(tc, l.maxHead, onRefusal(l.refused, c.RemoteAddr()))
 		conn = &tlsPlainConn{framingGuard: g, state: st}
 	}
 	select {

@@ -77,6 +77,14 @@ func neverBanned(cfg *config.File) []netip.Prefix {
 	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
 }
 
+// probeJail is the jail probes and malformed requests are reported to.
+func probeJail(cfg *config.File) string {
+	if cfg.Probes != nil && cfg.Probes.Jail != "" {
+		return cfg.Probes.Jail
+	}
+	return middleware.DefaultProbeJail
+}
+
 // jailsConfig maps the config's jail settings to the rules package's.
 func jailsConfig(cfg *config.File) rules.JailsConfig {
 	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
@@ -321,10 +329,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		return nil, err
 	}
 	// A malformed request is a probe: it goes to the probes jail.
-	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders, Jail: middleware.DefaultProbeJail}
-	if cfg.Probes != nil && cfg.Probes.Jail != "" {
-		hc.Jail = cfg.Probes.Jail
-	}
+	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders, Jail: probeJail(cfg)}
 	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
 		// Asked only for a path with %2F or ":$": the host it routes to
 		// decides.

@@ -379,3 +379,59 @@ hosts:
 		t.Errorf("after a reload that kept the flood limits = %d, want 429 (no fresh burst)", code)
 	}
 }
+
+// TestFramingRefusalIsProbe: a request the framing guard refuses
+// (Content-Length with Transfer-Encoding, a malformed chunked body) is an
+// offence against its peer in the probes jail, like Hygiene's 400s.
+func TestFramingRefusalIsProbe(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
+  presets: [common]
+jails:
+  probes: {maxretry: 2, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [app.test]
+    upstreams: [%s]
+`, up.URL())))
+	send := func(from, req string) int {
+		t.Helper()
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", g.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(clientTimeout)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const (
+		smuggle = "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+		badBody = "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n"
+		plain   = "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+	)
+	if code := send("127.0.0.5", smuggle); code != 400 {
+		t.Fatalf("CL+TE = %d, want 400", code)
+	}
+	// The guard reads the body ahead of the handler, so the second
+	// offence may ban the peer before its request is answered: 403.
+	if code := send("127.0.0.5", badBody); code != 400 && code != 403 {
+		t.Fatalf("0x chunk size = %d, want 400 or 403", code)
+	}
+	if code := send("127.0.0.5", plain); code != 403 {
+		t.Errorf("after two framing refusals = %d, want 403 (banned by the probes jail)", code)
+	}
+	if code := send("127.0.0.6", plain); code != 200 {
+		t.Errorf("another peer = %d, want 200", code)
+	}
+}
