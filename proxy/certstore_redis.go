@@ -401,6 +401,11 @@ func (s *redisCertStorage) Lock(ctx context.Context, name string) error {
 		case <-t.C:
 		}
 		ok, err := s.TryLock(ctx, name)
+		if err != nil && ctx.Err() != nil {
+			// The client's deadline, taken from ctx, ran out mid-command:
+			// that is ctx's deadline, not a Redis failure.
+			return fmt.Errorf("lock %s: %w", name, ctx.Err())
+		}
 		if err != nil {
 			return err
 		}
