@@ -57,12 +57,20 @@ type hostOut struct {
 	maxBody     string
 	maxBodySrc  *Directive
 	maxBodyNote string
-	websocket   *bool
-	auth        *authOut
-	hotlink     *hotlinkOut
-	signed      *signedOut
-	set         []kvItem
-	remove      []item
+	// bodyTimeout is body_read_timeout ("" leaves the default, nginx's
+	// client_body_timeout default too).
+	bodyTimeout    string
+	bodyTimeoutSrc *Directive
+	// buffer is buffer_requests; bufferSrc the proxy_request_buffering
+	// it came from, nil for nginx's default.
+	buffer    bool
+	bufferSrc *Directive
+	websocket *bool
+	auth      *authOut
+	hotlink   *hotlinkOut
+	signed    *signedOut
+	set       []kvItem
+	remove    []item
 }
 
 type authOut struct {
@@ -398,6 +406,19 @@ func (t *translator) emitHost(h *hostOut, footer *[]string) *yaml.Node {
 			v.LineComment = "client_max_body_size, " + from(h.maxBodySrc)
 		}
 		m.add("max_body", v)
+	}
+	if h.bodyTimeout != "" {
+		v := scalar(h.bodyTimeout)
+		v.LineComment = "client_body_timeout, " + from(h.bodyTimeoutSrc)
+		m.add("body_read_timeout", v)
+	}
+	if h.buffer {
+		v := boolean(true)
+		v.LineComment = "nginx's default proxy_request_buffering on: a slow client holds no upstream connection"
+		if h.bufferSrc != nil {
+			v.LineComment = "proxy_request_buffering, " + from(h.bufferSrc)
+		}
+		m.add("buffer_requests", v)
 	}
 	if a := h.auth; a != nil {
 		am := newMapping()

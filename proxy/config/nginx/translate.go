@@ -203,6 +203,8 @@ type scope struct {
 	hideHeader  []*Directive
 	proxyHeader []*Directive
 	bodySize    *Directive
+	bodyTimeout *Directive // client_body_timeout
+	buffering   *Directive // proxy_request_buffering
 	cert, key   *Directive
 	access      []*Directive // allow and deny, in order
 	satisfy     *Directive
@@ -230,6 +232,10 @@ func (s scope) inherit(ds []*Directive) scope {
 			ph = append(ph, d)
 		case "client_max_body_size":
 			s.bodySize = d
+		case "client_body_timeout":
+			s.bodyTimeout = d
+		case "proxy_request_buffering":
+			s.buffering = d
 		case "ssl_certificate":
 			s.cert = d
 		case "ssl_certificate_key":
@@ -294,6 +300,7 @@ func (t *translator) http(h *Directive) {
 var inheritedNames = map[string]bool{
 	"auth_basic": true, "auth_basic_user_file": true, "valid_referers": true, "limit_req": true,
 	"add_header": true, "proxy_hide_header": true, "proxy_set_header": true, "client_max_body_size": true,
+	"client_body_timeout": true, "proxy_request_buffering": true,
 	"ssl_certificate": true, "ssl_certificate_key": true, "allow": true, "deny": true,
 }
 

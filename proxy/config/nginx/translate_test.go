@@ -159,6 +159,30 @@ func TestTranslate(t *testing.T) {
 			valid:        true,
 		},
 		{
+			// issue 17: nginx buffers request bodies and times them out
+			// (client_body_timeout); both carry over per host, and a
+			// location that differs is listed, never widened.
+			name: "request body timeout and buffering",
+			files: map[string]string{"nginx.conf": httpConf(`client_body_timeout 30s;
+				server { server_name a.example.com; location / { proxy_pass http://127.0.0.1:3000; } }
+				server { server_name b.example.com; client_body_timeout 1m30s; proxy_request_buffering off;
+					location / { proxy_pass http://127.0.0.1:3000; }
+					location /upload/ { client_body_timeout 300; proxy_request_buffering on; proxy_pass http://127.0.0.1:3000; } }
+				server { server_name c.example.com; client_max_body_size 0; location / { proxy_pass http://127.0.0.1:3000; } }`)},
+			want: map[string]string{
+				"hosts.0.body_read_timeout": "30s",
+				"hosts.0.buffer_requests":   "true",
+				"hosts.1.body_read_timeout": "90s",
+				"hosts.1.buffer_requests":   "<missing>",
+				"hosts.2.buffer_requests":   "<missing>",
+			},
+			wantFindings: []string{"gatehouse has one body_read_timeout per host (90s); location /upload/ differs",
+				"gatehouse buffers request bodies per host (buffer_requests: false); location /upload/ differs",
+				"client_max_body_size is 0 (no limit): bodies stream to the upstream"},
+			wantYAML: []string{"buffer_requests: true # nginx's default proxy_request_buffering on", "body_read_timeout: 90s # client_body_timeout, "},
+			valid:    true,
+		},
+		{
 			name: "upstream block with two servers",
 			files: map[string]string{"nginx.conf": httpConf(`
 				upstream app { server 127.0.0.1:3001; server 127.0.0.1:3002 max_fails=3 fail_timeout=5s; server 127.0.0.1:3003 down; server 127.0.0.1:3004 backup; keepalive 8; }
