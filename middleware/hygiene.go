@@ -201,12 +201,11 @@ func (hy *hygiene) wrap(next http.Handler) http.Handler {
 			}
 		}
 		if err != nil {
-			reason := "unsafe path"
 			var upe *rules.UnsafePathError
-			if errors.As(err, &upe) {
-				reason = upe.Reason
+			if !errors.As(err, &upe) {
+				upe = &rules.UnsafePathError{Reason: "unsafe path"}
 			}
-			hy.refuse(w, r, s, http.StatusBadRequest, reason)
+			hy.refuseAs(w, r, s, http.StatusBadRequest, upe.Reason, upe.Hostile(raw))
 			return
 		}
 		s.Path = c
@@ -272,14 +271,20 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 
 // refuse answers a request Hygiene will not pass, closing an HTTP/1
 // connection: what follows a malformed request on it cannot be trusted.
-// A 400 is an offence for the configured jail; a 421 (strict SNI) is not,
-// since browsers reuse a connection for every host its certificate
-// covers.
+// A 400 is an offence for the configured jail (no browser sends such a
+// request line, host or header set); a 421 (strict SNI) is not, since
+// browsers reuse a connection for every host its certificate covers.
 func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
+	hy.refuseAs(w, r, s, code, reason, code == http.StatusBadRequest)
+}
+
+// refuseAs is refuse, with offence saying whether the refusal is held
+// against the client (see rules.UnsafePathError.Hostile for paths).
+func (hy *hygiene) refuseAs(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string, offence bool) {
 	if hy.log.Enabled(r.Context(), slog.LevelDebug) {
 		hy.log.Debug("request refused", "client_ip", s.ClientIP, "status", code, "reason", reason)
 	}
-	if code == http.StatusBadRequest && hy.jail != "" && hy.jails != nil {
+	if offence && hy.jail != "" && hy.jails != nil {
 		s.Offence = "malformed request: " + reason
 		hy.jails.Report(hy.jail, s.ClientIP, "malformed request")
 	}

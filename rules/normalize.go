@@ -39,6 +39,41 @@ func (e *UnsafePathError) Is(target error) bool {
 		target == ErrStreamSyntax && e.Reason == reasonStreamSyntax
 }
 
+// Hostile reports whether the refusal is one no browser produces from a
+// link written on a page, so the client is probing: an encoded NUL or
+// other control character, a ".." above the root, double encoding
+// (%252e, IIS %u), NTFS stream syntax, a raw byte browsers always encode
+// (control, space, non-ASCII, "\" which they turn into "/"), and an
+// encoded separator next to a dot-dot ("..%2F", "%5C..", the traversal
+// scanners send). A link can carry an encoded "/" or "\"
+// (encodeURIComponent), an old Latin-1 escape (invalid UTF-8), a "%" not
+// followed by hex ("100%") and a "..." file name as written: those are
+// refused all the same, but are not held against the client (issue 17).
+// raw is the path Canonical was given.
+func (e *UnsafePathError) Hostile(raw string) bool {
+	switch e.Reason {
+	case reasonEncNUL, reasonEncControl, reasonAboveRoot, reasonDoubleEncoding, reasonStreamSyntax,
+		reasonRawControl, reasonRawSpace, reasonRawNonASCII, reasonRawBackslash:
+		return true
+	case reasonEncSlash, reasonEncBackslash:
+		return dotDotSeparator(raw)
+	}
+	return false
+}
+
+// dotDotSeparator reports whether raw has an encoded "/" or "\" next to a
+// "..", raw or encoded.
+func dotDotSeparator(raw string) bool {
+	l := strings.ToLower(raw)
+	l = strings.ReplaceAll(l, "%2e", ".")
+	for _, sep := range []string{"%2f", "%5c"} {
+		if strings.Contains(l, ".."+sep) || strings.Contains(l, sep+"..") {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrEncodedSlash matches (errors.Is) the UnsafePathError of a path with an
 // encoded "/" (%2F).
 var ErrEncodedSlash = errors.New("encoded slash")

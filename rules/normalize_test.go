@@ -456,3 +456,40 @@ func BenchmarkCanonical(b *testing.B) {
 		})
 	}
 }
+
+// TestUnsafePathHostile pins which refusals are held against the client
+// (issue 17): those no browser sends from a link as written.
+func TestUnsafePathHostile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		raw     string
+		hostile bool
+	}{
+		{"/a%00", true},
+		{"/a%0a", true},
+		{"/../etc/passwd", true},
+		{"/%252e%252e/", true},
+		{"/%25u002e", true},
+		{"/web.config::$DATA", true},
+		{"/a\\b", true},
+		{"/a b", true},
+		{"/caf\xc3\xa9", true},
+		{"/..%2F..%2Fetc/passwd", true},
+		{"/%2e%2e%5cwindows", true},
+		{"/a%2F..", true},
+		{"/tags/c%2Fc%2B%2B", false},
+		{"/a%5Cb", false},
+		{"/caf%E9.html", false},
+		{"/100%", false},
+		{"/wiki/...", false},
+	} {
+		_, err := Canonical(tc.raw)
+		var upe *UnsafePathError
+		if !errors.As(err, &upe) {
+			t.Fatalf("Canonical(%q) error = %v, want an UnsafePathError", tc.raw, err)
+		}
+		if got := upe.Hostile(tc.raw); got != tc.hostile {
+			t.Errorf("Canonical(%q) refusal %q: Hostile = %v, want %v", tc.raw, upe.Reason, got, tc.hostile)
+		}
+	}
+}

@@ -300,7 +300,7 @@ hosts:
     upstreams: [%s]
 `, up.URL())))
 	client := http.Header{"X-Forwarded-For": {"198.51.100.30"}}
-	for _, p := range []string{"/a%00", "/../../etc/passwd", "/a%2Fb"} {
+	for _, p := range []string{"/a%00", "/../../etc/passwd", "/..%2F..%2Fetc/passwd"} {
 		if code, _ := rawGet(t, g, "app.test", p, client); code != 400 {
 			t.Fatalf("GET %s = %d, want 400", p, code)
 		}
