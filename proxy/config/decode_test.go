@@ -461,6 +461,18 @@ var parseErrorCases = []struct {
 		wantErr: `t.yaml:5: admin.names[1]: admin.example.com. is listed twice`,
 	},
 	{
+		// Red-team finding on issue 17: "/paid%2Fa" is outside "/paid/"
+		// for the rules and /paid/a for an upstream that decodes %2F.
+		name:    "allow_encoded_slash with signed link paths",
+		in:      minimal + "    allow_encoded_slash: true\n    signed_links: {paths: [/paid/], key: \"sha256:x\"}\n",
+		wantErr: `t.yaml:4: hosts[0].allow_encoded_slash: cannot be combined with signed_links.paths on the same host`,
+	},
+	{
+		name:    "allow_encoded_slash with hotlink prefixes",
+		in:      minimal + "    allow_encoded_slash: true\n    hotlink: {paths: [\"*.mp4\", /videos/], allow: [none]}\n",
+		wantErr: `t.yaml:4: hosts[0].allow_encoded_slash: cannot be combined with hotlink.paths on the same host`,
+	},
+	{
 		name:    "bad log access",
 		in:      minimal + "log:\n  access: jsn\n",
 		wantErr: `t.yaml:5: log.access: "jsn" is not one of json, combined, off`,
@@ -877,5 +889,16 @@ func TestShippedConfigs(t *testing.T) {
 	}
 	if !strings.HasPrefix(f.Listen.HTTP, "127.0.0.1:") || !strings.HasPrefix(f.Admin.Listen, "127.0.0.1:") {
 		t.Errorf("demo listens on %s and %s, want loopback only", f.Listen.HTTP, f.Admin.Listen)
+	}
+}
+
+// TestEncodedSlashWholeHostRules: allow_encoded_slash goes with rules that
+// cover the whole host, or match segment suffixes, which "%2F" cannot get
+// around.
+func TestEncodedSlashWholeHostRules(t *testing.T) {
+	t.Parallel()
+	in := minimal + "    allow_encoded_slash: true\n    hotlink: {paths: [\"*.mp4\", \"*.jpg\"], allow: [none]}\n"
+	if _, err := Parse("t.yaml", []byte(in)); err != nil {
+		t.Errorf("Parse(allow_encoded_slash with suffix-only hotlink paths) = %v, want no error", err)
 	}
 }

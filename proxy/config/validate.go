@@ -256,6 +256,23 @@ func (v *validator) hosts(hosts []Host) {
 			// disk; nginx bounds it by client_max_body_size (1m).
 			v.add(p+".buffer_requests", "needs max_body, which bounds what is buffered (nginx's client_max_body_size default is 1MB)")
 		}
+		if h.AllowEncodedSlash {
+			// Path rules see "/paid%2Fa" as one segment outside "/paid/";
+			// an upstream that decodes %2F serves /paid/a (red-team
+			// finding on issue 17). Only a whole-host rule holds.
+			partial := func(what string) {
+				v.add(p+".allow_encoded_slash", "cannot be combined with %s on the same host: a rule on part of the host does not cover \"/a%%2Fb\", which an upstream that decodes %%2F serves as /a/b; protect the whole host (paths: [\"/\"]) or serve the %%2F paths on a host of their own", what)
+			}
+			if ba := h.BasicAuth; ba != nil && partialPaths(ba.Paths) {
+				partial("basic_auth.paths")
+			}
+			if h.Hotlink != nil && partialPaths(h.Hotlink.Paths) {
+				partial("hotlink.paths")
+			}
+			if h.SignedLinks != nil && partialPaths(h.SignedLinks.Paths) {
+				partial("signed_links.paths")
+			}
+		}
 		v.headers(p+".headers", h.Headers)
 		v.hsts(p+".hsts", h.HSTS)
 		if h.BasicAuth != nil {
@@ -454,6 +471,22 @@ func (v *validator) basicAuth(p string, ba *BasicAuth) {
 	if !validHeaderName(ba.UserHeader) {
 		v.add(p+".user_header", "%q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", ba.UserHeader)
 	}
+}
+
+// partialPaths reports whether a path list protects part of a host in a
+// way an encoded "/" gets around: it has a pattern other than "/" (the
+// whole host) and "*suffix" (which matches the end of a segment, "%2F" or
+// not). Empty means the whole host.
+func partialPaths(paths []string) bool {
+	if slices.Contains(paths, "/") {
+		return false
+	}
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "*") || strings.HasPrefix(p, "**/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) headers(p string, h Headers) {
