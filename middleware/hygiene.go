@@ -77,7 +77,7 @@ var strippedHeaders = []string{
 // ClientIdentityHeaders are the request headers that claim who the client
 // is or what it asked for, which frameworks, CDN integrations and auth
 // proxies believe when present: client addresses (Client-IP,
-// CF-Connecting-IP, …, Forwarded-For and X-Forwarded without the
+// CF-Connecting-IP and -IPv6, …, Forwarded-For and X-Forwarded without the
 // usual suffix), authenticated users set by a front auth proxy
 // (Remote-User, X-WEBAUTH-USER for Grafana, oauth2-proxy's
 // X-Auth-Request-*), and the method-override family, which turns a GET
@@ -86,13 +86,14 @@ var strippedHeaders = []string{
 // request (issue 17), with the "_" and "." spellings; a host opts back in
 // one by one with headers.pass_client. Lower case; a never-mutated table.
 var ClientIdentityHeaders = []string{
-	"client-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip",
+	"client-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "cf-connecting-ipv6",
 	"fastly-client-ip", "x-cluster-client-ip", "x-originating-ip",
 	"x-remote-ip", "x-remote-addr", "forwarded-for", "x-forwarded",
 	"x-proxyuser-ip", "x-original-forwarded-for", "x-envoy-external-address",
 	"x-azure-clientip",
 	"remote-user", "x-remote-user", "x-webauth-user", "x-auth-request-user",
 	"x-auth-request-email", "x-auth-request-preferred-username",
+	"x-auth-request-groups", "x-auth-request-access-token",
 	"x-http-method-override", "x-http-method", "x-method-override",
 }
 
