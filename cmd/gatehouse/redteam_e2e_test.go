@@ -42,3 +42,63 @@ func TestRedteamOAuth2ProxyHeadersStripped(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamBrowserPathsAreNotProbes: every Hygiene 400 is an offence
+// for the probes jail (issue 17), but not every refused path is one no
+// browser sends. encodeURIComponent puts "%2F" in a path segment
+// ("/tags/c%2Fc%2B%2B"), old Latin-1 links carry "%E9" ("/caf%E9.html"),
+// and "..." is a file name browsers send as written (only "." and ".."
+// are dot segments). A visitor who clicks three such links on a site
+// whose probes jail has maxretry 3 (the example config) is banned from
+// the whole site. The 400 stays; the ban must not follow.
+func TestRedteamBrowserPathsAreNotProbes(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`trusted_proxies: [127.0.0.0/8]
+probes:
+  presets: [common]
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [app.test]
+    upstreams: [%s]
+`, up.URL())))
+	visitor := http.Header{"X-Forwarded-For": {"198.51.100.60"}}
+	for _, p := range []string{"/tags/c%2Fc%2B%2B", "/caf%E9.html", "/wiki/..."} {
+		if code, _ := rawGet(t, g, "app.test", p, visitor); code != 400 {
+			t.Fatalf("GET %s = %d, want 400", p, code)
+		}
+	}
+	if code, _ := rawGet(t, g, "app.test", "/", visitor); code != 200 {
+		t.Errorf("a visitor who followed three links a browser sends as written = %d, want 200 (not banned)", code)
+	}
+}
+
+// TestRedteamEncodedSlashSignedLinks: hosts[].allow_encoded_slash keeps
+// "%2F" inside a segment, so "/paid%2Fmovie.mp4" is not under
+// signed_links.paths "/paid/" — and an upstream that decodes %2F (Go's
+// ServeMux, Django, Flask, Apache with AllowEncodedSlashes On) serves
+// /paid/movie.mp4 without a signature. docs/security.md warns against the
+// combination only for basic_auth.paths and hotlink, and `gatehouse check`
+// accepts it silently. Either the config is refused, or the link rule
+// covers the %2F-decoded reading of the path too.
+func TestRedteamEncodedSlashSignedLinks(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	key := writeFile(t, "link.key", "0123456789abcdef0123456789abcdef0123456789abcdef")
+	cfg := gatewayConfig(fmt.Sprintf(`hosts:
+  - match: [media.test]
+    upstreams: [%s]
+    allow_encoded_slash: true
+    signed_links: {paths: ["/paid/"], key: "file:%s"}
+`, up.URL(), key))
+	if _, _, code := runGatehouse(t, "check", "-c", writeFile(t, "gatehouse.yaml", cfg)); code == 2 {
+		return // the combination is refused: fixed that way
+	}
+	g := startGateway(t, cfg)
+	for _, p := range []string{"/paid/movie.mp4", "/paid%2Fmovie.mp4", "/x%2F..%2Fpaid/movie.mp4"} {
+		if code, body := rawGet(t, g, "media.test", p, nil); code != 403 {
+			t.Errorf("GET media.test%s without a signature = %d, want 403 (%q)", p, code, body)
+		}
+	}
+}
