@@ -102,3 +102,52 @@ func TestRedteamEncodedSlashSignedLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamNetworkPathTarget: "GET //evil/admin" is a legal
+// origin-form target whose path is "//evil/admin", and gatehouse matches
+// its rules on "/evil/admin". But Node's documented idiom
+// new URL(req.url, base), Python's urlsplit and PHP's parse_url read a
+// target starting with "//" as a network-path reference: host "evil",
+// path "/admin". Such an upstream serves /admin, /.env or /paid/… past
+// basic_auth.paths, the probe rules, signed_links.paths and hotlink.paths.
+// Every rule must also cover the path after the "//authority".
+func TestRedteamNetworkPathTarget(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	users := bcryptFile(t, "alice", "wonderland")
+	key := writeFile(t, "link.key", "0123456789abcdef0123456789abcdef0123456789abcdef")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
+  presets: [common, secrets]
+jails:
+  probes: {maxretry: 1000, findtime: 10m, bantime: 1m}
+hosts:
+  - match: [app.test]
+    upstreams: [%[1]s]
+    basic_auth: {realm: Admin, htpasswd: %[2]s, paths: ["/admin/"]}
+  - match: [media.test]
+    upstreams: [%[1]s]
+    hotlink: {paths: ["/videos/"], allow: [none, media.test]}
+    signed_links: {paths: ["/paid/"], key: "file:%[3]s"}
+`, up.URL(), users, key)))
+	foreign := http.Header{"Referer": {"https://evil.test/page"}}
+	for _, tc := range []struct {
+		host, path string
+		header     http.Header
+		want       int
+	}{
+		{"app.test", "//evil.test/admin", nil, 401},
+		{"app.test", "//evil.test/admin/users", nil, 401},
+		{"app.test", "///evil.test/admin", nil, 401},
+		{"app.test", "//u@evil.test:1/ADMIN", nil, 401},
+		{"app.test", "//evil.test/.env", nil, 403},
+		{"media.test", "//evil.test/paid/movie.mp4", nil, 403},
+		{"media.test", "//evil.test/videos/a.mp4", foreign, 403},
+		// What no reader serves as a protected path stays open.
+		{"app.test", "//evil.test/public", nil, 200},
+		{"app.test", "//static/css/site.css", nil, 200},
+	} {
+		if got, body := rawGet(t, g, tc.host, tc.path, tc.header); got != tc.want {
+			t.Errorf("GET %s%s = %d, want %d (%q)", tc.host, tc.path, got, tc.want, body)
+		}
+	}
+}
