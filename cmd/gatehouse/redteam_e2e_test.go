@@ -117,7 +117,7 @@ func TestRedteamNetworkPathTarget(t *testing.T) {
 	users := bcryptFile(t, "alice", "wonderland")
 	key := writeFile(t, "link.key", "0123456789abcdef0123456789abcdef0123456789abcdef")
 	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
-  presets: [common, secrets]
+  presets: [common, secrets, wordpress]
 jails:
   probes: {maxretry: 1000, findtime: 10m, bantime: 1m}
 hosts:
@@ -140,6 +140,8 @@ hosts:
 		{"app.test", "///evil.test/admin", nil, 401},
 		{"app.test", "//u@evil.test:1/ADMIN", nil, 401},
 		{"app.test", "//evil.test/.env", nil, 403},
+		{"app.test", "//evil.test/wp-login.php", nil, 403},
+		{"app.test", "//evil.test/old/../wp-login.php", nil, 403},
 		{"media.test", "//evil.test/paid/movie.mp4", nil, 403},
 		{"media.test", "//evil.test/videos/a.mp4", foreign, 403},
 		// What no reader serves as a protected path stays open.
