@@ -4,10 +4,14 @@ package main
 // found by a red-team pass over them, through the real binary.
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRedteamOAuth2ProxyHeadersStripped: oauth2-proxy sets
@@ -150,6 +154,105 @@ hosts:
 	} {
 		if got, body := rawGet(t, g, tc.host, tc.path, tc.header); got != tc.want {
 			t.Errorf("GET %s%s = %d, want %d (%q)", tc.host, tc.path, got, tc.want, body)
+		}
+	}
+}
+
+// sendFrom writes req on a new TCP connection from the loopback address
+// from to addr and returns the answer's status (0: no answer).
+func sendFrom(t *testing.T, from, addr, req string) int {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(clientTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestRedteamAdminLockoutSurvivesOtherBans: a client the admin jail
+// banned for guessing tokens is locked out of the admin listener only
+// while the one ban the ban list holds for its address is the admin
+// jail's (issue 17). Any later ban of the same address replaces it: one
+// framing refusal on the public listener (counted before the ban guard)
+// has the probes jail ban it, or the operator bans the attacker by hand
+// for longer — and either lifts the lockout, while the admin jail, seeing
+// a client "serving a ban", no longer counts its guesses. The token
+// guessing goes on unbounded.
+func TestRedteamAdminLockoutSurvivesOtherBans(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+allow: [192.0.2.0/24]
+admin:
+  listen: "127.0.0.1:0"
+  tokens:
+    - name: ops
+      token: sha256:%s
+      scopes: [bans:read, bans:write]
+hosts:
+  - match: [www.test]
+    upstreams: [%s]
+probes:
+  presets: [common]
+jails:
+  probes: {maxretry: 1, findtime: 10m, bantime: 1h}
+  admin: {maxretry: 1, findtime: 10m, bantime: 1h}
+`, tokenDigest("ops-token"), up.URL()))
+	guess := func(from string) int {
+		t.Helper()
+		return sendFrom(t, from, g.adminAddr, "GET /v1/bans HTTP/1.1\r\nHost: "+g.adminAddr+
+			"\r\nAuthorization: Bearer guessed-token\r\nConnection: close\r\n\r\n")
+	}
+	lockOut := func(from string) {
+		t.Helper()
+		if code := guess(from); code != http.StatusUnauthorized {
+			t.Fatalf("%s: first wrong token = %d, want 401", from, code)
+		}
+		g.waitLog(t, waitTimeout, from+" banned by the admin jail", func(log string) bool {
+			return strings.Contains(log, "ip="+from) && strings.Contains(log, "jail=admin")
+		})
+		if code := guess(from); code != http.StatusForbidden {
+			t.Fatalf("%s: after the admin jail's ban = %d, want 403", from, code)
+		}
+	}
+
+	// A framing refusal has the probes jail ban the attacker again.
+	lockOut("127.0.0.7")
+	smuggle := "POST / HTTP/1.1\r\nHost: www.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	if code := sendFrom(t, "127.0.0.7", g.httpAddr, smuggle); code != http.StatusBadRequest {
+		t.Fatalf("CL+TE = %d, want 400", code)
+	}
+	g.waitLog(t, waitTimeout, "127.0.0.7 banned by the probes jail", func(log string) bool {
+		return strings.Contains(log, "ip=127.0.0.7") && strings.Contains(log, "jail=probes")
+	})
+	for i := range 3 {
+		if code := guess("127.0.0.7"); code != http.StatusForbidden {
+			t.Errorf("guess %d after a probes-jail ban on top of the admin jail's = %d, want 403 (still locked out)", i, code)
+		}
+	}
+
+	// The operator bans the attacker by hand for a week.
+	lockOut("127.0.0.8")
+	if code, v := g.adminDo(t, "POST", "/v1/bans", "ops-token", `{"ip":"127.0.0.8","duration":"168h","reason":"token guessing"}`,
+		map[string]string{"Content-Type": "application/json"}); code != http.StatusCreated {
+		t.Fatalf("manual ban = %d %v, want 201", code, v)
+	}
+	for i := range 3 {
+		if code := guess("127.0.0.8"); code != http.StatusForbidden {
+			t.Errorf("guess %d after a manual ban on top of the admin jail's = %d, want 403 (still locked out)", i, code)
 		}
 	}
 }
