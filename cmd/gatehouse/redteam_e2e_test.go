@@ -256,3 +256,34 @@ jails:
 		}
 	}
 }
+
+// TestRedteamJavaHTTPClientNotBanned: the JDK's java.net.http.HttpClient
+// (Java 11+) defaults to HTTP/2 and, for an http:// URL, asks for it with
+// "Upgrade: h2c" on its first request to a host; so does curl --http2.
+// gatehouse answers 400 (h2c smuggling), and since issue 17 every Hygiene
+// 400 is a probes offence: an internal Java service calling an API
+// through the gateway's http listener is banned after maxretry calls.
+// An h2c upgrade offer is a client library's default, not a probe.
+func TestRedteamJavaHTTPClientNotBanned(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
+  presets: [common]
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [api.test]
+    upstreams: [%s]
+`, up.URL())))
+	jdk := "GET /v1/orders HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nContent-Length: 0\r\nHost: api.test\r\n" +
+		"HTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\nUpgrade: h2c\r\nUser-Agent: Java-http-client/21.0.5\r\n\r\n"
+	for range 3 {
+		if code := sendFrom(t, "127.0.0.9", g.httpAddr, jdk); code == 0 {
+			t.Fatal("no answer to the JDK's request")
+		}
+	}
+	plain := "GET /v1/orders HTTP/1.1\r\nHost: api.test\r\nUser-Agent: Java-http-client/21.0.5\r\nConnection: close\r\n\r\n"
+	if code := sendFrom(t, "127.0.0.9", g.httpAddr, plain); code != http.StatusOK {
+		t.Errorf("after three requests of the JDK's HttpClient = %d, want 200 (not banned)", code)
+	}
+}
