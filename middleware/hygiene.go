@@ -39,10 +39,11 @@ type HygieneConfig struct {
 	// (hosts[].headers.pass_client). It is asked only when such a header
 	// is present. nil: no host does, and every one is removed.
 	PassClient func(host, name string) bool
-	// Jail receives an offence for every request refused with 400: a
-	// malformed path (%00, ".." above the root, an encoded separator),
-	// host or request line is something no browser sends and scanners
-	// send all the time, so it is not free (issue 17). "" or nil jails:
+	// Jail receives an offence for every request refused with 400 but
+	// an h2c upgrade offer (a client library's default): a malformed
+	// path (%00, ".." above the root, an encoded separator), host or
+	// request line is something no browser sends and scanners send all
+	// the time, so it is not free (issue 17). "" or nil jails:
 	// none is reported. proxy sets the probes jail.
 	Jail string
 }
@@ -275,12 +276,14 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 // connection: what follows a malformed request on it cannot be trusted.
 // A 400 is an offence for the configured jail; a 421 (strict SNI) is not,
 // since browsers reuse a connection for every host its certificate
-// covers.
+// covers, and neither is the 400 for an h2c upgrade offer, which Java's
+// HttpClient (HTTP/2 by default) and curl --http2 send on the first
+// request to an http:// URL.
 func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
 	if hy.log.Enabled(r.Context(), slog.LevelDebug) {
 		hy.log.Debug("request refused", "client_ip", s.ClientIP, "status", code, "reason", reason)
 	}
-	if code == http.StatusBadRequest && hy.jail != "" && hy.jails != nil {
+	if code == http.StatusBadRequest && reason != reasonH2C && hy.jail != "" && hy.jails != nil {
 		s.Offence = "malformed request: " + reason
 		hy.jails.Report(hy.jail, s.ClientIP, "malformed request")
 	}
