@@ -287,3 +287,32 @@ hosts:
 		t.Errorf("after three requests of the JDK's HttpClient = %d, want 200 (not banned)", code)
 	}
 }
+
+// TestRedteamHTTP10WithoutHostNotBanned: HTTP/1.0 does not require Host
+// (RFC 9112 §3.2 asks it of HTTP/1.1 clients), and monitoring checks send
+// none: Nagios/Icinga check_http without -H, HAProxy's option httpchk.
+// nginx answers them from its default server. gatehouse refuses them
+// with 400, which since issue 17 is a probes offence: the monitoring
+// host is banned after maxretry checks, and then sees 403 everywhere.
+func TestRedteamHTTP10WithoutHostNotBanned(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`probes:
+  presets: [common]
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [www.test]
+    upstreams: [%s]
+`, up.URL())))
+	check := "GET / HTTP/1.0\r\nUser-Agent: check_http/v2.3.3 (monitoring-plugins 2.3.3)\r\nConnection: close\r\n\r\n"
+	for range 3 {
+		if code := sendFrom(t, "127.0.0.10", g.httpAddr, check); code == 0 {
+			t.Fatal("no answer to an HTTP/1.0 check without Host")
+		}
+	}
+	plain := "GET / HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n"
+	if code := sendFrom(t, "127.0.0.10", g.httpAddr, plain); code != http.StatusOK {
+		t.Errorf("after three HTTP/1.0 checks without Host = %d, want 200 (not banned)", code)
+	}
+}
