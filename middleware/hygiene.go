@@ -54,6 +54,7 @@ const (
 	reasonBadMethod   = "method is not a token"
 	reasonVersion     = "HTTP version not 1.0 or 1.1"
 	reasonHost        = "invalid host"
+	reasonNoHost      = "no host (HTTP/1.0)"
 	reasonHostHeader  = "host header differs from :authority"
 	reasonSNI         = "host differs from TLS server name"
 	reasonH2C         = "h2c upgrade"
@@ -240,6 +241,12 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 	if uri := r.RequestURI; uri != "" && uri[0] != '/' && uri != "*" && !validAbsoluteForm(uri) {
 		return reasonAbsoluteURI, http.StatusBadRequest
 	}
+	if r.Host == "" && r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// Legal (only HTTP/1.1 requires Host) and what monitoring checks
+		// send (check_http without -H, HAProxy's httpchk): refused, as
+		// no host routes it, but no offence (refuse).
+		return reasonNoHost, http.StatusBadRequest
+	}
 	host, port, ok := CanonicalHost(r.Host)
 	if !ok {
 		return reasonHost, http.StatusBadRequest
@@ -278,12 +285,13 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 // since browsers reuse a connection for every host its certificate
 // covers, and neither is the 400 for an h2c upgrade offer, which Java's
 // HttpClient (HTTP/2 by default) and curl --http2 send on the first
-// request to an http:// URL.
+// request to an http:// URL, nor the one for an HTTP/1.0 request without
+// Host, which monitoring checks send.
 func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
 	if hy.log.Enabled(r.Context(), slog.LevelDebug) {
 		hy.log.Debug("request refused", "client_ip", s.ClientIP, "status", code, "reason", reason)
 	}
-	if code == http.StatusBadRequest && reason != reasonH2C && hy.jail != "" && hy.jails != nil {
+	if code == http.StatusBadRequest && reason != reasonH2C && reason != reasonNoHost && hy.jail != "" && hy.jails != nil {
 		s.Offence = "malformed request: " + reason
 		hy.jails.Report(hy.jail, s.ClientIP, "malformed request")
 	}
