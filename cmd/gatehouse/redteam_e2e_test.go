@@ -316,3 +316,36 @@ hosts:
 		t.Errorf("after three HTTP/1.0 checks without Host = %d, want 200 (not banned)", code)
 	}
 }
+
+// TestRedteamRulesTestCountsMalformedPaths: `gatehouse rules test`
+// (fail2ban-regex for gatehouse) must predict the bans the gateway would
+// make. Since issue 17 every path the gateway refuses with 400 is a
+// probes offence, and a probe behind a "//authority" is a probe; the
+// replay counted neither, so an admin tuning maxretry on a real log saw
+// "Bans that would follow: 0" for clients the gateway bans.
+func TestRedteamRulesTestCountsMalformedPaths(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "gatehouse.yaml", `hosts:
+  - match: [www.example.com]
+    upstreams: [http://127.0.0.1:1]
+probes: {presets: [wordpress]}
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+`)
+	log := writeFile(t, "access.log", ""+
+		`203.0.113.1 - - [25/Nov/2026:10:00:00 +0000] "GET /a%00 HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		`203.0.113.1 - - [25/Nov/2026:10:00:01 +0000] "GET /../../etc/passwd HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		`203.0.113.1 - - [25/Nov/2026:10:00:02 +0000] "GET /a%2Fb HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		`203.0.113.2 - - [25/Nov/2026:10:00:00 +0000] "GET //x/wp-login.php HTTP/1.1" 404 0 "-" "x"`+"\n"+
+		`203.0.113.2 - - [25/Nov/2026:10:00:01 +0000] "GET //x/wp-login.php HTTP/1.1" 404 0 "-" "x"`+"\n"+
+		`203.0.113.2 - - [25/Nov/2026:10:00:02 +0000] "GET //x/wp-login.php HTTP/1.1" 404 0 "-" "x"`+"\n")
+	out, errOut, code := runGatehouse(t, "rules", "test", "-c", cfg, log)
+	if code != 0 {
+		t.Fatalf("rules test = %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"Bans that would follow: 2", "203.0.113.1/32", "203.0.113.2/32"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rules test output lacks %q:\n%s", want, out)
+		}
+	}
+}
