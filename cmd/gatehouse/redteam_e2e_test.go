@@ -349,3 +349,33 @@ jails:
 		}
 	}
 }
+
+// TestRedteamBasicCredentialsNotLeakedOutsidePaths: with
+// basic_auth.paths ["/admin/"] a browser that opens /admin (covered since
+// issue 17) and logs in caches the credentials for the directory of
+// "/admin", which is "/" (RFC 7617 §2.2), and sends them preemptively with
+// every request to the host. On paths outside basic_auth.paths gatehouse
+// passes that Authorization header on, so with pass_authorization false
+// the upstream still receives the user's password in clear, on every
+// request but those under /admin/.
+func TestRedteamBasicCredentialsNotLeakedOutsidePaths(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	users := bcryptFile(t, "alice", "wonderland")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`hosts:
+  - match: [app.test]
+    upstreams: [%s]
+    basic_auth: {realm: Admin, htpasswd: %s, paths: ["/admin/"]}
+`, up.URL(), users)))
+	login := http.Header{"Authorization": {"Basic YWxpY2U6d29uZGVybGFuZA=="}} // alice:wonderland
+	if code, body := rawGet(t, g, "app.test", "/admin", login); code != 200 {
+		t.Fatalf("GET /admin with the login = %d, want 200 (%q)", code, body)
+	}
+	code, body := rawGet(t, g, "app.test", "/public/page", login)
+	if code != 200 {
+		t.Fatalf("GET /public/page = %d, want 200 (%q)", code, body)
+	}
+	if got := decodeEcho(t, body).Header.Get("Authorization"); got != "" {
+		t.Errorf("upstream got the browser's cached gatehouse login on /public/page: Authorization %q", got)
+	}
+}
