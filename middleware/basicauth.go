@@ -200,6 +200,12 @@ func (c *Credentials) emptyPasswords(f *htpasswd.File) []htpasswd.Entry {
 	return out
 }
 
+// Known reports whether user has an entry in the file.
+func (c *Credentials) Known(user string) bool {
+	_, ok := c.users.Load().Lookup(user)
+	return ok
+}
+
 // Check reports whether user and password match the file. The empty
 // password never matches (issue 17), and is refused without hashing. It
 // returns an error only when ctx ends while waiting for a verification
@@ -319,6 +325,9 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 			delete(r.Header, userHeader)
 			s := ScopeFrom(r)
 			if !paths.CoversRequest(rules.RequestPath(r.RequestURI), s.Path) {
+				if !cfg.PassAuthorization {
+					stripOwnLogin(r.Header, creds)
+				}
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -372,6 +381,23 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 			next.ServeHTTP(w, r)
 		})
 	}, nil
+}
+
+// stripOwnLogin removes a Basic credential of one of creds' users from
+// a request outside the protected paths. A browser that logged in at
+// "/admin" caches the login for the directory of that path, "/" (RFC 7617
+// §2.2), and sends it with every request to the host: without this the
+// upstream would get the password in clear wherever basic_auth.paths
+// does not reach, though pass_authorization is false. An application's
+// own Basic logins (other user names) and other schemes pass.
+func stripOwnLogin(h http.Header, creds *Credentials) {
+	auth := h["Authorization"]
+	if len(auth) != 1 || len(auth[0]) < 6 || !strings.EqualFold(auth[0][:6], "basic ") {
+		return
+	}
+	if user, _, st := parseBasic(auth[0]); st == basicOK && creds.Known(user) {
+		delete(h, "Authorization")
+	}
 }
 
 // ParseBasicAuth parses an Authorization header value of the Basic scheme

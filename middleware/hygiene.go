@@ -39,10 +39,11 @@ type HygieneConfig struct {
 	// (hosts[].headers.pass_client). It is asked only when such a header
 	// is present. nil: no host does, and every one is removed.
 	PassClient func(host, name string) bool
-	// Jail receives an offence for every request refused with 400: a
-	// malformed path (%00, ".." above the root, an encoded separator),
-	// host or request line is something no browser sends and scanners
-	// send all the time, so it is not free (issue 17). "" or nil jails:
+	// Jail receives an offence for every request refused with 400 but
+	// an h2c upgrade offer (a client library's default): a malformed
+	// path (%00, ".." above the root, an encoded separator), host or
+	// request line is something no browser sends and scanners send all
+	// the time, so it is not free (issue 17). "" or nil jails:
 	// none is reported. proxy sets the probes jail.
 	Jail string
 }
@@ -53,6 +54,7 @@ const (
 	reasonBadMethod   = "method is not a token"
 	reasonVersion     = "HTTP version not 1.0 or 1.1"
 	reasonHost        = "invalid host"
+	reasonNoHost      = "no host (HTTP/1.0)"
 	reasonHostHeader  = "host header differs from :authority"
 	reasonSNI         = "host differs from TLS server name"
 	reasonH2C         = "h2c upgrade"
@@ -77,7 +79,7 @@ var strippedHeaders = []string{
 // ClientIdentityHeaders are the request headers that claim who the client
 // is or what it asked for, which frameworks, CDN integrations and auth
 // proxies believe when present: client addresses (Client-IP,
-// CF-Connecting-IP, …, Forwarded-For and X-Forwarded without the
+// CF-Connecting-IP and -IPv6, …, Forwarded-For and X-Forwarded without the
 // usual suffix), authenticated users set by a front auth proxy
 // (Remote-User, X-WEBAUTH-USER for Grafana, oauth2-proxy's
 // X-Auth-Request-*), and the method-override family, which turns a GET
@@ -86,13 +88,14 @@ var strippedHeaders = []string{
 // request (issue 17), with the "_" and "." spellings; a host opts back in
 // one by one with headers.pass_client. Lower case; a never-mutated table.
 var ClientIdentityHeaders = []string{
-	"client-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip",
+	"client-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "cf-connecting-ipv6",
 	"fastly-client-ip", "x-cluster-client-ip", "x-originating-ip",
 	"x-remote-ip", "x-remote-addr", "forwarded-for", "x-forwarded",
 	"x-proxyuser-ip", "x-original-forwarded-for", "x-envoy-external-address",
 	"x-azure-clientip",
 	"remote-user", "x-remote-user", "x-webauth-user", "x-auth-request-user",
 	"x-auth-request-email", "x-auth-request-preferred-username",
+	"x-auth-request-groups", "x-auth-request-access-token",
 	"x-http-method-override", "x-http-method", "x-method-override",
 }
 
@@ -237,6 +240,12 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 	if uri := r.RequestURI; uri != "" && uri[0] != '/' && uri != "*" && !validAbsoluteForm(uri) {
 		return reasonAbsoluteURI, http.StatusBadRequest
 	}
+	if r.Host == "" && r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// Legal (only HTTP/1.1 requires Host) and what monitoring checks
+		// send (check_http without -H, HAProxy's httpchk): refused, as
+		// no host routes it, but no offence (refuse).
+		return reasonNoHost, http.StatusBadRequest
+	}
 	host, port, ok := CanonicalHost(r.Host)
 	if !ok {
 		return reasonHost, http.StatusBadRequest
@@ -272,10 +281,14 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 // refuse answers a request Hygiene will not pass, closing an HTTP/1
 // connection: what follows a malformed request on it cannot be trusted.
 // A 400 is an offence for the configured jail (no browser sends such a
-// request line, host or header set); a 421 (strict SNI) is not, since
-// browsers reuse a connection for every host its certificate covers.
+// request line, host or header set), except the 400 for an h2c upgrade
+// offer, which Java's HttpClient (HTTP/2 by default) and curl --http2
+// send on the first request to an http:// URL, and the one for an
+// HTTP/1.0 request without Host, which monitoring checks send; a 421
+// (strict SNI) is not, since browsers reuse a connection for every host
+// its certificate covers.
 func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
-	hy.refuseAs(w, r, s, code, reason, code == http.StatusBadRequest)
+	hy.refuseAs(w, r, s, code, reason, code == http.StatusBadRequest && reason != reasonH2C && reason != reasonNoHost)
 }
 
 // refuseAs is refuse, with offence saying whether the refusal is held

@@ -152,6 +152,7 @@ func (s *Server) dashboard() http.Handler {
 		Banned: s.lockedOut,
 		BadToken: func(client netip.Addr) {
 			s.current.Load().jails.Report(jailAdmin, client, "bad admin token")
+			s.noteAdminBan(client)
 		},
 		Audit: s.log.With("component", "audit"),
 		Log:   s.log.With("component", "ui"),

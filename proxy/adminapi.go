@@ -80,6 +80,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string,
 	}
 	if tok == nil {
 		rt.jails.Report(jailAdmin, client, "bad admin token")
+		s.noteAdminBan(client)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "unknown token", "")
 		return nil, http.StatusUnauthorized
@@ -428,6 +429,7 @@ func (s *Server) manualUnban(target string) *banRefusal {
 	if !s.bans.Unban(prefix) {
 		return &banRefusal{http.StatusNotFound, "no ban for " + prefix.String(), "ip"}
 	}
+	s.locks.drop(prefix)
 	if err := s.unpersistBan(prefix); err != nil {
 		s.log.Error("persist unban", "prefix", prefix, "error", err)
 		return &banRefusal{http.StatusInternalServerError, "the ban is lifted but the change could not be saved", ""}

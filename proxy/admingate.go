@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"net/netip"
+	"sync"
+	"time"
 
 	"gatehouse/proxy/ui"
 )
@@ -30,7 +32,8 @@ func auditText(s string) string {
 //     421 Misdirected Request (RFC 9110 §15.5.20), which defeats DNS
 //     rebinding — a rebinding page's requests carry its own name.
 //  2. Lockout: a client the admin jail banned (wrong admin tokens) is
-//     refused with 403. Bans by other jails and manual bans lock nobody
+//     refused with 403, until that ban ends or is lifted, whatever ban
+//     replaced it since. Bans by other jails and manual bans lock nobody
 //     out: an operator who tripped a probe must still be able to unban
 //     themselves (lockedOut).
 //  3. Cross-origin writes: a POST, PUT, PATCH or DELETE that a browser
@@ -79,9 +82,83 @@ func (s *Server) adminGate(hosts ui.HostCheck, next http.Handler) http.Handler {
 // cannot go on guessing. It is the one rule for the whole listener — API,
 // metrics and dashboard alike; a ban by any other jail, or a manual one,
 // does not lock anyone out.
+//
+// The ban list holds one ban per address, and a later one replaces it: a
+// framing refusal on the public listener (counted before the ban guard)
+// has the probes jail ban the client again, and an operator may ban it
+// by hand. Neither may lift the lockout, or the admin jail — which does
+// not count a client serving a ban — would let it guess tokens without
+// end. So the admin jail's bans are also remembered here (s.locks) until
+// they expire, and hold while any ban still covers the client; lifting
+// every ban on the client (DELETE /v1/bans) lifts the lockout.
 func (s *Server) lockedOut(client netip.Addr) bool {
 	b, banned := s.bans.Lookup(client)
-	return banned && b.Jail == jailAdmin
+	if !banned {
+		return false
+	}
+	if b.Jail == jailAdmin {
+		s.locks.note(b.Prefix, b.Until)
+		return true
+	}
+	return s.locks.holds(client)
+}
+
+// noteAdminBan records the admin jail's ban of client, if the offence
+// just reported made one, before another ban can replace it.
+func (s *Server) noteAdminBan(client netip.Addr) {
+	s.lockedOut(client)
+}
+
+// adminLocks are the admin jail's bans, remembered past their
+// replacement in the ban list (Server.lockedOut). The zero value is
+// empty and ready; it is safe for concurrent use.
+type adminLocks struct {
+	mu sync.Mutex
+	m  map[netip.Prefix]time.Time // until
+}
+
+// note remembers a ban of p until until, and forgets expired ones.
+func (l *adminLocks) note(p netip.Prefix, until time.Time) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = make(map[netip.Prefix]time.Time)
+	}
+	for q, u := range l.m {
+		if !u.After(now) {
+			delete(l.m, q)
+		}
+	}
+	if u, ok := l.m[p]; !ok || until.After(u) {
+		l.m[p] = until
+	}
+}
+
+// holds reports whether an unexpired admin-jail ban covers client.
+func (l *adminLocks) holds(client netip.Addr) bool {
+	now := time.Now()
+	client = client.Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for p, u := range l.m {
+		if u.After(now) && p.Contains(client) {
+			return true
+		}
+	}
+	return false
+}
+
+// drop forgets the admin-jail bans overlapping p: the operator lifted
+// the ban of p.
+func (l *adminLocks) drop(p netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for q := range l.m {
+		if q.Overlaps(p) {
+			delete(l.m, q)
+		}
+	}
 }
 
 // peerAddr is the request's TCP peer address (the admin listener never

@@ -62,9 +62,12 @@ type replayer struct {
 	jails     *rules.DryRun
 	probes    *rules.ProbeMatcher
 	probeJail string
-	hosts     *router // routes carry only their name
-	hot       map[*route]replayHotlink
-	defHot    *route
+	// malformedJail receives the paths the gateway refuses with 400, as
+	// Hygiene reports them (probeJail of the config).
+	malformedJail string
+	hosts         *router // routes carry only their name
+	hot           map[*route]replayHotlink
+	defHot        *route
 	// banned holds the bans active at the log's current time, to count
 	// the lines the guard would have refused; swept as time passes.
 	banned     map[netip.Prefix]time.Time
@@ -140,6 +143,7 @@ func newReplayer(cfg *config.File, opts ReplayOptions) (*replayer, error) {
 	for name := range cfg.Jails {
 		p.rep.Offences[name] = 0
 	}
+	p.malformedJail = probeJail(cfg)
 	if pc := cfg.Probes; pc != nil {
 		if p.probes, err = rules.CompileProbes(rules.ProbeConfig{Presets: pc.Presets, Paths: pc.Paths, Exclude: pc.Exclude}); err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
@@ -198,14 +202,24 @@ func (p *replayer) line(line []byte) {
 		p.rep.WhileBan++
 		return
 	}
-	c, err := rules.Canonical(rules.RequestPath(e.Target))
+	raw := rules.RequestPath(e.Target)
+	c, err := rules.Canonical(raw)
 	if err != nil {
+		// The gateway's Hygiene refuses it with 400, an offence for the
+		// probes jail (issue 17).
 		p.rep.Unsafe++
 		p.matched("unsafe-path", line)
+		p.offence(p.malformedJail, &e, "malformed request")
 		return
 	}
+	n, network, nerr := rules.NetworkPath(raw)
+	network = network && nerr == nil
 	if p.probes != nil {
-		if rule, ok := p.probes.Match(c.Probe); ok {
+		rule, ok := p.probes.Match(c.Probe)
+		if !ok && network {
+			rule, ok = p.probes.Match(n.Probe)
+		}
+		if ok {
 			p.rep.Probes[rule]++
 			p.matched("probe "+rule, line)
 			p.offence(p.probeJail, &e, "probe")
@@ -216,7 +230,8 @@ func (p *replayer) line(line []byte) {
 	if e.Host != "" {
 		rt = p.hosts.lookup(e.Host)
 	}
-	if h, ok := p.hot[rt]; ok && (h.m.Protected(c.Path) || h.m.Protected(c.Probe)) && !h.m.Allowed(e.Referer, e.RefererSet) {
+	if h, ok := p.hot[rt]; ok && (h.m.Protected(c.Path) || h.m.Protected(c.Probe) || network && (h.m.Protected(n.Path) || h.m.Protected(n.Probe))) &&
+		!h.m.Allowed(e.Referer, e.RefererSet) {
 		p.rep.Hotlinks[rt.name]++
 		p.matched("hotlink "+rt.name, line)
 		p.offence(h.jail, &e, "hotlink")

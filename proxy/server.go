@@ -56,6 +56,9 @@ type Server struct {
 	sink    *logSink
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
+	// locks remembers the admin jail's bans past their replacement in
+	// bans (lockedOut).
+	locks adminLocks
 	// store keeps bans and ban history in state_dir/bans.db; nil without
 	// a state_dir.
 	store *store.Store

@@ -61,7 +61,38 @@ func (ps *PrefixSet) Covers(p string) bool {
 // (trailing dots and spaces trimmed, as Windows servers read it) is
 // covered. Checking every form closes the bypasses where the gateway and
 // the upstream read a path differently ("//admin", "/%61dmin",
-// "/x/../admin", "/admin./").
+// "/x/../admin", "/admin./"), and a raw path starting with "//" is also
+// protected when the path after its "//authority" is (NetworkPath), or
+// when that path cannot be canonicalised.
 func (ps *PrefixSet) CoversRequest(rawPath string, c CanonicalPath) bool {
-	return ps.all || ps.Covers(c.Path) || ps.Covers(c.Probe) || ps.Covers(rawPath)
+	if ps.all || ps.Covers(c.Path) || ps.Covers(c.Probe) || ps.Covers(rawPath) {
+		return true
+	}
+	if n, ok, err := NetworkPath(rawPath); ok {
+		return err != nil || ps.Covers(n.Path) || ps.Covers(n.Probe)
+	}
+	return false
+}
+
+// NetworkPath returns the canonical view of the path that a reader of
+// rawPath (a raw request path, as for Canonical) as a URI reference sees
+// when rawPath starts with "//": "//evil/admin" is the path "//evil/admin"
+// to HTTP (RFC 9112 origin-form), which Canonical folds to "/evil/admin",
+// but a network-path reference — host "evil", path "/admin" — to Node's
+// new URL(req.url, base), Python's urlsplit and PHP's parse_url (WHATWG
+// URL skips any number of leading slashes for http). A path rule must
+// cover both readings. ok is false when rawPath does not start with "//";
+// err is Canonical's refusal of the path after the authority. It
+// allocates only for such paths.
+func NetworkPath(rawPath string) (c CanonicalPath, ok bool, err error) {
+	if !strings.HasPrefix(rawPath, "//") {
+		return CanonicalPath{}, false, nil
+	}
+	rest := strings.TrimLeft(rawPath, "/")
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return CanonicalPath{Path: "/", Probe: "/"}, true, nil
+	}
+	c, err = CanonicalWith(rest[i:], CanonicalOptions{AllowEncodedSlash: true, AllowStreamSyntax: true})
+	return c, true, err
 }
