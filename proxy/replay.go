@@ -206,10 +206,12 @@ func (p *replayer) line(line []byte) {
 	c, err := rules.Canonical(raw)
 	if err != nil {
 		// The gateway's Hygiene refuses it with 400, an offence for the
-		// probes jail (issue 17).
+		// probes jail when no browser sends it (issue 17).
 		p.rep.Unsafe++
 		p.matched("unsafe-path", line)
-		p.offence(p.malformedJail, &e, "malformed request")
+		if upe, ok := errors.AsType[*rules.UnsafePathError](err); ok && upe.Hostile(raw) {
+			p.offence(p.malformedJail, &e, "malformed request")
+		}
 		return
 	}
 	n, network, nerr := rules.NetworkPath(raw)

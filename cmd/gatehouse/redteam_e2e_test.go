@@ -319,8 +319,9 @@ hosts:
 
 // TestRedteamRulesTestCountsMalformedPaths: `gatehouse rules test`
 // (fail2ban-regex for gatehouse) must predict the bans the gateway would
-// make. Since issue 17 every path the gateway refuses with 400 is a
-// probes offence, and a probe behind a "//authority" is a probe; the
+// make. Since issue 17 a path the gateway refuses with 400 that no
+// browser sends is a probes offence, and a probe behind a "//authority"
+// is a probe; the
 // replay counted neither, so an admin tuning maxretry on a real log saw
 // "Bans that would follow: 0" for clients the gateway bans.
 func TestRedteamRulesTestCountsMalformedPaths(t *testing.T) {
@@ -335,7 +336,11 @@ jails:
 	log := writeFile(t, "access.log", ""+
 		`203.0.113.1 - - [25/Nov/2026:10:00:00 +0000] "GET /a%00 HTTP/1.1" 400 0 "-" "x"`+"\n"+
 		`203.0.113.1 - - [25/Nov/2026:10:00:01 +0000] "GET /../../etc/passwd HTTP/1.1" 400 0 "-" "x"`+"\n"+
-		`203.0.113.1 - - [25/Nov/2026:10:00:02 +0000] "GET /a%2Fb HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		`203.0.113.1 - - [25/Nov/2026:10:00:02 +0000] "GET /..%2F..%2Fetc/passwd HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		// Refused, but a link can carry it as written: no offence.
+		`203.0.113.3 - - [25/Nov/2026:10:00:02 +0000] "GET /tags/c%2Fc HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		`203.0.113.3 - - [25/Nov/2026:10:00:03 +0000] "GET /caf%E9.html HTTP/1.1" 400 0 "-" "x"`+"\n"+
+		`203.0.113.3 - - [25/Nov/2026:10:00:04 +0000] "GET /wiki/... HTTP/1.1" 400 0 "-" "x"`+"\n"+
 		`203.0.113.2 - - [25/Nov/2026:10:00:00 +0000] "GET //x/wp-login.php HTTP/1.1" 404 0 "-" "x"`+"\n"+
 		`203.0.113.2 - - [25/Nov/2026:10:00:01 +0000] "GET //x/wp-login.php HTTP/1.1" 404 0 "-" "x"`+"\n"+
 		`203.0.113.2 - - [25/Nov/2026:10:00:02 +0000] "GET //x/wp-login.php HTTP/1.1" 404 0 "-" "x"`+"\n")
