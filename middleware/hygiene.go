@@ -39,12 +39,11 @@ type HygieneConfig struct {
 	// (hosts[].headers.pass_client). It is asked only when such a header
 	// is present. nil: no host does, and every one is removed.
 	PassClient func(host, name string) bool
-	// Jail receives an offence for every request refused with 400 but
-	// an h2c upgrade offer (a client library's default): a malformed
-	// path (%00, ".." above the root, an encoded separator), host or
-	// request line is something no browser sends and scanners send all
-	// the time, so it is not free (issue 17). "" or nil jails:
-	// none is reported. proxy sets the probes jail.
+	// Jail receives an offence for every request refused with 400 for a
+	// form no browser or client library sends (see refuse and
+	// rules.UnsafePathError.Hostile): scanners send them all the time, so
+	// they are not free (issue 17). "" or nil jails: none is reported.
+	// proxy sets the probes jail.
 	Jail string
 }
 
@@ -57,7 +56,6 @@ const (
 	reasonNoHost      = "no host (HTTP/1.0)"
 	reasonHostHeader  = "host header differs from :authority"
 	reasonSNI         = "host differs from TLS server name"
-	reasonH2C         = "h2c upgrade"
 	reasonTwoAuth     = "several Authorization headers"
 	reasonAbsoluteURI = "invalid absolute-form request target"
 )
@@ -135,14 +133,14 @@ type hygiene struct {
 // request target, else Host — never X-Forwarded-Host) that is not a valid
 // host name or IP address; an absolute-form target with user info or a
 // scheme other than http and https; an HTTP/2 Host header that names
-// another authority than :authority; an Upgrade to h2c; several
-// Authorization headers; and a path that rules.Canonical refuses. With
+// another authority than :authority; several Authorization headers; and
+// a path that rules.Canonical refuses. With
 // cfg.StrictSNI a TLS request whose host is not its SNI name gets 421.
 //
 // It removes the headers no upstream may get from a client (see
 // strippedHeaders, every X-Forwarded-* but For, Proto and Host, the user
-// headers, and all of them spelt with "_" or "." for "-"), and request
-// trailers. The upstream still receives the path and host as sent.
+// headers, and all of them spelt with "_" or "." for "-"), request
+// trailers, and an offer to upgrade to h2c. The upstream still receives the path and host as sent.
 //
 // A clean request costs no allocation unless its host needs lower-casing.
 func Hygiene(cfg HygieneConfig, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
@@ -268,8 +266,14 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 	}
 	s.RequestHost = host
 	if len(up) > 0 && httpguts.HeaderValuesContainsToken(up, "h2c") {
-		// RFC 9113 §3.1 removed h2c; a tunnel the rules never see.
-		return reasonH2C, http.StatusBadRequest
+		// RFC 9113 §3.1 removed h2c, and a tunnel would carry requests no
+		// rule sees. The offer is ignored, as RFC 9110 §7.8 allows and
+		// nginx does: Java's HttpClient and curl --http2 send it on their
+		// first http:// request and go on over HTTP/1.1 when no 101
+		// comes. Without Upgrade the request is plain HTTP/1.1 to every
+		// later rule and to the upstream.
+		delete(r.Header, "Upgrade")
+		delete(r.Header, "Http2-Settings")
 	}
 	if auths > 1 {
 		// Which one would the upstream believe?
@@ -281,14 +285,12 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 // refuse answers a request Hygiene will not pass, closing an HTTP/1
 // connection: what follows a malformed request on it cannot be trusted.
 // A 400 is an offence for the configured jail (no browser sends such a
-// request line, host or header set), except the 400 for an h2c upgrade
-// offer, which Java's HttpClient (HTTP/2 by default) and curl --http2
-// send on the first request to an http:// URL, and the one for an
-// HTTP/1.0 request without Host, which monitoring checks send; a 421
+// request line, host or header set), except the one for an HTTP/1.0
+// request without Host, which monitoring checks send; a 421
 // (strict SNI) is not, since browsers reuse a connection for every host
 // its certificate covers.
 func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string) {
-	hy.refuseAs(w, r, s, code, reason, code == http.StatusBadRequest && reason != reasonH2C && reason != reasonNoHost)
+	hy.refuseAs(w, r, s, code, reason, code == http.StatusBadRequest && reason != reasonNoHost)
 }
 
 // refuseAs is refuse, with offence saying whether the refusal is held

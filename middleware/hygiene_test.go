@@ -100,7 +100,9 @@ func TestHygieneRefuses(t *testing.T) {
 			r.TLS = &tls.ConnectionState{}
 			return r
 		}},
-		{name: "h2c", want: 400, closes: true, req: func() *http.Request {
+		// An h2c offer is ignored (RFC 9110 §7.8), not refused: Java's
+		// HttpClient sends one on every first http:// request.
+		{name: "h2c", want: 204, req: func() *http.Request {
 			r := httptest.NewRequest("GET", "http://app.example.com/", nil)
 			r.Header.Set("Connection", "Upgrade, HTTP2-Settings")
 			r.Header.Set("Upgrade", "websocket, H2C")
@@ -453,6 +455,27 @@ func TestHygieneReportsMalformed(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), tc.req())
 		if got := jails.Offences("probes") - before; got != map[bool]uint64{true: 1}[tc.offence] {
 			t.Errorf("%s: %d offences, want offence %v", tc.name, got, tc.offence)
+		}
+	}
+}
+
+// TestHygieneIgnoresH2C: an offer to upgrade to h2c is dropped, with its
+// settings, so nothing later can switch protocols; the request goes on as
+// HTTP/1.1.
+func TestHygieneIgnoresH2C(t *testing.T) {
+	t.Parallel()
+	h, got := hygieneChain(t, HygieneConfig{})
+	r := httptest.NewRequest("GET", "http://app.example.com/", nil)
+	r.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+	r.Header.Set("Upgrade", "websocket, H2C")
+	r.Header.Set("HTTP2-Settings", "AAMAAABkAAQAAP__")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if *got == nil {
+		t.Fatal("request refused, want it passed")
+	}
+	for _, k := range []string{"Upgrade", "Http2-Settings"} {
+		if v, ok := (*got).Header[k]; ok {
+			t.Errorf("header %s = %q, want it removed", k, v)
 		}
 	}
 }
