@@ -51,6 +51,7 @@ type HygieneConfig struct {
 const (
 	reasonMethod      = "method not proxied"
 	reasonBadMethod   = "method is not a token"
+	reasonTrace       = "TRACE not proxied"
 	reasonVersion     = "HTTP version not 1.0 or 1.1"
 	reasonHost        = "invalid host"
 	reasonNoHost      = "no host (HTTP/1.0)"
@@ -127,7 +128,8 @@ type hygiene struct {
 // differently. It runs once, early in the chain, below ClientIP: every
 // later rule matches what it stored in the Scope (RequestHost, Path).
 //
-// It answers 400 (and closes an HTTP/1 connection) to: CONNECT and PRI; a
+// It answers 405 to TRACE and TRACK, and 400 (closing an HTTP/1
+// connection either way) to: CONNECT and PRI; a
 // method that is not an RFC 9110 token (HTTP/2 lets any through);
 // an HTTP/1 version other than 1.0 and 1.1; a host (from the absolute-form
 // request target, else Host — never X-Forwarded-Host) that is not a valid
@@ -224,6 +226,10 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 		// gatehouse is no forward proxy, and PRI is the HTTP/2 preface
 		// sent to an HTTP/1 listener.
 		return reasonMethod, http.StatusBadRequest
+	case http.MethodTrace, "TRACK":
+		// TRACE echoes the request, credentials included, back to a
+		// script (cross-site tracing); nginx answers 405 too.
+		return reasonTrace, http.StatusMethodNotAllowed
 	default:
 		// net/http checks HTTP/1 methods, but its HTTP/2 server takes
 		// any :method, spaces included (issue 17): a method is a token

@@ -123,6 +123,9 @@ func TestHygieneRefuses(t *testing.T) {
 			r.Method, r.ProtoMajor, r.ProtoMinor = `GET"`, 2, 0
 			return r
 		}},
+		{name: "TRACE", want: 405, closes: true, req: func() *http.Request {
+			return httptest.NewRequest("TRACE", "http://app.example.com/", nil)
+		}},
 		{name: "extension method", want: 204, req: func() *http.Request {
 			return httptest.NewRequest("PROPFIND", "http://app.example.com/", nil)
 		}},

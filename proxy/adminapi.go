@@ -256,13 +256,21 @@ func parseBanTarget(s string) (netip.Prefix, error) {
 		if p != p.Masked() {
 			return netip.Prefix{}, fmt.Errorf("%s has host bits set; did you mean %s?", s, p.Masked())
 		}
+		if p.Bits() == 0 {
+			return netip.Prefix{}, fmt.Errorf("%s would ban every address", s)
+		}
 		return p, nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
 	}
-	a = a.Unmap().WithZone("")
+	if a.Zone() != "" {
+		// A zone names an interface of this host, not a client; dropping
+		// it would ban an address the caller did not write.
+		return netip.Prefix{}, fmt.Errorf("%q has a zone; give the address without it", s)
+	}
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 

@@ -94,6 +94,11 @@ func TestAdminBansAPI(t *testing.T) {
 		{name: "allowed client", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"192.0.2.5"}`}, want: 422, wantField: "ip"},
 		{name: "bad ip", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"banana"}`}, want: 422, wantField: "ip"},
 		{name: "host bits", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"198.51.100.1/24"}`}, want: 422, wantField: "ip"},
+		// Red-team notes on issue 17: a ban of everyone, and a zoned
+		// address whose zone would be dropped silently.
+		{name: "every IPv4 address", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"0.0.0.0/0"}`}, want: 422, wantField: "ip"},
+		{name: "every IPv6 address", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"::/0"}`}, want: 422, wantField: "ip"},
+		{name: "zoned address", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"fe80::1%eth0"}`}, want: 422, wantField: "ip"},
 		{name: "bad duration", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"203.0.113.8","duration":"soon"}`}, want: 400, wantField: "duration"},
 		{name: "unknown field", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"203.0.113.8","forever":true}`}, want: 400},
 		{name: "not json", call: adminCall{"POST", "/v1/bans", "ops-token", `ip=1.2.3.4`}, want: 400},

@@ -171,6 +171,7 @@ func TestHygieneRawRequests(t *testing.T) {
 		// Methods and upgrades.
 		{name: "CONNECT", raw: "CONNECT app.example.com:443 HTTP/1.1\r\nHost: app.example.com:443\r\n\r\n", want: []int{400}, closed: true},
 		{name: "PRI on HTTP/1.1", raw: "PRI * HTTP/1.1\r\n" + host + "\r\n", want: []int{400}, closed: true},
+		{name: "TRACE", raw: "TRACE / HTTP/1.1\r\n" + host + "Cookie: session=secret\r\n\r\n", want: []int{405}, closed: true},
 		{name: "h2c upgrade is served as plain HTTP/1.1",
 			raw:  "GET / HTTP/1.1\r\n" + host + "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
 			want: []int{200}, forwarded: 1},

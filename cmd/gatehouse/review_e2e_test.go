@@ -243,9 +243,11 @@ hosts:
 	if code, _ := rawGet(t, g, "app.test", "/", http.Header{"X-Forwarded-For": {"198.51.100.66"}}); code != 403 {
 		t.Errorf("the probing client behind the proxy = %d, want 403 (banned)", code)
 	}
-	_, errOut, code := runGatehouse(t, "bans", "add", "127.0.0.1", "--admin", "http://"+g.adminAddr, "--token", "ops-token")
-	if code != 1 || !strings.Contains(errOut, "422") {
-		t.Errorf("bans add 127.0.0.1 (a trusted proxy) = %d, %q; want 1 and 422", code, errOut)
+	for _, target := range []string{"127.0.0.1", "0.0.0.0/0", "::/0", "fe80::1%eth0"} {
+		_, errOut, code := runGatehouse(t, "bans", "add", target, "--admin", "http://"+g.adminAddr, "--token", "ops-token")
+		if code != 1 || !strings.Contains(errOut, "422") {
+			t.Errorf("bans add %s (a trusted proxy, everyone, a zone) = %d, %q; want 1 and 422", target, code, errOut)
+		}
 	}
 }
 
