@@ -440,7 +440,9 @@ func TestHygieneReportsMalformed(t *testing.T) {
 			return httptest.NewRequest("GET", "http://app.example.com/..%2F..%2Fetc/passwd", nil)
 		}},
 		// Refused, but links on pages carry them as written: no offence.
-		{name: "encoded slash", req: func() *http.Request { return httptest.NewRequest("GET", "http://app.example.com/tags/c%2Fc%2B%2B", nil) }},
+		{name: "encoded slash", req: func() *http.Request {
+			return httptest.NewRequest("GET", "http://app.example.com/tags/c%2Fc%2B%2B", nil)
+		}},
 		{name: "Latin-1 escape", req: func() *http.Request { return httptest.NewRequest("GET", "http://app.example.com/caf%E9.html", nil) }},
 		{name: "three dots", req: func() *http.Request { return httptest.NewRequest("GET", "http://app.example.com/wiki/...", nil) }},
 		{name: "NTFS stream", offence: true, req: func() *http.Request {
