@@ -364,6 +364,9 @@ func (s *Server) reload() error {
 	}
 	s.warnRestartOnly(prev.cfg, cfg)
 	s.tls.update(cfg)
+	// New jails take over the counts of the old, and the offences that
+	// requests still in flight on the old chain report (issue 17).
+	rt.jails.HandOver(prev.jails)
 	s.current.Store(rt)
 	s.cfgSum = sha256.Sum256(data)
 	if rt.transport != prev.transport {

@@ -174,11 +174,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			return nil, fmt.Errorf("jails: %w", err)
 		}
 		s.restoreHistory(j)
-		if prev != nil {
-			// Counts of the jails that keep their names survive the reload.
-			j.Inherit(prev.jails)
-		}
-		rt.jails = j
+		rt.jails = j // reload hands prev's counts over (Jails.HandOver)
 	}
 	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {
 		rt.transport = prev.transport

@@ -132,6 +132,9 @@ type Jails struct {
 	unknown map[string]*atomic.Uint64 // offences for unconfigured jail names; names come from code and config
 
 	sharer OffenceSharer // nil: no jail is shared; see share.go
+
+	// next, once set by HandOver, receives every offence reported here.
+	next atomic.Pointer[Jails]
 }
 
 // jail is one configured jail of the counting kind.
@@ -306,6 +309,11 @@ func newJail(name string, c JailConfig, capacity int) (*jail, error) {
 // Offences only. Report never blocks and is cheap: for a tracked client
 // it takes one shard lock of the jail and does not allocate.
 func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
+	if n := j.next.Load(); n != nil {
+		// Handed over by a reload: the successor counts it.
+		n.Report(jail, ip, reason)
+		return
+	}
 	if j.log.Enabled(context.Background(), slog.LevelDebug) {
 		j.log.Debug("offence", "jail", jail, "client_ip", ip, "reason", reason)
 	}
@@ -381,20 +389,24 @@ func (j *Jails) RestoreHistory(b Ban) bool {
 	return true
 }
 
-// Inherit carries into j the state of every jail of prev that j has by
-// the same name, for a reload that changed the jails' settings: each
-// client's latest offence times (as many as j's MaxRetry keeps, newest
-// first, judged from then on under j's MaxRetry and FindTime), its ban
-// history, and the jail's offence total. Without it a reload resets every
-// count, and a scanner that spreads its probes over reloads is never
-// banned (issue 17). Allowed clients are dropped; IPv6 clients are carried
-// only when IPv6Prefix is unchanged, since a /64's count says nothing
-// about one /56. Call it before j gets offences; prev may keep getting
-// them meanwhile (those are lost).
-func (j *Jails) Inherit(prev *Jails) {
-	if prev == nil {
+// HandOver makes j the successor of prev, for a reload that changed the
+// jails' settings. From then on prev passes every offence reported to it
+// (by requests still in flight on the old chain) on to j, and j takes over
+// the state of every jail of prev it has by the same name: each client's
+// latest offence times (as many as j's MaxRetry keeps, newest first,
+// judged from then on under j's MaxRetry and FindTime), its ban history,
+// and the jail's offence total. Without it a reload resets every count,
+// and a scanner that spreads its probes over reloads is never banned
+// (issue 17). Allowed clients are dropped; IPv6 clients are carried only
+// when IPv6Prefix is unchanged, since a /64's count says nothing about one
+// /56. Call it once j is sure to serve, right before the swap; prev must
+// not be handed over twice.
+func (j *Jails) HandOver(prev *Jails) {
+	if prev == nil || prev == j {
 		return
 	}
+	prev.next.Store(j)
+	var scratch []int64
 	for name, jl := range j.jails {
 		old := prev.jails[name]
 		if old == nil || old.shared != jl.shared {
@@ -410,17 +422,19 @@ func (j *Jails) Inherit(prev *Jails) {
 					continue
 				}
 				ring := sh.lanes[i*old.ring : (i+1)*old.ring]
-				jl.adopt(slot.key, slot.state, ring)
+				scratch = jl.adopt(slot.key, slot.state, ring, scratch)
 			}
 			sh.mu.Unlock()
 		}
 	}
 }
 
-// adopt sets client k's state in jl from another jail's: st and its ring
-// of offence times (oldest at st.head), of which the newest that fit jl's
-// ring are kept.
-func (jl *jail) adopt(k clientKey, st offenceState, ring []int64) {
+// adopt merges into client k's state in jl another jail's: st and its
+// ring of offence times (oldest at st.head). The ban history is the later
+// of the two; of the offence times, those jl already holds (passed on
+// since the hand-over) and the other's, the newest that fit jl's ring are
+// kept. scratch is reused between calls; adopt returns it.
+func (jl *jail) adopt(k clientKey, st offenceState, ring []int64, scratch []int64) []int64 {
 	t := jl.clients
 	h := t.hash(k)
 	sh := t.shard(h)
@@ -428,13 +442,22 @@ func (jl *jail) adopt(k clientKey, st offenceState, ring []int64) {
 	defer sh.mu.Unlock()
 	i, _ := t.acquire(sh, k, h)
 	dst := &sh.slots[i].state
-	dst.lastUntil, dst.bans = st.lastUntil, st.bans
-	keep := min(int(st.n), jl.ring)
-	lanes := sh.lanes[i*jl.ring : (i+1)*jl.ring]
-	for n := range keep {
-		lanes[n] = ring[(int(st.head)+int(st.n)-keep+n)%len(ring)]
+	if st.lastUntil > dst.lastUntil {
+		dst.lastUntil, dst.bans = st.lastUntil, max(dst.bans, st.bans)
 	}
+	lanes := sh.lanes[i*jl.ring : (i+1)*jl.ring]
+	scratch = scratch[:0]
+	for n := range int(dst.n) {
+		scratch = append(scratch, lanes[(int(dst.head)+n)%len(lanes)])
+	}
+	for n := range int(st.n) {
+		scratch = append(scratch, ring[(int(st.head)+n)%len(ring)])
+	}
+	slices.Sort(scratch)
+	keep := min(len(scratch), jl.ring)
+	copy(lanes, scratch[len(scratch)-keep:])
 	dst.n, dst.head = uint16(keep), 0
+	return scratch
 }
 
 // keyAddr is the address of client key k: an IPv4 address, or the first

@@ -703,7 +703,7 @@ func TestJailsInherit(t *testing.T) {
 			next, bans, _ := newTestJails(t, JailsConfig{Jails: map[string]JailConfig{"probes": tc.next}, IPv6Prefix: tc.v6bits,
 				Allow: []netip.Prefix{netip.PrefixFrom(allowed, 32)}})
 			next.now = clk.Now
-			next.Inherit(prev)
+			next.HandOver(prev)
 			if next.jails["probes"].clients.has(next.key(allowed)) {
 				t.Error("an address now in allow was carried over")
 			}
@@ -727,4 +727,33 @@ func TestJailsInherit(t *testing.T) {
 			next.jails["probes"].clients.check(t)
 		})
 	}
+}
+
+// TestJailsHandOverForwards: after a hand-over, offences reported to the
+// old jails (by requests still in flight on the old chain) are counted by
+// the new ones, together with what the old ones had counted.
+func TestJailsHandOverForwards(t *testing.T) {
+	t.Parallel()
+	cfg := JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 3, FindTime: time.Hour, BanTime: time.Hour}}}
+	prev, _, clk := newTestJails(t, cfg)
+	next, bans, _ := newTestJails(t, cfg)
+	next.now = clk.Now
+	a := netip.MustParseAddr("198.51.100.9")
+	prev.Report("probes", a, "probe")
+	next.HandOver(prev)
+	clk.Add(time.Minute)
+	prev.Report("probes", a, "probe")
+	if bans.banned(a) {
+		t.Fatal("banned after two offences, want three")
+	}
+	clk.Add(time.Minute)
+	prev.Report("probes", a, "probe")
+	if !bans.banned(a) {
+		t.Error("not banned after three offences across the hand-over, the last two reported to the old jails")
+	}
+	if got := next.Offences("probes"); got != 3 {
+		t.Errorf("new jails' Offences = %d, want 3", got)
+	}
+	next.HandOver(next) // no-op, no loop
+	next.Report("probes", netip.MustParseAddr("198.51.100.10"), "probe")
 }
