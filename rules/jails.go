@@ -135,6 +135,22 @@ type Jails struct {
 
 	// next, once set by HandOver, receives every offence reported here.
 	next atomic.Pointer[Jails]
+	// handing is held by HandOver while it copies the state it takes
+	// over: offences passed on to j wait for it, so that none is counted
+	// before the count it adds to is here.
+	handing sync.RWMutex
+}
+
+// successor returns the Jails j was handed over to, once the hand-over is
+// complete, or nil.
+func (j *Jails) successor() *Jails {
+	n := j.next.Load()
+	if n != nil {
+		n.handing.RLock()
+		//lint:ignore SA2001 an empty critical section: waiting for HandOver is the point
+		n.handing.RUnlock()
+	}
+	return n
 }
 
 // jail is one configured jail of the counting kind.
@@ -309,7 +325,7 @@ func newJail(name string, c JailConfig, capacity int) (*jail, error) {
 // Offences only. Report never blocks and is cheap: for a tracked client
 // it takes one shard lock of the jail and does not allocate.
 func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
-	if n := j.next.Load(); n != nil {
+	if n := j.successor(); n != nil {
 		// Handed over by a reload: the successor counts it.
 		n.Report(jail, ip, reason)
 		return
@@ -320,7 +336,13 @@ func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
 	if j.sharer != nil && j.offerShared(jail, ip, reason) {
 		return
 	}
-	b, ok := j.report(jail, ip, reason, j.now())
+	b, ok, moved := j.count(jail, ip, reason, j.now())
+	if moved {
+		// Handed over while this offence was on its way: the client's
+		// shard was already copied.
+		j.successor().Report(jail, ip, reason)
+		return
+	}
 	if !ok {
 		return
 	}
@@ -405,6 +427,8 @@ func (j *Jails) HandOver(prev *Jails) {
 	if prev == nil || prev == j {
 		return
 	}
+	j.handing.Lock()
+	defer j.handing.Unlock()
 	prev.next.Store(j)
 	var scratch []int64
 	for name, jl := range j.jails {
@@ -431,9 +455,10 @@ func (j *Jails) HandOver(prev *Jails) {
 
 // adopt merges into client k's state in jl another jail's: st and its
 // ring of offence times (oldest at st.head). The ban history is the later
-// of the two; of the offence times, those jl already holds (passed on
-// since the hand-over) and the other's, the newest that fit jl's ring are
-// kept. scratch is reused between calls; adopt returns it.
+// of the two; of the offence times, those jl already holds and the
+// other's, the newest that fit jl's ring are kept (offences passed on
+// during a hand-over wait for it, so jl holds none of those). scratch is
+// reused between calls; adopt returns it.
 func (jl *jail) adopt(k clientKey, st offenceState, ring []int64, scratch []int64) []int64 {
 	t := jl.clients
 	h := t.hash(k)
@@ -472,15 +497,22 @@ func keyAddr(k clientKey) netip.Addr {
 // report is Report's decision at time at, without side effects beyond
 // the jail's state: it returns the ban that follows, if one does.
 func (j *Jails) report(name string, ip netip.Addr, reason string, at time.Time) (Ban, bool) {
+	b, ok, _ := j.count(name, ip, reason, at)
+	return b, ok
+}
+
+// count is report, and also reports moved when the offence was not
+// counted because j was handed over (HandOver) meanwhile.
+func (j *Jails) count(name string, ip netip.Addr, reason string, at time.Time) (b Ban, ok, moved bool) {
 	jl := j.jails[name]
 	if jl == nil {
 		j.unknownCounter(name).Add(1)
-		return Ban{}, false
+		return Ban{}, false, false
 	}
 	ip = ip.Unmap().WithZone("")
 	if !ip.IsValid() || j.allowed(ip) {
 		jl.untracked.Add(1)
-		return Ban{}, false
+		return Ban{}, false, false
 	}
 	now := unixNano(at)
 	k := j.key(ip)
@@ -488,6 +520,12 @@ func (j *Jails) report(name string, ip netip.Addr, reason string, at time.Time) 
 	h := t.hash(k)
 	sh := t.shard(h)
 	sh.mu.Lock()
+	if j.next.Load() != nil {
+		// HandOver has copied (or is about to copy) this shard under its
+		// lock: counting here would be lost. Report passes it on.
+		sh.mu.Unlock()
+		return Ban{}, false, true
+	}
 	sh.tally.Add(1)
 	i, _ := t.acquire(sh, k, h)
 	st := &sh.slots[i].state
@@ -496,11 +534,11 @@ func (j *Jails) report(name string, ip netip.Addr, reason string, at time.Time) 
 	// ban early, it is counted again.
 	if st.lastUntil > now && (j.bans == nil || j.bans.banned(ip)) {
 		sh.mu.Unlock()
-		return Ban{}, false
+		return Ban{}, false, false
 	}
 	if !jl.offend(st, sh.lanes[i*jl.ring:(i+1)*jl.ring], now) {
 		sh.mu.Unlock()
-		return Ban{}, false
+		return Ban{}, false, false
 	}
 	if st.lastUntil != 0 && now-st.lastUntil > jl.forget {
 		st.bans = 0
@@ -520,7 +558,7 @@ func (j *Jails) report(name string, ip netip.Addr, reason string, at time.Time) 
 			p = netip.PrefixFrom(ip, 128)
 		}
 	}
-	return Ban{Prefix: p, Jail: jl.name, Reason: reason, Until: at.Add(d), Count: count, Created: at}, true
+	return Ban{Prefix: p, Jail: jl.name, Reason: reason, Until: at.Add(d), Count: count, Created: at}, true, false
 }
 
 // offend records an offence at now in st and ring (the client's last
