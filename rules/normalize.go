@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"bytes"
 	"errors"
 	"strconv"
 	"strings"
@@ -241,6 +240,15 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
+// cleanByte marks the raw bytes scanClean takes as they are: plainByte's
+// but "$", rare in paths, which the slow path checks for NTFS stream
+// syntax (":$"). It is a never-mutated table.
+var cleanByte = func() (t [256]bool) {
+	t = plainByte
+	t['$'] = false
+	return t
+}()
+
 // scanClean reports whether raw is already canonical (clean) and whether
 // it is also its own probe form (probeClean: no ASCII upper case and no
 // segment ending in a dot). It is the allocation-free fast path.
@@ -268,7 +276,7 @@ func scanClean(raw string) (clean, probeClean bool) {
 			continue
 		}
 		c := raw[i]
-		if !plainByte[c] || c == '$' && raw[i-1] == ':' {
+		if !cleanByte[c] {
 			return false, false
 		}
 		if c != '.' {
@@ -301,8 +309,10 @@ func canonicalSlow(raw string, opt CanonicalOptions) (CanonicalPath, error) {
 		i++
 		segStart := len(buf)
 		buf = append(buf, '/')
-		params := -1 // index in buf where ";params" start
-		pct := 0     // 1: a decoded "%" seen; 2: "%" and one hex digit seen
+		params := -1      // index in buf where ";params" start
+		stream := false   // ":$" seen in the decoded segment, params included
+		last := byte('/') // the decoded byte before c
+		pct := 0          // 1: a decoded "%" seen; 2: "%" and one hex digit seen
 		for i < n && raw[i] != '/' {
 			c := raw[i]
 			switch {
@@ -357,9 +367,15 @@ func canonicalSlow(raw string, opt CanonicalOptions) (CanonicalPath, error) {
 			default:
 				pct = 0
 			}
-			if c == ';' && params < 0 {
+			switch {
+			case c == ';' && params < 0:
 				params = len(buf)
+			case c == '$' && last == ':':
+				// NTFS stream syntax: the type of "name::$DATA" and
+				// "name:stream:$DATA" (CanonicalOptions.AllowStreamSyntax).
+				stream = true
 			}
+			last = c
 			buf = append(buf, c)
 		}
 		// Parameters are checked like the name (the upstream sees them),
@@ -367,7 +383,7 @@ func canonicalSlow(raw string, opt CanonicalOptions) (CanonicalPath, error) {
 		if !utf8.Valid(buf[segStart+1:]) {
 			return unsafePath(reasonBadUTF8, i)
 		}
-		if !opt.AllowStreamSyntax && streamSyntax(buf[segStart+1:]) {
+		if stream && !opt.AllowStreamSyntax {
 			return unsafePath(reasonStreamSyntax, i)
 		}
 		if params >= 0 {
@@ -460,15 +476,6 @@ var lowerASCII = func() (t [256]byte) {
 	}
 	return t
 }()
-
-// streamSyntax reports whether the decoded segment seg has a ":" followed
-// by a "$": the stream type of NTFS's "name::$TYPE" and
-// "name:stream:$TYPE", the forms that reach a file's or directory's
-// content ($DATA, $INDEX_ALLOCATION, $I30) (see
-// CanonicalOptions.AllowStreamSyntax).
-func streamSyntax(seg []byte) bool {
-	return bytes.Contains(seg, []byte(":$"))
-}
 
 func dotsAndSpaces(b []byte) bool {
 	for _, c := range b {
