@@ -53,7 +53,7 @@ func Hotlink(cfg HotlinkConfig, m *rules.HotlinkMatcher, jails *rules.Jails, log
 			s := ScopeFrom(r)
 			// Protected when the raw or the canonical path is: the
 			// upstream receives the raw one.
-			if !hotlinkProtected(m, rules.RequestPath(r.RequestURI), s.Path) {
+			if !m.ProtectedRequest(rules.RequestPath(r.RequestURI), s.Path) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -78,17 +78,4 @@ func Hotlink(cfg HotlinkConfig, m *rules.HotlinkMatcher, jails *rules.Jails, log
 			PlainStatus(w, cfg.Status)
 		})
 	}, nil
-}
-
-// hotlinkProtected reports whether m protects the request: its canonical
-// path, the probe form, the raw path as sent, or the path after a
-// "//authority" that URI-reference readers see (rules.NetworkPath).
-func hotlinkProtected(m *rules.HotlinkMatcher, raw string, c rules.CanonicalPath) bool {
-	if m.Protected(c.Path) || m.Protected(c.Probe) || m.Protected(raw) {
-		return true
-	}
-	if n, ok, err := rules.NetworkPath(raw); ok {
-		return err != nil || m.Protected(n.Path) || m.Protected(n.Probe)
-	}
-	return false
 }

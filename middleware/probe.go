@@ -45,14 +45,7 @@ func ProbeBlock(cfg ProbeBlockConfig, m *rules.ProbeMatcher, jails *rules.Jails,
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
-			rule, hit := m.Match(s.Path.Probe)
-			if !hit && len(r.RequestURI) > 1 && r.RequestURI[1] == '/' {
-				// "//evil/.env" is /.env to a reader of the target as a
-				// URI reference (rules.NetworkPath).
-				if n, ok, err := rules.NetworkPath(rules.RequestPath(r.RequestURI)); ok && err == nil {
-					rule, hit = m.Match(n.Probe)
-				}
-			}
+			rule, hit := m.MatchRequest(rules.RequestPath(r.RequestURI), s.Path)
 			if !hit {
 				next.ServeHTTP(w, r)
 				return

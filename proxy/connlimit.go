@@ -53,7 +53,7 @@ func (s *Server) connLimiter(cfg *config.File) *connLimiter {
 	return newConnLimiter(connLimitConfig{
 		Max:        cfg.Limits.ConnsPerIP,
 		IPv6Prefix: cfg.IPv6Prefix,
-		Exempt:     append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...),
+		Exempt:     neverBanned(cfg), // allow and trusted_proxies
 		OnExceed: func(client netip.Addr) {
 			s.log.Debug("connection over conns_per_ip closed", "client_ip", client)
 			s.current.Load().jails.Report(floodJail, client, "connections")

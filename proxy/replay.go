@@ -214,14 +214,8 @@ func (p *replayer) line(line []byte) {
 		}
 		return
 	}
-	n, network, nerr := rules.NetworkPath(raw)
-	network = network && nerr == nil
 	if p.probes != nil {
-		rule, ok := p.probes.Match(c.Probe)
-		if !ok && network {
-			rule, ok = p.probes.Match(n.Probe)
-		}
-		if ok {
+		if rule, ok := p.probes.MatchRequest(raw, c); ok {
 			p.rep.Probes[rule]++
 			p.matched("probe "+rule, line)
 			p.offence(p.probeJail, &e, "probe")
@@ -232,8 +226,7 @@ func (p *replayer) line(line []byte) {
 	if e.Host != "" {
 		rt = p.hosts.lookup(e.Host)
 	}
-	if h, ok := p.hot[rt]; ok && (h.m.Protected(c.Path) || h.m.Protected(c.Probe) || network && (h.m.Protected(n.Path) || h.m.Protected(n.Probe))) &&
-		!h.m.Allowed(e.Referer, e.RefererSet) {
+	if h, ok := p.hot[rt]; ok && h.m.ProtectedRequest(raw, c) && !h.m.Allowed(e.Referer, e.RefererSet) {
 		p.rep.Hotlinks[rt.name]++
 		p.matched("hotlink "+rt.name, line)
 		p.offence(h.jail, &e, "hotlink")

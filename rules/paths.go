@@ -65,11 +65,21 @@ func (ps *PrefixSet) Covers(p string) bool {
 // protected when the path after its "//authority" is (NetworkPath), or
 // when that path cannot be canonicalised.
 func (ps *PrefixSet) CoversRequest(rawPath string, c CanonicalPath) bool {
-	if ps.all || ps.Covers(c.Path) || ps.Covers(c.Probe) || ps.Covers(rawPath) {
+	return ps.all || anyReading(rawPath, c, ps.Covers)
+}
+
+// anyReading reports whether covers holds for a reading of a request
+// path: the raw path as sent, the canonical path, its probe form, or,
+// for a raw path starting with "//", the path after the authority
+// (NetworkPath; covered when that path cannot be canonicalised). It is
+// the one definition of "this rule protects the request" for every
+// protection rule.
+func anyReading(rawPath string, c CanonicalPath, covers func(string) bool) bool {
+	if covers(c.Path) || covers(c.Probe) || covers(rawPath) {
 		return true
 	}
 	if n, ok, err := NetworkPath(rawPath); ok {
-		return err != nil || ps.Covers(n.Path) || ps.Covers(n.Probe)
+		return err != nil || covers(n.Path) || covers(n.Probe)
 	}
 	return false
 }

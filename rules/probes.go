@@ -140,6 +140,21 @@ func (m *ProbeMatcher) Match(probePath string) (rule string, ok bool) {
 	return m.names[r], true
 }
 
+// MatchRequest is Match for a request whose raw path is rawPath and
+// canonical view c: it also matches the path after a leading
+// "//authority", which readers of the target as a URI reference see
+// ("//evil/.env" is /.env to them, NetworkPath). It does not allocate for
+// a path that does not start with "//".
+func (m *ProbeMatcher) MatchRequest(rawPath string, c CanonicalPath) (rule string, ok bool) {
+	if rule, ok := m.Match(c.Probe); ok {
+		return rule, true
+	}
+	if n, isNet, err := NetworkPath(rawPath); isNet && err == nil {
+		return m.Match(n.Probe)
+	}
+	return "", false
+}
+
 // Rules returns how many patterns m holds (presets expanded). It is for
 // logs and tests.
 func (m *ProbeMatcher) Rules() int {

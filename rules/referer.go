@@ -191,6 +191,13 @@ func (m *HotlinkMatcher) Protected(path string) bool {
 	return ok
 }
 
+// ProtectedRequest reports whether m protects a request whose raw path
+// is rawPath and canonical view c, in any reading of the path (as
+// PrefixSet.CoversRequest). A nil matcher protects nothing.
+func (m *HotlinkMatcher) ProtectedRequest(rawPath string, c CanonicalPath) bool {
+	return m != nil && anyReading(rawPath, c, m.Protected)
+}
+
 // Allowed reports whether a request with this Referer may load a
 // protected path; present is false when the request has no Referer
 // header (an empty header is present: nginx counts it as "blocked"). The
