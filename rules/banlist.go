@@ -692,17 +692,8 @@ func (t *banTable) rehash(n int) *banSlots {
 
 // ban rebuilds the Ban that e stores. It does not allocate.
 func (t *banTable) ban(e *banEntry) Ban {
-	var a netip.Addr
-	if t.is4 {
-		a = netip.AddrFrom4([4]byte{byte(e.lo >> 24), byte(e.lo >> 16), byte(e.lo >> 8), byte(e.lo)})
-	} else {
-		var b [16]byte
-		binary.BigEndian.PutUint64(b[:8], e.hi)
-		binary.BigEndian.PutUint64(b[8:], e.lo)
-		a = netip.AddrFrom16(b)
-	}
 	return Ban{
-		Prefix:  netip.PrefixFrom(a, t.bits),
+		Prefix:  t.prefix(e),
 		Jail:    e.jail,
 		Reason:  e.reason,
 		Until:   time.Unix(0, e.until).UTC(),
@@ -728,6 +719,15 @@ func canonPrefix(p netip.Prefix) (netip.Prefix, bool) {
 func addrWords(a netip.Addr) (hi, lo uint64) {
 	b := a.As16()
 	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+}
+
+// wordsAddr is addrWords' inverse: the 16-byte address of hi:lo (an
+// IPv4 address comes back IPv4-mapped).
+func wordsAddr(hi, lo uint64) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b)
 }
 
 // mask128 keeps the first n bits of hi:lo.

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -346,10 +345,7 @@ func (t *banTable) prefix(e *banEntry) netip.Prefix {
 	if t.is4 {
 		a = netip.AddrFrom4([4]byte{byte(e.lo >> 24), byte(e.lo >> 16), byte(e.lo >> 8), byte(e.lo)})
 	} else {
-		var b [16]byte
-		binary.BigEndian.PutUint64(b[:8], e.hi)
-		binary.BigEndian.PutUint64(b[8:], e.lo)
-		a = netip.AddrFrom16(b)
+		a = wordsAddr(e.hi, e.lo)
 	}
 	return netip.PrefixFrom(a, t.bits)
 }

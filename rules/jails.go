@@ -2,7 +2,6 @@ package rules
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -441,7 +440,7 @@ func (j *Jails) HandOver(prev *Jails) {
 			sh := &old.clients.shards[si]
 			sh.mu.Lock()
 			for i, slot := range sh.slots {
-				ip := keyAddr(slot.key)
+				ip := wordsAddr(slot.key.hi, slot.key.lo).Unmap() // an IPv4 address, or an IPv6 prefix's first
 				if ip.Is6() && prev.v6bits != j.v6bits || j.allowed(ip) {
 					continue
 				}
@@ -483,15 +482,6 @@ func (jl *jail) adopt(k clientKey, st offenceState, ring []int64, scratch []int6
 	copy(lanes, scratch[len(scratch)-keep:])
 	dst.n, dst.head = uint16(keep), 0
 	return scratch
-}
-
-// keyAddr is the address of client key k: an IPv4 address, or the first
-// address of an IPv6 prefix.
-func keyAddr(k clientKey) netip.Addr {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], k.hi)
-	binary.BigEndian.PutUint64(b[8:], k.lo)
-	return netip.AddrFrom16(b).Unmap()
 }
 
 // report is Report's decision at time at, without side effects beyond
