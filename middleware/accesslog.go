@@ -201,17 +201,22 @@ func appendJSONString(b []byte, s string) []byte {
 // value replaced by signer.RedactedSignature.
 func appendJSONRedacted(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendRedacted(b, s, appendJSONChars)
+	return append(b, '"')
+}
+
+// appendRedacted appends s escaped by esc, with every gh_signature value
+// replaced by signer.RedactedSignature.
+func appendRedacted(b []byte, s string, esc func([]byte, string) []byte) []byte {
 	for {
 		start, end := signer.SignatureSpan(s)
 		if start < 0 {
-			break
+			return esc(b, s)
 		}
-		b = appendJSONChars(b, s[:start])
+		b = esc(b, s[:start])
 		b = append(b, signer.RedactedSignature...)
 		s = s[end:]
 	}
-	b = appendJSONChars(b, s)
-	return append(b, '"')
 }
 
 // appendJSONChars appends s escaped for the inside of a JSON string.
@@ -289,16 +294,7 @@ func appendNginxField(b []byte, s string) []byte {
 // appendNginxRedacted is appendNginxEscaped with every gh_signature
 // value replaced by signer.RedactedSignature.
 func appendNginxRedacted(b []byte, s string) []byte {
-	for {
-		start, end := signer.SignatureSpan(s)
-		if start < 0 {
-			break
-		}
-		b = appendNginxEscaped(b, s[:start])
-		b = append(b, signer.RedactedSignature...)
-		s = s[end:]
-	}
-	return appendNginxEscaped(b, s)
+	return appendRedacted(b, s, appendNginxEscaped)
 }
 
 // appendNginxEscaped escapes like nginx's access log: '"', '\\' and bytes
