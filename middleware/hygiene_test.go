@@ -35,7 +35,6 @@ func hygieneChain(t testing.TB, cfg HygieneConfig) (http.Handler, **http.Request
 
 func TestHygieneRefuses(t *testing.T) {
 	t.Parallel()
-	h, _ := hygieneChain(t, HygieneConfig{StrictSNI: true})
 	tests := []struct {
 		name   string
 		req    func() *http.Request
@@ -136,6 +135,9 @@ func TestHygieneRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// A chain per case: its recorder of the passed request is
+			// not shared between parallel cases.
+			h, _ := hygieneChain(t, HygieneConfig{StrictSNI: true})
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, tc.req())
 			if w.Code != tc.want {
