@@ -1,0 +1,41 @@
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+func TestUnprivilegedRunsWithoutRoot(t *testing.T) {
+	if Unprivileged(t) {
+		return
+	}
+	if os.Geteuid() == 0 {
+		t.Fatal("the body runs as root")
+	}
+	// Root could create a file in any directory; nobody cannot in /.
+	if f, err := os.Create("/testenv-unprivileged-probe"); err == nil {
+		f.Close()
+		os.Remove("/testenv-unprivileged-probe")
+		t.Fatal("created a file in / without root")
+	}
+}
+
+func TestUnprivilegedSubtest(t *testing.T) {
+	t.Run("a b/c", func(t *testing.T) {
+		if Unprivileged(t) {
+			return
+		}
+		if os.Geteuid() == 0 {
+			t.Fatal("the body runs as root")
+		}
+	})
+}
+
+func TestLookTool(t *testing.T) {
+	if _, err := LookTool("sh"); err != nil {
+		t.Errorf("LookTool(sh) = %v", err)
+	}
+	if _, err := LookTool("gatehouse-no-such-tool"); err == nil {
+		t.Error("LookTool found a program that does not exist")
+	}
+}
