@@ -1,7 +1,7 @@
 // Package proxy is the gateway itself: it turns a validated config
 // (package proxy/config) into a running server — the public listeners
 // (plain HTTP and HTTPS, each behind a per-client connection limit and
-// the HTTP/1 framing guard of framing.go; TLS terminated in tlslisten.go
+// the HTTP/1 framing guard, with TLS terminated by package proxy/listener
 // with certificates from certmagic or files, tls.go), the host router,
 // the reverse proxy to each host's upstream pool, the admin listener
 // (health, readiness, metrics, the token-authenticated /v1/bans and

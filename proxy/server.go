@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/listener"
 	"gatehouse/rules"
 	"gatehouse/rules/firewall"
 	"gatehouse/rules/fleet"
@@ -215,13 +216,13 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { serve(srv, s.plainListener(ln, connLimit, cfg)) })
 	s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
 	if tlsLn != nil {
-		// gatehouse terminates TLS itself (tlslisten.go): HTTP/1.1 over
+		// gatehouse terminates TLS itself (package listener): HTTP/1.1 over
 		// TLS then passes the framing guard too. TLSConfig only tells the
 		// server to speak HTTP/2 on the h2 connections it is handed.
 		tsrv := &http.Server{
-			Handler:                      withTLSState(s),
+			Handler:                      listener.WithTLSState(s),
 			TLSConfig:                    s.tls.tlsConfig(),
-			ConnContext:                  tlsConnContext,
+			ConnContext:                  listener.ConnContext,
 			ReadHeaderTimeout:            srv.ReadHeaderTimeout,
 			IdleTimeout:                  srv.IdleTimeout,
 			MaxHeaderBytes:               srv.MaxHeaderBytes,
@@ -229,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:                     errLog,
 			HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: cfg.Limits.H2MaxStreams},
 		}
-		tl := newTLSListener(limitListen(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
+		tl := listener.NewTLS(listener.Limit(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
 		servers = append(servers, tsrv)
 		wg.Go(func() { serve(tsrv, tl) })
 		s.log.Info("listening", "listener", "https", "addr", tlsLn.Addr().String())

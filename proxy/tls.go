@@ -23,11 +23,12 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/listener"
 	"gatehouse/proxy/ui"
 )
 
 // acmeTLSProtocol is the ALPN protocol of the TLS-ALPN-01 challenge.
-const acmeTLSProtocol = "acme-tls/1"
+const acmeTLSProtocol = listener.ACMETLSProtocol
 
 // tlsManager holds the certificates of the HTTPS listener: static pairs
 // from tls.certificates, swapped on reload, and, with tls.acme, a

@@ -1,4 +1,4 @@
-package proxy
+package listener
 
 import (
 	"bytes"
@@ -105,6 +105,14 @@ type guardListener struct {
 	// refused is told of each request the guard refuses, with the
 	// connection's peer; nil: nobody.
 	refused func(peer net.Addr, reason string)
+}
+
+// Guard puts the framing guard on every connection ln accepts.
+// maxHeaderBytes is the HTTP server's MaxHeaderBytes; refused, when not
+// nil, is told of each request the guard refuses, with the connection's
+// peer.
+func Guard(ln net.Listener, maxHeaderBytes int, refused func(peer net.Addr, reason string)) net.Listener {
+	return &guardListener{Listener: ln, maxHeaderBytes: maxHeaderBytes, refused: refused}
 }
 
 func (gl *guardListener) Accept() (net.Conn, error) {
