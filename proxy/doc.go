@@ -8,7 +8,7 @@
 // /v1/sign APIs, the dashboard of proxy/ui, all behind one Host,
 // lockout and cross-origin rule in admingate.go) — wires the ban list to its
 // subscribers (rules/store, rules/firewall, rules/notify, rules/fleet),
-// drops privileges after binding (privdrop.go), and reloads and shuts it
+// drops privileges after binding (package proxy/privdrop), and reloads and shuts it
 // down. ReplayLog runs an access log through a config's rules for
 // gatehouse rules test.
 //

@@ -21,6 +21,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/listener"
+	"gatehouse/proxy/privdrop"
 	"gatehouse/rules"
 	"gatehouse/rules/firewall"
 	"gatehouse/rules/fleet"
@@ -42,9 +43,9 @@ type Options struct {
 	Log *slog.Logger
 	// RunAs, when set, is the account Run switches to once every
 	// listener is bound and before anything is served (serve --user,
-	// see privdrop.go). It keeps CAP_NET_ADMIN when the kernel firewall
+	// see package privdrop). It keeps CAP_NET_ADMIN when the kernel firewall
 	// is on and no other capability. nil: no switch.
-	RunAs *Credential
+	RunAs *privdrop.Credential
 }
 
 // Server is the gateway: public listener, admin listener, and the current

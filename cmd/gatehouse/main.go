@@ -25,6 +25,7 @@ import (
 	"gatehouse/configs"
 	"gatehouse/proxy"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/privdrop"
 	"gatehouse/rules/htpasswd"
 
 	"golang.org/x/crypto/bcrypt"
@@ -180,7 +181,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return loadExit(err)
 	}
-	runAs, err := proxy.ResolveRunAs(*runAsUser, *allowRoot, os.Geteuid())
+	runAs, err := privdrop.ResolveRunAs(*runAsUser, *allowRoot, os.Geteuid())
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return exitUsage
