@@ -3,10 +3,8 @@
 // (plain HTTP and HTTPS, each behind a per-client connection limit and
 // the HTTP/1 framing guard, with TLS terminated by package proxy/listener
 // with certificates from certmagic or files, tls.go), the host router,
-// the reverse proxy to each host's upstream pool, the admin listener
-// (health, readiness, metrics, the token-authenticated /v1/bans and
-// /v1/sign APIs, the dashboard of proxy/ui, all behind one Host,
-// lockout and cross-origin rule in admingate.go) — wires the ban list to its
+// the reverse proxy to each host's upstream pool, the admin listener of
+// package proxy/admin — wires the ban list to its
 // subscribers (rules/store, rules/firewall, rules/notify, rules/fleet),
 // drops privileges after binding (package proxy/privdrop), and reloads and shuts it
 // down. ReplayLog runs an access log through a config's rules for

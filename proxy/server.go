@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/listener"
 	"gatehouse/proxy/privdrop"
@@ -58,9 +59,6 @@ type Server struct {
 	sink    *logSink
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
-	// locks remembers the admin jail's bans past their replacement in
-	// bans (lockedOut).
-	locks adminLocks
 	// store keeps bans and ban history in state_dir/bans.db; nil without
 	// a state_dir.
 	store *store.Store
@@ -75,6 +73,8 @@ type Server struct {
 	// without a fleet block (fleet.go).
 	fleet *fleet.Fleet
 	redis *redis.Client
+	// admin serves the admin listener.
+	admin *admin.Admin
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[runtime]
@@ -133,6 +133,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.current.Store(rt)
+	if s.admin, err = s.newAdmin(opts.Config); err != nil {
+		s.closeStore()
+		return nil, err
+	}
 	if opts.ConfigPath != "" {
 		if data, err := os.ReadFile(opts.ConfigPath); err == nil {
 			s.cfgSum = sha256.Sum256(data)
@@ -241,7 +245,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if admLn != nil {
 		adm := &http.Server{
-			Handler:           s.adminHandler(),
+			Handler:           s.admin,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       time.Minute,
 			ErrorLog:          errLog,

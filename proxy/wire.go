@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
 )
@@ -36,7 +37,7 @@ type runtime struct {
 	jails *rules.Jails
 	// signing serves the admin API's /v1/sign endpoints and holds the
 	// hosts' signed-link keys.
-	signing *Signing
+	signing *admin.Signing
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
 }
@@ -182,7 +183,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		rt.transport = newTransport(transportKeyOf(cfg.Limits))
 	}
 
-	signing, err := NewSigning(context.Background(), cfg)
+	signing, err := admin.NewSigning(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +266,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			r.next = auth(r.next)
 		}
 		if sl := h.SignedLinks; sl != nil {
-			links, err := middleware.SignedLinks(middleware.SignedLinksConfig{Paths: sl.Paths}, signing.linksFor(i), s.log)
+			links, err := middleware.SignedLinks(middleware.SignedLinksConfig{Paths: sl.Paths}, signing.LinksFor(i), s.log)
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].signed_links: %w", i, err)
 			}

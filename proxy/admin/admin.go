@@ -1,20 +1,22 @@
-package proxy
+package admin
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
 	"gatehouse/rules"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -43,43 +45,125 @@ func writeError(w http.ResponseWriter, code int, msg, field string) {
 	writeJSON(w, code, apiError{Error: msg, Field: field})
 }
 
-// adminHandler serves the admin listener: health, readiness, metrics,
+// Config configures the admin listener's handler. Fields marked
+// required must be set; the others may be left zero.
+type Config struct {
+	// Listen and Names are admin.listen and admin.names: the host names
+	// and addresses the listener answers to (gate.go). Bound at start: a
+	// change takes a restart.
+	Listen string
+	Names  []string
+	// Current returns what the running config has built: it is called on
+	// every request, so a reload's tokens, jails and signers take effect
+	// at once. Required.
+	Current func() Current
+	// Bans is the gateway's ban list. Required.
+	Bans *rules.BanList
+	// SaveBan and DeleteBan make a manual ban or unban durable before the
+	// API answers. nil: bans live in memory only.
+	SaveBan   func(rules.Ban) error
+	DeleteBan func(netip.Prefix) error
+	// Ready reports whether the gateway serves (/readyz). Required.
+	Ready func() bool
+	// Metrics is exposed on /metrics, with the exposition's own error
+	// counter registered in it. Required.
+	Metrics *prometheus.Registry
+	// Stats feeds the dashboard's charts. Required.
+	Stats *ui.Stats
+	// Fleet, Certificates, Firewall and Upstreams feed the dashboard's
+	// panels; nil hides a panel (no fleet, no TLS, no kernel firewall).
+	Fleet        ui.FleetSource
+	Certificates ui.CertSource
+	Firewall     func(ctx context.Context) (ui.FirewallStatus, error)
+	Upstreams    func() []ui.Upstream
+	// Log receives the listener's log; its audit lines go to Log with
+	// component=audit. nil: discard.
+	Log *slog.Logger
+}
+
+// Current is what one config has built that the admin listener uses.
+type Current struct {
+	// Config is the config serving now.
+	Config *config.File
+	// Jails receive the admin jail's offences (wrong tokens).
+	Jails *rules.Jails
+	// Signing serves /v1/sign.
+	Signing *Signing
+}
+
+// Admin is the admin listener's handler: health, readiness, metrics,
 // the token-authenticated /v1 API and the dashboard, all behind the
-// listener's Host, lockout and cross-origin rules (adminGate).
-// It is only ever bound to admin.listen, never to the public listener.
-func (s *Server) adminHandler() http.Handler {
-	cfg := s.current.Load().cfg
+// listener's Host, lockout and cross-origin rules (gate). It is only
+// ever bound to admin.listen, never to the public listener. It is safe
+// for concurrent use.
+type Admin struct {
+	cfg Config
+	log *slog.Logger
+	// locks remembers the admin jail's bans past their replacement in
+	// the ban list (lockedOut).
+	locks   adminLocks
+	handler http.Handler
+}
+
+var _ http.Handler = (*Admin)(nil)
+
+// New builds the admin listener's handler.
+func New(cfg Config) (*Admin, error) {
+	switch {
+	case cfg.Current == nil:
+		return nil, errors.New("admin: no Current")
+	case cfg.Bans == nil:
+		return nil, errors.New("admin: no ban list")
+	case cfg.Ready == nil:
+		return nil, errors.New("admin: no Ready")
+	case cfg.Metrics == nil:
+		return nil, errors.New("admin: no metrics")
+	case cfg.Stats == nil:
+		return nil, errors.New("admin: no dashboard stats")
+	}
+	a := &Admin{cfg: cfg, log: cfg.Log}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
 	mux.Handle("/readyz", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
+		if !cfg.Ready() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})))
 	mux.Handle("/metrics", only(http.MethodGet,
-		promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg})))
-	mux.Handle("GET /v1/bans", s.audited(scopeBansRead, s.listBans))
-	mux.Handle("POST /v1/bans", s.auditedCall(scopeBansWrite, s.addBan, describeBan))
-	mux.Handle("DELETE /v1/bans/{ip...}", s.auditedCall(scopeBansWrite, s.deleteBan, describeUnban))
+		promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{Registry: cfg.Metrics})))
+	mux.Handle("GET /v1/bans", a.audited(scopeBansRead, a.listBans))
+	mux.Handle("POST /v1/bans", a.auditedCall(scopeBansWrite, a.addBan, describeBan))
+	mux.Handle("DELETE /v1/bans/{ip...}", a.auditedCall(scopeBansWrite, a.deleteBan, describeUnban))
 	mux.Handle("/v1/bans", methodNotAllowed("GET, POST"))
 	mux.Handle("/v1/bans/", methodNotAllowed("DELETE"))
-	mux.Handle("POST /v1/sign/s3", s.auditedCall(scopeSignS3, s.signS3, describeSign(s3Resource)))
-	mux.Handle("POST /v1/sign/cloudfront", s.auditedCall(scopeSignCloudFront, s.signCloudFront, describeSign(cloudFrontResource)))
-	mux.Handle("POST /v1/sign/link", s.auditedCall(scopeSignLink, s.signLink, describeSign(linkResource)))
+	mux.Handle("POST /v1/sign/s3", a.auditedCall(scopeSignS3, a.signS3, describeSign(s3Resource)))
+	mux.Handle("POST /v1/sign/cloudfront", a.auditedCall(scopeSignCloudFront, a.signCloudFront, describeSign(cloudFrontResource)))
+	mux.Handle("POST /v1/sign/link", a.auditedCall(scopeSignLink, a.signLink, describeSign(linkResource)))
 	mux.Handle("/v1/sign/s3", methodNotAllowed("POST"))
 	mux.Handle("/v1/sign/cloudfront", methodNotAllowed("POST"))
 	mux.Handle("/v1/sign/link", methodNotAllowed("POST"))
-	mux.Handle("/ui/", s.dashboard())
+	dash, err := a.dashboard()
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/ui/", dash)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", "")
 	})
-	// The listener is bound once; admin.listen and admin.names changes
-	// need a restart (warnRestartOnly).
-	return s.adminGate(ui.NewHostCheck(cfg.Admin.Listen, cfg.Admin.Names), mux)
+	a.handler = a.gate(ui.NewHostCheck(cfg.Listen, cfg.Names), mux)
+	return a, nil
+}
+
+// ServeHTTP serves one request on the admin listener.
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.handler.ServeHTTP(w, r)
 }
 
 // only answers methods other than method (and HEAD for GET) with a JSON
@@ -103,17 +187,19 @@ func methodNotAllowed(allow string) http.Handler {
 	})
 }
 
-// dashboard builds the /ui/ handler (package ui) over the server's state.
+// dashboard builds the /ui/ handler (package ui) over the gateway's state.
 // Its ban and unban forms go through manualBan and manualUnban, the admin
 // API's own code.
-func (s *Server) dashboard() http.Handler {
+func (a *Admin) dashboard() (http.Handler, error) {
 	cfg := ui.Config{
-		Listen:       s.current.Load().cfg.Admin.Listen,
-		Names:        s.current.Load().cfg.Admin.Names,
-		Bans:         s.bans,
-		Stats:        s.metrics.dash,
-		Fleet:        s.fleetSource(s.current.Load().cfg),
-		Authenticate: s.dashboardToken,
+		Listen:       a.cfg.Listen,
+		Names:        a.cfg.Names,
+		Bans:         a.cfg.Bans,
+		Stats:        a.cfg.Stats,
+		Fleet:        a.cfg.Fleet,
+		Certificates: a.cfg.Certificates,
+		Firewall:     a.cfg.Firewall,
+		Authenticate: a.dashboardToken,
 		Ban: func(target, duration, reason string) (rules.Ban, error) {
 			var d *time.Duration
 			if duration != "" {
@@ -131,68 +217,43 @@ func (s *Server) dashboard() http.Handler {
 				v := time.Duration(dv)
 				d = &v
 			}
-			b, refused := s.manualBan(target, d, reason)
+			b, refused := a.manualBan(target, d, reason)
 			if refused != nil {
 				return rules.Ban{}, refused
 			}
 			return b, nil
 		},
 		Unban: func(target string) error {
-			if refused := s.manualUnban(target); refused != nil {
+			if refused := a.manualUnban(target); refused != nil {
 				return refused
 			}
 			return nil
 		},
 		Jails: func() []string {
-			return slices.Sorted(maps.Keys(s.current.Load().cfg.Jails))
+			return slices.Sorted(maps.Keys(a.cfg.Current().Config.Jails))
 		},
-		Upstreams: s.upstreamHealth,
+		Upstreams: a.cfg.Upstreams,
 		// The listener's one lockout rule (adminGate), not "any ban":
 		// an operator another jail banned can still unban themselves.
-		Banned: s.lockedOut,
+		Banned: a.lockedOut,
 		BadToken: func(client netip.Addr) {
-			s.current.Load().jails.Report(jailAdmin, client, "bad admin token")
-			s.noteAdminBan(client)
+			a.cfg.Current().Jails.Report(Jail, client, "bad admin token")
+			a.noteAdminBan(client)
 		},
-		Audit: s.log.With("component", "audit"),
-		Log:   s.log.With("component", "ui"),
+		Audit: a.log.With("component", "audit"),
+		Log:   a.log.With("component", "ui"),
 	}
-	if s.tls != nil {
-		cfg.Certificates = s.tls
-	}
-	if s.firewall != nil {
-		cfg.Firewall = func(ctx context.Context) (ui.FirewallStatus, error) {
-			st, err := s.firewall.Status(ctx)
-			if err != nil {
-				return ui.FirewallStatus{}, err
-			}
-			fs := ui.FirewallStatus{Backend: st.Backend, Entries: len(st.Entries), Want: st.Want,
-				Missing: st.Missing, Stale: st.Stale, LastPass: st.LastPass}
-			if st.LastError != nil {
-				fs.LastError = st.LastError.Error()
-			}
-			return fs, nil
-		}
-	}
-	h, err := ui.New(cfg)
-	if err != nil {
-		// Only a programming error gets here: every field is set above.
-		s.log.Error("dashboard unavailable", "error", err)
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusInternalServerError, "dashboard unavailable", "")
-		})
-	}
-	return h
+	return ui.New(cfg)
 }
 
 // dashboardToken authenticates a dashboard session's admin token as
 // authorize does: compared with every configured token, in constant time
 // each.
-func (s *Server) dashboardToken(presented string) (ui.Principal, bool) {
+func (a *Admin) dashboardToken(presented string) (ui.Principal, bool) {
 	if presented == "" {
 		return ui.Principal{}, false
 	}
-	tokens := s.current.Load().cfg.Admin.Tokens
+	tokens := a.cfg.Current().Config.Admin.Tokens
 	var tok *config.Token
 	for i := range tokens {
 		if tokens[i].Token.Matches(presented) && tok == nil {
@@ -203,36 +264,4 @@ func (s *Server) dashboardToken(presented string) (ui.Principal, bool) {
 		return ui.Principal{}, false
 	}
 	return ui.Principal{Name: tok.Name, Scopes: tok.Scopes}, true
-}
-
-// upstreamHealth lists the current runtime's upstreams with their
-// passive health, by host.
-func (s *Server) upstreamHealth() []ui.Upstream {
-	rt := s.current.Load()
-	seen := map[*route]bool{}
-	var routes []*route
-	for _, m := range []map[string]*route{rt.router.exact, rt.router.wildcard} {
-		for _, r := range m {
-			if !seen[r] {
-				seen[r] = true
-				routes = append(routes, r)
-			}
-		}
-	}
-	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.name, b.name) })
-	var out []ui.Upstream
-	for _, r := range routes {
-		p, ok := r.proxy.Transport.(*pool)
-		if !ok {
-			continue
-		}
-		for _, u := range p.ups {
-			up := ui.Upstream{Host: r.name, URL: u.url.Redacted()}
-			if t := u.downUntil.Load(); t != 0 {
-				up.DownUntil = time.Unix(0, t)
-			}
-			out = append(out, up)
-		}
-	}
-	return out
 }
