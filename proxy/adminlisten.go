@@ -52,7 +52,7 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 	return admin.New(ac)
 }
 
-// upstreamHealth lists the current runtime's upstreams with their
+// upstreamHealth lists the current generation's upstreams with their
 // passive health, by host.
 func (s *Server) upstreamHealth() []ui.Upstream {
 	rt := s.current.Load()

@@ -11,8 +11,8 @@
 // gatehouse rules test.
 //
 // Everything a config describes is compiled by Server.build into one
-// immutable runtime (the middleware chain, routes, upstream pools). Reload
-// builds a complete new runtime and swaps a single pointer, so a request
+// immutable generation (the middleware chain, routes, upstream pools). Reload
+// builds a complete new generation and swaps a single pointer, so a request
 // runs start to finish on one config and an invalid config never replaces
 // a working one. Listener addresses and server timeouts are bound at start
 // and need a restart to change.

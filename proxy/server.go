@@ -50,7 +50,7 @@ type Options struct {
 }
 
 // Server is the gateway: public listener, admin listener, and the current
-// runtime, swapped atomically on reload. Its methods are safe for
+// generation, swapped atomically on reload. Its methods are safe for
 // concurrent use.
 type Server struct {
 	opts    Options
@@ -77,13 +77,13 @@ type Server struct {
 	admin *admin.Admin
 
 	reloadMu sync.Mutex // serialises reloads
-	current  atomic.Pointer[runtime]
+	current  atomic.Pointer[generation]
 	cfgSum   [sha256.Size]byte // of the file behind current; guarded by reloadMu
 
 	ready atomic.Bool
 }
 
-// New builds the first runtime from opts.Config. It opens no sockets; Run
+// New builds the first generation from opts.Config. It opens no sockets; Run
 // does.
 func New(opts Options) (*Server, error) {
 	if opts.Config == nil {
@@ -145,7 +145,7 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves r on the current runtime.
+// ServeHTTP serves r on the current generation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current.Load().handler.ServeHTTP(w, r)
 }
@@ -333,7 +333,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Reload re-reads the config file and, when it is valid, swaps in a new
-// runtime. An invalid config changes nothing. Settings bound at start
+// generation. An invalid config changes nothing. Settings bound at start
 // (listeners and server timeouts) are kept, with a warning, until restart.
 func (s *Server) Reload() error {
 	s.reloadMu.Lock()
@@ -461,7 +461,7 @@ func (s *Server) watch(ctx context.Context) {
 // stat per file, so users added or removed take effect within a second.
 const htpasswdPoll = time.Second
 
-// watchHtpasswd reloads the htpasswd files of the current runtime when
+// watchHtpasswd reloads the htpasswd files of the current generation when
 // they change on disk. A broken file keeps the previous users; its error
 // is logged once, not every poll.
 func (s *Server) watchHtpasswd(ctx context.Context) {

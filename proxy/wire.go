@@ -20,10 +20,10 @@ import (
 	"gatehouse/rules"
 )
 
-// runtime is everything built from one config: the request chain and the
-// upstream transport. Reload builds a complete new runtime and swaps one
-// pointer; requests in flight finish on the runtime they started on.
-type runtime struct {
+// generation is everything built from one config: the request chain and the
+// upstream transport. Reload builds a complete new generation and swaps one
+// pointer; requests in flight finish on the generation they started on.
+type generation struct {
 	cfg       *config.File
 	handler   http.Handler
 	router    *router
@@ -136,8 +136,8 @@ type credsKey struct {
 }
 
 // credentials returns the store for an htpasswd file: the one the current
-// runtime uses (refreshed, so a reload picks up an edited file), or a new
-// one. Stores are collected into next for the runtime being built.
+// generation uses (refreshed, so a reload picks up an edited file), or a new
+// one. Stores are collected into next for the generation being built.
 func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware.Credentials) (*middleware.Credentials, error) {
 	key := credsKey{path: ba.Htpasswd, allowSlow: ba.AllowSlowHashes}
 	if c := next[key]; c != nil {
@@ -160,11 +160,11 @@ func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware
 	return c, nil
 }
 
-// build compiles cfg into a runtime. It has no side effects on the running
+// build compiles cfg into a generation. It has no side effects on the running
 // server: a failure leaves everything as it was. prev, when not nil, is the
-// runtime being replaced; its transport is reused when unchanged.
-func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
-	rt := &runtime{cfg: cfg}
+// generation being replaced; its transport is reused when unchanged.
+func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) {
+	rt := &generation{cfg: cfg}
 	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
 		rt.jails = prev.jails
 	} else {
