@@ -127,6 +127,9 @@ func newRedisCertStorage(cfg redisCertConfig) *redisCertStorage {
 
 func (s *redisCertStorage) String() string { return "redis:" + s.data }
 
+// Close closes the Redis client; the gateway calls it at shutdown.
+func (s *redisCertStorage) Close() error { return s.rdb.Close() }
+
 // unreachable reports whether err is a failure to talk to Redis, after
 // which reads fall back to the mirror; not a missing key or a refusal.
 func unreachable(err error) bool {

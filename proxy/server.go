@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -84,8 +85,10 @@ type Server struct {
 }
 
 // New builds the first generation from opts.Config. It opens no sockets; Run
-// does.
-func New(opts Options) (*Server, error) {
+// does. A failure closes everything New had opened (the ban store and
+// its file lock, the fleet's Redis clients, the access log file, the
+// certificate cache), so a caller may retry on the same state_dir.
+func New(opts Options) (_ *Server, err error) {
 	if opts.Config == nil {
 		return nil, errors.New("proxy: no config")
 	}
@@ -94,6 +97,11 @@ func New(opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	defer func() {
+		if err != nil {
+			s.closeOpened()
+		}
+	}()
 	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
@@ -101,7 +109,6 @@ func New(opts Options) (*Server, error) {
 			nc.Email = &notify.EmailConfig{SMTP: e.SMTP, From: e.From, To: e.To,
 				Username: e.Username.Value(), Password: e.Password.Value()}
 		}
-		var err error
 		if s.notifier, err = notify.New(nc); err != nil {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
@@ -110,31 +117,25 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := s.openFleet(opts.Config); err != nil {
-		s.closeStore()
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(newBanCollector(s))
 	if err := s.openFirewall(opts.Config); err != nil {
-		s.closeStore()
 		return nil, err
 	}
-	var err error
 	if s.tls, err = newTLSManager(opts.Config, log.With("component", "tls")); err != nil {
-		s.closeStore()
 		return nil, err
 	}
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
 	}
-	rt, err := s.build(opts.Config, nil)
+	g, err := s.build(opts.Config, nil)
 	if err != nil {
-		s.closeStore()
 		return nil, err
 	}
-	s.current.Store(rt)
+	s.current.Store(g)
 	if s.admin, err = s.newAdmin(opts.Config); err != nil {
-		s.closeStore()
 		return nil, err
 	}
 	if opts.ConfigPath != "" {
@@ -143,6 +144,41 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// closeOpened closes what New opened, for a New that fails: nothing of
+// it has started (Run starts the goroutines), so closing is all there
+// is to undo.
+func (s *Server) closeOpened() {
+	if s.sink != nil {
+		if err := s.sink.Close(); err != nil {
+			s.log.Warn("close access log", "error", err)
+		}
+	}
+	s.stopTLS()
+	if s.redis != nil {
+		if err := s.redis.Close(); err != nil {
+			s.log.Debug("close fleet redis client", "error", err)
+		}
+	}
+	s.closeStore()
+	if g := s.current.Load(); g != nil {
+		g.transport.CloseIdleConnections()
+	}
+}
+
+// stopTLS ends certificate maintenance and closes the certificate
+// store's Redis client in fleet mode.
+func (s *Server) stopTLS() {
+	s.tls.stop()
+	if s.tls == nil || s.tls.magic == nil {
+		return
+	}
+	if c, ok := s.tls.magic.Storage.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			s.log.Debug("close certificate store", "error", err)
+		}
+	}
 }
 
 // ServeHTTP serves r on the current generation.
@@ -327,7 +363,7 @@ func (s *Server) Run(ctx context.Context) error {
 	stopSink()
 	wg.Wait()
 	s.closeStore()
-	s.tls.stop()
+	s.stopTLS()
 	s.current.Load().transport.CloseIdleConnections()
 	return runErr
 }
