@@ -11,6 +11,9 @@ import (
 	"gatehouse/proxy/ui"
 )
 
+// The dashboard's certificate panel reads the TLS manager.
+var _ ui.CertSource = (*tlsManager)(nil)
+
 // newAdmin builds the admin listener's handler (package admin) over the
 // server's state. The listener is bound once: admin.listen and
 // admin.names changes need a restart (warnRestartOnly).

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path"
@@ -101,6 +102,13 @@ type certLock struct {
 	stop  chan struct{}
 	done  chan struct{}
 }
+
+// certmagic finds TryLocker through a type assertion: checked here.
+var (
+	_ certmagic.Storage   = (*redisCertStorage)(nil)
+	_ certmagic.TryLocker = (*redisCertStorage)(nil)
+	_ io.Closer           = (*redisCertStorage)(nil)
+)
 
 func newRedisCertStorage(cfg redisCertConfig) *redisCertStorage {
 	prefix := cfg.Prefix

@@ -16,12 +16,6 @@ import (
 	"gatehouse/rules/fleet/fleettest"
 )
 
-// Compile-time checks: certmagic looks for these through type assertions.
-var (
-	_ certmagic.Storage   = (*redisCertStorage)(nil)
-	_ certmagic.TryLocker = (*redisCertStorage)(nil)
-)
-
 func newTestCertStorage(t *testing.T, r *fleettest.Redis, cfg redisCertConfig) *redisCertStorage {
 	t.Helper()
 	if cfg.Redis == nil {

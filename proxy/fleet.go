@@ -161,6 +161,8 @@ type fleetStatus struct {
 	prefix string
 }
 
+var _ ui.FleetSource = fleetStatus{}
+
 // FleetStatus implements ui.FleetSource.
 func (f fleetStatus) FleetStatus() ui.FleetStatus {
 	st := ui.FleetStatus{Node: f.node, Connected: f.s.fleet.Up()}

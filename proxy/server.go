@@ -84,6 +84,8 @@ type Server struct {
 	ready atomic.Bool
 }
 
+var _ http.Handler = (*Server)(nil)
+
 // New builds the first generation from opts.Config. It opens no sockets; Run
 // does. A failure closes everything New had opened (the ban store and
 // its file lock, the fleet's Redis clients, the access log file, the

@@ -124,6 +124,8 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
+var _ net.Listener = (*limitListener)(nil)
+
 // limitedConn gives its client's slot back when closed, once.
 type limitedConn struct {
 	net.Conn
@@ -131,6 +133,8 @@ type limitedConn struct {
 	key  netip.Prefix
 	once sync.Once
 }
+
+var _ net.Conn = (*limitedConn)(nil)
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()

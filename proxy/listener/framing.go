@@ -123,6 +123,11 @@ func (gl *guardListener) Accept() (net.Conn, error) {
 	return newFramingGuard(c, gl.maxHeaderBytes, onRefusal(gl.refused, c.RemoteAddr())), nil
 }
 
+var (
+	_ net.Listener = (*guardListener)(nil)
+	_ net.Conn     = (*framingGuard)(nil)
+)
+
 // onRefusal binds refused to one connection's peer; nil stays nil.
 func onRefusal(refused func(peer net.Addr, reason string), peer net.Addr) func(reason string) {
 	if refused == nil {

@@ -103,6 +103,8 @@ func (l *tlsListener) handshake(c net.Conn) {
 	}
 }
 
+var _ net.Listener = (*tlsListener)(nil)
+
 // Accept returns the next handshaken HTTP/1.x connection.
 func (l *tlsListener) Accept() (net.Conn, error) {
 	select {
