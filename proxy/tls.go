@@ -91,7 +91,7 @@ func newTLSManager(cfg *config.File, log *slog.Logger) (*tlsManager, error) {
 	m.acme = *cfg.TLS.ACME
 	m.certDir = filepath.Join(cfg.StateDir, "certs")
 	zl := zap.New(&slogCore{h: log.Handler()})
-	storage, err := newCertStorage(cfg, log) // certstore_redis.go: Redis in fleet mode
+	storage, err := newCertStorage(cfg, log) // fleet.go: Redis in fleet mode
 	if err != nil {
 		return nil, err
 	}
