@@ -67,7 +67,7 @@ func TestAdminBansAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.adminHandler()
+	h := s.admin
 	tests := []struct {
 		name      string
 		call      adminCall
@@ -129,7 +129,7 @@ func TestAdminBansListAndGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.adminHandler()
+	h := s.admin
 	if w, _ := (adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"2001:db8::7","duration":"1h"}`}).do(t, h); w.Code != 201 {
 		t.Fatalf("add: %d %s", w.Code, w.Body.String())
 	}
@@ -137,7 +137,7 @@ func TestAdminBansListAndGuard(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer read-token")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
-	var list []apiBan
+	var list []struct{ IP string }
 	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || len(list) != 1 || list[0].IP != "2001:db8::7" {
 		t.Fatalf("GET /v1/bans = %s (%v), want the one ban", w.Body.String(), err)
 	}
@@ -157,7 +157,7 @@ func TestBanMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.adminHandler()
+	h := s.admin
 	if w, _ := (adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"203.0.113.9"}`}).do(t, h); w.Code != 201 {
 		t.Fatal(w.Body.String())
 	}

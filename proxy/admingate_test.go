@@ -11,7 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
+
+	"gatehouse/proxy/admin"
 )
 
 // gateConfig has an admin jail that bans at the first wrong token, a
@@ -40,7 +41,7 @@ func newGateServer(t *testing.T) (*Server, http.Handler, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, s.adminHandler(), logs
+	return s, s.admin, logs
 }
 
 // TestAdminGateHost: the Host rule of /ui/ holds for the whole admin
@@ -76,7 +77,7 @@ func TestAdminGateHost(t *testing.T) {
 				t.Fatalf("%s %s with Host %q = %d %s, want %d", tc.method, tc.path, tc.host, w.Code, w.Body, tc.want)
 			}
 			if w.Code == http.StatusMisdirectedRequest {
-				var e apiError
+				var e struct{ Error, Field string }
 				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == "" {
 					t.Errorf("421 body %q is not the JSON error", w.Body)
 				}
@@ -96,7 +97,7 @@ func TestAdminGateArrivalAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.adminHandler()
+	h := s.admin
 	for _, tc := range []struct {
 		host string
 		want int
@@ -189,7 +190,7 @@ func TestAdminLockout(t *testing.T) {
 			t.Errorf("GET %s from a client the probe jail banned = %d, want %d", tc.path, got, tc.want)
 		}
 	}
-	s.current.Load().jails.Report(jailAdmin, netip.MustParseAddr(guesser), "bad admin token")
+	s.current.Load().jails.Report(admin.Jail, netip.MustParseAddr(guesser), "bad admin token")
 	for _, tc := range []struct {
 		path string
 		want int
@@ -207,8 +208,8 @@ func TestAdminBodyLimit(t *testing.T) {
 	t.Parallel()
 	_, bansHandler, logs := newGateServer(t)
 	sg, _ := newSignServer(t, "http://127.0.0.1:1")
-	signHandler := sg.adminHandler()
-	big := strings.Repeat(" ", maxAdminBody) + `{"ip":"203.0.113.5","bucket":"media","key":"a"}`
+	signHandler := sg.admin
+	big := strings.Repeat(" ", admin.MaxBody) + `{"ip":"203.0.113.5","bucket":"media","key":"a"}`
 	for _, tc := range []struct {
 		name, path, token string
 		h                 http.Handler
@@ -227,7 +228,7 @@ func TestAdminBodyLimit(t *testing.T) {
 			r.Header.Set("Authorization", "Bearer "+tc.token)
 			w := httptest.NewRecorder()
 			tc.h.ServeHTTP(w, r)
-			var e apiError
+			var e struct{ Error, Field string }
 			if err := json.Unmarshal(w.Body.Bytes(), &e); w.Code != http.StatusRequestEntityTooLarge || err != nil || e.Field != "body" {
 				t.Fatalf("POST %s with %d bytes = %d %s, want 413 with field body", tc.path, len(big), w.Code, w.Body)
 			}
@@ -238,7 +239,7 @@ func TestAdminBodyLimit(t *testing.T) {
 	}
 	// At the bound exactly, the body is read.
 	atBound := `{"ip":"203.0.113.5"}`
-	atBound += strings.Repeat(" ", maxAdminBody-len(atBound))
+	atBound += strings.Repeat(" ", admin.MaxBody-len(atBound))
 	if w, v := (adminCall{"POST", "/v1/bans", "ops-token", atBound}).do(t, bansHandler); w.Code != http.StatusCreated {
 		t.Errorf("POST /v1/bans with %d bytes = %d %v, want 201", len(atBound), w.Code, v)
 	}
@@ -316,7 +317,7 @@ func TestAdminAuditBans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.adminHandler()
+	h := s.admin
 	for _, tc := range []struct {
 		name     string
 		call     adminCall
@@ -365,25 +366,12 @@ func TestAdminAuditBans(t *testing.T) {
 func TestAdminAuditSignRefused(t *testing.T) {
 	t.Parallel()
 	s, logs := newSignServer(t, "http://127.0.0.1:1")
-	h := s.adminHandler()
+	h := s.admin
 	if code, _ := call(t, h, "/v1/sign/s3", tokenOps, `{"bucket":"media","key":"paid/a.mp4"}`, "192.0.2.1"); code != 403 {
 		t.Fatalf("sign with a bans token = %d, want 403", code)
 	}
 	line := auditLine(t, logs.String(), "POST", "/v1/sign/s3")
 	if line["resource"] != "s3://media/paid/a.mp4" || !strings.Contains(line["result"].(string), "lacks scope") {
 		t.Errorf("audit line of a refused signing call = %v, want its resource and result", line)
-	}
-}
-
-// TestAdminManualBanCap: a caller of manualBan with a time.Duration (the
-// dashboard's form after durationValue) meets the same cap as the API.
-func TestAdminManualBanCap(t *testing.T) {
-	t.Parallel()
-	s, _, _ := newGateServer(t)
-	if _, refused := s.manualBan("203.0.113.30", new(maxBanDuration+time.Second), ""); refused == nil || refused.field != "duration" {
-		t.Errorf("manualBan over the cap = %v, want refused for duration", refused)
-	}
-	if b, refused := s.manualBan("203.0.113.31", new(maxBanDuration), ""); refused != nil || b.Prefix != netip.MustParsePrefix("203.0.113.31/32") {
-		t.Errorf("manualBan at the cap = %+v, %v; want the ban", b, refused)
 	}
 }

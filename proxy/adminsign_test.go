@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/proxy/admin"
 	"gatehouse/signer"
 )
 
@@ -161,7 +162,7 @@ func TestAdminSignAPI(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(up.Close)
 	s, logs := newSignServer(t, up.URL)
-	h := s.adminHandler()
+	h := s.admin
 	tests := []struct {
 		name      string
 		path      string
@@ -300,7 +301,7 @@ func TestAdminSignAPI(t *testing.T) {
 func TestAdminSignMethods(t *testing.T) {
 	t.Parallel()
 	s, _ := newSignServer(t, "http://127.0.0.1:1")
-	h := s.adminHandler()
+	h := s.admin
 	for _, path := range []string{"/v1/sign/s3", "/v1/sign/cloudfront", "/v1/sign/link"} {
 		r := adminRequest(http.MethodGet, path, nil)
 		r.Header.Set("Authorization", "Bearer "+tokenBackend)
@@ -324,7 +325,7 @@ func TestAdminSignMethods(t *testing.T) {
 func TestAdminJail(t *testing.T) {
 	t.Parallel()
 	s, logs := newSignServer(t, "http://127.0.0.1:1")
-	h := s.adminHandler()
+	h := s.admin
 	body := `{"bucket":"media","key":"a"}`
 	for range 5 {
 		if code, _ := call(t, h, "/v1/sign/s3", "", body, "198.51.100.7"); code != 401 {
@@ -336,7 +337,7 @@ func TestAdminJail(t *testing.T) {
 			t.Fatalf("wrong token %d: %d, want 401", i, code)
 		}
 	}
-	if got := s.current.Load().jails.Offences(jailAdmin); got != 3 {
+	if got := s.current.Load().jails.Offences(admin.Jail); got != 3 {
 		t.Errorf("admin jail offences = %d, want 3 (missing tokens are not counted)", got)
 	}
 	if code, v := call(t, h, "/v1/sign/s3", tokenBackend, body, "198.51.100.7"); code != 403 || v["error"] != "banned" {
@@ -375,7 +376,7 @@ func TestAdminSignLinkVerifies(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	s, _ := newSignServer(t, up.URL)
-	h := s.adminHandler()
+	h := s.admin
 	code, v := call(t, h, "/v1/sign/link", tokenBackend, `{"url":"http://media.example.com/paid/a.mp4?t=10","ip":"203.0.113.7"}`, "192.0.2.1")
 	if code != 200 {
 		t.Fatalf("sign: %d %v", code, v)

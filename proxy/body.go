@@ -60,6 +60,8 @@ type clientBody struct {
 
 // newClientBody wraps r's body. Install it as both r.Body and r's
 // context.
+var _ io.ReadCloser = (*clientBody)(nil)
+
 func newClientBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) *clientBody {
 	b := &clientBody{Context: r.Context(), rc: r.Body, timeout: timeout, dl: deadlinerOf(w)}
 	if b.dl == nil {

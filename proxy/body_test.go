@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -127,49 +126,5 @@ func TestSpool(t *testing.T) {
 		if !errors.Is(err, cause) {
 			t.Errorf("spool of a %d-byte body that fails = %v, want %v", size, err, cause)
 		}
-	}
-}
-
-// TestFramingGuardPoisonedByReadError: a body read that times out
-// (body_read_timeout) poisons the connection: what the client sends
-// afterwards is never handed to the server as a request.
-func TestFramingGuardPoisonedByReadError(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ name, head string }{
-		{"content-length", "POST / HTTP/1.1\r\n" + hostLine + "Content-Length: 10\r\n\r\nabc"},
-		{"chunked", chunkedHead + "5\r\nab"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			client, server := net.Pipe()
-			defer client.Close()
-			g := newFramingGuard(server, 1<<10, nil)
-			defer g.Close()
-			go func() {
-				io.WriteString(client, tc.head)
-			}()
-			br := bufio.NewReader(g)
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := g.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
-				t.Fatal(err)
-			}
-			_, err = io.ReadAll(req.Body)
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("body read = %v, want a timeout", err)
-			}
-			// The client goes on as if its body were over and sends a
-			// request; the server must read only EOF.
-			g.SetReadDeadline(time.Now().Add(10 * time.Second))
-			go func() {
-				io.WriteString(client, "GET /smuggled HTTP/1.1\r\n"+hostLine+"\r\n")
-			}()
-			if n, err := g.Read(make([]byte, 64)); n != 0 || err != io.EOF {
-				t.Fatalf("read after the timed-out body = %d, %v; want 0, EOF", n, err)
-			}
-		})
 	}
 }

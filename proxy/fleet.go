@@ -6,12 +6,16 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/proxy/certstore"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
 	"gatehouse/rules"
@@ -161,6 +165,8 @@ type fleetStatus struct {
 	prefix string
 }
 
+var _ ui.FleetSource = fleetStatus{}
+
 // FleetStatus implements ui.FleetSource.
 func (f fleetStatus) FleetStatus() ui.FleetStatus {
 	st := ui.FleetStatus{Node: f.node, Connected: f.s.fleet.Up()}
@@ -181,4 +187,18 @@ func (s *Server) fleetSource(cfg *config.File) ui.FleetSource {
 		return nil
 	}
 	return fleetStatus{s: s, node: cfg.Fleet.Node, prefix: cfg.Fleet.Prefix}
+}
+
+// newCertStorage returns certmagic's storage for cfg: files in
+// state_dir/certs, or, with fleet.certificates, Redis mirrored there.
+func newCertStorage(cfg *config.File, log *slog.Logger) (certmagic.Storage, error) {
+	files := &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, "certs")}
+	if cfg.Fleet == nil || !cfg.Fleet.Certificates {
+		return files, nil
+	}
+	o, err := redisOptions(cfg.Fleet)
+	if err != nil {
+		return nil, err
+	}
+	return certstore.NewRedis(certstore.RedisConfig{Redis: redis.NewClient(o), Prefix: cfg.Fleet.Prefix, Mirror: files, Log: log}), nil
 }

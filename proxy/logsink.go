@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,4 +120,18 @@ func (ls *logSink) Run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// Close flushes the buffer and closes the file; output goes nowhere
+// afterwards. It is for a sink whose Run never started.
+func (ls *logSink) Close() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	err := ls.w.Flush()
+	if ls.file != nil {
+		err = errors.Join(err, ls.file.Close())
+		ls.file = nil
+	}
+	ls.w.Reset(io.Discard)
+	return err
 }

@@ -58,7 +58,7 @@ func newMetrics() *metrics {
 var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // hostCounters holds one host's request counters, resolved once per
-// runtime so the request path does no label hashing.
+// generation so the request path does no label hashing.
 type hostCounters [len(statusClasses)]prometheus.Counter
 
 func (m *metrics) hostCounters(host string) *hostCounters {
@@ -78,7 +78,7 @@ func (hc *hostCounters) observe(status int) {
 }
 
 // onDone returns the access log hook that counts every answered request
-// under its host, counters looked up in the runtime's table, and hands
+// under its host, counters looked up in the generation's table, and hands
 // requests that were offences to the notifier (nil: off), which quotes a
 // client's last ones when it is banned. It feeds the dashboard too (nil:
 // off): an atomic add, and a non-blocking send for offences.

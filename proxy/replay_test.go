@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -137,20 +137,20 @@ func TestReplayMillionLines(t *testing.T) {
 	t.Parallel()
 	const lines = 1_000_000
 	cfg := mustConfig(t, replayConfig)
-	var before, after goruntime.MemStats
-	goruntime.GC()
-	goruntime.ReadMemStats(&before)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	var peak uint64
 	gen := &logGenerator{n: lines, t0: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}
 	rep, err := ReplayLog(context.Background(), cfg, gen, ReplayOptions{Progress: func(int64) {
-		var ms goruntime.MemStats
-		goruntime.ReadMemStats(&ms)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapInuse)
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	goruntime.ReadMemStats(&after)
+	runtime.ReadMemStats(&after)
 	if rep.Lines != lines || rep.Unparsed != 0 {
 		t.Errorf("lines %d, unparsed %d, want %d, 0", rep.Lines, rep.Unparsed, lines)
 	}

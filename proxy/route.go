@@ -50,6 +50,8 @@ type route struct {
 	jails *rules.Jails
 }
 
+var _ http.Handler = (*route)(nil)
+
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := middleware.ScopeFrom(r)
 	s.Host = rt.name
@@ -227,6 +229,8 @@ func misdirected(w http.ResponseWriter, _ *http.Request) {
 
 // bufferPool recycles the proxy's 32 KiB copy buffers (httputil.BufferPool).
 type bufferPool struct{ p sync.Pool }
+
+var _ httputil.BufferPool = (*bufferPool)(nil)
 
 func newBufferPool() *bufferPool {
 	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}

@@ -19,6 +19,8 @@ type router struct {
 	tls *tlsManager
 }
 
+var _ http.Handler = (*router)(nil)
+
 func newRouter() *router {
 	return &router{exact: map[string]*route{}, wildcard: map[string]*route{}}
 }

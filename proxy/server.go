@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +20,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/listener"
+	"gatehouse/proxy/privdrop"
 	"gatehouse/rules"
 	"gatehouse/rules/firewall"
 	"gatehouse/rules/fleet"
@@ -41,13 +45,13 @@ type Options struct {
 	Log *slog.Logger
 	// RunAs, when set, is the account Run switches to once every
 	// listener is bound and before anything is served (serve --user,
-	// see privdrop.go). It keeps CAP_NET_ADMIN when the kernel firewall
+	// see package privdrop). It keeps CAP_NET_ADMIN when the kernel firewall
 	// is on and no other capability. nil: no switch.
-	RunAs *Credential
+	RunAs *privdrop.Credential
 }
 
 // Server is the gateway: public listener, admin listener, and the current
-// runtime, swapped atomically on reload. Its methods are safe for
+// generation, swapped atomically on reload. Its methods are safe for
 // concurrent use.
 type Server struct {
 	opts    Options
@@ -56,9 +60,6 @@ type Server struct {
 	sink    *logSink
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
-	// locks remembers the admin jail's bans past their replacement in
-	// bans (lockedOut).
-	locks adminLocks
 	// store keeps bans and ban history in state_dir/bans.db; nil without
 	// a state_dir.
 	store *store.Store
@@ -73,17 +74,23 @@ type Server struct {
 	// without a fleet block (fleet.go).
 	fleet *fleet.Fleet
 	redis *redis.Client
+	// admin serves the admin listener.
+	admin *admin.Admin
 
 	reloadMu sync.Mutex // serialises reloads
-	current  atomic.Pointer[runtime]
+	current  atomic.Pointer[generation]
 	cfgSum   [sha256.Size]byte // of the file behind current; guarded by reloadMu
 
 	ready atomic.Bool
 }
 
-// New builds the first runtime from opts.Config. It opens no sockets; Run
-// does.
-func New(opts Options) (*Server, error) {
+var _ http.Handler = (*Server)(nil)
+
+// New builds the first generation from opts.Config. It opens no sockets; Run
+// does. A failure closes everything New had opened (the ban store and
+// its file lock, the fleet's Redis clients, the access log file, the
+// certificate cache), so a caller may retry on the same state_dir.
+func New(opts Options) (_ *Server, err error) {
 	if opts.Config == nil {
 		return nil, errors.New("proxy: no config")
 	}
@@ -92,6 +99,11 @@ func New(opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	defer func() {
+		if err != nil {
+			s.closeOpened()
+		}
+	}()
 	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
@@ -99,7 +111,6 @@ func New(opts Options) (*Server, error) {
 			nc.Email = &notify.EmailConfig{SMTP: e.SMTP, From: e.From, To: e.To,
 				Username: e.Username.Value(), Password: e.Password.Value()}
 		}
-		var err error
 		if s.notifier, err = notify.New(nc); err != nil {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
@@ -108,29 +119,27 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := s.openFleet(opts.Config); err != nil {
-		s.closeStore()
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(newBanCollector(s))
 	if err := s.openFirewall(opts.Config); err != nil {
-		s.closeStore()
 		return nil, err
 	}
-	var err error
 	if s.tls, err = newTLSManager(opts.Config, log.With("component", "tls")); err != nil {
-		s.closeStore()
 		return nil, err
 	}
 	s.sink = newLogSink(log.With("component", "access_log"))
 	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
 		return nil, err
 	}
-	rt, err := s.build(opts.Config, nil)
+	g, err := s.build(opts.Config, nil)
 	if err != nil {
-		s.closeStore()
 		return nil, err
 	}
-	s.current.Store(rt)
+	s.current.Store(g)
+	if s.admin, err = s.newAdmin(opts.Config); err != nil {
+		return nil, err
+	}
 	if opts.ConfigPath != "" {
 		if data, err := os.ReadFile(opts.ConfigPath); err == nil {
 			s.cfgSum = sha256.Sum256(data)
@@ -139,7 +148,42 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves r on the current runtime.
+// closeOpened closes what New opened, for a New that fails: nothing of
+// it has started (Run starts the goroutines), so closing is all there
+// is to undo.
+func (s *Server) closeOpened() {
+	if s.sink != nil {
+		if err := s.sink.Close(); err != nil {
+			s.log.Warn("close access log", "error", err)
+		}
+	}
+	s.stopTLS()
+	if s.redis != nil {
+		if err := s.redis.Close(); err != nil {
+			s.log.Debug("close fleet redis client", "error", err)
+		}
+	}
+	s.closeStore()
+	if g := s.current.Load(); g != nil {
+		g.transport.CloseIdleConnections()
+	}
+}
+
+// stopTLS ends certificate maintenance and closes the certificate
+// store's Redis client in fleet mode.
+func (s *Server) stopTLS() {
+	s.tls.stop()
+	if s.tls == nil || s.tls.magic == nil {
+		return
+	}
+	if c, ok := s.tls.magic.Storage.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			s.log.Debug("close certificate store", "error", err)
+		}
+	}
+}
+
+// ServeHTTP serves r on the current generation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current.Load().handler.ServeHTTP(w, r)
 }
@@ -215,13 +259,13 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { serve(srv, s.plainListener(ln, connLimit, cfg)) })
 	s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
 	if tlsLn != nil {
-		// gatehouse terminates TLS itself (tlslisten.go): HTTP/1.1 over
+		// gatehouse terminates TLS itself (package listener): HTTP/1.1 over
 		// TLS then passes the framing guard too. TLSConfig only tells the
 		// server to speak HTTP/2 on the h2 connections it is handed.
 		tsrv := &http.Server{
-			Handler:                      withTLSState(s),
+			Handler:                      listener.WithTLSState(s),
 			TLSConfig:                    s.tls.tlsConfig(),
-			ConnContext:                  tlsConnContext,
+			ConnContext:                  listener.ConnContext,
 			ReadHeaderTimeout:            srv.ReadHeaderTimeout,
 			IdleTimeout:                  srv.IdleTimeout,
 			MaxHeaderBytes:               srv.MaxHeaderBytes,
@@ -229,7 +273,7 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:                     errLog,
 			HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: cfg.Limits.H2MaxStreams},
 		}
-		tl := newTLSListener(limitListen(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
+		tl := listener.NewTLS(listener.Limit(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
 		servers = append(servers, tsrv)
 		wg.Go(func() { serve(tsrv, tl) })
 		s.log.Info("listening", "listener", "https", "addr", tlsLn.Addr().String())
@@ -239,7 +283,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if admLn != nil {
 		adm := &http.Server{
-			Handler:           s.adminHandler(),
+			Handler:           s.admin,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       time.Minute,
 			ErrorLog:          errLog,
@@ -321,13 +365,13 @@ func (s *Server) Run(ctx context.Context) error {
 	stopSink()
 	wg.Wait()
 	s.closeStore()
-	s.tls.stop()
+	s.stopTLS()
 	s.current.Load().transport.CloseIdleConnections()
 	return runErr
 }
 
 // Reload re-reads the config file and, when it is valid, swaps in a new
-// runtime. An invalid config changes nothing. Settings bound at start
+// generation. An invalid config changes nothing. Settings bound at start
 // (listeners and server timeouts) are kept, with a warning, until restart.
 func (s *Server) Reload() error {
 	s.reloadMu.Lock()
@@ -455,7 +499,7 @@ func (s *Server) watch(ctx context.Context) {
 // stat per file, so users added or removed take effect within a second.
 const htpasswdPoll = time.Second
 
-// watchHtpasswd reloads the htpasswd files of the current runtime when
+// watchHtpasswd reloads the htpasswd files of the current generation when
 // they change on disk. A broken file keeps the previous users; its error
 // is logged once, not every poll.
 func (s *Server) watchHtpasswd(ctx context.Context) {

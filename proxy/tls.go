@@ -23,11 +23,12 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/listener"
 	"gatehouse/proxy/ui"
 )
 
 // acmeTLSProtocol is the ALPN protocol of the TLS-ALPN-01 challenge.
-const acmeTLSProtocol = "acme-tls/1"
+const acmeTLSProtocol = listener.ACMETLSProtocol
 
 // tlsManager holds the certificates of the HTTPS listener: static pairs
 // from tls.certificates, swapped on reload, and, with tls.acme, a
@@ -90,7 +91,7 @@ func newTLSManager(cfg *config.File, log *slog.Logger) (*tlsManager, error) {
 	m.acme = *cfg.TLS.ACME
 	m.certDir = filepath.Join(cfg.StateDir, "certs")
 	zl := zap.New(&slogCore{h: log.Handler()})
-	storage, err := newCertStorage(cfg, log) // certstore_redis.go: Redis in fleet mode
+	storage, err := newCertStorage(cfg, log) // fleet.go: Redis in fleet mode
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,8 @@ type pool struct {
 // RoundTrip sends req to the next healthy upstream. req is the outgoing
 // request ReverseProxy cloned for us, so its URL is ours to point at the
 // chosen upstream.
+var _ http.RoundTripper = (*pool)(nil)
+
 func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := len(p.ups)
 	start := int(p.next.Add(1) % uint64(n))

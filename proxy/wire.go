@@ -3,26 +3,26 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
 )
 
-// runtime is everything built from one config: the request chain and the
-// upstream transport. Reload builds a complete new runtime and swaps one
-// pointer; requests in flight finish on the runtime they started on.
-type runtime struct {
+// generation is everything built from one config: the request chain and the
+// upstream transport. Reload builds a complete new generation and swaps one
+// pointer; requests in flight finish on the generation they started on.
+type generation struct {
 	cfg       *config.File
 	handler   http.Handler
 	router    *router
@@ -36,7 +36,7 @@ type runtime struct {
 	jails *rules.Jails
 	// signing serves the admin API's /v1/sign endpoints and holds the
 	// hosts' signed-link keys.
-	signing *Signing
+	signing *admin.Signing
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
 }
@@ -135,8 +135,8 @@ type credsKey struct {
 }
 
 // credentials returns the store for an htpasswd file: the one the current
-// runtime uses (refreshed, so a reload picks up an edited file), or a new
-// one. Stores are collected into next for the runtime being built.
+// generation uses (refreshed, so a reload picks up an edited file), or a new
+// one. Stores are collected into next for the generation being built.
 func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware.Credentials) (*middleware.Credentials, error) {
 	key := credsKey{path: ba.Htpasswd, allowSlow: ba.AllowSlowHashes}
 	if c := next[key]; c != nil {
@@ -159,13 +159,14 @@ func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware
 	return c, nil
 }
 
-// build compiles cfg into a runtime. It has no side effects on the running
-// server: a failure leaves everything as it was. prev, when not nil, is the
-// runtime being replaced; its transport is reused when unchanged.
-func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
-	rt := &runtime{cfg: cfg}
+// build compiles cfg into a generation. It has no side effects on the
+// running server: a failure leaves everything as it was. prev, when not
+// nil, is the generation being replaced; its transport is reused when
+// unchanged. The request chain's order is in chain.go.
+func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg, creds: map[credsKey]*middleware.Credentials{}}
 	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
-		rt.jails = prev.jails
+		g.jails = prev.jails
 	} else {
 		jc := jailsConfig(cfg)
 		jc.Shared, jc.Sharer = s.sharedJails(cfg) // fleet.go
@@ -174,218 +175,109 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			return nil, fmt.Errorf("jails: %w", err)
 		}
 		s.restoreHistory(j)
-		rt.jails = j // reload hands prev's counts over (Jails.HandOver)
+		g.jails = j // reload hands prev's counts over (Jails.HandOver)
 	}
 	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {
-		rt.transport = prev.transport
+		g.transport = prev.transport
 	} else {
-		rt.transport = newTransport(transportKeyOf(cfg.Limits))
+		g.transport = newTransport(transportKeyOf(cfg.Limits))
 	}
-
-	signing, err := NewSigning(context.Background(), cfg)
+	signing, err := admin.NewSigning(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	rt.signing = signing
+	g.signing = signing
 
-	hosts := newRouter()
-	var userHeaders []string // every host's basic_auth.user_header, for Hygiene
-	hosts.tls = s.tls
-	creds := map[credsKey]*middleware.Credentials{}
-	counters := make(map[string]*hostCounters, len(cfg.Hosts))
+	b := &chainBuilder{s: s, cfg: cfg, prev: prev, g: g, counters: make(map[string]*hostCounters, len(cfg.Hosts))}
+	g.router = newRouter()
+	g.router.tls = s.tls
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	buffers := newBufferPool()
-	for i, h := range cfg.Hosts {
-		name := h.Match[0].String()
-		hsts := h.HSTS
-		if hsts == "off" {
-			hsts = ""
-		}
-		headers, err := middleware.NewHeaderPolicy(middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts})
-		if err != nil {
-			return nil, fmt.Errorf("hosts[%d].headers: %w", i, err)
-		}
-		p := &pool{
-			failTimeout: cfg.Limits.UpstreamFailTimeout.D(),
-			transport:   rt.transport,
-			latency:     s.metrics.latency.WithLabelValues(name),
-			now:         time.Now,
-		}
-		for _, u := range h.Upstreams {
-			p.ups = append(p.ups, &upstream{url: u.URL()})
-		}
-		r := &route{
-			userHeaders: []string{"X-Forwarded-User"},
-			name:        name,
-			websocket:   h.WebSocket == nil || *h.WebSocket,
-			maxBody:     int64(h.MaxBody),
-			headers:     headers,
-			log:         s.log,
-			bodyTimeout: h.BodyReadTimeout.D(),
-			jails:       rt.jails,
-		}
-		r.canonical = rules.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
-		for _, name := range h.Headers.PassClient {
-			if r.passClient == nil {
-				r.passClient = map[string]bool{}
-			}
-			r.passClient[strings.ToLower(name)] = true
-		}
-		r.proxy = &httputil.ReverseProxy{
-			Rewrite:        r.rewrite,
-			Transport:      p,
-			ModifyResponse: r.modifyResponse,
-			ErrorHandler:   r.proxyError,
-			BufferPool:     buffers,
-			ErrorLog:       errLog,
-		}
-		r.next = fullDuplex(r.proxy)
-		if h.BufferRequests {
-			r.next = r.bufferBody(r.next)
-		}
-		if ba := h.BasicAuth; ba != nil {
-			r.authHeader = http.CanonicalHeaderKey(ba.UserHeader)
-			if r.authHeader != "X-Forwarded-User" {
-				r.userHeaders = append(r.userHeaders, r.authHeader)
-				userHeaders = append(userHeaders, r.authHeader)
-			}
-			creds, err := s.credentials(ba, creds)
-			if err != nil {
-				return nil, fmt.Errorf("hosts[%d].basic_auth.htpasswd: %w", i, err)
-			}
-			auth, err := middleware.BasicAuth(middleware.BasicAuthConfig{
-				Realm:             ba.Realm,
-				Paths:             ba.Paths,
-				UserHeader:        ba.UserHeader,
-				PassAuthorization: ba.PassAuthorization,
-			}, creds, rt.jails, s.log)
-			if err != nil {
-				return nil, fmt.Errorf("hosts[%d].basic_auth: %w", i, err)
-			}
-			r.next = auth(r.next)
-		}
-		if sl := h.SignedLinks; sl != nil {
-			links, err := middleware.SignedLinks(middleware.SignedLinksConfig{Paths: sl.Paths}, signing.linksFor(i), s.log)
-			if err != nil {
-				return nil, fmt.Errorf("hosts[%d].signed_links: %w", i, err)
-			}
-			r.next = links(r.next)
-		}
-		if hl := h.Hotlink; hl != nil {
-			m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
-			if err != nil {
-				return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
-			}
-			hot, err := middleware.Hotlink(middleware.HotlinkConfig{
-				Status: hl.Action.Status, Redirect: hl.Action.Redirect, Jail: hl.Jail,
-			}, m, rt.jails, s.log)
-			if err != nil {
-				return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
-			}
-			r.next = hot(r.next)
-		}
-		counters[name] = s.metrics.hostCounters(name)
-		for _, m := range h.Match {
-			if m.Wildcard() {
-				hosts.wildcard[m.Name()] = r
-			} else {
-				hosts.exact[m.Name()] = r
-			}
+	for i := range cfg.Hosts {
+		if err := b.addHost(i, errLog, buffers); err != nil {
+			return nil, err
 		}
 	}
-
-	clientIP, err := middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: prefixes(cfg.TrustedProxies)})
-	if err != nil {
-		return nil, fmt.Errorf("trusted_proxies: %w", err)
-	}
-	accessLog, err := middleware.AccessLog(middleware.AccessLogConfig{
-		Format: cfg.Log.Access,
-		Out:    s.sink,
-		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("log.access: %w", err)
-	}
-
-	var h http.Handler = hosts
-	if p := cfg.Probes; p != nil {
-		m, err := rules.CompileProbes(rules.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
-		if err != nil {
-			return nil, fmt.Errorf("probes: %w", err)
-		}
-		probes, err := middleware.ProbeBlock(middleware.ProbeBlockConfig{Status: p.Status, Jail: p.Jail}, m, rt.jails, s.log)
-		if err != nil {
-			return nil, fmt.Errorf("probes: %w", err)
-		}
-		h = probes(h)
-	}
-
-	guard, err := middleware.BanGuard(s.bans, s.log)
-	if err != nil {
+	if g.handler, err = b.newChain(g.router); err != nil {
 		return nil, err
 	}
-	// A malformed request is a probe: it goes to the probes jail.
-	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: userHeaders, Jail: probeJail(cfg)}
-	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
-		// Asked only for a path with %2F or ":$": the host it routes to
-		// decides.
-		hc.Loosen = func(host string) rules.CanonicalOptions {
-			if r := hosts.lookup(host); r != nil {
-				return r.canonical
-			}
-			return rules.CanonicalOptions{}
-		}
-	}
-	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return len(h.Headers.PassClient) > 0 }) {
-		// Asked only when a client identity header is present.
-		hc.PassClient = func(host, name string) bool {
-			r := hosts.lookup(host)
-			return r != nil && r.passClient[name]
-		}
-	}
-	hygiene, err := middleware.Hygiene(hc, rt.jails, s.log)
-	if err != nil {
-		return nil, err
-	}
-	// Flood jails: a token bucket per client for each jail with a rate,
-	// kept across a reload that leaves the jail's limits alone.
-	limited := hygiene(h)
-	rt.buckets = map[string]*middleware.RateBuckets{}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Jails)) {
-		j := cfg.Jails[name]
-		if j.Rate == 0 {
-			continue
-		}
-		rc := middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
-			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix, Capacity: cfg.Limits.TrackedClients}
-		var kept *middleware.RateBuckets
-		if prev != nil {
-			kept = prev.buckets[name]
-		}
-		b, err := middleware.NewRateBuckets(rc, kept)
-		if err != nil {
-			return nil, fmt.Errorf("jails[%q]: %w", name, err)
-		}
-		rt.buckets[name] = b
-		rl, err := middleware.RateLimit(rc, b, rt.jails, s.log)
-		if err != nil {
-			return nil, fmt.Errorf("jails[%q]: %w", name, err)
-		}
-		limited = rl(limited)
-	}
+	return g, nil
+}
 
-	// The order of the chain is fixed here and nowhere else:
-	// scope → access log (sees every answer) → client IP → ban guard
-	// (banned clients cost nothing more) → rate limit (flood jails) →
-	// hygiene (the canonical view of host, framing, headers and path;
-	// malformed requests end here) → probes (every host, and requests for
-	// unknown hosts too) → host router (421 for unknown hosts, 308 to https
-	// for names with a certificate) → per host: upgrade policy, body limit
-	// → hotlink → signed links → basic auth → request buffering
-	// (buffer_requests) → upstream (response header policy applied on the
-	// way back).
-	rt.router = hosts
-	rt.creds = creds
-	rt.handler = middleware.WithScope(accessLog(clientIP(guard(limited))))
-	return rt, nil
+// addHost builds hosts[i]: its route, with the host's siteChain in front
+// of the reverse proxy to its upstream pool, under each of its names in
+// the router.
+func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) error {
+	s, cfg, h := b.s, b.cfg, &b.cfg.Hosts[i]
+	name := h.Match[0].String()
+	hsts := h.HSTS
+	if hsts == "off" {
+		hsts = ""
+	}
+	headers, err := middleware.NewHeaderPolicy(middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts})
+	if err != nil {
+		return fmt.Errorf("hosts[%d].headers: %w", i, err)
+	}
+	p := &pool{
+		failTimeout: cfg.Limits.UpstreamFailTimeout.D(),
+		transport:   b.g.transport,
+		latency:     s.metrics.latency.WithLabelValues(name),
+		now:         time.Now,
+	}
+	for _, u := range h.Upstreams {
+		p.ups = append(p.ups, &upstream{url: u.URL()})
+	}
+	r := &route{
+		userHeaders: []string{"X-Forwarded-User"},
+		name:        name,
+		websocket:   h.WebSocket == nil || *h.WebSocket,
+		maxBody:     int64(h.MaxBody),
+		headers:     headers,
+		log:         s.log,
+		bodyTimeout: h.BodyReadTimeout.D(),
+		jails:       b.g.jails,
+	}
+	r.canonical = rules.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
+	for _, name := range h.Headers.PassClient {
+		if r.passClient == nil {
+			r.passClient = map[string]bool{}
+		}
+		r.passClient[strings.ToLower(name)] = true
+	}
+	if ba := h.BasicAuth; ba != nil {
+		r.authHeader = http.CanonicalHeaderKey(ba.UserHeader)
+		if r.authHeader != "X-Forwarded-User" {
+			r.userHeaders = append(r.userHeaders, r.authHeader)
+			b.userHeaders = append(b.userHeaders, r.authHeader)
+		}
+	}
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite:        r.rewrite,
+		Transport:      p,
+		ModifyResponse: r.modifyResponse,
+		ErrorHandler:   r.proxyError,
+		BufferPool:     buffers,
+		ErrorLog:       errLog,
+	}
+	st := &site{
+		field:          fmt.Sprintf("hosts[%d]", i),
+		route:          r,
+		basicAuth:      h.BasicAuth,
+		hotlink:        h.Hotlink,
+		signedLinks:    h.SignedLinks,
+		linksIndex:     i,
+		bufferRequests: h.BufferRequests,
+	}
+	if r.next, err = b.newSiteChain(st, r.proxy); err != nil {
+		return err
+	}
+	b.counters[name] = s.metrics.hostCounters(name)
+	for _, m := range h.Match {
+		if m.Wildcard() {
+			b.g.router.wildcard[m.Name()] = r
+		} else {
+			b.g.router.exact[m.Name()] = r
+		}
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"gatehouse/configs"
 	"gatehouse/proxy"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/privdrop"
 	"gatehouse/rules/htpasswd"
 
 	"golang.org/x/crypto/bcrypt"
@@ -180,7 +181,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return loadExit(err)
 	}
-	runAs, err := proxy.ResolveRunAs(*runAsUser, *allowRoot, os.Geteuid())
+	runAs, err := privdrop.ResolveRunAs(*runAsUser, *allowRoot, os.Geteuid())
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return exitUsage
@@ -203,8 +204,11 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	srv, err := proxy.New(proxy.Options{Config: cfg, ConfigPath: *path, WatchInterval: *watch, Log: log, RunAs: runAs})
 	if err != nil {
+		// The config is valid (config.Load said so): what fails now is
+		// the environment — state_dir, a bans.db another gatehouse holds,
+		// an access log file, an htpasswd file gone since.
 		log.Error("start failed", "error", err)
-		return exitUsage
+		return exitRuntime
 	}
 	log.Info("gatehouse starting", "version", version, "config", configName(*path), "summary", cfg.Summary())
 	if d != nil {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"gatehouse/proxy"
+	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
 	"gatehouse/signer"
 )
@@ -190,7 +190,7 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		fmt.Fprintln(stderr, err)
 		return nil, loadExit(err)
 	}
-	sg, err := proxy.NewSigning(ctx, cfg)
+	sg, err := admin.NewSigning(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse sign %s: %v\n", kind, err)
 		return nil, exitRuntime
@@ -205,7 +205,7 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		res, err = sg.Link(r, nil)
 	}
 	if err != nil {
-		code, field, msg := proxy.SignStatus(err)
+		code, field, msg := admin.SignStatus(err)
 		if code == http.StatusInternalServerError {
 			msg = err.Error() // the operator's own terminal: the whole story
 		}

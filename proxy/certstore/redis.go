@@ -1,4 +1,4 @@
-package proxy
+package certstore
 
 import (
 	"bytes"
@@ -6,10 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,26 +18,10 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
-
-	"gatehouse/proxy/config"
 )
 
-// newCertStorage returns certmagic's storage for cfg: files in
-// state_dir/certs, or, with fleet.certificates, Redis mirrored there.
-func newCertStorage(cfg *config.File, log *slog.Logger) (certmagic.Storage, error) {
-	files := &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, "certs")}
-	if cfg.Fleet == nil || !cfg.Fleet.Certificates {
-		return files, nil
-	}
-	o, err := redisOptions(cfg.Fleet)
-	if err != nil {
-		return nil, err
-	}
-	return newRedisCertStorage(redisCertConfig{Redis: redis.NewClient(o), Prefix: cfg.Fleet.Prefix, Mirror: files, Log: log}), nil
-}
-
-// redisCertConfig configures a redisCertStorage.
-type redisCertConfig struct {
+// RedisConfig configures a Redis.
+type RedisConfig struct {
 	// Redis is the fleet's Redis. Required.
 	Redis *redis.Client
 	// Prefix is the fleet's key prefix; keys are "{prefix}:certs...".
@@ -57,7 +41,7 @@ type redisCertConfig struct {
 	Log *slog.Logger
 }
 
-// redisCertStorage is a certmagic.Storage, Locker and TryLocker over
+// Redis is a certmagic.Storage, Locker and TryLocker over
 // Redis, for the nodes of a fleet to share ACME accounts, certificates,
 // keys and challenge tokens (so any node can answer the CA), and to
 // agree on who obtains or renews a certificate.
@@ -80,7 +64,7 @@ type redisCertConfig struct {
 // the lock is free one lease later. Lock honours context cancellation.
 //
 // It is safe for concurrent use.
-type redisCertStorage struct {
+type Redis struct {
 	rdb    *redis.Client
 	data   string
 	mtime  string
@@ -102,7 +86,16 @@ type certLock struct {
 	done  chan struct{}
 }
 
-func newRedisCertStorage(cfg redisCertConfig) *redisCertStorage {
+// certmagic finds TryLocker through a type assertion: checked here.
+var (
+	_ certmagic.Storage   = (*Redis)(nil)
+	_ certmagic.TryLocker = (*Redis)(nil)
+	_ io.Closer           = (*Redis)(nil)
+)
+
+// NewRedis returns the storage cfg describes. It contacts nobody until
+// used.
+func NewRedis(cfg RedisConfig) *Redis {
 	prefix := cfg.Prefix
 	if prefix == "" {
 		prefix = "gh"
@@ -112,7 +105,7 @@ func newRedisCertStorage(cfg redisCertConfig) *redisCertStorage {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &redisCertStorage{
+	s := &Redis{
 		rdb: cfg.Redis, data: t, mtime: t + ":mtime", index: t + ":index", lockNS: t + ":lock:",
 		mirror: cfg.Mirror, lease: cfg.Lease, poll: cfg.Poll, log: log, held: map[string]*certLock{},
 	}
@@ -125,7 +118,10 @@ func newRedisCertStorage(cfg redisCertConfig) *redisCertStorage {
 	return s
 }
 
-func (s *redisCertStorage) String() string { return "redis:" + s.data }
+func (s *Redis) String() string { return "redis:" + s.data }
+
+// Close closes the Redis client; the gateway calls it at shutdown.
+func (s *Redis) Close() error { return s.rdb.Close() }
 
 // unreachable reports whether err is a failure to talk to Redis, after
 // which reads fall back to the mirror; not a missing key or a refusal.
@@ -135,7 +131,7 @@ func unreachable(err error) bool {
 }
 
 // Store puts value at key, and in the mirror.
-func (s *redisCertStorage) Store(ctx context.Context, key string, value []byte) error {
+func (s *Redis) Store(ctx context.Context, key string, value []byte) error {
 	key = cleanKey(key)
 	if key == "" {
 		return errors.New("certificate storage: empty key")
@@ -153,7 +149,7 @@ func (s *redisCertStorage) Store(ctx context.Context, key string, value []byte) 
 	return nil
 }
 
-func (s *redisCertStorage) mirrorStore(ctx context.Context, key string, value []byte) {
+func (s *Redis) mirrorStore(ctx context.Context, key string, value []byte) {
 	if s.mirror == nil {
 		return
 	}
@@ -167,7 +163,7 @@ func (s *redisCertStorage) mirrorStore(ctx context.Context, key string, value []
 
 // Load returns the value at key, or an error wrapping fs.ErrNotExist.
 // While Redis is unreachable it answers from the mirror.
-func (s *redisCertStorage) Load(ctx context.Context, key string) ([]byte, error) {
+func (s *Redis) Load(ctx context.Context, key string) ([]byte, error) {
 	key = cleanKey(key)
 	v, err := s.rdb.HGet(ctx, s.data, key).Bytes()
 	switch {
@@ -198,7 +194,7 @@ return #gone
 `)
 
 // Delete deletes key and every key under it, in Redis and the mirror.
-func (s *redisCertStorage) Delete(ctx context.Context, key string) error {
+func (s *Redis) Delete(ctx context.Context, key string) error {
 	key = cleanKey(key)
 	if err := deleteScript.Run(ctx, s.rdb, []string{s.data, s.mtime, s.index}, key).Err(); err != nil {
 		return fmt.Errorf("delete %s in redis: %w", key, err)
@@ -212,7 +208,7 @@ func (s *redisCertStorage) Delete(ctx context.Context, key string) error {
 }
 
 // under returns the keys strictly under dir ("" is the root), sorted.
-func (s *redisCertStorage) under(ctx context.Context, dir string) ([]string, error) {
+func (s *Redis) under(ctx context.Context, dir string) ([]string, error) {
 	lo, hi := "-", "+"
 	if dir != "" {
 		lo, hi = "["+dir+"/", "("+dir+"0"
@@ -221,7 +217,7 @@ func (s *redisCertStorage) under(ctx context.Context, dir string) ([]string, err
 }
 
 // Exists reports whether key is a key or a directory of keys.
-func (s *redisCertStorage) Exists(ctx context.Context, key string) bool {
+func (s *Redis) Exists(ctx context.Context, key string) bool {
 	key = cleanKey(key)
 	ok, err := s.rdb.HExists(ctx, s.data, key).Result()
 	if unreachable(err) && s.mirror != nil {
@@ -237,7 +233,7 @@ func (s *redisCertStorage) Exists(ctx context.Context, key string) bool {
 // List returns the keys under dir: its children, or with recursive every
 // key and directory below it, as FileStorage does. A dir that is neither
 // a key nor a directory is an error wrapping fs.ErrNotExist.
-func (s *redisCertStorage) List(ctx context.Context, dir string, recursive bool) ([]string, error) {
+func (s *Redis) List(ctx context.Context, dir string, recursive bool) ([]string, error) {
 	dir = cleanKey(dir)
 	keys, err := s.under(ctx, dir)
 	if unreachable(err) && s.mirror != nil {
@@ -283,7 +279,7 @@ func (s *redisCertStorage) List(ctx context.Context, dir string, recursive bool)
 
 // Stat returns what is known of key: a key's size and modification time,
 // or a directory (IsTerminal false, the newest modification below it).
-func (s *redisCertStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+func (s *Redis) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
 	key = cleanKey(key)
 	pipe := s.rdb.Pipeline()
 	size := pipe.HStrLen(ctx, s.data, key)
@@ -342,7 +338,7 @@ return 0
 `)
 
 // TryLock takes the lock name if it is free and reports whether it did.
-func (s *redisCertStorage) TryLock(ctx context.Context, name string) (bool, error) {
+func (s *Redis) TryLock(ctx context.Context, name string) (bool, error) {
 	token := rand.Text()
 	ok, err := s.rdb.SetNX(ctx, s.lockNS+name, token, s.lease).Result()
 	if err != nil {
@@ -366,7 +362,7 @@ func (s *redisCertStorage) TryLock(ctx context.Context, name string) (bool, erro
 
 // renew extends l's lease every third of it until Unlock stops it or
 // the lock is lost.
-func (s *redisCertStorage) renew(name string, l *certLock) {
+func (s *Redis) renew(name string, l *certLock) {
 	defer close(l.done)
 	t := time.NewTicker(s.lease / 3)
 	defer t.Stop()
@@ -391,7 +387,7 @@ func (s *redisCertStorage) renew(name string, l *certLock) {
 
 // Lock takes the lock name, waiting while another holds it, until ctx
 // is done.
-func (s *redisCertStorage) Lock(ctx context.Context, name string) error {
+func (s *Redis) Lock(ctx context.Context, name string) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -418,7 +414,7 @@ func (s *redisCertStorage) Lock(ctx context.Context, name string) error {
 
 // Unlock releases the lock name if this storage holds it; it fails if
 // the lock's lease ran out and someone else holds it now.
-func (s *redisCertStorage) Unlock(ctx context.Context, name string) error {
+func (s *Redis) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
 	l := s.held[name]
 	delete(s.held, name)

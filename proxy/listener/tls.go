@@ -1,4 +1,4 @@
-package proxy
+package listener
 
 import (
 	"context"
@@ -9,6 +9,10 @@ import (
 	"sync"
 	"time"
 )
+
+// ACMETLSProtocol is the ALPN protocol of the TLS-ALPN-01 challenge
+// (RFC 8737 §6.2).
+const ACMETLSProtocol = "acme-tls/1"
 
 // tlsListener terminates TLS itself, so that HTTP/1.1 over TLS passes the
 // same framing guard (framing.go) as plain HTTP: net/http only speaks
@@ -22,7 +26,7 @@ import (
 //     the answer,
 //   - anything else is HTTP/1.x: wrapped in a framing guard and handed to
 //     the HTTP/1 server through Accept, carrying its TLS state, which
-//     withTLSState puts back on each request as r.TLS.
+//     WithTLSState puts back on each request as r.TLS.
 type tlsListener struct {
 	inner   net.Listener
 	cfg     *tls.Config
@@ -37,8 +41,13 @@ type tlsListener struct {
 	closeOnce sync.Once
 }
 
-func newTLSListener(inner net.Listener, cfg *tls.Config, readHeaderTimeout time.Duration, maxHeaderBytes int,
-	refused func(peer net.Addr, reason string), log *slog.Logger) *tlsListener {
+// NewTLS returns a listener that accepts from inner, terminates TLS with
+// cfg and hands HTTP/1.x connections, behind the framing guard, to an
+// http.Server (see tlsListener). readHeaderTimeout bounds each handshake;
+// maxHeaderBytes and refused are as for Guard. The server must use
+// ConnContext and WithTLSState so its requests carry r.TLS.
+func NewTLS(inner net.Listener, cfg *tls.Config, readHeaderTimeout time.Duration, maxHeaderBytes int,
+	refused func(peer net.Addr, reason string), log *slog.Logger) net.Listener {
 	l := &tlsListener{
 		inner: inner, cfg: cfg, timeout: readHeaderTimeout, maxHead: maxHeaderBytes, refused: refused, log: log,
 		conns: make(chan net.Conn), done: make(chan struct{}),
@@ -80,7 +89,7 @@ func (l *tlsListener) handshake(c net.Conn) {
 	var conn net.Conn = tc
 	switch st := tc.ConnectionState(); st.NegotiatedProtocol {
 	case "h2":
-	case acmeTLSProtocol:
+	case ACMETLSProtocol:
 		tc.Close()
 		return
 	default:
@@ -93,6 +102,8 @@ func (l *tlsListener) handshake(c net.Conn) {
 		tc.Close()
 	}
 }
+
+var _ net.Listener = (*tlsListener)(nil)
 
 // Accept returns the next handshaken HTTP/1.x connection.
 func (l *tlsListener) Accept() (net.Conn, error) {
@@ -124,17 +135,18 @@ type tlsPlainConn struct {
 
 type tlsStateKey struct{}
 
-// tlsConnContext records a connection's TLS state in its context.
-func tlsConnContext(ctx context.Context, c net.Conn) context.Context {
+// ConnContext records a connection's TLS state in its context; it is
+// the http.Server's ConnContext behind a NewTLS listener.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tlsPlainConn); ok {
 		return context.WithValue(ctx, tlsStateKey{}, &tc.state)
 	}
 	return ctx
 }
 
-// withTLSState sets r.TLS on requests from connections whose TLS gatehouse
+// WithTLSState sets r.TLS on requests from connections whose TLS gatehouse
 // terminated, as net/http does on its own TLS connections.
-func withTLSState(next http.Handler) http.Handler {
+func WithTLSState(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil {
 			if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {

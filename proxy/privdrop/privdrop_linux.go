@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package privdrop
 
 import (
 	"errors"
@@ -15,15 +15,15 @@ import (
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 )
 
-// switchUser makes every thread of the process c (setgroups, setgid,
+// Switch makes every thread of the process c (setgroups, setgid,
 // setuid) and leaves it exactly the capabilities in kept, in the
 // permitted, effective, inheritable, ambient and bounding sets, with
 // no_new_privs set. It needs root (CAP_SETUID, CAP_SETGID,
 // CAP_SETPCAP). libcap's psx mechanism applies each change to all OS
 // threads at once: the kernel changes credentials per thread, and a Go
 // program runs on many. The result is read back from every thread's
-// /proc status before switchUser returns nil.
-func switchUser(c Credential, kept []capability) error {
+// /proc status before Switch returns nil.
+func Switch(c Credential, kept []Capability) error {
 	var keep []cap.Value
 	var mask uint64
 	for _, k := range kept {
@@ -31,7 +31,7 @@ func switchUser(c Credential, kept []capability) error {
 		mask |= 1 << k
 	}
 	// Groups first: setgroups and setgid need CAP_SETGID, which the
-	// capability step below removes.
+	// Capability step below removes.
 	if err := cap.SetGroups(c.GID, c.Groups...); err != nil {
 		return fmt.Errorf("set gid %d and groups %v: %w", c.GID, c.Groups, err)
 	}
@@ -41,14 +41,14 @@ func switchUser(c Credential, kept []capability) error {
 		return fmt.Errorf("set uid %d: %w", c.UID, err)
 	}
 	// Bounding, inheritable and ambient sets, while CAP_SETPCAP is still
-	// permitted. A kept capability must be ambient for the firewall tools
+	// permitted. A kept Capability must be ambient for the firewall tools
 	// gatehouse runs (ipset, iptables) to hold it: a non-root program gets
-	// no capability from exec otherwise.
+	// no Capability from exec otherwise.
 	iab := cap.NewIAB()
 	for v := range cap.MaxBits() {
 		if !slices.Contains(keep, v) {
 			if err := iab.SetVector(cap.Bound, true, v); err != nil {
-				return fmt.Errorf("capability bounding set: %w", err)
+				return fmt.Errorf("Capability bounding set: %w", err)
 			}
 		}
 	}
@@ -61,7 +61,7 @@ func switchUser(c Credential, kept []capability) error {
 	set := cap.NewSet()
 	for _, f := range []cap.Flag{cap.Permitted, cap.Effective, cap.Inheritable} {
 		if err := set.SetFlag(f, true, keep...); err != nil {
-			return fmt.Errorf("capability set: %w", err)
+			return fmt.Errorf("Capability set: %w", err)
 		}
 	}
 	if err := set.SetProc(); err != nil {
@@ -99,8 +99,8 @@ func checkThreads(c Credential, mask uint64) error {
 	return nil
 }
 
-// writable reports whether the real user may write in dir.
-func writable(dir string) bool {
+// Writable reports whether the real user may write in dir.
+func Writable(dir string) bool {
 	return unix.Access(dir, unix.W_OK) == nil
 }
 
@@ -111,13 +111,13 @@ type procStatus struct {
 	UID, GID [4]int
 	// Groups are the supplementary groups, as listed.
 	Groups []int
-	// The capability sets, as bit masks (bit n is capability n).
+	// The Capability sets, as bit masks (bit n is Capability n).
 	CapInh, CapPrm, CapEff, CapBnd, CapAmb uint64
 	// NoNewPrivs is the no_new_privs bit.
 	NoNewPrivs bool
 }
 
-// parseProcStatus reads the identity and capability lines of a
+// parseProcStatus reads the identity and Capability lines of a
 // proc_pid_status(5) file. Every one of them must be present once.
 func parseProcStatus(data string) (procStatus, error) {
 	var st procStatus
@@ -172,7 +172,7 @@ func parseProcStatus(data string) (procStatus, error) {
 	return st, nil
 }
 
-// parseCapMask parses a capability mask: 16 hex digits.
+// parseCapMask parses a Capability mask: 16 hex digits.
 func parseCapMask(s string) (uint64, error) {
 	if len(s) != 16 {
 		return 0, errors.New("not 16 hex digits")

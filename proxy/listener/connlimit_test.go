@@ -1,4 +1,4 @@
-package proxy
+package listener
 
 import (
 	"io"
@@ -11,7 +11,7 @@ import (
 
 func TestConnLimiterKeys(t *testing.T) {
 	t.Parallel()
-	l := newConnLimiter(connLimitConfig{Max: 2, IPv6Prefix: 64, Exempt: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	l := NewLimiter(LimitConfig{Max: 2, IPv6Prefix: 64, Exempt: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	for _, tc := range []struct {
 		name, addr string
 		want       string // "" for exempt
@@ -37,7 +37,7 @@ func TestConnLimiterKeys(t *testing.T) {
 
 func TestConnLimiterCounts(t *testing.T) {
 	t.Parallel()
-	l := newConnLimiter(connLimitConfig{Max: 2})
+	l := NewLimiter(LimitConfig{Max: 2})
 	k := netip.MustParsePrefix("203.0.113.7/32")
 	for i := range 2 {
 		if !l.acquire(k) {
@@ -69,12 +69,12 @@ func TestLimitListener(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var exceeded []netip.Addr
-	l := newConnLimiter(connLimitConfig{Max: 2, OnExceed: func(a netip.Addr) {
+	l := NewLimiter(LimitConfig{Max: 2, OnExceed: func(a netip.Addr) {
 		mu.Lock()
 		defer mu.Unlock()
 		exceeded = append(exceeded, a)
 	}})
-	ll := limitListen(ln, l)
+	ll := Limit(ln, l)
 	defer ll.Close()
 	accepted := make(chan net.Conn, 4)
 	go func() {

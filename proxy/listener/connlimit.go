@@ -1,15 +1,13 @@
-package proxy
+package listener
 
 import (
 	"net"
 	"net/netip"
 	"sync"
-
-	"gatehouse/proxy/config"
 )
 
-// connLimitConfig configures a connLimiter.
-type connLimitConfig struct {
+// LimitConfig configures a Limiter.
+type LimitConfig struct {
 	// Max is the most connections one client may hold open at once
 	// (limits.conns_per_ip). Zero or less: no limit.
 	Max int
@@ -25,64 +23,28 @@ type connLimitConfig struct {
 	OnExceed func(client netip.Addr)
 }
 
-// connLimiter counts open connections per client address. Its map only
+// Limiter counts open connections per client address. Its map only
 // holds clients with connections open, so it is bounded by the open
 // file limit. It is safe for concurrent use.
-type connLimiter struct {
-	cfg  connLimitConfig
+type Limiter struct {
+	cfg  LimitConfig
 	mu   sync.Mutex
 	open map[netip.Prefix]int
 }
 
-func newConnLimiter(cfg connLimitConfig) *connLimiter {
+// NewLimiter returns a limiter counting connections by cfg. Wrap each
+// public listener with Limit(ln, l) below anything else, TLS included, so
+// a connection over the limit costs no handshake; listeners sharing l
+// share the count.
+func NewLimiter(cfg LimitConfig) *Limiter {
 	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
 		cfg.IPv6Prefix = 128
 	}
-	return &connLimiter{cfg: cfg, open: map[netip.Prefix]int{}}
-}
-
-// floodJail receives an offence for every connection closed for being
-// over limits.conns_per_ip.
-const floodJail = "flood"
-
-// connLimiter builds the limiter shared by the public listeners from the
-// config the server starts with (conns_per_ip is read once, at start).
-// Wrap each public listener with limitListen(ln, l) below anything else,
-// TLS included, so a connection over the limit costs no handshake.
-func (s *Server) connLimiter(cfg *config.File) *connLimiter {
-	return newConnLimiter(connLimitConfig{
-		Max:        cfg.Limits.ConnsPerIP,
-		IPv6Prefix: cfg.IPv6Prefix,
-		Exempt:     neverBanned(cfg), // allow and trusted_proxies
-		OnExceed: func(client netip.Addr) {
-			s.log.Debug("connection over conns_per_ip closed", "client_ip", client)
-			s.current.Load().jails.Report(floodJail, client, "connections")
-		},
-	})
-}
-
-// plainListener wraps the plain HTTP listener: the connection limit, then
-// the HTTP/1 framing guard (framing.go) on every connection.
-func (s *Server) plainListener(ln net.Listener, l *connLimiter, cfg *config.File) net.Listener {
-	return &guardListener{Listener: limitListen(ln, l), maxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), refused: s.framingRefused}
-}
-
-// framingRefused logs a request the framing guard refused (request
-// smuggling framing, a malformed chunked body) and counts it against the
-// peer in the probes jail, as Hygiene counts its 400s (issue 17): no
-// browser sends such framing. A trusted proxy is never banned for it.
-func (s *Server) framingRefused(peer net.Addr, reason string) {
-	s.log.Debug("malformed request refused", "peer", peer.String(), "reason", reason)
-	ap, err := netip.ParseAddrPort(peer.String())
-	if err != nil {
-		return
-	}
-	rt := s.current.Load()
-	rt.jails.Report(probeJail(rt.cfg), ap.Addr().Unmap(), "malformed request")
+	return &Limiter{cfg: cfg, open: map[netip.Prefix]int{}}
 }
 
 // key returns the counting key of a, and false for an exempt client.
-func (l *connLimiter) key(a netip.Addr) (netip.Prefix, bool) {
+func (l *Limiter) key(a netip.Addr) (netip.Prefix, bool) {
 	a = a.Unmap().WithZone("")
 	for _, p := range l.cfg.Exempt {
 		if p.Contains(a) {
@@ -99,7 +61,7 @@ func (l *connLimiter) key(a netip.Addr) (netip.Prefix, bool) {
 
 // acquire counts a connection of k; it reports false, counting nothing,
 // when k is at the limit.
-func (l *connLimiter) acquire(k netip.Prefix) bool {
+func (l *Limiter) acquire(k netip.Prefix) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.open[k]
@@ -110,7 +72,7 @@ func (l *connLimiter) acquire(k netip.Prefix) bool {
 	return true
 }
 
-func (l *connLimiter) release(k netip.Prefix) {
+func (l *Limiter) release(k netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := l.open[k]; n > 1 {
@@ -124,11 +86,11 @@ func (l *connLimiter) release(k netip.Prefix) {
 // take its client over the limit; the others are counted until closed.
 type limitListener struct {
 	net.Listener
-	l *connLimiter
+	l *Limiter
 }
 
-// limitListen wraps ln with the limiter l.
-func limitListen(ln net.Listener, l *connLimiter) net.Listener {
+// Limit wraps ln with the limiter l.
+func Limit(ln net.Listener, l *Limiter) net.Listener {
 	return &limitListener{Listener: ln, l: l}
 }
 
@@ -162,13 +124,17 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
+var _ net.Listener = (*limitListener)(nil)
+
 // limitedConn gives its client's slot back when closed, once.
 type limitedConn struct {
 	net.Conn
-	l    *connLimiter
+	l    *Limiter
 	key  netip.Prefix
 	once sync.Once
 }
+
+var _ net.Conn = (*limitedConn)(nil)
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()

@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ const (
 	scopeBansWrite = "bans:write"
 )
 
-// maxAdminBody bounds an admin API request body.
-const maxAdminBody = 64 << 10
+// MaxBody bounds an admin API request body, in bytes.
+const MaxBody = 64 << 10
 
 // defaultManualBan is the length of a manual ban without a duration.
 const defaultManualBan = time.Hour
@@ -47,9 +47,9 @@ func toAPIBan(b rules.Ban) apiBan {
 	return apiBan{IP: ip, Jail: b.Jail, Reason: b.Reason, Until: b.Until.UTC(), Count: b.Count}
 }
 
-// jailAdmin receives failed admin API authentications (a token that
-// matches none), as fail2ban's jails receive failed logins.
-const jailAdmin = "admin"
+// Jail receives failed admin API authentications (a token that matches
+// none), as fail2ban's jails receive failed logins.
+const Jail = "admin"
 
 // authorize finds the token of the request's bearer credentials and
 // checks it carries scope. On failure it answers 401 or 403 itself and
@@ -58,9 +58,9 @@ const jailAdmin = "admin"
 // as basic auth does not count the unauthenticated first request). A
 // client the admin jail banned never gets here: adminGate refuses it
 // before any token is looked at, so it cannot go on guessing.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string, client netip.Addr) (tok *config.Token, status int) {
-	rt := s.current.Load()
-	tokens := rt.cfg.Admin.Tokens
+func (a *Admin) authorize(w http.ResponseWriter, r *http.Request, scope string, client netip.Addr) (tok *config.Token, status int) {
+	cur := a.cfg.Current()
+	tokens := cur.Config.Admin.Tokens
 	auth := r.Header["Authorization"]
 	var presented string
 	if len(auth) == 1 && len(auth[0]) > 7 && strings.EqualFold(auth[0][:7], "bearer ") {
@@ -79,8 +79,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string,
 		}
 	}
 	if tok == nil {
-		rt.jails.Report(jailAdmin, client, "bad admin token")
-		s.noteAdminBan(client)
+		cur.Jails.Report(Jail, client, "bad admin token")
+		a.noteAdminBan(client)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "unknown token", "")
 		return nil, http.StatusUnauthorized
@@ -128,8 +128,8 @@ func (aw *auditWriter) result(status int) string {
 
 // audited wraps an admin API handler: it authorises scope and writes one
 // audit line per call — who, what, when, result. Tokens never appear.
-func (s *Server) audited(scope string, h func(w http.ResponseWriter, r *http.Request) (status int)) http.Handler {
-	return s.auditedCall(scope, func(w http.ResponseWriter, r *http.Request, _ *auditRecord) int { return h(w, r) }, nil)
+func (a *Admin) audited(scope string, h func(w http.ResponseWriter, r *http.Request) (status int)) http.Handler {
+	return a.auditedCall(scope, func(w http.ResponseWriter, r *http.Request, _ *auditRecord) int { return h(w, r) }, nil)
 }
 
 // auditedCall is audited for a handler that names the resource it acted
@@ -139,19 +139,19 @@ func (s *Server) audited(scope string, h func(w http.ResponseWriter, r *http.Req
 // described by describe, when not nil, so its audit line names what was
 // asked; describe reads the body only of an authenticated caller
 // (rec.token set).
-func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http.Request, rec *auditRecord) (status int),
+func (a *Admin) auditedCall(scope string, h func(w http.ResponseWriter, r *http.Request, rec *auditRecord) (status int),
 	describe func(r *http.Request, rec *auditRecord)) http.Handler {
-	audit := s.log.With("component", "audit")
+	audit := a.log.With("component", "audit")
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		w := &auditWriter{ResponseWriter: rw}
 		client := peerAddr(r)
-		tok, status := s.authorize(w, r, scope, client)
+		tok, status := a.authorize(w, r, scope, client)
 		rec := &auditRecord{token: tok}
-		if status == 0 && r.ContentLength > maxAdminBody {
+		if status == 0 && r.ContentLength > MaxBody {
 			// Refused before reading: the body is over the bound whatever
 			// it holds.
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, maxAdminBody), "body")
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, MaxBody), "body")
 			status = http.StatusRequestEntityTooLarge
 		} else if status == 0 {
 			status = h(w, r, rec)
@@ -171,7 +171,7 @@ func (s *Server) auditedCall(scope string, h func(w http.ResponseWriter, r *http
 	})
 }
 
-// readBody reads an admin API request body of at most maxAdminBody
+// readBody reads an admin API request body of at most MaxBody
 // bytes. When it cannot, it answers itself (413 over the bound) and
 // returns that status; otherwise status is 0.
 func readBody(w http.ResponseWriter, r *http.Request) (body []byte, status int) {
@@ -179,11 +179,11 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, status int) 
 	if aw, ok := w.(*auditWriter); ok {
 		rw = aw.ResponseWriter // so the server closes the connection after a 413
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxAdminBody))
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxBody))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", maxAdminBody), "body")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", MaxBody), "body")
 		return nil, http.StatusRequestEntityTooLarge
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "unreadable body", "body")
@@ -274,8 +274,8 @@ func parseBanTarget(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-func (s *Server) listBans(w http.ResponseWriter, _ *http.Request) int {
-	bans := s.bans.List()
+func (a *Admin) listBans(w http.ResponseWriter, _ *http.Request) int {
+	bans := a.cfg.Bans.List()
 	slices.SortFunc(bans, func(a, b rules.Ban) int { return a.Until.Compare(b.Until) })
 	out := make([]apiBan, 0, len(bans))
 	now := time.Now()
@@ -288,7 +288,7 @@ func (s *Server) listBans(w http.ResponseWriter, _ *http.Request) int {
 	return http.StatusOK
 }
 
-func (s *Server) addBan(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+func (a *Admin) addBan(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
 	body, status := readBody(w, r)
 	if status != 0 {
 		return status
@@ -308,7 +308,7 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request, rec *auditRecord
 		v := time.Duration(*req.Duration)
 		d = &v
 	}
-	b, refused := s.manualBan(req.IP, d, req.Reason)
+	b, refused := a.manualBan(req.IP, d, req.Reason)
 	if refused != nil {
 		writeError(w, refused.status, refused.msg, refused.field)
 		return refused.status
@@ -323,7 +323,7 @@ func describeBan(r *http.Request, rec *auditRecord) {
 	if rec.token == nil {
 		return // an unauthenticated body is not worth reading
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody))
 	if err == nil {
 		describeBanBody(body, rec)
 	}
@@ -380,7 +380,7 @@ func (e *banRefusal) Error() string { return e.msg }
 // manualBan bans target, an address or CIDR prefix, for d (nil: one
 // hour) with reason, and saves the ban before returning. It is the one
 // code path of POST /v1/bans and the dashboard's ban form.
-func (s *Server) manualBan(target string, d *time.Duration, reason string) (rules.Ban, *banRefusal) {
+func (a *Admin) manualBan(target string, d *time.Duration, reason string) (rules.Ban, *banRefusal) {
 	prefix, err := parseBanTarget(target)
 	if err != nil {
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, err.Error(), "ip"}
@@ -401,24 +401,24 @@ func (s *Server) manualBan(target string, d *time.Duration, reason string) (rule
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "reason is longer than 256 bytes", "reason"}
 	}
 	now := time.Now()
-	b, err := s.bans.Ban(rules.Ban{Prefix: prefix, Reason: reason, Until: now.Add(dur), Created: now})
+	b, err := a.cfg.Bans.Ban(rules.Ban{Prefix: prefix, Reason: reason, Until: now.Add(dur), Created: now})
 	switch {
 	case errors.Is(err, rules.ErrAllowed):
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, prefix.String() + " overlaps the allow list", "ip"}
 	case err != nil:
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, err.Error(), "ip"}
 	}
-	if err := s.persistBan(b); err != nil {
-		s.log.Error("persist manual ban", "prefix", b.Prefix, "error", err)
+	if err := a.saveBan(b); err != nil {
+		a.log.Error("persist manual ban", "prefix", b.Prefix, "error", err)
 		return rules.Ban{}, &banRefusal{http.StatusInternalServerError, "the ban is active but could not be saved", ""}
 	}
-	s.log.Info("manual ban", "prefix", b.Prefix, "until", b.Until, "reason", b.Reason)
+	a.log.Info("manual ban", "prefix", b.Prefix, "until", b.Until, "reason", b.Reason)
 	return b, nil
 }
 
-func (s *Server) deleteBan(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+func (a *Admin) deleteBan(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
 	describeUnban(r, rec)
-	if refused := s.manualUnban(r.PathValue("ip")); refused != nil {
+	if refused := a.manualUnban(r.PathValue("ip")); refused != nil {
 		writeError(w, refused.status, refused.msg, refused.field)
 		return refused.status
 	}
@@ -429,19 +429,35 @@ func (s *Server) deleteBan(w http.ResponseWriter, r *http.Request, rec *auditRec
 // manualUnban lifts the ban of exactly target, an address or CIDR
 // prefix, and saves that before returning. It is the one code path of
 // DELETE /v1/bans/{ip} and the dashboard's unban form.
-func (s *Server) manualUnban(target string) *banRefusal {
+func (a *Admin) manualUnban(target string) *banRefusal {
 	prefix, err := parseBanTarget(target)
 	if err != nil {
 		return &banRefusal{http.StatusBadRequest, err.Error(), "ip"}
 	}
-	if !s.bans.Unban(prefix) {
+	if !a.cfg.Bans.Unban(prefix) {
 		return &banRefusal{http.StatusNotFound, "no ban for " + prefix.String(), "ip"}
 	}
-	s.locks.drop(prefix)
-	if err := s.unpersistBan(prefix); err != nil {
-		s.log.Error("persist unban", "prefix", prefix, "error", err)
+	a.locks.drop(prefix)
+	if err := a.unsaveBan(prefix); err != nil {
+		a.log.Error("persist unban", "prefix", prefix, "error", err)
 		return &banRefusal{http.StatusInternalServerError, "the ban is lifted but the change could not be saved", ""}
 	}
-	s.log.Info("manual unban", "prefix", prefix)
+	a.log.Info("manual unban", "prefix", prefix)
 	return nil
+}
+
+// saveBan makes a manual ban durable, when the gateway saves bans.
+func (a *Admin) saveBan(b rules.Ban) error {
+	if a.cfg.SaveBan == nil {
+		return nil
+	}
+	return a.cfg.SaveBan(b)
+}
+
+// unsaveBan makes a manual unban durable, when the gateway saves bans.
+func (a *Admin) unsaveBan(p netip.Prefix) error {
+	if a.cfg.DeleteBan == nil {
+		return nil
+	}
+	return a.cfg.DeleteBan(p)
 }

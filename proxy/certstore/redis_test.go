@@ -1,4 +1,4 @@
-package proxy
+package certstore
 
 import (
 	"context"
@@ -16,18 +16,12 @@ import (
 	"gatehouse/rules/fleet/fleettest"
 )
 
-// Compile-time checks: certmagic looks for these through type assertions.
-var (
-	_ certmagic.Storage   = (*redisCertStorage)(nil)
-	_ certmagic.TryLocker = (*redisCertStorage)(nil)
-)
-
-func newTestCertStorage(t *testing.T, r *fleettest.Redis, cfg redisCertConfig) *redisCertStorage {
+func newTestCertStorage(t *testing.T, r *fleettest.Redis, cfg RedisConfig) *Redis {
 	t.Helper()
 	if cfg.Redis == nil {
 		cfg.Redis = r.Client(t)
 	}
-	return newRedisCertStorage(cfg)
+	return NewRedis(cfg)
 }
 
 // TestCertStorageMatchesFileStorage runs one sequence of operations
@@ -38,7 +32,7 @@ func TestCertStorageMatchesFileStorage(t *testing.T) {
 	r := fleettest.Start(t)
 	ctx := t.Context()
 	stores := map[string]certmagic.Storage{
-		"redis": newTestCertStorage(t, r, redisCertConfig{}),
+		"redis": newTestCertStorage(t, r, RedisConfig{}),
 		"file":  &certmagic.FileStorage{Path: t.TempDir()},
 	}
 	type result struct {
@@ -132,8 +126,8 @@ func TestCertLocksExclude(t *testing.T) {
 	r := fleettest.Start(t)
 	ctx := t.Context()
 	lease := 300 * time.Millisecond
-	a := newTestCertStorage(t, r, redisCertConfig{Lease: lease, Poll: 20 * time.Millisecond})
-	b := newTestCertStorage(t, r, redisCertConfig{Lease: lease, Poll: 20 * time.Millisecond})
+	a := newTestCertStorage(t, r, RedisConfig{Lease: lease, Poll: 20 * time.Millisecond})
+	b := newTestCertStorage(t, r, RedisConfig{Lease: lease, Poll: 20 * time.Millisecond})
 
 	if ok, err := a.TryLock(ctx, "issue_cert_example.com"); !ok || err != nil {
 		t.Fatalf("a.TryLock = %v, %v, want true", ok, err)
@@ -168,8 +162,8 @@ func TestCertLockTakenOverAfterHolderDies(t *testing.T) {
 	ctx := t.Context()
 	lease := 300 * time.Millisecond
 	dying := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
-	a := newTestCertStorage(t, r, redisCertConfig{Redis: dying, Lease: lease})
-	b := newTestCertStorage(t, r, redisCertConfig{Lease: lease, Poll: 20 * time.Millisecond})
+	a := newTestCertStorage(t, r, RedisConfig{Redis: dying, Lease: lease})
+	b := newTestCertStorage(t, r, RedisConfig{Lease: lease, Poll: 20 * time.Millisecond})
 	if ok, err := a.TryLock(ctx, "renew"); !ok || err != nil {
 		t.Fatalf("a.TryLock = %v, %v", ok, err)
 	}
@@ -191,9 +185,9 @@ func TestCertStorageMirrorServesDuringOutage(t *testing.T) {
 	r := fleettest.Start(t)
 	ctx := t.Context()
 	mirror := &certmagic.FileStorage{Path: filepath.Join(t.TempDir(), "certs")}
-	s := newTestCertStorage(t, r, redisCertConfig{Mirror: mirror})
+	s := newTestCertStorage(t, r, RedisConfig{Mirror: mirror})
 	// Another node stored the certificate; this node's Load mirrors it.
-	other := newTestCertStorage(t, r, redisCertConfig{})
+	other := newTestCertStorage(t, r, RedisConfig{})
 	if err := other.Store(ctx, "certificates/ca/example.com/example.com.crt", []byte("CERT")); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +196,7 @@ func TestCertStorageMirrorServesDuringOutage(t *testing.T) {
 	}
 	r.Kill()
 	// A restarted node, Redis still down.
-	restarted := newTestCertStorage(t, r, redisCertConfig{Mirror: mirror})
+	restarted := newTestCertStorage(t, r, RedisConfig{Mirror: mirror})
 	v, err := restarted.Load(ctx, "certificates/ca/example.com/example.com.crt")
 	if err != nil || string(v) != "CERT" {
 		t.Fatalf("Load during the outage = %q, %v, want the mirrored certificate", v, err)

@@ -1,4 +1,4 @@
-package proxy
+package listener
 
 import (
 	"bytes"
@@ -107,6 +107,14 @@ type guardListener struct {
 	refused func(peer net.Addr, reason string)
 }
 
+// Guard puts the framing guard on every connection ln accepts.
+// maxHeaderBytes is the HTTP server's MaxHeaderBytes; refused, when not
+// nil, is told of each request the guard refuses, with the connection's
+// peer.
+func Guard(ln net.Listener, maxHeaderBytes int, refused func(peer net.Addr, reason string)) net.Listener {
+	return &guardListener{Listener: ln, maxHeaderBytes: maxHeaderBytes, refused: refused}
+}
+
 func (gl *guardListener) Accept() (net.Conn, error) {
 	c, err := gl.Listener.Accept()
 	if err != nil {
@@ -114,6 +122,11 @@ func (gl *guardListener) Accept() (net.Conn, error) {
 	}
 	return newFramingGuard(c, gl.maxHeaderBytes, onRefusal(gl.refused, c.RemoteAddr())), nil
 }
+
+var (
+	_ net.Listener = (*guardListener)(nil)
+	_ net.Conn     = (*framingGuard)(nil)
+)
 
 // onRefusal binds refused to one connection's peer; nil stays nil.
 func onRefusal(refused func(peer net.Addr, reason string), peer net.Addr) func(reason string) {

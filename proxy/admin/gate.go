@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"net/http"
@@ -50,9 +50,9 @@ func auditText(s string) string {
 // pod IP, the address the request arrives on.
 //
 // Every refusal writes an audit line.
-func (s *Server) adminGate(hosts ui.HostCheck, next http.Handler) http.Handler {
+func (a *Admin) gate(hosts ui.HostCheck, next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
-	audit := s.log.With("component", "audit")
+	audit := a.log.With("component", "audit")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			next.ServeHTTP(w, r)
@@ -67,8 +67,8 @@ func (s *Server) adminGate(hosts ui.HostCheck, next http.Handler) http.Handler {
 		switch {
 		case !hosts.Allowed(r):
 			refuse(http.StatusMisdirectedRequest, "this admin listener is not served under that host name", "host not known by the admin listener")
-		case s.lockedOut(client):
-			refuse(http.StatusForbidden, "banned", "banned by the "+jailAdmin+" jail")
+		case a.lockedOut(client):
+			refuse(http.StatusForbidden, "banned", "banned by the "+Jail+" jail")
 		case cop.Check(r) != nil:
 			refuse(http.StatusForbidden, "cross-origin request refused", "cross-origin "+r.Method)
 		default:
@@ -88,29 +88,29 @@ func (s *Server) adminGate(hosts ui.HostCheck, next http.Handler) http.Handler {
 // has the probes jail ban the client again, and an operator may ban it
 // by hand. Neither may lift the lockout, or the admin jail — which does
 // not count a client serving a ban — would let it guess tokens without
-// end. So the admin jail's bans are also remembered here (s.locks) until
+// end. So the admin jail's bans are also remembered here (a.locks) until
 // they expire, and hold while any ban still covers the client; lifting
 // every ban on the client (DELETE /v1/bans) lifts the lockout.
-func (s *Server) lockedOut(client netip.Addr) bool {
-	b, banned := s.bans.Lookup(client)
+func (a *Admin) lockedOut(client netip.Addr) bool {
+	b, banned := a.cfg.Bans.Lookup(client)
 	if !banned {
 		return false
 	}
-	if b.Jail == jailAdmin {
-		s.locks.note(b.Prefix, b.Until)
+	if b.Jail == Jail {
+		a.locks.note(b.Prefix, b.Until)
 		return true
 	}
-	return s.locks.holds(client)
+	return a.locks.holds(client)
 }
 
 // noteAdminBan records the admin jail's ban of client, if the offence
 // just reported made one, before another ban can replace it.
-func (s *Server) noteAdminBan(client netip.Addr) {
-	s.lockedOut(client)
+func (a *Admin) noteAdminBan(client netip.Addr) {
+	a.lockedOut(client)
 }
 
 // adminLocks are the admin jail's bans, remembered past their
-// replacement in the ban list (Server.lockedOut). The zero value is
+// replacement in the ban list (Admin.lockedOut). The zero value is
 // empty and ready; it is safe for concurrent use.
 type adminLocks struct {
 	mu sync.Mutex

@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"context"
@@ -201,8 +201,8 @@ func (sg *Signing) lookup(host string) *linkHost {
 	return nil
 }
 
-// linksFor returns the signed links of hosts[i], nil when it has none.
-func (sg *Signing) linksFor(i int) *signer.Links {
+// LinksFor returns the signed links of hosts[i], nil when it has none.
+func (sg *Signing) LinksFor(i int) *signer.Links {
 	if lh := sg.hosts[i]; lh != nil {
 		return lh.links
 	}
@@ -276,61 +276,61 @@ func describeSign[T signer.Request](resource func(T) string) func(r *http.Reques
 		if rec.token == nil {
 			return // an unauthenticated body is not worth reading
 		}
-		if req, err := signer.Decode[T](io.LimitReader(r.Body, maxAdminBody)); err == nil {
+		if req, err := signer.Decode[T](io.LimitReader(r.Body, MaxBody)); err == nil {
 			rec.resource = resource(req)
 		}
 	}
 }
 
 // answerSign writes a signing result, or the error's JSON answer.
-func (s *Server) answerSign(w http.ResponseWriter, res any, err error) int {
+func (a *Admin) answerSign(w http.ResponseWriter, res any, err error) int {
 	if err == nil {
 		writeJSON(w, http.StatusOK, res)
 		return http.StatusOK
 	}
 	code, field, msg := SignStatus(err)
 	if code == http.StatusInternalServerError {
-		s.log.Error("signing failed", "error", err)
+		a.log.Error("signing failed", "error", err)
 	}
 	writeError(w, code, msg, field)
 	return code
 }
 
-// decodeSign reads a signing request body of at most maxAdminBody bytes;
+// decodeSign reads a signing request body of at most MaxBody bytes;
 // over it, the error wraps an *http.MaxBytesError (SignStatus: 413).
 func decodeSign[T signer.Request](w http.ResponseWriter, r *http.Request) (T, error) {
 	if aw, ok := w.(*auditWriter); ok {
 		w = aw.ResponseWriter // so the server closes the connection after a 413
 	}
-	return signer.Decode[T](http.MaxBytesReader(w, r.Body, maxAdminBody))
+	return signer.Decode[T](http.MaxBytesReader(w, r.Body, MaxBody))
 }
 
-func (s *Server) signS3(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+func (a *Admin) signS3(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
 	req, err := decodeSign[signer.S3Request](w, r)
 	if err != nil {
-		return s.answerSign(w, nil, err)
+		return a.answerSign(w, nil, err)
 	}
 	rec.resource = s3Resource(req)
-	res, err := s.current.Load().signing.S3(r.Context(), req, tokenPrefixes(rec.token))
-	return s.answerSign(w, res, err)
+	res, err := a.cfg.Current().Signing.S3(r.Context(), req, tokenPrefixes(rec.token))
+	return a.answerSign(w, res, err)
 }
 
-func (s *Server) signCloudFront(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+func (a *Admin) signCloudFront(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
 	req, err := decodeSign[signer.CloudFrontRequest](w, r)
 	if err != nil {
-		return s.answerSign(w, nil, err)
+		return a.answerSign(w, nil, err)
 	}
 	rec.resource = cloudFrontResource(req)
-	res, err := s.current.Load().signing.CloudFront(req, tokenPrefixes(rec.token))
-	return s.answerSign(w, res, err)
+	res, err := a.cfg.Current().Signing.CloudFront(req, tokenPrefixes(rec.token))
+	return a.answerSign(w, res, err)
 }
 
-func (s *Server) signLink(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
+func (a *Admin) signLink(w http.ResponseWriter, r *http.Request, rec *auditRecord) int {
 	req, err := decodeSign[signer.LinkRequest](w, r)
 	if err != nil {
-		return s.answerSign(w, nil, err)
+		return a.answerSign(w, nil, err)
 	}
 	rec.resource = auditResource(req.URL)
-	res, err := s.current.Load().signing.Link(req, tokenPrefixes(rec.token))
-	return s.answerSign(w, res, err)
+	res, err := a.cfg.Current().Signing.Link(req, tokenPrefixes(rec.token))
+	return a.answerSign(w, res, err)
 }

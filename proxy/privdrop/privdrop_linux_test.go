@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package privdrop
 
 import (
 	"bufio"
@@ -19,27 +19,27 @@ import (
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 )
 
-// TestCapabilityNumbers pins the capability numbers and names privdrop.go
+// TestCapabilityNumbers pins the Capability numbers and names privdrop.go
 // uses to libcap's.
 func TestCapabilityNumbers(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		c    capability
+		c    Capability
 		want cap.Value
-	}{{capNetAdmin, cap.NET_ADMIN}, {capNetRaw, cap.NET_RAW}} {
+	}{{CapNetAdmin, cap.NET_ADMIN}, {CapNetRaw, cap.NET_RAW}} {
 		if cap.Value(tc.c) != tc.want || tc.c.String() != tc.want.String() {
-			t.Errorf("capability %d (%s), want %d (%s)", tc.c, tc.c, tc.want, tc.want)
+			t.Errorf("Capability %d (%s), want %d (%s)", tc.c, tc.c, tc.want, tc.want)
 		}
 	}
-	if got := capabilityNames([]capability{capNetAdmin, capNetRaw}); got != "cap_net_admin,cap_net_raw" {
-		t.Errorf("capabilityNames = %q, want %q", got, "cap_net_admin,cap_net_raw")
+	if got := Names([]Capability{CapNetAdmin, CapNetRaw}); got != "cap_net_admin,cap_net_raw" {
+		t.Errorf("Names = %q, want %q", got, "cap_net_admin,cap_net_raw")
 	}
-	if got := capabilityNames(nil); got != "none" {
-		t.Errorf("capabilityNames(nil) = %q, want none", got)
+	if got := Names(nil); got != "none" {
+		t.Errorf("Names(nil) = %q, want none", got)
 	}
 }
 
-// statusSample is the identity and capability part of a real
+// statusSample is the identity and Capability part of a real
 // /proc/PID/status of a root shell (Linux 6.x), other lines kept as the
 // kernel writes them.
 const statusSample = `Name:	bash
@@ -225,13 +225,13 @@ func needRoot(t *testing.T) {
 	t.Skip("this test needs root")
 }
 
-// Environment of the switchUser child process (TestSwitchUserChild).
+// Environment of the Switch child process (TestSwitchUserChild).
 const (
 	envSwitchUser = "GATEHOUSE_TEST_SWITCH_USER"
-	envSwitchCaps = "GATEHOUSE_TEST_SWITCH_CAPS" // capability numbers, comma-separated
+	envSwitchCaps = "GATEHOUSE_TEST_SWITCH_CAPS" // Capability numbers, comma-separated
 )
 
-// TestSwitchUser runs switchUser in a child process (it cannot be undone)
+// TestSwitchUser runs Switch in a child process (it cannot be undone)
 // started as root, and reads what every thread of the child, and a
 // program the child runs, ended up with.
 func TestSwitchUser(t *testing.T) {
@@ -356,18 +356,18 @@ func TestSwitchUserChild(t *testing.T) {
 	for range 4 {
 		<-started
 	}
-	var keep []capability
+	var keep []Capability
 	if caps := os.Getenv(envSwitchCaps); caps != "" {
 		for f := range strings.SplitSeq(caps, ",") {
 			n, err := strconv.Atoi(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			keep = append(keep, capability(n))
+			keep = append(keep, Capability(n))
 		}
 	}
-	if err := switchUser(c, keep); err != nil {
-		t.Fatalf("switchUser(%+v, %v) = %v", c, keep, err)
+	if err := Switch(c, keep); err != nil {
+		t.Fatalf("Switch(%+v, %v) = %v", c, keep, err)
 	}
 	out, err := exec.Command("cat", "/proc/self/status").Output()
 	if err != nil {

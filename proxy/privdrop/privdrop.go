@@ -1,31 +1,6 @@
-package proxy
-
-// Privilege drop for starts outside systemd (a shell, a container's
-// entrypoint): `gatehouse serve --user NAME` is started as root, binds its
-// listeners and opens the kernel firewall, then becomes NAME and keeps
-// only the capabilities it still needs:
-//
-//   - CAP_NET_ADMIN while a firewall backend is on, because the
-//     reconciler changes the kernel sets for as long as the gateway runs
-//     (in-process netlink for nftables, and the ipset and iptables tools,
-//     which inherit it through the ambient set);
-//   - CAP_NET_RAW too for the ipset backend: its iptables rule matches
-//     the set through libxt_set, which looks the set up over a raw socket
-//     (iptables-restore: "Can't open socket to ipset" without it). The
-//     iptables backend needs the nf_tables iptables (Debian's default):
-//     iptables-legacy would want a raw socket and root's lock file;
-//   - never CAP_NET_BIND_SERVICE: listeners are bound once, before the
-//     switch, and a reload keeps them (a changed listen address takes a
-//     restart, see warnRestartOnly), so nothing binds a port afterwards.
-//
-// Everything else is dropped from the permitted, effective, inheritable,
-// ambient and bounding sets, and no_new_privs is set, so neither the
-// gateway nor a tool it runs can regain privilege. Under systemd none of
-// this runs: configs/gatehouse.service starts gatehouse as its own user
-// with the capabilities granted by the unit.
+package privdrop
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os/user"
@@ -122,28 +97,28 @@ func LookupCredential(name string) (Credential, error) {
 	return c, nil
 }
 
-// capability is a Linux capability number (linux/capability.h).
-type capability uint
+// Capability is a Linux Capability number (linux/Capability.h).
+type Capability uint
 
 // The capabilities a switched gateway may keep.
 const (
-	capNetAdmin capability = 12
-	capNetRaw   capability = 13
+	CapNetAdmin Capability = 12
+	CapNetRaw   Capability = 13
 )
 
-func (c capability) String() string {
+func (c Capability) String() string {
 	switch c {
-	case capNetAdmin:
+	case CapNetAdmin:
 		return "cap_net_admin"
-	case capNetRaw:
+	case CapNetRaw:
 		return "cap_net_raw"
 	}
 	return "cap_" + strconv.FormatUint(uint64(c), 10)
 }
 
-// capabilityNames lists keep for a log line: "none" or names joined by
+// Names lists keep for a log line: "none" or names joined by
 // commas.
-func capabilityNames(keep []capability) string {
+func Names(keep []Capability) string {
 	if len(keep) == 0 {
 		return "none"
 	}
@@ -154,50 +129,17 @@ func capabilityNames(keep []capability) string {
 	return strings.Join(names, ",")
 }
 
-// keptCapabilities returns what the gateway needs after the switch for
-// the firewall backend in use (see the top of this file). "auto" is
-// resolved by asking the reconciler which backend it chose; should that
-// fail, the ipset backend's set is kept, as auto may have fallen back to
-// it.
-func (s *Server) keptCapabilities(ctx context.Context) []capability {
-	if s.firewall == nil {
-		return nil
-	}
-	backend := s.current.Load().cfg.Firewall.Backend
-	if backend == "auto" {
-		if st, err := s.firewall.Status(ctx); err == nil {
-			backend = st.Backend
-		}
-	}
+// Keep returns the capabilities the gateway needs after the switch for
+// the kernel firewall backend in use (see the package comment): none
+// without one (""), CAP_NET_ADMIN for nftables and iptables, and
+// CAP_NET_RAW as well for ipset and for a backend not known here (an
+// unresolved "auto" may have fallen back to ipset).
+func Keep(backend string) []Capability {
 	switch backend {
-	case "nftables", "iptables":
-		return []capability{capNetAdmin}
-	}
-	return []capability{capNetAdmin, capNetRaw}
-}
-
-// dropPrivileges switches the process to s.opts.RunAs, if set, keeping
-// only the capabilities the kernel firewall needs. Run calls it once
-// every listener is bound and before anything is served; an error means
-// the process may be half switched and must not serve.
-func (s *Server) dropPrivileges(ctx context.Context) error {
-	c := s.opts.RunAs
-	if c == nil {
+	case "":
 		return nil
+	case "nftables", "iptables":
+		return []Capability{CapNetAdmin}
 	}
-	keep := s.keptCapabilities(ctx)
-	if err := s.tls.handOver(c.UID, c.GID); err != nil {
-		return fmt.Errorf("hand state_dir/certs to user %s: %w", c.User, err)
-	}
-	if err := switchUser(*c, keep); err != nil {
-		return fmt.Errorf("switch to user %s: %w", c.User, err)
-	}
-	s.log.Info("switched user", "user", c.User, "uid", c.UID, "gid", c.GID, "capabilities", capabilityNames(keep))
-	// bans.db is open already; new files in state_dir (certificates)
-	// and reloaded files need the new user's access.
-	if dir := s.current.Load().cfg.StateDir; dir != "" && !writable(dir) {
-		s.log.Warn("state_dir is not writable by the user gatehouse switched to; make it theirs (chown)",
-			"path", dir, "user", c.User)
-	}
-	return nil
+	return []Capability{CapNetAdmin, CapNetRaw}
 }

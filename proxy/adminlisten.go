@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"gatehouse/proxy/admin"
+	"gatehouse/proxy/config"
+	"gatehouse/proxy/ui"
+)
+
+// The dashboard's certificate panel reads the TLS manager.
+var _ ui.CertSource = (*tlsManager)(nil)
+
+// newAdmin builds the admin listener's handler (package admin) over the
+// server's state. The listener is bound once: admin.listen and
+// admin.names changes need a restart (warnRestartOnly).
+func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
+	ac := admin.Config{
+		Listen: cfg.Admin.Listen,
+		Names:  cfg.Admin.Names,
+		Current: func() admin.Current {
+			g := s.current.Load()
+			return admin.Current{Config: g.cfg, Jails: g.jails, Signing: g.signing}
+		},
+		Bans:      s.bans,
+		SaveBan:   s.persistBan,
+		DeleteBan: s.unpersistBan,
+		Ready:     s.ready.Load,
+		Metrics:   s.metrics.reg,
+		Stats:     s.metrics.dash,
+		Fleet:     s.fleetSource(cfg),
+		Upstreams: s.upstreamHealth,
+		Log:       s.log,
+	}
+	if s.tls != nil {
+		ac.Certificates = s.tls
+	}
+	if s.firewall != nil {
+		ac.Firewall = func(ctx context.Context) (ui.FirewallStatus, error) {
+			st, err := s.firewall.Status(ctx)
+			if err != nil {
+				return ui.FirewallStatus{}, err
+			}
+			fs := ui.FirewallStatus{Backend: st.Backend, Entries: len(st.Entries), Want: st.Want,
+				Missing: st.Missing, Stale: st.Stale, LastPass: st.LastPass}
+			if st.LastError != nil {
+				fs.LastError = st.LastError.Error()
+			}
+			return fs, nil
+		}
+	}
+	return admin.New(ac)
+}
+
+// upstreamHealth lists the current generation's upstreams with their
+// passive health, by host.
+func (s *Server) upstreamHealth() []ui.Upstream {
+	rt := s.current.Load()
+	seen := map[*route]bool{}
+	var routes []*route
+	for _, m := range []map[string]*route{rt.router.exact, rt.router.wildcard} {
+		for _, r := range m {
+			if !seen[r] {
+				seen[r] = true
+				routes = append(routes, r)
+			}
+		}
+	}
+	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.name, b.name) })
+	var out []ui.Upstream
+	for _, r := range routes {
+		p, ok := r.proxy.Transport.(*pool)
+		if !ok {
+			continue
+		}
+		for _, u := range p.ups {
+			up := ui.Upstream{Host: r.name, URL: u.url.Redacted()}
+			if t := u.downUntil.Load(); t != 0 {
+				up.DownUntil = time.Unix(0, t)
+			}
+			out = append(out, up)
+		}
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package proxy
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+
+	"gatehouse/middleware"
+	"gatehouse/proxy/config"
+	"gatehouse/rules"
+)
+
+// The request chain: the order every request takes through the gateway.
+// Order is the security contract, and it is code, not configuration:
+// chain and siteChain below are the one place it is written, read top
+// (outermost) to bottom, and newChain and newSiteChain build the handlers
+// from these lists and nothing else. TestChainOrder pins them.
+//
+//	chain (every request)
+//	→ host router: 421 for unknown hosts, 308 to https for names with a
+//	  certificate (router.go)
+//	→ the host: upgrade policy, body limit, body read timeout (route.go)
+//	→ siteChain (the host's own middleware)
+//	→ reverse proxy to the host's upstream pool; the response header
+//	  policy applies on the way back (route.go, upstream.go)
+var chain = [...]stage{
+	// The request scope (client IP, canonical path, host, user) that
+	// every stage below reads and fills.
+	{"scope", "", buildScope},
+	// Sees every answer, the refusals of every stage below included.
+	{"access_log", "log.access", buildAccessLog},
+	// The client's address: the TCP peer, or X-Forwarded-For through
+	// trusted_proxies only.
+	{"client_ip", "trusted_proxies", buildClientIP},
+	// A banned client is refused before anything else costs time.
+	{"ban_guard", "", buildBanGuard},
+	// Flood jails: a token bucket per client for each jail with a rate.
+	{"rate_limit", "jails", buildRateLimit},
+	// The canonical view of host, framing, headers and path; malformed
+	// requests end here (and count in the probes jail).
+	{"hygiene", "listen.strict_sni", buildHygiene},
+	// Probes, on every host and on unknown hosts too.
+	{"probes", "probes", buildProbes},
+}
+
+// siteChain is a host's own middleware, outermost first: it runs after
+// the router has picked the host and before the reverse proxy. A site is
+// the settings one host gives; the config keys are relative to it
+// (hosts[i].basic_auth).
+var siteChain = [...]siteStage{
+	// Media requests with a foreign Referer.
+	{"hotlink", "hotlink", buildHotlink},
+	// Links signed by the gateway (or the admin API) for these paths.
+	{"signed_links", "signed_links", buildSignedLinks},
+	// htpasswd users, on the host or on its paths.
+	{"basic_auth", "basic_auth", buildBasicAuth},
+	// The request body read whole before the upstream sees it, once
+	// every early answer above is past.
+	{"buffer_requests", "buffer_requests", buildBufferRequests},
+	// Request body and answer stream at once, for requests really
+	// forwarded (fullDuplex).
+	{"full_duplex", "", buildFullDuplex},
+}
+
+// wrapper is one middleware: it wraps the rest of the chain.
+type wrapper = func(http.Handler) http.Handler
+
+// stage is one entry of chain: the middleware's name, the config key it
+// takes (which names it in errors; "" for none) and its constructor,
+// which returns a nil wrapper when the config does not ask for it.
+type stage struct {
+	name, config string
+	build        func(b *chainBuilder) (wrapper, error)
+}
+
+// siteStage is one entry of siteChain, built for one site.
+type siteStage struct {
+	name, config string
+	build        func(b *chainBuilder, st *site) (wrapper, error)
+}
+
+// site is what siteChain is built from: the middleware settings of one
+// host. Every field is optional.
+type site struct {
+	// field names the site in errors: "hosts[2]".
+	field string
+	// route is the host the site's chain serves.
+	route          *route
+	basicAuth      *config.BasicAuth
+	hotlink        *config.Hotlink
+	signedLinks    *config.SignedLinks
+	linksIndex     int // hosts[linksIndex]: the signed-link keys (Signing.LinksFor)
+	bufferRequests bool
+}
+
+// chainBuilder holds what the stages are built from: the config, the
+// generation being built (its jails, router and signing) and what the
+// hosts told the server-wide stages.
+type chainBuilder struct {
+	s    *Server
+	cfg  *config.File
+	prev *generation // being replaced; nil for the first
+	g    *generation // being built
+	// userHeaders are the hosts' basic_auth.user_header names, for
+	// hygiene.
+	userHeaders []string
+	// counters are the hosts' request counters, for the access log.
+	counters map[string]*hostCounters
+}
+
+// newChain builds chain around inner (the host router). Every stage is
+// built first, in order, so the first error is the first stage's; then
+// the wrappers are applied from the last to the first.
+func (b *chainBuilder) newChain(inner http.Handler) (http.Handler, error) {
+	var ws [len(chain)]wrapper
+	for i, st := range chain {
+		w, err := st.build(b)
+		if err != nil {
+			if st.config == "" {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: %w", st.config, err)
+		}
+		ws[i] = w
+	}
+	return apply(ws[:], inner), nil
+}
+
+// newSiteChain builds siteChain for st around inner (the reverse proxy).
+func (b *chainBuilder) newSiteChain(st *site, inner http.Handler) (http.Handler, error) {
+	var ws [len(siteChain)]wrapper
+	for i, ss := range siteChain {
+		w, err := ss.build(b, st)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", st.field, ss.config, err)
+		}
+		ws[i] = w
+	}
+	return apply(ws[:], inner), nil
+}
+
+// apply wraps inner in ws, ws[0] outermost; nil entries add nothing.
+func apply(ws []wrapper, inner http.Handler) http.Handler {
+	h := inner
+	for _, w := range slices.Backward(ws) {
+		if w != nil {
+			h = w(h)
+		}
+	}
+	return h
+}
+
+func buildScope(*chainBuilder) (wrapper, error) { return middleware.WithScope, nil }
+
+func buildAccessLog(b *chainBuilder) (wrapper, error) {
+	s := b.s
+	return middleware.AccessLog(middleware.AccessLogConfig{
+		Format: b.cfg.Log.Access,
+		Out:    s.sink,
+		OnDone: onDone(b.counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans),
+	})
+}
+
+func buildClientIP(b *chainBuilder) (wrapper, error) {
+	return middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: prefixes(b.cfg.TrustedProxies)})
+}
+
+func buildBanGuard(b *chainBuilder) (wrapper, error) {
+	return middleware.BanGuard(b.s.bans, b.s.log)
+}
+
+// buildRateLimit chains one limiter per flood jail (a jail with a rate),
+// in jail name order. The buckets are kept across a reload that leaves a
+// jail's limits alone.
+func buildRateLimit(b *chainBuilder) (wrapper, error) {
+	cfg := b.cfg
+	b.g.buckets = map[string]*middleware.RateBuckets{}
+	var limits []wrapper
+	for _, name := range slices.Sorted(maps.Keys(cfg.Jails)) {
+		j := cfg.Jails[name]
+		if j.Rate == 0 {
+			continue
+		}
+		rc := middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
+			Allow: prefixes(cfg.Allow), IPv6Prefix: cfg.IPv6Prefix, Capacity: cfg.Limits.TrackedClients}
+		var kept *middleware.RateBuckets
+		if b.prev != nil {
+			kept = b.prev.buckets[name]
+		}
+		buckets, err := middleware.NewRateBuckets(rc, kept)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", name, err)
+		}
+		b.g.buckets[name] = buckets
+		rl, err := middleware.RateLimit(rc, buckets, b.g.jails, b.s.log)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", name, err)
+		}
+		limits = append(limits, rl)
+	}
+	if len(limits) == 0 {
+		return nil, nil
+	}
+	// The last jail's limiter is the outermost, as it always was.
+	slices.Reverse(limits)
+	return func(next http.Handler) http.Handler { return apply(limits, next) }, nil
+}
+
+func buildHygiene(b *chainBuilder) (wrapper, error) {
+	cfg, hosts := b.cfg, b.g.router
+	// A malformed request is a probe: it goes to the probes jail.
+	hc := middleware.HygieneConfig{StrictSNI: cfg.Listen.StrictSNI, UserHeaders: b.userHeaders, Jail: probeJail(cfg)}
+	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
+		// Asked only for a path with %2F or ":$": the host it routes to
+		// decides.
+		hc.Loosen = func(host string) rules.CanonicalOptions {
+			if r := hosts.lookup(host); r != nil {
+				return r.canonical
+			}
+			return rules.CanonicalOptions{}
+		}
+	}
+	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return len(h.Headers.PassClient) > 0 }) {
+		// Asked only when a client identity header is present.
+		hc.PassClient = func(host, name string) bool {
+			r := hosts.lookup(host)
+			return r != nil && r.passClient[name]
+		}
+	}
+	return middleware.Hygiene(hc, b.g.jails, b.s.log)
+}
+
+func buildProbes(b *chainBuilder) (wrapper, error) {
+	p := b.cfg.Probes
+	if p == nil {
+		return nil, nil
+	}
+	m, err := rules.CompileProbes(rules.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
+	if err != nil {
+		return nil, err
+	}
+	return middleware.ProbeBlock(middleware.ProbeBlockConfig{Status: p.Status, Jail: p.Jail}, m, b.g.jails, b.s.log)
+}
+
+func buildHotlink(b *chainBuilder, st *site) (wrapper, error) {
+	hl := st.hotlink
+	if hl == nil {
+		return nil, nil
+	}
+	m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
+	if err != nil {
+		return nil, err
+	}
+	return middleware.Hotlink(middleware.HotlinkConfig{
+		Status: hl.Action.Status, Redirect: hl.Action.Redirect, Jail: hl.Jail,
+	}, m, b.g.jails, b.s.log)
+}
+
+func buildSignedLinks(b *chainBuilder, st *site) (wrapper, error) {
+	sl := st.signedLinks
+	if sl == nil {
+		return nil, nil
+	}
+	return middleware.SignedLinks(middleware.SignedLinksConfig{Paths: sl.Paths}, b.g.signing.LinksFor(st.linksIndex), b.s.log)
+}
+
+func buildBasicAuth(b *chainBuilder, st *site) (wrapper, error) {
+	ba := st.basicAuth
+	if ba == nil {
+		return nil, nil
+	}
+	creds, err := b.s.credentials(ba, b.g.creds)
+	if err != nil {
+		return nil, fmt.Errorf("htpasswd: %w", err)
+	}
+	return middleware.BasicAuth(middleware.BasicAuthConfig{
+		Realm:             ba.Realm,
+		Paths:             ba.Paths,
+		UserHeader:        ba.UserHeader,
+		PassAuthorization: ba.PassAuthorization,
+	}, creds, b.g.jails, b.s.log)
+}
+
+func buildBufferRequests(_ *chainBuilder, st *site) (wrapper, error) {
+	if !st.bufferRequests {
+		return nil, nil
+	}
+	return st.route.bufferBody, nil
+}
+
+func buildFullDuplex(*chainBuilder, *site) (wrapper, error) { return fullDuplex, nil }
