@@ -47,7 +47,7 @@ commands:
                       reload when FILE changes (checked every --watch; 0: on SIGHUP only);
                       as root it needs --user (switch once bound) or --allow-root
   check   -c FILE     validate a config; errors name file:line and the field
-  htpasswd [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
+  htpasswd [--follow] [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
   rules test -c FILE [--show-matches] [--host NAME] LOGFILE
                       replay an nginx/Apache access log through the probe and hotlink
@@ -57,7 +57,7 @@ commands:
   sign link --url URL [--expires 1h] [--ip IP]
                       signed URLs for paid media from a running gateway (--admin URL
                       --token T, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN) or locally with -c FILE
-  bans list | add IP [--for 1h] [--reason R] | del IP
+  bans list [--json] | add IP|CIDR [--for 1h] [--reason R] | del IP|CIDR
                       the ban list of a running gateway (--admin URL --token T,
                       or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
   firewall status|flush [-c FILE]
