@@ -9,7 +9,7 @@
 # switch once bound:
 #   docker run --network host --cap-add NET_ADMIN --user root ... gatehouse \
 #     serve -c /etc/gatehouse/gatehouse.yaml --user nonroot
-# See the README's "Deployment" section.
+# See docs/deployment.md.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -20,17 +20,17 @@ import (
 	"gatehouse/rules/store"
 )
 
-// readmeACL returns the arguments of the README's ACL SETUSER command
+// docsACL returns the arguments of docs/fleet.md's ACL SETUSER command
 // for the fleet, with password in place of CHANGE-ME.
-func readmeACL(t *testing.T, password string) []any {
+func docsACL(t *testing.T, password string) []any {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/fleet.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(readme), "\nACL SETUSER gatehouse ")
 	if !ok {
-		t.Fatal("README.md has no ACL SETUSER gatehouse command")
+		t.Fatal("docs/fleet.md has no ACL SETUSER gatehouse command")
 	}
 	var cmd strings.Builder
 	for line := range strings.SplitSeq(rest, "\n") {
@@ -48,7 +48,7 @@ func readmeACL(t *testing.T, password string) []any {
 }
 
 // TestFleetOverTLSWithDocumentedACLUser: a rediss:// URL with the test
-// CA as ca_root, the ACL user of the README and its password from an
+// CA as ca_root, the ACL user of docs/fleet.md and its password from an
 // env: secret are enough for everything fleet mode does: bans and
 // unbans between two nodes, shared offences, fleet status and the
 // certificate storage with its locks. An untrusted server certificate
@@ -56,7 +56,7 @@ func readmeACL(t *testing.T, password string) []any {
 func TestFleetOverTLSWithDocumentedACLUser(t *testing.T) {
 	r := fleettest.StartTLS(t)
 	ctx := t.Context()
-	r.Do(t, readmeACL(t, "fleet-test-password")...)
+	r.Do(t, docsACL(t, "fleet-test-password")...)
 	t.Setenv("GATEHOUSE_TEST_REDIS_PASSWORD", "fleet-test-password")
 	pw, err := config.ParseSecret("env:GATEHOUSE_TEST_REDIS_PASSWORD")
 	if err != nil {

@@ -320,6 +320,9 @@ func (b *pathSetBuilder) add(pat string, rule int32) error {
 		if lit == "/" {
 			return errors.New(`"/" would match every path`)
 		}
+		if strings.Contains(lit, "*") {
+			return innerStar(pat)
+		}
 		if err := checkLiteral(lit, false, raw); err != nil {
 			return err
 		}
@@ -329,6 +332,29 @@ func (b *pathSetBuilder) add(pat string, rule int32) error {
 	}
 	b.litLen = append(b.litLen, int32(len(lit)))
 	return nil
+}
+
+// innerStar explains why a prefix pattern with a "*" before its end, such
+// as "/media/*.mp4", is refused and what to write instead: patterns are
+// prefixes, suffixes or segments, never globs, and a regex says both.
+func innerStar(pat string) error {
+	parts := strings.Split(pat, "*")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	re := "re:(?i)^" + strings.Join(parts, ".*")
+	if !strings.HasSuffix(pat, "*") {
+		re += "$"
+	}
+	prefix := pat[:strings.IndexByte(pat, '*')]
+	alts := fmt.Sprintf("%q (everything under it)", prefix+"*")
+	if strings.HasSuffix(prefix, "/") {
+		alts = fmt.Sprintf("%q (everything under it)", prefix)
+	}
+	if suffix := pat[strings.LastIndexByte(pat, '*')+1:]; suffix != "" && !strings.Contains(suffix, "/") {
+		alts += fmt.Sprintf(", %q (every path ending so)", "*"+suffix)
+	}
+	return fmt.Errorf(`"*" is only allowed as "*suffix", "prefix*" or "**/": write %s or %s (both at once)`, alts, re)
 }
 
 // checkRegex compiles expr; for probe paths (lower case) it refuses

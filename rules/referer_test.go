@@ -200,6 +200,7 @@ func TestCompileHotlinkErrors(t *testing.T) {
 		{"no allow", HotlinkConfig{Paths: ok}, "compile hotlink: allow is empty"},
 		{"bad path", HotlinkConfig{Paths: []string{"videos"}, Allow: []string{"none"}}, `compile hotlink: paths[0] "videos": pattern must start with`},
 		{"bad path regex", HotlinkConfig{Paths: []string{"re:["}, Allow: []string{"none"}}, `paths[0] "re:["`},
+		{"glob path", HotlinkConfig{Paths: []string{"/media/*.mp4"}, Allow: []string{"none"}}, `paths[0] "/media/*.mp4": "*" is only allowed as "*suffix", "prefix*" or "**/": write "/media/" (everything under it), "*.mp4" (every path ending so) or re:(?i)^/media/.*\.mp4$ (both at once)`},
 		{"empty allow", HotlinkConfig{Paths: ok, Allow: []string{"none", ""}}, `allow[1] "": empty entry`},
 		{"server_names", HotlinkConfig{Paths: ok, Allow: []string{"server_names"}}, "server_names is not supported"},
 		{"infix wildcard", HotlinkConfig{Paths: ok, Allow: []string{"ex*ample.com"}}, `allow[0] "ex*ample.com": "*" is only allowed`},
@@ -374,5 +375,44 @@ func BenchmarkHotlinkProtected(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Protected("/static/js/app/main.js")
+	}
+}
+
+// TestHotlinkGlobSuggestion pins that the regex the error for a glob such
+// as "/media/*.mp4" suggests is accepted and protects what the glob meant.
+func TestHotlinkGlobSuggestion(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		glob      string
+		protected []string
+		free      []string
+	}{
+		{"/media/*.mp4", []string{"/media/a.mp4", "/media/x/b.MP4"}, []string{"/media/a.jpg", "/other/a.mp4"}},
+		{"/v*/x*", []string{"/v1/x", "/video/xy/z"}, []string{"/a/x", "/v1/y"}},
+	} {
+		_, err := CompileHotlink(HotlinkConfig{Paths: []string{tc.glob}, Allow: []string{"none"}})
+		if err == nil {
+			t.Fatalf("CompileHotlink(%q) = nil error, want a refusal", tc.glob)
+		}
+		i := strings.Index(err.Error(), "re:")
+		j := strings.LastIndex(err.Error(), " (both at once)")
+		if i < 0 || j < i {
+			t.Fatalf("CompileHotlink(%q) = %v, want a re: suggestion", tc.glob, err)
+		}
+		re := err.Error()[i:j]
+		m, err := CompileHotlink(HotlinkConfig{Paths: []string{re}, Allow: []string{"none"}})
+		if err != nil {
+			t.Fatalf("CompileHotlink(%q) (the suggestion) = %v", re, err)
+		}
+		for _, p := range tc.protected {
+			if !m.Protected(p) {
+				t.Errorf("%s: Protected(%q) = false, want true", re, p)
+			}
+		}
+		for _, p := range tc.free {
+			if m.Protected(p) {
+				t.Errorf("%s: Protected(%q) = true, want false", re, p)
+			}
+		}
 	}
 }

@@ -168,6 +168,14 @@ func startGateway(t *testing.T, yaml string, args ...string) *gateway {
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startGatewayIn(t, "", cfgPath, args...)
+}
+
+// startGatewayIn is startGateway for a config file already written, with
+// workDir as the process's working directory ("" for the test's), against
+// which the config's relative paths resolve.
+func startGatewayIn(t *testing.T, workDir, cfgPath string, args ...string) *gateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{
 		t:       t,
@@ -184,6 +192,7 @@ func startGateway(t *testing.T, yaml string, args ...string) *gateway {
 		args = append(args, "--allow-root")
 	}
 	g.cmd = exec.CommandContext(ctx, gatehouseBin, args...)
+	g.cmd.Dir = workDir
 	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	g.cmd.Env = gatehouseEnv()
 	g.cmd.WaitDelay = 5 * time.Second // bounds the output copying after a kill

@@ -43,11 +43,12 @@ const (
 const usage = `usage: gatehouse <command> [flags]
 
 commands:
-  serve   [-c FILE] [--user USER | --allow-root]
+  serve   [-c FILE] [--watch 2s] [--user USER | --allow-root]
                       run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config);
+                      reload when FILE changes (checked every --watch; 0: on SIGHUP only);
                       as root it needs --user (switch once bound) or --allow-root
   check   -c FILE     validate a config; errors name file:line and the field
-  htpasswd [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
+  htpasswd [--follow] [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
   rules test -c FILE [--show-matches] [--host NAME] LOGFILE
                       replay an nginx/Apache access log through the probe and hotlink
@@ -57,7 +58,7 @@ commands:
   sign link --url URL [--expires 1h] [--ip IP]
                       signed URLs for paid media from a running gateway (--admin URL
                       --token T, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN) or locally with -c FILE
-  bans list | add IP [--for 1h] [--reason R] | del IP
+  bans list [--json] | add IP|CIDR [--for 1h] [--reason R] | del IP|CIDR
                       the ban list of a running gateway (--admin URL --token T,
                       or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
   firewall status|flush [-c FILE]
@@ -155,12 +156,41 @@ func check(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func serve(args []string, stderr io.Writer) int {
+// serveUsage is what `gatehouse serve --help` prints; its first line is
+// the serve line of usage, so both show every flag.
+const serveUsage = `usage: gatehouse serve [-c FILE] [--watch 2s] [--user USER | --allow-root]
+  -c FILE        config file (default $GATEHOUSE_CONFIG; neither: the embedded demo config)
+  --watch 2s     check the config file for changes this often and reload when its
+                 content changed (0: only on SIGHUP)
+  --user USER    started as root: switch to USER (name or uid) once the listeners are
+                 bound, keeping only CAP_NET_ADMIN (and CAP_NET_RAW for ipset) for
+                 kernel ban sync
+  --allow-root   keep running as root (without --user, gatehouse refuses to run as root)
+`
+
+// serveFlags are serve's flags; the FlagSet is returned for parsing.
+type serveFlags struct {
+	path      *string
+	watch     *time.Duration
+	runAsUser *string
+	allowRoot *bool
+}
+
+func newServeFlags(stderr io.Writer) (*flag.FlagSet, serveFlags) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	path := configFlag(fs)
-	watch := fs.Duration("watch", 2*time.Second, "check the config file for changes this often (0: only on SIGHUP)")
-	runAsUser := fs.String("user", "", "started as root: switch to `USER` (name or uid) once the listeners are bound, keeping only CAP_NET_ADMIN for kernel ban sync")
-	allowRoot := fs.Bool("allow-root", false, "keep running as root (without --user, gatehouse refuses to)")
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage) }
+	return fs, serveFlags{
+		path:      configFlag(fs),
+		watch:     fs.Duration("watch", 2*time.Second, "check the config file for changes this often (0: only on SIGHUP)"),
+		runAsUser: fs.String("user", "", "started as root: switch to `USER` (name or uid) once the listeners are bound, keeping only CAP_NET_ADMIN for kernel ban sync"),
+		allowRoot: fs.Bool("allow-root", false, "keep running as root (without --user, gatehouse refuses to)"),
+	}
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs, f := newServeFlags(stderr)
+	path, watch, runAsUser, allowRoot := f.path, f.watch, f.runAsUser, f.allowRoot
 	if !parseFlags(fs, args, stderr) {
 		return exitUsage
 	}

@@ -82,7 +82,7 @@ hosts:
 // "%2F" inside a segment, so "/paid%2Fmovie.mp4" is not under
 // signed_links.paths "/paid/" — and an upstream that decodes %2F (Go's
 // ServeMux, Django, Flask, Apache with AllowEncodedSlashes On) serves
-// /paid/movie.mp4 without a signature. docs/security.md warns against the
+// /paid/movie.mp4 without a signature. docs/request-hygiene.md warns against the
 // combination only for basic_auth.paths and hotlink, and `gatehouse check`
 // accepts it silently. Either the config is refused, or the link rule
 // covers the %2F-decoded reading of the path too.

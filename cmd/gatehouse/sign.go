@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -215,12 +216,16 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		fmt.Fprintf(stderr, "gatehouse sign %s: %s\n", kind, msg)
 		return nil, exitRuntime
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
+	// The admin API's encoding: "&" in a signed URL stays "&", not
+	// "\u0026", so the line can be copied as it is.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(res); err != nil {
 		fmt.Fprintf(stderr, "gatehouse sign %s: %v\n", kind, err)
 		return nil, exitRuntime
 	}
-	return append(b, '\n'), exitOK
+	return buf.Bytes(), exitOK
 }
 
 // printSigned prints an answer for people: the URL (or one Set-Cookie

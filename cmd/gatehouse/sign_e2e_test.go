@@ -515,6 +515,7 @@ log: {access: combined, level: debug}
 	for _, args := range [][]string{
 		{"sign", "link", "--url", base + "/paid/c.mp4", "--admin", admin, "--token", signToken},
 		{"sign", "link", "--url", base + "/paid/c.mp4", "-c", g.cfgPath, "--json"},
+		{"sign", "link", "--url", base + "/paid/c.mp4", "--admin", admin, "--token", signToken, "--json"},
 	} {
 		stdout, stderr, code := runGatehouse(t, args...)
 		if code != 0 {
@@ -530,6 +531,10 @@ log: {access: combined, level: debug}
 				t.Fatalf("--json output %q: %v", stdout, err)
 			}
 			link = v.URL
+			// A shell reads the line: "&" must not come as "\u0026".
+			if !strings.Contains(stdout, "&gh_signature=") || strings.Contains(stdout, `\u0026`) {
+				t.Errorf("gatehouse %s printed %q, want a URL with a plain \"&\"", strings.Join(args, " "), stdout)
+			}
 		}
 		if code, e := get(link); code != http.StatusOK || e.URI != "/paid/c.mp4" {
 			t.Errorf("GET the CLI's link = %d %q", code, e.URI)

@@ -288,7 +288,10 @@ type Probes struct {
 // Hotlink configures a host's hotlink protection (key hosts[].hotlink),
 // with nginx valid_referers semantics.
 type Hotlink struct {
-	// Paths lists what is protected: prefixes and "*.ext". Required.
+	// Paths lists what is protected, in the probes.paths pattern forms:
+	// "/prefix/", "/prefix", "/bytes*", "**/segment", "*.ext" and
+	// "re:REGEX"; a "*" elsewhere ("/media/*.mp4") is refused with the
+	// patterns to write instead. Required.
 	Paths []string `yaml:"paths"`
 	// Allow lists accepted referers: none, blocked, host names,
 	// "*.example.com", "example.*", "re:REGEX". Required.
