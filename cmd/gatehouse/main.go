@@ -46,6 +46,9 @@ commands:
                       run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config);
                       as root it needs --user (switch once bound) or --allow-root
   check   -c FILE     validate a config; errors name file:line and the field
+  healthcheck [-c FILE] [--admin URL]
+                      exit 0 when a running gateway's /readyz answers 200, else 1
+                      (for Docker's HEALTHCHECK and other supervisors)
   htpasswd [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
   rules test -c FILE [--show-matches] [--host NAME] LOGFILE
@@ -55,10 +58,11 @@ commands:
   sign cloudfront --url URL [--expires 1h] [--not-before T] [--ip CIDR] [--cookies]
   sign link --url URL [--expires 1h] [--ip IP]
                       signed URLs for paid media from a running gateway (--admin URL
-                      --token T, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN) or locally with -c FILE
+                      --token T or --token-file FILE, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
+                      or locally with -c FILE
   bans list | add IP [--for 1h] [--reason R] | del IP
-                      the ban list of a running gateway (--admin URL --token T,
-                      or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
+                      the ban list of a running gateway (--admin URL --token T or
+                      --token-file FILE, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
   firewall status|flush [-c FILE]
                       show or remove the kernel sets/rules gatehouse created
   fleet status [-c FILE]
@@ -83,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(args[1:], stderr)
 	case "htpasswd":
 		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "rules":

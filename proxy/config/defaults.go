@@ -109,7 +109,7 @@ func applyDefaults(f *File) {
 	}
 
 	if f.Admin.Listen == "" {
-		f.Admin.Listen = "127.0.0.1:9901"
+		f.Admin.Listen = DefaultAdminListen
 	}
 
 	if f.Log.Access == "" {
