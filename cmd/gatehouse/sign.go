@@ -214,13 +214,17 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		if code == http.StatusInternalServerError {
 			msg = err.Error() // the operator's own terminal: the whole story
 		}
+		exit := exitRuntime
 		if name, ok := signFlagNames[field]; ok {
 			msg = name + ": " + msg
+			if code == http.StatusBadRequest || code == http.StatusUnprocessableEntity {
+				exit = exitUsage // as when a gateway refuses the flag
+			}
 		} else if field != "" {
 			msg = field + ": " + msg
 		}
 		fmt.Fprintf(stderr, "gatehouse sign %s: %s\n", kind, msg)
-		return nil, exitRuntime
+		return nil, exit
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
