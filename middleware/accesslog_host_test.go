@@ -94,8 +94,8 @@ func TestAccessLogPerHost(t *testing.T) {
 	mw, err := AccessLog(AccessLogConfig{
 		Format: FormatJSON, Out: global,
 		Hosts: map[string]AccessLogTarget{
-			"shop.example.com": {Format: FormatCombinedHost, Out: shop},
-			"blog.example.com": {Format: FormatCombined, Out: blog},
+			"shop.example.com":  {Format: FormatCombinedHost, Out: shop},
+			"blog.example.com":  {Format: FormatCombined, Out: blog},
 			"quiet.example.com": {Format: FormatOff},
 		},
 		HostOf: func(h string) string {
