@@ -118,6 +118,17 @@ func applyDefaults(f *File) {
 	if f.Log.Level == "" {
 		f.Log.Level = "info"
 	}
+	for i := range f.Hosts {
+		// A host's own log inherits what it leaves out from the global one.
+		if hl := f.Hosts[i].Log; hl != nil {
+			if hl.Access == "" {
+				hl.Access = f.Log.Access
+			}
+			if hl.AccessFile == "" {
+				hl.AccessFile = f.Log.AccessFile
+			}
+		}
+	}
 }
 
 func setDuration(d *Duration, def time.Duration) {
