@@ -53,7 +53,8 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
-	sink    *logSink
+	// sinks are the access logs' files (logsink.go).
+	sinks *logSinks
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
 	// locks remembers the admin jail's bans past their replacement in
@@ -121,12 +122,13 @@ func New(opts Options) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
-	s.sink = newLogSink(log.With("component", "access_log"))
-	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
-		return nil, err
-	}
+	s.sinks = newLogSinks(log.With("component", "access_log"))
 	rt, err := s.build(opts.Config, nil)
 	if err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	if err := s.sinks.reopen(rt.logPaths); err != nil {
 		s.closeStore()
 		return nil, err
 	}
@@ -250,7 +252,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { s.sink.Run(sinkCtx) })
+	wg.Go(func() { s.sinks.Run(sinkCtx) })
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	// The dashboard's offence lists; it returns, ending the dashboard's
 	// event streams, when watchCtx ends, before the servers drain.
@@ -359,7 +361,7 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
-	if err := s.sink.Reopen(cfg.Log.AccessFile); err != nil {
+	if err := s.sinks.reopen(rt.logPaths); err != nil {
 		return err
 	}
 	s.warnRestartOnly(prev.cfg, cfg)

@@ -39,6 +39,8 @@ type runtime struct {
 	signing *Signing
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
+	// logPaths are the access log files the chain writes to (logsink.go).
+	logPaths []string
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -298,11 +300,9 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	accessLog, err := middleware.AccessLog(middleware.AccessLogConfig{
-		Format: cfg.Log.Access,
-		Out:    s.sink,
-		OnDone: onDone(counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans),
-	})
+	alc, logPaths := s.accessLog(cfg, hosts)
+	alc.OnDone = onDone(counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans)
+	accessLog, err := middleware.AccessLog(alc)
 	if err != nil {
 		return nil, fmt.Errorf("log.access: %w", err)
 	}
@@ -386,6 +386,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	// way back).
 	rt.router = hosts
 	rt.creds = creds
+	rt.logPaths = logPaths
 	rt.handler = middleware.WithScope(accessLog(clientIP(guard(limited))))
 	return rt, nil
 }
