@@ -112,7 +112,7 @@ func New(opts Options) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
-	s.metrics.reg.MustRegister(newBanCollector(s))
+	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
 	if err := s.openFirewall(opts.Config); err != nil {
 		s.closeStore()
 		return nil, err

@@ -41,6 +41,8 @@ type runtime struct {
 	buckets map[string]*middleware.RateBuckets
 	// logPaths are the access log files the chain writes to (logsink.go).
 	logPaths []string
+	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
+	pools []hostPool
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -216,6 +218,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 		for _, u := range h.Upstreams {
 			p.ups = append(p.ups, &upstream{url: u.URL()})
 		}
+		rt.pools = append(rt.pools, hostPool{host: name, pool: p})
 		r := &route{
 			userHeaders: []string{"X-Forwarded-User"},
 			name:        name,
