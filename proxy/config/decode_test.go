@@ -898,6 +898,7 @@ func TestShippedConfigs(t *testing.T) {
 	}
 	demo = bytes.ReplaceAll(demo, []byte("${DEMO_UPSTREAM}"), []byte("http://127.0.0.1:1"))
 	demo = bytes.ReplaceAll(demo, []byte("${DEMO_HTPASSWD}"), []byte(users))
+	demo = bytes.ReplaceAll(demo, []byte("${DEMO_TOKEN}"), []byte("sha256:"+strings.Repeat("ab", 32)))
 	f, err := Parse("default.yaml", demo)
 	if err != nil {
 		t.Fatalf("Parse(default.yaml) = %v", err)
