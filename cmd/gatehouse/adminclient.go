@@ -132,17 +132,20 @@ func (c *adminClient) call(ctx context.Context, method, path string, body any) (
 	return resp.StatusCode, b, nil
 }
 
-// apiError is an admin API refusal said in the CLI's terms: the flag or
-// argument at fault instead of the JSON field, no status code. usage is
-// true when the command line was at fault (exit 2).
+// apiError is an admin API refusal said in the CLI's terms: the flag at
+// fault instead of the JSON field, no status code. usage is true when
+// the gateway found a value malformed (400: exit 2, as for the checks
+// made before asking it); a well-formed request the gateway refuses by
+// its config or rules (422, 403, 404) is a runtime failure (exit 1).
 type apiError struct {
 	msg   string
 	usage bool
 }
 
 // describeAPIError turns an admin API error answer into a message for
-// the command line. flags maps the API's field names to the flag or
-// argument that set them ("duration" → "--for").
+// the command line. flags maps the API's field names to the flag that set
+// them ("duration" → "--for"), or to "" for a positional argument, whose
+// value the message quotes already.
 func (c *adminClient) describeAPIError(code int, body []byte, flags map[string]string) apiError {
 	var e struct{ Error, Field string }
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
@@ -165,7 +168,11 @@ func (c *adminClient) describeAPIError(code int, body []byte, flags map[string]s
 		return apiError{msg: e.Error}
 	}
 	if name, ok := flags[e.Field]; ok {
-		return apiError{msg: name + ": " + e.Error, usage: code == http.StatusBadRequest || code == http.StatusUnprocessableEntity}
+		msg := e.Error
+		if name != "" {
+			msg = name + ": " + msg
+		}
+		return apiError{msg: msg, usage: code == http.StatusBadRequest}
 	}
 	if e.Field != "" && e.Field != "body" {
 		return apiError{msg: e.Field + ": " + e.Error}

@@ -24,7 +24,7 @@ flags for every form: --admin URL       (default $GATEHOUSE_ADMIN or http://127.
 `
 
 // banFlags maps the admin API's ban fields to the CLI's words.
-var banFlags = map[string]string{"ip": "IP", "duration": "--for", "reason": "--reason"}
+var banFlags = map[string]string{"ip": "", "duration": "--for", "reason": "--reason"}
 
 func bansCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {

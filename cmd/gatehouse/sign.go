@@ -217,8 +217,8 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		exit := exitRuntime
 		if name, ok := signFlagNames[field]; ok {
 			msg = name + ": " + msg
-			if code == http.StatusBadRequest || code == http.StatusUnprocessableEntity {
-				exit = exitUsage // as when a gateway refuses the flag
+			if code == http.StatusBadRequest {
+				exit = exitUsage // malformed, as a gateway would answer
 			}
 		} else if field != "" {
 			msg = field + ": " + msg
