@@ -1,6 +1,7 @@
 # gatehouse — build, run, test.
 #
-#   make run     the gateway on its embedded demo config (127.0.0.1:8080, admin :9901)
+#   make run     the gateway on its embedded demo config (127.0.0.1:8080, admin and
+#                dashboard 127.0.0.1:9901; PORT=8081 ADMIN_PORT=9902 move them)
 #   make test    install what the tests need, then gofmt, vet, staticcheck, go test -race
 #   make bench   the hot-path benchmarks (not part of make test)
 #   make fuzz    each fuzz target for FUZZTIME (default 30s)
@@ -40,9 +41,14 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
 
+# The demo's ports (loopback only).
+PORT        ?= 8080
+ADMIN_PORT  ?= 9901
+
 # As root the demo needs --allow-root: gatehouse refuses root otherwise.
+# GATEHOUSE_CONFIG is cleared: make run is the embedded demo.
 run: build
-	./bin/gatehouse serve $$([ "$$(id -u)" -ne 0 ] || echo --allow-root)
+	GATEHOUSE_CONFIG= ./bin/gatehouse serve --port $(PORT) --admin-port $(ADMIN_PORT) $$([ "$$(id -u)" -ne 0 ] || echo --allow-root)
 
 # deps installs the Debian packages the tests need; idempotent, and a no-op
 # when they are all present.

@@ -19,4 +19,7 @@ const (
 	DemoHtpasswd = "${DEMO_HTPASSWD}"
 	// DemoUser is the user in that file.
 	DemoUser = "demo"
+	// DemoToken stands for the demo admin token's sha256: reference; the
+	// token itself is made at start.
+	DemoToken = "${DEMO_TOKEN}"
 )

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -22,20 +23,83 @@ const (
 	// FormatCombined writes nginx's "combined" format, so existing log
 	// tools and fail2ban filters keep working.
 	FormatCombined = "combined"
+	// FormatCombinedHost is FormatCombined with the request's host in
+	// front, like nginx's vcombined / Apache's vhost_combined, for one
+	// file shared by several hosts.
+	FormatCombinedHost = "combined_host"
 	// FormatOff writes nothing; OnDone still runs.
 	FormatOff = "off"
 )
 
 // AccessLogConfig configures AccessLog.
 type AccessLogConfig struct {
-	// Format is FormatJSON, FormatCombined or FormatOff. Default FormatJSON.
+	// Format is FormatJSON, FormatCombined, FormatCombinedHost or
+	// FormatOff. Default FormatJSON.
 	Format string
 	// Out receives one complete line per Write. It must be safe for
 	// concurrent use. Required unless Format is FormatOff.
 	Out io.Writer
+	// Hosts gives some configured hosts their own format and output, by
+	// Scope.Host (per-host access logs). Default none: every request goes
+	// to Format and Out.
+	Hosts map[string]AccessLogTarget
+	// HostOf names the configured host of a request answered before it
+	// was routed (a probe, a ban, a malformed request: Scope.Host is
+	// empty) from Scope.RequestHost, or the Host header when that is not
+	// set yet; "" for none. So such a request is logged where its host's
+	// requests are. It is only called when
+	// Hosts is not empty. nil: such requests go to Format and Out.
+	HostOf func(requestHost string) string
 	// OnDone, when set, is called after every request with its final
 	// status and body size (metrics hang here). It must not retain r or s.
 	OnDone func(r *http.Request, s *Scope, status int, size int64, d time.Duration)
+}
+
+// AccessLogTarget is where one host's access log lines go.
+type AccessLogTarget struct {
+	// Format is FormatJSON, FormatCombined, FormatCombinedHost or
+	// FormatOff. Required.
+	Format string
+	// Out receives the lines, as AccessLogConfig.Out. Required unless
+	// Format is FormatOff.
+	Out io.Writer
+}
+
+// logFormat is an access log format resolved once, so the request path
+// compares integers.
+type logFormat uint8
+
+const (
+	logJSON logFormat = iota
+	logCombined
+	logCombinedHost
+	logOff
+)
+
+// accessTarget is a validated AccessLogTarget.
+type accessTarget struct {
+	format logFormat
+	out    io.Writer
+}
+
+func newAccessTarget(format string, out io.Writer) (accessTarget, error) {
+	var f logFormat
+	switch format {
+	case FormatJSON:
+		f = logJSON
+	case FormatCombined:
+		f = logCombined
+	case FormatCombinedHost:
+		f = logCombinedHost
+	case FormatOff:
+		return accessTarget{format: logOff}, nil
+	default:
+		return accessTarget{}, fmt.Errorf("access log format %q is not one of json, combined, combined_host, off", format)
+	}
+	if out == nil {
+		return accessTarget{}, errors.New("access log: no output writer")
+	}
+	return accessTarget{format: f, out: out}, nil
 }
 
 // AccessLog records every request once it has been answered: the final
@@ -43,15 +107,44 @@ type AccessLogConfig struct {
 // directly below WithScope so that it sees every answer, including the
 // gateway's own refusals. Line buffers and response recorders are pooled.
 func AccessLog(cfg AccessLogConfig) (func(http.Handler) http.Handler, error) {
-	switch cfg.Format {
-	case "":
+	if cfg.Format == "" {
 		cfg.Format = FormatJSON
-	case FormatJSON, FormatCombined, FormatOff:
-	default:
-		return nil, fmt.Errorf("access log format %q is not one of json, combined, off", cfg.Format)
 	}
-	if cfg.Format != FormatOff && cfg.Out == nil {
-		return nil, errors.New("access log: no output writer")
+	global, err := newAccessTarget(cfg.Format, cfg.Out)
+	if err != nil {
+		return nil, err
+	}
+	var hosts map[string]*accessTarget
+	for name, ht := range cfg.Hosts {
+		t, err := newAccessTarget(ht.Format, ht.Out)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", name, err)
+		}
+		if hosts == nil {
+			hosts = make(map[string]*accessTarget, len(cfg.Hosts))
+		}
+		hosts[name] = &t
+	}
+	hostOf := cfg.HostOf
+	// target picks the output of one request: its host's, when it has
+	// one, else the global one. Two map lookups at most; no allocation.
+	target := func(r *http.Request, s *Scope) *accessTarget {
+		if hosts == nil {
+			return &global
+		}
+		name := s.Host
+		if name == "" && hostOf != nil {
+			// Before the hygiene layer read it, the Host header stands in.
+			if h := s.RequestHost; h != "" {
+				name = hostOf(h)
+			} else if r.Host != "" {
+				name = hostOf(r.Host)
+			}
+		}
+		if t := hosts[name]; t != nil {
+			return t
+		}
+		return &global
 	}
 	recorders := sync.Pool{New: func() any { return new(recorder) }}
 	buffers := sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -68,19 +161,25 @@ func AccessLog(cfg AccessLogConfig) (func(http.Handler) http.Handler, error) {
 		if cfg.OnDone != nil {
 			cfg.OnDone(r, s, status, size, d)
 		}
-		if cfg.Format == FormatOff {
+		t := target(r, s)
+		if t.format == logOff {
 			return
 		}
 		bp := buffers.Get().(*[]byte)
 		line := (*bp)[:0]
-		if cfg.Format == FormatJSON {
+		switch t.format {
+		case logJSON:
 			line = appendJSONLine(line, r, s, status, size, d)
-		} else {
+		case logCombinedHost:
+			line = appendLogHost(line, r, s)
+			line = append(line, ' ')
+			line = appendCombinedLine(line, r, s, status, size)
+		default:
 			line = appendCombinedLine(line, r, s, status, size)
 		}
 		// A failing log sink must not fail the request, and the sink
 		// reports its own errors.
-		_, _ = cfg.Out.Write(line)
+		_, _ = t.out.Write(line)
 		if cap(line) <= 64<<10 {
 			*bp = line
 			buffers.Put(bp)
@@ -244,6 +343,43 @@ func appendJSONChars(b []byte, s string) []byte {
 		i += n
 	}
 	return b
+}
+
+// appendLogHost appends nginx's $host for the combined_host format: the
+// request's host as the hygiene layer read it (Scope.RequestHost), or, for
+// a request refused before it (a banned or flooding client), the Host
+// header lower-cased without its port; "-" when there is none. It is
+// escaped like every other field, so a client cannot shift the fields with
+// a crafted Host.
+func appendLogHost(b []byte, r *http.Request, s *Scope) []byte {
+	if s.RequestHost != "" {
+		return appendNginxEscaped(b, s.RequestHost)
+	}
+	h := hostWithoutPort(r.Host)
+	if h == "" {
+		return append(b, '-')
+	}
+	start := len(b)
+	b = appendNginxEscaped(b, h)
+	for i := start; i < len(b); i++ {
+		if 'A' <= b[i] && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		}
+	}
+	return b
+}
+
+// hostWithoutPort strips a ":port" from a Host value: "a.example:8080" →
+// "a.example", "[2001:db8::1]:80" → "[2001:db8::1]".
+func hostWithoutPort(h string) string {
+	i := strings.LastIndexByte(h, ':')
+	if i < 0 || strings.IndexByte(h[i:], ']') >= 0 {
+		return h
+	}
+	if strings.HasPrefix(h, "[") || strings.IndexByte(h[:i], ':') < 0 {
+		return h[:i]
+	}
+	return h // a bare IPv6 address: no port to strip
 }
 
 // appendCombinedLine appends one line in nginx's combined format:

@@ -77,7 +77,7 @@ func benchServer(b *testing.B, yaml string) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { s.sink.Run(ctx); close(done) }()
+	go func() { s.sinks.Run(ctx); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
 	return s
 }

@@ -155,11 +155,10 @@ func buildScope(*chainBuilder) (wrapper, error) { return middleware.WithScope, n
 
 func buildAccessLog(b *chainBuilder) (wrapper, error) {
 	s := b.s
-	return middleware.AccessLog(middleware.AccessLogConfig{
-		Format: b.cfg.Log.Access,
-		Out:    s.sink,
-		OnDone: onDone(b.counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans),
-	})
+	alc, logPaths := s.accessLog(b.cfg, b.g.router)
+	b.g.logPaths = logPaths
+	alc.OnDone = onDone(b.counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans)
+	return middleware.AccessLog(alc)
 }
 
 func buildClientIP(b *chainBuilder) (wrapper, error) {

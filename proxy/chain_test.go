@@ -73,7 +73,7 @@ log: {access: json, access_file: %s}
 	}
 	ctx, stopSink := context.WithCancel(t.Context())
 	sinkDone := make(chan struct{})
-	go func() { s.sink.Run(ctx); close(sinkDone) }()
+	go func() { s.sinks.Run(ctx); close(sinkDone) }()
 
 	banned := "203.0.113.66"
 	if _, err := s.bans.Ban(rules.Ban{Prefix: netip.MustParsePrefix(banned + "/32"), Until: time.Now().Add(time.Hour), Reason: "test"}); err != nil {

@@ -141,9 +141,10 @@ func (c *banCollector) Collect(ch chan<- prometheus.Metric) {
 		if jail == "" {
 			jail = "manual"
 		}
-		if _, known := active[jail]; known {
-			active[jail]++
-		}
+		// A jail no longer configured (removed by a reload, or a fleet
+		// peer's) still has its bans enforced: they are counted under its
+		// name, which came from a config too.
+		active[jail]++
 	}
 	for jail, n := range active {
 		ch <- prometheus.MustNewConstMetric(c.bansDesc, prometheus.GaugeValue, float64(n), jail)

@@ -57,7 +57,8 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
-	sink    *logSink
+	// sinks are the access logs' files (logsink.go).
+	sinks *logSinks
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
 	// store keeps bans and ban history in state_dir/bans.db; nil without
@@ -121,19 +122,19 @@ func New(opts Options) (_ *Server, err error) {
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
-	s.metrics.reg.MustRegister(newBanCollector(s))
+	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
 	if err := s.openFirewall(opts.Config); err != nil {
 		return nil, err
 	}
 	if s.tls, err = newTLSManager(opts.Config, log.With("component", "tls")); err != nil {
 		return nil, err
 	}
-	s.sink = newLogSink(log.With("component", "access_log"))
-	if err := s.sink.Reopen(opts.Config.Log.AccessFile); err != nil {
-		return nil, err
-	}
+	s.sinks = newLogSinks(log.With("component", "access_log"))
 	g, err := s.build(opts.Config, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.sinks.reopen(g.logPaths); err != nil {
 		return nil, err
 	}
 	s.current.Store(g)
@@ -152,10 +153,8 @@ func New(opts Options) (_ *Server, err error) {
 // it has started (Run starts the goroutines), so closing is all there
 // is to undo.
 func (s *Server) closeOpened() {
-	if s.sink != nil {
-		if err := s.sink.Close(); err != nil {
-			s.log.Warn("close access log", "error", err)
-		}
+	if s.sinks != nil {
+		s.sinks.closeAll()
 	}
 	s.stopTLS()
 	if s.redis != nil {
@@ -294,7 +293,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { s.sink.Run(sinkCtx) })
+	wg.Go(func() { s.sinks.Run(sinkCtx) })
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	// The dashboard's offence lists; it returns, ending the dashboard's
 	// event streams, when watchCtx ends, before the servers drain.
@@ -403,7 +402,7 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
-	if err := s.sink.Reopen(cfg.Log.AccessFile); err != nil {
+	if err := s.sinks.reopen(rt.logPaths); err != nil {
 		return err
 	}
 	s.warnRestartOnly(prev.cfg, cfg)

@@ -39,6 +39,10 @@ type generation struct {
 	signing *admin.Signing
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
+	// logPaths are the access log files the chain writes to (logsink.go).
+	logPaths []string
+	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
+	pools []hostPool
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -227,6 +231,7 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 	for _, u := range h.Upstreams {
 		p.ups = append(p.ups, &upstream{url: u.URL()})
 	}
+	b.g.pools = append(b.g.pools, hostPool{host: name, pool: p})
 	r := &route{
 		userHeaders: []string{"X-Forwarded-User"},
 		name:        name,

@@ -757,3 +757,30 @@ func TestJailsHandOverForwards(t *testing.T) {
 	next.HandOver(next) // no-op, no loop
 	next.Report("probes", netip.MustParseAddr("198.51.100.10"), "probe")
 }
+
+// TestJailsTracked: Tracked counts the distinct clients a jail holds (an
+// IPv6 client by its prefix), bounded by the capacity, and 0 for a jail
+// that is not configured.
+func TestJailsTracked(t *testing.T) {
+	t.Parallel()
+	j, err := NewJails(JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1000}}, Capacity: 1000}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Report("probes", netip.MustParseAddr("203.0.113.1"), "probe")
+	j.Report("probes", netip.MustParseAddr("203.0.113.1"), "probe")
+	j.Report("probes", netip.MustParseAddr("2001:db8::1"), "probe")
+	j.Report("probes", netip.MustParseAddr("2001:db8::2"), "probe") // same /64
+	if got := j.Tracked("probes"); got != 2 {
+		t.Errorf("Tracked(probes) = %d, want 2", got)
+	}
+	for i := range 3000 {
+		j.Report("probes", netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), "probe")
+	}
+	if got := j.Tracked("probes"); got > 1024 || got < 1000 {
+		t.Errorf("Tracked(probes) after 3000 clients = %d, want the capacity (1000, rounded up to a shard of 1024)", got)
+	}
+	if got := j.Tracked("nope"); got != 0 {
+		t.Errorf("Tracked(nope) = %d, want 0", got)
+	}
+}

@@ -281,8 +281,8 @@ func TestAdminBodyFieldsAndCap(t *testing.T) {
 		t.Errorf("a ban over the cap went through: %s", list)
 	}
 	admin := "http://" + g.adminAddr
-	if _, errOut, code := runGatehouse(t, "bans", "add", "203.0.113.46", "--for", "100000d", "--admin", admin, "--token", "ops-token"); code != 1 || !strings.Contains(errOut, "400: duration:") {
-		t.Errorf("bans add --for 100000d = %d, %q; want 1 and the API's 400 for duration", code, errOut)
+	if _, errOut, code := runGatehouse(t, "bans", "add", "203.0.113.46", "--for", "100000d", "--admin", admin, "--token", "ops-token"); code != 2 || !strings.Contains(errOut, `gatehouse bans add: --for: "100000d" is more than the maximum ban`) {
+		t.Errorf("bans add --for 100000d = %d, %q; want 2 and the gateway's cap on --for", code, errOut)
 	}
 	if out, errOut, code := runGatehouse(t, "bans", "add", "203.0.113.46", "--for", "3650d", "--admin", admin, "--token", "ops-token"); code != 0 {
 		t.Errorf("bans add --for 3650d = %d, %q, %q; want 0", code, out, errOut)

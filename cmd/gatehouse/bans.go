@@ -1,99 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"gatehouse/proxy/config"
 )
 
 const bansUsage = `usage: gatehouse bans list [--json]
        gatehouse bans add IP|CIDR [--for 1h] [--reason TEXT]
        gatehouse bans del IP|CIDR
-flags for every form: --admin URL (default $GATEHOUSE_ADMIN or http://127.0.0.1:9901)
-                      --token T   (default $GATEHOUSE_TOKEN)
+flags for every form: --admin URL       (default $GATEHOUSE_ADMIN or http://127.0.0.1:9901)
+                      --token T         (default $GATEHOUSE_TOKEN)
+                      --token-file FILE (the token on one line, instead of --token)
 `
 
-// adminClient calls a running gateway's admin API.
-type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func (c *adminClient) call(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	return resp.StatusCode, b, err
-}
-
-// apiErrorText returns the admin API's error message, or the raw body.
-func apiErrorText(code int, body []byte) string {
-	var e struct{ Error, Field string }
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		if e.Field != "" {
-			return fmt.Sprintf("%d: %s: %s", code, e.Field, e.Error)
-		}
-		return fmt.Sprintf("%d: %s", code, e.Error)
-	}
-	return fmt.Sprintf("%d: %s", code, strings.TrimSpace(string(body)))
-}
-
-// reorderFlags moves flags before positional arguments, so both
-// "add IP --for 1h" and "add --for 1h IP" work.
-func reorderFlags(fs *flag.FlagSet, args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			flags = append(flags, a)
-			name := strings.TrimLeft(a, "-")
-			if f := fs.Lookup(name); f != nil && !strings.Contains(name, "=") {
-				if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool && i+1 < len(args) {
-					flags = append(flags, args[i+1])
-					i++
-				}
-			}
-			continue
-		}
-		pos = append(pos, a)
-	}
-	return append(flags, pos...)
-}
+// banFlags maps the admin API's ban fields to the CLI's words.
+var banFlags = map[string]string{"ip": "", "duration": "--for", "reason": "--reason"}
 
 func bansCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -104,33 +35,47 @@ func bansCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bans "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, bansUsage) }
-	admin := fs.String("admin", envOr("GATEHOUSE_ADMIN", "http://127.0.0.1:9901"), "admin API base URL")
-	token := fs.String("token", os.Getenv("GATEHOUSE_TOKEN"), "admin API token")
+	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "list: print the API's JSON")
 	dur := fs.String("for", "1h", "add: ban duration (30m, 2h, 7d, or seconds)")
 	reason := fs.String("reason", "", "add: a note kept with the ban")
 	if err := fs.Parse(reorderFlags(fs, args[1:])); err != nil {
 		return exitUsage
 	}
-	base := strings.TrimRight(*admin, "/")
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		fmt.Fprintf(stderr, "gatehouse bans: --admin %q is not an http(s) URL\n", *admin)
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "gatehouse bans %s: %s\n", verb, fmt.Sprintf(format, args...))
 		return exitUsage
 	}
-	c := &adminClient{base: base, token: *token, http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{Proxy: nil}}}
+	switch {
+	case verb == "list" && fs.NArg() == 0:
+	case (verb == "add" || verb == "del") && fs.NArg() == 1:
+		if err := checkBanTarget(fs.Arg(0)); err != nil {
+			return fail("%v", err)
+		}
+		if verb == "add" {
+			if _, err := config.ParseDuration(*dur); err != nil {
+				return fail("invalid duration %q for --for: %s", *dur, strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", *dur)))
+			}
+		}
+	default:
+		fmt.Fprint(stderr, bansUsage)
+		return exitUsage
+	}
+	c, err := af.client()
+	if err != nil {
+		return fail("%v", err)
+	}
 	ctx := context.Background()
 
 	var code int
 	var body []byte
-	var err error
-	switch {
-	case verb == "list" && fs.NArg() == 0:
+	switch verb {
+	case "list":
 		code, body, err = c.call(ctx, "GET", "/v1/bans", nil)
 		if err == nil && code == http.StatusOK {
-			return printBans(stdout, body, *asJSON)
+			return printBans(stdout, stderr, body, *asJSON)
 		}
-	case verb == "add" && fs.NArg() == 1:
+	case "add":
 		code, body, err = c.call(ctx, "POST", "/v1/bans", map[string]string{"ip": fs.Arg(0), "duration": *dur, "reason": *reason})
 		if err == nil && code == http.StatusCreated {
 			var b struct{ IP, Until string }
@@ -138,32 +83,46 @@ func bansCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "banned %s until %s\n", b.IP, b.Until)
 			return exitOK
 		}
-	case verb == "del" && fs.NArg() == 1:
+	case "del":
 		code, body, err = c.call(ctx, "DELETE", "/v1/bans/"+fs.Arg(0), nil)
 		if err == nil && code == http.StatusNoContent {
 			fmt.Fprintf(stdout, "unbanned %s\n", fs.Arg(0))
 			return exitOK
 		}
-	default:
-		fmt.Fprint(stderr, bansUsage)
-		return exitUsage
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse bans %s: %v\n", verb, err)
 		return exitRuntime
 	}
-	fmt.Fprintf(stderr, "gatehouse bans %s: %s\n", verb, apiErrorText(code, body))
+	e := c.describeAPIError(code, body, banFlags)
+	fmt.Fprintf(stderr, "gatehouse bans %s: %s\n", verb, e.msg)
+	if e.usage {
+		return exitUsage
+	}
 	return exitRuntime
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// checkBanTarget checks the form of a ban's address or prefix before the
+// gateway is asked; the gateway applies its own rules (allow list, host
+// bits) and says why it refuses.
+func checkBanTarget(s string) error {
+	if strings.Contains(s, "/") {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return fmt.Errorf("%q is not an IP address or CIDR prefix such as 203.0.113.7 or 203.0.113.0/24", s)
+		}
+		return nil
 	}
-	return def
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address or CIDR prefix such as 203.0.113.7 or 203.0.113.0/24", s)
+	}
+	if a.Zone() != "" {
+		return fmt.Errorf("%q has a zone; give the address without it", s)
+	}
+	return nil
 }
 
-func printBans(w io.Writer, body []byte, asJSON bool) int {
+func printBans(w, stderr io.Writer, body []byte, asJSON bool) int {
 	if asJSON {
 		_, _ = w.Write(body) // stdout; nothing to do if it fails
 		return exitOK
@@ -174,7 +133,7 @@ func printBans(w io.Writer, body []byte, asJSON bool) int {
 		Count            int
 	}
 	if err := json.Unmarshal(body, &bans); err != nil {
-		fmt.Fprintf(w, "unexpected answer: %v\n", err)
+		fmt.Fprintf(stderr, "gatehouse bans list: unexpected answer from the admin API: %v\n", err)
 		return exitRuntime
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -55,14 +55,14 @@ func TestBansCLI(t *testing.T) {
 	if resp, _ := g.get(t, "www.test", "/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after unban: status %d, want 200", resp.StatusCode)
 	}
-	if _, errOut, code := run("del", "127.0.0.1"); code != 1 || !strings.Contains(errOut, "404: ip: no ban for 127.0.0.1/32") {
-		t.Errorf("bans del of nothing = %d, %q, want 1 and the API's 404", code, errOut)
+	if _, errOut, code := run("del", "127.0.0.1"); code != 1 || errOut != "gatehouse bans del: no ban for 127.0.0.1/32\n" {
+		t.Errorf("bans del of nothing = %d, %q, want 1 and the API's reason", code, errOut)
 	}
-	if _, errOut, code := run("add", "not-an-ip"); code != 1 || !strings.Contains(errOut, "422: ip:") {
-		t.Errorf("bans add not-an-ip = %d, %q, want 1 and the API's 422", code, errOut)
+	if _, errOut, code := run("add", "not-an-ip"); code != 2 || !strings.Contains(errOut, `"not-an-ip" is not an IP address or CIDR prefix`) {
+		t.Errorf("bans add not-an-ip = %d, %q, want 2 and the argument named", code, errOut)
 	}
-	if _, errOut, code := runGatehouse(t, "bans", "list", "--admin", admin, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "401") {
-		t.Errorf("bans list with a wrong token = %d, %q, want 1 and 401", code, errOut)
+	if _, errOut, code := runGatehouse(t, "bans", "list", "--admin", admin, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "the admin API refused the token") {
+		t.Errorf("bans list with a wrong token = %d, %q, want 1 and the token refused", code, errOut)
 	}
 	if _, _, code := runGatehouse(t, "bans", "frobnicate"); code != 2 {
 		t.Errorf("bans frobnicate = %d, want 2", code)

@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -43,11 +46,15 @@ const (
 const usage = `usage: gatehouse <command> [flags]
 
 commands:
-  serve   [-c FILE] [--watch 2s] [--user USER | --allow-root]
-                      run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config);
+  serve   [-c FILE] [--watch 2s] [--user USER | --allow-root] [--port N] [--admin-port N]
+                      run the gateway (no -c and no GATEHOUSE_CONFIG: the embedded demo config,
+                      whose ports --port and --admin-port change);
                       reload when FILE changes (checked every --watch; 0: on SIGHUP only);
                       as root it needs --user (switch once bound) or --allow-root
   check   -c FILE     validate a config; errors name file:line and the field
+  healthcheck [-c FILE] [--admin URL]
+                      exit 0 when a running gateway's /readyz answers 200, else 1
+                      (for Docker's HEALTHCHECK and other supervisors)
   htpasswd [--follow] [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
   rules test -c FILE [--show-matches] [--host NAME] LOGFILE
@@ -57,10 +64,11 @@ commands:
   sign cloudfront --url URL [--expires 1h] [--not-before T] [--ip CIDR] [--cookies]
   sign link --url URL [--expires 1h] [--ip IP]
                       signed URLs for paid media from a running gateway (--admin URL
-                      --token T, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN) or locally with -c FILE
+                      --token T or --token-file FILE, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
+                      or locally with -c FILE
   bans list [--json] | add IP|CIDR [--for 1h] [--reason R] | del IP|CIDR
-                      the ban list of a running gateway (--admin URL --token T,
-                      or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
+                      the ban list of a running gateway (--admin URL --token T or
+                      --token-file FILE, or GATEHOUSE_ADMIN / GATEHOUSE_TOKEN)
   firewall status|flush [-c FILE]
                       show or remove the kernel sets/rules gatehouse created
   fleet status [-c FILE]
@@ -85,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(args[1:], stderr)
 	case "htpasswd":
 		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "rules":
@@ -158,7 +168,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 
 // serveUsage is what `gatehouse serve --help` prints; its first line is
 // the serve line of usage, so both show every flag.
-const serveUsage = `usage: gatehouse serve [-c FILE] [--watch 2s] [--user USER | --allow-root]
+const serveUsage = `usage: gatehouse serve [-c FILE] [--watch 2s] [--user USER | --allow-root] [--port N] [--admin-port N]
   -c FILE        config file (default $GATEHOUSE_CONFIG; neither: the embedded demo config)
   --watch 2s     check the config file for changes this often and reload when its
                  content changed (0: only on SIGHUP)
@@ -166,6 +176,9 @@ const serveUsage = `usage: gatehouse serve [-c FILE] [--watch 2s] [--user USER |
                  bound, keeping only CAP_NET_ADMIN (and CAP_NET_RAW for ipset) for
                  kernel ban sync
   --allow-root   keep running as root (without --user, gatehouse refuses to run as root)
+  --port N       embedded demo config only: serve on 127.0.0.1:N instead of 8080
+  --admin-port N embedded demo config only: the admin listener and dashboard on
+                 127.0.0.1:N instead of 9901
 `
 
 // serveFlags are serve's flags; the FlagSet is returned for parsing.
@@ -174,6 +187,8 @@ type serveFlags struct {
 	watch     *time.Duration
 	runAsUser *string
 	allowRoot *bool
+	port      *int
+	adminPort *int
 }
 
 func newServeFlags(stderr io.Writer) (*flag.FlagSet, serveFlags) {
@@ -185,23 +200,29 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, serveFlags) {
 		watch:     fs.Duration("watch", 2*time.Second, "check the config file for changes this often (0: only on SIGHUP)"),
 		runAsUser: fs.String("user", "", "started as root: switch to `USER` (name or uid) once the listeners are bound, keeping only CAP_NET_ADMIN for kernel ban sync"),
 		allowRoot: fs.Bool("allow-root", false, "keep running as root (without --user, gatehouse refuses to)"),
+		port:      fs.Int("port", 0, "embedded demo only: serve on 127.0.0.1:`PORT` instead of 8080"),
+		adminPort: fs.Int("admin-port", 0, "embedded demo only: the admin listener and dashboard on 127.0.0.1:`PORT` instead of 9901"),
 	}
 }
 
 func serve(args []string, stderr io.Writer) int {
 	fs, f := newServeFlags(stderr)
-	path, watch, runAsUser, allowRoot := f.path, f.watch, f.runAsUser, f.allowRoot
+	path, watch, runAsUser, allowRoot, port, adminPort := f.path, f.watch, f.runAsUser, f.allowRoot, f.port, f.adminPort
 	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	demoPorts, err := demoPortsOf(fs, *path, *port, *adminPort)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	var cfg *config.File
-	var err error
 	var d *demo
 	if *path == "" {
-		cfg, d, err = demoConfig()
+		cfg, d, err = demoConfig(demoPorts)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitRuntime
@@ -242,6 +263,8 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("gatehouse starting", "version", version, "config", configName(*path), "summary", cfg.Summary())
 	if d != nil {
+		// The token is in the banner only, never in a log line.
+		log.Info("demo dashboard", "url", "http://"+cfg.Admin.Listen+"/ui/")
 		logDemoHints(stderr, cfg, d)
 	}
 
@@ -293,12 +316,51 @@ func logLevel(s string) slog.Level {
 	return l
 }
 
-// demo is the running demo: the app behind the embedded config and the
-// staging host's generated password.
+// demo is the running demo: the app behind the embedded config, the
+// staging host's generated password and the dashboard's token.
 type demo struct {
 	app      *http.Server
 	dir      string
 	password string
+	token    string
+}
+
+// demoListen are the demo's listen addresses, from serve --port and
+// --admin-port; "" keeps the embedded config's.
+type demoListen struct {
+	http, admin string
+}
+
+// demoPortsOf checks serve's --port and --admin-port: ports of the
+// embedded demo config only, since a config file names its own listeners
+// (and a reload re-reads them from the file).
+func demoPortsOf(fs *flag.FlagSet, path string, port, adminPort int) (demoListen, error) {
+	var l demoListen
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["port"] && !set["admin-port"] {
+		return l, nil
+	}
+	if path != "" {
+		return l, fmt.Errorf("--port and --admin-port move the embedded demo's listeners; with -c FILE set listen.http and admin.listen in %s", path)
+	}
+	for _, p := range []struct {
+		flag string
+		n    int
+		addr *string
+	}{{"port", port, &l.http}, {"admin-port", adminPort, &l.admin}} {
+		if !set[p.flag] {
+			continue
+		}
+		if p.n < 1 || p.n > 65535 {
+			return l, fmt.Errorf("--%s %d is not a port between 1 and 65535", p.flag, p.n)
+		}
+		*p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p.n))
+	}
+	if l.http != "" && l.http == l.admin || l.http == "" && l.admin == "127.0.0.1:8080" || l.admin == "" && l.http == "127.0.0.1:9901" {
+		return l, fmt.Errorf("--port and --admin-port must differ: the admin listener needs its own port")
+	}
+	return l, nil
 }
 
 func (d *demo) Close() {
@@ -309,12 +371,14 @@ func (d *demo) Close() {
 // demoConfig starts the built-in demo app on a loopback port, writes the
 // staging host's htpasswd file with a random password, and returns the
 // embedded config pointing at both.
-func demoConfig() (*config.File, *demo, error) {
+func demoConfig(listen demoListen) (*config.File, *demo, error) {
 	dir, err := os.MkdirTemp("", "gatehouse-demo-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
-	d := &demo{dir: dir, password: rand.Text()[:16]}
+	// A new token every start: the demo ships no secret.
+	d := &demo{dir: dir, password: rand.Text()[:16], token: rand.Text()}
+	tokenSum := sha256.Sum256([]byte(d.token))
 	hash, err := htpasswd.HashBcrypt(d.password, bcrypt.DefaultCost)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -339,10 +403,17 @@ func demoConfig() (*config.File, *demo, error) {
 	}()
 	data := bytes.ReplaceAll(configs.Default, []byte(configs.DemoUpstream), []byte("http://"+ln.Addr().String()))
 	data = bytes.ReplaceAll(data, []byte(configs.DemoHtpasswd), []byte(users))
+	data = bytes.ReplaceAll(data, []byte(configs.DemoToken), []byte("sha256:"+hex.EncodeToString(tokenSum[:])))
 	cfg, err := config.Parse("embedded default.yaml", data)
 	if err != nil {
 		d.Close()
 		return nil, nil, err
+	}
+	if listen.http != "" {
+		cfg.Listen.HTTP = listen.http
+	}
+	if listen.admin != "" {
+		cfg.Admin.Listen = listen.admin
 	}
 	return cfg, d, nil
 }
@@ -359,6 +430,10 @@ gatehouse demo — try:
   curl -i -H 'Host: staging.localhost' %[1]s                 401: basic auth
   curl -i -u %[3]s:%[4]s -H 'Host: staging.localhost' %[1]s  200 as user %[3]s
   curl -s http://%[2]s/metrics | grep gatehouse_
+  gatehouse bans list --admin http://%[2]s --token %[5]s
 
-`, base, cfg.Admin.Listen, configs.DemoUser, d.password)
+dashboard: http://%[2]s/ui/
+  sign in with the token %[5]s (made for this run only)
+
+`, base, cfg.Admin.Listen, configs.DemoUser, d.password, d.token)
 }

@@ -245,10 +245,21 @@ hosts:
 	if code, _ := rawGet(t, g, "app.test", "/", http.Header{"X-Forwarded-For": {"198.51.100.66"}}); code != 403 {
 		t.Errorf("the probing client behind the proxy = %d, want 403 (banned)", code)
 	}
-	for _, target := range []string{"127.0.0.1", "0.0.0.0/0", "::/0", "fe80::1%eth0"} {
-		_, errOut, code := runGatehouse(t, "bans", "add", target, "--admin", "http://"+g.adminAddr, "--token", "ops-token")
-		if code != 1 || !strings.Contains(errOut, "422") {
-			t.Errorf("bans add %s (a trusted proxy, everyone, a zone) = %d, %q; want 1 and 422", target, code, errOut)
+	// The gateway refuses these (exit 1); a zone is refused by the CLI
+	// before it asks (exit 2).
+	for _, tc := range []struct {
+		target string
+		code   int
+		want   string
+	}{
+		{"127.0.0.1", 1, "gatehouse bans add: 127.0.0.1/32 overlaps the allow list"},
+		{"0.0.0.0/0", 1, "gatehouse bans add: 0.0.0.0/0 would ban every address"},
+		{"::/0", 1, "gatehouse bans add: ::/0 would ban every address"},
+		{"fe80::1%eth0", 2, `gatehouse bans add: "fe80::1%eth0" has a zone`},
+	} {
+		_, errOut, code := runGatehouse(t, "bans", "add", tc.target, "--admin", "http://"+g.adminAddr, "--token", "ops-token")
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("bans add %s (a trusted proxy, everyone, a zone) = %d, %q; want %d and %q", tc.target, code, errOut, tc.code, tc.want)
 		}
 	}
 }

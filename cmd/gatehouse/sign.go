@@ -9,8 +9,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +25,7 @@ prints the signed URL (or the cookies' Set-Cookie values) and the expiry.
 flags for every form:
   --admin URL   sign through a running gateway (default $GATEHOUSE_ADMIN or http://127.0.0.1:9901)
   --token T     its admin token (default $GATEHOUSE_TOKEN)
+  --token-file FILE  read the admin token from FILE (one line), instead of --token
   -c FILE       sign locally with the keys FILE configures, without a gateway
   --expires D   validity: 15m, 2h, 1d or seconds (default 1h, or the configured maximum if shorter)
   --json        print the admin API's JSON answer
@@ -35,8 +34,7 @@ flags for every form:
 // signFlags are the flags of every sign form; each form adds its own.
 type signFlags struct {
 	fs        *flag.FlagSet
-	admin     *string
-	token     *string
+	remote    *adminFlags
 	config    *string
 	expires   *string
 	asJSON    *bool
@@ -57,8 +55,7 @@ func newSignFlags(kind string, stderr io.Writer) *signFlags {
 	fs.Usage = func() { fmt.Fprint(stderr, signUsage) }
 	f := &signFlags{
 		fs:      fs,
-		admin:   fs.String("admin", envOr("GATEHOUSE_ADMIN", "http://127.0.0.1:9901"), "admin API base `URL`"),
-		token:   fs.String("token", os.Getenv("GATEHOUSE_TOKEN"), "admin API token"),
+		remote:  addAdminFlags(fs),
 		config:  fs.String("c", "", "sign locally with the keys of config `FILE`"),
 		expires: fs.String("expires", "", "validity (15m, 2h, 1d, or seconds)"),
 		asJSON:  fs.Bool("json", false, "print the answer as JSON"),
@@ -83,6 +80,14 @@ func newSignFlags(kind string, stderr io.Writer) *signFlags {
 	return f
 }
 
+// signFlagNames maps the sign requests' JSON fields to the flags that set
+// them, so errors name what the user typed.
+var signFlagNames = map[string]string{
+	"bucket": "--bucket", "key": "--key", "method": "--method", "content_type": "--content-type",
+	"expires": "--expires", "url": "--url", "resource": "--resource", "not_before": "--not-before",
+	"ip_range": "--ip", "ip": "--ip", "cookies": "--cookies",
+}
+
 // signRequest builds the request of a sign form from its flags; an error
 // is a usage error.
 func (f *signFlags) signRequest(kind string) (any, error) {
@@ -90,7 +95,7 @@ func (f *signFlags) signRequest(kind string) (any, error) {
 	if *f.expires != "" {
 		d, err := signer.ParseDuration(*f.expires)
 		if err != nil {
-			return nil, fmt.Errorf("--expires: %w", err)
+			return nil, fmt.Errorf("invalid duration %q for --expires: %s", *f.expires, strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", *f.expires)))
 		}
 		v := signer.Duration(d)
 		expires = &v
@@ -137,10 +142,8 @@ func signCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gatehouse sign %s: unexpected argument %q\n", kind, f.fs.Arg(0))
 		return exitUsage
 	}
-	remoteFlag := false
-	f.fs.Visit(func(fl *flag.Flag) { remoteFlag = remoteFlag || fl.Name == "admin" || fl.Name == "token" })
-	if *f.config != "" && remoteFlag {
-		fmt.Fprintf(stderr, "gatehouse sign %s: -c signs locally; --admin and --token sign through a gateway: give one or the other\n", kind)
+	if *f.config != "" && f.remote.given() {
+		fmt.Fprintf(stderr, "gatehouse sign %s: -c signs locally; --admin and --token (or --token-file) sign through a gateway: give one or the other\n", kind)
 		return exitUsage
 	}
 	req, err := f.signRequest(kind)
@@ -158,20 +161,22 @@ func signCmd(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 	} else {
-		base := strings.TrimRight(*f.admin, "/")
-		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fmt.Fprintf(stderr, "gatehouse sign %s: --admin %q is not an http(s) URL\n", kind, *f.admin)
+		c, err := f.remote.client()
+		if err != nil {
+			fmt.Fprintf(stderr, "gatehouse sign %s: %v\n", kind, err)
 			return exitUsage
 		}
-		c := &adminClient{base: base, token: *f.token, http: &http.Client{Timeout: 30 * time.Second,
-			Transport: &http.Transport{Proxy: nil}}}
 		code, b, err := c.call(ctx, http.MethodPost, "/v1/sign/"+kind, req)
 		if err != nil {
 			fmt.Fprintf(stderr, "gatehouse sign %s: %v\n", kind, err)
 			return exitRuntime
 		}
 		if code != http.StatusOK {
-			fmt.Fprintf(stderr, "gatehouse sign %s: %s\n", kind, apiErrorText(code, b))
+			e := c.describeAPIError(code, b, signFlagNames)
+			fmt.Fprintf(stderr, "gatehouse sign %s: %s\n", kind, e.msg)
+			if e.usage {
+				return exitUsage
+			}
 			return exitRuntime
 		}
 		body = b
@@ -210,11 +215,17 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		if code == http.StatusInternalServerError {
 			msg = err.Error() // the operator's own terminal: the whole story
 		}
-		if field != "" {
+		exit := exitRuntime
+		if name, ok := signFlagNames[field]; ok {
+			msg = name + ": " + msg
+			if code == http.StatusBadRequest {
+				exit = exitUsage // malformed, as a gateway would answer
+			}
+		} else if field != "" {
 			msg = field + ": " + msg
 		}
 		fmt.Fprintf(stderr, "gatehouse sign %s: %s\n", kind, msg)
-		return nil, exitRuntime
+		return nil, exit
 	}
 	// The admin API's encoding: "&" in a signed URL stays "&", not
 	// "\u0026", so the line can be copied as it is.

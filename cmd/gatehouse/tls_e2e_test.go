@@ -512,6 +512,15 @@ hosts:
 	g.waitLog(t, waitTimeout, "obtained line", func(log string) bool {
 		return logLine(log, `msg="certificate obtained"`, "name=good.test") != ""
 	})
+	// The obtained certificate's expiry is exported; a name without a
+	// certificate has no series.
+	text := g.metrics(t)
+	if v, ok := metricValue(text, "gatehouse_cert_expiry_timestamp_seconds", "name", "good.test"); !ok || v < float64(time.Now().Unix()) {
+		t.Errorf("cert expiry of good.test = %v, %v; want a time in the future", v, ok)
+	}
+	if v, ok := metricValue(text, "gatehouse_cert_expiry_timestamp_seconds", "name", "unresolvable.test"); ok {
+		t.Errorf("cert expiry of unresolvable.test = %v; want no series without a certificate", v)
+	}
 
 	// Plain HTTP is redirected to https (challenges were answered above).
 	resp, _ := g.get(t, "good.test", "/a?b=c")

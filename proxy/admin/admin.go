@@ -30,9 +30,14 @@ type apiError struct {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
+	// No HTML escaping: a signed URL's "&" stays "&" (not "\u0026") for
+	// the shells and scripts that read the answer; the body is never HTML.
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	// The admin client may be gone; nothing else to do with the error.
-	_ = json.NewEncoder(w).Encode(v)
+	_ = enc.Encode(v)
 }
 
 // writeError answers with the admin API's JSON error body; field names the

@@ -475,7 +475,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "bad log access",
 		in:      minimal + "log:\n  access: jsn\n",
-		wantErr: `t.yaml:5: log.access: "jsn" is not one of json, combined, off`,
+		wantErr: `t.yaml:5: log.access: "jsn" is not one of json, combined, combined_host, off`,
 	},
 	{
 		name:    "bad log level",
@@ -486,6 +486,21 @@ var parseErrorCases = []struct {
 		name:    "access log directory missing",
 		in:      minimal + "log:\n  access_file: /nonexistent-gatehouse-dir/access.log\n",
 		wantErr: "t.yaml:5: log.access_file: directory /nonexistent-gatehouse-dir: no such file or directory",
+	},
+	{
+		name:    "bad host log access",
+		in:      minimal + "    log:\n      access: vcombined\n",
+		wantErr: `t.yaml:5: hosts[0].log.access: "vcombined" is not one of json, combined, combined_host, off`,
+	},
+	{
+		name:    "host access log directory missing",
+		in:      minimal + "    log:\n      access: combined_host\n      access_file: /nonexistent-gatehouse-dir/app.log\n",
+		wantErr: "t.yaml:6: hosts[0].log.access_file: directory /nonexistent-gatehouse-dir: no such file or directory",
+	},
+	{
+		name:    "host log unknown key",
+		in:      minimal + "    log:\n      level: debug\n",
+		wantErr: "t.yaml:5: hosts[0].log.level:",
 	},
 }
 
@@ -881,6 +896,7 @@ func TestShippedConfigs(t *testing.T) {
 	}
 	demo = bytes.ReplaceAll(demo, []byte("${DEMO_UPSTREAM}"), []byte("http://127.0.0.1:1"))
 	demo = bytes.ReplaceAll(demo, []byte("${DEMO_HTPASSWD}"), []byte(users))
+	demo = bytes.ReplaceAll(demo, []byte("${DEMO_TOKEN}"), []byte("sha256:"+strings.Repeat("ab", 32)))
 	f, err := Parse("default.yaml", demo)
 	if err != nil {
 		t.Fatalf("Parse(default.yaml) = %v", err)

@@ -109,7 +109,7 @@ func applyDefaults(f *File) {
 	}
 
 	if f.Admin.Listen == "" {
-		f.Admin.Listen = "127.0.0.1:9901"
+		f.Admin.Listen = DefaultAdminListen
 	}
 
 	if f.Log.Access == "" {
@@ -117,6 +117,17 @@ func applyDefaults(f *File) {
 	}
 	if f.Log.Level == "" {
 		f.Log.Level = "info"
+	}
+	for i := range f.Hosts {
+		// A host's own log inherits what it leaves out from the global one.
+		if hl := f.Hosts[i].Log; hl != nil {
+			if hl.Access == "" {
+				hl.Access = f.Log.Access
+			}
+			if hl.AccessFile == "" {
+				hl.AccessFile = f.Log.AccessFile
+			}
+		}
 	}
 }
 

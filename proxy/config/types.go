@@ -172,6 +172,24 @@ type Host struct {
 	// ones in an unlinked temporary file. Needs max_body, which bounds
 	// what is buffered. Default false: bodies stream.
 	BufferRequests bool `yaml:"buffer_requests"`
+	// Log gives this host its own access log (key hosts[].log), as an
+	// nginx server block's access_log does: its requests, and requests
+	// for its names refused before routing (probes, bans), go there
+	// instead of to the global access log. nil: the global access log.
+	Log *HostLog `yaml:"log"`
+}
+
+// HostLog is one host's access log (key hosts[].log). A key left out
+// takes the global log's value.
+type HostLog struct {
+	// Access is the format: json, combined, combined_host or off (key
+	// hosts[].log.access). Default log.access.
+	Access string `yaml:"access"`
+	// AccessFile is the file the lines go to, "-" for standard output
+	// (key hosts[].log.access_file); reopened on SIGHUP and reload like
+	// log.access_file, and shared with it or another host when the path
+	// is the same. Its directory must exist. Default log.access_file.
+	AccessFile string `yaml:"access_file"`
 }
 
 // Headers edits the response headers sent to clients (key hosts[].headers).
@@ -233,7 +251,10 @@ type Token struct {
 
 // Log selects the logs (key log).
 type Log struct {
-	// Access is the access log format: json, combined or off. Default json.
+	// Access is the access log format: json, combined, combined_host
+	// (combined with the request's host in front, like nginx's vcombined)
+	// or off. The json format carries the basic-auth user under "user"
+	// when one logged in (no such key otherwise). Default json.
 	Access string `yaml:"access"`
 	// AccessFile is where access log lines go; "" or "-" is standard
 	// output. Its directory must exist. Default "".

@@ -28,13 +28,13 @@ const MaxUpstreams = 64
 // Allowed values of the enumerated keys, in the order messages list them.
 var (
 	tokenScopes = []string{"bans:read", "bans:write", "sign:s3", "sign:cloudfront", "sign:link", "ui"}
-	logAccess   = []string{"json", "combined", "off"}
+	logAccess   = []string{"json", "combined", "combined_host", "off"}
 	logLevels   = []string{"debug", "info", "warn", "error"}
 )
 
 // validator checks a decoded, defaulted File and collects every problem
 // with the line its field was written on. It has no side effects; it only
-// stats the directory of log.access_file.
+// stats the directories of the access log files.
 type validator struct {
 	file  string
 	lines map[string]int // from the decoder
@@ -92,7 +92,7 @@ func (v *validator) check(f *File) {
 	v.tokens(f.Admin.Tokens)
 	v.adminNames(f.Admin.Names)
 	v.signer(f.Signer)
-	v.log(&f.Log)
+	v.log(f)
 }
 
 func (v *validator) listeners(f *File) {
@@ -644,22 +644,44 @@ func (v *validator) adminNames(names []string) {
 	}
 }
 
-func (v *validator) log(l *Log) {
+func (v *validator) log(f *File) {
+	l := &f.Log
 	if !slices.Contains(logAccess, l.Access) {
 		v.add("log.access", "%q is not one of %s", l.Access, strings.Join(logAccess, ", "))
 	}
 	if !slices.Contains(logLevels, l.Level) {
 		v.add("log.level", "%q is not one of %s", l.Level, strings.Join(logLevels, ", "))
 	}
-	if l.AccessFile != "" && l.AccessFile != "-" {
-		dir := filepath.Dir(l.AccessFile)
-		fi, err := os.Stat(dir)
-		switch {
-		case err != nil:
-			v.add("log.access_file", "directory %s: %v", dir, pathErr(err))
-		case !fi.IsDir():
-			v.add("log.access_file", "%s is not a directory", dir)
+	v.accessFile("log.access_file", l.AccessFile)
+	for i, h := range f.Hosts {
+		hl := h.Log
+		if hl == nil {
+			continue
 		}
+		// A value inherited from log is checked there, once.
+		p := "hosts[" + strconv.Itoa(i) + "].log"
+		if hl.Access != l.Access && !slices.Contains(logAccess, hl.Access) {
+			v.add(p+".access", "%q is not one of %s", hl.Access, strings.Join(logAccess, ", "))
+		}
+		if hl.AccessFile != l.AccessFile {
+			v.accessFile(p+".access_file", hl.AccessFile)
+		}
+	}
+}
+
+// accessFile checks that the directory of an access log file exists; ""
+// and "-" are standard output.
+func (v *validator) accessFile(field, path string) {
+	if path == "" || path == "-" {
+		return
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		v.add(field, "directory %s: %v", dir, pathErr(err))
+	case !fi.IsDir():
+		v.add(field, "%s is not a directory", dir)
 	}
 }
 

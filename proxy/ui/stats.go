@@ -113,7 +113,8 @@ type StatsConfig struct {
 // paths and offending networks (IPv4 /24, IPv6 /48) for the last hour.
 //
 // The request path costs little: Count is one compare-and-swap on a
-// counter of the current second, with no lock and no allocation; Report
+// counter of the current second (and, for a blocked request, an atomic
+// add to its kind's total), with no lock and no allocation; Report
 // is a Count and a non-blocking send to Run, which files the offence
 // (when Run falls behind, offences are dropped from the lists and
 // counted, never the counters). The readers take a mutex Run holds only
@@ -124,7 +125,12 @@ type Stats struct {
 	now func() time.Time
 	// sec[k][t%ringSeconds] holds the count of kind k in second t: the
 	// second's low 32 bits in the high half, the count in the low half.
-	sec      [numKinds][ringSeconds]atomic.Uint64
+	sec [numKinds][ringSeconds]atomic.Uint64
+	// total[k] counts blocked kind k since the start, for Prometheus
+	// (BlockedTotals); total[Requests] stays 0.
+	total [numKinds]atomic.Uint64
+	_     [64]byte // keeps the totals off the cache line of what follows
+
 	queue    chan Offence
 	dropped  atomic.Uint64
 	done     chan struct{}
@@ -170,6 +176,12 @@ func (st *Stats) Count(t time.Time, k Kind) {
 	if k >= numKinds {
 		k = Other
 	}
+	if k != Requests {
+		// Blocked kinds only: every request is counted by
+		// gatehouse_http_requests_total already, and a clean request pays
+		// for no second atomic.
+		st.total[k].Add(1)
+	}
 	sec := t.Unix()
 	slot := &st.sec[k][uint64(sec)%ringSeconds]
 	stamp := uint64(uint32(sec)) << 32
@@ -191,6 +203,24 @@ func (st *Stats) Count(t time.Time, k Kind) {
 			return
 		}
 	}
+}
+
+// KindTotal is how many requests of one kind were counted since the
+// start.
+type KindTotal struct {
+	Kind  Kind
+	Count uint64
+}
+
+// BlockedTotals returns, for every blocked kind (probe, auth, hotlink,
+// flood, banned, other), the requests counted since the start: the
+// dashboard's own counts, as monotonic totals for Prometheus.
+func (st *Stats) BlockedTotals() []KindTotal {
+	out := make([]KindTotal, len(blockedKinds))
+	for i, k := range blockedKinds {
+		out[i] = KindTotal{Kind: k, Count: st.total[k].Load()}
+	}
+	return out
 }
 
 // Report counts o under its kind (classified from o.Rule, the

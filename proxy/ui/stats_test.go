@@ -328,3 +328,29 @@ func BenchmarkStatsObserve(b *testing.B) {
 		})
 	})
 }
+
+// TestStatsBlockedTotals: the totals count every blocked request since
+// the start, past the hour the per-second ring keeps, and leave clean
+// requests out.
+func TestStatsBlockedTotals(t *testing.T) {
+	t.Parallel()
+	st := NewStats(StatsConfig{})
+	st.Count(t0, Requests)
+	st.Count(t0, Probe)
+	st.Count(t0.Add(2*ringSeconds*time.Second), Probe) // the ring forgot t0
+	st.Count(t0, Banned)
+	st.Count(t0, numKinds+3) // out of range: other
+	want := map[Kind]uint64{Probe: 2, Banned: 1, Other: 1}
+	got := st.BlockedTotals()
+	if len(got) != len(blockedKinds) {
+		t.Fatalf("BlockedTotals() has %d kinds, want %d", len(got), len(blockedKinds))
+	}
+	for _, kt := range got {
+		if kt.Kind == Requests {
+			t.Errorf("BlockedTotals() lists requests")
+		}
+		if kt.Count != want[kt.Kind] {
+			t.Errorf("BlockedTotals()[%s] = %d, want %d", kt.Kind, kt.Count, want[kt.Kind])
+		}
+	}
+}
