@@ -219,7 +219,7 @@ func (d *durationValue) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return bad(`want a duration such as "15m" or a number of seconds`)
 	}
-	v, err := config.ParseDuration(s)
+	v, err := signer.ParseDuration(s)
 	switch {
 	case err != nil:
 		return bad("%v", err)
@@ -395,7 +395,7 @@ func (s *Server) manualBan(target string, d *time.Duration, reason string) (rule
 	case dur > maxBanDuration:
 		// durationValue refuses these already; a caller passing a
 		// time.Duration meets the same cap.
-		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, config.FormatDuration(dur) + " " + overBanCap, "duration"}
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, signer.FormatDuration(dur) + " " + overBanCap, "duration"}
 	}
 	if len(reason) > 256 {
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "reason is longer than 256 bytes", "reason"}

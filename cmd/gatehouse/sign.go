@@ -87,7 +87,7 @@ func newSignFlags(kind string, stderr io.Writer) *signFlags {
 func (f *signFlags) signRequest(kind string) (any, error) {
 	var expires *signer.Duration
 	if *f.expires != "" {
-		d, err := signer.ParseDuration(*f.expires)
+		d, err := signer.ParseExpires(*f.expires)
 		if err != nil {
 			return nil, fmt.Errorf("--expires: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/signer"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -523,16 +524,16 @@ func (t *translator) emitJails() *yaml.Node {
 			m.add("maxretry", number(strconv.Itoa(j.maxretry)))
 		}
 		if j.findtime > 0 {
-			m.add("findtime", scalar(config.FormatDuration(j.findtime)))
+			m.add("findtime", scalar(signer.FormatDuration(j.findtime)))
 		}
 		if j.bantime > 0 {
-			m.add("bantime", scalar(config.FormatDuration(j.bantime)))
+			m.add("bantime", scalar(signer.FormatDuration(j.bantime)))
 		}
 		if j.factor > 0 {
 			im := newMapping()
 			im.add("factor", number(strconv.FormatFloat(j.factor, 'f', -1, 64)))
 			if j.maxtime > 0 {
-				im.add("max", scalar(config.FormatDuration(j.maxtime)))
+				im.add("max", scalar(signer.FormatDuration(j.maxtime)))
 			}
 			im.n.Style = yaml.FlowStyle
 			m.add("increment", im.n)
