@@ -449,7 +449,7 @@ func CanonicalHost(hostport string) (host, port string, ok bool) {
 		rest := h[end+1:]
 		h = h[1:end]
 		if rest != "" {
-			if rest[0] != ':' || !validPort(rest[1:]) {
+			if rest[0] != ':' || !rules.ValidPort(rest[1:]) {
 				return "", "", false
 			}
 			port = rest[1:]
@@ -461,7 +461,7 @@ func CanonicalHost(hostport string) (host, port string, ok bool) {
 		return strings.ToLower(h), port, true
 	}
 	if i := strings.IndexByte(h, ':'); i >= 0 {
-		if !validPort(h[i+1:]) {
+		if !rules.ValidPort(h[i+1:]) {
 			return "", "", false
 		}
 		h, port = h[:i], h[i+1:]
@@ -506,19 +506,4 @@ func CanonicalHost(hostport string) (host, port string, ok bool) {
 		h = strings.ToLower(h)
 	}
 	return h, port, true
-}
-
-// validPort reports whether p is 1 to 5 decimal digits, at most 65535.
-func validPort(p string) bool {
-	if p == "" || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-		n = n*10 + int(p[i]-'0')
-	}
-	return n <= 65535
 }

@@ -40,11 +40,7 @@ type apiBan struct {
 }
 
 func toAPIBan(b rules.Ban) apiBan {
-	ip := b.Prefix.String()
-	if b.Prefix.IsSingleIP() {
-		ip = b.Prefix.Addr().String()
-	}
-	return apiBan{IP: ip, Jail: b.Jail, Reason: b.Reason, Until: b.Until.UTC(), Count: b.Count}
+	return apiBan{IP: b.IP(), Jail: b.Jail, Reason: b.Reason, Until: b.Until.UTC(), Count: b.Count}
 }
 
 // jailAdmin receives failed admin API authentications (a token that

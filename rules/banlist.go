@@ -39,6 +39,16 @@ type Ban struct {
 	Created time.Time
 }
 
+// IP is how people are shown b's prefix (the admin API, the dashboard,
+// notifications): a bare address for a single address, else CIDR
+// notation ("203.0.113.7", "2001:db8::/64").
+func (b Ban) IP() string {
+	if b.Prefix.IsSingleIP() {
+		return b.Prefix.Addr().String()
+	}
+	return b.Prefix.String()
+}
+
 // BanListConfig configures a BanList.
 type BanListConfig struct {
 	// Allow lists prefixes that are never banned: Ban refuses, with
@@ -143,7 +153,7 @@ func NewBanList(cfg BanListConfig) *BanList {
 		l.every = defaultPruneEvery
 	}
 	for _, p := range cfg.Allow {
-		if p, ok := canonPrefix(p); ok {
+		if p, ok := CanonicalPrefix(p); ok {
 			l.allow = append(l.allow, p)
 		}
 	}
@@ -199,7 +209,7 @@ func (l *BanList) banned(ip netip.Addr) bool {
 // overlaps the allow list (ErrAllowed) and, when MaxBans bans are held
 // even after pruning the expired ones, a new prefix (ErrBanListFull).
 func (l *BanList) Ban(b Ban) (Ban, error) {
-	p, ok := canonPrefix(b.Prefix)
+	p, ok := CanonicalPrefix(b.Prefix)
 	if !ok {
 		return Ban{}, fmt.Errorf("ban %s: invalid prefix", b.Prefix)
 	}
@@ -248,7 +258,7 @@ func (l *BanList) Ban(b Ban) (Ban, error) {
 // publishes it as Removed. It reports whether an active ban was removed;
 // an expired ban not yet pruned is removed too, but reported as false.
 func (l *BanList) Unban(p netip.Prefix) bool {
-	p, ok := canonPrefix(p)
+	p, ok := CanonicalPrefix(p)
 	if !ok {
 		return false
 	}
@@ -702,9 +712,12 @@ func (t *banTable) ban(e *banEntry) Ban {
 	}
 }
 
-// canonPrefix validates p and returns it masked, with an IPv4-mapped
-// prefix of at least 96 bits folded to IPv4 (the same addresses).
-func canonPrefix(p netip.Prefix) (netip.Prefix, bool) {
+// CanonicalPrefix validates p and returns it as BanList stores it:
+// masked, without a zone, and an IPv4-mapped prefix of at least 96 bits
+// folded to IPv4 (the same addresses). ok is false for an invalid p.
+// Subscribers that key their own state by prefix (store, firewall) use it
+// so their keys match the ban list's.
+func CanonicalPrefix(p netip.Prefix) (netip.Prefix, bool) {
 	if !p.IsValid() {
 		return p, false
 	}

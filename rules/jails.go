@@ -220,7 +220,7 @@ func NewJails(cfg JailsConfig, bans *BanList, log *slog.Logger) (*Jails, error) 
 		errs = append(errs, fmt.Errorf("jails capacity: %d is negative", cfg.Capacity))
 	}
 	for i, p := range cfg.Allow {
-		c, ok := canonPrefix(p)
+		c, ok := CanonicalPrefix(p)
 		if !ok {
 			errs = append(errs, fmt.Errorf("allow[%d]: %s is not a valid prefix", i, p))
 			continue
@@ -387,7 +387,7 @@ func (j *Jails) Offences(jail string) uint64 {
 // list. It never bans.
 func (j *Jails) RestoreHistory(b Ban) bool {
 	jl := j.jails[b.Jail]
-	p, ok := canonPrefix(b.Prefix)
+	p, ok := CanonicalPrefix(b.Prefix)
 	if jl == nil || !ok || b.Count < 1 {
 		return false
 	}

@@ -304,7 +304,7 @@ func parseRefererHost(rest string, buf []byte) (host []byte, path string, ok boo
 		if err != nil || !addr.Is6() || addr.Zone() != "" {
 			return nil, "", false
 		}
-		if !validPort(port) {
+		if !refererPort(port) {
 			return nil, "", false
 		}
 		return addr.AppendTo(buf), path, true
@@ -312,7 +312,7 @@ func parseRefererHost(rest string, buf []byte) (host []byte, path string, ok boo
 	if i := strings.IndexByte(auth, ':'); i >= 0 {
 		hostPart, port = auth[:i], auth[i:]
 	}
-	if !validPort(port) {
+	if !refererPort(port) {
 		return nil, "", false
 	}
 	h, ok := normaliseHost(hostPart, buf)
@@ -322,21 +322,26 @@ func parseRefererHost(rest string, buf []byte) (host []byte, path string, ok boo
 	return h, path, true
 }
 
-// validPort accepts "" or ":" followed by up to five digits (RFC 3986
-// allows an empty port).
-func validPort(p string) bool {
-	if p == "" {
-		return true
-	}
-	if p[0] != ':' || len(p) > 6 {
+// ValidPort reports whether p is a port number: 1 to 5 decimal digits,
+// at most 65535. The Host header and Referer parsers share it.
+func ValidPort(p string) bool {
+	if p == "" || len(p) > 5 {
 		return false
 	}
-	for i := 1; i < len(p); i++ {
+	n := 0
+	for i := 0; i < len(p); i++ {
 		if p[i] < '0' || p[i] > '9' {
 			return false
 		}
+		n = n*10 + int(p[i]-'0')
 	}
-	return true
+	return n <= 65535
+}
+
+// refererPort accepts what may follow a Referer's host: nothing, or ":"
+// and a port, which RFC 3986 section 3.2.3 allows to be empty.
+func refererPort(p string) bool {
+	return p == "" || p == ":" || p[0] == ':' && ValidPort(p[1:])
 }
 
 // normaliseHost appends name to buf lower-cased and without one trailing

@@ -246,6 +246,9 @@ func TestParseRefererHost(t *testing.T) {
 		{".example.com/", "", "", false},
 		{"a..b/", "", "", false},
 		{"example.com:99999999/", "", "", false},
+		{"example.com:65536/", "", "", false}, // ValidPort, as the Host header: no port above 65535
+		{"example.com:65535/", "example.com", "/", true},
+		{"[2001:db8::1]:/", "2001:db8::1", "/", true},
 		{"example.com:1:2/", "", "", false},
 		{"[2001:db8::1]x/", "", "", false},
 		{"[192.0.2.1]/", "", "", false},
@@ -374,5 +377,29 @@ func BenchmarkHotlinkProtected(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Protected("/static/js/app/main.js")
+	}
+}
+
+func TestValidPort(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"80", true},
+		{"0", true},
+		{"08080", true},
+		{"65535", true},
+		{"65536", false},
+		{"99999", false},
+		{"100000", false},
+		{"", false},
+		{"8a", false},
+		{"-1", false},
+		{" 80", false},
+	} {
+		if got := ValidPort(tc.in); got != tc.want {
+			t.Errorf("ValidPort(%q) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }

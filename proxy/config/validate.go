@@ -112,7 +112,7 @@ func (v *validator) hostPort(field, addr string) bool {
 		v.add(field, "%q is not host:port, such as \":80\" or \"127.0.0.1:9901\"", addr)
 		return false
 	}
-	if n, err := strconv.Atoi(port); err != nil || !isDigits(port) || n > 65535 {
+	if !rules.ValidPort(port) {
 		v.add(field, "port %q is not a number between 0 and 65535", port)
 		return false
 	}

@@ -520,15 +520,6 @@ func (n *Notifier) deliver(ctx context.Context, s sender, m *message) {
 	}
 }
 
-// banIP is how messages show a banned prefix: a bare address for a
-// single address, as the admin API does, else CIDR notation.
-func banIP(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
-
 // banDuration is how long b lasts in whole seconds, counted from when it
 // was made (from now for a ban without Created).
 func banDuration(b rules.Ban, now time.Time) time.Duration {

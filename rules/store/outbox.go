@@ -126,7 +126,7 @@ func queue(tx *bolt.Tx, p netip.Prefix, e OutboxEntry) error {
 // stored, recorded in the history, and waits in the outbox for the
 // fleet. It is durable when it returns.
 func (s *Store) PutQueued(b rules.Ban) error {
-	p, ok := canonPrefix(b.Prefix)
+	p, ok := rules.CanonicalPrefix(b.Prefix)
 	if !ok {
 		return fmt.Errorf("store ban %s: invalid prefix", b.Prefix)
 	}
@@ -153,7 +153,7 @@ func (s *Store) PutQueued(b rules.Ban) error {
 // DeleteQueued is Delete of prefix p and the queueing of its unban, made
 // at at, in one transaction. It is durable when it returns.
 func (s *Store) DeleteQueued(p netip.Prefix, at time.Time) error {
-	c, ok := canonPrefix(p)
+	c, ok := rules.CanonicalPrefix(p)
 	if !ok {
 		return fmt.Errorf("delete ban %s: invalid prefix", p)
 	}
@@ -179,7 +179,7 @@ func (s *Store) Queue(entries []OutboxEntry) error {
 	}
 	recs := make([]rec, 0, len(entries))
 	for _, e := range entries {
-		p, ok := canonPrefix(e.Ban.Prefix)
+		p, ok := rules.CanonicalPrefix(e.Ban.Prefix)
 		if !ok {
 			return fmt.Errorf("queue %s: invalid prefix", e.Ban.Prefix)
 		}
@@ -257,7 +257,7 @@ func (s *Store) Dequeue(entries []OutboxEntry) error {
 			return nil
 		}
 		for _, e := range entries {
-			p, ok := canonPrefix(e.Ban.Prefix)
+			p, ok := rules.CanonicalPrefix(e.Ban.Prefix)
 			if !ok {
 				continue
 			}

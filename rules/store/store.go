@@ -287,7 +287,7 @@ func (s *Store) forgotten(until, now time.Time) bool {
 // ban the admin API acknowledges after Put survives kill -9 and, on a
 // disk that honours fsync, a power loss.
 func (s *Store) Put(b rules.Ban) error {
-	p, ok := canonPrefix(b.Prefix)
+	p, ok := rules.CanonicalPrefix(b.Prefix)
 	if !ok {
 		return fmt.Errorf("store ban %s: invalid prefix", b.Prefix)
 	}
@@ -315,7 +315,7 @@ func (s *Store) Put(b rules.Ban) error {
 // continues its increment sequence, as in fail2ban. Delete is durable
 // when it returns.
 func (s *Store) Delete(p netip.Prefix) error {
-	c, ok := canonPrefix(p)
+	c, ok := rules.CanonicalPrefix(p)
 	if !ok {
 		return fmt.Errorf("delete ban %s: invalid prefix", p)
 	}
@@ -467,7 +467,7 @@ func (s *Store) apply(changes []rules.Change) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bb, hb := tx.Bucket([]byte(bucketBans)), tx.Bucket([]byte(bucketHistory))
 		for _, c := range changes {
-			p, ok := canonPrefix(c.Ban.Prefix)
+			p, ok := rules.CanonicalPrefix(c.Ban.Prefix)
 			if !ok {
 				continue // BanList publishes valid prefixes only
 			}
@@ -516,7 +516,7 @@ func (s *Store) resync(snap []rules.Ban, initial bool) error {
 	}
 	want := make([]rec, 0, len(snap))
 	for _, b := range snap {
-		p, ok := canonPrefix(b.Prefix)
+		p, ok := rules.CanonicalPrefix(b.Prefix)
 		if !ok {
 			continue
 		}
@@ -832,19 +832,6 @@ func parsePrefixKey(k []byte) (netip.Prefix, []byte, error) {
 		return netip.Prefix{}, nil, fmt.Errorf("key %s: not a masked prefix", hex.EncodeToString(k))
 	}
 	return p, k[n+1:], nil
-}
-
-// canonPrefix validates p and returns it masked, with an IPv4-mapped
-// prefix of at least 96 bits folded to IPv4, as rules.BanList stores it.
-func canonPrefix(p netip.Prefix) (netip.Prefix, bool) {
-	if !p.IsValid() {
-		return p, false
-	}
-	a, n := p.Addr(), p.Bits()
-	if a.Is4In6() && n >= 96 {
-		a, n = a.Unmap(), n-96
-	}
-	return netip.PrefixFrom(a.WithZone(""), n).Masked(), true
 }
 
 // timeNano is t as Unix nanoseconds, saturated outside the years
