@@ -5,9 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
-	"math/bits"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -556,9 +555,9 @@ type banTable struct {
 // length is a power of two and at most half its slots are used, so every
 // probe sequence ends at an empty slot.
 type banSlots struct {
-	s0, s1 uint64 // hash seed
-	mask   uint64
-	s      []banSlot
+	seed maphash.Seed
+	mask uint64
+	s    []banSlot
 }
 
 // banSlot: tag is tagEmpty, tagDeleted or the entry's hash with bit 1 set,
@@ -587,7 +586,7 @@ type banEntry struct {
 
 // find returns the entry of key hi:lo or nil. Lock-free.
 func (bs *banSlots) find(hi, lo uint64) *banEntry {
-	h := mix(hi, lo, bs.s0, bs.s1)
+	h := hash128(bs.seed, hi, lo)
 	want := h | tagBit
 	for i := h & bs.mask; ; i = (i + 1) & bs.mask {
 		sl := &bs.s[i]
@@ -614,7 +613,7 @@ func (t *banTable) put(e *banEntry) *banEntry {
 	if 2*(t.used+1) > len(bs.s) {
 		bs = t.rehash(t.live + 1)
 	}
-	h := mix(e.hi, e.lo, bs.s0, bs.s1)
+	h := hash128(bs.seed, e.hi, e.lo)
 	want := h | tagBit
 	free := -1
 	for i := h & bs.mask; ; i = (i + 1) & bs.mask {
@@ -651,7 +650,7 @@ func (t *banTable) put(e *banEntry) *banEntry {
 // or nil; BanList.mu must be held.
 func (t *banTable) del(hi, lo uint64) *banEntry {
 	bs := t.slots.Load()
-	h := mix(hi, lo, bs.s0, bs.s1)
+	h := hash128(bs.seed, hi, lo)
 	want := h | tagBit
 	for i := h & bs.mask; ; i = (i + 1) & bs.mask {
 		sl := &bs.s[i]
@@ -679,14 +678,14 @@ func (t *banTable) rehash(n int) *banSlots {
 	for size < 3*n {
 		size *= 2
 	}
-	bs := &banSlots{s0: rand.Uint64(), s1: rand.Uint64(), mask: uint64(size - 1), s: make([]banSlot, size)}
+	bs := &banSlots{seed: maphash.MakeSeed(), mask: uint64(size - 1), s: make([]banSlot, size)}
 	if old := t.slots.Load(); old != nil {
 		for i := range old.s {
 			e := old.s[i].e.Load()
 			if e == nil {
 				continue
 			}
-			h := mix(e.hi, e.lo, bs.s0, bs.s1)
+			h := hash128(bs.seed, e.hi, e.lo)
 			j := h & bs.mask
 			for bs.s[j].tag.Load() != tagEmpty {
 				j = (j + 1) & bs.mask
@@ -755,12 +754,15 @@ func mask128(hi, lo uint64, n int) (uint64, uint64) {
 	}
 }
 
-// mix hashes the 128-bit key hi:lo with the seed s0, s1: two rounds of
-// the multiply-fold of wyhash. Both halves of the result are well mixed.
-func mix(hi, lo, s0, s1 uint64) uint64 {
-	a, b := bits.Mul64(hi^s0, lo^s1)
-	a, b = bits.Mul64(a^s1, b^0x9e3779b97f4a7c15)
-	return a ^ b
+// hash128 hashes the 128-bit key hi:lo with seed through hash/maphash
+// (the runtime's map hash, AES-based where the CPU has it), so a client
+// cannot choose addresses that collide without knowing the seed. It does
+// not allocate (TestBanLookupAllocs).
+func hash128(seed maphash.Seed, hi, lo uint64) uint64 {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], hi)
+	binary.LittleEndian.PutUint64(b[8:], lo)
+	return maphash.Bytes(seed, b[:])
 }
 
 // unixNano is t.UnixNano, saturated instead of undefined outside the

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -685,7 +685,7 @@ type clientKey struct{ hi, lo uint64 }
 // one-time clients first and a client seen twice survives a full sweep.
 type clientTable[S any] struct {
 	shift  uint // h >> shift picks the shard
-	s0, s1 uint64
+	seed   maphash.Seed
 	lanes  int
 	shards []clientShard[S]
 }
@@ -717,7 +717,7 @@ func newClientTable[S any](capacity, lanes int) *clientTable[S] {
 	for n < maxClientShards && capacity/(2*n) >= minShardClients {
 		n *= 2
 	}
-	t := &clientTable[S]{shift: 64, s0: rand.Uint64(), s1: rand.Uint64(), lanes: lanes, shards: make([]clientShard[S], n)}
+	t := &clientTable[S]{shift: 64, seed: maphash.MakeSeed(), lanes: lanes, shards: make([]clientShard[S], n)}
 	for m := n; m > 1; m /= 2 {
 		t.shift--
 	}
@@ -728,7 +728,7 @@ func newClientTable[S any](capacity, lanes int) *clientTable[S] {
 	return t
 }
 
-func (t *clientTable[S]) hash(k clientKey) uint64 { return mix(k.hi, k.lo, t.s0, t.s1) }
+func (t *clientTable[S]) hash(k clientKey) uint64 { return hash128(t.seed, k.hi, k.lo) }
 
 // shard returns the shard of hash h. Shifting a uint64 by 64 gives 0.
 func (t *clientTable[S]) shard(h uint64) *clientShard[S] { return &t.shards[h>>t.shift] }
