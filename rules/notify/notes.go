@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"container/list"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // maxNoteLen bounds one noted request line, in bytes, before the
@@ -20,14 +21,14 @@ const truncMark = "…[truncated]"
 
 // notes keeps the last request lines noted per client address: at most
 // lines lines for each of at most ips addresses, the least recently noted
-// address evicted first. Safe for concurrent use.
+// address evicted first. Safe for concurrent use: one mutex guards the
+// LRU (golang-lru's simplelru, which has no lock of its own), the line
+// sequence and the rings, which are changed in place.
 type notes struct {
 	mu    sync.Mutex
-	ips   int
 	lines int
-	seq   uint64                       // orders lines across addresses
-	m     map[netip.Addr]*list.Element // Value is *noteRing
-	lru   list.List                    // front: most recently noted
+	seq   uint64                                // orders lines across addresses
+	lru   *simplelru.LRU[netip.Addr, *noteRing] // at most ips addresses
 }
 
 // noteRing is the recent lines of one address, oldest first once full
@@ -43,8 +44,14 @@ type noteLine struct {
 	text string
 }
 
-func newNotes(ips, lines int) *notes {
-	return &notes{ips: ips, lines: lines, m: make(map[netip.Addr]*list.Element)}
+// newNotes returns notes for at most ips addresses of at most lines
+// lines each; both must be positive.
+func newNotes(ips, lines int) (*notes, error) {
+	l, err := simplelru.NewLRU[netip.Addr, *noteRing](ips, nil)
+	if err != nil {
+		return nil, fmt.Errorf("request notes: %w", err)
+	}
+	return &notes{lines: lines, lru: l}, nil
 }
 
 // add records lines for ip. An invalid ip is ignored; an IPv4-mapped one
@@ -64,18 +71,10 @@ func (ns *notes) add(ip netip.Addr, lines []string) {
 
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	var r *noteRing
-	if el, ok := ns.m[ip]; ok {
-		ns.lru.MoveToFront(el)
-		r = el.Value.(*noteRing)
-	} else {
-		if ns.lru.Len() >= ns.ips {
-			old := ns.lru.Back()
-			ns.lru.Remove(old)
-			delete(ns.m, old.Value.(*noteRing).ip)
-		}
+	r, ok := ns.lru.Get(ip) // marks ip most recently used
+	if !ok {
 		r = &noteRing{ip: ip, lines: make([]noteLine, 0, ns.lines)}
-		ns.m[ip] = ns.lru.PushFront(r)
+		ns.lru.Add(ip, r) // evicts the least recently noted address when full
 	}
 	for _, l := range clean {
 		ns.seq++
@@ -97,12 +96,13 @@ func (ns *notes) get(p netip.Prefix) []string {
 	defer ns.mu.Unlock()
 	var found []noteLine
 	if p.IsSingleIP() {
-		if el, ok := ns.m[p.Addr()]; ok {
-			found = el.Value.(*noteRing).ordered(nil)
+		// Peek: reading a client's lines for a message is not a new note.
+		if r, ok := ns.lru.Peek(p.Addr()); ok {
+			found = r.ordered(nil)
 		}
 	} else {
-		for el := ns.lru.Front(); el != nil; el = el.Next() {
-			if r := el.Value.(*noteRing); p.Contains(r.ip) {
+		for _, r := range ns.lru.Values() {
+			if p.Contains(r.ip) {
 				found = r.ordered(found)
 			}
 		}

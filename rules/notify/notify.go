@@ -184,7 +184,11 @@ func New(cfg Config) (*Notifier, error) {
 		}
 		n.node = h
 	}
-	n.notes = newNotes(orDefault(cfg.NoteIPs, defaultNoteIPs), orDefault(cfg.NoteLines, defaultNoteLines))
+	if notes, err := newNotes(orDefault(cfg.NoteIPs, defaultNoteIPs), orDefault(cfg.NoteLines, defaultNoteLines)); err != nil {
+		errs = append(errs, err) // a negative NoteIPs, reported above too
+	} else {
+		n.notes = notes
+	}
 
 	if cfg.Webhook != "" {
 		client := cfg.HTTPClient
