@@ -103,12 +103,13 @@ func (b *nftBackend) opError(op, object string, err error) error {
 // one is set, with ctx's deadline and cancellation applied to it. done
 // closes it.
 func (b *nftBackend) conn(ctx context.Context) (c *nftables.Conn, done func(), err error) {
-	c, _, done, err = b.conn2(ctx)
+	c, _, done, err = b.connWithSocket(ctx)
 	return c, done, err
 }
 
-// conn2 is conn that also returns the netlink socket.
-func (b *nftBackend) conn2(ctx context.Context) (c *nftables.Conn, nl *netlink.Conn, done func(), err error) {
+// connWithSocket is conn that also returns the netlink socket, which List
+// needs to read the ruleset generation.
+func (b *nftBackend) connWithSocket(ctx context.Context) (c *nftables.Conn, nl *netlink.Conn, done func(), err error) {
 	opts := []nftables.ConnOption{
 		nftables.AsLasting(),
 		nftables.WithSockOptions(func(conn *netlink.Conn) error {
@@ -438,7 +439,7 @@ func (b *nftBackend) addRule(c *nftables.Conn, t *nftables.Table, chain *nftable
 // not ours, not a hand-deleted element, not a flushed set) it answers
 // from that copy, less the entries that have expired since.
 func (b *nftBackend) List(ctx context.Context) ([]Entry, error) {
-	c, nl, done, err := b.conn2(ctx)
+	c, nl, done, err := b.connWithSocket(ctx)
 	if err != nil {
 		return nil, err
 	}

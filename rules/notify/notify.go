@@ -114,7 +114,7 @@ type Notifier struct {
 	timeout      time.Duration
 	senders      []sender
 	closeIdle    func() // closes the idle connections of the client New made; nil if none
-	notes        *notes
+	recent       *recentLines
 	running      atomic.Bool
 }
 
@@ -184,10 +184,10 @@ func New(cfg Config) (*Notifier, error) {
 		}
 		n.node = h
 	}
-	if notes, err := newNotes(orDefault(cfg.NoteIPs, defaultNoteIPs), orDefault(cfg.NoteLines, defaultNoteLines)); err != nil {
+	if recent, err := newRecentLines(orDefault(cfg.NoteIPs, defaultNoteIPs), orDefault(cfg.NoteLines, defaultNoteLines)); err != nil {
 		errs = append(errs, err) // a negative NoteIPs, reported above too
 	} else {
-		n.notes = notes
+		n.recent = recent
 	}
 
 	if cfg.Webhook != "" {
@@ -237,7 +237,7 @@ func (n *Notifier) Note(ip netip.Addr, lines ...string) {
 	if n == nil {
 		return
 	}
-	n.notes.add(ip, lines)
+	n.recent.add(ip, lines)
 }
 
 // entry is one ban in a message, with the request lines noted for it.
@@ -394,7 +394,7 @@ func (r *run) add(c rules.Change) {
 	if c.Op != rules.Added {
 		return
 	}
-	e := entry{ban: c.Ban, requests: r.n.notes.get(c.Ban.Prefix)}
+	e := entry{ban: c.Ban, requests: r.n.recent.get(c.Ban.Prefix)}
 	for _, o := range r.boxes {
 		o.pending.add(e, r.n.maxPerDigest)
 	}

@@ -10,9 +10,9 @@ import (
 	"unicode/utf8"
 )
 
-func TestNotesKeepsLastLines(t *testing.T) {
+func TestRecentLinesKeepsLastLines(t *testing.T) {
 	t.Parallel()
-	ns := mustNotes(t, 10, 3)
+	ns := mustRecentLines(t, 10, 3)
 	ip := netip.MustParseAddr("192.0.2.1")
 	for i := 1; i <= 4; i++ {
 		ns.add(ip, []string{fmt.Sprintf("GET /%d HTTP/1.1", i)})
@@ -29,9 +29,9 @@ func TestNotesKeepsLastLines(t *testing.T) {
 	}
 }
 
-func TestNotesEvictsLeastRecentlyNoted(t *testing.T) {
+func TestRecentLinesEvictsLeastRecentlyNoted(t *testing.T) {
 	t.Parallel()
-	ns := mustNotes(t, 2, 5)
+	ns := mustRecentLines(t, 2, 5)
 	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
 	ns.add(a, []string{"a1"})
 	ns.add(b, []string{"b1"})
@@ -48,9 +48,9 @@ func TestNotesEvictsLeastRecentlyNoted(t *testing.T) {
 	}
 }
 
-func TestNotesPrefixMergesAddresses(t *testing.T) {
+func TestRecentLinesPrefixMergesAddresses(t *testing.T) {
 	t.Parallel()
-	ns := mustNotes(t, 10, 3)
+	ns := mustRecentLines(t, 10, 3)
 	ns.add(netip.MustParseAddr("2001:db8:0:1::a"), []string{"a1", "a2"})
 	ns.add(netip.MustParseAddr("2001:db8:0:2::b"), []string{"outside"})
 	ns.add(netip.MustParseAddr("2001:db8:0:1::b"), []string{"b1"})
@@ -62,9 +62,9 @@ func TestNotesPrefixMergesAddresses(t *testing.T) {
 }
 
 // The ban list keys IPv4-mapped addresses as IPv4; so does Note.
-func TestNotesUnmapsIPv4(t *testing.T) {
+func TestRecentLinesUnmapsIPv4(t *testing.T) {
 	t.Parallel()
-	ns := mustNotes(t, 10, 3)
+	ns := mustRecentLines(t, 10, 3)
 	ns.add(netip.MustParseAddr("::ffff:192.0.2.1"), []string{"x"})
 	ns.add(netip.Addr{}, []string{"invalid"})
 	if got := ns.get(netip.MustParsePrefix("192.0.2.1/32")); !reflect.DeepEqual(got, []string{"x"}) {
@@ -132,11 +132,11 @@ func FuzzPrintable(f *testing.F) {
 	})
 }
 
-func mustNotes(t *testing.T, ips, lines int) *notes {
+func mustRecentLines(t *testing.T, ips, lines int) *recentLines {
 	t.Helper()
-	ns, err := newNotes(ips, lines)
+	ns, err := newRecentLines(ips, lines)
 	if err != nil {
-		t.Fatalf("newNotes(%d, %d) = %v", ips, lines, err)
+		t.Fatalf("newRecentLines(%d, %d) = %v", ips, lines, err)
 	}
 	return ns
 }

@@ -19,12 +19,12 @@ const maxNoteLen = 512
 // truncMark ends a noted line that was cut, so a reader knows it was.
 const truncMark = "…[truncated]"
 
-// notes keeps the last request lines noted per client address: at most
+// recentLines keeps the last request lines noted per client address: at most
 // lines lines for each of at most ips addresses, the least recently noted
 // address evicted first. Safe for concurrent use: one mutex guards the
 // LRU (golang-lru's simplelru, which has no lock of its own), the line
 // sequence and the rings, which are changed in place.
-type notes struct {
+type recentLines struct {
 	mu    sync.Mutex
 	lines int
 	seq   uint64                                // orders lines across addresses
@@ -44,19 +44,19 @@ type noteLine struct {
 	text string
 }
 
-// newNotes returns notes for at most ips addresses of at most lines
+// newRecentLines returns notes for at most ips addresses of at most lines
 // lines each; both must be positive.
-func newNotes(ips, lines int) (*notes, error) {
+func newRecentLines(ips, lines int) (*recentLines, error) {
 	l, err := simplelru.NewLRU[netip.Addr, *noteRing](ips, nil)
 	if err != nil {
-		return nil, fmt.Errorf("request notes: %w", err)
+		return nil, fmt.Errorf("recent request lines: %w", err)
 	}
-	return &notes{lines: lines, lru: l}, nil
+	return &recentLines{lines: lines, lru: l}, nil
 }
 
 // add records lines for ip. An invalid ip is ignored; an IPv4-mapped one
 // is kept as IPv4, as the ban list keys it.
-func (ns *notes) add(ip netip.Addr, lines []string) {
+func (ns *recentLines) add(ip netip.Addr, lines []string) {
 	ip = ip.Unmap().WithZone("")
 	if !ip.IsValid() || len(lines) == 0 {
 		return
@@ -91,7 +91,7 @@ func (ns *notes) add(ip netip.Addr, lines []string) {
 // get returns the last lines noted for the addresses in p, oldest first,
 // or nil. For a prefix of more than one address (an IPv6 /64 ban) it
 // merges the lines of every noted address inside it.
-func (ns *notes) get(p netip.Prefix) []string {
+func (ns *recentLines) get(p netip.Prefix) []string {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	var found []noteLine
