@@ -130,7 +130,7 @@ type Jails struct {
 	mu      sync.RWMutex
 	unknown map[string]*atomic.Uint64 // offences for unconfigured jail names; names come from code and config
 
-	sharer OffenceSharer // nil: no jail is shared; see share.go
+	sharer OffenceSharer // nil: no jail is shared; see sharedoffence.go
 
 	// next, once set by HandOver, receives every offence reported here.
 	next atomic.Pointer[Jails]
@@ -161,7 +161,7 @@ type jail struct {
 	factor   float64 // 0: no increment
 	max      time.Duration
 	forget   int64 // ns
-	shared   bool  // counted fleet-wide by Jails.sharer; see share.go
+	shared   bool  // counted fleet-wide by Jails.sharer; see sharedoffence.go
 	clients  *clientTable[offenceState]
 
 	// untracked counts the offences of clients that are not tracked
