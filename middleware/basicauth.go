@@ -18,8 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )

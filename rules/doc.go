@@ -11,5 +11,7 @@
 // Compiled matchers are immutable and safe for concurrent use; Jails and
 // BanList are safe for concurrent use, and their request-path methods
 // (Report, Lookup) do not block and do not allocate in the common case.
-// Subpackages: rules/htpasswd (Apache password files).
+// Subpackages subscribe to the ban list or share it: rules/store
+// (persistence), rules/firewall (kernel sets), rules/fleet (Redis sync),
+// rules/notify (ban messages).
 package rules

@@ -23,9 +23,9 @@ import (
 	"time"
 
 	"gatehouse/configs"
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/proxy"
 	"gatehouse/proxy/config"
-	"gatehouse/rules/htpasswd"
 
 	"golang.org/x/crypto/bcrypt"
 )

@@ -16,8 +16,8 @@ import (
 	"unicode"
 
 	"gatehouse/middleware"
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
 	"gatehouse/signer"
 )
 

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
 )
 
 // probeLocation recognises a location that refuses every request (deny

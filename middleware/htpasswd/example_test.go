@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"gatehouse/rules/htpasswd"
+	"gatehouse/middleware/htpasswd"
 )
 
 // The basic-auth check: unknown users are verified against the file's
