@@ -131,3 +131,25 @@ func TestCleanRequestAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitAllocs pins the flood limiter at zero allocations for a
+// tracked client and for a new one once the table is full.
+func TestRateLimitAllocs(t *testing.T) {
+	b, err := NewRateBuckets(RateLimitConfig{Rate: 1e9, Capacity: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	allow := func(ip netip.Addr) {
+		at := b.now().UnixNano()
+		b.clients.Update(ip, func(s *tokenBucket, fresh bool) bool { return s.take(at, b.rate, b.burst, fresh) })
+	}
+	known := netip.MustParseAddr("203.0.113.7")
+	allow(known)
+	if n := testing.AllocsPerRun(200, func() { allow(known) }); n != 0 {
+		t.Errorf("known client allocs = %v, want 0", n)
+	}
+	if n := testing.AllocsPerRun(200, func() { i++; allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})) }); n != 0 {
+		t.Errorf("new client in a full table allocs = %v, want 0", n)
+	}
+}
