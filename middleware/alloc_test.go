@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // TestClientIPAllocs pins the client-IP step at zero allocations: it runs
@@ -40,7 +41,7 @@ func TestClientIPAllocs(t *testing.T) {
 // match): the Scope and the request copy that carries it, both made by
 // WithScope. Every later step must add none for a path that is already
 // canonical; a path that has to be rewritten (decoded, dot segments,
-// ";params") costs rules.Canonical one more, for the canonical copy.
+// ";params") costs match.Canonical one more, for the canonical copy.
 // docs/performance.md quotes these numbers; a change that adds an
 // allocation fails here and has to update both.
 const (
@@ -64,7 +65,7 @@ func TestCleanRequestAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := rules.CompileProbes(rules.ProbeConfig{Presets: rules.PresetNames()})
+	m, err := match.CompileProbes(match.ProbeConfig{Presets: match.PresetNames()})
 	if err != nil {
 		t.Fatal(err)
 	}

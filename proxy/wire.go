@@ -17,6 +17,7 @@ import (
 	"gatehouse/middleware"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // runtime is everything built from one config: the request chain and the
@@ -224,7 +225,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			bodyTimeout: h.BodyReadTimeout.D(),
 			jails:       rt.jails,
 		}
-		r.canonical = rules.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
+		r.canonical = match.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
 		for _, name := range h.Headers.PassClient {
 			if r.passClient == nil {
 				r.passClient = map[string]bool{}
@@ -272,7 +273,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 			r.next = links(r.next)
 		}
 		if hl := h.Hotlink; hl != nil {
-			m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
+			m, err := match.CompileHotlink(match.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
 			if err != nil {
 				return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
 			}
@@ -309,7 +310,7 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 
 	var h http.Handler = hosts
 	if p := cfg.Probes; p != nil {
-		m, err := rules.CompileProbes(rules.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
+		m, err := match.CompileProbes(match.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
 		if err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
 		}
@@ -329,11 +330,11 @@ func (s *Server) build(cfg *config.File, prev *runtime) (*runtime, error) {
 	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
 		// Asked only for a path with %2F or ":$": the host it routes to
 		// decides.
-		hc.Loosen = func(host string) rules.CanonicalOptions {
+		hc.Loosen = func(host string) match.CanonicalOptions {
 			if r := hosts.lookup(host); r != nil {
 				return r.canonical
 			}
-			return rules.CanonicalOptions{}
+			return match.CanonicalOptions{}
 		}
 	}
 	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return len(h.Headers.PassClient) > 0 }) {

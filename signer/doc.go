@@ -25,8 +25,8 @@
 //
 // signer stands alone: it imports none of gatehouse's packages. Its
 // callers resolve what needs the rest of the gateway — which host a link
-// is for, its canonical path (rules.Canonical) for token prefixes, and
-// that its raw path is the one canonical spelling (rules.EscapePath) —
+// is for, its canonical path (match.Canonical) for token prefixes, and
+// that its raw path is the one canonical spelling (match.EscapePath) —
 // and pass plain values in. Config comes in plain structs (S3Config,
 // CloudFrontConfig, LinkConfig) built by proxy from the config file.
 //

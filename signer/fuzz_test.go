@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 	"gatehouse/signer"
 )
 
@@ -306,7 +306,7 @@ func FuzzCheckKey(f *testing.F) {
 }
 
 // FuzzPrefixes checks token prefixes differentially against the
-// gateway's own path prefixes (rules.PrefixSet), which match on segment
+// gateway's own path prefixes (match.PrefixSet), which match on segment
 // boundaries too: for a valid prefix without "*" and lower-case input
 // ASCII (PrefixSet folds case, Unicode's too; object keys do not), Allow agrees with
 // Covers on the resource as a path, except that a grant ending in "/"
@@ -334,7 +334,7 @@ func FuzzPrefixes(f *testing.F) {
 		if !lowerASCII(pre) || !lowerASCII(resource) {
 			return
 		}
-		ps, err := rules.CompilePrefixes([]string{"/" + pre})
+		ps, err := match.CompilePrefixes([]string{"/" + pre})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -345,7 +345,7 @@ func FuzzPrefixes(f *testing.F) {
 			want = false
 		}
 		if got != want {
-			t.Fatalf("Prefixes{%q}.Allow(%q) = %v; rules.PrefixSet{/%s}.Covers = %v", pre, resource, got, pre, want)
+			t.Fatalf("Prefixes{%q}.Allow(%q) = %v; match.PrefixSet{/%s}.Covers = %v", pre, resource, got, pre, want)
 		}
 	})
 }

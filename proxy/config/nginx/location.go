@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"gatehouse/middleware/htpasswd"
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // probeLocation recognises a location that refuses every request (deny
@@ -97,7 +97,7 @@ func probePattern(mod, p string) (string, error) {
 	default:
 		return "", fmt.Errorf("location modifier %q", mod)
 	}
-	if _, err := rules.CompileProbes(rules.ProbeConfig{Paths: []string{pat}}); err != nil {
+	if _, err := match.CompileProbes(match.ProbeConfig{Paths: []string{pat}}); err != nil {
 		if strings.HasPrefix(pat, "re:") {
 			return "", fmt.Errorf("probe pattern %q: %v", pat, unwrapAll(err))
 		}
@@ -107,7 +107,7 @@ func probePattern(mod, p string) (string, error) {
 		if mod == "=" {
 			re += "$"
 		}
-		if _, err2 := rules.CompileProbes(rules.ProbeConfig{Paths: []string{re}}); err2 != nil {
+		if _, err2 := match.CompileProbes(match.ProbeConfig{Paths: []string{re}}); err2 != nil {
 			return "", fmt.Errorf("probe pattern %q: %v", pat, unwrapAll(err))
 		}
 		pat = re
@@ -327,7 +327,7 @@ func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBu
 		paths = append(paths, exts...)
 	}
 	for _, pat := range paths {
-		if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
+		if _, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
 			t.find(loc, "hotlink path %q: %v", pat, unwrapAll(err))
 			return
 		}
@@ -346,7 +346,7 @@ func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBu
 			add = []string{a}
 		}
 		for _, v := range add {
-			if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{v}}); err != nil {
+			if _, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{v}}); err != nil {
 				t.find(ref, "referer %q: %v", v, unwrapAll(err))
 				return
 			}

@@ -3,7 +3,7 @@
 // The race detector adds allocations of its own, so the zero-allocation
 // claims of the hot paths are pinned in this file only without -race.
 
-package rules
+package match
 
 import "testing"
 

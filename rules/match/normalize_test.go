@@ -1,4 +1,4 @@
-package rules
+package match
 
 import (
 	"bufio"
@@ -285,7 +285,7 @@ func isASCII(s string) bool {
 // that need it skip when it is missing, and fail when CI=true. When tb is
 // a *testing.F adding seeds, pass nil: missing corpora just add none.
 func corpusDir(tb testing.TB) string {
-	dir := filepath.Join("..", "..", "shared", "corpora")
+	dir := filepath.Join("..", "..", "..", "shared", "corpora")
 	if _, err := os.Stat(dir); err != nil {
 		if tb == nil {
 			return ""
