@@ -1,5 +1,6 @@
-// Package nginx reads nginx configs (and fail2ban jail files) and
-// translates them into gatehouse configs; it is the engine of
+// Package nginx reads nginx configs and translates them, with an
+// optional fail2ban jail file (read by proxy/config/fail2ban), into
+// gatehouse configs; it is the engine of
 // "gatehouse import nginx".
 //
 // Reading is nginx's own grammar, not line matching: Scanner tokenizes a
@@ -19,9 +20,9 @@
 // without a finding, since no request's answer depends on them; the
 // tables in tables.go name them.
 //
-// ParseFail2ban reads a jail.local (configparser INI with %(name)s
-// interpolation); Translate maps its enabled HTTP jails onto gatehouse's
-// auth, probes and flood jails and its ignoreip onto allow.
+// Translate maps the enabled HTTP jails of a fail2ban jail file
+// (Config.Fail2ban) onto gatehouse's auth, probes and flood jails and its
+// ignoreip onto allow.
 //
 // Data flows one way: bytes → tokens → directives → Result. The package
 // reads files only through the fs.FS it is given (Load, Config.FS) and

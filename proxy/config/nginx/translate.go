@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gatehouse/proxy/config/fail2ban"
 )
 
 // Config is a loaded nginx configuration: the main file, the directory
@@ -39,7 +41,7 @@ func LoadConfig(fsys fs.FS, name string) (*Config, error) {
 type Options struct {
 	// Fail2ban, when not nil, is the jail.local whose enabled jails
 	// become gatehouse jails and whose ignoreip becomes allow.
-	Fail2ban *Fail2ban
+	Fail2ban *fail2ban.JailFile
 }
 
 // Finding is a directive that was not carried over, or only partly.

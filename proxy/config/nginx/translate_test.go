@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/config/fail2ban"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -54,7 +55,7 @@ func importFiles(t *testing.T, files map[string]string, jail string) imported {
 	}
 	var opts Options
 	if jail != "" {
-		if opts.Fail2ban, err = ParseFail2ban(filepath.Join(dir, "jail.local"), []byte(jail)); err != nil {
+		if opts.Fail2ban, err = fail2ban.Parse(filepath.Join(dir, "jail.local"), []byte(jail)); err != nil {
 			t.Fatalf("ParseFail2ban: %v", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package nginx
+package fail2ban
 
 import (
 	"bufio"
@@ -10,13 +10,13 @@ import (
 	"time"
 )
 
-// Fail2ban is a parsed fail2ban jail file (jail.local), in the INI dialect
+// JailFile is a parsed fail2ban jail file (jail.local), in the INI dialect
 // fail2ban reads with Python's configparser: "[section]" headers,
 // "key = value" or "key: value" lines, values continued on indented
 // lines, "#" and ";" comments on their own line and " ;" / " #" inline
 // comments, and "%(key)s" interpolation from the same section, then
 // [DEFAULT]. Keys are case-insensitive, as in configparser.
-type Fail2ban struct {
+type JailFile struct {
 	File     string
 	Sections []*Section
 }
@@ -33,14 +33,31 @@ type entry struct {
 	line  int
 }
 
+// Error is a jail file fail2ban would refuse to read, or a value it could
+// not interpolate. Error() reads "file:line: message"; Err, when set, is
+// the underlying cause.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
 // maxInterpolation bounds nested %(key)s references, as configparser
 // does (MAX_INTERPOLATION_DEPTH = 10).
 const maxInterpolation = 10
 
-// ParseFail2ban parses a jail file; file names it in errors, which are
-// *Error with the line.
-func ParseFail2ban(file string, src []byte) (*Fail2ban, error) {
-	f := &Fail2ban{File: file}
+// Parse parses a jail file; file names it in errors, which are *Error
+// with the line.
+func Parse(file string, src []byte) (*JailFile, error) {
+	f := &JailFile{File: file}
 	var cur *Section
 	var last string // key of the value being continued
 	sc := bufio.NewScanner(bytes.NewReader(src))
@@ -110,8 +127,8 @@ func stripInline(v string) string {
 	return v
 }
 
-// section returns the section called name, or nil.
-func (f *Fail2ban) section(name string) *Section {
+// Section returns the section called name, or nil.
+func (f *JailFile) Section(name string) *Section {
 	for _, s := range f.Sections {
 		if s.Name == name {
 			return s
@@ -123,7 +140,7 @@ func (f *Fail2ban) section(name string) *Section {
 // Get returns the value of key in section s (falling back to [DEFAULT])
 // with %(name)s references resolved, the line it was written on, and
 // whether it was set at all.
-func (f *Fail2ban) Get(s *Section, key string) (value string, line int, ok bool, err error) {
+func (f *JailFile) Get(s *Section, key string) (value string, line int, ok bool, err error) {
 	e, ok := f.lookup(s, key)
 	if !ok {
 		return "", 0, false, nil
@@ -135,7 +152,7 @@ func (f *Fail2ban) Get(s *Section, key string) (value string, line int, ok bool,
 	return v, e.line, true, nil
 }
 
-func (f *Fail2ban) lookup(s *Section, key string) (entry, bool) {
+func (f *JailFile) lookup(s *Section, key string) (entry, bool) {
 	key = strings.ToLower(key)
 	if e, ok := s.keys[key]; ok {
 		return e, true
@@ -143,14 +160,14 @@ func (f *Fail2ban) lookup(s *Section, key string) (entry, bool) {
 	if key == "__name__" {
 		return entry{value: s.Name, line: s.Line}, true
 	}
-	if d := f.section("DEFAULT"); d != nil {
+	if d := f.Section("DEFAULT"); d != nil {
 		e, ok := d.keys[key]
 		return e, ok
 	}
 	return entry{}, false
 }
 
-func (f *Fail2ban) interpolate(s *Section, v string, depth int) (string, error) {
+func (f *JailFile) interpolate(s *Section, v string, depth int) (string, error) {
 	if !strings.Contains(v, "%") {
 		return v, nil
 	}
@@ -192,8 +209,8 @@ func (f *Fail2ban) interpolate(s *Section, v string, depth int) (string, error) 
 	}
 }
 
-// parseBool reads a fail2ban boolean (configparser's spellings).
-func parseBool(v string) (bool, error) {
+// ParseBool reads a fail2ban boolean (configparser's spellings).
+func ParseBool(v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "1", "yes", "true", "on":
 		return true, nil
@@ -218,10 +235,10 @@ var fail2banUnits = []struct {
 	{[]string{"seconds", "second", "secs", "sec", "ss", "s"}, time.Second},
 }
 
-// parseFail2banTime reads a fail2ban time: seconds ("600", "-1") or a
+// ParseTime reads a fail2ban time: seconds ("600", "-1") or a
 // sum of numbers with units ("1h 30m", "2d", "1.5h", "10 minutes").
 // Permanent (any negative number) is returned as -1.
-func parseFail2banTime(v string) (time.Duration, error) {
+func ParseTime(v string) (time.Duration, error) {
 	s := strings.ToLower(strings.TrimSpace(v))
 	if s == "" {
 		return 0, fmt.Errorf("empty time")

@@ -1,4 +1,4 @@
-package nginx
+package fail2ban
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestParseFail2ban(t *testing.T) {
+func TestParse(t *testing.T) {
 	t.Parallel()
 	src := `# jail.local
 [DEFAULT]
@@ -21,11 +21,11 @@ port    = %(web_ports)s
 filter  = %(__name__)s[mode=aggressive]
 maxretry: 3 # inline
 `
-	f, err := ParseFail2ban("jail.local", []byte(src))
+	f, err := Parse("jail.local", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := f.section("nginx-http-auth")
+	s := f.Section("nginx-http-auth")
 	for _, tc := range []struct {
 		key, want string
 		line      int
@@ -52,23 +52,23 @@ maxretry: 3 # inline
 		{"not key value", "[x]\njunk\n", `jail.local:2: "junk" is not "key = value"`},
 		{"orphan continuation", "[x]\n\n  more\n", "jail.local:3: indented line continues no value"},
 	} {
-		if _, err := ParseFail2ban("jail.local", []byte(tc.src)); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("%s: ParseFail2ban error = %v, want %q", tc.name, err, tc.wantErr)
+		if _, err := Parse("jail.local", []byte(tc.src)); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: Parse error = %v, want %q", tc.name, err, tc.wantErr)
 		}
 	}
 
-	loop, err := ParseFail2ban("j", []byte("[x]\na = %(b)s\nb = %(a)s\nc = %(nope)s\nd = 5%\n"))
+	loop, err := Parse("j", []byte("[x]\na = %(b)s\nb = %(a)s\nc = %(nope)s\nd = 5%\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]string{"a": "nested", "c": "names no key", "d": "must be written %%"} {
-		if _, _, _, err := loop.Get(loop.section("x"), key); err == nil || !strings.Contains(err.Error(), want) {
+		if _, _, _, err := loop.Get(loop.Section("x"), key); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Get(%s) error = %v, want %q", key, err, want)
 		}
 	}
 }
 
-func TestParseFail2banTime(t *testing.T) {
+func TestParseTime(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		in      string
@@ -89,17 +89,17 @@ func TestParseFail2banTime(t *testing.T) {
 		{"", 0, true},
 		{"1x", 0, true},
 	} {
-		got, err := parseFail2banTime(tc.in)
+		got, err := ParseTime(tc.in)
 		if (err != nil) != tc.wantErr || got != tc.want {
-			t.Errorf("parseFail2banTime(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+			t.Errorf("ParseTime(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
 }
 
-// FuzzParseFail2ban checks that any jail file parses or fails with a
+// FuzzParse checks that any jail file parses or fails with a
 // line inside the file, that every key of every section can be read, and
 // that times are never negative other than "permanent" (-1).
-func FuzzParseFail2ban(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	// Sections, continuations, interpolation, comments, times.
 	for _, s := range []string{
 		"[DEFAULT]\nignoreip = 127.0.0.1/8\n  ::1\n[sshd]\nenabled = true\n",
@@ -109,7 +109,7 @@ func FuzzParseFail2ban(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		jf, err := ParseFail2ban("j", []byte(src))
+		jf, err := Parse("j", []byte(src))
 		if err != nil {
 			if e, ok := err.(*Error); !ok || e.Line < 1 || e.Line > strings.Count(src, "\n")+2 {
 				t.Fatalf("error %v: no line inside the file", err)
@@ -123,8 +123,8 @@ func FuzzParseFail2ban(f *testing.F) {
 					t.Fatalf("Get(%q) lost a key", key)
 				}
 				if err == nil {
-					if d, err := parseFail2banTime(v); err == nil && d < -1 {
-						t.Fatalf("parseFail2banTime(%q) = %v", v, d)
+					if d, err := ParseTime(v); err == nil && d < -1 {
+						t.Fatalf("ParseTime(%q) = %v", v, d)
 					}
 				}
 			}
