@@ -1,14 +1,8 @@
-// Package nginx reads nginx configs and translates them, with an
-// optional fail2ban jail file (read by proxy/config/fail2ban), into
-// gatehouse configs; it is the engine of
-// "gatehouse import nginx".
-//
-// Reading is nginx's own grammar, not line matching: Scanner tokenizes a
-// file exactly as ngx_conf_read_token does (quotes, backslash escapes,
-// "#" comments only where a word could start, "${var}"), Parse builds the
-// directive tree, and Load expands include directives the way nginx
-// resolves them (relative to the main file's directory, globs sorted,
-// no leading-dot matches). Every Directive keeps its file and line.
+// Package nginx translates nginx configs, with an optional fail2ban jail
+// file, into gatehouse configs; it is the engine of "gatehouse import
+// nginx". It reads configs with proxy/config/nginx/conf (nginx's own
+// grammar, includes expanded, every directive with its file and line)
+// and jail files with proxy/config/fail2ban.
 //
 // Translate walks the tree with nginx's inheritance rules (http → server
 // → location, each level replacing a directive list as a whole) and
@@ -25,8 +19,7 @@
 // ignoreip onto allow.
 //
 // Data flows one way: bytes → tokens → directives → Result. The package
-// reads files only through the fs.FS it is given (Load, Config.FS) and
-// writes nothing. Values are not shared after construction; a Scanner is
-// not safe for concurrent use, everything else is safe to use from one
-// goroutine at a time and holds no global state.
+// reads files only through the fs.FS it is given (LoadConfig, Config.FS)
+// and writes nothing. Values are not shared after construction; they are
+// safe to use from one goroutine at a time and hold no global state.
 package nginx

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config/fail2ban"
+	"gatehouse/proxy/config/nginx/conf"
 )
 
 // jailNames maps fail2ban filters to the gatehouse jail that counts the
@@ -27,8 +28,8 @@ const maxBan = 10 * 365 * 24 * time.Hour
 // fail2ban turns the enabled jails of a jail file into gatehouse jails
 // and their ignoreip into allow.
 func (t *translator) fail2ban(f *fail2ban.JailFile) {
-	pos := func(line int, what string) *Directive {
-		return &Directive{Name: what, File: f.File, Line: line}
+	pos := func(line int, what string) *conf.Directive {
+		return &conf.Directive{Name: what, File: f.File, Line: line}
 	}
 	get := func(s *fail2ban.Section, key string) (string, int, bool) {
 		v, line, ok, err := f.Get(s, key)
@@ -109,7 +110,7 @@ func (t *translator) fail2ban(f *fail2ban.JailFile) {
 
 type f2bGet func(s *fail2ban.Section, key string) (string, int, bool)
 
-func (t *translator) f2bTime(s *fail2ban.Section, key string, def time.Duration, get f2bGet, pos func(int, string) *Directive) time.Duration {
+func (t *translator) f2bTime(s *fail2ban.Section, key string, def time.Duration, get f2bGet, pos func(int, string) *conf.Directive) time.Duration {
 	v, line, ok := get(s, key)
 	if !ok {
 		return def
@@ -125,7 +126,7 @@ func (t *translator) f2bTime(s *fail2ban.Section, key string, def time.Duration,
 // increment reads bantime.increment and friends. fail2ban's default
 // formula bans for bantime × factor × 2^(n-1) on the n-th ban, which is
 // gatehouse's increment with factor 2 and a first ban of bantime × factor.
-func (t *translator) increment(s *fail2ban.Section, j *jailOut, get f2bGet, pos func(int, string) *Directive) {
+func (t *translator) increment(s *fail2ban.Section, j *jailOut, get f2bGet, pos func(int, string) *conf.Directive) {
 	v, line, ok := get(s, "bantime.increment")
 	if !ok {
 		return
@@ -170,7 +171,7 @@ func (t *translator) increment(s *fail2ban.Section, j *jailOut, get f2bGet, pos 
 }
 
 // ignoreIP adds a section's ignoreip addresses to allow.
-func (t *translator) ignoreIP(s *fail2ban.Section, get f2bGet, pos func(int, string) *Directive) {
+func (t *translator) ignoreIP(s *fail2ban.Section, get f2bGet, pos func(int, string) *conf.Directive) {
 	v, line, ok := get(s, "ignoreip")
 	if !ok {
 		return
@@ -187,7 +188,7 @@ func (t *translator) ignoreIP(s *fail2ban.Section, get f2bGet, pos func(int, str
 }
 
 // banaction maps fail2ban's firewall action to firewall.backend.
-func (t *translator) banaction(s *fail2ban.Section, get f2bGet, pos func(int, string) *Directive) {
+func (t *translator) banaction(s *fail2ban.Section, get f2bGet, pos func(int, string) *conf.Directive) {
 	v, line, ok := get(s, "banaction")
 	if !ok || t.out.firewall != nil {
 		return

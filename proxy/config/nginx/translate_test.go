@@ -20,6 +20,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/config/fail2ban"
+	"gatehouse/proxy/config/nginx/conf"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -644,7 +645,7 @@ func FuzzTranslate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		ds, err := Parse("/etc/nginx/nginx.conf", []byte(src))
+		ds, err := conf.Parse("/etc/nginx/nginx.conf", []byte(src))
 		if err != nil {
 			return
 		}

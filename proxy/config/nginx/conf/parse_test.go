@@ -1,4 +1,4 @@
-package nginx
+package conf
 
 import (
 	"errors"
@@ -213,8 +213,8 @@ func FuzzScanner(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	// Debian's stock config.
-	for _, name := range []string{"testdata/debian/etc/nginx/nginx.conf", "testdata/debian/etc/nginx/sites-available/default"} {
+	// Debian's stock config, from the translator's test data.
+	for _, name := range []string{"../testdata/debian/etc/nginx/nginx.conf", "../testdata/debian/etc/nginx/sites-available/default"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

@@ -1,4 +1,4 @@
-package nginx
+package conf
 
 import (
 	"errors"
@@ -158,7 +158,7 @@ type loader struct {
 // file reads and parses name and expands its includes; stack holds the
 // files being included, outermost first.
 func (l *loader) file(name string, stack []string) ([]*Directive, error) {
-	src, err := fs.ReadFile(l.fsys, fsPath(name))
+	src, err := fs.ReadFile(l.fsys, FSPath(name))
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func (l *loader) resolve(arg string) ([]string, error) {
 		return []string{p}, nil
 	}
 	// glob(3) takes "[!...]" for a negated class; path.Match "[^...]".
-	pattern := strings.ReplaceAll(fsPath(p), "[!", "[^")
+	pattern := strings.ReplaceAll(FSPath(p), "[!", "[^")
 	matches, err := fs.Glob(l.fsys, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("bad glob %q: %w", arg, err)
@@ -257,8 +257,9 @@ func hiddenMatch(pattern, match string) bool {
 	return false
 }
 
-// fsPath turns an absolute slash path into an io/fs path.
-func fsPath(p string) string {
+// FSPath turns an absolute slash path into an io/fs path, as Load
+// resolves includes, so other files the config names are read alike.
+func FSPath(p string) string {
 	p = strings.TrimPrefix(path.Clean(p), "/")
 	if p == "" {
 		return "."
