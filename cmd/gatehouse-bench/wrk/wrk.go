@@ -1,4 +1,4 @@
-package main
+package wrk
 
 import (
 	"bufio"
@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// wrkResult is what one wrk run reports.
-type wrkResult struct {
+// Result is what one wrk run reports.
+type Result struct {
 	// RPS is wrk's "Requests/sec".
 	RPS float64
 	// Requests is the number of completed requests.
@@ -23,11 +23,11 @@ type wrkResult struct {
 	Errors uint64
 }
 
-// errNoWrkResult reports wrk output without a "Requests/sec" line: wrk
+// ErrNoResult reports wrk output without a "Requests/sec" line: wrk
 // failed, or was killed before its summary.
-var errNoWrkResult = errors.New("wrk output has no Requests/sec line")
+var ErrNoResult = errors.New("wrk output has no Requests/sec line")
 
-// parseWrk parses the summary wrk 4 prints with --latency:
+// Parse parses the summary wrk 4 prints with --latency:
 //
 //	  Latency Distribution
 //	     50%  412.00us
@@ -39,8 +39,8 @@ var errNoWrkResult = errors.New("wrk output has no Requests/sec line")
 //
 // Lines it does not know are skipped; a known line with a value it
 // cannot read is an error, so a format change is not read as zero.
-func parseWrk(out string) (wrkResult, error) {
-	var r wrkResult
+func Parse(out string) (Result, error) {
+	var r Result
 	haveRPS := false
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
@@ -48,7 +48,7 @@ func parseWrk(out string) (wrkResult, error) {
 		f := strings.Fields(line)
 		switch {
 		case len(f) == 2 && (f[0] == "50%" || f[0] == "99%"):
-			d, err := parseWrkDuration(f[1])
+			d, err := parseDuration(f[1])
 			if err != nil {
 				return r, fmt.Errorf("wrk latency %s: %w", f[0], err)
 			}
@@ -93,14 +93,14 @@ func parseWrk(out string) (wrkResult, error) {
 		}
 	}
 	if !haveRPS {
-		return r, errNoWrkResult
+		return r, ErrNoResult
 	}
 	return r, nil
 }
 
-// parseWrkDuration reads wrk's latency values: a decimal number with the
+// parseDuration reads wrk's latency values: a decimal number with the
 // unit us, ms, s, m or h (wrk's units.c).
-func parseWrkDuration(s string) (time.Duration, error) {
+func parseDuration(s string) (time.Duration, error) {
 	units := []struct {
 		suffix string
 		d      time.Duration

@@ -1,4 +1,4 @@
-package main
+package role
 
 import (
 	"bufio"
@@ -33,8 +33,8 @@ import (
 
 // Sizes of the upstream's answers: "/" (and every other path) and /big.
 const (
-	smallBody = 100
-	bigBody   = 64 << 10
+	SmallBody = 100
+	BigBody   = 64 << 10
 )
 
 // serveUntilSignal serves srv on ln until SIGTERM or SIGINT, then closes
@@ -52,12 +52,12 @@ func serveUntilSignal(srv *http.Server, ln net.Listener) error {
 	}
 }
 
-// upstreamMain is the app behind every proxy: 200 with a 100-byte body
+// Upstream is the app behind every proxy: 200 with a 100-byte body
 // on every path and 64 KiB on /big; with -notfound, 404 on every path
 // but those two, like an app without /wp-login.php. With -stats FILE it
 // appends "unix_ms legit other" (cumulative counts of "/" and /big
 // requests and of the rest) every 100 ms.
-func upstreamMain(args []string, stderr io.Writer) error {
+func Upstream(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen `address`")
@@ -66,8 +66,8 @@ func upstreamMain(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	small := append(bytes.Repeat([]byte("x"), smallBody-1), '\n')
-	big := bytes.Repeat([]byte("b"), bigBody)
+	small := append(bytes.Repeat([]byte("x"), SmallBody-1), '\n')
+	big := bytes.Repeat([]byte("b"), BigBody)
 	ct := []string{"text/plain"}
 	smallLen, bigLen := []string{strconv.Itoa(len(small))}, []string{strconv.Itoa(len(big))}
 	var legit, other atomic.Int64
@@ -132,11 +132,11 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
 
-// bareMain is the floor every Go proxy pays: net/http/httputil's
+// Bare is the floor every Go proxy pays: net/http/httputil's
 // ReverseProxy with a transport sized for the load (Go's default keeps 2
 // idle connections per host, which makes a busy proxy dial for most
 // requests) and nothing else.
-func bareMain(args []string, stderr io.Writer) error {
+func Bare(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen `address`")
@@ -177,11 +177,11 @@ func bareMain(args []string, stderr io.Writer) error {
 	return serveUntilSignal(srv, ln)
 }
 
-// getMain makes one request and prints "STATUS BYTES", the body size, or
+// Get makes one request and prints "STATUS BYTES", the body size, or
 // "refused" when the connection was refused (the namespaces' link check):
 // the benchmarks' pre-flight check of what a proxy answers, from a given
 // source address inside a namespace.
-func getMain(args []string, stdout, stderr io.Writer) error {
+func Get(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	source := fs.String("source", "", "source `address` to bind")
@@ -247,8 +247,8 @@ var scanProbes = []string{
 	"/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", "/admin/config.php",
 }
 
-// scanReport is the scanner's JSON summary.
-type scanReport struct {
+// ScanReport is the scanner's JSON summary.
+type ScanReport struct {
 	// T0 is when the flood started, Unix ms.
 	T0 int64 `json:"t0_unix_ms"`
 	// Answered counts probes that got an HTTP answer, per scanner.
@@ -267,11 +267,11 @@ type scanReport struct {
 	NthAnswerMS []int64 `json:"nth_answer_ms"`
 }
 
-// scannerMain floods probe URIs from -n source addresses (base, base+1,
+// Scanner floods probe URIs from -n source addresses (base, base+1,
 // …, skipping .0 and .255), one goroutine each, a new connection per
 // probe, as fast as answers come, for -d; after a failed probe a scanner
-// waits -pause. It prints a scanReport.
-func scannerMain(args []string, stdout, stderr io.Writer) error {
+// waits -pause. It prints a ScanReport.
+func Scanner(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("scanner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	target := fs.String("target", "", "`host:port` to scan")
@@ -295,8 +295,8 @@ func scannerMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-target: %w", err)
 	}
-	srcs := scannerAddrs(first, *n)
-	rep := scanReport{T0: time.Now().UnixMilli(), Answered: make([]int, *n), Failed: make([]int, *n), Pending: make([]int, *n),
+	srcs := ScannerAddrs(first, *n)
+	rep := ScanReport{T0: time.Now().UnixMilli(), Answered: make([]int, *n), Failed: make([]int, *n), Pending: make([]int, *n),
 		NthAnswerMS: make([]int64, *n)}
 	status := make([]map[int]int, *n)
 	deadline := time.UnixMilli(rep.T0).Add(*dur)
@@ -351,9 +351,9 @@ func scannerMain(args []string, stdout, stderr io.Writer) error {
 	return json.NewEncoder(stdout).Encode(rep)
 }
 
-// scannerAddrs returns n IPv4 addresses from first on, skipping those
+// ScannerAddrs returns n IPv4 addresses from first on, skipping those
 // ending in .0 and .255.
-func scannerAddrs(first netip.Addr, n int) []netip.Addr {
+func ScannerAddrs(first netip.Addr, n int) []netip.Addr {
 	out := make([]netip.Addr, 0, n)
 	for a := first; len(out) < n && a.IsValid(); a = a.Next() {
 		if b := a.As4(); b[3] == 0 || b[3] == 255 {
@@ -364,9 +364,9 @@ func scannerAddrs(first netip.Addr, n int) []netip.Addr {
 	return out
 }
 
-// answersSummary returns the mean, 95th percentile and maximum of the
+// AnswersSummary returns the mean, 95th percentile and maximum of the
 // answers per scanner.
-func answersSummary(answered []int) (mean float64, p95, maxN int) {
+func AnswersSummary(answered []int) (mean float64, p95, maxN int) {
 	if len(answered) == 0 {
 		return 0, 0, 0
 	}

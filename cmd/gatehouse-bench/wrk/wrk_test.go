@@ -1,4 +1,4 @@
-package main
+package wrk
 
 import (
 	"strings"
@@ -29,13 +29,13 @@ func TestParseWrk(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		in      string
-		want    wrkResult
+		want    Result
 		wantErr string
 	}{
-		{name: "full", in: wrkFull, want: wrkResult{RPS: 17849.51, Requests: 178503, P50: 3420 * time.Microsecond, P99: 7120 * time.Microsecond, Errors: 17}},
+		{name: "full", in: wrkFull, want: Result{RPS: 17849.51, Requests: 178503, P50: 3420 * time.Microsecond, P99: 7120 * time.Microsecond, Errors: 17}},
 		{name: "microseconds and seconds", in: "     50%  412.00us\n     99%    1.50s\n  10 requests in 1.00s, 1KB read\nRequests/sec:     10.00\n",
-			want: wrkResult{RPS: 10, Requests: 10, P50: 412 * time.Microsecond, P99: 1500 * time.Millisecond}},
-		{name: "minutes", in: "     99%    2.00m\nRequests/sec: 1\n", want: wrkResult{RPS: 1, P99: 2 * time.Minute}},
+			want: Result{RPS: 10, Requests: 10, P50: 412 * time.Microsecond, P99: 1500 * time.Millisecond}},
+		{name: "minutes", in: "     99%    2.00m\nRequests/sec: 1\n", want: Result{RPS: 1, P99: 2 * time.Minute}},
 		{name: "no summary: wrk failed", in: "unable to connect to 127.0.0.1:1 Connection refused\n", wantErr: "no Requests/sec"},
 		{name: "bad latency", in: "     50%    fast\nRequests/sec: 1\n", wantErr: "latency 50%"},
 		{name: "bad socket errors", in: "  Socket errors: connect x\nRequests/sec: 1\n", wantErr: "socket errors"},
@@ -43,24 +43,24 @@ func TestParseWrk(t *testing.T) {
 		{name: "NaN rate", in: "Requests/sec: NaN\n", wantErr: "not a rate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseWrk(tc.in)
+			got, err := Parse(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseWrk(%q) error = %v, want %q", tc.in, err, tc.wantErr)
+					t.Fatalf("Parse(%q) error = %v, want %q", tc.in, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseWrk(%q): %v", tc.in, err)
+				t.Fatalf("Parse(%q): %v", tc.in, err)
 			}
 			if got != tc.want {
-				t.Errorf("parseWrk(%q) = %+v, want %+v", tc.in, got, tc.want)
+				t.Errorf("Parse(%q) = %+v, want %+v", tc.in, got, tc.want)
 			}
 		})
 	}
 }
 
-// FuzzParseWrk: whatever wrk prints, parseWrk returns a result with a
+// FuzzParseWrk: whatever wrk prints, Parse returns a result with a
 // finite, non-negative rate and latencies, or an error.
 func FuzzParseWrk(f *testing.F) {
 	f.Add(wrkFull)                                                    // the full summary
@@ -69,23 +69,12 @@ func FuzzParseWrk(f *testing.F) {
 	f.Add("  Socket errors: connect 1, read 2, write 3, timeout 4\nRequests/sec: 1e3\n")
 	f.Add("Requests/sec: Inf\n") // not a rate
 	f.Fuzz(func(t *testing.T, in string) {
-		r, err := parseWrk(in)
+		r, err := Parse(in)
 		if err != nil {
 			return
 		}
 		if !(r.RPS >= 0 && r.RPS < 1e308) || r.P50 < 0 || r.P99 < 0 {
-			t.Errorf("parseWrk(%q) = %+v: negative or infinite value", in, r)
+			t.Errorf("Parse(%q) = %+v: negative or infinite value", in, r)
 		}
 	})
-}
-
-func TestWrkDuration(t *testing.T) {
-	for _, tc := range []struct {
-		d    time.Duration
-		want string
-	}{{time.Second, "1s"}, {10 * time.Second, "10s"}, {1500 * time.Millisecond, "2s"}, {200 * time.Millisecond, "1s"}} {
-		if got := wrkDuration(tc.d); got != tc.want {
-			t.Errorf("wrkDuration(%v) = %q, want %q", tc.d, got, tc.want)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package procfs
 
 import (
 	"bufio"
@@ -11,38 +11,38 @@ import (
 	"strings"
 )
 
-// procStat is what the benchmarks read from /proc/PID/stat: the parent,
+// Stat is what the benchmarks read from /proc/PID/stat: the parent,
 // and the CPU time in clock ticks spent by the process (all its threads)
 // and by its children that it has waited for.
-type procStat struct {
+type Stat struct {
 	State                        byte
 	PPID                         int
 	UTime, STime, CUTime, CSTime uint64
 }
 
-// errStatFormat reports a /proc/PID/stat line that is not what proc(5)
+// ErrStatFormat reports a /proc/PID/stat line that is not what proc(5)
 // describes.
-var errStatFormat = errors.New("malformed /proc stat line")
+var ErrStatFormat = errors.New("malformed /proc stat line")
 
-// parseProcStat parses one /proc/PID/stat line (proc(5)). The command
+// ParseStat parses one /proc/PID/stat line (proc(5)). The command
 // name, in parentheses, may hold spaces and parentheses itself, so the
 // fields are counted from the last ")".
-func parseProcStat(line []byte) (procStat, error) {
-	var st procStat
+func ParseStat(line []byte) (Stat, error) {
+	var st Stat
 	i := bytes.LastIndexByte(line, ')')
 	if i < 0 || bytes.IndexByte(line, '(') < 0 || bytes.IndexByte(line, '(') > i {
-		return st, errStatFormat
+		return st, ErrStatFormat
 	}
 	// After ")": state(3) ppid(4) pgrp session tty_nr tpgid flags minflt
 	// cminflt majflt cmajflt utime(14) stime(15) cutime(16) cstime(17).
 	f := strings.Fields(string(line[i+1:]))
 	if len(f) < 15 || len(f[0]) != 1 {
-		return st, errStatFormat
+		return st, ErrStatFormat
 	}
 	st.State = f[0][0]
 	ppid, err := strconv.Atoi(f[1])
 	if err != nil {
-		return st, fmt.Errorf("%w: ppid %q", errStatFormat, f[1])
+		return st, fmt.Errorf("%w: ppid %q", ErrStatFormat, f[1])
 	}
 	st.PPID = ppid
 	var ticks [4]uint64
@@ -51,7 +51,7 @@ func parseProcStat(line []byte) (procStat, error) {
 		// negative in practice; a negative value is malformed here.
 		v, err := strconv.ParseUint(f[11+k], 10, 64)
 		if err != nil {
-			return st, fmt.Errorf("%w: field %d %q", errStatFormat, 14+k, f[11+k])
+			return st, fmt.Errorf("%w: field %d %q", ErrStatFormat, 14+k, f[11+k])
 		}
 		ticks[k] = v
 	}
@@ -59,29 +59,29 @@ func parseProcStat(line []byte) (procStat, error) {
 	return st, nil
 }
 
-// readProcStat reads /proc/PID/stat.
-func readProcStat(pid int) (procStat, error) {
+// ReadStat reads /proc/PID/stat.
+func ReadStat(pid int) (Stat, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return procStat{}, err
+		return Stat{}, err
 	}
-	st, err := parseProcStat(b)
+	st, err := ParseStat(b)
 	if err != nil {
 		return st, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return st, nil
 }
 
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	st, err := readProcStat(pid)
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool {
+	st, err := ReadStat(pid)
 	return err == nil && st.State != 'Z'
 }
 
-// procTree returns pid and all its living descendants, found by the PPID
+// Tree returns pid and all its living descendants, found by the PPID
 // of every process in /proc. Processes that end while it reads are left
 // out.
-func procTree(pid int) []int {
+func Tree(pid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return []int{pid}
@@ -92,7 +92,7 @@ func procTree(pid int) []int {
 		if err != nil {
 			continue
 		}
-		st, err := readProcStat(p)
+		st, err := ReadStat(p)
 		if err != nil || st.State == 'Z' {
 			continue
 		}
@@ -105,13 +105,13 @@ func procTree(pid int) []int {
 	return out
 }
 
-// treeTicks returns the CPU ticks used so far by pid and its descendants
+// TreeTicks returns the CPU ticks used so far by pid and its descendants
 // (user + system). withChildren adds the time of children they have
 // already waited for: fail2ban's ban commands are short-lived children.
-func treeTicks(pid int, withChildren bool) uint64 {
+func TreeTicks(pid int, withChildren bool) uint64 {
 	var t uint64
-	for _, p := range procTree(pid) {
-		st, err := readProcStat(p)
+	for _, p := range Tree(pid) {
+		st, err := ReadStat(p)
 		if err != nil {
 			continue
 		}
@@ -123,19 +123,19 @@ func treeTicks(pid int, withChildren bool) uint64 {
 	return t
 }
 
-// treeRSS returns the resident set size of pid and its descendants in
+// TreeRSS returns the resident set size of pid and its descendants in
 // bytes (VmRSS of each, summed; shared pages count once per process, as
 // ps does).
-func treeRSS(pid int) uint64 {
+func TreeRSS(pid int) uint64 {
 	var total uint64
-	for _, p := range procTree(pid) {
-		total += vmRSS(p)
+	for _, p := range Tree(pid) {
+		total += VMRSS(p)
 	}
 	return total
 }
 
-// vmRSS returns VmRSS of one process in bytes, 0 if it is gone.
-func vmRSS(pid int) uint64 {
+// VMRSS returns VmRSS of one process in bytes, 0 if it is gone.
+func VMRSS(pid int) uint64 {
 	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0
@@ -143,15 +143,15 @@ func vmRSS(pid int) uint64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if kb, ok := parseStatusKB(sc.Text(), "VmRSS:"); ok {
+		if kb, ok := ParseStatusKB(sc.Text(), "VmRSS:"); ok {
 			return kb << 10
 		}
 	}
 	return 0
 }
 
-// parseStatusKB parses a /proc/PID/status line "Key:   123 kB".
-func parseStatusKB(line, key string) (uint64, bool) {
+// ParseStatusKB parses a /proc/PID/status line "Key:   123 kB".
+func ParseStatusKB(line, key string) (uint64, bool) {
 	rest, ok := strings.CutPrefix(line, key)
 	if !ok {
 		return 0, false
@@ -164,9 +164,9 @@ func parseStatusKB(line, key string) (uint64, bool) {
 	return v, err == nil
 }
 
-// coreTicks returns the busy and total ticks of the listed CPUs from
+// CoreTicks returns the busy and total ticks of the listed CPUs from
 // /proc/stat (busy: everything but idle and iowait).
-func coreTicks(cpus []int) (busy, total uint64) {
+func CoreTicks(cpus []int) (busy, total uint64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0
