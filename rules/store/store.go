@@ -285,25 +285,35 @@ func (s *Store) forgotten(until, now time.Time) bool {
 // when it returns: bbolt has written and fsynced the transaction, so a
 // ban the admin API acknowledges after Put survives kill -9 and, on a
 // disk that honours fsync, a power loss.
-func (s *Store) Put(b rules.Ban) error {
+func (s *Store) Put(b rules.Ban) error { return s.put(b, false) }
+
+// put is Put and, with queued, PutQueued: the ban, its history and, with
+// queued, its outbox entry, in one transaction.
+func (s *Store) put(b rules.Ban, queued bool) error {
+	op := "store ban"
+	if queued {
+		op = "store and queue ban"
+	}
 	p, ok := rules.CanonicalPrefix(b.Prefix)
 	if !ok {
-		return fmt.Errorf("store ban %s: invalid prefix", b.Prefix)
+		return fmt.Errorf("%s %s: invalid prefix", op, b.Prefix)
 	}
 	b.Prefix = p
 	v, err := encodeBan(b)
 	if err != nil {
-		return fmt.Errorf("store ban %s: %w", p, err)
+		return fmt.Errorf("%s %s: %w", op, p, err)
 	}
-	k := appendPrefixKey(nil, p)
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte(bucketBans)).Put(k, v); err != nil {
+		if err := tx.Bucket([]byte(bucketBans)).Put(appendPrefixKey(nil, p), v); err != nil {
 			return err
 		}
-		return putHistory(tx.Bucket([]byte(bucketHistory)), b)
+		if err := putHistory(tx.Bucket([]byte(bucketHistory)), b); err != nil || !queued {
+			return err
+		}
+		return queue(tx, p, OutboxEntry{Ban: b, At: b.Created})
 	})
 	if err != nil {
-		return fmt.Errorf("store ban %s: %w", p, err)
+		return fmt.Errorf("%s %s: %w", op, p, err)
 	}
 	return nil
 }
@@ -313,17 +323,27 @@ func (s *Store) Put(b rules.Ban) error {
 // not an error. The history is kept: an unbanned client who offends again
 // continues its increment sequence, as in fail2ban. Delete is durable
 // when it returns.
-func (s *Store) Delete(p netip.Prefix) error {
+func (s *Store) Delete(p netip.Prefix) error { return s.delete(p, false, time.Time{}) }
+
+// delete is Delete and, with queued, DeleteQueued: the removal and, with
+// queued, the unban's outbox entry made at at, in one transaction.
+func (s *Store) delete(p netip.Prefix, queued bool, at time.Time) error {
+	op := "delete ban"
+	if queued {
+		op = "delete and queue unban"
+	}
 	c, ok := rules.CanonicalPrefix(p)
 	if !ok {
-		return fmt.Errorf("delete ban %s: invalid prefix", p)
+		return fmt.Errorf("%s %s: invalid prefix", op, p)
 	}
-	k := appendPrefixKey(nil, c)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bucketBans)).Delete(k)
+		if err := tx.Bucket([]byte(bucketBans)).Delete(appendPrefixKey(nil, c)); err != nil || !queued {
+			return err
+		}
+		return queue(tx, c, OutboxEntry{Unban: true, At: at})
 	})
 	if err != nil {
-		return fmt.Errorf("delete ban %s: %w", c, err)
+		return fmt.Errorf("%s %s: %w", op, c, err)
 	}
 	return nil
 }
