@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // TestClientIPAllocs pins the client-IP step at zero allocations: it runs
@@ -40,7 +41,7 @@ func TestClientIPAllocs(t *testing.T) {
 // match): the Scope and the request copy that carries it, both made by
 // WithScope. Every later step must add none for a path that is already
 // canonical; a path that has to be rewritten (decoded, dot segments,
-// ";params") costs rules.Canonical one more, for the canonical copy.
+// ";params") costs match.Canonical one more, for the canonical copy.
 // docs/performance.md quotes these numbers; a change that adds an
 // allocation fails here and has to update both.
 const (
@@ -64,7 +65,7 @@ func TestCleanRequestAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := rules.CompileProbes(rules.ProbeConfig{Presets: rules.PresetNames()})
+	m, err := match.CompileProbes(match.ProbeConfig{Presets: match.PresetNames()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,5 +130,27 @@ func TestCleanRequestAllocs(t *testing.T) {
 		if w.Code != tc.want || reached != 0 {
 			t.Errorf("%s from %s: status %d (next reached %d times), want %d", tc.target, tc.remote, w.Code, reached, tc.want)
 		}
+	}
+}
+
+// TestRateLimitAllocs pins the flood limiter at zero allocations for a
+// tracked client and for a new one once the table is full.
+func TestRateLimitAllocs(t *testing.T) {
+	b, err := NewRateBuckets(RateLimitConfig{Rate: 1e9, Capacity: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	allow := func(ip netip.Addr) {
+		at := b.now().UnixNano()
+		b.clients.Update(ip, func(s *tokenBucket, fresh bool) bool { return s.take(at, b.rate, b.burst, fresh) })
+	}
+	known := netip.MustParseAddr("203.0.113.7")
+	allow(known)
+	if n := testing.AllocsPerRun(200, func() { allow(known) }); n != 0 {
+		t.Errorf("known client allocs = %v, want 0", n)
+	}
+	if n := testing.AllocsPerRun(200, func() { i++; allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})) }); n != 0 {
+		t.Errorf("new client in a full table allocs = %v, want 0", n)
 	}
 }

@@ -18,8 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
+	"gatehouse/rules/match"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -311,7 +312,7 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	paths, err := rules.CompilePrefixes(cfg.Paths)
+	paths, err := match.CompilePrefixes(cfg.Paths)
 	if err != nil {
 		return nil, fmt.Errorf("basic auth paths: %w", err)
 	}
@@ -324,7 +325,7 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 			// client-sent user header.
 			delete(r.Header, userHeader)
 			s := ScopeFrom(r)
-			if !paths.CoversRequest(rules.RequestPath(r.RequestURI), s.Path) {
+			if !paths.CoversRequest(match.RequestPath(r.RequestURI), s.Path) {
 				if !cfg.PassAuthorization {
 					stripOwnLogin(r.Header, creds)
 				}

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
 
 	"golang.org/x/crypto/bcrypt"
 )

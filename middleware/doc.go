@@ -19,4 +19,6 @@
 // (parsed prefixes, canonical header names) and return the wrapper; the
 // returned handlers parse no config and are safe for concurrent use.
 // middleware depends on rules for policy and state; it never imports proxy.
+// middleware/htpasswd reads and writes Apache password files, the
+// credentials BasicAuth checks and the CLI edits.
 package middleware

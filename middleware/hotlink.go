@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // HotlinkConfig configures Hotlink for one host.
@@ -23,10 +24,10 @@ type HotlinkConfig struct {
 }
 
 // Hotlink refuses requests for protected media whose Referer is not
-// allowed (nginx valid_referers semantics, rules.HotlinkMatcher). It needs
+// allowed (nginx valid_referers semantics, match.HotlinkMatcher). It needs
 // the Scope's canonical path. A request with several Referer headers is
 // refused: which one would count?
-func Hotlink(cfg HotlinkConfig, m *rules.HotlinkMatcher, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
+func Hotlink(cfg HotlinkConfig, m *match.HotlinkMatcher, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	if m == nil || jails == nil {
 		return nil, errors.New("hotlink: no matcher or jails")
 	}
@@ -53,7 +54,7 @@ func Hotlink(cfg HotlinkConfig, m *rules.HotlinkMatcher, jails *rules.Jails, log
 			s := ScopeFrom(r)
 			// Protected when the raw or the canonical path is: the
 			// upstream receives the raw one.
-			if !m.ProtectedRequest(rules.RequestPath(r.RequestURI), s.Path) {
+			if !m.ProtectedRequest(match.RequestPath(r.RequestURI), s.Path) {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -29,10 +30,10 @@ type HygieneConfig struct {
 	// Loosen returns the path refusals the host (canonical, as in
 	// Scope.RequestHost) waives: an encoded "/" (%2F,
 	// hosts[].allow_encoded_slash) and NTFS stream syntax (":$",
-	// hosts[].allow_stream_syntax); see rules.CanonicalOptions. It is
+	// hosts[].allow_stream_syntax); see match.CanonicalOptions. It is
 	// asked only about paths refused for one of those. nil: no host
 	// waives any.
-	Loosen func(host string) rules.CanonicalOptions
+	Loosen func(host string) match.CanonicalOptions
 	// PassClient reports whether the host (canonical, as in
 	// Scope.RequestHost) takes the client identity header name (one of
 	// ClientIdentityHeaders, lower case) from clients
@@ -41,7 +42,7 @@ type HygieneConfig struct {
 	PassClient func(host, name string) bool
 	// Jail receives an offence for every request refused with 400 for a
 	// form no browser or client library sends (see refuse and
-	// rules.UnsafePathError.Hostile): scanners send them all the time, so
+	// match.UnsafePathError.Hostile): scanners send them all the time, so
 	// they are not free (issue 17). "" or nil jails: none is reported.
 	// proxy sets the probes jail.
 	Jail string
@@ -106,7 +107,7 @@ const forwardedPrefix = "x-forwarded-"
 // hygiene is the compiled HygieneConfig.
 type hygiene struct {
 	strictSNI  bool
-	loosen     func(host string) rules.CanonicalOptions
+	loosen     func(host string) match.CanonicalOptions
 	passClient func(host, name string) bool
 	jail       string
 	jails      *rules.Jails
@@ -136,7 +137,7 @@ type hygiene struct {
 // host name or IP address; an absolute-form target with user info or a
 // scheme other than http and https; an HTTP/2 Host header that names
 // another authority than :authority; several Authorization headers; and
-// a path that rules.Canonical refuses. With
+// a path that match.Canonical refuses. With
 // cfg.StrictSNI a TLS request whose host is not its SNI name gets 421.
 //
 // It removes the headers no upstream may get from a client (see
@@ -196,17 +197,17 @@ func (hy *hygiene) wrap(next http.Handler) http.Handler {
 			// merges them into the headers would believe them.
 			r.Trailer = nil
 		}
-		raw := rules.RequestPath(r.RequestURI)
-		c, err := rules.Canonical(raw)
-		if err != nil && hy.loosen != nil && (errors.Is(err, rules.ErrEncodedSlash) || errors.Is(err, rules.ErrStreamSyntax)) {
-			if opt := hy.loosen(s.RequestHost); opt != (rules.CanonicalOptions{}) {
-				c, err = rules.CanonicalWith(raw, opt)
+		raw := match.RequestPath(r.RequestURI)
+		c, err := match.Canonical(raw)
+		if err != nil && hy.loosen != nil && (errors.Is(err, match.ErrEncodedSlash) || errors.Is(err, match.ErrStreamSyntax)) {
+			if opt := hy.loosen(s.RequestHost); opt != (match.CanonicalOptions{}) {
+				c, err = match.CanonicalWith(raw, opt)
 			}
 		}
 		if err != nil {
-			var upe *rules.UnsafePathError
+			var upe *match.UnsafePathError
 			if !errors.As(err, &upe) {
-				upe = &rules.UnsafePathError{Reason: "unsafe path"}
+				upe = &match.UnsafePathError{Reason: "unsafe path"}
 			}
 			hy.refuseAs(w, r, s, http.StatusBadRequest, upe.Reason, upe.Hostile(raw))
 			return
@@ -300,7 +301,7 @@ func (hy *hygiene) refuse(w http.ResponseWriter, r *http.Request, s *Scope, code
 }
 
 // refuseAs is refuse, with offence saying whether the refusal is held
-// against the client (see rules.UnsafePathError.Hostile for paths).
+// against the client (see match.UnsafePathError.Hostile for paths).
 func (hy *hygiene) refuseAs(w http.ResponseWriter, r *http.Request, s *Scope, code int, reason string, offence bool) {
 	if hy.log.Enabled(r.Context(), slog.LevelDebug) {
 		hy.log.Debug("request refused", "client_ip", s.ClientIP, "status", code, "reason", reason)
@@ -449,7 +450,7 @@ func CanonicalHost(hostport string) (host, port string, ok bool) {
 		rest := h[end+1:]
 		h = h[1:end]
 		if rest != "" {
-			if rest[0] != ':' || !validPort(rest[1:]) {
+			if rest[0] != ':' || !match.ValidPort(rest[1:]) {
 				return "", "", false
 			}
 			port = rest[1:]
@@ -461,7 +462,7 @@ func CanonicalHost(hostport string) (host, port string, ok bool) {
 		return strings.ToLower(h), port, true
 	}
 	if i := strings.IndexByte(h, ':'); i >= 0 {
-		if !validPort(h[i+1:]) {
+		if !match.ValidPort(h[i+1:]) {
 			return "", "", false
 		}
 		h, port = h[:i], h[i+1:]
@@ -506,19 +507,4 @@ func CanonicalHost(hostport string) (host, port string, ok bool) {
 		h = strings.ToLower(h)
 	}
 	return h, port, true
-}
-
-// validPort reports whether p is 1 to 5 decimal digits, at most 65535.
-func validPort(p string) bool {
-	if p == "" || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-		n = n*10 + int(p[i]-'0')
-	}
-	return n <= 65535
 }

@@ -5,10 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
-// CanonicalPath computes the request's canonical path once (rules.Canonical
+// CanonicalPath computes the request's canonical path once (match.Canonical
 // of the request-target as sent) and stores it in the Scope, where every
 // path decision below reads it: probes, hotlink, basic auth. A path that
 // cannot be normalised safely — an encoded slash or NUL, double encoding,
@@ -26,10 +26,10 @@ func CanonicalPath(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
-			c, err := rules.Canonical(rules.RequestPath(r.RequestURI))
+			c, err := match.Canonical(match.RequestPath(r.RequestURI))
 			if err != nil {
 				if log.Enabled(r.Context(), slog.LevelDebug) {
-					var upe *rules.UnsafePathError
+					var upe *match.UnsafePathError
 					reason := err.Error()
 					if errors.As(err, &upe) {
 						reason = upe.Reason

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // DefaultProbeJail is the jail probes are reported to unless configured.
@@ -25,7 +26,7 @@ type ProbeBlockConfig struct {
 // (/wp-login.php, /.env, /.git/config …) and reports an offence to the
 // jail. It needs the Scope's canonical path (CanonicalPath). A miss costs
 // one trie walk and no allocation.
-func ProbeBlock(cfg ProbeBlockConfig, m *rules.ProbeMatcher, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
+func ProbeBlock(cfg ProbeBlockConfig, m *match.ProbeMatcher, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	switch cfg.Status {
 	case 0:
 		cfg.Status = http.StatusForbidden
@@ -45,7 +46,7 @@ func ProbeBlock(cfg ProbeBlockConfig, m *rules.ProbeMatcher, jails *rules.Jails,
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
-			rule, hit := m.MatchRequest(rules.RequestPath(r.RequestURI), s.Path)
+			rule, hit := m.MatchRequest(match.RequestPath(r.RequestURI), s.Path)
 			if !hit {
 				next.ServeHTTP(w, r)
 				return

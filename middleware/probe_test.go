@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // chainFor builds scope → client IP → canonical path → mw → a handler that
@@ -24,7 +25,7 @@ func chainFor(t *testing.T, mw func(http.Handler) http.Handler, reached *bool) h
 
 func TestProbeBlock(t *testing.T) {
 	t.Parallel()
-	m, err := rules.CompileProbes(rules.ProbeConfig{Presets: []string{"wordpress", "secrets", "vcs"}, Paths: []string{"/old-admin/"}})
+	m, err := match.CompileProbes(match.ProbeConfig{Presets: []string{"wordpress", "secrets", "vcs"}, Paths: []string{"/old-admin/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestProbeBlock(t *testing.T) {
 
 func TestProbeBlockConfigErrors(t *testing.T) {
 	t.Parallel()
-	m, _ := rules.CompileProbes(rules.ProbeConfig{Presets: []string{"vcs"}})
+	m, _ := match.CompileProbes(match.ProbeConfig{Presets: []string{"vcs"}})
 	if _, err := ProbeBlock(ProbeBlockConfig{Status: 500}, m, newTestJails(t), nil); err == nil || !strings.Contains(err.Error(), "500 is not 403 or 404") {
 		t.Errorf("ProbeBlock(status 500) error = %v", err)
 	}
@@ -79,7 +80,7 @@ func TestProbeBlockConfigErrors(t *testing.T) {
 
 func TestHotlink(t *testing.T) {
 	t.Parallel()
-	m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{"/videos/", "*.mp4"}, Allow: []string{"none", "example.com", "*.example.com"}})
+	m, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{"/videos/", "*.mp4"}, Allow: []string{"none", "example.com", "*.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"gatehouse/rules"
-
-	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/time/rate"
 )
 
 // RateLimitConfig configures RateLimit: the flood jail.
@@ -31,21 +28,57 @@ type RateLimitConfig struct {
 	// Default 64.
 	IPv6Prefix int
 	// Capacity bounds the clients tracked; the least recently seen is
-	// forgotten first. Default 100,000.
+	// forgotten first (CLOCK, see rules.ClientTable). Default 100,000.
 	Capacity int
+
+	now func() time.Time // nil: time.Now; set by tests
 }
 
-// RateBuckets are the per-client token buckets of one flood jail: a
-// bounded LRU, so a flood of addresses cannot exhaust memory. They outlive
-// a reload that leaves the jail's rate, burst, IPv6 prefix and capacity
-// alone (see NewRateBuckets), so a flooding client gets no fresh burst
-// from a reload. Safe for concurrent use.
+// RateBuckets are the per-client token buckets of one flood jail, in a
+// rules.ClientTable: bounded, so a flood of addresses cannot exhaust
+// memory. They outlive a reload that leaves the jail's rate, burst, IPv6
+// prefix and capacity alone (see NewRateBuckets), so a flooding client
+// gets no fresh burst from a reload. Safe for concurrent use.
+//
+// The jails' table rather than golang-lru/v2's Cache of *rate.Limiter,
+// which this replaced, so that flood limiters and jails keep clients one
+// way. Measured with BenchmarkFloodTable (AMD EPYC, 2 shared cores,
+// 100,000 clients, medians of 6): a tracked client costs the same
+// within noise (259 against 227 ns/op, ±50%); a new client that evicts
+// another 436 against 1,868 ns/op and 0 allocations against 2 (188 B);
+// known clients from every core 183 against 315 ns/op (up to 64 shard
+// locks, not one); and 47 bytes per client held against 239.
 type RateBuckets struct {
-	limit    rate.Limit
+	rate     float64 // tokens per nanosecond
 	burst    int
 	v6bits   int
 	capacity int
-	cache    *lru.Cache[netip.Prefix, *rate.Limiter]
+	now      func() time.Time
+	clients  *rules.ClientTable[tokenBucket]
+}
+
+// tokenBucket is one client's bucket, as golang.org/x/time/rate's
+// Limiter.Allow keeps it: tokens refill at the rate up to burst, a
+// request takes one, and a new client starts with a full burst. 16 bytes,
+// inline in the table; the shard's lock guards it.
+type tokenBucket struct {
+	tokens float64
+	last   int64 // Unix ns of the last refill
+}
+
+// take refills b to now and takes a token if there is one.
+func (b *tokenBucket) take(now int64, perNs float64, burst int, fresh bool) bool {
+	if fresh {
+		b.tokens, b.last = float64(burst), now
+	} else if d := now - b.last; d > 0 {
+		b.tokens = min(float64(burst), b.tokens+float64(d)*perNs)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // NewRateBuckets returns the buckets for cfg (defaults applied): prev
@@ -56,11 +89,14 @@ func NewRateBuckets(cfg RateLimitConfig, prev *RateBuckets) (*RateBuckets, error
 	if err != nil {
 		return nil, err
 	}
-	b := &RateBuckets{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, v6bits: cfg.IPv6Prefix, capacity: cfg.Capacity}
-	if prev != nil && prev.limit == b.limit && prev.burst == b.burst && prev.v6bits == b.v6bits && prev.capacity == b.capacity {
+	b := &RateBuckets{rate: cfg.Rate / float64(time.Second), burst: cfg.Burst, v6bits: cfg.IPv6Prefix, capacity: cfg.Capacity, now: cfg.now}
+	if prev != nil && prev.rate == b.rate && prev.burst == b.burst && prev.v6bits == b.v6bits && prev.capacity == b.capacity {
 		return prev, nil
 	}
-	if b.cache, err = lru.New[netip.Prefix, *rate.Limiter](cfg.Capacity); err != nil {
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.clients, err = rules.NewClientTable[tokenBucket](cfg.Capacity, cfg.IPv6Prefix); err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}
 	return b, nil
@@ -104,7 +140,7 @@ func RateLimit(cfg RateLimitConfig, buckets *RateBuckets, jails *rules.Jails, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	limiters, limit, burst := buckets.cache, buckets.limit, buckets.burst
+	clients, perNs, burst, now := buckets.clients, buckets.rate, buckets.burst, buckets.now
 	retryAfter := []string{strconv.Itoa(max(1, int(time.Second.Seconds()/cfg.Rate+0.999)))}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -114,18 +150,8 @@ func RateLimit(cfg RateLimitConfig, buckets *RateBuckets, jails *rules.Jails, lo
 				next.ServeHTTP(w, r)
 				return
 			}
-			key := netip.PrefixFrom(ip, ip.BitLen())
-			if ip.Is6() {
-				key, _ = ip.Prefix(cfg.IPv6Prefix)
-			}
-			l, ok := limiters.Get(key)
-			if !ok {
-				l = rate.NewLimiter(limit, burst)
-				// Two first requests racing may both add; the later wins,
-				// which costs that client one burst at most.
-				limiters.Add(key, l)
-			}
-			if l.Allow() {
+			t := now().UnixNano()
+			if clients.Update(ip, func(b *tokenBucket, fresh bool) bool { return b.take(t, perNs, burst, fresh) }) {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+	"time"
 
 	"gatehouse/rules"
 )
@@ -134,5 +135,43 @@ func TestRateBucketsSurviveReload(t *testing.T) {
 	}
 	if code := serve(fresh); code != http.StatusOK {
 		t.Errorf("with new limits: %d, want 200", code)
+	}
+}
+
+// TestRateLimitRefills pins the token bucket's arithmetic against a fake
+// clock: a new client has the full burst, a token comes back every
+// 1/Rate, and an idle client refills to Burst, never beyond.
+func TestRateLimitRefills(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(1_700_000_000, 0)
+	cfg := RateLimitConfig{Rate: 2, Burst: 3, Jail: "flood", now: func() time.Time { return at }}
+	mw, err := RateLimit(cfg, nil, newTestJails(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached bool
+	h := chainFor(t, mw, &reached)
+	get := func() int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "203.0.113.9:1000"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, step := range []struct {
+		wait time.Duration
+		want []int
+	}{
+		{0, []int{200, 200, 200, 429}},            // the burst, then empty
+		{400 * time.Millisecond, []int{429}},      // 0.8 of a token
+		{100 * time.Millisecond, []int{200, 429}}, // 1 token at 2/s
+		{time.Hour, []int{200, 200, 200, 429}},    // refilled to Burst, not beyond
+	} {
+		at = at.Add(step.wait)
+		for i, want := range step.want {
+			if got := get(); got != want {
+				t.Fatalf("after %v more, request %d = %d, want %d", step.wait, i, got, want)
+			}
+		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // Scope is the request-scoped state shared by the middleware chain. It is
@@ -27,7 +27,7 @@ type Scope struct {
 	// Path is the canonical form of the request path (set by
 	// CanonicalPath): what every path rule matches. The upstream receives
 	// the path as sent.
-	Path rules.CanonicalPath
+	Path match.CanonicalPath
 	// RequestHost is the request's host (set by Hygiene): from the
 	// absolute-form request target, else Host or :authority; lower case,
 	// without port, brackets and trailing dot.

@@ -7,14 +7,14 @@ import (
 	"net/http"
 	"strings"
 
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 	"gatehouse/signer"
 )
 
 // SignedLinksConfig configures SignedLinks for one host.
 type SignedLinksConfig struct {
 	// Paths lists the protected path prefixes, on segment boundaries as
-	// rules.PrefixSet reads them ("/paid" covers "/paid/a", not
+	// match.PrefixSet reads them ("/paid" covers "/paid/a", not
 	// "/paid-trailer"). Required.
 	Paths []string
 }
@@ -25,7 +25,7 @@ type SignedLinksConfig struct {
 // raw path, query and expiry (and client address, for a bound link), an
 // expired link, or one whose expiry lies beyond max_expires. A request is
 // protected when its raw path, its canonical path or the canonical
-// path's probe form is under a prefix (rules.PrefixSet.CoversRequest), so
+// path's probe form is under a prefix (match.PrefixSet.CoversRequest), so
 // "//paid/a" and "/PAID/a" are protected as well. The signature is
 // checked against the raw path the upstream receives
 // (r.URL.EscapedPath()), not the canonical one: "/paid//a.mp4",
@@ -46,7 +46,7 @@ func SignedLinks(cfg SignedLinksConfig, links *signer.Links, log *slog.Logger) (
 	if len(cfg.Paths) == 0 {
 		return nil, errors.New("signed links: no protected paths")
 	}
-	paths, err := rules.CompilePrefixes(cfg.Paths)
+	paths, err := match.CompilePrefixes(cfg.Paths)
 	if err != nil {
 		return nil, fmt.Errorf("signed links paths: %w", err)
 	}
@@ -56,7 +56,7 @@ func SignedLinks(cfg SignedLinksConfig, links *signer.Links, log *slog.Logger) (
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
-			if !paths.CoversRequest(rules.RequestPath(r.RequestURI), s.Path) {
+			if !paths.CoversRequest(match.RequestPath(r.RequestURI), s.Path) {
 				next.ServeHTTP(w, r)
 				return
 			}

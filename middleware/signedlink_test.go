@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 	"gatehouse/signer"
 )
 
@@ -23,7 +23,7 @@ func scoped(client string, h http.Handler) http.Handler {
 	return WithScope(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := ScopeFrom(r)
 		s.ClientIP = netip.MustParseAddr(client)
-		c, err := rules.Canonical(rules.RequestPath(r.RequestURI))
+		c, err := match.Canonical(match.RequestPath(r.RequestURI))
 		if err != nil {
 			PlainStatus(w, http.StatusBadRequest)
 			return
@@ -201,7 +201,7 @@ func BenchmarkSignedLinks(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 			r := httptest.NewRequest("GET", "http://media.example.com"+bc.target, nil)
-			c, err := rules.Canonical(rules.RequestPath(bc.target))
+			c, err := match.Canonical(match.RequestPath(bc.target))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -8,7 +8,7 @@ import (
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/config"
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // The request chain: the order every request takes through the gateway.
@@ -213,11 +213,11 @@ func buildHygiene(b *chainBuilder) (wrapper, error) {
 	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return h.AllowEncodedSlash || h.AllowStreamSyntax }) {
 		// Asked only for a path with %2F or ":$": the host it routes to
 		// decides.
-		hc.Loosen = func(host string) rules.CanonicalOptions {
+		hc.Loosen = func(host string) match.CanonicalOptions {
 			if r := hosts.lookup(host); r != nil {
 				return r.canonical
 			}
-			return rules.CanonicalOptions{}
+			return match.CanonicalOptions{}
 		}
 	}
 	if slices.ContainsFunc(cfg.Hosts, func(h config.Host) bool { return len(h.Headers.PassClient) > 0 }) {
@@ -235,7 +235,7 @@ func buildProbes(b *chainBuilder) (wrapper, error) {
 	if p == nil {
 		return nil, nil
 	}
-	m, err := rules.CompileProbes(rules.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
+	m, err := match.CompileProbes(match.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func buildHotlink(b *chainBuilder, st *site) (wrapper, error) {
 	if hl == nil {
 		return nil, nil
 	}
-	m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
+	m, err := match.CompileHotlink(match.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // maxLogLine bounds one access log line; longer lines are counted and
@@ -60,7 +61,7 @@ type replayer struct {
 	opts      ReplayOptions
 	rep       *ReplayReport
 	jails     *rules.DryRun
-	probes    *rules.ProbeMatcher
+	probes    *match.ProbeMatcher
 	probeJail string
 	// malformedJail receives the paths the gateway refuses with 400, as
 	// Hygiene reports them (probeJail of the config).
@@ -76,7 +77,7 @@ type replayer struct {
 }
 
 type replayHotlink struct {
-	m    *rules.HotlinkMatcher
+	m    *match.HotlinkMatcher
 	jail string
 }
 
@@ -145,7 +146,7 @@ func newReplayer(cfg *config.File, opts ReplayOptions) (*replayer, error) {
 	}
 	p.malformedJail = probeJail(cfg)
 	if pc := cfg.Probes; pc != nil {
-		if p.probes, err = rules.CompileProbes(rules.ProbeConfig{Presets: pc.Presets, Paths: pc.Paths, Exclude: pc.Exclude}); err != nil {
+		if p.probes, err = match.CompileProbes(match.ProbeConfig{Presets: pc.Presets, Paths: pc.Paths, Exclude: pc.Exclude}); err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
 		}
 		p.probeJail = pc.Jail
@@ -155,7 +156,7 @@ func newReplayer(cfg *config.File, opts ReplayOptions) (*replayer, error) {
 		if h.Hotlink == nil {
 			continue
 		}
-		m, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: h.Hotlink.Paths, Allow: h.Hotlink.Allow})
+		m, err := match.CompileHotlink(match.HotlinkConfig{Paths: h.Hotlink.Paths, Allow: h.Hotlink.Allow})
 		if err != nil {
 			return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
 		}
@@ -186,7 +187,7 @@ func newReplayer(cfg *config.File, opts ReplayOptions) (*replayer, error) {
 // line replays one log line.
 func (p *replayer) line(line []byte) {
 	p.rep.Lines++
-	e, err := rules.ParseLogLine(line)
+	e, err := match.ParseLogLine(line)
 	if err != nil {
 		p.rep.Unparsed++
 		return
@@ -202,14 +203,14 @@ func (p *replayer) line(line []byte) {
 		p.rep.WhileBan++
 		return
 	}
-	raw := rules.RequestPath(e.Target)
-	c, err := rules.Canonical(raw)
+	raw := match.RequestPath(e.Target)
+	c, err := match.Canonical(raw)
 	if err != nil {
 		// The gateway's Hygiene refuses it with 400, an offence for the
 		// probes jail when no browser sends it (issue 17).
 		p.rep.Unsafe++
 		p.matched("unsafe-path", line)
-		if upe, ok := errors.AsType[*rules.UnsafePathError](err); ok && upe.Hostile(raw) {
+		if upe, ok := errors.AsType[*match.UnsafePathError](err); ok && upe.Hostile(raw) {
 			p.offence(p.malformedJail, &e, "malformed request")
 		}
 		return
@@ -242,7 +243,7 @@ func (p *replayer) matched(what string, line []byte) {
 	}
 }
 
-func (p *replayer) offence(jail string, e *rules.LogEntry, reason string) {
+func (p *replayer) offence(jail string, e *match.LogEntry, reason string) {
 	if jail == "" {
 		return
 	}

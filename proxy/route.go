@@ -13,6 +13,7 @@ import (
 
 	"gatehouse/middleware"
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 	"gatehouse/signer"
 
 	"golang.org/x/net/http/httpguts"
@@ -39,7 +40,7 @@ type route struct {
 	authHeader string
 	// canonical holds the path refusals the host waives
 	// (hosts[].allow_encoded_slash, hosts[].allow_stream_syntax).
-	canonical rules.CanonicalOptions
+	canonical match.CanonicalOptions
 	// passClient holds the client identity headers (lower case) this
 	// host's upstream may receive from clients (hosts[].headers.pass_client).
 	passClient map[string]bool

@@ -17,6 +17,7 @@ import (
 	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
+	"gatehouse/rules/match"
 )
 
 // generation is everything built from one config: the request chain and the
@@ -242,7 +243,7 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 		bodyTimeout: h.BodyReadTimeout.D(),
 		jails:       b.g.jails,
 	}
-	r.canonical = rules.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
+	r.canonical = match.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
 	for _, name := range h.Headers.PassClient {
 		if r.passClient == nil {
 			r.passClient = map[string]bool{}

@@ -5,9 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
-	"math/bits"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,16 @@ type Ban struct {
 	// Created is when the ban was made; zero in a Ban given to
 	// BanList.Ban means now. Returned in UTC.
 	Created time.Time
+}
+
+// IP is how people are shown b's prefix (the admin API, the dashboard,
+// notifications): a bare address for a single address, else CIDR
+// notation ("203.0.113.7", "2001:db8::/64").
+func (b Ban) IP() string {
+	if b.Prefix.IsSingleIP() {
+		return b.Prefix.Addr().String()
+	}
+	return b.Prefix.String()
 }
 
 // BanListConfig configures a BanList.
@@ -143,7 +152,7 @@ func NewBanList(cfg BanListConfig) *BanList {
 		l.every = defaultPruneEvery
 	}
 	for _, p := range cfg.Allow {
-		if p, ok := canonPrefix(p); ok {
+		if p, ok := CanonicalPrefix(p); ok {
 			l.allow = append(l.allow, p)
 		}
 	}
@@ -199,7 +208,7 @@ func (l *BanList) banned(ip netip.Addr) bool {
 // overlaps the allow list (ErrAllowed) and, when MaxBans bans are held
 // even after pruning the expired ones, a new prefix (ErrBanListFull).
 func (l *BanList) Ban(b Ban) (Ban, error) {
-	p, ok := canonPrefix(b.Prefix)
+	p, ok := CanonicalPrefix(b.Prefix)
 	if !ok {
 		return Ban{}, fmt.Errorf("ban %s: invalid prefix", b.Prefix)
 	}
@@ -248,7 +257,7 @@ func (l *BanList) Ban(b Ban) (Ban, error) {
 // publishes it as Removed. It reports whether an active ban was removed;
 // an expired ban not yet pruned is removed too, but reported as false.
 func (l *BanList) Unban(p netip.Prefix) bool {
-	p, ok := canonPrefix(p)
+	p, ok := CanonicalPrefix(p)
 	if !ok {
 		return false
 	}
@@ -546,9 +555,9 @@ type banTable struct {
 // length is a power of two and at most half its slots are used, so every
 // probe sequence ends at an empty slot.
 type banSlots struct {
-	s0, s1 uint64 // hash seed
-	mask   uint64
-	s      []banSlot
+	seed maphash.Seed
+	mask uint64
+	s    []banSlot
 }
 
 // banSlot: tag is tagEmpty, tagDeleted or the entry's hash with bit 1 set,
@@ -577,7 +586,7 @@ type banEntry struct {
 
 // find returns the entry of key hi:lo or nil. Lock-free.
 func (bs *banSlots) find(hi, lo uint64) *banEntry {
-	h := mix(hi, lo, bs.s0, bs.s1)
+	h := hash128(bs.seed, hi, lo)
 	want := h | tagBit
 	for i := h & bs.mask; ; i = (i + 1) & bs.mask {
 		sl := &bs.s[i]
@@ -604,7 +613,7 @@ func (t *banTable) put(e *banEntry) *banEntry {
 	if 2*(t.used+1) > len(bs.s) {
 		bs = t.rehash(t.live + 1)
 	}
-	h := mix(e.hi, e.lo, bs.s0, bs.s1)
+	h := hash128(bs.seed, e.hi, e.lo)
 	want := h | tagBit
 	free := -1
 	for i := h & bs.mask; ; i = (i + 1) & bs.mask {
@@ -641,7 +650,7 @@ func (t *banTable) put(e *banEntry) *banEntry {
 // or nil; BanList.mu must be held.
 func (t *banTable) del(hi, lo uint64) *banEntry {
 	bs := t.slots.Load()
-	h := mix(hi, lo, bs.s0, bs.s1)
+	h := hash128(bs.seed, hi, lo)
 	want := h | tagBit
 	for i := h & bs.mask; ; i = (i + 1) & bs.mask {
 		sl := &bs.s[i]
@@ -669,14 +678,14 @@ func (t *banTable) rehash(n int) *banSlots {
 	for size < 3*n {
 		size *= 2
 	}
-	bs := &banSlots{s0: rand.Uint64(), s1: rand.Uint64(), mask: uint64(size - 1), s: make([]banSlot, size)}
+	bs := &banSlots{seed: maphash.MakeSeed(), mask: uint64(size - 1), s: make([]banSlot, size)}
 	if old := t.slots.Load(); old != nil {
 		for i := range old.s {
 			e := old.s[i].e.Load()
 			if e == nil {
 				continue
 			}
-			h := mix(e.hi, e.lo, bs.s0, bs.s1)
+			h := hash128(bs.seed, e.hi, e.lo)
 			j := h & bs.mask
 			for bs.s[j].tag.Load() != tagEmpty {
 				j = (j + 1) & bs.mask
@@ -702,9 +711,12 @@ func (t *banTable) ban(e *banEntry) Ban {
 	}
 }
 
-// canonPrefix validates p and returns it masked, with an IPv4-mapped
-// prefix of at least 96 bits folded to IPv4 (the same addresses).
-func canonPrefix(p netip.Prefix) (netip.Prefix, bool) {
+// CanonicalPrefix validates p and returns it as BanList stores it:
+// masked, without a zone, and an IPv4-mapped prefix of at least 96 bits
+// folded to IPv4 (the same addresses). ok is false for an invalid p.
+// Subscribers that key their own state by prefix (store, firewall) use it
+// so their keys match the ban list's.
+func CanonicalPrefix(p netip.Prefix) (netip.Prefix, bool) {
 	if !p.IsValid() {
 		return p, false
 	}
@@ -742,12 +754,15 @@ func mask128(hi, lo uint64, n int) (uint64, uint64) {
 	}
 }
 
-// mix hashes the 128-bit key hi:lo with the seed s0, s1: two rounds of
-// the multiply-fold of wyhash. Both halves of the result are well mixed.
-func mix(hi, lo, s0, s1 uint64) uint64 {
-	a, b := bits.Mul64(hi^s0, lo^s1)
-	a, b = bits.Mul64(a^s1, b^0x9e3779b97f4a7c15)
-	return a ^ b
+// hash128 hashes the 128-bit key hi:lo with seed through hash/maphash
+// (the runtime's map hash, AES-based where the CPU has it), so a client
+// cannot choose addresses that collide without knowing the seed. It does
+// not allocate (TestBanLookupAllocs).
+func hash128(seed maphash.Seed, hi, lo uint64) uint64 {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], hi)
+	binary.LittleEndian.PutUint64(b[8:], lo)
+	return maphash.Bytes(seed, b[:])
 }
 
 // unixNano is t.UnixNano, saturated instead of undefined outside the

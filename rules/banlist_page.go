@@ -91,7 +91,7 @@ func (a banKey) before(b banKey) bool {
 }
 
 func keyOfCursor(c BanCursor) (banKey, bool) {
-	p, ok := canonPrefix(c.Prefix)
+	p, ok := CanonicalPrefix(c.Prefix)
 	if !ok {
 		return banKey{}, false
 	}
@@ -303,7 +303,7 @@ func compileBanMatch(s string) banMatch {
 	} else if p, err = netip.ParsePrefix(s); err != nil {
 		return banMatch{text: strings.ToLower(s)}
 	}
-	p, _ = canonPrefix(p)
+	p, _ = CanonicalPrefix(p)
 	m := banMatch{net: true, is4: p.Addr().Is4(), bits128: p.Bits()}
 	if m.is4 {
 		m.bits128 += 96

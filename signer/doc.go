@@ -18,10 +18,15 @@
 // 400, *PrefixError 403, *FieldError 422), and the token prefixes that
 // limit what a token may sign (Prefixes).
 //
+// It owns gatehouse's one duration syntax (ParseDuration, FormatDuration:
+// Go units plus d and w, and bare seconds), which the config file, the
+// admin API and the CLI share; it lives here because signer is the one
+// package below all of them.
+//
 // signer stands alone: it imports none of gatehouse's packages. Its
 // callers resolve what needs the rest of the gateway — which host a link
-// is for, its canonical path (rules.Canonical) for token prefixes, and
-// that its raw path is the one canonical spelling (rules.EscapePath) —
+// is for, its canonical path (match.Canonical) for token prefixes, and
+// that its raw path is the one canonical spelling (match.EscapePath) —
 // and pass plain values in. Config comes in plain structs (S3Config,
 // CloudFrontConfig, LinkConfig) built by proxy from the config file.
 //

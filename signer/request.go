@@ -41,7 +41,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return &DecodeError{Field: "expires", Msg: "not a JSON string"}
 		}
-		v, err := ParseDuration(s)
+		v, err := ParseExpires(s)
 		if err != nil {
 			return &DecodeError{Field: "expires", Msg: err.Error()}
 		}
@@ -78,128 +78,17 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return b, nil
 }
 
-// durationUnits are the units ParseDuration accepts, longest first where
-// one is a prefix of another.
-var durationUnits = []struct {
-	name string
-	d    time.Duration
-}{
-	{"ns", time.Nanosecond},
-	{"us", time.Microsecond},
-	{"µs", time.Microsecond}, // U+00B5
-	{"μs", time.Microsecond}, // U+03BC
-	{"ms", time.Millisecond},
-	{"s", time.Second},
-	{"m", time.Minute},
-	{"h", time.Hour},
-	{"d", 24 * time.Hour},
-	{"w", 7 * 24 * time.Hour},
-}
-
-// ParseDuration parses the duration syntax of the config file (and of
-// the admin API and the CLI): a sequence of decimal numbers, each with an
-// optional fraction and a unit (ns, us, µs, ms, s, m, h, d = 24h,
-// w = 7d), such as "90s", "1h30m" or "1.5d"; or a bare whole number of
-// seconds ("600"). Signs, spaces and values over ten years are errors.
-// It agrees with time.ParseDuration on every unsigned input without d or
-// w units, up to ten years.
-func ParseDuration(s string) (time.Duration, error) {
-	orig := s
-	fail := func(msg string) (time.Duration, error) {
-		return 0, fmt.Errorf("invalid duration %q: %s", orig, msg)
+// ParseExpires parses an expires value written as text (a JSON string,
+// the CLI's --expires): ParseDuration's syntax, at most ten years.
+func ParseExpires(s string) (time.Duration, error) {
+	v, err := ParseDuration(s)
+	if err != nil {
+		return 0, err
 	}
-	if s == "" {
-		return fail("empty")
+	if v > maxRequestExpires {
+		return 0, fmt.Errorf("invalid duration %q: more than ten years", s)
 	}
-	if isDigits(s) {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil || n > uint64(maxRequestExpires/time.Second) {
-			return fail("more than ten years")
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	// The loop follows time.ParseDuration's arithmetic step by step, so
-	// the two agree exactly where both accept (FuzzParseDuration).
-	const limit = uint64(maxRequestExpires)
-	var total uint64
-	for s != "" {
-		var v, f uint64 // integer part, fraction digits kept
-		scale := 1.0    // 10^(fraction digits kept)
-		i := 0
-		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
-			if v > limit {
-				return fail("more than ten years")
-			}
-			v = v*10 + uint64(s[i]-'0')
-		}
-		pre := i > 0
-		s = s[i:]
-		post := false
-		if s != "" && s[0] == '.' {
-			s = s[1:]
-			j, overflow := 0, false
-			for ; j < len(s) && '0' <= s[j] && s[j] <= '9'; j++ {
-				if overflow {
-					continue
-				}
-				if f > (1<<63-1)/10 {
-					overflow = true // dropped digits change nothing representable
-					continue
-				}
-				y := f*10 + uint64(s[j]-'0')
-				if y > 1<<63 {
-					overflow = true
-					continue
-				}
-				f = y
-				scale *= 10
-			}
-			post = j > 0
-			s = s[j:]
-		}
-		if !pre && !post {
-			return fail("want a number followed by a unit such as s, m, h or d")
-		}
-		j := 0
-		for j < len(s) && s[j] != '.' && (s[j] < '0' || s[j] > '9') {
-			j++
-		}
-		unit := s[:j]
-		s = s[j:]
-		var per uint64
-		for _, u := range durationUnits {
-			if u.name == unit {
-				per = uint64(u.d)
-			}
-		}
-		if per == 0 {
-			if unit == "" {
-				return fail("missing unit (ns, us, ms, s, m, h, d or w)")
-			}
-			return fail(fmt.Sprintf("unknown unit %q", unit))
-		}
-		if v > limit/per {
-			return fail("more than ten years")
-		}
-		v *= per
-		if f > 0 {
-			v += uint64(float64(f) * (float64(per) / scale))
-		}
-		total += v
-		if total > limit {
-			return fail("more than ten years")
-		}
-	}
-	return time.Duration(total), nil
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
+	return v, nil
 }
 
 // Time is an instant in a signing request: an RFC 3339 JSON string such

@@ -7,46 +7,6 @@ import (
 	"time"
 )
 
-func TestParseDuration(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr string
-	}{
-		{in: "90s", want: 90 * time.Second},
-		{in: "15m", want: 15 * time.Minute},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "1.5h", want: 90 * time.Minute},
-		{in: "1d", want: 24 * time.Hour},
-		{in: "1w2d", want: 9 * 24 * time.Hour},
-		{in: ".5s", want: 500 * time.Millisecond},
-		{in: "600", want: 10 * time.Minute},
-		{in: "0", want: 0},
-		{in: "3650d", want: maxRequestExpires},
-		{in: "", wantErr: "empty"},
-		{in: "-1h", wantErr: "want a number"},
-		{in: "+1h", wantErr: "want a number"},
-		{in: "1 h", wantErr: `unknown unit " h"`},
-		{in: "1H", wantErr: `unknown unit "H"`},
-		{in: "1", want: time.Second},
-		{in: "1.", wantErr: "missing unit"},
-		{in: "h", wantErr: "want a number"},
-		{in: "3651d", wantErr: "more than ten years"},
-		{in: "99999999999999999999", wantErr: "more than ten years"},
-		{in: "99999999999999999999h", wantErr: "more than ten years"},
-	}
-	for _, tc := range tests {
-		got, err := ParseDuration(tc.in)
-		switch {
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("ParseDuration(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.wantErr)
-		case tc.wantErr == "" && (err != nil || got != tc.want):
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-}
-
 // decodeCases are shared with FuzzDecode as seeds.
 var decodeCases = []struct {
 	name      string

@@ -225,7 +225,7 @@ func checkBucket(b string) error {
 // checkKey refuses keys S3 would refuse (empty, over 1024 bytes, not
 // UTF-8) and keys that an S3-compatible server storing objects as files
 // could resolve outside the prefix the token was checked against, as
-// the gateway's path rules refuse such paths (rules.Canonical): control
+// the gateway's path rules refuse such paths (match.Canonical): control
 // characters, "\" (a separator on Windows), segments of only dots and
 // spaces ("..", "...", ".. ", which Windows reads as dot segments), and
 // the same hidden behind percent-encoding ("%2e%2e", "%2E.", "..%5c",

@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"gatehouse/cmd/gatehouse-bench/procfs"
+	"gatehouse/cmd/gatehouse-bench/role"
+	"gatehouse/cmd/gatehouse-bench/wrk"
 )
 
 // compareConfig is what `gatehouse-bench compare` runs.
@@ -160,7 +164,7 @@ const (
 
 // runResult is one measured wrk run.
 type runResult struct {
-	wrk        wrkResult
+	wrk        wrk.Result
 	cpuTicks   uint64        // CPU of the server's process tree during the run
 	wall       time.Duration // the run's length
 	loadBusy   uint64        // busy ticks of the load CPUs
@@ -651,9 +655,9 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 	if err := waitHTTP(ctx, sut, base+"/", hdr, 20*time.Second); err != nil {
 		return err
 	}
-	size := int64(smallBody)
+	size := int64(role.SmallBody)
 	if cfg.path == "/big" {
-		size = bigBody
+		size = role.BigBody
 	}
 	checks := []expectation{{path: cfg.path, headers: hdr, status: http.StatusOK, size: size}}
 	if row.auth {
@@ -672,7 +676,7 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 			return err
 		}
 	}
-	rr.rssIdle = treeRSS(sut.pid())
+	rr.rssIdle = procfs.TreeRSS(sut.pid())
 
 	url := base + cfg.path
 	wrkArgs := func(d time.Duration) []string {
@@ -691,13 +695,13 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 	}
 	for i := range cfg.runs {
 		drain(ctx, sut.pid(), cfg.drainMax)
-		c0, u0 := treeTicks(sut.pid(), false), treeTicks(up.pid(), false)
-		l0, w0 := coreTicks(cfg.place.load)
+		c0, u0 := procfs.TreeTicks(sut.pid(), false), procfs.TreeTicks(up.pid(), false)
+		l0, w0 := procfs.CoreTicks(cfg.place.load)
 		t0 := time.Now()
 		out, err := runCmd(ctx, loadPl, wrkArgs(cfg.duration)...)
 		wall := time.Since(t0)
-		l1, w1 := coreTicks(cfg.place.load)
-		c1, u1 := treeTicks(sut.pid(), false), treeTicks(up.pid(), false)
+		l1, w1 := procfs.CoreTicks(cfg.place.load)
+		c1, u1 := procfs.TreeTicks(sut.pid(), false), procfs.TreeTicks(up.pid(), false)
 		name := fmt.Sprintf("%s.%d.wrk", filepath.Base(sut.log), i+1)
 		_ = os.WriteFile(filepath.Join(b.dir, name), []byte(out), 0o644) // raw output is a convenience
 		if err != nil {
@@ -706,7 +710,7 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 		if sut.exited() {
 			return fmt.Errorf("run %d: %s exited:\n%s", i+1, sut.name, sut.tail())
 		}
-		res, err := parseWrk(out)
+		res, err := wrk.Parse(out)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
@@ -715,7 +719,7 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 		b.logf("  run %d: %.0f req/s, %.1f µs CPU/req, p50 %v p99 %v, errors %d, proxy CPU %.0f%%, load CPU %s%%",
 			i+1, res.RPS, r.cpuUSPerReq(), res.P50, res.P99, res.Errors, r.cpuPct(), fmtNum(r.loadPct(), 0))
 	}
-	rr.rss = treeRSS(sut.pid())
+	rr.rss = procfs.TreeRSS(sut.pid())
 	return nil
 }
 
@@ -738,13 +742,13 @@ func wrkDuration(d time.Duration) string {
 func drain(ctx context.Context, pid int, maxWait time.Duration) {
 	deadline := time.Now().Add(maxWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		a := treeTicks(pid, false)
+		a := procfs.TreeTicks(pid, false)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(250 * time.Millisecond):
 		}
-		if treeTicks(pid, false)-a <= 1 {
+		if procfs.TreeTicks(pid, false)-a <= 1 {
 			return
 		}
 	}
@@ -753,27 +757,16 @@ func drain(ctx context.Context, pid int, maxWait time.Duration) {
 // benchEnv describes the machine, the tools and the settings, one
 // Markdown bullet each.
 func benchEnv(ctx context.Context, cfg compareConfig, wrkPath, gatehouse string) []string {
-	v := func(argv ...string) string {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		// Some print their version and exit 1 (wrk -v): the first line
-		// of output counts, whatever the exit status.
-		out, _ := runCmdCombined(ctx, argv...)
-		if first := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]); first != "" {
-			return first
-		}
-		return "?"
-	}
 	env := []string{
 		fmt.Sprintf("date: %s, one run of `gatehouse-bench compare` (BENCH_SMOKE=%v)", time.Now().UTC().Format("2006-01-02 15:04 MST"), cfg.smoke),
 		"machine: " + machine(),
-		"gatehouse: " + v(gatehouse, "version") + "; " + runtime.Version() + " (bench tool, bare proxy, upstream)",
-		"wrk " + versionOf(v(wrkPath, "-v")),
+		"gatehouse: " + toolBanner(ctx, gatehouse, "version") + "; " + runtime.Version() + " (bench tool, bare proxy, upstream)",
+		"wrk " + versionOf(toolBanner(ctx, wrkPath, "-v")),
 	}
 	var peers []string
 	for _, p := range []struct{ name, arg string }{{"nginx", "-v"}, {"caddy", "version"}, {"haproxy", "-v"}} {
 		if path, err := lookTool(p.name); err == nil {
-			peers = append(peers, p.name+" "+versionOf(v(path, p.arg)))
+			peers = append(peers, p.name+" "+versionOf(toolBanner(ctx, path, p.arg)))
 		}
 	}
 	if len(peers) > 0 && !cfg.smoke {
@@ -786,140 +779,10 @@ func benchEnv(ctx context.Context, cfg compareConfig, wrkPath, gatehouse string)
 	return env
 }
 
-// versionOf picks the version out of a tool's version banner: the first
-// word holding a digit, without a "name/" or "debian/" prefix
-// ("nginx version: nginx/1.22.1" → "1.22.1"); the banner itself when no
-// word does.
-func versionOf(banner string) string {
-	for w := range strings.FieldsSeq(banner) {
-		if strings.ContainsAny(w, "0123456789") {
-			if i := strings.LastIndexByte(w, '/'); i >= 0 {
-				w = w[i+1:]
-			}
-			return strings.TrimPrefix(w, "v")
-		}
-	}
-	return banner
-}
-
 func (p cpuPlacement) String() string {
 	if p.sut == nil {
 		return "not pinned"
 	}
 	return fmt.Sprintf("proxy on CPU %s (nginx worker_processes and haproxy nbthread = %d, Go GOMAXPROCS follows the CPU set), wrk on CPU %s, upstream on CPU %s",
 		cpuList(p.sut), len(p.sut), cpuList(p.load), cpuList(p.upstream))
-}
-
-// machine is "N CPUs (model), X GiB RAM, Linux release".
-func machine() string {
-	model := "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := "?"
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if kb, ok := parseStatusKB(strings.TrimSpace(line), "MemTotal:"); ok {
-				mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
-			}
-		}
-	}
-	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return fmt.Sprintf("%d CPUs (%s), %s RAM, Linux %s", runtime.NumCPU(), model, mem, strings.TrimSpace(string(rel)))
-}
-
-// markdown renders the report.
-func (rep *compareReport) markdown() string {
-	var sb strings.Builder
-	sb.WriteString("## gatehouse-bench compare\n\n")
-	for _, e := range rep.env {
-		sb.WriteString("- " + e + "\n")
-	}
-	ref := rep.row(labelBare)
-	var refCPU, refRPS = math.NaN(), math.NaN()
-	if ref != nil {
-		refCPU, refRPS = ref.cpu().Med, ref.rps().Med
-	}
-	sb.WriteString("\n| row | CPU µs/req | CPU vs bare Go | req/s | req/s vs bare Go | p50 ms | p99 ms | proxy CPU % | load CPU % | errors | RSS idle MiB | RSS MiB |\n")
-	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, rr := range rep.rows {
-		label := rr.row.label
-		if rr.row.ref {
-			label += " (ref)"
-		}
-		if rr.err != nil || len(rr.runs) == 0 {
-			msg := "no runs"
-			if rr.err != nil {
-				msg = strings.SplitN(rr.err.Error(), "\n", 2)[0]
-			}
-			fmt.Fprintf(&sb, "| %s | FAILED: %s | | | | | | | | | | |\n", label, strings.ReplaceAll(msg, "|", "/"))
-			continue
-		}
-		cpu, rps := rr.cpu(), rr.rps()
-		p50 := rr.values(func(r runResult) float64 { return float64(r.wrk.P50) / 1e6 })
-		p99 := rr.values(func(r runResult) float64 { return float64(r.wrk.P99) / 1e6 })
-		pct := rr.values(runResult.cpuPct)
-		load := rr.values(runResult.loadPct)
-		var errs uint64
-		for _, r := range rr.runs {
-			errs += r.wrk.Errors
-		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.1f | %.1f |\n",
-			label, fmtSpread(cpu, 1), fmtRatio(cpu.Med, refCPU), fmtSpread(rps, 0), fmtRatio(rps.Med, refRPS),
-			fmtNum(p50.Med, 2), fmtNum(p99.Med, 2), fmtNum(pct.Med, 0), fmtNum(load.Med, 0), errs,
-			mib(rr.rssIdle), mib(rr.rss))
-	}
-	sb.WriteString("\nCPU µs/req: CPU time (user + system, /proc/PID/stat) of the proxy's process tree during a run, divided by the requests wrk completed in it — the number to compare; req/s moves with whatever else the machine runs. " +
-		"Ratios are medians against the bare Go ReverseProxy of the same run. load CPU %: busy share of the load CPUs (near 100: the generator side, not the proxy, is the limit). " +
-		"RSS: VmRSS of the proxy's process tree after start (idle) and after the last run.\n")
-	if t := rep.targets(); t != "" {
-		sb.WriteString("\n" + t)
-	}
-	return sb.String()
-}
-
-// targets checks the figures issue 11 promises against this run.
-func (rep *compareReport) targets() string {
-	var sb strings.Builder
-	line := func(what string, got, limit float64, atMost bool) {
-		if math.IsNaN(got) {
-			return
-		}
-		ok := got <= limit
-		cmp := "≤"
-		if !atMost {
-			ok, cmp = got >= limit, "≥"
-		}
-		verdict := "met"
-		if !ok {
-			verdict = fmt.Sprintf("missed by %.0f%%", 100*math.Abs(got-limit)/limit)
-		}
-		fmt.Fprintf(&sb, "| %s | %.2f | %s %.2f | %s |\n", what, got, cmp, limit, verdict)
-	}
-	bare, plain, full, auth, fullAuth, caddy := rep.row(labelBare), rep.row(labelPlain), rep.row(labelFull), rep.row(labelAuth), rep.row(labelFullAuth), rep.row(labelCaddy)
-	if bare != nil && full != nil {
-		line("full chain CPU/req ÷ bare Go CPU/req", full.cpu().Med/bare.cpu().Med, 1.1, true)
-	}
-	if caddy != nil && full != nil {
-		line("full chain CPU/req ÷ Caddy CPU/req", full.cpu().Med/caddy.cpu().Med, 1, true)
-	}
-	// "Runs at 0.9× the unauthenticated row": requests per CPU second,
-	// which holds whatever else loads the machine; req/s beside it.
-	if plain != nil && auth != nil {
-		line("basic auth ÷ plain, requests per CPU second", plain.cpu().Med/auth.cpu().Med, 0.9, false)
-		line("basic auth ÷ plain, req/s", auth.rps().Med/plain.rps().Med, 0.9, false)
-	}
-	if full != nil && fullAuth != nil {
-		line("full chain + basic auth ÷ full chain, requests per CPU second", full.cpu().Med/fullAuth.cpu().Med, 0.9, false)
-		line("full chain + basic auth ÷ full chain, req/s", fullAuth.rps().Med/full.rps().Med, 0.9, false)
-	}
-	if sb.Len() == 0 {
-		return ""
-	}
-	return "| target (issue 11) | this run | limit | |\n|---|---:|---:|---|\n" + sb.String()
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/netip"
 	"testing"
+
+	"gatehouse/cmd/gatehouse-bench/role"
 )
 
 // ipsetList is `ipset list` output with gatehouse's two hash:net sets.
@@ -34,7 +36,7 @@ Members:
 const nftList = `{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "gatehouse", "handle": 1}}, {"set": {"family": "inet", "name": "ban4", "table": "gatehouse", "type": "ipv4_addr", "handle": 2, "flags": ["interval", "timeout"], "elem": [{"elem": {"val": "10.77.1.1", "timeout": 3600, "expires": 3599}}, {"elem": {"val": "10.77.1.2", "timeout": 3600, "expires": 3599}}, {"elem": {"val": {"prefix": {"addr": "198.51.100.0", "len": 24}}, "timeout": 7200, "expires": 7199}}, {"range": ["10.77.1.10", "10.77.1.12"]}]}}, {"set": {"family": "inet", "name": "ban6", "table": "gatehouse", "type": "ipv6_addr", "handle": 3, "flags": ["interval", "timeout"], "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8::", "len": 64}}, "timeout": 3600, "expires": 3599}}]}}, {"chain": {"family": "inet", "table": "gatehouse", "name": "prerouting", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept"}}]}`
 
 func TestKernelSets(t *testing.T) {
-	scanners := scannerAddrs(netip.MustParseAddr("10.77.1.1"), 12) // 10.77.1.1 … .12
+	scanners := role.ScannerAddrs(netip.MustParseAddr("10.77.1.1"), 12) // 10.77.1.1 … .12
 	probe := []netip.Addr{netip.MustParseAddr("198.51.100.77"), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("192.0.2.1")}
 
 	ip := parseIPSetMembers(ipsetList)
@@ -60,16 +62,6 @@ func TestKernelSets(t *testing.T) {
 	}
 	if _, err := parseNftRanges([]byte("Error: Could not process rule")); err == nil {
 		t.Error("parseNftRanges(text): no error")
-	}
-}
-
-func TestScannerAddrs(t *testing.T) {
-	got := scannerAddrs(netip.MustParseAddr("10.77.1.253"), 4)
-	want := []string{"10.77.1.253", "10.77.1.254", "10.77.2.1", "10.77.2.2"}
-	for i, a := range got {
-		if a.String() != want[i] {
-			t.Fatalf("scannerAddrs(10.77.1.253, 4) = %v, want %v (no .0 or .255)", got, want)
-		}
 	}
 }
 

@@ -38,6 +38,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"gatehouse/cmd/gatehouse-bench/role"
 )
 
 const usage = `usage: gatehouse-bench <command> [flags]
@@ -74,14 +76,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = memoryMain(ctx, args[1:], stdout, stderr)
 	case "upstream":
 		stop() // the role handles its own signals
-		err = upstreamMain(args[1:], stderr)
+		err = role.Upstream(args[1:], stderr)
 	case "bare":
 		stop()
-		err = bareMain(args[1:], stderr)
+		err = role.Bare(args[1:], stderr)
 	case "scanner":
-		err = scannerMain(args[1:], stdout, stderr)
+		err = role.Scanner(args[1:], stdout, stderr)
 	case "get":
-		err = getMain(args[1:], stdout, stderr)
+		err = role.Get(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

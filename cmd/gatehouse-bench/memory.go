@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/cmd/gatehouse-bench/procfs"
 	"gatehouse/middleware"
 	"gatehouse/rules"
 )
@@ -127,7 +128,7 @@ func measureTable(what string, n int) (memResult, error) {
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		return memSample{RSS: vmRSS(os.Getpid()), Heap: ms.HeapInuse}
+		return memSample{RSS: procfs.VMRSS(os.Getpid()), Heap: ms.HeapInuse}
 	}
 	switch what {
 	case "jail":
@@ -227,7 +228,7 @@ log: {access: "off", level: error}
 	if err := waitHTTP(ctx, g, "http://"+listen+"/", nil, 20*time.Second); err != nil {
 		return res, err
 	}
-	res.Idle = memSample{RSS: treeRSS(g.pid())}
+	res.Idle = memSample{RSS: procfs.TreeRSS(g.pid())}
 
 	// In steps of 100,000 clients, the default capacity, with the RSS
 	// after each: it stops growing once the tables are full.
@@ -272,12 +273,12 @@ log: {access: "off", level: error}
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		res.Steps = append(res.Steps, memStep{Clients: to, RSS: treeRSS(g.pid())})
+		res.Steps = append(res.Steps, memStep{Clients: to, RSS: procfs.TreeRSS(g.pid())})
 	}
 	if got := forbidden.Load(); got != int64(clients) {
 		return res, fmt.Errorf("gatehouse answered 403 to %d of %d probes", got, clients)
 	}
-	res.Loaded = memSample{RSS: treeRSS(g.pid())}
+	res.Loaded = memSample{RSS: procfs.TreeRSS(g.pid())}
 	return res, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"gatehouse/cmd/gatehouse-bench/procfs"
 )
 
 // placement says where a process runs: a network namespace ("" for the
@@ -153,7 +155,7 @@ func (ps *procs) stop(p *proc, timeout time.Duration) {
 	if p.exited() {
 		return
 	}
-	tree := procTree(p.pid())
+	tree := procfs.Tree(p.pid())
 	_ = p.cmd.Process.Signal(syscall.SIGTERM) // it may have exited meanwhile
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -165,7 +167,7 @@ func (ps *procs) stop(p *proc, timeout time.Duration) {
 	}
 	// Descendants (nginx workers) that outlived their parent.
 	for _, pid := range tree[1:] {
-		if alive(pid) {
+		if procfs.Alive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL) // gone already is fine
 		}
 	}

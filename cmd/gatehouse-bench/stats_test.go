@@ -31,17 +31,6 @@ func TestSpreadOf(t *testing.T) {
 	}
 }
 
-func TestAnswersSummary(t *testing.T) {
-	in := make([]int, 100)
-	for i := range in {
-		in[i] = i + 1 // 1 … 100
-	}
-	mean, p95, mx := answersSummary(in)
-	if mean != 50.5 || p95 != 95 || mx != 100 {
-		t.Errorf("answersSummary(1…100) = %v, %v, %v; want 50.5, 95, 100", mean, p95, mx)
-	}
-}
-
 func TestParseCPUList(t *testing.T) {
 	for _, tc := range []struct {
 		in      string

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"gatehouse/proxy/config"
+	"gatehouse/signer"
 )
 
 const bansUsage = `usage: gatehouse bans list [--json]
@@ -53,7 +53,7 @@ func bansCmd(args []string, stdout, stderr io.Writer) int {
 			return fail("%v", err)
 		}
 		if verb == "add" {
-			if _, err := config.ParseDuration(*dur); err != nil {
+			if _, err := signer.ParseDuration(*dur); err != nil {
 				return fail("invalid duration %q for --for: %s", *dur, strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", *dur)))
 			}
 		}

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/term"
 
-	"gatehouse/rules/htpasswd"
+	"gatehouse/middleware/htpasswd"
 )
 
 // Exit codes of `gatehouse htpasswd`, Apache htpasswd's (support/htpasswd.c).

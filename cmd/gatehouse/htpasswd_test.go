@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"gatehouse/rules/htpasswd"
+	"gatehouse/middleware/htpasswd"
 )
 
 // needTool returns the path of the program name, skipping the test when it

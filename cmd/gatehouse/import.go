@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"gatehouse/proxy/config/fail2ban"
 	"gatehouse/proxy/config/nginx"
 )
 
@@ -80,7 +81,7 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
 			return exitUsage
 		}
-		if opts.Fail2ban, err = nginx.ParseFail2ban(*jail, data); err != nil {
+		if opts.Fail2ban, err = fail2ban.Parse(*jail, data); err != nil {
 			fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
 			return exitUsage
 		}

@@ -26,10 +26,10 @@ import (
 	"time"
 
 	"gatehouse/configs"
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/proxy"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/privdrop"
-	"gatehouse/rules/htpasswd"
 
 	"golang.org/x/crypto/bcrypt"
 )

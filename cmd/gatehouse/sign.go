@@ -93,7 +93,7 @@ var signFlagNames = map[string]string{
 func (f *signFlags) signRequest(kind string) (any, error) {
 	var expires *signer.Duration
 	if *f.expires != "" {
-		d, err := signer.ParseDuration(*f.expires)
+		d, err := signer.ParseExpires(*f.expires)
 		if err != nil {
 			return nil, fmt.Errorf("invalid duration %q for --expires: %s", *f.expires, strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", *f.expires)))
 		}

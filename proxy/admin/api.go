@@ -40,11 +40,7 @@ type apiBan struct {
 }
 
 func toAPIBan(b rules.Ban) apiBan {
-	ip := b.Prefix.String()
-	if b.Prefix.IsSingleIP() {
-		ip = b.Prefix.Addr().String()
-	}
-	return apiBan{IP: ip, Jail: b.Jail, Reason: b.Reason, Until: b.Until.UTC(), Count: b.Count}
+	return apiBan{IP: b.IP(), Jail: b.Jail, Reason: b.Reason, Until: b.Until.UTC(), Count: b.Count}
 }
 
 // Jail receives failed admin API authentications (a token that matches
@@ -219,7 +215,7 @@ func (d *durationValue) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return bad(`want a duration such as "15m" or a number of seconds`)
 	}
-	v, err := config.ParseDuration(s)
+	v, err := signer.ParseDuration(s)
 	switch {
 	case err != nil:
 		return bad("%v", err)
@@ -395,7 +391,7 @@ func (a *Admin) manualBan(target string, d *time.Duration, reason string) (rules
 	case dur > maxBanDuration:
 		// durationValue refuses these already; a caller passing a
 		// time.Duration meets the same cap.
-		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, config.FormatDuration(dur) + " " + overBanCap, "duration"}
+		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, signer.FormatDuration(dur) + " " + overBanCap, "duration"}
 	}
 	if len(reason) > 256 {
 		return rules.Ban{}, &banRefusal{http.StatusUnprocessableEntity, "reason is longer than 256 bytes", "reason"}

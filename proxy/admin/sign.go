@@ -11,7 +11,7 @@ import (
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/config"
-	"gatehouse/rules"
+	"gatehouse/rules/match"
 	"gatehouse/signer"
 )
 
@@ -44,7 +44,7 @@ type Signing struct {
 type linkHost struct {
 	field string // "hosts[i].signed_links", for messages
 	links *signer.Links
-	paths *rules.PrefixSet
+	paths *match.PrefixSet
 }
 
 // NotConfiguredError is a signing request for a signer the config does
@@ -114,7 +114,7 @@ func NewSigning(ctx context.Context, cfg *config.File) (*Signing, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
-		paths, err := rules.CompilePrefixes(sl.Paths)
+		paths, err := match.CompilePrefixes(sl.Paths)
 		if err != nil {
 			return nil, fmt.Errorf("%s.paths: %w", field, err)
 		}
@@ -152,7 +152,7 @@ func (sg *Signing) CloudFront(req signer.CloudFrontRequest, allowed signer.Prefi
 // Link signs a gateway link for a token allowed the resources in allowed
 // (nil: any). The URL's host must be one of the config's hosts with
 // signed_links, and its path under their paths and in canonical form
-// (rules.EscapePath of its canonical path: no "//", "." or ".." segment,
+// (match.EscapePath of its canonical path: no "//", "." or ".." segment,
 // no needless escape), so the link names one spelling of the resource;
 // the signature covers the canonical host, that raw path and the query.
 func (sg *Signing) Link(req signer.LinkRequest, allowed signer.Prefixes) (signer.LinkResult, error) {
@@ -169,7 +169,7 @@ func (sg *Signing) Link(req signer.LinkRequest, allowed signer.Prefixes) (signer
 		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("host %s has no signed_links in the config", host)}
 	}
 	raw := u.EscapedPath()
-	c, err := rules.Canonical(raw)
+	c, err := match.Canonical(raw)
 	if err != nil {
 		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("path %q: %v", raw, err)}
 	}
@@ -179,7 +179,7 @@ func (sg *Signing) Link(req signer.LinkRequest, allowed signer.Prefixes) (signer
 	// The link is checked against the raw path the upstream receives;
 	// another spelling of the same canonical path ("//", "%61", "./")
 	// may be another object upstream, so only one spelling is signed.
-	if want := rules.EscapePath(c.Path); raw != want {
+	if want := match.EscapePath(c.Path); raw != want {
 		return signer.LinkResult{}, &signer.FieldError{Field: "url", Msg: fmt.Sprintf("path %q is not in canonical form; sign %q", raw, want)}
 	}
 	return lh.links.SignURL(req, u, host, c.Path, allowed)

@@ -8,46 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
-
-// FuzzParseDuration checks that ParseDuration never panics, never returns
-// a negative duration, round-trips through FormatDuration, and agrees
-// exactly with time.ParseDuration on every unsigned input the time package
-// accepts.
-func FuzzParseDuration(f *testing.F) {
-	// Valid and invalid forms from the table: Go units, d and w, fractions,
-	// bare seconds, the maximum, signs, unknown units, overflow.
-	for _, tc := range durationCases {
-		f.Add(tc.in)
-	}
-	// Canonical output of FormatDuration.
-	f.Add(FormatDuration(36*time.Hour + 1500*time.Millisecond))
-	// Long fractions, where float rounding could differ from the time package.
-	f.Add("0.123456789012345678901234567890h")
-	f.Add("1.9999999999999999999s")
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDuration(s)
-		if err != nil {
-			if d != 0 {
-				t.Errorf("ParseDuration(%q) = %v with error %v, want 0", s, d, err)
-			}
-			if want, terr := time.ParseDuration(s); terr == nil && want >= 0 && s != "" && s[0] != '+' && s[0] != '-' {
-				t.Errorf("ParseDuration(%q) = %v, but time.ParseDuration accepts it as %v", s, err, want)
-			}
-			return
-		}
-		if d < 0 {
-			t.Fatalf("ParseDuration(%q) = %v, want a non-negative duration", s, d)
-		}
-		if back, err := ParseDuration(FormatDuration(d)); err != nil || back != d {
-			t.Errorf("ParseDuration(FormatDuration(%v) = %q) = %v, %v, want %v", d, FormatDuration(d), back, err, d)
-		}
-		if want, terr := time.ParseDuration(s); terr == nil && want != d {
-			t.Errorf("ParseDuration(%q) = %v, want %v as time.ParseDuration", s, d, want)
-		}
-	})
-}
 
 // FuzzParseSize checks that ParseSize never panics, never returns a
 // negative size, round-trips through FormatSize and ignores the case of

@@ -16,8 +16,9 @@ import (
 	"unicode"
 
 	"gatehouse/middleware"
+	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
+	"gatehouse/rules/match"
 	"gatehouse/signer"
 )
 
@@ -112,7 +113,7 @@ func (v *validator) hostPort(field, addr string) bool {
 		v.add(field, "%q is not host:port, such as \":80\" or \"127.0.0.1:9901\"", addr)
 		return false
 	}
-	if n, err := strconv.Atoi(port); err != nil || !isDigits(port) || n > 65535 {
+	if !match.ValidPort(port) {
 		v.add(field, "port %q is not a number between 0 and 65535", port)
 		return false
 	}
@@ -389,19 +390,19 @@ func JailConfig(j Jail) rules.JailConfig {
 
 // probes compiles each pattern on its own, so an error names its entry.
 func (v *validator) probes(p *Probes) {
-	presets := rules.PresetNames()
+	presets := match.PresetNames()
 	for i, name := range p.Presets {
 		if !slices.Contains(presets, name) {
 			v.add("probes.presets["+strconv.Itoa(i)+"]", "%q is not one of %s", name, strings.Join(presets, ", "))
 		}
 	}
 	for i, pat := range p.Paths {
-		if _, err := rules.CompileProbes(rules.ProbeConfig{Paths: []string{pat}}); err != nil {
+		if _, err := match.CompileProbes(match.ProbeConfig{Paths: []string{pat}}); err != nil {
 			v.add("probes.paths["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
 		}
 	}
 	for i, pat := range p.Exclude {
-		if _, err := rules.CompileProbes(rules.ProbeConfig{Exclude: []string{pat}}); err != nil {
+		if _, err := match.CompileProbes(match.ProbeConfig{Exclude: []string{pat}}); err != nil {
 			v.add("probes.exclude["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
 		}
 	}
@@ -418,12 +419,12 @@ func (v *validator) hotlink(p string, h *Hotlink) {
 		v.add(p+".allow", "at least one allowed referer is required (none, blocked, example.com …)")
 	}
 	for i, pat := range h.Paths {
-		if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
+		if _, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
 			v.add(p+".paths["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
 		}
 	}
 	for i, a := range h.Allow {
-		if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{a}}); err != nil {
+		if _, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{a}}); err != nil {
 			v.add(p+".allow["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
 		}
 	}

@@ -34,7 +34,6 @@ var funcs = template.FuncMap{
 	"utc":     formatTime,
 	"ago":     func(t, now time.Time) string { return span(now.Sub(t)) + " ago" },
 	"left":    func(t, now time.Time) string { return "in " + span(t.Sub(now)) },
-	"banip":   banIP,
 	"addrstr": func(a netip.Addr) string { return a.String() },
 }
 
@@ -60,14 +59,6 @@ func span(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-// banIP prints a ban's prefix: a single address without its /32 or /128.
-func banIP(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
 }
 
 // render executes a page into a buffer, then writes it, so a template
@@ -321,7 +312,7 @@ func newBanRow(b rules.Ban, now time.Time) banRow {
 	if jail == "" {
 		jail = "manual"
 	}
-	return banRow{IP: banIP(b.Prefix), Jail: jail, Reason: b.Reason, Since: formatTime(b.Created),
+	return banRow{IP: b.IP(), Jail: jail, Reason: b.Reason, Since: formatTime(b.Created),
 		Until: formatTime(b.Until), Left: "in " + span(b.Until.Sub(now)), Count: b.Count}
 }
 
@@ -413,7 +404,7 @@ func (h *Handler) addBan(w http.ResponseWriter, r *http.Request, v visit) {
 		result = err.Error()
 		f = flash{Msg: "Not banned: " + err.Error(), Err: true}
 	} else {
-		f = flash{Msg: "Banned " + banIP(b.Prefix) + " until " + formatTime(b.Until) + "."}
+		f = flash{Msg: "Banned " + b.IP() + " until " + formatTime(b.Until) + "."}
 	}
 	h.cfg.Audit.Info("ui action", "token", v.p.Name, "action", "ban", "target", target, "duration", duration,
 		"reason", reason, "remote", r.RemoteAddr, "result", result)

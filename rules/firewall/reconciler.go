@@ -122,10 +122,11 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		r.subBuf = 4096
 	}
 	for _, p := range cfg.Allow {
-		if !p.IsValid() {
+		c, ok := rules.CanonicalPrefix(p)
+		if !ok {
 			return nil, fmt.Errorf("firewall reconciler: allow: invalid prefix %s", p)
 		}
-		r.allow = append(r.allow, canonPrefix(p))
+		r.allow = append(r.allow, c)
 	}
 	m, err := newMetrics(cfg.Registerer, cfg.Backend.Name())
 	if err != nil {
@@ -541,21 +542,11 @@ func newDesired(bans []rules.Ban) *desired {
 	return d
 }
 
-// canonPrefix folds an IPv4-mapped prefix to IPv4 and masks it, as
-// rules.BanList stores bans.
-func canonPrefix(p netip.Prefix) netip.Prefix {
-	a, n := p.Addr(), p.Bits()
-	if a.Is4In6() && n >= 96 {
-		a, n = a.Unmap(), n-96
-	}
-	return netip.PrefixFrom(a.WithZone(""), n).Masked()
-}
-
 func (d *desired) set(p netip.Prefix, until time.Time) {
-	if !p.IsValid() {
+	p, ok := rules.CanonicalPrefix(p)
+	if !ok {
 		return
 	}
-	p = canonPrefix(p)
 	if _, ok := d.until[p]; !ok {
 		d.lens[famIndex(p)][p.Bits()]++
 	}
@@ -563,10 +554,10 @@ func (d *desired) set(p netip.Prefix, until time.Time) {
 }
 
 func (d *desired) del(p netip.Prefix) {
-	if !p.IsValid() {
+	p, ok := rules.CanonicalPrefix(p)
+	if !ok {
 		return
 	}
-	p = canonPrefix(p)
 	if _, ok := d.until[p]; ok {
 		d.lens[famIndex(p)][p.Bits()]--
 		delete(d.until, p)
@@ -603,10 +594,10 @@ func (d *desired) inside(outer []netip.Prefix) func(func(netip.Prefix) bool) {
 		var lens [2][129]bool // lengths of the outer prefixes with something longer in d
 		outers := map[netip.Prefix]bool{}
 		for _, p := range outer {
-			if !p.IsValid() {
+			p, ok := rules.CanonicalPrefix(p)
+			if !ok {
 				continue
 			}
-			p = canonPrefix(p)
 			f := famIndex(p)
 			for bits := p.Bits() + 1; bits < len(d.lens[f]); bits++ {
 				if d.lens[f][bits] > 0 {

@@ -240,7 +240,7 @@ func text(msg *message) string {
 		if jail == "" {
 			jail = "(manual ban)"
 		}
-		fmt.Fprintf(&b, "\n%s\n", banIP(e.ban.Prefix))
+		fmt.Fprintf(&b, "\n%s\n", e.ban.IP())
 		fmt.Fprintf(&b, "  jail:     %s\n", printable(jail, 256))
 		fmt.Fprintf(&b, "  reason:   %s\n", printable(e.ban.Reason, maxNoteLen))
 		fmt.Fprintf(&b, "  until:    %s (%s)\n", e.ban.Until.UTC().Format(time.RFC3339), banDuration(e.ban, msg.time))

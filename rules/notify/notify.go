@@ -114,7 +114,7 @@ type Notifier struct {
 	timeout      time.Duration
 	senders      []sender
 	closeIdle    func() // closes the idle connections of the client New made; nil if none
-	notes        *notes
+	recent       *recentLines
 	running      atomic.Bool
 }
 
@@ -184,7 +184,11 @@ func New(cfg Config) (*Notifier, error) {
 		}
 		n.node = h
 	}
-	n.notes = newNotes(orDefault(cfg.NoteIPs, defaultNoteIPs), orDefault(cfg.NoteLines, defaultNoteLines))
+	if recent, err := newRecentLines(orDefault(cfg.NoteIPs, defaultNoteIPs), orDefault(cfg.NoteLines, defaultNoteLines)); err != nil {
+		errs = append(errs, err) // a negative NoteIPs, reported above too
+	} else {
+		n.recent = recent
+	}
 
 	if cfg.Webhook != "" {
 		client := cfg.HTTPClient
@@ -233,7 +237,7 @@ func (n *Notifier) Note(ip netip.Addr, lines ...string) {
 	if n == nil {
 		return
 	}
-	n.notes.add(ip, lines)
+	n.recent.add(ip, lines)
 }
 
 // entry is one ban in a message, with the request lines noted for it.
@@ -390,7 +394,7 @@ func (r *run) add(c rules.Change) {
 	if c.Op != rules.Added {
 		return
 	}
-	e := entry{ban: c.Ban, requests: r.n.notes.get(c.Ban.Prefix)}
+	e := entry{ban: c.Ban, requests: r.n.recent.get(c.Ban.Prefix)}
 	for _, o := range r.boxes {
 		o.pending.add(e, r.n.maxPerDigest)
 	}
@@ -518,15 +522,6 @@ func (n *Notifier) deliver(ctx context.Context, s sender, m *message) {
 		}
 		wait *= 2
 	}
-}
-
-// banIP is how messages show a banned prefix: a bare address for a
-// single address, as the admin API does, else CIDR notation.
-func banIP(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
 }
 
 // banDuration is how long b lasts in whole seconds, counted from when it

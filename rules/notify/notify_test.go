@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -77,11 +78,20 @@ func TestNewDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n.minInterval != time.Minute || n.maxPerDigest != 100 || n.retries != 0 || n.backoff != time.Second ||
-		n.timeout != 10*time.Second || n.notes.lines != 5 || n.notes.ips != 1000 || n.node == "" || n.now == nil || n.closeIdle == nil {
+		n.timeout != 10*time.Second || n.recent.lines != 5 || notedIPs(n, 1001) != 1000 || n.node == "" || n.now == nil || n.closeIdle == nil {
 		t.Errorf("defaults: interval %s, per digest %d, retries %d, backoff %s, timeout %s, note lines %d, note ips %d, node %q",
-			n.minInterval, n.maxPerDigest, n.retries, n.backoff, n.timeout, n.notes.lines, n.notes.ips, n.node)
+			n.minInterval, n.maxPerDigest, n.retries, n.backoff, n.timeout, n.recent.lines, notedIPs(n, 1001), n.node)
 	}
 	if n, err = New(Config{Webhook: "https://hooks.example.com/x"}); err != nil || n.retries != 3 {
 		t.Errorf("Retries 0: retries = %d, %v; want 3", n.retries, err)
 	}
+}
+
+// notedIPs notes a line for each of k addresses and returns how many
+// addresses n then keeps lines for: its NoteIPs capacity when k exceeds it.
+func notedIPs(n *Notifier, k int) int {
+	for i := range k {
+		n.recent.add(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), []string{"GET / HTTP/1.1"})
+	}
+	return n.recent.lru.Len()
 }

@@ -115,7 +115,7 @@ func (w *webhook) send(ctx context.Context, m *message) error {
 			reqs = []string{}
 		}
 		p.Bans = append(p.Bans, webhookBan{
-			IP:              banIP(e.ban.Prefix),
+			IP:              e.ban.IP(),
 			Jail:            e.ban.Jail,
 			Reason:          e.ban.Reason,
 			Until:           e.ban.Until.UTC().Format(time.RFC3339),

@@ -125,49 +125,11 @@ func queue(tx *bolt.Tx, p netip.Prefix, e OutboxEntry) error {
 // PutQueued is Put and Queue of the ban in one transaction: the ban is
 // stored, recorded in the history, and waits in the outbox for the
 // fleet. It is durable when it returns.
-func (s *Store) PutQueued(b rules.Ban) error {
-	p, ok := canonPrefix(b.Prefix)
-	if !ok {
-		return fmt.Errorf("store ban %s: invalid prefix", b.Prefix)
-	}
-	b.Prefix = p
-	v, err := encodeBan(b)
-	if err != nil {
-		return fmt.Errorf("store ban %s: %w", p, err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte(bucketBans)).Put(appendPrefixKey(nil, p), v); err != nil {
-			return err
-		}
-		if err := putHistory(tx.Bucket([]byte(bucketHistory)), b); err != nil {
-			return err
-		}
-		return queue(tx, p, OutboxEntry{Ban: b, At: b.Created})
-	})
-	if err != nil {
-		return fmt.Errorf("store and queue ban %s: %w", p, err)
-	}
-	return nil
-}
+func (s *Store) PutQueued(b rules.Ban) error { return s.put(b, true) }
 
 // DeleteQueued is Delete of prefix p and the queueing of its unban, made
 // at at, in one transaction. It is durable when it returns.
-func (s *Store) DeleteQueued(p netip.Prefix, at time.Time) error {
-	c, ok := canonPrefix(p)
-	if !ok {
-		return fmt.Errorf("delete ban %s: invalid prefix", p)
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte(bucketBans)).Delete(appendPrefixKey(nil, c)); err != nil {
-			return err
-		}
-		return queue(tx, c, OutboxEntry{Unban: true, At: at})
-	})
-	if err != nil {
-		return fmt.Errorf("delete and queue unban %s: %w", c, err)
-	}
-	return nil
-}
+func (s *Store) DeleteQueued(p netip.Prefix, at time.Time) error { return s.delete(p, true, at) }
 
 // Queue adds entries to the outbox in one transaction, each replacing
 // the entry of the same prefix. Entries with an invalid prefix or a ban
@@ -179,7 +141,7 @@ func (s *Store) Queue(entries []OutboxEntry) error {
 	}
 	recs := make([]rec, 0, len(entries))
 	for _, e := range entries {
-		p, ok := canonPrefix(e.Ban.Prefix)
+		p, ok := rules.CanonicalPrefix(e.Ban.Prefix)
 		if !ok {
 			return fmt.Errorf("queue %s: invalid prefix", e.Ban.Prefix)
 		}
@@ -257,7 +219,7 @@ func (s *Store) Dequeue(entries []OutboxEntry) error {
 			return nil
 		}
 		for _, e := range entries {
-			p, ok := canonPrefix(e.Ban.Prefix)
+			p, ok := rules.CanonicalPrefix(e.Ban.Prefix)
 			if !ok {
 				continue
 			}

@@ -143,7 +143,7 @@ func FuzzDecodeOutbox(f *testing.F) {
 		if err != nil {
 			return
 		}
-		e.Ban.Prefix, _ = canonPrefix(e.Ban.Prefix)
+		e.Ban.Prefix, _ = rules.CanonicalPrefix(e.Ban.Prefix)
 		got, err := encodeOutbox(e)
 		if err != nil {
 			t.Fatalf("encodeOutbox(decodeOutbox(%x)) = %v", v, err)

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -286,25 +285,35 @@ func (s *Store) forgotten(until, now time.Time) bool {
 // when it returns: bbolt has written and fsynced the transaction, so a
 // ban the admin API acknowledges after Put survives kill -9 and, on a
 // disk that honours fsync, a power loss.
-func (s *Store) Put(b rules.Ban) error {
-	p, ok := canonPrefix(b.Prefix)
+func (s *Store) Put(b rules.Ban) error { return s.put(b, false) }
+
+// put is Put and, with queued, PutQueued: the ban, its history and, with
+// queued, its outbox entry, in one transaction.
+func (s *Store) put(b rules.Ban, queued bool) error {
+	op := "store ban"
+	if queued {
+		op = "store and queue ban"
+	}
+	p, ok := rules.CanonicalPrefix(b.Prefix)
 	if !ok {
-		return fmt.Errorf("store ban %s: invalid prefix", b.Prefix)
+		return fmt.Errorf("%s %s: invalid prefix", op, b.Prefix)
 	}
 	b.Prefix = p
 	v, err := encodeBan(b)
 	if err != nil {
-		return fmt.Errorf("store ban %s: %w", p, err)
+		return fmt.Errorf("%s %s: %w", op, p, err)
 	}
-	k := appendPrefixKey(nil, p)
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte(bucketBans)).Put(k, v); err != nil {
+		if err := tx.Bucket([]byte(bucketBans)).Put(appendPrefixKey(nil, p), v); err != nil {
 			return err
 		}
-		return putHistory(tx.Bucket([]byte(bucketHistory)), b)
+		if err := putHistory(tx.Bucket([]byte(bucketHistory)), b); err != nil || !queued {
+			return err
+		}
+		return queue(tx, p, OutboxEntry{Ban: b, At: b.Created})
 	})
 	if err != nil {
-		return fmt.Errorf("store ban %s: %w", p, err)
+		return fmt.Errorf("%s %s: %w", op, p, err)
 	}
 	return nil
 }
@@ -314,17 +323,27 @@ func (s *Store) Put(b rules.Ban) error {
 // not an error. The history is kept: an unbanned client who offends again
 // continues its increment sequence, as in fail2ban. Delete is durable
 // when it returns.
-func (s *Store) Delete(p netip.Prefix) error {
-	c, ok := canonPrefix(p)
-	if !ok {
-		return fmt.Errorf("delete ban %s: invalid prefix", p)
+func (s *Store) Delete(p netip.Prefix) error { return s.delete(p, false, time.Time{}) }
+
+// delete is Delete and, with queued, DeleteQueued: the removal and, with
+// queued, the unban's outbox entry made at at, in one transaction.
+func (s *Store) delete(p netip.Prefix, queued bool, at time.Time) error {
+	op := "delete ban"
+	if queued {
+		op = "delete and queue unban"
 	}
-	k := appendPrefixKey(nil, c)
+	c, ok := rules.CanonicalPrefix(p)
+	if !ok {
+		return fmt.Errorf("%s %s: invalid prefix", op, p)
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bucketBans)).Delete(k)
+		if err := tx.Bucket([]byte(bucketBans)).Delete(appendPrefixKey(nil, c)); err != nil || !queued {
+			return err
+		}
+		return queue(tx, c, OutboxEntry{Unban: true, At: at})
 	})
 	if err != nil {
-		return fmt.Errorf("delete ban %s: %w", c, err)
+		return fmt.Errorf("%s %s: %w", op, c, err)
 	}
 	return nil
 }
@@ -467,7 +486,7 @@ func (s *Store) apply(changes []rules.Change) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bb, hb := tx.Bucket([]byte(bucketBans)), tx.Bucket([]byte(bucketHistory))
 		for _, c := range changes {
-			p, ok := canonPrefix(c.Ban.Prefix)
+			p, ok := rules.CanonicalPrefix(c.Ban.Prefix)
 			if !ok {
 				continue // BanList publishes valid prefixes only
 			}
@@ -516,7 +535,7 @@ func (s *Store) resync(snap []rules.Ban, initial bool) error {
 	}
 	want := make([]rec, 0, len(snap))
 	for _, b := range snap {
-		p, ok := canonPrefix(b.Prefix)
+		p, ok := rules.CanonicalPrefix(b.Prefix)
 		if !ok {
 			continue
 		}
@@ -681,189 +700,4 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 		}
 	}
 	return nil
-}
-
-// A ban value (version 1) is a fixed header and two strings:
-//
-//	[0]      version, 1
-//	[1:9]    Until, big-endian Unix nanoseconds (int64)
-//	[9:17]   Created, the same
-//	[17:21]  Count, big-endian uint32
-//	[21]     length of Jail, n
-//	[22:22+n] Jail
-//	[22+n:]  Reason
-//
-// A history value (version 1) is the first 21 bytes of that. Binary
-// rather than JSON: a ban storm writes and a start reads up to a million
-// of them, and JSON made the file twice as large and Load four times as
-// slow.
-const (
-	banHeaderLen = 1 + 8 + 8 + 4
-	historyLen   = banHeaderLen
-	maxJailLen   = math.MaxUint8
-)
-
-// appendHeader appends the version, Until, Created and Count of b.
-func appendHeader(dst []byte, version byte, b rules.Ban) []byte {
-	dst = append(dst, version)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(timeNano(b.Until)))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(timeNano(b.Created)))
-	return binary.BigEndian.AppendUint32(dst, uint32(min(max(b.Count, 0), math.MaxInt32)))
-}
-
-// readHeader fills Until, Created and Count of b from a value whose
-// version and length the caller checked. It reports false for a Count
-// that encodeBan cannot have written.
-func readHeader(v []byte, b *rules.Ban) bool {
-	b.Until = nanoTime(int64(binary.BigEndian.Uint64(v[1:])))
-	b.Created = nanoTime(int64(binary.BigEndian.Uint64(v[9:])))
-	n := binary.BigEndian.Uint32(v[17:])
-	b.Count = int(n)
-	return n <= math.MaxInt32
-}
-
-func encodeBan(b rules.Ban) ([]byte, error) {
-	if len(b.Jail) > maxJailLen {
-		return nil, fmt.Errorf("jail name of %d bytes is longer than %d", len(b.Jail), maxJailLen)
-	}
-	v := make([]byte, 0, banHeaderLen+1+len(b.Jail)+len(b.Reason))
-	v = appendHeader(v, banVersion, b)
-	v = append(v, byte(len(b.Jail)))
-	v = append(v, b.Jail...)
-	return append(v, b.Reason...), nil
-}
-
-func decodeBan(k, v []byte) (rules.Ban, error) {
-	p, rest, err := parsePrefixKey(k)
-	if err != nil {
-		return rules.Ban{}, err
-	}
-	if len(rest) != 0 {
-		return rules.Ban{}, fmt.Errorf("ban key %s: %d bytes after the prefix", hex.EncodeToString(k), len(rest))
-	}
-	if len(v) < banHeaderLen+1 || v[0] != banVersion || len(v) < banHeaderLen+1+int(v[banHeaderLen]) {
-		return rules.Ban{}, fmt.Errorf("ban of %s: not a version %d record", p, banVersion)
-	}
-	b := rules.Ban{Prefix: p}
-	if !readHeader(v, &b) {
-		return rules.Ban{}, fmt.Errorf("ban of %s: count %d out of range", p, uint32(b.Count))
-	}
-	n := int(v[banHeaderLen])
-	b.Jail = string(v[banHeaderLen+1 : banHeaderLen+1+n])
-	b.Reason = string(v[banHeaderLen+1+n:])
-	return b, nil
-}
-
-// encodeHistory returns the history value of b.
-func encodeHistory(b rules.Ban) []byte {
-	return appendHeader(make([]byte, 0, historyLen), historyVersion, b)
-}
-
-func decodeHistory(k, v []byte) (rules.Ban, error) {
-	p, jail, err := parsePrefixKey(k)
-	if err != nil {
-		return rules.Ban{}, err
-	}
-	if len(jail) == 0 {
-		return rules.Ban{}, fmt.Errorf("history of %s: no jail in the key", p)
-	}
-	if len(v) != historyLen || v[0] != historyVersion {
-		return rules.Ban{}, fmt.Errorf("history of %s in jail %q: not a version %d record", p, jail, historyVersion)
-	}
-	h := rules.Ban{Prefix: p, Jail: string(jail)}
-	if !readHeader(v, &h) {
-		return rules.Ban{}, fmt.Errorf("history of %s in jail %q: count %d out of range", p, jail, uint32(h.Count))
-	}
-	return h, nil
-}
-
-// putHistory records b as its client's last ban by its jail, unless b is
-// not a jail ban or the record holds a ban made after it.
-func putHistory(hb *bolt.Bucket, b rules.Ban) error {
-	if b.Jail == "" || b.Count < 1 {
-		return nil
-	}
-	k := append(appendPrefixKey(nil, b.Prefix), b.Jail...)
-	v := encodeHistory(b)
-	if old := hb.Get(k); old != nil {
-		if bytes.Equal(old, v) {
-			return nil
-		}
-		if h, err := decodeHistory(k, old); err == nil && h.Created.After(b.Created) {
-			return nil // a resync replaying an older ban
-		}
-	}
-	return hb.Put(k, v)
-}
-
-// Key of a prefix: family (4 or 6), the masked address (4 or 16 bytes),
-// the prefix length. Keys sort IPv4 first, then by address and length.
-const (
-	family4 = 4
-	family6 = 6
-)
-
-func appendPrefixKey(dst []byte, p netip.Prefix) []byte {
-	a := p.Addr()
-	if a.Is4() {
-		b := a.As4()
-		dst = append(append(dst, family4), b[:]...)
-	} else {
-		b := a.As16()
-		dst = append(append(dst, family6), b[:]...)
-	}
-	return append(dst, byte(p.Bits()))
-}
-
-// parsePrefixKey returns the prefix a key starts with and the rest of it.
-func parsePrefixKey(k []byte) (netip.Prefix, []byte, error) {
-	var a netip.Addr
-	var n int
-	switch {
-	case len(k) >= 1+4+1 && k[0] == family4:
-		a, n = netip.AddrFrom4([4]byte(k[1:5])), 5
-	case len(k) >= 1+16+1 && k[0] == family6:
-		a, n = netip.AddrFrom16([16]byte(k[1:17])), 17
-	default:
-		return netip.Prefix{}, nil, fmt.Errorf("key %s: not a prefix key", hex.EncodeToString(k))
-	}
-	p := netip.PrefixFrom(a, int(k[n]))
-	if !p.IsValid() || p.Masked() != p {
-		return netip.Prefix{}, nil, fmt.Errorf("key %s: not a masked prefix", hex.EncodeToString(k))
-	}
-	return p, k[n+1:], nil
-}
-
-// canonPrefix validates p and returns it masked, with an IPv4-mapped
-// prefix of at least 96 bits folded to IPv4, as rules.BanList stores it.
-func canonPrefix(p netip.Prefix) (netip.Prefix, bool) {
-	if !p.IsValid() {
-		return p, false
-	}
-	a, n := p.Addr(), p.Bits()
-	if a.Is4In6() && n >= 96 {
-		a, n = a.Unmap(), n-96
-	}
-	return netip.PrefixFrom(a.WithZone(""), n).Masked(), true
-}
-
-// timeNano is t as Unix nanoseconds, saturated outside the years
-// 1678-2262 as BanList keeps times; the zero time is math.MinInt64, which
-// nanoTime turns back into the zero time.
-func timeNano(t time.Time) int64 {
-	switch {
-	case t.IsZero(), !t.After(time.Unix(0, math.MinInt64)):
-		return math.MinInt64
-	case t.After(time.Unix(0, math.MaxInt64)):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-// nanoTime is the inverse of timeNano, in UTC.
-func nanoTime(ns int64) time.Time {
-	if ns == math.MinInt64 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns).UTC()
 }

@@ -1,13 +1,8 @@
-// Package nginx reads nginx configs (and fail2ban jail files) and
-// translates them into gatehouse configs; it is the engine of
-// "gatehouse import nginx".
-//
-// Reading is nginx's own grammar, not line matching: Scanner tokenizes a
-// file exactly as ngx_conf_read_token does (quotes, backslash escapes,
-// "#" comments only where a word could start, "${var}"), Parse builds the
-// directive tree, and Load expands include directives the way nginx
-// resolves them (relative to the main file's directory, globs sorted,
-// no leading-dot matches). Every Directive keeps its file and line.
+// Package nginx translates nginx configs, with an optional fail2ban jail
+// file, into gatehouse configs; it is the engine of "gatehouse import
+// nginx". It reads configs with proxy/config/nginx/conf (nginx's own
+// grammar, includes expanded, every directive with its file and line)
+// and jail files with proxy/config/fail2ban.
 //
 // Translate walks the tree with nginx's inheritance rules (http → server
 // → location, each level replacing a directive list as a whole) and
@@ -19,13 +14,12 @@
 // without a finding, since no request's answer depends on them; the
 // tables in tables.go name them.
 //
-// ParseFail2ban reads a jail.local (configparser INI with %(name)s
-// interpolation); Translate maps its enabled HTTP jails onto gatehouse's
-// auth, probes and flood jails and its ignoreip onto allow.
+// Translate maps the enabled HTTP jails of a fail2ban jail file
+// (Config.Fail2ban) onto gatehouse's auth, probes and flood jails and its
+// ignoreip onto allow.
 //
 // Data flows one way: bytes → tokens → directives → Result. The package
-// reads files only through the fs.FS it is given (Load, Config.FS) and
-// writes nothing. Values are not shared after construction; a Scanner is
-// not safe for concurrent use, everything else is safe to use from one
-// goroutine at a time and holds no global state.
+// reads files only through the fs.FS it is given (LoadConfig, Config.FS)
+// and writes nothing. Values are not shared after construction; they are
+// safe to use from one goroutine at a time and hold no global state.
 package nginx

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/config/nginx/conf"
+	"gatehouse/signer"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -20,9 +22,9 @@ type output struct {
 	httpListens  []item
 	httpsListens []item
 	certs        []certOut
-	redirects    []*Directive // return 301 https://… seen
-	catchAll     []*Directive // server_name _ / ""
-	refusers     []*Directive // catch-all servers that refuse every request
+	redirects    []*conf.Directive // return 301 https://… seen
+	catchAll     []*conf.Directive // server_name _ / ""
+	refusers     []*conf.Directive // catch-all servers that refuse every request
 	trusted      []item
 	trustedNote  string
 	allow        []item
@@ -36,35 +38,35 @@ type output struct {
 
 type item struct {
 	value string
-	src   *Directive
+	src   *conf.Directive
 }
 
 type kvItem struct {
 	key, value string
-	src        *Directive
+	src        *conf.Directive
 }
 
 type certOut struct {
 	cert, key string
-	src       *Directive
+	src       *conf.Directive
 }
 
 type hostOut struct {
-	src         *Directive
+	src         *conf.Directive
 	names       []item
 	upstreams   []item
 	tls         bool
 	maxBody     string
-	maxBodySrc  *Directive
+	maxBodySrc  *conf.Directive
 	maxBodyNote string
 	// bodyTimeout is body_read_timeout ("" leaves the default, nginx's
 	// client_body_timeout default too).
 	bodyTimeout    string
-	bodyTimeoutSrc *Directive
+	bodyTimeoutSrc *conf.Directive
 	// buffer is buffer_requests; bufferSrc the proxy_request_buffering
 	// it came from, nil for nginx's default.
 	buffer    bool
-	bufferSrc *Directive
+	bufferSrc *conf.Directive
 	websocket *bool
 	auth      *authOut
 	hotlink   *hotlinkOut
@@ -76,7 +78,7 @@ type hostOut struct {
 type authOut struct {
 	realm, file string
 	paths       []string // nil: the whole host
-	src         []*Directive
+	src         []*conf.Directive
 }
 
 type hotlinkAction struct {
@@ -89,12 +91,12 @@ type hotlinkOut struct {
 	paths  []string
 	allow  []string
 	action hotlinkAction
-	src    []*Directive
+	src    []*conf.Directive
 }
 
 type signedOut struct {
 	paths []string
-	src   *Directive
+	src   *conf.Directive
 }
 
 type probesOut struct {
@@ -106,14 +108,14 @@ type floodOut struct {
 	rate    float64
 	burst   int
 	nodelay bool
-	src     *Directive // limit_req
-	zone    *Directive // limit_req_zone
+	src     *conf.Directive // limit_req
+	zone    *conf.Directive // limit_req_zone
 	where   string
 }
 
 type jailOut struct {
 	name     string
-	src      *Directive // the fail2ban section
+	src      *conf.Directive // the fail2ban section
 	maxretry int
 	findtime time.Duration
 	bantime  time.Duration
@@ -127,13 +129,13 @@ type jailOut struct {
 type firewallOut struct {
 	backend string
 	ports   []int
-	src     *Directive
+	src     *conf.Directive
 }
 
 type logOut struct {
 	access string
 	file   string
-	src    *Directive
+	src    *conf.Directive
 }
 
 // hasKey reports whether the config struct T has a field with YAML key
@@ -151,7 +153,7 @@ func hasKey[T any](key string) bool {
 }
 
 // from formats a source reference.
-func from(d *Directive) string {
+func from(d *conf.Directive) string {
 	if d == nil {
 		return ""
 	}
@@ -523,16 +525,16 @@ func (t *translator) emitJails() *yaml.Node {
 			m.add("maxretry", number(strconv.Itoa(j.maxretry)))
 		}
 		if j.findtime > 0 {
-			m.add("findtime", scalar(config.FormatDuration(j.findtime)))
+			m.add("findtime", scalar(signer.FormatDuration(j.findtime)))
 		}
 		if j.bantime > 0 {
-			m.add("bantime", scalar(config.FormatDuration(j.bantime)))
+			m.add("bantime", scalar(signer.FormatDuration(j.bantime)))
 		}
 		if j.factor > 0 {
 			im := newMapping()
 			im.add("factor", number(strconv.FormatFloat(j.factor, 'f', -1, 64)))
 			if j.maxtime > 0 {
-				im.add("max", scalar(config.FormatDuration(j.maxtime)))
+				im.add("max", scalar(signer.FormatDuration(j.maxtime)))
 			}
 			im.n.Style = yaml.FlowStyle
 			m.add("increment", im.n)

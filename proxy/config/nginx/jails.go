@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/proxy/config/fail2ban"
+	"gatehouse/proxy/config/nginx/conf"
 )
 
 // jailNames maps fail2ban filters to the gatehouse jail that counts the
@@ -24,11 +27,11 @@ const maxBan = 10 * 365 * 24 * time.Hour
 
 // fail2ban turns the enabled jails of a jail file into gatehouse jails
 // and their ignoreip into allow.
-func (t *translator) fail2ban(f *Fail2ban) {
-	pos := func(line int, what string) *Directive {
-		return &Directive{Name: what, File: f.File, Line: line}
+func (t *translator) fail2ban(f *fail2ban.JailFile) {
+	pos := func(line int, what string) *conf.Directive {
+		return &conf.Directive{Name: what, File: f.File, Line: line}
 	}
-	get := func(s *Section, key string) (string, int, bool) {
+	get := func(s *fail2ban.Section, key string) (string, int, bool) {
 		v, line, ok, err := f.Get(s, key)
 		if err != nil {
 			t.find(pos(line, key), "%v", err)
@@ -45,7 +48,7 @@ func (t *translator) fail2ban(f *Fail2ban) {
 		src := pos(s.Line, "["+s.Name+"]")
 		on := false
 		if v, line, ok := get(s, "enabled"); ok {
-			b, err := parseBool(v)
+			b, err := fail2ban.ParseBool(v)
 			if err != nil {
 				t.find(pos(line, "enabled"), "%v", err)
 				continue
@@ -100,19 +103,19 @@ func (t *translator) fail2ban(f *Fail2ban) {
 			t.out.jails = t.out.jails[:len(t.out.jails)-1]
 		}
 	}
-	if d := f.section("DEFAULT"); d != nil && anyHTTP {
+	if d := f.Section("DEFAULT"); d != nil && anyHTTP {
 		t.ignoreIP(d, get, pos)
 	}
 }
 
-type f2bGet func(s *Section, key string) (string, int, bool)
+type f2bGet func(s *fail2ban.Section, key string) (string, int, bool)
 
-func (t *translator) f2bTime(s *Section, key string, def time.Duration, get f2bGet, pos func(int, string) *Directive) time.Duration {
+func (t *translator) f2bTime(s *fail2ban.Section, key string, def time.Duration, get f2bGet, pos func(int, string) *conf.Directive) time.Duration {
 	v, line, ok := get(s, key)
 	if !ok {
 		return def
 	}
-	d, err := parseFail2banTime(v)
+	d, err := fail2ban.ParseTime(v)
 	if err != nil {
 		t.find(pos(line, key), "%v", err)
 		return def
@@ -123,12 +126,12 @@ func (t *translator) f2bTime(s *Section, key string, def time.Duration, get f2bG
 // increment reads bantime.increment and friends. fail2ban's default
 // formula bans for bantime × factor × 2^(n-1) on the n-th ban, which is
 // gatehouse's increment with factor 2 and a first ban of bantime × factor.
-func (t *translator) increment(s *Section, j *jailOut, get f2bGet, pos func(int, string) *Directive) {
+func (t *translator) increment(s *fail2ban.Section, j *jailOut, get f2bGet, pos func(int, string) *conf.Directive) {
 	v, line, ok := get(s, "bantime.increment")
 	if !ok {
 		return
 	}
-	on, err := parseBool(v)
+	on, err := fail2ban.ParseBool(v)
 	if err != nil {
 		t.find(pos(line, "bantime.increment"), "%v", err)
 		return
@@ -151,7 +154,7 @@ func (t *translator) increment(s *Section, j *jailOut, get f2bGet, pos func(int,
 		}
 	}
 	if v, line, ok := get(s, "bantime.overalljails"); ok {
-		if b, _ := parseBool(v); b {
+		if b, _ := fail2ban.ParseBool(v); b {
 			t.find(pos(line, "bantime.overalljails"), "gatehouse keeps ban history per jail")
 		}
 	}
@@ -168,7 +171,7 @@ func (t *translator) increment(s *Section, j *jailOut, get f2bGet, pos func(int,
 }
 
 // ignoreIP adds a section's ignoreip addresses to allow.
-func (t *translator) ignoreIP(s *Section, get f2bGet, pos func(int, string) *Directive) {
+func (t *translator) ignoreIP(s *fail2ban.Section, get f2bGet, pos func(int, string) *conf.Directive) {
 	v, line, ok := get(s, "ignoreip")
 	if !ok {
 		return
@@ -185,7 +188,7 @@ func (t *translator) ignoreIP(s *Section, get f2bGet, pos func(int, string) *Dir
 }
 
 // banaction maps fail2ban's firewall action to firewall.backend.
-func (t *translator) banaction(s *Section, get f2bGet, pos func(int, string) *Directive) {
+func (t *translator) banaction(s *fail2ban.Section, get f2bGet, pos func(int, string) *conf.Directive) {
 	v, line, ok := get(s, "banaction")
 	if !ok || t.out.firewall != nil {
 		return

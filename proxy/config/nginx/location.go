@@ -10,14 +10,15 @@ import (
 	"strconv"
 	"strings"
 
-	"gatehouse/rules"
-	"gatehouse/rules/htpasswd"
+	"gatehouse/middleware/htpasswd"
+	"gatehouse/proxy/config/nginx/conf"
+	"gatehouse/rules/match"
 )
 
 // probeLocation recognises a location that refuses every request (deny
 // all, return 403/404/444) and carries its path over to probes.paths. It
 // reports whether l was such a location.
-func (t *translator) probeLocation(l *Directive, mod, p string, b *hostBuild) bool {
+func (t *translator) probeLocation(l *conf.Directive, mod, p string, b *hostBuild) bool {
 	status := 0
 	for _, d := range l.Block {
 		switch {
@@ -97,7 +98,7 @@ func probePattern(mod, p string) (string, error) {
 	default:
 		return "", fmt.Errorf("location modifier %q", mod)
 	}
-	if _, err := rules.CompileProbes(rules.ProbeConfig{Paths: []string{pat}}); err != nil {
+	if _, err := match.CompileProbes(match.ProbeConfig{Paths: []string{pat}}); err != nil {
 		if strings.HasPrefix(pat, "re:") {
 			return "", fmt.Errorf("probe pattern %q: %v", pat, unwrapAll(err))
 		}
@@ -107,7 +108,7 @@ func probePattern(mod, p string) (string, error) {
 		if mod == "=" {
 			re += "$"
 		}
-		if _, err2 := rules.CompileProbes(rules.ProbeConfig{Paths: []string{re}}); err2 != nil {
+		if _, err2 := match.CompileProbes(match.ProbeConfig{Paths: []string{re}}); err2 != nil {
 			return "", fmt.Errorf("probe pattern %q: %v", pat, unwrapAll(err))
 		}
 		pat = re
@@ -229,7 +230,7 @@ func authOn(sc scope) bool {
 
 // locationAuth handles an auth_basic or auth_basic_user_file written in
 // location l.
-func (t *translator) locationAuth(l *Directive, mod, p string, parent, sc scope, b *hostBuild) {
+func (t *translator) locationAuth(l *conf.Directive, mod, p string, parent, sc scope, b *hostBuild) {
 	if sc.authBasic == parent.authBasic && sc.authFile == parent.authFile {
 		return // nothing of its own
 	}
@@ -257,7 +258,7 @@ func (t *translator) locationAuth(l *Directive, mod, p string, parent, sc scope,
 
 // setAuth adds path p (protected by the auth in force in sc) to the
 // host's basic_auth.
-func (t *translator) setAuth(b *hostBuild, sc scope, p string, src *Directive) {
+func (t *translator) setAuth(b *hostBuild, sc scope, p string, src *conf.Directive) {
 	realm := sc.authBasic.Args[0]
 	file := sc.authFile
 	if len(file.Args) != 1 || strings.Contains(file.Args[0], "$") || strings.Contains(realm, "$") {
@@ -273,7 +274,7 @@ func (t *translator) setAuth(b *hostBuild, sc scope, p string, src *Directive) {
 	h := b.host
 	switch a := h.auth; {
 	case a == nil:
-		h.auth = &authOut{realm: realm, file: htfile, src: []*Directive{src}}
+		h.auth = &authOut{realm: realm, file: htfile, src: []*conf.Directive{src}}
 		if p != "/" {
 			h.auth.paths = []string{p}
 		}
@@ -297,7 +298,7 @@ func (t *translator) setAuth(b *hostBuild, sc scope, p string, src *Directive) {
 
 // hotlink handles if ($invalid_referer) { … } at server (loc nil) or
 // location level.
-func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBuild) {
+func (t *translator) hotlink(ifd *conf.Directive, sc scope, loc *conf.Directive, b *hostBuild) {
 	ref := sc.referers
 	if ref == nil {
 		t.doneTree(ifd) // $invalid_referer is empty without valid_referers
@@ -327,7 +328,7 @@ func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBu
 		paths = append(paths, exts...)
 	}
 	for _, pat := range paths {
-		if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
+		if _, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}}); err != nil {
 			t.find(loc, "hotlink path %q: %v", pat, unwrapAll(err))
 			return
 		}
@@ -346,7 +347,7 @@ func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBu
 			add = []string{a}
 		}
 		for _, v := range add {
-			if _, err := rules.CompileHotlink(rules.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{v}}); err != nil {
+			if _, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{"/protected/"}, Allow: []string{v}}); err != nil {
 				t.find(ref, "referer %q: %v", v, unwrapAll(err))
 				return
 			}
@@ -359,7 +360,7 @@ func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBu
 		t.find(ref, "valid_referers allows nothing")
 		return
 	}
-	hl := &hotlinkOut{paths: paths, allow: allow, action: action, src: []*Directive{ref, ifd}}
+	hl := &hotlinkOut{paths: paths, allow: allow, action: action, src: []*conf.Directive{ref, ifd}}
 	h := b.host
 	switch o := h.hotlink; {
 	case o == nil:
@@ -380,7 +381,7 @@ func (t *translator) hotlink(ifd *Directive, sc scope, loc *Directive, b *hostBu
 }
 
 // readHotlinkAction reads the answer inside if ($invalid_referer) { … }.
-func readHotlinkAction(ifd *Directive) (hotlinkAction, error) {
+func readHotlinkAction(ifd *conf.Directive) (hotlinkAction, error) {
 	if len(ifd.Block) != 1 {
 		return hotlinkAction{}, fmt.Errorf("gatehouse refuses a hotlink with a status or a redirect, nothing more")
 	}
@@ -419,7 +420,7 @@ func redirectAction(url string) (hotlinkAction, error) {
 // secureLink handles secure_link (and secure_link_md5/secret) in a
 // location: nginx's MD5 links cannot be verified by gatehouse, so it
 // writes a signed_links block to start from and warns.
-func (t *translator) secureLink(d, l *Directive, mod, p string, b *hostBuild) {
+func (t *translator) secureLink(d, l *conf.Directive, mod, p string, b *hostBuild) {
 	if d.Name != "secure_link" && d.Name != "secure_link_secret" {
 		t.done(d) // secure_link_md5 goes with secure_link
 		return
@@ -442,8 +443,8 @@ func (t *translator) secureLink(d, l *Directive, mod, p string, b *hostBuild) {
 // checkHtpasswd reports an htpasswd file gatehouse would refuse (DES or
 // plain-text lines, which nginx accepts), so the user learns it before
 // gatehouse check does.
-func (t *translator) checkHtpasswd(d *Directive, file string) {
-	data, err := fs.ReadFile(t.c.FS, fsPath(file))
+func (t *translator) checkHtpasswd(d *conf.Directive, file string) {
+	data, err := fs.ReadFile(t.c.FS, conf.FSPath(file))
 	if err != nil {
 		t.find(d, "cannot read %s: %v", file, unwrapAll(err))
 		return

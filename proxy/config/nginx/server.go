@@ -8,11 +8,12 @@ import (
 	"strings"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/config/nginx/conf"
 )
 
 // hostBuild collects what one server block contributes.
 type hostBuild struct {
-	server  *Directive
+	server  *conf.Directive
 	sc      scope // the server's scope
 	names   []item
 	label   string // "server app.example.com" for messages
@@ -23,13 +24,13 @@ type hostBuild struct {
 }
 
 type proxyUse struct {
-	loc  *Directive // nil at server level (inside an if)
-	d    *Directive
+	loc  *conf.Directive // nil at server level (inside an if)
+	d    *conf.Directive
 	urls []item
 	uri  string // the URI part of proxy_pass
 }
 
-func (t *translator) server(s *Directive, parent scope) {
+func (t *translator) server(s *conf.Directive, parent scope) {
 	sc := parent.inherit(s.Block)
 	b := &hostBuild{server: s, sc: sc, host: &hostOut{src: s}}
 	t.globalDirectives(s.Block)
@@ -93,7 +94,7 @@ func (t *translator) server(s *Directive, parent scope) {
 }
 
 // serverNames adds a server_name's names to b.
-func (t *translator) serverNames(d *Directive, b *hostBuild) {
+func (t *translator) serverNames(d *conf.Directive, b *hostBuild) {
 	for _, n := range d.Args {
 		switch {
 		case n == "" || n == "_":
@@ -114,7 +115,7 @@ func (t *translator) serverNames(d *Directive, b *hostBuild) {
 	}
 }
 
-func (t *translator) addName(d *Directive, b *hostBuild, n string) {
+func (t *translator) addName(d *conf.Directive, b *hostBuild, n string) {
 	p, err := config.ParseHostPattern(n)
 	if err != nil {
 		t.find(d, "%v", err)
@@ -124,7 +125,7 @@ func (t *translator) addName(d *Directive, b *hostBuild, n string) {
 }
 
 // listen records a listen directive's address.
-func (t *translator) listen(d *Directive, b *hostBuild) {
+func (t *translator) listen(d *conf.Directive, b *hostBuild) {
 	if len(d.Args) == 0 {
 		return
 	}
@@ -182,7 +183,7 @@ func listenAddr(a string) (string, error) {
 // its spellings (rewrite … permanent, $server_name, the server's own
 // name, an if on $scheme) at server level: with TLS on gatehouse
 // redirects plain HTTP to https by itself.
-func isHTTPSRedirect(d *Directive, b *hostBuild) bool {
+func isHTTPSRedirect(d *conf.Directive, b *hostBuild) bool {
 	switch d.Name {
 	case "return":
 		if len(d.Args) != 2 || !slices.Contains([]string{"301", "302", "307", "308"}, d.Args[0]) {
@@ -229,7 +230,7 @@ func selfHTTPS(url, tail string, b *hostBuild) bool {
 
 // isSchemeRedirect recognises if ($scheme != "https") { return 301
 // https://$host$request_uri; } and the "= http" spelling.
-func isSchemeRedirect(d *Directive, b *hostBuild) bool {
+func isSchemeRedirect(d *conf.Directive, b *hostBuild) bool {
 	cond := ifCondition(d.Args)
 	ok := len(cond) == 3 && cond[0] == "$scheme" &&
 		((cond[1] == "!=" && cond[2] == "https") || (cond[1] == "=" && cond[2] == "http"))
@@ -260,7 +261,7 @@ func ifCondition(args []string) []string {
 
 // ifBlock handles an if at server (loc nil) or location level: the
 // hotlink test, the secure_link test and the https redirect.
-func (t *translator) ifBlock(d *Directive, sc scope, loc *Directive, b *hostBuild) {
+func (t *translator) ifBlock(d *conf.Directive, sc scope, loc *conf.Directive, b *hostBuild) {
 	cond := ifCondition(d.Args)
 	switch {
 	case len(cond) == 1 && cond[0] == "$invalid_referer":
@@ -274,7 +275,7 @@ func (t *translator) ifBlock(d *Directive, sc scope, loc *Directive, b *hostBuil
 }
 
 // location walks one location block (and those nested in it).
-func (t *translator) location(l *Directive, parent scope, b *hostBuild) {
+func (t *translator) location(l *conf.Directive, parent scope, b *hostBuild) {
 	t.done(l)
 	sc := parent.inherit(l.Block)
 	mod, p := locationArgs(l)
@@ -316,7 +317,7 @@ func (t *translator) location(l *Directive, parent scope, b *hostBuild) {
 	if len(sc.limitReq) > 0 {
 		t.limitReq(sc.limitReq, b.label)
 	}
-	if !handler && !slices.ContainsFunc(l.Block, func(d *Directive) bool { return d.Name == "location" }) {
+	if !handler && !slices.ContainsFunc(l.Block, func(d *conf.Directive) bool { return d.Name == "location" }) {
 		t.statics = append(t.statics, l)
 	}
 }
@@ -331,7 +332,7 @@ var contentHandlers = map[string]bool{
 
 // ownAccess returns the allow/deny list of l itself, or nil when it
 // inherits its parent's.
-func ownAccess(l *Directive, sc scope) []*Directive {
+func ownAccess(l *conf.Directive, sc scope) []*conf.Directive {
 	for _, d := range l.Block {
 		if d.Name == "allow" || d.Name == "deny" {
 			return sc.access
@@ -342,7 +343,7 @@ func ownAccess(l *Directive, sc scope) []*Directive {
 
 // locationArgs returns a location's modifier ("", "=", "~", "~*", "^~",
 // "@") and its path or expression.
-func locationArgs(l *Directive) (mod, p string) {
+func locationArgs(l *conf.Directive) (mod, p string) {
 	switch len(l.Args) {
 	case 1:
 		a := l.Args[0]
@@ -366,7 +367,7 @@ func locationArgs(l *Directive) (mod, p string) {
 }
 
 // proxyPass records where a location proxies to.
-func (t *translator) proxyPass(d, loc *Directive, sc scope, b *hostBuild) {
+func (t *translator) proxyPass(d, loc *conf.Directive, sc scope, b *hostBuild) {
 	if len(d.Args) != 1 {
 		return
 	}
@@ -408,7 +409,7 @@ func (t *translator) proxyPass(d, loc *Directive, sc scope, b *hostBuild) {
 
 // proxyHeader handles a proxy_set_header in force where requests are
 // proxied: gatehouse sets the forwarding headers itself.
-func (t *translator) proxyHeader(d *Directive, b *hostBuild) {
+func (t *translator) proxyHeader(d *conf.Directive, b *hostBuild) {
 	if len(d.Args) != 2 {
 		return
 	}
@@ -433,7 +434,7 @@ func (t *translator) proxyHeader(d *Directive, b *hostBuild) {
 }
 
 // upstreamServers lists the servers of an upstream block as URLs.
-func (t *translator) upstreamServers(up *Directive, scheme, uri string) []item {
+func (t *translator) upstreamServers(up *conf.Directive, scheme, uri string) []item {
 	var urls []item
 	for _, d := range up.Block {
 		switch d.Name {
@@ -486,12 +487,12 @@ func (t *translator) upstreamServers(up *Directive, scheme, uri string) []item {
 }
 
 // certificate records the TLS certificate of an ssl server.
-func (t *translator) certificate(sc scope, s *Directive) {
+func (t *translator) certificate(sc scope, s *conf.Directive) {
 	if sc.cert == nil || sc.key == nil {
 		t.find(s, "a TLS server without ssl_certificate and ssl_certificate_key; gatehouse gets certificates through tls.acme")
 		return
 	}
-	for _, d := range []*Directive{sc.cert, sc.key} {
+	for _, d := range []*conf.Directive{sc.cert, sc.key} {
 		if len(d.Args) != 1 || strings.Contains(d.Args[0], "$") || strings.HasPrefix(d.Args[0], "data:") || strings.HasPrefix(d.Args[0], "engine:") {
 			t.find(d, "gatehouse reads certificates and keys from files with fixed names")
 			return
@@ -577,184 +578,19 @@ var perHost = map[string]bool{
 	"client_body_timeout": true, "proxy_request_buffering": true,
 }
 
-// hostLimits sets max_body from client_max_body_size, body_read_timeout
-// from client_body_timeout and buffer_requests from
-// proxy_request_buffering.
-func (t *translator) hostLimits(b *hostBuild) {
-	h := b.host
-	d := b.sc.bodySize
-	if d == nil {
-		h.maxBody, h.maxBodyNote = "1MB", "nginx's default client_max_body_size"
-	} else {
-		size, err := nginxSize(d.Args)
-		if err != nil {
-			t.find(d, "%v", err)
-		} else {
-			t.done(d)
-			h.maxBody, h.maxBodySrc = size, d
-		}
-	}
-	// nginx's client_body_timeout default (60s) is gatehouse's too.
-	if d := b.sc.bodyTimeout; d != nil {
-		if v, err := nginxSeconds(d.Args); err != nil {
-			t.find(d, "%v", err)
-		} else {
-			t.done(d)
-			h.bodyTimeout, h.bodyTimeoutSrc = v, d
-		}
-	}
-	// nginx buffers request bodies unless told not to; gatehouse streams
-	// them unless buffer_requests, which needs max_body.
-	h.buffer, h.bufferSrc = true, b.sc.buffering
-	if d := b.sc.buffering; d != nil {
-		if len(d.Args) != 1 || (d.Args[0] != "on" && d.Args[0] != "off") {
-			t.find(d, "want on or off")
-		} else {
-			t.done(d)
-			h.buffer = d.Args[0] == "on"
-		}
-	}
-	if h.buffer && h.maxBody == "" {
-		// client_max_body_size 0: nothing would bound the buffer.
-		h.buffer = false
-		src := b.sc.buffering
-		if src == nil {
-			src = b.sc.bodySize
-		}
-		t.find(src, "gatehouse buffers request bodies only up to max_body, and client_max_body_size is 0 (no limit): bodies stream to the upstream")
-	}
-	// Locations with settings of their own.
-	walkLocations(b.server, func(l *Directive) {
-		_, p := locationArgs(l)
-		for _, c := range l.Block {
-			switch {
-			case c.Name == "client_max_body_size" && c != d:
-				if size, err := nginxSize(c.Args); err == nil && size == h.maxBody {
-					t.done(c)
-				} else {
-					t.find(c, "gatehouse has one body limit per host (%s); location %s differs", orNone(h.maxBody), p)
-				}
-			case c.Name == "client_body_timeout" && c != b.sc.bodyTimeout:
-				if v, err := nginxSeconds(c.Args); err == nil && v == orDefault(h.bodyTimeout, "60s") {
-					t.done(c)
-				} else {
-					t.find(c, "gatehouse has one body_read_timeout per host (%s); location %s differs", orDefault(h.bodyTimeout, "60s"), p)
-				}
-			case c.Name == "proxy_request_buffering" && c != b.sc.buffering:
-				if len(c.Args) == 1 && (c.Args[0] == "on") == h.buffer {
-					t.done(c)
-				} else {
-					t.find(c, "gatehouse buffers request bodies per host (buffer_requests: %v); location %s differs", h.buffer, p)
-				}
-			}
-		}
-	})
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// nginxSeconds turns an nginx time ("30s", "1m", "1m30s", "90": seconds)
-// into a gatehouse duration in whole seconds ("90s").
-func nginxSeconds(args []string) (string, error) {
-	if len(args) != 1 || args[0] == "" {
-		return "", fmt.Errorf("want one time")
-	}
-	units := map[string]int64{"ms": 0, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "M": 30 * 86400, "y": 365 * 86400}
-	s, total := args[0], int64(0)
-	for s != "" {
-		i := 0
-		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
-			i++
-		}
-		if i == 0 || i > 9 {
-			return "", fmt.Errorf("%q is not an nginx time", args[0])
-		}
-		n, _ := strconv.ParseInt(s[:i], 10, 64)
-		s = s[i:]
-		j := 0
-		for j < len(s) && (s[j] < '0' || s[j] > '9') {
-			j++
-		}
-		unit := s[:j]
-		s = s[j:]
-		if unit == "" {
-			if s != "" {
-				return "", fmt.Errorf("%q is not an nginx time", args[0])
-			}
-			unit = "s"
-		}
-		mul, ok := units[unit]
-		switch {
-		case !ok:
-			return "", fmt.Errorf("%q is not an nginx time", args[0])
-		case mul == 0 && n%1000 != 0:
-			return "", fmt.Errorf("%q is not whole seconds, which gatehouse's timeouts are", args[0])
-		case mul == 0:
-			total += n / 1000
-		default:
-			total += n * mul
-		}
-	}
-	if total <= 0 {
-		return "", fmt.Errorf("%q: gatehouse needs a timeout greater than 0", args[0])
-	}
-	return strconv.FormatInt(total, 10) + "s", nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "no limit"
-	}
-	return s
-}
-
-// nginxSize turns an nginx size ("10m", "512k", "0") into a gatehouse
-// Size ("10MB", "512KB", "" for no limit).
-func nginxSize(args []string) (string, error) {
-	if len(args) != 1 || args[0] == "" {
-		return "", fmt.Errorf("want one size")
-	}
-	s := strings.ToLower(args[0])
-	unit := ""
-	switch s[len(s)-1] {
-	case 'k':
-		unit = "KB"
-	case 'm':
-		unit = "MB"
-	case 'g':
-		unit = "GB"
-	}
-	if unit != "" {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return "", fmt.Errorf("%q is not an nginx size", args[0])
-	}
-	if n == 0 {
-		return "", nil
-	}
-	return strconv.FormatInt(n, 10) + unit, nil
-}
-
 // hostHeaders carries add_header and proxy_hide_header over, from the
 // server (or location / when the server has none).
 func (t *translator) hostHeaders(b *hostBuild) {
 	h := b.host
 	add, hide := b.sc.addHeader, b.sc.hideHeader
-	var root *Directive
-	walkLocations(b.server, func(l *Directive) {
+	var root *conf.Directive
+	walkLocations(b.server, func(l *conf.Directive) {
 		if mod, p := locationArgs(l); p == "/" && mod == "" {
 			root = l
 		}
 	})
-	own := func(l *Directive, name string) []*Directive {
-		var ds []*Directive
+	own := func(l *conf.Directive, name string) []*conf.Directive {
+		var ds []*conf.Directive
 		for _, d := range l.Block {
 			if d.Name == name {
 				ds = append(ds, d)
@@ -791,7 +627,7 @@ func (t *translator) hostHeaders(b *hostBuild) {
 		}
 	}
 	// Per-location headers elsewhere.
-	walkLocations(b.server, func(l *Directive) {
+	walkLocations(b.server, func(l *conf.Directive) {
 		if l == root {
 			return
 		}
@@ -805,7 +641,7 @@ func (t *translator) hostHeaders(b *hostBuild) {
 }
 
 // walkLocations calls fn for every location inside d, depth first.
-func walkLocations(d *Directive, fn func(l *Directive)) {
+func walkLocations(d *conf.Directive, fn func(l *conf.Directive)) {
 	for _, c := range d.Block {
 		if c.Name == "location" && c.IsBlock {
 			fn(c)
@@ -816,7 +652,7 @@ func walkLocations(d *Directive, fn func(l *Directive)) {
 
 // refusesAll reports whether a server answers every request with a 4xx
 // (return 444, return 404, deny all) and does nothing else.
-func refusesAll(s *Directive) bool {
+func refusesAll(s *conf.Directive) bool {
 	refused := false
 	for _, d := range s.Block {
 		switch {

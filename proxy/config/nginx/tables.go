@@ -1,6 +1,10 @@
 package nginx
 
-import "strings"
+import (
+	"strings"
+
+	"gatehouse/proxy/config/nginx/conf"
+)
 
 // The tables below are never mutated.
 
@@ -87,7 +91,7 @@ var reasons = []struct {
 }
 
 // why explains why d was not carried over.
-func why(d *Directive) string {
+func why(d *conf.Directive) string {
 	for _, r := range reasons {
 		for _, n := range r.names {
 			if matchName(n, d.Name) {

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gatehouse/proxy/config/fail2ban"
+	"gatehouse/proxy/config/nginx/conf"
 )
 
 // Config is a loaded nginx configuration: the main file, the directory
@@ -19,7 +22,7 @@ type Config struct {
 	// include, auth_basic_user_file and ssl_certificate paths start here.
 	Prefix string
 	// Directives is the file's content, includes expanded.
-	Directives []*Directive
+	Directives []*conf.Directive
 	// FS is the file system the config was read from; Translate reads
 	// htpasswd files through it to check them.
 	FS fs.FS
@@ -27,7 +30,7 @@ type Config struct {
 
 // LoadConfig is Load returning a Config.
 func LoadConfig(fsys fs.FS, name string) (*Config, error) {
-	ds, err := Load(fsys, name)
+	ds, err := conf.Load(fsys, name)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +42,7 @@ func LoadConfig(fsys fs.FS, name string) (*Config, error) {
 type Options struct {
 	// Fail2ban, when not nil, is the jail.local whose enabled jails
 	// become gatehouse jails and whose ignoreip becomes allow.
-	Fail2ban *Fail2ban
+	Fail2ban *fail2ban.JailFile
 }
 
 // Finding is a directive that was not carried over, or only partly.
@@ -103,12 +106,12 @@ func Translate(c *Config, opts Options) *Result {
 	t := &translator{
 		c:             c,
 		opts:          opts,
-		handled:       map[*Directive]bool{},
-		found:         map[*Directive]bool{},
-		order:         map[*Directive]int{},
-		upstreams:     map[string]*Directive{},
+		handled:       map[*conf.Directive]bool{},
+		found:         map[*conf.Directive]bool{},
+		order:         map[*conf.Directive]int{},
+		upstreams:     map[string]*conf.Directive{},
 		zones:         map[string]*reqZone{},
-		usedUpstreams: map[*Directive]bool{},
+		usedUpstreams: map[*conf.Directive]bool{},
 		hostNames:     map[string]*hostOut{},
 	}
 	t.number(c.Directives)
@@ -125,13 +128,13 @@ func Translate(c *Config, opts Options) *Result {
 type translator struct {
 	c        *Config
 	opts     Options
-	handled  map[*Directive]bool
-	found    map[*Directive]bool // directives with a finding
-	order    map[*Directive]int  // reading order
+	handled  map[*conf.Directive]bool
+	found    map[*conf.Directive]bool // directives with a finding
+	order    map[*conf.Directive]int  // reading order
 	findings []Finding
 
-	upstreams     map[string]*Directive // upstream blocks by name
-	usedUpstreams map[*Directive]bool
+	upstreams     map[string]*conf.Directive // upstream blocks by name
+	usedUpstreams map[*conf.Directive]bool
 	zones         map[string]*reqZone // limit_req_zone by zone name
 
 	out       output
@@ -139,20 +142,20 @@ type translator struct {
 	bans      []Ban
 	// statics are locations that serve files; reported at the end unless
 	// one of their directives already is.
-	statics []*Directive
+	statics []*conf.Directive
 	// probe statuses seen, for probes.status
 	probeStatus map[int]bool
 }
 
 type reqZone struct {
-	d    *Directive
+	d    *conf.Directive
 	rate float64 // requests per second
 	bad  string  // why it cannot be translated, "" if it can
 }
 
 // find records a finding for d, which counts as handled: it is not
 // reported again as a leftover.
-func (t *translator) find(d *Directive, format string, args ...any) {
+func (t *translator) find(d *conf.Directive, format string, args ...any) {
 	order, ok := t.order[d]
 	if !ok { // a fail2ban key: after the nginx config
 		order = len(t.order) + d.Line
@@ -163,14 +166,14 @@ func (t *translator) find(d *Directive, format string, args ...any) {
 }
 
 // done marks directives as carried over (or deliberately dropped).
-func (t *translator) done(ds ...*Directive) {
+func (t *translator) done(ds ...*conf.Directive) {
 	for _, d := range ds {
 		t.handled[d] = true
 	}
 }
 
 // doneTree marks d and everything inside it.
-func (t *translator) doneTree(d *Directive) {
+func (t *translator) doneTree(d *conf.Directive) {
 	t.handled[d] = true
 	for _, c := range d.Block {
 		t.doneTree(c)
@@ -178,7 +181,7 @@ func (t *translator) doneTree(d *Directive) {
 }
 
 // top walks the main context.
-func (t *translator) top(ds []*Directive) {
+func (t *translator) top(ds []*conf.Directive) {
 	for _, d := range ds {
 		switch {
 		case d.Name == "http" && d.IsBlock:
@@ -195,25 +198,25 @@ func (t *translator) top(ds []*Directive) {
 // scope holds the directives that nginx inherits from http to server to
 // location, each replaced as a whole by a lower level that has its own.
 type scope struct {
-	authBasic   *Directive
-	authFile    *Directive
-	referers    *Directive
-	limitReq    []*Directive
-	addHeader   []*Directive
-	hideHeader  []*Directive
-	proxyHeader []*Directive
-	bodySize    *Directive
-	bodyTimeout *Directive // client_body_timeout
-	buffering   *Directive // proxy_request_buffering
-	cert, key   *Directive
-	access      []*Directive // allow and deny, in order
-	satisfy     *Directive
+	authBasic   *conf.Directive
+	authFile    *conf.Directive
+	referers    *conf.Directive
+	limitReq    []*conf.Directive
+	addHeader   []*conf.Directive
+	hideHeader  []*conf.Directive
+	proxyHeader []*conf.Directive
+	bodySize    *conf.Directive
+	bodyTimeout *conf.Directive // client_body_timeout
+	buffering   *conf.Directive // proxy_request_buffering
+	cert, key   *conf.Directive
+	access      []*conf.Directive // allow and deny, in order
+	satisfy     *conf.Directive
 }
 
 // inherit returns the scope of a block inside s with the directives of ds
 // applied.
-func (s scope) inherit(ds []*Directive) scope {
-	var add, hide, ph, lr, acc []*Directive
+func (s scope) inherit(ds []*conf.Directive) scope {
+	var add, hide, ph, lr, acc []*conf.Directive
 	for _, d := range ds {
 		switch d.Name {
 		case "auth_basic":
@@ -264,7 +267,7 @@ func (s scope) inherit(ds []*Directive) scope {
 	return s
 }
 
-func (t *translator) http(h *Directive) {
+func (t *translator) http(h *conf.Directive) {
 	// Upstreams and zones first: servers refer to them wherever they are.
 	for _, d := range h.Block {
 		switch d.Name {
@@ -306,10 +309,10 @@ var inheritedNames = map[string]bool{
 
 // globalDirectives handles directives whose gatehouse equivalent is
 // global, at whatever level they appear: real IP, access log.
-func (t *translator) globalDirectives(ds []*Directive) {
-	var header *Directive
+func (t *translator) globalDirectives(ds []*conf.Directive) {
+	var header *conf.Directive
 	var recursive bool
-	var froms []*Directive
+	var froms []*conf.Directive
 	for _, d := range ds {
 		switch d.Name {
 		case "set_real_ip_from":
@@ -352,7 +355,7 @@ func (t *translator) globalDirectives(ds []*Directive) {
 }
 
 // accessLog carries access_log PATH [combined] over to log.access_file.
-func (t *translator) accessLog(d *Directive) {
+func (t *translator) accessLog(d *conf.Directive) {
 	if len(d.Args) == 1 && d.Args[0] == "off" {
 		t.done(d)
 		if t.out.log == nil {
@@ -397,7 +400,7 @@ func (t *translator) abs(p string) string {
 	return path.Join(t.c.Prefix, p)
 }
 
-func (t *translator) limitReqZone(d *Directive) {
+func (t *translator) limitReqZone(d *conf.Directive) {
 	z := &reqZone{d: d}
 	var name string
 	for _, a := range d.Args[min(1, len(d.Args)):] {
@@ -432,7 +435,7 @@ func (t *translator) limitReqZone(d *Directive) {
 
 // limitReq turns the limit_req directives in force somewhere into the
 // flood jail.
-func (t *translator) limitReq(ds []*Directive, where string) {
+func (t *translator) limitReq(ds []*conf.Directive, where string) {
 	for _, d := range ds {
 		if t.handled[d] && t.out.flood != nil && t.out.flood.src == d {
 			continue
@@ -477,7 +480,7 @@ func (t *translator) limitReq(ds []*Directive, where string) {
 
 // accessList carries an allow/deny list over: denied addresses become
 // manual bans, allowed ones (before a deny all) go to allow.
-func (t *translator) accessList(ds []*Directive, where string) {
+func (t *translator) accessList(ds []*conf.Directive, where string) {
 	for _, d := range ds {
 		if t.handled[d] {
 			continue
@@ -517,8 +520,8 @@ func (t *translator) accessList(ds []*Directive, where string) {
 	}
 }
 
-func hasAllow(ds []*Directive) bool {
-	return slices.ContainsFunc(ds, func(d *Directive) bool {
+func hasAllow(ds []*conf.Directive) bool {
+	return slices.ContainsFunc(ds, func(d *conf.Directive) bool {
 		return d.Name == "allow" && len(d.Args) == 1 && d.Args[0] != "all"
 	})
 }
@@ -545,7 +548,7 @@ func parseCIDR(s string) (netip.Prefix, error) {
 }
 
 // appendItem appends value (once) with the directive it came from.
-func appendItem(items []item, value string, d *Directive) []item {
+func appendItem(items []item, value string, d *conf.Directive) []item {
 	for _, it := range items {
 		if it.value == value {
 			return items
@@ -557,14 +560,14 @@ func appendItem(items []item, value string, d *Directive) []item {
 // isUpgradeMap recognises the WebSocket idiom
 // "map $http_upgrade $connection_upgrade { default upgrade; ” close; }",
 // whose job gatehouse does itself.
-func isUpgradeMap(d *Directive) bool {
+func isUpgradeMap(d *conf.Directive) bool {
 	return d.IsBlock && len(d.Args) == 2 && d.Args[0] == "$http_upgrade" && d.Args[1] == "$connection_upgrade"
 }
 
 // leftovers reports every directive nobody handled. An unhandled block is
 // reported once, without its content, except for the structural blocks
 // whose content was walked.
-func (t *translator) leftovers(ds []*Directive) {
+func (t *translator) leftovers(ds []*conf.Directive) {
 	for _, d := range ds {
 		if !t.handled[d] {
 			t.find(d, "%s", why(d))
@@ -614,7 +617,7 @@ func (t *translator) finish() {
 
 // number records the reading order of every directive: findings are
 // listed in the order nginx reads the config, includes in place.
-func (t *translator) number(ds []*Directive) {
+func (t *translator) number(ds []*conf.Directive) {
 	for _, d := range ds {
 		t.order[d] = len(t.order)
 		t.number(d.Block)

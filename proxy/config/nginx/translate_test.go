@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/config/fail2ban"
+	"gatehouse/proxy/config/nginx/conf"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -54,7 +56,7 @@ func importFiles(t *testing.T, files map[string]string, jail string) imported {
 	}
 	var opts Options
 	if jail != "" {
-		if opts.Fail2ban, err = ParseFail2ban(filepath.Join(dir, "jail.local"), []byte(jail)); err != nil {
+		if opts.Fail2ban, err = fail2ban.Parse(filepath.Join(dir, "jail.local"), []byte(jail)); err != nil {
 			t.Fatalf("ParseFail2ban: %v", err)
 		}
 	}
@@ -643,7 +645,7 @@ func FuzzTranslate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		ds, err := Parse("/etc/nginx/nginx.conf", []byte(src))
+		ds, err := conf.Parse("/etc/nginx/nginx.conf", []byte(src))
 		if err != nil {
 			return
 		}
