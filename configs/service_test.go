@@ -3,6 +3,7 @@ package configs
 import (
 	"bufio"
 	"context"
+	"gatehouse/rules/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,20 +28,6 @@ const maxExposure = 2.0
 
 // installedBinary is the path the unit runs gatehouse from.
 const installedBinary = "/usr/local/bin/gatehouse"
-
-// needSystemdAnalyze returns the path of systemd-analyze; it skips the
-// test when it is missing, and fails it under CI=true.
-func needSystemdAnalyze(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("systemd-analyze is required in CI (make deps installs Debian's systemd): %v", err)
-		}
-		t.Skipf("systemd-analyze not installed (make deps installs Debian's systemd): %v", err)
-	}
-	return path
-}
 
 // unitSettings reads a unit file or drop-in: section → key → values in
 // order. An empty assignment resets the key's list, as systemd does.
@@ -218,7 +205,7 @@ func TestParseExposure(t *testing.T) {
 // TestSystemdAnalyze runs systemd-analyze verify and security on the
 // unit, with the real gatehouse binary at its ExecStart path.
 func TestSystemdAnalyze(t *testing.T) {
-	analyze := needSystemdAnalyze(t)
+	analyze := testenv.Tool(t, "systemd-analyze")
 	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "gatehouse")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"gatehouse/rules/testenv"
 	"net/url"
 	"os"
 	"os/exec"
@@ -33,20 +34,6 @@ var testKey = sync.OnceValue(func() *rsa.PrivateKey {
 	}
 	return k
 })
-
-// needTool returns the path of an external program; it skips the test
-// when the program is missing, and fails it under CI=true.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return path
-}
 
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
@@ -106,7 +93,7 @@ func TestParsePrivateKey(t *testing.T) {
 // from genpkey, PKCS#1 from genrsa -traditional.
 func TestParsePrivateKeyOpenSSL(t *testing.T) {
 	t.Parallel()
-	openssl := needTool(t, "openssl")
+	openssl := testenv.Tool(t, "openssl")
 	dir := t.TempDir()
 	pk8 := filepath.Join(dir, "pkcs8.pem")
 	if out, err := exec.Command(openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pk8).CombinedOutput(); err != nil {
@@ -162,7 +149,7 @@ func verifySHA1(t *testing.T, pub *rsa.PublicKey, msg, sig []byte) {
 // an implementation that shares nothing with Go's.
 func verifyOpenSSL(t *testing.T, pub *rsa.PublicKey, msg, sig []byte) {
 	t.Helper()
-	openssl := needTool(t, "openssl")
+	openssl := testenv.Tool(t, "openssl")
 	dir := t.TempDir()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {

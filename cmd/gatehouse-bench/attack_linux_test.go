@@ -3,6 +3,7 @@
 package main
 
 import (
+	"gatehouse/rules/testenv"
 	"os"
 	"strconv"
 	"strings"
@@ -16,14 +17,9 @@ import (
 // (its probes were served, then it was banned) and every scanner in the
 // kernel set once the flood is over. It needs root.
 func TestAttackSmoke(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the attack smoke test needs root (network namespaces, kernel sets)")
-		}
-		t.Skip("needs root (network namespaces, kernel sets)")
-	}
+	testenv.Root(t) // network namespaces, kernel sets
 	for _, tool := range []string{"wrk", "ip", "ipset", "iptables", "nft"} {
-		needTool(t, tool)
+		testenv.Tool(t, tool)
 	}
 	bench, gatehouse := binaries(t)
 	const scanners, maxRetry = 6, 3

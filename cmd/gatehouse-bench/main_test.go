@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,20 +34,6 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	builds.dir = dir
 	return m.Run()
-}
-
-// needTool finds a program the test drives for real: missing, the test is
-// skipped, or fails when CI=true.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := lookTool(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v (make deps installs it)", err)
-		}
-		t.Skipf("%v", err)
-	}
-	return p
 }
 
 var builds struct {
@@ -175,7 +162,7 @@ func TestUsage(t *testing.T) {
 // built from this repository and checks that every gatehouse row and the
 // bare Go row were measured, with sane positive numbers.
 func TestCompareSmoke(t *testing.T) {
-	needTool(t, "wrk")
+	testenv.Tool(t, "wrk")
 	bench, gatehouse := binaries(t)
 	out, log := runTool(t, bench, "compare", "-gatehouse", gatehouse, "-dir", t.TempDir())
 	rows := mdTable(t, out, "| row | CPU µs/req")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"gatehouse/rules/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,9 +16,9 @@ import (
 // per format, each with its own password.
 func apacheHtpasswd(t *testing.T) (path string, users map[string]string) {
 	t.Helper()
-	htpasswd := needTool(t, "htpasswd")
-	mkpasswd := needTool(t, "mkpasswd")
-	openssl := needTool(t, "openssl")
+	htpasswd := testenv.Tool(t, "htpasswd")
+	mkpasswd := testenv.Tool(t, "mkpasswd")
+	openssl := testenv.Tool(t, "openssl")
 	path = filepath.Join(t.TempDir(), "staging.htpasswd")
 	users = map[string]string{
 		"bcrypt": "b-pass", "apr1": "m-pass", "sha1": "s-pass", "sha256": "5-pass", "sha512": "6-pass",
@@ -134,7 +135,7 @@ func TestBasicAuthApacheFiles(t *testing.T) {
 // reload; a broken file keeps the previous users.
 func TestBasicAuthFileReload(t *testing.T) {
 	t.Parallel()
-	htpasswd := needTool(t, "htpasswd")
+	htpasswd := testenv.Tool(t, "htpasswd")
 	path := filepath.Join(t.TempDir(), "users")
 	if out, err := exec.Command(htpasswd, "-cbB", "-C", "4", path, "alice", "one").CombinedOutput(); err != nil {
 		t.Fatalf("htpasswd: %v: %s", err, out)

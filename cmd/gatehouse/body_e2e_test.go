@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -535,7 +536,7 @@ hosts:
 // connection. A normal client on 127.0.0.2 is served throughout.
 func TestBodySlowHTTPTest(t *testing.T) {
 	t.Parallel()
-	slow := needTool(t, "slowhttptest")
+	slow := testenv.Tool(t, "slowhttptest")
 	for _, tc := range []struct {
 		name     string
 		buffered bool

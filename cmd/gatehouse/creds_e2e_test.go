@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +22,7 @@ import (
 // apacheRun runs Apache's htpasswd with args, failing the test on error.
 func apacheRun(t *testing.T, args ...string) {
 	t.Helper()
-	bin := needTool(t, "htpasswd")
+	bin := testenv.Tool(t, "htpasswd")
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 		t.Fatalf("htpasswd %q: %v: %s", args, err, out)
 	}

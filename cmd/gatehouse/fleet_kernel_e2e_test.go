@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -89,7 +90,7 @@ var (
 // and c are dropped, while another address still gets through.
 func TestFleetKernel(t *testing.T) {
 	t.Parallel()
-	needNetns(t, "nft", "ipset", "iptables", "redis-server")
+	testenv.Netns(t, "nft", "ipset", "iptables", "redis-server")
 	b := make([]byte, 3)
 	_, _ = rand.Read(b) // never fails on Linux
 	id := hex.EncodeToString(b)

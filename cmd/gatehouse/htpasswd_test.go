@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
-	"go/build"
+	"gatehouse/rules/testenv"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -14,42 +14,6 @@ import (
 
 	"gatehouse/middleware/htpasswd"
 )
-
-// needTool returns the path of the program name, skipping the test when it
-// is missing — or failing it when CI=true, where every tool must be
-// installed (STYLE.md §10). Apache's htpasswd is in Debian's apache2-utils.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return path
-}
-
-// needGoTool is needTool for a program `make tools` installs with go
-// install: it is also looked for in $GOPATH/bin, which need not be on
-// PATH. hint says how to install it.
-func needGoTool(t *testing.T, name, hint string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range filepath.SplitList(build.Default.GOPATH) {
-		p := filepath.Join(dir, "bin", name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI: %s", name, hint)
-	}
-	t.Skipf("%s not installed (%s)", name, hint)
-	return ""
-}
 
 // runHtpasswd calls htpasswdCmd with args, "FILE" in them replaced by
 // path, and returns its exit status and output.
@@ -316,7 +280,7 @@ func ptr(s string) *string { return &s }
 // 3: wrong).
 func TestHtpasswdApacheVerifiesOurs(t *testing.T) {
 	t.Parallel()
-	apache := needTool(t, "htpasswd")
+	apache := testenv.Tool(t, "htpasswd")
 	for _, flags := range [][]string{{"-B"}, {"-B", "-C", "4"}, {"-m"}, {"-s"}, {"-2"}, {"-5"}, {"-5", "-r", "1000"}} {
 		t.Run(strings.Join(flags, " "), func(t *testing.T) {
 			t.Parallel()
@@ -346,7 +310,7 @@ func TestHtpasswdApacheVerifiesOurs(t *testing.T) {
 // written by Apache's htpasswd.
 func TestHtpasswdVerifiesApache(t *testing.T) {
 	t.Parallel()
-	apache := needTool(t, "htpasswd")
+	apache := testenv.Tool(t, "htpasswd")
 	for _, flags := range [][]string{{"-B", "-C", "4"}, {"-m"}, {"-s"}, {"-2"}, {"-5"}} {
 		t.Run(strings.Join(flags, " "), func(t *testing.T) {
 			t.Parallel()

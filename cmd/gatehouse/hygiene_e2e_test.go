@@ -13,6 +13,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"log"
 	"maps"
@@ -628,7 +629,7 @@ func TestHygieneHTTP2(t *testing.T) {
 // gatehouse must fail no test that plain Go passes.
 func TestH2Spec(t *testing.T) {
 	t.Parallel()
-	h2spec := needGoTool(t, "h2spec", "make tools (go install github.com/summerwind/h2spec/cmd/h2spec)")
+	h2spec := testenv.GoTool(t, "h2spec", "make tools (go install github.com/summerwind/h2spec/cmd/h2spec)")
 	app := newEchoUpstream(t, "app")
 	g, _ := h2Gateway(t, app.URL(), "")
 
@@ -718,7 +719,7 @@ func junitFailures(path string) (map[string]bool, int, error) {
 // are cut off by read_header_timeout and conns_per_ip.
 func TestSlowClients(t *testing.T) {
 	t.Parallel()
-	slow := needTool(t, "slowhttptest")
+	slow := testenv.Tool(t, "slowhttptest")
 	app := newEchoUpstream(t, "app")
 	g := startGateway(t, gatewayConfig(fmt.Sprintf(`limits:
   read_header_timeout: 2s

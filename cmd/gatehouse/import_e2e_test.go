@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -252,7 +253,7 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 
 func TestImportNginxOracle(t *testing.T) {
 	t.Parallel()
-	nginxBin := needTool(t, "nginx")
+	nginxBin := testenv.Tool(t, "nginx")
 	dir := t.TempDir()
 	app1, app2 := newEchoUpstream(t, "app1"), newEchoUpstream(t, "app2")
 	staging, media := newEchoUpstream(t, "staging"), newEchoUpstream(t, "media")
@@ -539,8 +540,8 @@ maxretry = 2
 // redirect server; the certificate is self-signed with openssl.
 func TestImportNginxTLSOracle(t *testing.T) {
 	t.Parallel()
-	nginxBin := needTool(t, "nginx")
-	openssl := needTool(t, "openssl")
+	nginxBin := testenv.Tool(t, "nginx")
+	openssl := testenv.Tool(t, "openssl")
 	dir := t.TempDir()
 	up := newEchoUpstream(t, "secure")
 	httpAddr, httpsAddr := "127.0.0.1:"+loopbackPort(t), "127.0.0.1:"+loopbackPort(t)

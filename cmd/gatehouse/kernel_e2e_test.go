@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -27,29 +28,6 @@ import (
 // show that a banned client's new connections are dropped by the kernel
 // — with each firewall backend. Nothing outside the two namespaces is
 // touched.
-
-// needNetns skips unless the test can create namespaces and run tools;
-// under CI=true it fails instead.
-func needNetns(t *testing.T, tools ...string) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range append([]string{"ip"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "kernel tests need " + strings.Join(missing, ", ") + " (make deps installs them; run as root)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + ": failing because CI=true")
-	}
-	t.Skip(msg)
-}
 
 // netnsPair is a server and a client namespace joined by a veth pair.
 type netnsPair struct {
@@ -212,7 +190,7 @@ func TestKernelBans(t *testing.T) {
 	for _, bk := range backends {
 		t.Run(bk.name, func(t *testing.T) {
 			t.Parallel()
-			needNetns(t, bk.tools...)
+			testenv.Netns(t, bk.tools...)
 			p := newNetnsPair(t, bk.subnet)
 			cfg := writeFile(t, "gatehouse.yaml", fmt.Sprintf(`listen: {http: "%s:8080"}
 hosts:

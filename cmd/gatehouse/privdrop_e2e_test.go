@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,19 +21,6 @@ import (
 // keep running as root, and `serve --user nobody` ends up as nobody, on
 // every thread, with exactly the capabilities it needs — and kernel ban
 // sync still works after the switch, inside a network namespace.
-
-// needRootUser skips a test that must start gatehouse as root; under
-// CI=true (where everything runs as root) it fails instead.
-func needRootUser(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("privilege tests need root: failing because CI=true")
-	}
-	t.Skip("privilege tests need root")
-}
 
 // nobodyIDs returns nobody's uid and gid.
 func nobodyIDs(t *testing.T) (uid, gid int) {
@@ -139,7 +127,7 @@ func checkSwitchedProcess(t *testing.T, pid int, mask uint64) {
 // TestServeRefusesRoot: started as root without --user or --allow-root,
 // serve exits with 2 and says what to do, before binding anything.
 func TestServeRefusesRoot(t *testing.T) {
-	needRootUser(t)
+	testenv.Root(t)
 	t.Parallel()
 	cfg := writeFile(t, "gatehouse.yaml", gatewayConfig("hosts:\n  - match: [www.test]\n    upstreams: [http://127.0.0.1:1]\n"))
 	for _, tc := range []struct {
@@ -170,7 +158,7 @@ func TestServeRefusesRoot(t *testing.T) {
 // keeps no capability at all, and still proxies, bans and saves bans (the
 // ban store's file was opened before the switch).
 func TestServeUserMemoryOnly(t *testing.T) {
-	needRootUser(t)
+	testenv.Root(t)
 	t.Parallel()
 	up := newEchoUpstream(t, "app")
 	state := filepath.Join(t.TempDir(), "state")
@@ -215,7 +203,7 @@ firewall: {backend: none}
 // (CGO_ENABLED=0, as released) one: the switch of all threads works
 // differently with and without cgo.
 func TestServeUserKernelBans(t *testing.T) {
-	needNetns(t, "ipset", "iptables", "nft")
+	testenv.Netns(t, "ipset", "iptables", "nft")
 	t.Parallel()
 	static := filepath.Join(t.TempDir(), "gatehouse")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -61,7 +62,7 @@ func rawGet(t *testing.T, g *gateway, host, rawPath string, header http.Header) 
 // htpasswd.
 func bcryptFile(t *testing.T, user, pass string) string {
 	t.Helper()
-	htpasswd := needTool(t, "htpasswd")
+	htpasswd := testenv.Tool(t, "htpasswd")
 	path := filepath.Join(t.TempDir(), "users.htpasswd")
 	if out, err := exec.Command(htpasswd, "-cbB", "-C", "5", path, user, pass).CombinedOutput(); err != nil {
 		t.Fatalf("htpasswd: %v\n%s", err, out)

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"net/http"
 	"net/netip"
@@ -79,7 +80,7 @@ func signAdmin() string {
 // returns its base URL. It is stopped when the test ends.
 func startVersitygw(t *testing.T) string {
 	t.Helper()
-	bin := needGoTool(t, "versitygw", versitygwInstall)
+	bin := testenv.GoTool(t, "versitygw", versitygwInstall)
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"io"
 	"math/big"
 	"net"
@@ -263,7 +264,7 @@ func freePort(t *testing.T) int {
 // validating HTTP-01 on httpPort and TLS-ALPN-01 on tlsPort of 127.0.0.1.
 func startPebble(t *testing.T, dns string, httpPort, tlsPort int) *pebble {
 	t.Helper()
-	bin := needGoTool(t, "pebble", "make tools (go install github.com/letsencrypt/pebble/v2/cmd/pebble)")
+	bin := testenv.GoTool(t, "pebble", "make tools (go install github.com/letsencrypt/pebble/v2/cmd/pebble)")
 	ca := newTestCA(t)
 	certPath, keyPath := ca.issue(t, "127.0.0.1", "localhost")
 	apiPort, mgmtPort := freePort(t), freePort(t)

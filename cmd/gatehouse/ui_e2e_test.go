@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ type browser struct {
 // earlier stop.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	exe := needTool(t, "chromium")
+	exe := testenv.Tool(t, "chromium")
 	b := &browser{}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),

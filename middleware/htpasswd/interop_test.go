@@ -3,29 +3,13 @@ package htpasswd
 import (
 	"errors"
 	"fmt"
-	"os"
+	"gatehouse/rules/testenv"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-// needTool returns the path of the program name, skipping the test when it
-// is missing — or failing it when CI=true, where every tool must be
-// installed (STYLE.md §10). Apache's htpasswd is in Debian's apache2-utils,
-// mkpasswd in whois.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return path
-}
 
 // runTool runs a program and returns its trimmed stdout, failing the test
 // on a non-zero exit.
@@ -57,7 +41,7 @@ var interopPasswords = []string{
 // format gatehouse verifies and checks each password.
 func TestInteropApacheFiles(t *testing.T) {
 	t.Parallel()
-	htpasswdBin := needTool(t, "htpasswd")
+	htpasswdBin := testenv.Tool(t, "htpasswd")
 	for _, tc := range []struct {
 		name   string
 		flags  []string
@@ -121,7 +105,7 @@ func TestInteropApacheFiles(t *testing.T) {
 // for a wrong one.
 func TestInteropApacheVerifiesOurs(t *testing.T) {
 	t.Parallel()
-	htpasswdBin := needTool(t, "htpasswd")
+	htpasswdBin := testenv.Tool(t, "htpasswd")
 	for _, tc := range []struct {
 		name string
 		hash func(string) (string, error)
@@ -181,7 +165,7 @@ func apacheVerify(t *testing.T, bin, path, user, password string) int {
 // boundaries (differential), and verification of random-salt hashes.
 func TestInteropMkpasswd(t *testing.T) {
 	t.Parallel()
-	mkpasswd := needTool(t, "mkpasswd")
+	mkpasswd := testenv.Tool(t, "mkpasswd")
 	for _, method := range []string{"sha-256", "sha-512"} {
 		use512 := method == "sha-512"
 		for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 200} {
@@ -210,7 +194,7 @@ func TestInteropMkpasswd(t *testing.T) {
 // exact output for given salts, and verification of random-salt hashes.
 func TestInteropOpenSSL(t *testing.T) {
 	t.Parallel()
-	openssl := needTool(t, "openssl")
+	openssl := testenv.Tool(t, "openssl")
 	for _, pw := range interopPasswords {
 		if pw == "" {
 			continue // openssl passwd -stdin reads no password from an empty line
@@ -242,7 +226,7 @@ func TestInteropOpenSSL(t *testing.T) {
 // loads by default.
 func TestInteropApacheSlowHashLimits(t *testing.T) {
 	t.Parallel()
-	bin := needTool(t, "htpasswd")
+	bin := testenv.Tool(t, "htpasswd")
 	cmd := exec.Command(bin, "-nbB", "-C", strconv.Itoa(MaxSafeBcryptCost+1), "u", "pw")
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("Apache htpasswd -B -C %d succeeded (%q); MaxSafeBcryptCost no longer matches Apache's limit", MaxSafeBcryptCost+1, out)
@@ -279,7 +263,7 @@ func TestInteropApacheSlowHashLimits(t *testing.T) {
 // its Verify refuses the empty password (issue 17).
 func TestInteropApacheEmptyPassword(t *testing.T) {
 	t.Parallel()
-	bin := needTool(t, "htpasswd")
+	bin := testenv.Tool(t, "htpasswd")
 	path := filepath.Join(t.TempDir(), "empty")
 	runTool(t, "", bin, "-cbB", "-C", "4", path, "nopw", "")
 	if code := apacheVerify(t, bin, path, "nopw", ""); code != 0 {

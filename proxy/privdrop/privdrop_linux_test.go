@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,19 +213,6 @@ func TestCheckSwitched(t *testing.T) {
 	}
 }
 
-// needRoot skips a test that must run as root, and fails it under
-// CI=true, where the tests run as root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root: failing because CI=true")
-	}
-	t.Skip("this test needs root")
-}
-
 // Environment of the Switch child process (TestSwitchUserChild).
 const (
 	envSwitchUser = "GATEHOUSE_TEST_SWITCH_USER"
@@ -235,7 +223,7 @@ const (
 // started as root, and reads what every thread of the child, and a
 // program the child runs, ended up with.
 func TestSwitchUser(t *testing.T) {
-	needRoot(t)
+	testenv.Root(t)
 	nobody := lookupUID(t, "nobody")
 	for _, tc := range []struct {
 		name string

@@ -5,6 +5,7 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -43,7 +44,7 @@ func benchEntries(bans []rules.Ban) []Entry {
 // BenchmarkKernelPush measures pushing bans into empty kernel objects: one
 // Apply, in a network namespace of its own.
 func BenchmarkKernelPush(b *testing.B) {
-	needKernel(b)
+	testenv.Netns(b, kernelTools...)
 	for _, bc := range []struct {
 		backend string
 		n       int
@@ -97,7 +98,7 @@ func (c *countingBackend) Apply(ctx context.Context, add []Entry, del []netip.Pr
 // (List then dumps the sets; otherwise it answers from its copy of the
 // last dump).
 func BenchmarkKernelReconcileUnchanged(b *testing.B) {
-	needKernel(b)
+	testenv.Netns(b, kernelTools...)
 	for _, bc := range []struct {
 		backend string
 		dump    bool

@@ -5,6 +5,7 @@ package firewall
 import (
 	"context"
 	"errors"
+	"gatehouse/rules/testenv"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -112,7 +113,7 @@ var kernelCases = []kernelCase{
 // TestBackends runs the conformance test against every backend, each in
 // namespaces of its own.
 func TestBackends(t *testing.T) {
-	needKernel(t)
+	testenv.Netns(t, kernelTools...)
 	for _, kc := range kernelCases {
 		t.Run(kc.name, func(t *testing.T) {
 			t.Parallel()
@@ -520,7 +521,7 @@ func TestNew(t *testing.T) {
 
 // TestAuto: with nf_tables there, auto is nftables, and it says so.
 func TestAuto(t *testing.T) {
-	needKernel(t)
+	testenv.Netns(t, kernelTools...)
 	t.Parallel()
 	ns := newNetNS(t, "auto")
 	logs := &logRecorder{}
@@ -540,15 +541,9 @@ func TestAuto(t *testing.T) {
 // root, with the capability out of its bounding set) to show that every
 // backend reports ErrNoPermission, and that Run gives up with it.
 func TestNoPermission(t *testing.T) {
-	needKernel(t)
+	testenv.Netns(t, kernelTools...)
 	t.Parallel()
-	setpriv, err := lookTool("setpriv")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("setpriv (util-linux): %v", err)
-		}
-		t.Skipf("setpriv (util-linux): %v", err)
-	}
+	setpriv := testenv.Tool(t, "setpriv")
 	ns := newNetNS(t, "noperm")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

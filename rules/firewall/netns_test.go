@@ -25,39 +25,6 @@ import (
 // backends find themselves.
 var kernelTools = []string{"ip", "ipset", "iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "nft"}
 
-// needKernel skips the test unless it can create network namespaces and
-// run the firewall tools: as root, with the tools installed (Debian:
-// ipset nftables iptables iproute2). Under CI=true it fails instead, so
-// that a CI machine missing them cannot pass without the kernel tests.
-func needKernel(t testing.TB) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range kernelTools {
-		if _, err := lookTool(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		name := "gh-test-" + randomHex(4) + "-probe"
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			missing = append(missing, fmt.Sprintf("network namespaces (ip netns add: %v: %s)", err, strings.TrimSpace(string(out))))
-		} else {
-			_ = exec.Command("ip", "netns", "del", name).Run() // best effort: a probe namespace holds nothing
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "kernel firewall tests need " + strings.Join(missing, ", ") + " (apt-get install ipset nftables iptables iproute2; run as root)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + ": failing because CI=true")
-	}
-	t.Skip(msg)
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails on Linux

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"gatehouse/rules/testenv"
 	"math/big"
 	"net"
 	"os"
@@ -62,13 +63,7 @@ func StartTLS(t testing.TB, extra ...string) *Redis {
 
 func start(t testing.TB, withTLS bool, extra []string) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server not found (apt-get install redis-server): %v", err)
-		}
-		t.Skipf("redis-server not found (apt-get install redis-server): %v", err)
-	}
+	bin := testenv.Tool(t, "redis-server")
 	r := &Redis{t: t, bin: bin, dir: t.TempDir(), args: extra}
 	if withTLS {
 		r.tls = newTestCA(t, r.dir)
