@@ -8,15 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"gatehouse/proxy/config"
 )
 
-// defaultAdmin is the admin API the CLI talks to when neither --admin nor
-// $GATEHOUSE_ADMIN names one: the default admin.listen.
+// defaultAdmin is the admin API the CLI talks to when nothing else names
+// one: the default admin.listen.
 const defaultAdmin = "http://127.0.0.1:9901"
 
 // adminFlags are the flags of every command that talks to a running
@@ -26,14 +29,17 @@ type adminFlags struct {
 	admin     *string
 	token     *string
 	tokenFile *string
+	// config, when the command has it (bans -c FILE), names the config
+	// whose admin.listen is the default address.
+	config *string
 }
 
 func addAdminFlags(fs *flag.FlagSet) *adminFlags {
 	return &adminFlags{
 		fs:        fs,
-		admin:     fs.String("admin", envOr("GATEHOUSE_ADMIN", defaultAdmin), "admin API base `URL`"),
+		admin:     fs.String("admin", os.Getenv("GATEHOUSE_ADMIN"), "admin API base `URL` (default $GATEHOUSE_ADMIN, else admin.listen of -c FILE where the command has it, else "+defaultAdmin+")"),
 		token:     fs.String("token", os.Getenv("GATEHOUSE_TOKEN"), "admin API token (default $GATEHOUSE_TOKEN)"),
-		tokenFile: fs.String("token-file", "", "read the admin API token from `FILE` (one line)"),
+		tokenFile: fs.String("token-file", "", "read the admin API token from `FILE`, as the config's file: reference does"),
 	}
 }
 
@@ -50,9 +56,13 @@ func (f *adminFlags) given() bool {
 // client resolves the flags into an admin API client. An error is a
 // usage error, found before the gateway is contacted.
 func (f *adminFlags) client() (*adminClient, error) {
-	base := strings.TrimRight(*f.admin, "/")
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--admin %q is not an http(s) URL", *f.admin)
+	path := ""
+	if f.config != nil {
+		path = *f.config
+	}
+	base, err := adminBase(*f.admin, path)
+	if err != nil {
+		return nil, err
 	}
 	token := *f.token
 	if *f.tokenFile != "" {
@@ -61,35 +71,134 @@ func (f *adminFlags) client() (*adminClient, error) {
 		if tokenSet {
 			return nil, errors.New("give --token or --token-file, not both")
 		}
-		var err error
 		if token, err = readTokenFile(*f.tokenFile); err != nil {
 			return nil, err
 		}
 	}
-	return &adminClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{Proxy: nil}}}, nil
+	if token != "" {
+		if err := config.CheckBearerToken(token); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+	}
+	return &adminClient{base: base, token: token, http: adminHTTP(30 * time.Second)}, nil
 }
 
-// readTokenFile reads a token from path: the whole file less one trailing
-// newline ("\n" or "\r\n"), as `echo TOKEN > FILE` and editors write it.
-func readTokenFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
+// adminHTTP is the client for the admin listener: no proxy from the
+// environment and no redirects, so an answer comes from the address
+// named and nowhere else.
+func adminHTTP(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:   timeout,
+		Transport: &http.Transport{Proxy: nil},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
-	tok := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
-	switch {
-	case tok == "":
-		return "", fmt.Errorf("--token-file %s is empty", path)
-	case strings.ContainsAny(tok, "\r\n"):
+}
+
+// readTokenFile reads a token from path exactly as the config reads a
+// file: reference: a regular file of bounded size, less its trailing line
+// ends, so a token file works the same in the config and on the command
+// line.
+func readTokenFile(path string) (string, error) {
+	sec, err := config.ParseSecret("file:" + path)
+	if err != nil {
+		// ParseSecret's message starts "file:PATH: ".
+		return "", fmt.Errorf("--token-file %s", strings.TrimPrefix(err.Error(), "file:"))
+	}
+	tok := sec.Value()
+	if strings.ContainsAny(tok, "\r\n") {
 		return "", fmt.Errorf("--token-file %s has more than one line; it must hold the token alone", path)
 	}
 	return tok, nil
 }
 
+// adminURL is the admin listener's base URL: scheme, host and an
+// optional path prefix, never a query or fragment (a request path is
+// appended to it).
+type adminURL struct {
+	u *url.URL
+}
+
+// String is the base with any password hidden, for messages.
+func (a adminURL) String() string { return a.u.Redacted() }
+
+// at is the URL of path (which starts with "/") under the base.
+func (a adminURL) at(path string) string { return a.u.String() + path }
+
+// parseAdminURL checks an --admin or $GATEHOUSE_ADMIN value.
+func parseAdminURL(raw string) (adminURL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Opaque != "":
+		return adminURL{}, fmt.Errorf("--admin %q is not an http(s) URL", redactRaw(raw))
+	case strings.ContainsAny(raw, "?#"):
+		return adminURL{}, fmt.Errorf("--admin %s: give the admin listener's base URL, without a query or fragment", u.Redacted())
+	}
+	return adminURL{u: u}, nil
+}
+
+// redactRaw hides the password of a URL that may not parse.
+func redactRaw(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		return "…" + raw[i:]
+	}
+	return raw
+}
+
+// adminBase finds the admin listener: admin (the --admin flag, which
+// defaults to $GATEHOUSE_ADMIN), else admin.listen of the config at path
+// (-c FILE, default $GATEHOUSE_CONFIG) when there is one, else the
+// default address.
+func adminBase(admin, path string) (adminURL, error) {
+	if admin != "" {
+		return parseAdminURL(admin)
+	}
+	if path == "" {
+		return parseAdminURL(defaultAdmin)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return adminURL{}, fmt.Errorf("read config: %w", err)
+	}
+	return adminFromConfig(path, data)
+}
+
+// adminFromConfig is the admin listener that the config data (from name)
+// gives in admin.listen.
+func adminFromConfig(name string, data []byte) (adminURL, error) {
+	listen, err := config.AdminListen(name, data)
+	if err != nil {
+		return adminURL{}, err
+	}
+	if listen == "off" {
+		return adminURL{}, fmt.Errorf("%s: admin.listen is off; this command needs the admin listener (or --admin URL)", name)
+	}
+	return parseAdminURL("http://" + dialAddr(listen))
+}
+
+// dialAddr turns a listen address into one to connect to: a wildcard or
+// missing host becomes loopback of the same family.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen // the request then fails and says so
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::", "[::]":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
 // adminClient calls a running gateway's admin API.
 type adminClient struct {
-	base  string
+	base  adminURL
 	token string
 	http  *http.Client
 }
@@ -105,7 +214,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, body any) (
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base.at(path), rd)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -18,7 +18,10 @@ import (
 const bansUsage = `usage: gatehouse bans list [--json]
        gatehouse bans add IP|CIDR [--for 1h] [--reason TEXT]
        gatehouse bans del IP|CIDR
-flags for every form: --admin URL       (default $GATEHOUSE_ADMIN or http://127.0.0.1:9901)
+flags for every form: --admin URL       (default $GATEHOUSE_ADMIN, else admin.listen of -c FILE,
+                                         else http://127.0.0.1:9901)
+                      -c FILE           the gateway's config, for its admin.listen
+                                        (default $GATEHOUSE_CONFIG)
                       --token T         (default $GATEHOUSE_TOKEN)
                       --token-file FILE (the token on one line, instead of --token)
 `
@@ -36,6 +39,7 @@ func bansCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, bansUsage) }
 	af := addAdminFlags(fs)
+	af.config = configFlag(fs)
 	asJSON := fs.Bool("json", false, "list: print the API's JSON")
 	dur := fs.String("for", "1h", "add: ban duration (30m, 2h, 7d, or seconds)")
 	reason := fs.String("reason", "", "add: a note kept with the ban")

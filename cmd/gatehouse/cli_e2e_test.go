@@ -81,6 +81,15 @@ func TestBansTokenFile(t *testing.T) {
 	if out, errOut, code := runGatehouseEnv(t, []string{"GATEHOUSE_TOKEN=wrong"}, "bans", "list", "--admin", admin, "--token-file", good); code != 0 || !strings.Contains(out, "203.0.113.9") {
 		t.Errorf("bans list --token-file with a wrong $GATEHOUSE_TOKEN = %d, %q, %q; want 0 and the ban", code, out, errOut)
 	}
+	// Without --admin, -c FILE (or $GATEHOUSE_CONFIG) names the gateway by
+	// its admin.listen, as healthcheck does.
+	cfg := file("gatehouse.yaml", fmt.Sprintf("admin:\n  listen: %q\n", g.adminAddr))
+	for _, args := range [][]string{{"-c", cfg}, nil} {
+		out, errOut, code := runGatehouseEnv(t, []string{"GATEHOUSE_CONFIG=" + cfg}, append([]string{"bans", "list", "--token-file", good}, args...)...)
+		if code != 0 || !strings.Contains(out, "203.0.113.9") {
+			t.Errorf("bans list --token-file %v (admin.listen from the config) = %d, %q, %q; want 0 and the ban", args, code, out, errOut)
+		}
+	}
 	// sign takes it too; this token lacks sign:link, so the gateway's
 	// refusal proves the token was sent and read.
 	if _, errOut, code := runGatehouse(t, "sign", "link", "--url", "http://www.test/a", "--admin", admin, "--token-file", good); code != 1 || !strings.Contains(errOut, "refused by the admin API: token ops lacks scope sign:link") {
@@ -96,7 +105,12 @@ func TestBansTokenFile(t *testing.T) {
 		{"wrong token", []string{"--token-file", file("wrong", "nope\n")}, 1, "gatehouse bans list: the admin API refused the token (unknown token)"},
 		{"empty file", []string{"--token-file", file("empty", "\n")}, 2, "is empty"},
 		{"two lines", []string{"--token-file", file("two", "ops-token\nmore\n")}, 2, "has more than one line"},
-		{"missing file", []string{"--token-file", filepath.Join(dir, "absent")}, 2, "--token-file: open "},
+		{"missing file", []string{"--token-file", filepath.Join(dir, "absent")}, 2, "--token-file " + filepath.Join(dir, "absent") + ": no such file"},
+		// Read as the config reads a file: reference: bounded, regular files only.
+		{"device", []string{"--token-file", "/dev/zero"}, 2, "--token-file /dev/zero: not a regular file"},
+		// HTTP strips these from a header: such a token could never match.
+		{"trailing space", []string{"--token-file", file("space", "ops-token  \n")}, 2, "starts or ends with a space or tab"},
+		{"control byte", []string{"--token-file", file("esc", "ops\x1btoken\n")}, 2, "control character"},
 		{"both flags", []string{"--token-file", good, "--token", "ops-token"}, 2, "give --token or --token-file, not both"},
 		{"no token", nil, 2, "the admin API needs a token: give --token, --token-file or $GATEHOUSE_TOKEN"},
 	} {
@@ -189,6 +203,9 @@ func TestHealthcheck(t *testing.T) {
 		http.Error(w, `{"status":"not ready"}`, http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(notReady.Close)
+	// A redirect is not the gateway saying it is ready: not followed.
+	redirect := httptest.NewServer(http.RedirectHandler(admin+"/readyz", http.StatusFound))
+	t.Cleanup(redirect.Close)
 	off := writeFile(t, "off.yaml", "admin:\n  listen: \"off\"\n")
 	for _, tc := range []struct {
 		name string
@@ -200,8 +217,18 @@ func TestHealthcheck(t *testing.T) {
 		{"admin off", []string{"-c", off}, "admin.listen is off"},
 		{"missing config", []string{"-c", filepath.Join(t.TempDir(), "absent.yaml")}, "read config: open "},
 		{"bad flag", []string{"--frobnicate"}, "flag provided but not defined"},
+		{"redirect", []string{"--admin", redirect.URL}, redirect.URL + "/readyz answered 302 Found"},
+		// /metrics answers 200 too: a query must not turn /readyz into
+		// part of another path's query string.
+		{"query", []string{"--admin", admin + "/metrics?"}, "without a query or fragment"},
+		{"fragment", []string{"--admin", admin + "/metrics#"}, "without a query or fragment"},
+		// A password in the URL is never printed.
+		{"password", []string{"--admin", "http://ops:s3cr3t@" + closed}, "http://ops:xxxxx@" + closed + "/readyz: dial tcp"},
 	} {
 		out, errOut, code := runGatehouse(t, append([]string{"healthcheck"}, tc.args...)...)
+		if strings.Contains(errOut, "s3cr3t") {
+			t.Errorf("healthcheck, %s printed the URL's password: %q", tc.name, errOut)
+		}
 		if code != 1 || out != "" || !strings.Contains(errOut, tc.want) {
 			t.Errorf("healthcheck, %s = %d, %q, %q; want 1 and %q", tc.name, code, out, errOut, tc.want)
 		}

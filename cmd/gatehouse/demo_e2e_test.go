@@ -18,6 +18,7 @@ import (
 
 var (
 	demoDashboard = regexp.MustCompile(`dashboard: (http://\S+/ui/)\n  sign in with the token (\S+) `)
+	demoBansHint  = regexp.MustCompile(`gatehouse (bans list --admin \S+ --token-file \S+)\n`)
 	csrfField     = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 )
 
@@ -73,6 +74,14 @@ func TestDemoDashboard(t *testing.T) {
 	if code, body := get(first.ui); code != http.StatusOK || !strings.Contains(body, `data-page="overview"`) {
 		t.Errorf("GET %s after sign-in = %d, want the overview page", first.ui, code)
 	}
+	// The banner's bans line works as printed.
+	m := demoBansHint.FindStringSubmatch(first.banner)
+	if m == nil {
+		t.Fatalf("no bans hint with --token-file in the banner:\n%s", first.banner)
+	}
+	if out, errOut, code := runGatehouse(t, strings.Fields(m[1])...); code != 0 || !strings.Contains(out, "IP") {
+		t.Errorf("gatehouse %s = exit %d, %q %q; want the (empty) ban table", m[1], code, out, errOut)
+	}
 	// The public listener is on --port.
 	if resp, err := c.Get("http://" + first.http + "/"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("GET the demo on --port: %v, %v; want 200", resp, err)
@@ -84,6 +93,7 @@ func TestDemoDashboard(t *testing.T) {
 // runningDemo is one demo process, as its banner describes it.
 type runningDemo struct {
 	http, ui, token string
+	banner          string
 }
 
 // startDemo runs `gatehouse serve` without a config on free ports and
@@ -131,10 +141,10 @@ func startDemo(t *testing.T) runningDemo {
 			if want := fmt.Sprintf("http://127.0.0.1:%d/ui/", adminPort); m[1] != want {
 				t.Fatalf("banner dashboard URL = %q, want %q", m[1], want)
 			}
-			if strings.Count(text, m[2]) != 2 {
-				t.Errorf("the token appears %d times in the output; want only in the banner's two lines", strings.Count(text, m[2]))
+			if strings.Count(text, m[2]) != 1 {
+				t.Errorf("the token appears %d times in the output; want only in the banner's sign-in line", strings.Count(text, m[2]))
 			}
-			return runningDemo{http: fmt.Sprintf("127.0.0.1:%d", port), ui: m[1], token: m[2]}
+			return runningDemo{http: fmt.Sprintf("127.0.0.1:%d", port), ui: m[1], token: m[2], banner: text}
 		}
 		select {
 		case <-changed:

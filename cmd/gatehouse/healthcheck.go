@@ -6,15 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"gatehouse/configs"
-	"gatehouse/proxy/config"
 )
 
 const healthcheckUsage = `usage: gatehouse healthcheck [-c FILE] [--admin URL]
@@ -53,74 +50,39 @@ func healthcheckCmd(args []string, stderr io.Writer) int {
 	return exitOK
 }
 
-// healthcheckBase finds the admin listener's base URL: the --admin flag or
-// $GATEHOUSE_ADMIN, else admin.listen of the config file, else of the
-// embedded demo config.
-func healthcheckBase(admin, path string) (string, error) {
-	if admin != "" {
-		base := strings.TrimRight(admin, "/")
-		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return "", fmt.Errorf("--admin %q is not an http(s) URL", admin)
-		}
-		return base, nil
+// healthcheckBase finds the admin listener as adminBase does, with the
+// embedded demo config's admin.listen as the last default.
+func healthcheckBase(admin, path string) (adminURL, error) {
+	if admin == "" && path == "" {
+		return adminFromConfig("embedded default.yaml", configs.Default)
 	}
-	name, data := "embedded default.yaml", configs.Default
-	if path != "" {
-		var err error
-		if data, err = os.ReadFile(path); err != nil {
-			return "", fmt.Errorf("read config: %w", err)
-		}
-		name = path
-	}
-	listen, err := config.AdminListen(name, data)
-	if err != nil {
-		return "", err
-	}
-	if listen == "off" {
-		return "", fmt.Errorf("%s: admin.listen is off; the health check needs the admin listener (or --admin URL)", name)
-	}
-	return "http://" + dialAddr(listen), nil
+	return adminBase(admin, path)
 }
 
-// dialAddr turns a listen address into one to connect to: a wildcard or
-// missing host becomes loopback of the same family.
-func dialAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen // the request then fails and says so
-	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::", "[::]":
-		host = "::1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// readyz GETs base/readyz and returns nil on 200.
-func readyz(ctx context.Context, base string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+// readyz GETs /readyz under base and returns nil on 200. A redirect is
+// not followed: it is not the gateway saying it is ready.
+func readyz(ctx context.Context, base adminURL) error {
+	where := base.String() + "/readyz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.at("/readyz"), nil)
 	if err != nil {
 		return err
 	}
-	c := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	resp, err := c.Do(req)
+	resp, err := adminHTTP(0).Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("%s/readyz: no answer within %v", base, healthcheckTimeout)
+			return fmt.Errorf("%s: no answer within %v", where, healthcheckTimeout)
 		}
-		return fmt.Errorf("%s/readyz: %w", base, err)
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	// The body is a short status object; drained so the answer is complete.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s/readyz answered %d %s", base, resp.StatusCode, http.StatusText(resp.StatusCode))
+		return fmt.Errorf("%s answered %d %s", where, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	return nil
 }

@@ -384,6 +384,12 @@ func demoConfig(listen demoListen) (*config.File, *demo, error) {
 		os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("demo htpasswd: %w", err)
 	}
+	// The bans hint reads the token from a file, so that it shows in
+	// neither ps nor the shell's history.
+	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte(d.token+"\n"), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("demo token: %w", err)
+	}
 	users := filepath.Join(dir, "staging.htpasswd")
 	if err := os.WriteFile(users, []byte(configs.DemoUser+":"+hash+"\n"), 0o600); err != nil {
 		os.RemoveAll(dir)
@@ -430,10 +436,10 @@ gatehouse demo — try:
   curl -i -H 'Host: staging.localhost' %[1]s                 401: basic auth
   curl -i -u %[3]s:%[4]s -H 'Host: staging.localhost' %[1]s  200 as user %[3]s
   curl -s http://%[2]s/metrics | grep gatehouse_
-  gatehouse bans list --admin http://%[2]s --token %[5]s
+  gatehouse bans list --admin http://%[2]s --token-file %[6]s
 
 dashboard: http://%[2]s/ui/
   sign in with the token %[5]s (made for this run only)
 
-`, base, cfg.Admin.Listen, configs.DemoUser, d.password, d.token)
+`, base, cfg.Admin.Listen, configs.DemoUser, d.password, d.token, filepath.Join(d.dir, "admin.token"))
 }

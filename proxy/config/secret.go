@@ -192,3 +192,19 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // MarshalJSON returns "[redacted]" as a JSON string.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// CheckBearerToken reports why v cannot work as an admin API token sent
+// in an Authorization header: HTTP drops leading and trailing spaces and
+// tabs from a header value and refuses control characters, so such a
+// token could never match what a client sends.
+func CheckBearerToken(v string) error {
+	if strings.TrimLeft(v, " \t") != v || strings.TrimRight(v, " \t") != v {
+		return errors.New("the token starts or ends with a space or tab, which HTTP strips from the Authorization header: it could never match")
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("the token holds a control character (byte %d, 0x%02x), which no HTTP header may carry", i, c)
+		}
+	}
+	return nil
+}
