@@ -7,12 +7,25 @@ import (
 	"time"
 
 	"gatehouse/proxy/admin"
+	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
 )
 
-// The dashboard's certificate panel reads the TLS manager.
-var _ ui.CertSource = (*tlsManager)(nil)
+// certPanel shows the certificate source on the dashboard's
+// certificates page.
+type certPanel struct{ src *cert.Source }
+
+var _ ui.CertSource = certPanel{}
+
+func (p certPanel) Certificates() []ui.CertInfo {
+	infos := p.src.Certificates()
+	out := make([]ui.CertInfo, len(infos))
+	for i, ci := range infos {
+		out[i] = ui.CertInfo(ci)
+	}
+	return out
+}
 
 // newAdmin builds the admin listener's handler (package admin) over the
 // server's state. The listener is bound once: admin.listen and
@@ -35,8 +48,8 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 		Upstreams: s.upstreamHealth,
 		Log:       s.log,
 	}
-	if s.tls != nil {
-		ac.Certificates = s.tls
+	if s.certs != nil {
+		ac.Certificates = certPanel{s.certs}
 	}
 	if s.firewall != nil {
 		ac.Firewall = func(ctx context.Context) (ui.FirewallStatus, error) {

@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/admin"
+	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
 	"gatehouse/rules/match"
@@ -44,6 +47,23 @@ type generation struct {
 	logPaths []string
 	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
 	pools []hostPool
+}
+
+// certConfig maps the tls section to the certificate source's config,
+// without the fleet's Redis, which New opens (certRedis).
+func certConfig(cfg *config.File, log *slog.Logger) cert.Config {
+	cc := cert.Config{Managed: cfg.ManagedNames(), Log: log}
+	for _, c := range cfg.TLS.Certificates {
+		cc.Static = append(cc.Static, c.Loaded)
+	}
+	if a := cfg.TLS.ACME; a != nil {
+		cc.ACME = &cert.ACMEConfig{CA: a.CA, Email: a.Email, Roots: a.Roots, RootsFile: a.CARoot}
+		cc.Dir = filepath.Join(cfg.StateDir, "certs")
+		if cfg.Fleet != nil {
+			cc.RedisPrefix = cfg.Fleet.Prefix
+		}
+	}
+	return cc
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -195,7 +215,7 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 
 	b := &chainBuilder{s: s, cfg: cfg, prev: prev, g: g, counters: make(map[string]*hostCounters, len(cfg.Hosts))}
 	g.router = newRouter()
-	g.router.tls = s.tls
+	g.router.certs = s.certs
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	buffers := newBufferPool()
 	for i := range cfg.Hosts {
@@ -286,4 +306,37 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 		}
 	}
 	return nil
+}
+
+// accessLog returns the access log's config for cfg, OnDone aside: the
+// global format and sink, each host's own (hosts[].log), and the router's
+// lookup that sends a request refused before routing to its host's log;
+// and the paths the runtime writes to, for reopen.
+func (s *Server) accessLog(cfg *config.File, hosts *router) (middleware.AccessLogConfig, []string) {
+	alc := middleware.AccessLogConfig{Format: cfg.Log.Access, Out: s.sinks.Get(cfg.Log.AccessFile)}
+	paths := []string{cfg.Log.AccessFile}
+	for _, h := range cfg.Hosts {
+		hl := h.Log
+		if hl == nil {
+			continue
+		}
+		if alc.Hosts == nil {
+			alc.Hosts = map[string]middleware.AccessLogTarget{}
+			alc.HostOf = func(host string) string {
+				if r := hosts.lookup(host); r != nil {
+					return r.name
+				}
+				return ""
+			}
+		}
+		t := middleware.AccessLogTarget{Format: hl.Access}
+		if hl.Access != middleware.FormatOff {
+			t.Out = s.sinks.Get(hl.AccessFile)
+			if !slices.Contains(paths, hl.AccessFile) {
+				paths = append(paths, hl.AccessFile)
+			}
+		}
+		alc.Hosts[h.Match[0].String()] = t
+	}
+	return alc, paths
 }

@@ -1,10 +1,12 @@
-package proxy
+package cert
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -17,37 +19,93 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
-	"gatehouse/proxy/config"
 	"gatehouse/proxy/listener"
-	"gatehouse/proxy/ui"
 )
 
-// acmeTLSProtocol is the ALPN protocol of the TLS-ALPN-01 challenge.
-const acmeTLSProtocol = listener.ACMETLSProtocol
+// Config configures a Source.
+type Config struct {
+	// Static are the static certificates (tls.certificates) in config
+	// order, each with Leaf set; the first one valid for a name wins.
+	Static []*tls.Certificate
+	// Managed are the names ACME obtains certificates for. Ignored
+	// without ACME.
+	Managed []string
+	// ACME, when set, obtains and renews a certificate for every
+	// managed name. nil: static certificates only.
+	ACME *ACMEConfig
+	// Dir is where certmagic keeps its files (state_dir/certs), with
+	// ACME.
+	Dir string
+	// Redis, when set with ACME, is the fleet's Redis, where the nodes
+	// share ACME accounts, certificates, keys, challenge tokens and
+	// locks (fleet.certificates); Dir then mirrors it. The Source owns
+	// the client from New on and closes it on Stop, also when New fails.
+	// nil: files in Dir only.
+	Redis *redis.Client
+	// RedisPrefix is the fleet's key prefix (fleet.prefix). Zero: "gh".
+	RedisPrefix string
+	// Log receives certificate progress and certmagic's own log.
+	// nil: discard.
+	Log *slog.Logger
+}
 
-// tlsManager holds the certificates of the HTTPS listener: static pairs
-// from tls.certificates, swapped on reload, and, with tls.acme, a
-// certmagic config that obtains and renews a certificate for every
-// managed name in the background and answers the CA's HTTP-01 and
-// TLS-ALPN-01 challenges.
-type tlsManager struct {
+// ACMEConfig is the ACME account and CA (tls.acme). It is read at New
+// only: a change needs a restart.
+type ACMEConfig struct {
+	// CA is the ACME directory URL.
+	CA string
+	// Email is the account contact; "" for none.
+	Email string
+	// Roots are extra roots trusted for the CA's HTTPS endpoint; nil:
+	// the system's.
+	Roots *x509.CertPool
+	// RootsFile is the file Roots were read from, so that Update can
+	// tell a changed setting; "" for none.
+	RootsFile string
+}
+
+// Info is one certificate as the dashboard shows it.
+type Info struct {
+	// Name is the managed name, or the first name of a static
+	// certificate.
+	Name string
+	// Issuer names the certificate's issuer; "" before one is obtained.
+	Issuer string
+	// NotAfter is when the certificate expires; zero when there is none
+	// yet.
+	NotAfter time.Time
+	// Managed reports an ACME-managed name; false for a static
+	// certificate.
+	Managed bool
+	// LastError is the last failure to obtain or renew it; "" for none.
+	LastError string
+}
+
+// Source holds the certificates of the HTTPS listener: static pairs,
+// swapped on Update, and, with ACME, a certmagic config that obtains and
+// renews a certificate for every managed name in the background and
+// answers the CA's HTTP-01 and TLS-ALPN-01 challenges. Its methods are
+// safe for concurrent use; those documented so do nothing on a nil
+// *Source (HTTPS off).
+type Source struct {
 	log *slog.Logger
 
 	static atomic.Pointer[staticCerts]
-	// managed is the set of names ACME manages, swapped on reload.
+	// managed is the set of names ACME manages, swapped on Update.
 	managed atomic.Pointer[map[string]bool]
 
-	// With tls.acme only:
+	// With ACME only:
 	magic  *certmagic.Config
 	cache  *certmagic.Cache
 	issuer *certmagic.ACMEIssuer
-	acme   config.ACME // as at start; changes need a restart
-	// certDir is state_dir/certs, where certmagic keeps its files.
+	acme   ACMEConfig // as at New; changes need a restart
+	// certDir is where certmagic keeps its files.
 	certDir string
 
 	// httpsPort is the bound HTTPS port, for redirects.
@@ -58,7 +116,7 @@ type tlsManager struct {
 	lastErr sync.Map // string → string
 
 	mu      sync.Mutex
-	ctx     context.Context // Run's; nil before start
+	ctx     context.Context // Start's; nil before start
 	started map[string]bool // names handed to certmagic
 }
 
@@ -77,24 +135,29 @@ func (sc *staticCerts) lookup(name string) *tls.Certificate {
 	return nil
 }
 
-// newTLSManager prepares the certificates of cfg; it starts nothing. It
-// returns nil without a tls block.
-func newTLSManager(cfg *config.File, log *slog.Logger) (*tlsManager, error) {
-	if !cfg.TLSOn() {
-		return nil, nil
+// New prepares the certificates of cfg; it starts nothing (Start does).
+func New(cfg Config) *Source {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	m := &tlsManager{log: log, started: map[string]bool{}}
-	m.setStatic(cfg)
-	if cfg.TLS.ACME == nil {
-		return m, nil
+	m := &Source{log: log, started: map[string]bool{}}
+	m.set(cfg)
+	if cfg.ACME == nil {
+		if cfg.Redis != nil {
+			// Owned from here on but unused without ACME.
+			_ = cfg.Redis.Close() // closing an unused client cannot lose anything
+		}
+		return m
 	}
-	m.acme = *cfg.TLS.ACME
-	m.certDir = filepath.Join(cfg.StateDir, "certs")
+	m.acme = *cfg.ACME
+	m.certDir = cfg.Dir
+	files := &certmagic.FileStorage{Path: cfg.Dir}
+	var storage certmagic.Storage = files
+	if cfg.Redis != nil {
+		storage = NewRedis(RedisConfig{Redis: cfg.Redis, Prefix: cfg.RedisPrefix, Mirror: files, Log: log})
+	}
 	zl := zap.New(&slogCore{h: log.Handler()})
-	storage, err := newCertStorage(cfg, log) // fleet.go: Redis in fleet mode
-	if err != nil {
-		return nil, err
-	}
 	var magic *certmagic.Config
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
@@ -106,27 +169,25 @@ func newTLSManager(cfg *config.File, log *slog.Logger) (*tlsManager, error) {
 		OnEvent: m.onEvent,
 	})
 	m.magic = magic
-	return m, nil
+	return m
 }
 
-// setStatic installs cfg's static certificates and managed names.
-func (m *tlsManager) setStatic(cfg *config.File) {
-	sc := &staticCerts{}
-	for _, c := range cfg.TLS.Certificates {
-		sc.certs = append(sc.certs, c.Loaded)
-	}
-	m.static.Store(sc)
+// set installs cfg's static certificates and managed names.
+func (m *Source) set(cfg Config) {
+	m.static.Store(&staticCerts{certs: slices.Clone(cfg.Static)})
 	managed := map[string]bool{}
-	for _, n := range cfg.ManagedNames() {
-		managed[n] = true
+	if cfg.ACME != nil {
+		for _, n := range cfg.Managed {
+			managed[n] = true
+		}
 	}
 	m.managed.Store(&managed)
 }
 
-// start creates the ACME issuer for the bound listener addresses and
+// Start creates the ACME issuer for the bound listener addresses and
 // begins managing the configured names in the background. A name that
 // fails is retried by certmagic with backoff and never blocks the others.
-func (m *tlsManager) start(ctx context.Context, httpAddr, httpsAddr net.Addr) error {
+func (m *Source) Start(ctx context.Context, httpAddr, httpsAddr net.Addr) error {
 	host, httpPort, err := hostPortOf(httpAddr)
 	if err != nil {
 		return err
@@ -159,25 +220,27 @@ func (m *tlsManager) start(ctx context.Context, httpAddr, httpsAddr net.Addr) er
 	return nil
 }
 
-// update installs a reloaded config: static certificates at once, and
+// Update installs a reloaded config: static certificates at once, and
 // new managed names handed to certmagic. Names no longer configured are
 // no longer served by ACME certificates (they route nowhere) and are
-// removed from the cache; their files stay in state_dir/certs.
-func (m *tlsManager) update(cfg *config.File) {
-	if m == nil || !cfg.TLSOn() {
+// removed from the cache; their files stay in the directory. A change of
+// the ACME settings, Dir or Redis needs a restart and is logged as such.
+// A nil Source does nothing.
+func (m *Source) Update(cfg Config) {
+	if m == nil {
 		return
 	}
-	a := cfg.TLS.ACME
-	if (m.magic == nil) != (a == nil) || a != nil && (a.CA != m.acme.CA || a.Email != m.acme.Email || a.CARoot != m.acme.CARoot) {
+	a := cfg.ACME
+	if (m.magic == nil) != (a == nil) || a != nil && (a.CA != m.acme.CA || a.Email != m.acme.Email || a.RootsFile != m.acme.RootsFile) {
 		m.log.Warn("setting changed; it takes effect after a restart", "field", "tls.acme")
 	}
-	m.setStatic(cfg)
+	m.set(cfg)
 	m.manageNew()
 }
 
 // manageNew hands names not yet managed to certmagic and drops the ones
 // no longer configured from its cache.
-func (m *tlsManager) manageNew() {
+func (m *Source) manageNew() {
 	if m.magic == nil {
 		return
 	}
@@ -211,7 +274,7 @@ func (m *tlsManager) manageNew() {
 		m.started[n] = true
 	}
 	m.log.Info("managing certificates", "names", add, "ca", m.acme.CA)
-	// ManageAsync loads certificates from state_dir/certs, obtains the
+	// ManageAsync loads certificates from the directory, obtains the
 	// missing ones in the background and keeps all of them renewed.
 	if err := m.magic.ManageAsync(m.ctx, add); err != nil {
 		m.log.Error("certificate management failed to start", "names", add, "error", err)
@@ -219,7 +282,7 @@ func (m *tlsManager) manageNew() {
 }
 
 // onEvent logs certmagic's progress with the name and the CA's error.
-func (m *tlsManager) onEvent(_ context.Context, event string, data map[string]any) error {
+func (m *Source) onEvent(_ context.Context, event string, data map[string]any) error {
 	id, _ := data["identifier"].(string)
 	switch event {
 	case "cert_obtaining":
@@ -237,10 +300,11 @@ func (m *tlsManager) onEvent(_ context.Context, event string, data map[string]an
 	return nil
 }
 
-// handOver makes state_dir/certs (created if missing) and everything in
-// it owned by uid:gid, for a process about to switch to that user: the
-// ACME account, certificates and locks are written there later.
-func (m *tlsManager) handOver(uid, gid int) error {
+// HandOver makes the ACME directory (created if missing) and everything
+// in it owned by uid:gid, for a process about to switch to that user:
+// the ACME account, certificates and locks are written there later. A
+// nil Source, or one without ACME, does nothing.
+func (m *Source) HandOver(uid, gid int) error {
 	if m == nil || m.certDir == "" {
 		return nil
 	}
@@ -255,19 +319,25 @@ func (m *tlsManager) handOver(uid, gid int) error {
 	})
 }
 
-// stop ends certificate maintenance.
-func (m *tlsManager) stop() {
-	if m != nil && m.cache != nil {
-		m.cache.Stop()
+// Stop ends certificate maintenance and closes the storage's Redis
+// client, if any. A nil Source does nothing.
+func (m *Source) Stop() error {
+	if m == nil || m.cache == nil {
+		return nil
 	}
+	m.cache.Stop()
+	if c, ok := m.magic.Storage.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
-// tlsConfig is the HTTPS listener's TLS config: TLS 1.2 minimum, HTTP/2
+// TLSConfig is the HTTPS listener's TLS config: TLS 1.2 minimum, HTTP/2
 // and HTTP/1.1, and the ACME TLS-ALPN-01 protocol when ACME is on.
-func (m *tlsManager) tlsConfig() *tls.Config {
+func (m *Source) TLSConfig() *tls.Config {
 	protos := []string{"h2", "http/1.1"}
 	if m.magic != nil {
-		protos = append(protos, acmeTLSProtocol)
+		protos = append(protos, listener.ACMETLSProtocol)
 	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
@@ -284,8 +354,8 @@ var errNoCertificate = errors.New("no certificate for this server name")
 // challenge certificate for a TLS-ALPN-01 validation, else the first
 // static certificate valid for the SNI name, else the managed one. A
 // handshake without SNI gets the first static certificate.
-func (m *tlsManager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if m.magic != nil && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLSProtocol {
+func (m *Source) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if m.magic != nil && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == listener.ACMETLSProtocol {
 		return m.magic.GetCertificate(hello)
 	}
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
@@ -305,24 +375,24 @@ func (m *tlsManager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificat
 	return nil, errNoCertificate
 }
 
-// covers reports whether HTTPS is served for the canonical host name:
+// Covers reports whether HTTPS is served for the canonical host name:
 // plain HTTP requests for it are redirected.
-func (m *tlsManager) covers(name string) bool {
+func (m *Source) Covers(name string) bool {
 	return (*m.managed.Load())[name] || m.static.Load().lookup(name) != nil
 }
 
-// handleChallenge answers an ACME HTTP-01 challenge request and reports
-// whether it did.
-func (m *tlsManager) handleChallenge(w http.ResponseWriter, r *http.Request) bool {
+// HandleChallenge answers an ACME HTTP-01 challenge request and reports
+// whether it did. A nil Source does nothing.
+func (m *Source) HandleChallenge(w http.ResponseWriter, r *http.Request) bool {
 	if m == nil || m.issuer == nil || !certmagic.LooksLikeHTTPChallenge(r) {
 		return false
 	}
 	return m.issuer.HandleHTTPChallenge(w, r)
 }
 
-// redirect answers a plain HTTP request with 308 to the same URL on
+// Redirect answers a plain HTTP request with 308 to the same URL on
 // https, keeping the HTTPS listener's port when it is not 443.
-func (m *tlsManager) redirect(w http.ResponseWriter, r *http.Request, name string) {
+func (m *Source) Redirect(w http.ResponseWriter, r *http.Request, name string) {
 	host := name
 	if strings.IndexByte(name, ':') >= 0 {
 		host = "[" + name + "]"
@@ -348,81 +418,22 @@ func hostPortOf(a net.Addr) (string, int, error) {
 	return host, p, nil
 }
 
-// slogCore is a zapcore.Core writing to a slog handler, so certmagic's
-// log joins gatehouse's. certmagic's info lines are chatty and go to
-// debug; gatehouse logs the progress that matters from its events.
-type slogCore struct {
-	h     slog.Handler
-	attrs []slog.Attr
-}
-
-func slogLevel(l zapcore.Level) slog.Level {
-	switch {
-	case l <= zapcore.InfoLevel:
-		return slog.LevelDebug
-	case l == zapcore.WarnLevel:
-		return slog.LevelWarn
-	default:
-		return slog.LevelError
-	}
-}
-
-func (c *slogCore) Enabled(l zapcore.Level) bool {
-	return c.h.Enabled(context.Background(), slogLevel(l))
-}
-
-func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{h: c.h, attrs: append(slices.Clip(c.attrs), fieldAttrs(fields)...)}
-}
-
-func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if c.Enabled(e.Level) {
-		return ce.AddCore(e, c)
-	}
-	return ce
-}
-
-func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
-	r.AddAttrs(slog.String("component", "certmagic"))
-	r.AddAttrs(c.attrs...)
-	r.AddAttrs(fieldAttrs(fields)...)
-	return c.h.Handle(context.Background(), r)
-}
-
-func (c *slogCore) Sync() error { return nil }
-
-func fieldAttrs(fields []zapcore.Field) []slog.Attr {
-	if len(fields) == 0 {
-		return nil
-	}
-	enc := zapcore.NewMapObjectEncoder()
-	for _, f := range fields {
-		f.AddTo(enc)
-	}
-	attrs := make([]slog.Attr, 0, len(enc.Fields))
-	for _, k := range slices.Sorted(maps.Keys(enc.Fields)) {
-		attrs = append(attrs, slog.Any(k, enc.Fields[k]))
-	}
-	return attrs
-}
-
-// Certificates lists the certificates for the dashboard (ui.CertSource):
-// each static certificate under its first name, then each managed name
-// with the latest certificate certmagic holds for it, if any. LastError is
-// not tracked yet.
-func (m *tlsManager) Certificates() []ui.CertInfo {
-	var out []ui.CertInfo
+// Certificates lists the certificates for the dashboard: each static
+// certificate under its first name, then each managed name with the
+// latest certificate certmagic holds for it, if any, and its last
+// issuance error.
+func (m *Source) Certificates() []Info {
+	var out []Info
 	for _, c := range m.static.Load().certs {
 		leaf := c.Leaf
 		name := leaf.Subject.CommonName
 		if len(leaf.DNSNames) > 0 {
 			name = leaf.DNSNames[0]
 		}
-		out = append(out, ui.CertInfo{Name: name, Issuer: leaf.Issuer.String(), NotAfter: leaf.NotAfter})
+		out = append(out, Info{Name: name, Issuer: leaf.Issuer.String(), NotAfter: leaf.NotAfter})
 	}
 	for _, n := range slices.Sorted(maps.Keys(*m.managed.Load())) {
-		ci := ui.CertInfo{Name: n, Managed: true}
+		ci := Info{Name: n, Managed: true}
 		if e, ok := m.lastErr.Load(n); ok {
 			ci.LastError = e.(string)
 		}
@@ -434,6 +445,36 @@ func (m *tlsManager) Certificates() []ui.CertInfo {
 			}
 		}
 		out = append(out, ci)
+	}
+	return out
+}
+
+// Expiries returns the NotAfter of the certificate each name gets, as
+// getCertificate chooses it: the first static certificate covering the
+// name, by each of its DNS names (its common name when it has none), then
+// the latest certificate certmagic holds for each managed name not
+// covered. A managed name without a certificate yet has no entry.
+func (m *Source) Expiries() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, c := range m.static.Load().certs {
+		names := c.Leaf.DNSNames
+		if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
+			names = []string{c.Leaf.Subject.CommonName}
+		}
+		for _, n := range names {
+			n = strings.ToLower(n)
+			if _, seen := out[n]; !seen {
+				out[n] = c.Leaf.NotAfter
+			}
+		}
+	}
+	for _, ci := range m.Certificates() {
+		if !ci.Managed || ci.NotAfter.IsZero() {
+			continue
+		}
+		if _, static := out[ci.Name]; !static && m.static.Load().lookup(ci.Name) == nil {
+			out[ci.Name] = ci.NotAfter
+		}
 	}
 	return out
 }
