@@ -4,12 +4,12 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"gatehouse/proxy/admin"
 	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
+	"gatehouse/proxy/upstream"
 )
 
 // certPanel shows the certificate source on the dashboard's
@@ -85,16 +85,12 @@ func (s *Server) upstreamHealth() []ui.Upstream {
 	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.name, b.name) })
 	var out []ui.Upstream
 	for _, r := range routes {
-		p, ok := r.proxy.Transport.(*pool)
+		p, ok := r.proxy.Transport.(*upstream.Pool)
 		if !ok {
 			continue
 		}
-		for _, u := range p.ups {
-			up := ui.Upstream{Host: r.name, URL: u.url.Redacted()}
-			if t := u.downUntil.Load(); t != 0 {
-				up.DownUntil = time.Unix(0, t)
-			}
-			out = append(out, up)
+		for _, u := range p.Upstreams() {
+			out = append(out, ui.Upstream{Host: r.name, URL: u.URL.Redacted(), DownUntil: u.DownUntil})
 		}
 	}
 	return out

@@ -4,12 +4,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse/proxy/upstream"
 )
 
 // hostPool is one configured host's upstream pool, under the host's name.
 type hostPool struct {
 	host string
-	pool *pool
+	pool *upstream.Pool
 }
 
 // opsCollector reports, at scrape time, what operators alert on and the
@@ -62,14 +64,14 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	if rt == nil {
 		return
 	}
-	now := time.Now().UnixNano()
+	now := time.Now()
 	for _, hp := range rt.pools {
-		for _, u := range hp.pool.ups {
+		for _, u := range hp.pool.Upstreams() {
 			up := 1.0
-			if u.downUntil.Load() > now {
+			if u.DownUntil.After(now) {
 				up = 0
 			}
-			ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up, hp.host, u.url.String())
+			ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up, hp.host, u.URL.String())
 		}
 	}
 	for name := range rt.cfg.Jails {

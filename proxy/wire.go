@@ -19,6 +19,7 @@ import (
 	"gatehouse/proxy/admin"
 	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/upstream"
 	"gatehouse/rules"
 	"gatehouse/rules/match"
 )
@@ -243,15 +244,15 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 	if err != nil {
 		return fmt.Errorf("hosts[%d].headers: %w", i, err)
 	}
-	p := &pool{
-		failTimeout: cfg.Limits.UpstreamFailTimeout.D(),
-		transport:   b.g.transport,
-		latency:     s.metrics.latency.WithLabelValues(name),
-		now:         time.Now,
+	pc := upstream.Config{
+		FailTimeout: cfg.Limits.UpstreamFailTimeout.D(),
+		Transport:   b.g.transport,
+		Latency:     s.metrics.latency.WithLabelValues(name),
 	}
 	for _, u := range h.Upstreams {
-		p.ups = append(p.ups, &upstream{url: u.URL()})
+		pc.URLs = append(pc.URLs, u.URL())
 	}
+	p := upstream.NewPool(pc)
 	b.g.pools = append(b.g.pools, hostPool{host: name, pool: p})
 	r := &route{
 		userHeaders: []string{"X-Forwarded-User"},
