@@ -44,7 +44,7 @@ type generation struct {
 	signing *admin.Signing
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
-	// logPaths are the access log files the chain writes to (logsink.go).
+	// logPaths are the access log files the chain writes to (accessLog).
 	logPaths []string
 	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
 	pools []hostPool

@@ -57,8 +57,8 @@ type CertInfo struct {
 }
 
 // CertSource lists the gateway's certificates. It is an interface so the
-// TLS code, which lives in package proxy, can feed the page without this
-// package importing it.
+// certificate source of package proxy/cert can feed the page (through
+// package proxy) without either package importing the other.
 type CertSource interface {
 	Certificates() []CertInfo
 }
