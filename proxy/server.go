@@ -411,7 +411,7 @@ func (s *Server) reload() error {
 		s.certs.Update(certConfig(cfg, nil))
 	}
 	// New jails take over the counts of the old, and the offences that
-	// requests still in flight on the old chain report (issue 17).
+	// requests still in flight on the old chain report.
 	rt.jails.HandOver(prev.jails)
 	s.current.Store(rt)
 	s.cfgSum = sha256.Sum256(data)

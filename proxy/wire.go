@@ -98,7 +98,7 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 // neverBanned lists the prefixes no jail, manual ban, fleet peer or
 // kernel set may ever cover: allow, and trusted_proxies, since a banned
 // load balancer cuts off every client behind it, and a request whose
-// X-Forwarded-For cannot be read is attributed to the proxy (issue 17).
+// X-Forwarded-For cannot be read is attributed to the proxy.
 func neverBanned(cfg *config.File) []netip.Prefix {
 	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
 }

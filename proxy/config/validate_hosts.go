@@ -64,8 +64,8 @@ func (v *validator) hosts(hosts []Host) {
 		}
 		if h.AllowEncodedSlash {
 			// Path rules see "/paid%2Fa" as one segment outside "/paid/";
-			// an upstream that decodes %2F serves /paid/a (red-team
-			// finding on issue 17). Only a whole-host rule holds.
+			// an upstream that decodes %2F serves /paid/a. Only a
+			// whole-host rule holds.
 			partial := func(what string) {
 				v.add(p+".allow_encoded_slash", "cannot be combined with %s on the same host: a rule on part of the host does not cover \"/a%%2Fb\", which an upstream that decodes %%2F serves as /a/b; protect the whole host (paths: [\"/\"]) or serve the %%2F paths on a host of their own", what)
 			}

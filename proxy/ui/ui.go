@@ -75,7 +75,7 @@ type FleetStatus struct {
 	LastError string
 }
 
-// FleetSource reports the fleet sync state (issue #10). It is an
+// FleetSource reports the fleet sync state. It is an
 // interface so the fleet code can feed the overview without this package
 // importing it; none means fleet sync is off.
 type FleetSource interface {
