@@ -220,7 +220,7 @@ func TestAccessLogAbortedRequest(t *testing.T) {
 	}
 }
 
-// TestAccessLogRedactsSignatures pins issue 17: a gh_signature value in
+// TestAccessLogRedactsSignatures: a gh_signature value in
 // the request-target (a request refused before the signed-link check
 // stripped it, or outside signed_links.paths) or in the Referer (a page
 // opened through a signed link) is written as the fixed marker, in both

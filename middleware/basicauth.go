@@ -50,7 +50,7 @@ type CredentialsConfig struct {
 	MaxConcurrent int
 	// AllowSlowHashes loads entries above htpasswd.MaxSafeBcryptCost or
 	// htpasswd.MaxSafeSHACryptRounds. Default false: such a file is
-	// refused (issue 17: two wrong passwords for such a user would hold
+	// refused (two wrong passwords for such a user would hold
 	// every verification slot for minutes).
 	AllowSlowHashes bool
 }
@@ -208,7 +208,7 @@ func (c *Credentials) Known(user string) bool {
 }
 
 // Check reports whether user and password match the file. The empty
-// password never matches (issue 17), and is refused without hashing. It
+// password never matches, and is refused without hashing. It
 // returns an error only when ctx ends while waiting for a verification
 // slot (the client went away).
 func (c *Credentials) Check(ctx context.Context, user, password string) (bool, error) {
@@ -426,7 +426,7 @@ var strictBase64 = base64.StdEncoding.Strict()
 
 // parseBasic parses v as ParseBasicAuth does and tells a value of
 // another scheme (basicNone) from a Basic one that is malformed. The
-// token68 must be canonical (issue 17): one string of credentials has
+// token68 must be canonical: one string of credentials has
 // one encoding, so unpadded, URL-alphabet, whitespace-split or
 // trailing-garbage variants cannot slip past a filter or a cache that
 // compares encodings. Go's decoder skips CR and LF even in strict mode,

@@ -77,7 +77,7 @@ func FuzzParseBasicAuth(f *testing.F) {
 		"Basic YWxpY2U=", "Basic Ojo=", basic("a", strings.Repeat("p", 4000)), "Basic\tYTpi"} {
 		f.Add(s)
 	}
-	// Non-canonical encodings (issue 17): unpadded, URL alphabet, stray
+	// Non-canonical encodings: unpadded, URL alphabet, stray
 	// bytes, split by whitespace or line breaks, non-zero padding bits.
 	for _, s := range []string{"Basic YTpi", "Basic YTpiYw", "Basic YTpiYw==x", "Basic YT pi", "Basic YT\r\npi",
 		"Basic YTp-fn4=", "Basic YTpiYx==", "Basic YTpiYw== "} {
@@ -286,7 +286,7 @@ func TestBasicAuthMiddleware(t *testing.T) {
 	}
 }
 
-// TestCredentialsEmptyPasswordWarning pins issue 17's load-time warning:
+// TestCredentialsEmptyPasswordWarning pins the load-time warning:
 // each entry made from the empty password is logged once per load at
 // warn, with file, line and user and never the hash; a reload re-warns
 // without re-hashing an unchanged line, and Check refuses the empty
@@ -325,7 +325,7 @@ func TestCredentialsEmptyPasswordWarning(t *testing.T) {
 }
 
 // TestCredentialsSlowHashes: a store refuses a file with a slow hash
-// unless AllowSlowHashes (issue 17), and a refresh to such a file keeps
+// unless AllowSlowHashes, and a refresh to such a file keeps
 // the previous users.
 func TestCredentialsSlowHashes(t *testing.T) {
 	t.Parallel()

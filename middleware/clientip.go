@@ -114,8 +114,8 @@ func parsePeer(remoteAddr string) netip.Addr {
 // address with a port ("203.0.113.7:51234", "[2001:db8::1]:443") as some
 // load balancers append, or a bracketed IPv6 address without a port. An
 // address with a zone ("fe80::1%eth0") is refused: a zone names an
-// interface of the host that wrote it, so the entry identifies no client
-// (issue 17), and dropping the zone would let one client speak for
+// interface of the host that wrote it, so the entry identifies no client,
+// and dropping the zone would let one client speak for
 // another's link-local address.
 func parseXFFEntry(s string) (netip.Addr, bool) {
 	a, ok := parseXFFAddr(s)

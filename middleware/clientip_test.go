@@ -67,7 +67,7 @@ func TestResolve(t *testing.T) {
 		{name: "v6 trusted peer", remote: "[2001:db8:ffff::1]:5000", xff: []string{"2001:db8:1::1"},
 			wantClient: "2001:db8:1::1", wantPeer: "2001:db8:ffff::1", wantTrusted: true},
 		{name: "zone dropped", remote: "[fe80::1%eth0]:5000", wantClient: "fe80::1", wantPeer: "fe80::1"},
-		// issue 17: a zoned entry is no client; the hop that wrote it is.
+		// a zoned entry is no client; the hop that wrote it is.
 		{name: "zoned xff entry is garbage", remote: "10.1.2.3:5000", xff: []string{"2001:db8::9%eth0"},
 			wantClient: "10.1.2.3", wantPeer: "10.1.2.3", wantTrusted: true},
 		{name: "zoned bracketed entry with port is garbage", remote: "10.1.2.3:5000", xff: []string{"198.51.100.1, [fe80::1%25eth0]:80, 10.0.0.8"},
@@ -128,7 +128,7 @@ func FuzzResolve(f *testing.F) {
 	f.Add("unknown, , \t,1.2.3.4", "10.0.0.1:80")
 	f.Add("198.51.100.1", "203.0.113.1:80")
 	f.Add(strings.Repeat("10.0.0.1,", 100), "10.0.0.1:1")
-	// Zoned entries, which are never a client (issue 17).
+	// Zoned entries, which are never a client.
 	f.Add("2001:db8::9%eth0", "10.0.0.1:80")
 	f.Add("198.51.100.1, [fe80::1%eth0]:443", "10.0.0.1:80")
 	res := mustResolver(f, "10.0.0.0/8")

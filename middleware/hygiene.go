@@ -43,7 +43,7 @@ type HygieneConfig struct {
 	// Jail receives an offence for every request refused with 400 for a
 	// form no browser or client library sends (see refuse and
 	// match.UnsafePathError.Hostile): scanners send them all the time, so
-	// they are not free (issue 17). "" or nil jails: none is reported.
+	// they are not free. "" or nil jails: none is reported.
 	// proxy sets the probes jail.
 	Jail string
 }
@@ -85,7 +85,7 @@ var strippedHeaders = []string{
 // X-Auth-Request-*), and the method-override family, which turns a GET
 // into a DELETE behind every method-based rule (Rails, Laravel, Symfony,
 // Express method-override). gatehouse removes them from every client
-// request (issue 17), with the "_" and "." spellings; a host opts back in
+// request, with the "_" and "." spellings; a host opts back in
 // one by one with headers.pass_client. Lower case; a never-mutated table.
 var ClientIdentityHeaders = []string{
 	"client-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "cf-connecting-ipv6",
@@ -233,7 +233,7 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 		return reasonTrace, http.StatusMethodNotAllowed
 	default:
 		// net/http checks HTTP/1 methods, but its HTTP/2 server takes
-		// any :method, spaces included (issue 17): a method is a token
+		// any :method, spaces included: a method is a token
 		// (RFC 9110 §9.1), the same characters as a field name.
 		if !httpguts.ValidHeaderFieldName(r.Method) {
 			return reasonBadMethod, http.StatusBadRequest

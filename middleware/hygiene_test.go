@@ -164,7 +164,7 @@ func TestHygieneStripsHeaders(t *testing.T) {
 		"X-Original-Url", "X-Rewrite-Url", "X-Middleware-Subrequest", "Proxy", "True-Client-Ip",
 		"X-Client-Ip", "Remote-User", "Remote_user", "remote.user", "X_forwarded_for", "X.Forwarded.For",
 		"x-forwarded_proto", "X_Real_Ip", "X-Forwarded-" + strings.Repeat("Long", 30),
-		// issue 17: client identity and method-override headers.
+		// client identity and method-override headers.
 		"Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Cluster-Client-Ip", "X-Originating-Ip",
 		"X-Remote-Ip", "X-Remote-Addr", "Forwarded-For", "X-Forwarded", "X-Proxyuser-Ip", "X-Webauth-User",
 		"X-Auth-Request-User", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
@@ -199,7 +199,7 @@ func TestHygieneStripsHeaders(t *testing.T) {
 	}
 }
 
-// TestHygienePassClient pins issue 17's opt-in: a host's pass_client list
+// TestHygienePassClient pins the opt-in: a host's pass_client list
 // keeps those identity headers for that host only, in every spelling.
 func TestHygienePassClient(t *testing.T) {
 	t.Parallel()
@@ -409,7 +409,7 @@ func BenchmarkHygiene(b *testing.B) {
 	}
 }
 
-// TestHygieneReportsMalformed pins issue 17: a 400 for a malformed path or
+// TestHygieneReportsMalformed: a 400 for a malformed path or
 // request is an offence for the configured jail, a 421 and a clean request
 // are not.
 func TestHygieneReportsMalformed(t *testing.T) {

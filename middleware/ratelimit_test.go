@@ -94,7 +94,7 @@ func BenchmarkRateLimit(b *testing.B) {
 	}
 }
 
-// TestRateBucketsSurviveReload pins issue 17's reload rule for flood
+// TestRateBucketsSurviveReload pins the reload rule for flood
 // jails: buckets made for the same limits are kept (a flooding client gets
 // no fresh burst from a reload), new limits start new buckets.
 func TestRateBucketsSurviveReload(t *testing.T) {

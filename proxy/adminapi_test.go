@@ -94,7 +94,7 @@ func TestAdminBansAPI(t *testing.T) {
 		{name: "allowed client", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"192.0.2.5"}`}, want: 422, wantField: "ip"},
 		{name: "bad ip", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"banana"}`}, want: 422, wantField: "ip"},
 		{name: "host bits", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"198.51.100.1/24"}`}, want: 422, wantField: "ip"},
-		// Red-team notes on issue 17: a ban of everyone, and a zoned
+		// A ban of everyone, and a zoned
 		// address whose zone would be dropped silently.
 		{name: "every IPv4 address", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"0.0.0.0/0"}`}, want: 422, wantField: "ip"},
 		{name: "every IPv6 address", call: adminCall{"POST", "/v1/bans", "ops-token", `{"ip":"::/0"}`}, want: 422, wantField: "ip"},

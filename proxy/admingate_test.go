@@ -45,7 +45,7 @@ func newGateServer(t *testing.T) (*Server, http.Handler, *syncBuffer) {
 }
 
 // TestAdminGateHost: the Host rule of /ui/ holds for the whole admin
-// listener (issue 17: /v1 and /metrics answered a DNS rebinding page).
+// listener (/v1 and /metrics answered a DNS rebinding page).
 func TestAdminGateHost(t *testing.T) {
 	t.Parallel()
 	_, h, logs := newGateServer(t)
@@ -162,7 +162,7 @@ func TestAdminGateCrossOrigin(t *testing.T) {
 	}
 }
 
-// TestAdminLockout: one rule for the whole admin listener (issue 17): a
+// TestAdminLockout: one rule for the whole admin listener: a
 // probe-jail ban locks nobody out of the API or the dashboard; an
 // admin-jail ban locks the client out of both, and of /metrics, but not
 // of /healthz.
@@ -202,7 +202,7 @@ func TestAdminLockout(t *testing.T) {
 }
 
 // TestAdminBodyLimit: a body over the admin API's bound is 413 with the
-// JSON error (issue 17: it was 400), whether Content-Length announces it
+// JSON error (it was 400), whether Content-Length announces it
 // or a chunked body runs over.
 func TestAdminBodyLimit(t *testing.T) {
 	t.Parallel()
@@ -247,7 +247,7 @@ func TestAdminBodyLimit(t *testing.T) {
 
 // TestAdminBanFields: every validation error names its field, an unknown
 // one included, and a duration over ten years is refused in every form
-// (issue 17: "100000d" as a string slipped past the cap).
+// ("100000d" as a string slipped past the cap).
 func TestAdminBanFields(t *testing.T) {
 	t.Parallel()
 	_, h, _ := newGateServer(t)
@@ -308,7 +308,7 @@ func auditLine(t *testing.T, logs, method, path string) map[string]any {
 
 // TestAdminAuditBans: audit lines of ban calls name the address or
 // prefix, the duration asked and the result, refused calls included
-// (issue 17: resource was empty).
+// (resource was empty).
 func TestAdminAuditBans(t *testing.T) {
 	t.Parallel()
 	logs := &syncBuffer{}

@@ -4,15 +4,28 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"gatehouse/proxy/admin"
+	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
+	"gatehouse/proxy/upstream"
 )
 
-// The dashboard's certificate panel reads the TLS manager.
-var _ ui.CertSource = (*tlsManager)(nil)
+// certPanel shows the certificate source on the dashboard's
+// certificates page.
+type certPanel struct{ src *cert.Source }
+
+var _ ui.CertSource = certPanel{}
+
+func (p certPanel) Certificates() []ui.CertInfo {
+	infos := p.src.Certificates()
+	out := make([]ui.CertInfo, len(infos))
+	for i, ci := range infos {
+		out[i] = ui.CertInfo(ci)
+	}
+	return out
+}
 
 // newAdmin builds the admin listener's handler (package admin) over the
 // server's state. The listener is bound once: admin.listen and
@@ -35,8 +48,8 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 		Upstreams: s.upstreamHealth,
 		Log:       s.log,
 	}
-	if s.tls != nil {
-		ac.Certificates = s.tls
+	if s.certs != nil {
+		ac.Certificates = certPanel{s.certs}
 	}
 	if s.firewall != nil {
 		ac.Firewall = func(ctx context.Context) (ui.FirewallStatus, error) {
@@ -72,16 +85,12 @@ func (s *Server) upstreamHealth() []ui.Upstream {
 	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.name, b.name) })
 	var out []ui.Upstream
 	for _, r := range routes {
-		p, ok := r.proxy.Transport.(*pool)
+		p, ok := r.proxy.Transport.(*upstream.Pool)
 		if !ok {
 			continue
 		}
-		for _, u := range p.ups {
-			up := ui.Upstream{Host: r.name, URL: u.url.Redacted()}
-			if t := u.downUntil.Load(); t != 0 {
-				up.DownUntil = time.Unix(0, t)
-			}
-			out = append(out, up)
+		for _, u := range p.Upstreams() {
+			out = append(out, ui.Upstream{Host: r.name, URL: u.URL.Redacted(), DownUntil: u.DownUntil})
 		}
 	}
 	return out

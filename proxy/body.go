@@ -25,7 +25,7 @@ const (
 	bodyMalformed               // bad framing, or cut short: 400
 )
 
-// clientBody wraps every request body the gateway forwards (issue 17).
+// clientBody wraps every request body the gateway forwards.
 // It gives each Read body_read_timeout to return — the time allowed
 // between two successful reads, nginx's client_body_timeout — through
 // the connection's read deadline (the writer's SetReadDeadline, which

@@ -16,7 +16,7 @@ type deadlineWriter struct{ discardWriter }
 func (*deadlineWriter) SetReadDeadline(time.Time) error { return nil }
 
 // BenchmarkChainBody is BenchmarkChain's "gatehouse" row for a POST with
-// a 1KB body: the cost of the body's read-timeout wrapper (issue 17),
+// a 1KB body: the cost of the body's read-timeout wrapper,
 // which only requests with a body pay.
 func BenchmarkChainBody(b *testing.B) {
 	s := gatehouseHandler(b, "http://127.0.0.1:1", "off", "")

@@ -23,7 +23,7 @@ import (
 //	→ the host: upgrade policy, body limit, body read timeout (route.go)
 //	→ siteChain (the host's own middleware)
 //	→ reverse proxy to the host's upstream pool; the response header
-//	  policy applies on the way back (route.go, upstream.go)
+//	  policy applies on the way back (route.go, package proxy/upstream)
 var chain = [...]stage{
 	// The request scope (client IP, canonical path, host, user) that
 	// every stage below reads and fills.

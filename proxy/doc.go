@@ -7,23 +7,24 @@
 //
 //   - the listener stack of package proxy/listener: a per-client
 //     connection limit, TLS terminated by gatehouse (certificates from
-//     certmagic or files, tls.go; a fleet's shared certificates in
-//     package proxy/certstore) and the HTTP/1 framing guard;
+//     files or ACME, and a fleet's shared ones, in package proxy/cert)
+//     and the HTTP/1 framing guard;
 //   - the request chain, listed once in chain.go: scope, access log,
 //     client IP, ban guard, rate limit, hygiene, probes; then the host
 //     router (router.go), the host's upgrade policy and body limit
 //     (route.go, body.go), the host's own middleware (siteChain: hotlink,
 //     signed links, basic auth, request buffering) and the reverse proxy
-//     to the host's upstream pool (upstream.go). Request policy itself
-//     lives in package middleware and package rules.
+//     to the host's upstream pool (package proxy/upstream). Request
+//     policy itself lives in package middleware and package rules.
 //
 // Beside it, the admin listener (package proxy/admin) serves health,
 // metrics, the /v1 API and the dashboard over the server's state
-// (adminlisten.go). Server wires the ban list to its subscribers
-// (rules/store, rules/firewall, rules/notify, rules/fleet; fleet.go) and
-// drops privileges once the listeners are bound (package proxy/privdrop,
-// runas.go). ReplayLog runs an access log through a config's rules for
-// gatehouse rules test.
+// (adminlisten.go). Access log lines go to the files of package
+// proxy/logsink, onto which wire.go maps the log sections. Server wires
+// the ban list to its subscribers (rules/store, rules/firewall,
+// rules/notify, rules/fleet; fleet.go) and drops privileges once the
+// listeners are bound (package proxy/privdrop, runas.go). ReplayLog runs
+// an access log through a config's rules for gatehouse rules test.
 //
 // Everything a config describes is compiled by Server.build (wire.go)
 // into one immutable generation: the request chain, routes, upstream

@@ -6,16 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
 
-	"gatehouse/proxy/certstore"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
 	"gatehouse/rules"
@@ -189,16 +185,15 @@ func (s *Server) fleetSource(cfg *config.File) ui.FleetSource {
 	return fleetStatus{s: s, node: cfg.Fleet.Node, prefix: cfg.Fleet.Prefix}
 }
 
-// newCertStorage returns certmagic's storage for cfg: files in
-// state_dir/certs, or, with fleet.certificates, Redis mirrored there.
-func newCertStorage(cfg *config.File, log *slog.Logger) (certmagic.Storage, error) {
-	files := &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, "certs")}
+// certRedis opens the Redis client certmagic keeps the fleet's
+// certificates in, with fleet.certificates; nil otherwise.
+func certRedis(cfg *config.File) (*redis.Client, error) {
 	if cfg.Fleet == nil || !cfg.Fleet.Certificates {
-		return files, nil
+		return nil, nil
 	}
 	o, err := redisOptions(cfg.Fleet)
 	if err != nil {
 		return nil, err
 	}
-	return certstore.NewRedis(certstore.RedisConfig{Redis: redis.NewClient(o), Prefix: cfg.Fleet.Prefix, Mirror: files, Log: log}), nil
+	return redis.NewClient(o), nil
 }

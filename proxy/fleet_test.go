@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"gatehouse/proxy/certstore"
+	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
 	"gatehouse/rules/fleet"
@@ -168,7 +168,7 @@ func TestFleetOverTLSWithDocumentedACLUser(t *testing.T) {
 		t.Errorf("FleetStatus = %+v, want connected node a seeing %d nodes", fs, len(st.Nodes))
 	}
 
-	cs := certstore.NewRedis(certstore.RedisConfig{Redis: client(), Lease: time.Second})
+	cs := cert.NewRedis(cert.RedisConfig{Redis: client(), Lease: time.Second})
 	if err := cs.Store(ctx, "certificates/ca/example.com/example.com.crt", []byte("CERT")); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestFleetOverTLSWithDocumentedACLUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Held past two leases: renewed with the ACL user's rights.
-	other := certstore.NewRedis(certstore.RedisConfig{Redis: client(), Lease: time.Second, Poll: 50 * time.Millisecond})
+	other := cert.NewRedis(cert.RedisConfig{Redis: client(), Lease: time.Second, Poll: 50 * time.Millisecond})
 	lctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
 	err = other.Lock(lctx, "issue_cert_example.com")
 	cancel()

@@ -34,7 +34,7 @@ func (s *Server) plainListener(ln net.Listener, l *listener.Limiter, cfg *config
 
 // framingRefused logs a request the framing guard refused (request
 // smuggling framing, a malformed chunked body) and counts it against the
-// peer in the probes jail, as Hygiene counts its 400s (issue 17): no
+// peer in the probes jail, as Hygiene counts its 400s: no
 // browser sends such framing. A trusted proxy is never banned for it.
 func (s *Server) framingRefused(peer net.Addr, reason string) {
 	s.log.Debug("malformed request refused", "peer", peer.String(), "reason", reason)

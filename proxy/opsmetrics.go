@@ -1,16 +1,17 @@
 package proxy
 
 import (
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse/proxy/upstream"
 )
 
 // hostPool is one configured host's upstream pool, under the host's name.
 type hostPool struct {
 	host string
-	pool *pool
+	pool *upstream.Pool
 }
 
 // opsCollector reports, at scrape time, what operators alert on and the
@@ -54,8 +55,8 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, kt := range c.s.metrics.dash.BlockedTotals() {
 		ch <- prometheus.MustNewConstMetric(c.blocked, prometheus.CounterValue, float64(kt.Count), kt.Kind.String())
 	}
-	if c.s.tls != nil {
-		for name, notAfter := range c.s.tls.expiries() {
+	if c.s.certs != nil {
+		for name, notAfter := range c.s.certs.Expiries() {
 			ch <- prometheus.MustNewConstMetric(c.certDesc, prometheus.GaugeValue, float64(notAfter.Unix()), name)
 		}
 	}
@@ -63,47 +64,17 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	if rt == nil {
 		return
 	}
-	now := time.Now().UnixNano()
+	now := time.Now()
 	for _, hp := range rt.pools {
-		for _, u := range hp.pool.ups {
+		for _, u := range hp.pool.Upstreams() {
 			up := 1.0
-			if u.downUntil.Load() > now {
+			if u.DownUntil.After(now) {
 				up = 0
 			}
-			ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up, hp.host, u.url.String())
+			ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up, hp.host, u.URL.String())
 		}
 	}
 	for name := range rt.cfg.Jails {
 		ch <- prometheus.MustNewConstMetric(c.trackDesc, prometheus.GaugeValue, float64(rt.jails.Tracked(name)), name)
 	}
-}
-
-// expiries returns the NotAfter of the certificate each name gets, as
-// getCertificate chooses it: the first static certificate covering the
-// name, by each of its DNS names (its common name when it has none), then
-// the latest certificate certmagic holds for each managed name not
-// covered. A managed name without a certificate yet has no entry.
-func (m *tlsManager) expiries() map[string]time.Time {
-	out := map[string]time.Time{}
-	for _, c := range m.static.Load().certs {
-		names := c.Leaf.DNSNames
-		if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
-			names = []string{c.Leaf.Subject.CommonName}
-		}
-		for _, n := range names {
-			n = strings.ToLower(n)
-			if _, seen := out[n]; !seen {
-				out[n] = c.Leaf.NotAfter
-			}
-		}
-	}
-	for _, ci := range m.Certificates() {
-		if !ci.Managed || ci.NotAfter.IsZero() {
-			continue
-		}
-		if _, static := out[ci.Name]; !static && m.static.Load().lookup(ci.Name) == nil {
-			out[ci.Name] = ci.NotAfter
-		}
-	}
-	return out
 }

@@ -207,7 +207,7 @@ func (p *replayer) line(line []byte) {
 	c, err := match.Canonical(raw)
 	if err != nil {
 		// The gateway's Hygiene refuses it with 400, an offence for the
-		// probes jail when no browser sends it (issue 17).
+		// probes jail when no browser sends it.
 		p.rep.Unsafe++
 		p.matched("unsafe-path", line)
 		if upe, ok := errors.AsType[*match.UnsafePathError](err); ok && upe.Hostile(raw) {

@@ -80,7 +80,7 @@ func TestReplayLog(t *testing.T) {
 		probes += n
 	}
 	// The unsafe path is an offence too, as the gateway's Hygiene reports
-	// it (issue 17).
+	// it.
 	if probes != 6 || rep.Offences["probes"] != 7 {
 		t.Errorf("probe matches %d (%v), offences %d, want 6 and 7 (the unsafe path too)", probes, rep.Probes, rep.Offences["probes"])
 	}

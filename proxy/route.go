@@ -142,7 +142,7 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 // redactReferer replaces the gh_signature values in h's Referer with
 // signer.RedactedSignature: a page opened through a signed link names
 // that link in the Referer of its subrequests, and the upstream (its
-// logs, its analytics) has no use for the signature (issue 17). A
+// logs, its analytics) has no use for the signature. A
 // Referer without one is left alone, without allocating. h is the
 // outgoing request's header, a copy (http.Request.Clone) whose values
 // may be written in place.
@@ -159,7 +159,7 @@ func (rt *route) modifyResponse(resp *http.Response) error {
 		// (a refusal of its own, a redirect): the rest of the body is
 		// still on the client connection, where the next request would
 		// be read from its middle, and the transport may still be
-		// reading it. Close the connection after this answer (issue 17).
+		// reading it. Close the connection after this answer.
 		if b := bodyOf(req); b != nil && b.state.Load() == bodyReading {
 			resp.Header["Connection"] = []string{"close"}
 		}

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"strings"
+
+	"gatehouse/proxy/cert"
 )
 
 // router maps a request's host to its route: exact names first, then the
@@ -14,9 +16,9 @@ import (
 type router struct {
 	exact    map[string]*route
 	wildcard map[string]*route // keyed by the suffix without "*."
-	// tls, when HTTPS is on, redirects plain HTTP requests for the names
-	// it has a certificate for.
-	tls *tlsManager
+	// certs, when HTTPS is on, redirects plain HTTP requests for the
+	// names it has a certificate for.
+	certs *cert.Source
 }
 
 var _ http.Handler = (*router)(nil)
@@ -88,10 +90,10 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		misdirected(w, r)
 		return
 	}
-	if r.TLS == nil && rt.tls != nil {
+	if r.TLS == nil && rt.certs != nil {
 		var buf [256]byte
-		if name, _ := canonicalHost(r.Host, buf[:0]); rt.tls.covers(string(name)) {
-			rt.tls.redirect(w, r, string(name))
+		if name, _ := canonicalHost(r.Host, buf[:0]); rt.certs.Covers(string(name)) {
+			rt.certs.Redirect(w, r, string(name))
 			return
 		}
 	}

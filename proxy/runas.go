@@ -35,7 +35,7 @@ func (s *Server) dropPrivileges(ctx context.Context) error {
 		return nil
 	}
 	keep := privdrop.Keep(s.firewallBackend(ctx))
-	if err := s.tls.handOver(c.UID, c.GID); err != nil {
+	if err := s.certs.HandOver(c.UID, c.GID); err != nil {
 		return fmt.Errorf("hand state_dir/certs to user %s: %w", c.User, err)
 	}
 	if err := privdrop.Switch(*c, keep); err != nil {

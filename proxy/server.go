@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,8 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/proxy/admin"
+	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/listener"
+	"gatehouse/proxy/logsink"
 	"gatehouse/proxy/privdrop"
 	"gatehouse/rules"
 	"gatehouse/rules/firewall"
@@ -57,8 +58,8 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
-	// sinks are the access logs' files (logsink.go).
-	sinks *logSinks
+	// sinks are the access logs' files.
+	sinks *logsink.Set
 	// bans is the ban list for the process's lifetime: reloads keep it.
 	bans *rules.BanList
 	// store keeps bans and ban history in state_dir/bans.db; nil without
@@ -69,8 +70,8 @@ type Server struct {
 	// firewall keeps the kernel's drop sets equal to the ban list; nil
 	// with firewall.backend none or when no backend could be had.
 	firewall *firewall.Reconciler
-	// tls holds the HTTPS listener's certificates; nil without tls.
-	tls *tlsManager
+	// certs holds the HTTPS listener's certificates; nil without tls.
+	certs *cert.Source
 	// fleet syncs bans with the other nodes through redis; both nil
 	// without a fleet block (fleet.go).
 	fleet *fleet.Fleet
@@ -126,15 +127,21 @@ func New(opts Options) (_ *Server, err error) {
 	if err := s.openFirewall(opts.Config); err != nil {
 		return nil, err
 	}
-	if s.tls, err = newTLSManager(opts.Config, log.With("component", "tls")); err != nil {
-		return nil, err
+	if opts.Config.TLSOn() {
+		cc := certConfig(opts.Config, log.With("component", "tls"))
+		if cc.ACME != nil {
+			if cc.Redis, err = certRedis(opts.Config); err != nil {
+				return nil, err
+			}
+		}
+		s.certs = cert.New(cc)
 	}
-	s.sinks = newLogSinks(log.With("component", "access_log"))
+	s.sinks = logsink.NewSet(log.With("component", "access_log"))
 	g, err := s.build(opts.Config, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.sinks.reopen(g.logPaths); err != nil {
+	if err := s.sinks.Reopen(g.logPaths); err != nil {
 		return nil, err
 	}
 	s.current.Store(g)
@@ -154,7 +161,7 @@ func New(opts Options) (_ *Server, err error) {
 // is to undo.
 func (s *Server) closeOpened() {
 	if s.sinks != nil {
-		s.sinks.closeAll()
+		s.sinks.CloseAll()
 	}
 	s.stopTLS()
 	if s.redis != nil {
@@ -171,14 +178,8 @@ func (s *Server) closeOpened() {
 // stopTLS ends certificate maintenance and closes the certificate
 // store's Redis client in fleet mode.
 func (s *Server) stopTLS() {
-	s.tls.stop()
-	if s.tls == nil || s.tls.magic == nil {
-		return
-	}
-	if c, ok := s.tls.magic.Storage.(io.Closer); ok {
-		if err := c.Close(); err != nil {
-			s.log.Debug("close certificate store", "error", err)
-		}
+	if err := s.certs.Stop(); err != nil {
+		s.log.Debug("close certificate store", "error", err)
 	}
 }
 
@@ -229,10 +230,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	var handler http.Handler = s
-	if s.tls != nil {
+	if s.certs != nil {
 		// ACME HTTP-01 challenges are answered before anything else.
 		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !s.tls.handleChallenge(w, r) {
+			if !s.certs.HandleChallenge(w, r) {
 				s.ServeHTTP(w, r)
 			}
 		})
@@ -263,7 +264,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// server to speak HTTP/2 on the h2 connections it is handed.
 		tsrv := &http.Server{
 			Handler:                      listener.WithTLSState(s),
-			TLSConfig:                    s.tls.tlsConfig(),
+			TLSConfig:                    s.certs.TLSConfig(),
 			ConnContext:                  listener.ConnContext,
 			ReadHeaderTimeout:            srv.ReadHeaderTimeout,
 			IdleTimeout:                  srv.IdleTimeout,
@@ -276,7 +277,7 @@ func (s *Server) Run(ctx context.Context) error {
 		servers = append(servers, tsrv)
 		wg.Go(func() { serve(tsrv, tl) })
 		s.log.Info("listening", "listener", "https", "addr", tlsLn.Addr().String())
-		if err := s.tls.start(ctx, ln.Addr(), tlsLn.Addr()); err != nil {
+		if err := s.certs.Start(ctx, ln.Addr(), tlsLn.Addr()); err != nil {
 			s.log.Error("automatic certificates not started", "error", err)
 		}
 	}
@@ -402,13 +403,15 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
-	if err := s.sinks.reopen(rt.logPaths); err != nil {
+	if err := s.sinks.Reopen(rt.logPaths); err != nil {
 		return err
 	}
 	s.warnRestartOnly(prev.cfg, cfg)
-	s.tls.update(cfg)
+	if cfg.TLSOn() {
+		s.certs.Update(certConfig(cfg, nil))
+	}
 	// New jails take over the counts of the old, and the offences that
-	// requests still in flight on the old chain report (issue 17).
+	// requests still in flight on the old chain report.
 	rt.jails.HandOver(prev.jails)
 	s.current.Store(rt)
 	s.cfgSum = sha256.Sum256(data)

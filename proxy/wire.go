@@ -9,13 +9,17 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/admin"
+	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/upstream"
 	"gatehouse/rules"
 	"gatehouse/rules/match"
 )
@@ -40,10 +44,27 @@ type generation struct {
 	signing *admin.Signing
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
-	// logPaths are the access log files the chain writes to (logsink.go).
+	// logPaths are the access log files the chain writes to (accessLog).
 	logPaths []string
 	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
 	pools []hostPool
+}
+
+// certConfig maps the tls section to the certificate source's config,
+// without the fleet's Redis, which New opens (certRedis).
+func certConfig(cfg *config.File, log *slog.Logger) cert.Config {
+	cc := cert.Config{Managed: cfg.ManagedNames(), Log: log}
+	for _, c := range cfg.TLS.Certificates {
+		cc.Static = append(cc.Static, c.Loaded)
+	}
+	if a := cfg.TLS.ACME; a != nil {
+		cc.ACME = &cert.ACMEConfig{CA: a.CA, Email: a.Email, Roots: a.Roots, RootsFile: a.CARoot}
+		cc.Dir = filepath.Join(cfg.StateDir, "certs")
+		if cfg.Fleet != nil {
+			cc.RedisPrefix = cfg.Fleet.Prefix
+		}
+	}
+	return cc
 }
 
 // fullDuplex lets a request body keep streaming to the upstream while
@@ -77,7 +98,7 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 // neverBanned lists the prefixes no jail, manual ban, fleet peer or
 // kernel set may ever cover: allow, and trusted_proxies, since a banned
 // load balancer cuts off every client behind it, and a request whose
-// X-Forwarded-For cannot be read is attributed to the proxy (issue 17).
+// X-Forwarded-For cannot be read is attributed to the proxy.
 func neverBanned(cfg *config.File) []netip.Prefix {
 	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
 }
@@ -195,7 +216,7 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 
 	b := &chainBuilder{s: s, cfg: cfg, prev: prev, g: g, counters: make(map[string]*hostCounters, len(cfg.Hosts))}
 	g.router = newRouter()
-	g.router.tls = s.tls
+	g.router.certs = s.certs
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	buffers := newBufferPool()
 	for i := range cfg.Hosts {
@@ -223,15 +244,15 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 	if err != nil {
 		return fmt.Errorf("hosts[%d].headers: %w", i, err)
 	}
-	p := &pool{
-		failTimeout: cfg.Limits.UpstreamFailTimeout.D(),
-		transport:   b.g.transport,
-		latency:     s.metrics.latency.WithLabelValues(name),
-		now:         time.Now,
+	pc := upstream.Config{
+		FailTimeout: cfg.Limits.UpstreamFailTimeout.D(),
+		Transport:   b.g.transport,
+		Latency:     s.metrics.latency.WithLabelValues(name),
 	}
 	for _, u := range h.Upstreams {
-		p.ups = append(p.ups, &upstream{url: u.URL()})
+		pc.URLs = append(pc.URLs, u.URL())
 	}
+	p := upstream.NewPool(pc)
 	b.g.pools = append(b.g.pools, hostPool{host: name, pool: p})
 	r := &route{
 		userHeaders: []string{"X-Forwarded-User"},
@@ -286,4 +307,37 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 		}
 	}
 	return nil
+}
+
+// accessLog returns the access log's config for cfg, OnDone aside: the
+// global format and sink, each host's own (hosts[].log), and the router's
+// lookup that sends a request refused before routing to its host's log;
+// and the paths the runtime writes to, for reopen.
+func (s *Server) accessLog(cfg *config.File, hosts *router) (middleware.AccessLogConfig, []string) {
+	alc := middleware.AccessLogConfig{Format: cfg.Log.Access, Out: s.sinks.Get(cfg.Log.AccessFile)}
+	paths := []string{cfg.Log.AccessFile}
+	for _, h := range cfg.Hosts {
+		hl := h.Log
+		if hl == nil {
+			continue
+		}
+		if alc.Hosts == nil {
+			alc.Hosts = map[string]middleware.AccessLogTarget{}
+			alc.HostOf = func(host string) string {
+				if r := hosts.lookup(host); r != nil {
+					return r.name
+				}
+				return ""
+			}
+		}
+		t := middleware.AccessLogTarget{Format: hl.Access}
+		if hl.Access != middleware.FormatOff {
+			t.Out = s.sinks.Get(hl.AccessFile)
+			if !slices.Contains(paths, hl.AccessFile) {
+				paths = append(paths, hl.AccessFile)
+			}
+		}
+		alc.Hosts[h.Match[0].String()] = t
+	}
+	return alc, paths
 }

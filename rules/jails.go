@@ -416,8 +416,8 @@ func (j *Jails) RestoreHistory(b Ban) bool {
 // latest offence times (as many as j's MaxRetry keeps, newest first,
 // judged from then on under j's MaxRetry and FindTime), its ban history,
 // and the jail's offence total. Without it a reload resets every count,
-// and a scanner that spreads its probes over reloads is never banned
-// (issue 17). Allowed clients are dropped; IPv6 clients are carried only
+// and a scanner that spreads its probes over reloads is never banned.
+// Allowed clients are dropped; IPv6 clients are carried only
 // when IPv6Prefix is unchanged, since a /64's count says nothing about one
 // /56. Call it once j is sure to serve, right before the swap; prev must
 // not be handed over twice.

@@ -661,7 +661,7 @@ func TestJailsConcurrent(t *testing.T) {
 	}
 }
 
-// TestJailsInherit pins issue 17: a reload that changes a jail's settings
+// TestJailsInherit: a reload that changes a jail's settings
 // keeps its clients' offences (re-judged under the new maxretry and
 // findtime) and ban history, instead of starting every count again.
 func TestJailsInherit(t *testing.T) {

@@ -38,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{}{}`)
 	f.Add(`{"not_before":"2030-13-01T00:00:00Z"}`)
 	f.Add(``)
-	// Members given twice, in another case, a null body (issue 17).
+	// Members given twice, in another case, a null body.
 	f.Add(`{"bucket":"a","bucket":"b"}`)
 	f.Add(`{"Bucket":"media","key":"a"}`)
 	f.Add(`null`)
@@ -90,7 +90,7 @@ func normalise(v any) any {
 // query without any link parameter and every other parameter in order
 // (checked against a plain split); with query: sign, a link verifies
 // with exactly the query it was signed for and a link signed for no
-// query verifies only with none (issue 17: "?id=2&admin=1" appended to a
+// query verifies only with none ("?id=2&admin=1" appended to a
 // link fails); with query: ignore, a genuine signature verifies whatever
 // foreign parameters surround it. Either way a repeated link parameter
 // is refused.
@@ -340,7 +340,7 @@ func FuzzPrefixes(f *testing.F) {
 		}
 		want := ps.Covers("/" + strings.TrimPrefix(resource, "/"))
 		if dir, ok := strings.CutSuffix(pre, "/"); ok && strings.TrimPrefix(resource, "/") == dir {
-			// A path rule "/media/" also protects "/media" (issue 17); a
+			// A path rule "/media/" also protects "/media"; a
 			// grant "media/" never covers the object "media".
 			want = false
 		}

@@ -39,7 +39,7 @@ const (
 const MinLinkKey = 32
 
 // linkDomain separates this MAC from any other use of the key, and
-// versions the message format. v2 (issue 17) signs the exact method, the
+// versions the message format. v2 signs the exact method, the
 // raw path and the query; a v1 link (method with HEAD folded into GET,
 // canonical path, no query) no longer verifies under any key, so links
 // issued before it fail closed (403) instead of passing with less

@@ -159,8 +159,8 @@ func TestLinkVerify(t *testing.T) {
 	}
 }
 
-// TestLinkV1Refused pins that a link in the format before issue 17 (a
-// v1 MAC: method with HEAD folded into GET, canonical path, no query),
+// TestLinkV1Refused pins that a link in the v1 format (a
+// MAC over the method with HEAD folded into GET, canonical path, no query),
 // made with a key the gateway still holds, fails closed.
 func TestLinkV1Refused(t *testing.T) {
 	t.Parallel()

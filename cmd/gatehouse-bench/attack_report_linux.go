@@ -138,7 +138,7 @@ func (rep *attackReport) markdown() string {
 	return sb.String()
 }
 
-// targets checks issue 11's figures for the gatehouse rows.
+// targets checks the performance targets for the gatehouse rows.
 func (rep *attackReport) targets() string {
 	var sb strings.Builder
 	for _, rr := range rep.rows {
@@ -178,5 +178,5 @@ func (rep *attackReport) targets() string {
 	if sb.Len() == 0 {
 		return ""
 	}
-	return "| target (issue 11) | this run | limit | |\n|---|---:|---:|---|\n" + sb.String()
+	return "| target | this run | limit | |\n|---|---:|---:|---|\n" + sb.String()
 }

@@ -56,7 +56,7 @@ func (rep *compareReport) markdown() string {
 	return sb.String()
 }
 
-// targets checks the figures issue 11 promises against this run.
+// targets checks the performance targets against this run.
 func (rep *compareReport) targets() string {
 	var sb strings.Builder
 	line := func(what string, got, limit float64, atMost bool) {
@@ -94,5 +94,5 @@ func (rep *compareReport) targets() string {
 	if sb.Len() == 0 {
 		return ""
 	}
-	return "| target (issue 11) | this run | limit | |\n|---|---:|---:|---|\n" + sb.String()
+	return "| target | this run | limit | |\n|---|---:|---:|---|\n" + sb.String()
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// The admin listener's rules (issue 17), through the real binary: one
+// The admin listener's rules, through the real binary: one
 // Host rule for every path, cross-origin writes refused, 413 over the
 // body bound, a field on every validation error, one duration cap,
 // audit lines that name what a ban call asked for, token prefixes and
@@ -138,8 +138,8 @@ func (g *gateway) adminDo(t *testing.T, method, path, token, body string, header
 }
 
 // TestAdminHostRule: /metrics, /v1 and /ui/ answer only Host headers
-// naming the listener; a DNS rebinding page's name gets 421 (issue 17:
-// /metrics and /v1 answered any Host). /healthz and /readyz answer any.
+// naming the listener; a DNS rebinding page's name gets 421 (so that
+// /metrics and /v1 never answer a rebinding page). /healthz and /readyz answer any.
 func TestAdminHostRule(t *testing.T) {
 	t.Parallel()
 	up := newEchoUpstream(t, "app")
@@ -238,7 +238,7 @@ func (g *gateway) adminGetBody(t *testing.T, path, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestAdminBodyFieldsAndCap: a body over 64 KiB is 413 (issue 17: it was
+// TestAdminBodyFieldsAndCap: a body over 64 KiB is 413 (it was
 // 400); every validation error names its field, an unknown one
 // included; a duration over ten years is refused as a string ("100000d"
 // slipped past the cap) as it is as a number, through the API and the
@@ -295,7 +295,7 @@ func TestAdminBodyFieldsAndCap(t *testing.T) {
 	}
 
 	// The audit lines: add, delete, and the refused calls, each with its
-	// target (issue 17: resource was empty).
+	// target (resource was empty).
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`msg="admin call" component=audit token=ops method=POST path=/v1/bans action=bans:write resource=203\.0\.113\.46/32 ban_duration=3650d .*status=201 result=ok`),
 		regexp.MustCompile(`msg="admin call" component=audit token=ops method=DELETE path=/v1/bans/203\.0\.113\.46 action=bans:write resource=203\.0\.113\.46/32 .*status=204 result=ok`),
@@ -407,7 +407,7 @@ func TestAdminSignS3Keys(t *testing.T) {
 
 // TestAdminDashboardAfterProbeBan: a client banned by the probe jail —
 // here the operator's own 127.0.0.1 — can still sign in to the
-// dashboard and use the API to lift the ban (issue 17: /ui/ answered
+// dashboard and use the API to lift the ban (/ui/ answered
 // "403 banned" to a ban by any jail). A ban by the admin jail, for wrong
 // tokens, locks it out of the whole listener, dashboard included.
 func TestAdminDashboardAfterProbeBan(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-// The request body tests (issue 17): a stalled body ends with 408 and an
+// The request body tests: a stalled body ends with 408 and an
 // aborted upstream request, a trickling one is served, a malformed one
 // ends with 400 and a closed connection, and nothing after a malformed
 // body is ever read as a request.

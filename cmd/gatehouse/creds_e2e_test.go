@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// End-to-end tests of issue 17's credentials items, through the real
+// End-to-end tests of the credential rules, through the real
 // binary: slow hashes, empty passwords, canonical base64 and the
 // htpasswd command's file handling.
 

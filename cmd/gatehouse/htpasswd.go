@@ -176,7 +176,7 @@ func parseHtpasswdArgs(args []string, stdout, stderr io.Writer) (o htpasswdOptio
 				} else {
 					// Apache goes up to 999999999; the gateway refuses more
 					// than MaxSafeSHACryptRounds unless allow_slow_hashes,
-					// so such an entry is not made here (issue 17).
+					// so such an entry is not made here.
 					if err != nil || n < htpasswd.MinSHACryptRounds || n > htpasswd.MaxSafeSHACryptRounds {
 						return usageErr("-r: rounds %q is not a number from %d to %d", val, htpasswd.MinSHACryptRounds, htpasswd.MaxSafeSHACryptRounds)
 					}

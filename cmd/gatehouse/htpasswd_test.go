@@ -43,7 +43,7 @@ func wantPasswords(users map[string]string) func(t *testing.T, path string) {
 		}
 		for u, pw := range users {
 			e, ok := f.Lookup(u)
-			// The empty password never verifies (issue 17): check the
+			// The empty password never verifies: check the
 			// hash was made from it instead.
 			if !ok || (pw != "" && !e.Verify(pw)) || (pw == "" && !e.EmptyPassword()) {
 				t.Errorf("user %q: found %v, but password %q does not verify", u, ok, pw)
@@ -343,7 +343,7 @@ func apacheExit(t *testing.T, bin string, args ...string) int {
 	return -1
 }
 
-// TestHtpasswdSymlink pins issue 17's O_NOFOLLOW: every edit through a
+// TestHtpasswdSymlink pins the O_NOFOLLOW open: every edit through a
 // symlink (-b, -c, -D, also to a missing target) is refused, exit 1, and
 // neither the link nor its target changes; --follow edits the target and
 // keeps the link.

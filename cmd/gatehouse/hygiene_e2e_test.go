@@ -595,7 +595,7 @@ func TestHygieneHTTP2(t *testing.T) {
 		{name: "transfer-encoding", fields: post([2]string{"transfer-encoding", "chunked"}), data: "0\r\n\r\n"},
 		{name: "connection header", fields: base([2]string{"connection", "keep-alive"})},
 		{name: "CONNECT", fields: [][2]string{{":method", "CONNECT"}, {":authority", "app.example.com:443"}}},
-		// issue 17: :method must be an RFC 9110 token.
+		// :method must be an RFC 9110 token.
 		{name: "method with a space", fields: [][2]string{{":method", "GET /admin"}, {":scheme", "https"}, {":authority", "app.example.com"}, {":path", "/h2"}}},
 		{name: "method with a quote", fields: [][2]string{{":method", `DELETE"`}, {":scheme", "https"}, {":authority", "app.example.com"}, {":path", "/h2"}}},
 		{name: "extension method", fields: [][2]string{{":method", "PROPFIND"}, {":scheme", "https"}, {":authority", "app.example.com"}, {":path", "/h2"}}, ok: true},

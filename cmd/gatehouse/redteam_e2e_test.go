@@ -1,7 +1,7 @@
 package main
 
-// End-to-end tests of what still did not hold after the issue 17 fixes,
-// found by a red-team pass over them, through the real binary.
+// End-to-end tests, through the real binary, of attacks on the gateway's
+// rules and of legitimate clients the rules must not ban.
 
 import (
 	"bufio"
@@ -48,7 +48,7 @@ func TestRedteamOAuth2ProxyHeadersStripped(t *testing.T) {
 }
 
 // TestRedteamBrowserPathsAreNotProbes: every Hygiene 400 is an offence
-// for the probes jail (issue 17), but not every refused path is one no
+// for the probes jail, but not every refused path is one no
 // browser sends. encodeURIComponent puts "%2F" in a path segment
 // ("/tags/c%2Fc%2B%2B"), old Latin-1 links carry "%E9" ("/caf%E9.html"),
 // and "..." is a file name browsers send as written (only "." and ".."
@@ -185,7 +185,7 @@ func sendFrom(t *testing.T, from, addr, req string) int {
 // TestRedteamAdminLockoutSurvivesOtherBans: a client the admin jail
 // banned for guessing tokens is locked out of the admin listener only
 // while the one ban the ban list holds for its address is the admin
-// jail's (issue 17). Any later ban of the same address replaces it: one
+// jail's. Any later ban of the same address replaces it: one
 // framing refusal on the public listener (counted before the ban guard)
 // has the probes jail ban it, or the operator bans the attacker by hand
 // for longer — and either lifts the lockout, while the admin jail, seeing
@@ -260,8 +260,8 @@ jails:
 // TestRedteamJavaHTTPClientNotBanned: the JDK's java.net.http.HttpClient
 // (Java 11+) defaults to HTTP/2 and, for an http:// URL, asks for it with
 // "Upgrade: h2c" on its first request to a host; so does curl --http2.
-// gatehouse answers 400 (h2c smuggling), and since issue 17 every Hygiene
-// 400 is a probes offence: an internal Java service calling an API
+// gatehouse answers 400 (h2c smuggling), and every Hygiene 400 is a
+// probes offence: an internal Java service calling an API
 // through the gateway's http listener is banned after maxretry calls.
 // An h2c upgrade offer is a client library's default, not a probe.
 func TestRedteamJavaHTTPClientNotBanned(t *testing.T) {
@@ -292,7 +292,7 @@ hosts:
 // (RFC 9112 §3.2 asks it of HTTP/1.1 clients), and monitoring checks send
 // none: Nagios/Icinga check_http without -H, HAProxy's option httpchk.
 // nginx answers them from its default server. gatehouse refuses them
-// with 400, which since issue 17 is a probes offence: the monitoring
+// with 400, which is a probes offence: the monitoring
 // host is banned after maxretry checks, and then sees 403 everywhere.
 func TestRedteamHTTP10WithoutHostNotBanned(t *testing.T) {
 	t.Parallel()
@@ -319,7 +319,7 @@ hosts:
 
 // TestRedteamRulesTestCountsMalformedPaths: `gatehouse rules test`
 // (fail2ban-regex for gatehouse) must predict the bans the gateway would
-// make. Since issue 17 a path the gateway refuses with 400 that no
+// make. A path the gateway refuses with 400 that no
 // browser sends is a probes offence, and a probe behind a "//authority"
 // is a probe; the
 // replay counted neither, so an admin tuning maxretry on a real log saw
@@ -356,8 +356,8 @@ jails:
 }
 
 // TestRedteamBasicCredentialsNotLeakedOutsidePaths: with
-// basic_auth.paths ["/admin/"] a browser that opens /admin (covered since
-// issue 17) and logs in caches the credentials for the directory of
+// basic_auth.paths ["/admin/"] a browser that opens /admin (which the rule
+// covers) and logs in caches the credentials for the directory of
 // "/admin", which is "/" (RFC 7617 §2.2), and sends them preemptively with
 // every request to the host. On paths outside basic_auth.paths gatehouse
 // passes that Authorization header on, so with pass_authorization false

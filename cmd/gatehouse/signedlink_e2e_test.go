@@ -15,7 +15,7 @@ import (
 	"gatehouse/signer"
 )
 
-// The signed-link tests of issue 17 run the real binary: links are
+// The signed-link tests run the real binary: links are
 // minted by the admin API, the CLI, or in-process with the signer
 // package and the same key (as an attacker holding a leaked key, or an
 // old release, would), and followed through the public listener, over raw
@@ -88,7 +88,7 @@ func (g *gateway) rawLink(t *testing.T, method, link, target string) (int, echo)
 
 // TestSignedLinkQuery: a link signs its query. The exact signed query
 // reaches the upstream; a changed, added or dropped parameter is 403
-// (issue 17: a link for ?id=1 opened ?id=2&admin=1). On a host with
+// (a link for ?id=1 opened ?id=2&admin=1). On a host with
 // signed_links.query: ignore the application's own parameters pass.
 func TestSignedLinkQuery(t *testing.T) {
 	t.Parallel()
@@ -141,7 +141,7 @@ func TestSignedLinkQuery(t *testing.T) {
 }
 
 // TestSignedLinkMethod: a link authorises its method only; a GET link
-// also serves HEAD, a HEAD link never serves GET (issue 17), through the
+// also serves HEAD, a HEAD link never serves GET, through the
 // admin API and `gatehouse sign link --method`.
 func TestSignedLinkMethod(t *testing.T) {
 	t.Parallel()
@@ -180,7 +180,7 @@ func TestSignedLinkMethod(t *testing.T) {
 // TestSignedLinkRawPath: the signature covers the raw path the upstream
 // receives. Other spellings of the signed path, each of which a
 // key-value store upstream may read as another object, are 403 with the
-// signature of /paid/a.mp4 (issue 17), and the signing API refuses to
+// signature of /paid/a.mp4, and the signing API refuses to
 // sign a path that is not in canonical form.
 func TestSignedLinkRawPath(t *testing.T) {
 	t.Parallel()
@@ -217,7 +217,7 @@ func TestSignedLinkRawPath(t *testing.T) {
 // minted directly with the key (the signer package, in this process)
 // for ten years, or just beyond the host's 1h and the minute of clock
 // skew, is 403; one within it is 200, so the refusal is the expiry's.
-// A link in the format before issue 17 fails closed.
+// A link in the v1 format fails closed.
 func TestSignedLinkMaxExpires(t *testing.T) {
 	t.Parallel()
 	g, up := linkGateway(t, "json")
@@ -254,7 +254,7 @@ func TestSignedLinkMaxExpires(t *testing.T) {
 }
 
 // TestSignedLinkLogs: no gh_signature value reaches a log or the
-// upstream's Referer (issue 17). Requests carry a real signature in the
+// upstream's Referer. Requests carry a real signature in the
 // request-target of a protected path (stripped), of an unprotected path
 // and of an unknown host (neither stripped), and in the Referer; each
 // access log format must show the marker instead, and the gateway's

@@ -48,7 +48,7 @@ var ErrSymlink = errors.New("is a symbolic link")
 // verifies, or a crypt(3) or LDAP scheme it recognises and refuses (DES,
 // MD5-crypt, yescrypt, …), which is kept as it is so files can be
 // migrated entry by entry; otherwise SetUser returns Errors naming each
-// line and writes nothing (issue 17: a YAML file or /etc/passwd must not
+// line and writes nothing (a YAML file or /etc/passwd must not
 // be appended to). The write is atomic; see the package documentation for
 // mode, owner and symlinks.
 func SetUser(path, user, hash string, cfg EditConfig) (replaced bool, err error) {

@@ -332,7 +332,7 @@ func TestEditThroughSymlink(t *testing.T) {
 	checkDir(t, dir, "link.htpasswd", "real.htpasswd")
 }
 
-// TestEditRefusesSymlink pins issue 17's O_NOFOLLOW: without
+// TestEditRefusesSymlink pins the O_NOFOLLOW open: without
 // FollowSymlinks, every edit of a symlink — to a file, to a missing file
 // (with Create), to a non-htpasswd file — fails with ErrSymlink and
 // changes neither the link nor its target.
@@ -382,7 +382,7 @@ func TestEditRefusesSymlink(t *testing.T) {
 	}
 }
 
-// TestEditRefusesOtherFiles pins issue 17: a file whose lines are not
+// TestEditRefusesOtherFiles: a file whose lines are not
 // htpasswd entries (YAML, /etc/passwd, a plain-text password) is neither
 // appended to, nor edited, nor replaced by Create; empty files and real
 // htpasswd files, including entries gatehouse recognises but refuses to

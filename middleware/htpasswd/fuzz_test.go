@@ -24,11 +24,11 @@ func FuzzParse(f *testing.F) {
 	f.Add("a:" + hashSHA1 + "\r\r\n\r\nb:" + hashSHA1 + "\r")
 	// Binary junk and NULs.
 	f.Add("\x00\xff\xfe:\x00\n\x1b[31m:" + hashSHA1)
-	// Slow hashes around the caps (issue 17): bcrypt 17/18/31, SHA-crypt
+	// Slow hashes around the caps: bcrypt 17/18/31, SHA-crypt
 	// 1000000/1000001/999999999 rounds, mixed with a normal entry.
 	f.Add("a:" + hashBcrypt17 + "\nb:" + hashBcrypt18 + "\nc:" + hashBcrypt31 + "\n")
 	f.Add("a:" + hashSHA256Max + "\nb:" + hashSHA256Slow + "\nc:" + hashSHA512Slow + "\nd:" + hashSHA1 + "\n")
-	// An entry made from the empty password (issue 17): loads.
+	// An entry made from the empty password: loads.
 	f.Add("nopw:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		const name = "fuzz.htpasswd"
@@ -111,7 +111,7 @@ func FuzzVerify(f *testing.F) {
 	for _, h := range []string{hashDES, hashMD5Crypt, hashYescrypt, "hunter2", ""} {
 		f.Add(h, "password")
 	}
-	// Hashes of the empty password (issue 17): Verify("") must be false.
+	// Hashes of the empty password: Verify("") must be false.
 	f.Add("{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=", "")
 	f.Add("$apr1$12345678$sHuPAw7VA9xjRbJz7zKV7/", "")
 	// Slow but valid hashes: NewEntry accepts them, Parse refuses them.
@@ -234,7 +234,7 @@ func FuzzEdit(f *testing.F) {
 	f.Add("\r")
 	// Entries gatehouse refuses but SetUser keeps.
 	f.Add("old:" + hashMD5Crypt + "\ndes:" + hashDES + "\nslow:" + hashBcrypt31 + "\n")
-	// Files that are not htpasswd files (issue 17): refused.
+	// Files that are not htpasswd files: refused.
 	f.Add("plain:secret\n")
 	f.Add("listen: :443\nhosts:\n")
 	f.Add("root:x:0:0:root:/root:/bin/bash\n")

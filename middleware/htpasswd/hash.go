@@ -38,12 +38,12 @@ const (
 	// ParseConfig.AllowSlowHashes, and the highest `gatehouse htpasswd -C`
 	// makes (Apache's htpasswd refuses -C 18 too). One check at cost 17
 	// takes seconds of CPU, and each step doubles it: at 31 a single wrong
-	// password holds a verification slot for days (issue 17).
+	// password holds a verification slot for days.
 	MaxSafeBcryptCost = 17
 	// MaxSafeSHACryptRounds is the highest SHA-crypt round count Parse
 	// accepts unless ParseConfig.AllowSlowHashes, and the highest
 	// `gatehouse htpasswd -r` makes: 200 times the default, about a
-	// second per check, where the format allows 999,999,999 (issue 17).
+	// second per check, where the format allows 999,999,999.
 	MaxSafeSHACryptRounds = 1_000_000
 )
 
@@ -207,7 +207,7 @@ func (e Entry) Slow() bool {
 // Verify reports whether password matches the entry's hash. The derived
 // value is compared in constant time. The empty password never matches,
 // even when the hash was made from it (Apache's `htpasswd -b file user ""`
-// makes such entries): an empty password is no credential (issue 17), and
+// makes such entries): an empty password is no credential, and
 // it is refused without hashing. A password longer than MaxPasswordLen
 // never matches either; bcrypt looks at the first MaxBcryptPasswordLen
 // bytes only, like every bcrypt implementation.
@@ -541,7 +541,7 @@ func shaCryptString(sha512 bool, password, salt string, rounds int, custom bool)
 // does. A zero like gives bcrypt at DefaultBcryptCost. A slow like (see
 // Entry.Slow) is capped at MaxSafeBcryptCost or MaxSafeSHACryptRounds: the
 // dummy is what every unknown user costs, and must never be a hash that
-// holds a verification slot for minutes (issue 17). User is "" and Line 0.
+// holds a verification slot for minutes. User is "" and Line 0.
 func DummyEntry(like Entry) Entry {
 	password := randomSalt(24)
 	h := like.h

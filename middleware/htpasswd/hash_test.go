@@ -318,7 +318,7 @@ func TestDummyEntry(t *testing.T) {
 	}
 }
 
-// TestEmptyPassword pins issue 17: an entry made from the empty password
+// TestEmptyPassword: an entry made from the empty password
 // loads, EmptyPassword reports it, and Verify never accepts "" — for
 // every format — while the same entry's other passwords still fail.
 func TestEmptyPassword(t *testing.T) {
@@ -365,8 +365,8 @@ func TestEmptyPassword(t *testing.T) {
 	}
 }
 
-// TestDummyEntryCapsSlowHashes: DummyEntry of a slow entry is at the cap
-// (issue 17), so unknown users never cost minutes.
+// TestDummyEntryCapsSlowHashes: DummyEntry of a slow entry is at the cap,
+// so unknown users never cost minutes.
 func TestDummyEntryCapsSlowHashes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

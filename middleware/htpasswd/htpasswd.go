@@ -93,7 +93,7 @@ type File struct {
 type ParseConfig struct {
 	// AllowSlowHashes accepts bcrypt costs above MaxSafeBcryptCost and
 	// SHA-crypt rounds above MaxSafeSHACryptRounds. Default false: such
-	// an entry is an error naming its line (issue 17).
+	// an entry is an error naming its line.
 	AllowSlowHashes bool
 }
 
@@ -283,7 +283,7 @@ func (f *File) Len() int {
 // kinds, the most expensive. Slow entries (Entry.Slow, only in a file
 // parsed with AllowSlowHashes) are not counted, and a file of nothing but
 // slow entries gets one capped at MaxSafeBcryptCost or
-// MaxSafeSHACryptRounds: unknown users must never cost minutes (issue 17);
+// MaxSafeSHACryptRounds: unknown users must never cost minutes;
 // the price is that they answer faster than such users. An empty file
 // gets a bcrypt entry at DefaultBcryptCost. The entry is computed on the first call (one hash,
 // e.g. ~50 ms for bcrypt at cost 10) and reused; call Dummy after loading

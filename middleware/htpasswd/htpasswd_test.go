@@ -22,7 +22,7 @@ const (
 	hashMD5Crypt  = "$1$xxxxxxxx$UYCIxa628.9qXjpQCjM4a."
 	hashYescrypt  = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7"
 	hashBcryptLow = "$2y$03$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
-	// Well-formed but slow (issue 17): parsed, never verified in tests.
+	// Well-formed but slow: parsed, never verified in tests.
 	hashBcrypt17   = "$2y$17$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
 	hashBcrypt18   = "$2y$18$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
 	hashBcrypt31   = "$2y$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
@@ -101,7 +101,7 @@ var parseCases = []struct {
 	{name: "long comment within limit", in: strings.Repeat("#", MaxLineLen) + "\r\nalice:" + hashSHA1, wantUsers: []string{"alice"}},
 }
 
-// TestParseSlowHashes pins issue 17's caps: slow hashes are refused with
+// TestParseSlowHashes pins the caps on slow hashes: they are refused with
 // ErrSlowHash and file:line, every one reported, unless AllowSlowHashes,
 // which accepts them and reports them with Entry.Slow.
 func TestParseSlowHashes(t *testing.T) {

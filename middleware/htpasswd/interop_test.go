@@ -85,7 +85,7 @@ func TestInteropApacheFiles(t *testing.T) {
 					t.Errorf("%s: format %v, want %v", e.Hash, e.Format(), tc.format)
 				}
 				// Apache's htpasswd -b makes entries from the empty
-				// password; they must load but never log in (issue 17).
+				// password; they must load but never log in.
 				if got := e.Verify(pw); got != (pw != "") {
 					t.Errorf("Verify(%q) against Apache's %q = %v, want %v", pw, e.Hash, got, pw != "")
 				}
@@ -260,7 +260,7 @@ func TestInteropApacheSlowHashLimits(t *testing.T) {
 
 // TestInteropApacheEmptyPassword: Apache's htpasswd -b writes an entry for
 // the empty password and its -v accepts it; gatehouse loads the file but
-// its Verify refuses the empty password (issue 17).
+// its Verify refuses the empty password.
 func TestInteropApacheEmptyPassword(t *testing.T) {
 	t.Parallel()
 	bin := testenv.Tool(t, "htpasswd")

@@ -24,7 +24,7 @@ func auditText(s string) string {
 
 // adminGate applies the admin listener's own rules to every request on
 // it, before any endpoint sees it, so /v1, /metrics and /ui/ share one
-// rule each (issue 17):
+// rule each:
 //
 //  1. Host: only the names and addresses the listener is known by
 //     (ui.HostCheck: admin.listen's host, admin.names, the address the

@@ -7,7 +7,7 @@ import (
 )
 
 // TestBodyReadTimeout pins limits.body_read_timeout and its per-host
-// override (issue 17, slow request bodies): the default, the inheritance,
+// override (slow request bodies): the default, the inheritance,
 // and the refusal of an explicit 0, which would otherwise silently become
 // the default instead of "no timeout".
 func TestBodyReadTimeout(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestBasicAuthSlowHashes pins issue 17 at check time: an htpasswd file
+// TestBasicAuthSlowHashes pins the slow-hash caps at check time: an htpasswd file
 // with a bcrypt cost above 17 is a config error naming the config line,
 // the field, the htpasswd file and its line — unless the host sets
 // basic_auth.allow_slow_hashes, and only for that host.

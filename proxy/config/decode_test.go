@@ -461,7 +461,7 @@ var parseErrorCases = []struct {
 		wantErr: `t.yaml:5: admin.names[1]: admin.example.com. is listed twice`,
 	},
 	{
-		// Red-team finding on issue 17: "/paid%2Fa" is outside "/paid/"
+		// "/paid%2Fa" is outside "/paid/"
 		// for the rules and /paid/a for an upstream that decodes %2F.
 		name:    "allow_encoded_slash with signed link paths",
 		in:      minimal + "    allow_encoded_slash: true\n    signed_links: {paths: [/paid/], key: \"sha256:x\"}\n",

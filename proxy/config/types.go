@@ -283,8 +283,8 @@ type BasicAuth struct {
 	// AllowSlowHashes accepts htpasswd entries above bcrypt cost 17 or
 	// SHA-crypt rounds=1000000, for this host. Default false: such an
 	// entry is a config error naming its file and line, since two wrong
-	// passwords for it would hold every verification slot for minutes
-	// (issue 17). Hosts sharing a file may differ: each loads it with
+	// passwords for it would hold every verification slot for minutes.
+	// Hosts sharing a file may differ: each loads it with
 	// its own setting.
 	AllowSlowHashes bool `yaml:"allow_slow_hashes"`
 }

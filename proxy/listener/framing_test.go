@@ -95,7 +95,7 @@ var guardCases = []struct {
 	{name: "gzip transfer coding", in: "POST / HTTP/1.1\r\n" + hostLine + "Transfer-Encoding: gzip\r\n\r\nGET / HTTP/1.2\r\n\r\n"},
 	{name: "bad content-length", in: "POST / HTTP/1.1\r\n" + hostLine + "Content-Length: +3\r\n\r\nGET / HTTP/1.2\r\n\r\n"},
 
-	// A malformed chunked body (issue 17): handed out up to the fault,
+	// A malformed chunked body: handed out up to the fault,
 	// so net/http refuses it, then EOF: nothing after it is a request.
 	{name: "bare LF in chunk line", in: chunkedHead + "3\nabc\r\n0\r\n\r\n" + smuggled,
 		out: chunkedHead + "3\n", reason: reasonBadChunk},

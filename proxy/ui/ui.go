@@ -57,8 +57,8 @@ type CertInfo struct {
 }
 
 // CertSource lists the gateway's certificates. It is an interface so the
-// TLS code, which lives in package proxy, can feed the page without this
-// package importing it.
+// certificate source of package proxy/cert can feed the page (through
+// package proxy) without either package importing the other.
 type CertSource interface {
 	Certificates() []CertInfo
 }
@@ -75,7 +75,7 @@ type FleetStatus struct {
 	LastError string
 }
 
-// FleetSource reports the fleet sync state (issue #10). It is an
+// FleetSource reports the fleet sync state. It is an
 // interface so the fleet code can feed the overview without this package
 // importing it; none means fleet sync is off.
 type FleetSource interface {

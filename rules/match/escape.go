@@ -29,7 +29,7 @@ var pathKeep = func() (t [256]bool) {
 // EscapePath(c.Path) for its own Canonical c: no "//", "." or ".."
 // segment, no ";params", no needless or lower-case escape, case kept.
 // Signed links are signed only for such paths, so a link names exactly
-// one spelling of its resource (issue 17). Canonical(EscapePath(c.Path))
+// one spelling of its resource. Canonical(EscapePath(c.Path))
 // returns c. A path needing no escape is returned without allocation.
 func EscapePath(p string) string {
 	n := 0

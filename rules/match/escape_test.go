@@ -27,7 +27,7 @@ func TestEscapePath(t *testing.T) {
 }
 
 // FuzzEscapePath checks the canonical spelling signed links are signed
-// for (issue 17). Properties, for every path Canonical accepts:
+// for. Properties, for every path Canonical accepts:
 // Canonical(EscapePath(c.Path)) is c (the spelling names the same
 // resource); EscapePath is a fixed point of its own canonical form (one
 // spelling per resource); and net/url reads it back unchanged, so the

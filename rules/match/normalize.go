@@ -47,7 +47,7 @@ func (e *UnsafePathError) Is(target error) bool {
 // scanners send). A link can carry an encoded "/" or "\"
 // (encodeURIComponent), an old Latin-1 escape (invalid UTF-8), a "%" not
 // followed by hex ("100%") and a "..." file name as written: those are
-// refused all the same, but are not held against the client (issue 17).
+// refused all the same, but are not held against the client.
 // raw is the path Canonical was given.
 func (e *UnsafePathError) Hostile(raw string) bool {
 	switch e.Reason {
@@ -98,7 +98,7 @@ type CanonicalOptions struct {
 	// an NTFS alternate data stream: "/web.config::$DATA" is web.config's
 	// content and "/.git::$INDEX_ALLOCATION/config" is "/.git/config", so
 	// no path rule written for the file or directory would see the
-	// request (issue 17). It is for upstreams on other systems whose paths
+	// request. It is for upstreams on other systems whose paths
 	// use ":$". Default false.
 	AllowStreamSyntax bool
 }

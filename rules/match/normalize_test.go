@@ -91,7 +91,7 @@ func TestCanonical(t *testing.T) {
 		{name: "three dots", raw: "/.../x", wantErr: "segment of only dots and spaces"},
 		{name: "dot-dot space", raw: "/a/..%20/b", wantErr: "segment of only dots and spaces"},
 		{name: "encoded triple dot", raw: "/%2e%2e%2e", wantErr: "segment of only dots and spaces"},
-		// issue 17: NTFS alternate data streams, raw and encoded, in
+		// NTFS alternate data streams, raw and encoded, in
 		// any segment and behind ;params.
 		{name: "NTFS default stream", raw: "/web.config::$DATA", wantErr: "NTFS stream syntax"},
 		{name: "NTFS directory stream", raw: "/.git::$INDEX_ALLOCATION/config", wantErr: "NTFS stream syntax"},
@@ -184,7 +184,7 @@ func TestCanonicalAllowEncodedSlash(t *testing.T) {
 }
 
 // TestCanonicalAllowStreamSyntax: AllowStreamSyntax waives the NTFS
-// stream refusal (issue 17) and nothing else.
+// stream refusal and nothing else.
 func TestCanonicalAllowStreamSyntax(t *testing.T) {
 	t.Parallel()
 	opt := CanonicalOptions{AllowStreamSyntax: true}
@@ -455,8 +455,8 @@ func BenchmarkCanonical(b *testing.B) {
 	}
 }
 
-// TestUnsafePathHostile pins which refusals are held against the client
-// (issue 17): those no browser sends from a link as written.
+// TestUnsafePathHostile pins which refusals are held against the client:
+// those no browser sends from a link as written.
 func TestUnsafePathHostile(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -12,7 +12,7 @@ import (
 // what starts with it and also the path without that slash: "/admin/"
 // covers "/admin", which most applications serve as the admin index and
 // which nginx's "location /admin/" answers with a redirect to "/admin/"
-// before any upstream sees it (issue 17). Matching ignores ASCII case,
+// before any upstream sees it. Matching ignores ASCII case,
 // so a case-insensitive upstream cannot be reached around the rule. It is
 // immutable and safe for concurrent use.
 type PrefixSet struct {

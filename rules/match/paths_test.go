@@ -27,7 +27,7 @@ func TestPrefixSetCoversRequest(t *testing.T) {
 		{"/admin./", true},
 		{"/admin;x/", true},
 		{"/private/a", true},
-		// issue 17: "/private/" covers "/private" in every form the
+		// "/private/" covers "/private" in every form the
 		// canonical view folds, as nginx's redirect to "/private/" does.
 		{"/private", true},
 		{"/PRIVATE", true},

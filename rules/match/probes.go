@@ -178,7 +178,7 @@ func addExclude(b *trieBuilder, pat string) error {
 }
 
 // insertDir inserts the prefix literal lit; one ending in "/" also covers
-// the path without that slash (issue 17: "/admin/" covers "/admin", which
+// the path without that slash ("/admin/" covers "/admin", which
 // applications serve as the directory's index).
 func insertDir(b *trieBuilder, lit string, raw bool, rule int32) {
 	b.insert(lit, false, raw, rule)

@@ -533,7 +533,7 @@ func TestProbeMatchCustom(t *testing.T) {
 	}{
 		{"/old-admin/x", "paths[0]"},
 		{"/OLD-ADMIN/x", "paths[0]"},
-		{"/old-admin", "paths[0]"}, // issue 17: "/x/" also covers "/x"
+		{"/old-admin", "paths[0]"}, // "/x/" also covers "/x"
 		{"/old-admin.", "paths[0]"},
 		{"/old-adminx", ""},
 		{"/old-admin/assets/a.css", ""},

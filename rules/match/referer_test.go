@@ -152,7 +152,7 @@ func TestHotlinkProtected(t *testing.T) {
 	}{
 		{"/videos/a.webm", true},
 		{"/VIDEOS/a.webm", true},
-		{"/videos", true}, // issue 17: "/videos/" also covers "/videos"
+		{"/videos", true}, // "/videos/" also covers "/videos"
 		{"/videosx", false},
 		{"/videosx/a", false},
 		{"/a/b.mp4", true},

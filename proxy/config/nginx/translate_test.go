@@ -161,7 +161,7 @@ func TestTranslate(t *testing.T) {
 			valid:        true,
 		},
 		{
-			// issue 17: nginx buffers request bodies and times them out
+			// nginx buffers request bodies and times them out
 			// (client_body_timeout); both carry over per host, and a
 			// location that differs is listed, never widened.
 			name: "request body timeout and buffering",

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"errors"
@@ -43,18 +43,18 @@ func (ft *fakeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
 }
 
-func testPool(t *testing.T, ft *fakeTransport, now func() time.Time, urls ...string) *pool {
+func testPool(t *testing.T, ft *fakeTransport, now func() time.Time, urls ...string) *Pool {
 	t.Helper()
-	p := &pool{failTimeout: 10 * time.Second, transport: ft, now: now,
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"})}
+	cfg := Config{FailTimeout: 10 * time.Second, Transport: ft, Now: now,
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"})}
 	for _, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.ups = append(p.ups, &upstream{url: u})
+		cfg.URLs = append(cfg.URLs, u)
 	}
-	return p
+	return NewPool(cfg)
 }
 
 func outgoing(method, path, body string) *http.Request {
@@ -115,6 +115,10 @@ func TestPoolFailover(t *testing.T) {
 	}
 	if refusedTries != 1 {
 		t.Errorf("refused upstream tried %d times within fail_timeout, want 1 (hits %v)", refusedTries, ft.hits)
+	}
+	// It is reported down until fail_timeout has passed, the other healthy.
+	if h := p.Upstreams(); !h[0].DownUntil.Equal(now.Add(10*time.Second)) || !h[1].DownUntil.IsZero() {
+		t.Errorf("Upstreams() = %+v, want a:1 down until %v and b:2 healthy", h, now.Add(10*time.Second))
 	}
 
 	// After fail_timeout it is tried again; it has recovered.

@@ -1,4 +1,4 @@
-package proxy
+package logsink
 
 import (
 	"bufio"
@@ -7,22 +7,18 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"sync"
 	"time"
-
-	"gatehouse/middleware"
-	"gatehouse/proxy/config"
 )
 
-// logFlushInterval bounds how long an access log line may sit in the
+// flushInterval bounds how long an access log line may sit in the
 // buffer: tools tailing the file (fail2ban) see it within this delay.
-const logFlushInterval = 200 * time.Millisecond
+const flushInterval = 200 * time.Millisecond
 
-// logSink is one access log destination: standard output or a file,
+// Sink is one access log destination: standard output or a file,
 // written through one buffer under a mutex (one syscall per buffer, not
 // per request). It is safe for concurrent use.
-type logSink struct {
+type Sink struct {
 	mu     sync.Mutex
 	path   string // "" for standard output
 	file   *os.File
@@ -33,7 +29,7 @@ type logSink struct {
 }
 
 // Write appends one line; it never fails the caller.
-func (ls *logSink) Write(p []byte) (int, error) {
+func (ls *Sink) Write(p []byte) (int, error) {
 	ls.mu.Lock()
 	_, err := ls.w.Write(p)
 	ls.dirty = true
@@ -42,7 +38,7 @@ func (ls *logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (ls *logSink) noteErr(err error) {
+func (ls *Sink) noteErr(err error) {
 	switch {
 	case err != nil && !ls.failed:
 		ls.failed = true
@@ -53,7 +49,7 @@ func (ls *logSink) noteErr(err error) {
 	}
 }
 
-func (ls *logSink) pathName() string {
+func (ls *Sink) pathName() string {
 	if ls.path == "" {
 		return "stdout"
 	}
@@ -62,7 +58,7 @@ func (ls *logSink) pathName() string {
 
 // switchTo flushes what is buffered, closes the current file and writes to
 // f from now on; nil is standard output.
-func (ls *logSink) switchTo(f *os.File) {
+func (ls *Sink) switchTo(f *os.File) {
 	var out io.Writer = os.Stdout
 	if f != nil {
 		out = f
@@ -72,9 +68,9 @@ func (ls *logSink) switchTo(f *os.File) {
 
 // close flushes what is buffered and closes the file; later lines are
 // dropped.
-func (ls *logSink) close() { ls.replace(nil, io.Discard) }
+func (ls *Sink) close() { ls.replace(nil, io.Discard) }
 
-func (ls *logSink) replace(f *os.File, out io.Writer) {
+func (ls *Sink) replace(f *os.File, out io.Writer) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.noteErr(ls.w.Flush())
@@ -88,7 +84,7 @@ func (ls *logSink) replace(f *os.File, out io.Writer) {
 	ls.w.Reset(out)
 }
 
-func (ls *logSink) flush() {
+func (ls *Sink) flush() {
 	ls.mu.Lock()
 	if ls.dirty {
 		ls.dirty = false
@@ -97,18 +93,23 @@ func (ls *logSink) flush() {
 	ls.mu.Unlock()
 }
 
-// logSinks are the access logs' destinations by path ("" is standard
+// Set holds the access logs' destinations by path ("" is standard
 // output): log.access_file and the hosts' own hosts[].log.access_file.
 // Hosts naming the same file share its sink, so their lines never
 // interleave mid-line. It is safe for concurrent use.
-type logSinks struct {
+type Set struct {
 	mu     sync.Mutex
-	byPath map[string]*logSink
+	byPath map[string]*Sink
 	log    *slog.Logger
 }
 
-func newLogSinks(log *slog.Logger) *logSinks {
-	return &logSinks{byPath: map[string]*logSink{}, log: log}
+// NewSet returns an empty Set; log receives write failures (nil:
+// discard).
+func NewSet(log *slog.Logger) *Set {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Set{byPath: map[string]*Sink{}, log: log}
 }
 
 // sinkPath maps the config's spelling of standard output to "".
@@ -119,17 +120,17 @@ func sinkPath(path string) string {
 	return path
 }
 
-// get returns the sink for path. A new one writes nowhere (standard
-// output aside) until reopen opens it: a runtime being built may name a
+// Get returns the sink for path; "-" is standard output. A new one
+// writes nowhere (standard output aside) until Reopen opens it: a runtime being built may name a
 // file before the reload that uses it has succeeded.
-func (ss *logSinks) get(path string) *logSink {
+func (ss *Set) Get(path string) *Sink {
 	path = sinkPath(path)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ls := ss.byPath[path]; ls != nil {
 		return ls
 	}
-	ls := &logSink{path: path, log: ss.log, w: bufio.NewWriterSize(io.Discard, 64<<10)}
+	ls := &Sink{path: path, log: ss.log, w: bufio.NewWriterSize(io.Discard, 64<<10)}
 	if path == "" {
 		ls.w.Reset(os.Stdout)
 	}
@@ -137,11 +138,11 @@ func (ss *logSinks) get(path string) *logSink {
 	return ls
 }
 
-// reopen opens every file in paths afresh (logrotate, SIGHUP, reload) and
+// Reopen opens every file in paths afresh (logrotate, SIGHUP, reload) and
 // points its sink at it, then closes the sinks no path names any more;
 // lines that requests of the replaced runtime still write to those are
 // dropped. When a file cannot be opened nothing changes.
-func (ss *logSinks) reopen(paths []string) error {
+func (ss *Set) Reopen(paths []string) error {
 	files := map[string]*os.File{}
 	for _, p := range paths {
 		p = sinkPath(p)
@@ -161,7 +162,7 @@ func (ss *logSinks) reopen(paths []string) error {
 		files[p] = f
 	}
 	for p, f := range files {
-		ss.get(p).switchTo(f)
+		ss.Get(p).switchTo(f)
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -175,28 +176,28 @@ func (ss *logSinks) reopen(paths []string) error {
 }
 
 // all returns the current sinks.
-func (ss *logSinks) all() []*logSink {
+func (ss *Set) all() []*Sink {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	out := make([]*logSink, 0, len(ss.byPath))
+	out := make([]*Sink, 0, len(ss.byPath))
 	for _, ls := range ss.byPath {
 		out = append(out, ls)
 	}
 	return out
 }
 
-// closeAll flushes and closes every sink; later lines are dropped. It is
-// for sinks whose Run never started (a New that fails).
-func (ss *logSinks) closeAll() {
+// CloseAll flushes and closes every sink; later lines are dropped. It is
+// for sinks whose Run never started (a server that fails to start).
+func (ss *Set) CloseAll() {
 	for _, ls := range ss.all() {
 		ls.close()
 	}
 }
 
-// Run flushes every sink's buffer each logFlushInterval until ctx is
+// Run flushes every sink's buffer each flushInterval until ctx is
 // done, then flushes a last time and closes the files.
-func (ss *logSinks) Run(ctx context.Context) {
-	t := time.NewTicker(logFlushInterval)
+func (ss *Set) Run(ctx context.Context) {
+	t := time.NewTicker(flushInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -205,41 +206,8 @@ func (ss *logSinks) Run(ctx context.Context) {
 				ls.flush()
 			}
 		case <-ctx.Done():
-			ss.closeAll()
+			ss.CloseAll()
 			return
 		}
 	}
-}
-
-// accessLog returns the access log's config for cfg, OnDone aside: the
-// global format and sink, each host's own (hosts[].log), and the router's
-// lookup that sends a request refused before routing to its host's log;
-// and the paths the runtime writes to, for reopen.
-func (s *Server) accessLog(cfg *config.File, hosts *router) (middleware.AccessLogConfig, []string) {
-	alc := middleware.AccessLogConfig{Format: cfg.Log.Access, Out: s.sinks.get(cfg.Log.AccessFile)}
-	paths := []string{cfg.Log.AccessFile}
-	for _, h := range cfg.Hosts {
-		hl := h.Log
-		if hl == nil {
-			continue
-		}
-		if alc.Hosts == nil {
-			alc.Hosts = map[string]middleware.AccessLogTarget{}
-			alc.HostOf = func(host string) string {
-				if r := hosts.lookup(host); r != nil {
-					return r.name
-				}
-				return ""
-			}
-		}
-		t := middleware.AccessLogTarget{Format: hl.Access}
-		if hl.Access != middleware.FormatOff {
-			t.Out = s.sinks.get(hl.AccessFile)
-			if !slices.Contains(paths, hl.AccessFile) {
-				paths = append(paths, hl.AccessFile)
-			}
-		}
-		alc.Hosts[h.Match[0].String()] = t
-	}
-	return alc, paths
 }

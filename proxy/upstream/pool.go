@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"errors"
@@ -14,6 +14,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Config configures a Pool.
+type Config struct {
+	// URLs are the host's upstreams, at least one and at most 64 (the
+	// health bits of a request fit one word; config.MaxUpstreams).
+	URLs []*url.URL
+	// FailTimeout is how long an upstream that refused a connection is
+	// skipped (nginx's fail_timeout).
+	FailTimeout time.Duration
+	// Transport sends the requests; shared by the hosts of a config.
+	Transport http.RoundTripper
+	// Latency observes each upstream answer's header latency, in
+	// seconds. Required.
+	Latency prometheus.Observer
+	// Now is the clock. nil: time.Now.
+	Now func() time.Time
+}
+
+// Upstream is one upstream's passive health, for the dashboard and
+// gatehouse_upstream_up.
+type Upstream struct {
+	URL *url.URL
+	// DownUntil is when an upstream that refused a connection may be
+	// tried again; zero when it is healthy.
+	DownUntil time.Time
+}
+
 // upstream is one backend of a host.
 type upstream struct {
 	url *url.URL
@@ -22,16 +48,16 @@ type upstream struct {
 	downUntil atomic.Int64
 }
 
-// pool spreads a host's requests over its upstreams round robin, with
+// Pool spreads a host's requests over its upstreams round robin, with
 // passive health checks as nginx's max_fails=1 fail_timeout does: an
 // upstream that refuses a connection is skipped for failTimeout, and the
 // request moves on to the next one. When every upstream is marked down they
 // are still tried, in turn, so recovery needs no waiting; when all of them
 // refuse, the request fails fast with 502.
 //
-// pool is the http.RoundTripper of the host's ReverseProxy and is safe for
+// Pool is the http.RoundTripper of the host's ReverseProxy and is safe for
 // concurrent use.
-type pool struct {
+type Pool struct {
 	ups         []*upstream
 	next        atomic.Uint64
 	failTimeout time.Duration
@@ -40,12 +66,36 @@ type pool struct {
 	now         func() time.Time
 }
 
+// NewPool returns the pool of cfg.URLs.
+func NewPool(cfg Config) *Pool {
+	p := &Pool{failTimeout: cfg.FailTimeout, transport: cfg.Transport, latency: cfg.Latency, now: cfg.Now}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	for _, u := range cfg.URLs {
+		p.ups = append(p.ups, &upstream{url: u})
+	}
+	return p
+}
+
+// Upstreams returns the upstreams' health, in config order.
+func (p *Pool) Upstreams() []Upstream {
+	out := make([]Upstream, len(p.ups))
+	for i, u := range p.ups {
+		out[i].URL = u.url
+		if t := u.downUntil.Load(); t != 0 {
+			out[i].DownUntil = time.Unix(0, t)
+		}
+	}
+	return out
+}
+
+var _ http.RoundTripper = (*Pool)(nil)
+
 // RoundTrip sends req to the next healthy upstream. req is the outgoing
 // request ReverseProxy cloned for us, so its URL is ours to point at the
 // chosen upstream.
-var _ http.RoundTripper = (*pool)(nil)
-
-func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
+func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := len(p.ups)
 	start := int(p.next.Add(1) % uint64(n))
 	now := p.now().UnixNano()

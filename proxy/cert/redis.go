@@ -1,4 +1,4 @@
-package certstore
+package cert
 
 import (
 	"bytes"

@@ -1,0 +1,56 @@
+package logsink
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSetSharesReopensAndFlushes: two hosts naming one file share its
+// sink; lines reach the file once Run stops; Reopen after a rotation
+// writes to the new file; a path that cannot be opened changes nothing.
+func TestSetSharesReopensAndFlushes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	ss := NewSet(nil)
+	a, b := ss.Get(path), ss.Get(path)
+	if a != b {
+		t.Fatalf("Get(%q) twice = two sinks, want one shared", path)
+	}
+	if err := ss.Reopen([]string{path, "-"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte("one\n"))
+
+	// Rotation: the file moves away, Reopen creates it afresh.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Reopen([]string{path}); err != nil {
+		t.Fatal(err)
+	}
+	b.Write([]byte("two\n"))
+	if err := ss.Reopen([]string{path, filepath.Join(dir, "missing", "x.log")}); err == nil || !strings.Contains(err.Error(), "open access log") {
+		t.Errorf("Reopen of an unopenable path = %v, want an open access log error", err)
+	}
+	b.Write([]byte("three\n"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ss.Run(ctx) // flushes and closes at once
+
+	for file, want := range map[string]string{path + ".1": "one\n", path: "two\nthree\n"} {
+		got, err := os.ReadFile(file)
+		if err != nil || string(got) != want {
+			t.Errorf("ReadFile(%s) = %q, %v, want %q", filepath.Base(file), got, err, want)
+		}
+	}
+	// Closed: later lines are dropped, not written.
+	a.Write([]byte("late\n"))
+	if got, _ := os.ReadFile(path); strings.Contains(string(got), "late") {
+		t.Errorf("after Run returned, file = %q, want no late line", got)
+	}
+}
