@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"gatehouse/proxy/privdrop"
 )
@@ -38,6 +39,9 @@ func (s *Server) dropPrivileges(ctx context.Context) error {
 	if err := s.certs.HandOver(c.UID, c.GID); err != nil {
 		return fmt.Errorf("hand state_dir/certs to user %s: %w", c.User, err)
 	}
+	if err := s.sinks.HandOver(c.UID, c.GID); err != nil {
+		return fmt.Errorf("hand the access log files to user %s: %w", c.User, err)
+	}
 	if err := privdrop.Switch(*c, keep); err != nil {
 		return fmt.Errorf("switch to user %s: %w", c.User, err)
 	}
@@ -47,6 +51,14 @@ func (s *Server) dropPrivileges(ctx context.Context) error {
 	if dir := s.current.Load().cfg.StateDir; dir != "" && !privdrop.Writable(dir) {
 		s.log.Warn("state_dir is not writable by the user gatehouse switched to; make it theirs (chown)",
 			"path", dir, "user", c.User)
+	}
+	// A log file moved away by logrotate (without create) is made again
+	// by the reopen that follows, which needs its directory.
+	for _, p := range s.current.Load().logPaths {
+		if p != "" && p != "-" && !privdrop.Writable(filepath.Dir(p)) {
+			s.log.Warn("an access log's directory is not writable by the user gatehouse switched to; logrotate must recreate the file for it (create … USER) or the directory be theirs",
+				"path", p, "user", c.User)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -331,5 +332,76 @@ admin:
 				}
 			})
 		}
+	}
+}
+
+// TestServeUserAccessLogReload: the access log files gatehouse creates as
+// root before `--user nobody` are handed to nobody, so that a reload
+// (SIGHUP, logrotate's postrotate) can reopen them; a log directory the
+// user cannot write is warned about, since a file logrotate moves away
+// without recreating it could not be made again.
+func TestServeUserAccessLogReload(t *testing.T) {
+	testenv.Root(t)
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	// Traversable by nobody, unlike t.TempDir's parent.
+	dir, err := os.MkdirTemp("", "gatehouse-runas-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	logs := filepath.Join(dir, "logs")
+	for _, d := range []string{dir, logs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	global, media := filepath.Join(logs, "access.log"), filepath.Join(logs, "media.log")
+	yaml := fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+firewall: {backend: none}
+`+opsAdmin+`log: {access: combined, access_file: %s}
+hosts:
+  - match: [www.test]
+    upstreams: [%[3]s]
+  - match: [media.test]
+    upstreams: [%[3]s]
+    log: {access_file: %[2]s}
+`, global, media, up.URL())
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayIn(t, "", cfgPath, "--user", "nobody")
+	log := g.waitLog(t, waitTimeout, "the switch", func(log string) bool {
+		return strings.Contains(log, `msg="switched user" user=nobody`)
+	})
+	for _, p := range []string{global, media} {
+		if !strings.Contains(log, "path="+p) || !strings.Contains(log, "an access log's directory is not writable") {
+			t.Errorf("no warning about %s's directory, which nobody cannot write:\n%s", p, log)
+		}
+	}
+	uid, gid := nobodyIDs(t)
+	for _, p := range []string{global, media} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != gid {
+			t.Errorf("%s owned by %d:%d after the switch, want nobody (%d:%d)", p, st.Uid, st.Gid, uid, gid)
+		}
+	}
+	if got := g.reload(t, yaml); got != "ok" {
+		t.Fatalf("reload as nobody = %s, want ok:\n%s", got, g.stderr)
+	}
+	for _, host := range []string{"www.test", "media.test"} {
+		if resp, _ := g.get(t, host, "/after-reload"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s after the reload = %d, want 200", host, resp.StatusCode)
+		}
+	}
+	for _, p := range []string{global, media} {
+		waitFileLine(t, p, func(line string) bool { return strings.Contains(line, "/after-reload") })
 	}
 }
