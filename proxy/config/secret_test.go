@@ -219,3 +219,28 @@ func TestSecretRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminTokenHTTPSafe: a token HTTP would alter on the way (blanks at
+// its ends, control bytes) could never match what a client sends, so
+// check refuses it instead of serving with a token nobody can use.
+func TestAdminTokenHTTPSafe(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, data, want string }{
+		{"trailing blanks", "ops-token  \n", "starts or ends with a space or tab"},
+		{"leading tab", "\tops-token\n", "starts or ends with a space or tab"},
+		{"escape byte", "ops\x1btoken\n", "control character (byte 3, 0x1b)"},
+		{"inner line", "ops\ntoken\n", "control character (byte 3, 0x0a)"},
+	} {
+		path := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(path, []byte(tc.data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Parse("t.yaml", []byte("admin:\n  tokens:\n    - {name: ops, token: \"file:"+path+"\", scopes: [ui]}\n"))
+		if err == nil || !strings.Contains(err.Error(), "t.yaml:3: admin.tokens[0].token: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Parse = %v, want admin.tokens[0].token: …%s", tc.name, err, tc.want)
+		}
+	}
+	if err := CheckBearerToken("aGVsbG8gd29ybGQ+/=="); err != nil {
+		t.Errorf("CheckBearerToken(base64) = %v", err)
+	}
+}

@@ -35,6 +35,11 @@ func (v *validator) tokens(tokens []Token) {
 		default:
 			secrets[t.Token.digest] = p + ".token"
 		}
+		if t.Token.HasValue() {
+			if err := CheckBearerToken(t.Token.Value()); err != nil {
+				v.add(p+".token", "%v", err)
+			}
+		}
 
 		if len(t.Scopes) == 0 {
 			v.add(p+".scopes", "at least one scope is required: %s", strings.Join(tokenScopes, ", "))
