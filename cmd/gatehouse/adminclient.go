@@ -314,10 +314,3 @@ func reorderFlags(fs *flag.FlagSet, args []string) []string {
 	}
 	return append(flags, pos...)
 }
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
