@@ -7,12 +7,14 @@
 // everything and runs as root: a CI machine missing a component cannot
 // pass without the tests that need it.
 //
-// It is imported only by _test.go files. It lives under rules/ because
+// It is imported by _test.go files and test-support packages (such as
+// rules/fleet/fleettest), never by the gateway itself. It lives under rules/ because
 // the project's top-level layout is fixed and rules/ is the lowest
 // package every other one may depend on; it imports nothing of ours.
 package testenv
 
 import (
+	"crypto/rand"
 	"fmt"
 	"go/build"
 	"io"
@@ -111,7 +113,8 @@ func Netns(t testing.TB, tools ...string) {
 		}
 	}
 	if len(missing) == 0 {
-		name := fmt.Sprintf("gh-testenv-%d", os.Getpid())
+		// Parallel tests probe at once: each its own namespace.
+		name := "gh-testenv-" + strings.ToLower(rand.Text()[:10])
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 			missing = append(missing, fmt.Sprintf("network namespaces (ip netns add: %v: %s)", err, strings.TrimSpace(string(out))))
 		} else {

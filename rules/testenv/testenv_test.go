@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"testing"
 )
@@ -37,5 +38,17 @@ func TestLookTool(t *testing.T) {
 	}
 	if _, err := LookTool("gatehouse-no-such-tool"); err == nil {
 		t.Error("LookTool found a program that does not exist")
+	}
+}
+
+// TestNetnsParallel: parallel tests probing for namespaces at once each
+// get their own probe namespace.
+func TestNetnsParallel(t *testing.T) {
+	Root(t)
+	for i := range 8 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			Netns(t)
+		})
 	}
 }
