@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
@@ -333,9 +332,7 @@ func (s *Server) accessLog(cfg *config.File, hosts *router) (middleware.AccessLo
 		t := middleware.AccessLogTarget{Format: hl.Access}
 		if hl.Access != middleware.FormatOff {
 			t.Out = s.sinks.Get(hl.AccessFile)
-			if !slices.Contains(paths, hl.AccessFile) {
-				paths = append(paths, hl.AccessFile)
-			}
+			paths = append(paths, hl.AccessFile) // Reopen opens each file once
 		}
 		alc.Hosts[h.Match[0].String()] = t
 	}

@@ -83,6 +83,29 @@ log:
 			t.Errorf("Parse error lacks %q:\n%s", want, got)
 		}
 	}
+	// One file through a link: two names, two buffers.
+	link := filepath.Join(dir, "link.log")
+	if err := os.Symlink(shared, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shared, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse("l.yaml", []byte(`hosts:
+  - match: [a.example.com]
+    upstreams: [http://127.0.0.1:3000]
+    log: {access_file: `+link+`}
+  - match: [b.example.com]
+    upstreams: [http://127.0.0.1:3001]
+    log: {access_file: `+dir+`//access.log}
+log: {access_file: `+shared+`}
+`))
+	if err == nil || !strings.Contains(err.Error(), "l.yaml:4: hosts[0].log.access_file: "+link+" is log.access_file's file ("+shared+") through a link") {
+		t.Errorf("Parse with a link to log.access_file = %v, want it refused", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "hosts[1]") {
+		t.Errorf("Parse refused another spelling of the same path, which shares its sink: %v", err)
+	}
 	// d has its own file; e logs nothing, so shares nothing.
 	for _, host := range []string{"hosts[3]", "hosts[4]"} {
 		if strings.Contains(got, host) {

@@ -88,8 +88,13 @@ func (lf *logFiles) add(v *validator, field, path, format string) {
 		}
 	}
 	for _, o := range lf.seen {
-		if samePath(o.path, path) && o.format != format {
+		switch {
+		case !samePath(o.path, path):
+		case o.format != format:
 			v.add(field, "%s is also %s's file, written as %s: one file takes one format (here %s), so that log tools can read it", path, o.field, o.format, format)
+			return
+		case absPath(o.path) != absPath(path):
+			v.add(field, "%s is %s's file (%s) through a link: name it the same way, so that both write through one buffer", path, o.field, o.path)
 			return
 		}
 	}
@@ -99,9 +104,7 @@ func (lf *logFiles) add(v *validator, field, path, format string) {
 // samePath reports whether a and b name one file: the same absolute path,
 // or the same file through a link.
 func samePath(a, b string) bool {
-	aa, errA := filepath.Abs(a)
-	bb, errB := filepath.Abs(b)
-	if errA == nil && errB == nil && aa == bb {
+	if absPath(a) == absPath(b) {
 		return true
 	}
 	fa, errA := os.Stat(a)
@@ -123,4 +126,12 @@ func (v *validator) accessFile(field, path string) {
 	case !fi.IsDir():
 		v.add(field, "%s is not a directory", dir)
 	}
+}
+
+// absPath is path made absolute, as the access log sinks key files.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -112,12 +113,19 @@ func NewSet(log *slog.Logger) *Set {
 	return &Set{byPath: map[string]*Sink{}, log: log}
 }
 
-// sinkPath maps the config's spelling of standard output to "".
+// sinkPath is the key of path's sink: "" for standard output ("" or
+// "-"), else the absolute path, so that two spellings of one file
+// ("access.log", "./access.log") share one sink and one buffer, and
+// their lines never interleave mid-line. (Two links to one file are
+// refused by the config check.)
 func sinkPath(path string) string {
-	if path == "-" {
+	if path == "" || path == "-" {
 		return ""
 	}
-	return path
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
 }
 
 // Get returns the sink for path; "-" is standard output. A new one
@@ -146,7 +154,10 @@ func (ss *Set) Reopen(paths []string) error {
 	files := map[string]*os.File{}
 	for _, p := range paths {
 		p = sinkPath(p)
-		if _, done := files[p]; done || p == "" {
+		if _, done := files[p]; done {
+			continue
+		}
+		if p == "" {
 			files[p] = nil
 			continue
 		}

@@ -54,3 +54,25 @@ func TestSetSharesReopensAndFlushes(t *testing.T) {
 		t.Errorf("after Run returned, file = %q, want no late line", got)
 	}
 }
+
+// TestSetOneFileOneSink: a file named twice, or by two spellings, is one
+// sink with one open file, and its lines reach that file.
+func TestSetOneFileOneSink(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	ss := NewSet(nil)
+	a, b := ss.Get("access.log"), ss.Get("./access.log")
+	if a != b {
+		t.Fatal(`Get("access.log") and Get("./access.log") = two sinks, want one`)
+	}
+	if err := ss.Reopen([]string{"access.log", "./access.log", filepath.Join(dir, "access.log")}); err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte("one\n"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ss.Run(ctx)
+	if got, err := os.ReadFile(filepath.Join(dir, "access.log")); err != nil || string(got) != "one\n" {
+		t.Errorf("access.log = %q, %v; want the line (not standard output)", got, err)
+	}
+}
