@@ -31,6 +31,16 @@ var durationUnits = map[string]uint64{
 	"w":  uint64(7 * 24 * time.Hour),
 }
 
+// DurationError is ParseDuration's error: the input and why it is not a
+// duration, so that callers can name the flag or field at fault.
+type DurationError struct {
+	Input, Reason string
+}
+
+func (e *DurationError) Error() string {
+	return fmt.Sprintf("invalid duration %q: %s", e.Input, e.Reason)
+}
+
 // ParseDuration parses a non-negative duration: a sequence of decimal
 // numbers, each with an optional fraction and a unit (ns, us, µs, ms, s, m,
 // h, d = 24h, w = 7d), such as "300ms", "1h30m", "1.5h" or "1w2d"; or a
@@ -39,7 +49,7 @@ var durationUnits = map[string]uint64{
 func ParseDuration(s string) (time.Duration, error) {
 	orig := s
 	fail := func(format string, args ...any) (time.Duration, error) {
-		return 0, fmt.Errorf("invalid duration %q: %s", orig, fmt.Sprintf(format, args...))
+		return 0, &DurationError{Input: orig, Reason: fmt.Sprintf(format, args...)}
 	}
 	tooLarge := func() (time.Duration, error) {
 		return fail("too large; the maximum is %s", FormatDuration(math.MaxInt64))

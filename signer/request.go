@@ -86,7 +86,7 @@ func ParseExpires(s string) (time.Duration, error) {
 		return 0, err
 	}
 	if v > maxRequestExpires {
-		return 0, fmt.Errorf("invalid duration %q: more than ten years", s)
+		return 0, &DurationError{Input: s, Reason: "more than ten years"}
 	}
 	return v, nil
 }
@@ -410,28 +410,8 @@ func validity(e *Duration, max time.Duration) (time.Duration, error) {
 	case d <= 0:
 		return 0, fieldErr("expires", "must be at least 1s")
 	case d > max:
-		return 0, fieldErr("expires", "%s is over the maximum of %s", formatDuration(d), formatDuration(max))
+		return 0, fieldErr("expires", "%s is over the maximum of %s", FormatDuration(d), FormatDuration(max))
 	}
 	return d, nil
 }
 
-// formatDuration writes whole-second durations the way the config does:
-// "1d2h" rather than "26h0m0s".
-func formatDuration(d time.Duration) string {
-	if d <= 0 || d%time.Second != 0 {
-		return d.String()
-	}
-	var b strings.Builder
-	secs := int64(d / time.Second)
-	for _, u := range []struct {
-		name string
-		n    int64
-	}{{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}} {
-		if secs >= u.n {
-			b.WriteString(strconv.FormatInt(secs/u.n, 10))
-			b.WriteString(u.name)
-			secs %= u.n
-		}
-	}
-	return b.String()
-}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/signer"
 )
 
 // defaultAdmin is the admin API the CLI talks to when nothing else names
@@ -101,12 +102,10 @@ func adminHTTP(timeout time.Duration) *http.Client {
 // ends, so a token file works the same in the config and on the command
 // line.
 func readTokenFile(path string) (string, error) {
-	sec, err := config.ParseSecret("file:" + path)
+	tok, err := config.ReadSecretFile(path)
 	if err != nil {
-		// ParseSecret's message starts "file:PATH: ".
-		return "", fmt.Errorf("--token-file %s", strings.TrimPrefix(err.Error(), "file:"))
+		return "", fmt.Errorf("--token-file %s: %w", path, err)
 	}
-	tok := sec.Value()
 	if strings.ContainsAny(tok, "\r\n") {
 		return "", fmt.Errorf("--token-file %s has more than one line; it must hold the token alone", path)
 	}
@@ -313,4 +312,14 @@ func reorderFlags(fs *flag.FlagSet, args []string) []string {
 		pos = append(pos, a)
 	}
 	return append(flags, pos...)
+}
+
+// flagDurationError says a duration parse error in the command line's
+// terms: `invalid duration "1x" for --for: unknown unit "x"; …`.
+func flagDurationError(flag string, err error) error {
+	var de *signer.DurationError
+	if errors.As(err, &de) {
+		return fmt.Errorf("invalid duration %q for %s: %s", de.Input, flag, de.Reason)
+	}
+	return fmt.Errorf("%s: %w", flag, err)
 }

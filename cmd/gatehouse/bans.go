@@ -58,7 +58,7 @@ func bansCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		if verb == "add" {
 			if _, err := signer.ParseDuration(*dur); err != nil {
-				return fail("invalid duration %q for --for: %s", *dur, strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", *dur)))
+				return fail("%v", flagDurationError("--for", err))
 			}
 		}
 	default:

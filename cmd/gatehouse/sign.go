@@ -95,7 +95,7 @@ func (f *signFlags) signRequest(kind string) (any, error) {
 	if *f.expires != "" {
 		d, err := signer.ParseExpires(*f.expires)
 		if err != nil {
-			return nil, fmt.Errorf("invalid duration %q for --expires: %s", *f.expires, strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", *f.expires)))
+			return nil, flagDurationError("--expires", err)
 		}
 		v := signer.Duration(d)
 		expires = &v

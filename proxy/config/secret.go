@@ -70,7 +70,7 @@ func ParseSecret(ref string) (Secret, error) {
 		}
 		s = Secret{value: v, digest: sha256.Sum256([]byte(v))}
 	case "file":
-		v, err := readSecretFile(arg)
+		v, err := ReadSecretFile(arg)
 		if err != nil {
 			return Secret{}, fmt.Errorf("file:%s: %w", arg, err)
 		}
@@ -87,9 +87,11 @@ func ParseSecret(ref string) (Secret, error) {
 	return s, nil
 }
 
-// readSecretFile reads a file: reference. It refuses anything but a
-// regular file, so a FIFO or a device cannot block or flood a reload.
-func readSecretFile(path string) (string, error) {
+// ReadSecretFile reads a file: reference's file: its content less the
+// trailing line ends. It refuses anything but a regular file of at most
+// 1 MiB, so a FIFO or a device cannot block or flood a reload. Errors do
+// not repeat the path.
+func ReadSecretFile(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("empty path")
 	}
