@@ -414,4 +414,3 @@ func validity(e *Duration, max time.Duration) (time.Duration, error) {
 	}
 	return d, nil
 }
-
