@@ -9,7 +9,6 @@ import (
 	"gatehouse/proxy/cert"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
-	"gatehouse/proxy/upstream"
 )
 
 // certPanel shows the certificate source on the dashboard's
@@ -69,28 +68,14 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 }
 
 // upstreamHealth lists the current generation's upstreams with their
-// passive health, by host.
+// passive health, by host name.
 func (s *Server) upstreamHealth() []ui.Upstream {
-	rt := s.current.Load()
-	seen := map[*route]bool{}
-	var routes []*route
-	for _, m := range []map[string]*route{rt.router.exact, rt.router.wildcard} {
-		for _, r := range m {
-			if !seen[r] {
-				seen[r] = true
-				routes = append(routes, r)
-			}
-		}
-	}
-	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.name, b.name) })
+	pools := slices.Clone(s.current.Load().pools)
+	slices.SortStableFunc(pools, func(a, b hostPool) int { return strings.Compare(a.host, b.host) })
 	var out []ui.Upstream
-	for _, r := range routes {
-		p, ok := r.proxy.Transport.(*upstream.Pool)
-		if !ok {
-			continue
-		}
-		for _, u := range p.Upstreams() {
-			out = append(out, ui.Upstream{Host: r.name, URL: u.URL.Redacted(), DownUntil: u.DownUntil})
+	for _, hp := range pools {
+		for _, u := range hp.pool.Upstreams() {
+			out = append(out, ui.Upstream{Host: hp.host, URL: u.URL.Redacted(), DownUntil: u.DownUntil})
 		}
 	}
 	return out

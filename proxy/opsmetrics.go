@@ -71,7 +71,7 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 			if u.DownUntil.After(now) {
 				up = 0
 			}
-			ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up, hp.host, u.URL.String())
+			ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up, hp.host, u.URL.Redacted())
 		}
 	}
 	for name := range rt.cfg.Jails {

@@ -21,7 +21,7 @@ import (
 
 // defaultAdmin is the admin API the CLI talks to when nothing else names
 // one: the default admin.listen.
-const defaultAdmin = "http://127.0.0.1:9901"
+const defaultAdmin = "http://" + config.DefaultAdminListen
 
 // adminFlags are the flags of every command that talks to a running
 // gateway's admin API: bans and sign.

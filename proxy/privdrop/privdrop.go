@@ -97,7 +97,7 @@ func LookupCredential(name string) (Credential, error) {
 	return c, nil
 }
 
-// Capability is a Linux Capability number (linux/Capability.h).
+// Capability is a Linux capability number (linux/capability.h).
 type Capability uint
 
 // The capabilities a switched gateway may keep.

@@ -31,7 +31,7 @@ func Switch(c Credential, kept []Capability) error {
 		mask |= 1 << k
 	}
 	// Groups first: setgroups and setgid need CAP_SETGID, which the
-	// Capability step below removes.
+	// capability step below removes.
 	if err := cap.SetGroups(c.GID, c.Groups...); err != nil {
 		return fmt.Errorf("set gid %d and groups %v: %w", c.GID, c.Groups, err)
 	}
@@ -41,9 +41,9 @@ func Switch(c Credential, kept []Capability) error {
 		return fmt.Errorf("set uid %d: %w", c.UID, err)
 	}
 	// Bounding, inheritable and ambient sets, while CAP_SETPCAP is still
-	// permitted. A kept Capability must be ambient for the firewall tools
+	// permitted. A kept capability must be ambient for the firewall tools
 	// gatehouse runs (ipset, iptables) to hold it: a non-root program gets
-	// no Capability from exec otherwise.
+	// no capability from exec otherwise.
 	iab := cap.NewIAB()
 	for v := range cap.MaxBits() {
 		if !slices.Contains(keep, v) {
@@ -111,13 +111,13 @@ type procStatus struct {
 	UID, GID [4]int
 	// Groups are the supplementary groups, as listed.
 	Groups []int
-	// The Capability sets, as bit masks (bit n is Capability n).
+	// The capability sets, as bit masks (bit n is capability n).
 	CapInh, CapPrm, CapEff, CapBnd, CapAmb uint64
 	// NoNewPrivs is the no_new_privs bit.
 	NoNewPrivs bool
 }
 
-// parseProcStatus reads the identity and Capability lines of a
+// parseProcStatus reads the identity and capability lines of a
 // proc_pid_status(5) file. Every one of them must be present once.
 func parseProcStatus(data string) (procStatus, error) {
 	var st procStatus
@@ -172,7 +172,7 @@ func parseProcStatus(data string) (procStatus, error) {
 	return st, nil
 }
 
-// parseCapMask parses a Capability mask: 16 hex digits.
+// parseCapMask parses a capability mask: 16 hex digits.
 func parseCapMask(s string) (uint64, error) {
 	if len(s) != 16 {
 		return 0, errors.New("not 16 hex digits")

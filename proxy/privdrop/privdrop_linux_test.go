@@ -20,7 +20,7 @@ import (
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 )
 
-// TestCapabilityNumbers pins the Capability numbers and names privdrop.go
+// TestCapabilityNumbers pins the capability numbers and names privdrop.go
 // uses to libcap's.
 func TestCapabilityNumbers(t *testing.T) {
 	t.Parallel()
@@ -40,7 +40,7 @@ func TestCapabilityNumbers(t *testing.T) {
 	}
 }
 
-// statusSample is the identity and Capability part of a real
+// statusSample is the identity and capability part of a real
 // /proc/PID/status of a root shell (Linux 6.x), other lines kept as the
 // kernel writes them.
 const statusSample = `Name:	bash
@@ -216,7 +216,7 @@ func TestCheckSwitched(t *testing.T) {
 // Environment of the Switch child process (TestSwitchUserChild).
 const (
 	envSwitchUser = "GATEHOUSE_TEST_SWITCH_USER"
-	envSwitchCaps = "GATEHOUSE_TEST_SWITCH_CAPS" // Capability numbers, comma-separated
+	envSwitchCaps = "GATEHOUSE_TEST_SWITCH_CAPS" // capability numbers, comma-separated
 )
 
 // TestSwitchUser runs Switch in a child process (it cannot be undone)

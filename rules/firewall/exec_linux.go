@@ -52,13 +52,14 @@ func lookTool(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return filepath.Abs(p)
 	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"} {
+	dirs := []string{"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"}
+	for _, dir := range dirs {
 		p := filepath.Join(dir, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("find %s: not in PATH nor in /usr/sbin, /sbin: %w", name, ErrUnavailable)
+	return "", fmt.Errorf("find %s: not in PATH nor in %s: %w", name, strings.Join(dirs, ", "), ErrUnavailable)
 }
 
 // maxStderr bounds how much of a tool's standard error is kept.
