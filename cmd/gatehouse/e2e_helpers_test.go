@@ -598,10 +598,16 @@ func waitFileLine(t *testing.T, path string, match func(line string) bool) strin
 // config: it must exit by itself) and returns its output and exit code.
 func runGatehouse(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runGatehouseEnv(t, nil, args...)
+}
+
+// runGatehouseEnv is runGatehouse with extra environment variables.
+func runGatehouseEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), stopTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gatehouseBin, args...)
-	cmd.Env = gatehouseEnv()
+	cmd.Env = append(gatehouseEnv(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
