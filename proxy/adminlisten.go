@@ -31,12 +31,9 @@ func (p certPanel) Certificates() []ui.CertInfo {
 // admin.names changes need a restart (warnRestartOnly).
 func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 	ac := admin.Config{
-		Listen: cfg.Admin.Listen,
-		Names:  cfg.Admin.Names,
-		Current: func() admin.Current {
-			g := s.current.Load()
-			return admin.Current{Config: g.cfg, Jails: g.jails, Signing: g.signing}
-		},
+		Listen:    cfg.Admin.Listen,
+		Names:     cfg.Admin.Names,
+		Current:   func() admin.Current { return s.current.Load().admin },
 		Bans:      s.bans,
 		SaveBan:   s.persistBan,
 		DeleteBan: s.unpersistBan,

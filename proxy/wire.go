@@ -41,6 +41,9 @@ type generation struct {
 	// signing serves the admin API's /v1/sign endpoints and holds the
 	// hosts' signed-link keys.
 	signing *admin.Signing
+	// admin is what the admin listener reads of this generation: its
+	// tokens, jails and signers.
+	admin admin.Current
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
 	// logPaths are the access log files the chain writes to (accessLog).
@@ -207,7 +210,7 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 	} else {
 		g.transport = newTransport(transportKeyOf(cfg.Limits))
 	}
-	signing, err := admin.NewSigning(context.Background(), cfg)
+	signing, err := NewSigning(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +229,7 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 	if g.handler, err = b.newChain(g.router); err != nil {
 		return nil, err
 	}
+	g.admin = adminCurrent(g)
 	return g, nil
 }
 

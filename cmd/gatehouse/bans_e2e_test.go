@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -98,10 +100,16 @@ log: {level: debug}
 	}
 	// The jail's ban reaches the file with the store's next batch
 	// (milliseconds after it is made; a crash in between loses it, see
-	// rules/store): wait for the batch that holds it.
-	g.waitLog(t, waitTimeout, "ban batch written", func(log string) bool {
-		i := strings.Index(log, "msg=ban component=jails")
-		return i >= 0 && strings.Contains(log[i:], `msg="ban store batch written"`)
+	// rules/store): wait until the batches written hold both bans. (The
+	// batch may be logged before the jail's own "ban" line.)
+	batch := regexp.MustCompile(`msg="ban store batch written" [^\n]*changes=(\d+)`)
+	g.waitLog(t, waitTimeout, "both bans written", func(log string) bool {
+		n := 0
+		for _, m := range batch.FindAllStringSubmatch(log, -1) {
+			c, _ := strconv.Atoi(m[1])
+			n += c
+		}
+		return n >= 2
 	})
 	g.kill(t)
 

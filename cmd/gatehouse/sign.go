@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse/proxy"
 	"gatehouse/proxy/admin"
 	"gatehouse/proxy/config"
 	"gatehouse/signer"
@@ -196,7 +197,7 @@ func signLocal(ctx context.Context, kind, path string, req any, stderr io.Writer
 		fmt.Fprintln(stderr, err)
 		return nil, loadExit(err)
 	}
-	sg, err := admin.NewSigning(ctx, cfg)
+	sg, err := proxy.NewSigning(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse sign %s: %v\n", kind, err)
 		return nil, exitRuntime

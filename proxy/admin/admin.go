@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 
-	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
 	"gatehouse/rules"
+	"gatehouse/signer"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -88,12 +86,27 @@ type Config struct {
 
 // Current is what one config has built that the admin listener uses.
 type Current struct {
-	// Config is the config serving now.
-	Config *config.File
+	// Tokens are admin.tokens.
+	Tokens []Token
+	// JailNames are the configured jails, sorted, for the dashboard.
+	JailNames []string
 	// Jails receive the admin jail's offences (wrong tokens).
 	Jails *rules.Jails
 	// Signing serves /v1/sign.
 	Signing *Signing
+}
+
+// Token is one admin API token (admin.tokens[]).
+type Token struct {
+	// Name identifies the token in the audit log.
+	Name string
+	// Secret tells, in constant time, whether a presented token is this
+	// one.
+	Secret interface{ Matches(presented string) bool }
+	// Scopes are what the token may do: "bans:read", "sign:s3", ….
+	Scopes []string
+	// Prefixes limit what the token may sign; empty: anything.
+	Prefixes signer.Prefixes
 }
 
 // Admin is the admin listener's handler: health, readiness, metrics,
@@ -235,7 +248,7 @@ func (a *Admin) dashboard() (http.Handler, error) {
 			return nil
 		},
 		Jails: func() []string {
-			return slices.Sorted(maps.Keys(a.cfg.Current().Config.Jails))
+			return a.cfg.Current().JailNames
 		},
 		Upstreams: a.cfg.Upstreams,
 		// The listener's one lockout rule (adminGate), not "any ban":
@@ -258,10 +271,10 @@ func (a *Admin) dashboardToken(presented string) (ui.Principal, bool) {
 	if presented == "" {
 		return ui.Principal{}, false
 	}
-	tokens := a.cfg.Current().Config.Admin.Tokens
-	var tok *config.Token
+	tokens := a.cfg.Current().Tokens
+	var tok *Token
 	for i := range tokens {
-		if tokens[i].Token.Matches(presented) && tok == nil {
+		if tokens[i].Secret.Matches(presented) && tok == nil {
 			tok = &tokens[i]
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"gatehouse/proxy/config"
 	"gatehouse/rules"
 	"gatehouse/signer"
 )
@@ -54,9 +53,9 @@ const Jail = "admin"
 // as basic auth does not count the unauthenticated first request). A
 // client the admin jail banned never gets here: adminGate refuses it
 // before any token is looked at, so it cannot go on guessing.
-func (a *Admin) authorize(w http.ResponseWriter, r *http.Request, scope string, client netip.Addr) (tok *config.Token, status int) {
+func (a *Admin) authorize(w http.ResponseWriter, r *http.Request, scope string, client netip.Addr) (tok *Token, status int) {
 	cur := a.cfg.Current()
-	tokens := cur.Config.Admin.Tokens
+	tokens := cur.Tokens
 	auth := r.Header["Authorization"]
 	var presented string
 	if len(auth) == 1 && len(auth[0]) > 7 && strings.EqualFold(auth[0][:7], "bearer ") {
@@ -70,7 +69,7 @@ func (a *Admin) authorize(w http.ResponseWriter, r *http.Request, scope string, 
 	// Every token is compared (constant time each), so timing does not
 	// tell which one matched.
 	for i := range tokens {
-		if tokens[i].Token.Matches(presented) && tok == nil {
+		if tokens[i].Secret.Matches(presented) && tok == nil {
 			tok = &tokens[i]
 		}
 	}
@@ -91,7 +90,7 @@ func (a *Admin) authorize(w http.ResponseWriter, r *http.Request, scope string, 
 // auditRecord is what a handler tells the audit log about its call.
 type auditRecord struct {
 	// token is the authenticated token; nil when none was.
-	token *config.Token
+	token *Token
 	// resource is what the call acted on or asked for (s3://bucket/key, a
 	// URL without its query, a ban's address or prefix); never a secret
 	// or a signature.

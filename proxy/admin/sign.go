@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"gatehouse/middleware"
-	"gatehouse/proxy/config"
 	"gatehouse/rules/match"
 	"gatehouse/signer"
 )
@@ -56,79 +55,46 @@ type NotConfiguredError struct {
 
 func (e *NotConfiguredError) Error() string { return e.Key + " is not configured" }
 
-// NewSigning builds the signers cfg configures. Loading the AWS SDK's
-// default config (when signer.s3 has no static credentials) reads local
-// files only; credentials are fetched when a URL is first signed.
-func NewSigning(ctx context.Context, cfg *config.File) (*Signing, error) {
-	sg := &Signing{hosts: make([]*linkHost, len(cfg.Hosts)), exact: map[string]*linkHost{}, wildcard: map[string]*linkHost{}}
-	if c := cfg.Signer.S3; c != nil {
-		s3, err := signer.NewS3(ctx, signer.S3Config{
-			Region:          c.Region,
-			Endpoint:        c.Endpoint,
-			PathStyle:       c.PathStyle,
-			AccessKeyID:     c.AccessKeyID.Value(),
-			SecretAccessKey: c.SecretAccessKey.Value(),
-			MaxExpires:      c.MaxExpires.D(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("signer.s3: %w", err)
-		}
-		sg.s3 = s3
-	}
-	if c := cfg.Signer.CloudFront; c != nil {
-		key, err := signer.ParsePrivateKey([]byte(c.PrivateKey.Value()))
-		if err != nil {
-			return nil, fmt.Errorf("signer.cloudfront.private_key: %w", err)
-		}
-		domains := make([]string, len(c.Domains))
-		for i, d := range c.Domains {
-			domains[i] = d.String()
-		}
-		cf, err := signer.NewCloudFront(signer.CloudFrontConfig{
-			KeyPairID:  c.KeyPairID,
-			PrivateKey: key,
-			Domains:    domains,
-			MaxExpires: c.MaxExpires.D(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("signer.cloudfront: %w", err)
-		}
-		sg.cloudfront = cf
-	}
-	for i, h := range cfg.Hosts {
-		sl := h.SignedLinks
-		if sl == nil {
+// SigningConfig is what a Signing signs with, built from the config by
+// the caller: the signers, and for each host (by its index in
+// hosts[]) its signed links, nil where it has none.
+type SigningConfig struct {
+	S3         *signer.S3         // nil without signer.s3
+	CloudFront *signer.CloudFront // nil without signer.cloudfront
+	Links      []*LinkHost
+}
+
+// LinkHost is one host's signed links and the names it answers to.
+type LinkHost struct {
+	// Field names the host's signed_links in messages:
+	// "hosts[2].signed_links".
+	Field string
+	// Exact are the host's exact names; Wildcard the domains of its
+	// "*.domain" names, as the router keys them.
+	Exact, Wildcard []string
+	Links           *signer.Links
+	// Paths are the paths the host checks links on.
+	Paths *match.PrefixSet
+}
+
+// NewSigning indexes cfg's signers for the /v1/sign endpoints.
+func NewSigning(cfg SigningConfig) *Signing {
+	sg := &Signing{s3: cfg.S3, cloudfront: cfg.CloudFront, hosts: make([]*linkHost, len(cfg.Links)),
+		exact: map[string]*linkHost{}, wildcard: map[string]*linkHost{}}
+	for i, lh := range cfg.Links {
+		if lh == nil {
 			continue
 		}
-		field := fmt.Sprintf("hosts[%d].signed_links", i)
-		secrets := sl.Keys
-		if !sl.Key.IsZero() {
-			secrets = []config.Secret{sl.Key}
+		h := &linkHost{field: lh.Field, links: lh.Links, paths: lh.Paths}
+		sg.hosts[i] = h
+		for _, n := range lh.Exact {
+			sg.exact[n] = h
 		}
-		keys := make([][]byte, len(secrets))
-		for j, k := range secrets {
-			keys[j] = []byte(k.Value())
-		}
-		links, err := signer.NewLinks(signer.LinkConfig{Keys: keys, BindIP: sl.BindIP, MaxExpires: sl.MaxExpires.D(),
-			IgnoreQuery: sl.Query == config.SignedLinksQueryIgnore})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
-		}
-		paths, err := match.CompilePrefixes(sl.Paths)
-		if err != nil {
-			return nil, fmt.Errorf("%s.paths: %w", field, err)
-		}
-		lh := &linkHost{field: field, links: links, paths: paths}
-		sg.hosts[i] = lh
-		for _, m := range h.Match {
-			if m.Wildcard() {
-				sg.wildcard[m.Name()] = lh
-			} else {
-				sg.exact[m.Name()] = lh
-			}
+		for _, n := range lh.Wildcard {
+			sg.wildcard[n] = h
 		}
 	}
-	return sg, nil
+	return sg
 }
 
 // S3 pre-signs an S3 URL for a token allowed the resources in allowed
@@ -235,11 +201,11 @@ func SignStatus(err error) (status int, field, msg string) {
 
 // tokenPrefixes are the prefixes a token may sign; nil (any) when the
 // token lists none.
-func tokenPrefixes(tok *config.Token) signer.Prefixes {
+func tokenPrefixes(tok *Token) signer.Prefixes {
 	if len(tok.Prefixes) == 0 {
 		return nil
 	}
-	return signer.Prefixes(tok.Prefixes)
+	return tok.Prefixes
 }
 
 // auditResource names a URL for the audit log without its query, which
