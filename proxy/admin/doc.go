@@ -13,8 +13,10 @@
 // forms (manualBan, manualUnban) and are saved through Config.SaveBan and
 // Config.DeleteBan before the API answers.
 //
-// Signing (sign.go) is also what `gatehouse sign -c FILE` uses, so the
-// command line and the API sign alike. Errors reach clients as
+// It takes plain values, never the config file's types: package proxy
+// maps admin.tokens to Token and the signer config to the signers of a
+// Signing (proxy.NewSigning), which is also what `gatehouse sign -c FILE`
+// uses, so the command line and the API sign alike. Errors reach clients as
 // {"error": "...", "field": "..."}. Admin and Signing are safe for
 // concurrent use.
 package admin
