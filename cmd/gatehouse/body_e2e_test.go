@@ -456,27 +456,11 @@ func closeExchange(t *testing.T, c net.Conn, req string, halfClose bool) (answer
 func TestBodyStalledTLS(t *testing.T) {
 	t.Parallel()
 	up := newBodyUpstream(t)
-	ca := newTestCA(t)
-	cert, key := ca.issue(t, "app.example.com")
-	g := startGateway(t, fmt.Sprintf(`listen:
-  http: 127.0.0.1:0
-  https: 127.0.0.1:0
-admin:
-  listen: 127.0.0.1:0
-tls:
-  certificates:
-    - {cert: %s, key: %s}
-limits:
+	g, ca := h2Gateway(t, up.srv.URL, `limits:
   body_read_timeout: 1s
 jails:
   flood: {maxretry: 1000, findtime: 1m, bantime: 1m}
-hosts:
-  - match: [app.example.com]
-    upstreams: [%s]
-`, cert, key, up.srv.URL))
-	if g.httpsAddr == "" {
-		t.Fatal("the gateway logged no https listener")
-	}
+`)
 	client := tlsClient(g.httpsAddr, ca.pool)
 	pr, pw := io.Pipe()
 	defer pw.Close()
