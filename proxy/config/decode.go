@@ -158,6 +158,15 @@ func (d *decoder) decode(n *yaml.Node, field string, v reflect.Value) {
 		return
 	case isNull(n):
 		return
+	case n.Kind == yaml.ScalarNode && n.Value == "off" && v.Kind() == reflect.Pointer:
+		// "basic_auth: off", "probes: off": a block that may be switched
+		// off has a yaml:"-" Off field.
+		if f, ok := v.Type().Elem().FieldByName("Off"); ok && f.Tag.Get("yaml") == "-" && f.Type.Kind() == reflect.Bool {
+			p := reflect.New(v.Type().Elem())
+			p.Elem().FieldByIndex(f.Index).SetBool(true)
+			v.Set(p)
+			return
+		}
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {

@@ -107,6 +107,10 @@ type Limits struct {
 	// 10000000. Default 100000: about 6 MB per counting jail and 30 MB
 	// per flood jail when full.
 	TrackedClients int `yaml:"tracked_clients"`
+	// Rates names the rate limits hosts and routes use (key
+	// limits.rates, used by hosts[].limit and hosts[].routes[].limit).
+	// Default none.
+	Rates map[string]Rate `yaml:"rates"`
 	// BodyReadTimeout is the time allowed between two successful reads of
 	// a request body (nginx's client_body_timeout): a client that sends
 	// nothing for this long gets 408, its connection is closed, the
@@ -172,6 +176,38 @@ type Host struct {
 	// ones in an unlinked temporary file. Needs max_body, which bounds
 	// what is buffered. Default false: bodies stream.
 	BufferRequests bool `yaml:"buffer_requests"`
+	// Routes give parts of the host policies of their own (key
+	// hosts[].routes[]): what nginx's location blocks give. Default none.
+	Routes []Route `yaml:"routes"`
+	// Probes replaces the global probes block for this host (key
+	// hosts[].probes), or "off" to block none on it; a key left out
+	// takes the global block's value. Default: the global block.
+	Probes *Probes `yaml:"probes"`
+	// Access lists allow and deny rules, first match wins, ending in
+	// "allow all" or "deny all" (key hosts[].access); a denied client
+	// gets 403. Default none: every client.
+	Access []AccessRule `yaml:"access"`
+	// Jail receives an offence per request the host refuses by access.
+	// Default none: no offence.
+	Jail string `yaml:"jail"`
+	// Limit names the limits.rates entries every request of the host
+	// takes a token from (key hosts[].limit). Default none.
+	Limit Names `yaml:"limit"`
+	// ResponseHeaderTimeout overrides limits.upstream_response_header_timeout
+	// for this host. Default: the limit's value.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	// ReadTimeout bounds the wait between two reads of an upstream's
+	// answer body (nginx's proxy_read_timeout once headers are in); an
+	// upstream that sends nothing for this long has its answer cut off.
+	// Default 0: no bound.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// MaxFails is how many failed attempts within fail_timeout mark an
+	// upstream down for fail_timeout (nginx's max_fails), 0 never.
+	// Default 1.
+	MaxFails *int `yaml:"max_fails"`
+	// FailTimeout overrides limits.upstream_fail_timeout for this host.
+	// Default: the limit's value.
+	FailTimeout Duration `yaml:"fail_timeout"`
 	// Log gives this host its own access log (key hosts[].log), as an
 	// nginx server block's access_log does: its requests, and requests
 	// for its names refused before routing (probes, bans), go there
@@ -266,6 +302,9 @@ type Log struct {
 
 // BasicAuth is a host's htpasswd basic auth (key hosts[].basic_auth).
 type BasicAuth struct {
+	// Off, written "basic_auth: off" on a route, exempts the route from
+	// the host's basic auth.
+	Off bool `yaml:"-"`
 	// Realm is shown by the browser's login prompt. Default "Restricted".
 	Realm string `yaml:"realm"`
 	// Htpasswd is the Apache htpasswd file (bcrypt, apr1, {SHA}, $5$,
@@ -291,6 +330,8 @@ type BasicAuth struct {
 
 // Probes configures probe-URI blocking (key probes).
 type Probes struct {
+	// Off, written "probes: off" on a host, blocks no probes on it.
+	Off bool `yaml:"-"`
 	// Presets names built-in lists: common, php, wordpress, phpmyadmin,
 	// secrets, vcs, cgi, shells. A preset is for sites that do not run
 	// the probed software. Default none.
