@@ -20,10 +20,11 @@ const importUsage = `usage: gatehouse import nginx FILE [--fail2ban JAIL.LOCAL] 
 Translates an nginx config (following its includes) and, optionally, a
 fail2ban jail file into a gatehouse config. The config goes to OUT.yaml
 (default standard output); what could not be carried over is listed on
-standard error as file:line: directive: why.
+standard error as file:line: directive: why, and counted.
 
 Exit status: 0 everything was translated, 3 something was left out,
-2 usage error or a file nginx itself would refuse.
+2 usage error or a config nginx -t would refuse (each refused directive
+is named by file:line).
 `
 
 // importCmd runs "gatehouse import".
@@ -86,7 +87,11 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	res := nginx.Translate(cfg, opts)
+	res, err := nginx.Translate(cfg, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
+		return exitUsage
+	}
 
 	if *out == "" {
 		if _, err := stdout.Write(res.YAML); err != nil {
@@ -99,19 +104,14 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintf(stderr, "gatehouse import: wrote %s; check it with: gatehouse check -c %s\n", *out, *out)
 	}
-	if len(res.Bans) > 0 {
-		fmt.Fprintf(stderr, "\nnginx deny lists become manual bans; run these once the gateway is up:\n")
-		for _, b := range res.Bans {
-			fmt.Fprintf(stderr, "  %s\n", b.Command())
-		}
-	}
 	if len(res.Untranslated) == 0 {
 		fmt.Fprintf(stderr, "gatehouse import: everything was carried over\n")
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "\nnot carried over (%d):\n", len(res.Untranslated))
+	fmt.Fprintf(stderr, "\nnot carried over:\n")
 	for _, f := range res.Untranslated {
 		fmt.Fprintf(stderr, "%s\n", f)
 	}
+	fmt.Fprintf(stderr, "gatehouse import: %d not carried over (listed above and at the end of the config)\n", len(res.Untranslated))
 	return exitPartial
 }

@@ -152,6 +152,14 @@ func (f *JailFile) Get(s *Section, key string) (value string, line int, ok bool,
 	return v, e.line, true, nil
 }
 
+// Raw returns the value of key in section s (falling back to [DEFAULT])
+// as written, %(name)s references unresolved: action values name
+// jail.conf's actions (%(action_mw)s), which a jail.local does not define.
+func (f *JailFile) Raw(s *Section, key string) (value string, line int, ok bool) {
+	e, ok := f.lookup(s, key)
+	return e.value, e.line, ok
+}
+
 func (f *JailFile) lookup(s *Section, key string) (entry, bool) {
 	key = strings.ToLower(key)
 	if e, ok := s.keys[key]; ok {

@@ -29,8 +29,7 @@ type output struct {
 	trustedNote  string
 	allow        []item
 	hosts        []*hostOut
-	probes       *probesOut
-	flood        *floodOut
+	rates        []*rateOut
 	jails        []*jailOut
 	firewall     *firewallOut
 	log          *logOut
@@ -73,11 +72,18 @@ type hostOut struct {
 	signed    *signedOut
 	set       []kvItem
 	remove    []item
+	// access, limit, headerTime (proxy_read_timeout), maxFails and
+	// failTimeout are the server's; routes carry what differs.
+	access      []item
+	limit       []item
+	headerTime  item
+	maxFails    item
+	failTimeout item
+	routes      []*routeOut
 }
 
 type authOut struct {
 	realm, file string
-	paths       []string // nil: the whole host
 	src         []*conf.Directive
 }
 
@@ -97,20 +103,6 @@ type hotlinkOut struct {
 type signedOut struct {
 	paths []string
 	src   *conf.Directive
-}
-
-type probesOut struct {
-	paths []item
-	where []string // server labels the rules came from
-}
-
-type floodOut struct {
-	rate    float64
-	burst   int
-	nodelay bool
-	src     *conf.Directive // limit_req
-	zone    *conf.Directive // limit_req_zone
-	where   string
 }
 
 type jailOut struct {
@@ -283,7 +275,10 @@ func (t *translator) emit() []byte {
 	if len(o.allow) > 0 {
 		root.add("allow", itemSeq(o.allow), "never banned nor rate limited (nginx allow, fail2ban ignoreip)")
 	}
-	if len(o.jails) > 0 || o.flood != nil {
+	if lm := t.emitLimits(); lm != nil {
+		root.add("limits", lm)
+	}
+	if len(o.jails) > 0 {
 		root.add("state_dir", scalar("/var/lib/gatehouse"), "bans and ban history survive restarts here")
 	}
 
@@ -300,20 +295,6 @@ func (t *translator) emit() []byte {
 	}
 	root.add("hosts", hosts, hostComment)
 
-	if o.probes != nil {
-		pm := newMapping()
-		pm.add("paths", itemSeq(o.probes.paths))
-		status := 403
-		if len(t.probeStatus) == 1 && t.probeStatus[404] {
-			status = 404
-		}
-		pm.add("status", number(strconv.Itoa(status)))
-		where := slices.Compact(slices.Sorted(slices.Values(o.probes.where)))
-		root.add("probes", pm.n,
-			"locations that refused every request ("+strings.Join(where, ", ")+"); gatehouse applies them to every host,",
-			"ignores case and counts each hit against the client (probes jail)",
-			"more built-in lists: presets [common, secrets, vcs, shells] are safe on any site")
-	}
 	if js := t.emitJails(); js != nil {
 		root.add("jails", js)
 	}
@@ -329,6 +310,25 @@ func (t *translator) emit() []byte {
 		}
 		root.add("firewall", fm.n, "banaction, "+from(f.src)+" (needs CAP_NET_ADMIN)")
 	}
+	if m := t.mail; m != nil {
+		em := newMapping()
+		smtp := scalar("localhost:25")
+		smtp.LineComment = "fail2ban used the local sendmail: set the SMTP server (STARTTLS is required)"
+		em.add("smtp", smtp)
+		sender := scalar(m.from)
+		if m.fromSrc != nil {
+			sender.LineComment = "sender, " + from(m.fromSrc)
+		}
+		em.add("from", sender)
+		to := strs(true, m.to)
+		if m.toSrc != nil {
+			to.LineComment = "destemail, " + from(m.toSrc)
+		}
+		em.add("to", to)
+		nm := newMapping()
+		nm.add("email", em.n)
+		root.add("notify", nm.n, "action, "+from(m.src)+" (jails "+strings.Join(m.jails, ", ")+"): a mail per ban, or a digest")
+	}
 	if l := o.log; l != nil {
 		lg := newMapping()
 		lg.add("access", scalar(l.access))
@@ -336,14 +336,6 @@ func (t *translator) emit() []byte {
 			lg.add("access_file", scalar(l.file))
 		}
 		root.add("log", lg.n, "access_log, "+from(l.src))
-	}
-
-	if len(t.bans) > 0 {
-		footer = append(footer, "", "nginx deny lists, carried over as manual bans (gatehouse keeps no deny list in",
-			"its config): run these once the gateway is up; bans are kept in state_dir", "")
-		for _, b := range t.bans {
-			footer = append(footer, "  "+b.Command()+"   # "+b.Scope)
-		}
 	}
 
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root.n}}
@@ -423,18 +415,15 @@ func (t *translator) emitHost(h *hostOut, footer *[]string) *yaml.Node {
 		m.add("buffer_requests", v)
 	}
 	if a := h.auth; a != nil {
-		am := newMapping()
-		am.add("realm", scalar(a.realm))
-		am.add("htpasswd", scalar(a.file))
-		if a.paths != nil {
-			am.add("paths", strs(true, a.paths))
-		}
-		var srcs []string
-		for _, s := range a.src {
-			srcs = append(srcs, from(s))
-		}
-		m.add("basic_auth", am.n, "auth_basic, "+strings.Join(srcs, ", "))
+		m.add("basic_auth", authNode(a), "auth_basic, "+from(a.src[0]))
 	}
+	if len(h.access) > 0 {
+		m.add("access", itemSeq(h.access), "allow and deny, first match wins")
+	}
+	if len(h.limit) > 0 {
+		m.add("limit", limitNode(h.limit))
+	}
+	emitUpstreamSettings(m, h.headerTime, h.maxFails, h.failTimeout)
 	if hl := h.hotlink; hl != nil {
 		hm := newMapping()
 		hm.add("paths", strs(true, hl.paths))
@@ -482,8 +471,172 @@ func (t *translator) emitHost(h *hostOut, footer *[]string) *yaml.Node {
 		}
 		m.add("headers", hm.n)
 	}
+	if len(h.routes) > 0 {
+		rs := seq(false)
+		for _, r := range h.routes {
+			rs.Content = append(rs.Content, t.emitRoute(r))
+		}
+		m.add("routes", rs, "nginx's locations: the route a path selects is chosen as nginx chose the location")
+	}
 	m.n.HeadComment = "server " + strings.Join(itemValues(h.names), " ") + ", " + from(h.src)
 	return m.n
+}
+
+func authNode(a *authOut) *yaml.Node {
+	am := newMapping()
+	am.add("realm", scalar(a.realm))
+	am.add("htpasswd", scalar(a.file))
+	return am.n
+}
+
+// limitNode writes limit names, each with its limit_req.
+func limitNode(names []item) *yaml.Node {
+	if len(names) == 1 {
+		v := scalar(names[0].value)
+		v.LineComment = "limit_req, " + from(names[0].src)
+		return v
+	}
+	return itemSeq(names)
+}
+
+// emitUpstreamSettings writes proxy_read_timeout and the upstream
+// servers' max_fails and fail_timeout.
+func emitUpstreamSettings(m mapping, headerTime, maxFails, failTimeout item) {
+	if headerTime.value != "" {
+		for _, key := range []string{"response_header_timeout", "read_timeout"} {
+			v := scalar(headerTime.value)
+			v.LineComment = "proxy_read_timeout, " + from(headerTime.src)
+			m.add(key, v)
+		}
+	}
+	if maxFails.value != "" {
+		v := number(maxFails.value)
+		v.LineComment = "nginx's default max_fails"
+		if maxFails.src != nil {
+			v.LineComment = "max_fails, " + from(maxFails.src)
+		}
+		m.add("max_fails", v)
+	}
+	if failTimeout.value != "" {
+		v := scalar(failTimeout.value)
+		v.LineComment = "nginx's default fail_timeout"
+		if failTimeout.src != nil {
+			v.LineComment = "fail_timeout, " + from(failTimeout.src)
+		}
+		m.add("fail_timeout", v)
+	}
+}
+
+// empty reports whether a route carries nothing but its paths.
+func (r *routeOut) empty() bool {
+	return r.upstreams == nil && r.headerTime.value == "" && r.maxFails == nil && r.failTimeout.value == "" &&
+		r.authOff == nil && r.auth == nil && r.access == nil && r.limit == nil && r.limitOff == nil &&
+		r.respond == nil && r.maxBody == nil && r.websocket == nil
+}
+
+func (t *translator) emitRoute(r *routeOut) *yaml.Node {
+	m := newMapping()
+	paths := strs(true, r.paths)
+	m.add("paths", paths)
+	if r.respond != nil {
+		rm := newMapping()
+		rm.add("status", number(strconv.Itoa(r.respond.status)))
+		if r.respond.body != "" {
+			rm.add("body", scalar(r.respond.body))
+		}
+		if r.respond.location != "" {
+			rm.add("location", scalar(r.respond.location))
+		}
+		rm.n.Style = yaml.FlowStyle
+		rm.n.LineComment = "return, " + from(r.respond.src)
+		m.add("respond", rm.n)
+	}
+	if r.upstreams != nil {
+		m.add("upstreams", itemSeq(r.upstreams))
+	}
+	mf := item{}
+	if r.maxFails != nil {
+		mf = *r.maxFails
+	}
+	emitUpstreamSettings(m, r.headerTime, mf, r.failTimeout)
+	if r.authOff != nil {
+		v := scalar("off")
+		v.LineComment = r.authOff.Name + ", " + from(r.authOff)
+		m.add("basic_auth", v)
+	} else if r.auth != nil {
+		m.add("basic_auth", authNode(r.auth), "auth_basic, "+from(r.auth.src[0]))
+	}
+	if r.access != nil {
+		m.add("access", itemSeq(r.access))
+	}
+	if r.limitOff != nil {
+		m.add("limit", scalar("off"))
+	} else if r.limit != nil {
+		m.add("limit", limitNode(r.limit))
+	}
+	if r.maxBody != nil {
+		v := scalar(r.maxBody.value)
+		if r.maxBody.src != nil {
+			v.LineComment = "client_max_body_size, " + from(r.maxBody.src)
+		} else {
+			v.LineComment = "nginx's default client_max_body_size"
+		}
+		m.add("max_body", v)
+	}
+	if r.websocket != nil {
+		v := boolean(*r.websocket)
+		if !*r.websocket {
+			v.LineComment = "nginx passed no Upgrade header here"
+		}
+		m.add("websocket", v)
+	}
+	if r.refuses && findJail(t.out.jails, "probes") != nil {
+		v := scalar("probes")
+		v.LineComment = "a location refusing every request; fail2ban's botsearch jail counted such requests"
+		m.add("jail", v)
+	}
+	mod, p := locationArgs(r.src)
+	m.n.HeadComment = strings.Join(append([]string{"location " + strings.TrimSpace(mod+" "+p) + ", " + from(r.src)}, r.notes...), "\n")
+	return m.n
+}
+
+// emitLimits writes limits.rates and limits.upstream_dial_timeout.
+func (t *translator) emitLimits() *yaml.Node {
+	lm := newMapping()
+	if dial := t.dialTimeout(); dial.value != "" {
+		v := scalar(dial.value)
+		v.LineComment = "proxy_connect_timeout, " + from(dial.src)
+		lm.add("upstream_dial_timeout", v)
+	}
+	if len(t.out.rates) > 0 {
+		jail := findJail(t.out.jails, "limit")
+		rm := newMapping()
+		for _, r := range t.out.rates {
+			m := newMapping()
+			m.add("rate", scalar(r.rate))
+			if r.key.burst > 0 {
+				m.add("burst", number(strconv.Itoa(r.key.burst)))
+			}
+			if r.key.delay != "" {
+				if r.key.delay == "nodelay" {
+					m.add("delay", scalar("nodelay"))
+				} else {
+					m.add("delay", number(r.key.delay))
+				}
+			}
+			m.add("status", number(strconv.Itoa(r.key.status)))
+			if jail != nil {
+				m.add("jail", scalar(jail.name))
+			}
+			m.n.Style = yaml.FlowStyle
+			rm.add(r.name, m.n, "limit_req_zone, "+from(r.zone)+"; limit_req, "+from(r.src))
+		}
+		lm.add("rates", rm.n, "nginx's limit_req zones, used by name where nginx used them")
+	}
+	if len(lm.n.Content) == 0 {
+		return nil
+	}
+	return lm.n
 }
 
 func itemValues(items []item) []string {
@@ -497,20 +650,6 @@ func itemValues(items []item) []string {
 func (t *translator) emitJails() *yaml.Node {
 	o := &t.out
 	jails := slices.Clone(o.jails)
-	if f := o.flood; f != nil {
-		j := findJail(jails, "flood")
-		if j == nil {
-			j = &jailOut{name: "flood"}
-			j.notes = append(j.notes, "gatehouse also bans clients that keep going over the limit (maxretry within findtime; defaults 5 in 10m, banned 10m)")
-			jails = append(jails, j)
-		}
-		j.rate, j.burst = f.rate, f.burst
-		note := "limit_req, " + from(f.src) + " (zone " + from(f.zone) + "), for " + f.where + "; gatehouse applies it to every host and answers 429"
-		if !f.nodelay {
-			note += "; nginx delayed requests within the burst, gatehouse passes them at once"
-		}
-		j.notes = append([]string{note}, j.notes...)
-	}
 	if len(jails) == 0 {
 		return nil
 	}

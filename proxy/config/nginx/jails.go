@@ -19,7 +19,7 @@ var jailNames = map[string]string{
 	"nginx-botsearch":  "probes",
 	"apache-botsearch": "probes",
 	"apache-noscript":  "probes",
-	"nginx-limit-req":  "flood",
+	"nginx-limit-req":  "limit",
 }
 
 // maxBan is gatehouse's longest ban (rules: ten years).
@@ -95,14 +95,20 @@ func (t *translator) fail2ban(f *fail2ban.JailFile) {
 		t.out.jails = append(t.out.jails, j)
 		t.ignoreIP(s, get, pos)
 		t.banaction(s, get, pos)
-		if name == "probes" && t.out.probes == nil {
-			t.find(src, "fail2ban counted scanner requests in nginx's log; gatehouse counts requests matching probes rules and this config has none: add probes.presets (common, secrets, vcs and shells are safe on any site)")
+		t.mailAction(s, src, get, pos)
+		if name == "probes" && !t.anyRefusingRoute() {
+			t.find(src, "fail2ban counted scanner requests in nginx's log; gatehouse counts requests to locations that refuse everyone, and this config has none: add probes.presets (common, secrets, vcs and shells are safe on any site) and probes.jail")
 		}
-		if name == "flood" && t.out.flood == nil {
-			t.find(src, "no limit_req in the nginx config: the flood jail needs a rate")
-			t.out.jails = t.out.jails[:len(t.out.jails)-1]
+		if name == "limit" {
+			if len(t.out.rates) == 0 {
+				t.find(src, "no limit_req in the nginx config: nothing to count")
+				t.out.jails = t.out.jails[:len(t.out.jails)-1]
+			} else {
+				j.notes = append(j.notes, "every request a limits.rates entry refuses is an offence here, as fail2ban counted nginx's limit_req refusals")
+			}
 		}
 	}
+	t.mailNotify(f, pos)
 	if d := f.Section("DEFAULT"); d != nil && anyHTTP {
 		t.ignoreIP(d, get, pos)
 	}
@@ -227,4 +233,75 @@ func (t *translator) banaction(s *fail2ban.Section, get f2bGet, pos func(int, st
 		}
 	}
 	t.out.firewall = fw
+}
+
+func (t *translator) anyRefusingRoute() bool {
+	for _, h := range t.out.hosts {
+		for _, r := range h.routes {
+			if r.refuses {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mailActions are fail2ban's actions that mail a ban (jail.conf's
+// action_mw, action_mwl and friends, and the mail actions they name).
+var mailActions = []string{"action_mw", "action_mwl", "action_cf_mwl", "sendmail", "mail-whois", "mail-buffered", "mail.conf"}
+
+// mailAction records whether an enabled jail mails its bans.
+func (t *translator) mailAction(s *fail2ban.Section, src *conf.Directive, get f2bGet, pos func(int, string) *conf.Directive) {
+	v, line, ok := t.opts.Fail2ban.Raw(s, "action")
+	if !ok {
+		return
+	}
+	for _, a := range mailActions {
+		if strings.Contains(v, a) {
+			if t.mail == nil {
+				t.mail = &mailOut{src: pos(line, "action"), section: s}
+			}
+			t.mail.jails = append(t.mail.jails, s.Name)
+			return
+		}
+	}
+	t.noMail = append(t.noMail, s.Name)
+}
+
+// mailNotify carries the mail action over to notify.email: fail2ban's
+// destemail and sender map; the transport does not (fail2ban hands mail
+// to the local sendmail, gatehouse speaks SMTP with STARTTLS), so the
+// SMTP server is written as the local one and listed for the admin.
+func (t *translator) mailNotify(f *fail2ban.JailFile, pos func(int, string) *conf.Directive) {
+	m := t.mail
+	if m == nil {
+		return
+	}
+	m.to, m.from = []string{"root@localhost"}, "root@localhost" // jail.conf's defaults
+	if v, line, ok, err := f.Get(m.section, "destemail"); ok && err == nil {
+		m.to = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		m.toSrc = pos(line, "destemail")
+	}
+	if v, line, ok, err := f.Get(m.section, "sender"); ok && err == nil && !strings.Contains(v, "<") {
+		m.from = v
+		m.fromSrc = pos(line, "sender")
+	}
+	t.find(m.src, "fail2ban mailed bans through the local sendmail; gatehouse's notify.email sends over SMTP with STARTTLS to notify.email.smtp, written as localhost:25: set the mail server (and username/password if it needs them)")
+	if m.toSrc == nil {
+		t.find(m.src, "no destemail: fail2ban's default, root@localhost, is written to notify.email.to")
+	}
+	if len(t.noMail) > 0 {
+		t.find(m.src, "gatehouse mails every ban; fail2ban mailed bans of %s only, not of %s", strings.Join(m.jails, ", "), strings.Join(t.noMail, ", "))
+	}
+}
+
+// mailOut is notify.email, from the fail2ban jails that mailed bans.
+type mailOut struct {
+	src     *conf.Directive // the action line
+	section *fail2ban.Section
+	jails   []string // jails that mailed
+	to      []string
+	from    string
+	toSrc   *conf.Directive
+	fromSrc *conf.Directive
 }

@@ -54,17 +54,12 @@ func (t *translator) hostLimits(b *hostBuild) {
 		}
 		t.find(src, "gatehouse buffers request bodies only up to max_body, and client_max_body_size is 0 (no limit): bodies stream to the upstream")
 	}
-	// Locations with settings of their own.
+	// Locations with settings of their own (client_max_body_size is a
+	// route's).
 	walkLocations(b.server, func(l *conf.Directive) {
 		_, p := locationArgs(l)
 		for _, c := range l.Block {
 			switch {
-			case c.Name == "client_max_body_size" && c != d:
-				if size, err := nginxSize(c.Args); err == nil && size == h.maxBody {
-					t.done(c)
-				} else {
-					t.find(c, "gatehouse has one body limit per host (%s); location %s differs", orNone(h.maxBody), p)
-				}
 			case c.Name == "client_body_timeout" && c != b.sc.bodyTimeout:
 				if v, err := nginxSeconds(c.Args); err == nil && v == orDefault(h.bodyTimeout, "60s") {
 					t.done(c)

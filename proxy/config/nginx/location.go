@@ -5,116 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
-	"regexp/syntax"
 	"slices"
-	"strconv"
 	"strings"
 
 	"gatehouse/middleware/htpasswd"
 	"gatehouse/proxy/config/nginx/conf"
 	"gatehouse/rules/match"
 )
-
-// probeLocation recognises a location that refuses every request (deny
-// all, return 403/404/444) and carries its path over to probes.paths. It
-// reports whether l was such a location.
-func (t *translator) probeLocation(l *conf.Directive, mod, p string, b *hostBuild) bool {
-	status := 0
-	for _, d := range l.Block {
-		switch {
-		case d.Name == "deny" && len(d.Args) == 1 && d.Args[0] == "all":
-			status = cmp0(status, 403)
-		case d.Name == "return" && (len(d.Args) == 1 || len(d.Args) == 2) &&
-			(d.Args[0] == "403" || d.Args[0] == "404" || d.Args[0] == "444"):
-			status = cmp0(status, atoi(d.Args[0]))
-		case d.Name == "allow" && !(len(d.Args) == 1 && d.Args[0] == "all"):
-			return false // an address restriction, not a probe rule
-		}
-	}
-	if status == 0 {
-		return false
-	}
-	if (mod == "" || mod == "^~") && p == "/" {
-		t.find(l, "nginx refused every request to %s; gatehouse has no rule that closes a whole host", b.label)
-		t.doneTree(l)
-		return true
-	}
-	pat, err := probePattern(mod, p)
-	if err != nil {
-		t.find(l, "%v", err)
-		t.doneTree(l)
-		return true
-	}
-	t.doneTree(l)
-	if t.out.probes == nil {
-		t.out.probes = &probesOut{}
-	}
-	t.out.probes.paths = appendItem(t.out.probes.paths, pat, l)
-	if t.probeStatus == nil {
-		t.probeStatus = map[int]bool{}
-	}
-	if status == 444 {
-		status = 404 // closing the connection: the nearest is "nothing here"
-	}
-	t.probeStatus[status] = true
-	t.out.probes.where = append(t.out.probes.where, b.label)
-	return true
-}
-
-// cmp0 returns the first non-zero status: nginx's access phase (deny)
-// runs after rewrite (return), but either way the first rule to answer
-// is what a client sees; here both just mean "refused".
-func cmp0(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
-}
-
-func atoi(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
-}
-
-// probePattern turns a location into a probes.paths pattern with the same
-// reach. Literal paths are lower-cased (probes ignore case); prefix
-// locations match raw bytes in nginx, so they become "/prefix*".
-func probePattern(mod, p string) (string, error) {
-	var pat string
-	switch mod {
-	case "=":
-		pat = strings.ToLower(p)
-	case "", "^~":
-		pat = strings.ToLower(p) + "*"
-	case "~", "~*":
-		re, err := pcreToRE2(p)
-		if err != nil {
-			return "", err
-		}
-		if mod == "~*" || hasUpperLiteral(re) {
-			re = "(?i)" + re
-		}
-		pat = "re:" + re
-	default:
-		return "", fmt.Errorf("location modifier %q", mod)
-	}
-	if _, err := match.CompileProbes(match.ProbeConfig{Paths: []string{pat}}); err != nil {
-		if strings.HasPrefix(pat, "re:") {
-			return "", fmt.Errorf("probe pattern %q: %v", pat, unwrapAll(err))
-		}
-		// A literal gatehouse would refuse (not canonical): as an
-		// anchored regex it keeps nginx's meaning.
-		re := "re:^" + regexp.QuoteMeta(strings.TrimSuffix(pat, "*"))
-		if mod == "=" {
-			re += "$"
-		}
-		if _, err2 := match.CompileProbes(match.ProbeConfig{Paths: []string{re}}); err2 != nil {
-			return "", fmt.Errorf("probe pattern %q: %v", pat, unwrapAll(err))
-		}
-		pat = re
-	}
-	return pat, nil
-}
 
 func unwrapAll(err error) error {
 	for {
@@ -125,41 +22,6 @@ func unwrapAll(err error) error {
 		}
 		err = u.Unwrap()
 	}
-}
-
-// pcreToRE2 checks that an nginx (PCRE) regular expression means the same
-// in Go's RE2 syntax. The one lookahead configs commonly use,
-// "(?!well-known)" after "/\.", is dropped: gatehouse never treats
-// /.well-known/ as a probe.
-func pcreToRE2(expr string) (string, error) {
-	for _, la := range []string{`(?!well-known)`, `(?!well-known/)`, `(?!well-known\/)`} {
-		expr = strings.ReplaceAll(expr, la, "")
-	}
-	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
-		return "", fmt.Errorf("regular expression %q uses PCRE syntax Go's RE2 lacks (lookaround, backreferences, possessive quantifiers): %v", expr, err)
-	}
-	return expr, nil
-}
-
-// hasUpperLiteral reports whether a valid expression has upper-case
-// letters in its literals.
-func hasUpperLiteral(expr string) bool {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
-		return false
-	}
-	var walk func(*syntax.Regexp) bool
-	walk = func(r *syntax.Regexp) bool {
-		if r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 {
-			for _, c := range r.Rune {
-				if 'A' <= c && c <= 'Z' {
-					return true
-				}
-			}
-		}
-		return slices.ContainsFunc(r.Sub, walk)
-	}
-	return walk(re)
 }
 
 // extPattern recognises the usual media-location expressions
@@ -200,7 +62,7 @@ func pathPattern(mod, p string) (string, []string, error) {
 		if exts := extensions(p); exts != nil {
 			return "", exts, nil
 		}
-		re, err := pcreToRE2(p)
+		re, err := routeRegex(p)
 		if err != nil {
 			return "", nil, err
 		}
@@ -221,79 +83,11 @@ func (t *translator) serverAuth(b *hostBuild) {
 		}
 		return
 	}
-	t.setAuth(b, b.sc, "/", b.server)
+	b.host.auth = t.auth(b.sc, b.server)
 }
 
 func authOn(sc scope) bool {
 	return sc.authBasic != nil && sc.authFile != nil && len(sc.authBasic.Args) == 1 && sc.authBasic.Args[0] != "off"
-}
-
-// locationAuth handles an auth_basic or auth_basic_user_file written in
-// location l.
-func (t *translator) locationAuth(l *conf.Directive, mod, p string, parent, sc scope, b *hostBuild) {
-	if sc.authBasic == parent.authBasic && sc.authFile == parent.authFile {
-		return // nothing of its own
-	}
-	switch {
-	case !authOn(sc) && authOn(parent):
-		t.find(sc.authBasic, "gatehouse cannot exempt a path from a host's basic auth: %s stays protected", p)
-		return
-	case !authOn(sc):
-		if sc.authBasic != nil {
-			t.done(sc.authBasic)
-		}
-		return
-	}
-	switch mod {
-	case "", "^~", "=":
-	default:
-		t.find(sc.authBasic, "basic auth on a regular-expression location: gatehouse protects path prefixes (basic_auth.paths)")
-		return
-	}
-	if mod != "=" && p != "/" && !strings.HasSuffix(p, "/") {
-		t.find(l, "nginx's prefix %s also covers %s… names such as %sx; gatehouse's basic_auth.paths %s covers %s and %s/… only", p, p, p, p, p, p)
-	}
-	t.setAuth(b, sc, p, l)
-}
-
-// setAuth adds path p (protected by the auth in force in sc) to the
-// host's basic_auth.
-func (t *translator) setAuth(b *hostBuild, sc scope, p string, src *conf.Directive) {
-	realm := sc.authBasic.Args[0]
-	file := sc.authFile
-	if len(file.Args) != 1 || strings.Contains(file.Args[0], "$") || strings.Contains(realm, "$") {
-		t.find(file, "basic auth with variables: gatehouse needs a fixed realm and file")
-		return
-	}
-	if sc.satisfy != nil && len(sc.satisfy.Args) == 1 && sc.satisfy.Args[0] == "any" {
-		t.find(sc.satisfy, "satisfy any: gatehouse asks every client for a login, whatever its address")
-	} else if sc.satisfy != nil {
-		t.done(sc.satisfy)
-	}
-	htfile := t.abs(file.Args[0])
-	h := b.host
-	switch a := h.auth; {
-	case a == nil:
-		h.auth = &authOut{realm: realm, file: htfile, src: []*conf.Directive{src}}
-		if p != "/" {
-			h.auth.paths = []string{p}
-		}
-		t.checkHtpasswd(file, htfile)
-	case a.realm != realm || a.file != htfile:
-		t.find(sc.authBasic, "gatehouse has one basic auth per host (realm %q, %s); this one differs", a.realm, a.file)
-		return
-	case a.paths == nil:
-		// the whole host is protected already
-	case p == "/":
-		a.paths = nil
-		a.src = append(a.src, src)
-	default:
-		if !slices.Contains(a.paths, p) {
-			a.paths = append(a.paths, p)
-			a.src = append(a.src, src)
-		}
-	}
-	t.done(sc.authBasic, file)
 }
 
 // hotlink handles if ($invalid_referer) { … } at server (loc nil) or

@@ -9,6 +9,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/config/nginx/conf"
+	"gatehouse/rules/match"
 )
 
 // hostBuild collects what one server block contributes.
@@ -18,16 +19,19 @@ type hostBuild struct {
 	names   []item
 	label   string // "server app.example.com" for messages
 	ssl     bool
-	proxies []proxyUse
+	proxies []*proxyUse
+	locs    []*locBuild // top-level locations, in order
 	host    *hostOut
-	upgrade bool // some proxying scope sets Upgrade
 }
 
 type proxyUse struct {
 	loc  *conf.Directive // nil at server level (inside an if)
+	sc   scope           // the scope of the proxy_pass
 	d    *conf.Directive
 	urls []item
-	uri  string // the URI part of proxy_pass
+	// maxFails and failTimeout are the upstream servers' max_fails and
+	// fail_timeout ("" for nginx's defaults, 1 and 10s, gatehouse's too).
+	maxFails, failTimeout item
 }
 
 func (t *translator) server(s *conf.Directive, parent scope) {
@@ -57,7 +61,6 @@ func (t *translator) server(s *conf.Directive, parent scope) {
 	if len(b.names) > 0 {
 		b.label = "server " + b.names[0].value
 	}
-	t.accessList(sc.access, b.label)
 
 	// A catch-all server that only refuses is what gatehouse does for
 	// unknown hosts anyway (421).
@@ -86,7 +89,6 @@ func (t *translator) server(s *conf.Directive, parent scope) {
 		}
 	}
 	t.serverAuth(b)
-	t.limitReq(sc.limitReq, b.label)
 	if b.ssl {
 		t.certificate(sc, s)
 	}
@@ -274,7 +276,7 @@ func (t *translator) ifBlock(d *conf.Directive, sc scope, loc *conf.Directive, b
 	}
 }
 
-// location walks one location block (and those nested in it).
+// location walks one top-level location block; nested ones are listed.
 func (t *translator) location(l *conf.Directive, parent scope, b *hostBuild) {
 	t.done(l)
 	sc := parent.inherit(l.Block)
@@ -284,40 +286,51 @@ func (t *translator) location(l *conf.Directive, parent scope, b *hostBuild) {
 		t.doneTree(l)
 		return
 	}
-	if t.probeLocation(l, mod, p, b) {
+	pat, err := routePattern(mod, p)
+	if err != nil {
+		t.find(l, "%v", err)
+		t.doneTree(l)
 		return
 	}
-	t.accessList(ownAccess(l, sc), "location "+p+" of "+b.label)
-	t.locationAuth(l, mod, p, parent, sc, b)
-	handler := false
+	lb := &locBuild{l: l, mod: mod, p: p, pattern: pat, sc: sc}
 	for _, d := range l.Block {
 		switch {
 		case d.Name == "location" && d.IsBlock:
-			t.location(d, sc, b)
+			_, np := locationArgs(d)
+			t.find(d, "nested location: gatehouse's routes do not nest; requests for %s get the rules of location %s", np, p)
+			t.doneTree(d)
 		case d.Name == "proxy_pass":
-			handler = true
-			t.proxyPass(d, l, sc, b)
+			lb.handler = true
+			lb.proxy = t.proxyPass(d, l, sc, b)
+		case d.Name == "return":
+			lb.handler = true
+			if lb.ret == nil {
+				lb.ret = d
+			} else {
+				t.done(d) // nginx answers with the first return
+			}
 		case d.Name == "if" && d.IsBlock:
 			t.ifBlock(d, sc, l, b)
 		case d.Name == "secure_link" || d.Name == "secure_link_md5" || d.Name == "secure_link_secret":
 			t.secureLink(d, l, mod, p, b)
 		case d.Name == "valid_referers":
 			t.done(d) // used through if ($invalid_referer), no effect without
-		case d.Name == "limit_req":
-			// handled below through the scope
+		case d.Name == "access_log":
+			t.find(d, "gatehouse logs per host (hosts[].log), not per location")
+		case d.Name == "limit_req", d.Name == "client_max_body_size", d.Name == "allow", d.Name == "deny",
+			d.Name == "auth_basic", d.Name == "auth_basic_user_file", d.Name == "proxy_read_timeout":
+			// carried by the route through the scope
 		case inheritedNames[d.Name], ignoredHTTP[d.Name]:
 			if perHost[d.Name] {
 				continue // checked against the host in buildHost
 			}
 			t.doneTree(d)
 		case contentHandlers[d.Name]:
-			handler = true
+			lb.handler = true
 		}
 	}
-	if len(sc.limitReq) > 0 {
-		t.limitReq(sc.limitReq, b.label)
-	}
-	if !handler && !slices.ContainsFunc(l.Block, func(d *conf.Directive) bool { return d.Name == "location" }) {
+	b.locs = append(b.locs, lb)
+	if !lb.handler && !refusesEveryone(accessRules(sc.access)) {
 		t.statics = append(t.statics, l)
 	}
 }
@@ -328,17 +341,6 @@ var contentHandlers = map[string]bool{
 	"return": true, "fastcgi_pass": true, "uwsgi_pass": true, "scgi_pass": true, "grpc_pass": true,
 	"memcached_pass": true, "content_by_lua": true, "content_by_lua_block": true, "content_by_lua_file": true,
 	"stub_status": true, "try_files": true, "root": true, "alias": true, "rewrite": true,
-}
-
-// ownAccess returns the allow/deny list of l itself, or nil when it
-// inherits its parent's.
-func ownAccess(l *conf.Directive, sc scope) []*conf.Directive {
-	for _, d := range l.Block {
-		if d.Name == "allow" || d.Name == "deny" {
-			return sc.access
-		}
-	}
-	return nil
 }
 
 // locationArgs returns a location's modifier ("", "=", "~", "~*", "^~",
@@ -366,20 +368,21 @@ func locationArgs(l *conf.Directive) (mod, p string) {
 	return "", ""
 }
 
-// proxyPass records where a location proxies to.
-func (t *translator) proxyPass(d, loc *conf.Directive, sc scope, b *hostBuild) {
+// proxyPass records where a location proxies to; nil when it cannot be
+// carried (listed).
+func (t *translator) proxyPass(d, loc *conf.Directive, sc scope, b *hostBuild) *proxyUse {
 	if len(d.Args) != 1 {
-		return
+		return nil
 	}
 	target := d.Args[0]
 	if strings.Contains(target, "$") {
 		t.find(d, "proxy_pass with variables: gatehouse proxies to fixed upstream URLs")
-		return
+		return nil
 	}
 	scheme, rest, ok := strings.Cut(target, "://")
 	if !ok || (scheme != "http" && scheme != "https") {
 		t.find(d, "gatehouse proxies to http:// and https:// upstreams only")
-		return
+		return nil
 	}
 	hostport, uri := rest, ""
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
@@ -387,24 +390,57 @@ func (t *translator) proxyPass(d, loc *conf.Directive, sc scope, b *hostBuild) {
 	}
 	if strings.HasPrefix(hostport, "unix:") {
 		t.find(d, "gatehouse proxies to TCP upstreams, not Unix sockets")
-		return
+		return nil
 	}
-	use := proxyUse{loc: loc, d: d, uri: uri}
+	// A URI in proxy_pass replaces the part of the path the location
+	// matched. gatehouse passes paths unchanged, behind a base path: the
+	// same thing for location /, and nothing at all when the URI is the
+	// location's own prefix.
+	rewrite := false
+	if mod, p := locationArgs(loc); uri != "" && loc != nil && uri != p {
+		if (mod == "" || mod == "^~") && p == "/" {
+			uri = strings.TrimSuffix(uri, "/")
+		} else {
+			rewrite = true
+		}
+	} else {
+		uri = ""
+	}
+	use := &proxyUse{loc: loc, sc: sc, d: d}
 	if up := t.upstreams[hostport]; up != nil {
 		t.usedUpstreams[up] = true
-		use.urls = t.upstreamServers(up, scheme, uri)
+		use.urls, use.maxFails, use.failTimeout = t.upstreamServers(up, scheme, uri)
 	} else {
 		use.urls = []item{{value: scheme + "://" + hostport + uri, src: d}}
+		if _, err := config.ParseUpstream(use.urls[0].value); err != nil {
+			t.find(d, "%v", err)
+			return nil
+		}
 	}
 	for _, h := range sc.proxyHeader {
 		t.proxyHeader(h, b)
 	}
 	if len(use.urls) == 0 {
 		t.find(d, "the upstream has no usable server")
-		return
+		return nil
 	}
-	t.done(d)
+	if rewrite {
+		_, p := locationArgs(loc)
+		t.find(d, "the URI in proxy_pass rewrites %s… to %s…; gatehouse passes the path unchanged to %s", p, d.Args[0][len(scheme)+3+len(hostport):], strings.TrimSuffix(use.urls[0].value, "/"))
+	} else {
+		t.done(d)
+	}
+	dial := dialUse{at: d, value: "60s"}
+	if sc.dial != nil {
+		if v, err := nginxSeconds(sc.dial.Args); err != nil {
+			t.find(sc.dial, "%v", err)
+		} else {
+			dial.d, dial.value = sc.dial, v
+		}
+	}
+	t.dials = append(t.dials, dial)
 	b.proxies = append(b.proxies, use)
+	return use
 }
 
 // proxyHeader handles a proxy_set_header in force where requests are
@@ -423,19 +459,20 @@ func (t *translator) proxyHeader(d *conf.Directive, b *hostBuild) {
 		t.find(d, "gatehouse passes the client's Host header to the upstream unchanged")
 	case "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-server":
 		t.done(d) // gatehouse sets these, spoof-proof
-	case "upgrade":
-		t.done(d)
-		b.upgrade = true
-	case "connection":
+	case "upgrade", "connection":
 		t.done(d)
 	default:
 		t.find(d, "gatehouse sends the client's request headers and its own forwarding headers; set %s in the app", d.Args[0])
 	}
 }
 
-// upstreamServers lists the servers of an upstream block as URLs.
-func (t *translator) upstreamServers(up *conf.Directive, scheme, uri string) []item {
-	var urls []item
+// upstreamServers lists the servers of an upstream block as URLs, with
+// their max_fails and fail_timeout when every server has the same.
+func (t *translator) upstreamServers(up *conf.Directive, scheme, uri string) (urls []item, maxFails, failTimeout item) {
+	type params struct{ mf, ft string }
+	var first *params
+	var servers []*conf.Directive
+	differ := false
 	for _, d := range up.Block {
 		switch d.Name {
 		case "server":
@@ -462,12 +499,26 @@ func (t *translator) upstreamServers(up *conf.Directive, scheme, uri string) []i
 					t.find(d, "gatehouse spreads requests evenly; the weight is dropped")
 				case a == "resolve" || strings.HasPrefix(a, "service="):
 					t.find(d, "gatehouse resolves upstream names when it connects; %s is dropped", a)
+				case strings.HasPrefix(a, "slow_start=") || strings.HasPrefix(a, "max_conns="):
+					t.find(d, "gatehouse has no %s; it is dropped", a[:strings.IndexByte(a, '=')])
 				}
 			}
 			t.done(d)
-			if !skip {
-				urls = append(urls, item{value: scheme + "://" + addr + uri, src: d})
+			if skip {
+				continue
 			}
+			mf, ft, err := upstreamParams(d)
+			if err != nil {
+				t.find(d, "%v", err)
+			}
+			p := params{mf, ft}
+			if first == nil {
+				first = &p
+			} else if p != *first {
+				differ = true
+			}
+			servers = append(servers, d)
+			urls = append(urls, item{value: scheme + "://" + addr + uri, src: d})
 		case "keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time", "zone", "least_conn", "random":
 			t.done(d) // gatehouse keeps idle connections and balances by itself
 		case "ip_hash", "hash", "sticky":
@@ -480,10 +531,27 @@ func (t *translator) upstreamServers(up *conf.Directive, scheme, uri string) []i
 	for _, u := range urls {
 		if _, err := config.ParseUpstream(u.value); err != nil {
 			t.find(u.src, "%v", err)
-			return nil
+			return nil, item{}, item{}
 		}
 	}
-	return urls
+	switch {
+	case differ:
+		for _, d := range servers {
+			if !t.found[d] && slices.ContainsFunc(d.Args[1:], func(a string) bool {
+				return strings.HasPrefix(a, "max_fails=") || strings.HasPrefix(a, "fail_timeout=")
+			}) {
+				t.find(d, "gatehouse marks every upstream of a host or route down after the same max_fails within the same fail_timeout; this server's differ from %s's", servers[0].Pos())
+			}
+		}
+	case first != nil:
+		if first.mf != "" {
+			maxFails = item{value: first.mf, src: servers[0]}
+		}
+		if first.ft != "" {
+			failTimeout = item{value: first.ft, src: servers[0]}
+		}
+	}
+	return urls, maxFails, failTimeout
 }
 
 // certificate records the TLS certificate of an ssl server.
@@ -505,8 +573,8 @@ func (t *translator) certificate(sc scope, s *conf.Directive) {
 	}
 }
 
-// buildHost turns what a server collected into a host, or reports why it
-// cannot be one.
+// buildHost turns what a server collected into a host with its routes,
+// or reports why it cannot be one.
 func (t *translator) buildHost(b *hostBuild) {
 	if len(b.proxies) == 0 {
 		if len(b.names) > 0 || !slices.Contains(t.out.catchAll, b.server) {
@@ -520,33 +588,41 @@ func (t *translator) buildHost(b *hostBuild) {
 	}
 	h := b.host
 	h.tls = b.ssl
-	// The upstreams: those of location / when there is one.
+	// The upstreams: those of location / when there is one; other
+	// locations that proxy elsewhere get routes with their own.
 	main := b.proxies[0]
 	for _, p := range b.proxies {
-		if p.loc != nil && len(p.loc.Args) == 1 && p.loc.Args[0] == "/" {
+		if mod, lp := locationArgs(p.loc); p.loc != nil && lp == "/" && (mod == "" || mod == "^~") {
 			main = p
 			break
 		}
 	}
-	if mod, p := locationArgs(main.loc); main.loc != nil && (p != "/" || mod != "") {
-		t.find(main.d, "nginx proxied only location %s here; gatehouse sends every path of the host to these upstreams", strings.TrimSpace(mod+" "+p))
+	if mod, p := locationArgs(main.loc); main.loc != nil && (p != "/" || (mod != "" && mod != "^~")) {
+		t.find(main.d, "nginx proxied only the locations it lists here; gatehouse sends the paths no route answers to the upstreams of location %s", strings.TrimSpace(mod+" "+p))
 	}
 	h.upstreams = main.urls
-	for _, p := range b.proxies {
-		if p.d == main.d {
-			continue
-		}
-		if !sameURLs(p.urls, main.urls) {
-			_, lp := locationArgs(p.loc)
-			t.find(p.d, "gatehouse routes a host to one set of upstreams; requests for %s go to %s", lp, main.urls[0].value)
-		}
-	}
-	if !b.upgrade {
+	h.maxFails, h.failTimeout = main.maxFails, main.failTimeout
+	if !hasUpgrade(main.sc) {
 		f := false
 		h.websocket = &f
 	}
+	h.access = accessRules(b.sc.access)
+	h.limit = t.limits(b.sc)
+	h.headerTime = t.readTimeout(b.sc)
 	t.hostLimits(b)
 	t.hostHeaders(b)
+	var paths [][]string
+	for _, lb := range b.locs {
+		r := t.buildRoute(b, lb)
+		if _, err := match.CompileRoutes(append(paths, r.paths)); err != nil {
+			t.find(lb.l, "%v", unwrapAll(err))
+			continue
+		}
+		paths = append(paths, r.paths)
+		h.routes = append(h.routes, r)
+	}
+	// location / with nothing of its own is the host itself.
+	h.routes = slices.DeleteFunc(h.routes, func(r *routeOut) bool { return r.paths[0] == "/" && r.empty() })
 
 	// Names: the first server to claim a name keeps it, as in nginx.
 	var names []item
@@ -574,7 +650,7 @@ func sameURLs(a, b []item) bool {
 // perHost are the location directives checked against the host's one
 // setting in buildHost and hostLimits.
 var perHost = map[string]bool{
-	"add_header": true, "proxy_hide_header": true, "client_max_body_size": true,
+	"add_header": true, "proxy_hide_header": true,
 	"client_body_timeout": true, "proxy_request_buffering": true,
 }
 

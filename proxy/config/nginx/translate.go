@@ -5,10 +5,9 @@ import (
 	"io/fs"
 	"net/netip"
 	"path"
-	"slices"
-	"strconv"
 	"strings"
 
+	"gatehouse/proxy/config"
 	"gatehouse/proxy/config/fail2ban"
 	"gatehouse/proxy/config/nginx/conf"
 )
@@ -60,33 +59,6 @@ func (f Finding) String() string {
 	return fmt.Sprintf("%s:%d: %s: %s", f.File, f.Line, f.Directive, f.Why)
 }
 
-// Ban is an address an nginx deny list refused. gatehouse keeps no static
-// deny list in its config; such addresses are carried over as manual bans
-// (gatehouse bans add), which live in the ban list and its store.
-type Ban struct {
-	Prefix netip.Prefix
-	File   string
-	Line   int
-	// Scope is where nginx applied the deny ("every host", "server
-	// app.example.com", "location /admin/ of app.example.com"); the ban
-	// applies everywhere.
-	Scope string
-}
-
-// ManualBanDuration is the length of the manual bans deny lists become:
-// the longest ban gatehouse accepts (ten years), i.e. until deleted.
-const ManualBanDuration = "3650d"
-
-// Command returns the gatehouse command that adds the ban.
-func (b Ban) Command() string {
-	return fmt.Sprintf("gatehouse bans add %s --for %s --reason %s", b.Prefix, ManualBanDuration,
-		shellQuote(fmt.Sprintf("nginx deny (%s:%d)", b.File, b.Line)))
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // Result is what Translate produces.
 type Result struct {
 	// YAML is the gatehouse config, with a comment on every translated
@@ -95,14 +67,16 @@ type Result struct {
 	// Untranslated lists what was left out, sorted by file and line.
 	// Empty means everything was carried over.
 	Untranslated []Finding
-	// Bans are the deny-listed addresses to add as manual bans.
-	Bans []Ban
 }
 
 // Translate turns an nginx config (and optionally a fail2ban jail file)
 // into a gatehouse config. Everything it cannot express is listed in
-// Result.Untranslated; it never fails on valid nginx input.
-func Translate(c *Config, opts Options) *Result {
+// Result.Untranslated. Input nginx -t would refuse is an *InvalidError
+// naming every such directive's file and line, and no Result.
+func Translate(c *Config, opts Options) (*Result, error) {
+	if err := validate(c.Directives); err != nil {
+		return nil, err
+	}
 	t := &translator{
 		c:             c,
 		opts:          opts,
@@ -111,6 +85,7 @@ func Translate(c *Config, opts Options) *Result {
 		order:         map[*conf.Directive]int{},
 		upstreams:     map[string]*conf.Directive{},
 		zones:         map[string]*reqZone{},
+		rateNames:     map[rateKey]*rateOut{},
 		usedUpstreams: map[*conf.Directive]bool{},
 		hostNames:     map[string]*hostOut{},
 	}
@@ -122,7 +97,7 @@ func Translate(c *Config, opts Options) *Result {
 	t.finish()
 	t.leftovers(c.Directives)
 	out := t.emit() // may add findings, and sorts them
-	return &Result{YAML: out, Untranslated: t.findings, Bans: t.bans}
+	return &Result{YAML: out, Untranslated: t.findings}, nil
 }
 
 type translator struct {
@@ -136,21 +111,26 @@ type translator struct {
 	upstreams     map[string]*conf.Directive // upstream blocks by name
 	usedUpstreams map[*conf.Directive]bool
 	zones         map[string]*reqZone // limit_req_zone by zone name
+	rateNames     map[rateKey]*rateOut
 
 	out       output
 	hostNames map[string]*hostOut // host pattern → the host that has it
-	bans      []Ban
 	// statics are locations that serve files; reported at the end unless
 	// one of their directives already is.
 	statics []*conf.Directive
-	// probe statuses seen, for probes.status
-	probeStatus map[int]bool
+	// dials are the proxy_connect_timeout values in force where requests
+	// are proxied (nil: nginx's default), for limits.upstream_dial_timeout.
+	dials []dialUse
+	// mail is notify.email from fail2ban's mail actions; noMail the
+	// enabled jails without one.
+	mail   *mailOut
+	noMail []string
 }
 
 type reqZone struct {
 	d    *conf.Directive
-	rate float64 // requests per second
-	bad  string  // why it cannot be translated, "" if it can
+	rate string // "10r/s" or "30r/m"
+	bad  string // why it cannot be translated, "" if it can
 }
 
 // find records a finding for d, which counts as handled: it is not
@@ -211,6 +191,10 @@ type scope struct {
 	cert, key   *conf.Directive
 	access      []*conf.Directive // allow and deny, in order
 	satisfy     *conf.Directive
+	readTimeout *conf.Directive // proxy_read_timeout
+	dial        *conf.Directive // proxy_connect_timeout
+	limitStatus *conf.Directive // limit_req_status
+	limitDry    *conf.Directive // limit_req_dry_run
 }
 
 // inherit returns the scope of a block inside s with the directives of ds
@@ -247,6 +231,14 @@ func (s scope) inherit(ds []*conf.Directive) scope {
 			acc = append(acc, d)
 		case "satisfy":
 			s.satisfy = d
+		case "proxy_read_timeout":
+			s.readTimeout = d
+		case "proxy_connect_timeout":
+			s.dial = d
+		case "limit_req_status":
+			s.limitStatus = d
+		case "limit_req_dry_run":
+			s.limitDry = d
 		}
 	}
 	if add != nil {
@@ -285,7 +277,6 @@ func (t *translator) http(h *conf.Directive) {
 		}
 	}
 	sc := scope{}.inherit(h.Block)
-	t.accessList(sc.access, "every host")
 	t.globalDirectives(h.Block)
 	for _, d := range h.Block {
 		switch {
@@ -305,6 +296,8 @@ var inheritedNames = map[string]bool{
 	"add_header": true, "proxy_hide_header": true, "proxy_set_header": true, "client_max_body_size": true,
 	"client_body_timeout": true, "proxy_request_buffering": true,
 	"ssl_certificate": true, "ssl_certificate_key": true, "allow": true, "deny": true,
+	"proxy_read_timeout": true, "proxy_connect_timeout": true, "limit_req_status": true,
+	"limit_req_dry_run": true, "satisfy": true,
 }
 
 // globalDirectives handles directives whose gatehouse equivalent is
@@ -401,129 +394,29 @@ func (t *translator) abs(p string) string {
 }
 
 func (t *translator) limitReqZone(d *conf.Directive) {
-	z := &reqZone{d: d}
+	z := &reqZone{d: d, rate: "1r/s"} // nginx's default rate
 	var name string
 	for _, a := range d.Args[min(1, len(d.Args)):] {
 		switch {
 		case strings.HasPrefix(a, "zone="):
 			name, _, _ = strings.Cut(strings.TrimPrefix(a, "zone="), ":")
 		case strings.HasPrefix(a, "rate="):
-			r := strings.TrimPrefix(a, "rate=")
-			per := 1.0
-			switch {
-			case strings.HasSuffix(r, "r/s"):
-				r = strings.TrimSuffix(r, "r/s")
-			case strings.HasSuffix(r, "r/m"):
-				r, per = strings.TrimSuffix(r, "r/m"), 60
+			z.rate = strings.TrimPrefix(a, "rate=")
+			if isDigits(z.rate) {
+				z.rate += "r/s" // nginx reads a bare number as requests per second
 			}
-			n, err := strconv.ParseFloat(r, 64)
-			if err != nil || n <= 0 {
-				z.bad = fmt.Sprintf("rate %q is not N r/s or N r/m", a)
+			if _, err := config.ParseRate(z.rate); err != nil {
+				z.bad = err.Error()
 			}
-			z.rate = n / per
+		case a == "sync":
+			z.bad = "sync: gatehouse shares a limit across nodes with limits.rates.NAME.shared and fleet"
 		}
 	}
 	if len(d.Args) == 0 || (d.Args[0] != "$binary_remote_addr" && d.Args[0] != "$remote_addr") {
-		z.bad = "gatehouse limits requests per client address only"
-	}
-	if name == "" {
-		z.bad = "no zone= name"
+		z.bad = "gatehouse counts a named limit per client address (key client), per client and host, or per request header; not by " + strings.Join(d.Args[:min(1, len(d.Args))], "")
 	}
 	t.zones[name] = z
 	t.done(d) // reported through the limit_req that uses it
-}
-
-// limitReq turns the limit_req directives in force somewhere into the
-// flood jail.
-func (t *translator) limitReq(ds []*conf.Directive, where string) {
-	for _, d := range ds {
-		if t.handled[d] && t.out.flood != nil && t.out.flood.src == d {
-			continue
-		}
-		var zone string
-		burst := 0
-		nodelay := false
-		for _, a := range d.Args {
-			switch {
-			case strings.HasPrefix(a, "zone="):
-				zone = strings.TrimPrefix(a, "zone=")
-			case strings.HasPrefix(a, "burst="):
-				burst, _ = strconv.Atoi(strings.TrimPrefix(a, "burst="))
-			case a == "nodelay":
-				nodelay = true
-			}
-		}
-		z := t.zones[zone]
-		switch {
-		case z == nil:
-			t.find(d, "no limit_req_zone %q", zone)
-			continue
-		case z.bad != "":
-			t.find(d, "limit_req_zone %s (%s): %s", zone, z.d.Pos(), z.bad)
-			continue
-		}
-		f := &floodOut{rate: z.rate, burst: max(burst, 1), src: d, zone: z.d, nodelay: nodelay, where: where}
-		switch o := t.out.flood; {
-		case o == nil:
-			t.out.flood = f
-			t.done(d)
-		case o.rate == f.rate && o.burst == f.burst:
-			t.done(d)
-			if o.where != where {
-				o.where = "every host"
-			}
-		default:
-			t.find(d, "gatehouse has one flood limit per client, taken from %s (%v r/s, burst %d)", o.src.Pos(), o.rate, o.burst)
-		}
-	}
-}
-
-// accessList carries an allow/deny list over: denied addresses become
-// manual bans, allowed ones (before a deny all) go to allow.
-func (t *translator) accessList(ds []*conf.Directive, where string) {
-	for _, d := range ds {
-		if t.handled[d] {
-			continue
-		}
-		if len(d.Args) != 1 {
-			continue
-		}
-		arg := d.Args[0]
-		switch {
-		case arg == "all" && d.Name == "allow":
-			t.done(d) // the default
-		case arg == "all": // deny all
-			if hasAllow(ds) {
-				t.find(d, "nginx let only the allowed addresses into %s; gatehouse cannot restrict a host or path to some addresses (put it behind basic_auth); the allowed ones are in allow (never banned)", where)
-			} else {
-				t.find(d, "nginx refused everyone in %s; gatehouse has no such rule", where)
-			}
-		case strings.HasPrefix(arg, "unix:"):
-			t.done(d)
-		case d.Name == "allow":
-			p, err := parseCIDR(arg)
-			if err != nil {
-				t.find(d, "%v", err)
-				continue
-			}
-			t.done(d)
-			t.out.allow = appendItem(t.out.allow, p.String(), d)
-		default: // deny ADDR
-			p, err := parseCIDR(arg)
-			if err != nil {
-				t.find(d, "%v", err)
-				continue
-			}
-			t.done(d)
-			t.bans = append(t.bans, Ban{Prefix: p, File: d.File, Line: d.Line, Scope: where})
-		}
-	}
-}
-
-func hasAllow(ds []*conf.Directive) bool {
-	return slices.ContainsFunc(ds, func(d *conf.Directive) bool {
-		return d.Name == "allow" && len(d.Args) == 1 && d.Args[0] != "all"
-	})
 }
 
 // parseCIDR reads an nginx (or fail2ban) address or CIDR; host bits are
