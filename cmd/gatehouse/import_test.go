@@ -38,6 +38,7 @@ func TestImportCommand(t *testing.T) {
 		"partial.conf":  "events {}\nhttp {\n gzip on;\n server { server_name app.example.com;\n  location / { proxy_pass http://127.0.0.1:3000; }\n }\n}\n",
 		"broken.conf":   "events {}\nhttp {\n server {\n  listen 80\n }\n}\n",
 		"deny.conf":     "events {}\nhttp {\n deny 203.0.113.9;\n server { server_name app.example.com;\n  location / { proxy_pass http://127.0.0.1:3000; }\n }\n}\n",
+		"refused.conf":  "events {}\nhttp {\n server { server_name app.example.com;\n  location / { limit_req zone=login burst=5; proxy_pass http://127.0.0.1:3000; }\n }\n}\n",
 		"jail.local":    "[DEFAULT]\nignoreip = 192.0.2.0/24\n[nginx-http-auth]\nenabled = true\nmaxretry = 3\n",
 		"bad.jail":      "[nginx-http-auth\nenabled = true\n",
 	})
@@ -61,9 +62,13 @@ func TestImportCommand(t *testing.T) {
 			[]string{"everything was carried over"}},
 		{"partial", []string{"nginx", p("partial.conf")}, exitPartial,
 			[]string{"#   " + p("partial.conf") + ":3: gzip on: compression"},
-			[]string{"not carried over (1):\n" + p("partial.conf") + ":3: gzip on: compression"}},
-		{"deny list as bans", []string{"nginx", p("deny.conf")}, exitOK, nil,
-			[]string{"gatehouse bans add 203.0.113.9/32 --for 3650d --reason 'nginx deny (" + p("deny.conf") + ":3)'"}},
+			[]string{"not carried over:\n" + p("partial.conf") + ":3: gzip on: compression", "gatehouse import: 1 not carried over"}},
+		{"deny list as the host's access", []string{"nginx", p("deny.conf")}, exitOK,
+			[]string{"access:\n      - deny 203.0.113.9/32 # deny, " + p("deny.conf") + ":3\n      - allow all"}, nil},
+		// nginx -t refuses a limit_req whose zone no limit_req_zone
+		// defines (TestImportRefusedByNginx runs it).
+		{"input nginx -t refuses", []string{"nginx", p("refused.conf")}, exitUsage, nil,
+			[]string{"nginx -t would refuse this config:\n" + p("refused.conf") + `:4: limit_req zone=login burst=5: no limit_req_zone defines zone "login"`}},
 		{"fail2ban, flags after the file", []string{"nginx", p("complete.conf"), "--fail2ban", p("jail.local")}, exitOK,
 			[]string{"- 192.0.2.0/24 # ignoreip, " + p("jail.local") + ":2", "auth:\n    maxretry: 3"}, nil},
 		{"broken jail file", []string{"nginx", "--fail2ban", p("bad.jail"), p("complete.conf")}, exitUsage, nil,

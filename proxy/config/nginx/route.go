@@ -65,12 +65,11 @@ type rateKey struct {
 
 // rateOut is one limits.rates entry.
 type rateOut struct {
-	name  string
-	key   rateKey
-	rate  string
-	zone  *conf.Directive // limit_req_zone
-	src   *conf.Directive // the first limit_req using it
-	split bool            // the zone is also used with other parameters
+	name string
+	key  rateKey
+	rate string
+	zone *conf.Directive // limit_req_zone
+	src  *conf.Directive // the first limit_req using it
 }
 
 // dialUse is the proxy_connect_timeout in force at one proxy_pass.
@@ -248,18 +247,17 @@ func (t *translator) limits(sc scope) []item {
 				n++
 				r.name = k.zone + "-" + strconv.Itoa(n)
 			}
+			t.done(d)
 			for _, o := range t.out.rates {
 				if o.key.zone == k.zone {
-					o.split, r.split = true, true
+					t.find(d, "zone %s is used with other burst, delay or limit_req_status values at %s; nginx counted both in one zone, gatehouse counts limit %s apart from limit %s", k.zone, o.src.Pos(), r.name, o.name)
+					break
 				}
 			}
 			t.rateNames[k] = r
 			t.out.rates = append(t.out.rates, r)
 		}
 		t.done(d)
-		if r.split && r.src != d {
-			t.find(d, "zone %s is used with other burst, delay or limit_req_status values elsewhere; nginx counted them in one zone, gatehouse counts limit %s apart from the others", k.zone, r.name)
-		}
 		names = appendItem(names, r.name, d)
 	}
 	return names

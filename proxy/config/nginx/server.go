@@ -401,7 +401,7 @@ func (t *translator) proxyPass(d, loc *conf.Directive, sc scope, b *hostBuild) *
 		if (mod == "" || mod == "^~") && p == "/" {
 			uri = strings.TrimSuffix(uri, "/")
 		} else {
-			rewrite = true
+			rewrite, uri = true, ""
 		}
 	} else {
 		uri = ""
@@ -426,7 +426,7 @@ func (t *translator) proxyPass(d, loc *conf.Directive, sc scope, b *hostBuild) *
 	}
 	if rewrite {
 		_, p := locationArgs(loc)
-		t.find(d, "the URI in proxy_pass rewrites %s… to %s…; gatehouse passes the path unchanged to %s", p, d.Args[0][len(scheme)+3+len(hostport):], strings.TrimSuffix(use.urls[0].value, "/"))
+		t.find(d, "the URI in proxy_pass rewrites %s… to %s…; gatehouse passes the path unchanged to %s", p, d.Args[0][len(scheme)+3+len(hostport):], use.urls[0].value)
 	} else {
 		t.done(d)
 	}

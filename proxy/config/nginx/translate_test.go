@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,6 +148,119 @@ func TestTranslate(t *testing.T) {
 		// valid: gatehouse's own loader must accept the output.
 		valid bool
 	}{
+		{
+			// The issue's case: a login-only limit_req stays on the login
+			// route, with nginx's answer; nothing becomes a flood limit.
+			name: "per-location policy",
+			files: map[string]string{
+				"htpasswd": htpasswdLine,
+				"nginx.conf": httpConf(`
+				limit_req_zone $binary_remote_addr zone=login:10m rate=1r/s;
+				limit_req_zone $remote_addr zone=api:10m rate=30r/m;
+				limit_req_status 429;
+				proxy_connect_timeout 10s;
+				upstream app { server 127.0.0.1:3001 max_fails=3 fail_timeout=30s; server 127.0.0.1:3002 max_fails=3 fail_timeout=30s; }
+				server { server_name app.example.com; auth_basic "Staging"; auth_basic_user_file htpasswd; client_max_body_size 10m;
+					location / { proxy_pass http://app; proxy_set_header Upgrade $http_upgrade; }
+					location = /login { limit_req zone=login burst=5; proxy_pass http://app; proxy_set_header Upgrade $http_upgrade; }
+					location /api/ { limit_req zone=api burst=10 delay=4; limit_req_status 503; proxy_pass http://127.0.0.1:4000/api/;
+						proxy_read_timeout 5m; client_max_body_size 0; proxy_set_header Upgrade $http_upgrade; }
+					location /admin/ { allow 10.0.0.0/8; allow 192.0.2.1; deny all; proxy_pass http://app; proxy_set_header Upgrade $http_upgrade; }
+					location /healthz { auth_basic off; proxy_pass http://app; proxy_set_header Upgrade $http_upgrade; }
+					location ^~ /static { client_max_body_size 10m; proxy_pass http://app; }
+				}`)},
+			want: map[string]string{
+				"limits.upstream_dial_timeout":             "10s",
+				"limits.rates.login":                       "map[burst:5 rate:1r/s status:429]",
+				"limits.rates.api":                         "map[burst:10 delay:4 rate:30r/m status:503]",
+				"jails":                                    "<missing>",
+				"hosts.0.limit":                            "<missing>",
+				"hosts.0.max_fails":                        "3",
+				"hosts.0.fail_timeout":                     "30s",
+				"hosts.0.max_body":                         "10MB",
+				"hosts.0.routes.0.paths":                   "[=/login]",
+				"hosts.0.routes.0.limit":                   "login",
+				"hosts.0.routes.0.websocket":               "<missing>",
+				"hosts.0.routes.1.paths":                   "[/api/]",
+				"hosts.0.routes.1.limit":                   "api",
+				"hosts.0.routes.1.upstreams":               "[http://127.0.0.1:4000]",
+				"hosts.0.routes.1.max_fails":               "1",
+				"hosts.0.routes.1.fail_timeout":            "10s",
+				"hosts.0.routes.1.read_timeout":            "300s",
+				"hosts.0.routes.1.response_header_timeout": "300s",
+				"hosts.0.routes.1.max_body":                "0",
+				"hosts.0.routes.2.paths":                   "[/admin/]",
+				"hosts.0.routes.2.access":                  "[allow 10.0.0.0/8 allow 192.0.2.1/32 deny all]",
+				"hosts.0.routes.3.paths":                   "[/healthz*]",
+				"hosts.0.routes.3.basic_auth":              "off",
+				"hosts.0.routes.4.paths":                   "[^~/static*]",
+				"hosts.0.routes.4.websocket":               "false",
+				"hosts.0.routes.4.max_body":                "<missing>",
+			},
+			valid: true,
+		},
+		{
+			name: "return",
+			files: map[string]string{"nginx.conf": httpConf(`
+				limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;
+				server { server_name app.example.com; limit_req zone=one; allow 10.0.0.0/8; deny all;
+					location / { proxy_pass http://127.0.0.1:3000; }
+					location /old/ { return 410; }
+					location = /gone { return 444; }
+					location = /moved { return 301 /new; }
+					location = /away { return https://example.org/; }
+					location = /ping { return 200 "pong"; }
+					location = /vars { return 301 $scheme://$host/new; }
+					location = /odd { return 600; }
+				}`)},
+			want: map[string]string{
+				"hosts.0.routes.0.respond": "map[status:410]",
+				"hosts.0.routes.0.limit":   "off",
+				"hosts.0.routes.0.access":  "[allow all]",
+				"hosts.0.routes.1.respond": "map[status:444]",
+				"hosts.0.routes.2.respond": "map[location:/new status:301]",
+				"hosts.0.routes.3.respond": "map[location:https://example.org/ status:302]",
+				"hosts.0.routes.4.respond": "map[body:pong status:200]",
+				"hosts.0.routes.5.paths":   "[=/vars]",
+				"hosts.0.routes.5.respond": "<missing>",
+				"hosts.0.routes.6.respond": "<missing>",
+			},
+			wantFindings: []string{"return 301 $scheme://$host/new: variables", "return 600: gatehouse answers a route with a status from 200 to 599 or 444"},
+			wantYAML:     []string{"# nginx's return answers before limit, access apply"},
+			valid:        true,
+		},
+		{
+			name: "what routes cannot carry",
+			files: map[string]string{"nginx.conf": httpConf(`
+				limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;
+				limit_req_zone $http_x_api_key zone=key:1m rate=5r/s;
+				server { server_name app.example.com;
+					location / { proxy_pass http://127.0.0.1:3000; proxy_connect_timeout 3s; }
+					location /files/ { proxy_pass http://127.0.0.1:5000/data/;
+						location /files/big/ { client_max_body_size 1g; } }
+					location /a/ { limit_req zone=one burst=1; proxy_pass http://127.0.0.1:3000; }
+					location /b/ { limit_req zone=one burst=2; limit_req zone=key; proxy_pass http://127.0.0.1:3000; }
+					location /c/ { limit_req zone=one; limit_req_dry_run on; proxy_pass http://127.0.0.1:3000; }
+				}`)},
+			want: map[string]string{
+				"limits.upstream_dial_timeout": "<missing>",
+				"limits.rates.one":             "map[burst:1 rate:5r/s status:503]",
+				"limits.rates.one-2":           "map[burst:2 rate:5r/s status:503]",
+				"hosts.0.routes.0.paths":       "[/files/]",
+				"hosts.0.routes.0.upstreams":   "[http://127.0.0.1:5000]",
+				"hosts.0.routes.2.limit":       "one-2",
+				"hosts.0.routes.3.limit":       "<missing>",
+			},
+			wantFindings: []string{
+				"proxy_connect_timeout 3s: gatehouse has one upstream connect timeout",
+				"the URI in proxy_pass rewrites /files/… to /data/…",
+				"nested location",
+				"limit_req zone=one burst=2: zone one is used with other burst",
+				"limit_req zone=key: limit_req_zone key",
+				"limit_req zone=one: limit_req_dry_run on",
+			},
+			valid: true,
+		},
 		{
 			name: "server_name forms",
 			files: map[string]string{"nginx.conf": httpConf(`server {
@@ -677,6 +791,8 @@ func FuzzTranslate(f *testing.F) {
 		"http { set_real_ip_from; real_ip_header; access_log; add_header; proxy_hide_header; client_max_body_size; server { server_name _; } }",
 		"http { server { auth_basic; auth_basic_user_file; location /a { auth_basic off; secure_link; } } }",
 		"http { map $http_upgrade $connection_upgrade { default upgrade; } server { if ($scheme != https) { return 301 https://$host$request_uri; } } }",
+		"http { limit_req_zone $binary_remote_addr zone=z:1m rate=1r/s; limit_req_status 429; server { server_name a; limit_req zone=z burst=2 nodelay; allow 10.0.0.0/8; deny all; location = /l { limit_req zone=z burst=1 delay=1; return 444; } location ~ /\\.(?!w) { deny all; } location /a { auth_basic off; proxy_pass http://127.0.0.1:1/a; proxy_read_timeout 5m; } } }",
+		"http { upstream u { server 127.0.0.1:1 max_fails=2 fail_timeout=5s; server 127.0.0.1:2 max_fails=3; } server { server_name a; location / { proxy_pass http://u/x/; } location /b/ { return 301 /c; } } }",
 	} {
 		f.Add(s)
 	}
@@ -709,4 +825,127 @@ func FuzzTranslate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTranslateInvalid checks that input nginx -t refuses is an
+// InvalidError naming every refused directive's line, not a translation.
+// cmd/gatehouse's import test runs nginx -t on the same shapes.
+func TestTranslateInvalid(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		conf string
+		want []string // "line: substring"
+	}{
+		{"limit_req without its zone", `server { server_name a.example.com; location / { limit_req zone=nope burst=5; proxy_pass http://127.0.0.1:1; } }`,
+			[]string{`3: limit_req zone=nope burst=5: no limit_req_zone defines zone "nope"`}},
+		{"bad burst and rate", `limit_req_zone $binary_remote_addr zone=z:1m rate=fast;
+server { server_name a.example.com; limit_req zone=z burst=x; location / { proxy_pass http://127.0.0.1:1; } }`,
+			[]string{`3: limit_req_zone $binary_remote_addr zone=z:1m rate=fast: invalid rate "rate=fast"`, `4: limit_req zone=z burst=x: invalid burst value "burst=x"`}},
+		{"location outside a server", `location / { proxy_pass http://127.0.0.1:1; }`,
+			[]string{`3: location /: "location" directive is not allowed here`}},
+		{"bad allow address", `server { server_name a.example.com; location / { allow 10.0.0.300; proxy_pass http://127.0.0.1:1; } }`,
+			[]string{`3: allow 10.0.0.300: invalid parameter "10.0.0.300"`}},
+		{"bad return code", `server { server_name a.example.com; location / { return 1000; } location /x { return nothing; } }`,
+			[]string{`3: return 1000: invalid return code "1000"`, `3: return nothing: invalid return code "nothing"`}},
+		{"duplicate location", `server { server_name a.example.com;
+location /a { proxy_pass http://127.0.0.1:1; }
+location ^~ /a { proxy_pass http://127.0.0.1:1; } }`,
+			[]string{`5: location ^~ /a: duplicate location "/a"`}},
+		{"bad timeouts and sizes", `upstream u { server 127.0.0.1:1 max_fails=x; }
+server { server_name a.example.com; proxy_read_timeout 5x; client_max_body_size 10q; limit_req_status 302;
+location / { proxy_pass http://u; } }`,
+			[]string{`3: server 127.0.0.1:1 max_fails=x: invalid parameter "max_fails=x"`, "4: proxy_read_timeout 5x: invalid value",
+				"4: client_max_body_size 10q: invalid value", "4: limit_req_status 302: value must be between 400 and 599"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := "events {}\nhttp {\n" + tc.conf + "\n}\n"
+			ds, err := conf.Parse("/etc/nginx/nginx.conf", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Translate(&Config{File: "/etc/nginx/nginx.conf", Prefix: "/etc/nginx", Directives: ds, FS: os.DirFS(t.TempDir())}, Options{})
+			var invalid *InvalidError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("Translate = %v, %v; want an InvalidError", res, err)
+			}
+			var got []string
+			for _, p := range invalid.Problems {
+				got = append(got, strings.TrimPrefix(p.String(), "/etc/nginx/nginx.conf:"))
+			}
+			for _, w := range tc.want {
+				if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+					t.Errorf("problems %q lack %q", got, w)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("problems %q, want %d", got, len(tc.want))
+			}
+		})
+	}
+}
+
+// TestRouteRegexLookahead checks the RE2 form of a trailing negative
+// lookahead against what PCRE decides for "/\.(?!well-known)".
+func TestRouteRegexLookahead(t *testing.T) {
+	t.Parallel()
+	expr, err := routeRegex(`/\.(?!well-known)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(expr)
+	for path, want := range map[string]bool{
+		"/.env": true, "/.git/config": true, "/a/.htaccess": true, "/.": true, "/.w": true, "/.well": true,
+		"/.well-know": true, "/.well-knowX": true, "/.wellknown": true,
+		"/.well-known": false, "/.well-known/acme-challenge/x": false, "/.well-knownx": false, "/a/b": false,
+		"/.well-known/.env": true, // PCRE finds the second "/."
+	} {
+		if got := re.MatchString(path); got != want {
+			t.Errorf("%s matches %q = %v, want %v (PCRE)", expr, path, got, want)
+		}
+	}
+	if _, err := routeRegex(`/(?!well-known)x`); err == nil {
+		t.Errorf("routeRegex accepted a lookahead not at the end")
+	}
+}
+
+// TestTranslateMailAction checks fail2ban's action_mw: notify.email
+// carries destemail and sender, and the SMTP server is listed.
+func TestTranslateMailAction(t *testing.T) {
+	t.Parallel()
+	im := importFiles(t, map[string]string{"nginx.conf": httpConf(`server { server_name a.example.com; location / { proxy_pass http://127.0.0.1:3000; } }`)},
+		`[DEFAULT]
+destemail = ops@example.com
+sender = fail2ban@example.com
+action = %(action_mwl)s
+
+[nginx-http-auth]
+enabled = true
+
+[nginx-botsearch]
+enabled = true
+action = %(action_)s
+`)
+	for path, want := range map[string]string{
+		"notify.email.smtp": "localhost:25",
+		"notify.email.from": "fail2ban@example.com",
+		"notify.email.to":   "[ops@example.com]",
+	} {
+		if got := get(im.doc, path); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	var got []string
+	for _, f := range im.res.Untranslated {
+		got = append(got, f.String())
+	}
+	for _, w := range []string{"jail.local:4: action: fail2ban mailed bans through the local sendmail", "gatehouse mails every ban; fail2ban mailed bans of nginx-http-auth only, not of nginx-botsearch"} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.Contains(g, w) }) {
+			t.Errorf("findings %q lack %q", got, w)
+		}
+	}
+	if _, err := config.Parse(filepath.Join(im.dir, "gatehouse.yaml"), im.res.YAML); err != nil {
+		t.Errorf("gatehouse refuses the output: %v\n%s", err, im.yaml)
+	}
 }
