@@ -90,7 +90,7 @@ func TestCompileRoutesErrors(t *testing.T) {
 		{[][]string{{"/media/*.mp4"}}, `re:(?i)^/media/.*\.mp4$`},
 		{[][]string{{"admin"}}, "starts with"},
 		{[][]string{{"re:("}}, "missing closing )"},
-		{[][]string{{}}, "routes[0]: no paths"},
+		{[][]string{{}}, "routes[0].paths: no paths"},
 		{[][]string{{"/a//b"}}, "can never match"},
 	} {
 		_, err := CompileRoutes(tc.routes)
