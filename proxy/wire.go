@@ -496,9 +496,9 @@ func (b *chainBuilder) pool(host string, pol *policy) *upstream.Pool {
 
 // poolKey is what makes two upstream pools the same.
 type poolKey struct {
-	host, urls                                string
+	host, urls                               string
 	responseHeader, readTimeout, failTimeout time.Duration
-	maxFails                                  int
+	maxFails                                 int
 }
 
 // transport returns the generation's upstream transport for a response
