@@ -197,3 +197,32 @@ hosts:
 		return strings.Contains(g.stdout.String(), `"path":"/drop/x"`) && strings.Contains(g.stdout.String(), `"status":444`)
 	})
 }
+
+// TestCheckRoutes: check refuses a pattern given twice with its line and
+// warns of a route no path reaches, exiting 0.
+func TestCheckRoutes(t *testing.T) {
+	t.Parallel()
+	warn := writeFile(t, "warn.yaml", `hosts:
+  - match: [a.test]
+    upstreams: ["http://127.0.0.1:1"]
+    routes:
+      - {paths: ["re:^/"], respond: {status: 404}}
+      - {paths: [/admin/], access: ["deny all"]}
+`)
+	stdout, stderr, code := runGatehouse(t, "check", "-c", warn)
+	if code != 0 || !strings.Contains(stdout, ": ok: ") ||
+		!strings.Contains(stderr, warn+`:6: hosts[0].routes[1]: warning: no path reaches this route`) {
+		t.Errorf("check with an unreachable route: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	dup := writeFile(t, "dup.yaml", `hosts:
+  - match: [a.test]
+    upstreams: ["http://127.0.0.1:1"]
+    routes:
+      - {paths: [/admin/]}
+      - {paths: [/x, /Admin/]}
+`)
+	_, stderr, code = runGatehouse(t, "check", "-c", dup)
+	if code != 2 || !strings.Contains(stderr, dup+`:6: hosts[0].routes[1].paths[1]: already given at routes[0].paths[0]`) {
+		t.Errorf("check with a pattern given twice: exit %d\nstderr %s", code, stderr)
+	}
+}
