@@ -48,6 +48,22 @@ type routePattern struct {
 	fold bool
 }
 
+// RouteError is a refused route pattern: routes[Route].paths[Path].
+type RouteError struct {
+	Route, Path int
+	Pattern     string
+	Err         error
+}
+
+func (e *RouteError) Error() string {
+	if e.Path < 0 {
+		return fmt.Sprintf("routes[%d].paths: %v", e.Route, e.Err)
+	}
+	return fmt.Sprintf("routes[%d].paths[%d] %q: %v", e.Route, e.Path, e.Pattern, e.Err)
+}
+
+func (e *RouteError) Unwrap() error { return e.Err }
+
 // CompileRoutes compiles the paths of a host's routes: routes[i] lists
 // route i's patterns. Two routes may not share a pattern, and a pattern
 // may not be given twice (an equal prefix in two routes leaves one of
@@ -63,11 +79,11 @@ func CompileRoutes(routes [][]string) (*RouteTable, error) {
 	seen := map[string]string{} // normalised pattern → where it was first given
 	for i, paths := range routes {
 		if len(paths) == 0 {
-			return nil, fmt.Errorf("routes[%d]: no paths", i)
+			return nil, &RouteError{Route: i, Path: -1, Err: errors.New("no paths")}
 		}
 		for j, pat := range paths {
 			where := fmt.Sprintf("routes[%d].paths[%d]", i, j)
-			fail := func(err error) error { return fmt.Errorf("%s %q: %w", where, pat, err) }
+			fail := func(err error) error { return &RouteError{Route: i, Path: j, Pattern: pat, Err: err} }
 			key, err := routeKey(pat)
 			if err != nil {
 				return nil, fail(err)
@@ -278,4 +294,37 @@ func containsLiteral(p, lit string, fold bool) bool {
 		}
 	}
 	return false
+}
+
+// Witnesses returns paths that route i's patterns cover, one or more per
+// pattern that has a literal (regexes only when they are a literal
+// prefix), for "gatehouse check" to find routes no path can reach.
+func Witnesses(paths []string) []string {
+	var out []string
+	for _, pat := range paths {
+		switch {
+		case strings.HasPrefix(pat, "re:"):
+			re, err := regexp.Compile(pat[3:])
+			if err != nil {
+				continue
+			}
+			if pre, _ := re.LiteralPrefix(); strings.HasPrefix(pre, "/") {
+				out = append(out, pre, pre+"x", pre+"/x")
+			}
+		case strings.HasPrefix(pat, "**/"):
+			lit, _ := splitPrefix(pat[2:])
+			out = append(out, lit, "/x"+lit)
+		case strings.HasPrefix(pat, "*"):
+			out = append(out, "/x"+pat[1:], "/x/x"+pat[1:])
+		case strings.HasPrefix(pat, "="):
+			out = append(out, pat[1:])
+		default:
+			lit, raw := splitPrefix(strings.TrimPrefix(pat, "^~"))
+			out = append(out, lit, strings.TrimSuffix(lit, "/")+"/x")
+			if raw {
+				out = append(out, lit+"x")
+			}
+		}
+	}
+	return out
 }
