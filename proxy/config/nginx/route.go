@@ -416,10 +416,15 @@ func (t *translator) buildRoute(b *hostBuild, lb *locBuild) *routeOut {
 	// client_max_body_size
 	if size, src := t.bodySize(lb.sc); size != h.maxBody {
 		v := item{value: size, src: src}
-		if size == "" {
+		switch {
+		case size == "" && h.buffer:
+			t.find(src, "no body limit here, but the host buffers request bodies (buffer_requests, as nginx's proxy_request_buffering), which gatehouse bounds by max_body: the route keeps the host's %s", h.maxBody)
+		case size == "":
 			v.value = "0"
+			r.maxBody = &v
+		default:
+			r.maxBody = &v
 		}
-		r.maxBody = &v
 	}
 	// proxy_read_timeout
 	if v := t.readTimeout(lb.sc); v.value != h.headerTime.value {

@@ -188,7 +188,7 @@ func TestTranslate(t *testing.T) {
 				"hosts.0.routes.1.fail_timeout":            "10s",
 				"hosts.0.routes.1.read_timeout":            "300s",
 				"hosts.0.routes.1.response_header_timeout": "300s",
-				"hosts.0.routes.1.max_body":                "0",
+				"hosts.0.routes.1.max_body":                "<missing>",
 				"hosts.0.routes.2.paths":                   "[/admin/]",
 				"hosts.0.routes.2.access":                  "[allow 10.0.0.0/8 allow 192.0.2.1/32 deny all]",
 				"hosts.0.routes.3.paths":                   "[/healthz*]",
@@ -197,7 +197,8 @@ func TestTranslate(t *testing.T) {
 				"hosts.0.routes.4.websocket":               "false",
 				"hosts.0.routes.4.max_body":                "<missing>",
 			},
-			valid: true,
+			wantFindings: []string{"client_max_body_size 0: no body limit here, but the host buffers request bodies"},
+			valid:        true,
 		},
 		{
 			name: "return",
