@@ -329,25 +329,10 @@ func (t *translator) buildRoute(b *hostBuild, lb *locBuild) *routeOut {
 	r := &routeOut{src: lb.l, paths: []string{lb.pattern}}
 	if lb.ret != nil {
 		if r.respond = t.respond(lb.ret); r.respond != nil {
-			r.refuses = r.respond.status >= 400 && r.respond.status < 500 || r.respond.status == 444
 			// nginx's return answers in the rewrite phase, before
-			// limit_req, allow/deny and auth_basic are looked at.
-			var exempt []string
-			if h.auth != nil {
-				r.authOff = lb.ret
-				exempt = append(exempt, "basic_auth")
-			}
-			if len(h.limit) > 0 {
-				r.limitOff = lb.ret
-				exempt = append(exempt, "limit")
-			}
-			if len(h.access) > 0 {
-				r.access = []item{{value: "allow all", src: lb.ret}}
-				exempt = append(exempt, "access")
-			}
-			if exempt != nil {
-				r.notes = append(r.notes, "nginx's return answers before "+strings.Join(exempt, ", ")+" apply")
-			}
+			// limit_req, allow/deny and auth_basic; so does a route's
+			// respond.
+			r.refuses = r.respond.status >= 400 && r.respond.status < 500 || r.respond.status == 444
 			t.markLocation(lb.l)
 			return r
 		}
