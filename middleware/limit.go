@@ -101,9 +101,9 @@ const maxLimitsChain = 64
 // with excess 0. All of it in integers, truncated where nginx truncates,
 // so that gatehouse and nginx answer the same requests the same way.
 //
-// The issue asked for golang.org/x/time/rate; its token bucket is
-// continuous and starts full, so it refuses and admits different requests
-// than nginx at the edges of a burst. Configs imported from nginx keep
+// It is not golang.org/x/time/rate: that token bucket is continuous
+// and starts full, so it refuses and admits different requests than
+// nginx at the edges of a burst. Configs imported from nginx keep
 // their meaning only with nginx's own algorithm, and the oracle test
 // compares the two request by request.
 //
