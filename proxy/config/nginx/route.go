@@ -42,8 +42,9 @@ type routeOut struct {
 	respond     *respondOut
 	maxBody     *item // value "0": no limit
 	websocket   *bool
-	// refuses is true when the route refuses every request (deny all,
-	// return 4xx or 444): fail2ban's botsearch jail counts those.
+	// refuses is true when the route refuses every request as nginx
+	// configs refuse scanners (deny all, return 403, 404 or 444): with
+	// fail2ban's botsearch jail, those requests are offences.
 	refuses bool
 }
 
@@ -332,7 +333,7 @@ func (t *translator) buildRoute(b *hostBuild, lb *locBuild) *routeOut {
 			// nginx's return answers in the rewrite phase, before
 			// limit_req, allow/deny and auth_basic; so does a route's
 			// respond.
-			r.refuses = r.respond.status >= 400 && r.respond.status < 500 || r.respond.status == 444
+			r.refuses = slices.Contains([]int{403, 404, 444}, r.respond.status)
 			t.markLocation(lb.l)
 			return r
 		}
