@@ -905,3 +905,188 @@ func askHost(t *testing.T, addr string, roots *x509.CertPool, r oracleRequest, s
 	}
 	return refused, strconv.Itoa(resp.StatusCode)
 }
+
+// TestImportBrowserBurst loads pages as a browser does through an
+// imported config whose only limit_req is on the login page (1r/s, burst
+// 5): 20 pages, each fetching 12 assets in parallel, must see no 429 or
+// 503 and no ban, where an importer that made the login limit a flood
+// limit for every path refused and banned within a second. The login
+// page itself keeps its limit.
+func TestImportBrowserBurst(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	up := newEchoUpstream(t, "app")
+	addr := "127.0.0.1:" + loopbackPort(t)
+	writeTree(t, dir, map[string]string{
+		"nginx.conf": strings.NewReplacer("ADDR", addr, "UPSTREAM", strings.TrimPrefix(up.URL(), "http://")).Replace(`events {}
+http {
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    limit_req_zone $binary_remote_addr zone=login:10m rate=1r/s;
+    server {
+        listen ADDR;
+        server_name app.example.com;
+        location / {
+            proxy_pass http://UPSTREAM;
+        }
+        location = /login {
+            limit_req zone=login burst=5 nodelay;
+            proxy_pass http://UPSTREAM;
+        }
+    }
+}
+`),
+		"jail.local": `[nginx-limit-req]
+enabled = true
+maxretry = 3
+findtime = 10m
+
+[nginx-botsearch]
+enabled = true
+maxretry = 2
+`,
+	})
+	out := filepath.Join(dir, "gatehouse.yaml")
+	if _, stderr, code := runGatehouse(t, "import", "nginx", filepath.Join(dir, "nginx.conf"), "--fail2ban", filepath.Join(dir, "jail.local"), "-o", out); code != exitPartial {
+		// The botsearch jail is listed: this config refuses no scanner.
+		t.Fatalf("gatehouse import: exit %d, want %d:\n%s", code, exitPartial, stderr)
+	}
+	imported, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "browser-test-token"
+	g := startGateway(t, patchImported(t, string(imported), []string{addr}, token))
+
+	const client = "192.0.2.77"
+	get := func(path string) (int, error) {
+		req, err := g.newRequest(t.Context(), http.MethodGet, "app.example.com", path, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("X-Forwarded-For", client)
+		resp, _, err := g.do(req)
+		if err != nil {
+			return 0, err
+		}
+		return resp.StatusCode, nil
+	}
+	statuses := map[int]int{}
+	for page := range 20 {
+		path := "/page/" + strconv.Itoa(page)
+		if page == 0 {
+			path = "/login"
+		}
+		code, err := get(path)
+		if err != nil {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		statuses[code]++
+		codes := make(chan int, 12)
+		errs := make(chan error, 12)
+		for asset := range 12 {
+			go func() {
+				code, err := get(fmt.Sprintf("/static/%d/%d.css", page, asset))
+				codes <- code
+				errs <- err
+			}()
+		}
+		for range 12 {
+			if err := <-errs; err != nil {
+				t.Fatalf("page %d: asset: %v", page, err)
+			}
+			statuses[<-codes]++
+		}
+	}
+	if statuses[http.StatusOK] != 20*13 {
+		t.Errorf("20 pages of 13 requests answered %v, want %d × 200", statuses, 20*13)
+	}
+	if n := g.metric(t, "gatehouse_bans_active", "jail", "limit"); n != 0 {
+		t.Errorf("gatehouse_bans_active{jail=limit} = %v after browsing, want 0", n)
+	}
+	// The login page keeps nginx's limit: 20 logins at once from another
+	// client cannot all pass (6 can at once, then one a second): nginx's
+	// answer is 503, and after three of them the limit jail bans (403).
+	limitedLogins, banned := 0, 0
+	codes := make(chan int, 20)
+	for range 20 {
+		go func() {
+			req, err := g.newRequest(t.Context(), http.MethodGet, "app.example.com", "/login", nil)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			req.Header.Set("X-Forwarded-For", "192.0.2.78")
+			resp, _, err := g.do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			codes <- resp.StatusCode
+		}()
+	}
+	for range 20 {
+		switch code := <-codes; code {
+		case http.StatusOK:
+		case http.StatusServiceUnavailable:
+			limitedLogins++
+		case http.StatusForbidden:
+			banned++
+		default:
+			t.Errorf("a login answered %d, want 200, 503 or 403", code)
+		}
+	}
+	if limitedLogins == 0 {
+		t.Errorf("20 logins at once: none answered 503 (%d banned); the login limit (1r/s, burst 5) is gone", banned)
+	}
+}
+
+// TestImportRefusedByNginx checks that a config nginx -t refuses makes
+// gatehouse import exit 2, naming the file:line nginx names, and write
+// no config.
+func TestImportRefusedByNginx(t *testing.T) {
+	t.Parallel()
+	nginxBin := testenv.Tool(t, "nginx")
+	for _, tc := range []struct {
+		name string
+		conf string // inside http { }
+		line int    // the line both name
+		// nginxNoLine: nginx names no line ("zero size shared memory
+		// zone"); gatehouse names the limit_req's.
+		nginxNoLine bool
+	}{
+		{"limit_req without its zone", "server { server_name a.example.com;\nlocation / { limit_req zone=login burst=5; proxy_pass http://127.0.0.1:1; } }", 4, true},
+		{"limit_req with a bad burst", "limit_req_zone $binary_remote_addr zone=z:1m rate=1r/s;\nserver { server_name a.example.com;\nlimit_req zone=z burst=x; location / { proxy_pass http://127.0.0.1:1; } }", 5, false},
+		{"bad rate", "limit_req_zone $binary_remote_addr zone=z:1m rate=fast;", 3, false},
+		{"location outside a server", "location / { proxy_pass http://127.0.0.1:1; }", 3, false},
+		{"bad allow address", "server { server_name a.example.com;\nlocation / { allow 10.0.0.300; proxy_pass http://127.0.0.1:1; } }", 4, false},
+		{"bad return code", "server { server_name a.example.com;\nlocation / { return 1000; } }", 4, false},
+		{"duplicate location", "server { server_name a.example.com;\nlocation /a { proxy_pass http://127.0.0.1:1; }\nlocation /a { proxy_pass http://127.0.0.1:1; } }", 5, false},
+		{"bad max_fails", "upstream u { server 127.0.0.1:1 max_fails=x; }\nserver { server_name a.example.com; location / { proxy_pass http://u; } }", 3, false},
+		{"bad proxy_read_timeout", "server { server_name a.example.com;\nproxy_read_timeout 5x; location / { proxy_pass http://127.0.0.1:1; } }", 4, false},
+		{"bad limit_req_status", "limit_req_status 302;", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			conf := filepath.Join(dir, "nginx.conf")
+			writeTree(t, dir, map[string]string{"nginx.conf": "events {}\nhttp {\n" + tc.conf + "\n}\n"})
+			nginxOut, err := exec.Command(nginxBin, "-t", "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log")).CombinedOutput()
+			at := fmt.Sprintf("%s:%d", conf, tc.line)
+			if err == nil || (!tc.nginxNoLine && !strings.Contains(string(nginxOut), " in "+at)) {
+				t.Fatalf("nginx -t = %v, want it to refuse the config at %s:\n%s", err, at, nginxOut)
+			}
+			out := filepath.Join(dir, "gatehouse.yaml")
+			_, stderr, code := runGatehouse(t, "import", "nginx", conf, "-o", out)
+			if code != exitUsage || !strings.Contains(stderr, "nginx -t would refuse this config:\n"+at+": ") {
+				t.Errorf("gatehouse import = exit %d, want %d naming %s:\n%s\n(nginx -t: %s)", code, exitUsage, at, stderr, nginxOut)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("gatehouse import wrote %s (%v) for a config nginx refuses", out, err)
+			}
+		})
+	}
+}
