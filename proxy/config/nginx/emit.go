@@ -204,8 +204,11 @@ func itemSeq(items []item) *yaml.Node {
 	n := seq(false)
 	for _, it := range items {
 		v := scalar(it.value)
-		if it.src != nil {
+		switch {
+		case it.src != nil:
 			v.LineComment = it.src.Name + ", " + from(it.src)
+		case it.value == "allow all":
+			v.LineComment = "nginx lets in whoever no rule names"
 		}
 		n.Content = append(n.Content, v)
 	}
@@ -273,7 +276,7 @@ func (t *translator) emit() []byte {
 		root.add("trusted_proxies", itemSeq(o.trusted), o.trustedNote)
 	}
 	if len(o.allow) > 0 {
-		root.add("allow", itemSeq(o.allow), "never banned nor rate limited (nginx allow, fail2ban ignoreip)")
+		root.add("allow", itemSeq(o.allow), "never counted by a jail nor banned (fail2ban ignoreip)")
 	}
 	if lm := t.emitLimits(); lm != nil {
 		root.add("limits", lm)

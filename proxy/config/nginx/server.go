@@ -621,8 +621,12 @@ func (t *translator) buildHost(b *hostBuild) {
 		paths = append(paths, r.paths)
 		h.routes = append(h.routes, r)
 	}
-	// location / with nothing of its own is the host itself.
+	// location / with nothing of its own is the host itself, and so are
+	// locations with nothing of their own when no location has anything.
 	h.routes = slices.DeleteFunc(h.routes, func(r *routeOut) bool { return r.paths[0] == "/" && r.empty() })
+	if !slices.ContainsFunc(h.routes, func(r *routeOut) bool { return !r.empty() }) {
+		h.routes = nil
+	}
 
 	// Names: the first server to claim a name keeps it, as in nginx.
 	var names []item

@@ -32,7 +32,7 @@ var ignoredHTTP = setOf(
 	"ssl_stapling_verify", "ssl_trusted_certificate", "ssl_buffer_size", "ssl_early_data", "http2",
 	"resolver", "resolver_timeout", "proxy_http_version", "proxy_redirect", "proxy_buffering",
 	"proxy_buffers", "proxy_buffer_size", "proxy_busy_buffers_size",
-	"proxy_read_timeout", "proxy_send_timeout", "proxy_connect_timeout", "proxy_next_upstream",
+	"proxy_send_timeout", "proxy_next_upstream",
 	"proxy_next_upstream_tries", "proxy_next_upstream_timeout", "proxy_max_temp_file_size",
 	"proxy_temp_file_write_size", "proxy_ssl_server_name", "proxy_ssl_name", "proxy_ssl_protocols",
 	"proxy_socket_keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time",
@@ -43,8 +43,8 @@ var ignoredHTTP = setOf(
 	"reset_timedout_connection", "log_not_found", "log_subrequest", "absolute_redirect",
 	"server_name_in_redirect", "port_in_redirect", "msie_padding", "msie_refresh", "lingering_close",
 	"lingering_time", "lingering_timeout", "aio", "aio_write", "directio", "output_buffers",
-	"postpone_output", "ignore_invalid_headers", "merge_slashes", "limit_req_status",
-	"limit_req_log_level", "limit_req_dry_run", "satisfy", "ssl", "underscores_in_headers",
+	"postpone_output", "ignore_invalid_headers", "merge_slashes",
+	"limit_req_log_level", "ssl", "underscores_in_headers",
 	"types",
 )
 
@@ -71,7 +71,7 @@ var reasons = []struct {
 	{[]string{"gzip*", "brotli*", "gunzip"}, "compression: gatehouse does not compress responses; the upstream can"},
 	{[]string{"root", "alias", "index", "try_files", "autoindex*", "error_page", "internal", "random_index", "mp4*", "flv", "charset", "source_charset", "override_charset", "charset_types", "ssi*", "addition_types", "add_before_body", "add_after_body"},
 		"files and error pages: gatehouse serves no files; run a file server as an upstream"},
-	{[]string{"return"}, "fixed answers and redirects per path: gatehouse has none (only the https redirect and refused probes/hotlinks)"},
+	{[]string{"return"}, "a server-level return answers every path before any location; gatehouse answers per route (routes[].respond): write one for the paths it should answer"},
 	{[]string{"auth_request", "auth_request_set", "auth_jwt*", "auth_delay"}, "subrequest authentication: gatehouse does basic auth only"},
 	{[]string{"limit_conn", "limit_conn_zone", "limit_conn_status", "limit_conn_log_level", "limit_rate", "limit_rate_after"}, "connection and bandwidth limits: gatehouse caps connections per client globally (limits), not per zone"},
 	{[]string{"sub_filter*", "xslt_*", "image_filter*"}, "response rewriting: gatehouse passes bodies unchanged"},
@@ -82,11 +82,11 @@ var reasons = []struct {
 	{[]string{"stub_status", "vhost_traffic_status*"}, "status pages: gatehouse's are /metrics and /healthz on the admin listener"},
 	{[]string{"dav_*", "create_full_put_path", "min_delete_depth"}, "WebDAV: gatehouse serves no files"},
 	{[]string{"proxy_pass_request_headers", "proxy_pass_request_body", "proxy_pass_header", "proxy_ignore_headers", "proxy_intercept_errors", "proxy_method", "proxy_set_body", "proxy_cookie_*", "proxy_bind"}, "gatehouse passes requests and responses as they are, apart from its forwarding and security headers"},
-	{[]string{"more_set_headers", "more_clear_headers", "more_set_input_headers", "more_clear_input_headers"}, "headers-more: gatehouse edits response headers per host with hosts[].headers"},
+	{[]string{"more_set_headers", "more_clear_headers", "more_set_input_headers", "more_clear_input_headers"}, "headers-more: gatehouse edits response headers with hosts[].headers and routes[].headers"},
 	{[]string{"modsecurity", "modsecurity_rules", "modsecurity_rules_file", "naxsi_*"}, "WAF rules: gatehouse blocks probes and bans, it is no WAF"},
 	{[]string{"real_ip_header"}, "gatehouse reads the client address from X-Forwarded-For sent by trusted_proxies"},
 	{[]string{"secure_link", "secure_link_md5", "secure_link_secret"}, "nginx's MD5 secure links cannot be carried over"},
-	{[]string{"location"}, "this location's rules have no gatehouse equivalent"},
+	{[]string{"location"}, "this location's rules have no gatehouse route equivalent"},
 	{[]string{"upstream"}, "upstream blocks become hosts[].upstreams where proxy_pass names them"},
 }
 
