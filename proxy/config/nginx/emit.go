@@ -459,20 +459,7 @@ func (t *translator) emitHost(h *hostOut, footer *[]string) *yaml.Node {
 		}
 	}
 	if len(h.set) > 0 || len(h.remove) > 0 {
-		hm := newMapping()
-		if len(h.set) > 0 {
-			sm := newMapping()
-			for _, kv := range h.set {
-				v := scalar(kv.value)
-				v.LineComment = "add_header, " + from(kv.src)
-				sm.add(kv.key, v)
-			}
-			hm.add("set", sm.n)
-		}
-		if len(h.remove) > 0 {
-			hm.add("remove", itemSeq(h.remove))
-		}
-		m.add("headers", hm.n)
+		m.add("headers", headersNode(h.set, h.remove))
 	}
 	if len(h.routes) > 0 {
 		rs := seq(false)
@@ -534,7 +521,29 @@ func emitUpstreamSettings(m mapping, headerTime, maxFails, failTimeout item) {
 func (r *routeOut) empty() bool {
 	return r.upstreams == nil && r.headerTime.value == "" && r.maxFails == nil && r.failTimeout.value == "" &&
 		r.authOff == nil && r.auth == nil && r.access == nil && r.limit == nil && r.limitOff == nil &&
-		r.respond == nil && r.maxBody == nil && r.websocket == nil
+		r.respond == nil && r.maxBody == nil && r.websocket == nil && r.set == nil && r.remove == nil
+}
+
+// headersNode writes headers.set and headers.remove.
+func headersNode(set []kvItem, remove []item) *yaml.Node {
+	hm := newMapping()
+	if len(set) > 0 {
+		sm := newMapping()
+		for _, kv := range set {
+			v := scalar(kv.value)
+			if kv.value == "" {
+				v.LineComment = "not sent: the location's add_header list replaces the server's"
+			} else {
+				v.LineComment = "add_header, " + from(kv.src)
+			}
+			sm.add(kv.key, v)
+		}
+		hm.add("set", sm.n)
+	}
+	if len(remove) > 0 {
+		hm.add("remove", itemSeq(remove))
+	}
+	return hm.n
 }
 
 func (t *translator) emitRoute(r *routeOut) *yaml.Node {
@@ -585,6 +594,9 @@ func (t *translator) emitRoute(r *routeOut) *yaml.Node {
 			v.LineComment = "nginx's default client_max_body_size"
 		}
 		m.add("max_body", v)
+	}
+	if len(r.set) > 0 || len(r.remove) > 0 {
+		m.add("headers", headersNode(r.set, r.remove))
 	}
 	if r.websocket != nil {
 		v := boolean(*r.websocket)

@@ -40,7 +40,9 @@ type routeOut struct {
 	limit       []item
 	limitOff    *conf.Directive
 	respond     *respondOut
-	maxBody     *item // value "0": no limit
+	set         []kvItem // headers.set; value "": the header is not sent
+	remove      []item   // headers.remove
+	maxBody     *item    // value "0": no limit
 	websocket   *bool
 	// refuses is true when the route refuses every request as nginx
 	// configs refuse scanners (deny all, return 403, 404 or 444): with
@@ -416,7 +418,61 @@ func (t *translator) buildRoute(b *hostBuild, lb *locBuild) *routeOut {
 	if v := t.readTimeout(lb.sc); v.value != h.headerTime.value {
 		r.headerTime = v
 	}
+	// add_header and proxy_hide_header: a location's own lists replace
+	// the server's.
+	if !slices.Equal(lb.sc.addHeader, b.hostAdd) || !slices.Equal(lb.sc.hideHeader, b.hostHide) {
+		t.routeHeaders(b, lb, r)
+	}
 	return r
+}
+
+// routeHeaders gives r the response headers of its location: those it
+// adds, "" for those the host adds and the location does not, and those
+// it hides.
+func (t *translator) routeHeaders(b *hostBuild, lb *locBuild, r *routeOut) {
+	h := b.host
+	named := func(name string) bool {
+		return slices.ContainsFunc(r.set, func(kv kvItem) bool { return strings.EqualFold(kv.key, name) })
+	}
+	if !slices.Equal(lb.sc.addHeader, b.hostAdd) {
+		for _, d := range lb.sc.addHeader {
+			if len(d.Args) < 2 || len(d.Args) > 3 || (len(d.Args) == 3 && d.Args[2] != "always") {
+				continue
+			}
+			if strings.Contains(d.Args[1], "$") {
+				t.find(d, "header values with variables: gatehouse sets fixed values")
+				continue
+			}
+			t.done(d)
+			r.set = append(r.set, kvItem{key: d.Args[0], value: d.Args[1], src: d})
+		}
+		for _, kv := range h.set {
+			if !named(kv.key) {
+				r.set = append(r.set, kvItem{key: kv.key, src: lb.l}) // "": not sent here
+			}
+		}
+	}
+	if slices.Equal(lb.sc.hideHeader, b.hostHide) {
+		return
+	}
+	for _, d := range lb.sc.hideHeader {
+		if len(d.Args) != 1 {
+			continue
+		}
+		t.done(d)
+		if !named(d.Args[0]) && !slices.ContainsFunc(h.remove, func(it item) bool { return strings.EqualFold(it.value, d.Args[0]) }) {
+			r.remove = appendItem(r.remove, d.Args[0], d)
+		}
+	}
+	for _, it := range h.remove {
+		hidden := slices.ContainsFunc(lb.sc.hideHeader, func(d *conf.Directive) bool {
+			return len(d.Args) == 1 && strings.EqualFold(d.Args[0], it.value)
+		})
+		if !hidden {
+			_, p := locationArgs(lb.l)
+			t.find(lb.l, "nginx passed the upstream's %s header here (location %s has its own proxy_hide_header list); gatehouse removes it on every route of the host", it.value, p)
+		}
+	}
 }
 
 // markLocation marks what a location answered by return holds: nginx

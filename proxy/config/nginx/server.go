@@ -22,6 +22,9 @@ type hostBuild struct {
 	proxies []*proxyUse
 	locs    []*locBuild // top-level locations, in order
 	host    *hostOut
+	// hostAdd and hostHide are the add_header and proxy_hide_header
+	// lists the host's headers came from.
+	hostAdd, hostHide []*conf.Directive
 }
 
 type proxyUse struct {
@@ -706,18 +709,7 @@ func (t *translator) hostHeaders(b *hostBuild) {
 			h.remove = appendItem(h.remove, d.Args[0], d)
 		}
 	}
-	// Per-location headers elsewhere.
-	walkLocations(b.server, func(l *conf.Directive) {
-		if l == root {
-			return
-		}
-		for _, d := range l.Block {
-			if (d.Name == "add_header" || d.Name == "proxy_hide_header") && !t.handled[d] {
-				_, p := locationArgs(l)
-				t.find(d, "gatehouse edits response headers per host; location %s has its own", p)
-			}
-		}
-	})
+	b.hostAdd, b.hostHide = add, hide
 }
 
 // walkLocations calls fn for every location inside d, depth first.

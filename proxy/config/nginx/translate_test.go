@@ -201,6 +201,28 @@ func TestTranslate(t *testing.T) {
 			valid:        true,
 		},
 		{
+			// nginx: a location with add_header of its own sends none of
+			// the server's.
+			name: "per-location headers",
+			files: map[string]string{"nginx.conf": httpConf(`
+				server { server_name app.example.com; add_header X-Frame-Options DENY; add_header X-Team web always; proxy_hide_header X-Powered-By;
+					location / { proxy_pass http://127.0.0.1:3000; }
+					location /embed/ { add_header Content-Security-Policy "frame-ancestors *"; proxy_pass http://127.0.0.1:3000; }
+					location /raw/ { proxy_hide_header X-Debug; proxy_pass http://127.0.0.1:3000; }
+				}`)},
+			want: map[string]string{
+				"hosts.0.headers.set":             "map[X-Frame-Options:DENY X-Team:web]",
+				"hosts.0.headers.remove":          "[X-Powered-By]",
+				"hosts.0.routes.0.paths":          "[/embed/]",
+				"hosts.0.routes.0.headers.set":    "map[Content-Security-Policy:frame-ancestors * X-Frame-Options: X-Team:]",
+				"hosts.0.routes.0.headers.remove": "<missing>",
+				"hosts.0.routes.1.headers.set":    "<missing>",
+				"hosts.0.routes.1.headers.remove": "[X-Debug]",
+			},
+			wantFindings: []string{"location /raw/: nginx passed the upstream's X-Powered-By header here"},
+			valid:        true,
+		},
+		{
 			name: "return",
 			files: map[string]string{"nginx.conf": httpConf(`
 				limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;
