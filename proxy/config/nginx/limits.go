@@ -132,13 +132,6 @@ func nginxSeconds(args []string) (string, error) {
 	return strconv.FormatInt(total, 10) + "s", nil
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "no limit"
-	}
-	return s
-}
-
 // nginxSize turns an nginx size ("10m", "512k", "0") into a gatehouse
 // Size ("10MB", "512KB", "" for no limit).
 func nginxSize(args []string) (string, error) {
