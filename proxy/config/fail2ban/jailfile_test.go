@@ -131,3 +131,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRaw checks that Raw returns a value as written, jail.conf's
+// references unresolved, falling back to [DEFAULT], where Get fails.
+func TestRaw(t *testing.T) {
+	t.Parallel()
+	jf, err := Parse("jail.local", []byte("[DEFAULT]\naction = %(action_mw)s\n\n[nginx-http-auth]\nenabled = true\n\n[sshd]\naction = %(action_)s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		section, want string
+		line          int
+	}{
+		{"nginx-http-auth", "%(action_mw)s", 2},
+		{"sshd", "%(action_)s", 8},
+	} {
+		v, line, ok := jf.Raw(jf.Section(tc.section), "action")
+		if !ok || v != tc.want || line != tc.line {
+			t.Errorf("Raw(%s, action) = %q, %d, %v; want %q, %d, true", tc.section, v, line, ok, tc.want, tc.line)
+		}
+		if _, _, _, err := jf.Get(jf.Section(tc.section), "action"); err == nil {
+			t.Errorf("Get(%s, action) resolved a reference this file does not define", tc.section)
+		}
+	}
+	if _, _, ok := jf.Raw(jf.Section("sshd"), "destemail"); ok {
+		t.Errorf("Raw(sshd, destemail) found a key nobody set")
+	}
+}
