@@ -600,7 +600,11 @@ func (t *translator) buildHost(b *hostBuild) {
 			break
 		}
 	}
-	if mod, p := locationArgs(main.loc); main.loc != nil && (p != "/" || (mod != "" && mod != "^~")) {
+	// Without a location / nginx served the paths no location matched
+	// from files; gatehouse proxies them. (A location / that does not
+	// proxy is a route, or listed as serving files.)
+	if !slices.ContainsFunc(b.locs, func(lb *locBuild) bool { return lb.p == "/" && (lb.mod == "" || lb.mod == "^~") }) {
+		mod, p := locationArgs(main.loc)
 		t.find(main.d, "nginx proxied only the locations it lists here; gatehouse sends the paths no route answers to the upstreams of location %s", strings.TrimSpace(mod+" "+p))
 	}
 	h.upstreams = main.urls

@@ -223,6 +223,23 @@ func TestTranslate(t *testing.T) {
 			valid:        true,
 		},
 		{
+			// location / refusing everything, /api/ proxying: every path
+			// has its route, as in nginx.
+			name: "only a sub-path proxied",
+			files: map[string]string{"nginx.conf": httpConf(`
+				server { server_name a.example.com; location / { return 444; } location /api/ { proxy_pass http://127.0.0.1:3000; } }
+				server { server_name b.example.com; location /api/ { proxy_pass http://127.0.0.1:3000; } }`)},
+			want: map[string]string{
+				"hosts.0.upstreams":        "[http://127.0.0.1:3000]",
+				"hosts.0.routes.0.paths":   "[/]",
+				"hosts.0.routes.0.respond": "map[status:444]",
+				"hosts.0.routes.1":         "map[paths:[/api/]]", // needed: without it /api/x would take route /
+				"hosts.1.routes":           "<missing>",
+			},
+			wantFindings: []string{"proxy_pass http://127.0.0.1:3000: nginx proxied only the locations it lists here; gatehouse sends the paths no route answers to the upstreams of location /api/"},
+			valid:        true,
+		},
+		{
 			name: "return",
 			files: map[string]string{"nginx.conf": httpConf(`
 				limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;
