@@ -84,8 +84,8 @@ func TestReplayLog(t *testing.T) {
 	if probes != 6 || rep.Offences["probes"] != 7 {
 		t.Errorf("probe matches %d (%v), offences %d, want 6 and 7 (the unsafe path too)", probes, rep.Probes, rep.Offences["probes"])
 	}
-	if rep.Hotlinks["media.example.com"] != 2 || len(rep.Hotlinks) != 1 {
-		t.Errorf("hotlinks = %v, want 2 for media.example.com", rep.Hotlinks)
+	if rep.Hotlinks["media.example.com /videos/"] != 2 || len(rep.Hotlinks) != 1 {
+		t.Errorf("hotlinks = %v, want 2 for media.example.com /videos/", rep.Hotlinks)
 	}
 	if len(rep.Bans) != 2 {
 		t.Fatalf("bans = %+v, want 2", rep.Bans)
