@@ -425,6 +425,9 @@ func (p *Replay) line(line []byte) {
 	if e.Time.After(p.rep.LastTime) {
 		p.rep.LastTime = e.Time
 	}
+	if e.Host == "" {
+		p.rep.NoHost++
+	}
 	p.sweep(e.Time)
 	if p.isBanned(e.IP, e.Time) {
 		p.rep.WhileBan++
@@ -464,9 +467,7 @@ func (p *Replay) line(line []byte) {
 		}
 	}
 	rt := p.defHost
-	if e.Host == "" {
-		p.rep.NoHost++
-	} else {
+	if e.Host != "" {
 		if rt = p.hosts.lookup(e.Host); rt == nil {
 			p.rep.UnknownHost++
 			p.refused(&e)
