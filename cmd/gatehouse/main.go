@@ -164,6 +164,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return loadExit(err)
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok: %s\n", *path, cfg.Summary())
 	return exitOK
 }

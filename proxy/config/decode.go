@@ -62,6 +62,8 @@ func Parse(name string, data []byte) (*File, error) {
 		errs.sort()
 		return nil, errs
 	}
+	v.warns.sort()
+	f.Warnings = v.warns
 	return &f, nil
 }
 

@@ -188,7 +188,7 @@ var parseErrorCases = []struct {
 		name: "too many upstreams",
 		in: "hosts:\n  - match: [app.example.com]\n    upstreams:\n" +
 			manyUpstreams(MaxUpstreams+1),
-		wantErr: "t.yaml:3: hosts[0].upstreams: 65 upstreams; at most 64 are allowed per host",
+		wantErr: "t.yaml:3: hosts[0].upstreams: 65 upstreams; at most 64 are allowed",
 	},
 	{
 		name:    "missing match",
@@ -268,7 +268,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "duplicate upstream",
 		in:      "hosts:\n  - match: [app.example.com]\n    upstreams:\n      - http://127.0.0.1:3000\n      - HTTP://127.0.0.1:3000\n",
-		wantErr: "t.yaml:5: hosts[0].upstreams[1]: http://127.0.0.1:3000 is listed twice in this host (first at line 4)",
+		wantErr: "t.yaml:5: hosts[0].upstreams[1]: http://127.0.0.1:3000 is listed twice (first at line 4)",
 	},
 	{
 		name:    "empty file",
@@ -579,6 +579,7 @@ func TestErrorString(t *testing.T) {
 // whole result, so a key that is decoded into the wrong field, or
 // overwritten by a default, fails.
 func TestParseFull(t *testing.T) {
+	one := 1
 	t.Parallel()
 	tokenFile := writeFile(t, "ops.token", "ops-token\n")
 	logDir := t.TempDir()
@@ -659,9 +660,12 @@ log:
 				Set:    map[string]string{"Strict-Transport-Security": "max-age=31536000", "X-Empty": ""},
 				Remove: []string{"Server", "X-Powered-By"},
 			},
-			HSTS:              "max-age=600; includeSubDomains",
-			AllowEncodedSlash: true,
-			BodyReadTimeout:   Duration(time.Minute),
+			HSTS:                  "max-age=600; includeSubDomains",
+			AllowEncodedSlash:     true,
+			BodyReadTimeout:       Duration(time.Minute),
+			ResponseHeaderTimeout: Duration(24 * time.Hour),
+			FailTimeout:           Duration(7 * 24 * time.Hour),
+			MaxFails:              &one,
 		}},
 		Admin: Admin{
 			Listen: "[::1]:9901",
@@ -687,6 +691,7 @@ log:
 
 // TestParseDefaults checks every default documented in types.go.
 func TestParseDefaults(t *testing.T) {
+	one := 1
 	t.Parallel()
 	got, err := Parse("min.yaml", []byte(minimal))
 	if err != nil {
@@ -712,11 +717,14 @@ func TestParseDefaults(t *testing.T) {
 			BodyReadTimeout:               Duration(60 * time.Second),
 		},
 		Hosts: []Host{{
-			Match:           []HostPattern{mustHost(t, "app.example.com")},
-			Upstreams:       []Upstream{mustUpstream(t, "http://127.0.0.1:3000")},
-			WebSocket:       &on,
-			HSTS:            "max-age=31536000",
-			BodyReadTimeout: Duration(60 * time.Second),
+			Match:                 []HostPattern{mustHost(t, "app.example.com")},
+			Upstreams:             []Upstream{mustUpstream(t, "http://127.0.0.1:3000")},
+			WebSocket:             &on,
+			HSTS:                  "max-age=31536000",
+			BodyReadTimeout:       Duration(60 * time.Second),
+			ResponseHeaderTimeout: Duration(60 * time.Second),
+			FailTimeout:           Duration(10 * time.Second),
+			MaxFails:              &one,
 		}},
 		Admin: Admin{Listen: "127.0.0.1:9901"},
 		Log:   Log{Access: "json", Level: "info"},

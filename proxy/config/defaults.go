@@ -100,6 +100,47 @@ func applyDefaults(f *File) {
 			p.Status = 403
 		}
 	}
+	for name, r := range f.Limits.Rates {
+		if r.Key == "" {
+			r.Key = RateKeyClient
+		}
+		if r.Status == 0 {
+			r.Status = 429
+		}
+		f.Limits.Rates[name] = r
+	}
+	for i := range f.Hosts {
+		h := &f.Hosts[i]
+		setDuration(&h.ResponseHeaderTimeout, l.UpstreamResponseHeaderTimeout.D())
+		setDuration(&h.FailTimeout, l.UpstreamFailTimeout.D())
+		if h.MaxFails == nil {
+			one := 1
+			h.MaxFails = &one
+		}
+		// A host's probes block takes what it leaves out from the
+		// global one.
+		if hp := h.Probes; hp != nil && !hp.Off {
+			g := f.Probes
+			if g == nil {
+				g = &Probes{Jail: "probes", Status: 403}
+			}
+			if hp.Presets == nil {
+				hp.Presets = g.Presets
+			}
+			if hp.Paths == nil {
+				hp.Paths = g.Paths
+			}
+			if hp.Exclude == nil {
+				hp.Exclude = g.Exclude
+			}
+			if hp.Jail == "" {
+				hp.Jail = g.Jail
+			}
+			if hp.Status == 0 {
+				hp.Status = g.Status
+			}
+		}
+	}
 
 	if s3 := f.Signer.S3; s3 != nil {
 		setDuration(&s3.MaxExpires, 24*time.Hour)

@@ -8,6 +8,9 @@ type File struct {
 	// Path is the file the config was read from ("" for an in-memory one).
 	// It is set by Load, not by YAML.
 	Path string `yaml:"-"`
+	// Warnings are what "gatehouse check" reports without refusing the
+	// file, such as a route no path reaches. Set by Parse.
+	Warnings Errors `yaml:"-"`
 
 	Listen Listen `yaml:"listen"`
 	Limits Limits `yaml:"limits"`
@@ -332,7 +335,7 @@ type BasicAuth struct {
 type Probes struct {
 	// Off, written "probes: off" on a host, blocks no probes on it.
 	Off bool `yaml:"-"`
-	// Presets names built-in lists: common, php, wordpress, phpmyadmin,
+	// Presets names built-in lists: common, dotfiles, php, wordpress, phpmyadmin,
 	// secrets, vcs, cgi, shells. A preset is for sites that do not run
 	// the probed software. Default none.
 	Presets []string `yaml:"presets"`

@@ -21,6 +21,7 @@ type validator struct {
 	file  string
 	lines map[string]int // from the decoder
 	errs  Errors
+	warns Errors // what check reports without refusing the file
 }
 
 func (v *validator) add(field, format string, args ...any) {
@@ -68,7 +69,8 @@ func (v *validator) check(f *File) {
 			v.add("trusted_proxies["+strconv.Itoa(i)+"]", "empty entry; write an IP address or CIDR prefix")
 		}
 	}
-	v.hosts(f.Hosts)
+	v.hosts(f)
+	v.rates(f)
 	if f.Probes != nil {
 		v.probes(f.Probes)
 	}

@@ -46,6 +46,11 @@ func (v *validator) jails(f *File) {
 		if h.Hotlink != nil {
 			ref("hosts["+strconv.Itoa(i)+"].hotlink.jail", h.Hotlink.Jail)
 		}
+		if hp := h.Probes; hp != nil && !hp.Off {
+			if _, written := v.lines["hosts["+strconv.Itoa(i)+"].probes.jail"]; written {
+				ref("hosts["+strconv.Itoa(i)+"].probes.jail", hp.Jail)
+			}
+		}
 	}
 }
 
@@ -68,25 +73,28 @@ func unwrapCompile(err error) error {
 }
 
 // probes compiles each pattern on its own, so an error names its entry.
-func (v *validator) probes(p *Probes) {
+func (v *validator) probes(p *Probes) { v.probesAt("probes", p) }
+
+// probesAt checks a probes block at field f: the global one or a host's.
+func (v *validator) probesAt(f string, p *Probes) {
 	presets := match.PresetNames()
 	for i, name := range p.Presets {
 		if !slices.Contains(presets, name) {
-			v.add("probes.presets["+strconv.Itoa(i)+"]", "%q is not one of %s", name, strings.Join(presets, ", "))
+			v.add(f+".presets["+strconv.Itoa(i)+"]", "%q is not one of %s", name, strings.Join(presets, ", "))
 		}
 	}
 	for i, pat := range p.Paths {
 		if _, err := match.CompileProbes(match.ProbeConfig{Paths: []string{pat}}); err != nil {
-			v.add("probes.paths["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
+			v.add(f+".paths["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
 		}
 	}
 	for i, pat := range p.Exclude {
 		if _, err := match.CompileProbes(match.ProbeConfig{Exclude: []string{pat}}); err != nil {
-			v.add("probes.exclude["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
+			v.add(f+".exclude["+strconv.Itoa(i)+"]", "%v", unwrapCompile(err))
 		}
 	}
 	if p.Status != 403 && p.Status != 404 {
-		v.add("probes.status", "%d is not 403 or 404", p.Status)
+		v.add(f+".status", "%d is not 403 or 404", p.Status)
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 	"gatehouse/rules/match"
 )
 
-func (v *validator) hosts(hosts []Host) {
+func (v *validator) hosts(f *File) {
+	hosts := f.Hosts
 	if len(hosts) == 0 {
 		v.add("hosts", "at least one host is required")
 	}
@@ -37,25 +38,7 @@ func (v *validator) hosts(hosts []Host) {
 			names[m] = field
 		}
 
-		switch {
-		case len(h.Upstreams) == 0:
-			v.add(p+".upstreams", "at least one upstream URL is required")
-		case len(h.Upstreams) > MaxUpstreams:
-			v.add(p+".upstreams", "%d upstreams; at most %d are allowed per host", len(h.Upstreams), MaxUpstreams)
-		}
-		ups := map[string]string{}
-		for j, u := range h.Upstreams {
-			field := p + ".upstreams[" + strconv.Itoa(j) + "]"
-			if u.u == nil {
-				v.add(field, "empty upstream URL")
-				continue
-			}
-			if first, dup := ups[u.String()]; dup {
-				v.add(field, "%s is listed twice in this host (first at line %d)", u, v.line(first))
-				continue
-			}
-			ups[u.String()] = field
-		}
+		v.upstreamList(p+".upstreams", h.Upstreams, true)
 
 		if h.BufferRequests && h.MaxBody == 0 {
 			// Buffering without a bound would let one client fill the
@@ -90,6 +73,7 @@ func (v *validator) hosts(hosts []Host) {
 		if h.SignedLinks != nil {
 			v.signedLinks(p+".signed_links", h.SignedLinks)
 		}
+		v.hostPolicy(f, p, &hosts[i])
 	}
 }
 

@@ -14,6 +14,8 @@ import "slices"
 //     blocks every *.php request; "wordpress" everything under
 //     /wp-admin/. A site that runs it leaves the preset out or excludes
 //     its own paths.
+//   - "dotfiles" is nginx's "location ~ /\." for sites that serve no
+//     dot-directory (a build's /.vite/ manifest is one that does).
 //   - "common", "secrets", "vcs" and "shells" are meant to be safe on any
 //     site: they name files and directories no application serves on
 //     purpose (dotfiles, dumps, scanner fingerprints, web shell names),
@@ -33,10 +35,17 @@ type preset struct {
 	patterns []string
 }
 
+// dotfilesPreset is nginx's "location ~ /\. { deny all; }": every path
+// with a segment starting with "." (.env, .git/, .htaccess, a/.svn/…).
+// /.well-known/ stays reachable (ProbeConfig's implicit exclude), and
+// the canonical path has no "." or ".." segments left to match.
+var dotfilesPreset = []string{"**/.*"}
+
 // builtinPresets is sorted by name.
 var builtinPresets = []preset{
 	{"cgi", cgiPreset},
 	{"common", commonPreset},
+	{"dotfiles", dotfilesPreset},
 	{"php", phpPreset},
 	{"phpmyadmin", phpmyadminPreset},
 	{"secrets", secretsPreset},

@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata")
 // allPresets compiles every built-in preset.
 func allPresets(tb testing.TB) *ProbeMatcher {
 	tb.Helper()
-	m, err := CompileProbes(ProbeConfig{Presets: PresetNames()})
+	m, err := CompileProbes(ProbeConfig{Presets: everyPreset()})
 	if err != nil {
 		tb.Fatalf("CompileProbes(all presets) error %v", err)
 	}
@@ -576,7 +576,7 @@ func TestProbeMatchCustom(t *testing.T) {
 func TestProbeMatchExcludePresets(t *testing.T) {
 	t.Parallel()
 	// A PHP site that still wants the other presets carves its app out.
-	m, err := CompileProbes(ProbeConfig{Presets: PresetNames(), Exclude: []string{"/forum/", "/index.php"}})
+	m, err := CompileProbes(ProbeConfig{Presets: everyPreset(), Exclude: []string{"/forum/", "/index.php"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,7 +599,7 @@ func TestProbeMatchExcludePresets(t *testing.T) {
 
 func TestProbeMatchConcurrent(t *testing.T) {
 	t.Parallel()
-	m, err := CompileProbes(ProbeConfig{Presets: PresetNames(), Paths: []string{"re:^/x[0-9]+$"}})
+	m, err := CompileProbes(ProbeConfig{Presets: everyPreset(), Paths: []string{"re:^/x[0-9]+$"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +641,7 @@ func FuzzProbeMatch(f *testing.F) {
 	for _, s := range corpusRequestPaths(nil) {
 		f.Add(s)
 	}
-	m, err := CompileProbes(ProbeConfig{Presets: PresetNames(), Paths: []string{"re:^/x[0-9]+/", "/custom/"}, Exclude: []string{"/static/"}})
+	m, err := CompileProbes(ProbeConfig{Presets: everyPreset(), Paths: []string{"re:^/x[0-9]+/", "/custom/"}, Exclude: []string{"/static/"}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -717,7 +717,7 @@ func BenchmarkProbeMatch(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			paths := append(extraPatterns(bc.extra), bc.re...)
-			m, err := CompileProbes(ProbeConfig{Presets: PresetNames(), Paths: paths})
+			m, err := CompileProbes(ProbeConfig{Presets: everyPreset(), Paths: paths})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -737,8 +737,35 @@ func BenchmarkProbeMatch(b *testing.B) {
 func BenchmarkCompileProbes(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := CompileProbes(ProbeConfig{Presets: PresetNames()}); err != nil {
+		if _, err := CompileProbes(ProbeConfig{Presets: everyPreset()}); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestDotfilesPreset(t *testing.T) {
+	m, err := CompileProbes(ProbeConfig{Presets: []string{"dotfiles"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{
+		"/.env": true, "/.git/config": true, "/a/b/.htaccess": true, "/x/.svn/entries": true,
+		"/.well-known/acme-challenge/tok": false, "/.well-known/security.txt": false,
+		"/a.b/c": false, "/index.html": false, "/a/b.": false,
+	} {
+		c, err := Canonical(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got := m.MatchRequest(p, c); got != want {
+			t.Errorf("%s: probe = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// everyPreset is every preset but dotfiles, which also blocks the
+// dot-directories some sites serve (/.vite/, /.fabric/): the corpora
+// below check the presets meant to be safe on any site, with the others.
+func everyPreset() []string {
+	return slices.DeleteFunc(PresetNames(), func(n string) bool { return n == "dotfiles" })
 }
