@@ -243,6 +243,10 @@ func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// logStatus records a status that was not sent (444: closed without an
+// answer).
+func (rec *recorder) logStatus(code int) { rec.status = code }
+
 const hexDigits = "0123456789abcdef"
 
 // appendJSONLine appends one JSON access log object and a newline.

@@ -20,6 +20,18 @@ type ProbeBlockConfig struct {
 	Status int
 	// Jail receives an offence per probe. Default "probes".
 	Jail string
+	// ForHost, when set, gives the rules of a host with probes of its
+	// own (hosts[].probes), by the request's host (Scope.RequestHost);
+	// ok false: the rules above. A nil Matcher blocks nothing.
+	ForHost func(requestHost string) (rules ProbeRules, ok bool)
+}
+
+// ProbeRules are one host's probe rules.
+type ProbeRules struct {
+	Matcher *match.ProbeMatcher
+	// Status and Jail as in ProbeBlockConfig; both required.
+	Status int
+	Jail   string
 }
 
 // ProbeBlock rejects requests whose canonical path matches a probe rule
@@ -34,8 +46,8 @@ func ProbeBlock(cfg ProbeBlockConfig, m *match.ProbeMatcher, jails *rules.Jails,
 	default:
 		return nil, fmt.Errorf("probe status %d is not 403 or 404", cfg.Status)
 	}
-	if m == nil || jails == nil {
-		return nil, errors.New("probe block: no matcher or jails")
+	if jails == nil {
+		return nil, errors.New("probe block: no jails")
 	}
 	if cfg.Jail == "" {
 		cfg.Jail = DefaultProbeJail
@@ -46,17 +58,23 @@ func ProbeBlock(cfg ProbeBlockConfig, m *match.ProbeMatcher, jails *rules.Jails,
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
+			m, status, jail := m, cfg.Status, cfg.Jail
+			if cfg.ForHost != nil {
+				if hr, ok := cfg.ForHost(s.RequestHost); ok {
+					m, status, jail = hr.Matcher, hr.Status, hr.Jail
+				}
+			}
 			rule, hit := m.MatchRequest(match.RequestPath(r.RequestURI), s.Path)
 			if !hit {
 				next.ServeHTTP(w, r)
 				return
 			}
 			s.Offence = "probe " + rule
-			jails.Report(cfg.Jail, s.ClientIP, "probe")
+			jails.Report(jail, s.ClientIP, "probe")
 			if log.Enabled(r.Context(), slog.LevelDebug) {
 				log.Debug("probe blocked", "client_ip", s.ClientIP, "rule", rule, "path", s.Path.Path)
 			}
-			PlainStatus(w, cfg.Status)
+			PlainStatus(w, status)
 		})
 	}, nil
 }

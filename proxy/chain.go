@@ -8,6 +8,7 @@ import (
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/upstream"
 	"gatehouse/rules/match"
 )
 
@@ -49,8 +50,15 @@ var chain = [...]stage{
 // the settings one host gives; the config keys are relative to it
 // (hosts[i].basic_auth).
 var siteChain = [...]siteStage{
+	// A route's fixed answer (nginx's return, which runs before
+	// nginx's limits and access checks): nothing below runs, and
+	// nothing is proxied.
+	{"respond", "respond", buildRespond},
 	// Media requests with a foreign Referer.
 	{"hotlink", "hotlink", buildHotlink},
+	// Allow and deny by client address (nginx's allow and deny), before
+	// a password is ever checked.
+	{"access", "access", buildAccess},
 	// Links signed by the gateway (or the admin API) for these paths.
 	{"signed_links", "signed_links", buildSignedLinks},
 	// htpasswd users, on the host or on its paths.
@@ -92,6 +100,11 @@ type site struct {
 	signedLinks    *config.SignedLinks
 	linksIndex     int // hosts[linksIndex]: the signed-link keys (Signing.LinksFor)
 	bufferRequests bool
+	access         []config.AccessRule
+	// jail receives the offences of access and respond.
+	jail    string
+	limit   config.Names
+	respond *config.Respond
 }
 
 // chainBuilder holds what the stages are built from: the config, the
@@ -107,6 +120,8 @@ type chainBuilder struct {
 	userHeaders []string
 	// counters are the hosts' request counters, for the access log.
 	counters map[string]*hostCounters
+	// pools are the upstream pools built so far, by their settings.
+	pools map[poolKey]*upstream.Pool
 }
 
 // newChain builds chain around inner (the host router). Every stage is
@@ -232,14 +247,46 @@ func buildHygiene(b *chainBuilder) (wrapper, error) {
 
 func buildProbes(b *chainBuilder) (wrapper, error) {
 	p := b.cfg.Probes
-	if p == nil {
+	pc := middleware.ProbeBlockConfig{Status: http.StatusForbidden, Jail: middleware.DefaultProbeJail}
+	var m *match.ProbeMatcher
+	if p != nil {
+		var err error
+		if m, err = match.CompileProbes(match.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude}); err != nil {
+			return nil, err
+		}
+		pc.Status, pc.Jail = p.Status, p.Jail
+	}
+	// Hosts with probes of their own (hosts[].probes), by route.
+	var own map[*route]middleware.ProbeRules
+	for i, h := range b.cfg.Hosts {
+		hp := h.Probes
+		if hp == nil {
+			continue
+		}
+		if own == nil {
+			own = map[*route]middleware.ProbeRules{}
+		}
+		pr := middleware.ProbeRules{}
+		if !hp.Off {
+			hm, err := match.CompileProbes(match.ProbeConfig{Presets: hp.Presets, Paths: hp.Paths, Exclude: hp.Exclude})
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].probes: %w", i, err)
+			}
+			pr = middleware.ProbeRules{Matcher: hm, Status: hp.Status, Jail: hp.Jail}
+		}
+		own[b.g.router.byPattern(h.Match[0])] = pr
+	}
+	if m == nil && own == nil {
 		return nil, nil
 	}
-	m, err := match.CompileProbes(match.ProbeConfig{Presets: p.Presets, Paths: p.Paths, Exclude: p.Exclude})
-	if err != nil {
-		return nil, err
+	if own != nil {
+		hosts := b.g.router
+		pc.ForHost = func(host string) (middleware.ProbeRules, bool) {
+			pr, ok := own[hosts.lookup(host)]
+			return pr, ok
+		}
 	}
-	return middleware.ProbeBlock(middleware.ProbeBlockConfig{Status: p.Status, Jail: p.Jail}, m, b.g.jails, b.s.log)
+	return middleware.ProbeBlock(pc, m, b.g.jails, b.s.log)
 }
 
 func buildHotlink(b *chainBuilder, st *site) (wrapper, error) {
@@ -289,3 +336,34 @@ func buildBufferRequests(_ *chainBuilder, st *site) (wrapper, error) {
 }
 
 func buildFullDuplex(*chainBuilder, *site) (wrapper, error) { return fullDuplex, nil }
+
+func buildRespond(b *chainBuilder, st *site) (wrapper, error) {
+	rs := st.respond
+	if rs == nil {
+		return nil, nil
+	}
+	rt := st.route
+	h := middleware.Respond(middleware.RespondConfig{
+		Status: rs.Status, Body: rs.Body, Location: rs.Location, Jail: st.jail,
+		Headers: func(w http.ResponseWriter, r *http.Request) {
+			if r.TLS != nil {
+				rt.headers.ApplyTLS(w.Header())
+			} else {
+				rt.headers.Apply(w.Header())
+			}
+		},
+	}, b.g.jails, b.s.log)
+	// The answer replaces the rest of the chain.
+	return func(http.Handler) http.Handler { return h }, nil
+}
+
+func buildAccess(b *chainBuilder, st *site) (wrapper, error) {
+	if len(st.access) == 0 {
+		return nil, nil
+	}
+	rules := make([]middleware.AccessRule, len(st.access))
+	for i, a := range st.access {
+		rules[i] = middleware.AccessRule{Allow: a.Allow, Prefix: a.Prefix, All: a.All}
+	}
+	return middleware.Access(middleware.AccessConfig{Rules: rules, Jail: st.jail}, b.g.jails, b.s.log), nil
+}

@@ -36,7 +36,7 @@ func TestChainOrder(t *testing.T) {
 	for _, st := range siteChain {
 		names = append(names, st.name)
 	}
-	want = []string{"hotlink", "signed_links", "basic_auth", "buffer_requests", "full_duplex"}
+	want = []string{"respond", "hotlink", "access", "signed_links", "basic_auth", "buffer_requests", "full_duplex"}
 	if !slices.Equal(names, want) {
 		t.Errorf("siteChain = %q, want %q", names, want)
 	}
@@ -66,6 +66,9 @@ hosts:
     upstreams: [%s]
     basic_auth: {htpasswd: %s}
     hotlink: {paths: [/media/], allow: [none, auth.example.com], action: {status: 410}}
+    routes:
+      - {paths: [/old/], respond: {status: 451}}
+      - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"]}
 log: {access: json, access_file: %s}
 `, up.URL, users, accessFile))})
 	if err != nil {
@@ -104,6 +107,10 @@ log: {access: json, access_file: %s}
 			wantStatus: http.StatusBadRequest, wantNoAuth: true, wantProbeCount: 3},
 		{name: "hotlink before basic_auth", client: "203.0.113.4", host: "auth.example.com", target: "/media/a.mp4",
 			referer: "https://elsewhere.example.org/", wantStatus: http.StatusGone, wantNoAuth: true, wantProbeCount: 3},
+		{name: "respond before basic_auth", client: "203.0.113.7", host: "auth.example.com", target: "/old/x",
+			wantStatus: http.StatusUnavailableForLegalReasons, wantNoAuth: true, wantProbeCount: 3},
+		{name: "access before basic_auth", client: "203.0.113.8", host: "auth.example.com", target: "/admin/",
+			wantStatus: http.StatusForbidden, wantNoAuth: true, wantProbeCount: 3},
 		{name: "basic_auth before the upstream", client: "203.0.113.5", host: "auth.example.com", target: "/",
 			wantStatus: http.StatusUnauthorized, wantProbeCount: 3},
 		{name: "the host router answers unknown hosts", client: "203.0.113.6", host: "unknown.example.net", target: "/",
@@ -149,7 +156,7 @@ log: {access: json, access_file: %s}
 		}
 		statuses = append(statuses, line.Status)
 	}
-	want2 := []int{403, 403, 404, 404, 400, 410, 401, 421, 429}
+	want2 := []int{403, 403, 404, 404, 400, 410, 451, 403, 401, 421, 429}
 	if !slices.Equal(statuses, want2) {
 		t.Errorf("access log statuses = %v, want %v", statuses, want2)
 	}

@@ -49,11 +49,31 @@ type route struct {
 	bodyTimeout time.Duration
 	// jails receive a stalled body's offence (the flood jail).
 	jails *rules.Jails
+	// paths chooses among routes (hosts[].routes) by path; nil when the
+	// host has none. routes[i] serves hosts[].routes[i]: a copy of the
+	// host with the route's policy, whose paths is nil.
+	paths  *match.RouteTable
+	routes []*route
 }
 
 var _ http.Handler = (*route)(nil)
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt.paths != nil {
+		s := middleware.ScopeFrom(r)
+		i, ok := rt.paths.Select(match.RequestPath(r.RequestURI), s.Path)
+		if !ok {
+			// The path's readings choose different routes: an upstream
+			// might read it as a path the gateway did not check.
+			s.Host = rt.name
+			rt.log.Debug("path readings choose different routes", "host", rt.name, "client_ip", s.ClientIP, "path", s.Path.Path)
+			rt.errorPage(w, r, http.StatusBadRequest)
+			return
+		}
+		if i >= 0 {
+			rt = rt.routes[i]
+		}
+	}
 	s := middleware.ScopeFrom(r)
 	s.Host = rt.name
 	for _, h := range rt.userHeaders {

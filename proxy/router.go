@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"gatehouse/proxy/cert"
+	"gatehouse/proxy/config"
 )
 
 // router maps a request's host to its route: exact names first, then the
@@ -49,6 +50,14 @@ func (rt *router) lookup(host string) *route {
 		}
 	}
 	return nil
+}
+
+// byPattern returns the route registered under a hosts[].match entry.
+func (rt *router) byPattern(m config.HostPattern) *route {
+	if m.Wildcard() {
+		return rt.wildcard[m.Name()]
+	}
+	return rt.exact[m.Name()]
 }
 
 // canonicalHost lower-cases host and strips its port and one trailing dot,

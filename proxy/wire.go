@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +52,9 @@ type generation struct {
 	logPaths []string
 	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
 	pools []hostPool
+	// transports are the upstream transports of hosts and routes with a
+	// response_header_timeout of their own, by their settings.
+	transports map[transportKey]*http.Transport
 }
 
 // certConfig maps the tls section to the certificate source's config,
@@ -234,72 +239,62 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 }
 
 // addHost builds hosts[i]: its route, with the host's siteChain in front
-// of the reverse proxy to its upstream pool, under each of its names in
-// the router.
+// of the reverse proxy to its upstream pool, and one route per
+// hosts[i].routes entry with the policy the entry gives on top of the
+// host's; then registers the host under each of its names.
 func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) error {
-	s, cfg, h := b.s, b.cfg, &b.cfg.Hosts[i]
+	s, h := b.s, &b.cfg.Hosts[i]
 	name := h.Match[0].String()
-	hsts := h.HSTS
-	if hsts == "off" {
-		hsts = ""
-	}
-	headers, err := middleware.NewHeaderPolicy(middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts})
-	if err != nil {
-		return fmt.Errorf("hosts[%d].headers: %w", i, err)
-	}
-	pc := upstream.Config{
-		FailTimeout: cfg.Limits.UpstreamFailTimeout.D(),
-		Transport:   b.g.transport,
-		Latency:     s.metrics.latency.WithLabelValues(name),
-	}
-	for _, u := range h.Upstreams {
-		pc.URLs = append(pc.URLs, u.URL())
-	}
-	p := upstream.NewPool(pc)
-	b.g.pools = append(b.g.pools, hostPool{host: name, pool: p})
+	host := hostPolicy(i, h)
 	r := &route{
 		userHeaders: []string{"X-Forwarded-User"},
 		name:        name,
-		websocket:   h.WebSocket == nil || *h.WebSocket,
-		maxBody:     int64(h.MaxBody),
-		headers:     headers,
 		log:         s.log,
 		bodyTimeout: h.BodyReadTimeout.D(),
 		jails:       b.g.jails,
+		canonical:   match.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax},
 	}
-	r.canonical = match.CanonicalOptions{AllowEncodedSlash: h.AllowEncodedSlash, AllowStreamSyntax: h.AllowStreamSyntax}
 	for _, name := range h.Headers.PassClient {
 		if r.passClient == nil {
 			r.passClient = map[string]bool{}
 		}
 		r.passClient[strings.ToLower(name)] = true
 	}
-	if ba := h.BasicAuth; ba != nil {
-		r.authHeader = http.CanonicalHeaderKey(ba.UserHeader)
-		if r.authHeader != "X-Forwarded-User" {
-			r.userHeaders = append(r.userHeaders, r.authHeader)
-			b.userHeaders = append(b.userHeaders, r.authHeader)
+	policies := []*policy{host}
+	for j := range h.Routes {
+		policies = append(policies, routePolicy(host, j, &h.Routes[j]))
+	}
+	// Every user header of the host and its routes is removed from
+	// every request to the host.
+	for _, pol := range policies {
+		if ba := pol.basicAuth; ba != nil {
+			if hdr := http.CanonicalHeaderKey(ba.UserHeader); !slices.Contains(r.userHeaders, hdr) {
+				r.userHeaders = append(r.userHeaders, hdr)
+				b.userHeaders = append(b.userHeaders, hdr)
+			}
 		}
 	}
-	r.proxy = &httputil.ReverseProxy{
-		Rewrite:        r.rewrite,
-		Transport:      p,
-		ModifyResponse: r.modifyResponse,
-		ErrorHandler:   r.proxyError,
-		BufferPool:     buffers,
-		ErrorLog:       errLog,
-	}
-	st := &site{
-		field:          fmt.Sprintf("hosts[%d]", i),
-		route:          r,
-		basicAuth:      h.BasicAuth,
-		hotlink:        h.Hotlink,
-		signedLinks:    h.SignedLinks,
-		linksIndex:     i,
-		bufferRequests: h.BufferRequests,
-	}
-	if r.next, err = b.newSiteChain(st, r.proxy); err != nil {
+	if err := b.applyPolicy(r, i, host, errLog, buffers); err != nil {
 		return err
+	}
+	if len(h.Routes) > 0 {
+		paths := make([][]string, len(h.Routes))
+		for j, rt := range h.Routes {
+			paths[j] = rt.Paths
+		}
+		tab, err := match.CompileRoutes(paths)
+		if err != nil {
+			return fmt.Errorf("hosts[%d]: %w", i, err)
+		}
+		r.paths = tab
+		for _, pol := range policies[1:] {
+			sub := &route{userHeaders: r.userHeaders, name: r.name, log: r.log, bodyTimeout: r.bodyTimeout,
+				jails: r.jails, canonical: r.canonical, passClient: r.passClient}
+			if err := b.applyPolicy(sub, i, pol, errLog, buffers); err != nil {
+				return err
+			}
+			r.routes = append(r.routes, sub)
+		}
 	}
 	b.counters[name] = s.metrics.hostCounters(name)
 	for _, m := range h.Match {
@@ -310,6 +305,223 @@ func (b *chainBuilder) addHost(i int, errLog *log.Logger, buffers *bufferPool) e
 		}
 	}
 	return nil
+}
+
+// policy is what a host or one of its routes sets: the host's own
+// settings, or a route's merged over them (routePolicy).
+type policy struct {
+	field          string // "hosts[2]" or "hosts[2].routes[1]"
+	upstreams      []config.Upstream
+	responseHeader time.Duration
+	readTimeout    time.Duration
+	failTimeout    time.Duration
+	maxFails       int
+	websocket      bool
+	maxBody        int64
+	headers        middleware.HeadersConfig
+	basicAuth      *config.BasicAuth
+	access         []config.AccessRule
+	jail           string
+	limit          config.Names
+	respond        *config.Respond
+}
+
+// hostPolicy is hosts[i]'s own policy.
+func hostPolicy(i int, h *config.Host) *policy {
+	hsts := h.HSTS
+	if hsts == "off" {
+		hsts = ""
+	}
+	return &policy{
+		field:          fmt.Sprintf("hosts[%d]", i),
+		upstreams:      h.Upstreams,
+		responseHeader: h.ResponseHeaderTimeout.D(),
+		readTimeout:    h.ReadTimeout.D(),
+		failTimeout:    h.FailTimeout.D(),
+		maxFails:       *h.MaxFails,
+		websocket:      h.WebSocket == nil || *h.WebSocket,
+		maxBody:        int64(h.MaxBody),
+		headers:        middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts},
+		basicAuth:      h.BasicAuth,
+		access:         h.Access,
+		jail:           h.Jail,
+		limit:          h.Limit,
+	}
+}
+
+// routePolicy is hosts[].routes[j]'s policy: what the route sets, the
+// host's for the rest.
+func routePolicy(host *policy, j int, rt *config.Route) *policy {
+	p := *host
+	p.field = fmt.Sprintf("%s.routes[%d]", host.field, j)
+	if len(rt.Upstreams) > 0 {
+		p.upstreams = rt.Upstreams
+	}
+	if rt.ResponseHeaderTimeout != 0 {
+		p.responseHeader = rt.ResponseHeaderTimeout.D()
+	}
+	if rt.ReadTimeout != 0 {
+		p.readTimeout = rt.ReadTimeout.D()
+	}
+	if rt.FailTimeout != 0 {
+		p.failTimeout = rt.FailTimeout.D()
+	}
+	if rt.MaxFails != nil {
+		p.maxFails = *rt.MaxFails
+	}
+	if rt.WebSocket != nil {
+		p.websocket = *rt.WebSocket
+	}
+	if rt.MaxBody != nil {
+		p.maxBody = int64(*rt.MaxBody)
+	}
+	if rh := rt.Headers; rh != nil {
+		p.headers = mergeHeaders(host.headers, rh.Set, rh.Remove)
+	}
+	switch ba := rt.BasicAuth; {
+	case ba == nil:
+	case ba.Off:
+		p.basicAuth = nil
+	default:
+		p.basicAuth = ba
+	}
+	if rt.Access != nil {
+		p.access = rt.Access
+	}
+	if rt.Jail != "" {
+		p.jail = rt.Jail
+	}
+	if rt.Limit != nil {
+		p.limit = rt.Limit
+	}
+	p.respond = rt.Respond
+	return &p
+}
+
+// mergeHeaders lays a route's header edits over the host's: a name the
+// route sets replaces the host's value or removal, a name it removes
+// drops the host's value.
+func mergeHeaders(host middleware.HeadersConfig, set map[string]string, remove []string) middleware.HeadersConfig {
+	out := middleware.HeadersConfig{HSTS: host.HSTS, Set: map[string]string{}}
+	named := func(list []string, name string) bool {
+		return slices.ContainsFunc(list, func(n string) bool { return strings.EqualFold(n, name) })
+	}
+	for k, v := range host.Set {
+		if !named(remove, k) && !named(slices.Collect(maps.Keys(set)), k) {
+			out.Set[k] = v
+		}
+	}
+	maps.Copy(out.Set, set)
+	for _, k := range host.Remove {
+		if !named(slices.Collect(maps.Keys(set)), k) {
+			out.Remove = append(out.Remove, k)
+		}
+	}
+	out.Remove = append(out.Remove, remove...)
+	return out
+}
+
+// applyPolicy builds r's handlers for pol: the header policy, the
+// upstream pool, the reverse proxy and the siteChain in front of it (or
+// the fixed answer of a respond route).
+func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Logger, buffers *bufferPool) error {
+	h := &b.cfg.Hosts[i]
+	headers, err := middleware.NewHeaderPolicy(pol.headers)
+	if err != nil {
+		return fmt.Errorf("%s.headers: %w", pol.field, err)
+	}
+	r.headers, r.websocket, r.maxBody = headers, pol.websocket, pol.maxBody
+	if ba := pol.basicAuth; ba != nil {
+		r.authHeader = http.CanonicalHeaderKey(ba.UserHeader)
+	}
+	st := &site{
+		field:          pol.field,
+		route:          r,
+		basicAuth:      pol.basicAuth,
+		hotlink:        h.Hotlink,
+		signedLinks:    h.SignedLinks,
+		linksIndex:     i,
+		bufferRequests: h.BufferRequests,
+		access:         pol.access,
+		jail:           pol.jail,
+		limit:          pol.limit,
+		respond:        pol.respond,
+	}
+	var inner http.Handler
+	if pol.respond == nil {
+		r.proxy = &httputil.ReverseProxy{
+			Rewrite:        r.rewrite,
+			Transport:      b.pool(r.name, pol),
+			ModifyResponse: r.modifyResponse,
+			ErrorHandler:   r.proxyError,
+			BufferPool:     buffers,
+			ErrorLog:       errLog,
+		}
+		inner = r.proxy
+	}
+	r.next, err = b.newSiteChain(st, inner)
+	return err
+}
+
+// pool returns the upstream pool for pol's upstream settings: one per
+// distinct setting in a generation, so the routes that keep the host's
+// upstreams share its pool and its passive health.
+func (b *chainBuilder) pool(host string, pol *policy) *upstream.Pool {
+	key := poolKey{host: host, responseHeader: pol.responseHeader, readTimeout: pol.readTimeout,
+		failTimeout: pol.failTimeout, maxFails: pol.maxFails}
+	for _, u := range pol.upstreams {
+		key.urls += u.String() + " "
+	}
+	if p := b.pools[key]; p != nil {
+		return p
+	}
+	pc := upstream.Config{
+		FailTimeout: pol.failTimeout,
+		MaxFails:    pol.maxFails,
+		ReadTimeout: pol.readTimeout,
+		Transport:   b.transport(pol.responseHeader),
+		Latency:     b.s.metrics.latency.WithLabelValues(host),
+	}
+	for _, u := range pol.upstreams {
+		pc.URLs = append(pc.URLs, u.URL())
+	}
+	p := upstream.NewPool(pc)
+	if b.pools == nil {
+		b.pools = map[poolKey]*upstream.Pool{}
+	}
+	b.pools[key] = p
+	b.g.pools = append(b.g.pools, hostPool{host: host, pool: p})
+	return p
+}
+
+// poolKey is what makes two upstream pools the same.
+type poolKey struct {
+	host, urls                               string
+	responseHeader, readTimeout, failTimeout time.Duration
+	maxFails                                 int
+}
+
+// transport returns the generation's upstream transport for a response
+// header timeout: the limits' one, or one per other timeout a host or
+// route sets (kept across a reload like the main one).
+func (b *chainBuilder) transport(responseHeader time.Duration) *http.Transport {
+	k := transportKeyOf(b.cfg.Limits)
+	if responseHeader == k.responseHeader {
+		return b.g.transport
+	}
+	k.responseHeader = responseHeader
+	if t := b.g.transports[k]; t != nil {
+		return t
+	}
+	t := newTransport(k)
+	if b.prev != nil && b.prev.transports[k] != nil {
+		t = b.prev.transports[k]
+	}
+	if b.g.transports == nil {
+		b.g.transports = map[transportKey]*http.Transport{}
+	}
+	b.g.transports[k] = t
+	return t
 }
 
 // accessLog returns the access log's config for cfg, OnDone aside: the

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -19,9 +20,17 @@ type Config struct {
 	// URLs are the host's upstreams, at least one and at most 64 (the
 	// health bits of a request fit one word; config.MaxUpstreams).
 	URLs []*url.URL
-	// FailTimeout is how long an upstream that refused a connection is
-	// skipped (nginx's fail_timeout).
+	// FailTimeout is how long an upstream is skipped once marked down,
+	// and the window its failures are counted in (nginx's fail_timeout).
 	FailTimeout time.Duration
+	// MaxFails is how many failed attempts (a refused or timed-out
+	// connection, an answer that timed out) within FailTimeout mark an
+	// upstream down (nginx's max_fails); 0 never marks it down.
+	MaxFails int
+	// ReadTimeout, when set, cuts an answer off when the upstream sends
+	// nothing for this long (nginx's proxy_read_timeout once the headers
+	// are in). 0: no bound.
+	ReadTimeout time.Duration
 	// Transport sends the requests; shared by the hosts of a config.
 	Transport http.RoundTripper
 	// Latency observes each upstream answer's header latency, in
@@ -46,6 +55,9 @@ type upstream struct {
 	// downUntil is when a refused upstream may be tried again, in Unix
 	// nanoseconds; 0 when healthy.
 	downUntil atomic.Int64
+	// fails counts failed attempts since failStart (Unix ns).
+	fails     atomic.Int32
+	failStart atomic.Int64
 }
 
 // Pool spreads a host's requests over its upstreams round robin, with
@@ -61,6 +73,8 @@ type Pool struct {
 	ups         []*upstream
 	next        atomic.Uint64
 	failTimeout time.Duration
+	maxFails    int32
+	readTimeout time.Duration
 	transport   http.RoundTripper
 	latency     prometheus.Observer // upstream response header latency
 	now         func() time.Time
@@ -68,7 +82,8 @@ type Pool struct {
 
 // NewPool returns the pool of cfg.URLs.
 func NewPool(cfg Config) *Pool {
-	p := &Pool{failTimeout: cfg.FailTimeout, transport: cfg.Transport, latency: cfg.Latency, now: cfg.Now}
+	p := &Pool{failTimeout: cfg.FailTimeout, maxFails: int32(min(cfg.MaxFails, 1<<20)), readTimeout: cfg.ReadTimeout,
+		transport: cfg.Transport, latency: cfg.Latency, now: cfg.Now}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -110,6 +125,13 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	path, rawPath := req.URL.Path, req.URL.RawPath
 	s := middleware.ScopeFrom(req)
+	var cancel context.CancelFunc
+	if p.readTimeout > 0 {
+		// The read timeout ends the request through its context.
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(req.Context())
+		req = req.WithContext(ctx)
+	}
 
 	// Healthy upstreams in round-robin order first, then the ones that
 	// were marked down when the request arrived, in the same order. Each
@@ -138,16 +160,76 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 				if down {
 					u.downUntil.Store(0)
 				}
+				u.fails.Store(0)
 				p.latency.Observe(p.now().Sub(t0).Seconds())
+				if cancel != nil {
+					resp.Body = newIdleBody(resp.Body, p.readTimeout, cancel)
+				}
 				return resp, nil
 			}
-			if !isDialError(err) || (rb != nil && rb.read.Load()) || req.Context().Err() != nil {
-				return nil, err
+			dial := isDialError(err)
+			if req.Context().Err() == nil && (dial || isTimeout(err)) {
+				p.failed(u)
 			}
-			u.downUntil.Store(p.now().Add(p.failTimeout).UnixNano())
+			if !dial || (rb != nil && rb.read.Load()) || req.Context().Err() != nil {
+				break
+			}
 		}
 	}
+	if cancel != nil {
+		cancel()
+	}
 	return nil, err
+}
+
+// failed counts a failed attempt on u and marks it down for failTimeout
+// once maxFails attempts failed within failTimeout.
+func (p *Pool) failed(u *upstream) {
+	if p.maxFails == 0 {
+		return
+	}
+	now := p.now().UnixNano()
+	if start := u.failStart.Load(); now-start > int64(p.failTimeout) {
+		u.failStart.Store(now)
+		u.fails.Store(0)
+	}
+	if u.fails.Add(1) >= p.maxFails {
+		u.fails.Store(0)
+		u.downUntil.Store(now + int64(p.failTimeout))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// idleBody cuts an upstream answer off when no byte of it arrives for
+// d: each read restarts the timer, and the timer cancels the request.
+type idleBody struct {
+	io.ReadCloser
+	d      time.Duration
+	timer  *time.Timer
+	cancel context.CancelFunc
+}
+
+func newIdleBody(rc io.ReadCloser, d time.Duration, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: rc, d: d, timer: time.AfterFunc(d, cancel), cancel: cancel}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // target points req at upstream u, joining u's base path with the

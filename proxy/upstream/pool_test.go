@@ -45,7 +45,7 @@ func (ft *fakeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func testPool(t *testing.T, ft *fakeTransport, now func() time.Time, urls ...string) *Pool {
 	t.Helper()
-	cfg := Config{FailTimeout: 10 * time.Second, Transport: ft, Now: now,
+	cfg := Config{FailTimeout: 10 * time.Second, MaxFails: 1, Transport: ft, Now: now,
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"})}
 	for _, s := range urls {
 		u, err := url.Parse(s)
@@ -170,6 +170,31 @@ func TestTargetJoinsBasePath(t *testing.T) {
 		target(r, u, r.URL.Path, r.URL.RawPath)
 		if r.URL.Path != tc.want || r.URL.Host != u.Host || r.URL.Scheme != "http" {
 			t.Errorf("target(%s, %s) = %s, want %s", tc.base, tc.path, r.URL, tc.want)
+		}
+	}
+}
+
+// TestPoolMaxFails: an upstream is marked down after max_fails refusals
+// within fail_timeout (nginx's max_fails), never with max_fails 0.
+func TestPoolMaxFails(t *testing.T) {
+	for _, tc := range []struct {
+		maxFails, requests int
+		wantDown           bool
+	}{{3, 2, false}, {3, 3, true}, {0, 10, false}} {
+		ft := &fakeTransport{refused: map[string]bool{"a:1": true}}
+		clock := time.Unix(1000, 0)
+		p := testPool(t, ft, func() time.Time { return clock }, "http://a:1", "http://b:2")
+		p.maxFails = int32(tc.maxFails)
+		for range tc.requests {
+			// Every request tries a first (when it is in rotation), then b.
+			p.next.Store(1)
+			if _, err := p.RoundTrip(outgoing("GET", "/x", "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		down := p.Upstreams()[0].DownUntil.After(clock)
+		if down != tc.wantDown {
+			t.Errorf("max_fails %d after %d refusals: down = %v, want %v", tc.maxFails, tc.requests, down, tc.wantDown)
 		}
 	}
 }
