@@ -70,8 +70,14 @@ func (s *Server) upstreamHealth() []ui.Upstream {
 	pools := slices.Clone(s.current.Load().pools)
 	slices.SortStableFunc(pools, func(a, b hostPool) int { return strings.Compare(a.host, b.host) })
 	var out []ui.Upstream
+	seen := map[ui.Upstream]bool{}
 	for _, hp := range pools {
 		for _, u := range hp.pool.Upstreams() {
+			k := ui.Upstream{Host: hp.host, URL: u.URL.Redacted()}
+			if seen[k] {
+				continue // in another pool of the host too (a route's)
+			}
+			seen[k] = true
 			out = append(out, ui.Upstream{Host: hp.host, URL: u.URL.Redacted(), DownUntil: u.DownUntil})
 		}
 	}

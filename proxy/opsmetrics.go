@@ -65,8 +65,16 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	now := time.Now()
+	// A URL in several pools of one host (a route with settings of its
+	// own) is reported once, as its first pool sees it.
+	seen := map[[2]string]bool{}
 	for _, hp := range rt.pools {
 		for _, u := range hp.pool.Upstreams() {
+			k := [2]string{hp.host, u.URL.Redacted()}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
 			up := 1.0
 			if u.DownUntil.After(now) {
 				up = 0

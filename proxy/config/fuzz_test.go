@@ -177,3 +177,47 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRate checks that a parsed rate is positive, per second or per
+// minute, and round-trips through its text.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"1r/s", "30r/m", "1000000r/s", "0r/s", "-1r/s", "1.5r/s", "r/s", "10/s", "10r/h", "+5r/s", "05r/m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err != nil {
+			return
+		}
+		if r.PerSecond <= 0 || r.String() != s {
+			t.Fatalf("ParseRate(%q) = %+v", s, r)
+		}
+		if w, q := r.Window(); (w != 1 && w != 60) || q < 1 {
+			t.Errorf("ParseRate(%q).Window() = %d, %v", s, w, q)
+		}
+		if back, err := ParseRate(r.String()); err != nil || back != r {
+			t.Errorf("ParseRate(%q) again = %+v, %v", s, back, err)
+		}
+	})
+}
+
+// FuzzParseAccessRule checks that an access rule round-trips through
+// String and never names a prefix with host bits or a zone.
+func FuzzParseAccessRule(f *testing.F) {
+	for _, s := range []string{"allow 10.0.0.0/8", "deny all", "allow all", "deny 192.0.2.7", "deny ::ffff:10.0.0.1",
+		"permit 1.2.3.4", "allow", "deny 10.0.0.1/8", "allow  fe80::1%eth0", " allow all "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAccessRule(s)
+		if err != nil {
+			return
+		}
+		if !a.All && (a.Prefix != a.Prefix.Masked() || a.Prefix.Addr().Zone() != "" || a.Prefix.Addr().Is4In6()) {
+			t.Fatalf("ParseAccessRule(%q) = %v", s, a)
+		}
+		if back, err := ParseAccessRule(a.String()); err != nil || back != a {
+			t.Errorf("ParseAccessRule(%q) = %v; again from %q: %v, %v", s, a, a.String(), back, err)
+		}
+	})
+}

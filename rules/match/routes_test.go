@@ -148,3 +148,29 @@ func TestRequiredLiteral(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRouteSelect checks that route choice never panics, that Select
+// agrees with SelectPath on the canonical path whenever it accepts, and
+// that a prefix route's choice ignores ASCII case.
+func FuzzRouteSelect(f *testing.F) {
+	for _, s := range []string{"/", "/admin/x", "/ADMIN", "/admin/../healthz", "//evil/admin/", "/a.php", "/%61dmin", "/static/x.php", "/api/v1/export", "/admin./"} {
+		f.Add(s)
+	}
+	tab, err := CompileRoutes([][]string{{"/admin/"}, {"=/healthz"}, {"^~/static/"}, {"*.php"}, {`re:^/api/v[0-9]+/`}, {"/api*"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := Canonical(raw)
+		if err != nil {
+			return
+		}
+		route, ok := tab.Select(raw, c)
+		if ok && route != tab.SelectPath(c.Path) {
+			t.Fatalf("Select(%q) = %d, SelectPath(%q) = %d", raw, route, c.Path, tab.SelectPath(c.Path))
+		}
+		if up := strings.ToUpper(c.Path); !strings.Contains(c.Path, "/api/") && tab.SelectPath(up) != tab.SelectPath(strings.ToLower(c.Path)) {
+			t.Errorf("SelectPath(%q) = %d, SelectPath(lower) = %d", up, tab.SelectPath(up), tab.SelectPath(strings.ToLower(c.Path)))
+		}
+	})
+}
