@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -69,7 +68,20 @@ type ReplayReport struct {
 	// by host.
 	Auth map[string]int
 	// Flood counts the requests over a flood jail's rate (429), by jail.
-	Flood     map[string]int
+	Flood map[string]int
+	// Limits counts the requests a named rate limit (limits.rates)
+	// refused, by limit; Delayed those let through late (over the rate,
+	// within the burst, beyond delay), by the limits a host or route
+	// names ("login", "login+api").
+	Limits  map[string]int
+	Delayed map[string]int
+	// Access counts the requests an access list denied (403), by host
+	// or route; Responds those a route answered itself.
+	Access   map[string]int
+	Responds map[string]int
+	// Ambiguous counts the paths whose readings choose different routes
+	// of their host: refused with 400.
+	Ambiguous int
 	Bans      []ReplayBan
 	Offences  map[string]uint64 // by jail
 	FirstTime time.Time
@@ -100,7 +112,7 @@ type ReplayClient struct {
 
 // ReplayRule is one rule and how many requests it refused.
 type ReplayRule struct {
-	Kind  string // probe, hotlink, auth, flood
+	Kind  string // probe, hotlink, auth, flood, limit, access, respond
 	Name  string
 	Count int
 }
@@ -112,7 +124,8 @@ func (r *ReplayReport) Rules() []ReplayRule {
 	for _, k := range []struct {
 		kind   string
 		counts map[string]int
-	}{{"probe", r.Probes}, {"hotlink", r.Hotlinks}, {"auth", r.Auth}, {"flood", r.Flood}} {
+	}{{"probe", r.Probes}, {"hotlink", r.Hotlinks}, {"auth", r.Auth}, {"flood", r.Flood},
+		{"limit", r.Limits}, {"access", r.Access}, {"respond", r.Responds}} {
 		for name, n := range k.counts {
 			out = append(out, ReplayRule{Kind: k.kind, Name: name, Count: n})
 		}
@@ -140,11 +153,7 @@ type Replay struct {
 	opts      ReplayOptions
 	rep       *ReplayReport
 	jails     *rules.DryRun
-	probes    *match.ProbeMatcher
-	probeJail string
-	// probeLabels names the probes.paths rules ("paths[2]") by their
-	// pattern.
-	probeLabels map[string]string
+	probes    *replayProbes // nil: none
 	// malformedJail receives the paths the gateway refuses with 400, as
 	// Hygiene reports them (probeJail of the config).
 	malformedJail string
@@ -152,6 +161,7 @@ type Replay struct {
 	site          map[*route]*replayHost
 	defHost       *route
 	flood         []*replayFlood // the outermost first, as the chain runs them
+	limits        map[string]*replayLimit
 	allow         []netip.Prefix
 	top           *clientTop // nil unless opts.Top > 0
 	// banned holds the bans active at the log's current time, to count
@@ -165,9 +175,20 @@ type Replay struct {
 // replayHost is one host's own rules.
 type replayHost struct {
 	name    string
+	probes  *replayProbes // nil: the gateway's
 	hotlink *replayHotlink
-	// auth covers the paths under the host's basic auth; nil: none.
-	auth *match.PrefixSet
+	self    replayPolicy
+	// routes chooses among route (hosts[].routes); nil: none.
+	routes *match.RouteTable
+	route  []replayPolicy
+}
+
+// hasRules reports whether the host has rules of its own, for lines
+// that name no host.
+func (h *replayHost) hasRules() bool {
+	s := &h.self
+	return h.probes != nil || h.hotlink != nil || h.routes != nil ||
+		s.auth != nil || s.limits != nil || len(s.access) > 0 || s.jail != ""
 }
 
 type replayHotlink struct {
@@ -232,22 +253,19 @@ func NewReplay(cfg *config.File, opts ReplayOptions) (*Replay, error) {
 		opts: opts, jails: jails, hosts: newRouter(), site: map[*route]*replayHost{},
 		banned: map[netip.Prefix]time.Time{}, ipv6Prefix: cfg.IPv6Prefix, allow: prefixes(cfg.Allow),
 		rep: &ReplayReport{Probes: map[string]int{}, Hotlinks: map[string]int{}, Auth: map[string]int{},
-			Flood: map[string]int{}, Offences: map[string]uint64{}},
+			Flood: map[string]int{}, Limits: map[string]int{}, Delayed: map[string]int{}, Access: map[string]int{},
+			Responds: map[string]int{}, Offences: map[string]uint64{}},
+		limits: map[string]*replayLimit{},
 	}
 	for name := range cfg.Jails {
 		p.rep.Offences[name] = 0
 	}
 	p.malformedJail = probeJail(cfg)
 	if pc := cfg.Probes; pc != nil {
-		if p.probes, err = match.CompileProbes(match.ProbeConfig{Presets: pc.Presets, Paths: pc.Paths, Exclude: pc.Exclude}); err != nil {
+		if p.probes, err = newReplayProbes(pc); err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
 		}
-		p.probeJail = pc.Jail
-		p.rep.Offences[pc.Jail] = 0
-		p.probeLabels = make(map[string]string, len(pc.Paths))
-		for i, pat := range pc.Paths {
-			p.probeLabels["paths["+strconv.Itoa(i)+"]"] = "paths:" + pat
-		}
+		p.countJail(pc.Jail)
 	}
 	if err := p.addFlood(cfg); err != nil {
 		return nil, err
@@ -267,7 +285,7 @@ func NewReplay(cfg *config.File, opts ReplayOptions) (*Replay, error) {
 				p.hosts.exact[pat.Name()] = rt
 			}
 		}
-		if firstWithRules == nil && (site.hotlink != nil || site.auth != nil) {
+		if firstWithRules == nil && site.hasRules() {
 			firstWithRules = rt
 		}
 	}
@@ -335,17 +353,15 @@ func (p *Replay) newHost(cfg *config.File, i int) (*replayHost, error) {
 			p.rep.Offences[hl.Jail] = 0
 		}
 	}
-	if ba := h.BasicAuth; ba != nil && !ba.Off {
-		paths := ba.Paths
-		if len(paths) == 0 {
-			paths = []string{"/"} // middleware.BasicAuthConfig's default
+	if h.Probes != nil {
+		var err error
+		if site.probes, err = newReplayProbes(h.Probes); err != nil {
+			return nil, fmt.Errorf("hosts[%d].probes: %w", i, err)
 		}
-		ps, err := match.CompilePrefixes(paths)
-		if err != nil {
-			return nil, fmt.Errorf("hosts[%d].basic_auth.paths: %w", i, err)
-		}
-		site.auth = ps
-		p.rep.Offences[rules.JailAuth] = 0
+		p.countJail(site.probes.jail)
+	}
+	if err := p.hostPolicy(cfg, i, site); err != nil {
+		return nil, err
 	}
 	return site, nil
 }
@@ -454,28 +470,46 @@ func (p *Replay) line(line []byte) {
 		}
 		return
 	}
-	if p.probes != nil {
-		if rule, ok := p.probes.MatchRequest(raw, c); ok {
-			if l, ok := p.probeLabels[rule]; ok {
-				rule = l
-			}
+	rt := p.defHost
+	if e.Host != "" {
+		rt = p.hosts.lookup(e.Host)
+	}
+	site := p.site[rt] // nil for an unknown host
+	probes := p.probes
+	if site != nil && site.probes != nil {
+		probes = site.probes
+	}
+	if probes != nil {
+		if rule, ok := probes.match(raw, c); ok {
 			p.rep.Probes[rule]++
 			p.matched("probe "+rule, line)
 			p.refused(&e)
-			p.offence(p.probeJail, &e, "probe")
+			p.offence(probes.jail, &e, "probe")
 			return
 		}
 	}
-	rt := p.defHost
-	if e.Host != "" {
-		if rt = p.hosts.lookup(e.Host); rt == nil {
+	if site == nil {
+		if e.Host != "" {
 			p.rep.UnknownHost++
+			p.refused(&e)
+		}
+		return
+	}
+	pol := &site.self
+	if site.routes != nil {
+		i, ok := site.routes.Select(raw, c)
+		if !ok {
+			// The path's readings choose different routes: 400.
+			p.rep.Ambiguous++
+			p.matched("ambiguous-route "+site.name, line)
 			p.refused(&e)
 			return
 		}
+		if i >= 0 {
+			pol = &site.route[i]
+		}
 	}
-	site := p.site[rt]
-	if site == nil {
+	if p.policyBefore(pol, &e, line) {
 		return
 	}
 	if h := site.hotlink; h != nil && h.m.ProtectedRequest(raw, c) && !h.m.Allowed(e.Referer, e.RefererSet) {
@@ -492,17 +526,7 @@ func (p *Replay) line(line []byte) {
 		p.offence(h.jail, &e, "hotlink")
 		return
 	}
-	// The log's 401 is the gateway's answer to a failed login when the
-	// path is under the host's basic auth (middleware.BasicAuth): an
-	// offence for the auth jail. The log cannot tell a wrong password
-	// from a browser's first request without one, which the gateway
-	// does not count, so this errs towards bans.
-	if e.Status == 401 && site.auth != nil && site.auth.CoversRequest(raw, c) {
-		p.rep.Auth[site.name]++
-		p.matched("auth "+site.name, line)
-		p.refused(&e)
-		p.offence(rules.JailAuth, &e, "bad credentials")
-	}
+	p.policyAfter(pol, &e, raw, c, line)
 }
 
 // overFlood takes a token from each flood jail's bucket for the client,

@@ -373,3 +373,139 @@ func TestReplayInputs(t *testing.T) {
 		t.Errorf("bans %+v, while banned %d, lines %d, want the third probe (second log) to ban and the next line refused", rep.Bans, rep.WhileBan, rep.Lines)
 	}
 }
+
+// browserLog is a browser's visit: pages 10 s apart, each a page and 12
+// stylesheets in the same second, and a login at the end.
+func browserLog(ip string, t0 time.Time, pages int) string {
+	var b strings.Builder
+	for i := range pages {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		b.WriteString(combined(ip, at, fmt.Sprintf("/page/%d", i), ""))
+		for j := range 12 {
+			b.WriteString(combined(ip, at, fmt.Sprintf("/css/%d.css", j), ""))
+		}
+	}
+	b.WriteString(combined(ip, t0.Add(time.Duration(pages)*10*time.Second), "/login", ""))
+	return b.String()
+}
+
+// TestReplayLimitScope: a login limit (1r/s, burst 5) on the /login
+// route refuses none of a browser's page loads; the same limit on the
+// whole host refuses 7 of every 13 requests and its jail bans the
+// browser at once: the replay shows the widened rule before it goes
+// live.
+func TestReplayLimitScope(t *testing.T) {
+	t.Parallel()
+	const base = `listen: {http: "127.0.0.1:0"}
+limits:
+  rates:
+    login: {rate: 1r/s, burst: 5, jail: login}
+jails:
+  login: {maxretry: 5, findtime: 1m, bantime: 1h}
+admin: {listen: "off"}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+`
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	log := browserLog("198.51.100.20", t0, 20)
+	for _, tc := range []struct {
+		name              string
+		yaml              string
+		refused, delayed  int
+		bans, whileBanned int
+	}{
+		{name: "on the login route", yaml: base + "    routes:\n      - {paths: [/login], limit: login}\n"},
+		// Page 1: 13 requests in one second; 6 pass (5 of them late),
+		// the 7th to the 11th are refused, the fifth refusal bans and
+		// the rest of the visit is refused from memory.
+		{name: "on the whole host", yaml: base + "    limit: login\n", refused: 5, delayed: 5, bans: 1, whileBanned: 20*13 + 1 - 11},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rep, err := ReplayLog(t.Context(), mustConfig(t, tc.yaml), strings.NewReader(log), ReplayOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Limits["login"] != tc.refused || rep.Delayed["login"] != tc.delayed || len(rep.Bans) != tc.bans || rep.WhileBan != tc.whileBanned {
+				t.Errorf("refused %v, delayed %v, bans %+v, while banned %d; want %d, %d, %d bans, %d",
+					rep.Limits, rep.Delayed, rep.Bans, rep.WhileBan, tc.refused, tc.delayed, tc.bans, tc.whileBanned)
+			}
+		})
+	}
+}
+
+// TestReplayRoutes: routes choose their policy as the gateway does:
+// access lists, fixed answers, basic auth switched off, a route's own
+// limit, a host's own probes, and a path whose readings disagree.
+func TestReplayRoutes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := dir + "/users"
+	if err := os.WriteFile(users, []byte("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustConfig(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+limits:
+  rates:
+    api: {rate: 2r/s, burst: 1, delay: nodelay}
+jails:
+  admin: {maxretry: 2, findtime: 1m, bantime: 1h}
+probes: {presets: [wordpress]}
+admin: {listen: "off"}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+    basic_auth: {htpasswd: %s}
+    routes:
+      - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"], jail: admin}
+      - {paths: [/old/], respond: {status: 410}}
+      - {paths: [/healthz], basic_auth: off}
+      - {paths: [/api/], limit: api}
+  - match: [blog.example.com]
+    upstreams: [http://127.0.0.1:1]
+    probes: off
+`, users))
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	json := func(ip, host, path string, status int, at time.Time) string {
+		return fmt.Sprintf(`{"time":%q,"client_ip":%q,"host":%q,"method":"GET","path":%q,"status":%d}`+"\n", at.Format(time.RFC3339Nano), ip, host, path, status)
+	}
+	var log strings.Builder
+	log.WriteString(json("10.1.2.3", "app.example.com", "/admin/", 200, t0))                      // allowed
+	log.WriteString(json("203.0.113.4", "app.example.com", "/admin/x", 200, t0))                  // denied, offence
+	log.WriteString(json("203.0.113.4", "app.example.com", "/admin/y", 200, t0))                  // denied, offence: banned
+	log.WriteString(json("203.0.113.4", "app.example.com", "/", 200, t0))                         // while banned
+	log.WriteString(json("192.0.2.5", "app.example.com", "/old/page", 404, t0))                   // respond
+	log.WriteString(json("192.0.2.5", "app.example.com", "/healthz", 401, t0))                    // no auth there
+	log.WriteString(json("192.0.2.5", "app.example.com", "/private", 401, t0))                    // the host's auth
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/a", 200, t0))                      // passes
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/b", 200, t0))                      // burst, at once
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/c", 200, t0))                      // refused
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/d", 200, t0.Add(time.Second)))     // 2 r/s drained it
+	log.WriteString(json("192.0.2.6", "app.example.com", "/%61pi/x", 200, t0.Add(2*time.Second))) // readings disagree
+	log.WriteString(json("192.0.2.7", "blog.example.com", "/wp-login.php", 200, t0))              // probes off there
+	log.WriteString(json("192.0.2.7", "app.example.com", "/wp-login.php", 200, t0))               // the global probes
+	log.WriteString(json("192.0.2.7", "other.example.com", "/", 200, t0))                         // 421
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log.String()), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	check("access", rep.Access, map[string]int{"app.example.com /admin/": 2})
+	check("bans", len(rep.Bans), 1)
+	check("while banned", rep.WhileBan, 1)
+	check("responds", rep.Responds, map[string]int{"app.example.com /old/": 1})
+	check("auth", rep.Auth, map[string]int{"app.example.com": 1})
+	check("limits", rep.Limits, map[string]int{"api": 1})
+	check("delayed", rep.Delayed, map[string]int{})
+	check("probes", rep.Probes, map[string]int{"wordpress:**/wp-login.php": 1})
+	check("unknown host", rep.UnknownHost, 1)
+	check("ambiguous", rep.Ambiguous, 1)
+	check("offences", rep.Offences, map[string]uint64{"admin": 2, "auth": 1, "probes": 1})
+	check("unparsed", rep.Unparsed, 0)
+}

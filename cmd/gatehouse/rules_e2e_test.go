@@ -444,7 +444,7 @@ jails:
 	for _, want := range []string{
 		"Lines without a host: 25, under the rules of app.example.com",
 		"Flood refusals (429) by jail: 5\n        5  flood\n",
-		"Failed logins (401 under basic auth) by host: 3\n        3  app.example.com\n",
+		"Failed logins (401 under basic auth) by host or route: 3\n        3  app.example.com\n",
 		"Offences by jail: auth 3 flood 5",
 		"Bans that would follow: 2",
 		"2026-11-25T10:00:20Z  198.51.100.1/32      auth     ban #1 until 2026-11-25T11:00:20Z",
@@ -455,4 +455,70 @@ jails:
 			t.Errorf("rules test output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestRulesTestRoutesAndLimits: the replay goes through the host's
+// routes and named rate limits. A login limit (1r/s, burst 5, as
+// imported from nginx's limit_req) widened to the whole host shows its
+// refusals of a browser's page loads and the ban that follows, before
+// it goes live; on its /login route it refuses none. Access lists and
+// fixed answers are counted by route, named by their paths.
+func TestRulesTestRoutesAndLimits(t *testing.T) {
+	t.Parallel()
+	const head = `limits:
+  rates:
+    login: {rate: 1r/s, burst: 5, status: 503, jail: login}
+jails:
+  login: {maxretry: 5, findtime: 1m, bantime: 1h}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+`
+	const routes = `    routes:
+      - {paths: [/login], limit: login}
+      - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"]}
+      - {paths: [/old/], respond: {status: 410}}
+`
+	// 20 pages 10 s apart, each with 12 stylesheets in the same second.
+	var log strings.Builder
+	for i := range 20 {
+		at := fmt.Sprintf("10:%02d:%02d", i/6, i%6*10)
+		log.WriteString(accessLine("198.51.100.20", at, fmt.Sprintf("/page/%d", i), 200))
+		for j := range 12 {
+			log.WriteString(accessLine("198.51.100.20", at, fmt.Sprintf("/css/%d.css", j), 200))
+		}
+	}
+	log.WriteString(accessLine("203.0.113.9", "10:04:00", "/admin/", 200))
+	log.WriteString(accessLine("10.0.0.9", "10:04:00", "/admin/", 200))
+	log.WriteString(accessLine("10.0.0.9", "10:04:01", "/old/news", 200))
+	path := writeFile(t, "access.log", log.String())
+
+	widened := writeFile(t, "widened.yaml", head+"    limit: login\n"+routes)
+	out, errOut, code := runGatehouse(t, "rules", "test", "-c", widened, "--top", "1", path)
+	if code != 0 {
+		t.Fatalf("rules test (limit on the host) = %d\n%s%s", code, out, errOut)
+	}
+	// The first page: 13 requests in one second, 6 pass (5 of them late),
+	// 5 refused, the fifth refusal bans; the rest of the visit is
+	// refused from memory.
+	wantInOrder(t, "limit on the host", out,
+		"Rate limit refusals by limit: 5\n        5  login\n",
+		"Requests delayed within a limit's burst: 5\n",
+		"Access denied (403) by host or route: 1\n        1  app.example.com /admin/\n",
+		"Offences by jail: login 5",
+		"Bans that would follow: 1", "198.51.100.20/32     login    ban #1",
+		"Lines from clients banned at the time (403 from memory): 249\n",
+		"Top 1 clients by refused requests:\n  198.51.100.20/32     refused 254, offences 5\n",
+		"Top 1 rules by refused requests:\n        5  limit login\n")
+
+	scoped := writeFile(t, "scoped.yaml", head+routes)
+	out, errOut, code = runGatehouse(t, "rules", "test", "-c", scoped, path)
+	if code != 0 {
+		t.Fatalf("rules test (limit on /login) = %d\n%s%s", code, out, errOut)
+	}
+	wantInOrder(t, "limit on /login", out,
+		"Answered by a route's respond: 1\n        1  app.example.com /old/\n",
+		"Rate limit refusals by limit: 0\n        0  login\n",
+		"Access denied (403) by host or route: 1\n",
+		"Bans that would follow: 0")
 }

@@ -189,9 +189,24 @@ func printReport(w io.Writer, rep *proxy.ReplayReport, inputs []*proxy.ReplayInp
 	}
 	fmt.Fprintf(w, "Unsafe paths (400): %d\n", rep.Unsafe)
 	printCounts(w, "Probe matches", rep.Probes)
+	if rep.Ambiguous > 0 {
+		fmt.Fprintf(w, "Paths whose readings choose different routes (400): %d\n", rep.Ambiguous)
+	}
+	if len(rep.Responds) > 0 {
+		printCounts(w, "Answered by a route's respond", rep.Responds)
+	}
+	if len(rep.Limits) > 0 {
+		printCounts(w, "Rate limit refusals by limit", rep.Limits)
+	}
+	if len(rep.Delayed) > 0 {
+		printCounts(w, "Requests delayed within a limit's burst", rep.Delayed)
+	}
 	printCounts(w, "Hotlinks refused", rep.Hotlinks)
+	if len(rep.Access) > 0 {
+		printCounts(w, "Access denied (403) by host or route", rep.Access)
+	}
 	if len(rep.Auth) > 0 {
-		printCounts(w, "Failed logins (401 under basic auth) by host", rep.Auth)
+		printCounts(w, "Failed logins (401 under basic auth) by host or route", rep.Auth)
 	}
 	fmt.Fprintf(w, "Offences by jail:")
 	for _, name := range rep.SortedOffences() {
