@@ -150,10 +150,10 @@ func (r *ReplayReport) Rules() []ReplayRule {
 // Replay is not safe for concurrent use; a replay is sequential by
 // nature.
 type Replay struct {
-	opts      ReplayOptions
-	rep       *ReplayReport
-	jails     *rules.DryRun
-	probes    *replayProbes // nil: none
+	opts   ReplayOptions
+	rep    *ReplayReport
+	jails  *rules.DryRun
+	probes *replayProbes // nil: none
 	// malformedJail receives the paths the gateway refuses with 400, as
 	// Hygiene reports them (probeJail of the config).
 	malformedJail string
