@@ -32,6 +32,12 @@ func rulesCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, rulesUsage)
+		fmt.Fprintln(stderr, "Replays access logs through the config's rules and jails, with the logs' own times:")
+		fmt.Fprintln(stderr, "several logs (the rotated files of one) are read oldest first, gzip ones too.")
+		fs.PrintDefaults()
+	}
 	path := configFlag(fs)
 	show := fs.Bool("show-matches", false, "print every matching line, prefixed with the rule")
 	host := fs.String("host", "", "whose rules apply to lines without a host (default: the first host with rules of its own)")
