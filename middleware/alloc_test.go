@@ -154,3 +154,14 @@ func TestRateLimitAllocs(t *testing.T) {
 		t.Errorf("new client in a full table allocs = %v, want 0", n)
 	}
 }
+
+// TestLimitAllocs pins a passing request of a limited route at zero
+// allocations, for every key kind.
+func TestLimitAllocs(t *testing.T) {
+	for _, key := range []string{"client", "client+host", "header:X-Api-Key"} {
+		h, r, w := limitBench(t, []LimitConfig{{Name: "a", Rate: 1e6, Burst: 1e9, NoDelay: true, Key: key}})
+		if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 0 {
+			t.Errorf("Limit with key %s allocs = %v, want 0", key, n)
+		}
+	}
+}

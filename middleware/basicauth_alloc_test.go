@@ -14,7 +14,7 @@ import (
 
 // authCacheHitAllocs is what a logged-in request costs BasicAuth: the
 // decoded credentials, the string they are split from, and the
-// X-Forwarded-User value slice. Issue 17's strict base64 must add none.
+// X-Forwarded-User value slice. Strict base64 must add none.
 const authCacheHitAllocs = 3
 
 // TestBasicAuthCacheHitAllocs pins the allocations of a request whose

@@ -36,7 +36,7 @@ func TestParseBasicAuth(t *testing.T) {
 		{name: "colon in password", in: basic("a", "b:c:d"), user: "a", pass: "b:c:d", ok: true},
 		{name: "empty password", in: basic("a", ""), user: "a", pass: "", ok: true},
 		{name: "several spaces after the scheme", in: "Basic   " + base64.StdEncoding.EncodeToString([]byte("a:b")), user: "a", pass: "b", ok: true},
-		// Issue 17: only the canonical encoding is a credential.
+		// only the canonical encoding is a credential.
 		{name: "unpadded", in: "Basic " + base64.RawStdEncoding.EncodeToString([]byte("ab:c"))},
 		{name: "trailing space", in: "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")) + " "},
 		{name: "stray byte after padding", in: basic("ab", "c") + "x"},

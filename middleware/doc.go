@@ -1,7 +1,8 @@
 // Package middleware holds gatehouse's request pipeline: one
 // func(http.Handler) http.Handler per concern — request scope (WithScope),
 // access log (AccessLog), client IP (ClientIP), ban guard (BanGuard),
-// flood jails (RateLimit), request hygiene and the canonical view of host
+// flood jails (RateLimit), named rate limits of hosts and routes (Limit,
+// nginx's limit_req), request hygiene and the canonical view of host
 // and path (Hygiene; CanonicalPath is its path-only part), probe blocking
 // (ProbeBlock), hotlink protection (Hotlink), signed links (SignedLinks)
 // and basic auth (BasicAuth, with its Credentials store) — plus the

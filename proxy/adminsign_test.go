@@ -230,7 +230,7 @@ func TestAdminSignAPI(t *testing.T) {
 		{name: "link prefix violation", path: "/v1/sign/link", token: tokenLimited, body: `{"url":"https://media.example.com/paid/private/a.mp4"}`, want: 403, wantField: "url"},
 		{name: "link dot segments do not escape the prefix", path: "/v1/sign/link", token: tokenLimited, body: `{"url":"https://media.example.com/paid/public/../private/a.mp4"}`, want: 422, wantField: "url",
 			wantErr: `path "/paid/public/../private/a.mp4" is not in canonical form; sign "/paid/private/a.mp4"`},
-		// Issue 17: a link is checked against the raw path, so only the
+		// a link is checked against the raw path, so only the
 		// one canonical spelling of a path is signed.
 		{name: "link double slash", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid//a.mp4"}`, want: 422, wantField: "url", wantErr: `not in canonical form; sign "/paid/a.mp4"`},
 		{name: "link dot segment", path: "/v1/sign/link", token: tokenBackend, body: `{"url":"https://media.example.com/paid/./a.mp4"}`, want: 422, wantField: "url", wantErr: `not in canonical form; sign "/paid/a.mp4"`},

@@ -56,6 +56,10 @@ var siteChain = [...]siteStage{
 	{"respond", "respond", buildRespond},
 	// Media requests with a foreign Referer.
 	{"hotlink", "hotlink", buildHotlink},
+	// Named rate limits (limits.rates; nginx's limit_req, which runs
+	// before nginx's access checks): a request over its limit never
+	// costs a password check.
+	{"limit", "limit", buildLimit},
 	// Allow and deny by client address (nginx's allow and deny), before
 	// a password is ever checked.
 	{"access", "access", buildAccess},
@@ -355,6 +359,58 @@ func buildRespond(b *chainBuilder, st *site) (wrapper, error) {
 	}, b.g.jails, b.s.log)
 	// The answer replaces the rest of the chain.
 	return func(http.Handler) http.Handler { return h }, nil
+}
+
+// buildLimit applies the site's named limits, in the order named. A
+// limit is one Limiter per generation whichever hosts and routes use it,
+// kept across a reload that leaves its settings alone.
+func buildLimit(b *chainBuilder, st *site) (wrapper, error) {
+	if len(st.limit) == 0 || st.limit.Off() {
+		return nil, nil
+	}
+	ls := make([]*middleware.Limiter, 0, len(st.limit))
+	for _, name := range st.limit {
+		l, err := b.limiter(name)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return middleware.Limit(ls, b.g.jails, b.s.log)
+}
+
+// limiter returns the generation's limiter of limits.rates[name].
+func (b *chainBuilder) limiter(name string) (*middleware.Limiter, error) {
+	if l := b.g.limiters[name]; l != nil {
+		return l, nil
+	}
+	r, ok := b.cfg.Limits.Rates[name]
+	if !ok {
+		return nil, fmt.Errorf("rate limit %q is not defined under limits.rates", name)
+	}
+	window, quota := r.Rate.Window()
+	lc := middleware.LimitConfig{
+		Name: name, Rate: r.Rate.PerSecond, Window: window, Quota: quota,
+		Burst: r.Burst, Delay: r.Delay.N, NoDelay: r.Delay.NoDelay,
+		Key: r.Key, Status: r.Status, Jail: r.Jail,
+		Allow: prefixes(b.cfg.Allow), IPv6Prefix: b.cfg.IPv6Prefix, Capacity: b.cfg.Limits.TrackedClients,
+	}
+	if r.Shared {
+		lc.Shared = b.s.sharedLimit(name)
+	}
+	var kept *middleware.Limiter
+	if b.prev != nil {
+		kept = b.prev.limiters[name]
+	}
+	l, err := middleware.NewLimiter(lc, kept)
+	if err != nil {
+		return nil, fmt.Errorf("limits.rates.%s: %w", name, err)
+	}
+	if b.g.limiters == nil {
+		b.g.limiters = map[string]*middleware.Limiter{}
+	}
+	b.g.limiters[name] = l
+	return l, nil
 }
 
 func buildAccess(b *chainBuilder, st *site) (wrapper, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestChainOrder(t *testing.T) {
 	for _, st := range siteChain {
 		names = append(names, st.name)
 	}
-	want = []string{"respond", "hotlink", "access", "signed_links", "basic_auth", "buffer_requests", "full_duplex"}
+	want = []string{"respond", "hotlink", "limit", "access", "signed_links", "basic_auth", "buffer_requests", "full_duplex"}
 	if !slices.Equal(names, want) {
 		t.Errorf("siteChain = %q, want %q", names, want)
 	}
@@ -68,7 +69,8 @@ hosts:
     hotlink: {paths: [/media/], allow: [none, auth.example.com], action: {status: 410}}
     routes:
       - {paths: [/old/], respond: {status: 451}}
-      - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"]}
+      - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"], limit: adm}
+limits: {rates: {adm: {rate: 1r/m, delay: nodelay, key: "header:X-Key", status: 503}}}
 log: {access: json, access_file: %s}
 `, up.URL, users, accessFile))})
 	if err != nil {
@@ -111,6 +113,10 @@ log: {access: json, access_file: %s}
 			wantStatus: http.StatusUnavailableForLegalReasons, wantNoAuth: true, wantProbeCount: 3},
 		{name: "access before basic_auth", client: "203.0.113.8", host: "auth.example.com", target: "/admin/",
 			wantStatus: http.StatusForbidden, wantNoAuth: true, wantProbeCount: 3},
+		// One X-Key, two clients: the second is over the limit, which
+		// answers before access would deny it.
+		{name: "limit before access", client: "203.0.113.9", host: "auth.example.com", target: "/admin/x",
+			wantStatus: http.StatusServiceUnavailable, wantNoAuth: true, wantProbeCount: 3},
 		{name: "basic_auth before the upstream", client: "203.0.113.5", host: "auth.example.com", target: "/",
 			wantStatus: http.StatusUnauthorized, wantProbeCount: 3},
 		{name: "the host router answers unknown hosts", client: "203.0.113.6", host: "unknown.example.net", target: "/",
@@ -123,6 +129,9 @@ log: {access: json, access_file: %s}
 	} {
 		r := httptest.NewRequest(http.MethodGet, "http://"+tc.host+tc.target, nil)
 		r.RemoteAddr = tc.client + ":40000"
+		if strings.HasPrefix(tc.target, "/admin/") {
+			r.Header.Set("X-Key", "k1")
+		}
 		if tc.referer != "" {
 			r.Header.Set("Referer", tc.referer)
 		}
@@ -156,7 +165,7 @@ log: {access: json, access_file: %s}
 		}
 		statuses = append(statuses, line.Status)
 	}
-	want2 := []int{403, 403, 404, 404, 400, 410, 451, 403, 401, 421, 429}
+	want2 := []int{403, 403, 404, 404, 400, 410, 451, 403, 503, 401, 421, 429}
 	if !slices.Equal(statuses, want2) {
 		t.Errorf("access log statuses = %v, want %v", statuses, want2)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/middleware"
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/ui"
 	"gatehouse/rules"
@@ -196,4 +197,14 @@ func certRedis(cfg *config.File) (*redis.Client, error) {
 		return nil, err
 	}
 	return redis.NewClient(o), nil
+}
+
+// sharedLimit returns the fleet's side of limits.rates.NAME with
+// shared: true, for middleware.LimitConfig.Shared; nil without a fleet
+// (the limit is then per node).
+func (s *Server) sharedLimit(name string) middleware.SharedLimit {
+	if s.fleet == nil {
+		return nil
+	}
+	return s.fleet.Limit(name)
 }

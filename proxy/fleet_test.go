@@ -168,6 +168,18 @@ func TestFleetOverTLSWithDocumentedACLUser(t *testing.T) {
 		t.Errorf("FleetStatus = %+v, want connected node a seeing %d nodes", fs, len(st.Nodes))
 	}
 
+	// A shared rate limit is counted with the ACL user's rights: 1 r/m,
+	// no burst, so the second request is refused whichever node takes it.
+	if (&Server{}).sharedLimit("login") != nil {
+		t.Error("sharedLimit without a fleet is not nil")
+	}
+	for i, n := range nodes {
+		ok, wait, err := (&Server{fleet: n.f}).sharedLimit("login").TakeShared(ctx, "192.0.2.79", 16, 0, 0)
+		if err != nil || ok != (i == 0) || (!ok && wait <= 0) {
+			t.Errorf("shared limit request %d = %v, %v, %v; want only the first to pass", i, ok, wait, err)
+		}
+	}
+
 	cs := cert.NewRedis(cert.RedisConfig{Redis: client(), Lease: time.Second})
 	if err := cs.Store(ctx, "certificates/ca/example.com/example.com.crt", []byte("CERT")); err != nil {
 		t.Fatal(err)

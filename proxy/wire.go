@@ -46,6 +46,8 @@ type generation struct {
 	// admin is what the admin listener reads of this generation: its
 	// tokens, jails and signers.
 	admin admin.Current
+	// limiters are the named rate limits (limits.rates) in use, by name.
+	limiters map[string]*middleware.Limiter
 	// buckets are the flood jails' token buckets, by jail name.
 	buckets map[string]*middleware.RateBuckets
 	// logPaths are the access log files the chain writes to (accessLog).

@@ -129,7 +129,7 @@ func TestPrefixesAllow(t *testing.T) {
 		{"leading slash on a prefix is not ignored", Prefixes{"/media/"}, "media/a.mp4", false},
 		{"folder prefix does not cover the object of its name", Prefixes{"media/"}, "media", false},
 		{"folder prefix, longer name", Prefixes{"media/"}, "mediaprivate/a", false},
-		// Issue 17: "media" must not grant "media-private/".
+		// "media" must not grant "media-private/".
 		{"segment prefix, sibling with a suffix", Prefixes{"media"}, "media-private/a", false},
 		{"segment prefix, sibling without separator", Prefixes{"media"}, "mediaprivate/a", false},
 		{"segment prefix, itself", Prefixes{"media"}, "media", true},

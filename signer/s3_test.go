@@ -194,7 +194,7 @@ func TestS3SignErrors(t *testing.T) {
 		{name: "no key", req: S3Request{Bucket: "media"}, wantField: "key", wantErr: "required"},
 		{name: "dot-dot key", req: S3Request{Bucket: "media", Key: "free/../paid/a.mp4"}, wantField: "key", wantErr: `".." segment`},
 		{name: "control key", req: S3Request{Bucket: "media", Key: "a\nb"}, wantField: "key", wantErr: "control character"},
-		// Issue 17: the class the gateway's path rules refuse.
+		// the class the gateway's path rules refuse.
 		{name: "three dots", req: S3Request{Bucket: "media", Key: "free/.../paid/a.mp4"}, wantField: "key", wantErr: "only dots and spaces"},
 		{name: "dots and a space", req: S3Request{Bucket: "media", Key: "free/.. /paid/a.mp4"}, wantField: "key", wantErr: "only dots and spaces"},
 		{name: "only a space", req: S3Request{Bucket: "media", Key: "free/ /a.mp4"}, wantField: "key", wantErr: "only dots and spaces"},

@@ -202,7 +202,7 @@ func TestHtpasswdCmd(t *testing.T) {
 			check: wantContent(`^garbage\n` + regexp.QuoteMeta(alicePassword) + `$`)},
 		{name: "delete in a malformed file", file: ptr(alicePassword + "x y:z\n"), args: []string{"-D", "FILE", "alice"},
 			wantCode: 7, wantStderr: "FILE:2: invalid user name \"x y\": contains whitespace"},
-		// Issue 17: lines of the shape user:something are not enough.
+		// lines of the shape user:something are not enough.
 		{name: "-b on a YAML file", file: ptr("listen: :443\nhosts: []\n"), args: []string{"-bC4", "FILE", "bob", "pw"},
 			wantCode: 7, wantStderr: "FILE:1: user \"listen\": not an htpasswd entry: the field after ':' is not a password hash\nFILE:2: user \"hosts\": not an htpasswd entry",
 			check: wantContent(`^listen: :443\nhosts: \[\]\n$`)},
@@ -239,7 +239,7 @@ func TestHtpasswdCmd(t *testing.T) {
 		{name: "-C with -m", args: []string{"-nbmC", "5", "u", "pw"}, wantCode: 2, wantStderr: "-C applies to bcrypt (-B) only"},
 		{name: "-r without SHA-crypt", args: []string{"-nbr", "5000", "u", "pw"}, wantCode: 2, wantStderr: "-r applies to SHA-crypt (-2, -5) only"},
 		{name: "rounds too low", args: []string{"-nb5r", "999", "u", "pw"}, wantCode: 2, wantStderr: `-r: rounds "999" is not a number from 1000 to 1000000`},
-		// Issue 17: nothing the gateway would refuse as slow is made.
+		// nothing the gateway would refuse as slow is made.
 		{name: "rounds too high", args: []string{"-nb5r", "1000001", "u", "pw"}, wantCode: 2, wantStderr: `-r: rounds "1000001" is not a number from 1000 to 1000000`},
 		{name: "--follow with -n", args: []string{"--follow", "-nb", "u", "pw"}, wantCode: 2, wantStderr: "-n and --follow options conflict"},
 		{name: "unknown long option", args: []string{"--folow", "-b", "FILE", "u", "pw"}, wantCode: 2, wantStderr: "unknown option --folow"},

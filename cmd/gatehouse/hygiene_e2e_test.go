@@ -32,7 +32,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// The request hygiene tests (issue 9) talk to the real binary over raw
+// The request hygiene tests talk to the real binary over raw
 // TCP: each writes the exact bytes of a request — malformed ones included,
 // which no Go client would send — and reads what comes back.
 
@@ -97,7 +97,7 @@ func statuses(as []rawAnswer) []int {
 	return out
 }
 
-// TestHygieneRawRequests sends every class of request issue 9 refuses, and
+// TestHygieneRawRequests sends every class of request hygiene refuses, and
 // its well-formed twin, through the real gateway.
 func TestHygieneRawRequests(t *testing.T) {
 	t.Parallel()
@@ -435,7 +435,7 @@ hosts:
 	})
 }
 
-// ---- HTTP/2 (issue 9): raw frames over the TLS listener ----
+// ---- HTTP/2: raw frames over the TLS listener ----
 
 // h2Gateway starts a gateway with a TLS listener serving app.example.com
 // and 127.0.0.1 from upstream, with a certificate from a fresh test CA.
@@ -711,7 +711,7 @@ func junitFailures(path string) (map[string]bool, int, error) {
 	return failed, total, nil
 }
 
-// ---- slow clients (issue 9): slowhttptest ----
+// ---- slow clients: slowhttptest ----
 
 // TestSlowClients runs slowhttptest's slowloris (slow headers) and slow
 // body attacks, bounded in connections and time, from 127.0.0.1 while a

@@ -57,7 +57,7 @@ func TestVerifyVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewEntry(%q) = %v", tc.hash, err)
 			}
-			// Issue 17: the empty password never verifies, though
+			// the empty password never verifies, though
 			// EmptyPassword recognises its hash.
 			if got, want := e.Verify(tc.password), tc.password != ""; got != want {
 				t.Errorf("Verify(%q) against %q = %v, want %v", tc.password, tc.hash, got, want)
@@ -403,7 +403,7 @@ func TestFileDummy(t *testing.T) {
 		{"most common format", "a:" + hashAPR1 + "\nb:" + hashAPR1 + "\nc:" + bcrypt4, FormatAPR1, 0},
 		{"tie: the expensive one", "a:" + hashAPR1 + "\nb:" + hashSHA256, FormatSHA256Crypt, DefaultSHACryptRounds},
 		{"tie: the higher bcrypt cost", "a:" + bcrypt4 + "\nb:" + hashBcryptUU, FormatBcrypt, 5},
-		// Issue 17: a slow hash is never the dummy, however common.
+		// a slow hash is never the dummy, however common.
 		{"slow entries not counted", "a:" + hashBcrypt31 + "\nb:" + hashBcrypt31 + "\nc:" + bcrypt4, FormatBcrypt, 4},
 		{"slow SHA-crypt not counted", "a:" + hashSHA512Slow + "\nb:" + hashSHA512Slow + "\nc:" + hashAPR1, FormatAPR1, 0},
 		{"only slow bcrypt: capped", "a:" + hashBcrypt31 + "\nb:" + hashBcrypt18, FormatBcrypt, MaxSafeBcryptCost},

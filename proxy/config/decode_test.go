@@ -419,7 +419,7 @@ var parseErrorCases = []struct {
 			"    - {name: a, token: \"sha256:" + strings.Repeat("cd", 32) + "\", scopes: [bans:write]}\n",
 		wantErr: `t.yaml:7: admin.tokens[1].name: "a" is already the name of admin.tokens[0] (line 6)`,
 	},
-	// Issue 17: prefixes that silently meant everything, or never matched.
+	// prefixes that silently meant everything, or never matched.
 	{
 		name:    "token prefix slash",
 		in:      minimal + "admin:\n  tokens:\n" + "    - name: m\n      token: \"sha256:" + strings.Repeat("ab", 32) + "\"\n      scopes: [sign:s3]\n      prefixes: [\"/\"]\n",

@@ -47,7 +47,8 @@ func (k Kind) String() string {
 }
 
 // kindOf classifies the middleware's Scope.Offence text: "probe <rule>"
-// (ProbeBlock), "bad credentials" (BasicAuth), "hotlink", "flood".
+// (ProbeBlock), "bad credentials" (BasicAuth), "hotlink", "flood", and
+// "limit …" (a named rate limit), which counts as flood.
 func kindOf(offence string) (Kind, string) {
 	switch {
 	case strings.HasPrefix(offence, "probe "):
@@ -56,7 +57,7 @@ func kindOf(offence string) (Kind, string) {
 		return Auth, offence
 	case offence == "hotlink":
 		return Hotlink, offence
-	case offence == "flood":
+	case offence == "flood", offence == "limit", strings.HasPrefix(offence, "limit "):
 		return Flood, offence
 	}
 	return Other, offence

@@ -113,6 +113,8 @@ func TestKindOf(t *testing.T) {
 		{"bad credentials", Auth, "bad credentials"},
 		{"hotlink", Hotlink, "hotlink"},
 		{"flood", Flood, "flood"},
+		{"limit login", Flood, "limit login"},
+		{"access", Other, "access"},
 		{"something new", Other, "something new"},
 		{"probe", Other, "probe"},
 	} {

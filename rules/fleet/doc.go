@@ -39,6 +39,13 @@
 // Redis is unreachable, or when the queue is full, offences are counted
 // locally.
 //
+// Shared rate limits: a middleware.Limiter with shared: true asks its
+// Limit (TakeShared) to count each request; one loop sends the requests
+// that queued while its previous call was in flight as one call of the
+// limit script, which applies nginx's limit_req arithmetic on Redis's
+// clock. While Redis fails, each request is counted by the node's own
+// limiter instead, and one request a second tries Redis again.
+//
 // # Keys (all under the hash tag {prefix})
 //
 //	{gh}:bans         hash   prefix → "until|rev|count|node|len:jail|reason"
@@ -50,6 +57,7 @@
 //	{gh}:nodes        hash   node → JSON heartbeat (NodeStatus)
 //	{gh}:off:J:P      zset   recent offences of client P against jail J
 //	{gh}:hist:J:P     string "until|count": P's last ban by J
+//	{gh}:lim:N:K      string "excess|last": key K of shared rate limit N
 //
 // Times are microseconds on Redis's clock (TIME): every node tracks the
 // offset of its clock to Redis's and converts, so skewed node clocks do

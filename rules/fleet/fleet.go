@@ -117,6 +117,8 @@ type Fleet struct {
 	seq      atomic.Uint64
 	offences chan rules.Offence
 	kick     chan struct{}
+	limitq   chan *limitReq // requests of shared limits (limits.go)
+	lim      limitState
 
 	mu       sync.Mutex
 	received map[netip.Prefix]int64 // bans this Fleet put on the list, by Until (ns), until its feed shows them
@@ -180,6 +182,7 @@ func New(cfg Config) (*Fleet, error) {
 		heartbeat: orDefault(cfg.Heartbeat, defaultHeartbeat),
 		offences:  make(chan rules.Offence, orDefault(cfg.OffenceQueue, defaultOffenceQueue)),
 		kick:      make(chan struct{}, 1),
+		limitq:    make(chan *limitReq, limitQueue),
 		received:  map[netip.Prefix]int64{},
 	}
 	f.m = newMetrics(f)
@@ -230,6 +233,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	wg.Go(func() { f.pushLoop(ctx) })
 	wg.Go(func() { f.follow(ctx) })
 	wg.Go(func() { f.countLoop(ctx) })
+	wg.Go(func() { f.limitLoop(ctx) })
 	wg.Go(func() { f.tick(ctx) })
 	wg.Wait()
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

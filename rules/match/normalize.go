@@ -136,7 +136,7 @@ type CanonicalPath struct {
 	// Path is the decoded, cleaned path with its case preserved. A
 	// protection rule (basic auth, hotlink, signed links) covers a
 	// request when it covers Path, Probe (a Windows upstream serves
-	// "/admin./" as "/admin/") or, as issue 9 asks, the raw path.
+	// "/admin./" as "/admin/") or the raw path.
 	Path string
 	// Probe is Path with trailing dots and spaces trimmed from every
 	// segment and ASCII letters lower-cased, the form ProbeMatcher.Match

@@ -181,7 +181,7 @@ func allowHost(name string) (string, error) {
 
 // Protected reports whether path falls under the protected paths. A
 // request is protected when its raw path, CanonicalPath.Path or
-// CanonicalPath.Probe is (issue 9): call it with each. A nil matcher
+// CanonicalPath.Probe is: call it with each. A nil matcher
 // protects nothing. Protected does not allocate unless a regex needs to.
 func (m *HotlinkMatcher) Protected(path string) bool {
 	if m == nil {

@@ -169,7 +169,7 @@ func TestHotlinkProtected(t *testing.T) {
 			t.Errorf("Protected(%q) = %v, want %v", tc.path, got, tc.want)
 		}
 	}
-	// Issue 9: the caller checks the raw path too; a raw path under the
+	// the caller checks the raw path too; a raw path under the
 	// prefix is protected even when its canonical form is not.
 	raw := "/videos/..;/other/x.webm"
 	c, err := Canonical(raw)
