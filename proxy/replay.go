@@ -25,7 +25,7 @@ const maxLogLine = 64 << 10
 type ReplayOptions struct {
 	// Host names the host whose rules apply to lines that do not name
 	// one (nginx combined). "": the first host with rules of its own
-	// (hotlink, basic auth).
+	// (probes, routes, hotlink, basic auth, access, limit or jail).
 	Host string
 	// Matches, when set, receives every line a rule matched, prefixed
 	// with what matched it.
@@ -63,9 +63,9 @@ type ReplayReport struct {
 	DefaultHost string
 	Probes      map[string]int // by rule
 	Hotlinks    map[string]int // by host and pattern
-	// Auth counts the 401 answers on paths under a host's basic auth,
-	// offences for the auth jail as the gateway counts failed logins,
-	// by host.
+	// Auth counts the 401 answers on paths under basic auth, offences
+	// for the auth jail as the gateway counts failed logins, by host or
+	// route.
 	Auth map[string]int
 	// Flood counts the requests over a flood jail's rate (429), by jail.
 	Flood map[string]int
@@ -426,8 +426,10 @@ func (p *Replay) Report() *ReplayReport {
 }
 
 // line replays one log line, through the stages of the chain in its
-// order: ban guard, flood jails, hygiene, probes, the host router, and
-// the host's hotlink and basic auth rules.
+// order: ban guard, flood jails, hygiene, probes (the host's or the
+// gateway's), the host router, the route choice, then the route's
+// respond, the host's hotlink rules, and the route's (or the host's)
+// limits, access list and basic auth.
 func (p *Replay) line(line []byte) {
 	p.rep.Lines++
 	e, err := match.ParseLogLine(line)
@@ -509,7 +511,7 @@ func (p *Replay) line(line []byte) {
 			pol = &site.route[i]
 		}
 	}
-	if p.policyBefore(pol, &e, line) {
+	if p.respond(pol, &e, line) {
 		return
 	}
 	if h := site.hotlink; h != nil && h.m.ProtectedRequest(raw, c) && !h.m.Allowed(e.Referer, e.RefererSet) {

@@ -95,6 +95,6 @@ func (p *Replay) limit(ls *replayLimits, e *match.LogEntry, line []byte) bool {
 	p.rep.Limits[rl.name]++
 	p.matched("limit "+rl.name, line)
 	p.refused(e)
-	p.offence(rl.jail, e, "limit "+rl.name)
+	p.offence(rl.jail, e, "limit")
 	return true
 }

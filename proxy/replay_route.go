@@ -48,7 +48,7 @@ func (rp *replayProbes) match(raw string, c match.CanonicalPath) (string, bool) 
 
 // replayPolicy is what a host, or one of its routes, does with a request
 // once past the probes, in the order of the host's chain: a fixed answer
-// (respond), the rate limits, then (after the host's hotlink rules) the
+// (respond), then, after the host's hotlink rules, the rate limits, the
 // access list and basic auth.
 type replayPolicy struct {
 	// label names the host, or the host and the route's paths as written.
@@ -152,23 +152,26 @@ func (p *Replay) countJail(jail string) {
 	}
 }
 
-// policy replays the host's (or the route's) policy for a request past
-// the probes. It reports whether the request was refused or answered
-// before the hotlink rules, which come next.
-func (p *Replay) policyBefore(pol *replayPolicy, e *match.LogEntry, line []byte) bool {
-	if rs := pol.respond; rs != nil {
-		p.rep.Responds[pol.label]++
-		p.matched("respond "+pol.label, line)
-		p.refused(e)
-		p.offence(pol.jail, e, "respond "+strconv.Itoa(rs.Status))
-		return true
+// respond replays a route's fixed answer, which comes first in the
+// host's chain. It reports whether the route answered the request.
+func (p *Replay) respond(pol *replayPolicy, e *match.LogEntry, line []byte) bool {
+	rs := pol.respond
+	if rs == nil {
+		return false
 	}
-	return pol.limits != nil && p.limit(pol.limits, e, line)
+	p.rep.Responds[pol.label]++
+	p.matched("respond "+pol.label, line)
+	p.refused(e)
+	p.offence(pol.jail, e, "respond "+strconv.Itoa(rs.Status))
+	return true
 }
 
-// policyAfter replays the access list and basic auth, after the hotlink
-// rules.
+// policyAfter replays the rate limits, the access list and basic auth,
+// which come after the hotlink rules.
 func (p *Replay) policyAfter(pol *replayPolicy, e *match.LogEntry, raw string, c match.CanonicalPath, line []byte) {
+	if pol.limits != nil && p.limit(pol.limits, e, line) {
+		return
+	}
 	if pol.denies(e.IP) {
 		p.rep.Access[pol.label]++
 		p.matched("access "+pol.label, line)
