@@ -522,3 +522,40 @@ hosts:
 		"Access denied (403) by host or route: 1\n",
 		"Bans that would follow: 0")
 }
+
+// TestRulesTestHostProbes: a host's own probes replace the global ones
+// on that host (a WordPress site beside plain ones), lines name their
+// host (Apache's vhost_combined), and a host the config does not serve
+// is counted as refused with 421.
+func TestRulesTestHostProbes(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "gatehouse.yaml", `hosts:
+  - match: [www.example.com]
+    upstreams: [http://127.0.0.1:1]
+  - match: [blog.example.com]
+    upstreams: [http://127.0.0.1:1]
+    probes: {presets: [secrets]}
+probes: {presets: [wordpress, secrets]}
+`)
+	log := writeFile(t, "access.log", "www.example.com "+accessLine("192.0.2.1", "10:00:00", "/wp-login.php", 404)+
+		"blog.example.com "+accessLine("192.0.2.1", "10:00:01", "/wp-login.php", 200)+
+		"blog.example.com "+accessLine("192.0.2.1", "10:00:02", "/.env", 404)+
+		"shop.example.com "+accessLine("192.0.2.1", "10:00:03", "/", 200))
+	out, errOut, code := runGatehouse(t, "rules", "test", "-c", cfg, "--show-matches", log)
+	if code != 0 {
+		t.Fatalf("rules test = %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"probe wordpress:**/wp-login.php\twww.example.com 192.0.2.1 ",
+		"probe secrets:**/.env*\tblog.example.com 192.0.2.1 ",
+		"Lines for hosts the config does not serve (421): 1\n",
+		"Probe matches: 2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rules test output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\tblog.example.com 192.0.2.1 - - [25/Nov/2026:10:00:01") {
+		t.Errorf("the blog's own probes (no wordpress preset) refused its WordPress login:\n%s", out)
+	}
+}
