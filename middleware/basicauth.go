@@ -280,6 +280,26 @@ type BasicAuthConfig struct {
 	PassAuthorization bool
 	// Jail receives failed logins. Default rules.JailAuth.
 	Jail string
+	// Others are the host's other htpasswd stores (a route with a block
+	// of its own sits inside a host with one): a Basic login of their
+	// users is removed like one of creds' own, and a login that is good
+	// for one of them is answered 401 without an offence — a browser
+	// sends the host's login to every path of it unasked.
+	Others []*Credentials
+}
+
+// StripLogins removes the Basic logins of the users of stores from every
+// request: a route with basic_auth off inside an authenticated host,
+// whose upstream must not get the host's users' passwords.
+func StripLogins(stores []*Credentials) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, c := range stores {
+				stripOwnLogin(r.Header, c)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // BasicAuth asks for htpasswd credentials on the protected paths. A
@@ -328,6 +348,9 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 			if !paths.CoversRequest(match.RequestPath(r.RequestURI), s.Path) {
 				if !cfg.PassAuthorization {
 					stripOwnLogin(r.Header, creds)
+					for _, c := range cfg.Others {
+						stripOwnLogin(r.Header, c)
+					}
 				}
 				next.ServeHTTP(w, r)
 				return
@@ -364,6 +387,13 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 				w.WriteHeader(499) // the client left while its check queued
 				return
 			}
+			if !good && goodElsewhere(r.Context(), cfg.Others, user, password) {
+				// The host's login, sent unasked to a path with a
+				// login of its own: ask, without an offence.
+				w.Header()["Www-Authenticate"] = challenge
+				PlainStatus(w, http.StatusUnauthorized)
+				return
+			}
 			if !good {
 				s.Offence = "bad credentials"
 				jails.Report(cfg.Jail, s.ClientIP, "bad credentials")
@@ -382,6 +412,20 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 			next.ServeHTTP(w, r)
 		})
 	}, nil
+}
+
+// goodElsewhere reports whether user and password are a good login of
+// one of others. Only a known user is checked, so a guess of an unknown
+// name costs no extra hash.
+func goodElsewhere(ctx context.Context, others []*Credentials, user, password string) bool {
+	for _, c := range others {
+		if c.Known(user) {
+			if ok, err := c.Check(ctx, user, password); err == nil && ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stripOwnLogin removes a Basic credential of one of creds' users from

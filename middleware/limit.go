@@ -317,22 +317,29 @@ func (l *Limiter) requestKey(r *http.Request, s *Scope) rules.TableKey {
 	case limitKeyClientHost:
 		return l.Key(s.ClientIP, requestHost(s), "")
 	case limitKeyHeader:
-		var v string
-		if vs := r.Header[l.t.header]; len(vs) > 0 {
-			v = vs[0]
-		}
-		return l.Key(s.ClientIP, "", v)
+		return l.Key(s.ClientIP, "", headerKey(r.Header[l.t.header]))
 	}
 	return l.Key(s.ClientIP, "", "")
 }
 
-// requestHost is the host a client+host key counts: the request's host,
-// else the configured host that matched.
-func requestHost(s *Scope) string {
-	if s.RequestHost != "" {
-		return s.RequestHost
+// headerKey is the value a header key counts: the header's one value,
+// or "" (count by client) when it is missing or sent more than once —
+// an upstream may believe another of several values than the first.
+func headerKey(vs []string) string {
+	if len(vs) == 1 {
+		return vs[0]
 	}
-	return s.Host
+	return ""
+}
+
+// requestHost is the host a client+host key counts: the configured host
+// that matched (one for every name of a wildcard host, so that varying
+// the subdomain gets no fresh burst), else the request's host.
+func requestHost(s *Scope) string {
+	if s.Host != "" {
+		return s.Host
+	}
+	return s.RequestHost
 }
 
 // sharedKey is the key of r in the fleet: the same on every node, and
@@ -348,8 +355,8 @@ func (l *Limiter) sharedKey(r *http.Request, s *Scope) string {
 	case limitKeyClientHost:
 		return client.String() + "|" + requestHost(s)
 	case limitKeyHeader:
-		if vs := r.Header[l.t.header]; len(vs) > 0 && vs[0] != "" {
-			sum := sha256.Sum256([]byte(vs[0]))
+		if v := headerKey(r.Header[l.t.header]); v != "" {
+			sum := sha256.Sum256([]byte(v))
 			return "k:" + hex.EncodeToString(sum[:16])
 		}
 	}

@@ -553,3 +553,45 @@ func TestSFString(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitKeyEvasion: a key header sent twice counts by client (an
+// upstream may believe the second value), and client+host counts a
+// wildcard host's names as one host.
+func TestLimitKeyEvasion(t *testing.T) {
+	l := mustLimiter(t, LimitConfig{Rate: 1, Key: "header:x-api-key"})
+	h, _ := limitChain(t, []*Limiter{l}, nil)
+	twice := func(client, a, b string) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = client + ":1234"
+		r.Header["X-Api-Key"] = []string{a, b}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if code := twice("192.0.2.1", "fresh1", "real"); code != 200 {
+		t.Fatalf("first = %d", code)
+	}
+	if code := twice("192.0.2.1", "fresh2", "real"); code != 429 {
+		t.Errorf("a second request with a fresh first value = %d, want 429 (counted by client)", code)
+	}
+
+	ch := mustLimiter(t, LimitConfig{Rate: 1, Key: "client+host"})
+	mw, err := Limit([]*Limiter{ch}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	hw := WithScope(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := ScopeFrom(r)
+		s.ClientIP, s.RequestHost, s.Host = netip.MustParseAddr("192.0.2.5"), r.Host, "*.wild.example"
+		inner.ServeHTTP(w, r)
+	}))
+	for i, host := range []string{"a.wild.example", "b.wild.example"} {
+		r := httptest.NewRequest("GET", "http://"+host+"/", nil)
+		w := httptest.NewRecorder()
+		hw.ServeHTTP(w, r)
+		if want := []int{200, 429}[i]; w.Code != want {
+			t.Errorf("%s = %d, want %d: one wildcard host is one host", host, w.Code, want)
+		}
+	}
+}

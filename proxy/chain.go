@@ -98,8 +98,11 @@ type site struct {
 	// field names the site in errors: "hosts[2]".
 	field string
 	// route is the host the site's chain serves.
-	route          *route
-	basicAuth      *config.BasicAuth
+	route     *route
+	basicAuth *config.BasicAuth
+	// hostAuth is the host's basic_auth, for a route's site (nil for
+	// the host's own).
+	hostAuth       *config.BasicAuth
 	hotlink        *config.Hotlink
 	signedLinks    *config.SignedLinks
 	linksIndex     int // hosts[linksIndex]: the signed-link keys (Signing.LinksFor)
@@ -109,6 +112,8 @@ type site struct {
 	jail    string
 	limit   config.Names
 	respond *config.Respond
+	// respondJail receives respond's offences: the route's own jail.
+	respondJail string
 }
 
 // chainBuilder holds what the stages are built from: the config, the
@@ -317,8 +322,22 @@ func buildSignedLinks(b *chainBuilder, st *site) (wrapper, error) {
 
 func buildBasicAuth(b *chainBuilder, st *site) (wrapper, error) {
 	ba := st.basicAuth
+	// A route whose login differs from its host's: the host's users'
+	// logins never reach the route's upstream, and are not guesses at
+	// the route's own.
+	var others []*middleware.Credentials
+	if ha := st.hostAuth; ha != nil && ha != ba && !ha.PassAuthorization {
+		c, err := b.s.credentials(ha, b.g.creds)
+		if err != nil {
+			return nil, fmt.Errorf("htpasswd: %w", err)
+		}
+		others = append(others, c)
+	}
 	if ba == nil {
-		return nil, nil
+		if others == nil {
+			return nil, nil
+		}
+		return middleware.StripLogins(others), nil
 	}
 	creds, err := b.s.credentials(ba, b.g.creds)
 	if err != nil {
@@ -329,6 +348,7 @@ func buildBasicAuth(b *chainBuilder, st *site) (wrapper, error) {
 		Paths:             ba.Paths,
 		UserHeader:        ba.UserHeader,
 		PassAuthorization: ba.PassAuthorization,
+		Others:            others,
 	}, creds, b.g.jails, b.s.log)
 }
 
@@ -348,7 +368,7 @@ func buildRespond(b *chainBuilder, st *site) (wrapper, error) {
 	}
 	rt := st.route
 	h := middleware.Respond(middleware.RespondConfig{
-		Status: rs.Status, Body: rs.Body, Location: rs.Location, Jail: st.jail,
+		Status: rs.Status, Body: rs.Body, Location: rs.Location, Jail: st.respondJail,
 		Headers: func(w http.ResponseWriter, r *http.Request) {
 			if r.TLS != nil {
 				rt.headers.ApplyTLS(w.Header())

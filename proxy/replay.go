@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"gatehouse/proxy/config"
@@ -20,17 +21,21 @@ import (
 // skipped, so a replay streams in constant memory.
 const maxLogLine = 64 << 10
 
-// ReplayOptions configures ReplayLog.
+// ReplayOptions configures a Replay.
 type ReplayOptions struct {
-	// Host selects whose hotlink rules apply to lines that do not name a
-	// host (nginx combined). "": the first host with hotlink rules.
+	// Host names the host whose rules apply to lines that do not name
+	// one (nginx combined). "": the first host with rules of its own
+	// (probes, routes, hotlink, basic auth, access, limit or jail).
 	Host string
 	// Matches, when set, receives every line a rule matched, prefixed
 	// with what matched it.
 	Matches io.Writer
 	// Progress, when set, is called with the bytes read so far, every
-	// 256 KiB of input and at the end.
+	// 256 KiB of input and at the end of each log.
 	Progress func(read int64)
+	// Top, when > 0, keeps the clients with the most refused requests
+	// for ReplayReport.TopClients, at most this many of them.
+	Top int
 }
 
 // ReplayBan is a ban a replay would have made.
@@ -42,129 +47,237 @@ type ReplayBan struct {
 	Count  int // the client's n-th ban in this jail
 }
 
-// ReplayReport sums up a replay.
+// ReplayReport sums up a replay. Rules are named by their text as the
+// config writes them: a probe rule by its preset and pattern
+// ("wordpress:**/wp-login.php") or its probes.paths pattern
+// ("paths:/old-admin/"), a hotlink rule by its host and pattern.
 type ReplayReport struct {
-	Lines     int            // lines read
-	Unparsed  int            // lines in no known access log format (or too long)
-	Unsafe    int            // request paths the gateway refuses with 400
-	WhileBan  int            // lines from clients banned at the time: answered 403 from memory
-	Probes    map[string]int // by rule
-	Hotlinks  map[string]int // by host
+	Lines       int // lines read
+	Unparsed    int // lines in no known access log format (or too long)
+	Unsafe      int // request paths the gateway refuses with 400
+	WhileBan    int // lines from clients banned at the time: answered 403 from memory
+	UnknownHost int // lines naming a host the config does not serve: 421
+	NoHost      int // lines that name no host (nginx combined)
+	// DefaultHost is the host whose rules applied to lines that name
+	// none; "" when no host has rules of its own.
+	DefaultHost string
+	Probes      map[string]int // by rule
+	Hotlinks    map[string]int // by host and pattern
+	// Auth counts the 401 answers on paths under basic auth, offences
+	// for the auth jail as the gateway counts failed logins, by host or
+	// route.
+	Auth map[string]int
+	// Flood counts the requests over a flood jail's rate (429), by jail.
+	Flood map[string]int
+	// Limits counts the requests a named rate limit (limits.rates)
+	// refused, by limit; Delayed those let through late (over the rate,
+	// within the burst, beyond delay), by the limits a host or route
+	// names ("login", "login+api").
+	Limits  map[string]int
+	Delayed map[string]int
+	// Access counts the requests an access list denied (403), by host
+	// or route; Responds those a route answered itself.
+	Access   map[string]int
+	Responds map[string]int
+	// Ambiguous counts the paths whose readings choose different routes
+	// of their host: refused with 400.
+	Ambiguous int
 	Bans      []ReplayBan
 	Offences  map[string]uint64 // by jail
 	FirstTime time.Time
 	LastTime  time.Time
+	// TopClients are the clients with the most refused requests, most
+	// first, when ReplayOptions.Top asked for them.
+	TopClients []ReplayClient
+	// TopOverflow is true when more clients were refused than the replay
+	// tracks (limits.tracked_clients): the counts of TopClients are then
+	// upper bounds (ReplayClient.Over says by how much at most).
+	TopOverflow bool
 }
 
-// replayer holds one replay's compiled rules and state.
-type replayer struct {
-	opts      ReplayOptions
-	rep       *ReplayReport
-	jails     *rules.DryRun
-	probes    *match.ProbeMatcher
-	probeJail string
+// ReplayClient is one client of ReplayReport.TopClients, keyed as jails
+// key clients (an IPv4 address, an IPv6 client's ipv6_prefix).
+type ReplayClient struct {
+	Prefix netip.Prefix
+	// Refused counts the requests the gateway would have refused: probes,
+	// unsafe paths, hotlinks, failed logins, flood, and every request
+	// while banned.
+	Refused int
+	// Offences counts the offences reported to jails.
+	Offences int
+	// Over is how much Refused may overstate: the count of the client it
+	// replaced in a full table. 0: exact.
+	Over int
+}
+
+// ReplayRule is one rule and how many requests it refused.
+type ReplayRule struct {
+	Kind  string // probe, hotlink, auth, flood, limit, access, respond
+	Name  string
+	Count int
+}
+
+// Rules returns every rule that refused a request, the most hits first
+// (ties by kind and name).
+func (r *ReplayReport) Rules() []ReplayRule {
+	var out []ReplayRule
+	for _, k := range []struct {
+		kind   string
+		counts map[string]int
+	}{{"probe", r.Probes}, {"hotlink", r.Hotlinks}, {"auth", r.Auth}, {"flood", r.Flood},
+		{"limit", r.Limits}, {"access", r.Access}, {"respond", r.Responds}} {
+		for name, n := range k.counts {
+			out = append(out, ReplayRule{Kind: k.kind, Name: name, Count: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b ReplayRule) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// Replay runs access logs through a config's rules and jails — with the
+// logs' own timestamps as the clock and no side effects, like
+// fail2ban-regex — and reports what would have been blocked and which
+// clients banned when. It streams: memory is bounded by the jails'
+// capacity, the number of rules and the bans active at one time. A
+// Replay is not safe for concurrent use; a replay is sequential by
+// nature.
+type Replay struct {
+	opts   ReplayOptions
+	rep    *ReplayReport
+	jails  *rules.DryRun
+	probes *replayProbes // nil: none
 	// malformedJail receives the paths the gateway refuses with 400, as
 	// Hygiene reports them (probeJail of the config).
 	malformedJail string
 	hosts         *router // routes carry only their name
-	hot           map[*route]replayHotlink
-	defHot        *route
+	site          map[*route]*replayHost
+	defHost       *route
+	flood         []*replayFlood // the outermost first, as the chain runs them
+	limits        map[string]*replayLimit
+	allow         []netip.Prefix
+	top           *clientTop // nil unless opts.Top > 0
 	// banned holds the bans active at the log's current time, to count
 	// the lines the guard would have refused; swept as time passes.
 	banned     map[netip.Prefix]time.Time
 	nextSweep  time.Time
 	ipv6Prefix int
+	bytesRead  int64 // for Progress
+}
+
+// replayHost is one host's own rules.
+type replayHost struct {
+	name    string
+	probes  *replayProbes // nil: the gateway's
+	hotlink *replayHotlink
+	self    replayPolicy
+	// routes chooses among route (hosts[].routes); nil: none.
+	routes *match.RouteTable
+	route  []replayPolicy
+}
+
+// hasRules reports whether the host has rules of its own, for lines
+// that name no host.
+func (h *replayHost) hasRules() bool {
+	s := &h.self
+	return h.probes != nil || h.hotlink != nil || h.routes != nil ||
+		s.auth != nil || s.limits != nil || len(s.access) > 0 || s.jail != ""
 }
 
 type replayHotlink struct {
 	m    *match.HotlinkMatcher
 	jail string
+	// patterns are the protected paths one by one, to name the one a
+	// refused request fell under.
+	patterns []*match.HotlinkMatcher
+	labels   []string // host and pattern, by patterns index
 }
 
-// ReplayLog runs an access log through cfg's probe and hotlink rules and
-// its jails — with the log's own timestamps as the clock and no side
-// effects, like fail2ban-regex — and reports what would have been blocked
-// and which clients banned when. It streams: memory is bounded by the
-// jails' capacity, the number of rules and the bans active at one time.
+// replayFlood is one flood jail: a token bucket per client, as
+// middleware.RateLimit keeps it (golang.org/x/time/rate semantics).
+type replayFlood struct {
+	jail    string
+	perNs   float64
+	burst   int
+	clients *rules.ClientTable[floodBucket]
+}
+
+// floodBucket is one client's tokens, as middleware.RateLimit's
+// tokenBucket: they refill at the rate up to burst, a request takes one,
+// and a new client starts with a full burst.
+type floodBucket struct {
+	tokens float64
+	last   int64 // Unix ns of the last refill
+}
+
+func (b *floodBucket) take(now int64, perNs float64, burst int, fresh bool) bool {
+	if fresh {
+		b.tokens, b.last = float64(burst), now
+	} else if d := now - b.last; d > 0 {
+		b.tokens = min(float64(burst), b.tokens+float64(d)*perNs)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// ReplayLog replays one access log: NewReplay, Read and Report.
 func ReplayLog(ctx context.Context, cfg *config.File, r io.Reader, opts ReplayOptions) (*ReplayReport, error) {
-	p, err := newReplayer(cfg, opts)
+	p, err := NewReplay(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(r, maxLogLine)
-	var read, lastProgress int64
-	for {
-		if p.rep.Lines%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return p.rep, err
-			}
-		}
-		line, err := br.ReadSlice('\n')
-		read += int64(len(line))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of an overlong line
-				line, err = br.ReadSlice('\n')
-				read += int64(len(line))
-			}
-			p.rep.Lines++
-			p.rep.Unparsed++
-		} else if len(bytes.TrimSpace(line)) > 0 {
-			p.line(line)
-		}
-		if opts.Progress != nil && read-lastProgress >= 256<<10 {
-			lastProgress = read
-			opts.Progress(read)
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return p.rep, fmt.Errorf("read log: %w", err)
-		}
+	if _, _, err := p.Read(ctx, r); err != nil {
+		return p.Report(), err
 	}
-	if opts.Progress != nil {
-		opts.Progress(read)
-	}
-	for name := range p.rep.Offences {
-		p.rep.Offences[name] = p.jails.Offences(name)
-	}
-	return p.rep, nil
+	return p.Report(), nil
 }
 
-func newReplayer(cfg *config.File, opts ReplayOptions) (*replayer, error) {
+// NewReplay compiles cfg's rules for a replay.
+func NewReplay(cfg *config.File, opts ReplayOptions) (*Replay, error) {
 	jails, err := rules.NewDryRun(jailsConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("jails: %w", err)
 	}
-	p := &replayer{
-		opts: opts, jails: jails, hosts: newRouter(), hot: map[*route]replayHotlink{},
-		banned: map[netip.Prefix]time.Time{}, ipv6Prefix: cfg.IPv6Prefix,
-		rep: &ReplayReport{Probes: map[string]int{}, Hotlinks: map[string]int{}, Offences: map[string]uint64{}},
+	p := &Replay{
+		opts: opts, jails: jails, hosts: newRouter(), site: map[*route]*replayHost{},
+		banned: map[netip.Prefix]time.Time{}, ipv6Prefix: cfg.IPv6Prefix, allow: prefixes(cfg.Allow),
+		rep: &ReplayReport{Probes: map[string]int{}, Hotlinks: map[string]int{}, Auth: map[string]int{},
+			Flood: map[string]int{}, Limits: map[string]int{}, Delayed: map[string]int{}, Access: map[string]int{},
+			Responds: map[string]int{}, Offences: map[string]uint64{}},
+		limits: map[string]*replayLimit{},
 	}
 	for name := range cfg.Jails {
 		p.rep.Offences[name] = 0
 	}
 	p.malformedJail = probeJail(cfg)
 	if pc := cfg.Probes; pc != nil {
-		if p.probes, err = match.CompileProbes(match.ProbeConfig{Presets: pc.Presets, Paths: pc.Paths, Exclude: pc.Exclude}); err != nil {
+		if p.probes, err = newReplayProbes(pc); err != nil {
 			return nil, fmt.Errorf("probes: %w", err)
 		}
-		p.probeJail = pc.Jail
-		p.rep.Offences[pc.Jail] = 0
+		p.countJail(pc.Jail)
 	}
+	if err := p.addFlood(cfg); err != nil {
+		return nil, err
+	}
+	var firstWithRules *route
 	for i, h := range cfg.Hosts {
-		if h.Hotlink == nil {
-			continue
-		}
-		m, err := match.CompileHotlink(match.HotlinkConfig{Paths: h.Hotlink.Paths, Allow: h.Hotlink.Allow})
+		site, err := p.newHost(cfg, i)
 		if err != nil {
-			return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
+			return nil, err
 		}
-		rt := &route{name: h.Match[0].String()}
-		p.hot[rt] = replayHotlink{m: m, jail: h.Hotlink.Jail}
-		if h.Hotlink.Jail != "" {
-			p.rep.Offences[h.Hotlink.Jail] = 0
-		}
+		rt := &route{name: site.name}
+		p.site[rt] = site
 		for _, pat := range h.Match {
 			if pat.Wildcard() {
 				p.hosts.wildcard[pat.Name()] = rt
@@ -172,20 +285,152 @@ func newReplayer(cfg *config.File, opts ReplayOptions) (*replayer, error) {
 				p.hosts.exact[pat.Name()] = rt
 			}
 		}
-		if p.defHot == nil {
-			p.defHot = rt
+		if firstWithRules == nil && site.hasRules() {
+			firstWithRules = rt
 		}
 	}
+	p.defHost = firstWithRules
 	if opts.Host != "" {
-		if p.defHot = p.hosts.lookup(opts.Host); p.defHot == nil {
-			return nil, fmt.Errorf("host %s: no host with hotlink rules matches it", opts.Host)
+		if p.defHost = p.hosts.lookup(opts.Host); p.defHost == nil {
+			return nil, fmt.Errorf("host %s: no host of the config matches it", opts.Host)
 		}
+	}
+	if p.defHost != nil {
+		p.rep.DefaultHost = p.defHost.name
+	}
+	if opts.Top > 0 {
+		p.top = newClientTop(cfg.Limits.TrackedClients)
 	}
 	return p, nil
 }
 
-// line replays one log line.
-func (p *replayer) line(line []byte) {
+// addFlood sets up the flood jails, in the order the chain runs them:
+// the last jail by name is the outermost (buildRateLimit).
+func (p *Replay) addFlood(cfg *config.File) error {
+	names := make([]string, 0, len(cfg.Jails))
+	for name, j := range cfg.Jails {
+		if j.Rate > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	slices.Reverse(names)
+	for _, name := range names {
+		j := cfg.Jails[name]
+		burst := j.Burst
+		if burst <= 0 { // middleware.RateLimitConfig's default
+			burst = max(1, int(2*j.Rate))
+		}
+		t, err := rules.NewClientTable[floodBucket](cfg.Limits.TrackedClients, cfg.IPv6Prefix)
+		if err != nil {
+			return fmt.Errorf("jails.%s: %w", name, err)
+		}
+		p.flood = append(p.flood, &replayFlood{jail: name, perNs: j.Rate / float64(time.Second), burst: burst, clients: t})
+	}
+	return nil
+}
+
+// newHost compiles the rules of cfg.Hosts[i].
+func (p *Replay) newHost(cfg *config.File, i int) (*replayHost, error) {
+	h := cfg.Hosts[i]
+	site := &replayHost{name: h.Match[0].String()}
+	if hl := h.Hotlink; hl != nil {
+		m, err := match.CompileHotlink(match.HotlinkConfig{Paths: hl.Paths, Allow: hl.Allow})
+		if err != nil {
+			return nil, fmt.Errorf("hosts[%d].hotlink: %w", i, err)
+		}
+		rh := &replayHotlink{m: m, jail: hl.Jail}
+		for j, pat := range hl.Paths {
+			one, err := match.CompileHotlink(match.HotlinkConfig{Paths: []string{pat}, Allow: []string{"none"}})
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].hotlink.paths[%d]: %w", i, j, err)
+			}
+			rh.patterns = append(rh.patterns, one)
+			rh.labels = append(rh.labels, site.name+" "+pat)
+		}
+		site.hotlink = rh
+		if hl.Jail != "" {
+			p.rep.Offences[hl.Jail] = 0
+		}
+	}
+	if h.Probes != nil {
+		var err error
+		if site.probes, err = newReplayProbes(h.Probes); err != nil {
+			return nil, fmt.Errorf("hosts[%d].probes: %w", i, err)
+		}
+		p.countJail(site.probes.jail)
+	}
+	if err := p.hostPolicy(cfg, i, site); err != nil {
+		return nil, err
+	}
+	return site, nil
+}
+
+// Read replays one access log, after those read before: bans and jail
+// counts carry over, so logs should be read in time order. It returns
+// how many lines the log had and how many of them were in no known
+// format.
+func (p *Replay) Read(ctx context.Context, r io.Reader) (lines, unparsed int, err error) {
+	lines0, unparsed0 := p.rep.Lines, p.rep.Unparsed
+	err = p.read(ctx, r)
+	return p.rep.Lines - lines0, p.rep.Unparsed - unparsed0, err
+}
+
+func (p *Replay) read(ctx context.Context, r io.Reader) error {
+	br := bufio.NewReaderSize(r, maxLogLine)
+	lastProgress := p.bytesRead
+	for {
+		if p.rep.Lines%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		line, err := br.ReadSlice('\n')
+		p.bytesRead += int64(len(line))
+		if errors.Is(err, bufio.ErrBufferFull) {
+			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of an overlong line
+				line, err = br.ReadSlice('\n')
+				p.bytesRead += int64(len(line))
+			}
+			p.rep.Lines++
+			p.rep.Unparsed++
+		} else if len(bytes.TrimSpace(line)) > 0 {
+			p.line(line)
+		}
+		if p.opts.Progress != nil && p.bytesRead-lastProgress >= 256<<10 {
+			lastProgress = p.bytesRead
+			p.opts.Progress(p.bytesRead)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+	}
+	if p.opts.Progress != nil {
+		p.opts.Progress(p.bytesRead)
+	}
+	return nil
+}
+
+// Report returns the report of what was read so far.
+func (p *Replay) Report() *ReplayReport {
+	for name := range p.rep.Offences {
+		p.rep.Offences[name] = p.jails.Offences(name)
+	}
+	if p.top != nil {
+		p.rep.TopClients, p.rep.TopOverflow = p.top.list(p.opts.Top)
+	}
+	return p.rep
+}
+
+// line replays one log line, through the stages of the chain in its
+// order: ban guard, flood jails, hygiene, probes (the host's or the
+// gateway's), the host router, the route choice, then the route's
+// respond, the host's hotlink rules, and the route's (or the host's)
+// limits, access list and basic auth.
+func (p *Replay) line(line []byte) {
 	p.rep.Lines++
 	e, err := match.ParseLogLine(line)
 	if err != nil {
@@ -198,9 +443,20 @@ func (p *replayer) line(line []byte) {
 	if e.Time.After(p.rep.LastTime) {
 		p.rep.LastTime = e.Time
 	}
+	if e.Host == "" {
+		p.rep.NoHost++
+	}
 	p.sweep(e.Time)
 	if p.isBanned(e.IP, e.Time) {
 		p.rep.WhileBan++
+		p.refused(&e)
+		return
+	}
+	if f := p.overFlood(&e); f != nil {
+		p.rep.Flood[f.jail]++
+		p.matched("flood "+f.jail, line)
+		p.refused(&e)
+		p.offence(f.jail, &e, "flood")
 		return
 	}
 	raw := match.RequestPath(e.Target)
@@ -210,31 +466,96 @@ func (p *replayer) line(line []byte) {
 		// probes jail when no browser sends it.
 		p.rep.Unsafe++
 		p.matched("unsafe-path", line)
+		p.refused(&e)
 		if upe, ok := errors.AsType[*match.UnsafePathError](err); ok && upe.Hostile(raw) {
 			p.offence(p.malformedJail, &e, "malformed request")
 		}
 		return
 	}
-	if p.probes != nil {
-		if rule, ok := p.probes.MatchRequest(raw, c); ok {
-			p.rep.Probes[rule]++
-			p.matched("probe "+rule, line)
-			p.offence(p.probeJail, &e, "probe")
-			return
-		}
-	}
-	rt := p.defHot
+	rt := p.defHost
 	if e.Host != "" {
 		rt = p.hosts.lookup(e.Host)
 	}
-	if h, ok := p.hot[rt]; ok && h.m.ProtectedRequest(raw, c) && !h.m.Allowed(e.Referer, e.RefererSet) {
-		p.rep.Hotlinks[rt.name]++
-		p.matched("hotlink "+rt.name, line)
-		p.offence(h.jail, &e, "hotlink")
+	site := p.site[rt] // nil for an unknown host
+	probes := p.probes
+	if site != nil && site.probes != nil {
+		probes = site.probes
 	}
+	if probes != nil {
+		if rule, ok := probes.match(raw, c); ok {
+			p.rep.Probes[rule]++
+			p.matched("probe "+rule, line)
+			p.refused(&e)
+			p.offence(probes.jail, &e, "probe")
+			return
+		}
+	}
+	if site == nil {
+		if e.Host != "" {
+			p.rep.UnknownHost++
+			p.refused(&e)
+		}
+		return
+	}
+	pol := &site.self
+	if site.routes != nil {
+		i, ok := site.routes.Select(raw, c)
+		if !ok {
+			// The path's readings choose different routes: 400.
+			p.rep.Ambiguous++
+			p.matched("ambiguous-route "+site.name, line)
+			p.refused(&e)
+			return
+		}
+		if i >= 0 {
+			pol = &site.route[i]
+		}
+	}
+	if p.respond(pol, &e, line) {
+		return
+	}
+	if h := site.hotlink; h != nil && h.m.ProtectedRequest(raw, c) && !h.m.Allowed(e.Referer, e.RefererSet) {
+		label := site.name
+		for i, one := range h.patterns {
+			if one.ProtectedRequest(raw, c) {
+				label = h.labels[i]
+				break
+			}
+		}
+		p.rep.Hotlinks[label]++
+		p.matched("hotlink "+label, line)
+		p.refused(&e)
+		p.offence(h.jail, &e, "hotlink")
+		return
+	}
+	p.policyAfter(pol, &e, raw, c, line)
 }
 
-func (p *replayer) matched(what string, line []byte) {
+// overFlood takes a token from each flood jail's bucket for the client,
+// outermost first, and returns the jail that refused the request, or nil.
+func (p *Replay) overFlood(e *match.LogEntry) *replayFlood {
+	if len(p.flood) == 0 || p.allowed(e.IP) {
+		return nil
+	}
+	now := e.Time.UnixNano()
+	for _, f := range p.flood {
+		if !f.clients.Update(e.IP, func(b *floodBucket, fresh bool) bool { return b.take(now, f.perNs, f.burst, fresh) }) {
+			return f
+		}
+	}
+	return nil
+}
+
+func (p *Replay) allowed(ip netip.Addr) bool {
+	for _, a := range p.allow {
+		if a.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Replay) matched(what string, line []byte) {
 	if p.opts.Matches != nil {
 		fmt.Fprintf(p.opts.Matches, "%s\t%s", what, line)
 		if len(line) > 0 && line[len(line)-1] != '\n' {
@@ -243,9 +564,19 @@ func (p *replayer) matched(what string, line []byte) {
 	}
 }
 
-func (p *replayer) offence(jail string, e *match.LogEntry, reason string) {
+// refused counts a refused request against its client for TopClients.
+func (p *Replay) refused(e *match.LogEntry) {
+	if p.top != nil {
+		p.top.add(p.clientKey(e.IP), 1, 0)
+	}
+}
+
+func (p *Replay) offence(jail string, e *match.LogEntry, reason string) {
 	if jail == "" {
 		return
+	}
+	if p.top != nil {
+		p.top.add(p.clientKey(e.IP), 0, 1)
 	}
 	if b, ok := p.jails.ReportAt(jail, e.IP, reason, e.Time); ok {
 		p.rep.Bans = append(p.rep.Bans, ReplayBan{Prefix: b.Prefix, Jail: b.Jail, At: e.Time, Until: b.Until, Count: b.Count})
@@ -253,10 +584,19 @@ func (p *replayer) offence(jail string, e *match.LogEntry, reason string) {
 	}
 }
 
+// clientKey is the prefix jails key ip by.
+func (p *Replay) clientKey(ip netip.Addr) netip.Prefix {
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	k, _ := ip.Prefix(p.ipv6Prefix)
+	return k
+}
+
 // isBanned looks the client up by the prefixes jails ban: an IPv4
 // address, or an IPv6 address's ipv6_prefix (or /128 when the jail
 // narrowed a ban around an allowed address).
-func (p *replayer) isBanned(ip netip.Addr, at time.Time) bool {
+func (p *Replay) isBanned(ip netip.Addr, at time.Time) bool {
 	if len(p.banned) == 0 {
 		return false
 	}
@@ -273,7 +613,7 @@ func (p *replayer) isBanned(ip netip.Addr, at time.Time) bool {
 }
 
 // sweep drops bans that ended, at most once a minute of log time.
-func (p *replayer) sweep(now time.Time) {
+func (p *Replay) sweep(now time.Time) {
 	if now.Before(p.nextSweep) {
 		return
 	}

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -84,8 +87,8 @@ func TestReplayLog(t *testing.T) {
 	if probes != 6 || rep.Offences["probes"] != 7 {
 		t.Errorf("probe matches %d (%v), offences %d, want 6 and 7 (the unsafe path too)", probes, rep.Probes, rep.Offences["probes"])
 	}
-	if rep.Hotlinks["media.example.com"] != 2 || len(rep.Hotlinks) != 1 {
-		t.Errorf("hotlinks = %v, want 2 for media.example.com", rep.Hotlinks)
+	if rep.Hotlinks["media.example.com /videos/"] != 2 || len(rep.Hotlinks) != 1 {
+		t.Errorf("hotlinks = %v, want 2 for media.example.com /videos/", rep.Hotlinks)
 	}
 	if len(rep.Bans) != 2 {
 		t.Fatalf("bans = %+v, want 2", rep.Bans)
@@ -183,4 +186,326 @@ func BenchmarkReplay(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// combinedStatus is combined with a status of its own.
+func combinedStatus(ip string, at time.Time, target string, status int) string {
+	return fmt.Sprintf("%s - - [%s] \"GET %s HTTP/1.1\" %d 10 \"-\" \"test\"\n", ip, at.Format("02/Jan/2006:15:04:05 -0700"), target, status)
+}
+
+// TestReplayRuleLabels: a probes.paths pattern and a hotlink pattern are
+// named by their text, never by their index.
+func TestReplayRuleLabels(t *testing.T) {
+	t.Parallel()
+	cfg := mustConfig(t, `listen: {http: "127.0.0.1:0"}
+hosts:
+  - match: [media.example.com]
+    upstreams: [http://127.0.0.1:1]
+    hotlink: {paths: ["/videos/", "*.jpg"], allow: [none]}
+probes: {presets: [vcs], paths: ["/old-admin/", "re:^/cgi-[0-9]+"]}
+admin: {listen: "off"}
+`)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	log := combined("192.0.2.1", t0, "/old-admin/x", "") +
+		combined("192.0.2.1", t0, "/cgi-12/run", "") +
+		combined("192.0.2.1", t0, "/.git/HEAD", "") +
+		combined("192.0.2.2", t0, "/img/a.JPG", "https://evil.test/") +
+		combined("192.0.2.2", t0, "/videos/a.mp4", "https://evil.test/")
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"paths:/old-admin/", "paths:re:^/cgi-[0-9]+", "vcs:**/.git"} {
+		if rep.Probes[want] != 1 {
+			t.Errorf("probe matches = %v, want 1 for %q", rep.Probes, want)
+		}
+	}
+	for _, want := range []string{"media.example.com *.jpg", "media.example.com /videos/"} {
+		if rep.Hotlinks[want] != 1 {
+			t.Errorf("hotlinks = %v, want 1 for %q", rep.Hotlinks, want)
+		}
+	}
+}
+
+// TestReplayAuthJail: a 401 in the log on a path under a host's basic
+// auth is an offence for the auth jail, as the gateway counts a failed
+// login; a 401 elsewhere (the upstream's own) is not.
+func TestReplayAuthJail(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := dir + "/users"
+	if err := os.WriteFile(users, []byte("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustConfig(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+    basic_auth: {htpasswd: %s, paths: [/admin/]}
+jails:
+  auth: {maxretry: 3, findtime: 1m, bantime: 1h}
+admin: {listen: "off"}
+`, users))
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var log strings.Builder
+	for i := range 3 {
+		log.WriteString(combinedStatus("198.51.100.1", t0.Add(time.Duration(i)*time.Second), "/admin/", 401))
+	}
+	log.WriteString(combinedStatus("198.51.100.1", t0.Add(5*time.Second), "/", 200))
+	// The upstream's own 401s, outside basic_auth.paths: not counted.
+	for i := range 3 {
+		log.WriteString(combinedStatus("198.51.100.2", t0.Add(time.Duration(i)*time.Second), "/api/me", 401))
+	}
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log.String()), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Auth["app.example.com"] != 3 || rep.Offences["auth"] != 3 {
+		t.Errorf("auth = %v, offences %v, want 3 for app.example.com", rep.Auth, rep.Offences)
+	}
+	if len(rep.Bans) != 1 || rep.Bans[0].Jail != "auth" || rep.Bans[0].Prefix.String() != "198.51.100.1/32" || rep.WhileBan != 1 {
+		t.Errorf("bans = %+v, while banned %d, want 198.51.100.1 banned by auth, then one line refused", rep.Bans, rep.WhileBan)
+	}
+}
+
+// TestReplayFlood: a flood jail's token bucket runs on the log's clock:
+// a burst over it is refused with 429 and the refusals ban.
+func TestReplayFlood(t *testing.T) {
+	t.Parallel()
+	cfg := mustConfig(t, `listen: {http: "127.0.0.1:0"}
+hosts:
+  - match: [www.example.com]
+    upstreams: [http://127.0.0.1:1]
+allow: [192.0.2.0/24]
+jails:
+  flood: {rate: 1, burst: 5, maxretry: 3, findtime: 1m, bantime: 1h}
+admin: {listen: "off"}
+`)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var log strings.Builder
+	// 12 requests in one second: 5 pass, the 6th, 7th and 8th are
+	// refused and ban, the other 4 fall in the ban.
+	for range 12 {
+		log.WriteString(combined("203.0.113.5", t0, "/style.css", ""))
+	}
+	// One request a second for a minute stays within the rate.
+	for i := range 60 {
+		log.WriteString(combined("203.0.113.6", t0.Add(time.Duration(i)*time.Second), "/", ""))
+	}
+	// An allowed client is never limited.
+	for range 12 {
+		log.WriteString(combined("192.0.2.7", t0, "/", ""))
+	}
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log.String()), ReplayOptions{Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Flood["flood"] != 3 || rep.WhileBan != 4 || len(rep.Bans) != 1 || rep.Bans[0].Prefix.String() != "203.0.113.5/32" {
+		t.Errorf("flood %v, while banned %d, bans %+v, want 3 refusals, 4 while banned, 203.0.113.5 banned", rep.Flood, rep.WhileBan, rep.Bans)
+	}
+	if len(rep.TopClients) != 1 || rep.TopClients[0].Refused != 7 || rep.TopClients[0].Offences != 3 {
+		t.Errorf("top clients = %+v, want 203.0.113.5 alone with 7 refused, 3 offences", rep.TopClients)
+	}
+}
+
+// TestReplayTopOverflow: the top table stays within its capacity and
+// keeps the heavy hitters when more clients are refused than it holds.
+func TestReplayTopOverflow(t *testing.T) {
+	t.Parallel()
+	top := newClientTop(10)
+	heavy := netip.MustParsePrefix("203.0.113.1/32")
+	for i := range 1000 {
+		top.add(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32), 1, 0)
+		if i%10 == 0 {
+			top.add(heavy, 1, 1)
+		}
+	}
+	list, full := top.list(3)
+	if !full || len(top.index) != 10 || len(top.entries.items) != 10 {
+		t.Fatalf("full %v, %d indexed, %d entries, want a full table of 10", full, len(top.index), len(top.entries.items))
+	}
+	if list[0].Prefix != heavy || list[0].Refused-list[0].Over > 100 || list[0].Refused < 100 {
+		t.Errorf("top = %+v, want %s first with 100 refusals within its bound", list, heavy)
+	}
+	for i, e := range top.entries.items {
+		if top.index[e.Prefix] != i {
+			t.Fatalf("index of %s = %d, want %d", e.Prefix, top.index[e.Prefix], i)
+		}
+	}
+}
+
+// TestReplayInputs: a gzip log is read by its magic bytes whatever its
+// name, logs are sorted by their first line, and Read carries bans
+// from one log into the next.
+func TestReplayInputs(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(combined("203.0.113.1", t0, "/.env", "") + combined("203.0.113.1", t0.Add(time.Second), "/.git/config", "")))
+	zw.Close()
+	older, err := NewReplayInput("access.log.2", bytes.NewReader(gz.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := NewReplayInput("access.log", strings.NewReader("garbage\n"+
+		combined("203.0.113.1", t0.Add(time.Minute), "/.env", "")+combined("203.0.113.1", t0.Add(2*time.Minute), "/", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := []*ReplayInput{newer, older}
+	SortReplayInputs(ins)
+	if ins[0] != older || !older.Gzip || newer.Gzip || !newer.Start.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("sorted %s, %s (gzip %v, %v; start of the newer %v), want access.log.2 (gzip) first", ins[0].Name, ins[1].Name, ins[0].Gzip, ins[1].Gzip, newer.Start)
+	}
+	p, err := NewReplay(mustConfig(t, replayConfig), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][2]int{{2, 0}, {3, 1}} {
+		lines, unparsed, err := p.Read(t.Context(), ins[i])
+		if err != nil || lines != want[0] || unparsed != want[1] {
+			t.Errorf("Read(%s) = %d, %d, %v, want %d lines, %d unparsed", ins[i].Name, lines, unparsed, err, want[0], want[1])
+		}
+	}
+	rep := p.Report()
+	if len(rep.Bans) != 1 || rep.WhileBan != 1 || rep.Lines != 5 {
+		t.Errorf("bans %+v, while banned %d, lines %d, want the third probe (second log) to ban and the next line refused", rep.Bans, rep.WhileBan, rep.Lines)
+	}
+}
+
+// browserLog is a browser's visit: pages 10 s apart, each a page and 12
+// stylesheets in the same second, and a login at the end.
+func browserLog(ip string, t0 time.Time, pages int) string {
+	var b strings.Builder
+	for i := range pages {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		b.WriteString(combined(ip, at, fmt.Sprintf("/page/%d", i), ""))
+		for j := range 12 {
+			b.WriteString(combined(ip, at, fmt.Sprintf("/css/%d.css", j), ""))
+		}
+	}
+	b.WriteString(combined(ip, t0.Add(time.Duration(pages)*10*time.Second), "/login", ""))
+	return b.String()
+}
+
+// TestReplayLimitScope: a login limit (1r/s, burst 5) on the /login
+// route refuses none of a browser's page loads; the same limit on the
+// whole host refuses 7 of every 13 requests and its jail bans the
+// browser at once: the replay shows the widened rule before it goes
+// live.
+func TestReplayLimitScope(t *testing.T) {
+	t.Parallel()
+	const base = `listen: {http: "127.0.0.1:0"}
+limits:
+  rates:
+    login: {rate: 1r/s, burst: 5, jail: login}
+jails:
+  login: {maxretry: 5, findtime: 1m, bantime: 1h}
+admin: {listen: "off"}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+`
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	log := browserLog("198.51.100.20", t0, 20)
+	for _, tc := range []struct {
+		name              string
+		yaml              string
+		refused, delayed  int
+		bans, whileBanned int
+	}{
+		{name: "on the login route", yaml: base + "    routes:\n      - {paths: [/login], limit: login}\n"},
+		// Page 1: 13 requests in one second; 6 pass (5 of them late),
+		// the 7th to the 11th are refused, the fifth refusal bans and
+		// the rest of the visit is refused from memory.
+		{name: "on the whole host", yaml: base + "    limit: login\n", refused: 5, delayed: 5, bans: 1, whileBanned: 20*13 + 1 - 11},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rep, err := ReplayLog(t.Context(), mustConfig(t, tc.yaml), strings.NewReader(log), ReplayOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Limits["login"] != tc.refused || rep.Delayed["login"] != tc.delayed || len(rep.Bans) != tc.bans || rep.WhileBan != tc.whileBanned {
+				t.Errorf("refused %v, delayed %v, bans %+v, while banned %d; want %d, %d, %d bans, %d",
+					rep.Limits, rep.Delayed, rep.Bans, rep.WhileBan, tc.refused, tc.delayed, tc.bans, tc.whileBanned)
+			}
+		})
+	}
+}
+
+// TestReplayRoutes: routes choose their policy as the gateway does:
+// access lists, fixed answers, basic auth switched off, a route's own
+// limit, a host's own probes, and a path whose readings disagree.
+func TestReplayRoutes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := dir + "/users"
+	if err := os.WriteFile(users, []byte("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustConfig(t, fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
+limits:
+  rates:
+    api: {rate: 2r/s, burst: 1, delay: nodelay}
+jails:
+  admin: {maxretry: 2, findtime: 1m, bantime: 1h}
+probes: {presets: [wordpress]}
+admin: {listen: "off"}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+    basic_auth: {htpasswd: %s}
+    routes:
+      - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"], jail: admin}
+      - {paths: [/old/], respond: {status: 410}}
+      - {paths: [/healthz], basic_auth: off}
+      - {paths: [/api/], limit: api}
+  - match: [blog.example.com]
+    upstreams: [http://127.0.0.1:1]
+    probes: off
+`, users))
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	json := func(ip, host, path string, status int, at time.Time) string {
+		return fmt.Sprintf(`{"time":%q,"client_ip":%q,"host":%q,"method":"GET","path":%q,"status":%d}`+"\n", at.Format(time.RFC3339Nano), ip, host, path, status)
+	}
+	var log strings.Builder
+	log.WriteString(json("10.1.2.3", "app.example.com", "/admin/", 200, t0))                      // allowed
+	log.WriteString(json("203.0.113.4", "app.example.com", "/admin/x", 200, t0))                  // denied, offence
+	log.WriteString(json("203.0.113.4", "app.example.com", "/admin/y", 200, t0))                  // denied, offence: banned
+	log.WriteString(json("203.0.113.4", "app.example.com", "/", 200, t0))                         // while banned
+	log.WriteString(json("192.0.2.5", "app.example.com", "/old/page", 404, t0))                   // respond
+	log.WriteString(json("192.0.2.5", "app.example.com", "/healthz", 401, t0))                    // no auth there
+	log.WriteString(json("192.0.2.5", "app.example.com", "/private", 401, t0))                    // the host's auth
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/a", 200, t0))                      // passes
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/b", 200, t0))                      // burst, at once
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/c", 200, t0))                      // refused
+	log.WriteString(json("192.0.2.6", "app.example.com", "/api/d", 200, t0.Add(time.Second)))     // 2 r/s drained it
+	log.WriteString(json("192.0.2.6", "app.example.com", "/%61pi/x", 200, t0.Add(2*time.Second))) // readings disagree
+	log.WriteString(json("192.0.2.7", "blog.example.com", "/wp-login.php", 200, t0))              // probes off there
+	log.WriteString(json("192.0.2.7", "app.example.com", "/wp-login.php", 200, t0))               // the global probes
+	log.WriteString(json("192.0.2.7", "other.example.com", "/", 200, t0))                         // 421
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log.String()), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	check("access", rep.Access, map[string]int{"app.example.com /admin/": 2})
+	check("bans", len(rep.Bans), 1)
+	check("while banned", rep.WhileBan, 1)
+	check("responds", rep.Responds, map[string]int{"app.example.com /old/": 1})
+	check("auth", rep.Auth, map[string]int{"app.example.com": 1})
+	check("limits", rep.Limits, map[string]int{"api": 1})
+	check("delayed", rep.Delayed, map[string]int{})
+	check("probes", rep.Probes, map[string]int{"wordpress:**/wp-login.php": 1})
+	check("unknown host", rep.UnknownHost, 1)
+	check("ambiguous", rep.Ambiguous, 1)
+	check("offences", rep.Offences, map[string]uint64{"admin": 2, "auth": 1, "probes": 1})
+	check("unparsed", rep.Unparsed, 0)
 }

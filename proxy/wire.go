@@ -322,8 +322,10 @@ type policy struct {
 	maxBody        int64
 	headers        middleware.HeadersConfig
 	basicAuth      *config.BasicAuth
+	hostAuth       *config.BasicAuth // a route's: its host's basic_auth
 	access         []config.AccessRule
 	jail           string
+	respondJail    string // a route's own jail only
 	limit          config.Names
 	respond        *config.Respond
 }
@@ -356,6 +358,7 @@ func hostPolicy(i int, h *config.Host) *policy {
 func routePolicy(host *policy, j int, rt *config.Route) *policy {
 	p := *host
 	p.field = fmt.Sprintf("%s.routes[%d]", host.field, j)
+	p.hostAuth = host.basicAuth
 	if len(rt.Upstreams) > 0 {
 		p.upstreams = rt.Upstreams
 	}
@@ -392,6 +395,9 @@ func routePolicy(host *policy, j int, rt *config.Route) *policy {
 	}
 	if rt.Jail != "" {
 		p.jail = rt.Jail
+		// A fixed answer (a redirect, robots.txt) is an offence only
+		// when the route itself says so.
+		p.respondJail = rt.Jail
 	}
 	if rt.Limit != nil {
 		p.limit = rt.Limit
@@ -440,6 +446,7 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 		field:          pol.field,
 		route:          r,
 		basicAuth:      pol.basicAuth,
+		hostAuth:       pol.hostAuth,
 		hotlink:        h.Hotlink,
 		signedLinks:    h.SignedLinks,
 		linksIndex:     i,
@@ -448,6 +455,7 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 		jail:           pol.jail,
 		limit:          pol.limit,
 		respond:        pol.respond,
+		respondJail:    pol.respondJail,
 	}
 	var inner http.Handler
 	if pol.respond == nil {

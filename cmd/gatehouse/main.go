@@ -57,9 +57,11 @@ commands:
                       (for Docker's HEALTHCHECK and other supervisors)
   htpasswd [--follow] [-c] [-n] [-b] [-i] [-B|-m|-s|-2|-5] [-C COST] [-r ROUNDS] [-D] [-v] FILE USER [PASSWORD]
                       create and edit htpasswd files, with Apache htpasswd's flags
-  rules test -c FILE [--show-matches] [--host NAME] LOGFILE
-                      replay an nginx/Apache access log through the probe and hotlink
-                      rules and the jails; print matches and the bans that would follow
+  rules test -c FILE [--show-matches] [--host NAME] [--top N] LOGFILE... | -
+                      replay access logs (nginx/Apache or gatehouse's; gzip or plain;
+                      - is standard input) through the rules and the jails, oldest log
+                      first; print what would be refused and the bans that would follow;
+                      exit 1 when a log has no line in a known format
   sign s3 --bucket B --key K [--method GET|PUT] [--expires 1h]
   sign cloudfront --url URL [--expires 1h] [--not-before T] [--ip CIDR] [--cookies]
   sign link --url URL [--expires 1h] [--ip IP]
@@ -98,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "htpasswd":
 		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "rules":
-		return rulesCmd(args[1:], stdout, stderr)
+		return rulesCmd(args[1:], os.Stdin, stdout, stderr)
 	case "bans":
 		return bansCmd(args[1:], stdout, stderr)
 	case "sign":

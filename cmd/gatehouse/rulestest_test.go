@@ -47,7 +47,7 @@ jails:
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			if code := rulesCmd(tc.args, &stdout, &stderr); code != tc.wantCode {
+			if code := rulesCmd(tc.args, strings.NewReader(""), &stdout, &stderr); code != tc.wantCode {
 				t.Fatalf("rules %v = %d, want %d; stderr %s", tc.args, code, tc.wantCode, stderr.String())
 			}
 			for _, w := range tc.want {

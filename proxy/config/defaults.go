@@ -54,16 +54,9 @@ func applyDefaults(f *File) {
 				sl.Query = SignedLinksQuerySign
 			}
 		}
-		if ba := f.Hosts[i].BasicAuth; ba != nil {
-			if ba.Realm == "" {
-				ba.Realm = "Restricted"
-			}
-			if len(ba.Paths) == 0 {
-				ba.Paths = []string{"/"}
-			}
-			if ba.UserHeader == "" {
-				ba.UserHeader = "X-Forwarded-User"
-			}
+		basicAuthDefaults(f.Hosts[i].BasicAuth)
+		for j := range f.Hosts[i].Routes {
+			basicAuthDefaults(f.Hosts[i].Routes[j].BasicAuth)
 		}
 	}
 
@@ -169,6 +162,22 @@ func applyDefaults(f *File) {
 				hl.AccessFile = f.Log.AccessFile
 			}
 		}
+	}
+}
+
+// basicAuthDefaults fills a basic_auth block (a host's or a route's).
+func basicAuthDefaults(ba *BasicAuth) {
+	if ba == nil || ba.Off {
+		return
+	}
+	if ba.Realm == "" {
+		ba.Realm = "Restricted"
+	}
+	if len(ba.Paths) == 0 {
+		ba.Paths = []string{"/"}
+	}
+	if ba.UserHeader == "" {
+		ba.UserHeader = "X-Forwarded-User"
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -109,5 +110,35 @@ func TestParseRouteWarnings(t *testing.T) {
 	}
 	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0].Error(), `t.yaml:6: hosts[0].routes[1]: warning: no path reaches this route: "/admin/" (and every path it names) is served by routes[0]`) {
 		t.Errorf("warnings = %v", f.Warnings)
+	}
+}
+
+func TestParseRouteBlocks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := dir + "/ops.htpasswd"
+	if err := os.WriteFile(users, []byte("bob:{SHA}fEqNCco3Yq9h5ZUglD3CZJT4lBs=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse("t.yaml", []byte(`hosts:
+  - match: [a.example]
+    upstreams: ["http://127.0.0.1:1"]
+    routes:
+      - {paths: [/ops/], basic_auth: {htpasswd: `+users+`}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ba := f.Hosts[0].Routes[0].BasicAuth; ba.Realm != "Restricted" || ba.UserHeader != "X-Forwarded-User" || len(ba.Paths) != 1 {
+		t.Errorf("a route's basic_auth block gets the host block's defaults: %+v", ba)
+	}
+	for _, tc := range []struct{ route, want string }{
+		{`{paths: [/public/], access: []}`, `access: an empty list would drop the host's access rules`},
+		{`{paths: [/x/], limit: []}`, `limit: an empty list would drop the host's limits`},
+	} {
+		_, err := Parse("t.yaml", []byte(`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [`+tc.route+`]}]`))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.route, err, tc.want)
+		}
 	}
 }

@@ -136,6 +136,12 @@ func (v *validator) routes(f *File, p string, h *Host) {
 		if ba := r.BasicAuth; ba != nil && !ba.Off {
 			v.basicAuth(rp+".basic_auth", ba)
 		}
+		if r.Access != nil && len(r.Access) == 0 {
+			v.add(rp+".access", `an empty list would drop the host's access rules: write ["allow all"] to open the route`)
+		}
+		if r.Limit != nil && len(r.Limit) == 0 {
+			v.add(rp+".limit", `an empty list would drop the host's limits: write "limit: off"`)
+		}
 		v.access(rp+".access", r.Access)
 		v.jailRef(f, rp+".jail", r.Jail)
 		v.limitRefs(f, rp+".limit", r.Limit)

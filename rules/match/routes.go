@@ -10,7 +10,7 @@ import (
 
 // RouteTable chooses which of a host's routes serves a request, the way
 // nginx chooses a location, on the canonical path and ignoring ASCII case
-// (regexes excepted: they match as written, "(?i)" for any case):
+// (a regex matches the path as written or its lower-case form):
 //
 //  1. "=/exact" patterns: the path itself and nothing else; a match ends
 //     the search.
@@ -175,6 +175,18 @@ func checkRouteLiteral(lit string, raw bool) error {
 
 // SelectPath returns the route one reading of a path selects, or -1.
 func (t *RouteTable) SelectPath(p string) int {
+	lower := ""
+	if len(t.patterns) > 0 && hasUpperASCII(p) {
+		lower = lowerASCIIString(p)
+	}
+	return t.selectPath(p, lower)
+}
+
+// selectPath is SelectPath with p's ASCII lower-case form given: ""
+// when p has no upper-case letter. A regex matches p or lower, so a
+// route ignores case whatever its patterns: "re:^/private" also serves
+// "/Private", which a case-insensitive upstream reads as /private.
+func (t *RouteTable) selectPath(p, lower string) int {
 	if len(t.exact.nodes) > 1 {
 		if r := t.exact.walkExact(p); r >= 0 {
 			return int(t.route[r])
@@ -190,10 +202,7 @@ func (t *RouteTable) SelectPath(p string) int {
 	for i := range t.patterns {
 		pt := &t.patterns[i]
 		if pt.re != nil {
-			if pt.need != "" && !containsLiteral(p, pt.need, pt.fold) {
-				continue
-			}
-			if pt.re.MatchString(p) {
+			if pt.matches(p) || lower != "" && pt.matches(lower) {
 				return int(pt.route)
 			}
 		} else if _, ok := pt.set.match(p); ok {
@@ -206,17 +215,37 @@ func (t *RouteTable) SelectPath(p string) int {
 	return -1
 }
 
+// matches runs the pattern's regex on p, when p holds its literal.
+func (pt *routePattern) matches(p string) bool {
+	if pt.need != "" && !containsLiteral(p, pt.need, pt.fold) {
+		return false
+	}
+	return pt.re.MatchString(p)
+}
+
+func hasUpperASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
 // Select returns the route serving a request whose path is rawPath as
 // sent (RequestPath) and c canonical, or -1 for the host itself. ok is
 // false when the path's readings select different routes: the request
 // is refused. It does not allocate for a path that does not start with
 // "//".
 func (t *RouteTable) Select(rawPath string, c CanonicalPath) (route int, ok bool) {
-	route = t.SelectPath(c.Path)
-	// The probe form differs from Path in case, which does not change a
-	// choice made ignoring case, and in trimmed trailing dots and spaces,
-	// which shortens it.
-	if len(c.Probe) != len(c.Path) && t.SelectPath(c.Probe) != route {
+	// Probe is Path lower-cased, and shorter when trailing dots and
+	// spaces were trimmed from a segment.
+	lower := ""
+	if len(c.Probe) == len(c.Path) && c.Probe != c.Path {
+		lower = c.Probe
+	}
+	route = t.selectPath(c.Path, lower)
+	if len(c.Probe) != len(c.Path) && t.selectPath(c.Probe, "") != route {
 		return route, false
 	}
 	if rawPath != c.Path && t.SelectPath(rawPath) != route {
