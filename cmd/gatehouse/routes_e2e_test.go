@@ -214,6 +214,17 @@ func TestCheckRoutes(t *testing.T) {
 		!strings.Contains(stderr, warn+`:6: hosts[0].routes[1]: warning: no path reaches this route`) {
 		t.Errorf("check with an unreachable route: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
+	// serve logs it too: a config reloaded without check shows it.
+	g := startGateway(t, gatewayConfig(`hosts:
+  - match: [a.test]
+    upstreams: ["http://127.0.0.1:1"]
+    routes:
+      - {paths: ["re:^/"], respond: {status: 404}}
+      - {paths: [/admin/], access: ["deny all"]}
+`))
+	g.waitLog(t, waitTimeout, "the config warning", func(log string) bool {
+		return strings.Contains(log, `msg="config warning"`) && strings.Contains(log, "field=hosts[0].routes[1]")
+	})
 	dup := writeFile(t, "dup.yaml", `hosts:
   - match: [a.test]
     upstreams: ["http://127.0.0.1:1"]
