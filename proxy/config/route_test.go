@@ -142,3 +142,19 @@ func TestParseRouteBlocks(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRateWarnings(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("t.yaml", []byte(`limits:
+  rates:
+    slow: {rate: 1r/m, burst: 100}
+    fine: {rate: 1r/m, burst: 100, delay: nodelay}
+hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0].Error(), `limits.rates["slow"]: warning: a request may wait up to 1h40m`) {
+		t.Errorf("warnings = %v", f.Warnings)
+	}
+}
