@@ -169,6 +169,23 @@ func (v *validator) routes(f *File, p string, h *Host) {
 			}
 		}
 	}
+	// Each pattern on its own first, so that every bad one is named.
+	bad := false
+	for i, r := range h.Routes {
+		for j, pat := range r.Paths {
+			if _, err := match.CompileRoutes([][]string{{pat}}); err != nil {
+				var re *match.RouteError
+				if errors.As(err, &re) {
+					err = re.Err
+				}
+				v.add(p+".routes["+strconv.Itoa(i)+"].paths["+strconv.Itoa(j)+"]", "%v", err)
+				bad = true
+			}
+		}
+	}
+	if bad {
+		return
+	}
 	tab, err := match.CompileRoutes(paths)
 	if err != nil {
 		var re *match.RouteError
