@@ -27,8 +27,10 @@ func TestRoutes(t *testing.T) {
 		t.Fatalf("htpasswd: %v: %s", err, out)
 	}
 	app, api := newEchoUpstream(t, "app"), newEchoUpstream(t, "api")
-	// stall sends its headers and a first chunk, then nothing for 3s.
+	// stall sends its headers (with a length, so nothing flushes them
+	// by itself) and a first chunk, then nothing for 3s.
 	stall := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "11")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "first\n")
 		http.NewResponseController(w).Flush()
@@ -168,7 +170,7 @@ hosts:
 	}
 	sresp, err := g.client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("read_timeout: %v; want the headers and the first chunk before the cut", err)
 	}
 	sbody, rerr := io.ReadAll(sresp.Body)
 	sresp.Body.Close()
