@@ -1,9 +1,12 @@
 package middleware
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"gatehouse/rules"
 )
@@ -18,7 +21,8 @@ type RespondConfig struct {
 	Status int
 	// Body is the text/plain body. "": the status text.
 	Body string
-	// Location is sent with a redirect status.
+	// Location is sent with a redirect status. It may use the variables
+	// of LocationVariables, as nginx's return does.
 	Location string
 	// Headers, when set, applies the host's response header policy.
 	Headers func(w http.ResponseWriter, r *http.Request)
@@ -29,7 +33,11 @@ type RespondConfig struct {
 // Respond answers every request itself. With StatusNoAnswer it logs 444
 // and aborts the request: net/http closes an HTTP/1 connection without
 // writing anything and resets an HTTP/2 stream.
-func Respond(cfg RespondConfig, jails *rules.Jails, log *slog.Logger) http.Handler {
+func Respond(cfg RespondConfig, jails *rules.Jails, log *slog.Logger) (http.Handler, error) {
+	loc, err := parseLocation(cfg.Location)
+	if err != nil {
+		return nil, err
+	}
 	body := cfg.Body
 	if body == "" && cfg.Status != StatusNoAnswer {
 		body = http.StatusText(cfg.Status)
@@ -53,7 +61,7 @@ func Respond(cfg RespondConfig, jails *rules.Jails, log *slog.Logger) http.Handl
 		}
 		h := w.Header()
 		if cfg.Location != "" {
-			h["Location"] = []string{cfg.Location}
+			h["Location"] = []string{loc.expand(r, s)}
 		}
 		if cfg.Status == http.StatusNoContent || cfg.Status == http.StatusNotModified {
 			w.WriteHeader(cfg.Status)
@@ -66,7 +74,95 @@ func Respond(cfg RespondConfig, jails *rules.Jails, log *slog.Logger) http.Handl
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(text)
 		}
-	})
+	}), nil
+}
+
+// LocationVariables are the nginx variables a respond location may use:
+// "https://$host$request_uri" keeps the host, path and query.
+var LocationVariables = []string{"$scheme", "$host", "$request_uri", "$uri", "$args", "$is_args"}
+
+// location is a parsed respond location: literal text and variables.
+type location []locationPart
+
+type locationPart struct {
+	lit string
+	v   string // "" for literal text
+}
+
+// CheckLocation reports a variable a respond location may not use.
+func CheckLocation(s string) error {
+	_, err := parseLocation(s)
+	return err
+}
+
+func parseLocation(s string) (location, error) {
+	var loc location
+	for s != "" {
+		i := strings.IndexByte(s, '$')
+		if i < 0 {
+			loc = append(loc, locationPart{lit: s})
+			break
+		}
+		if i > 0 {
+			loc = append(loc, locationPart{lit: s[:i]})
+		}
+		s = s[i+1:]
+		braced := strings.HasPrefix(s, "{")
+		if braced {
+			s = s[1:]
+		}
+		n := 0
+		for n < len(s) && (s[n] == '_' || 'a' <= s[n] && s[n] <= 'z' || 'A' <= s[n] && s[n] <= 'Z' || '0' <= s[n] && s[n] <= '9') {
+			n++
+		}
+		name := "$" + s[:n]
+		if braced {
+			if n == len(s) || s[n] != '}' {
+				return nil, fmt.Errorf("%q: a ${ without its }", "${"+s)
+			}
+			s = s[n+1:]
+		} else {
+			s = s[n:]
+		}
+		if !slices.Contains(LocationVariables, name) {
+			return nil, fmt.Errorf("variable %s is not expanded; a location may use %s", name, strings.Join(LocationVariables, ", "))
+		}
+		loc = append(loc, locationPart{v: name})
+	}
+	return loc, nil
+}
+
+// expand writes the location for r.
+func (loc location) expand(r *http.Request, s *Scope) string {
+	if len(loc) == 1 && loc[0].v == "" {
+		return loc[0].lit
+	}
+	var b strings.Builder
+	for _, p := range loc {
+		switch p.v {
+		case "":
+			b.WriteString(p.lit)
+		case "$scheme":
+			if r.TLS != nil {
+				b.WriteString("https")
+			} else {
+				b.WriteString("http")
+			}
+		case "$host":
+			b.WriteString(s.RequestHost)
+		case "$request_uri":
+			b.WriteString(r.URL.RequestURI())
+		case "$uri":
+			b.WriteString(r.URL.EscapedPath())
+		case "$args":
+			b.WriteString(r.URL.RawQuery)
+		case "$is_args":
+			if r.URL.RawQuery != "" {
+				b.WriteByte('?')
+			}
+		}
+	}
+	return b.String()
 }
 
 // statusLogger is the access log's recorder: it logs a status a handler

@@ -367,7 +367,7 @@ func buildRespond(b *chainBuilder, st *site) (wrapper, error) {
 		return nil, nil
 	}
 	rt := st.route
-	h := middleware.Respond(middleware.RespondConfig{
+	h, err := middleware.Respond(middleware.RespondConfig{
 		Status: rs.Status, Body: rs.Body, Location: rs.Location, Jail: st.respondJail,
 		Headers: func(w http.ResponseWriter, r *http.Request) {
 			if r.TLS != nil {
@@ -377,6 +377,9 @@ func buildRespond(b *chainBuilder, st *site) (wrapper, error) {
 			}
 		},
 	}, b.g.jails, b.s.log)
+	if err != nil {
+		return nil, err
+	}
 	// The answer replaces the rest of the chain.
 	return func(http.Handler) http.Handler { return h }, nil
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,6 +138,7 @@ func New(opts Options) (_ *Server, err error) {
 		s.certs = cert.New(cc)
 	}
 	s.sinks = logsink.NewSet(log.With("component", "access_log"))
+	s.logWarnings(opts.Config)
 	g, err := s.build(opts.Config, nil)
 	if err != nil {
 		return nil, err
@@ -418,8 +420,22 @@ func (s *Server) reload() error {
 	if rt.transport != prev.transport {
 		prev.transport.CloseIdleConnections()
 	}
+	for k, t := range prev.transports {
+		if rt.transports[k] != t {
+			t.CloseIdleConnections()
+		}
+	}
+	s.logWarnings(cfg)
 	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "summary", cfg.Summary())
 	return nil
+}
+
+// logWarnings logs what check warns of in cfg (a route no path reaches),
+// so a config changed and reloaded without check shows it too.
+func (s *Server) logWarnings(cfg *config.File) {
+	for _, w := range cfg.Warnings {
+		s.log.Warn("config warning", "path", w.File, "line", w.Line, "field", w.Field, "warning", strings.TrimPrefix(w.Msg, "warning: "))
+	}
 }
 
 // warnRestartOnly logs the settings a reload cannot change in place.

@@ -467,11 +467,20 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 			BufferPool:     buffers,
 			ErrorLog:       errLog,
 		}
+		if pol.readTimeout > 0 {
+			// What arrived before a stall reaches the client before the
+			// answer is cut off, as nginx sends it.
+			r.proxy.FlushInterval = readTimeoutFlush
+		}
 		inner = r.proxy
 	}
 	r.next, err = b.newSiteChain(st, inner)
 	return err
 }
+
+// readTimeoutFlush is how often an answer under a read_timeout is
+// flushed to the client.
+const readTimeoutFlush = 100 * time.Millisecond
 
 // pool returns the upstream pool for pol's upstream settings: one per
 // distinct setting in a generation, so the routes that keep the host's

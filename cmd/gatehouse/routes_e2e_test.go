@@ -27,8 +27,10 @@ func TestRoutes(t *testing.T) {
 		t.Fatalf("htpasswd: %v: %s", err, out)
 	}
 	app, api := newEchoUpstream(t, "app"), newEchoUpstream(t, "api")
-	// stall sends its headers and a first chunk, then nothing for 3s.
+	// stall sends its headers (with a length, so nothing flushes them
+	// by itself) and a first chunk, then nothing for 3s.
 	stall := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "11")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "first\n")
 		http.NewResponseController(w).Flush()
@@ -168,7 +170,7 @@ hosts:
 	}
 	sresp, err := g.client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("read_timeout: %v; want the headers and the first chunk before the cut", err)
 	}
 	sbody, rerr := io.ReadAll(sresp.Body)
 	sresp.Body.Close()
@@ -214,6 +216,17 @@ func TestCheckRoutes(t *testing.T) {
 		!strings.Contains(stderr, warn+`:6: hosts[0].routes[1]: warning: no path reaches this route`) {
 		t.Errorf("check with an unreachable route: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
+	// serve logs it too: a config reloaded without check shows it.
+	g := startGateway(t, gatewayConfig(`hosts:
+  - match: [a.test]
+    upstreams: ["http://127.0.0.1:1"]
+    routes:
+      - {paths: ["re:^/"], respond: {status: 404}}
+      - {paths: [/admin/], access: ["deny all"]}
+`))
+	g.waitLog(t, waitTimeout, "the config warning", func(log string) bool {
+		return strings.Contains(log, `msg="config warning"`) && strings.Contains(log, "field=hosts[0].routes[1]")
+	})
 	dup := writeFile(t, "dup.yaml", `hosts:
   - match: [a.test]
     upstreams: ["http://127.0.0.1:1"]

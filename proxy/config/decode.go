@@ -169,6 +169,11 @@ func (d *decoder) decode(n *yaml.Node, field string, v reflect.Value) {
 			v.Set(p)
 			return
 		}
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" && v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
+		if _, ok := v.Type().Elem().FieldByName("Off"); ok {
+			d.bad(n, field, `write "off" to switch it off, or a block`)
+			return
+		}
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {

@@ -86,6 +86,14 @@ hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"]}]`, `limits.rates
 hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"]}]`, `limits.rates["a"].key: "ip" is not client, client+host or header:NAME`},
 		"host probes preset": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], probes: {presets: [wp]}}]`,
 			`hosts[0].probes.presets[0]: "wp" is not one of`},
+		"nginx spellings": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: ["= /"]}, {paths: ["~* \\.png$", "/ok/"]}, {paths: ["re:/\\.(?!well-known)"]}]}]`,
+			`hosts[0].routes[0].paths[0]: write "=/", without the space nginx puts there`},
+		"nginx regex": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: ["= /"]}, {paths: ["~* \\.png$", "/ok/"]}]}]`,
+			`hosts[0].routes[1].paths[0]: nginx's "~* RE" is "re:(?i)\\.png$" here`},
+		"lookahead": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: ["re:/\\.(?!well-known)"]}]}]`,
+			`RE2 has no lookahead`},
+		"basic_auth false": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: [/x], basic_auth: false}]}]`,
+			`hosts[0].routes[0].basic_auth: write "off" to switch it off, or a block`},
 		"route jail": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: [/x], access: ["deny all"], jail: nope}]}]`,
 			`hosts[0].routes[0].jail: jail "nope" is not defined under jails`},
 	} {
@@ -140,5 +148,21 @@ func TestParseRouteBlocks(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.route, err, tc.want)
 		}
+	}
+}
+
+func TestParseRateWarnings(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("t.yaml", []byte(`limits:
+  rates:
+    slow: {rate: 1r/m, burst: 100}
+    fine: {rate: 1r/m, burst: 100, delay: nodelay}
+hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0].Error(), `limits.rates["slow"]: warning: a request may wait up to 1h40m`) {
+		t.Errorf("warnings = %v", f.Warnings)
 	}
 }

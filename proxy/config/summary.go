@@ -13,6 +13,11 @@ func (f *File) Summary() string {
 		for _, u := range h.Upstreams {
 			ups[u.String()] = true
 		}
+		for _, r := range h.Routes {
+			for _, u := range r.Upstreams {
+				ups[u.String()] = true
+			}
+		}
 	}
 	admin := "admin off"
 	if f.Admin.Listen != "off" {

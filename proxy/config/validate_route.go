@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"gatehouse/middleware"
 	"gatehouse/rules/match"
 )
 
@@ -44,6 +46,15 @@ func (v *validator) rates(f *File) {
 			v.add(p+".status", "%d is not an error status (400-599)", r.Status)
 		}
 		v.jailRef(f, p+".jail", r.Jail)
+		if r.Rate.PerSecond > 0 && !r.Delay.NoDelay && r.Burst > r.Delay.N {
+			// Every request between delay and burst waits its turn, each
+			// holding a connection and a goroutine.
+			wait := time.Duration(float64(r.Burst-r.Delay.N) / r.Rate.PerSecond * float64(time.Second))
+			if wait > time.Minute {
+				v.warn(p, "a request may wait up to %s for its turn (burst %d over delay %d at %s): consider delay: nodelay or a smaller burst",
+					Duration(wait.Round(time.Second)), r.Burst, r.Delay.N, r.Rate)
+			}
+		}
 		if r.Shared && f.Fleet == nil {
 			v.add(p+".shared", "a shared limit needs fleet (the Redis the nodes share)")
 		}
@@ -158,6 +169,23 @@ func (v *validator) routes(f *File, p string, h *Host) {
 			}
 		}
 	}
+	// Each pattern on its own first, so that every bad one is named.
+	bad := false
+	for i, r := range h.Routes {
+		for j, pat := range r.Paths {
+			if _, err := match.CompileRoutes([][]string{{pat}}); err != nil {
+				var re *match.RouteError
+				if errors.As(err, &re) {
+					err = re.Err
+				}
+				v.add(p+".routes["+strconv.Itoa(i)+"].paths["+strconv.Itoa(j)+"]", "%v", err)
+				bad = true
+			}
+		}
+	}
+	if bad {
+		return
+	}
 	tab, err := match.CompileRoutes(paths)
 	if err != nil {
 		var re *match.RouteError
@@ -209,10 +237,14 @@ func (v *validator) respond(p string, rs *Respond) {
 		v.add(p+".location", "a %d redirect needs a location", rs.Status)
 	case !redirect && rs.Location != "":
 		v.add(p+".location", "only a 301, 302, 303, 307 or 308 answer sends a location")
+	case middleware.CheckLocation(rs.Location) != nil:
+		v.add(p+".location", "%v", middleware.CheckLocation(rs.Location))
 	case rs.Location != "":
-		u, err := url.Parse(rs.Location)
-		if err != nil || strings.ContainsAny(rs.Location, "\r\n\x00 ") ||
-			!(strings.HasPrefix(rs.Location, "/") && !strings.HasPrefix(rs.Location, "//") || (u.Scheme == "http" || u.Scheme == "https") && u.Host != "") {
+		// Checked with the variables filled in as a request would.
+		loc := locationSample.Replace(rs.Location)
+		u, err := url.Parse(loc)
+		if err != nil || strings.ContainsAny(loc, "\r\n\x00 ") ||
+			!(strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") || (u.Scheme == "http" || u.Scheme == "https") && u.Host != "") {
 			v.add(p+".location", "%q is not an absolute http(s) URL nor a path starting with /", rs.Location)
 		}
 	}
@@ -223,6 +255,10 @@ func (v *validator) respond(p string, rs *Respond) {
 		v.add(p+".body", "a %d answer has no body", rs.Status)
 	}
 }
+
+// locationSample fills a respond location's variables for checking.
+var locationSample = strings.NewReplacer("${scheme}", "https", "$scheme", "https", "${host}", "h.example", "$host", "h.example",
+	"${request_uri}", "/p?q", "$request_uri", "/p?q", "${uri}", "/p", "$uri", "/p", "${args}", "q", "$args", "q", "${is_args}", "?", "$is_args", "?")
 
 // upstreamList checks a host's or a route's upstreams: required for a
 // host, optional for a route.

@@ -197,6 +197,22 @@ func CanonicalWith(rawPath string, opt CanonicalOptions) (CanonicalPath, error) 
 	return canonicalSlow(rawPath, opt)
 }
 
+// encodedDotSegment reports whether a canonical path with encoded
+// slashes kept ("%2F") has a "." or ".." between them and a separator.
+func encodedDotSegment(p []byte) bool {
+	for _, seg := range strings.Split(string(p), "/") {
+		if !strings.Contains(seg, "%2F") {
+			continue
+		}
+		for _, part := range strings.Split(seg, "%2F") {
+			if part == "." || part == ".." {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // RequestPath returns the path part of an HTTP request-target as sent
 // (r.RequestURI): the origin form "/a/b?q" gives "/a/b"; the absolute form
 // "http://host/a/b?q" gives "/a/b" and "http://host" or "http://host?q"
@@ -409,6 +425,12 @@ func canonicalSlow(raw string, opt CanonicalOptions) (CanonicalPath, error) {
 	}
 	if len(buf) == 0 || trailing {
 		buf = append(buf, '/')
+	}
+	if opt.AllowEncodedSlash && encodedDotSegment(buf) {
+		// "/public/..%2Fadmin": data to an upstream that keeps %2F, but
+		// a traversal to one that decodes it, which no path rule
+		// would see.
+		return unsafePath(reasonEncSlash, 0)
 	}
 	k := len(buf)
 	if !needsProbe(buf) {

@@ -155,7 +155,7 @@ func TestCanonicalAllowEncodedSlash(t *testing.T) {
 		{raw: "/api/v4/projects/group%2Fproject", path: "/api/v4/projects/group%2Fproject", probe: "/api/v4/projects/group%2fproject"},
 		{raw: "/a%2fb/../c", path: "/c", probe: "/c"},
 		{raw: "/%2F", path: "/%2F", probe: "/%2f"},
-		{raw: "/a%2F%2e%2e/b", path: "/a%2F../b", probe: "/a%2f/b"},
+		{raw: "/a%2F%2e%2e/b", wantErr: "encoded slash"}, // a traversal to an upstream that decodes %2F
 		{raw: "/plain", path: "/plain", probe: "/plain"},
 		{raw: "/a%252Fb", wantErr: "double percent encoding"},
 		{raw: "/a%5Cb", wantErr: "encoded backslash"},
@@ -488,6 +488,26 @@ func TestUnsafePathHostile(t *testing.T) {
 		}
 		if got := upe.Hostile(tc.raw); got != tc.hostile {
 			t.Errorf("Canonical(%q) refusal %q: Hostile = %v, want %v", tc.raw, upe.Reason, got, tc.hostile)
+		}
+	}
+}
+
+// TestEncodedSlashDotSegments: with encoded slashes kept, a dot segment
+// next to one is still refused, as a traversal to a decoding upstream.
+func TestEncodedSlashDotSegments(t *testing.T) {
+	opt := CanonicalOptions{AllowEncodedSlash: true}
+	for raw, ok := range map[string]bool{
+		"/api/v4/projects/group%2Fproject": true,
+		"/a/b.c%2Fd..e":                    true,
+		"/public/..%2Fadmin":               false,
+		"/public/%2e%2e%2fadmin":           false,
+		"/x/a%2F..%2Fb":                    false,
+		"/x/a%2F.":                         false,
+		"/x/%2F..":                         false,
+	} {
+		_, err := CanonicalWith(raw, opt)
+		if (err == nil) != ok {
+			t.Errorf("CanonicalWith(%q) = %v, want ok %v", raw, err, ok)
 		}
 	}
 }

@@ -98,6 +98,9 @@ func CompileRoutes(routes [][]string) (*RouteTable, error) {
 				p := routePattern{route: int32(i)}
 				if expr, ok := strings.CutPrefix(pat, "re:"); ok {
 					if p.re, err = regexp.Compile(expr); err != nil {
+						if strings.Contains(expr, "(?=") || strings.Contains(expr, "(?!") || strings.Contains(expr, "(?<") {
+							err = fmt.Errorf("%w (Go's RE2 has no lookahead or lookbehind: route the exceptions first, or list them as routes of their own)", err)
+						}
 						return nil, fail(err)
 					}
 					p.need, p.fold = requiredLiteral(expr)
@@ -151,6 +154,13 @@ func routeKey(pat string) (string, error) {
 		return "", errors.New("empty pattern")
 	case strings.HasPrefix(pat, "re:"):
 		return pat, nil
+	case strings.HasPrefix(pat, "^~ "), strings.HasPrefix(pat, "= "):
+		op, rest, _ := strings.Cut(pat, " ")
+		return "", fmt.Errorf("write %q, without the space nginx puts there", op+strings.TrimSpace(rest))
+	case strings.HasPrefix(pat, "~*"):
+		return "", fmt.Errorf("nginx's \"~* RE\" is %q here", "re:(?i)"+strings.TrimSpace(pat[2:]))
+	case strings.HasPrefix(pat, "~"):
+		return "", fmt.Errorf("nginx's \"~ RE\" is %q here", "re:"+strings.TrimSpace(pat[1:]))
 	case strings.HasPrefix(pat, "^~"), strings.HasPrefix(pat, "="), strings.HasPrefix(pat, "/"), strings.HasPrefix(pat, "*"):
 		return lowerASCIIString(strings.TrimPrefix(pat, "^~")), nil
 	}
