@@ -414,6 +414,7 @@ location ^~ /phpmyadmin {
     location = /old { return 410; }
     location /gone/ { return 444; }
     location = /moved { return 301 /new; }
+    location /shop/ { return 302 $scheme://shop.example.com$request_uri; }
     location = /ping { return 200 "pong"; }
 }
 `,
@@ -688,6 +689,8 @@ maxretry = 2
 		{name: "return 444, without slash", host: app, path: "/gone", xff: "192.0.2.49", want: passed,
 			wantGatehouse: refused, why: "the route /gone/ covers /gone; nginx's location /gone/ (without proxy_pass) does not, so location / took it"},
 		{name: "return 301", host: app, path: "/moved", xff: "192.0.2.42", want: moved, status: 301},
+		{name: "return 302 with variables", host: app, path: "/shop/cart?item=7", xff: "192.0.2.42", want: moved, status: 302},
+		{name: "return 302 with variables, deeper", host: app, path: "/shop/a/b", xff: "192.0.2.42", want: moved, status: 302},
 		{name: "return 200", host: app, path: "/ping", xff: "192.0.2.43", want: answered, status: 200},
 		{name: "return 200 with a query", host: app, path: "/ping?x", xff: "192.0.2.43", want: answered, status: 200},
 

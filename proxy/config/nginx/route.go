@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gatehouse/middleware"
 	"gatehouse/proxy/config/nginx/conf"
 	"gatehouse/rules/match"
 )
@@ -290,23 +291,33 @@ func (t *translator) respond(d *conf.Directive) *respondOut {
 	}
 	redirect := slices.Contains([]int{301, 302, 303, 307, 308}, r.status)
 	if len(args) == 2 {
-		if strings.Contains(args[1], "$") {
-			t.find(d, "variables: gatehouse answers with fixed text and fixed redirect targets")
+		switch {
+		case !redirect && strings.Contains(args[1], "$"):
+			t.find(d, "variables: gatehouse answers with fixed text")
 			return nil
-		}
-		if redirect {
-			r.location = args[1]
-		} else {
+		case !redirect:
 			r.body = args[1]
+		default:
+			if err := middleware.CheckLocation(args[1]); err != nil {
+				t.find(d, "%v", err)
+				return nil
+			}
+			r.location = args[1]
 		}
 	}
-	if redirect && !strings.HasPrefix(r.location, "/") && !strings.HasPrefix(r.location, "http://") && !strings.HasPrefix(r.location, "https://") {
+	if loc := locationSample.Replace(r.location); redirect && !(strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//")) &&
+		!strings.HasPrefix(loc, "http://") && !strings.HasPrefix(loc, "https://") {
 		t.find(d, "gatehouse redirects to an absolute URL or a path starting with /")
 		return nil
 	}
 	t.done(d)
 	return r
 }
+
+// locationSample fills a redirect target's variables as a request
+// would, to check what it starts with.
+var locationSample = strings.NewReplacer("${scheme}", "https", "$scheme", "https", "${host}", "h.example", "$host", "h.example",
+	"${request_uri}", "/p?q", "$request_uri", "/p?q", "${uri}", "/p", "$uri", "/p", "${args}", "q", "$args", "q", "${is_args}", "?", "$is_args", "?")
 
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)

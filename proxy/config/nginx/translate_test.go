@@ -250,7 +250,8 @@ func TestTranslate(t *testing.T) {
 					location = /moved { return 301 /new; }
 					location = /away { return https://example.org/; }
 					location = /ping { return 200 "pong"; }
-					location = /vars { return 301 $scheme://$host/new; }
+					location = /vars { return 301 $scheme://$host/new$is_args$args; }
+					location = /addr { return 302 /who?ip=$remote_addr; }
 					location = /odd { return 600; }
 				}`)},
 			want: map[string]string{
@@ -261,11 +262,12 @@ func TestTranslate(t *testing.T) {
 				"hosts.0.routes.2.respond": "map[location:/new status:301]",
 				"hosts.0.routes.3.respond": "map[location:https://example.org/ status:302]",
 				"hosts.0.routes.4.respond": "map[body:pong status:200]",
-				"hosts.0.routes.5.paths":   "[=/vars]",
-				"hosts.0.routes.5.respond": "<missing>",
+				"hosts.0.routes.5.respond": "map[location:$scheme://$host/new$is_args$args status:301]",
+				"hosts.0.routes.6.paths":   "[=/addr]",
 				"hosts.0.routes.6.respond": "<missing>",
+				"hosts.0.routes.7.respond": "<missing>",
 			},
-			wantFindings: []string{"return 301 $scheme://$host/new: variables", "return 600: gatehouse answers a route with a status from 200 to 599 or 444"},
+			wantFindings: []string{"return 302 /who?ip=$remote_addr: variable $remote_addr is not expanded", "return 600: gatehouse answers a route with a status from 200 to 599 or 444"},
 			valid:        true,
 		},
 		{
