@@ -173,7 +173,7 @@ func (s *Server) closeOpened() {
 	}
 	s.closeStore()
 	if g := s.current.Load(); g != nil {
-		g.transport.CloseIdleConnections()
+		g.closeIdle()
 	}
 }
 
@@ -368,7 +368,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Wait()
 	s.closeStore()
 	s.stopTLS()
-	s.current.Load().transport.CloseIdleConnections()
+	s.current.Load().closeIdle()
 	return runErr
 }
 

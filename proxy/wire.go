@@ -59,6 +59,15 @@ type generation struct {
 	transports map[transportKey]*http.Transport
 }
 
+// closeIdle closes the idle upstream connections of every transport of
+// g, at shutdown.
+func (g *generation) closeIdle() {
+	g.transport.CloseIdleConnections()
+	for _, t := range g.transports {
+		t.CloseIdleConnections()
+	}
+}
+
 // certConfig maps the tls section to the certificate source's config,
 // without the fleet's Redis, which New opens (certRedis).
 func certConfig(cfg *config.File, log *slog.Logger) cert.Config {
@@ -459,9 +468,13 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 	}
 	var inner http.Handler
 	if pol.respond == nil {
+		var transport http.RoundTripper = b.pool(r.name, pol)
+		if pol.readTimeout > 0 {
+			transport = upstream.ReadTimeout(transport, pol.readTimeout)
+		}
 		r.proxy = &httputil.ReverseProxy{
 			Rewrite:        r.rewrite,
-			Transport:      b.pool(r.name, pol),
+			Transport:      transport,
 			ModifyResponse: r.modifyResponse,
 			ErrorHandler:   r.proxyError,
 			BufferPool:     buffers,
@@ -486,8 +499,7 @@ const readTimeoutFlush = 100 * time.Millisecond
 // distinct setting in a generation, so the routes that keep the host's
 // upstreams share its pool and its passive health.
 func (b *chainBuilder) pool(host string, pol *policy) *upstream.Pool {
-	key := poolKey{host: host, responseHeader: pol.responseHeader, readTimeout: pol.readTimeout,
-		failTimeout: pol.failTimeout, maxFails: pol.maxFails}
+	key := poolKey{host: host, responseHeader: pol.responseHeader, failTimeout: pol.failTimeout, maxFails: pol.maxFails}
 	for _, u := range pol.upstreams {
 		key.urls += u.String() + " "
 	}
@@ -497,7 +509,6 @@ func (b *chainBuilder) pool(host string, pol *policy) *upstream.Pool {
 	pc := upstream.Config{
 		FailTimeout: pol.failTimeout,
 		MaxFails:    pol.maxFails,
-		ReadTimeout: pol.readTimeout,
 		Transport:   b.transport(pol.responseHeader),
 		Latency:     b.s.metrics.latency.WithLabelValues(host),
 	}
@@ -532,9 +543,12 @@ func (b *chainBuilder) transport(responseHeader time.Duration) *http.Transport {
 	if t := b.g.transports[k]; t != nil {
 		return t
 	}
-	t := newTransport(k)
-	if b.prev != nil && b.prev.transports[k] != nil {
+	var t *http.Transport
+	if b.prev != nil {
 		t = b.prev.transports[k]
+	}
+	if t == nil {
+		t = newTransport(k)
 	}
 	if b.g.transports == nil {
 		b.g.transports = map[transportKey]*http.Transport{}

@@ -369,7 +369,26 @@ func TestWebSocket(t *testing.T) {
   - match: [nows.test]
     upstreams: [%s]
     websocket: false
-`, ws.srv.URL, ws.srv.URL)))
+  - match: [wsrt.test]
+    upstreams: [%s]
+    read_timeout: 1s
+`, ws.srv.URL, ws.srv.URL, ws.srv.URL)))
+
+	// read_timeout bounds answers, not upgraded connections: the upgrade
+	// goes through and the tunnel outlives the timeout.
+	t.Run("upgrade under read_timeout", func(t *testing.T) {
+		resp, conn, br := g.wsHandshake(t, "wsrt.test", wsNewKey())
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade status = %d, want 101", resp.StatusCode)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if err := wsWriteFrame(conn, wsText, []byte("still there"), true); err != nil {
+			t.Fatal(err)
+		}
+		if _, payload, _, _, err := wsReadFrame(br); err != nil || string(payload) != "still there" {
+			t.Errorf("echo after the read timeout: %q, %v", payload, err)
+		}
+	})
 
 	t.Run("upgrade and echo", func(t *testing.T) {
 		key := wsNewKey()

@@ -27,10 +27,6 @@ type Config struct {
 	// connection, an answer that timed out) within FailTimeout mark an
 	// upstream down (nginx's max_fails); 0 never marks it down.
 	MaxFails int
-	// ReadTimeout, when set, cuts an answer off when the upstream sends
-	// nothing for this long (nginx's proxy_read_timeout once the headers
-	// are in). 0: no bound.
-	ReadTimeout time.Duration
 	// Transport sends the requests; shared by the hosts of a config.
 	Transport http.RoundTripper
 	// Latency observes each upstream answer's header latency, in
@@ -74,7 +70,6 @@ type Pool struct {
 	next        atomic.Uint64
 	failTimeout time.Duration
 	maxFails    int32
-	readTimeout time.Duration
 	transport   http.RoundTripper
 	latency     prometheus.Observer // upstream response header latency
 	now         func() time.Time
@@ -82,7 +77,7 @@ type Pool struct {
 
 // NewPool returns the pool of cfg.URLs.
 func NewPool(cfg Config) *Pool {
-	p := &Pool{failTimeout: cfg.FailTimeout, maxFails: int32(min(cfg.MaxFails, 1<<20)), readTimeout: cfg.ReadTimeout,
+	p := &Pool{failTimeout: cfg.FailTimeout, maxFails: int32(min(cfg.MaxFails, 1<<20)),
 		transport: cfg.Transport, latency: cfg.Latency, now: cfg.Now}
 	if p.now == nil {
 		p.now = time.Now
@@ -125,13 +120,6 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	path, rawPath := req.URL.Path, req.URL.RawPath
 	s := middleware.ScopeFrom(req)
-	var cancel context.CancelFunc
-	if p.readTimeout > 0 {
-		// The read timeout ends the request through its context.
-		var ctx context.Context
-		ctx, cancel = context.WithCancel(req.Context())
-		req = req.WithContext(ctx)
-	}
 
 	// Healthy upstreams in round-robin order first, then the ones that
 	// were marked down when the request arrived, in the same order. Each
@@ -160,11 +148,10 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 				if down {
 					u.downUntil.Store(0)
 				}
-				u.fails.Store(0)
-				p.latency.Observe(p.now().Sub(t0).Seconds())
-				if cancel != nil {
-					resp.Body = newIdleBody(resp.Body, p.readTimeout, cancel)
+				if u.fails.Load() != 0 {
+					u.fails.Store(0)
 				}
+				p.latency.Observe(p.now().Sub(t0).Seconds())
 				return resp, nil
 			}
 			dial := isDialError(err)
@@ -172,12 +159,11 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 				p.failed(u)
 			}
 			if !dial || (rb != nil && rb.read.Load()) || req.Context().Err() != nil {
-				break
+				// Not safe to send again: the upstream may have
+				// acted on it, or its body is spent.
+				return nil, err
 			}
 		}
-	}
-	if cancel != nil {
-		cancel()
 	}
 	return nil, err
 }
@@ -204,8 +190,40 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// idleBody cuts an upstream answer off when no byte of it arrives for
-// d: each read restarts the timer, and the timer cancels the request.
+// ReadTimeout wraps rt so that an answer whose upstream sends nothing
+// for d is cut off (nginx's proxy_read_timeout once the headers are in):
+// only a read that waits on the upstream is timed, never the time spent
+// writing to a slow client. A protocol switch (101) is passed as is.
+func ReadTimeout(rt http.RoundTripper, d time.Duration) http.RoundTripper {
+	return &readTimeout{next: rt, d: d}
+}
+
+type readTimeout struct {
+	next http.RoundTripper
+	d    time.Duration
+}
+
+func (t *readTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The timeout ends the request through its context.
+	ctx, cancel := context.WithCancel(req.Context())
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The upgraded connection; ReverseProxy needs it writable.
+		resp.Body = &upgradeBody{ReadWriteCloser: rwc, cancel: cancel}
+		return resp, nil
+	}
+	timer := time.AfterFunc(t.d, cancel)
+	timer.Stop()
+	resp.Body = &idleBody{ReadCloser: resp.Body, d: t.d, timer: timer, cancel: cancel}
+	return resp, nil
+}
+
+// idleBody times each read of an upstream answer: one that waits d
+// cancels the request.
 type idleBody struct {
 	io.ReadCloser
 	d      time.Duration
@@ -213,21 +231,29 @@ type idleBody struct {
 	cancel context.CancelFunc
 }
 
-func newIdleBody(rc io.ReadCloser, d time.Duration, cancel context.CancelFunc) *idleBody {
-	return &idleBody{ReadCloser: rc, d: d, timer: time.AfterFunc(d, cancel), cancel: cancel}
-}
-
 func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.d)
 	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.timer.Reset(b.d)
-	}
+	b.timer.Stop()
 	return n, err
 }
 
 func (b *idleBody) Close() error {
 	b.timer.Stop()
 	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// upgradeBody ends the request's context when the upgraded connection
+// closes.
+type upgradeBody struct {
+	io.ReadWriteCloser
+	cancel context.CancelFunc
+}
+
+func (b *upgradeBody) Close() error {
+	err := b.ReadWriteCloser.Close()
 	b.cancel()
 	return err
 }

@@ -21,6 +21,7 @@ import (
 type fakeTransport struct {
 	mu      sync.Mutex
 	refused map[string]bool
+	failed  map[string]error // other errors, after the request was sent
 	hits    []string
 	bodies  []string
 }
@@ -31,6 +32,9 @@ func (ft *fakeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ft.hits = append(ft.hits, req.URL.Host+req.URL.Path)
 	if ft.refused[req.URL.Host] {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	if err := ft.failed[req.URL.Host]; err != nil {
+		return nil, err
 	}
 	if req.Body != nil {
 		b, err := io.ReadAll(req.Body)
@@ -196,5 +200,23 @@ func TestPoolMaxFails(t *testing.T) {
 		if down != tc.wantDown {
 			t.Errorf("max_fails %d after %d refusals: down = %v, want %v", tc.maxFails, tc.requests, down, tc.wantDown)
 		}
+	}
+}
+
+// TestPoolNoResendAfterFailure: an attempt that failed after the
+// upstream may have seen the request (not a refused dial) is not sent
+// to another upstream, down ones included.
+func TestPoolNoResendAfterFailure(t *testing.T) {
+	ft := &fakeTransport{failed: map[string]error{"a:1": errors.New("connection reset by peer")}}
+	clock := time.Unix(1000, 0)
+	p := testPool(t, ft, func() time.Time { return clock }, "http://a:1", "http://b:2", "http://c:3")
+	p.ups[2].downUntil.Store(clock.Add(time.Minute).UnixNano()) // c is down
+	p.next.Store(2)                                             // a first
+	_, err := p.RoundTrip(outgoing("POST", "/x", "body"))
+	if err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("RoundTrip error = %v, want a's own", err)
+	}
+	if len(ft.hits) != 1 {
+		t.Errorf("hits = %v, want a alone", ft.hits)
 	}
 }
