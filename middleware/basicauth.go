@@ -415,17 +415,17 @@ func BasicAuth(cfg BasicAuthConfig, creds *Credentials, jails *rules.Jails, log 
 }
 
 // goodElsewhere reports whether user and password are a good login of
-// one of others. Only a known user is checked, so a guess of an unknown
-// name costs no extra hash.
+// one of others. Every store checks (an unknown user against a dummy
+// hash), so the time a failed login takes tells nothing of which users
+// the host's other files hold.
 func goodElsewhere(ctx context.Context, others []*Credentials, user, password string) bool {
+	good := false
 	for _, c := range others {
-		if c.Known(user) {
-			if ok, err := c.Check(ctx, user, password); err == nil && ok {
-				return true
-			}
+		if ok, err := c.Check(ctx, user, password); err == nil && ok {
+			good = true
 		}
 	}
-	return false
+	return good
 }
 
 // stripOwnLogin removes a Basic credential of one of creds' users from

@@ -100,9 +100,9 @@ type site struct {
 	// route is the host the site's chain serves.
 	route     *route
 	basicAuth *config.BasicAuth
-	// hostAuth is the host's basic_auth, for a route's site (nil for
-	// the host's own).
-	hostAuth       *config.BasicAuth
+	// hostAuths are every basic_auth block of the host: its own and its
+	// routes'.
+	hostAuths      []*config.BasicAuth
 	hotlink        *config.Hotlink
 	signedLinks    *config.SignedLinks
 	linksIndex     int // hosts[linksIndex]: the signed-link keys (Signing.LinksFor)
@@ -322,16 +322,22 @@ func buildSignedLinks(b *chainBuilder, st *site) (wrapper, error) {
 
 func buildBasicAuth(b *chainBuilder, st *site) (wrapper, error) {
 	ba := st.basicAuth
-	// A route whose login differs from its host's: the host's users'
-	// logins never reach the route's upstream, and are not guesses at
-	// the route's own.
+	// The host's other logins (the host's own block, its routes'): a
+	// browser sends a login made on one path of the host to every path
+	// of it, so none reaches an upstream it was not made for, nor counts
+	// as a guess at this one.
 	var others []*middleware.Credentials
-	if ha := st.hostAuth; ha != nil && ha != ba && !ha.PassAuthorization {
-		c, err := b.s.credentials(ha, b.g.creds)
+	for _, o := range st.hostAuths {
+		if o == ba || o.PassAuthorization {
+			continue
+		}
+		c, err := b.s.credentials(o, b.g.creds)
 		if err != nil {
 			return nil, fmt.Errorf("htpasswd: %w", err)
 		}
-		others = append(others, c)
+		if !slices.Contains(others, c) {
+			others = append(others, c)
+		}
 	}
 	if ba == nil {
 		if others == nil {
@@ -343,6 +349,7 @@ func buildBasicAuth(b *chainBuilder, st *site) (wrapper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("htpasswd: %w", err)
 	}
+	others = slices.DeleteFunc(others, func(c *middleware.Credentials) bool { return c == creds })
 	return middleware.BasicAuth(middleware.BasicAuthConfig{
 		Realm:             ba.Realm,
 		Paths:             ba.Paths,

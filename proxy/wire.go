@@ -331,7 +331,6 @@ type policy struct {
 	maxBody        int64
 	headers        middleware.HeadersConfig
 	basicAuth      *config.BasicAuth
-	hostAuth       *config.BasicAuth // a route's: its host's basic_auth
 	access         []config.AccessRule
 	jail           string
 	respondJail    string // a route's own jail only
@@ -367,7 +366,6 @@ func hostPolicy(i int, h *config.Host) *policy {
 func routePolicy(host *policy, j int, rt *config.Route) *policy {
 	p := *host
 	p.field = fmt.Sprintf("%s.routes[%d]", host.field, j)
-	p.hostAuth = host.basicAuth
 	if len(rt.Upstreams) > 0 {
 		p.upstreams = rt.Upstreams
 	}
@@ -455,7 +453,7 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 		field:          pol.field,
 		route:          r,
 		basicAuth:      pol.basicAuth,
-		hostAuth:       pol.hostAuth,
+		hostAuths:      b.hostAuths(i),
 		hotlink:        h.Hotlink,
 		signedLinks:    h.SignedLinks,
 		linksIndex:     i,
@@ -489,6 +487,22 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 	}
 	r.next, err = b.newSiteChain(st, inner)
 	return err
+}
+
+// hostAuths lists every basic_auth block of hosts[i]: its own and its
+// routes', "off" aside.
+func (b *chainBuilder) hostAuths(i int) []*config.BasicAuth {
+	h := &b.cfg.Hosts[i]
+	var out []*config.BasicAuth
+	if h.BasicAuth != nil {
+		out = append(out, h.BasicAuth)
+	}
+	for j := range h.Routes {
+		if ba := h.Routes[j].BasicAuth; ba != nil && !ba.Off {
+			out = append(out, ba)
+		}
+	}
+	return out
 }
 
 // readTimeoutFlush is how often an answer under a read_timeout is

@@ -239,3 +239,75 @@ func TestCheckRoutes(t *testing.T) {
 		t.Errorf("check with a pattern given twice: exit %d\nstderr %s", code, stderr)
 	}
 }
+
+// TestRouteLogins: a login made for one part of a host — the host's, or
+// a route's own — never reaches another part's upstream, and sent
+// unasked to a route with a login of its own it is asked for again, not
+// counted as a guess.
+func TestRouteLogins(t *testing.T) {
+	t.Parallel()
+	htpasswd := testenv.Tool(t, "htpasswd")
+	dir := t.TempDir()
+	users, ops := filepath.Join(dir, "users"), filepath.Join(dir, "ops")
+	for _, c := range [][]string{{"-cbB", "-C", "4", users, "alice", "one"}, {"-cbB", "-C", "4", ops, "bob", "two"}} {
+		if out, err := exec.Command(htpasswd, c...).CombinedOutput(); err != nil {
+			t.Fatalf("htpasswd: %v: %s", err, out)
+		}
+	}
+	app := newEchoUpstream(t, "app")
+	g := startGateway(t, gatewayConfig(fmt.Sprintf(`jails:
+  auth: {maxretry: 3, findtime: 10m, bantime: 1h}
+hosts:
+  - match: [app.test]
+    upstreams: [%[1]s]
+    basic_auth: {htpasswd: %[2]s}
+    routes:
+      - {paths: [/ops/], basic_auth: {realm: Ops, htpasswd: %[3]s}}
+      - {paths: ["=/healthz"], basic_auth: off}
+  - match: [open.test]
+    upstreams: [%[1]s]
+    routes:
+      - {paths: [/admin/], basic_auth: {htpasswd: %[3]s}}
+`, app.URL(), users, ops)))
+	alice, bob := "Basic YWxpY2U6b25l", "Basic Ym9iOnR3bw==" // alice:one, bob:two
+	get := func(host, path, auth string) (int, echo) {
+		t.Helper()
+		req, err := g.newRequest(t.Context(), http.MethodGet, host, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", auth)
+		resp, body := g.mustDo(t, req)
+		var e echo
+		if resp.StatusCode == http.StatusOK {
+			e = decodeEcho(t, body)
+		}
+		return resp.StatusCode, e
+	}
+	for _, tc := range []struct {
+		host, path, auth string
+		want             int
+	}{
+		{"app.test", "/healthz", alice, 200}, // off: the host's login is removed
+		{"open.test", "/", bob, 200},         // a route's login never reaches the host's upstream
+		{"open.test", "/admin/x", bob, 200},  // where it is the login: passed as checked
+		{"app.test", "/ops/x", alice, 401},   // the host's login at the route's own: asked again
+		{"app.test", "/ops/x", alice, 401},   // …without an offence
+		{"app.test", "/ops/x", alice, 401},   //
+		{"app.test", "/ops/x", alice, 401},   // (maxretry 3: a fourth offence would ban)
+		{"app.test", "/x", alice, 200},       // alice is not banned
+		{"app.test", "/x", bob, 401},         // the route's login at the host: asked again
+		{"app.test", "/ops/x", bob, 200},     //
+	} {
+		code, e := get(tc.host, tc.path, tc.auth)
+		if code != tc.want {
+			t.Errorf("GET %s%s as %s = %d, want %d", tc.host, tc.path, tc.auth, code, tc.want)
+		}
+		if code == 200 && e.Header.Get("Authorization") != "" {
+			t.Errorf("GET %s%s: the upstream got Authorization %q", tc.host, tc.path, e.Header.Get("Authorization"))
+		}
+	}
+	if n := g.metric(t, "gatehouse_jail_offences_total", "jail", "auth"); n != 0 {
+		t.Errorf("auth offences = %v, want 0: every login was good somewhere on the host", n)
+	}
+}
