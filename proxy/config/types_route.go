@@ -11,7 +11,8 @@ package config
 type Route struct {
 	// Paths selects the requests: "/prefix", "/prefix/", "/bytes*",
 	// "=/exact", "^~/prefix", "*.ext" and "re:REGEX", matched on the
-	// canonical path ignoring ASCII case (regexes as written). Required.
+	// canonical path ignoring ASCII case (regexes run on the lower-case
+	// path). Required.
 	Paths []string `yaml:"paths"`
 	// Upstreams sends the route elsewhere than the host's upstreams
 	// (key hosts[].routes[].upstreams). Default: the host's.

@@ -9,8 +9,8 @@ import (
 )
 
 // RouteTable chooses which of a host's routes serves a request, the way
-// nginx chooses a location, on the canonical path and ignoring ASCII case
-// (a regex matches the path as written or its lower-case form):
+// nginx chooses a location, on the canonical path and ignoring ASCII
+// case (regexes run on the lower-case path):
 //
 //  1. "=/exact" patterns: the path itself and nothing else; a match ends
 //     the search.
@@ -97,10 +97,14 @@ func CompileRoutes(routes [][]string) (*RouteTable, error) {
 			case strings.HasPrefix(pat, "re:"), strings.HasPrefix(pat, "*"):
 				p := routePattern{route: int32(i)}
 				if expr, ok := strings.CutPrefix(pat, "re:"); ok {
+					// Routes ignore case, regexes too: they run on the
+					// lower-case path, so "re:^/private" also serves
+					// "/Private", which a case-insensitive upstream reads
+					// as /private; an upper-case letter could never match.
+					if err := CheckRouteRegex(expr); err != nil {
+						return nil, fail(err)
+					}
 					if p.re, err = regexp.Compile(expr); err != nil {
-						if strings.Contains(expr, "(?=") || strings.Contains(expr, "(?!") || strings.Contains(expr, "(?<") {
-							err = fmt.Errorf("%w (Go's RE2 has no lookahead or lookbehind: route the exceptions first, or list them as routes of their own)", err)
-						}
 						return nil, fail(err)
 					}
 					p.need, p.fold = requiredLiteral(expr)
@@ -185,17 +189,15 @@ func checkRouteLiteral(lit string, raw bool) error {
 
 // SelectPath returns the route one reading of a path selects, or -1.
 func (t *RouteTable) SelectPath(p string) int {
-	lower := ""
-	if len(t.patterns) > 0 && hasUpperASCII(p) {
+	lower := p
+	if len(t.patterns) > 0 {
 		lower = lowerASCIIString(p)
 	}
 	return t.selectPath(p, lower)
 }
 
-// selectPath is SelectPath with p's ASCII lower-case form given: ""
-// when p has no upper-case letter. A regex matches p or lower, so a
-// route ignores case whatever its patterns: "re:^/private" also serves
-// "/Private", which a case-insensitive upstream reads as /private.
+// selectPath is SelectPath with p's ASCII lower-case form given, which
+// the regexes run on.
 func (t *RouteTable) selectPath(p, lower string) int {
 	if len(t.exact.nodes) > 1 {
 		if r := t.exact.walkExact(p); r >= 0 {
@@ -212,7 +214,7 @@ func (t *RouteTable) selectPath(p, lower string) int {
 	for i := range t.patterns {
 		pt := &t.patterns[i]
 		if pt.re != nil {
-			if pt.matches(p) || lower != "" && pt.matches(lower) {
+			if pt.matches(lower) {
 				return int(pt.route)
 			}
 		} else if _, ok := pt.set.match(p); ok {
@@ -233,40 +235,82 @@ func (pt *routePattern) matches(p string) bool {
 	return pt.re.MatchString(p)
 }
 
-func hasUpperASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
-
 // Select returns the route serving a request whose path is rawPath as
 // sent (RequestPath) and c canonical, or -1 for the host itself. ok is
 // false when the path's readings select different routes: the request
 // is refused. It does not allocate for a path that does not start with
 // "//".
 func (t *RouteTable) Select(rawPath string, c CanonicalPath) (route int, ok bool) {
-	// Probe is Path lower-cased, and shorter when trailing dots and
-	// spaces were trimmed from a segment.
-	lower := ""
-	if len(c.Probe) == len(c.Path) && c.Probe != c.Path {
-		lower = c.Probe
-	}
-	route = t.selectPath(c.Path, lower)
-	if len(c.Probe) != len(c.Path) && t.selectPath(c.Probe, "") != route {
-		return route, false
+	// Probe is Path lower-cased, which changes no choice, and shorter
+	// when trailing dots and spaces were trimmed from a segment.
+	if len(c.Probe) == len(c.Path) {
+		route = t.selectPath(c.Path, c.Probe)
+	} else {
+		route = t.SelectPath(c.Path)
+		if t.selectPath(c.Probe, c.Probe) != route {
+			return route, false
+		}
 	}
 	if rawPath != c.Path && t.SelectPath(rawPath) != route {
 		return route, false
 	}
 	if n, isNet, err := NetworkPath(rawPath); isNet {
-		if err != nil || t.SelectPath(n.Path) != route || t.SelectPath(n.Probe) != route {
+		if err != nil || t.SelectPath(n.Path) != route || t.selectPath(n.Probe, n.Probe) != route {
 			return route, false
 		}
 	}
 	return route, true
+}
+
+// CheckRouteRegex refuses an upper-case ASCII letter in a regex's
+// literals and character classes, outside "(?i)": route regexes run on
+// the lower-case path, where it could never match.
+func CheckRouteRegex(expr string) error {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		if strings.Contains(expr, "(?=") || strings.Contains(expr, "(?!") || strings.Contains(expr, "(?<") {
+			err = fmt.Errorf("%w (Go's RE2 has no lookahead or lookbehind: route the exceptions first, or list them as routes of their own)", err)
+		}
+		return err
+	}
+	if upperLiteral(re) || upperClass(re) {
+		return errors.New("regexes run on the lower-case path (routes ignore case): write letters in lower case, or use (?i)")
+	}
+	return nil
+}
+
+// upperClass reports a character class of re that holds an upper-case
+// ASCII letter without its lower-case one ([A-Z], not [A-Za-z]).
+func upperClass(re *syntax.Regexp) bool {
+	if re.Op == syntax.OpCharClass {
+		in := func(c rune) bool {
+			for i := 0; i+1 < len(re.Rune); i += 2 {
+				if re.Rune[i] <= c && c <= re.Rune[i+1] {
+					return true
+				}
+			}
+			return false
+		}
+		ascii := 0
+		for c := rune(0); c < 128; c++ {
+			if in(c) {
+				ascii++
+			}
+		}
+		// A negated class ([^w]) holds most of ASCII: on the lower-case
+		// path it still means what it says.
+		for c := 'A'; c <= 'Z' && ascii < 64; c++ {
+			if in(c) && !in(c+'a'-'A') {
+				return true
+			}
+		}
+	}
+	for _, s := range re.Sub {
+		if upperClass(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // walkExact returns the rule whose literal is exactly p, or -1.

@@ -36,7 +36,7 @@ func TestRouteChoice(t *testing.T) {
 		"/api/x":               2,
 		"/v2beta":              2,
 		"/api/v1/export":       6, // a regex beats a prefix
-		"/api/V1/export":       6, // regexes also match the lower-case path
+		"/api/V1/export":       6, // regexes ignore case too
 		"/static/x.php":        4, // "^~" stops the regex search
 		"/x.php":               5,
 		"/admin/x.php":         5,
@@ -69,7 +69,7 @@ func TestRouteReadingsDisagree(t *testing.T) {
 		"/public/caf%C3%A9":    {-1, true},
 		"/admin/caf%C3%A9.txt": {0, true},
 		"/Private/x":           {2, true}, // a regex route ignores case too
-		"/PRIVATE./x":          {-1, false},
+		"/PRIVATE./x":          {2, true},
 	} {
 		c, err := Canonical(raw)
 		if err != nil {
@@ -94,6 +94,8 @@ func TestCompileRoutesErrors(t *testing.T) {
 		{[][]string{{"re:("}}, "missing closing )"},
 		{[][]string{{}}, "routes[0].paths: no paths"},
 		{[][]string{{"/a//b"}}, "can never match"},
+		{[][]string{{"re:^/Admin"}}, "write letters in lower case, or use (?i)"},
+		{[][]string{{"re:^/[A-Z]+$"}}, "write letters in lower case"},
 	} {
 		_, err := CompileRoutes(tc.routes)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -140,11 +142,11 @@ func TestRequiredLiteral(t *testing.T) {
 			t.Errorf("requiredLiteral(%q) = %q, want %q", expr, got, want)
 		}
 	}
-	tab, err := CompileRoutes([][]string{{`re:(?i)\.PHP$`}, {`re:^/X/`}})
+	tab, err := CompileRoutes([][]string{{`re:(?i)\.PHP$`}, {`re:^/x/`}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]int{"/a.php": 0, "/a.PhP": 0, "/X/1": 1, "/x/1": -1, "/Private": -1} {
+	for p, want := range map[string]int{"/a.php": 0, "/a.PhP": 0, "/X/1": 1, "/x/1": 1, "/Private": -1} {
 		if got := tab.SelectPath(p); got != want {
 			t.Errorf("SelectPath(%q) = %d, want %d", p, got, want)
 		}
@@ -175,4 +177,15 @@ func FuzzRouteSelect(f *testing.F) {
 			t.Errorf("SelectPath(%q) = %d, SelectPath(lower) = %d", up, tab.SelectPath(up), tab.SelectPath(strings.ToLower(c.Path)))
 		}
 	})
+}
+
+func TestCheckRouteRegex(t *testing.T) {
+	for expr, ok := range map[string]bool{
+		`^/admin`: true, `(?i)^/Admin`: true, `/\.[^w]`: true, `^/[A-Za-z]+$`: true, `^/[^/]+$`: true, `\S+\.php$`: true,
+		`^/Admin`: false, `^/[A-Z]`: false, `^/x(?-i:Y)`: false,
+	} {
+		if err := CheckRouteRegex(expr); (err == nil) != ok {
+			t.Errorf("CheckRouteRegex(%q) = %v, want ok %v", expr, err, ok)
+		}
+	}
 }

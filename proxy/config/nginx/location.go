@@ -66,7 +66,9 @@ func pathPattern(mod, p string) (string, []string, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		if mod == "~*" {
+		if mod == "~*" || match.CheckRouteRegex(re) != nil {
+			// Routes ignore case: a case-sensitive nginx regex with
+			// upper-case letters is written to match in any case.
 			re = "(?i)" + re
 		}
 		return "re:" + re, nil, nil

@@ -107,7 +107,9 @@ func routePattern(mod, p string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if mod == "~*" {
+		if mod == "~*" || match.CheckRouteRegex(re) != nil {
+			// Routes ignore case: a case-sensitive nginx regex with
+			// upper-case letters is written to match in any case.
 			re = "(?i)" + re
 		}
 		pat = "re:" + re
