@@ -251,8 +251,16 @@ func (t *RouteTable) Select(rawPath string, c CanonicalPath) (route int, ok bool
 			return route, false
 		}
 	}
-	if rawPath != c.Path && t.SelectPath(rawPath) != route {
-		return route, false
+	if rawPath != c.Path {
+		// The raw reading without ";params", which every reader strips
+		// ("/a.jsp;jsessionid=1" is /a.jsp), so that only a difference
+		// in how the path is spelt refuses.
+		if strings.IndexByte(rawPath, ';') >= 0 {
+			rawPath = stripParams(rawPath)
+		}
+		if t.SelectPath(rawPath) != route {
+			return route, false
+		}
 	}
 	if n, isNet, err := NetworkPath(rawPath); isNet {
 		if err != nil || t.SelectPath(n.Path) != route || t.selectPath(n.Probe, n.Probe) != route {
@@ -260,6 +268,17 @@ func (t *RouteTable) Select(rawPath string, c CanonicalPath) (route int, ok bool
 		}
 	}
 	return route, true
+}
+
+// stripParams removes ";params" from every segment of a raw path.
+func stripParams(p string) string {
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			segs[i] = seg[:j]
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // CheckRouteRegex refuses an upper-case ASCII letter in a regex's

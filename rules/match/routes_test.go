@@ -59,17 +59,20 @@ func TestRouteReadingsDisagree(t *testing.T) {
 		route int
 		ok    bool
 	}{
-		"/admin/x":             {0, true},
-		"/ADMIN/x":             {0, true},
-		"/healthz":             {1, true},
-		"/%61dmin/x":           {0, false}, // raw reading: no route
-		"/admin/../healthz":    {1, false}, // raw reading: the admin route
-		"/admin./x":            {-1, false},
-		"//evil/admin/":        {-1, false}, // the path after the authority
-		"/public/caf%C3%A9":    {-1, true},
-		"/admin/caf%C3%A9.txt": {0, true},
-		"/Private/x":           {2, true}, // a regex route ignores case too
-		"/PRIVATE./x":          {2, true},
+		"/admin/x":              {0, true},
+		"/ADMIN/x":              {0, true},
+		"/healthz":              {1, true},
+		"/%61dmin/x":            {0, false}, // raw reading: no route
+		"/admin/../healthz":     {1, false}, // raw reading: the admin route
+		"/admin./x":             {-1, false},
+		"//evil/admin/":         {-1, false}, // the path after the authority
+		"/public/caf%C3%A9":     {-1, true},
+		"/admin/caf%C3%A9.txt":  {0, true},
+		"/Private/x":            {2, true}, // a regex route ignores case too
+		"/healthz;jsessionid=1": {1, true}, // every reader strips ;params
+		"/admin;x/y":            {0, true},
+		"/admin/..;/healthz":    {1, false}, // "..;" is ".." to Tomcat: the raw reading is the admin route
+		"/PRIVATE./x":           {2, true},
 	} {
 		c, err := Canonical(raw)
 		if err != nil {
