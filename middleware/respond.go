@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,11 +90,34 @@ type locationPart struct {
 	v   string // "" for literal text
 }
 
-// CheckLocation reports a variable a respond location may not use.
+// CheckLocation reports why s is no respond location: a variable it
+// may not use, or a target that is neither an absolute http(s) URL nor
+// a path starting with "/" (checked with the variables filled in as a
+// request would).
 func CheckLocation(s string) error {
-	_, err := parseLocation(s)
-	return err
+	loc, err := parseLocation(s)
+	if err != nil {
+		return err
+	}
+	var sample strings.Builder
+	for _, p := range loc {
+		sample.WriteString(p.lit)
+		if v, ok := locationSample[p.v]; ok {
+			sample.WriteString(v)
+		}
+	}
+	t := sample.String()
+	u, err := url.Parse(t)
+	if err != nil || strings.ContainsAny(t, "\r\n\x00 ") ||
+		!(strings.HasPrefix(t, "/") && !strings.HasPrefix(t, "//") || (u.Scheme == "http" || u.Scheme == "https") && u.Host != "") {
+		return fmt.Errorf("%q is not an absolute http(s) URL nor a path starting with /", s)
+	}
+	return nil
 }
+
+// locationSample is what each variable stands for in CheckLocation.
+var locationSample = map[string]string{"$scheme": "https", "$host": "h.example", "$request_uri": "/p?q",
+	"$uri": "/p", "$args": "q", "$is_args": "?"}
 
 func parseLocation(s string) (location, error) {
 	var loc location
@@ -153,7 +177,8 @@ func (loc location) expand(r *http.Request, s *Scope) string {
 		case "$request_uri":
 			b.WriteString(r.URL.RequestURI())
 		case "$uri":
-			b.WriteString(r.URL.EscapedPath())
+			// The canonical path, as nginx's $uri is normalised.
+			b.WriteString((&url.URL{Path: s.Path.Path}).EscapedPath())
 		case "$args":
 			b.WriteString(r.URL.RawQuery)
 		case "$is_args":
@@ -162,7 +187,13 @@ func (loc location) expand(r *http.Request, s *Scope) string {
 			}
 		}
 	}
-	return b.String()
+	out := b.String()
+	if strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+		// "$request_uri" first, for the path "//evil.example/": a
+		// browser reads "//evil.example/" as another site.
+		out = "/" + strings.TrimLeft(out, "/\\")
+	}
+	return out
 }
 
 // statusLogger is the access log's recorder: it logs a status a handler

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -17,6 +18,8 @@ func TestRespondLocation(t *testing.T) {
 		{"$scheme://new.example${uri}$is_args$args", "/a%20b?q", true, "https://new.example/a%20b?q"},
 		{"/fixed", "/x?y", false, "/fixed"},
 		{"https://n.example$uri$is_args$args", "/p", false, "https://n.example/p"},
+		{"$request_uri", "//evil.example/x", false, "/evil.example/x"},
+		{"$uri", "/a", false, "/a"},
 	} {
 		h, err := Respond(RespondConfig{Status: http.StatusMovedPermanently, Location: tc.loc}, nil, nil)
 		if err != nil {
@@ -28,7 +31,9 @@ func TestRespondLocation(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		WithScope(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ScopeFrom(r).RequestHost = "app.example"
+			s := ScopeFrom(r)
+			s.RequestHost = "app.example"
+			s.Path.Path = "/" + strings.TrimLeft(r.URL.Path, "/")
 			h.ServeHTTP(w, r)
 		})).ServeHTTP(w, r)
 		if got := w.Header().Get("Location"); w.Code != 301 || got != tc.want {

@@ -94,6 +94,10 @@ hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"]}]`, `limits.rates
 			`RE2 has no lookahead`},
 		"basic_auth false": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: [/x], basic_auth: false}]}]`,
 			`hosts[0].routes[0].basic_auth: write "off" to switch it off, or a block`},
+		"respond with access": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: [/x], access: ["deny all"], respond: {status: 200}}]}]`,
+			`hosts[0].routes[0].access: the route answers every request itself (respond), before access would run`},
+		"global probes off": {`probes: off
+hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"]}]`, `probes: "off" is for hosts[].probes`},
 		"route jail": {`hosts: [{match: [a.example], upstreams: ["http://127.0.0.1:1"], routes: [{paths: [/x], access: ["deny all"], jail: nope}]}]`,
 			`hosts[0].routes[0].jail: jail "nope" is not defined under jails`},
 	} {

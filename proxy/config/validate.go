@@ -71,7 +71,9 @@ func (v *validator) check(f *File) {
 	}
 	v.hosts(f)
 	v.rates(f)
-	if f.Probes != nil {
+	if f.Probes != nil && f.Probes.Off {
+		v.add("probes", `"off" is for hosts[].probes; without probes, leave the block out`)
+	} else if f.Probes != nil {
 		v.probes(f.Probes)
 	}
 	v.jails(f)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,8 +163,15 @@ func (v *validator) routes(f *File, p string, h *Host) {
 		}
 		if rs := r.Respond; rs != nil {
 			v.respond(rp+".respond", rs)
-			if len(r.Upstreams) > 0 {
-				v.add(rp+".upstreams", "the route answers itself (respond): it has no use for upstreams")
+			// respond answers first, as nginx's return does: nothing
+			// that would run after it may be written beside it.
+			for _, f := range []struct {
+				key string
+				set bool
+			}{{"upstreams", len(r.Upstreams) > 0}, {"access", r.Access != nil}, {"limit", r.Limit != nil}, {"basic_auth", r.BasicAuth != nil}} {
+				if f.set {
+					v.add(rp+"."+f.key, "the route answers every request itself (respond), before %s would run: move %s to a route of its own", f.key, f.key)
+				}
 			}
 		}
 	}
@@ -237,15 +243,9 @@ func (v *validator) respond(p string, rs *Respond) {
 		v.add(p+".location", "a %d redirect needs a location", rs.Status)
 	case !redirect && rs.Location != "":
 		v.add(p+".location", "only a 301, 302, 303, 307 or 308 answer sends a location")
-	case middleware.CheckLocation(rs.Location) != nil:
-		v.add(p+".location", "%v", middleware.CheckLocation(rs.Location))
 	case rs.Location != "":
-		// Checked with the variables filled in as a request would.
-		loc := locationSample.Replace(rs.Location)
-		u, err := url.Parse(loc)
-		if err != nil || strings.ContainsAny(loc, "\r\n\x00 ") ||
-			!(strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") || (u.Scheme == "http" || u.Scheme == "https") && u.Host != "") {
-			v.add(p+".location", "%q is not an absolute http(s) URL nor a path starting with /", rs.Location)
+		if err := middleware.CheckLocation(rs.Location); err != nil {
+			v.add(p+".location", "%v", err)
 		}
 	}
 	if rs.Status == 444 && rs.Body != "" {
@@ -255,10 +255,6 @@ func (v *validator) respond(p string, rs *Respond) {
 		v.add(p+".body", "a %d answer has no body", rs.Status)
 	}
 }
-
-// locationSample fills a respond location's variables for checking.
-var locationSample = strings.NewReplacer("${scheme}", "https", "$scheme", "https", "${host}", "h.example", "$host", "h.example",
-	"${request_uri}", "/p?q", "$request_uri", "/p?q", "${uri}", "/p", "$uri", "/p", "${args}", "q", "$args", "q", "${is_args}", "?", "$is_args", "?")
 
 // upstreamList checks a host's or a route's upstreams: required for a
 // host, optional for a route.

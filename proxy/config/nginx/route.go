@@ -307,19 +307,13 @@ func (t *translator) respond(d *conf.Directive) *respondOut {
 			r.location = args[1]
 		}
 	}
-	if loc := locationSample.Replace(r.location); redirect && !(strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//")) &&
-		!strings.HasPrefix(loc, "http://") && !strings.HasPrefix(loc, "https://") {
-		t.find(d, "gatehouse redirects to an absolute URL or a path starting with /")
+	if redirect && r.location == "" {
+		t.find(d, "a redirect without a target")
 		return nil
 	}
 	t.done(d)
 	return r
 }
-
-// locationSample fills a redirect target's variables as a request
-// would, to check what it starts with.
-var locationSample = strings.NewReplacer("${scheme}", "https", "$scheme", "https", "${host}", "h.example", "$host", "h.example",
-	"${request_uri}", "/p?q", "$request_uri", "/p?q", "${uri}", "/p", "$uri", "/p", "${args}", "q", "$args", "q", "${is_args}", "?", "$is_args", "?")
 
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
