@@ -72,15 +72,12 @@ func (p *Replay) limitsFor(cfg *config.File, names config.Names, inherited *repl
 // late (over the rate, within the burst) is counted as delayed. A shared
 // limit is replayed as one node's, and a header key as the client's: the
 // log has neither the fleet nor the request's headers.
-func (p *Replay) limit(ls *replayLimits, e *match.LogEntry, line []byte) bool {
+// host is the configured host's first name, which a client+host key
+// counts as the gateway does (one bucket for every name of the host).
+func (p *Replay) limit(ls *replayLimits, host string, e *match.LogEntry, line []byte) bool {
 	if p.allowed(e.IP) {
 		return false
 	}
-	host := e.Host
-	if host == "" {
-		host = p.rep.DefaultHost
-	}
-	host = strings.ToLower(host)
 	for i, l := range ls.ls {
 		ls.keys[i] = l.Key(e.IP, host, "")
 	}

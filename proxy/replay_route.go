@@ -52,14 +52,20 @@ func (rp *replayProbes) match(raw string, c match.CanonicalPath) (string, bool) 
 // access list and basic auth.
 type replayPolicy struct {
 	// label names the host, or the host and the route's paths as written.
-	label   string
+	label string
+	// host is the configured host's first name: what a client+host limit
+	// counts, as the gateway does.
+	host    string
 	respond *config.Respond
 	// limits are the limits.rates the requests take from, in the order
 	// written; nil: none.
 	limits *replayLimits
 	access []config.AccessRule
-	// jail receives the offences of access and respond; "": none.
+	// jail receives the offences of access; "": none.
 	jail string
+	// respondJail receives respond's: the route's own jail only, as in
+	// the gateway.
+	respondJail string
 	// auth covers the paths under basic auth; nil: none.
 	auth *match.PrefixSet
 }
@@ -100,7 +106,7 @@ func (p *Replay) hostPolicy(cfg *config.File, i int, site *replayHost) error {
 	if err != nil {
 		return fmt.Errorf("hosts[%d].limit: %w", i, err)
 	}
-	site.self = replayPolicy{label: site.name, limits: limits, access: h.Access, jail: h.Jail, auth: auth}
+	site.self = replayPolicy{label: site.name, host: site.name, limits: limits, access: h.Access, jail: h.Jail, auth: auth}
 	p.countJail(h.Jail)
 	if auth != nil {
 		p.countJail(rules.JailAuth)
@@ -130,6 +136,7 @@ func (p *Replay) hostPolicy(cfg *config.File, i int, site *replayHost) error {
 		}
 		if r.Jail != "" {
 			pol.jail = r.Jail
+			pol.respondJail = r.Jail
 		}
 		if r.Limit != nil {
 			if pol.limits, err = p.limitsFor(cfg, r.Limit, site.self.limits); err != nil {
@@ -162,14 +169,14 @@ func (p *Replay) respond(pol *replayPolicy, e *match.LogEntry, line []byte) bool
 	p.rep.Responds[pol.label]++
 	p.matched("respond "+pol.label, line)
 	p.refused(e)
-	p.offence(pol.jail, e, "respond "+strconv.Itoa(rs.Status))
+	p.offence(pol.respondJail, e, "respond "+strconv.Itoa(rs.Status))
 	return true
 }
 
 // policyAfter replays the rate limits, the access list and basic auth,
 // which come after the hotlink rules.
 func (p *Replay) policyAfter(pol *replayPolicy, e *match.LogEntry, raw string, c match.CanonicalPath, line []byte) {
-	if pol.limits != nil && p.limit(pol.limits, e, line) {
+	if pol.limits != nil && p.limit(pol.limits, pol.host, e, line) {
 		return
 	}
 	if pol.denies(e.IP) {

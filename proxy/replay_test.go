@@ -457,6 +457,7 @@ hosts:
   - match: [app.example.com]
     upstreams: [http://127.0.0.1:1]
     basic_auth: {htpasswd: %s}
+    jail: admin # for access; the respond route below does not count
     routes:
       - {paths: [/admin/], access: ["allow 10.0.0.0/8", "deny all"], jail: admin}
       - {paths: [/old/], respond: {status: 410}}
