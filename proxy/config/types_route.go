@@ -29,8 +29,9 @@ type Route struct {
 	BasicAuth *BasicAuth `yaml:"basic_auth"`
 	// Access replaces the host's access rules on this route.
 	Access []AccessRule `yaml:"access"`
-	// Jail receives an offence per request the route refuses by access
-	// or answers by respond. Default: the host's jail; none: no offence.
+	// Jail receives an offence per request the route's access denies
+	// (default: the host's jail) and per respond answer (only when the
+	// route names it itself). None: no offence.
 	Jail string `yaml:"jail"`
 	// Limit names the limits.rates entries this route's requests take a
 	// token from, or "off". Default: the host's.
