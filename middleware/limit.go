@@ -589,7 +589,7 @@ func Limit(ls []*Limiter, jails *rules.Jails, log *slog.Logger) (func(http.Handl
 				ls[refused].refuse(w, r, s, wait, jails, log)
 				return
 			}
-			if wait > 0 && !delay(r.Context(), wait) {
+			if wait > 0 && !rules.Sleep(r.Context(), wait) {
 				if log.Enabled(r.Context(), slog.LevelDebug) {
 					log.Debug("client left while its request waited", "client_ip", s.ClientIP, "wait_seconds", wait.Seconds())
 				}
@@ -646,16 +646,4 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, s *Scope, retry
 	h["Ratelimit-Policy"] = l.policy
 	h["Ratelimit"] = []string{l.sfName + ";r=0;t=" + secs}
 	PlainStatus(w, l.status)
-}
-
-// delay waits d, and reports false when ctx ended first.
-func delay(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -81,6 +81,14 @@ func (b *tokenBucket) take(now int64, perNs float64, burst int, fresh bool) bool
 	return true
 }
 
+// Take takes a token from ip's bucket at now and reports whether there
+// was one: the flood jail's decision, for `rules test` to replay a log
+// with its own times.
+func (b *RateBuckets) Take(ip netip.Addr, now time.Time) bool {
+	t := now.UnixNano()
+	return b.clients.Update(ip, func(tb *tokenBucket, fresh bool) bool { return tb.take(t, b.rate, b.burst, fresh) })
+}
+
 // NewRateBuckets returns the buckets for cfg (defaults applied): prev
 // when prev was made for the same rate, burst, IPv6 prefix and capacity,
 // else new, empty ones. prev nil: new ones.

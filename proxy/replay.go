@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse/middleware"
 	"gatehouse/proxy/config"
 	"gatehouse/rules"
 	"gatehouse/rules/match"
@@ -200,35 +201,11 @@ type replayHotlink struct {
 	labels   []string // host and pattern, by patterns index
 }
 
-// replayFlood is one flood jail: a token bucket per client, as
-// middleware.RateLimit keeps it (golang.org/x/time/rate semantics).
+// replayFlood is one flood jail: the gateway's own token buckets
+// (middleware.RateBuckets), taken from at the log's times.
 type replayFlood struct {
 	jail    string
-	perNs   float64
-	burst   int
-	clients *rules.ClientTable[floodBucket]
-}
-
-// floodBucket is one client's tokens, as middleware.RateLimit's
-// tokenBucket: they refill at the rate up to burst, a request takes one,
-// and a new client starts with a full burst.
-type floodBucket struct {
-	tokens float64
-	last   int64 // Unix ns of the last refill
-}
-
-func (b *floodBucket) take(now int64, perNs float64, burst int, fresh bool) bool {
-	if fresh {
-		b.tokens, b.last = float64(burst), now
-	} else if d := now - b.last; d > 0 {
-		b.tokens = min(float64(burst), b.tokens+float64(d)*perNs)
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	buckets *middleware.RateBuckets
 }
 
 // ReplayLog replays one access log: NewReplay, Read and Report.
@@ -317,15 +294,12 @@ func (p *Replay) addFlood(cfg *config.File) error {
 	slices.Reverse(names)
 	for _, name := range names {
 		j := cfg.Jails[name]
-		burst := j.Burst
-		if burst <= 0 { // middleware.RateLimitConfig's default
-			burst = max(1, int(2*j.Rate))
-		}
-		t, err := rules.NewClientTable[floodBucket](cfg.Limits.TrackedClients, cfg.IPv6Prefix)
+		b, err := middleware.NewRateBuckets(middleware.RateLimitConfig{Rate: j.Rate, Burst: j.Burst, Jail: name,
+			IPv6Prefix: cfg.IPv6Prefix, Capacity: cfg.Limits.TrackedClients}, nil)
 		if err != nil {
 			return fmt.Errorf("jails.%s: %w", name, err)
 		}
-		p.flood = append(p.flood, &replayFlood{jail: name, perNs: j.Rate / float64(time.Second), burst: burst, clients: t})
+		p.flood = append(p.flood, &replayFlood{jail: name, buckets: b})
 	}
 	return nil
 }
@@ -537,9 +511,8 @@ func (p *Replay) overFlood(e *match.LogEntry) *replayFlood {
 	if len(p.flood) == 0 || p.allowed(e.IP) {
 		return nil
 	}
-	now := e.Time.UnixNano()
 	for _, f := range p.flood {
-		if !f.clients.Update(e.IP, func(b *floodBucket, fresh bool) bool { return b.take(now, f.perNs, f.burst, fresh) }) {
+		if !f.buckets.Take(e.IP, e.Time) {
 			return f
 		}
 	}

@@ -540,9 +540,9 @@ func (b *chainBuilder) pool(host string, pol *policy) *upstream.Pool {
 
 // poolKey is what makes two upstream pools the same.
 type poolKey struct {
-	host, urls                               string
-	responseHeader, readTimeout, failTimeout time.Duration
-	maxFails                                 int
+	host, urls                  string
+	responseHeader, failTimeout time.Duration
+	maxFails                    int
 }
 
 // transport returns the generation's upstream transport for a response

@@ -655,3 +655,16 @@ func (d *DryRun) ReportAt(jail string, ip netip.Addr, reason string, at time.Tim
 
 // Offences returns how many offences jail has received.
 func (d *DryRun) Offences(jail string) uint64 { return d.j.Offences(jail) }
+
+// Sleep waits d or until ctx is done, and reports whether ctx is still
+// live: the waits of the fleet's loops and of a rate-limited request.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -300,18 +300,6 @@ func (f *Fleet) syncClock(ctx context.Context) error {
 	return nil
 }
 
-// sleep waits d or until ctx is done, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // nextBackoff doubles b within [retryMin, retryMax].
 func nextBackoff(b time.Duration) time.Duration {
 	return min(max(2*b, retryMin), retryMax)

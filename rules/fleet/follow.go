@@ -46,7 +46,7 @@ func (f *Fleet) follow(ctx context.Context) {
 			backoff = 0 // it ran well for a while: retry quickly
 		}
 		backoff = nextBackoff(backoff)
-		if !sleep(ctx, backoff) {
+		if !rules.Sleep(ctx, backoff) {
 			return
 		}
 	}
