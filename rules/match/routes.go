@@ -46,6 +46,9 @@ type routePattern struct {
 	// substring search costs a fraction of a regex scan.
 	need string
 	fold bool
+	// prefix, when the regex starts with "^" and a literal, is what a
+	// matching path starts with: the cheapest refusal.
+	prefix string
 }
 
 // RouteError is a refused route pattern: routes[Route].paths[Path].
@@ -108,6 +111,7 @@ func CompileRoutes(routes [][]string) (*RouteTable, error) {
 						return nil, fail(err)
 					}
 					p.need, p.fold = requiredLiteral(expr)
+					p.prefix = anchoredPrefix(expr)
 				} else {
 					b := newPathSetBuilder(true)
 					if err := b.add(pat, 0); err != nil {
@@ -229,6 +233,9 @@ func (t *RouteTable) selectPath(p, lower string) int {
 
 // matches runs the pattern's regex on p, when p holds its literal.
 func (pt *routePattern) matches(p string) bool {
+	if !strings.HasPrefix(p, pt.prefix) {
+		return false
+	}
 	if pt.need != "" && !containsLiteral(p, pt.need, pt.fold) {
 		return false
 	}
@@ -341,6 +348,25 @@ func (t *trie) walkExact(p string) int32 {
 		}
 	}
 	return t.nodes[n].seg
+}
+
+// anchoredPrefix returns the literal expr's matches start the path
+// with: "^/api/v[0-9]+" gives "/api/v"; "" when there is none, or when
+// it matches in any case.
+func anchoredPrefix(expr string) string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	re = re.Simplify()
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
+		return ""
+	}
+	lit := re.Sub[1]
+	if lit.Op != syntax.OpLiteral || lit.Flags&syntax.FoldCase != 0 {
+		return ""
+	}
+	return string(lit.Rune)
 }
 
 // requiredLiteral returns the longest literal that a match of expr

@@ -192,3 +192,13 @@ func TestCheckRouteRegex(t *testing.T) {
 		}
 	}
 }
+
+func TestAnchoredPrefix(t *testing.T) {
+	for expr, want := range map[string]string{
+		`^/api/v[0-9]+/export`: "/api/v", `^/feed/?$`: "/feed", `\.php$`: "", `(?i)^/x`: "", `^(/a|/b)`: "", `(?m)^/x`: "",
+	} {
+		if got := anchoredPrefix(expr); got != want {
+			t.Errorf("anchoredPrefix(%q) = %q, want %q", expr, got, want)
+		}
+	}
+}
