@@ -604,10 +604,18 @@ func runGatehouse(t *testing.T, args ...string) (stdout, stderr string, code int
 // runGatehouseEnv is runGatehouse with extra environment variables.
 func runGatehouseEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runGatehouseWith(t, env, nil, args...)
+}
+
+// runGatehouseWith is runGatehouse with env added to the environment
+// and stdin (nil: none) as standard input.
+func runGatehouseWith(t *testing.T, env []string, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), stopTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gatehouseBin, args...)
 	cmd.Env = append(gatehouseEnv(), env...)
+	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

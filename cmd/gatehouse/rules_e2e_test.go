@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,23 +166,7 @@ jails:
 // input.
 func runGatehouseStdin(t *testing.T, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), stopTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gatehouseBin, args...)
-	cmd.Env = gatehouseEnv()
-	cmd.Stdin = stdin
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("gatehouse %s: %v\nstderr:\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String(), errOut.String(), code
+	return runGatehouseWith(t, nil, stdin, args...)
 }
 
 // gzipped returns data gzip-compressed.
