@@ -433,6 +433,23 @@ func (t *translator) buildRoute(b *hostBuild, lb *locBuild) *routeOut {
 	return r
 }
 
+// addHeaders appends the fixed headers of add_header directives to set,
+// and lists those with variables.
+func (t *translator) addHeaders(set []kvItem, ds []*conf.Directive) []kvItem {
+	for _, d := range ds {
+		if len(d.Args) < 2 || len(d.Args) > 3 || (len(d.Args) == 3 && d.Args[2] != "always") {
+			continue
+		}
+		if strings.Contains(d.Args[1], "$") {
+			t.find(d, "header values with variables: gatehouse sets fixed values")
+			continue
+		}
+		t.done(d)
+		set = append(set, kvItem{key: d.Args[0], value: d.Args[1], src: d})
+	}
+	return set
+}
+
 // routeHeaders gives r the response headers of its location: those it
 // adds, "" for those the host adds and the location does not, and those
 // it hides.
@@ -442,17 +459,7 @@ func (t *translator) routeHeaders(b *hostBuild, lb *locBuild, r *routeOut) {
 		return slices.ContainsFunc(r.set, func(kv kvItem) bool { return strings.EqualFold(kv.key, name) })
 	}
 	if !slices.Equal(lb.sc.addHeader, b.hostAdd) {
-		for _, d := range lb.sc.addHeader {
-			if len(d.Args) < 2 || len(d.Args) > 3 || (len(d.Args) == 3 && d.Args[2] != "always") {
-				continue
-			}
-			if strings.Contains(d.Args[1], "$") {
-				t.find(d, "header values with variables: gatehouse sets fixed values")
-				continue
-			}
-			t.done(d)
-			r.set = append(r.set, kvItem{key: d.Args[0], value: d.Args[1], src: d})
-		}
+		r.set = t.addHeaders(r.set, lb.sc.addHeader)
 		for _, kv := range h.set {
 			if !named(kv.key) {
 				r.set = append(r.set, kvItem{key: kv.key, src: lb.l}) // "": not sent here

@@ -693,17 +693,7 @@ func (t *translator) hostHeaders(b *hostBuild) {
 			hide = ds
 		}
 	}
-	for _, d := range add {
-		if len(d.Args) < 2 || len(d.Args) > 3 || (len(d.Args) == 3 && d.Args[2] != "always") {
-			continue
-		}
-		if strings.Contains(d.Args[1], "$") {
-			t.find(d, "header values with variables: gatehouse sets fixed values")
-			continue
-		}
-		t.done(d)
-		h.set = append(h.set, kvItem{key: d.Args[0], value: d.Args[1], src: d})
-	}
+	h.set = t.addHeaders(h.set, add)
 	for _, d := range hide {
 		if len(d.Args) != 1 {
 			continue
