@@ -1,0 +1,432 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"time"
+)
+
+// Config is a filter in fail2ban's own syntax, as a filter.d file states it
+// after `%(…)s` interpolation.
+type Config struct {
+	// FailRegex are the failregex lines, tried in order; the first that
+	// matches decides. At least one is required.
+	FailRegex []string
+	// IgnoreRegex are the ignoreregex lines: a line a failregex matched is
+	// Ignored when one of them also matches it.
+	IgnoreRegex []string
+	// PrefRegex, when set, must match a line before any failregex is tried;
+	// its <F-CONTENT> group is then the text the failregexes see, and its
+	// <F-MLFID> group ties lines of one connection together.
+	PrefRegex string
+	// DatePattern is fail2ban's datepattern: empty or "{^LN-BEG}" for the
+	// default detection, a strftime pattern such as "%Y-%m-%d %H:%M:%S",
+	// optionally with a regex prefix and {DATE}, "{EPOCH}" or "{TAI64N}".
+	DatePattern string
+	// MaxLines is fail2ban's maxlines. Zero and 1 mean one line; more is
+	// refused, as multi-line buffers are not supported.
+	MaxLines int
+	// Location is the zone of timestamps that carry none. Nil means
+	// time.Local, as fail2ban reads them in the host's zone.
+	Location *time.Location
+	// Now returns the current time, for timestamps without a year. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Kind is the verdict on one line.
+type Kind uint8
+
+const (
+	// NoMatch: no failregex matched, or the match carried no failure (a
+	// fail2ban <F-NOFAIL> helper line, or a line whose address is still
+	// unknown).
+	NoMatch Kind = iota
+	// Fail: a failregex matched and blames a host.
+	Fail
+	// Ignored: a failregex matched but an ignoreregex matched too.
+	Ignored
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Fail:
+		return "fail"
+	case Ignored:
+		return "ignored"
+	}
+	return "nomatch"
+}
+
+// Result is the verdict on one line. For Fail, exactly one of Host and
+// HostName is set: Host is a valid address as written (zone-less, an
+// IPv4-mapped address folded to IPv4), HostName the text the line named
+// instead (a DNS name or a malformed address), never resolved. User is the
+// <F-USER> group, if any. Time is the line's own timestamp (zero when it had
+// none). Regex is the index of the failregex that matched (Fail) or of the
+// ignoreregex that matched (Ignored); -1 otherwise.
+type Result struct {
+	Kind     Kind
+	Host     netip.Addr
+	HostName string
+	User     string
+	Time     time.Time
+	Regex    int
+}
+
+// Filter is a compiled filter. It is immutable and safe for concurrent use;
+// Match judges lines one by one. Lines that need earlier lines of the same
+// connection (fail2ban's <F-MLFID>) are judged with a Stream.
+type Filter struct {
+	pref    *rx
+	fail    []*rx
+	ignore  []*rx
+	lits    []string // a literal each failregex needs; nil when some has none
+	date    *dateParser
+	maxLine int
+}
+
+// groups of a compiled expression: capture indices for each name fail2ban
+// gives meaning to. A name may occur more than once (two <HOST> tags).
+type rx struct {
+	re                            *regexp.Regexp
+	ip4, ip6, dns, fid, user, alt []int
+	mlfid, content                []int
+	nofail, forget, gained        []int
+}
+
+// ErrNoFailRegex is returned by Compile for a filter without failregex.
+var ErrNoFailRegex = errors.New("filter has no failregex")
+
+// RegexError locates a regular expression that does not compile.
+type RegexError struct {
+	Field string // "failregex", "ignoreregex" or "prefregex"
+	Index int    // position in its list; 0 for prefregex
+	Err   error
+}
+
+func (e *RegexError) Error() string {
+	return fmt.Sprintf("%s[%d]: %v", e.Field, e.Index, e.Err)
+}
+
+func (e *RegexError) Unwrap() error { return e.Err }
+
+// Compile translates and compiles cfg. Errors name the regex (field and
+// index) and what RE2 cannot do.
+func Compile(cfg Config) (*Filter, error) {
+	if len(cfg.FailRegex) == 0 {
+		return nil, ErrNoFailRegex
+	}
+	if cfg.MaxLines > 1 {
+		return nil, fmt.Errorf("maxlines %d: only single-line filters are supported", cfg.MaxLines)
+	}
+	f := &Filter{}
+	var err error
+	if strings.TrimSpace(cfg.PrefRegex) != "" {
+		if f.pref, err = compileRx(cfg.PrefRegex); err != nil {
+			return nil, &RegexError{"prefregex", 0, err}
+		}
+	}
+	for i, s := range cfg.FailRegex {
+		r, err := compileRx(s)
+		if err != nil {
+			return nil, &RegexError{"failregex", i, err}
+		}
+		hasID := len(r.ip4)+len(r.ip6)+len(r.dns)+len(r.fid) > 0
+		if !hasID && (f.pref == nil || len(f.pref.ip4)+len(f.pref.ip6)+len(f.pref.dns)+len(f.pref.fid) == 0) && len(r.mlfid) == 0 && (f.pref == nil || len(f.pref.mlfid) == 0) {
+			return nil, &RegexError{"failregex", i, errors.New("no <HOST>, <ADDR>, <IP4>, <IP6>, <DNS> or <F-ID> tag")}
+		}
+		f.fail = append(f.fail, r)
+	}
+	for i, s := range cfg.IgnoreRegex {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		r, err := compileRx(s)
+		if err != nil {
+			return nil, &RegexError{"ignoreregex", i, err}
+		}
+		f.ignore = append(f.ignore, r)
+	}
+	f.lits = make([]string, len(f.fail))
+	for i, r := range f.fail {
+		f.lits[i] = requiredLiteral(r.re.String())
+		if f.lits[i] == "" {
+			f.lits = nil
+			break
+		}
+	}
+	if f.date, err = newDateParser(cfg.DatePattern, cfg.Location, cfg.Now); err != nil {
+		return nil, fmt.Errorf("datepattern %q: %w", cfg.DatePattern, err)
+	}
+	return f, nil
+}
+
+func compileRx(s string) (*rx, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("empty regex")
+	}
+	t, err := translate(s)
+	if err != nil {
+		return nil, err
+	}
+	re, err := regexp.Compile(t)
+	if err != nil {
+		return nil, err
+	}
+	r := &rx{re: re}
+	for i, n := range re.SubexpNames() {
+		var p *[]int
+		switch n {
+		case "ip4":
+			p = &r.ip4
+		case "ip6":
+			p = &r.ip6
+		case "dns":
+			p = &r.dns
+		case "fid":
+			p = &r.fid
+		case "user":
+			p = &r.user
+		case "alt_user":
+			p = &r.alt
+		case "mlfid":
+			p = &r.mlfid
+		case "content":
+			p = &r.content
+		case "nofail":
+			p = &r.nofail
+		case "mlfforget":
+			p = &r.forget
+		case "mlfgained":
+			p = &r.gained
+		default:
+			continue
+		}
+		*p = append(*p, i)
+	}
+	return r, nil
+}
+
+// group returns the first participating group of idx in the match m of s.
+func group(s string, m []int, idx []int) (string, bool) {
+	for _, g := range idx {
+		if m[2*g] >= 0 {
+			return s[m[2*g]:m[2*g+1]], true
+		}
+	}
+	return "", false
+}
+
+// requiredLiteral returns the longest case-sensitive literal every match of
+// the RE2 expression re contains, or "" if there is none. It lets Match
+// refuse most lines with strings.Contains before running any regex.
+func requiredLiteral(re string) string {
+	p, err := syntax.Parse(re, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	return longestLit(p.Simplify())
+}
+
+func longestLit(re *syntax.Regexp) string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return ""
+		}
+		return string(re.Rune)
+	case syntax.OpCapture, syntax.OpPlus:
+		return longestLit(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return longestLit(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		best, run := "", ""
+		for _, s := range re.Sub {
+			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 {
+				run += string(s.Rune)
+				if len(run) > len(best) {
+					best = run
+				}
+				continue
+			}
+			run = ""
+			if l := longestLit(s); len(l) > len(best) {
+				best = l
+			}
+		}
+		return best
+	}
+	return ""
+}
+
+// failData is what fail2ban keeps of a match: the groups it reads, merged
+// across the lines of one connection when the filter has <F-MLFID>.
+type failData struct {
+	ip4, ip6, dns, fid   string
+	has4, has6, hasDNS   bool
+	hasFID               bool
+	user                 string
+	hasUser              bool
+	users                []string
+	nofail, gained       bool
+	pending              bool
+	seen                 time.Time
+}
+
+// Match judges one line on its own, taking its time from the line. A line
+// that only makes sense with earlier lines of the same connection (a
+// failure without an address, whose address an earlier line named) is
+// NoMatch here; use a Stream to follow connections. Match does not allocate
+// when no failregex can match.
+func (f *Filter) Match(line string) Result {
+	return f.match(line, time.Time{}, nil)
+}
+
+// MatchAt is Match for a line whose time is known from elsewhere (the
+// journal's __REALTIME_TIMESTAMP): the line is not searched for a date.
+func (f *Filter) MatchAt(line string, t time.Time) Result {
+	return f.match(line, t, nil)
+}
+
+// candidate reports whether some failregex could match line.
+func (f *Filter) candidate(line string) bool {
+	if f.lits == nil {
+		return true
+	}
+	for _, l := range f.lits {
+		if strings.Contains(line, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Filter) match(line string, at time.Time, st *Stream) Result {
+	none := Result{Regex: -1}
+	if !f.candidate(line) {
+		return none
+	}
+	// fail2ban removes the timestamp from the line before any regex sees it.
+	buf := line
+	t := at
+	if at.IsZero() {
+		if s, e, tt, ok := f.date.find(line); ok {
+			buf = line[:s] + line[e:]
+			t = tt
+			if st != nil {
+				st.lastDate = t
+			}
+		} else if st != nil && !st.lastDate.IsZero() && st.lastDate.After(f.date.now().Add(-time.Minute)) {
+			t = st.lastDate
+		}
+	}
+	none.Time = t
+
+	var pm []int
+	content := buf
+	if f.pref != nil {
+		pm = f.pref.re.FindStringSubmatchIndex(buf)
+		if pm == nil {
+			return none
+		}
+		if c, ok := group(buf, pm, f.pref.content); ok && c != "" {
+			content = c
+		}
+	}
+	for i, r := range f.fail {
+		m := r.re.FindStringSubmatchIndex(content)
+		if m == nil {
+			continue
+		}
+		for j, ig := range f.ignore {
+			if ig.re.MatchString(content) {
+				return Result{Kind: Ignored, Time: t, Regex: j}
+			}
+		}
+		fd := &failData{seen: t}
+		nofail, forget := false, false
+		if pm != nil {
+			fd.collect(buf, pm, f.pref)
+			nofail = nonEmpty(buf, pm, f.pref.nofail)
+			forget = nonEmpty(buf, pm, f.pref.forget)
+			fd.gained = nonEmpty(buf, pm, f.pref.gained)
+		}
+		fd.collect(content, m, r)
+		nofail = nofail || nonEmpty(content, m, r.nofail)
+		forget = forget || nonEmpty(content, m, r.forget)
+		fd.gained = fd.gained || nonEmpty(content, m, r.gained)
+		fd.nofail = nofail
+		mlfid, hasMLF := "", false
+		if pm != nil {
+			mlfid, hasMLF = group(buf, pm, f.pref.mlfid)
+		}
+		if !hasMLF {
+			mlfid, hasMLF = group(content, m, r.mlfid)
+		}
+		if hasMLF {
+			fd = st.merge(mlfid, fd, forget)
+			if fd.nofail {
+				return none
+			}
+		}
+		res := Result{Kind: Fail, Time: t, Regex: i, User: fd.user}
+		var host string
+		switch {
+		case fd.has4:
+			host = fd.ip4
+		case fd.has6:
+			host = fd.ip6
+		case fd.hasDNS:
+			host = fd.dns
+		case fd.hasFID:
+			host = fd.fid
+		default:
+			// fail2ban keeps such a failure pending until a later line of
+			// the connection names the address.
+			fd.pending = true
+			return none
+		}
+		if a, err := netip.ParseAddr(host); err == nil && a.Zone() == "" {
+			res.Host = a.Unmap()
+		} else {
+			res.HostName = host
+		}
+		return res
+	}
+	return none
+}
+
+func nonEmpty(s string, m []int, idx []int) bool {
+	v, ok := group(s, m, idx)
+	return ok && v != ""
+}
+
+// collect overwrites d with the groups of match m that participated, as
+// fail2ban's dict update does.
+func (d *failData) collect(s string, m []int, r *rx) {
+	if v, ok := group(s, m, r.ip4); ok {
+		d.ip4, d.has4 = v, true
+	}
+	if v, ok := group(s, m, r.ip6); ok {
+		d.ip6, d.has6 = v, true
+	}
+	if v, ok := group(s, m, r.dns); ok {
+		d.dns, d.hasDNS = v, true
+	}
+	if v, ok := group(s, m, r.fid); ok {
+		d.fid, d.hasFID = v, true
+	}
+	if v, ok := group(s, m, r.user); ok {
+		d.user, d.hasUser = v, true
+	}
+	if v, ok := group(s, m, r.alt); ok && d.user == "" {
+		d.user, d.hasUser = v, true
+	}
+}

@@ -1,0 +1,223 @@
+package filter
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Address expressions the host tags expand to. They follow fail2ban's
+// failregex.py R_HOST table: an IPv4 address optionally written as an
+// IPv4-mapped IPv6 address, an IPv6 address optionally in brackets, and a DNS
+// name. fail2ban's IPv6 expression ends in `(?<=:):`; every repetition of the
+// group before it ends in a colon, so the look-behind always holds and a
+// plain colon is the same language.
+const (
+	reIP4  = `(?:\d{1,3}\.){3}\d{1,3}`
+	reIP6  = `(?:[0-9a-fA-F]{1,4}::?|:){1,7}(?:[0-9a-fA-F]{1,4}|:)`
+	reCIDR = `(?P<cidr>\d+)`
+
+	tagIP4  = `(?:::f{4,6}:)?(?P<ip4>` + reIP4 + `)`
+	tagIP6  = `(?P<ip6>` + reIP6 + `)`
+	tagDNS  = `(?P<dns>[\w\-.^_]*\w)`
+	tagAddr = `\[?(?:` + tagIP4 + `|` + tagIP6 + `)\]?`
+	tagHost = `(?:` + tagAddr + `|` + tagDNS + `)`
+	tagSub  = `\[?(?:` + tagIP4 + `|` + tagIP6 + `)(?:/` + reCIDR + `)?\]?`
+)
+
+// staticTags are the tags replaced by a fixed expression, keyed by the text
+// between the angle brackets.
+var staticTags = map[string]string{
+	"HOST": tagHost, "ADDR": tagAddr, "F-ADDR/": tagAddr,
+	"IP4": tagIP4, "F-IP4/": tagIP4, "IP6": tagIP6, "F-IP6/": tagIP6,
+	"DNS": tagDNS, "F-DNS/": tagDNS, "CIDR": reCIDR, "F-CIDR/": reCIDR,
+	"SUBNET": tagSub, "F-SUBNET/": tagSub,
+	"F-ID/": `(?P<fid>\S+)`, "F-PORT/": `(?P<fport>\w+)`,
+}
+
+// TranslateError says why a fail2ban regular expression cannot be compiled
+// with Go's regexp (RE2). Offset is the byte offset in the expression as
+// written.
+type TranslateError struct {
+	Offset int
+	What   string
+}
+
+func (e *TranslateError) Error() string {
+	return fmt.Sprintf("offset %d: %s", e.Offset, e.What)
+}
+
+// groupName maps an F- tag name to the capture group fail2ban stores it
+// under: lower case, with ID and PORT renamed (failregex.py R_MAP).
+func groupName(tag string) string {
+	n := strings.ToLower(tag)
+	switch n {
+	case "id":
+		return "fid"
+	case "port":
+		return "fport"
+	}
+	return n
+}
+
+// translate rewrites a fail2ban regular expression (Python syntax with
+// fail2ban tags) into RE2 syntax. Tags expand as fail2ban expands them with
+// usedns=yes; unknown tags stay literal, as in fail2ban. Python constructs
+// RE2 lacks are errors naming the construct.
+func translate(re string) (string, error) {
+	if err := checkSyntax(re); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	open := map[string]bool{}
+	for i := 0; i < len(re); {
+		c := re[i]
+		if c == '\\' && i+1 < len(re) {
+			// Python's \Z is RE2's \z; everything else escaped passes through.
+			if re[i+1] == 'Z' {
+				b.WriteString(`\z`)
+			} else {
+				b.WriteString(re[i : i+2])
+			}
+			i += 2
+			continue
+		}
+		if c == '<' {
+			if end := tagEnd(re, i); end > 0 {
+				tag := re[i+1 : end]
+				if rep, ok := staticTags[tag]; ok {
+					b.WriteString(rep)
+					i = end + 1
+					continue
+				}
+				if tag == "SKIPLINES" {
+					return "", &TranslateError{i, "<SKIPLINES> needs maxlines > 1, which is not supported"}
+				}
+				if name, ok := strings.CutPrefix(tag, "/F-"); ok && isTagName(name) {
+					if open[name] {
+						b.WriteByte(')')
+						i = end + 1
+						continue
+					}
+				} else if name, ok := strings.CutPrefix(tag, "F-"); ok && isTagName(name) {
+					open[name] = true
+					b.WriteString("(?P<" + groupName(name) + ">")
+					i = end + 1
+					continue
+				}
+			}
+		}
+		b.WriteByte(c)
+		i++
+	}
+	return b.String(), nil
+}
+
+// tagEnd returns the index of the '>' closing a tag opened at re[i], or -1.
+// Tags are fail2ban's `</?[\w\-]+/?>`.
+func tagEnd(re string, i int) int {
+	j := i + 1
+	if j < len(re) && re[j] == '/' {
+		j++
+	}
+	start := j
+	for j < len(re) && (isWord(re[j]) || re[j] == '-') {
+		j++
+	}
+	if j == start {
+		return -1
+	}
+	if j < len(re) && re[j] == '/' {
+		j++
+	}
+	if j < len(re) && re[j] == '>' {
+		return j
+	}
+	return -1
+}
+
+func isWord(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// isTagName reports whether s is a custom tag name fail2ban accepts after
+// "F-": upper case letters, digits, '_' and '-'.
+func isTagName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSyntax finds Python regular expression constructs that RE2 cannot
+// express: look-arounds, back-references, conditionals, atomic groups and
+// possessive quantifiers. RE2 rejects some of them itself, but with a message
+// about its own syntax; this names what the fail2ban expression asked for.
+func checkSyntax(re string) error {
+	inClass := false
+	for i := 0; i < len(re); i++ {
+		c := re[i]
+		switch {
+		case c == '\\' && i+1 < len(re):
+			n := re[i+1]
+			if !inClass && n >= '1' && n <= '9' {
+				return &TranslateError{i, fmt.Sprintf("back-reference \\%c: RE2 cannot match back-references", n)}
+			}
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			// A ']' right after '[' or '[^' is a literal.
+			if i+1 < len(re) && re[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(re) && re[i+1] == ']' {
+				i++
+			}
+		case c == '(' && strings.HasPrefix(re[i:], "(?"):
+			rest := re[i+2:]
+			var what string
+			switch {
+			case strings.HasPrefix(rest, "="):
+				what = "look-ahead (?=…)"
+			case strings.HasPrefix(rest, "!"):
+				what = "negative look-ahead (?!…)"
+			case strings.HasPrefix(rest, "<="):
+				what = "look-behind (?<=…)"
+			case strings.HasPrefix(rest, "<!"):
+				what = "negative look-behind (?<!…)"
+			case strings.HasPrefix(rest, "P="):
+				what = "named back-reference (?P=…)"
+			case strings.HasPrefix(rest, "("):
+				what = "conditional group (?(…)…|…)"
+			case strings.HasPrefix(rest, ">"):
+				what = "atomic group (?>…)"
+			case strings.HasPrefix(rest, "#"):
+				what = "comment group (?#…)"
+			}
+			if what != "" {
+				return &TranslateError{i, what + ": RE2 has no such construct"}
+			}
+		case (c == '+') && i > 0 && strings.IndexByte("*+?}", re[i-1]) >= 0 && !escaped(re, i-1):
+			return &TranslateError{i, "possessive quantifier: RE2 has no such construct"}
+		}
+	}
+	return nil
+}
+
+// escaped reports whether re[i] is preceded by an odd number of backslashes.
+func escaped(re string, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && re[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
+}
