@@ -18,7 +18,7 @@ import (
 func syslogPrefix(daemon string) string {
 	d := `[\[\(]?` + daemon + `(?:\(\S+\))?[\]\)]?:?`
 	file := `\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?` +
-		`(?:(?:\[\d+\]?:\s+` + d + `|` + d + `(?:\[\d+\])?:?)\s+)?(?:\[ID \d+ \S+\]\s+)?`
+		`(?:(?:\[\d+\]?:\s+` + d + `|` + d + `(?:\[\d+\])?:?)\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:\[ID \d+ \S+\]\s+)?`
 	rfc5424 := `\s*\S+ ` + d + ` \d+ \S+ (?:[^\[\]\s]+|(?:\[(?:[^\]"]*|"[^"]*")*\])+)\s+`
 	return `(?:` + rfc5424 + `|` + file + `)`
 }
@@ -73,16 +73,20 @@ func sshd(mode string) Config {
 		closing = `(?:Connection (?:closed|reset)|Disconnect(?:ed|ing))`
 		authng  = `(?: (?:by|from))?(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)?(?: from)?`
 	)
+	// noFrom is text that does not contain " from ": fail2ban's
+	// (?:(?! from ).)* without a look-ahead, so that a user name cannot
+	// smuggle in a second "from <address>".
+	noFrom := `(?:[^ ]| +[^ f]| +f[^r]| +fr[^o]| +fro[^m]| +from[^ ])*(?: +(?:f(?:r(?:om?)?)?)?)?`
 	notTooMany := `(?:: (?:[^T\[][^\[]*|T(?:[^o\[][^\[]*)?)?)?`
 	failed := `(?:<F-NOFAIL>publickey</F-NOFAIL>|\S+)`
 	re := []string{
 		`^[aA]uthentication (?:failure|error|failed) for <F-USER>.*?</F-USER> (?:from )?<HOST>(?: via \S+)?` + suff + `$`,
 		`^User not known to the underlying authentication module for <F-USER>.*?</F-USER> (?:from )?<HOST>` + suff + `$`,
 		`^Failed publickey for invalid user <F-USER>\S+</F-USER> from <HOST>` + port + ssh + `: `,
-		`^Failed publickey for invalid user <F-USER>.*?</F-USER> from <HOST>` + port + ssh + `(?: .*)?$`,
+		`^Failed publickey for invalid user <F-USER>.*?</F-USER> from <HOST>` + port + ssh + noFrom + `$`,
 		`^Failed ` + failed + ` for (?:invalid user )?<F-USER>\S+</F-USER> from <HOST>` + port + ssh + `: `,
-		`^Failed ` + failed + ` for invalid user <F-USER>.*?</F-USER> from <HOST>` + port + ssh + `(?: .*)?$`,
-		`^Failed ` + failed + ` for <F-USER>[^:]+?</F-USER> from <HOST>` + port + ssh + `$`,
+		`^Failed ` + failed + ` for invalid user <F-USER>.*?</F-USER> from <HOST>` + port + ssh + noFrom + `$`,
+		`^Failed ` + failed + ` for <F-USER>[^:]+</F-USER> from <HOST>` + port + ssh + noFrom + `$`,
 		`^<F-USER>ROOT</F-USER> LOGIN REFUSED FROM <HOST>`,
 		`^[iI](?:llegal|nvalid) user <F-USER>.*?</F-USER> (?:from )?<HOST>` + suff + `$`,
 		`^User ` + users + ` (?:from )?<HOST> not allowed because (?:not listed in AllowUsers|listed in DenyUsers|not in any group|a group is listed in DenyGroups|none of user's groups are listed in AllowGroups)` + suff + `$`,
@@ -145,9 +149,9 @@ func sshd(mode string) Config {
 func recidive(mode string) Config {
 	if mode == "fail2ban" {
 		return Config{
-			PrefRegex: `^` + syslogPrefix(`fail2ban(?:-server|\.actions)\s*`) + `(?:fail2ban\.actions\s*(?:\[\d+\])?:\s+)?(?:NOTICE\s+)?<F-CONTENT>.+</F-CONTENT>$`,
-			FailRegex: []string{`^\[(?:recidive|[^\]]*)\]\s+Ban\s+<HOST>\s*$`},
-			IgnoreRegex: []string{`^\[recidive\]`},
+			PrefRegex: `^` + syslogPrefix(`fail2ban(?:-server|\.actions)?`) + `(?:fail2ban\.actions\s*(?:\[\d+\])?:\s+)?(?:NOTICE\s+)?<F-CONTENT>.+</F-CONTENT>$`,
+			FailRegex:   []string{`\[[^\]]*\]\s+Ban\s+<HOST>\s*$`},
+			IgnoreRegex: []string{`\[recidive\]\s+Ban\s`},
 		}
 	}
 	return Config{

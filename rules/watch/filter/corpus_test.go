@@ -191,7 +191,14 @@ func disagree(want map[string]any, r Result, loc *time.Location) string {
 	if !match {
 		return ""
 	}
-	if h, ok := want["host"].(string); ok {
+	h, ok := want["host"].(string)
+	if !ok {
+		h, ok = want["ip4"].(string)
+	}
+	if !ok {
+		h, ok = want["ip6"].(string)
+	}
+	if ok {
 		got := r.HostName
 		if r.Host.IsValid() {
 			got = r.Host.String()
