@@ -85,7 +85,7 @@ type Filter struct {
 	pref    *rx
 	fail    []*rx
 	ignore  []*rx
-	lits    []string // a literal each failregex needs; nil when some has none
+	lits    []string // every match of some failregex has one of them; nil: no pre-check
 	date    *dateParser
 	maxLine int
 }
@@ -152,13 +152,13 @@ func Compile(cfg Config) (*Filter, error) {
 		}
 		f.ignore = append(f.ignore, r)
 	}
-	f.lits = make([]string, len(f.fail))
-	for i, r := range f.fail {
-		f.lits[i] = requiredLiteral(r.re.String())
-		if f.lits[i] == "" {
+	for _, r := range f.fail {
+		l := requiredLiterals(r.re.String())
+		if l == nil {
 			f.lits = nil
 			break
 		}
+		f.lits = append(f.lits, l...)
 	}
 	if f.date, err = newDateParser(cfg.DatePattern, cfg.Location, cfg.Now); err != nil {
 		return nil, fmt.Errorf("datepattern %q: %w", cfg.DatePattern, err)
@@ -222,48 +222,80 @@ func group(s string, m []int, idx []int) (string, bool) {
 	return "", false
 }
 
-// requiredLiteral returns the longest case-sensitive literal every match of
-// the RE2 expression re contains, or "" if there is none. It lets Match
-// refuse most lines with strings.Contains before running any regex.
-func requiredLiteral(re string) string {
+// minLiteral is the shortest literal worth a strings.Contains pre-check:
+// shorter ones (" ", ": ") are in nearly every line.
+const minLiteral = 4
+
+// requiredLiterals returns literals of which every match of the RE2
+// expression re contains at least one (case-sensitive), or nil if there is
+// no such set of useful ones. It lets Match refuse most lines with
+// strings.Contains before running any regex.
+func requiredLiterals(re string) []string {
 	p, err := syntax.Parse(re, syntax.Perl)
 	if err != nil {
-		return ""
+		return nil
 	}
-	return longestLit(p.Simplify())
+	return anyLit(p.Simplify())
 }
 
-func longestLit(re *syntax.Regexp) string {
+// quality of an any-of literal set: its shortest member.
+func quality(set []string) int {
+	if len(set) == 0 {
+		return 0
+	}
+	q := len(set[0])
+	for _, s := range set[1:] {
+		q = min(q, len(s))
+	}
+	return q
+}
+
+func anyLit(re *syntax.Regexp) []string {
+	better := func(a, b []string) []string {
+		if quality(b) > quality(a) {
+			return b
+		}
+		return a
+	}
 	switch re.Op {
 	case syntax.OpLiteral:
-		if re.Flags&syntax.FoldCase != 0 {
-			return ""
+		if re.Flags&syntax.FoldCase != 0 || len(string(re.Rune)) < minLiteral {
+			return nil
 		}
-		return string(re.Rune)
+		return []string{string(re.Rune)}
 	case syntax.OpCapture, syntax.OpPlus:
-		return longestLit(re.Sub[0])
+		return anyLit(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return longestLit(re.Sub[0])
+			return anyLit(re.Sub[0])
 		}
+	case syntax.OpAlternate:
+		var out []string
+		for _, s := range re.Sub {
+			l := anyLit(s)
+			if l == nil {
+				return nil
+			}
+			out = append(out, l...)
+		}
+		return out
 	case syntax.OpConcat:
-		best, run := "", ""
+		var best []string
+		run := ""
 		for _, s := range re.Sub {
 			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 {
 				run += string(s.Rune)
-				if len(run) > len(best) {
-					best = run
+				if len(run) >= minLiteral {
+					best = better(best, []string{run})
 				}
 				continue
 			}
 			run = ""
-			if l := longestLit(s); len(l) > len(best) {
-				best = l
-			}
+			best = better(best, anyLit(s))
 		}
 		return best
 	}
-	return ""
+	return nil
 }
 
 // failData is what fail2ban keeps of a match: the groups it reads, merged
