@@ -149,7 +149,7 @@ func sshd(mode string) Config {
 func recidive(mode string) Config {
 	if mode == "fail2ban" {
 		return Config{
-			PrefRegex: `^` + syslogPrefix(`fail2ban(?:-server|\.actions)?`) + `(?:fail2ban\.actions\s*(?:\[\d+\])?:\s+)?(?:NOTICE\s+)?<F-CONTENT>.+</F-CONTENT>$`,
+			PrefRegex:   `^` + syslogPrefix(`fail2ban(?:-server|\.actions)?`) + `(?:fail2ban\.actions\s*(?:\[\d+\])?:\s+)?(?:NOTICE\s+)?<F-CONTENT>.+</F-CONTENT>$`,
 			FailRegex:   []string{`\[[^\]]*\]\s+Ban\s+<HOST>\s*$`},
 			IgnoreRegex: []string{`\[recidive\]\s+Ban\s`},
 		}

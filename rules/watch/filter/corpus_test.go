@@ -2,6 +2,7 @@ package filter
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -172,13 +173,11 @@ func judge(t *testing.T, name string, cases []corpusCase, loc *time.Location) (b
 			r = st.Match(c.line)
 		}
 		if why := disagree(c.want, r, loc); why != "" {
-			bad = append(bad, c.file+":"+itoa(c.lineNo)+" mode="+c.opts["mode"]+": "+why+"\n\t"+c.line)
+			bad = append(bad, c.file+":"+jsonNum(c.lineNo)+" mode="+c.opts["mode"]+": "+why+"\n\t"+c.line)
 		}
 	}
 	return bad
 }
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + jsonNum(n)) }
 
 func jsonNum(n int) string { b, _ := json.Marshal(n); return string(b) }
 
@@ -265,9 +264,9 @@ func testCorpus(t *testing.T, name string) {
 }
 
 func parseAddr(s string) (string, error) {
-	a, err := netipParse(s)
+	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return "", err
 	}
-	return a, nil
+	return a.Unmap().String(), nil
 }

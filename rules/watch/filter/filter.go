@@ -82,18 +82,18 @@ type Result struct {
 // Match judges lines one by one. Lines that need earlier lines of the same
 // connection (fail2ban's <F-MLFID>) are judged with a Stream.
 type Filter struct {
-	pref    *rx
-	fail    []*rx
-	ignore  []*rx
-	lits    []string // every match of some failregex has one of them; nil: no pre-check
-	date    *dateParser
-	maxLine int
+	pref   *rx
+	fail   []*rx
+	ignore []*rx
+	lits   []string // every match of some failregex has one of them; nil: no pre-check
+	date   *dateParser
 }
 
 // groups of a compiled expression: capture indices for each name fail2ban
 // gives meaning to. A name may occur more than once (two <HOST> tags).
 type rx struct {
 	re                            *regexp.Regexp
+	lits                          []string // one is in every match; nil: unknown
 	ip4, ip6, dns, fid, user, alt []int
 	mlfid, content                []int
 	nofail, forget, gained        []int
@@ -152,13 +152,14 @@ func Compile(cfg Config) (*Filter, error) {
 		}
 		f.ignore = append(f.ignore, r)
 	}
+	all := true
 	for _, r := range f.fail {
-		l := requiredLiterals(r.re.String())
-		if l == nil {
-			f.lits = nil
-			break
-		}
-		f.lits = append(f.lits, l...)
+		r.lits = requiredLiterals(r.re.String())
+		all = all && r.lits != nil
+		f.lits = append(f.lits, r.lits...)
+	}
+	if !all {
+		f.lits = nil
 	}
 	if f.date, err = newDateParser(cfg.DatePattern, cfg.Location, cfg.Now); err != nil {
 		return nil, fmt.Errorf("datepattern %q: %w", cfg.DatePattern, err)
@@ -301,15 +302,15 @@ func anyLit(re *syntax.Regexp) []string {
 // failData is what fail2ban keeps of a match: the groups it reads, merged
 // across the lines of one connection when the filter has <F-MLFID>.
 type failData struct {
-	ip4, ip6, dns, fid   string
-	has4, has6, hasDNS   bool
-	hasFID               bool
-	user                 string
-	hasUser              bool
-	users                []string
-	nofail, gained       bool
-	pending              bool
-	seen                 time.Time
+	ip4, ip6, dns, fid string
+	has4, has6, hasDNS bool
+	hasFID             bool
+	user               string
+	hasUser            bool
+	users              []string
+	nofail, gained     bool
+	pending            bool
+	seen               time.Time
 }
 
 // Match judges one line on its own, taking its time from the line. A line
@@ -329,11 +330,12 @@ func (f *Filter) MatchAt(line string, t time.Time) Result {
 
 // candidate reports whether some failregex could match line.
 func (f *Filter) candidate(line string) bool {
-	if f.lits == nil {
-		return true
-	}
-	for _, l := range f.lits {
-		if strings.Contains(line, l) {
+	return f.lits == nil || containsAny(line, f.lits)
+}
+
+func containsAny(s string, lits []string) bool {
+	for _, l := range lits {
+		if strings.Contains(s, l) {
 			return true
 		}
 	}
@@ -373,6 +375,9 @@ func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 		}
 	}
 	for i, r := range f.fail {
+		if r.lits != nil && !containsAny(content, r.lits) {
+			continue
+		}
 		m := r.re.FindStringSubmatchIndex(content)
 		if m == nil {
 			continue
