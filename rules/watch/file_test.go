@@ -302,7 +302,7 @@ func TestFileReusedInode(t *testing.T) {
 	f := appendFile(t, path)
 	writeLines(t, f, "a", 0, 100)
 	r := startFile(t, testConfig(pos, path))
-	got := r.until(t, "a-000099")
+	r.until(t, "a-000099")
 	r.stop(t)
 	// Truncated and rewritten past the old offset while down: the head
 	// hash tells it is not the file that was read.
@@ -311,7 +311,7 @@ func TestFileReusedInode(t *testing.T) {
 	}
 	writeLines(t, f, "b", 0, 200)
 	r = startFile(t, testConfig(pos, path))
-	got = r.until(t, "b-000199")
+	got := r.until(t, "b-000199")
 	got = append(got, r.stop(t)...)
 	checkExactlyOnce(t, got, names("b", 0, 200))
 }
