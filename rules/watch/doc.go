@@ -13,11 +13,11 @@
 // A source runs with Run(ctx, out): each complete line is sent on out as
 // a Line; its position is saved through Positions only after the send,
 // so a line that was read but not handed over is read again after a
-// restart, and a line handed over is not. Positions are saved at most
-// every SaveInterval while lines flow, and at once when a source has
-// read all there is, at a rotation and when Run returns: a clean stop
-// repeats nothing; a crash (kill -9, power loss) repeats at most the
-// lines of the last SaveInterval.
+// restart, and a line handed over is not. A position is saved at most
+// every SaveInterval (default 1s) while lines flow, at the next scan or
+// poll after that, and when Run returns: a clean stop repeats nothing; a
+// crash (kill -9, power loss) repeats at most the lines of the last
+// couple of seconds.
 //
 // # Files
 //
@@ -44,6 +44,9 @@
 //     `head`) unless FileConfig.Tail;
 //   - compressed rotations (.gz, .bz2, .xz, .zst, .lz4, .Z) are never
 //     read, even if a glob names them;
+//   - a glob should name the live files, not their rotations: renames
+//     within a glob (log → log.1) are followed as the same file, but a
+//     copytruncate copy that the glob matches is a new file, read whole;
 //   - a partial last line is held until its newline; it is sent without
 //     one only when its file has been rotated away and is quiet.
 //
