@@ -108,7 +108,9 @@ func (s *JournalSource) args(cursor string) []string {
 	}
 	switch {
 	case cursor != "":
-		a = append(a, "--after-cursor="+cursor)
+		// --follow alone shows 10 entries: every entry after the
+		// cursor is wanted, however many came while gatehouse was down.
+		a = append(a, "--lines=all", "--after-cursor="+cursor)
 	case s.cfg.Since > 0:
 		a = append(a, "--lines=all", fmt.Sprintf("--since=@%d", s.now().Add(-s.cfg.Since).Unix()))
 	default:

@@ -72,7 +72,7 @@ func TestJournalArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(s.args("s=9"), " ")
-	for _, want := range []string{"--after-cursor=s=9", "_SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + SYSLOG_IDENTIFIER=sshd", "--follow", "--output=json"} {
+	for _, want := range []string{"--after-cursor=s=9", "--lines=all", "_SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + SYSLOG_IDENTIFIER=sshd", "--follow", "--output=json"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args = %q, want %q in it", got, want)
 		}
