@@ -26,8 +26,9 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # gatehouse import; slowhttptest for the slowloris and slow-body tests;
 # wrk for the benchmark tools' smoke tests (cmd/gatehouse-bench); chromium,
 # driven headless, for the dashboard's browser test; redis-server for fleet
-# mode's sync, shared jails and certificate storage tests.
-APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server
+# mode's sync, shared jails and certificate storage tests; systemd-journal-remote
+# writes the journal files that the journal source's test reads with journalctl.
+APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server systemd-journal-remote
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -1,0 +1,606 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// FileConfig configures a FileSource.
+type FileConfig struct {
+	// Name is the source's name (the watch entry): Line.Source, and
+	// part of the position keys. Required.
+	Name string
+	// Paths are file paths or globs (filepath.Match syntax, in the last
+	// element or any other). At least one.
+	Paths []string
+	// Positions keeps the read positions across restarts; nil keeps
+	// them only in memory (every start is a first start).
+	Positions Positions
+	// Tail starts a file that has no saved position at its end, at the
+	// first start only; files that appear later are always read from
+	// their start. Default false: read from the start, as fail2ban's
+	// default `head` does (a line's own time decides whether it counts).
+	Tail bool
+	// PollInterval is how often the files are re-examined without an
+	// inotify wake-up. Default 1s where inotify works, 250ms where not.
+	PollInterval time.Duration
+	// SaveInterval is the least time between two saves of a file's
+	// position while lines flow. Default 1s.
+	SaveInterval time.Duration
+	// RotateGrace is how long a file rotated away by rename (or deleted)
+	// is still read after its last new data: its writer may append until
+	// it reopens its log. Default 5s.
+	RotateGrace time.Duration
+	// MaxLineBytes bounds a line: the bytes past it are dropped (the
+	// line is handed over cut). Default 64 KiB.
+	MaxLineBytes int
+}
+
+const (
+	defaultPoll        = time.Second
+	defaultPollNoWatch = 250 * time.Millisecond
+	defaultSave        = time.Second
+	defaultGrace       = 5 * time.Second
+	defaultMaxLine     = 64 << 10
+	headMax            = 1024
+	readBufSize        = 64 << 10
+)
+
+// compressedExts are rotation suffixes that are never read.
+var compressedExts = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"}
+
+// FileSource follows log files; see the package documentation for
+// rotation and restarts. It has one Run at a time; Check may run
+// concurrently with it.
+type FileSource struct {
+	cfg FileConfig
+	log *slog.Logger
+	now func() time.Time
+
+	// Run's state.
+	buf     []byte
+	current map[string]*tailer // by path
+	retired []*tailer          // rotated away, read until quiet
+	warned  map[string]string  // path → last open/stat problem logged
+	rescued map[fileID]int64   // rotated files read by rescue, and how far
+	first   bool
+}
+
+// tailer is one open file.
+type tailer struct {
+	path     string
+	f        *os.File
+	id       fileID
+	readOff  int64 // read up to here (including the partial line)
+	off      int64 // past the last line handed over
+	partial  []byte
+	cut      bool // partial reached MaxLineBytes; the rest is dropped
+	headLen  int
+	headHash uint64
+	dirty    bool
+	lastSave time.Time
+	lastData time.Time // retired: last new data, or retirement
+}
+
+// NewFileSource checks cfg and applies the defaults. It opens nothing:
+// Run does.
+func NewFileSource(cfg FileConfig, log *slog.Logger) (*FileSource, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("file source: no name")
+	}
+	if len(cfg.Paths) == 0 {
+		return nil, fmt.Errorf("file source %s: no paths", cfg.Name)
+	}
+	for _, p := range cfg.Paths {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("file source %s: path %q: %w", cfg.Name, p, err)
+		}
+	}
+	if cfg.PollInterval < 0 || cfg.SaveInterval < 0 || cfg.RotateGrace < 0 || cfg.MaxLineBytes < 0 {
+		return nil, fmt.Errorf("file source %s: negative interval or size", cfg.Name)
+	}
+	cfg.SaveInterval = orDefault(cfg.SaveInterval, defaultSave)
+	cfg.RotateGrace = orDefault(cfg.RotateGrace, defaultGrace)
+	cfg.MaxLineBytes = orDefault(cfg.MaxLineBytes, defaultMaxLine)
+	if cfg.Positions == nil {
+		cfg.Positions = newMemPositions()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FileSource{
+		cfg: cfg,
+		log: log.With("component", "watch", "source", cfg.Name),
+		now: time.Now,
+	}, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Check says why the source cannot be read now, without failing: no
+// file matches (ErrNoFile), or a file or directory cannot be read
+// (ErrPermission). nil if every matching file can be opened.
+func (s *FileSource) Check() error {
+	var errs []error
+	paths, dirErrs := s.expand()
+	errs = append(errs, dirErrs...)
+	if len(paths) == 0 && len(dirErrs) == 0 {
+		errs = append(errs, fmt.Errorf("watch %s: %s: %w", s.cfg.Name, strings.Join(s.cfg.Paths, ", "), ErrNoFile))
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			errs = append(errs, s.openError(p, err))
+			continue
+		}
+		_ = f.Close() // opened read-only to test access
+	}
+	return errors.Join(errs...)
+}
+
+func (s *FileSource) openError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("watch %s: read %s: %w", s.cfg.Name, path, ErrPermission)
+	}
+	return fmt.Errorf("watch %s: read %s: %w", s.cfg.Name, path, err)
+}
+
+// expand returns the regular files the paths name now, sorted, and the
+// directories that exist but cannot be listed.
+func (s *FileSource) expand() ([]string, []error) {
+	var out []string
+	var errs []error
+	for _, pat := range s.cfg.Paths {
+		m, _ := filepath.Glob(pat) // the pattern was checked by NewFileSource
+		if len(m) == 0 {
+			dir := filepath.Dir(pat)
+			if _, err := os.ReadDir(dir); errors.Is(err, fs.ErrPermission) {
+				errs = append(errs, fmt.Errorf("watch %s: list %s: %w", s.cfg.Name, dir, ErrPermission))
+			}
+		}
+		for _, p := range m {
+			if slices.ContainsFunc(compressedExts, func(ext string) bool { return strings.HasSuffix(p, ext) }) {
+				continue
+			}
+			if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() {
+				continue
+			}
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), errs
+}
+
+// dirs returns the directories to watch for changes.
+func (s *FileSource) dirs() []string {
+	var out []string
+	for _, pat := range s.cfg.Paths {
+		out = append(out, filepath.Dir(pat))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Run follows the files until ctx is done, sending each line on out.
+// Files that cannot be read are logged (once per problem) and tried
+// again at every poll. It returns nil when ctx is done, after saving
+// the positions of the lines handed over, or the error of that save.
+func (s *FileSource) Run(ctx context.Context, out chan<- Line) error {
+	s.buf = make([]byte, readBufSize)
+	s.current = map[string]*tailer{}
+	s.retired = nil
+	s.warned = map[string]string{}
+	s.rescued = map[fileID]int64{}
+	s.first = true
+	defer s.closeAll()
+
+	poll := s.cfg.PollInterval
+	w, err := newDirWatcher(s.dirs())
+	if err != nil {
+		s.log.Debug("watch: no inotify, polling", "err", err, "interval_seconds", orDefault(poll, defaultPollNoWatch).Seconds())
+		poll = orDefault(poll, defaultPollNoWatch)
+	} else {
+		defer w.Close()
+		poll = orDefault(poll, defaultPoll)
+	}
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	var wake <-chan struct{}
+	if w != nil {
+		wake = w.C()
+	}
+	for {
+		if w != nil {
+			w.Add(s.dirs()) // directories created since the start
+		}
+		if err := s.scan(ctx, out); err != nil {
+			return s.saveAll(true)
+		}
+		s.first = false
+		if err := s.saveAll(false); err != nil {
+			s.log.Warn("watch positions not saved", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return s.saveAll(true)
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *FileSource) closeAll() {
+	for _, t := range s.current {
+		_ = t.f.Close() // read-only
+	}
+	for _, t := range s.retired {
+		_ = t.f.Close() // read-only
+	}
+	s.current, s.retired = nil, nil
+}
+
+// scan re-examines the paths and reads every file to its end. It
+// returns an error only when ctx is done.
+func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
+	clear(s.rescued)
+	paths, _ := s.expand()
+	ids := make(map[string]fileID, len(paths))
+	owner := make(map[fileID]string, len(paths))
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue // gone since the glob
+		}
+		id := idOf(st)
+		ids[p] = id
+		owner[id] = p
+	}
+	// Files that were rotated away, renamed within the globs, or whose
+	// path names another file now. Taken out first, then placed, so that
+	// a chain of renames (log.1 → log.2, log → log.1) keeps every file.
+	var moved []*tailer
+	for p, t := range s.current {
+		if ids[p] != t.id {
+			delete(s.current, p)
+			moved = append(moved, t)
+		}
+	}
+	for _, t := range moved {
+		if np, ok := owner[t.id]; ok && s.current[np] == nil {
+			// Renamed to another matching name: same file, new key.
+			t.path = np
+			s.current[np] = t
+			t.dirty = true
+			continue
+		}
+		t.lastData = s.now()
+		s.retired = append(s.retired, t)
+	}
+	// Read what the rotated files still have, before their successors.
+	if err := s.drainRetired(ctx, out); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		t := s.current[p]
+		if t == nil {
+			if _, ok := ids[p]; !ok || s.tracked(ids[p]) {
+				continue
+			}
+			var err error
+			if t, err = s.open(ctx, out, p); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				if msg := err.Error(); s.warned[p] != msg {
+					s.warned[p] = msg
+					s.log.Warn("watch cannot read file", "path", p, "err", err)
+				}
+				continue
+			}
+			delete(s.warned, p)
+			s.current[p] = t
+		} else if err := s.checkTruncated(ctx, out, t); err != nil {
+			return err
+		}
+		if err := s.drain(ctx, out, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *FileSource) tracked(id fileID) bool {
+	for _, t := range s.current {
+		if t.id == id {
+			return true
+		}
+	}
+	for _, t := range s.retired {
+		if t.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// drainRetired reads the rotated files and closes those quiet for
+// RotateGrace, handing over their last partial line.
+func (s *FileSource) drainRetired(ctx context.Context, out chan<- Line) error {
+	keep := s.retired[:0]
+	for i, t := range s.retired {
+		before := t.readOff
+		if err := s.drain(ctx, out, t); err != nil {
+			s.retired = append(keep, s.retired[i:]...)
+			return err
+		}
+		now := s.now()
+		if t.readOff != before {
+			t.lastData = now
+		}
+		if now.Sub(t.lastData) < s.cfg.RotateGrace {
+			keep = append(keep, t)
+			continue
+		}
+		if len(t.partial) > 0 {
+			if err := s.send(ctx, out, t, t.partial); err != nil {
+				s.retired = append(keep, s.retired[i:]...)
+				return err
+			}
+			t.partial = t.partial[:0]
+		}
+		_ = t.f.Close() // read-only
+	}
+	clear(s.retired[len(keep):])
+	s.retired = keep
+	return nil
+}
+
+// open opens path and places it: at its saved position if the file is
+// the one saved; else, at the first scan, after reading the rest of the
+// saved file from a rotated sibling; at the start, or at the end with
+// Tail at the first start.
+func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*tailer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, s.openError(path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close() // read-only
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	t := &tailer{path: path, f: f, id: idOf(st), dirty: true}
+	saved, ok := s.cfg.Positions.Position(fileKey(s.cfg.Name, path))
+	switch {
+	case ok && saved.Dev == t.id.dev && saved.Ino == t.id.ino && st.Size() >= saved.Offset && headMatches(f, saved):
+		t.readOff, t.off = saved.Offset, saved.Offset
+		t.headLen, t.headHash = saved.HeadLen, saved.HeadHash
+		t.dirty = false
+	case ok && s.first:
+		if err := s.rescue(ctx, out, path, saved, t.id); err != nil {
+			_ = f.Close() // read-only
+			return nil, err
+		}
+	case !ok && s.first && s.cfg.Tail:
+		t.readOff = lineStartBefore(f, st.Size())
+		t.off = t.readOff
+	}
+	if end, ok := s.rescued[t.id]; ok {
+		// Read to end by rescue in this scan, under another name.
+		t.readOff, t.off = end, end
+	}
+	return t, nil
+}
+
+// lineStartBefore returns the offset just past the last newline before
+// size (within the last MaxLineBytes), or size: a line being written
+// when a Tail start happens is read whole.
+func lineStartBefore(f *os.File, size int64) int64 {
+	start := max(0, size-defaultMaxLine)
+	b := make([]byte, size-start)
+	if _, err := f.ReadAt(b, start); err != nil {
+		return size
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return start + int64(i) + 1
+	}
+	return size
+}
+
+// checkTruncated notices a copytruncate (the file is shorter than what
+// was read, or its first bytes changed): it reads what was written
+// before the truncation from the copy, then starts the file over.
+func (s *FileSource) checkTruncated(ctx context.Context, out chan<- Line, t *tailer) error {
+	st, err := t.f.Stat()
+	if err != nil {
+		return nil
+	}
+	if st.Size() >= t.readOff && headMatches(t.f, Position{HeadLen: t.headLen, HeadHash: t.headHash}) {
+		return nil
+	}
+	s.log.Info("watch file truncated, reading from its start", "path", t.path)
+	if err := s.rescue(ctx, out, t.path, t.position(), t.id); err != nil {
+		return err
+	}
+	t.readOff, t.off, t.partial, t.cut = 0, 0, t.partial[:0], false
+	t.headLen, t.headHash, t.dirty = 0, 0, true
+	return nil
+}
+
+// rescue reads the lines past saved.Offset from the file saved
+// describes, found as a sibling of path: by device and inode (renamed),
+// or by the hash of its first bytes (copied, for copytruncate). Files
+// that a tailer follows, and exclude (the file now at path), are not
+// candidates.
+func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, saved Position, exclude fileID) error {
+	dir, base := filepath.Split(path)
+	entries, err := os.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if name == base || !strings.HasPrefix(name, base) || !e.Type().IsRegular() ||
+			slices.ContainsFunc(compressedExts, func(ext string) bool { return strings.HasSuffix(name, ext) }) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		st, err := f.Stat()
+		if err != nil {
+			_ = f.Close() // read-only
+			continue
+		}
+		id := idOf(st)
+		same := id.dev == saved.Dev && id.ino == saved.Ino
+		copied := saved.HeadLen > 0 && !same
+		if id == exclude || s.tracked(id) || st.Size() < saved.Offset || !(same || copied) || !headMatches(f, saved) {
+			_ = f.Close() // read-only
+			continue
+		}
+		s.log.Info("watch reading the rest of a rotated file", "path", p, "offset", saved.Offset)
+		t := &tailer{path: p, f: f, id: id, readOff: saved.Offset, off: saved.Offset}
+		err = s.drain(ctx, out, t)
+		if err == nil && len(t.partial) > 0 {
+			err = s.send(ctx, out, t, t.partial)
+		}
+		s.rescued[id] = t.readOff
+		_ = f.Close() // read-only
+		return err
+	}
+	return nil
+}
+
+// headMatches reports whether the first p.HeadLen bytes of f hash to
+// p.HeadHash (true when HeadLen is 0).
+func headMatches(f *os.File, p Position) bool {
+	if p.HeadLen == 0 {
+		return true
+	}
+	b := make([]byte, p.HeadLen)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return false
+	}
+	return hashHead(b) == p.HeadHash
+}
+
+func hashHead(b []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(b) // never fails
+	return h.Sum64()
+}
+
+// drain reads t to its end, handing over each complete line.
+func (s *FileSource) drain(ctx context.Context, out chan<- Line, t *tailer) error {
+	for {
+		n, err := t.f.ReadAt(s.buf, t.readOff)
+		chunk := s.buf[:n]
+		t.readOff += int64(n)
+		for len(chunk) > 0 {
+			i := bytes.IndexByte(chunk, '\n')
+			if i < 0 {
+				t.hold(chunk, s.cfg.MaxLineBytes)
+				break
+			}
+			line := chunk[:i]
+			chunk = chunk[i+1:]
+			if len(t.partial) > 0 {
+				t.hold(line, s.cfg.MaxLineBytes)
+				line = t.partial
+			} else if len(line) > s.cfg.MaxLineBytes {
+				line = line[:s.cfg.MaxLineBytes]
+			}
+			if err := s.send(ctx, out, t, line); err != nil {
+				return err
+			}
+			t.partial, t.cut = t.partial[:0], false
+			t.off = t.readOff - int64(len(chunk))
+			t.dirty = true
+		}
+		if n == 0 || errors.Is(err, io.EOF) {
+			t.updateHead()
+			return nil
+		}
+		if err != nil {
+			s.log.Warn("watch read failed", "path", t.path, "err", err)
+			return nil
+		}
+	}
+}
+
+// hold keeps b as (part of) the partial line, up to max bytes.
+func (t *tailer) hold(b []byte, max int) {
+	if room := max - len(t.partial); len(b) > room {
+		b = b[:room]
+		t.cut = true
+	}
+	t.partial = append(t.partial, b...)
+}
+
+func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text []byte) error {
+	text = bytes.TrimSuffix(text, []byte{'\r'})
+	l := Line{Source: s.cfg.Name, Origin: t.path, Text: string(text)}
+	select {
+	case out <- l:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// updateHead extends the head hash to the first min(off, 1 KiB) bytes,
+// while the file still holds them (before a truncation can change them).
+func (t *tailer) updateHead() {
+	want := int(min(t.off, headMax))
+	if want <= t.headLen {
+		return
+	}
+	b := make([]byte, want)
+	if _, err := t.f.ReadAt(b, 0); err == nil {
+		t.headLen, t.headHash = want, hashHead(b)
+	}
+}
+
+// position is what is saved for t.
+func (t *tailer) position() Position {
+	return Position{Dev: t.id.dev, Ino: t.id.ino, Offset: t.off, HeadLen: t.headLen, HeadHash: t.headHash}
+}
+
+// saveAll saves the positions that changed, if SaveInterval has passed
+// since their last save or force.
+func (s *FileSource) saveAll(force bool) error {
+	now := s.now()
+	var errs []error
+	for p, t := range s.current {
+		if !t.dirty || (!force && now.Sub(t.lastSave) < s.cfg.SaveInterval) {
+			continue
+		}
+		if err := s.cfg.Positions.SetPosition(fileKey(s.cfg.Name, p), t.position()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		t.dirty, t.lastSave = false, now
+	}
+	return errors.Join(errs...)
+}
