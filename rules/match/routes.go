@@ -194,8 +194,8 @@ func checkRouteLiteral(lit string, raw bool) error {
 // SelectPath returns the route one reading of a path selects, or -1.
 func (t *RouteTable) SelectPath(p string) int {
 	lower := p
-	if len(t.patterns) > 0 {
-		lower = lowerASCIIString(p)
+	if len(t.patterns) > 0 && strings.IndexFunc(p, func(r rune) bool { return 'A' <= r && r <= 'Z' }) >= 0 {
+		lower = lowerASCIIString(p) // only a path with upper case costs a copy
 	}
 	return t.selectPath(p, lower)
 }
