@@ -79,6 +79,14 @@ type Server struct {
 	redis *redis.Client
 	// admin serves the admin listener.
 	admin *admin.Admin
+	// watcher runs the watch sources (watch.go).
+	watcher *watcher
+	// checkpointPath is state_dir's offences.state ("" without a
+	// state_dir); positions are the watch sources' read positions saved
+	// in it, lastCheckpoint what the last one saved (checkpoint.go).
+	checkpointPath string
+	positions      *checkpointPositions
+	lastCheckpoint checkpointMark
 
 	reloadMu sync.Mutex // serialises reloads
 	current  atomic.Pointer[generation]
@@ -147,6 +155,13 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.current.Store(g)
+	s.restoreCheckpoint(opts.Config.StateDir)
+	s.watcher = newWatcher(s, s.positions)
+	entries, err := s.watcher.prepare(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.watcher.apply(entries)
 	if s.admin, err = s.newAdmin(opts.Config); err != nil {
 		return nil, err
 	}
@@ -197,15 +212,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Run(ctx context.Context) error {
 	cfg := s.current.Load().cfg
 	lc := net.ListenConfig{}
-	ln, err := lc.Listen(ctx, "tcp", cfg.Listen.HTTP)
-	if err != nil {
-		return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
+	var ln net.Listener
+	var err error
+	if cfg.Listen.HTTP != "" { // "": a watch-only config, no proxy
+		ln, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP)
+		if err != nil {
+			return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
+		}
 	}
 	var tlsLn net.Listener
 	if cfg.TLSOn() {
 		tlsLn, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTPS)
 		if err != nil {
-			ln.Close()
+			if ln != nil {
+				ln.Close()
+			}
 			return fmt.Errorf("listen.https %s: %w", cfg.Listen.HTTPS, err)
 		}
 	}
@@ -213,7 +234,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if cfg.Admin.Listen != "off" {
 		admLn, err = lc.Listen(ctx, "tcp", cfg.Admin.Listen)
 		if err != nil {
-			ln.Close()
+			if ln != nil {
+				ln.Close()
+			}
 			if tlsLn != nil {
 				tlsLn.Close()
 			}
@@ -258,8 +281,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// Connections per client are counted across the public listeners.
 	connLimit := s.connLimiter(cfg)
-	wg.Go(func() { serve(srv, s.plainListener(ln, connLimit, cfg)) })
-	s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	if ln != nil {
+		wg.Go(func() { serve(srv, s.plainListener(ln, connLimit, cfg)) })
+		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	} else {
+		servers = nil
+	}
 	if tlsLn != nil {
 		// gatehouse terminates TLS itself (package listener): HTTP/1.1 over
 		// TLS then passes the framing guard too. TLSConfig only tells the
@@ -308,6 +335,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
+	wg.Go(func() { s.watcher.Run(watchCtx) })
 	wg.Go(func() {
 		// Run only returns when watchCtx ends.
 		_ = s.bans.Run(watchCtx)
@@ -366,6 +394,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	stopSink()
 	wg.Wait()
+	// The watch sources have stopped and requests have drained: the
+	// counts and positions saved now are the last.
+	s.checkpoint(true)
 	s.closeStore()
 	s.stopTLS()
 	s.current.Load().closeIdle()
@@ -405,6 +436,10 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
+	entries, err := s.watcher.prepare(cfg)
+	if err != nil {
+		return err
+	}
 	if err := s.sinks.Reopen(rt.logPaths); err != nil {
 		return err
 	}
@@ -416,6 +451,7 @@ func (s *Server) reload() error {
 	// requests still in flight on the old chain report.
 	rt.jails.HandOver(prev.jails)
 	s.current.Store(rt)
+	s.watcher.apply(entries)
 	s.cfgSum = sha256.Sum256(data)
 	if rt.transport != prev.transport {
 		prev.transport.CloseIdleConnections()

@@ -323,9 +323,26 @@ func newJail(name string, c JailConfig, capacity int) (*jail, error) {
 // Offences only. Report never blocks and is cheap: for a tracked client
 // it takes one shard lock of the jail and does not allocate.
 func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
+	j.reportAt(jail, ip, reason, time.Time{})
+}
+
+// ReportAt is Report for an offence that happened at at, such as a log
+// line's own timestamp: it counts within FindTime by at, and a ban it
+// triggers ends BanTime after at (a ban that would already have ended is
+// not made). at after now counts as now. An offence of a jail shared
+// fleet-wide is counted at the time it reaches the fleet.
+func (j *Jails) ReportAt(jail string, ip netip.Addr, reason string, at time.Time) {
+	if now := j.now(); at.After(now) {
+		at = now
+	}
+	j.reportAt(jail, ip, reason, at)
+}
+
+// reportAt is Report at time at; zero: now.
+func (j *Jails) reportAt(jail string, ip netip.Addr, reason string, at time.Time) {
 	if n := j.successor(); n != nil {
 		// Handed over by a reload: the successor counts it.
-		n.Report(jail, ip, reason)
+		n.reportAt(jail, ip, reason, at)
 		return
 	}
 	if j.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -334,14 +351,21 @@ func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
 	if j.sharer != nil && j.offerShared(jail, ip, reason) {
 		return
 	}
-	b, ok, moved := j.count(jail, ip, reason, j.now())
+	if at.IsZero() {
+		at = j.now()
+	}
+	b, ok, moved := j.count(jail, ip, reason, at)
 	if moved {
 		// Handed over while this offence was on its way: the client's
 		// shard was already copied.
-		j.successor().Report(jail, ip, reason)
+		j.successor().reportAt(jail, ip, reason, at)
 		return
 	}
 	if !ok {
+		return
+	}
+	if !b.Until.After(j.now()) {
+		j.log.Info("ban not made: it would already have ended", banAttrs(b)...)
 		return
 	}
 	if j.bans == nil {

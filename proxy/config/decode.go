@@ -169,6 +169,15 @@ func (d *decoder) decode(n *yaml.Node, field string, v reflect.Value) {
 			v.Set(p)
 			return
 		}
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
+		// "filter: sshd": a block that may be given by name has a
+		// yaml:"-" Builtin field.
+		if f, ok := v.Type().Elem().FieldByName("Builtin"); ok && f.Tag.Get("yaml") == "-" && f.Type.Kind() == reflect.String {
+			p := reflect.New(v.Type().Elem())
+			p.Elem().FieldByIndex(f.Index).SetString(n.Value)
+			v.Set(p)
+			return
+		}
 	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" && v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
 		if _, ok := v.Type().Elem().FieldByName("Off"); ok {
 			d.bad(n, field, `write "off" to switch it off, or a block`)

@@ -37,7 +37,7 @@ var parseErrorCases = []struct {
 	{
 		name:    "unknown top-level key without suggestion",
 		in:      minimal + "zzz: {}\n",
-		wantErr: "t.yaml:4: zzz: unknown key; allowed: listen, limits, state_dir, trusted_proxies, allow, tls, ipv6_prefix, jails, hosts, probes, firewall, notify, fleet, admin, signer, log",
+		wantErr: "t.yaml:4: zzz: unknown key; allowed: listen, limits, state_dir, trusted_proxies, allow, tls, ipv6_prefix, jails, hosts, watch, probes, firewall, notify, fleet, admin, signer, log",
 	},
 	{
 		name: "unknown nested key with suggestion",

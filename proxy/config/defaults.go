@@ -6,7 +6,8 @@ import "time"
 // default written in that field's doc comment. It is the only place
 // defaults live; Parse calls it after decoding and before validation.
 func applyDefaults(f *File) {
-	if f.Listen.HTTP == "" {
+	if f.Listen.HTTP == "" && (len(f.Hosts) > 0 || len(f.Watch) == 0) {
+		// A watch-only config serves no proxy: no public listener.
 		f.Listen.HTTP = ":80"
 	}
 	applyTLSDefaults(f)

@@ -36,6 +36,11 @@ type File struct {
 	// counted, nobody is banned.
 	Jails map[string]Jail `yaml:"jails"`
 	Hosts []Host          `yaml:"hosts"`
+	// Watch lists the log files and journal units whose lines are
+	// offences for jails (key watch): sshd, mail and FTP servers guarded
+	// as fail2ban guards them. A config with watch and no hosts runs no
+	// proxy: log watching, bans, kernel sync and the admin listener.
+	Watch []Watch `yaml:"watch"`
 	// Probes blocks scanner probes (/wp-login.php, /.env …) on every host.
 	// nil: off.
 	Probes *Probes `yaml:"probes"`

@@ -77,6 +77,7 @@ func (v *validator) check(f *File) {
 		v.probes(f.Probes)
 	}
 	v.jails(f)
+	v.watches(f)
 	v.state(f)
 	v.fleet(f)
 	v.tls(f)
@@ -87,6 +88,9 @@ func (v *validator) check(f *File) {
 }
 
 func (v *validator) listeners(f *File) {
+	if f.Listen.HTTP == "" {
+		return // a watch-only config: no public listener
+	}
 	httpOK := v.hostPort("listen.http", f.Listen.HTTP)
 	if f.Admin.Listen == "off" {
 		return

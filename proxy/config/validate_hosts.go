@@ -16,8 +16,8 @@ import (
 
 func (v *validator) hosts(f *File) {
 	hosts := f.Hosts
-	if len(hosts) == 0 {
-		v.add("hosts", "at least one host is required")
+	if len(hosts) == 0 && len(f.Watch) == 0 {
+		v.add("hosts", "at least one host is required (or a watch section, to watch logs alone)")
 	}
 	names := map[HostPattern]string{} // pattern → field of its first use
 	for i, h := range hosts {

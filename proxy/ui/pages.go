@@ -119,7 +119,7 @@ type kindRow struct {
 
 // kindLabels are the overview's names of the blocked kinds.
 var kindLabels = map[Kind]string{Probe: "probe", Auth: "auth (bad credentials)", Hotlink: "hotlink",
-	Flood: "flood", Banned: "ban guard (banned clients)", Other: "other"}
+	Flood: "flood", Banned: "ban guard (banned clients)", Other: "other", Log: "log watch (lines, not requests)"}
 
 type jailRow struct {
 	Name   string `json:"name"`
@@ -159,6 +159,10 @@ func (h *Handler) overviewData(ctx context.Context) overview {
 		o.Stats["rate_"+k.String()] = perSec(n)
 		o.Stats["hour_"+k.String()] = strconv.FormatUint(hn, 10)
 	}
+	// Log lines are offences but no requests: listed, not in the sums.
+	o.Kinds = append(o.Kinds, kindRow{Key: Log.String(), Label: kindLabels[Log]})
+	o.Stats["rate_"+Log.String()] = perSec(rate(Log))
+	o.Stats["hour_"+Log.String()] = strconv.FormatUint(hour(Log), 10)
 	o.Stats["blocked_rps"] = perSec(blocked)
 	o.Stats["hour_blocked"] = strconv.FormatUint(blockedHour, 10)
 	o.Stats["dropped"] = strconv.FormatUint(st.Dropped(), 10)

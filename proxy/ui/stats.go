@@ -29,16 +29,17 @@ const (
 	Flood                // over a flood jail's rate
 	Banned               // refused by the ban guard
 	Other                // another offence
+	Log                  // a log line a watch source blamed (not a request)
 	numKinds
 )
 
 // blockedKinds are the kinds that are blocked requests.
 var blockedKinds = []Kind{Probe, Auth, Hotlink, Flood, Banned, Other}
 
-var kindNames = [numKinds]string{"requests", "probe", "auth", "hotlink", "flood", "banned", "other"}
+var kindNames = [numKinds]string{"requests", "probe", "auth", "hotlink", "flood", "banned", "other", "log"}
 
 // String returns the kind's name: "requests", "probe", "auth", "hotlink",
-// "flood", "banned" or "other".
+// "flood", "banned", "other" or "log".
 func (k Kind) String() string {
 	if k < numKinds {
 		return kindNames[k]

@@ -360,7 +360,7 @@ func (s *FileSource) drainRetired(ctx context.Context, out chan<- Line) error {
 			continue
 		}
 		if len(t.partial) > 0 {
-			if err := s.send(ctx, out, t, t.partial); err != nil {
+			if err := s.send(ctx, out, t, t.partial, t.readOff); err != nil {
 				s.retired = append(keep, s.retired[i:]...)
 				return err
 			}
@@ -483,7 +483,7 @@ func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, s
 		t := &tailer{path: p, f: f, id: id, readOff: saved.Offset, off: saved.Offset}
 		err = s.drain(ctx, out, t)
 		if err == nil && len(t.partial) > 0 {
-			err = s.send(ctx, out, t, t.partial)
+			err = s.send(ctx, out, t, t.partial, t.readOff)
 		}
 		s.rescued[id] = t.readOff
 		_ = f.Close() // read-only
@@ -531,7 +531,7 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Line, t *tailer) erro
 			} else if len(line) > s.cfg.MaxLineBytes {
 				line = line[:s.cfg.MaxLineBytes]
 			}
-			if err := s.send(ctx, out, t, line); err != nil {
+			if err := s.send(ctx, out, t, line, t.readOff-int64(len(chunk))); err != nil {
 				return err
 			}
 			t.partial, t.cut = t.partial[:0], false
@@ -558,9 +558,16 @@ func (t *tailer) hold(b []byte, max int) {
 	t.partial = append(t.partial, b...)
 }
 
-func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text []byte) error {
+func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text []byte, after int64) error {
 	text = bytes.TrimSuffix(text, []byte{'\r'})
-	l := Line{Source: s.cfg.Name, Origin: t.path, Text: string(text)}
+	pos := t.position()
+	pos.Offset = after
+	pos.HeadLen = int(min(int64(pos.HeadLen), after))
+	if pos.HeadLen < t.headLen {
+		pos.HeadHash = 0 // the hash is of more bytes than the line ends at
+		pos.HeadLen = 0
+	}
+	l := Line{Source: s.cfg.Name, Origin: t.path, Text: string(text), Key: fileKey(s.cfg.Name, t.path), Pos: pos}
 	select {
 	case out <- l:
 		return nil

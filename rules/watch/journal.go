@@ -218,8 +218,10 @@ func (s *JournalSource) runOnce(ctx context.Context, path string, out chan<- Lin
 			s.log.Warn("journal entry not understood", "err", err)
 			continue
 		}
+		pos := saved
+		pos.Cursor = e.Cursor
 		l := Line{Source: s.cfg.Name, Origin: "journal", Text: e.Message, Time: e.Time,
-			Host: e.Host, SyslogIdentifier: e.Identifier, PID: e.PID}
+			Host: e.Host, SyslogIdentifier: e.Identifier, PID: e.PID, Key: key, Pos: pos}
 		select {
 		case out <- l:
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -26,6 +27,12 @@ type Line struct {
 	SyslogIdentifier string
 	// PID is the journal's _PID (0 if absent); 0 for files.
 	PID int
+	// Key and Pos are where the source stands once this line is handed
+	// over: the key it saves its position under (see Positions) and that
+	// position. A consumer that saves them together with what the line
+	// caused (offence counts) resumes exactly after the lines it counted.
+	Key string
+	Pos Position
 }
 
 // Position is how far a source has read one file or the journal.
@@ -68,3 +75,29 @@ var (
 func fileKey(name, path string) string { return "file\x00" + name + "\x00" + path }
 
 func journalKey(name string) string { return "journal\x00" + name }
+
+// SyslogText is l as its filter reads it: for a journal entry, the
+// syslog line the entry stands for without its timestamp ("HOST
+// IDENT[PID]: MESSAGE", what fail2ban's systemd backend hands its
+// filters; the time is Time), for a file's line its Text.
+func (l Line) SyslogText() string {
+	if l.Time.IsZero() || (l.Host == "" && l.SyslogIdentifier == "") {
+		return l.Text
+	}
+	b := make([]byte, 0, len(l.Host)+len(l.SyslogIdentifier)+len(l.Text)+16)
+	if l.Host != "" {
+		b = append(b, l.Host...)
+		b = append(b, ' ')
+	}
+	if l.SyslogIdentifier != "" {
+		b = append(b, l.SyslogIdentifier...)
+		if l.PID > 0 {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(l.PID), 10)
+			b = append(b, ']')
+		}
+		b = append(b, ':', ' ')
+	}
+	b = append(b, l.Text...)
+	return string(b)
+}

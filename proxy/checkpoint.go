@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"gatehouse/rules/watch"
+)
+
+// The checkpoint is state_dir/offences.state: the jails' counts (which
+// clients offended when, and their ban history) and the watch sources'
+// read positions, written together, atomically, so that after a restart
+// every offence counted before it still counts and no log line is read
+// twice. It is written every checkpointInterval when something changed,
+// and at shutdown once requests have drained.
+const (
+	checkpointName     = "offences.state"
+	checkpointMagic    = "GHSTATE1"
+	checkpointInterval = 5 * time.Second
+)
+
+// checkpointPositions holds the watch sources' positions for the
+// checkpoint. A line's position (watch.Line.Pos) is taken once the line
+// is judged (advance), so the positions saved never run ahead of the
+// counts saved with them. Sources also set positions themselves (at a
+// tail start, after a rotation or truncation); those are taken only where
+// they do not move a file back from a judged line's position.
+type checkpointPositions struct {
+	mu      sync.Mutex
+	pos     map[string]watch.Position
+	judged  map[string]bool // keys whose position a judged line set
+	version uint64          // bumped on every change
+}
+
+func newCheckpointPositions(pos map[string]watch.Position) *checkpointPositions {
+	if pos == nil {
+		pos = map[string]watch.Position{}
+	}
+	return &checkpointPositions{pos: pos, judged: map[string]bool{}}
+}
+
+// Position implements watch.Positions.
+func (c *checkpointPositions) Position(key string) (watch.Position, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pos[key]
+	return p, ok
+}
+
+// SetPosition implements watch.Positions: it keeps p in memory for the
+// next checkpoint unless a judged line has put the key's file further
+// along (the source saves lazily, after lines it handed over), or, for
+// the journal, a judged line set the cursor at all.
+func (c *checkpointPositions) SetPosition(key string, p watch.Position) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.pos[key]; ok && c.judged[key] {
+		if p.Cursor != "" || old.Dev == p.Dev && old.Ino == p.Ino && p.Offset <= old.Offset {
+			return nil
+		}
+	}
+	if old, ok := c.pos[key]; !ok || old != p {
+		c.pos[key] = p
+		c.judged[key] = false
+		c.version++
+	}
+	return nil
+}
+
+// advance records that the line ending at p under key was judged.
+func (c *checkpointPositions) advance(key string, p watch.Position) {
+	if key == "" {
+		return
+	}
+	c.mu.Lock()
+	c.pos[key], c.judged[key] = p, true
+	c.version++
+	c.mu.Unlock()
+}
+
+func (c *checkpointPositions) snapshot() ([]byte, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, err := json.Marshal(c.pos)
+	if err != nil {
+		panic(err) // a map of plain structs always marshals
+	}
+	return b, c.version
+}
+
+// loadCheckpoint reads state_dir's checkpoint: the positions, and the
+// jails' state for the first generation's jails. A missing file is a
+// first start; an unreadable one is logged and set aside (renamed
+// .corrupt), never a reason not to start.
+func (s *Server) loadCheckpoint(dir string) map[string]watch.Position {
+	path := filepath.Join(dir, checkpointName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	pos, state, err := parseCheckpoint(data, err)
+	if err == nil {
+		var n int
+		n, err = s.current.Load().jails.RestoreState(state)
+		if err == nil {
+			s.log.Info("offence counts restored", "path", path, "clients", n, "watch_positions", len(pos))
+			return pos
+		}
+	}
+	s.log.Error("offence counts and watch positions not restored; starting without them", "path", path, "error", err)
+	if err := os.Rename(path, path+".corrupt"); err != nil {
+		s.log.Warn("could not set the unreadable checkpoint aside", "path", path, "error", err)
+	}
+	return nil
+}
+
+func parseCheckpoint(data []byte, readErr error) (map[string]watch.Position, []byte, error) {
+	if readErr != nil {
+		return nil, nil, readErr
+	}
+	if len(data) < len(checkpointMagic) || string(data[:len(checkpointMagic)]) != checkpointMagic {
+		return nil, nil, errors.New("not a gatehouse checkpoint (or a newer version)")
+	}
+	data = data[len(checkpointMagic):]
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)-k) {
+		return nil, nil, errors.New("truncated")
+	}
+	var pos map[string]watch.Position
+	if err := json.Unmarshal(data[k:k+int(n)], &pos); err != nil {
+		return nil, nil, fmt.Errorf("positions: %w", err)
+	}
+	return pos, data[k+int(n):], nil
+}
+
+// checkpoint writes state_dir's checkpoint if the counts or positions
+// changed since the last one, or always with force. It is called by the
+// watcher's judging goroutine between two lines, and at shutdown once
+// that goroutine and the requests are done.
+func (s *Server) checkpoint(force bool) {
+	if s.checkpointPath == "" {
+		return
+	}
+	jails := s.current.Load().jails
+	pos, version := s.positions.snapshot()
+	mark := checkpointMark{positions: version, offences: jails.Total()}
+	if !force && mark == s.lastCheckpoint {
+		return
+	}
+	buf := append([]byte(checkpointMagic), binary.AppendUvarint(nil, uint64(len(pos)))...)
+	buf = append(buf, pos...)
+	buf = jails.AppendState(buf, time.Now())
+	if err := writeFileAtomic(s.checkpointPath, buf); err != nil {
+		s.log.Error("offence counts not saved", "path", s.checkpointPath, "error", err)
+		return
+	}
+	s.lastCheckpoint = mark
+}
+
+// checkpointMark tells whether anything changed since a checkpoint.
+type checkpointMark struct {
+	positions uint64
+	offences  uint64
+}
+
+// writeFileAtomic replaces path with data: a temporary file beside it,
+// synced, renamed over it, and the directory synced, so path is always
+// the old or the new content, also after a crash.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name()) // best effort; err says what failed
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+var _ watch.Positions = (*checkpointPositions)(nil)
+
+// restoreCheckpoint is loadCheckpoint for New: positions for the watch
+// sources, counts for the first generation's jails.
+func (s *Server) restoreCheckpoint(cfgStateDir string) {
+	var pos map[string]watch.Position
+	if cfgStateDir != "" {
+		s.checkpointPath = filepath.Join(cfgStateDir, checkpointName)
+		pos = s.loadCheckpoint(cfgStateDir)
+	}
+	s.positions = newCheckpointPositions(pos)
+	s.lastCheckpoint = checkpointMark{offences: s.current.Load().jails.Total()}
+}

@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/proxy/config"
+	"gatehouse/proxy/ui"
+	"gatehouse/rules/watch"
+	"gatehouse/rules/watch/filter"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Log watching: the config's watch sources (log files, the journal) run
+// as rules/watch sources, all sending their lines to one goroutine that
+// judges them with each source's filter (rules/watch/filter) and reports
+// every blamed address to the source's jail, with the line's own time.
+//
+// Restarts neither lose nor repeat an offence: every line carries the
+// position its source stands at once it is handed over, and the judging
+// goroutine saves those positions together with the jails' counts
+// (checkpoint.go), between two lines, so what is saved is always "these
+// lines were read, and these are the counts they built". After a crash
+// the lines past the last checkpoint are read again and counted against
+// the counts of that checkpoint, once.
+
+// resolveTimeout bounds the lookup of a host name a line blames
+// (watch[].resolve).
+const resolveTimeout = 2 * time.Second
+
+// watcher runs the watch sources of the current config.
+type watcher struct {
+	s       *Server
+	log     *slog.Logger
+	lines   chan watch.Line
+	pos     *checkpointPositions
+	metrics *watchMetrics
+	// entries are the sources' judging state, by name; replaced on reload.
+	// Only the judging goroutine uses an entry's stream.
+	entries atomic.Pointer[map[string]*watchEntry]
+
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil before Run
+	stopped bool            // Run is stopping: no source starts again
+	sources map[string]*runningSource
+	wg      sync.WaitGroup // the running sources
+}
+
+// watchEntry is what the judging goroutine needs of one source.
+type watchEntry struct {
+	cfg    config.Watch
+	jail   string
+	reason string
+	stream *filter.Stream
+	lines  [numVerdicts]prometheus.Counter
+	lag    prometheus.Gauge
+}
+
+// runningSource is one source's goroutine.
+type runningSource struct {
+	cfg    config.Watch
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// verdict is what became of a line, the result label of
+// gatehouse_watch_lines_total.
+type verdict int
+
+const (
+	vNoMatch    verdict = iota // no failregex matched
+	vFail                      // an offence was reported
+	vIgnored                   // an ignoreregex excused it
+	vOld                       // blamed, but older than the jail's findtime
+	vUnresolved                // blamed a host name, not resolved
+	numVerdicts
+)
+
+var verdictNames = [numVerdicts]string{"nomatch", "fail", "ignored", "old", "unresolved"}
+
+type watchMetrics struct {
+	lines *prometheus.CounterVec
+	lag   *prometheus.GaugeVec
+}
+
+func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
+	m := &watchMetrics{
+		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_watch_lines_total",
+			Help: "Log lines read by watch sources, by source and result (fail, nomatch, ignored, old, unresolved).",
+		}, []string{"source", "result"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_watch_lag_seconds",
+			Help: "How far behind the clock the last timestamped line a watch source read was.",
+		}, []string{"source"}),
+	}
+	reg.MustRegister(m.lines, m.lag)
+	return m
+}
+
+func newWatcher(s *Server, pos *checkpointPositions) *watcher {
+	w := &watcher{
+		s:       s,
+		log:     s.log.With("component", "watch"),
+		lines:   make(chan watch.Line),
+		pos:     pos,
+		metrics: newWatchMetrics(s.metrics.reg),
+		sources: map[string]*runningSource{},
+	}
+	w.entries.Store(&map[string]*watchEntry{})
+	return w
+}
+
+// prepare compiles cfg's filters into new entries, keeping the stream
+// (a filter's memory of earlier lines) of every source whose settings
+// did not change. It changes nothing: apply does.
+func (w *watcher) prepare(cfg *config.File) (map[string]*watchEntry, error) {
+	old := *w.entries.Load()
+	next := make(map[string]*watchEntry, len(cfg.Watch))
+	for _, wc := range cfg.Watch {
+		e := &watchEntry{cfg: wc, jail: config.WatchJail(wc), reason: "watch " + wc.Name,
+			lag: w.metrics.lag.WithLabelValues(wc.Name)}
+		for v := range numVerdicts {
+			e.lines[v] = w.metrics.lines.WithLabelValues(wc.Name, verdictNames[v])
+		}
+		if o := old[wc.Name]; o != nil && reflect.DeepEqual(o.cfg, wc) {
+			e.stream = o.stream
+		} else {
+			fc, err := config.WatchFilterConfig(wc)
+			if err != nil {
+				return nil, fmt.Errorf("watch %s: %w", wc.Name, err)
+			}
+			f, err := filter.Compile(fc)
+			if err != nil {
+				return nil, fmt.Errorf("watch %s: filter: %w", wc.Name, err)
+			}
+			e.stream = f.NewStream()
+		}
+		next[wc.Name] = e
+	}
+	return next, nil
+}
+
+// apply makes entries current and, once Run runs, starts the sources
+// that are new or changed and stops those that went or changed.
+func (w *watcher) apply(entries map[string]*watchEntry) {
+	w.entries.Store(&entries)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx == nil || w.stopped {
+		return
+	}
+	for name, rs := range w.sources {
+		if e := entries[name]; e == nil || !reflect.DeepEqual(e.cfg, rs.cfg) {
+			rs.cancel()
+			<-rs.done
+			delete(w.sources, name)
+		}
+	}
+	for name, e := range entries {
+		if w.sources[name] == nil {
+			w.start(e.cfg)
+		}
+	}
+}
+
+// start runs the source of wc; w.mu is held.
+func (w *watcher) start(wc config.Watch) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	rs := &runningSource{cfg: wc, cancel: cancel, done: make(chan struct{})}
+	w.sources[wc.Name] = rs
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer close(rs.done)
+		w.runSource(ctx, wc)
+	}()
+}
+
+// sourceRetry is how long a source that stopped with an error (no
+// journalctl) waits before it starts again.
+const sourceRetry = 30 * time.Second
+
+// runSource runs wc's source until ctx is done. A source that cannot be
+// read is logged, never fatal: files are looked for again at every poll,
+// and a journal source that stops is started again.
+func (w *watcher) runSource(ctx context.Context, wc config.Watch) {
+	log := w.log.With("source", wc.Name)
+	for {
+		var err error
+		if wc.Journal != nil {
+			var src *watch.JournalSource
+			if src, err = watch.NewJournalSource(config.JournalSourceConfig(wc, w.pos), w.s.log); err == nil {
+				err = src.Run(ctx, w.lines)
+			}
+		} else {
+			var src *watch.FileSource
+			if src, err = watch.NewFileSource(config.FileSourceConfig(wc, w.pos), w.s.log); err == nil {
+				err = src.Run(ctx, w.lines)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("watch source stopped; starting it again later", "retry_seconds", sourceRetry.Seconds(), "error", err)
+		t := time.NewTimer(sourceRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Run starts the sources and judges their lines until ctx is done; it
+// saves a checkpoint every checkpointInterval. It returns once every
+// source has stopped and every line handed over has been judged; the
+// caller saves the last checkpoint after that.
+func (w *watcher) Run(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+	w.apply(*w.entries.Load())
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case l := <-w.lines:
+			w.judge(l)
+		case <-tick.C:
+			w.s.checkpoint(false)
+		case <-ctx.Done():
+			// Sources stop on ctx without handing over more lines: a
+			// line is handed over only while this goroutine receives.
+			w.mu.Lock()
+			w.stopped = true
+			w.mu.Unlock()
+			w.wg.Wait()
+			return
+		}
+	}
+}
+
+// judge runs l through its source's filter and reports the offence, if
+// any; then l's position is the source's.
+func (w *watcher) judge(l watch.Line) {
+	defer w.pos.advance(l.Key, l.Pos)
+	e := (*w.entries.Load())[l.Source]
+	if e == nil {
+		return // a source removed by a reload, stopping
+	}
+	res := e.stream.MatchAt(l.SyslogText(), l.Time)
+	now := time.Now()
+	if !res.Time.IsZero() {
+		e.lag.Set(max(now.Sub(res.Time).Seconds(), 0))
+	}
+	switch res.Kind {
+	case filter.NoMatch:
+		e.lines[vNoMatch].Inc()
+		return
+	case filter.Ignored:
+		e.lines[vIgnored].Inc()
+		return
+	}
+	at := res.Time
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	jails := w.s.current.Load().jails
+	if now.Sub(at) > jails.FindTime(e.jail) {
+		// fail2ban ignores such lines too: they cannot count towards a
+		// ban, and reading an old log must not ban anyone.
+		e.lines[vOld].Inc()
+		return
+	}
+	ips := []netip.Addr{res.Host}
+	if !res.Host.IsValid() {
+		if !e.cfg.Resolve {
+			e.lines[vUnresolved].Inc()
+			w.log.Debug("line blames a host name; not resolved (watch resolve: false)", "source", l.Source, "host", res.HostName)
+			return
+		}
+		ips = w.resolve(res.HostName)
+		if len(ips) == 0 {
+			e.lines[vUnresolved].Inc()
+			return
+		}
+	}
+	e.lines[vFail].Inc()
+	for _, ip := range ips {
+		w.s.notifier.Note(ip, e.reason+" "+l.Origin+": "+l.Text)
+		w.s.metrics.dash.Report(ui.Offence{Time: at, ClientIP: ip, Host: e.cfg.Name, Kind: ui.Log,
+			Rule: e.reason, Path: l.Text})
+		jails.ReportAt(e.jail, ip, e.reason, at)
+	}
+}
+
+// resolve looks name up, for a source with resolve: true; addresses come
+// back zone-less and IPv4-mapped ones folded, as a line's own would.
+func (w *watcher) resolve(name string) []netip.Addr {
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+	if err != nil {
+		var dnsErr *net.DNSError
+		if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+			w.log.Warn("host name not resolved", "host", name, "error", err)
+		}
+		return nil
+	}
+	for i, a := range addrs {
+		addrs[i] = a.Unmap().WithZone("")
+	}
+	return addrs
+}
