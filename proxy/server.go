@@ -214,7 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 	lc := net.ListenConfig{}
 	var ln net.Listener
 	var err error
-	if cfg.Listen.HTTP != "" { // "": a watch-only config, no proxy
+	if len(cfg.Hosts) > 0 { // none: a watch-only config, no proxy
 		ln, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP)
 		if err != nil {
 			return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
@@ -286,6 +286,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
 	} else {
 		servers = nil
+		s.log.Info("no hosts: no public listener; watching logs only", "watch_sources", len(cfg.Watch))
 	}
 	if tlsLn != nil {
 		// gatehouse terminates TLS itself (package listener): HTTP/1.1 over

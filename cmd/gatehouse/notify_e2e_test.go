@@ -15,24 +15,7 @@ import (
 // loopback webhook receiver as JSON.
 func TestBanWebhook(t *testing.T) {
 	t.Parallel()
-	type payload struct {
-		Event string `json:"event"`
-		Bans  []struct {
-			IP, Jail, Reason string
-			Requests         []string
-		} `json:"bans"`
-	}
-	got := make(chan payload, 4)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var p payload
-		if err := json.Unmarshal(b, &p); err != nil || r.Header.Get("Content-Type") != "application/json" {
-			http.Error(w, "bad payload", http.StatusBadRequest)
-			return
-		}
-		got <- p
-	}))
-	t.Cleanup(hook.Close)
+	hook, got := webhookReceiver(t)
 	up := newEchoUpstream(t, "app")
 	g := startGateway(t, gatewayConfig(fmt.Sprintf(`hosts:
   - match: [www.test]
@@ -42,7 +25,7 @@ jails:
   probes: {maxretry: 2, findtime: 1m, bantime: 1h}
 notify:
   webhook: %s/hook
-`, up.URL(), hook.URL)))
+`, up.URL(), hook)))
 	g.get(t, "www.test", "/.env")
 	g.get(t, "www.test", "/.aws/credentials")
 	select {
@@ -58,4 +41,31 @@ notify:
 	case <-time.After(waitTimeout):
 		t.Fatal("no webhook call within the deadline")
 	}
+}
+
+// webhookPayload is what a ban webhook call carries.
+type webhookPayload struct {
+	Event string `json:"event"`
+	Bans  []struct {
+		IP, Jail, Reason string
+		Requests         []string
+	} `json:"bans"`
+}
+
+// webhookReceiver serves a loopback webhook receiver; its calls arrive on
+// the channel.
+func webhookReceiver(t *testing.T) (url string, calls <-chan webhookPayload) {
+	t.Helper()
+	got := make(chan webhookPayload, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var p webhookPayload
+		if err := json.Unmarshal(b, &p); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad payload", http.StatusBadRequest)
+			return
+		}
+		got <- p
+	}))
+	t.Cleanup(hook.Close)
+	return hook.URL, got
 }

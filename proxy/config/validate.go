@@ -88,8 +88,11 @@ func (v *validator) check(f *File) {
 }
 
 func (v *validator) listeners(f *File) {
-	if f.Listen.HTTP == "" {
-		return // a watch-only config: no public listener
+	if len(f.Hosts) == 0 && len(f.Watch) > 0 {
+		if _, written := v.lines["listen.http"]; written {
+			v.warn("listen.http", "a config without hosts serves no requests: nothing listens on %s", f.Listen.HTTP)
+		}
+		return
 	}
 	httpOK := v.hostPort("listen.http", f.Listen.HTTP)
 	if f.Admin.Listen == "off" {

@@ -1,7 +1,8 @@
 // Package notify tells operators about bans: on every ban it posts a JSON
 // webhook and/or sends a plain-text e-mail (SMTP with STARTTLS) naming the
 // banned address, the jail, the reason, how long the ban lasts and the
-// last requests that matched a rule for that client.
+// last offences noted for that client: request lines that matched a rule,
+// or the log lines a watch source blamed it for (source, file, line).
 //
 // Data flows in through a rules.Subscription (Notifier.Run consumes the
 // ban list's change feed; Removed changes are ignored) and through

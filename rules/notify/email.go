@@ -248,7 +248,7 @@ func text(msg *message) string {
 			fmt.Fprintf(&b, "  ban no.:  %d\n", e.ban.Count)
 		}
 		if len(e.requests) > 0 {
-			b.WriteString("  last requests:\n")
+			b.WriteString("  last offences:\n")
 			for _, r := range e.requests {
 				fmt.Fprintf(&b, "    %s\n", r)
 			}

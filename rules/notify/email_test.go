@@ -501,7 +501,7 @@ func TestEmailText(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "ban no.") || strings.Contains(got, "last requests") {
+	if strings.Contains(got, "ban no.") || strings.Contains(got, "last offences") {
 		t.Errorf("text shows a count or requests it does not have:\n%s", got)
 	}
 	if s := subject(m); s != "gatehouse: 5 ban(s)" {

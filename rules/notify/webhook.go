@@ -53,8 +53,9 @@ type webhookBan struct {
 	DurationSeconds int64 `json:"duration_seconds"`
 	// Count is which ban of this client by Jail this is.
 	Count int `json:"count"`
-	// Requests are the last request lines noted for the client, oldest
-	// first; empty when none were noted.
+	// Requests are the last offences noted for the client, oldest
+	// first: request lines, or for a watch jail "watch SOURCE FILE: LINE";
+	// empty when none were noted.
 	Requests []string `json:"requests"`
 }
 

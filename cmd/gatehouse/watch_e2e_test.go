@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// authLine is an auth.log line of sshd at t, each of another connection
+// (process).
+func authLine(t time.Time, msg string) string {
+	return t.Format("Jan _2 15:04:05") + " bastion sshd[" + strconv.FormatInt(authPID.Add(1), 10) + "]: " + msg + "\n"
+}
+
+var authPID atomic.Int64
+
+func appendFile(t *testing.T, path, data string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchFileRestart: a watch-only config (no hosts, no public port)
+// follows an auth.log with the built-in sshd filter; failed logins count,
+// a successful one, an old line and a host name do not; the count
+// survives a restart without any line read twice, and the third failure
+// after it bans.
+func TestWatchFileRestart(t *testing.T) {
+	t.Parallel()
+	hook, got := webhookReceiver(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "auth.log")
+	now := time.Now()
+	appendFile(t, log, authLine(now.Add(-2*time.Hour), "Failed password for root from 198.51.100.7 port 40000 ssh2"))
+	cfg := gatewayConfig(fmt.Sprintf(`state_dir: %s
+watch:
+  - name: sshd
+    filter: sshd
+    files: [%s]
+jails:
+  sshd: {maxretry: 3, findtime: 10m, bantime: 1h}
+notify:
+  webhook: %s/hook
+`, filepath.Join(dir, "state"), log, hook))
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayIn(t, "", cfgPath)
+	if g.httpAddr != "" {
+		t.Fatalf("a config without hosts listens on %s", g.httpAddr)
+	}
+	appendFile(t, log, authLine(time.Now(), "Failed password for root from 198.51.100.7 port 40001 ssh2")+
+		authLine(time.Now(), "Accepted password for alice from 198.51.100.7 port 40002 ssh2")+
+		authLine(time.Now(), "Failed password for invalid user admin from attacker.example port 40003 ssh2")+
+		authLine(time.Now(), "Failed password for root from 198.51.100.7 port 40004 ssh2"))
+	g.waitMetric(t, 2, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "sshd", "result", "unresolved")
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "sshd", "result", "old")
+	if n := g.metric(t, "gatehouse_bans_active", "jail", "sshd"); n != 0 {
+		t.Fatalf("banned after 2 failures of maxretry 3 (%v)", n)
+	}
+	g.stop()
+	if code := g.exitCode(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+
+	g = startGatewayIn(t, "", cfgPath)
+	g.waitLog(t, waitTimeout, "counts restored", func(l string) bool { return strings.Contains(l, "msg=\"offence counts restored\"") })
+	// A line after the restart is judged after any line read again
+	// would have been: it being judged shows none was.
+	appendFile(t, log, authLine(time.Now(), "Accepted publickey for bob from 203.0.113.9 port 50000 ssh2"))
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "sshd", "result", "nomatch")
+	if n := g.metric(t, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail"); n != 0 {
+		t.Fatalf("%v lines judged again after the restart", n)
+	}
+	appendFile(t, log, authLine(time.Now(), "Failed password for root from 198.51.100.7 port 40005 ssh2"))
+	g.waitMetric(t, 1, "gatehouse_bans_active", "jail", "sshd")
+	// The notification says which source and which line.
+	select {
+	case p := <-got:
+		want := "watch sshd " + log + ": "
+		if len(p.Bans) != 1 || p.Bans[0].IP != "198.51.100.7" || p.Bans[0].Jail != "sshd" ||
+			!slices.ContainsFunc(p.Bans[0].Requests, func(l string) bool {
+				return strings.HasPrefix(l, want) && strings.Contains(l, "port 40005")
+			}) {
+			t.Fatalf("webhook payload = %+v, want the ban of 198.51.100.7 quoting %q…port 40005", p, want)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("no webhook call within the deadline")
+	}
+}
