@@ -99,6 +99,7 @@ func TestUnitSettings(t *testing.T) {
 				}
 			}
 			one("User", "gatehouse")
+			one("SupplementaryGroups", "adm systemd-journal")
 			one("NoNewPrivileges", "true")
 			one("ProtectSystem", "strict")
 			one("StateDirectory", "gatehouse")

@@ -104,3 +104,62 @@ notify:
 		t.Fatal("no webhook call within the deadline")
 	}
 }
+
+// TestWatchCrash: after kill -9, the lines judged since the last
+// checkpoint are read again and counted against that checkpoint's
+// counts: once, never twice, and none lost.
+func TestWatchCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "auth.log")
+	appendFile(t, log, "")
+	state := filepath.Join(dir, "state")
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	cfg := fmt.Sprintf(`admin: {listen: 127.0.0.1:0}
+state_dir: %s
+watch:
+  - {name: sshd, filter: sshd, files: [%s]}
+jails:
+  sshd: {maxretry: 4, findtime: 10m, bantime: 1h}
+`, state, log)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(port int) string {
+		return authLine(time.Now(), fmt.Sprintf("Failed password for root from 198.51.100.8 port %d ssh2", port))
+	}
+	started := time.Now()
+	g := startGatewayIn(t, "", cfgPath)
+	appendFile(t, log, fail(1)+fail(2))
+	g.waitMetric(t, 2, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
+	// Wait for the periodic checkpoint to hold both, then one more line
+	// that no checkpoint holds when the process dies.
+	checkpoint := filepath.Join(state, "offences.state")
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if fi, err := os.Stat(checkpoint); err == nil && fi.ModTime().After(started) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint written")
+		}
+		g.pause(t)
+	}
+	appendFile(t, log, fail(3))
+	g.waitMetric(t, 3, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
+	g.kill(t)
+
+	g = startGatewayIn(t, "", cfgPath)
+	appendFile(t, log, authLine(time.Now(), "Accepted publickey for bob from 203.0.113.9 port 50000 ssh2"))
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "sshd", "result", "nomatch")
+	// The third failure is read again (it came after the checkpoint);
+	// the first two are not.
+	if n := g.metric(t, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail"); n != 1 {
+		t.Fatalf("%v failures judged after the crash, want 1 (the one after the checkpoint)", n)
+	}
+	if n := g.metric(t, "gatehouse_bans_active", "jail", "sshd"); n != 0 {
+		t.Fatal("banned after 3 failures of maxretry 4: a line was counted twice")
+	}
+	appendFile(t, log, fail(4))
+	g.waitMetric(t, 1, "gatehouse_bans_active", "jail", "sshd")
+}

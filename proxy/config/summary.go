@@ -35,7 +35,11 @@ func (f *File) Summary() string {
 		tls = ", https on " + f.Listen.HTTPS + " (" + plural(len(f.ManagedNames()), "ACME name") + ", " +
 			plural(len(f.TLS.Certificates), "static certificate") + ")"
 	}
-	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + tls + ", " + admin + ", " + access
+	watch := ""
+	if n := len(f.Watch); n > 0 {
+		watch = ", " + plural(n, "watch source")
+	}
+	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + tls + watch + ", " + admin + ", " + access
 }
 
 func plural(n int, noun string) string {
