@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +84,23 @@ func (c *checkpointPositions) advance(key string, p watch.Position) {
 	c.pos[key], c.judged[key] = p, true
 	c.version++
 	c.mu.Unlock()
+}
+
+// keep forgets the positions of sources not in names (removed from the
+// config), so the checkpoint does not grow with every source ever
+// watched; a source added back later starts as a new one.
+func (c *checkpointPositions) keep(names map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key := range c.pos {
+		// Keys are "file\x00NAME\x00PATH" and "journal\x00NAME".
+		parts := strings.SplitN(key, "\x00", 3)
+		if len(parts) < 2 || !names[parts[1]] {
+			delete(c.pos, key)
+			delete(c.judged, key)
+			c.version++
+		}
+	}
 }
 
 func (c *checkpointPositions) snapshot() ([]byte, uint64) {

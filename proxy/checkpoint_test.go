@@ -42,6 +42,15 @@ func TestCheckpointPositions(t *testing.T) {
 	if got, _ := c.Position(jkey); got.Cursor != "s=2" {
 		t.Errorf("journal cursor %q after a lagging save, want s=2", got.Cursor)
 	}
+
+	c.advance("file\x00other\x00/var/log/x.log", at(9, 10))
+	c.keep(map[string]bool{"sshd": true})
+	if _, ok := c.Position("file\x00other\x00/var/log/x.log"); ok {
+		t.Error("the position of a removed source was kept")
+	}
+	if _, ok := c.Position(key); !ok {
+		t.Error("the position of a kept source was dropped")
+	}
 }
 
 func FuzzParseCheckpoint(f *testing.F) {

@@ -166,11 +166,14 @@ func (w *watcher) apply(entries map[string]*watchEntry) {
 			delete(w.sources, name)
 		}
 	}
+	names := make(map[string]bool, len(entries))
 	for name, e := range entries {
+		names[name] = true
 		if w.sources[name] == nil {
 			w.start(e.cfg)
 		}
 	}
+	w.pos.keep(names)
 }
 
 // start runs the source of wc; w.mu is held.

@@ -163,3 +163,38 @@ jails:
 	appendFile(t, log, fail(4))
 	g.waitMetric(t, 1, "gatehouse_bans_active", "jail", "sshd")
 }
+
+// TestWatchReload: a reload adds and removes watch sources and keeps the
+// counts of the jails it leaves alone; a reload with a filter RE2 cannot
+// compile fails and the running sources go on.
+func TestWatchReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	appendFile(t, a, "")
+	appendFile(t, b, "")
+	cfg := func(watch string) string {
+		return "admin: {listen: 127.0.0.1:0}\nwatch:\n" + watch + "jails:\n  sshd: {maxretry: 3, findtime: 10m, bantime: 1h}\n"
+	}
+	srcA := "  - {name: a, filter: sshd, files: [" + a + "], jail: sshd}\n"
+	srcB := "  - {name: b, filter: {failregex: ['^app: bad login from <HOST>$']}, files: [" + b + "], jail: sshd}\n"
+	g := startGateway(t, cfg(srcA))
+	fail := authLine(time.Now(), "Failed password for root from 198.51.100.9 port 1 ssh2")
+	appendFile(t, a, fail)
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "a", "result", "fail")
+
+	if got := g.reload(t, cfg(srcA+"  - {name: b, filter: {failregex: ['from <HOST>(?=x)']}, files: ["+b+"], jail: sshd}\n")); got != "failed" {
+		t.Fatalf("reload with a look-ahead: %s, want failed", got)
+	}
+	if got := g.reload(t, cfg(srcB)); got != "ok" {
+		t.Fatalf("reload: %s", got)
+	}
+	appendFile(t, b, "app: bad login from 198.51.100.9\n")
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "b", "result", "fail")
+	appendFile(t, a, fail) // a is no longer watched
+	appendFile(t, b, "app: bad login from 198.51.100.9\n")
+	g.waitMetric(t, 1, "gatehouse_bans_active", "jail", "sshd")
+	if n := g.metric(t, "gatehouse_watch_lines_total", "source", "a", "result", "fail"); n != 1 {
+		t.Errorf("source a judged %v lines after it was removed", n-1)
+	}
+}
