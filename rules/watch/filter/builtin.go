@@ -15,11 +15,15 @@ import (
 // between the (already removed) timestamp and the message of daemon:
 // optional facility, host name, kernel and vserver markers, the daemon with
 // its pid, and Solaris message ids.
-func syslogPrefix(daemon string) string {
+func syslogPrefix(daemon string) string { return syslogPrefixHost(daemon, `\S+`) }
+
+// syslogPrefixHost is syslogPrefix with host the expression of the host
+// name field.
+func syslogPrefixHost(daemon, host string) string {
 	d := `[\[\(]?` + daemon + `(?:\(\S+\))?[\]\)]?:?`
-	file := `\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?` +
+	file := `\s*(?:<[^.]+\.[^.]+>\s+)?(?:` + host + `\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?` +
 		`(?:(?:\[\d+\]?:\s+` + d + `|` + d + `(?:\[\d+\])?:?)\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:\[ID \d+ \S+\]\s+)?`
-	rfc5424 := `\s*\S+ ` + d + ` \d+ \S+ (?:[^\[\]\s]+|(?:\[(?:[^\]"]*|"[^"]*")*\])+)\s+`
+	rfc5424 := `\s*` + host + ` ` + d + ` \d+ \S+ (?:[^\[\]\s]+|(?:\[(?:[^\]"]*|"[^"]*")*\])+)\s+`
 	return `(?:` + rfc5424 + `|` + file + `)`
 }
 
@@ -54,8 +58,13 @@ type builtin struct {
 }
 
 var builtins = map[string]builtin{
-	"sshd":     {[]string{"normal", "ddos", "extra", "aggressive"}, sshd},
-	"recidive": {[]string{"gatehouse", "fail2ban"}, recidive},
+	"sshd":            {[]string{"normal", "ddos", "extra", "aggressive"}, sshd},
+	"recidive":        {[]string{"gatehouse", "fail2ban"}, recidive},
+	"postfix":         {[]string{"more", "normal", "auth", "rbl", "ddos", "extra", "aggressive", "errors"}, postfix},
+	"dovecot":         {[]string{"normal", "aggressive"}, dovecot},
+	"vsftpd":          {[]string{"normal"}, vsftpd},
+	"proftpd":         {[]string{"normal"}, proftpd},
+	"nginx-http-auth": {[]string{"normal", "auth", "fallback", "aggressive"}, nginxHTTPAuth},
 }
 
 // sshd covers OpenSSH's authentication failures. Lines of one connection
