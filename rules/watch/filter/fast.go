@@ -273,3 +273,73 @@ func (s *litSet) containedIn(text string) bool {
 	}
 	return false
 }
+
+// requiredSeq returns literals that every match of the RE2 expression re
+// contains in this order, without overlap: the runs of literal text its
+// top-level sequence cannot avoid. A text that does not contain them in
+// order (hasSeq) cannot match; the test is one pass over the text.
+func requiredSeq(re string) []string {
+	p, err := syntax.Parse(re, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	run := ""
+	flush := func() {
+		if len(run) >= 2 {
+			out = append(out, run)
+		}
+		run = ""
+	}
+	var walk func(*syntax.Regexp)
+	walk = func(r *syntax.Regexp) {
+		switch r.Op {
+		case syntax.OpLiteral:
+			if r.Flags&syntax.FoldCase != 0 {
+				flush()
+				return
+			}
+			run += string(r.Rune)
+		case syntax.OpCapture:
+			walk(r.Sub[0])
+		case syntax.OpConcat:
+			for _, s := range r.Sub {
+				walk(s)
+			}
+		case syntax.OpPlus:
+			// at least one repetition, whose runs are required; what
+			// follows may come after further repetitions
+			flush()
+			walk(r.Sub[0])
+			flush()
+		case syntax.OpRepeat:
+			flush()
+			if r.Min >= 1 {
+				walk(r.Sub[0])
+				flush()
+			}
+		case syntax.OpBeginText, syntax.OpBeginLine, syntax.OpEndText, syntax.OpEndLine,
+			syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpEmptyMatch:
+			// zero width: the runs around it are still adjacent
+		default:
+			flush()
+		}
+	}
+	walk(p.Simplify())
+	flush()
+	return out
+}
+
+// hasSeq reports whether s contains seq's literals in order, without
+// overlap. Taking each at its first place after the previous one finds
+// such a placement whenever there is one.
+func hasSeq(s string, seq []string) bool {
+	for _, l := range seq {
+		i := strings.Index(s, l)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(l):]
+	}
+	return true
+}

@@ -96,6 +96,7 @@ type rx struct {
 	re                            *regexp.Regexp
 	lits                          []string // one is in every match; nil: unknown
 	lead                          []string // every match starts the text with one; nil: unknown
+	seq                           []string // every match has them in this order
 	ip4, ip6, dns, fid, user, alt []int
 	mlfid, content                []int
 	nofail, forget, gained        []int
@@ -161,6 +162,7 @@ func Compile(cfg Config) (*Filter, error) {
 		all = all && r.lits != nil
 		lits = append(lits, r.lits...)
 		r.lead = leadingLiterals(r.re.String())
+		r.seq = requiredSeq(r.re.String())
 	}
 	if f.pref != nil {
 		f.head = splitContentTail(f.pref.re.String(), f.pref.re.SubexpNames())
@@ -389,7 +391,7 @@ func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 		}
 	}
 	for i, r := range f.fail {
-		if r.lead != nil && !hasAnyPrefix(content, r.lead) || r.lits != nil && !containsAny(content, r.lits) {
+		if r.lead != nil && !hasAnyPrefix(content, r.lead) || !hasSeq(content, r.seq) || r.lits != nil && !containsAny(content, r.lits) {
 			continue
 		}
 		m := r.re.FindStringSubmatchIndex(content)
