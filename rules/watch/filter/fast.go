@@ -2,8 +2,8 @@ package filter
 
 import (
 	"regexp"
-	"slices"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"time"
 )
