@@ -117,3 +117,20 @@ func TestTrailingNegLookahead(t *testing.T) {
 		}
 	}
 }
+
+// TestUpperWordNot compares upperWordNot with the look-ahead it replaces in
+// the postfix filter, on every short word over the letters that matter.
+func TestUpperWordNot(t *testing.T) {
+	t.Parallel()
+	re := regexp.MustCompile(`^` + upperWordNot("DATA", "AUTH") + ` `)
+	var lines []string
+	for _, s := range suffixes("ADTHUX", 5) {
+		lines = append(lines, s+" from")
+	}
+	want := pythonSearch(t, `^(?!(?:DATA|AUTH)\b)[A-Z]+ `, lines)
+	for i, l := range lines {
+		if got := re.MatchString(l); got != (want[i] != nil) {
+			t.Errorf("upperWordNot(DATA, AUTH) on %q = %v, Python %v", l, got, want[i] != nil)
+		}
+	}
+}
