@@ -2,7 +2,8 @@ package filter
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -15,47 +16,84 @@ import (
 // between the (already removed) timestamp and the message of daemon:
 // optional facility, host name, kernel and vserver markers, the daemon with
 // its pid, and Solaris message ids.
-func syslogPrefix(daemon string) string {
+func syslogPrefix(daemon string) string { return syslogPrefixHost(daemon, `\S+`) }
+
+// syslogPrefixHost is syslogPrefix with host the expression of the host
+// name field.
+func syslogPrefixHost(daemon, host string) string {
 	d := `[\[\(]?` + daemon + `(?:\(\S+\))?[\]\)]?:?`
-	file := `\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?` +
+	file := `\s*(?:<[^.]+\.[^.]+>\s+)?(?:` + host + `\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?` +
 		`(?:(?:\[\d+\]?:\s+` + d + `|` + d + `(?:\[\d+\])?:?)\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:\[ID \d+ \S+\]\s+)?`
-	rfc5424 := `\s*\S+ ` + d + ` \d+ \S+ (?:[^\[\]\s]+|(?:\[(?:[^\]"]*|"[^"]*")*\])+)\s+`
+	rfc5424 := `\s*` + host + ` ` + d + ` \d+ \S+ (?:[^\[\]\s]+|(?:\[(?:[^\]"]*|"[^"]*")*\])+)\s+`
 	return `(?:` + rfc5424 + `|` + file + `)`
 }
 
 // Builtin returns the built-in filter name in the given mode ("" is the
-// filter's default mode). Names: sshd (normal, ddos, extra, aggressive),
-// postfix, dovecot, vsftpd, proftpd, nginx-http-auth and recidive
-// (gatehouse's own ban log; mode fail2ban reads fail2ban's log instead).
+// filter's default mode). Builtins lists the names, Modes their modes.
 func Builtin(name, mode string) (Config, error) {
 	b, ok := builtins[name]
 	if !ok {
-		names := make([]string, 0, len(builtins))
-		for n := range builtins {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return Config{}, fmt.Errorf("filter %q is not built in (built in: %s)", name, strings.Join(names, ", "))
+		return Config{}, fmt.Errorf("filter %q is not built in (built in: %s)", name, strings.Join(Builtins(), ", "))
 	}
 	if mode == "" {
 		mode = b.modes[0]
 	}
-	for _, m := range b.modes {
-		if m == mode {
-			return b.build(mode), nil
-		}
+	if !slices.Contains(b.modes, mode) {
+		return Config{}, fmt.Errorf("filter %s: mode %q is not one of %s", name, mode, strings.Join(b.modes, ", "))
 	}
-	return Config{}, fmt.Errorf("filter %s: mode %q is not one of %s", name, mode, strings.Join(b.modes, ", "))
+	return b.build(mode), nil
+}
+
+// Builtins returns the names of the built-in filters, sorted: sshd,
+// postfix, dovecot, vsftpd, proftpd, nginx-http-auth and recidive.
+func Builtins() []string {
+	return slices.Sorted(maps.Keys(builtins))
+}
+
+// Modes returns the modes of the built-in filter name and the one that ""
+// stands for; ok is false if there is no such filter. The slice is the
+// caller's.
+func Modes(name string) (modes []string, def string, ok bool) {
+	b, ok := builtins[name]
+	if !ok {
+		return nil, "", false
+	}
+	return slices.Clone(b.modes), b.modes[0], true
+}
+
+// JournalMatch returns what selects the journal entries of the built-in
+// filter name's daemon: systemd units (_SYSTEMD_UNIT) and syslog
+// identifiers (SYSLOG_IDENTIFIER), an entry matching any one of them being
+// selected. They are the units of Debian's packages, as fail2ban's
+// journalmatch names them, and for sshd also the identifiers of OpenSSH's
+// listener and, since OpenSSH 9.8, its per-connection process. Both are nil
+// for a name that is not built in. The slices are the caller's.
+func JournalMatch(name string) (units, identifiers []string) {
+	b, ok := builtins[name]
+	if !ok {
+		return nil, nil
+	}
+	return slices.Clone(b.units), slices.Clone(b.idents)
 }
 
 type builtin struct {
-	modes []string // the first is the default
-	build func(mode string) Config
+	modes  []string // the first is the default
+	build  func(mode string) Config
+	units  []string // journal: _SYSTEMD_UNIT
+	idents []string // journal: SYSLOG_IDENTIFIER
 }
 
 var builtins = map[string]builtin{
-	"sshd":     {[]string{"normal", "ddos", "extra", "aggressive"}, sshd},
-	"recidive": {[]string{"gatehouse", "fail2ban"}, recidive},
+	"sshd": {[]string{"normal", "ddos", "extra", "aggressive"}, sshd,
+		[]string{"ssh.service", "sshd.service"}, []string{"sshd", "sshd-session"}},
+	"recidive": {[]string{"gatehouse", "fail2ban"}, recidive,
+		[]string{"gatehouse.service"}, []string{"gatehouse"}},
+	"postfix": {[]string{"more", "normal", "auth", "rbl", "ddos", "extra", "aggressive", "errors"}, postfix,
+		[]string{"postfix.service", "postfix@-.service"}, nil},
+	"dovecot":         {[]string{"normal", "aggressive"}, dovecot, []string{"dovecot.service"}, nil},
+	"vsftpd":          {[]string{"normal"}, vsftpd, []string{"vsftpd.service"}, nil},
+	"proftpd":         {[]string{"normal"}, proftpd, []string{"proftpd.service"}, nil},
+	"nginx-http-auth": {[]string{"normal", "auth", "fallback", "aggressive"}, nginxHTTPAuth, []string{"nginx.service"}, nil},
 }
 
 // sshd covers OpenSSH's authentication failures. Lines of one connection

@@ -20,6 +20,7 @@ type dateParser struct {
 	layout string         // time layout for group 1; "" for the default set
 	tai    bool
 	epoch  bool
+	deflt  bool // the default set: syslogDate may read the line first
 	loc    *time.Location
 	now    func() time.Time
 }
@@ -47,7 +48,7 @@ func newDateParser(pattern string, loc *time.Location, now func() time.Time) (*d
 	p := strings.TrimSpace(pattern)
 	switch p {
 	case "", "{^LN-BEG}":
-		d.re = regexp.MustCompile(reDefault)
+		d.re, d.deflt = regexp.MustCompile(reDefault), true
 		return d, nil
 	case "{TAI64N}", "^{TAI64N}":
 		d.re, d.tai = regexp.MustCompile(`(`+reTAI+`)`), true
@@ -148,6 +149,11 @@ func strftime(p string) (string, string, error) {
 
 // find returns the span of the timestamp in line and its time.
 func (d *dateParser) find(line string) (int, int, time.Time, bool) {
+	if d.deflt {
+		if e, t, ok := d.syslogDate(line); ok {
+			return 0, e, t, true
+		}
+	}
 	m := d.re.FindStringSubmatchIndex(line)
 	if m == nil || m[2] < 0 {
 		return 0, 0, time.Time{}, false

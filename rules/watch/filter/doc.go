@@ -7,7 +7,17 @@
 // <F-USER>…</F-USER> and every other <F-NAME> group) and refuses Python
 // syntax RE2 lacks (look-arounds, back-references, conditional and atomic
 // groups, possessive quantifiers) with an error naming the regex and the
-// construct. Builtin returns the filters shipped with gatehouse.
+// construct, except where a rewrite is exact: a negative look-ahead of
+// literals that ends a regex. Builtin returns the filters shipped with
+// gatehouse (sshd, postfix, dovecot, vsftpd, proftpd, nginx-http-auth,
+// recidive), Builtins and Modes list them and their modes, JournalMatch
+// the journal units and identifiers of their daemons.
+//
+// Judging a line spares the regex engine what it can exactly: literals
+// every match needs (in order, or at the start) are looked for first, a
+// leading syslog date is read by hand, and a prefregex ending in its
+// <F-CONTENT> group is matched without that tail. A line no failregex can
+// match costs no allocation.
 //
 // A Filter is immutable and safe for concurrent use; Filter.Match judges a
 // line on its own. A Stream (one per log source, not for concurrent use)

@@ -83,9 +83,10 @@ type Result struct {
 // connection (fail2ban's <F-MLFID>) are judged with a Stream.
 type Filter struct {
 	pref   *rx
+	head   *headRx // pref without its content tail; nil: run pref
 	fail   []*rx
 	ignore []*rx
-	lits   []string // every match of some failregex has one of them; nil: no pre-check
+	lits   *litSet // every match of some failregex has one of them; nil: no pre-check
 	date   *dateParser
 }
 
@@ -94,6 +95,8 @@ type Filter struct {
 type rx struct {
 	re                            *regexp.Regexp
 	lits                          []string // one is in every match; nil: unknown
+	lead                          []string // every match starts the text with one; nil: unknown
+	seq                           []string // every match has them in this order
 	ip4, ip6, dns, fid, user, alt []int
 	mlfid, content                []int
 	nofail, forget, gained        []int
@@ -153,13 +156,19 @@ func Compile(cfg Config) (*Filter, error) {
 		f.ignore = append(f.ignore, r)
 	}
 	all := true
+	var lits []string
 	for _, r := range f.fail {
 		r.lits = requiredLiterals(r.re.String())
 		all = all && r.lits != nil
-		f.lits = append(f.lits, r.lits...)
+		lits = append(lits, r.lits...)
+		r.lead = leadingLiterals(r.re.String())
+		r.seq = requiredSeq(r.re.String())
 	}
-	if !all {
-		f.lits = nil
+	if f.pref != nil {
+		f.head = splitContentTail(f.pref.re.String(), f.pref.re.SubexpNames())
+	}
+	if all {
+		f.lits = newLitSet(lits)
 	}
 	if f.date, err = newDateParser(cfg.DatePattern, cfg.Location, cfg.Now); err != nil {
 		return nil, fmt.Errorf("datepattern %q: %w", cfg.DatePattern, err)
@@ -330,7 +339,7 @@ func (f *Filter) MatchAt(line string, t time.Time) Result {
 
 // candidate reports whether some failregex could match line.
 func (f *Filter) candidate(line string) bool {
-	return f.lits == nil || containsAny(line, f.lits)
+	return f.lits == nil || f.lits.containedIn(line)
 }
 
 func containsAny(s string, lits []string) bool {
@@ -366,8 +375,15 @@ func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 	var pm []int
 	content := buf
 	if f.pref != nil {
-		pm = f.pref.re.FindStringSubmatchIndex(buf)
-		if pm == nil {
+		matched, ok := false, false
+		if f.head != nil {
+			pm, matched, ok = f.head.match(buf)
+		}
+		if !ok {
+			pm = f.pref.re.FindStringSubmatchIndex(buf)
+			matched = pm != nil
+		}
+		if !matched {
 			return none
 		}
 		if c, ok := group(buf, pm, f.pref.content); ok && c != "" {
@@ -375,7 +391,7 @@ func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 		}
 	}
 	for i, r := range f.fail {
-		if r.lits != nil && !containsAny(content, r.lits) {
+		if r.lead != nil && !hasAnyPrefix(content, r.lead) || !hasSeq(content, r.seq) || r.lits != nil && !containsAny(content, r.lits) {
 			continue
 		}
 		m := r.re.FindStringSubmatchIndex(content)

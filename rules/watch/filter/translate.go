@@ -63,10 +63,19 @@ func groupName(tag string) string {
 // fail2ban tags) into RE2 syntax. Tags expand as fail2ban expands them with
 // usedns=yes; unknown tags stay literal, as in fail2ban. Python constructs
 // RE2 lacks are errors naming the construct.
-func translate(re string) (string, error) {
+func translate(re string) (out string, err error) {
+	tail := ""
+	if head, lits, ok := trailingNegLookahead(re); ok {
+		re, tail = head, notPrefix(lits...)
+	}
 	if err := checkSyntax(re); err != nil {
 		return "", err
 	}
+	defer func() {
+		if err == nil {
+			out += tail
+		}
+	}()
 	var b strings.Builder
 	open := map[string]bool{}
 	for i := 0; i < len(re); {
@@ -110,6 +119,48 @@ func translate(re string) (string, error) {
 		i++
 	}
 	return b.String(), nil
+}
+
+// trailingNegLookahead splits re = head + "(?!a|b…)" where the look-ahead
+// ends the expression and holds only literal alternatives. Nothing follows
+// it, so it is the same as matching, after head, a text that does not
+// start with a, b…, which notPrefix spells in RE2 (consuming a character
+// or two more, which changes no verdict and no group). An expression
+// starting with a global (?i) is left alone: the literals would have to
+// fold case.
+func trailingNegLookahead(re string) (head string, lits []string, ok bool) {
+	if !strings.HasSuffix(re, ")") || strings.HasPrefix(re, "(?i") {
+		return "", nil, false
+	}
+	for start := strings.LastIndex(re, "(?!"); start >= 0; start = strings.LastIndex(re[:start], "(?!") {
+		if escaped(re, start) {
+			continue
+		}
+		body := re[start+3 : len(re)-1]
+		var cur strings.Builder
+		good := true
+		for i := 0; i < len(body) && good; i++ {
+			c := body[i]
+			switch {
+			case c == '\\' && i+1 < len(body) && !isWord(body[i+1]):
+				cur.WriteByte(body[i+1])
+				i++
+			case c == '|':
+				lits = append(lits, cur.String())
+				cur.Reset()
+			case strings.IndexByte(`\.^$*+?{}[]()<`, c) >= 0:
+				good = false
+			default:
+				cur.WriteByte(c)
+			}
+		}
+		lits = append(lits, cur.String())
+		if good {
+			return re[:start], lits, true
+		}
+		return "", nil, false
+	}
+	return "", nil, false
 }
 
 // tagEnd returns the index of the '>' closing a tag opened at re[i], or -1.
