@@ -58,7 +58,7 @@ func TestParseWatchErrors(t *testing.T) {
 		{"unknown filter", "watch:\n  - {name: sshd, filter: sshdd, files: [/var/log/auth.log]}\n" + jails, `watch[0].filter: filter "sshdd" is not built in (built in:`},
 		{"unknown mode", "watch:\n  - {name: sshd, filter: sshd, mode: loud, files: [/var/log/auth.log]}\n" + jails, `watch[0].mode: filter sshd: mode "loud" is not one of normal, ddos, extra, aggressive`},
 		{"mode of a block", "watch:\n  - {name: sshd, filter: {failregex: ['<HOST>']}, mode: ddos, files: [/x]}\n" + jails, "watch[0].mode: mode is for a built-in filter"},
-		{"look-ahead", "watch:\n  - name: sshd\n    files: [/x]\n    filter:\n      failregex:\n        - 'ok <HOST>'\n        - 'from <HOST>(?! port)'\n" + jails,
+		{"look-ahead", "watch:\n  - name: sshd\n    files: [/x]\n    filter:\n      failregex:\n        - 'ok <HOST>'\n        - '(?<=from )<HOST> port'\n" + jails,
 			"w.yaml:7: watch[0].filter.failregex[1]: "},
 		{"no host tag", "watch:\n  - {name: sshd, filter: {failregex: ['failed']}, files: [/x]}\n" + jails, "watch[0].filter.failregex[0]: no <HOST>"},
 		{"files and journal", "watch:\n  - {name: sshd, filter: sshd, files: [/x], journal: {}}\n" + jails, "watch[0].journal: give files or journal, not both"},
