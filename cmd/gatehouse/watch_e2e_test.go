@@ -198,3 +198,21 @@ func TestWatchReload(t *testing.T) {
 		t.Errorf("source a judged %v lines after it was removed", n-1)
 	}
 }
+
+// TestWatchCheck: check names a source that cannot be read as a warning
+// (exit 0) and a filter RE2 cannot express as an error with its line
+// (exit 2).
+func TestWatchCheck(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "auth.log")
+	ok := writeFile(t, "ok.yaml", "watch:\n  - {name: sshd, filter: sshd, files: ["+missing+"]}\njails:\n  sshd: {}\n")
+	_, stderr, code := runGatehouse(t, "check", "-c", ok)
+	if code != 0 || !strings.Contains(stderr, "ok.yaml:2: watch[0].files: warning: watch sshd: "+missing+": no file to read") {
+		t.Fatalf("check: exit %d, stderr %q; want 0 and the unreadable source named", code, stderr)
+	}
+	bad := writeFile(t, "bad.yaml", "watch:\n  - name: app\n    files: [/var/log/app.log]\n    filter:\n      failregex:\n        - '(?<=from )<HOST>'\njails:\n  app: {}\n")
+	_, stderr, code = runGatehouse(t, "check", "-c", bad)
+	if code != 2 || !strings.Contains(stderr, "bad.yaml:6: watch[0].filter.failregex[0]:") || !strings.Contains(stderr, "look-behind") {
+		t.Fatalf("check: exit %d, stderr %q; want 2 and the look-behind named at line 6", code, stderr)
+	}
+}

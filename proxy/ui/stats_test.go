@@ -342,14 +342,15 @@ func TestStatsBlockedTotals(t *testing.T) {
 	st.Count(t0.Add(2*ringSeconds*time.Second), Probe) // the ring forgot t0
 	st.Count(t0, Banned)
 	st.Count(t0, numKinds+3) // out of range: other
+	st.Count(t0, Log)        // a log line: no request
 	want := map[Kind]uint64{Probe: 2, Banned: 1, Other: 1}
 	got := st.BlockedTotals()
 	if len(got) != len(blockedKinds) {
 		t.Fatalf("BlockedTotals() has %d kinds, want %d", len(got), len(blockedKinds))
 	}
 	for _, kt := range got {
-		if kt.Kind == Requests {
-			t.Errorf("BlockedTotals() lists requests")
+		if kt.Kind == Requests || kt.Kind == Log {
+			t.Errorf("BlockedTotals() lists %s", kt.Kind)
 		}
 		if kt.Count != want[kt.Kind] {
 			t.Errorf("BlockedTotals()[%s] = %d, want %d", kt.Kind, kt.Count, want[kt.Kind])
