@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gatehouse/rules/watch"
+)
+
+// newWatchServer is a Server with one sshd watch source on a file that
+// stays empty: its watcher judges the lines a test hands it.
+func newWatchServer(tb testing.TB, jail string) *Server {
+	tb.Helper()
+	log := filepath.Join(tb.TempDir(), "auth.log")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := New(Options{Config: mustConfig(tb, fmt.Sprintf("admin: {listen: off}\nwatch:\n  - {name: sshd, filter: sshd, files: [%s]}\njails:\n  sshd: %s\n", log, jail))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// TestWatchJudge: a line's verdict, its own time and the jail's findtime
+// decide what is counted.
+func TestWatchJudge(t *testing.T) {
+	t.Parallel()
+	s := newWatchServer(t, "{maxretry: 2, findtime: 10m, bantime: 1h}")
+	line := func(at time.Time, ip string) watch.Line {
+		return watch.Line{Source: "sshd", Origin: "/var/log/auth.log",
+			Text: at.Format("Jan _2 15:04:05") + " h sshd[1]: Failed password for root from " + ip + " port 1 ssh2"}
+	}
+	now := time.Now()
+	s.watcher.judge(line(now.Add(-time.Hour), "198.51.100.1"))  // old
+	s.watcher.judge(line(now.Add(-5*time.Minute), "198.51.100.1")) // counts
+	s.watcher.judge(line(now, "198.51.100.1"))                      // bans
+	if _, ok := s.bans.Lookup(netip.MustParseAddr("198.51.100.1")); !ok {
+		t.Fatal("not banned after maxretry lines within findtime")
+	}
+	// A journal entry: the time is the entry's, the text the message.
+	j := watch.Line{Source: "sshd", Origin: "journal", Time: now, Host: "h", SyslogIdentifier: "sshd", PID: 7,
+		Text: "Failed password for root from 198.51.100.2 port 1 ssh2"}
+	s.watcher.judge(j)
+	s.watcher.judge(j)
+	if _, ok := s.bans.Lookup(netip.MustParseAddr("198.51.100.2")); !ok {
+		t.Fatal("journal entries did not ban")
+	}
+	if got := s.current.Load().jails.Offences("sshd"); got != 4 {
+		t.Errorf("offences = %d, want 4 (the old line is not one)", got)
+	}
+}
+
+// BenchmarkWatchJudge: lines through the whole judging path (filter,
+// time check, jail), 1 in 10 a failed login from one of 1,000 addresses.
+func BenchmarkWatchJudge(b *testing.B) {
+	s := newWatchServer(b, "{maxretry: 1000, findtime: 1h, bantime: 1h}")
+	stamp := time.Now().Format("Jan _2 15:04:05")
+	lines := make([]watch.Line, 1000)
+	for i := range lines {
+		text := stamp + " bastion sshd[" + fmt.Sprint(1000+i) + "]: "
+		if i%10 == 0 {
+			text += fmt.Sprintf("Failed password for invalid user admin from 198.51.%d.%d port 4000 ssh2", i/250, i%250)
+		} else {
+			text += "pam_unix(sshd:session): session closed for user deploy"
+		}
+		lines[i] = watch.Line{Source: "sshd", Origin: "/var/log/auth.log", Text: text}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.watcher.judge(lines[i%len(lines)])
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
