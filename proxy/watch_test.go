@@ -36,9 +36,9 @@ func TestWatchJudge(t *testing.T) {
 			Text: at.Format("Jan _2 15:04:05") + " h sshd[1]: Failed password for root from " + ip + " port 1 ssh2"}
 	}
 	now := time.Now()
-	s.watcher.judge(line(now.Add(-time.Hour), "198.51.100.1"))  // old
+	s.watcher.judge(line(now.Add(-time.Hour), "198.51.100.1"))     // old
 	s.watcher.judge(line(now.Add(-5*time.Minute), "198.51.100.1")) // counts
-	s.watcher.judge(line(now, "198.51.100.1"))                      // bans
+	s.watcher.judge(line(now, "198.51.100.1"))                     // bans
 	if _, ok := s.bans.Lookup(netip.MustParseAddr("198.51.100.1")); !ok {
 		t.Fatal("not banned after maxretry lines within findtime")
 	}
