@@ -201,8 +201,12 @@ func (w *watcher) runSource(ctx context.Context, wc config.Watch) {
 	for {
 		var err error
 		if wc.Journal != nil {
+			jc := config.JournalSourceConfig(wc, w.pos)
+			// The first start reads the jail's findtime back, as
+			// fail2ban's systemd backend does: recent failures count.
+			jc.Since = w.s.current.Load().jails.FindTime(config.WatchJail(wc))
 			var src *watch.JournalSource
-			if src, err = watch.NewJournalSource(config.JournalSourceConfig(wc, w.pos), w.s.log); err == nil {
+			if src, err = watch.NewJournalSource(jc, w.s.log); err == nil {
 				err = src.Run(ctx, w.lines)
 			}
 		} else {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gatehouse/rules/testenv"
 )
 
 // authLine is an auth.log line of sshd at t, each of another connection
@@ -214,5 +217,65 @@ func TestWatchCheck(t *testing.T) {
 	_, stderr, code = runGatehouse(t, "check", "-c", bad)
 	if code != 2 || !strings.Contains(stderr, "bad.yaml:6: watch[0].filter.failregex[0]:") || !strings.Contains(stderr, "look-behind") {
 		t.Fatalf("check: exit %d, stderr %q; want 2 and the look-behind named at line 6", code, stderr)
+	}
+}
+
+// TestWatchJournal: a journal source reads a real journal (written by
+// systemd-journal-remote, read by the real journalctl) with the
+// built-in sshd filter and its usual identifiers, bans, and after a
+// restart resumes from its saved cursor.
+func TestWatchJournal(t *testing.T) {
+	t.Parallel()
+	testenv.Tool(t, "journalctl")
+	remote := ""
+	for _, p := range []string{"/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"} {
+		if _, err := os.Stat(p); err == nil {
+			remote = p
+		}
+	}
+	if remote == "" {
+		testenv.Missing(t, "systemd-journal-remote not installed (Debian package systemd-journal-remote)")
+	}
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal")
+	if err := os.Mkdir(journal, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	port := 0
+	write := func(ip string, n int) {
+		t.Helper()
+		var b strings.Builder
+		for range n {
+			port++
+			fmt.Fprintf(&b, "__CURSOR=x\n__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=bastion\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=ssh.service\nMESSAGE=Failed password for root from %s port %d ssh2\n\n",
+				time.Now().UnixMicro(), port, 1000+port, ip, port)
+		}
+		cmd := exec.Command(remote, "-o", filepath.Join(journal, "test.journal"), "-")
+		cmd.Stdin = strings.NewReader(b.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("systemd-journal-remote: %v\n%s", err, out)
+		}
+	}
+	write("198.51.100.20", 1) // before the first start, within findtime: read back
+	cfgPath := writeFile(t, "journal.yaml", fmt.Sprintf(`admin: {listen: 127.0.0.1:0}
+state_dir: %s
+watch:
+  - {name: sshd, filter: sshd, journal: {directory: %s}}
+jails:
+  sshd: {maxretry: 3, findtime: 10m, bantime: 1h}
+`, filepath.Join(dir, "state"), journal))
+	g := startGatewayIn(t, "", cfgPath)
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
+	write("198.51.100.20", 1)
+	g.waitMetric(t, 2, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
+	g.stop()
+
+	g = startGatewayIn(t, "", cfgPath)
+	write("198.51.100.21", 1)
+	g.waitMetric(t, 1, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
+	write("198.51.100.20", 1)
+	g.waitMetric(t, 1, "gatehouse_bans_active", "jail", "sshd")
+	if n := g.metric(t, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail"); n != 2 {
+		t.Fatalf("%v failures judged after the restart, want 2: entries before it were read again", n)
 	}
 }

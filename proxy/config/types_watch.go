@@ -71,4 +71,8 @@ type WatchJournal struct {
 	// Identifiers are syslog identifiers (SYSLOG_IDENTIFIER), such as
 	// sshd, for services that log through syslog().
 	Identifiers []string `yaml:"identifiers"`
+	// Directory reads the journal files of this directory (journalctl
+	// --directory), such as a container's or a remote host's journal
+	// collected by systemd-journal-remote. Default: the system journal.
+	Directory string `yaml:"directory"`
 }

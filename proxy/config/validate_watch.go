@@ -111,6 +111,10 @@ func (v *validator) watchSource(p string, w *Watch) {
 		if w.Tail {
 			v.add(p+".tail", "tail is for files; the journal is read from the saved cursor, or from now at the first start")
 		}
+		if d := w.Journal.Directory; d != "" && !filepath.IsAbs(d) {
+			v.add(p+".journal.directory", "%q: write an absolute path", d)
+			return
+		}
 		if jc := JournalSourceConfig(*w, nil); len(jc.Units) == 0 && len(jc.Identifiers) == 0 {
 			v.add(p+".journal", "name the units or identifiers to read (filter %q has no usual units)", w.Filter.Builtin)
 			return
@@ -211,7 +215,7 @@ func FileSourceConfig(w Watch, positions watch.Positions) watch.FileConfig {
 func JournalSourceConfig(w Watch, positions watch.Positions) watch.JournalConfig {
 	c := watch.JournalConfig{Name: w.Name, Positions: positions}
 	if w.Journal != nil {
-		c.Units, c.Identifiers = w.Journal.Units, w.Journal.Identifiers
+		c.Units, c.Identifiers, c.Directory = w.Journal.Units, w.Journal.Identifiers, w.Journal.Directory
 		if len(c.Units) == 0 && len(c.Identifiers) == 0 && w.Filter != nil && w.Filter.Builtin != "" {
 			c.Units, c.Identifiers = filter.JournalMatch(w.Filter.Builtin)
 		}
