@@ -279,3 +279,29 @@ jails:
 		t.Fatalf("%v failures judged after the restart, want 2: entries before it were read again", n)
 	}
 }
+
+// TestJailCountsSurviveRestart: HTTP offences counted before a restart
+// count after it: a scanner cannot reset its count by getting the
+// gateway restarted.
+func TestJailCountsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	up := newEchoUpstream(t, "app")
+	cfgPath := writeFile(t, "gatehouse.yaml", gatewayConfig(fmt.Sprintf(`state_dir: %s
+hosts:
+  - match: [www.test]
+    upstreams: [%s]
+probes: {presets: [secrets]}
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h}
+`, filepath.Join(t.TempDir(), "state"), up.URL())))
+	g := startGatewayIn(t, "", cfgPath)
+	g.get(t, "www.test", "/.env")
+	g.get(t, "www.test", "/.aws/credentials")
+	g.stop()
+	g = startGatewayIn(t, "", cfgPath)
+	if resp, _ := g.get(t, "www.test", "/"); resp.StatusCode != 200 {
+		t.Fatalf("GET / = %d before the third probe", resp.StatusCode)
+	}
+	g.get(t, "www.test", "/.env")
+	g.waitMetric(t, 1, "gatehouse_bans_active", "jail", "probes")
+}
