@@ -466,6 +466,7 @@ func (c *confSet) interpolate(section string, v value, vars map[string]value, de
 // reference starts there; if so it names its length and replacement,
 // which is inserted in place, its lines keeping their own positions (the
 // first keeps the line's own unless the reference starts the line).
+// A line that is a single reference takes the position of what replaced it.
 // With rescan, scanning resumes at the start of the insertion (fail2ban's
 // tag substitution); otherwise after it (configparser's interpolation).
 func splice(v value, at func(text string, i int) (n int, repl value, ok bool, err error), rescan bool) (value, error) {
@@ -491,6 +492,9 @@ func splice(v value, at func(text string, i int) (n int, repl value, ok bool, er
 				repl = value{{}}
 			}
 			if len(repl) == 1 {
+				if strings.TrimSpace(before) == "" && strings.TrimSpace(after) == "" && repl[0].pos.File != "" {
+					cur.pos = repl[0].pos // the line is the reference: report where its text was written
+				}
 				cur.text = before + repl[0].text + after
 				if !rescan {
 					i += len(repl[0].text)

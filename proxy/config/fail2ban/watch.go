@@ -99,8 +99,9 @@ func readJail(fsys fs.FS, cs *confSet, name string) (*WatchDef, []Finding, error
 		if err != nil || !ok {
 			return "", Pos{}, ok, err
 		}
-		w.Src[key] = v.pos()
-		return v.String(), v.pos(), true, nil
+		raw, _ := cs.raw(name, key, nil)
+		w.Src[key] = raw.pos() // the key's own line, not that of a %(name)s it refers to
+		return v.String(), raw.pos(), true, nil
 	}
 	en, p, ok, err := get("enabled")
 	if err != nil {
