@@ -18,6 +18,9 @@ type WatchDef struct {
 	// Filter is the jail's filter, read for the jail's arguments and
 	// backend, with the jail's own failregex, ignoreregex… applied.
 	Filter FilterDef
+	// Spec is the jail's filter option as written, split
+	// ("sshd[mode=aggressive]": sshd, mode=aggressive).
+	Spec FilterSpec
 	// Backend is the jail's backend as written ("auto", "systemd",
 	// "polling"…).
 	Backend string
@@ -34,22 +37,33 @@ type WatchDef struct {
 	// IgnoreIP holds ignoreip's entries (addresses, prefixes or host
 	// names, as written).
 	IgnoreIP []string
+	// Settings holds the jail's options that decide what a ban does,
+	// resolved as fail2ban resolves them (%(name)s interpolated), keyed
+	// by the names in settingKeys ("action", "banaction", "port",
+	// "bantime.increment", "destemail"…); an option not set anywhere is
+	// absent. An importer maps them; ReadJails reports none of them.
+	Settings map[string]string
 	// Src says where each option was written ("logpath", "maxretry",
-	// "findtime", "bantime", "backend", "filter", "enabled", "ignoreip").
+	// "findtime", "bantime", "backend", "filter", "enabled", "ignoreip",
+	// and each key of Settings).
 	Src map[string]Pos
+}
+
+// settingKeys are the options ReadJails passes on in WatchDef.Settings
+// for an importer to map (actions, firewall, ban growth, mail).
+var settingKeys = []string{
+	"action", "banaction", "banaction_allports", "port", "protocol",
+	"bantime.increment", "bantime.factor", "bantime.maxtime", "bantime.multipliers",
+	"bantime.formula", "bantime.overalljails", "bantime.rndtime",
+	"destemail", "sender",
 }
 
 // notCarried are jail options gatehouse has no counterpart for, with
 // what an import says about each.
 var notCarried = map[string]string{
-	"action":              "fail2ban actions are not carried: gatehouse bans in its own kernel sets and notifies through its own notifier",
-	"banaction":           "banaction is not carried: gatehouse bans in its own kernel sets",
-	"ignorecommand":       "ignorecommand is not carried: gatehouse runs no command to decide a ban",
-	"bantime.increment":   "bantime.increment is not carried as written: use the jail's escalation",
-	"bantime.formula":     "bantime.formula is not carried",
-	"bantime.multipliers": "bantime.multipliers is not carried as written: use the jail's escalation",
-	"logtimezone":         "logtimezone is not carried: lines without a zone are read in the host's local time",
-	"logencoding":         "logencoding is not carried: logs are read as UTF-8",
+	"ignorecommand": "ignorecommand is not carried: gatehouse runs no command to decide a ban",
+	"logtimezone":   "logtimezone is not carried: lines without a zone are read in the host's local time",
+	"logencoding":   "logencoding is not carried: logs are read as UTF-8",
 }
 
 // ReadJails reads the jails of the fail2ban configuration directory
@@ -92,7 +106,7 @@ func ReadJails(fsys fs.FS) ([]WatchDef, []Finding, error) {
 
 // readJail reads one jail section; nil when it is not enabled.
 func readJail(fsys fs.FS, cs *confSet, name string) (*WatchDef, []Finding, error) {
-	w := &WatchDef{Name: name, Src: map[string]Pos{}}
+	w := &WatchDef{Name: name, Settings: map[string]string{}, Src: map[string]Pos{}}
 	var findings []Finding
 	get := func(key string) (string, Pos, bool, error) {
 		v, ok, err := cs.get(name, key, nil)
@@ -149,6 +163,7 @@ func readJail(fsys fs.FS, cs *confSet, name string) (*WatchDef, []Finding, error
 		return nil, nil, err
 	}
 	w.Filter = *def
+	w.Spec = spec
 
 	if lp, lpos, ok, err := get("logpath"); err != nil {
 		return nil, nil, err
@@ -201,12 +216,17 @@ func readJail(fsys fs.FS, cs *confSet, name string) (*WatchDef, []Finding, error
 		if !ok || strings.TrimSpace(v.String()) == "" || (key == "logencoding" && isUTF8Encoding(v.String())) {
 			continue
 		}
-		if key == "action" || key == "banaction" {
-			if _, own := cs.sections[name].keys[key]; !own {
-				continue // the default action of jail.conf: nothing the operator chose
-			}
-		}
 		findings = append(findings, Finding{v.pos(), fmt.Sprintf("jail %s: %s", name, notCarried[key])})
+	}
+	for _, key := range settingKeys {
+		v, _, ok, err := get(key)
+		if err != nil {
+			findings = append(findings, Finding{cs.sections[name].pos, fmt.Sprintf("jail %s: %v", name, err)})
+			continue
+		}
+		if ok {
+			w.Settings[key] = strings.TrimSpace(v)
+		}
 	}
 	if v, ok := cs.raw(name, "usedns", nil); ok {
 		if s := strings.ToLower(strings.TrimSpace(v.String())); s == "yes" || s == "warn" {
