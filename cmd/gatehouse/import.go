@@ -84,14 +84,30 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		if abs, err := filepath.Abs(*jail); err == nil {
 			*jail = abs
 		}
-		data, err := os.ReadFile(*jail)
-		if err != nil {
-			fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
-			return exitUsage
+		// A directory is fail2ban's whole configuration; a file is its
+		// jail.local, whose directory is read too when it holds filter.d.
+		dir, file := *jail, filepath.Join(*jail, "jail.local")
+		if st, err := os.Stat(*jail); err == nil && !st.IsDir() {
+			dir, file = filepath.Dir(*jail), *jail
+			if st, err := os.Stat(filepath.Join(dir, "filter.d")); err != nil || !st.IsDir() {
+				dir = ""
+			}
 		}
-		if opts.Fail2ban, err = fail2ban.Parse(*jail, data); err != nil {
-			fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
-			return exitUsage
+		if data, err := os.ReadFile(file); err == nil || file == *jail {
+			if err != nil {
+				fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
+				return exitUsage
+			}
+			if opts.Fail2ban, err = fail2ban.Parse(file, data); err != nil {
+				fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
+				return exitUsage
+			}
+		}
+		if dir != "" {
+			if opts.Fail2banWatch, err = fail2ban.Import(os.DirFS(dir), fail2ban.ImportConfig{Dir: dir, Skip: nginx.HTTPJail}); err != nil {
+				fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
+				return exitUsage
+			}
 		}
 	}
 	res, err := nginx.Translate(cfg, opts)
