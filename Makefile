@@ -28,6 +28,8 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # driven headless, for the dashboard's browser test; redis-server for fleet
 # mode's sync, shared jails and certificate storage tests; systemd-journal-remote
 # writes the journal files that the journal source's test reads with journalctl.
+# fail2ban (installed by deps without its service ever starting) gives the
+# filter.d files and fail2ban-client that the import tests compare with.
 APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server systemd-journal-remote
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
@@ -61,6 +63,18 @@ deps:
 		echo "installing:$$missing"; \
 		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	if ! dpkg-query -W -f='$${Status}' fail2ban 2>/dev/null | grep -q "install ok installed"; then \
+		echo "installing: fail2ban (its service kept from starting)"; \
+		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod 0755 /usr/sbin/policy-rc.d && policy=1; \
+		fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends fail2ban; \
+		rc=$$?; [ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; [ $$rc -eq 0 ] || exit $$rc; \
+	fi; \
+	if [ -d /run/systemd/system ] && systemctl is-enabled --quiet fail2ban 2>/dev/null; then \
+		$$SUDO systemctl disable --now fail2ban; \
 	fi
 
 # tools installs the pinned Go tools; idempotent.

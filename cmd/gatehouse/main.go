@@ -75,9 +75,12 @@ commands:
                       show or remove the kernel sets/rules gatehouse created
   fleet status [-c FILE]
                       the nodes of the fleet as its Redis sees them: last seen, lag, outbox
-  import nginx FILE [--fail2ban JAIL.LOCAL] [-o OUT.yaml]
+  import nginx FILE [--fail2ban DIR|JAIL.LOCAL] [-o OUT.yaml]
                       translate an nginx config (and fail2ban jails) into a gatehouse
                       config; exit 3 when something could not be carried over
+  import fail2ban [DIR] [-o OUT.yaml]
+                      turn fail2ban's enabled jails (default /etc/fail2ban) into
+                      watch entries and jails; exit 3 as above
   version             print the version
 `
 

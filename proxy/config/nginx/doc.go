@@ -23,7 +23,10 @@
 //
 // Translate maps the enabled HTTP jails of a fail2ban jail file
 // (Config.Fail2ban) onto gatehouse's auth, probes and limit jails, its
-// ignoreip onto allow and its mail actions onto notify.email.
+// ignoreip onto allow and its mail actions onto notify.email. Given
+// fail2ban's whole directory (Options.Fail2banWatch, from
+// fail2ban.Import with HTTPJail as its Skip), its other jails (sshd,
+// postfix, recidive …) become watch entries and their jails.
 //
 // Data flows one way: bytes → tokens → directives → Result. The package
 // reads files only through the fs.FS it is given (LoadConfig, Config.FS)

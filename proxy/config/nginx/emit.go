@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/config/fail2ban"
 	"gatehouse/proxy/config/nginx/conf"
 	"gatehouse/signer"
 
@@ -33,6 +34,7 @@ type output struct {
 	jails        []*jailOut
 	firewall     *firewallOut
 	log          *logOut
+	watches      []fail2ban.ImportedWatch
 }
 
 type item struct {
@@ -301,6 +303,13 @@ func (t *translator) emit() []byte {
 	if js := t.emitJails(); js != nil {
 		root.add("jails", js)
 	}
+	if len(o.watches) > 0 {
+		ws := seq(false)
+		for _, w := range o.watches {
+			ws.Content = append(ws.Content, w.Node())
+		}
+		root.add("watch", ws, "fail2ban's other jails: the logs they read, judged by the same filters")
+	}
 	if f := o.firewall; f != nil {
 		fm := newMapping()
 		fm.add("backend", scalar(f.backend))
@@ -343,7 +352,10 @@ func (t *translator) emit() []byte {
 
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root.n}}
 	head := []string{"gatehouse config imported from " + t.c.File + " by gatehouse import nginx"}
-	if t.opts.Fail2ban != nil {
+	switch {
+	case t.opts.Fail2banWatch != nil && t.opts.Fail2banWatch.Dir != "":
+		head[0] += " (with " + t.opts.Fail2banWatch.Dir + ")"
+	case t.opts.Fail2ban != nil:
 		head[0] += " (with " + t.opts.Fail2ban.File + ")"
 	}
 	head = append(head, "Each block names the nginx directive and file:line it came from.")

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,11 +66,13 @@ func (t *translator) fail2ban(f *fail2ban.JailFile) {
 		filter, _, _ = strings.Cut(strings.TrimSpace(filter), "[")
 		name := jailNames[strings.TrimSpace(filter)]
 		switch {
+		case name == "" && t.opts.Fail2banWatch != nil:
+			continue // carried as a watch entry, or listed, by watchJails
 		case filter == "recidive":
 			t.find(src, "recidive: give the jails an increment (bantime.increment) instead; gatehouse keeps each client's ban history")
 			continue
 		case name == "":
-			t.find(src, "filter %s reads logs gatehouse does not write; gatehouse counts probes, failed logins, refused hotlinks and floods itself (keep fail2ban for other services)", filter)
+			t.find(src, "filter %s reads logs gatehouse does not write: give --fail2ban the fail2ban directory (with filter.d) to carry it as a watch entry", filter)
 			continue
 		case findJail(t.out.jails, name) != nil:
 			t.find(src, "jail %s already comes from %s", name, from(findJail(t.out.jails, name).src))
@@ -304,4 +307,78 @@ type mailOut struct {
 	from    string
 	toSrc   *conf.Directive
 	fromSrc *conf.Directive
+}
+
+// HTTPJail reports whether import nginx maps the fail2ban jail d onto
+// one of its inline jails (auth, probes, limit) rather than a watch
+// entry: the filter reads nginx's or Apache's logs. It is the Skip of
+// the fail2ban.Import that fills Options.Fail2banWatch.
+func HTTPJail(d fail2ban.WatchDef) bool {
+	_, ok := jailNames[d.Filter.Name]
+	return ok
+}
+
+// watchJails adds fail2ban's other jails, as fail2ban.Import mapped
+// them: watch entries, their jails, allow, firewall and mail.
+func (t *translator) watchJails(im *fail2ban.Imported) {
+	at := func(p fail2ban.Pos, what string) *conf.Directive {
+		return &conf.Directive{Name: what, File: p.File, Line: p.Line}
+	}
+	carried := map[string]bool{}
+	for _, j := range im.Jails {
+		if other := findJail(t.out.jails, j.Name); other != nil {
+			t.find(at(j.Src, "["+j.Name+"]"), "not carried: jail %s already comes from %s", j.Name, from(other.src))
+			continue
+		}
+		carried[j.Name] = true
+		out := &jailOut{name: j.Name, src: at(j.Src, "["+j.Name+"]"), maxretry: j.Jail.MaxRetry,
+			findtime: j.Jail.FindTime.D(), bantime: j.Jail.BanTime.D(), notes: j.Notes}
+		if inc := j.Jail.Increment; inc != nil {
+			out.factor, out.maxtime = inc.Factor, inc.Max.D()
+		}
+		t.out.jails = append(t.out.jails, out)
+	}
+	for _, w := range im.Watches {
+		if carried[w.Watch.Jail] {
+			t.out.watches = append(t.out.watches, w)
+		}
+	}
+	for _, a := range im.Allow {
+		t.out.allow = appendItem(t.out.allow, a.Prefix.String(), at(a.Src, "ignoreip"))
+	}
+	if f := im.Firewall; f != nil {
+		switch fw := t.out.firewall; {
+		case fw == nil:
+			t.out.firewall = &firewallOut{backend: f.Backend, ports: f.Ports, src: at(f.Src, "banaction")}
+		case fw.backend != f.Backend:
+			t.find(at(f.Src, "banaction"), "%s is carried as firewall backend %s (%s): gatehouse has one kernel backend", f.Backend, fw.backend, from(fw.src))
+		case len(fw.ports) == 0 || len(f.Ports) == 0:
+			if len(fw.ports) > 0 {
+				t.find(at(f.Src, "banaction"), "a jail dropped every port of a banned address: firewall.ports is left out, so bans of the HTTP jails drop every port too")
+			}
+			fw.ports = nil
+		default:
+			for _, p := range f.Ports {
+				if !slices.Contains(fw.ports, p) {
+					fw.ports = append(fw.ports, p)
+				}
+			}
+			t.find(at(f.Src, "banaction"), "firewall.ports is shared by every jail: bans drop ports %v, the HTTP jails' and the watched services' alike", fw.ports)
+		}
+	}
+	if m := im.Mail; m != nil {
+		if t.mail == nil {
+			t.mail = &mailOut{src: at(m.Src, "action"), to: m.To, from: m.From}
+			if m.ToSrc != (fail2ban.Pos{}) {
+				t.mail.toSrc = at(m.ToSrc, "destemail")
+			}
+			if m.FromSrc != (fail2ban.Pos{}) {
+				t.mail.fromSrc = at(m.FromSrc, "sender")
+			}
+		}
+		t.mail.jails = append(t.mail.jails, m.Jails...)
+	}
+	for _, f := range im.NotCarried {
+		t.find(at(f.Pos, "fail2ban"), "%s", f.Msg)
+	}
 }

@@ -42,6 +42,11 @@ type Options struct {
 	// Fail2ban, when not nil, is the jail.local whose enabled jails
 	// become gatehouse jails and whose ignoreip becomes allow.
 	Fail2ban *fail2ban.JailFile
+	// Fail2banWatch, when not nil, is fail2ban's configuration directory
+	// mapped by fail2ban.Import with HTTPJail as its Skip: the jails that
+	// read logs other than nginx's (sshd, postfix, recidive …), carried
+	// as watch entries.
+	Fail2banWatch *fail2ban.Imported
 }
 
 // Finding is a directive that was not carried over, or only partly.
@@ -93,6 +98,9 @@ func Translate(c *Config, opts Options) (*Result, error) {
 	t.top(c.Directives)
 	if opts.Fail2ban != nil {
 		t.fail2ban(opts.Fail2ban)
+	}
+	if opts.Fail2banWatch != nil {
+		t.watchJails(opts.Fail2banWatch)
 	}
 	t.finish()
 	t.leftovers(c.Directives)
