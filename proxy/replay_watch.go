@@ -278,16 +278,17 @@ func (p *WatchReplay) read(ctx context.Context, r io.Reader) error {
 func (p *WatchReplay) line(raw []byte) {
 	p.rep.Lines++
 	var res filter.Result
+	text := string(raw)
 	if l, ok := parseJournalJSON(raw); ok {
 		// A journal entry, as journalctl --output=json writes it: what a
 		// journal source hands the filter.
 		res = p.stream.MatchAt(l.SyslogText(), l.Time)
 	} else {
-		res = p.stream.Match(string(raw))
+		res = p.stream.Match(text)
 	}
 	t := res.Time
 	if t.IsZero() {
-		t = p.dates.Match(string(raw)).Time
+		t = p.dates.Match(text).Time
 	}
 	if t.IsZero() {
 		p.rep.NoTime++
@@ -306,20 +307,19 @@ func (p *WatchReplay) line(raw []byte) {
 	case filter.NoMatch:
 		p.rep.Missed++
 		if len(p.rep.MissedLines) < p.opts.MaxMissed {
-			p.rep.MissedLines = append(p.rep.MissedLines, string(raw))
+			p.rep.MissedLines = append(p.rep.MissedLines, text)
 		}
 		return
 	case filter.Ignored:
 		p.rep.Ignored++
 		p.rep.IgnoreRegex[res.Regex].Lines++
-		p.matched(fmt.Sprintf("ignored ignoreregex[%d]", res.Regex), raw)
+		p.matched("ignored", "ignoreregex", res, raw)
 		return
 	}
 	p.rep.FailRegex[res.Regex].Lines++
-	what := fmt.Sprintf("failregex[%d]", res.Regex)
 	if p.jails == nil {
 		p.rep.Failed++
-		p.matched("fail "+what+" "+blamed(res), raw)
+		p.matched("fail", "failregex", res, raw)
 		return
 	}
 	now := p.now
@@ -332,19 +332,19 @@ func (p *WatchReplay) line(raw []byte) {
 	}
 	if now.Sub(at) > p.findTime {
 		p.rep.Old++
-		p.matched("old "+what+" "+blamed(res), raw)
+		p.matched("old", "failregex", res, raw)
 		return
 	}
 	ips := []netip.Addr{res.Host}
 	if !res.Host.IsValid() {
 		if ips = p.lookup(res.HostName); len(ips) == 0 {
 			p.rep.Unresolved++
-			p.matched("unresolved "+what+" "+res.HostName, raw)
+			p.matched("unresolved", "failregex", res, raw)
 			return
 		}
 	}
 	p.rep.Failed++
-	p.matched("fail "+what+" "+blamed(res), raw)
+	p.matched("fail", "failregex", res, raw)
 	p.sweep(at)
 	for _, ip := range ips {
 		if p.isBanned(ip, at) {
@@ -357,18 +357,20 @@ func (p *WatchReplay) line(raw []byte) {
 	}
 }
 
-// blamed is what res blames, for Matches.
-func blamed(res filter.Result) string {
+// matched writes a line a regex decided to Matches: the verdict, the
+// regex and, for a failregex, what the line blames.
+func (p *WatchReplay) matched(verdict, list string, res filter.Result, line []byte) {
+	if p.opts.Matches == nil {
+		return
+	}
+	blamed := res.HostName
 	if res.Host.IsValid() {
-		return res.Host.String()
+		blamed = res.Host.String()
 	}
-	return res.HostName
-}
-
-func (p *WatchReplay) matched(what string, line []byte) {
-	if p.opts.Matches != nil {
-		fmt.Fprintf(p.opts.Matches, "%s\t%s\n", what, line)
+	if blamed != "" {
+		blamed = " " + blamed
 	}
+	fmt.Fprintf(p.opts.Matches, "%s %s[%d]%s\t%s\n", verdict, list, res.Regex, blamed, line)
 }
 
 // lookup resolves a host name a line blamed when the source has
