@@ -15,6 +15,7 @@ import (
 
 	"gatehouse/proxy"
 	"gatehouse/proxy/config"
+	"gatehouse/rules/watch/filter"
 
 	"golang.org/x/term"
 )
@@ -22,9 +23,17 @@ import (
 // maxBansListed bounds the bans printed; the count is always complete.
 const maxBansListed = 200
 
-const rulesUsage = "usage: gatehouse rules test -c FILE [--show-matches] [--host NAME] [--top N] LOGFILE...|-"
+const rulesUsage = "usage: gatehouse rules test -c FILE [--show-matches] [--host NAME] [--top N] LOGFILE...|-\n" +
+	"       gatehouse rules test -c FILE --watch NAME [--show-matches] [--print-missed] [LOGFILE...|-]\n" +
+	"       gatehouse rules test --filter NAME [--mode MODE] [--show-matches] [--print-missed] [LOGFILE...|-]"
 
-// rulesCmd runs `gatehouse rules test -c FILE [--show-matches] [--host NAME] [--top N] LOGFILE...`.
+// maxMissedListed bounds the lines --print-missed prints; the count is
+// always complete.
+const maxMissedListed = 200
+
+// rulesCmd runs `gatehouse rules test`: access logs through the config's
+// rules and jails, or (--watch, --filter) a service's log through a watch
+// source's filter and jail.
 func rulesCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "test" {
 		fmt.Fprintln(stderr, rulesUsage)
@@ -36,12 +45,18 @@ func rulesCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, rulesUsage)
 		fmt.Fprintln(stderr, "Replays access logs through the config's rules and jails, with the logs' own times:")
 		fmt.Fprintln(stderr, "several logs (the rotated files of one) are read oldest first, gzip ones too.")
+		fmt.Fprintln(stderr, "With --watch, replays a service's log (standard input without LOGFILE) through that watch")
+		fmt.Fprintln(stderr, "source's filter and jail, like fail2ban-regex; with --filter, through a built-in filter alone.")
 		fs.PrintDefaults()
 	}
 	path := configFlag(fs)
 	show := fs.Bool("show-matches", false, "print every matching line, prefixed with the rule")
 	host := fs.String("host", "", "whose rules apply to lines without a host (default: the first host with rules of its own)")
 	top := fs.Int("top", 0, "list the `N` clients with the most refused requests and the N most hit rules")
+	watchName := fs.String("watch", "", "replay the logs through the watch source `NAME` of the config")
+	filterName := fs.String("filter", "", "replay the logs through the built-in filter `NAME` alone (no config, no jail)")
+	mode := fs.String("mode", "", "the built-in filter's `MODE` (with --filter)")
+	printMissed := fs.Bool("print-missed", false, fmt.Sprintf("with --watch or --filter, print the lines no failregex matched (the first %d)", maxMissedListed))
 	// Flags may follow the logs: parse again after each one.
 	var names []string
 	for rest := args[1:]; ; {
@@ -52,6 +67,28 @@ func rulesCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			break
 		}
 		names, rest = append(names, rest[0]), rest[1:]
+	}
+	if *watchName != "" || *filterName != "" {
+		// -c from $GATEHOUSE_CONFIG does not clash with --filter; given
+		// on the command line it does.
+		envConfig := true
+		fs.Visit(func(f *flag.Flag) { envConfig = envConfig && f.Name != "c" })
+		w := watchTest{config: *path, watch: *watchName, filter: *filterName, mode: *mode, show: *show, printMissed: *printMissed}
+		bad := *host != "" || *top != 0 || countOf(names, "-") > 1
+		if *filterName != "" {
+			bad = bad || *watchName != "" || *path != "" && !envConfig
+		} else {
+			bad = bad || *path == "" || *mode != ""
+		}
+		if bad {
+			fmt.Fprintln(stderr, rulesUsage)
+			return exitUsage
+		}
+		return w.run(names, stdin, stdout, stderr)
+	}
+	if *printMissed || *mode != "" {
+		fmt.Fprintln(stderr, rulesUsage)
+		return exitUsage
 	}
 	if *path == "" || len(names) == 0 || *top < 0 || countOf(names, "-") > 1 {
 		fmt.Fprintln(stderr, rulesUsage)
@@ -273,5 +310,209 @@ func printCounts(w io.Writer, title string, counts map[string]int) {
 	fmt.Fprintf(w, "%s: %d\n", title, total)
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %7d  %s\n", counts[k], k)
+	}
+}
+
+// watchTest is `gatehouse rules test --watch NAME` or `--filter NAME`:
+// a service's log through a watch source's filter and jail, or through a
+// built-in filter alone.
+type watchTest struct {
+	config, watch, filter, mode string
+	show, printMissed           bool
+}
+
+func (w watchTest) run(names []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// The bar needs the inputs' size, which needs the replay first.
+	var bar func(int64)
+	var read atomic.Int64 // bytes read from the files, compressed or not
+	opts := proxy.WatchReplayOptions{}
+	opts.Progress = func(int64) {
+		if bar != nil {
+			bar(read.Load())
+		}
+	}
+	if w.show {
+		opts.Matches = stdout
+	}
+	if w.printMissed {
+		opts.MaxMissed = maxMissedListed
+	}
+	var replay *proxy.WatchReplay
+	if w.filter != "" {
+		fc, err := filter.Builtin(w.filter, w.mode)
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse rules test:", err)
+			return exitUsage
+		}
+		mode := w.mode
+		if mode == "" {
+			mode = "default mode"
+		}
+		if replay, err = proxy.NewFilterReplay(fc, w.filter+" ("+mode+")", opts); err != nil {
+			fmt.Fprintln(stderr, "gatehouse rules test:", err)
+			return exitUsage
+		}
+	} else {
+		cfg, err := config.Load(w.config)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return loadExit(err)
+		}
+		if replay, err = proxy.NewWatchReplay(cfg, w.watch, opts); err != nil {
+			fmt.Fprintln(stderr, "gatehouse rules test:", err)
+			return exitUsage
+		}
+	}
+	if len(names) == 0 {
+		if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			fmt.Fprintln(stderr, "gatehouse rules test: name the log files, or pipe the log in (journalctl -o json | …)")
+			fmt.Fprintln(stderr, rulesUsage)
+			return exitUsage
+		}
+		names = []string{"-"}
+	}
+	var size int64
+	inputs := make([]*proxy.ReplayInput, 0, len(names))
+	for _, name := range names {
+		var r io.Reader = stdin
+		if name == "-" {
+			name = "standard input"
+		} else {
+			f, err := os.Open(name)
+			if err != nil {
+				fmt.Fprintln(stderr, "gatehouse rules test:", err)
+				return exitRuntime
+			}
+			defer f.Close()
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				size += fi.Size()
+			}
+			r = &countingReader{r: f, n: &read}
+		}
+		in, err := replay.Input(name, r)
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse rules test:", err)
+			return exitRuntime
+		}
+		inputs = append(inputs, in)
+	}
+	proxy.SortReplayInputs(inputs)
+	if f, ok := stderr.(*os.File); ok && size > 0 && term.IsTerminal(int(f.Fd())) {
+		bar = progressBar(f, size)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	var warnings []string
+	for _, in := range inputs {
+		lines, noTime, err := replay.Read(ctx, in)
+		if err != nil {
+			if bar != nil {
+				fmt.Fprint(stderr, "\r\033[K")
+			}
+			fmt.Fprintf(stderr, "gatehouse rules test: %s: %v\n", in.Name, err)
+			return exitRuntime
+		}
+		if lines > 0 && noTime == lines {
+			warnings = append(warnings, fmt.Sprintf("%s: none of its %d lines has a timestamp the filter reads (a datepattern for this log?)", in.Name, lines))
+		}
+	}
+	if bar != nil {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	rep := replay.Report()
+	if rep.Lines == 0 {
+		warnings = append(warnings, "no lines to replay")
+	}
+	printWatchReport(stdout, rep, inputs, time.Since(start))
+	for _, warn := range warnings {
+		fmt.Fprintln(stderr, "gatehouse rules test: warning:", warn)
+	}
+	if len(warnings) > 0 {
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func printWatchReport(w io.Writer, rep *proxy.WatchReplayReport, inputs []*proxy.ReplayInput, took time.Duration) {
+	if len(inputs) > 1 {
+		names := make([]string, len(inputs))
+		for i, in := range inputs {
+			names[i] = in.Name
+		}
+		fmt.Fprintf(w, "Logs, oldest first: %s\n", strings.Join(names, ", "))
+	}
+	if rep.Jail != "" {
+		j := rep.JailConfig
+		fmt.Fprintf(w, "Watch source: %s, filter %s, jail %s (maxretry %d, findtime %s, bantime %s)\n",
+			rep.Source, rep.Filter, rep.Jail, j.MaxRetry, j.FindTime, j.BanTime)
+	} else {
+		fmt.Fprintf(w, "Filter: %s, alone (no jail: no bans)\n", rep.Filter)
+	}
+	rate := float64(rep.Lines) / max(took.Seconds(), 1e-9)
+	fmt.Fprintf(w, "Lines: %d read (%.0f lines/s)", rep.Lines, rate)
+	if rep.Comments > 0 {
+		fmt.Fprintf(w, ", %d comment lines (#) skipped", rep.Comments)
+	}
+	if rep.TooLong > 0 {
+		fmt.Fprintf(w, ", %d over 64 KiB skipped", rep.TooLong)
+	}
+	fmt.Fprintln(w)
+	if !rep.FirstTime.IsZero() {
+		fmt.Fprintf(w, "Time span: %s to %s\n", rep.FirstTime.UTC().Format(time.RFC3339), rep.LastTime.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "Lines without a timestamp: %d\n", rep.NoTime)
+	printRegexes(w, "Failregex", rep.FailRegex)
+	if len(rep.IgnoreRegex) > 0 {
+		printRegexes(w, "Ignoreregex", rep.IgnoreRegex)
+	}
+	hint := ""
+	if rep.Missed > 0 && rep.MissedLines == nil {
+		hint = " (--print-missed lists them)"
+	}
+	fmt.Fprintf(w, "Missed (no failregex matched): %d%s\n", rep.Missed, hint)
+	if rep.Jail == "" {
+		fmt.Fprintf(w, "Blamed: %d\n", rep.Failed)
+	} else {
+		fmt.Fprintf(w, "Blamed but older than findtime before the newest line: %d\n", rep.Old)
+		fmt.Fprintf(w, "Blamed a host name, not resolved: %d\n", rep.Unresolved)
+		fmt.Fprintf(w, "Offences for jail %s: %d\n", rep.Jail, rep.Failed)
+		fmt.Fprintf(w, "Bans that would follow: %d\n", len(rep.Bans))
+		for i, b := range rep.Bans {
+			if i == maxBansListed {
+				fmt.Fprintf(w, "  … and %d more\n", len(rep.Bans)-maxBansListed)
+				break
+			}
+			fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
+				b.Until.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(w, "Offences by clients banned at the time (kept out by the kernel set): %d\n", rep.WhileBanned)
+	}
+	if rep.MissedLines != nil {
+		fmt.Fprintf(w, "Missed lines (%d of %d):\n", len(rep.MissedLines), rep.Missed)
+		for _, l := range rep.MissedLines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+}
+
+// printRegexes lists the regexes that decided lines, with their index
+// in the filter and how many lines each decided.
+func printRegexes(w io.Writer, title string, res []proxy.WatchRegex) {
+	total, idle := 0, 0
+	for _, r := range res {
+		total += r.Lines
+		if r.Lines == 0 {
+			idle++
+		}
+	}
+	fmt.Fprintf(w, "%s: %d lines\n", title, total)
+	for i, r := range res {
+		if r.Lines > 0 {
+			fmt.Fprintf(w, "  %7d  [%d] %s\n", r.Lines, i, r.Regex)
+		}
+	}
+	if idle > 0 {
+		fmt.Fprintf(w, "  (%d of %d matched no line)\n", idle, len(res))
 	}
 }
