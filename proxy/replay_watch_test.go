@@ -226,9 +226,9 @@ func TestNewWatchReplayErrors(t *testing.T) {
 
 func FuzzParseJournalJSON(f *testing.F) {
 	// journalctl's forms: strings, byte arrays, null, repeated fields.
-	f.Add([]byte(`{"__REALTIME_TIMESTAMP":"1700000000000000","MESSAGE":"Failed password for root from 192.0.2.1","_PID":"12"}`))
-	f.Add([]byte(`{"__REALTIME_TIMESTAMP":"1","MESSAGE":[70,97,105,108,255],"_HOSTNAME":null}`))
-	f.Add([]byte(`{"__REALTIME_TIMESTAMP":"1","MESSAGE":["a","b"],"SYSLOG_IDENTIFIER":[[115]]}`))
+	f.Add([]byte(`{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1700000000000000","MESSAGE":"Failed password for root from 192.0.2.1","_PID":"12"}`))
+	f.Add([]byte(`{"__CURSOR":"s=2","__REALTIME_TIMESTAMP":"1","MESSAGE":[70,97,105,108,255],"_HOSTNAME":null}`))
+	f.Add([]byte(`{"__CURSOR":"s=3","__REALTIME_TIMESTAMP":"1","MESSAGE":["a","b"],"SYSLOG_IDENTIFIER":[[115]]}`))
 	// Not entries: plain lines and broken JSON.
 	f.Add([]byte(`Dec  7 10:00:00 web1 sshd[1]: {"x":1}`))
 	f.Add([]byte(`{"MESSAGE":"no time"}`))

@@ -62,6 +62,11 @@ commands:
                       - is standard input) through the rules and the jails, oldest log
                       first; print what would be refused and the bans that would follow;
                       exit 1 when a log has no line in a known format
+  rules test -c FILE --watch NAME [--show-matches] [--print-missed] LOGFILE... | -
+  rules test --filter NAME [--mode MODE] LOGFILE... | -
+                      replay a service's log (auth.log, journalctl -o json …) through a
+                      watch source's filter and jail, or a built-in filter alone, like
+                      fail2ban-regex: matches per regex, missed lines, the bans that follow
   sign s3 --bucket B --key K [--method GET|PUT] [--expires 1h]
   sign cloudfront --url URL [--expires 1h] [--not-before T] [--ip CIDR] [--cookies]
   sign link --url URL [--expires 1h] [--ip IP]

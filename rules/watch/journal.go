@@ -365,3 +365,15 @@ func (t *tailBuffer) err() error {
 	}
 	return nil
 }
+
+// ParseJournalJSON reads one line of `journalctl --output=json` as a
+// journal source hands the entry over (Origin "journal", Text, Time,
+// Host, SyslogIdentifier, PID; no Source, Key or Pos): for replaying a
+// saved `journalctl -o json` through a filter exactly as serve judges it.
+func ParseJournalJSON(b []byte) (Line, error) {
+	e, err := parseJournalEntry(b)
+	if err != nil {
+		return Line{}, err
+	}
+	return Line{Origin: "journal", Text: e.Message, Time: e.Time, Host: e.Host, SyslogIdentifier: e.Identifier, PID: e.PID}, nil
+}
