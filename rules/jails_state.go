@@ -10,7 +10,7 @@ import (
 )
 
 // stateMagic starts what AppendState writes; the digit is its version.
-const stateMagic = "GHJAILS1"
+const stateMagic = "GHJAILS2"
 
 // AppendState appends to dst the per-client state of every counting jail
 // (each tracked client's offence times within FindTime and its ban
@@ -31,18 +31,21 @@ func (j *Jails) AppendState(dst []byte, now time.Time) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(name)))
 		dst = append(dst, name...)
 		if jl.shared {
-			dst = binary.AppendUvarint(dst, 0)
+			dst = append(dst, 0, 0, 0, 0) // no clients
 			continue
 		}
-		var recs []byte
-		n := 0
+		// The count is patched in once the shards have been walked.
+		at := len(dst)
+		dst = append(dst, 0, 0, 0, 0)
+		var times []int64
+		n := uint32(0)
 		for si := range jl.clients.shards {
 			sh := &jl.clients.shards[si]
 			sh.mu.Lock()
 			for i, slot := range sh.slots {
 				st := slot.state
 				ring := sh.lanes[i*jl.ring : (i+1)*jl.ring]
-				var times []int64
+				times = times[:0]
 				for k := range int(st.n) {
 					if t := ring[(int(st.head)+k)%len(ring)]; nowNs-t <= jl.findTime {
 						times = append(times, t)
@@ -51,20 +54,19 @@ func (j *Jails) AppendState(dst []byte, now time.Time) []byte {
 				if len(times) == 0 && (st.lastUntil == 0 || nowNs-st.lastUntil > jl.forget) {
 					continue
 				}
-				recs = binary.BigEndian.AppendUint64(recs, slot.key.hi)
-				recs = binary.BigEndian.AppendUint64(recs, slot.key.lo)
-				recs = binary.AppendVarint(recs, st.lastUntil)
-				recs = binary.AppendUvarint(recs, uint64(st.bans))
-				recs = binary.AppendUvarint(recs, uint64(len(times)))
+				dst = binary.BigEndian.AppendUint64(dst, slot.key.hi)
+				dst = binary.BigEndian.AppendUint64(dst, slot.key.lo)
+				dst = binary.AppendVarint(dst, st.lastUntil)
+				dst = binary.AppendUvarint(dst, uint64(st.bans))
+				dst = binary.AppendUvarint(dst, uint64(len(times)))
 				for _, t := range times {
-					recs = binary.AppendVarint(recs, t)
+					dst = binary.AppendVarint(dst, t)
 				}
 				n++
 			}
 			sh.mu.Unlock()
 		}
-		dst = binary.AppendUvarint(dst, uint64(n))
-		dst = append(dst, recs...)
+		binary.BigEndian.PutUint32(dst[at:], n)
 	}
 	return dst
 }
@@ -90,7 +92,7 @@ func (j *Jails) RestoreState(data []byte) (int, error) {
 			break
 		}
 		name := string(r.bytes(int(r.uvarint())))
-		n := r.uvarint()
+		n := r.uint32()
 		jl := j.jails[name]
 		for range n {
 			k := clientKey{r.uint64(), r.uint64()}
@@ -148,6 +150,14 @@ func (r *stateReader) uint64() uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(b)
+}
+
+func (r *stateReader) uint32() uint32 {
+	b := r.bytes(4)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
 }
 
 func (r *stateReader) uvarint() uint64 {
