@@ -42,6 +42,7 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 		Stats:     s.metrics.dash,
 		Fleet:     s.fleetSource(cfg),
 		Upstreams: s.upstreamHealth,
+		Watch:     s.watcher.panel,
 		Log:       s.log,
 	}
 	if s.certs != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"gatehouse/rules/watch/filter"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Log watching: the config's watch sources (log files, the journal) run
@@ -310,6 +312,47 @@ func (w *watcher) judge(l watch.Line) {
 			Rule: e.reason, Path: l.Text})
 		jails.ReportAt(e.jail, ip, e.reason, at)
 	}
+}
+
+// panel describes the watch sources for the dashboard, in config
+// order.
+func (w *watcher) panel() []ui.WatchSource {
+	entries := *w.entries.Load()
+	cfg := w.s.current.Load().cfg
+	out := make([]ui.WatchSource, 0, len(cfg.Watch))
+	for _, wc := range cfg.Watch {
+		e := entries[wc.Name]
+		if e == nil {
+			continue
+		}
+		reads := "journal"
+		if wc.Journal == nil {
+			reads = strings.Join(wc.Files, ", ")
+		}
+		src := ui.WatchSource{Name: wc.Name, Jail: e.jail, Reads: reads,
+			Offences: counterValue(e.lines[vFail]), Lag: gaugeValue(e.lag)}
+		for _, c := range e.lines {
+			src.Lines += counterValue(c)
+		}
+		out = append(out, src)
+	}
+	return out
+}
+
+func counterValue(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if c.Write(&m) != nil {
+		return 0
+	}
+	return uint64(m.GetCounter().GetValue())
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if g.Write(&m) != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
 }
 
 // resolve looks name up, for a source with resolve: true; addresses come

@@ -79,6 +79,7 @@ type Config struct {
 	Certificates ui.CertSource
 	Firewall     func(ctx context.Context) (ui.FirewallStatus, error)
 	Upstreams    func() []ui.Upstream
+	Watch        func() []ui.WatchSource
 	// Log receives the listener's log; its audit lines go to Log with
 	// component=audit. nil: discard.
 	Log *slog.Logger
@@ -251,6 +252,7 @@ func (a *Admin) dashboard() (http.Handler, error) {
 			return a.cfg.Current().JailNames
 		},
 		Upstreams: a.cfg.Upstreams,
+		Watch:     a.cfg.Watch,
 		// The listener's one lockout rule (adminGate), not "any ban":
 		// an operator another jail banned can still unban themselves.
 		Banned: a.lockedOut,

@@ -107,6 +107,8 @@ type overview struct {
 	Kinds  []kindRow `json:"-"`
 	Charts []chart   `json:"charts"`
 	Jails  []jailRow `json:"jails"`
+	// Watch are the watch sources; empty hides the panel.
+	Watch []WatchSource `json:"watch"`
 	// Firewall is "" when the kernel firewall is off.
 	Firewall string `json:"-"`
 	Fleet    string `json:"-"`
@@ -214,6 +216,9 @@ func (h *Handler) overviewData(ctx context.Context) overview {
 		o.Jails = append(o.Jails, jailRow{Name: label, Active: byJail[j]})
 	}
 	o.Stats["bans_total"] = strconv.Itoa(total)
+	if h.cfg.Watch != nil {
+		o.Watch = h.cfg.Watch()
+	}
 
 	o.Firewall = "off"
 	if h.cfg.Firewall != nil {

@@ -56,6 +56,16 @@ type CertInfo struct {
 	LastError string
 }
 
+// WatchSource is one watch source as the overview shows it.
+type WatchSource struct {
+	Name     string  `json:"name"`
+	Jail     string  `json:"jail"`
+	Reads    string  `json:"reads"` // the files or "journal"
+	Lines    uint64  `json:"lines"`
+	Offences uint64  `json:"offences"`
+	Lag      float64 `json:"lag_seconds"`
+}
+
 // CertSource lists the gateway's certificates. It is an interface so the
 // certificate source of package proxy/cert can feed the page (through
 // package proxy) without either package importing the other.
@@ -137,6 +147,9 @@ type Config struct {
 	Certificates CertSource
 	// Upstreams lists the upstreams and their health; nil: none.
 	Upstreams func() []Upstream
+	// Watch lists the watch sources (log files, the journal) and what
+	// they found; nil or empty hides the panel.
+	Watch func() []WatchSource
 	// Firewall reads the kernel firewall's state; nil when it is off.
 	// It is called at most every 30 seconds: it lists the kernel's
 	// entries and the whole ban list.

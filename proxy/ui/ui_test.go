@@ -110,6 +110,9 @@ func newFixture(t testing.TB, listen string, bans *rules.BanList) *fixture {
 			return nil
 		},
 		Jails: func() []string { return []string{"auth", "probes"} },
+		Watch: func() []WatchSource {
+			return []WatchSource{{Name: "sshd", Jail: "sshd", Reads: `/var/log/<script>alert(1)</script>"><img src=x onerror=alert(2)>.log`, Lines: 1200, Offences: 37, Lag: 1}}
+		},
 		Audit: slog.New(slog.NewTextHandler(f.audit, nil)),
 	})
 	if err != nil {
@@ -411,7 +414,10 @@ func TestPagesNeedNoInlineCode(t *testing.T) {
 			t.Errorf("GET %s: hostile text unescaped:\n%s", path, body)
 		}
 	}
-	for _, path := range []string{"/ui/offences", "/ui/bans"} {
+	if body := c.do(t, http.MethodGet, "/ui/", nil).Body.String(); !strings.Contains(body, "<h2>Watch sources</h2>") || !strings.Contains(body, `<td class="num">37</td>`) {
+		t.Errorf("GET /ui/ does not show the watch sources:\n%s", body)
+	}
+	for _, path := range []string{"/ui/offences", "/ui/bans", "/ui/"} {
 		body := c.do(t, http.MethodGet, path, nil).Body.String()
 		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&gt;&lt;img src=x onerror=alert(2)&gt;") {
 			t.Errorf("GET %s does not show the hostile text escaped:\n%s", path, body)
