@@ -59,12 +59,13 @@ type watcher struct {
 
 // watchEntry is what the judging goroutine needs of one source.
 type watchEntry struct {
-	cfg    config.Watch
-	jail   string
-	reason string
-	stream *filter.Stream
-	lines  [numVerdicts]prometheus.Counter
-	lag    prometheus.Gauge
+	cfg     config.Watch
+	jail    string
+	reason  string
+	stream  *filter.Stream
+	lines   [numVerdicts]prometheus.Counter
+	lag     prometheus.Gauge
+	untimed prometheus.Counter
 }
 
 // runningSource is one source's goroutine.
@@ -90,8 +91,9 @@ const (
 var verdictNames = [numVerdicts]string{"nomatch", "fail", "ignored", "old", "unresolved"}
 
 type watchMetrics struct {
-	lines *prometheus.CounterVec
-	lag   *prometheus.GaugeVec
+	lines   *prometheus.CounterVec
+	lag     *prometheus.GaugeVec
+	untimed *prometheus.CounterVec
 }
 
 func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
@@ -104,8 +106,12 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 			Name: "gatehouse_watch_lag_seconds",
 			Help: "How far behind the clock the last timestamped line a watch source read was.",
 		}, []string{"source"}),
+		untimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_watch_untimed_lines_total",
+			Help: "Lines a watch source's filter blamed without a timestamp it could read (counted as now): a datepattern that does not fit the log.",
+		}, []string{"source"}),
 	}
-	reg.MustRegister(m.lines, m.lag)
+	reg.MustRegister(m.lines, m.lag, m.untimed)
 	return m
 }
 
@@ -130,7 +136,7 @@ func (w *watcher) prepare(cfg *config.File) (map[string]*watchEntry, error) {
 	next := make(map[string]*watchEntry, len(cfg.Watch))
 	for _, wc := range cfg.Watch {
 		e := &watchEntry{cfg: wc, jail: config.WatchJail(wc), reason: "watch " + wc.Name,
-			lag: w.metrics.lag.WithLabelValues(wc.Name)}
+			lag: w.metrics.lag.WithLabelValues(wc.Name), untimed: w.metrics.untimed.WithLabelValues(wc.Name)}
 		for v := range numVerdicts {
 			e.lines[v] = w.metrics.lines.WithLabelValues(wc.Name, verdictNames[v])
 		}
@@ -282,7 +288,10 @@ func (w *watcher) judge(l watch.Line) {
 		return
 	}
 	at := res.Time
-	if at.IsZero() || at.After(now) {
+	if at.IsZero() {
+		e.untimed.Inc()
+		at = now
+	} else if at.After(now) {
 		at = now
 	}
 	jails := w.s.current.Load().jails
