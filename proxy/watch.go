@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,10 @@ type watcher struct {
 	// Only the judging goroutine uses an entry's stream.
 	entries atomic.Pointer[map[string]*watchEntry]
 
+	// started is when the watcher was made: lines logged before it are
+	// a backlog, not lag.
+	started time.Time
+
 	mu      sync.Mutex
 	ctx     context.Context // Run's; nil before Run
 	stopped bool            // Run is stopping: no source starts again
@@ -85,10 +90,12 @@ const (
 	vIgnored                   // an ignoreregex excused it
 	vOld                       // blamed, but older than the jail's findtime
 	vUnresolved                // blamed a host name, not resolved
+	vLocal                     // blamed a loopback, link-local, multicast or unspecified address
+	vTooLong                   // cut at config.WatchMaxLine: not judged
 	numVerdicts
 )
 
-var verdictNames = [numVerdicts]string{"nomatch", "fail", "ignored", "old", "unresolved"}
+var verdictNames = [numVerdicts]string{"nomatch", "fail", "ignored", "old", "unresolved", "local", "too_long"}
 
 type watchMetrics struct {
 	lines   *prometheus.CounterVec
@@ -121,6 +128,7 @@ func newWatcher(s *Server, pos *checkpointPositions) *watcher {
 		log:     s.log.With("component", "watch"),
 		lines:   make(chan watch.Line),
 		pos:     pos,
+		started: time.Now(),
 		metrics: newWatchMetrics(s.metrics.reg),
 		sources: map[string]*runningSource{},
 	}
@@ -274,9 +282,15 @@ func (w *watcher) judge(l watch.Line) {
 	if e == nil {
 		return // a source removed by a reload, stopping
 	}
+	if len(l.Text) >= config.WatchMaxLine {
+		e.lines[vTooLong].Inc()
+		return
+	}
 	res := e.stream.MatchAt(l.SyslogText(), l.Time)
 	now := time.Now()
-	if !res.Time.IsZero() {
+	if !res.Time.IsZero() && res.Time.After(w.started) {
+		// Lines logged before the start are a backlog read at the
+		// first start, not a source falling behind.
 		e.lag.Set(max(now.Sub(res.Time).Seconds(), 0))
 	}
 	switch res.Kind {
@@ -313,6 +327,11 @@ func (w *watcher) judge(l watch.Line) {
 			e.lines[vUnresolved].Inc()
 			return
 		}
+	}
+	ips = slices.DeleteFunc(ips, unbannable)
+	if len(ips) == 0 {
+		e.lines[vLocal].Inc()
+		return
 	}
 	e.lines[vFail].Inc()
 	for _, ip := range ips {
@@ -362,6 +381,16 @@ func gaugeValue(g prometheus.Gauge) float64 {
 		return 0
 	}
 	return m.GetGauge().GetValue()
+}
+
+// unbannable reports whether a log line's address is no client to ban:
+// the host itself (loopback, as fail2ban's ignoreself), link-local (a
+// ban widened to its /64 would cut off the link, routers included),
+// multicast, unspecified or broadcast. The line's writer may name any of
+// them.
+func unbannable(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() ||
+		ip.IsLinkLocalMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // resolve looks name up, for a source with resolve: true; addresses come

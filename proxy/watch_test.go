@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,8 +51,17 @@ func TestWatchJudge(t *testing.T) {
 	if _, ok := s.bans.Lookup(netip.MustParseAddr("198.51.100.2")); !ok {
 		t.Fatal("journal entries did not ban")
 	}
+	// Addresses that are no client, and a line cut at the source's
+	// limit (what was cut off may have named another address), count
+	// for nobody.
+	for _, ip := range []string{"127.0.0.1", "::1", "fe80::1", "0.0.0.0", "255.255.255.255", "ff02::1", "::"} {
+		s.watcher.judge(line(now, ip))
+	}
+	long := line(now, "198.51.100.3")
+	long.Text = strings.Replace(long.Text, "root", strings.Repeat("x", 64<<10), 1)
+	s.watcher.judge(long)
 	if got := s.current.Load().jails.Offences("sshd"); got != 4 {
-		t.Errorf("offences = %d, want 4 (the old line is not one)", got)
+		t.Errorf("offences = %d, want 4 (the old line, special addresses and a cut line are none)", got)
 	}
 }
 

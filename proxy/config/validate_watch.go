@@ -204,10 +204,15 @@ func WatchFilterConfig(w Watch) (filter.Config, error) {
 	return c, nil
 }
 
+// WatchMaxLine bounds a log line: a file source hands over at most this
+// many bytes of a line, and a line that long is not judged (what was cut
+// off might have changed the verdict, or the address it blames).
+const WatchMaxLine = 64 << 10
+
 // FileSourceConfig maps a files watch source to rules/watch's config;
 // positions nil keeps them in memory.
 func FileSourceConfig(w Watch, positions watch.Positions) watch.FileConfig {
-	return watch.FileConfig{Name: w.Name, Paths: w.Files, Tail: w.Tail, Positions: positions}
+	return watch.FileConfig{Name: w.Name, Paths: w.Files, Tail: w.Tail, Positions: positions, MaxLineBytes: WatchMaxLine}
 }
 
 // JournalSourceConfig maps a journal watch source to rules/watch's

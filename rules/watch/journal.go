@@ -101,7 +101,11 @@ func (s *JournalSource) matches() []string {
 }
 
 func (s *JournalSource) args(cursor string) []string {
-	a := []string{"--follow", "--output=json", "--all", "--no-pager", "--quiet",
+	// No --all: journalctl then writes a field over 4096 bytes as null,
+	// so an entry is never longer than the scanner's buffer (a local
+	// user can log a 5 MiB message), and no message that long is a
+	// login failure.
+	a := []string{"--follow", "--output=json", "--no-pager", "--quiet",
 		"--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_PID"}
 	if s.cfg.Directory != "" {
 		a = append(a, "--directory="+s.cfg.Directory)

@@ -65,9 +65,11 @@ func Modes(name string) (modes []string, def string, ok bool) {
 // filter name's daemon: systemd units (_SYSTEMD_UNIT) and syslog
 // identifiers (SYSLOG_IDENTIFIER), an entry matching any one of them being
 // selected. They are the units of Debian's packages, as fail2ban's
-// journalmatch names them, and for sshd also the identifiers of OpenSSH's
-// listener and, since OpenSSH 9.8, its per-connection process. Both are nil
-// for a name that is not built in. The slices are the caller's.
+// journalmatch names them. No built-in filter selects by identifier: any
+// local user can log under any identifier (logger -t sshd …) and so get
+// any address banned, while _SYSTEMD_UNIT is set by journald from the
+// process's cgroup. Both are nil for a name that is not built in. The
+// slices are the caller's.
 func JournalMatch(name string) (units, identifiers []string) {
 	b, ok := builtins[name]
 	if !ok {
@@ -85,9 +87,9 @@ type builtin struct {
 
 var builtins = map[string]builtin{
 	"sshd": {[]string{"normal", "ddos", "extra", "aggressive"}, sshd,
-		[]string{"ssh.service", "sshd.service"}, []string{"sshd", "sshd-session"}},
+		[]string{"ssh.service", "sshd.service"}, nil},
 	"recidive": {[]string{"gatehouse", "fail2ban"}, recidive,
-		[]string{"gatehouse.service"}, []string{"gatehouse"}},
+		[]string{"gatehouse.service"}, nil},
 	"postfix": {[]string{"more", "normal", "auth", "rbl", "ddos", "extra", "aggressive", "errors"}, postfix,
 		[]string{"postfix.service", "postfix@-.service"}, nil},
 	"dovecot":         {[]string{"normal", "aggressive"}, dovecot, []string{"dovecot.service"}, nil},
@@ -181,9 +183,17 @@ func sshd(mode string) Config {
 }
 
 // recidive reads gatehouse's own log of bans (log/slog text or JSON lines,
-// "msg=ban … jail=J prefix=P"), from a file or the journal, and blames the
-// banned address of any jail but recidive itself. Mode fail2ban reads
+// "level=INFO msg=ban component=jails jail=J prefix=P"), from a file or the
+// journal, and blames the banned address of any jail but recidive itself.
+// The record must start the line (after a syslog prefix): gatehouse's
+// access log goes to the same journal, and a client's User-Agent or path
+// written there must not read as a ban. Mode fail2ban reads
 // fail2ban's log ("NOTICE [jail] Ban 192.0.2.1") instead.
+// gatehouseRecord is what may come before gatehouse's own log record on
+// a line: a syslog line's date, host and "gatehouse[PID]:", the journal's
+// host and identifier, or nothing (its own log file).
+const gatehouseRecord = `(?:(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+)?\S+\s+gatehouse(?:\[\d+\])?:\s*)?`
+
 func recidive(mode string) Config {
 	if mode == "fail2ban" {
 		return Config{
@@ -195,8 +205,8 @@ func recidive(mode string) Config {
 	return Config{
 		DatePattern: `time=?"?{DATE}`,
 		FailRegex: []string{
-			`(?:^|\s)msg=ban\s.*\bjail=\S+\s+prefix=<ADDR>(?:/\d+)?(?:\s|$)`,
-			`"msg":"ban".*"jail":"[^"]*","prefix":"<ADDR>(?:/\d+)?"`,
+			`^` + gatehouseRecord + `\s*level=INFO\s+msg=ban\s+(?:component=jails\s+)?jail=[\w.-]+\s+prefix=<ADDR>(?:/\d+)?(?:\s|$)`,
+			`^` + gatehouseRecord + `\{"time":"[^"]*",\s*"level":"INFO","msg":"ban",(?:"component":"jails",)?"jail":"[\w.-]+","prefix":"<ADDR>(?:/\d+)?"`,
 		},
 		IgnoreRegex: []string{`\bjail=recidive\s`, `"jail":"recidive"`},
 	}

@@ -36,3 +36,36 @@ func TestRecidiveGatehouseLog(t *testing.T) {
 		}
 	}
 }
+
+// TestRecidiveInjection: only gatehouse's own ban records count, as its
+// log writes them to a file or the journal; text a client chose (a
+// User-Agent in the access log, which shares the journal) never does.
+func TestRecidiveInjection(t *testing.T) {
+	t.Parallel()
+	cfg, err := Builtin("recidive", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := `time=2026-12-07T13:53:19.875Z level=INFO msg=ban component=jails jail=sshd prefix=198.51.100.7/32 reason="watch sshd" count=1 until=2026-12-07T14:53:19.000Z ban_seconds=3600`
+	jrec := `{"time":"2026-12-07T13:53:19.875Z","level":"INFO","msg":"ban","component":"jails","jail":"sshd","prefix":"198.51.100.7/32","reason":"x"}`
+	for _, tc := range []struct {
+		line string
+		want Kind
+	}{
+		{rec, Fail},
+		{"bastion gatehouse[812]: " + rec, Fail},
+		{"Dec  7 13:53:19 bastion gatehouse[812]: " + rec, Fail},
+		{jrec, Fail},
+		{`{"time":"2026-12-07T13:53:19.875Z","client_ip":"192.0.2.1","method":"GET","user_agent":"Mozilla level=INFO msg=ban component=jails jail=sshd prefix=198.51.100.7 x"}`, NoMatch},
+		{`192.0.2.1 - - [07/Dec/2026:13:53:19 +0000] "GET / HTTP/1.1" 200 2 "-" "x level=INFO msg=ban jail=sshd prefix=198.51.100.7 y"`, NoMatch},
+		{`time=2026-12-07T13:53:19.875Z level=INFO msg="config warning" warning="level=INFO msg=ban jail=sshd prefix=198.51.100.7 x"`, NoMatch},
+	} {
+		if r := f.Match(tc.line); r.Kind != tc.want || (r.Kind == Fail && r.Host.String() != "198.51.100.7") {
+			t.Errorf("Match(%q) = %v %v, want %v", tc.line, r.Kind, r.Host, tc.want)
+		}
+	}
+}
