@@ -24,7 +24,7 @@ func TestImportFail2banChecks(t *testing.T) {
 	}
 	for _, want := range []string{
 		filepath.Join(src, "filter.d", "lookbehind.conf") + ":2: jail lookbehind: not carried",
-		"gatehouse import: 11 not carried over",
+		"gatehouse import: 12 not carried over",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("import fail2ban stderr lacks %q:\n%s", want, stderr)

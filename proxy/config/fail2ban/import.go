@@ -46,6 +46,8 @@ type ImportConfig struct {
 type Imported struct {
 	// Dir is ImportConfig.Dir.
 	Dir string
+	// selfNoted: the finding on ignoreself was made.
+	selfNoted bool
 	// Watches and Jails are the carried jails, in the order fail2ban's
 	// files declare them.
 	Watches []ImportedWatch
@@ -230,6 +232,11 @@ func (im *Imported) jail(fsys fs.FS, d WatchDef, ports map[string][]int, mailles
 	}
 	j.Jail.FindTime, j.Jail.BanTime = config.Duration(find), config.Duration(ban)
 	im.increment(d, &j, not)
+	if self, err := ParseBool(d.Settings["ignoreself"]); (err != nil || self) && !im.selfNoted {
+		// fail2ban's default is true; said once, not per jail.
+		im.selfNoted = true
+		not(d.Src["ignoreself"], "ignoreself is carried in part: gatehouse never counts loopback and link-local addresses; add this host's own public addresses to allow")
+	}
 	for _, a := range d.IgnoreIP {
 		p, err := parsePrefix(a)
 		if err != nil {
@@ -346,6 +353,14 @@ func (im *Imported) source(d WatchDef, w *ImportedWatch, not func(Pos, string, .
 		w.Watch.Files = d.Files
 		return true
 	}
+	if b := w.Watch.Filter; b != nil && b.Builtin != "" {
+		// Debian's own filter: its journalmatch is the one the built-in
+		// filter knows, by unit (fail2ban's _COMM=sshd has no equal).
+		w.Watch.Journal = &config.WatchJournal{}
+		units, _ := filter.JournalMatch(b.Builtin)
+		w.Notes = append(w.Notes, "journal: the built-in filter's units ("+strings.Join(units, ", ")+")")
+		return true
+	}
 	j := &config.WatchJournal{}
 	for _, line := range d.Filter.JournalMatch {
 		for alt := range strings.SplitSeq(line, "+") {
@@ -435,6 +450,11 @@ func (im *Imported) increment(d WatchDef, j *ImportedJail, not func(Pos, string,
 		default:
 			inc.Max = config.Duration(mt)
 		}
+	}
+	if inc.Max > 0 && config.Duration(first) > inc.Max {
+		// fail2ban caps every ban at maxtime, the first too.
+		first = inc.Max.D()
+		j.Notes = append(j.Notes, "the first ban is capped at bantime.maxtime, as fail2ban caps every ban")
 	}
 	j.Jail.BanTime = config.Duration(first)
 	j.Jail.Increment = inc

@@ -197,3 +197,34 @@ func TestPortList(t *testing.T) {
 		}
 	}
 }
+
+// TestImportReviewed: a journal sshd jail reads the built-in filter's
+// units (Debian's unit is ssh.service; sshd.service is an alias fail2ban
+// met through _COMM=sshd), and a first ban grown by bantime.factor past
+// bantime.maxtime is capped, so the output passes check.
+func TestImportReviewed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/importdir")); err != nil {
+		t.Fatal(err)
+	}
+	local := "[DEFAULT]\nbantime.increment = true\nbantime.factor = 2\nbantime.maxtime = 1w\n\n[sshd]\nbackend = systemd\nbantime = 10d\n"
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte(local), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Import(os.DirFS(dir), ImportConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := im.Watches[0]
+	if w.Watch.Name != "sshd" || w.Watch.Journal == nil || len(w.Watch.Journal.Units) != 0 || len(w.Watch.Journal.Identifiers) != 0 {
+		t.Fatalf("sshd = %+v, journal %+v; want journal: {} (the built-in units)", w.Watch, w.Watch.Journal)
+	}
+	j := im.Jails[0]
+	if j.Jail.BanTime.D() != 7*24*time.Hour || j.Jail.Increment == nil || j.Jail.Increment.Max.D() != 7*24*time.Hour {
+		t.Errorf("sshd jail = %+v, want the first ban capped at maxtime 1w", j.Jail)
+	}
+	if _, err := config.Parse("out.yaml", im.YAML()); err != nil {
+		t.Errorf("imported config does not pass check: %v", err)
+	}
+}

@@ -55,7 +55,7 @@ var settingKeys = []string{
 	"action", "banaction", "banaction_allports", "port", "protocol",
 	"bantime.increment", "bantime.factor", "bantime.maxtime", "bantime.multipliers",
 	"bantime.formula", "bantime.overalljails", "bantime.rndtime",
-	"destemail", "sender",
+	"destemail", "sender", "ignoreself",
 }
 
 // notCarried are jail options gatehouse has no counterpart for, with
