@@ -356,7 +356,8 @@ func containsAny(s string, lits []string) bool {
 
 func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 	none := Result{Regex: -1}
-	if !f.candidate(line) {
+	cand := f.candidate(line)
+	if !cand && !at.IsZero() {
 		return none
 	}
 	// fail2ban removes the timestamp from the line before any regex sees it.
@@ -364,6 +365,11 @@ func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 	t := at
 	if at.IsZero() {
 		s, e, tt, found, ok := f.date.find(line)
+		if !cand && (!found || s == 0 || !f.candidate(line[:s]+line[e:])) {
+			// only a timestamp removed from within the line can join
+			// text into a literal the line lacks
+			return none
+		}
 		switch {
 		case found && ok:
 			buf = line[:s] + line[e:]
