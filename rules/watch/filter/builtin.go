@@ -181,8 +181,8 @@ func sshd(mode string) Config {
 	re = append(re, `^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>`)
 	return Config{
 		DatePattern: syslogDates,
-		PrefRegex: `^<F-MLFID>` + syslogPrefix(`sshd(?:-session)?`) + `</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$`,
-		FailRegex: re,
+		PrefRegex:   `^<F-MLFID>` + syslogPrefix(`sshd(?:-session)?`) + `</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex:   re,
 	}
 }
 

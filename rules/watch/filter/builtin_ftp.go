@@ -23,7 +23,7 @@ func proftpd(string) Config {
 		`[nN]ot a UserAlias|[mM]aximum login length exceeded)`
 	return Config{
 		DatePattern: syslogDates,
-		PrefRegex: `^` + syslogPrefix(`proftpd`) + `\S+ \(\S+\[<HOST>\]\)[: -]+ <F-CONTENT>(?:USER|SECURITY|Maximum) .+</F-CONTENT>$`,
+		PrefRegex:   `^` + syslogPrefix(`proftpd`) + `\S+ \(\S+\[<HOST>\]\)[: -]+ <F-CONTENT>(?:USER|SECURITY|Maximum) .+</F-CONTENT>$`,
 		FailRegex: []string{
 			`^USER <F-USER>\S+|.*?</F-USER>(?: \(Login failed\))?: ` + why,
 			`^SECURITY VIOLATION: <F-USER>\S+|.*?</F-USER> login attempted`,

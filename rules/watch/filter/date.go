@@ -172,8 +172,8 @@ var (
 // civil is a timestamp as its fields say it.
 type civil struct {
 	year, month, day, hour, min, sec, nsec int
-	hasYear, hasMonth, hasDay           bool
-	zone                                *time.Location // nil: Location
+	hasYear, hasMonth, hasDay              bool
+	zone                                   *time.Location // nil: Location
 }
 
 // strptime reads the captured fields, as fail2ban's strptime does.
