@@ -238,10 +238,19 @@ func (b *templateBuilder) list(pattern string) ([]*dateTemplate, error) {
 			add(b.defaults...)
 		case strings.Contains(key, "{DATE}"):
 			for i, t := range b.defaults {
-				if t.kind != tmplStrptime {
-					continue // fail2ban puts their names, not patterns, in place
+				var w *dateTemplate
+				var err error
+				switch t.kind {
+				case tmplStrptime:
+					w, err = b.compile(replaceDATE(l, unbound(defaultDates[i])), boundWord, true)
+				case tmplTAI64N:
+					// fail2ban puts the template's name in place: "^{DATE}"
+					// makes it the anchored template, other patterns a
+					// literal one
+					w, err = b.special(replaceDATE(l, "TAI64N"))
+				default:
+					w, err = b.special(replaceDATE(l, "Epoch"))
 				}
-				w, err := b.compile(replaceDATE(l, unbound(defaultDates[i])), boundWord, true)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", l, err)
 				}
