@@ -528,6 +528,16 @@ func rewriteLooks(n *pnode, cont []*pnode) error {
 	case pConcat:
 		for i, k := range n.kids {
 			c := append(append([]*pnode{}, n.kids[i+1:]...), cont...)
+			if k.op == pRepeat && i+1 < len(n.kids) {
+				if w, ok := notWordIdiom(k, n.kids[i+1]); ok {
+					// \w+ (?!W\b) repeated, then \w+: the words after the
+					// first are not W
+					n.kids[i] = &pnode{op: pLeaf, text: `\w+`}
+					n.kids[i+1] = &pnode{op: pRepeat, text: k.text, min: k.min, max: k.max, lazy: k.lazy,
+						kids: []*pnode{{op: pLeaf, text: "(?: " + notWord(w) + ")"}}}
+					continue
+				}
+			}
 			if k.op == pRepeat {
 				if lit, ok := notLitIdiom(k); ok {
 					rep, err := lookRewrite(lit, k.lazy, c)
@@ -568,6 +578,58 @@ func rewriteLooks(n *pnode, cont []*pnode) error {
 // plainGroup reports whether n is a group that only groups or captures.
 func plainGroup(n *pnode) bool {
 	return n.op == pGroup && (n.text == "(?:" || n.text == "(" || strings.HasPrefix(n.text, "(?P<"))
+}
+
+// notWordIdiom recognises (?:\w+ (?!W\b)){m,n} followed by \w+, W a word:
+// each word after the first (all whole words, each followed by a space
+// or the first thing after the last) must not be W. Where the last word is
+// followed by nothing, taking part of it changes no verdict, as nothing
+// after it is captured.
+func notWordIdiom(r, next *pnode) (string, bool) {
+	if next.op != pRepeat || next.min != 1 || next.max != -1 || next.lazy || next.kids[0].op != pLeaf || next.kids[0].text != `\w` {
+		return "", false
+	}
+	g := r.kids[0]
+	if r.lazy || g.op != pGroup || g.text != "(?:" || g.kids[0].op != pConcat || len(g.kids[0].kids) != 3 {
+		return "", false
+	}
+	w, sp, look := g.kids[0].kids[0], g.kids[0].kids[1], g.kids[0].kids[2]
+	if w.op != pRepeat || w.min != 1 || w.max != -1 || w.lazy || w.kids[0].op != pLeaf || w.kids[0].text != `\w` ||
+		sp.op != pLit || sp.text != " " || look.op != pLook || look.text != "(?!" {
+		return "", false
+	}
+	body := look.kids[0]
+	if body.op != pConcat || len(body.kids) < 2 {
+		return "", false
+	}
+	last := body.kids[len(body.kids)-1]
+	if last.op != pLeaf || last.text != `\b` {
+		return "", false
+	}
+	word, ok := literalOf(&pnode{op: pConcat, kids: body.kids[:len(body.kids)-1]})
+	if !ok {
+		return "", false
+	}
+	for i := 0; i < len(word); i++ {
+		if !isWord(word[i]) {
+			return "", false
+		}
+	}
+	return word, true
+}
+
+// notWord returns an expression for the whole words (\w+ up to a word
+// boundary) other than w.
+func notWord(w string) string {
+	var alts []string
+	for k := 0; k < len(w); k++ {
+		alts = append(alts, w[:k]+`[^\W`+w[k:k+1]+`]\w*`)
+		if k > 0 {
+			alts = append(alts, w[:k])
+		}
+	}
+	alts = append(alts, w+`\w+`)
+	return "(?:" + strings.Join(alts, "|") + `)\b`
 }
 
 // notLitIdiom recognises (?:(?!L).)* and (?:(?!L).)*? with L literal.

@@ -21,6 +21,8 @@ func TestPythonRewrites(t *testing.T) {
 		{"optional group decides", `^(?P<c>i )?(?P<u>(?(c)\S+|[^:]+)) f(?(c):|;)$`, "", "i :;fx", 6},
 		{"alternative decides", `^(?P<u>(?P<c>\S+)|(?:(?! f ).)*?) f (?P<h>\w)(?(c): |(?:(?:(?! f ).)*)$)`, "", " f:x", 8},
 		{"unrelated choice first", `^(?:(?P<n>p)|\S+) (?P<ci>i )?(?P<u>(?P<cu>\S+)|(?(ci)(?:(?! f ).)*?|[^:]+)) f (?P<h>\w)(?(cu): |(?:(?:(?! f ).)*)$)`, "", " fip:x", 8},
+		{"not a word", `^n (?:(?:\w+ (?!fo\b)){0,2}\w+) fo\.`, "n ", "fo .", 9},
+		{"not a word at the end", `^n (?:(?:\w+ (?!fo\b)){0,2}\w+)`, "n ", "fo .", 8},
 		{"both", `^F (?P<ci>i )?(?P<u>(?P<cu>\S+)|(?(ci)(?:(?! f ).)*?|[^:]+)) f (?P<h>\w)(?(cu): |(?:(?:(?! f ).)*)$)`, "F ", " fi:x", 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
