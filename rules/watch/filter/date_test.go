@@ -217,3 +217,48 @@ func TestDateDetectorAgainstFail2ban(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDateDetect finds the timestamp of lines whose date is not a
+// syslog one at the line start, the way the fast path cannot: an access
+// log with the list of an Apache filter, and the default templates on an
+// ISO 8601 line and on a line without a date.
+func BenchmarkDateDetect(b *testing.B) {
+	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	for _, tc := range []struct{ name, pattern, line string }{
+		{"access", "^[^\\[]*\\[({DATE})\n{^LN-BEG}", `192.0.2.1 - - [20/Jan/2015:19:53:28 +0100] "GET / HTTP/1.1" 404 162 "-" "-"`},
+		{"iso", "{^LN-BEG}", "2025-03-04T02:11:57.602061 host lighttpd[764]: (mod_auth.c.853) password doesn't match"},
+		{"none", "", "host lighttpd[764]: (mod_auth.c.853) password doesn't match for / username: user1"},
+	} {
+		d, err := newDateDetector(tc.pattern, time.UTC, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d.find(tc.line)
+			}
+		})
+	}
+}
+
+// FuzzDatePattern compiles any date pattern and, when it compiles, finds
+// the date of any line: neither panics, and a span found lies in the line.
+func FuzzDatePattern(f *testing.F) {
+	f.Add("{^LN-BEG}%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S", "2005-08-14 11:22:33 x")
+	f.Add("^[^\\[]*\\[({DATE})\n{^LN-BEG}", "1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] x")
+	f.Add("{^LN-BEG}TAI64N\n{^LN-BEG}", "@4000000052f6a6f420a7b3b4 x")
+	f.Add("EPOCH", "[1124013600] x")
+	f.Add("%b %d, %ExY %I:%M:%S %p**", "Jan 23, 2005 9:59:59 PM x")
+	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	f.Fuzz(func(t *testing.T, pattern, line string) {
+		d, err := newDateDetector(pattern, time.UTC, now)
+		if err != nil {
+			return
+		}
+		s, e, _, found, _ := d.find(line)
+		if found && (s < 0 || e < s || e > len(line)) {
+			t.Fatalf("datepattern %q on %q: span %d:%d", pattern, line, s, e)
+		}
+	})
+}

@@ -206,24 +206,6 @@ func monthIndex(s string) int {
 	return 0
 }
 
-// isSpace is RE2's \s: space, \t, \n, \f, \r (not \v).
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
-}
-
-// digits12 reads one or two digits at s[i:] not followed by a third.
-func digits12(s string, i int) (int, int, bool) {
-	n, j := 0, i
-	for j < len(s) && j-i < 3 && s[j] >= '0' && s[j] <= '9' {
-		n = n*10 + int(s[j]-'0')
-		j++
-	}
-	if j == i || j-i > 2 {
-		return 0, i, false
-	}
-	return n, j, true
-}
-
 func digits2(s string) (int, bool) {
 	if len(s) < 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' {
 		return 0, false

@@ -3,6 +3,7 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -256,12 +257,19 @@ func (p *pyParser) group() (*pnode, error) {
 		for j < len(rest) && rest[j] >= 'a' && rest[j] <= 'z' {
 			j++
 		}
+		flags := strings.ReplaceAll(rest[2:j], "u", "") // Unicode: Python's default
+		if strings.Trim(flags, "ims") != "" {
+			return nil, &TranslateError{i, "flags (?" + rest[2:j] + "): RE2 has only i, m and s"}
+		}
 		if j < len(rest) && rest[j] == ')' {
 			p.i = i + j + 1
-			return &pnode{op: pFlags, text: rest[:j+1]}, nil
+			if flags == "" {
+				return nil, nil
+			}
+			return &pnode{op: pFlags, text: "(?" + flags + ")"}, nil
 		}
 		if j < len(rest) && rest[j] == ':' {
-			n, p.i = &pnode{op: pGroup, text: rest[:j+1]}, i+j+1
+			n, p.i = &pnode{op: pGroup, text: "(?" + flags + ":"}, i+j+1
 			break
 		}
 		return nil, &TranslateError{i, "unknown group construct"}
@@ -352,8 +360,8 @@ func (n *pnode) clone() *pnode {
 // rewritePython applies the exact rewrites to a Python expression whose
 // fail2ban tags are already expanded, and returns it in RE2 syntax.
 func rewritePython(re string) (string, error) {
-	if strings.HasPrefix(re, "(?i") {
-		return "", errors.New("case folding: literals of look-aheads would have to fold")
+	if strings.Contains(re, "(?i") {
+		return "", errors.New("case folding: the rewrites read literals case-sensitively")
 	}
 	n, err := parsePy(re)
 	if err != nil {
@@ -367,6 +375,9 @@ func rewritePython(re string) (string, error) {
 	}
 	out := n.String()
 	if err := checkSyntax(out); err != nil {
+		return "", err
+	}
+	if _, err := regexp.Compile(out); err != nil {
 		return "", err
 	}
 	return out, nil

@@ -99,3 +99,20 @@ func pythonGroupNames(re string) []string {
 	}
 	return out
 }
+
+// FuzzRewritePython rewrites any expression: it never panics, and what it
+// returns compiles with RE2.
+func FuzzRewritePython(f *testing.F) {
+	f.Add(`^F (?P<ci>i )?(?P<u>(?P<cu>\S+)|(?(ci)(?:(?! f ).)*?|[^:]+)) f (?P<h>\w)(?(cu): |(?:(?:(?! f ).)*)$)`)
+	f.Add(`^n (?:(?:\w+ (?!fo\b)){0,2}\w+) fo\.`)
+	f.Add(`a{2,}b{,3}c{x}(?#c)(?i:d)[]a](?=e)`)
+	f.Fuzz(func(t *testing.T, re string) {
+		out, err := rewritePython(re)
+		if err != nil {
+			return
+		}
+		if _, err := regexp.Compile(out); err != nil {
+			t.Fatalf("rewritePython(%q) = %q, which RE2 refuses: %v", re, out, err)
+		}
+	})
+}
