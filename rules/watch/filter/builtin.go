@@ -12,6 +12,11 @@ import (
 // fail2ban's filter.d files of the same name (which modes catch what), in
 // RE2 syntax, without fail2ban's look-arounds and conditional groups.
 
+// syslogDates are the timestamps of syslog files, the journal's short
+// output and RFC 5424 ("<PRI>1 " and an ISO 8601 time): fail2ban's default
+// templates at the line start, then after an RFC 5424 header.
+const syslogDates = "{^LN-BEG}\n^<\\d+>\\d+\\s+{DATE}"
+
 // syslogPrefix returns the part of a syslog, journal or RFC 5424 line
 // between the (already removed) timestamp and the message of daemon:
 // optional facility, host name, kernel and vserver markers, the daemon with
@@ -177,8 +182,9 @@ func sshd(mode string) Config {
 	}
 	re = append(re, `^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>`)
 	return Config{
-		PrefRegex: `^<F-MLFID>` + syslogPrefix(`sshd(?:-session)?`) + `</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$`,
-		FailRegex: re,
+		DatePattern: syslogDates,
+		PrefRegex:   `^<F-MLFID>` + syslogPrefix(`sshd(?:-session)?`) + `</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex:   re,
 	}
 }
 
@@ -197,6 +203,7 @@ const gatehouseRecord = `(?:(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+)?\S+\
 func recidive(mode string) Config {
 	if mode == "fail2ban" {
 		return Config{
+			DatePattern: syslogDates,
 			PrefRegex:   `^` + syslogPrefix(`fail2ban(?:-server|\.actions)?`) + `(?:fail2ban\.actions\s*(?:\[\d+\])?:\s+)?(?:NOTICE\s+)?<F-CONTENT>.+</F-CONTENT>$`,
 			FailRegex:   []string{`\[[^\]]*\]\s+Ban\s+<HOST>\s*$`},
 			IgnoreRegex: []string{`\[recidive\]\s+Ban\s`},

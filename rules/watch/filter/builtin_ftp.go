@@ -5,6 +5,7 @@ package filter
 func vsftpd(string) Config {
 	p := syslogPrefix(`vsftpd`)
 	return Config{
+		DatePattern: syslogDates,
 		FailRegex: []string{
 			`^` + p + `(?:\(?pam_unix(?:\(\S+\))?\)?:?\s+)?authentication failure; logname=<F-ALT_USER1>\S*</F-ALT_USER1> uid=\S* euid=\S* tty=(?:ftp)? ruser=<F-USER>\S*</F-USER> rhost=<HOST>(?:\s+user=<F-ALT_USER>\S*</F-ALT_USER>)?\s*$`,
 			`^(?:\s*\[pid \d+\] |` + p + `)\[<F-USER>[^\]]+</F-USER>\] FAIL LOGIN: Client "<HOST>"(?:\s*$|,)`,
@@ -21,7 +22,8 @@ func proftpd(string) Config {
 		`[aA]ccount disabled|[iI]nvalid shell: '\S+'|[uU]ser in \S+|[lL]imit (?:access|configuration) denies login|` +
 		`[nN]ot a UserAlias|[mM]aximum login length exceeded)`
 	return Config{
-		PrefRegex: `^` + syslogPrefix(`proftpd`) + `\S+ \(\S+\[<HOST>\]\)[: -]+ <F-CONTENT>(?:USER|SECURITY|Maximum) .+</F-CONTENT>$`,
+		DatePattern: syslogDates,
+		PrefRegex:   `^` + syslogPrefix(`proftpd`) + `\S+ \(\S+\[<HOST>\]\)[: -]+ <F-CONTENT>(?:USER|SECURITY|Maximum) .+</F-CONTENT>$`,
 		FailRegex: []string{
 			`^USER <F-USER>\S+|.*?</F-USER>(?: \(Login failed\))?: ` + why,
 			`^SECURITY VIOLATION: <F-USER>\S+|.*?</F-USER> login attempted`,
@@ -54,6 +56,7 @@ func nginxHTTPAuth(mode string) Config {
 	// "host nginx: " and nginx's date) is skipped as far as the last
 	// [error] marker's start.
 	return Config{
+		DatePattern: syslogDates,
 		PrefRegex: `^\s*(?:[^\[\s]\S* nginx\[\d+\]: [^\[]*)?\[(?:error|crit)\] \d+#\d+: \*\d+\s+<F-CONTENT>.*</F-CONTENT>` +
 			`, client: <ADDR>(?:, (?:server|request|host|referrer): (?:"[^"]*"|\S*)){0,4}\s*$`,
 		FailRegex: re,

@@ -83,6 +83,7 @@ func postfix(mode string) Config {
 		body = `(?:` + body + `|` + disconnect + `)`
 	}
 	return Config{
+		DatePattern: syslogDates,
 		PrefRegex: `^` + syslogPrefix(`postfix(?:[^\w\[\s][^\[\s]*)?`) + `(?:\w+: )?` + body +
 			`(?:, sasl_username=<F-USER>\S+</F-USER>)?\s*$`,
 		FailRegex: re,
@@ -173,6 +174,7 @@ func dovecot(mode string) Config {
 	login := `(?:pam_unix(?:\(dovecot:auth\))?: |(?:pop3|imap|managesieve|submission)-login: )?`
 	conn := `(?:[a-z\-]+: )?(?:conn \w+:auth(?:-worker)? \([^\)]+\): auth(?:-worker)?<\d+>: )?`
 	return Config{
+		DatePattern: syslogDates,
 		PrefRegex: `^` + syslogPrefixHost(`(?:dovecot(?:-auth)?|auth)`, `\w+(?:[\-\.]\w+)*`) + worker + login +
 			`(?:request \[\d+\]: )?(?:Info: )?` + conn + `<F-CONTENT>.+</F-CONTENT>$`,
 		FailRegex: re,

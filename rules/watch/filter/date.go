@@ -1,292 +1,378 @@
 package filter
 
 import (
-	"errors"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// dateParser finds a line's timestamp. The default detection covers the
-// formats fail2ban's default templates find at the start of a line: syslog
-// ("Jun 21 16:47:48", optionally with weekday and year), ISO 8601 with
-// optional fraction and zone (also after an RFC 5424 "<PRI>1 " header),
-// "2012/04/09 11:53:29" and TAI64N ("@4000…"). Without a year, fail2ban's
-// rule applies: the current year, or the one before when that would put the
-// line more than a day in the future. Without a zone, Location applies.
-type dateParser struct {
-	re     *regexp.Regexp // group 1 is the timestamp
-	layout string         // time layout for group 1; "" for the default set
-	tai    bool
-	epoch  bool
-	deflt  bool // the default set: syslogDate may read the line first
-	loc    *time.Location
-	now    func() time.Time
+// dateDetector finds a line's timestamp as fail2ban's date detector does:
+// a list of templates, each a regular expression whose first group is the
+// timestamp, tried in order. A template anchored at the line start (or
+// end) decides as soon as it matches; among the others, the first match
+// at the line's first two characters decides, else the one that starts
+// earliest. (fail2ban also reorders its list by the hits of earlier lines;
+// judging each line on its own, this detector does not, which changes
+// nothing where a log writes its timestamps in one format.)
+//
+// The timestamp is read as fail2ban's strptime reads it: without a year,
+// the current year, or the previous one when that would put the line more
+// than a day in the future; without a date, today, or yesterday when that
+// would put it in the future; without a zone, Location. An out-of-range
+// field (February 30, hour 24, second 60) leaves the line without a time.
+type dateDetector struct {
+	tmpls []*dateTemplate
+	fast  bool // syslogDate may read the line first: it decides as tmpls would
+	loc   *time.Location
+	now   func() time.Time
 }
 
-const (
-	reMon   = `(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)`
-	reWday  = `(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)`
-	reISO   = `\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?`
-	reSys   = `(?:` + reWday + `\s+)?` + reMon + `\s+\d{1,2}\s+\d{1,2}:\d{2}:\d{2}(?:\.\d+)?(?:\s+\d{4}\b)?`
-	reSlash = `\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}`
-	reTAI   = `@[0-9a-f]{24}`
-	// The default set, anchored at the line start after an optional
-	// RFC 5424 header and an opening bracket.
-	reDefault = `^(?:<\d+>\d+\s+)?\[?(` + reISO + `|` + reSys + `|` + reSlash + `|` + reTAI + `)\]?`
-)
-
-func newDateParser(pattern string, loc *time.Location, now func() time.Time) (*dateParser, error) {
+func newDateDetector(pattern string, loc *time.Location, now func() time.Time) (*dateDetector, error) {
 	if loc == nil {
 		loc = time.Local
 	}
 	if now == nil {
 		now = time.Now
 	}
-	d := &dateParser{loc: loc, now: now}
-	p := strings.TrimSpace(pattern)
-	switch p {
-	case "", "{^LN-BEG}":
-		d.re, d.deflt = regexp.MustCompile(reDefault), true
-		return d, nil
-	case "{TAI64N}", "^{TAI64N}":
-		d.re, d.tai = regexp.MustCompile(`(`+reTAI+`)`), true
-		return d, nil
-	case "{EPOCH}", "^{EPOCH}":
-		d.re, d.epoch = regexp.MustCompile(`(\d{10}(?:\.\d+)?)`), true
-		return d, nil
-	}
-	anchored := false
-	if rest, ok := strings.CutPrefix(p, "{^LN-BEG}"); ok {
-		p, anchored = rest, true
-	}
-	var expr string
-	if strings.Contains(p, "{DATE}") {
-		pre, post, _ := strings.Cut(p, "{DATE}")
-		if err := checkSyntax(pre + post); err != nil {
-			return nil, err
-		}
-		expr = pre + `(` + reISO + `|` + reSys + `|` + reSlash + `)` + post
-	} else {
-		re, layout, err := strftime(p)
-		if err != nil {
-			return nil, err
-		}
-		expr, d.layout = `(`+re+`)`, layout
-	}
-	if anchored && !strings.HasPrefix(expr, "^") {
-		expr = "^" + expr
-	}
-	re, err := regexp.Compile(expr)
+	d := &dateDetector{loc: loc, now: now}
+	b := newTemplateBuilder(now())
+	tmpls, err := b.list(pattern)
 	if err != nil {
 		return nil, err
 	}
-	d.re = re
+	d.tmpls = tmpls
+	d.fast = b.syslogFirst(tmpls)
 	return d, nil
 }
 
-// strftime turns a fail2ban/Python strftime pattern into a regex and a Go
-// time layout. Regex text outside directives is kept as written.
-func strftime(p string) (string, string, error) {
-	var re, lay strings.Builder
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c != '%' || i+1 == len(p) {
-			re.WriteByte(c)
-			if c != '^' && c != '\\' {
-				lay.WriteByte(c)
-			}
+// find returns the span [s, e) of the timestamp in line; found is false if
+// no template matched. ok is false if the timestamp found is not a valid
+// time; s == e when a template matched an empty timestamp (a date pattern
+// that marks lines without one).
+func (d *dateDetector) find(line string) (s, e int, t time.Time, found, ok bool) {
+	if d.fast {
+		if e, t, ok := d.syslogDate(line); ok {
+			return 0, e, t, true, true
+		}
+	}
+	tm, m := d.match(line)
+	if tm == nil {
+		return 0, 0, time.Time{}, false, false
+	}
+	s, e = tm.spanOf(m)
+	if s == e {
+		return s, e, time.Time{}, true, false
+	}
+	t, ok = tm.time(line, m, d)
+	return s, e, t, true, ok
+}
+
+// match returns the template that decides for line and its match.
+func (d *dateDetector) match(line string) (*dateTemplate, []int) {
+	var best *dateTemplate
+	var bestM []int
+	bestAt := 0
+	for i, tm := range d.tmpls {
+		m := tm.re.FindStringSubmatchIndex(line)
+		if m == nil {
 			continue
 		}
-		i++
-		var r, l string
-		switch p[i] {
-		case 'Y':
-			r, l = `\d{4}`, "2006"
-		case 'y':
-			r, l = `\d{2}`, "06"
-		case 'm':
-			r, l = `\d{1,2}`, "1"
-		case 'd':
-			r, l = `\d{1,2}`, "2"
-		case 'e':
-			r, l = ` ?\d{1,2}`, "_2"
-		case 'H':
-			r, l = `\d{1,2}`, "15"
-		case 'I':
-			r, l = `\d{1,2}`, "3"
-		case 'M':
-			r, l = `\d{2}`, "04"
-		case 'S':
-			r, l = `\d{2}`, "05"
-		case 'f':
-			r, l = `\d+`, "999999999"
-		case 'b', 'h':
-			r, l = reMon, "Jan"
-		case 'B':
-			r, l = `[A-Z][a-z]+`, "January"
-		case 'a':
-			r, l = reWday, "Mon"
-		case 'A':
-			r, l = `[A-Z][a-z]+day`, "Monday"
-		case 'p':
-			r, l = `[AP]M`, "PM"
-		case 'z':
-			r, l = `[+-]\d{4}`, "-0700"
-		case 'Z':
-			r, l = `[A-Z]{3,4}`, "MST"
-		case '%':
-			r, l = `%`, "%"
-		default:
-			return "", "", errors.New("strftime directive %" + string(p[i]) + " is not supported")
+		if tm.anchored || i == len(d.tmpls)-1 {
+			return tm, m
 		}
-		re.WriteString(r)
-		lay.WriteString(l)
+		at := tm.startOf(m)
+		if at <= 1 {
+			return tm, m
+		}
+		if best == nil || at < bestAt {
+			best, bestM, bestAt = tm, m, at
+		}
 	}
-	return re.String(), lay.String(), nil
+	return best, bestM
 }
 
-// find returns the span of the timestamp in line and its time.
-func (d *dateParser) find(line string) (int, int, time.Time, bool) {
-	if d.deflt {
-		if e, t, ok := d.syslogDate(line); ok {
-			return 0, e, t, true
+// spanOf returns the timestamp's span in the match m.
+func (tm *dateTemplate) spanOf(m []int) (int, int) {
+	for _, g := range tm.span {
+		if m[2*g] >= 0 {
+			return m[2*g], m[2*g+1]
 		}
 	}
-	m := d.re.FindStringSubmatchIndex(line)
-	if m == nil || m[2] < 0 {
-		return 0, 0, time.Time{}, false
+	return m[0], m[0]
+}
+
+// startOf returns where fail2ban's match of the template starts: the
+// expressions here consume the character before a word-bounded timestamp
+// that fail2ban only looks at.
+func (tm *dateTemplate) startOf(m []int) int {
+	for _, g := range tm.at {
+		if m[2*g] >= 0 {
+			return m[2*g]
+		}
 	}
-	s := line[m[2]:m[3]]
-	var t time.Time
-	var ok bool
+	return m[0]
+}
+
+// time reads the timestamp of the match m.
+func (tm *dateTemplate) time(line string, m []int, d *dateDetector) (time.Time, bool) {
+	switch tm.kind {
+	case tmplTAI64N:
+		s, e := tm.spanOf(m)
+		return parseTAI64N(line[s:e])
+	case tmplEpoch, tmplLongEpoch:
+		v, ok := groupText(line, m, tm.epoch)
+		if !ok {
+			return time.Time{}, false
+		}
+		return parseEpoch(v, tm.kind == tmplLongEpoch)
+	}
+	var f [nFields]string
+	var has [nFields]bool
+	for i, idx := range tm.field {
+		f[i], has[i] = groupText(line, m, idx)
+	}
+	return d.strptime(&f, &has)
+}
+
+func groupText(s string, m []int, idx []int) (string, bool) {
+	for _, g := range idx {
+		if m[2*g] >= 0 {
+			return s[m[2*g]:m[2*g+1]], true
+		}
+	}
+	return "", false
+}
+
+// The strptime fields a date template can capture, by group name.
+const (
+	fY = iota // year, 4 digits
+	fy        // year, 2 digits
+	fm        // month number
+	fb        // month name, abbreviated
+	fB        // month name
+	fd        // day
+	fH        // hour 0-23
+	fI        // hour 1-12
+	fp        // AM or PM
+	fM        // minute
+	fS        // second
+	ff        // fraction of a second
+	fz        // zone offset
+	fZ        // zone name
+	nFields
+)
+
+var fieldNames = [nFields]string{"Y", "y", "m", "b", "B", "d", "H", "I", "p", "M", "S", "f", "z", "Z"}
+
+var (
+	monthNames = []string{"january", "february", "march", "april", "may", "june", "july",
+		"august", "september", "october", "november", "december"}
+)
+
+// civil is a timestamp as its fields say it.
+type civil struct {
+	year, month, day, hour, min, sec, nsec int
+	hasYear, hasMonth, hasDay              bool
+	zone                                   *time.Location // nil: Location
+}
+
+// strptime reads the captured fields, as fail2ban's strptime does.
+func (d *dateDetector) strptime(f *[nFields]string, has *[nFields]bool) (time.Time, bool) {
+	num := func(i int) int {
+		n, _ := strconv.Atoi(strings.TrimSpace(f[i]))
+		return n
+	}
+	var c civil
+	if has[fy] {
+		c.year, c.hasYear = num(fy)+2000, true
+	}
+	if has[fY] {
+		c.year, c.hasYear = num(fY), true
+	}
 	switch {
-	case d.tai:
-		t, ok = parseTAI64N(s)
-	case d.epoch:
-		t, ok = parseEpoch(s)
-	case d.layout != "":
-		t, ok = d.parseLayout(s)
-	default:
-		t, ok = d.parseDefault(s)
+	case has[fm]:
+		c.month, c.hasMonth = num(fm), true
+	case has[fB]:
+		c.month, c.hasMonth = monthOf(f[fB], false), true
+	case has[fb]:
+		c.month, c.hasMonth = monthOf(f[fb], true), true
 	}
-	if !ok {
-		return 0, 0, time.Time{}, false
+	if has[fd] {
+		c.day, c.hasDay = num(fd), true
 	}
-	// fail2ban removes what the date pattern matched, brackets included.
-	return m[0], m[1], t, true
+	switch {
+	case has[fH]:
+		c.hour = num(fH)
+	case has[fI]:
+		c.hour = num(fI)
+		pm := strings.EqualFold(f[fp], "pm")
+		if !pm && c.hour == 12 {
+			c.hour = 0
+		} else if pm && c.hour != 12 {
+			c.hour += 12
+		}
+	}
+	if has[fM] {
+		c.min = num(fM)
+	}
+	if has[fS] {
+		c.sec = num(fS)
+	}
+	if has[ff] {
+		c.nsec, _ = strconv.Atoi((f[ff] + "000000000")[:9])
+	}
+	for _, z := range []int{fz, fZ} {
+		if !has[z] {
+			continue
+		}
+		off, ok := zoneOffset(f[z])
+		if !ok {
+			return time.Time{}, false
+		}
+		c.zone = time.FixedZone("", off)
+	}
+	return d.resolve(c)
 }
 
-func (d *dateParser) parseLayout(s string) (time.Time, bool) {
-	t, err := time.ParseInLocation(d.layout, s, d.loc)
-	if err != nil {
+// resolve completes c as fail2ban does (see dateDetector) and checks its
+// fields as Python's datetime does.
+func (d *dateDetector) resolve(c civil) (time.Time, bool) {
+	loc := d.loc
+	if c.zone != nil {
+		loc = c.zone
+	}
+	now := d.now()
+	if !c.hasYear {
+		c.year = now.In(loc).Year()
+	}
+	today := !c.hasMonth && !c.hasDay
+	if today {
+		n := now.In(loc)
+		c.month, c.day = int(n.Month()), n.Day()
+	}
+	if c.hasMonth != c.hasDay && !today {
+		return time.Time{}, false // Python's datetime needs both
+	}
+	if !validDate(c.year, c.month, c.day) || c.hour > 23 || c.min > 59 || c.sec > 59 {
 		return time.Time{}, false
 	}
-	if !strings.Contains(d.layout, "2006") && !strings.Contains(d.layout, "06") {
-		t = d.assumeYear(t)
+	t := time.Date(c.year, time.Month(c.month), c.day, c.hour, c.min, c.sec, c.nsec, loc)
+	if today && t.After(now) {
+		t = t.AddDate(0, 0, -1)
+	}
+	if !c.hasYear && t.After(now.Add(24*time.Hour)) {
+		if !validDate(c.year-1, c.month, c.day) {
+			return time.Time{}, false
+		}
+		t = time.Date(c.year-1, time.Month(c.month), c.day, c.hour, c.min, c.sec, c.nsec, loc)
+	}
+	if c.zone != nil {
+		t = t.UTC()
 	}
 	return t, true
 }
 
-func (d *dateParser) parseDefault(s string) (time.Time, bool) {
-	switch {
-	case s[0] == '@':
-		return parseTAI64N(s)
-	case len(s) >= 10 && s[4] == '-':
-		return parseISO(s, d.loc)
-	case len(s) >= 10 && s[4] == '/':
-		t, err := time.ParseInLocation("2006/01/02 15:04:05", s, d.loc)
-		return t, err == nil
+func validDate(y, m, d int) bool {
+	if y < 1 || m < 1 || m > 12 || d < 1 {
+		return false
 	}
-	f := strings.Fields(s)
-	if len(f) > 0 && len(f[0]) == 3 && strings.Contains("MonTueWedThuFriSatSun", f[0]) && len(f) >= 4 {
-		f = f[1:]
+	return d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// monthOf returns the number of a month name (matched without regard to
+// case), abbreviated to three letters or not.
+func monthOf(s string, abbr bool) int {
+	s = strings.ToLower(s)
+	for i, n := range monthNames {
+		if abbr && len(s) == 3 && n[:3] == s || !abbr && n == s {
+			return i + 1
+		}
 	}
-	if len(f) < 3 {
-		return time.Time{}, false
+	return 0
+}
+
+// zoneOffsets are the zone abbreviations a timestamp may carry, with their
+// offsets in minutes east of UTC. Like fail2ban, an abbreviation stands for
+// a fixed offset (CET is never summer time).
+var zoneOffsets = map[string]int{
+	"Z": 0, "UT": 0, "UTC": 0, "GMT": 0, "WET": 0,
+	"WEST": 60, "BST": 60, "IST": 60, "CET": 60, "MET": 60,
+	"CEST": 120, "MEST": 120, "EET": 120, "SAST": 120,
+	"EEST": 180, "MSK": 180,
+	"AST": -240, "ADT": -180, "EST": -300, "EDT": -240, "CST": -360, "CDT": -300,
+	"MST": -420, "MDT": -360, "PST": -480, "PDT": -420, "AKST": -540, "AKDT": -480,
+	"HST": -600, "JST": 540, "KST": 540, "AEST": 600, "AEDT": 660, "ACST": 570,
+	"AWST": 480, "NZST": 720, "NZDT": 780,
+}
+
+// zoneOffset reads a zone: Z, UTC or GMT, an offset [+-]hh[[:]mm], an
+// abbreviation, or an abbreviation followed by an offset. It returns the
+// offset in seconds east of UTC.
+func zoneOffset(z string) (int, bool) {
+	if z == "Z" || z == "UTC" || z == "GMT" {
+		return 0, true
 	}
-	v := f[0] + " " + f[1] + " " + f[2]
-	if len(f) >= 4 {
-		t, err := time.ParseInLocation("Jan 2 15:04:05 2006", v+" "+f[3], d.loc)
-		return t, err == nil
+	i := strings.IndexAny(z, "+-")
+	abbr, off := z, ""
+	if i >= 0 {
+		abbr, off = z[:i], z[i:]
 	}
-	t, err := time.ParseInLocation("Jan 2 15:04:05", v, d.loc)
+	base, ok := zoneOffsets[abbr]
+	if abbr == "" {
+		base, ok = 0, true
+	}
+	if !ok {
+		return 0, false
+	}
+	if off == "" {
+		return base * 60, true
+	}
+	digits := strings.ReplaceAll(off[1:], ":", "")
+	if len(digits) != 2 && len(digits) != 4 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
 	if err != nil {
-		return time.Time{}, false
+		return 0, false
 	}
-	return d.assumeYear(t), true
+	mins := n * 60
+	if len(digits) == 4 {
+		mins = n/100*60 + n%100
+	}
+	if off[0] == '-' {
+		mins = -mins
+	}
+	return (base + mins) * 60, true
 }
 
-// assumeYear gives t (parsed as year 0) the current year, or the previous
-// one if that puts t more than a day ahead of now (fail2ban's strptime.py).
-func (d *dateParser) assumeYear(t time.Time) time.Time {
-	now := d.now().In(d.loc)
-	y := time.Date(now.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), d.loc)
-	if y.After(now.Add(24 * time.Hour)) {
-		y = time.Date(now.Year()-1, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), d.loc)
-	}
-	return y
-}
-
-func parseISO(s string, loc *time.Location) (time.Time, bool) {
-	s = strings.Replace(s, ",", ".", 1)
-	b := []byte(s)
-	if b[10] == ' ' {
-		b[10] = 'T'
-	}
-	s = string(b)
-	body, zone := s, ""
-	if i := strings.IndexAny(s[19:], "Z+- "); i >= 0 {
-		body, zone = s[:19+i], strings.TrimSpace(s[19+i:])
-	}
-	t, err := time.ParseInLocation("2006-01-02T15:04:05.999999999", body, loc)
-	if err != nil {
-		return time.Time{}, false
-	}
-	if zone == "" {
-		return t, true
-	}
-	off := 0
-	if zone != "Z" {
-		z := strings.ReplaceAll(zone[1:], ":", "")
-		h, err1 := strconv.Atoi(z[:2])
-		mm := 0
-		var err2 error
-		if len(z) == 4 {
-			mm, err2 = strconv.Atoi(z[2:])
-		}
-		if err1 != nil || err2 != nil {
-			return time.Time{}, false
-		}
-		off = h*3600 + mm*60
-		if zone[0] == '-' {
-			off = -off
-		}
-	}
-	u := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
-	return u.Add(-time.Duration(off) * time.Second), true
-}
-
-// parseTAI64N reads "@" and 24 hex digits: 8 bytes of TAI seconds label
-// (2^62 + seconds since 1970) and 4 bytes of nanoseconds. Like fail2ban, the
-// TAI-UTC offset is not applied.
+// parseTAI64N reads "@" and 24 hex digits as fail2ban does: the 15 hex
+// digits after "@4" are the seconds since 1970 (the label's 2^62 and the
+// nanoseconds dropped, the TAI-UTC offset not applied).
 func parseTAI64N(s string) (time.Time, bool) {
 	if len(s) != 25 {
 		return time.Time{}, false
 	}
-	sec, err1 := strconv.ParseUint(s[1:17], 16, 64)
-	ns, err2 := strconv.ParseUint(s[17:], 16, 32)
-	if err1 != nil || err2 != nil || sec < 1<<62 {
+	sec, err := strconv.ParseInt(s[2:17], 16, 64)
+	if err != nil {
 		return time.Time{}, false
 	}
-	return time.Unix(int64(sec-1<<62), int64(ns)), true
+	return time.Unix(sec, 0), true
 }
 
-func parseEpoch(s string) (time.Time, bool) {
+// parseEpoch reads seconds since 1970, with a fraction; long, a value of
+// 13 digits or more is milliseconds, of 16 or more without a point
+// microseconds.
+func parseEpoch(s string, long bool) (time.Time, bool) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return time.Time{}, false
+	}
+	if long && len(s) >= 13 {
+		if len(s) >= 16 && !strings.Contains(s, ".") {
+			f /= 1e6
+		} else {
+			f /= 1e3
+		}
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true

@@ -147,59 +147,54 @@ func (h *headRx) match(s string) (m []int, matched, ok bool) {
 
 // syslogDate reads the most common timestamp, a BSD syslog one at the very
 // start of the line ("Jun 21 16:47:48 host …"), without the regex engine.
-// It accepts only what the default pattern would match in the same way: a
-// month name, a day of one or two digits, a time, and then a space or tab
-// not followed by a digit (which might start a year) nor a fraction nor a
-// closing bracket; anything else (ok false) goes to the default pattern.
-func (d *dateParser) syslogDate(line string) (end int, t time.Time, ok bool) {
+// It accepts only what the default templates would read in the same way:
+// a month name, a day of two characters ("21", "01", " 1"), a time of two
+// digits each, and then a character that is not a word character, a
+// point (a fraction) nor a space before a digit (a year); anything else
+// (ok false) goes to the templates.
+func (d *dateDetector) syslogDate(line string) (end int, t time.Time, ok bool) {
 	if len(line) < 15 {
 		return 0, time.Time{}, false
 	}
 	mon := monthIndex(line[:3])
-	if mon == 0 {
+	if mon == 0 || line[3] != ' ' || line[6] != ' ' || line[9] != ':' || line[12] != ':' {
 		return 0, time.Time{}, false
 	}
-	i := 3
-	if i >= len(line) || !isSpace(line[i]) {
+	var day int
+	switch c, c2 := line[4], line[5]; {
+	case (c == '1' || c == '2') && isDigit(c2):
+		day = int(c-'0')*10 + int(c2-'0')
+	case (c == '0' || c == ' ') && c2 >= '1' && c2 <= '9':
+		day = int(c2 - '0')
+	case c == '3' && (c2 == '0' || c2 == '1'):
+		day = 30 + int(c2-'0')
+	default:
 		return 0, time.Time{}, false
 	}
-	for i < len(line) && isSpace(line[i]) {
-		i++
-	}
-	day, i, ok := digits12(line, i)
-	if !ok || i >= len(line) || !isSpace(line[i]) {
+	hour, ok1 := digits2(line[7:])
+	mins, ok2 := digits2(line[10:])
+	sec, ok3 := digits2(line[13:])
+	if !ok1 || !ok2 || !ok3 || line[7] > '2' || line[10] > '5' || line[13] > '5' || hour > 23 {
 		return 0, time.Time{}, false
 	}
-	for i < len(line) && isSpace(line[i]) {
-		i++
+	if len(line) > 15 {
+		switch c := line[15]; {
+		case isWord(c), c == '.', c >= 0x80:
+			return 0, time.Time{}, false
+		case c == ' ' && len(line) > 16 && isDigit(line[16]):
+			return 0, time.Time{}, false
+		}
 	}
-	hour, i, ok := digits12(line, i)
-	if !ok || i+6 > len(line) || line[i] != ':' || line[i+3] != ':' {
-		return 0, time.Time{}, false
+	if day > daysIn[mon] {
+		return 0, time.Time{}, false // February 29 depends on the year
 	}
-	mins, ok1 := digits2(line[i+1:])
-	sec, ok2 := digits2(line[i+4:])
-	i += 6
-	if !ok1 || !ok2 || i >= len(line) || (line[i] != ' ' && line[i] != '\t') {
-		return 0, time.Time{}, false
-	}
-	j := i
-	for j < len(line) && isSpace(line[j]) {
-		j++
-	}
-	if j < len(line) && line[j] >= '0' && line[j] <= '9' {
-		return 0, time.Time{}, false
-	}
-	// time.Parse's range checks; a year-less date is checked against the
-	// leap year 0, as Parse does.
-	if hour > 23 || mins > 59 || sec > 59 || day < 1 || day > daysIn0[mon] {
-		return 0, time.Time{}, false
-	}
-	t = time.Date(0, time.Month(mon), day, hour, mins, sec, 0, d.loc)
-	return i, d.assumeYear(t), true
+	t, ok = d.resolve(civil{month: mon, day: day, hour: hour, min: mins, sec: sec, hasMonth: true, hasDay: true})
+	return 15, t, ok
 }
 
-var daysIn0 = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+var daysIn = [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 func monthIndex(s string) int {
 	const names = "JanFebMarAprMayJunJulAugSepOctNovDec"
@@ -209,24 +204,6 @@ func monthIndex(s string) int {
 		}
 	}
 	return 0
-}
-
-// isSpace is RE2's \s: space, \t, \n, \f, \r (not \v).
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
-}
-
-// digits12 reads one or two digits at s[i:] not followed by a third.
-func digits12(s string, i int) (int, int, bool) {
-	n, j := 0, i
-	for j < len(s) && j-i < 3 && s[j] >= '0' && s[j] <= '9' {
-		n = n*10 + int(s[j]-'0')
-		j++
-	}
-	if j == i || j-i > 2 {
-		return 0, i, false
-	}
-	return n, j, true
 }
 
 func digits2(s string) (int, bool) {

@@ -44,17 +44,17 @@ func FuzzFastPaths(f *testing.F) {
 			filters = append(filters, flt)
 		}
 	}
-	d, err := newDateParser("", time.UTC, func() time.Time { return time.Unix(corpusNow, 0) })
+	d, err := newDateDetector("{^LN-BEG}", time.UTC, func() time.Time { return time.Unix(corpusNow, 0) })
 	if err != nil {
 		f.Fatal(err)
 	}
 	slow := *d
-	slow.deflt = false
+	slow.fast = false
 	f.Fuzz(func(t *testing.T, line string) {
 		if e, tm, ok := d.syslogDate(line); ok {
-			s2, e2, tm2, ok2 := slow.find(line)
-			if !ok2 || s2 != 0 || e2 != e || !tm2.Equal(tm) {
-				t.Fatalf("syslogDate(%q) = %d %v, the pattern finds %v %d:%d %v", line, e, tm, ok2, s2, e2, tm2)
+			s2, e2, tm2, found, ok2 := slow.find(line)
+			if !found || !ok2 || s2 != 0 || e2 != e || !tm2.Equal(tm) {
+				t.Fatalf("syslogDate(%q) = %d %v, the templates find %v %v %d:%d %v", line, e, tm, found, ok2, s2, e2, tm2)
 			}
 		}
 		for _, flt := range filters {

@@ -23,9 +23,12 @@ type Config struct {
 	// its <F-CONTENT> group is then the text the failregexes see, and its
 	// <F-MLFID> group ties lines of one connection together.
 	PrefRegex string
-	// DatePattern is fail2ban's datepattern: empty or "{^LN-BEG}" for the
-	// default detection, a strftime pattern such as "%Y-%m-%d %H:%M:%S",
-	// optionally with a regex prefix and {DATE}, "{EPOCH}" or "{TAI64N}".
+	// DatePattern is fail2ban's datepattern, one template a line, tried in
+	// order: empty for all of fail2ban's default templates, "{^LN-BEG}" for
+	// those at the line start, a strftime pattern such as
+	// "^%Y-%m-%d %H:%M:%S" or "{^LN-BEG}%b %d %H:%M:%S", a regex with
+	// {DATE} (each default template in its place), "EPOCH", "TAI64N"
+	// (optionally after "{^LN-BEG}") or "{NONE}".
 	DatePattern string
 	// MaxLines is fail2ban's maxlines. Zero and 1 mean one line; more is
 	// refused, as multi-line buffers are not supported.
@@ -87,7 +90,7 @@ type Filter struct {
 	fail   []*rx
 	ignore []*rx
 	lits   *litSet // every match of some failregex has one of them; nil: no pre-check
-	date   *dateParser
+	date   *dateDetector
 }
 
 // groups of a compiled expression: capture indices for each name fail2ban
@@ -170,7 +173,7 @@ func Compile(cfg Config) (*Filter, error) {
 	if all {
 		f.lits = newLitSet(lits)
 	}
-	if f.date, err = newDateParser(cfg.DatePattern, cfg.Location, cfg.Now); err != nil {
+	if f.date, err = newDateDetector(cfg.DatePattern, cfg.Location, cfg.Now); err != nil {
 		return nil, fmt.Errorf("datepattern %q: %w", cfg.DatePattern, err)
 	}
 	return f, nil
@@ -353,21 +356,36 @@ func containsAny(s string, lits []string) bool {
 
 func (f *Filter) match(line string, at time.Time, st *Stream) Result {
 	none := Result{Regex: -1}
-	if !f.candidate(line) {
+	cand := f.candidate(line)
+	if !cand && !at.IsZero() {
 		return none
 	}
 	// fail2ban removes the timestamp from the line before any regex sees it.
 	buf := line
 	t := at
 	if at.IsZero() {
-		if s, e, tt, ok := f.date.find(line); ok {
+		s, e, tt, found, ok := f.date.find(line)
+		if !cand && (!found || s == 0 || !f.candidate(line[:s]+line[e:])) {
+			// only a timestamp removed from within the line can join
+			// text into a literal the line lacks
+			return none
+		}
+		switch {
+		case found && ok:
 			buf = line[:s] + line[e:]
 			t = tt
 			if st != nil {
 				st.lastDate = t
 			}
-		} else if st != nil && !st.lastDate.IsZero() && st.lastDate.After(f.date.now().Add(-time.Minute)) {
+		case st != nil && !st.lastDate.IsZero() && st.lastDate.After(f.date.now().Add(-time.Minute)):
+			// no timestamp, an empty one or one that is no valid time:
+			// the last one, if it is recent, and the whole line
 			t = st.lastDate
+		case found && s == e:
+			t = f.date.now()
+		case found:
+			// fail2ban still removes what is no valid time
+			buf = line[:s] + line[e:]
 		}
 	}
 	none.Time = t

@@ -63,19 +63,33 @@ func groupName(tag string) string {
 // fail2ban tags) into RE2 syntax. Tags expand as fail2ban expands them with
 // usedns=yes; unknown tags stay literal, as in fail2ban. Python constructs
 // RE2 lacks are errors naming the construct.
-func translate(re string) (out string, err error) {
-	tail := ""
-	if head, lits, ok := trailingNegLookahead(re); ok {
-		re, tail = head, notPrefix(lits...)
+func translate(re string) (string, error) {
+	head, tail := re, ""
+	if h, lits, ok := trailingNegLookahead(re); ok {
+		head, tail = h, notPrefix(lits...)
 	}
-	if err := checkSyntax(re); err != nil {
+	if err := checkSyntax(head); err != nil {
+		// what RE2 lacks may still have an exact rewrite
+		exp, err2 := expandTags(re)
+		if err2 != nil {
+			return "", err2
+		}
+		out, err3 := rewritePython(exp)
+		if err3 != nil {
+			return "", err
+		}
+		return out, nil
+	}
+	out, err := expandTags(head)
+	if err != nil {
 		return "", err
 	}
-	defer func() {
-		if err == nil {
-			out += tail
-		}
-	}()
+	return out + tail, nil
+}
+
+// expandTags replaces fail2ban's tags of re by RE2 expressions and
+// Python's \Z by \z.
+func expandTags(re string) (string, error) {
 	var b strings.Builder
 	open := map[string]bool{}
 	for i := 0; i < len(re); {

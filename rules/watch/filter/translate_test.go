@@ -18,7 +18,7 @@ func TestCompileErrors(t *testing.T) {
 		{"lookahead", Config{FailRegex: []string{`^ok <HOST>`, `^x (?!y)<HOST>`}}, "failregex[1]: offset 3: negative look-ahead"},
 		{"lookbehind", Config{FailRegex: []string{`(?<=a)<HOST>`}}, "look-behind"},
 		{"backref", Config{FailRegex: []string{`(a)\1 <HOST>`}}, `back-reference \1`},
-		{"conditional", Config{FailRegex: []string{`(?P<x>a)?(?(x)b|c) <HOST>`}}, "conditional group"},
+		{"conditional", Config{FailRegex: []string{`(?:(?P<x>a)|b)*(?(x)b|c) <HOST>`}}, "conditional group"},
 		{"atomic", Config{FailRegex: []string{`(?>a+) <HOST>`}}, "atomic group"},
 		{"possessive", Config{FailRegex: []string{`a++ <HOST>`}}, "possessive quantifier"},
 		{"no host", Config{FailRegex: []string{`^failed`}}, "failregex[0]: no <HOST>"},
