@@ -48,22 +48,31 @@ func TestSSHBans(t *testing.T) {
 		name   string
 		tools  []string
 		subnet int
-		// check is a shell command, run inside the server namespace, that
-		// succeeds once the kernel holds an entry for the address $1.
-		check string
+		// has reports whether the kernel holds an entry for ip; it runs
+		// on a thread inside the server namespace (inNetns), so the
+		// programs it runs are there too.
+		has func(ip string) bool
 	}{
 		{name: "nftables", tools: []string{"nft"}, subnet: 41,
-			check: `nft list set inet gatehouse ban4 | grep -qwF -- "$1"`},
+			has: func(ip string) bool {
+				out, err := exec.Command("nft", "list", "set", "inet", "gatehouse", "ban4").Output()
+				return err == nil && slices.Contains(strings.FieldsFunc(string(out), func(r rune) bool {
+					return r != '.' && (r < '0' || r > '9')
+				}), ip)
+			}},
 		{name: "ipset", tools: []string{"ipset", "iptables"}, subnet: 42,
-			check: `ipset -q test gatehouse4 "$1"`},
+			has: func(ip string) bool { return exec.Command("ipset", "-q", "test", "gatehouse4", ip).Run() == nil }},
 		{name: "iptables", tools: []string{"iptables"}, subnet: 43,
-			check: `iptables-save -t raw | grep -qF -- "-s $1/32 "`},
+			has: func(ip string) bool {
+				out, err := exec.Command("iptables-save", "-t", "raw").Output()
+				return err == nil && strings.Contains(string(out), " -s "+ip+"/32 ")
+			}},
 	}
 	for _, bk := range backends {
 		t.Run(bk.name, func(t *testing.T) {
 			t.Parallel()
 			testenv.Netns(t, append([]string{"sshd", "ssh", "ssh-keygen", "rsyslogd", "mount"}, bk.tools...)...)
-			testSSHBans(t, bk.name, bk.subnet, bk.check)
+			testSSHBans(t, bk.name, bk.subnet, bk.has)
 		})
 	}
 }
@@ -75,7 +84,7 @@ const sshMaxRetry = 3
 // measurement.
 const sshLatencyBans = 20
 
-func testSSHBans(t *testing.T, backend string, subnet int, check string) {
+func testSSHBans(t *testing.T, backend string, subnet int, has func(ip string) bool) {
 	p := newNetnsPair(t, subnet)
 	dir := t.TempDir()
 	if strings.HasPrefix(dir, "/run/") || strings.HasPrefix(dir, "/dev/") {
@@ -104,7 +113,11 @@ firewall: {backend: %s, reconcile: 1s}
 		g.waitMetric(t, want, "gatehouse_watch_lines_total", "source", "sshd", "result", "fail")
 	}
 	inKernel := func(ip string) bool {
-		return exec.Command("ip", "netns", "exec", p.srv, "sh", "-c", check, "sh", ip).Run() == nil
+		var ok bool
+		if err := inNetns(p.srv, func() error { ok = has(ip); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return ok
 	}
 
 	// Successful logins, more than maxretry of them, before any failure.
@@ -154,30 +167,29 @@ firewall: {backend: %s, reconcile: 1s}
 	for i := range sshLatencyBans {
 		ip := fmt.Sprintf("10.231.%d.%d", subnet, 100+i)
 		nsOutput(t, p.cli, "ip", "addr", "add", ip+"/24", "dev", dev)
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		// The poller loops inside the namespace, so that an iteration is
-		// one check, not an ip netns exec; it prints the time it saw the
-		// entry.
-		poll := exec.CommandContext(ctx, "ip", "netns", "exec", p.srv, "sh", "-c",
-			`until `+check+`; do sleep 0.001; done; date +%s%N`, "sh", ip)
-		var out strings.Builder
-		poll.Stdout = &out
-		if err := poll.Start(); err != nil {
-			cancel()
+		// The poller checks every millisecond (plus the time a check
+		// takes) from before the first attempt until the entry is there.
+		var at time.Time
+		polled := make(chan error, 1)
+		go func() {
+			polled <- inNetns(p.srv, func() error {
+				deadline := time.Now().Add(30 * time.Second)
+				for !has(ip) {
+					if time.Now().After(deadline) {
+						return fmt.Errorf("no kernel entry for %s within 30s", ip)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				at = time.Now()
+				return nil
+			})
+		}()
+		srv.failPasswords(t, ip, "root", sshMaxRetry)
+		if err := <-polled; err != nil {
 			t.Fatal(err)
 		}
-		srv.failPasswords(t, ip, "root", sshMaxRetry)
-		err := poll.Wait()
-		cancel()
-		if err != nil {
-			t.Fatalf("no kernel entry for %s within 30s: %v", ip, err)
-		}
-		ns, err := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64)
-		if err != nil {
-			t.Fatalf("poller printed %q: %v", out.String(), err)
-		}
 		line := nthLine(t, authLog, "Failed password for root from "+ip+" ", sshMaxRetry)
-		lat = append(lat, time.Unix(0, ns).Sub(line))
+		lat = append(lat, at.Sub(line))
 	}
 	fails(sshMaxRetry + sshLatencyBans*sshMaxRetry)
 	g.waitMetric(t, 1+sshLatencyBans, "gatehouse_bans_active", "jail", "sshd")
@@ -185,8 +197,8 @@ firewall: {backend: %s, reconcile: 1s}
 		t.Fatalf("kernel entry for %s, which only logged in successfully", p.other)
 	}
 	slices.Sort(lat)
-	t.Logf("%s: log line → kernel entry over %d bans: p50 %v, p99 %v, min %v, max %v (check: %s)",
-		backend, len(lat), lat[len(lat)/2], lat[(len(lat)*99+99)/100-1], lat[0], lat[len(lat)-1], check)
+	t.Logf("%s: log line → kernel entry over %d bans: p50 %v, p99 %v, min %v, max %v",
+		backend, len(lat), lat[len(lat)/2], lat[(len(lat)*99+99)/100-1], lat[0], lat[len(lat)-1])
 }
 
 // startRsyslog runs rsyslogd on a socket of its own in dir, writing every
@@ -347,8 +359,9 @@ func (s *sshServer) failPasswords(t *testing.T, src, user string, n int) {
 
 // endConnections ends sshd's processes of connections still open in
 // namespace ns (those of banned clients wait for LoginGraceTime), every
-// process but master, the listener: leaves first, each reaped by its
-// parent, which is still running.
+// sshd process but master, the listener: leaves first, each reaped by its
+// parent, which is still running. (The namespace may list this test's
+// own process too: a thread inNetns switched may be its main thread.)
 func endConnections(t *testing.T, ns string, master int) {
 	t.Helper()
 	deadline := time.Now().Add(stopTimeout)
@@ -369,7 +382,11 @@ func endConnections(t *testing.T, ns string, master int) {
 				continue // gone meanwhile
 			}
 			// "pid (comm) state ppid …"; comm may hold spaces.
-			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			open, close := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+			if open < 0 || close < open || string(stat[open+1:close]) != "sshd" {
+				continue
+			}
+			fields := strings.Fields(string(stat[close+1:]))
 			parent[pid], _ = strconv.Atoi(fields[1])
 		}
 		if len(parent) == 0 {
