@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,7 +164,7 @@ firewall: {backend: %s, reconcile: 1s}
 	// Latency: fresh addresses, each failing maxretry times in one
 	// connection; from the line of the last failure to the kernel entry.
 	dev := strings.Fields(nsOutput(t, p.cli, "ip", "-o", "addr", "show", "to", p.cliIP))[1]
-	var lat []time.Duration
+	var lat, judge []time.Duration // log line to kernel entry, to the logged ban
 	for i := range sshLatencyBans {
 		ip := fmt.Sprintf("10.231.%d.%d", subnet, 100+i)
 		nsOutput(t, p.cli, "ip", "addr", "add", ip+"/24", "dev", dev)
@@ -190,15 +191,32 @@ firewall: {backend: %s, reconcile: 1s}
 		}
 		line := nthLine(t, authLog, "Failed password for root from "+ip+" ", sshMaxRetry)
 		lat = append(lat, at.Sub(line))
+		// The gateway's own log line of the ban splits the time into
+		// judging (file to jail) and kernel sync.
+		m := regexp.MustCompile(`time=(\S+) level=INFO msg=ban .* prefix=` + regexp.QuoteMeta(ip) + `/32 `).FindStringSubmatch(g.stderr.String())
+		if m == nil {
+			t.Fatalf("gatehouse logged no ban of %s", ip)
+		}
+		banned, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			t.Fatalf("gatehouse ban line time %q: %v", m[1], err)
+		}
+		judge = append(judge, banned.Sub(line))
 	}
 	fails(sshMaxRetry + sshLatencyBans*sshMaxRetry)
 	g.waitMetric(t, 1+sshLatencyBans, "gatehouse_bans_active", "jail", "sshd")
 	if inKernel(p.other) {
 		t.Fatalf("kernel entry for %s, which only logged in successfully", p.other)
 	}
-	slices.Sort(lat)
-	t.Logf("%s: log line → kernel entry over %d bans: p50 %v, p99 %v, min %v, max %v",
-		backend, len(lat), lat[len(lat)/2], lat[(len(lat)*99+99)/100-1], lat[0], lat[len(lat)-1])
+	t.Logf("%s: over %d bans, log line → kernel entry: %s; log line → ban in the gateway's log (kept to the ms, truncated): %s",
+		backend, len(lat), quantiles(lat), quantiles(judge))
+}
+
+// quantiles sorts d and describes it: p50, p99, min and max (with 20
+// values p99 is the max).
+func quantiles(d []time.Duration) string {
+	slices.Sort(d)
+	return fmt.Sprintf("p50 %v, p99 %v, min %v, max %v", d[len(d)/2], d[(len(d)*99+99)/100-1], d[0], d[len(d)-1])
 }
 
 // startRsyslog runs rsyslogd on a socket of its own in dir, writing every
