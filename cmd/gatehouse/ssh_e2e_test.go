@@ -192,11 +192,14 @@ firewall: {backend: %s, reconcile: 1s}
 		line := nthLine(t, authLog, "Failed password for root from "+ip+" ", sshMaxRetry)
 		lat = append(lat, at.Sub(line))
 		// The gateway's own log line of the ban splits the time into
-		// judging (file to jail) and kernel sync.
-		m := regexp.MustCompile(`time=(\S+) level=INFO msg=ban .* prefix=` + regexp.QuoteMeta(ip) + `/32 `).FindStringSubmatch(g.stderr.String())
-		if m == nil {
-			t.Fatalf("gatehouse logged no ban of %s", ip)
-		}
+		// judging (file to jail) and kernel sync. It may come after the
+		// kernel entry: the ban is published before it is logged.
+		re := regexp.MustCompile(`time=(\S+) level=INFO msg=ban .* prefix=` + regexp.QuoteMeta(ip) + `/32 `)
+		var m []string
+		g.waitLog(t, waitTimeout, "the ban of "+ip, func(log string) bool {
+			m = re.FindStringSubmatch(log)
+			return m != nil
+		})
 		banned, err := time.Parse(time.RFC3339Nano, m[1])
 		if err != nil {
 			t.Fatalf("gatehouse ban line time %q: %v", m[1], err)
