@@ -30,7 +30,9 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # writes the journal files that the journal source's test reads with journalctl.
 # fail2ban (installed by deps without its service ever starting) gives the
 # filter.d files and fail2ban-client that the import tests compare with.
-APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server systemd-journal-remote
+# openssh-server, openssh-client and rsyslog: the sshd log-watch test runs a
+# real sshd logging through rsyslog, each started by the test itself.
+APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server systemd-journal-remote openssh-server openssh-client rsyslog
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
