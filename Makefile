@@ -28,10 +28,11 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # driven headless, for the dashboard's browser test; redis-server for fleet
 # mode's sync, shared jails and certificate storage tests; systemd-journal-remote
 # writes the journal files that the journal source's test reads with journalctl.
-# fail2ban (installed by deps without its service ever starting) gives the
-# filter.d files and fail2ban-client that the import tests compare with.
-# openssh-server, openssh-client and rsyslog: the sshd log-watch test runs a
-# real sshd logging through rsyslog, each started by the test itself.
+# fail2ban gives the filter.d files and fail2ban-client that the import tests
+# compare with. openssh-server, openssh-client and rsyslog: the sshd log-watch
+# test runs a real sshd logging through rsyslog, each started by the test
+# itself. deps installs every package with policy-rc.d in place, so that no
+# service starts, and disables the fail2ban and ssh services it installed.
 APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server systemd-journal-remote openssh-server openssh-client rsyslog
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
@@ -58,25 +59,20 @@ run: build
 # deps installs the Debian packages the tests need; idempotent, and a no-op
 # when they are all present.
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@missing=""; for p in $(APT_PACKAGES) fail2ban; do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+		echo "installing:$$missing (their services kept from starting)"; \
 		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
-	@SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-	if ! dpkg-query -W -f='$${Status}' fail2ban 2>/dev/null | grep -q "install ok installed"; then \
-		echo "installing: fail2ban (its service kept from starting)"; \
 		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
 			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod 0755 /usr/sbin/policy-rc.d && policy=1; \
 		fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends fail2ban; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 		rc=$$?; [ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; [ $$rc -eq 0 ] || exit $$rc; \
-	fi; \
-	if [ -d /run/systemd/system ] && systemctl is-enabled --quiet fail2ban 2>/dev/null; then \
-		$$SUDO systemctl disable --now fail2ban; \
+		for p in $$missing; do case $$p in fail2ban) svc=fail2ban;; openssh-server) svc=ssh;; *) continue;; esac; \
+			if [ -d /run/systemd/system ]; then $$SUDO systemctl disable --now $$svc 2>/dev/null || true; fi; \
+		done; \
 	fi
 
 # tools installs the pinned Go tools; idempotent.
@@ -134,7 +130,7 @@ bench-deps:
 		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
 			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod 0755 /usr/sbin/policy-rc.d && policy=1; \
 		fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 		rc=$$?; [ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 	fi
 
