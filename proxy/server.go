@@ -420,7 +420,14 @@ func (s *Server) Reload() error {
 	return nil
 }
 
-func (s *Server) reload() error {
+func (s *Server) reload() (err error) {
+	defer func() {
+		// A bug in the config's checks must not take the running
+		// gateway down: the reload fails, the old config serves on.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("config reload: internal error: %v", r)
+		}
+	}()
 	if s.opts.ConfigPath == "" {
 		return errors.New("the embedded demo config cannot be reloaded; start with -c FILE")
 	}
@@ -451,8 +458,12 @@ func (s *Server) reload() error {
 	// New jails take over the counts of the old, and the offences that
 	// requests still in flight on the old chain report.
 	rt.jails.HandOver(prev.jails)
+	// The watch entries first: until the generation follows, a line
+	// judged by a new entry reports to the old jails, which pass it on.
+	s.watcher.entries.Store(&entries)
 	s.current.Store(rt)
 	s.watcher.apply(entries)
+	s.watcher.forget(prev.cfg, cfg)
 	s.cfgSum = sha256.Sum256(data)
 	if rt.transport != prev.transport {
 		prev.transport.CloseIdleConnections()

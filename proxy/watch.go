@@ -90,7 +90,7 @@ const (
 	vIgnored                   // an ignoreregex excused it
 	vOld                       // blamed, but older than the jail's findtime
 	vUnresolved                // blamed a host name, not resolved
-	vLocal                     // blamed a loopback, link-local, multicast or unspecified address
+	vLocal                     // blamed a loopback, link-local, multicast, unspecified or broadcast address
 	vTooLong                   // cut at config.WatchMaxLine: not judged
 	numVerdicts
 )
@@ -107,7 +107,7 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 	m := &watchMetrics{
 		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_watch_lines_total",
-			Help: "Log lines read by watch sources, by source and result (fail, nomatch, ignored, old, unresolved).",
+			Help: "Log lines read by watch sources, by source and result (fail, nomatch, ignored, old, unresolved, local, too_long).",
 		}, []string{"source", "result"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gatehouse_watch_lag_seconds",
@@ -190,6 +190,19 @@ func (w *watcher) apply(entries map[string]*watchEntry) {
 		}
 	}
 	w.pos.keep(names)
+}
+
+// forget drops the metric series of the sources prev had and cfg has
+// not, so that no gauge of a removed source stays frozen (and alerting).
+func (w *watcher) forget(prev, cfg *config.File) {
+	for _, old := range prev.Watch {
+		if slices.ContainsFunc(cfg.Watch, func(wc config.Watch) bool { return wc.Name == old.Name }) {
+			continue
+		}
+		w.metrics.lines.DeletePartialMatch(prometheus.Labels{"source": old.Name})
+		w.metrics.lag.DeleteLabelValues(old.Name)
+		w.metrics.untimed.DeleteLabelValues(old.Name)
+	}
 }
 
 // start runs the source of wc; w.mu is held.
@@ -277,12 +290,14 @@ func (w *watcher) Run(ctx context.Context) {
 // judge runs l through its source's filter and reports the offence, if
 // any; then l's position is the source's.
 func (w *watcher) judge(l watch.Line) {
-	defer w.pos.advance(l.Key, l.Pos)
 	e := (*w.entries.Load())[l.Source]
 	if e == nil {
-		return // a source removed by a reload, stopping
+		return // a source removed by a reload, stopping: its position goes
 	}
-	if len(l.Text) >= config.WatchMaxLine {
+	defer w.pos.advance(l.Key, l.Pos)
+	// A cut line is WatchMaxLine bytes, one less when the source then
+	// dropped a '\r' it ended on.
+	if len(l.Text) >= config.WatchMaxLine-1 {
 		e.lines[vTooLong].Inc()
 		return
 	}
@@ -309,7 +324,14 @@ func (w *watcher) judge(l watch.Line) {
 		at = now
 	}
 	jails := w.s.current.Load().jails
-	if now.Sub(at) > jails.FindTime(e.jail) {
+	ft := jails.FindTime(e.jail)
+	if ft == 0 {
+		// A reload between the entries and the jails it names: the
+		// jails are stored right after.
+		jails = w.s.current.Load().jails
+		ft = jails.FindTime(e.jail)
+	}
+	if now.Sub(at) > ft {
 		// fail2ban ignores such lines too: they cannot count towards a
 		// ban, and reading an old log must not ban anyone.
 		e.lines[vOld].Inc()

@@ -76,24 +76,28 @@ func (j *Jails) AppendState(dst []byte, now time.Time) []byte {
 // of the same name, as HandOver carries them across a reload (jails no
 // longer configured are dropped, allowed clients too, IPv6 clients only
 // when ipv6_prefix is unchanged). It returns how many clients it took.
-// Data it cannot read is an error, and j is then as it was or holds the
-// clients read before the fault.
+// Data it cannot read is an error and j is left as it was: the whole
+// state is read before any of it is taken.
 func (j *Jails) RestoreState(data []byte) (int, error) {
+	type record struct {
+		jl   *jail
+		k    clientKey
+		st   offenceState
+		ring []int64
+	}
 	r := stateReader{b: data}
 	if string(r.bytes(len(stateMagic))) != stateMagic {
 		return 0, errors.New("jail state: not a jail state file (or a newer version)")
 	}
 	v6bits := int(r.uvarint())
 	njails := r.uvarint()
-	taken := 0
-	var scratch []int64
+	var recs []record
 	for range njails {
 		if r.err != nil {
 			break
 		}
-		name := string(r.bytes(int(r.uvarint())))
+		jl := j.jails[string(r.bytes(int(r.uvarint())))]
 		n := r.uint32()
-		jl := j.jails[name]
 		for range n {
 			k := clientKey{r.uint64(), r.uint64()}
 			st := offenceState{lastUntil: r.varint(), bans: uint16(min(r.uvarint(), 1<<16-1))}
@@ -111,14 +115,17 @@ func (j *Jails) RestoreState(data []byte) (int, error) {
 				continue
 			}
 			st.n = uint16(nt)
-			scratch = jl.adopt(k, st, ring, scratch)
-			taken++
+			recs = append(recs, record{jl, k, st, ring})
 		}
 	}
 	if r.err != nil {
-		return taken, fmt.Errorf("jail state: %w", r.err)
+		return 0, fmt.Errorf("jail state: %w", r.err)
 	}
-	return taken, nil
+	var scratch []int64
+	for _, rec := range recs {
+		scratch = rec.jl.adopt(rec.k, rec.st, rec.ring, scratch)
+	}
+	return len(recs), nil
 }
 
 // stateReader reads AppendState's encoding; the first fault sticks.

@@ -92,6 +92,9 @@ func (v *validator) listeners(f *File) {
 		if _, written := v.lines["listen.http"]; written {
 			v.warn("listen.http", "a config without hosts serves no requests: nothing listens on %s", f.Listen.HTTP)
 		}
+		if f.Admin.Listen != "off" {
+			v.hostPort("admin.listen", f.Admin.Listen)
+		}
 		return
 	}
 	httpOK := v.hostPort("listen.http", f.Listen.HTTP)

@@ -109,14 +109,14 @@ func (v *validator) watchSource(p string, w *Watch) {
 	}
 	if w.Journal != nil {
 		if w.Tail {
-			v.add(p+".tail", "tail is for files; the journal is read from the saved cursor, or from now at the first start")
+			v.add(p+".tail", "tail is for files; the journal is read from the saved cursor, or at the first start from the jail's findtime ago")
 		}
 		if d := w.Journal.Directory; d != "" && !filepath.IsAbs(d) {
 			v.add(p+".journal.directory", "%q: write an absolute path", d)
 			return
 		}
 		if jc := JournalSourceConfig(*w, nil); len(jc.Units) == 0 && len(jc.Identifiers) == 0 {
-			v.add(p+".journal", "name the units or identifiers to read (filter %q has no usual units)", w.Filter.Builtin)
+			v.add(p+".journal", "name the units to read (a filter block has no usual units)")
 			return
 		}
 		src, err := watch.NewJournalSource(JournalSourceConfig(*w, nil), nil)

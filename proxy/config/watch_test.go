@@ -70,6 +70,9 @@ func TestParseWatchErrors(t *testing.T) {
 		{"same name", "watch:\n  - {name: sshd, filter: sshd, files: [/x]}\n  - {name: sshd, filter: sshd, files: [/y]}\n" + jails, `watch[1].name: "sshd" is already the name of watch[0].name (line 2)`},
 		{"bad name", "watch:\n  - {name: 'ssh d', filter: sshd, files: [/x], jail: sshd}\n" + jails, `watch[0].name: "ssh d": use letters`},
 		{"bad zone", "watch:\n  - {name: sshd, filter: sshd, files: [/x], timezone: Mars/Olympus}\n" + jails, `watch[0].timezone: "Mars/Olympus" is not a time zone`},
+		{"journal without filter", "watch:\n  - {name: x, journal: {}}\njails:\n  x: {}\n", "watch[0].filter: a filter is required"},
+		{"custom filter, journal without units", "watch:\n  - {name: x, filter: {failregex: ['<HOST>']}, journal: {}}\njails:\n  x: {}\n", "watch[0].journal: name the units to read"},
+		{"bad admin listen", "admin: {listen: not-an-address}\nwatch:\n  - {name: sshd, filter: sshd, files: [/x]}\n" + jails, `admin.listen: "not-an-address" is not host:port`},
 		{"tls without hosts", "tls: {acme: {email: a@example.com}}\nwatch:\n  - {name: sshd, filter: sshd, files: [/x]}\n" + jails, "tls: a config without hosts serves no requests"},
 	}
 	for _, tc := range tests {
