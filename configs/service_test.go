@@ -75,11 +75,14 @@ type unitVariant struct {
 	// assertMax: the exposure must be at most maxExposure; otherwise
 	// it is logged only.
 	assertMax bool
+	// groups are the supplementary groups granted ("": none).
+	groups string
 }
 
 var unitVariants = []unitVariant{
 	{name: "base", caps: []string{"CAP_NET_BIND_SERVICE"}, assertMax: true},
 	{name: "firewall", dropIns: []string{"gatehouse-firewall.conf"}, caps: []string{"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"}},
+	{name: "watch", dropIns: []string{"gatehouse-watch.conf"}, caps: []string{"CAP_NET_BIND_SERVICE"}, groups: "adm systemd-journal"},
 }
 
 // TestUnitSettings reads the unit as written: the least-privilege
@@ -99,7 +102,9 @@ func TestUnitSettings(t *testing.T) {
 				}
 			}
 			one("User", "gatehouse")
-			one("SupplementaryGroups", "adm systemd-journal")
+			if got := svc["SupplementaryGroups"]; v.groups == "" && len(got) != 0 || v.groups != "" && !slices.Equal(got, []string{v.groups}) {
+				t.Errorf("SupplementaryGroups = %q, want %q", got, v.groups)
+			}
 			one("NoNewPrivileges", "true")
 			one("ProtectSystem", "strict")
 			one("StateDirectory", "gatehouse")
