@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"gatehouse/proxy/config"
@@ -60,6 +60,10 @@ type WatchReplayReport struct {
 	// blamed a host name (not resolved, or resolving to nothing).
 	Old        int
 	Unresolved int
+	// Local counts the blamed lines whose addresses are no client
+	// serve bans (loopback, link-local, multicast, unspecified,
+	// broadcast).
+	Local int
 	// WhileBanned counts the offences by clients banned at the time,
 	// which the kernel sets would have kept from reaching the service.
 	WhileBanned int
@@ -93,8 +97,8 @@ type WatchReplay struct {
 	reason   string
 	findTime time.Duration
 	resolve  bool
-	// resolved caches the lookups of resolve: true, bounded.
-	resolved   map[string][]netip.Addr
+	// resolver looks up host names for resolve: true, as serve does.
+	resolver   *hostResolver
 	ipv6Prefix int
 	// now is the replay's clock: the newest line time read so far.
 	now       time.Time
@@ -102,9 +106,6 @@ type WatchReplay struct {
 	nextSweep time.Time
 	bytesRead int64
 }
-
-// maxResolved bounds the host names a replay keeps the lookups of.
-const maxResolved = 4096
 
 // NewWatchReplay compiles the filter of cfg's watch source name and
 // the jails for a replay.
@@ -180,7 +181,7 @@ func newWatchReplay(fc filter.Config, desc string, opts WatchReplayOptions) (*Wa
 		rep.IgnoreRegex = append(rep.IgnoreRegex, WatchRegex{Regex: re})
 	}
 	return &WatchReplay{opts: opts, rep: rep, stream: f.NewStream(), dates: dates,
-		resolved: map[string][]netip.Addr{}, banned: map[netip.Prefix]time.Time{}}, nil
+		resolver: newHostResolver(), banned: map[netip.Prefix]time.Time{}}, nil
 }
 
 // Input prepares r, named name, for Read: decompressed when it is gzip
@@ -343,6 +344,11 @@ func (p *WatchReplay) line(raw []byte) {
 			return
 		}
 	}
+	if ips = slices.DeleteFunc(ips, unbannable); len(ips) == 0 {
+		p.rep.Local++
+		p.matched("local", "failregex", res, raw)
+		return
+	}
 	p.rep.Failed++
 	p.matched("fail", "failregex", res, raw)
 	p.sweep(at)
@@ -374,27 +380,13 @@ func (p *WatchReplay) matched(verdict, list string, res filter.Result, line []by
 }
 
 // lookup resolves a host name a line blamed when the source has
-// resolve: true, as serve does (zone-less, IPv4-mapped folded); nil
-// otherwise or when it resolves to nothing.
+// resolve: true, as serve does; nil otherwise or when it resolves to
+// nothing.
 func (p *WatchReplay) lookup(name string) []netip.Addr {
 	if !p.resolve {
 		return nil
 	}
-	if addrs, ok := p.resolved[name]; ok {
-		return addrs
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
-	if err != nil {
-		addrs = nil
-	}
-	for i, a := range addrs {
-		addrs[i] = a.Unmap().WithZone("")
-	}
-	if len(p.resolved) < maxResolved {
-		p.resolved[name] = addrs
-	}
+	addrs, _ := p.resolver.resolve(context.Background(), name)
 	return addrs
 }
 

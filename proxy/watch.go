@@ -2,10 +2,8 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -36,17 +34,14 @@ import (
 // the lines past the last checkpoint are read again and counted against
 // the counts of that checkpoint, once.
 
-// resolveTimeout bounds the lookup of a host name a line blames
-// (watch[].resolve).
-const resolveTimeout = 2 * time.Second
-
 // watcher runs the watch sources of the current config.
 type watcher struct {
-	s       *Server
-	log     *slog.Logger
-	lines   chan watch.Line
-	pos     *checkpointPositions
-	metrics *watchMetrics
+	s        *Server
+	log      *slog.Logger
+	lines    chan watch.Line
+	pos      *checkpointPositions
+	metrics  *watchMetrics
+	resolver *hostResolver
 	// entries are the sources' judging state, by name; replaced on reload.
 	// Only the judging goroutine uses an entry's stream.
 	entries atomic.Pointer[map[string]*watchEntry]
@@ -124,13 +119,14 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 
 func newWatcher(s *Server, pos *checkpointPositions) *watcher {
 	w := &watcher{
-		s:       s,
-		log:     s.log.With("component", "watch"),
-		lines:   make(chan watch.Line),
-		pos:     pos,
-		started: time.Now(),
-		metrics: newWatchMetrics(s.metrics.reg),
-		sources: map[string]*runningSource{},
+		s:        s,
+		log:      s.log.With("component", "watch"),
+		lines:    make(chan watch.Line),
+		pos:      pos,
+		started:  time.Now(),
+		resolver: newHostResolver(),
+		metrics:  newWatchMetrics(s.metrics.reg),
+		sources:  map[string]*runningSource{},
 	}
 	w.entries.Store(&map[string]*watchEntry{})
 	return w
@@ -415,21 +411,17 @@ func unbannable(ip netip.Addr) bool {
 		ip.IsLinkLocalMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
-// resolve looks name up, for a source with resolve: true; addresses come
-// back zone-less and IPv4-mapped ones folded, as a line's own would.
+// resolve looks name up for a source with resolve: true.
 func (w *watcher) resolve(name string) []netip.Addr {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
-	if err != nil {
-		var dnsErr *net.DNSError
-		if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
-			w.log.Warn("host name not resolved", "host", name, "error", err)
-		}
-		return nil
+	ctx := context.Background()
+	w.mu.Lock()
+	if w.ctx != nil {
+		ctx = w.ctx
 	}
-	for i, a := range addrs {
-		addrs[i] = a.Unmap().WithZone("")
+	w.mu.Unlock()
+	addrs, err := w.resolver.resolve(ctx, name)
+	if err != nil {
+		w.log.Warn("host name not resolved", "host", name, "error", err)
 	}
 	return addrs
 }

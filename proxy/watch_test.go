@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -87,4 +88,37 @@ func BenchmarkWatchJudge(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// TestHostResolver: answers are cached, bounded in number of addresses
+// and folded like a line's own; new names over the rate are not looked
+// up.
+func TestHostResolver(t *testing.T) {
+	t.Parallel()
+	r := newHostResolver()
+	calls := 0
+	r.lookup = func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		calls++
+		var out []netip.Addr
+		for i := range 20 {
+			out = append(out, netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: 2, 15: byte(i)}))
+		}
+		return out, nil
+	}
+	got, err := r.resolve(t.Context(), "a.example")
+	if err != nil || len(got) != maxResolvedAddrs || !got[0].Is4() {
+		t.Fatalf("resolve = %v, %v; want %d IPv4 addresses", got, err, maxResolvedAddrs)
+	}
+	if _, _ = r.resolve(t.Context(), "a.example"); calls != 1 {
+		t.Errorf("%d lookups of one name, want 1 (cached)", calls)
+	}
+	busy := false
+	for i := range 2 * resolveBurst {
+		if _, err := r.resolve(t.Context(), fmt.Sprintf("n%d.example", i)); err == errResolveBusy {
+			busy = true
+		}
+	}
+	if !busy || calls > resolveBurst+1 {
+		t.Errorf("%d lookups of %d new names at once, want at most %d", calls, 2*resolveBurst, resolveBurst+1)
+	}
 }

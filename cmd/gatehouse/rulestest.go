@@ -476,6 +476,9 @@ func printWatchReport(w io.Writer, rep *proxy.WatchReplayReport, inputs []*proxy
 	} else {
 		fmt.Fprintf(w, "Blamed but older than findtime before the newest line: %d\n", rep.Old)
 		fmt.Fprintf(w, "Blamed a host name, not resolved: %d\n", rep.Unresolved)
+		if rep.Local > 0 {
+			fmt.Fprintf(w, "Blamed this host or no client (loopback, link-local …): %d\n", rep.Local)
+		}
 		fmt.Fprintf(w, "Offences for jail %s: %d\n", rep.Jail, rep.Failed)
 		fmt.Fprintf(w, "Bans that would follow: %d\n", len(rep.Bans))
 		for i, b := range rep.Bans {
