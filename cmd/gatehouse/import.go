@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gatehouse/proxy/config/fail2ban"
 	"gatehouse/proxy/config/nginx"
@@ -107,6 +108,14 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 			if opts.Fail2banWatch, err = fail2ban.Import(os.DirFS(dir), fail2ban.ImportConfig{Dir: dir, Skip: nginx.HTTPJail}); err != nil {
 				fmt.Fprintf(stderr, "gatehouse import: %v\n", err)
 				return exitUsage
+			}
+			// The HTTP jails are carried from jail.local; one enabled
+			// only elsewhere (jail.d/*.conf) is said, never dropped.
+			for _, d := range opts.Fail2banWatch.Skipped {
+				if opts.Fail2ban == nil || !slices.ContainsFunc(opts.Fail2ban.Sections, func(s *fail2ban.Section) bool { return s.Name == d.Name }) {
+					opts.Fail2banWatch.NotCarried = append(opts.Fail2banWatch.NotCarried, fail2ban.Finding{Pos: d.Src["enabled"],
+						Msg: "jail " + d.Name + " is not carried: import nginx carries HTTP jails from jail.local, and this one is enabled elsewhere; copy its section to jail.local"})
+				}
 			}
 		}
 	}

@@ -46,6 +46,9 @@ type ImportConfig struct {
 type Imported struct {
 	// Dir is ImportConfig.Dir.
 	Dir string
+	// Skipped are the enabled jails ImportConfig.Skip took, for the
+	// caller to carry (or list as not carried).
+	Skipped []WatchDef
 	// selfNoted: the finding on ignoreself was made.
 	selfNoted bool
 	// Watches and Jails are the carried jails, in the order fail2ban's
@@ -127,6 +130,7 @@ func Import(fsys fs.FS, cfg ImportConfig) (*Imported, error) {
 	var mailless []string
 	for _, d := range defs {
 		if cfg.Skip != nil && cfg.Skip(d) {
+			im.Skipped = append(im.Skipped, d)
 			continue
 		}
 		if !im.jail(fsys, d, ports, &mailless, &findings) {
