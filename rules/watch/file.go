@@ -88,6 +88,12 @@ type tailer struct {
 	cut      bool // partial reached MaxLineBytes; the rest is dropped
 	headLen  int
 	headHash uint64
+	// head holds the file's first min(readOff, headMax) bytes as they
+	// were read, until headLen reaches headMax. The hash is taken from
+	// them, not from the file again: by the time the lines are handed
+	// over, a copytruncate may have replaced those bytes, and a hash of
+	// the new ones would neither find the copy nor notice the truncation.
+	head     []byte
 	dirty    bool
 	lastSave time.Time
 	lastData time.Time // retired: last new data, or retirement
@@ -407,6 +413,7 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 		// Read to end by rescue in this scan, under another name.
 		t.readOff, t.off = end, end
 	}
+	t.loadHead()
 	return t, nil
 }
 
@@ -441,7 +448,7 @@ func (s *FileSource) checkTruncated(ctx context.Context, out chan<- Line, t *tai
 		return err
 	}
 	t.readOff, t.off, t.partial, t.cut = 0, 0, t.partial[:0], false
-	t.headLen, t.headHash, t.dirty = 0, 0, true
+	t.headLen, t.headHash, t.head, t.dirty = 0, 0, t.head[:0], true
 	return nil
 }
 
@@ -516,6 +523,9 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Line, t *tailer) erro
 	for {
 		n, err := t.f.ReadAt(s.buf, t.readOff)
 		chunk := s.buf[:n]
+		if t.readOff < headMax && int64(len(t.head)) == t.readOff {
+			t.head = append(t.head, chunk[:min(int64(n), headMax-t.readOff)]...)
+		}
 		t.readOff += int64(n)
 		for len(chunk) > 0 {
 			i := bytes.IndexByte(chunk, '\n')
@@ -577,15 +587,31 @@ func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text 
 }
 
 // updateHead extends the head hash to the first min(off, 1 KiB) bytes,
-// while the file still holds them (before a truncation can change them).
+// hashing them as they were read (t.head), whatever the file holds now.
 func (t *tailer) updateHead() {
 	want := int(min(t.off, headMax))
-	if want <= t.headLen {
+	if want <= t.headLen || want > len(t.head) {
 		return
 	}
-	b := make([]byte, want)
+	t.headLen, t.headHash = want, hashHead(t.head[:want])
+	if t.headLen == headMax {
+		t.head = nil // complete: no more is needed
+	}
+}
+
+// loadHead fills t.head for a tailer placed past the start of its file
+// without reading it. Done at placement, before any line is handed
+// over, so the bytes are those the position was taken in. If the read
+// fails, the hash is not extended: a truncation is then noticed by size
+// only, and the copy is not looked for by hash.
+func (t *tailer) loadHead() {
+	n := min(t.readOff, headMax)
+	if n == 0 {
+		return
+	}
+	b := make([]byte, n)
 	if _, err := t.f.ReadAt(b, 0); err == nil {
-		t.headLen, t.headHash = want, hashHead(b)
+		t.head = b
 	}
 }
 

@@ -236,6 +236,60 @@ func TestFileCopyTruncate(t *testing.T) {
 	checkExactlyOnce(t, got, append(names("a", 0, 2000), names("b", 0, 500)...))
 }
 
+// TestFileCopyTruncateWhileHandingOver pins a lost-lines bug: the head
+// hash was taken from the file after the lines read were handed over,
+// so a copytruncate while the reader waited on a slow consumer made the
+// hash describe the new content. The copy was then not found (the lines
+// written before the truncation were lost) and, when the new content
+// outgrew the read offset, the truncation was not even noticed (the
+// new file was read on from the old offset). A file resumed at a saved
+// offset must hash the bytes before the offset too.
+func TestFileCopyTruncateWhileHandingOver(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		saved bool // resume after 10 older lines, at a position without hash
+		newB  int  // lines written after the truncation, 9 bytes each
+	}{
+		{name: "new content shorter than the read offset", newB: 500},
+		{name: "new content longer than the read offset", newB: 2000},
+		{name: "resumed at a saved offset", saved: true, newB: 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			f := appendFile(t, path)
+			pos := newMemPositions()
+			if tc.saved {
+				// As a consumer saves Line.Pos of a first read: the hash
+				// is only taken once the read is handed over.
+				writeLines(t, f, "x", 0, 10)
+				st, err := f.Stat()
+				if err != nil {
+					t.Fatal(err)
+				}
+				id := idOf(st)
+				if err := pos.SetPosition(fileKey("test", path), Position{Dev: id.dev, Ino: id.ino, Offset: st.Size()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeLines(t, f, "a", 0, 1000)
+			r := startFile(t, testConfig(pos, path))
+			// The first read took the a lines at once; the source now
+			// waits to hand over lines 1…999 (more than the channel holds)
+			// while the file is appended to, copied and truncated.
+			got := r.until(t, "a-000000")
+			writeLines(t, f, "a", 1000, 2000)
+			copyTruncate(t, path)
+			writeLines(t, f, "b", 0, tc.newB) // more than the 1 KiB head
+			got = append(got, r.until(t, fmt.Sprintf("b-%06d", tc.newB-1))...)
+			got = append(got, r.stop(t)...)
+			checkExactlyOnce(t, got, append(names("a", 0, 2000), names("b", 0, tc.newB)...))
+		})
+	}
+}
+
 func TestFileRestartMidFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
