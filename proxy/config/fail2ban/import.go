@@ -49,8 +49,9 @@ type Imported struct {
 	// Skipped are the enabled jails ImportConfig.Skip took, for the
 	// caller to carry (or list as not carried).
 	Skipped []WatchDef
-	// selfNoted: the finding on ignoreself was made.
-	selfNoted bool
+	// selfNoted and allowNoted: the findings on ignoreself and on
+	// ignoreip's scope were made.
+	selfNoted, allowNoted bool
 	// Watches and Jails are the carried jails, in the order fail2ban's
 	// files declare them.
 	Watches []ImportedWatch
@@ -249,6 +250,12 @@ func (im *Imported) jail(fsys fs.FS, d WatchDef, ports map[string][]int, mailles
 		}
 		if !slices.ContainsFunc(im.Allow, func(x Allowed) bool { return x.Prefix == p }) {
 			im.Allow = append(im.Allow, Allowed{p, d.Src["ignoreip"]})
+			if !im.allowNoted {
+				// allow is global: a jail's own ignoreip now covers
+				// every jail, HTTP ones included.
+				im.allowNoted = true
+				not(d.Src["ignoreip"], "ignoreip is carried to allow, which no jail counts nor bans (every jail, the HTTP ones too): check that each address belongs there")
+			}
 		}
 	}
 	mailed := im.actions(d, ports, not)
@@ -369,9 +376,17 @@ func (im *Imported) source(d WatchDef, w *ImportedWatch, not func(Pos, string, .
 	for _, line := range d.Filter.JournalMatch {
 		for alt := range strings.SplitSeq(line, "+") {
 			terms := strings.Fields(alt)
+			// Terms of one alternative must all hold: when a unit is
+			// among them, the unit alone is carried (narrower than "any
+			// of", and journald sets it); an identifier alone could be
+			// forged by any local user.
+			hasUnit := slices.ContainsFunc(terms, func(t string) bool { return strings.HasPrefix(t, "_SYSTEMD_UNIT=") })
 			var carried []string
 			for _, t := range terms {
 				k, v, _ := strings.Cut(t, "=")
+				if hasUnit && k != "_SYSTEMD_UNIT" {
+					continue
+				}
 				switch k {
 				case "_SYSTEMD_UNIT":
 					if !slices.Contains(j.Units, v) {
@@ -388,8 +403,13 @@ func (im *Imported) source(d WatchDef, w *ImportedWatch, not func(Pos, string, .
 			switch {
 			case len(carried) == 0:
 				not(d.Filter.Src["journalmatch"], "journalmatch %q is not carried: gatehouse selects journal entries by _SYSTEMD_UNIT and SYSLOG_IDENTIFIER only", strings.TrimSpace(alt))
+			case hasUnit && len(carried) < len(terms):
+				not(d.Filter.Src["journalmatch"], "journalmatch %q is carried as %s: gatehouse selects by unit alone", strings.TrimSpace(alt), strings.Join(carried, ", "))
 			case len(carried) < len(terms) || len(carried) > 1:
 				not(d.Filter.Src["journalmatch"], "journalmatch %q is carried as any of %s: gatehouse selects by unit or identifier, each alone", strings.TrimSpace(alt), strings.Join(carried, ", "))
+			}
+			if !hasUnit && len(carried) > 0 {
+				not(d.Filter.Src["journalmatch"], "journalmatch %q selects by SYSLOG_IDENTIFIER, which any local user can log under (logger -t): prefer the service's unit", strings.TrimSpace(alt))
 			}
 		}
 	}
