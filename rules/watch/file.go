@@ -97,7 +97,20 @@ type tailer struct {
 	dirty    bool
 	lastSave time.Time
 	lastData time.Time // retired: last new data, or retirement
+	// retiredAt is when the file was rotated away (retired only).
+	retiredAt time.Time
+	// saveAs, for a rotated file read by rescue, is the position its
+	// lines are handed over as: the saved position of the live path it
+	// is read for (saveKey), at the offset reached in the rotated file.
+	// A consumer that saves it resumes in that rotated file after a
+	// restart, as rescue then finds it again.
+	saveAs  *Position
+	saveKey string
 }
+
+// maxHold bounds how long a file that replaced a rotated one waits to be
+// read while the rotated one is still written (see scan).
+const maxHold = 30 * time.Second
 
 // NewFileSource checks cfg and applies the defaults. It opens nothing:
 // Run does.
@@ -298,6 +311,7 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 			continue
 		}
 		t.lastData = s.now()
+		t.retiredAt = t.lastData
 		s.retired = append(s.retired, t)
 	}
 	// Read what the rotated files still have, before their successors.
@@ -308,6 +322,13 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 		t := s.current[p]
 		if t == nil {
 			if _, ok := ids[p]; !ok || s.tracked(ids[p]) {
+				continue
+			}
+			if s.holding(p) {
+				// The file rotated away from p is still being written:
+				// its lines come first, so that the position saved for p
+				// never moves back and forth between the two files (a
+				// restart would then read one of them twice).
 				continue
 			}
 			var err error
@@ -331,6 +352,18 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 		}
 	}
 	return nil
+}
+
+// holding reports whether a file rotated away from path is still read
+// (within RotateGrace of its last data), for at most maxHold.
+func (s *FileSource) holding(path string) bool {
+	now := s.now()
+	for _, t := range s.retired {
+		if t.path == path && now.Sub(t.retiredAt) < maxHold {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *FileSource) tracked(id fileID) bool {
@@ -487,7 +520,8 @@ func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, s
 			continue
 		}
 		s.log.Info("watch reading the rest of a rotated file", "path", p, "offset", saved.Offset)
-		t := &tailer{path: p, f: f, id: id, readOff: saved.Offset, off: saved.Offset}
+		as := saved
+		t := &tailer{path: p, f: f, id: id, readOff: saved.Offset, off: saved.Offset, saveAs: &as, saveKey: path}
 		err = s.drain(ctx, out, t)
 		if err == nil && len(t.partial) > 0 {
 			err = s.send(ctx, out, t, t.partial, t.readOff)
@@ -570,14 +604,15 @@ func (t *tailer) hold(b []byte, max int) {
 
 func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text []byte, after int64) error {
 	text = bytes.TrimSuffix(text, []byte{'\r'})
-	pos := t.position()
-	pos.Offset = after
-	pos.HeadLen = int(min(int64(pos.HeadLen), after))
-	if pos.HeadLen < t.headLen {
-		pos.HeadHash = 0 // the hash is of more bytes than the line ends at
-		pos.HeadLen = 0
+	key, pos := fileKey(s.cfg.Name, t.path), t.position()
+	if t.saveAs != nil {
+		key, pos = fileKey(s.cfg.Name, t.saveKey), *t.saveAs
 	}
-	l := Line{Source: s.cfg.Name, Origin: t.path, Text: string(text), Key: fileKey(s.cfg.Name, t.path), Pos: pos}
+	pos.Offset = after
+	if int64(pos.HeadLen) > after {
+		pos.HeadLen, pos.HeadHash = 0, 0 // the hash is of more bytes than the line ends at
+	}
+	l := Line{Source: s.cfg.Name, Origin: t.path, Text: string(text), Key: key, Pos: pos}
 	select {
 	case out <- l:
 		return nil
