@@ -49,4 +49,11 @@
 //
 // The package reads no files and resolves no names: a <HOST> that is not an
 // address comes back as Result.HostName for the caller to refuse or resolve.
+// An address a tag captures counts only where the line's token ends with
+// it: fail2ban blames 10.66.0.1 for the host name 10.66.0.1.evil.example
+// (which whoever runs the evil.example zone can give their address) and
+// 1.2.3.4 for 1.2.3.4%eth0; here the token, running on over letters,
+// digits, '_', '.', '-' and a '%' zone, is the HostName, or the address
+// when the whole token is one (::10.0.0.5, where fail2ban takes ::10). A
+// port after the address (":22", "]:22", "-22") and a full stop end it.
 package filter
