@@ -325,7 +325,8 @@ type failData struct {
 	users              []string
 	nofail, gained     bool
 	pending            bool
-	seen               time.Time
+	seen               time.Time // the time of the last line
+	born               time.Time // in a Stream: the time of the first line
 }
 
 // Match judges one line on its own, taking its time from the line. A line
