@@ -44,7 +44,10 @@
 // future; one without a zone is read in Config.Location; a field out of
 // range (February 30, 24:00, second 60) leaves the line without a time.
 // fail2ban reorders its templates by the hits of earlier lines; judging
-// each line on its own, this package does not. Lines from the journal
+// each line on its own, this package does not. A template is only run on
+// a line that has a byte its expression needs, in the context it needs it
+// (most of fail2ban's need a ':' between digits), so a line without a date
+// costs well under a microsecond, not one run of every template. Lines from the journal
 // pass their __REALTIME_TIMESTAMP to MatchAt.
 //
 // The package reads no files and resolves no names: a <HOST> that is not an
