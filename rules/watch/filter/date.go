@@ -22,7 +22,9 @@ import (
 // field (February 30, hour 24, second 60) leaves the line without a time.
 type dateDetector struct {
 	tmpls []*dateTemplate
-	fast  bool // syslogDate may read the line first: it decides as tmpls would
+	needs []dateNeed // the distinct needs of tmpls, at most 64
+	need  []int      // per template, its need in needs; -1: none
+	fast  bool       // syslogDate may read the line first: it decides as tmpls would
 	loc   *time.Location
 	now   func() time.Time
 }
@@ -42,6 +44,23 @@ func newDateDetector(pattern string, loc *time.Location, now func() time.Time) (
 	}
 	d.tmpls = tmpls
 	d.fast = b.syslogFirst(tmpls)
+	d.need = make([]int, len(tmpls))
+	idx := map[dateNeed]int{}
+	for i, tm := range tmpls {
+		d.need[i] = -1
+		if tm.need == nil {
+			continue
+		}
+		k, ok := idx[*tm.need]
+		if !ok && len(d.needs) < 64 {
+			k, ok = len(d.needs), true
+			idx[*tm.need] = k
+			d.needs = append(d.needs, *tm.need)
+		}
+		if ok {
+			d.need[i] = k
+		}
+	}
 	return d, nil
 }
 
@@ -72,7 +91,20 @@ func (d *dateDetector) match(line string) (*dateTemplate, []int) {
 	var best *dateTemplate
 	var bestM []int
 	bestAt := 0
+	var tried, held uint64 // needs looked for in line, and found
 	for i, tm := range d.tmpls {
+		if k := d.need[i]; k >= 0 {
+			bit := uint64(1) << k
+			if tried&bit == 0 {
+				tried |= bit
+				if d.needs[k].in(line) {
+					held |= bit
+				}
+			}
+			if held&bit == 0 {
+				continue // cannot match
+			}
+		}
 		m := tm.re.FindStringSubmatchIndex(line)
 		if m == nil {
 			continue

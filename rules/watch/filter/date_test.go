@@ -73,97 +73,7 @@ json.dump(out, sys.stdout)
 func TestDateDetectorAgainstFail2ban(t *testing.T) {
 	t.Parallel()
 	py := fail2banPython(t)
-	patterns := []string{
-		"",
-		"{^LN-BEG}",
-		"{^LN-BEG}TAI64N\n{^LN-BEG}",
-		"^[^\\[]*\\[({DATE})\n{^LN-BEG}",
-		"{^LN-BEG}%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S(?:[.,]%f)?(?:\\s*%z)?\n^[^\\[]*\\[({DATE})\n{^LN-BEG}",
-		"^<\\d+>\\d+\\s+{DATE}",
-		"{^LN-BEG}Epoch\n{^LN-BEG}",
-		"EPOCH",
-		"^[^\\[]*(\\[{DATE}\\s*\\])\n{^LN-BEG}",
-		"%d/%b[^/]*/%Y:%H:%M:%S %z",
-		"^%m/%d/%Y %H:%M:%S",
-		"^L %d/%m/%Y - %H:%M:%S",
-		"^(?:%Y-)?%m-%d[ T]%H:%M:%S(?:\\.%f)?\n{^LN-BEG}",
-		"^%b %d, %ExY %I:%M:%S %p\n^WARNING:()**\n{^LN-BEG}",
-		"{^LN-BEG}%b-%d-%Exy %H:%M:%S\n{^LN-BEG}",
-		"^t=%Y-%m-%dT%H:%M:%S%z",
-		"{NONE}",
-		"^{DATE}",
-	}
-	lines := []string{
-		"Jun 21 16:47:48 host sshd[1]: x",
-		"Jun  1 16:47:48 host x",
-		"Feb 6 12:02:29 server vsftpd: x",
-		"Feb 29 12:02:29 host x",
-		"Jun 31 12:00:00 host x",
-		"Jun 21 24:00:00 host x",
-		"Jun 21 16:47:48.123 host x",
-		"Jun 21 16:47:48 2013 host x",
-		"jun 21 16:47:48 host x",
-		"xJun 21 16:47:48 host x",
-		"2025-03-04T02:11:57.602061 host lighttpd[764]: x",
-		"2005-01-23 21:59:59+01:00 x",
-		"2005-01-23T21:59:59Z x",
-		"2013/08/11 03:56:40 x",
-		"2013.08.11  3:56:40 x",
-		"[Sun Jun 09 07:57:47 2013] [error] [client 1.2.3.4] x",
-		"[Wed Dec 18 23:58:03.148113 2024] [cgi:error] [pid 1] x",
-		"1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 400",
-		"1.2.3.4 - - [20/Jan/2015:19:53:28 -0500] \"GET / HTTP/1.1\" 400",
-		"www.example.com 1.2.3.4 - - [18/Aug/2024:21:08:39 +0100] \"GET /\"",
-		"@4000000052f6a6f420a7b3b4 dovecot: x",
-		"1124013600.123 x",
-		"[1124013600] x",
-		"type=AVC msg=audit(1124013600.123:41): x",
-		"130324  0:04:00 [Warning] x",
-		"2020-01-16 21:34:14 4644 [Warning] x",
-		"<38>1 2019-07-08T17:40:16.954167-04:00 host sshd 1 - - x",
-		"Jan 23, 2005 9:59:59 PM x",
-		"01-27-2012 16:22:44.252 x",
-		"<09/16/08@05:03:30> x",
-		"PDT Apr 16 21:05:29 x",
-		"+00:00 Jan 23 21:59:59.011 2005 x",
-		"20050123T215959 x",
-		"host nginx[1]: 2023/12/09 21:35:20 [error] 1#1: x",
-		"12:34:56 x",
-		"Apr-27-13 02:33:06 x",
-		"08/14/2005 11:22:33 x",
-		"L 14/08/2005 - 11:22:33: x",
-		"2005-08-14 11:22:33.5 x",
-		"08-14 11:22:33 x",
-		"WARNING: x",
-		"t=2005-08-14T11:22:33+0200 x",
-		"26/Jul/2007 15:20:52 x",
-		"no date here",
-		"x 2005-01-23 21:59:59 y",
-		"foo bar Jun 21 16:47:48 baz 2005-01-23 21:59:59",
-		"abc12:34:56 x",
-		"[[1124013600] x",
-		"1124013600.1234567 x",
-		"JUN 21 16:47:48 host x",
-		"Jun 21 16:47:48x host",
-		"Jun 21 16:47:4 host x",
-		"Jun 21 16:7:48 host x",
-		"Jun 21 23:59:60 host x",
-		"Sun Jun 21 16:47:48 host x",
-		"Mon Jan 23 2005 21:59:59.011 x",
-		"2005-08-14 10:00:00 CET x",
-		"23/01/05 21:59:59 x",
-		"17-07-2008 17:23:25 x",
-		"26-Jul-2007 15:20:52.252 +0200 x",
-		"05/20/2008:01:57:39 x",
-		"Aug 16 12:00:00 host x",
-		"Aug 14 23:00:00 host x",
-		"Dec 31 23:59:59 host x",
-		"  Jun 21 16:47:48 host x",
-		"Jun 21 16:47:48\thost x",
-		"2005-08-14T11:22:33+02 x",
-		"2005-08-14T11:22:33 +02:00 x",
-		"@4000000052f6a6f420a7b3b4x",
-	}
+	patterns, lines := datePatternSamples, dateLineSamples
 	in, err := json.Marshal(map[string]any{"now": corpusNow, "patterns": patterns, "lines": lines})
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +153,8 @@ func BenchmarkDateDetect(b *testing.B) {
 }
 
 // FuzzDatePattern compiles any date pattern and, when it compiles, finds
-// the date of any line: neither panics, and a span found lies in the line.
+// the date of any line: neither panics, a span found lies in the line, and
+// no template matches a line that lacks its need.
 func FuzzDatePattern(f *testing.F) {
 	f.Add("{^LN-BEG}%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S", "2005-08-14 11:22:33 x")
 	f.Add("^[^\\[]*\\[({DATE})\n{^LN-BEG}", "1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] x")
@@ -260,5 +171,107 @@ func FuzzDatePattern(f *testing.F) {
 		if found && (s < 0 || e < s || e > len(line)) {
 			t.Fatalf("datepattern %q on %q: span %d:%d", pattern, line, s, e)
 		}
+		for i, tm := range d.tmpls {
+			if k := d.need[i]; k >= 0 && !d.needs[k].in(line) && tm.re.MatchString(line) {
+				t.Fatalf("datepattern %q, template %s: matches %q without its need", pattern, tm.re, line)
+			}
+		}
 	})
+}
+
+// datePatternSamples are date patterns of Debian's filters and of
+// fail2ban's special forms.
+var datePatternSamples = []string{
+	"",
+	"{^LN-BEG}",
+	"{^LN-BEG}TAI64N\n{^LN-BEG}",
+	"^[^\\[]*\\[({DATE})\n{^LN-BEG}",
+	"{^LN-BEG}%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S(?:[.,]%f)?(?:\\s*%z)?\n^[^\\[]*\\[({DATE})\n{^LN-BEG}",
+	"^<\\d+>\\d+\\s+{DATE}",
+	"{^LN-BEG}Epoch\n{^LN-BEG}",
+	"EPOCH",
+	"^[^\\[]*(\\[{DATE}\\s*\\])\n{^LN-BEG}",
+	"%d/%b[^/]*/%Y:%H:%M:%S %z",
+	"^%m/%d/%Y %H:%M:%S",
+	"^L %d/%m/%Y - %H:%M:%S",
+	"^(?:%Y-)?%m-%d[ T]%H:%M:%S(?:\\.%f)?\n{^LN-BEG}",
+	"^%b %d, %ExY %I:%M:%S %p\n^WARNING:()**\n{^LN-BEG}",
+	"{^LN-BEG}%b-%d-%Exy %H:%M:%S\n{^LN-BEG}",
+	"^t=%Y-%m-%dT%H:%M:%S%z",
+	"{NONE}",
+	"^{DATE}",
+}
+
+// dateLineSamples are lines of every default date format, near misses and
+// lines without a date.
+var dateLineSamples = []string{
+	"Jun 21 16:47:48 host sshd[1]: x",
+	"Jun  1 16:47:48 host x",
+	"Feb 6 12:02:29 server vsftpd: x",
+	"Feb 29 12:02:29 host x",
+	"Jun 31 12:00:00 host x",
+	"Jun 21 24:00:00 host x",
+	"Jun 21 16:47:48.123 host x",
+	"Jun 21 16:47:48 2013 host x",
+	"jun 21 16:47:48 host x",
+	"xJun 21 16:47:48 host x",
+	"2025-03-04T02:11:57.602061 host lighttpd[764]: x",
+	"2005-01-23 21:59:59+01:00 x",
+	"2005-01-23T21:59:59Z x",
+	"2013/08/11 03:56:40 x",
+	"2013.08.11  3:56:40 x",
+	"[Sun Jun 09 07:57:47 2013] [error] [client 1.2.3.4] x",
+	"[Wed Dec 18 23:58:03.148113 2024] [cgi:error] [pid 1] x",
+	"1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 400",
+	"1.2.3.4 - - [20/Jan/2015:19:53:28 -0500] \"GET / HTTP/1.1\" 400",
+	"www.example.com 1.2.3.4 - - [18/Aug/2024:21:08:39 +0100] \"GET /\"",
+	"@4000000052f6a6f420a7b3b4 dovecot: x",
+	"1124013600.123 x",
+	"[1124013600] x",
+	"type=AVC msg=audit(1124013600.123:41): x",
+	"130324  0:04:00 [Warning] x",
+	"2020-01-16 21:34:14 4644 [Warning] x",
+	"<38>1 2019-07-08T17:40:16.954167-04:00 host sshd 1 - - x",
+	"Jan 23, 2005 9:59:59 PM x",
+	"01-27-2012 16:22:44.252 x",
+	"<09/16/08@05:03:30> x",
+	"PDT Apr 16 21:05:29 x",
+	"+00:00 Jan 23 21:59:59.011 2005 x",
+	"20050123T215959 x",
+	"host nginx[1]: 2023/12/09 21:35:20 [error] 1#1: x",
+	"12:34:56 x",
+	"Apr-27-13 02:33:06 x",
+	"08/14/2005 11:22:33 x",
+	"L 14/08/2005 - 11:22:33: x",
+	"2005-08-14 11:22:33.5 x",
+	"08-14 11:22:33 x",
+	"WARNING: x",
+	"t=2005-08-14T11:22:33+0200 x",
+	"26/Jul/2007 15:20:52 x",
+	"no date here",
+	"x 2005-01-23 21:59:59 y",
+	"foo bar Jun 21 16:47:48 baz 2005-01-23 21:59:59",
+	"abc12:34:56 x",
+	"[[1124013600] x",
+	"1124013600.1234567 x",
+	"JUN 21 16:47:48 host x",
+	"Jun 21 16:47:48x host",
+	"Jun 21 16:47:4 host x",
+	"Jun 21 16:7:48 host x",
+	"Jun 21 23:59:60 host x",
+	"Sun Jun 21 16:47:48 host x",
+	"Mon Jan 23 2005 21:59:59.011 x",
+	"2005-08-14 10:00:00 CET x",
+	"23/01/05 21:59:59 x",
+	"17-07-2008 17:23:25 x",
+	"26-Jul-2007 15:20:52.252 +0200 x",
+	"05/20/2008:01:57:39 x",
+	"Aug 16 12:00:00 host x",
+	"Aug 14 23:00:00 host x",
+	"Dec 31 23:59:59 host x",
+	"  Jun 21 16:47:48 host x",
+	"Jun 21 16:47:48\thost x",
+	"2005-08-14T11:22:33+02 x",
+	"2005-08-14T11:22:33 +02:00 x",
+	"@4000000052f6a6f420a7b3b4x",
 }

@@ -42,7 +42,8 @@ type dateTemplate struct {
 	at        []int // groups marking where fail2ban's match starts; nil: the match start
 	epoch     []int // the seconds of an epoch template
 	field     [nFields][]int
-	name      string // the pattern, for {DATE} and duplicates
+	name      string    // the pattern, for {DATE} and duplicates
+	need      *dateNeed // every match has it; nil: none known
 }
 
 // bound is where a pattern may start.
@@ -378,7 +379,7 @@ func finish(re string, kind tmplKind, anchored, lineBegin bool, name string) (*d
 	if err != nil {
 		return nil, err
 	}
-	t := &dateTemplate{re: c, kind: kind, anchored: anchored, lineBegin: lineBegin, name: name}
+	t := &dateTemplate{re: c, kind: kind, anchored: anchored, lineBegin: lineBegin, name: name, need: needOf(re)}
 	for i, n := range c.SubexpNames() {
 		switch n {
 		case "_date":

@@ -68,7 +68,10 @@ func (k Kind) String() string {
 // Result is the verdict on one line. For Fail, exactly one of Host and
 // HostName is set: Host is a valid address as written (zone-less, an
 // IPv4-mapped address folded to IPv4), HostName the text the line named
-// instead (a DNS name or a malformed address), never resolved. User is the
+// instead (a DNS name, an address with a zone or a malformed one), never
+// resolved. An address is only one when the line does not go on with more
+// of a name or an address: "10.66.0.1.evil.example" is a HostName, never
+// 10.66.0.1, and "::10.0.0.5" is ::a00:5, not ::10. User is the
 // <F-USER> group, if any. Time is the line's own timestamp (zero when it had
 // none). Regex is the index of the failregex that matched (Fail) or of the
 // ignoreregex that matched (Ignored); -1 otherwise.
@@ -322,7 +325,8 @@ type failData struct {
 	users              []string
 	nofail, gained     bool
 	pending            bool
-	seen               time.Time
+	seen               time.Time // the time of the last line
+	born               time.Time // in a Stream: the time of the first line
 }
 
 // Match judges one line on its own, taking its time from the line. A line
@@ -482,13 +486,13 @@ func nonEmpty(s string, m []int, idx []int) bool {
 // collect overwrites d with the groups of match m that participated, as
 // fail2ban's dict update does.
 func (d *failData) collect(s string, m []int, r *rx) {
-	if v, ok := group(s, m, r.ip4); ok {
+	if v, ok := hostGroup(s, m, r.ip4); ok {
 		d.ip4, d.has4 = v, true
 	}
-	if v, ok := group(s, m, r.ip6); ok {
+	if v, ok := hostGroup(s, m, r.ip6); ok {
 		d.ip6, d.has6 = v, true
 	}
-	if v, ok := group(s, m, r.dns); ok {
+	if v, ok := hostGroup(s, m, r.dns); ok {
 		d.dns, d.hasDNS = v, true
 	}
 	if v, ok := group(s, m, r.fid); ok {
@@ -500,4 +504,50 @@ func (d *failData) collect(s string, m []int, r *rx) {
 	if v, ok := group(s, m, r.alt); ok && d.user == "" {
 		d.user, d.hasUser = v, true
 	}
+}
+
+// hostGroup returns the first participating group of idx in the match m
+// of s, an address or a name, with what continues it in s.
+func hostGroup(s string, m []int, idx []int) (string, bool) {
+	for _, g := range idx {
+		if m[2*g] >= 0 {
+			return s[m[2*g]:hostEnd(s, m[2*g+1])], true
+		}
+	}
+	return "", false
+}
+
+// hostEnd returns where the host token whose tag group ends at s[e:]
+// really ends. The tags' expressions stop where an address may stop, so a
+// regex that lets anything follow (".*", "\S*") takes "10.66.0.1" from
+// the host name "10.66.0.1.evil.example", which whoever runs the name's
+// DNS zone chooses, "1.2.3.4" from "1.2.3.4%eth0", or "::10" from
+// "::10.0.0.5". So the token runs on over what continues a name (letters,
+// digits, '_', and '.' or '-' before more of them) and a zone ('%' and its
+// name). What else may follow an address ends it: "1.2.3.4." ending a
+// sentence, "1.2.3.4:22", "[1.2.3.4]:22", "2001:db8::1:22" (haproxy's
+// address and port), and '-' with digits alone, a port ("1.2.3.4-22;", as
+// some sshd builds log it). A token longer than the group names a host,
+// not an address, unless the whole token is one ("::10.0.0.5").
+func hostEnd(s string, e int) int {
+	n := e
+	for n < len(s) && (isWord(s[n]) || s[n] == '.' || s[n] == '-' || s[n] == '%') {
+		n++
+	}
+	for n > e && (s[n-1] == '.' || s[n-1] == '-') {
+		n--
+	}
+	if ext := s[e:n]; len(ext) > 1 && ext[0] == '-' && allDigits(ext[1:]) {
+		return e // a port
+	}
+	return n
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

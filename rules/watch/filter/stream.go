@@ -15,7 +15,14 @@ const (
 // connection without an address is blamed on it, and a success
 // (<F-MLFGAINED>) or disconnect (<F-MLFFORGET>) settles the connection.
 // It also carries the last timestamp to lines that have none. At most 100
-// connections are remembered, none longer than 5 minutes of log time.
+// connections are remembered, and none longer than 5 minutes of log time
+// after the line that began it: a line of a connection begun 5 minutes or
+// more before its own timestamp finds nothing remembered, so a process id
+// the system hands out again hours later does not inherit the address of
+// its earlier connection. fail2ban's cache expires so by the wall clock;
+// here the lines' own times decide, so that reading a log late or again
+// judges it alike. A connection begun on a line without a time expires
+// only when 100 newer ones push it out.
 //
 // A Stream is not safe for concurrent use; use one per source.
 type Stream struct {
@@ -60,6 +67,10 @@ func (s *Stream) merge(mlfid string, fd *failData, forget bool) *failData {
 	var cached *failData
 	if s != nil {
 		cached = s.conns[mlfid]
+		if cached != nil && expired(cached, fd.seen) {
+			delete(s.conns, mlfid)
+			cached = nil
+		}
 	}
 	if cached != nil {
 		g := cached
@@ -139,19 +150,26 @@ func (d *failData) update(n *failData) {
 	}
 }
 
-// put remembers a connection, first dropping connections older than
-// streamMaxAge and, if still full, the oldest one.
+// expired reports whether the connection c, read again on a line of time
+// t, is past streamMaxAge. A zero time on either side never expires.
+func expired(c *failData, t time.Time) bool {
+	return !t.IsZero() && !c.born.IsZero() && t.Sub(c.born) >= streamMaxAge
+}
+
+// put remembers a connection, first dropping expired connections and, if
+// still full, the oldest one.
 func (s *Stream) put(mlfid string, fd *failData) {
+	fd.born = fd.seen
 	if len(s.conns) >= streamConns {
 		var oldest string
 		var ot time.Time
 		for k, v := range s.conns {
-			if !fd.seen.IsZero() && fd.seen.Sub(v.seen) > streamMaxAge {
+			if expired(v, fd.born) {
 				delete(s.conns, k)
 				continue
 			}
-			if oldest == "" || v.seen.Before(ot) {
-				oldest, ot = k, v.seen
+			if oldest == "" || v.born.Before(ot) {
+				oldest, ot = k, v.born
 			}
 		}
 		if len(s.conns) >= streamConns {
