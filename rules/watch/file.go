@@ -223,12 +223,7 @@ func (s *FileSource) dirs() []string {
 // again at every poll. It returns nil when ctx is done, after saving
 // the positions of the lines handed over, or the error of that save.
 func (s *FileSource) Run(ctx context.Context, out chan<- Line) error {
-	s.buf = make([]byte, readBufSize)
-	s.current = map[string]*tailer{}
-	s.retired = nil
-	s.warned = map[string]string{}
-	s.rescued = map[fileID]int64{}
-	s.first = true
+	s.reset()
 	defer s.closeAll()
 
 	poll := s.cfg.PollInterval
@@ -266,6 +261,16 @@ func (s *FileSource) Run(ctx context.Context, out chan<- Line) error {
 	}
 }
 
+// reset sets up Run's state for a first scan.
+func (s *FileSource) reset() {
+	s.buf = make([]byte, readBufSize)
+	s.current = map[string]*tailer{}
+	s.retired = nil
+	s.warned = map[string]string{}
+	s.rescued = map[fileID]int64{}
+	s.first = true
+}
+
 func (s *FileSource) closeAll() {
 	for _, t := range s.current {
 		_ = t.f.Close() // read-only
@@ -279,29 +284,72 @@ func (s *FileSource) closeAll() {
 // scan re-examines the paths and reads every file to its end. It
 // returns an error only when ctx is done.
 func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
-	clear(s.rescued)
+	return s.place(ctx, out, s.look())
+}
+
+// view is what the paths name at one look: the matching files, sorted,
+// and the identity of each. The two are taken one after the other, not
+// at once: a rename between the glob and a stat makes the view hold the
+// new file under the old name and miss the renamed one (a glob before
+// log.1 → log.2.gz and log → log.1, the stats after).
+type view struct {
+	paths []string
+	ids   map[string]fileID
+}
+
+func (s *FileSource) look() view {
 	paths, _ := s.expand()
-	ids := make(map[string]fileID, len(paths))
-	owner := make(map[fileID]string, len(paths))
+	v := view{paths: paths, ids: make(map[string]fileID, len(paths))}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
 			continue // gone since the glob
 		}
-		id := idOf(st)
-		ids[p] = id
-		owner[id] = p
+		v.ids[p] = idOf(st)
 	}
+	return v
+}
+
+// place follows what v shows: renamed files under their new names,
+// rotated ones retired, new ones opened; then reads every file to its
+// end, the rotated and the known files before the new ones.
+func (s *FileSource) place(ctx context.Context, out chan<- Line, v view) error {
+	clear(s.rescued)
+	owner := make(map[fileID]string, len(v.ids))
+	for _, p := range v.paths {
+		if id, ok := v.ids[p]; ok {
+			owner[id] = p
+		}
+	}
+	// A retired file that a matching name shows again was renamed within
+	// the globs, and a view taken across the rename missed it: it is
+	// followed on under that name. Left retired, it would be closed once
+	// quiet and then, no longer tracked, opened under its new name as a
+	// new file and read again from its first byte.
+	keep := s.retired[:0]
+	for _, t := range s.retired {
+		if np, ok := owner[t.id]; ok && s.current[np] == nil {
+			t.path = np
+			s.current[np] = t
+			t.dirty = true
+			continue
+		}
+		keep = append(keep, t)
+	}
+	clear(s.retired[len(keep):])
+	s.retired = keep
 	// Files that were rotated away, renamed within the globs, or whose
 	// path names another file now. Taken out first, then placed, so that
-	// a chain of renames (log.1 → log.2, log → log.1) keeps every file.
+	// a chain of renames (log.1 → log.2, log → log.1) keeps every file;
+	// placed in path order, so that a run does not depend on map order.
 	var moved []*tailer
 	for p, t := range s.current {
-		if ids[p] != t.id {
+		if v.ids[p] != t.id {
 			delete(s.current, p)
 			moved = append(moved, t)
 		}
 	}
+	slices.SortFunc(moved, func(a, b *tailer) int { return strings.Compare(a.path, b.path) })
 	for _, t := range moved {
 		if np, ok := owner[t.id]; ok && s.current[np] == nil {
 			// Renamed to another matching name: same file, new key.
@@ -314,39 +362,53 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 		t.retiredAt = t.lastData
 		s.retired = append(s.retired, t)
 	}
-	// Read what the rotated files still have, before their successors.
+	// Read what the rotated files still have, then the files already
+	// followed (among them those renamed within the globs), then the new
+	// ones: the lines a rotated file got before its successor appeared
+	// come before the successor's.
 	if err := s.drainRetired(ctx, out); err != nil {
 		return err
 	}
-	for _, p := range paths {
+	for _, p := range v.paths {
 		t := s.current[p]
 		if t == nil {
-			if _, ok := ids[p]; !ok || s.tracked(ids[p]) {
-				continue
-			}
-			if s.holding(p) {
-				// The file rotated away from p is still being written:
-				// its lines come first, so that the position saved for p
-				// never moves back and forth between the two files (a
-				// restart would then read one of them twice).
-				continue
-			}
-			var err error
-			if t, err = s.open(ctx, out, p); err != nil {
-				if ctx.Err() != nil {
-					return err
-				}
-				if msg := err.Error(); s.warned[p] != msg {
-					s.warned[p] = msg
-					s.log.Warn("watch cannot read file", "path", p, "err", err)
-				}
-				continue
-			}
-			delete(s.warned, p)
-			s.current[p] = t
-		} else if err := s.checkTruncated(ctx, out, t); err != nil {
+			continue
+		}
+		if err := s.checkTruncated(ctx, out, t); err != nil {
 			return err
 		}
+		if err := s.drain(ctx, out, t); err != nil {
+			return err
+		}
+	}
+	for _, p := range v.paths {
+		id, ok := v.ids[p]
+		if !ok || s.current[p] != nil || s.tracked(id) {
+			continue
+		}
+		if s.holding(p) {
+			// The file rotated away from p is still being written:
+			// its lines come first, so that the position saved for p
+			// never moves back and forth between the two files (a
+			// restart would then read one of them twice).
+			continue
+		}
+		t, err := s.open(ctx, out, p)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			if msg := err.Error(); s.warned[p] != msg {
+				s.warned[p] = msg
+				s.log.Warn("watch cannot read file", "path", p, "err", err)
+			}
+			continue
+		}
+		delete(s.warned, p)
+		if t == nil {
+			continue // p names a followed file by now: the next look places it
+		}
+		s.current[p] = t
 		if err := s.drain(ctx, out, t); err != nil {
 			return err
 		}
@@ -355,7 +417,7 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 }
 
 // holding reports whether a file rotated away from path is still read
-// (within RotateGrace of its last data), for at most maxHold.
+// (it is retired until quiet for RotateGrace), for at most maxHold.
 func (s *FileSource) holding(path string) bool {
 	now := s.now()
 	for _, t := range s.retired {
@@ -412,7 +474,8 @@ func (s *FileSource) drainRetired(ctx context.Context, out chan<- Line) error {
 	return nil
 }
 
-// open opens path and places it: at its saved position if the file is
+// open opens path and places it (nil if the file there is followed
+// already): at its saved position if the file is
 // the one saved; else, at the first scan, after reading the rest of the
 // saved file from a rotated sibling; at the start, or at the end with
 // Tail at the first start.
@@ -427,6 +490,11 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
 	t := &tailer{path: path, f: f, id: idOf(st), dirty: true}
+	if s.tracked(t.id) {
+		// Renamed to path since the look: one tailer per file.
+		_ = f.Close() // read-only
+		return nil, nil
+	}
 	saved, ok := s.cfg.Positions.Position(fileKey(s.cfg.Name, path))
 	switch {
 	case ok && saved.Dev == t.id.dev && saved.Ino == t.id.ino && st.Size() >= saved.Offset && headMatches(f, saved):
