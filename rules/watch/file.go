@@ -502,7 +502,11 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 		t.headLen, t.headHash = saved.HeadLen, saved.HeadHash
 		t.dirty = false
 	case ok && s.first:
-		if err := s.rescue(ctx, out, path, saved, t.id); err != nil {
+		held, err := s.rescue(ctx, out, path, saved, t.id)
+		if err != nil || held {
+			// held: the saved file, renamed away while gatehouse was
+			// down, is followed as rotated away from path; the file at
+			// path waits for it as after a rotation seen running.
 			_ = f.Close() // read-only
 			return nil, err
 		}
@@ -545,7 +549,7 @@ func (s *FileSource) checkTruncated(ctx context.Context, out chan<- Line, t *tai
 		return nil
 	}
 	s.log.Info("watch file truncated, reading from its start", "path", t.path)
-	if err := s.rescue(ctx, out, t.path, t.position(), t.id); err != nil {
+	if _, err := s.rescue(ctx, out, t.path, t.position(), t.id); err != nil {
 		return err
 	}
 	t.readOff, t.off, t.partial, t.cut = 0, 0, t.partial[:0], false
@@ -558,11 +562,19 @@ func (s *FileSource) checkTruncated(ctx context.Context, out chan<- Line, t *tai
 // or by the hash of its first bytes (copied, for copytruncate). Files
 // that a tailer follows, and exclude (the file now at path), are not
 // candidates.
-func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, saved Position, exclude fileID) error {
+//
+// A copy is read to its end and closed; its lines carry saved's key and
+// file, so a consumer that saves them finds the copy again after a
+// restart. A renamed file, which its writer may still append to until
+// it reopens its log, is retired as rotated away from path (its lines
+// carry path's key and its own position, as before the rename) and
+// followed until quiet; held is then true, and path's new file waits for
+// it (see holding).
+func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, saved Position, exclude fileID) (held bool, err error) {
 	dir, base := filepath.Split(path)
 	entries, err := os.ReadDir(filepath.Clean(dir))
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -588,6 +600,14 @@ func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, s
 			continue
 		}
 		s.log.Info("watch reading the rest of a rotated file", "path", p, "offset", saved.Offset)
+		if same {
+			now := s.now()
+			t := &tailer{path: path, f: f, id: id, readOff: saved.Offset, off: saved.Offset,
+				headLen: saved.HeadLen, headHash: saved.HeadHash, lastData: now, retiredAt: now}
+			t.loadHead()
+			s.retired = append(s.retired, t)
+			return true, s.drain(ctx, out, t)
+		}
 		as := saved
 		t := &tailer{path: p, f: f, id: id, readOff: saved.Offset, off: saved.Offset, saveAs: &as, saveKey: path}
 		err = s.drain(ctx, out, t)
@@ -596,9 +616,9 @@ func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, s
 		}
 		s.rescued[id] = t.readOff
 		_ = f.Close() // read-only
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
 // headMatches reports whether the first p.HeadLen bytes of f hash to
@@ -649,6 +669,7 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Line, t *tailer) erro
 			t.partial, t.cut = t.partial[:0], false
 			t.off = t.readOff - int64(len(chunk))
 			t.dirty = true
+			t.updateHead()
 		}
 		if n == 0 || errors.Is(err, io.EOF) {
 			t.updateHead()
@@ -676,6 +697,9 @@ func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text 
 	if t.saveAs != nil {
 		key, pos = fileKey(s.cfg.Name, t.saveKey), *t.saveAs
 	}
+	if t.saveAs == nil {
+		pos.HeadLen, pos.HeadHash = t.headAt(after)
+	}
 	pos.Offset = after
 	if int64(pos.HeadLen) > after {
 		pos.HeadLen, pos.HeadHash = 0, 0 // the hash is of more bytes than the line ends at
@@ -700,6 +724,25 @@ func (t *tailer) updateHead() {
 	if t.headLen == headMax {
 		t.head = nil // complete: no more is needed
 	}
+}
+
+// headAt returns the length and hash of the file's first min(off, 1 KiB)
+// bytes, as read, for the position of a line ending at off: every
+// line's position carries a hash, also the first lines', so that a
+// restart on it notices a truncation and finds the copy. Past the first
+// KiB it is the hash updateHead keeps; within it, a hash of at most
+// 1 KiB per line.
+func (t *tailer) headAt(off int64) (int, uint64) {
+	want := int(min(off, headMax))
+	switch {
+	case want == t.headLen:
+		return t.headLen, t.headHash
+	case want <= len(t.head):
+		return want, hashHead(t.head[:want])
+	case t.headLen <= want:
+		return t.headLen, t.headHash // the first bytes could not be read
+	}
+	return 0, 0
 }
 
 // loadHead fills t.head for a tailer placed past the start of its file
