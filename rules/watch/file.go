@@ -45,6 +45,12 @@ type FileConfig struct {
 	// MaxLineBytes bounds a line: the bytes past it are dropped (the
 	// line is handed over cut). Default 64 KiB.
 	MaxLineBytes int
+	// MaxFiles bounds the files followed at once (each holds an open
+	// descriptor): of the matching files, the first MaxFiles in path
+	// order are followed, the others are not opened (logged once, and
+	// named by Check). Path order, not the newest by time, so that the
+	// set followed stays the same from one look to the next. Default 512.
+	MaxFiles int
 }
 
 const (
@@ -53,6 +59,7 @@ const (
 	defaultSave        = time.Second
 	defaultGrace       = 5 * time.Second
 	defaultMaxLine     = 64 << 10
+	defaultMaxFiles    = 512
 	headMax            = 1024
 	readBufSize        = 64 << 10
 )
@@ -75,6 +82,7 @@ type FileSource struct {
 	warned  map[string]string  // path → last open/stat problem logged
 	rescued map[fileID]int64   // rotated files read by rescue, and how far
 	first   bool
+	over    int // matching files not followed (past MaxFiles), as last logged
 }
 
 // tailer is one open file.
@@ -126,12 +134,13 @@ func NewFileSource(cfg FileConfig, log *slog.Logger) (*FileSource, error) {
 			return nil, fmt.Errorf("file source %s: path %q: %w", cfg.Name, p, err)
 		}
 	}
-	if cfg.PollInterval < 0 || cfg.SaveInterval < 0 || cfg.RotateGrace < 0 || cfg.MaxLineBytes < 0 {
+	if cfg.PollInterval < 0 || cfg.SaveInterval < 0 || cfg.RotateGrace < 0 || cfg.MaxLineBytes < 0 || cfg.MaxFiles < 0 {
 		return nil, fmt.Errorf("file source %s: negative interval or size", cfg.Name)
 	}
 	cfg.SaveInterval = orDefault(cfg.SaveInterval, defaultSave)
 	cfg.RotateGrace = orDefault(cfg.RotateGrace, defaultGrace)
 	cfg.MaxLineBytes = orDefault(cfg.MaxLineBytes, defaultMaxLine)
+	cfg.MaxFiles = orDefault(cfg.MaxFiles, defaultMaxFiles)
 	if cfg.Positions == nil {
 		cfg.Positions = newMemPositions()
 	}
@@ -154,14 +163,21 @@ func orDefault[T comparable](v, def T) T {
 }
 
 // Check says why the source cannot be read now, without failing: no
-// file matches (ErrNoFile), or a file or directory cannot be read
-// (ErrPermission). nil if every matching file can be opened.
+// file matches (ErrNoFile), a file or directory cannot be read
+// (ErrPermission), or more files match than are followed
+// (ErrTooManyFiles). nil if every matching file is followed and can be
+// opened.
 func (s *FileSource) Check() error {
 	var errs []error
 	paths, dirErrs := s.expand()
 	errs = append(errs, dirErrs...)
 	if len(paths) == 0 && len(dirErrs) == 0 {
 		errs = append(errs, fmt.Errorf("watch %s: %s: %w", s.cfg.Name, strings.Join(s.cfg.Paths, ", "), ErrNoFile))
+	}
+	if len(paths) > s.cfg.MaxFiles {
+		errs = append(errs, fmt.Errorf("watch %s: %d files match %s, the first %d in path order are read (max_files), from %s to %s: %w",
+			s.cfg.Name, len(paths), strings.Join(s.cfg.Paths, ", "), s.cfg.MaxFiles, paths[0], paths[s.cfg.MaxFiles-1], ErrTooManyFiles))
+		paths = paths[:s.cfg.MaxFiles]
 	}
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -269,6 +285,7 @@ func (s *FileSource) reset() {
 	s.warned = map[string]string{}
 	s.rescued = map[fileID]int64{}
 	s.first = true
+	s.over = 0
 }
 
 func (s *FileSource) closeAll() {
@@ -299,6 +316,15 @@ type view struct {
 
 func (s *FileSource) look() view {
 	paths, _ := s.expand()
+	if over := len(paths) - s.cfg.MaxFiles; over != s.over && (over > 0 || s.over > 0) {
+		// Logged when the count changes, not at every look.
+		s.over = max(over, 0)
+		if over > 0 {
+			s.log.Warn("watch follows only the first files in path order: more match than max_files",
+				"matching", len(paths), "max_files", s.cfg.MaxFiles, "not_followed", over, "first_not_followed", paths[s.cfg.MaxFiles])
+		}
+	}
+	paths = paths[:min(len(paths), s.cfg.MaxFiles)]
 	v := view{paths: paths, ids: make(map[string]fileID, len(paths))}
 	for _, p := range paths {
 		st, err := os.Stat(p)

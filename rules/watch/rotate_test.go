@@ -1,8 +1,12 @@
 package watch
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -146,5 +150,75 @@ func checkBefore(t *testing.T, lines []Line, first, second string) {
 	}
 	if i < 0 || j < 0 || i > j {
 		t.Errorf("%q handed over at %d, %q at %d: want the first before the second", first, i, second, j)
+	}
+}
+
+// TestFileMaxFiles: of more matching files than MaxFiles, the first in
+// path order are followed (one descriptor each), the others are not
+// opened; the excess is logged once, not at every look, and Check names
+// it.
+func TestFileMaxFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i := range 10 {
+		f := appendFile(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)))
+		writeLines(t, f, fmt.Sprintf("f%02d", i), 0, 3)
+	}
+	cfg := testConfig(nil, filepath.Join(dir, "*.log"))
+	cfg.MaxFiles = 4
+	ss := newStepSource(t, cfg)
+	var logs strings.Builder
+	ss.log = slog.New(slog.NewTextHandler(&logs, nil))
+	var got []Line
+	for range 5 {
+		got = append(got, ss.step(t, nil, time.Second)...)
+	}
+	var want []string
+	for i := range 4 {
+		want = append(want, names(fmt.Sprintf("f%02d", i), 0, 3)...)
+	}
+	checkExactlyOnce(t, got, want)
+	if n := len(ss.current) + len(ss.retired); n != 4 {
+		t.Errorf("%d files open, want 4", n)
+	}
+	if n := strings.Count(logs.String(), "more match than max_files"); n != 1 {
+		t.Errorf("the excess logged %d times in 5 looks, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "not_followed=6") {
+		t.Errorf("log %q does not give the count not followed (6)", logs.String())
+	}
+	err := ss.Check()
+	if !errors.Is(err, ErrTooManyFiles) || !strings.Contains(err.Error(), "10 files match") {
+		t.Errorf("Check() = %v, want ErrTooManyFiles naming 10 files", err)
+	}
+
+	// Fewer files than the bound: the others are followed, no warning.
+	for i := 4; i < 10; i++ {
+		if err := os.Remove(filepath.Join(dir, fmt.Sprintf("f%02d.log", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ss.Check(); err != nil {
+		t.Errorf("Check() with 4 files = %v, want nil", err)
+	}
+}
+
+// TestFileMaxFilesDefault: 600 matching files, the default bound (512)
+// is followed.
+func TestFileMaxFilesDefault(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i := range 600 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss := newStepSource(t, FileConfig{Name: "test", Paths: []string{filepath.Join(dir, "*.log")}})
+	got := ss.step(t, nil, time.Second)
+	if len(got) != 512 || len(ss.current) != 512 {
+		t.Errorf("read %d lines from %d files, want 512 and 512", len(got), len(ss.current))
+	}
+	if got[len(got)-1].Origin != filepath.Join(dir, "f511.log") {
+		t.Errorf("last file read %q, want f511.log", got[len(got)-1].Origin)
 	}
 }
