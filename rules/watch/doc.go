@@ -48,7 +48,17 @@
 //     within a glob (log → log.1) are followed as the same file, but a
 //     copytruncate copy that the glob matches is a new file, read whole;
 //   - a partial last line is held until its newline; it is sent without
-//     one only when its file has been rotated away and is quiet.
+//     one only when its file has been rotated away and is quiet;
+//   - at most FileConfig.MaxFiles files (default 512) are followed at
+//     once, each with one open descriptor: the first in path order; the
+//     others are not opened (logged once, ErrTooManyFiles from Check).
+//
+// The files already followed are read before new ones, and a file
+// rotated away before its successor, so that the lines a rotated file got
+// before its successor appeared come first. A file renamed away from a
+// path it was read under, found at a restart, is followed as rotated away
+// (its writer may still append to it) and the path's new file waits for
+// it, as during a run.
 //
 // Changes are noticed through inotify on the files' directories (Linux,
 // golang.org/x/sys/unix); every wake-up, and a poll every PollInterval

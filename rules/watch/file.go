@@ -45,6 +45,12 @@ type FileConfig struct {
 	// MaxLineBytes bounds a line: the bytes past it are dropped (the
 	// line is handed over cut). Default 64 KiB.
 	MaxLineBytes int
+	// MaxFiles bounds the files followed at once (each holds an open
+	// descriptor): of the matching files, the first MaxFiles in path
+	// order are followed, the others are not opened (logged once, and
+	// named by Check). Path order, not the newest by time, so that the
+	// set followed stays the same from one look to the next. Default 512.
+	MaxFiles int
 }
 
 const (
@@ -53,6 +59,7 @@ const (
 	defaultSave        = time.Second
 	defaultGrace       = 5 * time.Second
 	defaultMaxLine     = 64 << 10
+	defaultMaxFiles    = 512
 	headMax            = 1024
 	readBufSize        = 64 << 10
 )
@@ -75,6 +82,7 @@ type FileSource struct {
 	warned  map[string]string  // path → last open/stat problem logged
 	rescued map[fileID]int64   // rotated files read by rescue, and how far
 	first   bool
+	over    int // matching files not followed (past MaxFiles), as last logged
 }
 
 // tailer is one open file.
@@ -126,12 +134,13 @@ func NewFileSource(cfg FileConfig, log *slog.Logger) (*FileSource, error) {
 			return nil, fmt.Errorf("file source %s: path %q: %w", cfg.Name, p, err)
 		}
 	}
-	if cfg.PollInterval < 0 || cfg.SaveInterval < 0 || cfg.RotateGrace < 0 || cfg.MaxLineBytes < 0 {
+	if cfg.PollInterval < 0 || cfg.SaveInterval < 0 || cfg.RotateGrace < 0 || cfg.MaxLineBytes < 0 || cfg.MaxFiles < 0 {
 		return nil, fmt.Errorf("file source %s: negative interval or size", cfg.Name)
 	}
 	cfg.SaveInterval = orDefault(cfg.SaveInterval, defaultSave)
 	cfg.RotateGrace = orDefault(cfg.RotateGrace, defaultGrace)
 	cfg.MaxLineBytes = orDefault(cfg.MaxLineBytes, defaultMaxLine)
+	cfg.MaxFiles = orDefault(cfg.MaxFiles, defaultMaxFiles)
 	if cfg.Positions == nil {
 		cfg.Positions = newMemPositions()
 	}
@@ -154,14 +163,21 @@ func orDefault[T comparable](v, def T) T {
 }
 
 // Check says why the source cannot be read now, without failing: no
-// file matches (ErrNoFile), or a file or directory cannot be read
-// (ErrPermission). nil if every matching file can be opened.
+// file matches (ErrNoFile), a file or directory cannot be read
+// (ErrPermission), or more files match than are followed
+// (ErrTooManyFiles). nil if every matching file is followed and can be
+// opened.
 func (s *FileSource) Check() error {
 	var errs []error
 	paths, dirErrs := s.expand()
 	errs = append(errs, dirErrs...)
 	if len(paths) == 0 && len(dirErrs) == 0 {
 		errs = append(errs, fmt.Errorf("watch %s: %s: %w", s.cfg.Name, strings.Join(s.cfg.Paths, ", "), ErrNoFile))
+	}
+	if len(paths) > s.cfg.MaxFiles {
+		errs = append(errs, fmt.Errorf("watch %s: %d files match %s, the first %d in path order are read (max_files), from %s to %s: %w",
+			s.cfg.Name, len(paths), strings.Join(s.cfg.Paths, ", "), s.cfg.MaxFiles, paths[0], paths[s.cfg.MaxFiles-1], ErrTooManyFiles))
+		paths = paths[:s.cfg.MaxFiles]
 	}
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -223,12 +239,7 @@ func (s *FileSource) dirs() []string {
 // again at every poll. It returns nil when ctx is done, after saving
 // the positions of the lines handed over, or the error of that save.
 func (s *FileSource) Run(ctx context.Context, out chan<- Line) error {
-	s.buf = make([]byte, readBufSize)
-	s.current = map[string]*tailer{}
-	s.retired = nil
-	s.warned = map[string]string{}
-	s.rescued = map[fileID]int64{}
-	s.first = true
+	s.reset()
 	defer s.closeAll()
 
 	poll := s.cfg.PollInterval
@@ -266,6 +277,17 @@ func (s *FileSource) Run(ctx context.Context, out chan<- Line) error {
 	}
 }
 
+// reset sets up Run's state for a first scan.
+func (s *FileSource) reset() {
+	s.buf = make([]byte, readBufSize)
+	s.current = map[string]*tailer{}
+	s.retired = nil
+	s.warned = map[string]string{}
+	s.rescued = map[fileID]int64{}
+	s.first = true
+	s.over = 0
+}
+
 func (s *FileSource) closeAll() {
 	for _, t := range s.current {
 		_ = t.f.Close() // read-only
@@ -279,29 +301,81 @@ func (s *FileSource) closeAll() {
 // scan re-examines the paths and reads every file to its end. It
 // returns an error only when ctx is done.
 func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
-	clear(s.rescued)
+	return s.place(ctx, out, s.look())
+}
+
+// view is what the paths name at one look: the matching files, sorted,
+// and the identity of each. The two are taken one after the other, not
+// at once: a rename between the glob and a stat makes the view hold the
+// new file under the old name and miss the renamed one (a glob before
+// log.1 → log.2.gz and log → log.1, the stats after).
+type view struct {
+	paths []string
+	ids   map[string]fileID
+}
+
+func (s *FileSource) look() view {
 	paths, _ := s.expand()
-	ids := make(map[string]fileID, len(paths))
-	owner := make(map[fileID]string, len(paths))
+	if over := len(paths) - s.cfg.MaxFiles; over != s.over && (over > 0 || s.over > 0) {
+		// Logged when the count changes, not at every look.
+		s.over = max(over, 0)
+		if over > 0 {
+			s.log.Warn("watch follows only the first files in path order: more match than max_files",
+				"matching", len(paths), "max_files", s.cfg.MaxFiles, "not_followed", over, "first_not_followed", paths[s.cfg.MaxFiles])
+		}
+	}
+	paths = paths[:min(len(paths), s.cfg.MaxFiles)]
+	v := view{paths: paths, ids: make(map[string]fileID, len(paths))}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
 			continue // gone since the glob
 		}
-		id := idOf(st)
-		ids[p] = id
-		owner[id] = p
+		v.ids[p] = idOf(st)
 	}
+	return v
+}
+
+// place follows what v shows: renamed files under their new names,
+// rotated ones retired, new ones opened; then reads every file to its
+// end, the rotated and the known files before the new ones.
+func (s *FileSource) place(ctx context.Context, out chan<- Line, v view) error {
+	clear(s.rescued)
+	owner := make(map[fileID]string, len(v.ids))
+	for _, p := range v.paths {
+		if id, ok := v.ids[p]; ok {
+			owner[id] = p
+		}
+	}
+	// A retired file that a matching name shows again was renamed within
+	// the globs, and a view taken across the rename missed it: it is
+	// followed on under that name. Left retired, it would be closed once
+	// quiet and then, no longer tracked, opened under its new name as a
+	// new file and read again from its first byte.
+	keep := s.retired[:0]
+	for _, t := range s.retired {
+		if np, ok := owner[t.id]; ok && s.current[np] == nil {
+			t.path = np
+			s.current[np] = t
+			t.dirty = true
+			continue
+		}
+		keep = append(keep, t)
+	}
+	clear(s.retired[len(keep):])
+	s.retired = keep
 	// Files that were rotated away, renamed within the globs, or whose
 	// path names another file now. Taken out first, then placed, so that
-	// a chain of renames (log.1 → log.2, log → log.1) keeps every file.
+	// a chain of renames (log.1 → log.2, log → log.1) keeps every file;
+	// placed in path order, so that a run does not depend on map order.
 	var moved []*tailer
 	for p, t := range s.current {
-		if ids[p] != t.id {
+		if v.ids[p] != t.id {
 			delete(s.current, p)
 			moved = append(moved, t)
 		}
 	}
+	slices.SortFunc(moved, func(a, b *tailer) int { return strings.Compare(a.path, b.path) })
 	for _, t := range moved {
 		if np, ok := owner[t.id]; ok && s.current[np] == nil {
 			// Renamed to another matching name: same file, new key.
@@ -314,39 +388,53 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 		t.retiredAt = t.lastData
 		s.retired = append(s.retired, t)
 	}
-	// Read what the rotated files still have, before their successors.
+	// Read what the rotated files still have, then the files already
+	// followed (among them those renamed within the globs), then the new
+	// ones: the lines a rotated file got before its successor appeared
+	// come before the successor's.
 	if err := s.drainRetired(ctx, out); err != nil {
 		return err
 	}
-	for _, p := range paths {
+	for _, p := range v.paths {
 		t := s.current[p]
 		if t == nil {
-			if _, ok := ids[p]; !ok || s.tracked(ids[p]) {
-				continue
-			}
-			if s.holding(p) {
-				// The file rotated away from p is still being written:
-				// its lines come first, so that the position saved for p
-				// never moves back and forth between the two files (a
-				// restart would then read one of them twice).
-				continue
-			}
-			var err error
-			if t, err = s.open(ctx, out, p); err != nil {
-				if ctx.Err() != nil {
-					return err
-				}
-				if msg := err.Error(); s.warned[p] != msg {
-					s.warned[p] = msg
-					s.log.Warn("watch cannot read file", "path", p, "err", err)
-				}
-				continue
-			}
-			delete(s.warned, p)
-			s.current[p] = t
-		} else if err := s.checkTruncated(ctx, out, t); err != nil {
+			continue
+		}
+		if err := s.checkTruncated(ctx, out, t); err != nil {
 			return err
 		}
+		if err := s.drain(ctx, out, t); err != nil {
+			return err
+		}
+	}
+	for _, p := range v.paths {
+		id, ok := v.ids[p]
+		if !ok || s.current[p] != nil || s.tracked(id) {
+			continue
+		}
+		if s.holding(p) {
+			// The file rotated away from p is still being written:
+			// its lines come first, so that the position saved for p
+			// never moves back and forth between the two files (a
+			// restart would then read one of them twice).
+			continue
+		}
+		t, err := s.open(ctx, out, p)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			if msg := err.Error(); s.warned[p] != msg {
+				s.warned[p] = msg
+				s.log.Warn("watch cannot read file", "path", p, "err", err)
+			}
+			continue
+		}
+		delete(s.warned, p)
+		if t == nil {
+			continue // p names a followed file by now: the next look places it
+		}
+		s.current[p] = t
 		if err := s.drain(ctx, out, t); err != nil {
 			return err
 		}
@@ -355,7 +443,7 @@ func (s *FileSource) scan(ctx context.Context, out chan<- Line) error {
 }
 
 // holding reports whether a file rotated away from path is still read
-// (within RotateGrace of its last data), for at most maxHold.
+// (it is retired until quiet for RotateGrace), for at most maxHold.
 func (s *FileSource) holding(path string) bool {
 	now := s.now()
 	for _, t := range s.retired {
@@ -412,7 +500,8 @@ func (s *FileSource) drainRetired(ctx context.Context, out chan<- Line) error {
 	return nil
 }
 
-// open opens path and places it: at its saved position if the file is
+// open opens path and places it (nil if the file there is followed
+// already): at its saved position if the file is
 // the one saved; else, at the first scan, after reading the rest of the
 // saved file from a rotated sibling; at the start, or at the end with
 // Tail at the first start.
@@ -427,6 +516,11 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
 	t := &tailer{path: path, f: f, id: idOf(st), dirty: true}
+	if s.tracked(t.id) {
+		// Renamed to path since the look: one tailer per file.
+		_ = f.Close() // read-only
+		return nil, nil
+	}
 	saved, ok := s.cfg.Positions.Position(fileKey(s.cfg.Name, path))
 	switch {
 	case ok && saved.Dev == t.id.dev && saved.Ino == t.id.ino && st.Size() >= saved.Offset && headMatches(f, saved):
@@ -434,7 +528,11 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 		t.headLen, t.headHash = saved.HeadLen, saved.HeadHash
 		t.dirty = false
 	case ok && s.first:
-		if err := s.rescue(ctx, out, path, saved, t.id); err != nil {
+		held, err := s.rescue(ctx, out, path, saved, t.id)
+		if err != nil || held {
+			// held: the saved file, renamed away while gatehouse was
+			// down, is followed as rotated away from path; the file at
+			// path waits for it as after a rotation seen running.
 			_ = f.Close() // read-only
 			return nil, err
 		}
@@ -477,7 +575,7 @@ func (s *FileSource) checkTruncated(ctx context.Context, out chan<- Line, t *tai
 		return nil
 	}
 	s.log.Info("watch file truncated, reading from its start", "path", t.path)
-	if err := s.rescue(ctx, out, t.path, t.position(), t.id); err != nil {
+	if _, err := s.rescue(ctx, out, t.path, t.position(), t.id); err != nil {
 		return err
 	}
 	t.readOff, t.off, t.partial, t.cut = 0, 0, t.partial[:0], false
@@ -490,11 +588,19 @@ func (s *FileSource) checkTruncated(ctx context.Context, out chan<- Line, t *tai
 // or by the hash of its first bytes (copied, for copytruncate). Files
 // that a tailer follows, and exclude (the file now at path), are not
 // candidates.
-func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, saved Position, exclude fileID) error {
+//
+// A copy is read to its end and closed; its lines carry saved's key and
+// file, so a consumer that saves them finds the copy again after a
+// restart. A renamed file, which its writer may still append to until
+// it reopens its log, is retired as rotated away from path (its lines
+// carry path's key and its own position, as before the rename) and
+// followed until quiet; held is then true, and path's new file waits for
+// it (see holding).
+func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, saved Position, exclude fileID) (held bool, err error) {
 	dir, base := filepath.Split(path)
 	entries, err := os.ReadDir(filepath.Clean(dir))
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -520,6 +626,14 @@ func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, s
 			continue
 		}
 		s.log.Info("watch reading the rest of a rotated file", "path", p, "offset", saved.Offset)
+		if same {
+			now := s.now()
+			t := &tailer{path: path, f: f, id: id, readOff: saved.Offset, off: saved.Offset,
+				headLen: saved.HeadLen, headHash: saved.HeadHash, lastData: now, retiredAt: now}
+			t.loadHead()
+			s.retired = append(s.retired, t)
+			return true, s.drain(ctx, out, t)
+		}
 		as := saved
 		t := &tailer{path: p, f: f, id: id, readOff: saved.Offset, off: saved.Offset, saveAs: &as, saveKey: path}
 		err = s.drain(ctx, out, t)
@@ -528,9 +642,9 @@ func (s *FileSource) rescue(ctx context.Context, out chan<- Line, path string, s
 		}
 		s.rescued[id] = t.readOff
 		_ = f.Close() // read-only
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
 // headMatches reports whether the first p.HeadLen bytes of f hash to
@@ -581,6 +695,7 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Line, t *tailer) erro
 			t.partial, t.cut = t.partial[:0], false
 			t.off = t.readOff - int64(len(chunk))
 			t.dirty = true
+			t.updateHead()
 		}
 		if n == 0 || errors.Is(err, io.EOF) {
 			t.updateHead()
@@ -608,6 +723,9 @@ func (s *FileSource) send(ctx context.Context, out chan<- Line, t *tailer, text 
 	if t.saveAs != nil {
 		key, pos = fileKey(s.cfg.Name, t.saveKey), *t.saveAs
 	}
+	if t.saveAs == nil {
+		pos.HeadLen, pos.HeadHash = t.headAt(after)
+	}
 	pos.Offset = after
 	if int64(pos.HeadLen) > after {
 		pos.HeadLen, pos.HeadHash = 0, 0 // the hash is of more bytes than the line ends at
@@ -632,6 +750,25 @@ func (t *tailer) updateHead() {
 	if t.headLen == headMax {
 		t.head = nil // complete: no more is needed
 	}
+}
+
+// headAt returns the length and hash of the file's first min(off, 1 KiB)
+// bytes, as read, for the position of a line ending at off: every
+// line's position carries a hash, also the first lines', so that a
+// restart on it notices a truncation and finds the copy. Past the first
+// KiB it is the hash updateHead keeps; within it, a hash of at most
+// 1 KiB per line.
+func (t *tailer) headAt(off int64) (int, uint64) {
+	want := int(min(off, headMax))
+	switch {
+	case want == t.headLen:
+		return t.headLen, t.headHash
+	case want <= len(t.head):
+		return want, hashHead(t.head[:want])
+	case t.headLen <= want:
+		return t.headLen, t.headHash // the first bytes could not be read
+	}
+	return 0, 0
 }
 
 // loadHead fills t.head for a tailer placed past the start of its file

@@ -70,6 +70,9 @@ var (
 	ErrPermission = errors.New("permission denied")
 	// ErrNoJournal: journalctl or the journal files are missing.
 	ErrNoJournal = errors.New("no journal")
+	// ErrTooManyFiles: more files match than FileConfig.MaxFiles; the
+	// others are not read.
+	ErrTooManyFiles = errors.New("too many files")
 )
 
 func fileKey(name, path string) string { return "file\x00" + name + "\x00" + path }
