@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -201,7 +202,10 @@ func TestFleetOverTLSWithDocumentedACLUser(t *testing.T) {
 	lctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
 	err = other.Lock(lctx, "issue_cert_example.com")
 	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
+	// The deadline may hit while a command is in flight: Redis's client
+	// then reports the connection's i/o timeout, not the context's.
+	var netErr net.Error
+	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &netErr) && netErr.Timeout()) {
 		t.Fatalf("second Lock while the first holder renews = %v, want the deadline", err)
 	}
 	if err := cs.Unlock(ctx, "issue_cert_example.com"); err != nil {
