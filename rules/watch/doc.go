@@ -11,13 +11,19 @@
 // # Data flow
 //
 // A source runs with Run(ctx, out): each complete line is sent on out as
-// a Line; its position is saved through Positions only after the send,
-// so a line that was read but not handed over is read again after a
-// restart, and a line handed over is not. A position is saved at most
-// every SaveInterval (default 1s) while lines flow, at the next scan or
-// poll after that, and when Run returns: a clean stop repeats nothing; a
-// crash (kill -9, power loss) repeats at most the lines of the last
-// couple of seconds.
+// a Line that carries the position the source stands at once it is
+// handed over (Line.Key, Line.Pos). A consumer that saves those positions
+// together with what the lines caused (gatehouse saves them with the
+// jails' offence counts, in one atomic write) resumes after a restart or
+// a crash exactly after the lines it counted: none lost, none twice.
+//
+// A source also saves positions itself through Positions: at most every
+// SaveInterval (default 1s) while lines flow, after a rotation, a
+// truncation or a tail start, and when Run returns. Those saves may lag
+// the lines handed over; a consumer that saves Line.Pos keeps its own
+// where the source's would move a file back (see proxy/checkpoint.go). A
+// PositionFile alone (no consumer positions) repeats at most the lines of
+// the last couple of seconds after a crash.
 //
 // # Files
 //

@@ -55,8 +55,11 @@ type Position struct {
 // Positions keeps the positions of the sources across restarts. Keys
 // are chosen by the sources: "file\x00NAME\x00PATH" and
 // "journal\x00NAME". Implementations must be safe for concurrent use.
-// SetPosition must be durable when it returns without error (the next
-// start sees it even after a crash).
+// A position is what the next start resumes from: an implementation
+// makes it durable when SetPosition returns (PositionFile), or later
+// together with what the lines before it caused, keeping the newer of a
+// source's save and the consumer's Line.Pos (see the package's Data
+// flow).
 type Positions interface {
 	Position(key string) (Position, bool)
 	SetPosition(key string, p Position) error
