@@ -69,39 +69,16 @@ func verdict(r Result) corpus.Verdict {
 	return corpus.Verdict{Kind: r.Kind.String(), Fail: r.Kind == Fail, Host: r.Host, HostName: r.HostName, User: r.User, Time: r.Time}
 }
 
-func TestCorpusSSHD(t *testing.T) {
+// TestCorpus judges the annotated lines of the fail2ban sample log of
+// each built-in filter (a built-in filter without one fails).
+func TestCorpus(t *testing.T) {
 	t.Parallel()
-	testCorpus(t, "sshd")
-}
-
-func TestCorpusRecidive(t *testing.T) {
-	t.Parallel()
-	testCorpus(t, "recidive")
-}
-
-func TestCorpusPostfix(t *testing.T) {
-	t.Parallel()
-	testCorpus(t, "postfix")
-}
-
-func TestCorpusDovecot(t *testing.T) {
-	t.Parallel()
-	testCorpus(t, "dovecot")
-}
-
-func TestCorpusVsftpd(t *testing.T) {
-	t.Parallel()
-	testCorpus(t, "vsftpd")
-}
-
-func TestCorpusProftpd(t *testing.T) {
-	t.Parallel()
-	testCorpus(t, "proftpd")
-}
-
-func TestCorpusNginxHTTPAuth(t *testing.T) {
-	t.Parallel()
-	testCorpus(t, "nginx-http-auth")
+	for _, name := range Builtins() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testCorpus(t, name)
+		})
+	}
 }
 
 func testCorpus(t *testing.T, name string) {
