@@ -100,32 +100,12 @@ func rulesCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return loadExit(err)
 	}
 	var read atomic.Int64 // bytes read from the files, compressed or not
-	var size int64
-	inputs := make([]*proxy.ReplayInput, 0, len(names))
-	for _, name := range names {
-		var r io.Reader = stdin
-		if name == "-" {
-			name = "standard input"
-		} else {
-			f, err := os.Open(name)
-			if err != nil {
-				fmt.Fprintln(stderr, "gatehouse rules test:", err)
-				return exitRuntime
-			}
-			defer f.Close()
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size += fi.Size()
-			}
-			r = &countingReader{r: f, n: &read}
-		}
-		in, err := proxy.NewReplayInput(name, r)
-		if err != nil {
-			fmt.Fprintln(stderr, "gatehouse rules test:", err)
-			return exitRuntime
-		}
-		inputs = append(inputs, in)
+	inputs, size, closeInputs, err := openInputs(names, stdin, &read, proxy.NewReplayInput)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse rules test:", err)
+		return exitRuntime
 	}
-	proxy.SortReplayInputs(inputs)
+	defer closeInputs()
 	opts := proxy.ReplayOptions{Host: *host, Top: *top}
 	if *show {
 		opts.Matches = stdout
@@ -182,6 +162,46 @@ func countOf(s []string, v string) int {
 		}
 	}
 	return n
+}
+
+// openInputs opens the logs names ("-" is stdin) as replay inputs made by
+// newInput, in time order; size is the sum of the sizes of the regular
+// files among them, and what is read from the files is counted in read.
+// The caller calls closeInputs when done; on error the files are closed.
+func openInputs(names []string, stdin io.Reader, read *atomic.Int64,
+	newInput func(string, io.Reader) (*proxy.ReplayInput, error)) (inputs []*proxy.ReplayInput, size int64, closeInputs func(), err error) {
+	var files []*os.File
+	closeInputs = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	inputs = make([]*proxy.ReplayInput, 0, len(names))
+	for _, name := range names {
+		var r io.Reader = stdin
+		if name == "-" {
+			name = "standard input"
+		} else {
+			f, err := os.Open(name)
+			if err != nil {
+				closeInputs()
+				return nil, 0, nil, err
+			}
+			files = append(files, f)
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				size += fi.Size()
+			}
+			r = &countingReader{r: f, n: read}
+		}
+		in, err := newInput(name, r)
+		if err != nil {
+			closeInputs()
+			return nil, 0, nil, err
+		}
+		inputs = append(inputs, in)
+	}
+	proxy.SortReplayInputs(inputs)
+	return inputs, size, closeInputs, nil
 }
 
 // countingReader counts the bytes read through it into n.
@@ -371,32 +391,12 @@ func (w watchTest) run(names []string, stdin io.Reader, stdout, stderr io.Writer
 		}
 		names = []string{"-"}
 	}
-	var size int64
-	inputs := make([]*proxy.ReplayInput, 0, len(names))
-	for _, name := range names {
-		var r io.Reader = stdin
-		if name == "-" {
-			name = "standard input"
-		} else {
-			f, err := os.Open(name)
-			if err != nil {
-				fmt.Fprintln(stderr, "gatehouse rules test:", err)
-				return exitRuntime
-			}
-			defer f.Close()
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size += fi.Size()
-			}
-			r = &countingReader{r: f, n: &read}
-		}
-		in, err := replay.Input(name, r)
-		if err != nil {
-			fmt.Fprintln(stderr, "gatehouse rules test:", err)
-			return exitRuntime
-		}
-		inputs = append(inputs, in)
+	inputs, size, closeInputs, err := openInputs(names, stdin, &read, replay.Input)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse rules test:", err)
+		return exitRuntime
 	}
-	proxy.SortReplayInputs(inputs)
+	defer closeInputs()
 	if f, ok := stderr.(*os.File); ok && size > 0 && term.IsTerminal(int(f.Fd())) {
 		bar = progressBar(f, size)
 	}
