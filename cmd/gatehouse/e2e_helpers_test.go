@@ -193,25 +193,7 @@ func startGatewayIn(t *testing.T, workDir, cfgPath string, args ...string) *gate
 	}
 	g.cmd = exec.CommandContext(ctx, gatehouseBin, args...)
 	g.cmd.Dir = workDir
-	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
-	g.cmd.Env = gatehouseEnv()
-	g.cmd.WaitDelay = 5 * time.Second // bounds the output copying after a kill
-	if err := g.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start gatehouse: %v", err)
-	}
-	go func() {
-		g.exitErr = g.cmd.Wait()
-		close(g.exited)
-	}()
-	// Cleanups run last-registered first: stop the process, then show
-	// its complete log.
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse stderr:\n%s", g.stderr)
-		}
-	})
-	t.Cleanup(g.stop)
+	g.start(t)
 
 	addrs := map[string]string{}
 	g.waitLog(t, startTimeout, "both listening lines", func(log string) bool {
@@ -233,6 +215,32 @@ func startGatewayIn(t *testing.T, workDir, cfgPath string, args ...string) *gate
 		}
 		g.pause(t)
 	}
+}
+
+// start starts g.cmd with g's output buffers and the test environment.
+// When the test ends the process is stopped (see stop) and, if the test
+// failed, its log shown.
+func (g *gateway) start(t *testing.T) {
+	t.Helper()
+	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
+	g.cmd.Env = gatehouseEnv()
+	g.cmd.WaitDelay = 5 * time.Second // bounds the output copying after a kill
+	if err := g.cmd.Start(); err != nil {
+		g.cancel()
+		t.Fatalf("start gatehouse: %v", err)
+	}
+	go func() {
+		g.exitErr = g.cmd.Wait()
+		close(g.exited)
+	}()
+	// Cleanups run last-registered first: stop the process, then show
+	// its complete log.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gatehouse stderr:\n%s", g.stderr)
+		}
+	})
+	t.Cleanup(g.stop)
 }
 
 // pause waits one poll interval, failing the test if the process exits
