@@ -276,18 +276,24 @@ func printReport(w io.Writer, rep *proxy.ReplayReport, inputs []*proxy.ReplayInp
 		fmt.Fprintf(w, " %s %d", name, rep.Offences[name])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Bans that would follow: %d\n", len(rep.Bans))
-	for i, b := range rep.Bans {
+	printReplayBans(w, rep.Bans)
+	fmt.Fprintf(w, "Lines from clients banned at the time (403 from memory): %d\n", rep.WhileBan)
+	if top > 0 {
+		printTop(w, rep, top)
+	}
+}
+
+// printReplayBans lists the bans a replay would have made, the first
+// maxBansListed of them.
+func printReplayBans(w io.Writer, bans []proxy.ReplayBan) {
+	fmt.Fprintf(w, "Bans that would follow: %d\n", len(bans))
+	for i, b := range bans {
 		if i == maxBansListed {
-			fmt.Fprintf(w, "  … and %d more\n", len(rep.Bans)-maxBansListed)
+			fmt.Fprintf(w, "  … and %d more\n", len(bans)-maxBansListed)
 			break
 		}
 		fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
 			b.Until.UTC().Format(time.RFC3339))
-	}
-	fmt.Fprintf(w, "Lines from clients banned at the time (403 from memory): %d\n", rep.WhileBan)
-	if top > 0 {
-		printTop(w, rep, top)
 	}
 }
 
@@ -480,15 +486,7 @@ func printWatchReport(w io.Writer, rep *proxy.WatchReplayReport, inputs []*proxy
 			fmt.Fprintf(w, "Blamed this host or no client (loopback, link-local …): %d\n", rep.Local)
 		}
 		fmt.Fprintf(w, "Offences for jail %s: %d\n", rep.Jail, rep.Failed)
-		fmt.Fprintf(w, "Bans that would follow: %d\n", len(rep.Bans))
-		for i, b := range rep.Bans {
-			if i == maxBansListed {
-				fmt.Fprintf(w, "  … and %d more\n", len(rep.Bans)-maxBansListed)
-				break
-			}
-			fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
-				b.Until.UTC().Format(time.RFC3339))
-		}
+		printReplayBans(w, rep.Bans)
 		fmt.Fprintf(w, "Offences by clients banned at the time (kept out by the kernel set): %d\n", rep.WhileBanned)
 	}
 	if rep.MissedLines != nil {
