@@ -204,11 +204,18 @@ func startGatewayIn(t *testing.T, workDir, cfgPath string, args ...string) *gate
 	})
 	g.httpAddr, g.httpsAddr, g.adminAddr = addrs["http"], addrs["https"], addrs["admin"]
 
+	g.waitReady(t)
+	return g
+}
+
+// waitReady waits until the gateway's /readyz answers 200.
+func (g *gateway) waitReady(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(startTimeout)
 	for {
 		code, _, err := g.admin("/readyz")
 		if err == nil && code == http.StatusOK {
-			return g
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("GET /readyz = %d, %v; want 200 within %v", code, err, startTimeout)

@@ -524,15 +524,6 @@ func startGatewayNetns(t *testing.T, ns, cfgPath string) *gateway {
 		}
 		return g.adminAddr != ""
 	})
-	deadline := time.Now().Add(startTimeout)
-	for {
-		code, _, err := g.admin("/readyz")
-		if err == nil && code == http.StatusOK {
-			return g
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /readyz = %d, %v; want 200 within %v", code, err, startTimeout)
-		}
-		g.pause(t)
-	}
+	g.waitReady(t)
+	return g
 }
