@@ -165,12 +165,8 @@ type Replay struct {
 	limits        map[string]*replayLimit
 	allow         []netip.Prefix
 	top           *clientTop // nil unless opts.Top > 0
-	// banned holds the bans active at the log's current time, to count
-	// the lines the guard would have refused; swept as time passes.
-	banned     map[netip.Prefix]time.Time
-	nextSweep  time.Time
-	ipv6Prefix int
-	bytesRead  int64 // for Progress
+	replayBans
+	bytesRead int64 // for Progress
 }
 
 // replayHost is one host's own rules.
@@ -228,7 +224,7 @@ func NewReplay(cfg *config.File, opts ReplayOptions) (*Replay, error) {
 	}
 	p := &Replay{
 		opts: opts, jails: jails, hosts: newRouter(), site: map[*route]*replayHost{},
-		banned: map[netip.Prefix]time.Time{}, ipv6Prefix: cfg.IPv6Prefix, allow: prefixes(cfg.Allow),
+		replayBans: newReplayBans(cfg.IPv6Prefix), allow: prefixes(cfg.Allow),
 		rep: &ReplayReport{Probes: map[string]int{}, Hotlinks: map[string]int{}, Auth: map[string]int{},
 			Flood: map[string]int{}, Limits: map[string]int{}, Delayed: map[string]int{}, Access: map[string]int{},
 			Responds: map[string]int{}, Offences: map[string]uint64{}},
@@ -351,29 +347,43 @@ func (p *Replay) Read(ctx context.Context, r io.Reader) (lines, unparsed int, er
 }
 
 func (p *Replay) read(ctx context.Context, r io.Reader) error {
+	return readLog(ctx, r, &p.bytesRead, p.opts.Progress, func(line []byte) {
+		if len(bytes.TrimSpace(line)) > 0 {
+			p.line(line)
+		}
+	}, func() {
+		p.rep.Lines++
+		p.rep.Unparsed++
+	})
+}
+
+// readLog calls line with each line of r, its line end included, and
+// tooLong for each line longer than maxLogLine, which it skips. It adds
+// the bytes it reads to *read and reports the total to progress (when
+// not nil) every 256 KiB and at the end. It stops when ctx is done.
+func readLog(ctx context.Context, r io.Reader, read *int64, progress func(read int64), line func([]byte), tooLong func()) error {
 	br := bufio.NewReaderSize(r, maxLogLine)
-	lastProgress := p.bytesRead
-	for {
-		if p.rep.Lines%4096 == 0 {
+	lastProgress := *read
+	for n := 0; ; n++ {
+		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		line, err := br.ReadSlice('\n')
-		p.bytesRead += int64(len(line))
+		l, err := br.ReadSlice('\n')
+		*read += int64(len(l))
 		if errors.Is(err, bufio.ErrBufferFull) {
 			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of an overlong line
-				line, err = br.ReadSlice('\n')
-				p.bytesRead += int64(len(line))
+				l, err = br.ReadSlice('\n')
+				*read += int64(len(l))
 			}
-			p.rep.Lines++
-			p.rep.Unparsed++
-		} else if len(bytes.TrimSpace(line)) > 0 {
-			p.line(line)
+			tooLong()
+		} else {
+			line(l)
 		}
-		if p.opts.Progress != nil && p.bytesRead-lastProgress >= 256<<10 {
-			lastProgress = p.bytesRead
-			p.opts.Progress(p.bytesRead)
+		if progress != nil && *read-lastProgress >= 256<<10 {
+			lastProgress = *read
+			progress(*read)
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -382,8 +392,8 @@ func (p *Replay) read(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("read log: %w", err)
 		}
 	}
-	if p.opts.Progress != nil {
-		p.opts.Progress(p.bytesRead)
+	if progress != nil {
+		progress(*read)
 	}
 	return nil
 }
@@ -566,19 +576,32 @@ func (p *Replay) clientKey(ip netip.Addr) netip.Prefix {
 	return k
 }
 
+// replayBans holds the bans a replay made that are active at the log's
+// current time, to count the lines the guard would have refused; swept
+// as time passes.
+type replayBans struct {
+	banned     map[netip.Prefix]time.Time
+	nextSweep  time.Time
+	ipv6Prefix int
+}
+
+func newReplayBans(ipv6Prefix int) replayBans {
+	return replayBans{banned: map[netip.Prefix]time.Time{}, ipv6Prefix: ipv6Prefix}
+}
+
 // isBanned looks the client up by the prefixes jails ban: an IPv4
 // address, or an IPv6 address's ipv6_prefix (or /128 when the jail
 // narrowed a ban around an allowed address).
-func (p *Replay) isBanned(ip netip.Addr, at time.Time) bool {
-	if len(p.banned) == 0 {
+func (b *replayBans) isBanned(ip netip.Addr, at time.Time) bool {
+	if len(b.banned) == 0 {
 		return false
 	}
 	keys := [2]netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())}
 	if ip.Is6() {
-		keys[1], _ = ip.Prefix(p.ipv6Prefix)
+		keys[1], _ = ip.Prefix(b.ipv6Prefix)
 	}
 	for _, k := range keys {
-		if until, ok := p.banned[k]; ok && at.Before(until) {
+		if until, ok := b.banned[k]; ok && at.Before(until) {
 			return true
 		}
 	}
@@ -586,14 +609,14 @@ func (p *Replay) isBanned(ip netip.Addr, at time.Time) bool {
 }
 
 // sweep drops bans that ended, at most once a minute of log time.
-func (p *Replay) sweep(now time.Time) {
-	if now.Before(p.nextSweep) {
+func (b *replayBans) sweep(now time.Time) {
+	if now.Before(b.nextSweep) {
 		return
 	}
-	p.nextSweep = now.Add(time.Minute)
-	for prefix, until := range p.banned {
+	b.nextSweep = now.Add(time.Minute)
+	for prefix, until := range b.banned {
 		if !now.Before(until) {
-			delete(p.banned, prefix)
+			delete(b.banned, prefix)
 		}
 	}
 }

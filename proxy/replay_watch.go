@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -98,12 +96,10 @@ type WatchReplay struct {
 	findTime time.Duration
 	resolve  bool
 	// resolver looks up host names for resolve: true, as serve does.
-	resolver   *hostResolver
-	ipv6Prefix int
+	resolver *hostResolver
 	// now is the replay's clock: the newest line time read so far.
-	now       time.Time
-	banned    map[netip.Prefix]time.Time
-	nextSweep time.Time
+	now time.Time
+	replayBans
 	bytesRead int64
 }
 
@@ -181,7 +177,7 @@ func newWatchReplay(fc filter.Config, desc string, opts WatchReplayOptions) (*Wa
 		rep.IgnoreRegex = append(rep.IgnoreRegex, WatchRegex{Regex: re})
 	}
 	return &WatchReplay{opts: opts, rep: rep, stream: f.NewStream(), dates: dates,
-		resolver: newHostResolver(), banned: map[netip.Prefix]time.Time{}}, nil
+		resolver: newHostResolver(), replayBans: newReplayBans(0)}, nil
 }
 
 // Input prepares r, named name, for Read: decompressed when it is gzip
@@ -234,44 +230,15 @@ func (p *WatchReplay) Read(ctx context.Context, in *ReplayInput) (lines, noTime 
 }
 
 func (p *WatchReplay) read(ctx context.Context, r io.Reader) error {
-	br := bufio.NewReaderSize(r, maxLogLine)
-	lastProgress := p.bytesRead
-	for n := 0; ; n++ {
-		if n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		line, err := br.ReadSlice('\n')
-		p.bytesRead += int64(len(line))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of an overlong line
-				line, err = br.ReadSlice('\n')
-				p.bytesRead += int64(len(line))
-			}
-			p.rep.TooLong++
-		} else if line = bytes.TrimRight(line, "\r\n"); len(bytes.TrimSpace(line)) == 0 {
+	return readLog(ctx, r, &p.bytesRead, p.opts.Progress, func(line []byte) {
+		if line = bytes.TrimRight(line, "\r\n"); len(bytes.TrimSpace(line)) == 0 {
 			// blank: not a line
 		} else if line[0] == '#' {
 			p.rep.Comments++
 		} else {
 			p.line(line)
 		}
-		if p.opts.Progress != nil && p.bytesRead-lastProgress >= 256<<10 {
-			lastProgress = p.bytesRead
-			p.opts.Progress(p.bytesRead)
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read log: %w", err)
-		}
-	}
-	if p.opts.Progress != nil {
-		p.opts.Progress(p.bytesRead)
-	}
-	return nil
+	}, func() { p.rep.TooLong++ })
 }
 
 // line judges one line as (*watcher).judge does, with p.now for the
@@ -388,36 +355,6 @@ func (p *WatchReplay) lookup(name string) []netip.Addr {
 	}
 	addrs, _ := p.resolver.resolve(context.Background(), name)
 	return addrs
-}
-
-// isBanned reports whether a ban made by the replay covers ip at at.
-func (p *WatchReplay) isBanned(ip netip.Addr, at time.Time) bool {
-	if len(p.banned) == 0 {
-		return false
-	}
-	keys := [2]netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())}
-	if ip.Is6() {
-		keys[1], _ = ip.Prefix(p.ipv6Prefix)
-	}
-	for _, k := range keys {
-		if until, ok := p.banned[k]; ok && at.Before(until) {
-			return true
-		}
-	}
-	return false
-}
-
-// sweep drops bans that ended, at most once a minute of log time.
-func (p *WatchReplay) sweep(now time.Time) {
-	if now.Before(p.nextSweep) {
-		return
-	}
-	p.nextSweep = now.Add(time.Minute)
-	for prefix, until := range p.banned {
-		if !now.Before(until) {
-			delete(p.banned, prefix)
-		}
-	}
 }
 
 // Report returns the report of what was read so far.

@@ -193,11 +193,47 @@ func startGatewayIn(t *testing.T, workDir, cfgPath string, args ...string) *gate
 	}
 	g.cmd = exec.CommandContext(ctx, gatehouseBin, args...)
 	g.cmd.Dir = workDir
+	g.start(t)
+
+	addrs := map[string]string{}
+	g.waitLog(t, startTimeout, "both listening lines", func(log string) bool {
+		for _, m := range listeningLine.FindAllStringSubmatch(log, -1) {
+			addrs[m[1]] = m[2]
+		}
+		return (addrs["http"] != "" || strings.Contains(log, "msg=\"no hosts: no public listener")) && addrs["admin"] != ""
+	})
+	g.httpAddr, g.httpsAddr, g.adminAddr = addrs["http"], addrs["https"], addrs["admin"]
+
+	g.waitReady(t)
+	return g
+}
+
+// waitReady waits until the gateway's /readyz answers 200.
+func (g *gateway) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		code, _, err := g.admin("/readyz")
+		if err == nil && code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz = %d, %v; want 200 within %v", code, err, startTimeout)
+		}
+		g.pause(t)
+	}
+}
+
+// start starts g.cmd with g's output buffers and the test environment.
+// When the test ends the process is stopped (see stop) and, if the test
+// failed, its log shown.
+func (g *gateway) start(t *testing.T) {
+	t.Helper()
 	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	g.cmd.Env = gatehouseEnv()
 	g.cmd.WaitDelay = 5 * time.Second // bounds the output copying after a kill
 	if err := g.cmd.Start(); err != nil {
-		cancel()
+		g.cancel()
 		t.Fatalf("start gatehouse: %v", err)
 	}
 	go func() {
@@ -212,27 +248,6 @@ func startGatewayIn(t *testing.T, workDir, cfgPath string, args ...string) *gate
 		}
 	})
 	t.Cleanup(g.stop)
-
-	addrs := map[string]string{}
-	g.waitLog(t, startTimeout, "both listening lines", func(log string) bool {
-		for _, m := range listeningLine.FindAllStringSubmatch(log, -1) {
-			addrs[m[1]] = m[2]
-		}
-		return (addrs["http"] != "" || strings.Contains(log, "msg=\"no hosts: no public listener")) && addrs["admin"] != ""
-	})
-	g.httpAddr, g.httpsAddr, g.adminAddr = addrs["http"], addrs["https"], addrs["admin"]
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		code, _, err := g.admin("/readyz")
-		if err == nil && code == http.StatusOK {
-			return g
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /readyz = %d, %v; want 200 within %v", code, err, startTimeout)
-		}
-		g.pause(t)
-	}
 }
 
 // pause waits one poll interval, failing the test if the process exits

@@ -51,20 +51,9 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	jail := fs.String("fail2ban", "", "fail2ban's configuration `DIR` (or its jail.local): HTTP jails become gatehouse jails, the others watch entries")
 	out := fs.String("o", "", "write the config to `FILE` instead of standard output")
 	// Flags may come before or after FILE.
-	var files []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		rest = fs.Args()[1:]
+	files, exit, ok := parseInterspersed(fs, args[1:])
+	if !ok {
+		return exit
 	}
 	if len(files) != 1 {
 		fmt.Fprint(stderr, importUsage)
@@ -158,26 +147,35 @@ func writeImport(yaml []byte, notCarried []string, out string, stdout, stderr io
 	return exitPartial
 }
 
+// parseInterspersed parses args with fs, flags before, between or after
+// the operands, and returns the operands. When it stops the command
+// instead (ok false), exit is the code to leave with: 0 after -h (fs
+// has shown the usage), 2 for a flag fs refused (fs has said why).
+func parseInterspersed(fs *flag.FlagSet, args []string) (operands []string, exit int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false
+		}
+		if fs.NArg() == 0 {
+			return operands, 0, true
+		}
+		operands = append(operands, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // importFail2ban runs "gatehouse import fail2ban [DIR]".
 func importFail2ban(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("import fail2ban", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, importUsage) }
 	out := fs.String("o", "", "write the config to `FILE` instead of standard output")
-	var dirs []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		dirs = append(dirs, fs.Arg(0))
-		rest = fs.Args()[1:]
+	dirs, exit, ok := parseInterspersed(fs, args)
+	if !ok {
+		return exit
 	}
 	if len(dirs) > 1 {
 		fmt.Fprint(stderr, importUsage)

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -111,5 +114,31 @@ func TestImportOutputFile(t *testing.T) {
 	}
 	if !strings.Contains(checkOut.String(), "1 host, 1 upstream") {
 		t.Errorf("check says %q, want 1 host, 1 upstream", checkOut.String())
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		operands []string
+		out      string
+		exit     int
+		ok       bool
+	}{
+		{[]string{"a", "-o", "x", "b"}, []string{"a", "b"}, "x", 0, true},
+		{[]string{"-o", "x", "a"}, []string{"a"}, "x", 0, true},
+		{[]string{"a", "--", "-o"}, []string{"a", "-o"}, "", 0, true},
+		{nil, nil, "", 0, true},
+		{[]string{"a", "-h"}, nil, "", exitOK, false},
+		{[]string{"a", "-zz"}, nil, "", exitUsage, false},
+	} {
+		fs := flag.NewFlagSet("import", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		out := fs.String("o", "", "")
+		operands, exit, ok := parseInterspersed(fs, tc.args)
+		if !slices.Equal(operands, tc.operands) || exit != tc.exit || ok != tc.ok || (ok && *out != tc.out) {
+			t.Errorf("parseInterspersed(%q) = %q, %d, %v (-o %q); want %q, %d, %v (-o %q)",
+				tc.args, operands, exit, ok, *out, tc.operands, tc.exit, tc.ok, tc.out)
+		}
 	}
 }

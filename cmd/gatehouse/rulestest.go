@@ -100,32 +100,12 @@ func rulesCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return loadExit(err)
 	}
 	var read atomic.Int64 // bytes read from the files, compressed or not
-	var size int64
-	inputs := make([]*proxy.ReplayInput, 0, len(names))
-	for _, name := range names {
-		var r io.Reader = stdin
-		if name == "-" {
-			name = "standard input"
-		} else {
-			f, err := os.Open(name)
-			if err != nil {
-				fmt.Fprintln(stderr, "gatehouse rules test:", err)
-				return exitRuntime
-			}
-			defer f.Close()
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size += fi.Size()
-			}
-			r = &countingReader{r: f, n: &read}
-		}
-		in, err := proxy.NewReplayInput(name, r)
-		if err != nil {
-			fmt.Fprintln(stderr, "gatehouse rules test:", err)
-			return exitRuntime
-		}
-		inputs = append(inputs, in)
+	inputs, size, closeInputs, err := openInputs(names, stdin, &read, proxy.NewReplayInput)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse rules test:", err)
+		return exitRuntime
 	}
-	proxy.SortReplayInputs(inputs)
+	defer closeInputs()
 	opts := proxy.ReplayOptions{Host: *host, Top: *top}
 	if *show {
 		opts.Matches = stdout
@@ -182,6 +162,46 @@ func countOf(s []string, v string) int {
 		}
 	}
 	return n
+}
+
+// openInputs opens the logs names ("-" is stdin) as replay inputs made by
+// newInput, in time order; size is the sum of the sizes of the regular
+// files among them, and what is read from the files is counted in read.
+// The caller calls closeInputs when done; on error the files are closed.
+func openInputs(names []string, stdin io.Reader, read *atomic.Int64,
+	newInput func(string, io.Reader) (*proxy.ReplayInput, error)) (inputs []*proxy.ReplayInput, size int64, closeInputs func(), err error) {
+	var files []*os.File
+	closeInputs = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	inputs = make([]*proxy.ReplayInput, 0, len(names))
+	for _, name := range names {
+		var r io.Reader = stdin
+		if name == "-" {
+			name = "standard input"
+		} else {
+			f, err := os.Open(name)
+			if err != nil {
+				closeInputs()
+				return nil, 0, nil, err
+			}
+			files = append(files, f)
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				size += fi.Size()
+			}
+			r = &countingReader{r: f, n: read}
+		}
+		in, err := newInput(name, r)
+		if err != nil {
+			closeInputs()
+			return nil, 0, nil, err
+		}
+		inputs = append(inputs, in)
+	}
+	proxy.SortReplayInputs(inputs)
+	return inputs, size, closeInputs, nil
 }
 
 // countingReader counts the bytes read through it into n.
@@ -256,18 +276,24 @@ func printReport(w io.Writer, rep *proxy.ReplayReport, inputs []*proxy.ReplayInp
 		fmt.Fprintf(w, " %s %d", name, rep.Offences[name])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Bans that would follow: %d\n", len(rep.Bans))
-	for i, b := range rep.Bans {
+	printReplayBans(w, rep.Bans)
+	fmt.Fprintf(w, "Lines from clients banned at the time (403 from memory): %d\n", rep.WhileBan)
+	if top > 0 {
+		printTop(w, rep, top)
+	}
+}
+
+// printReplayBans lists the bans a replay would have made, the first
+// maxBansListed of them.
+func printReplayBans(w io.Writer, bans []proxy.ReplayBan) {
+	fmt.Fprintf(w, "Bans that would follow: %d\n", len(bans))
+	for i, b := range bans {
 		if i == maxBansListed {
-			fmt.Fprintf(w, "  … and %d more\n", len(rep.Bans)-maxBansListed)
+			fmt.Fprintf(w, "  … and %d more\n", len(bans)-maxBansListed)
 			break
 		}
 		fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
 			b.Until.UTC().Format(time.RFC3339))
-	}
-	fmt.Fprintf(w, "Lines from clients banned at the time (403 from memory): %d\n", rep.WhileBan)
-	if top > 0 {
-		printTop(w, rep, top)
 	}
 }
 
@@ -371,32 +397,12 @@ func (w watchTest) run(names []string, stdin io.Reader, stdout, stderr io.Writer
 		}
 		names = []string{"-"}
 	}
-	var size int64
-	inputs := make([]*proxy.ReplayInput, 0, len(names))
-	for _, name := range names {
-		var r io.Reader = stdin
-		if name == "-" {
-			name = "standard input"
-		} else {
-			f, err := os.Open(name)
-			if err != nil {
-				fmt.Fprintln(stderr, "gatehouse rules test:", err)
-				return exitRuntime
-			}
-			defer f.Close()
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size += fi.Size()
-			}
-			r = &countingReader{r: f, n: &read}
-		}
-		in, err := replay.Input(name, r)
-		if err != nil {
-			fmt.Fprintln(stderr, "gatehouse rules test:", err)
-			return exitRuntime
-		}
-		inputs = append(inputs, in)
+	inputs, size, closeInputs, err := openInputs(names, stdin, &read, replay.Input)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse rules test:", err)
+		return exitRuntime
 	}
-	proxy.SortReplayInputs(inputs)
+	defer closeInputs()
 	if f, ok := stderr.(*os.File); ok && size > 0 && term.IsTerminal(int(f.Fd())) {
 		bar = progressBar(f, size)
 	}
@@ -480,15 +486,7 @@ func printWatchReport(w io.Writer, rep *proxy.WatchReplayReport, inputs []*proxy
 			fmt.Fprintf(w, "Blamed this host or no client (loopback, link-local …): %d\n", rep.Local)
 		}
 		fmt.Fprintf(w, "Offences for jail %s: %d\n", rep.Jail, rep.Failed)
-		fmt.Fprintf(w, "Bans that would follow: %d\n", len(rep.Bans))
-		for i, b := range rep.Bans {
-			if i == maxBansListed {
-				fmt.Fprintf(w, "  … and %d more\n", len(rep.Bans)-maxBansListed)
-				break
-			}
-			fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
-				b.Until.UTC().Format(time.RFC3339))
-		}
+		printReplayBans(w, rep.Bans)
 		fmt.Fprintf(w, "Offences by clients banned at the time (kept out by the kernel set): %d\n", rep.WhileBanned)
 	}
 	if rep.MissedLines != nil {

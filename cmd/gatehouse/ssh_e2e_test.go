@@ -515,23 +515,7 @@ func startGatewayNetns(t *testing.T, ns, cfgPath string) *gateway {
 		client: client, exited: make(chan struct{})}
 	// ip netns exec execs the gateway: signals reach it directly.
 	g.cmd = exec.CommandContext(ctx, "ip", "netns", "exec", ns, gatehouseBin, "serve", "-c", cfgPath, "--watch", "0", "--allow-root")
-	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
-	g.cmd.Env = gatehouseEnv()
-	g.cmd.WaitDelay = 5 * time.Second
-	if err := g.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start gatehouse: %v", err)
-	}
-	go func() {
-		g.exitErr = g.cmd.Wait()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse stderr:\n%s", g.stderr)
-		}
-	})
-	t.Cleanup(g.stop)
+	g.start(t)
 	g.waitLog(t, startTimeout, "the admin listening line", func(log string) bool {
 		for _, m := range listeningLine.FindAllStringSubmatch(log, -1) {
 			if m[1] == "admin" {
@@ -540,15 +524,6 @@ func startGatewayNetns(t *testing.T, ns, cfgPath string) *gateway {
 		}
 		return g.adminAddr != ""
 	})
-	deadline := time.Now().Add(startTimeout)
-	for {
-		code, _, err := g.admin("/readyz")
-		if err == nil && code == http.StatusOK {
-			return g
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /readyz = %d, %v; want 200 within %v", code, err, startTimeout)
-		}
-		g.pause(t)
-	}
+	g.waitReady(t)
+	return g
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"math"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,174 +17,12 @@ import (
 
 	"gatehouse/rules/testenv"
 	"gatehouse/rules/watch/filter"
+	"gatehouse/rules/watch/filter/corpus"
 )
 
-// The fail2ban sample logs were written for TZ=CET-01CEST-02 (EU rules)
-// and a clock stopped at 2005-08-14 10:00:00 UTC (fail2ban's
-// tests/utils.py).
-const corpusNow = 1124013600
-
-// corpusCase is one annotated line and the filter options it is judged
-// under.
-type corpusCase struct {
-	file   string
-	lineNo int
-	line   string
-	opts   map[string]string
-	want   map[string]any
-}
-
-// corpusLines reads a fail2ban sample log as fail2ban's
-// samplestestcase.py does: "# filterOptions" switches the option sets
-// (each line is judged under every set), "# fileOptions" applies to all
-// sets of a file, "# addFILE" appends a file, "# failJSON" annotates the
-// next line. (The same reader as rules/watch/filter's corpus test, which
-// keeps it unexported.)
-func corpusLines(t *testing.T, dir, name string) []corpusCase {
-	t.Helper()
-	var out []corpusCase
-	files := []string{name}
-	for i := 0; i < len(files); i++ {
-		data, err := os.ReadFile(filepath.Join(dir, files[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var common map[string]any
-		sets := []map[string]string{{}}
-		ignore := false
-		var want map[string]any
-		for n, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimRight(line, "\r")
-			if rest, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " "); ok && strings.HasPrefix(line, "#") {
-				key, val, _ := strings.Cut(rest, ":")
-				switch key {
-				case "failJSON", "filterOptions", "fileOptions", "addFILE":
-					var v any
-					if err := json.Unmarshal([]byte(val), &v); err != nil {
-						t.Fatalf("%s:%d: %v", files[i], n+1, err)
-					}
-					switch key {
-					case "failJSON":
-						want = v.(map[string]any)
-					case "fileOptions":
-						common = v.(map[string]any)
-					case "addFILE":
-						files = append(files, v.(string))
-					case "filterOptions":
-						list, ok := v.([]any)
-						if !ok {
-							list = []any{v}
-						}
-						sets, ignore = nil, false
-						for _, o := range list {
-							opts := map[string]string{}
-							for k, x := range common {
-								opts[k], _ = x.(string)
-							}
-							for k, x := range o.(map[string]any) {
-								opts[k], _ = x.(string)
-							}
-							if c := opts["test.condition"]; c != "" {
-								ignore = !evalCond(c, name, opts)
-							}
-							if !ignore {
-								sets = append(sets, opts)
-							}
-						}
-					}
-					continue
-				}
-			}
-			if want == nil || ignore {
-				continue
-			}
-			if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-				continue
-			}
-			if common != nil && len(sets) == 1 && len(sets[0]) == 0 {
-				sets = []map[string]string{{}}
-				for k, x := range common {
-					sets[0][k], _ = x.(string)
-				}
-				if c := sets[0]["test.condition"]; c != "" && !evalCond(c, name, sets[0]) {
-					want = nil
-					continue
-				}
-			}
-			for _, o := range sets {
-				if c, _ := want["constraint"].(string); c != "" && !evalCond(c, name, o) {
-					continue
-				}
-				out = append(out, corpusCase{files[i], n + 1, line, o, want})
-			}
-			want = nil
-		}
-	}
-	return out
-}
-
-// evalCond evaluates the few Python conditions the sample logs use.
-func evalCond(c, name string, opts map[string]string) bool {
-	c = strings.ReplaceAll(c, " ", "")
-	switch {
-	case strings.HasPrefix(c, "name=="):
-		return strings.Trim(c[len("name=="):], `'"`) == name
-	case strings.HasPrefix(c, "opts.get('mode')=="):
-		return opts["mode"] == strings.Trim(c[len("opts.get('mode')=="):], `'"`)
-	case strings.HasPrefix(c, "opts.get('mode')!="):
-		return opts["mode"] != strings.Trim(c[len("opts.get('mode')!="):], `'"`)
-	}
-	return false
-}
-
-// disagree compares a verdict with a failJSON annotation, or with
-// fail2ban's own verdict in the same form; "" when they agree.
-func disagree(want map[string]any, r filter.Result, loc *time.Location) string {
-	match, _ := want["match"].(bool)
-	if match != (r.Kind == filter.Fail) {
-		return "kind " + r.Kind.String() + ", want match " + strconv.FormatBool(match)
-	}
-	if !match {
-		return ""
-	}
-	h, ok := want["host"].(string)
-	if !ok {
-		h, ok = want["ip4"].(string)
-	}
-	if !ok {
-		h, ok = want["ip6"].(string)
-	}
-	if ok {
-		got := r.HostName
-		if r.Host.IsValid() {
-			got = r.Host.String()
-			if a, err := netip.ParseAddr(h); err == nil {
-				h = a.Unmap().String()
-			}
-		}
-		if got != h {
-			return "host " + got + ", want " + h
-		}
-	}
-	if u, ok := want["user"].(string); ok && r.User != u {
-		return "user " + r.User + ", want " + u
-	}
-	switch ts := want["time"].(type) {
-	case string:
-		w, err := time.ParseInLocation("2006-1-2T15:04:05", strings.SplitN(ts, ".", 2)[0], loc)
-		if err != nil || !r.Time.Truncate(time.Second).Equal(w) {
-			return "time " + r.Time.In(loc).Format(time.RFC3339) + ", want " + ts
-		}
-	case float64: // fail2ban's own: seconds since 1970
-		if r.Time.IsZero() || r.Time.Unix() != int64(math.Floor(ts)) {
-			return "time " + r.Time.In(loc).Format(time.RFC3339) + ", want " + time.Unix(int64(ts), 0).In(loc).Format(time.RFC3339)
-		}
-	case nil:
-		if _, has := want["time"]; has && !r.Time.IsZero() {
-			return "time " + r.Time.In(loc).Format(time.RFC3339) + ", want none"
-		}
-	}
-	return ""
+// verdict is r in the terms of an annotation.
+func verdict(r filter.Result) corpus.Verdict {
+	return corpus.Verdict{Kind: r.Kind.String(), Fail: r.Kind == filter.Fail, Host: r.Host, HostName: r.HostName, User: r.User, Time: r.Time}
 }
 
 // oracleScript judges lines with the fail2ban installed: each job is a
@@ -266,18 +102,11 @@ type oracleJob struct {
 // beside etc, through the Python that runs fail2ban-regex.
 func fail2banVerdicts(t *testing.T, etc string, jobs []oracleJob) [][]map[string]any {
 	t.Helper()
-	regex := testenv.Tool(t, "fail2ban-regex")
-	head, err := os.ReadFile(regex)
+	py, err := corpus.Interpreter(testenv.Tool(t, "fail2ban-regex"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _, _ := strings.Cut(string(head), "\n")
-	py, ok := strings.CutPrefix(first, "#!")
-	py = strings.TrimSpace(py)
-	if !ok || strings.ContainsAny(py, " \t") {
-		t.Fatalf("%s: no interpreter line: %q", regex, first)
-	}
-	in, err := json.Marshal(map[string]any{"now": corpusNow, "etc": etc, "jobs": jobs})
+	in, err := json.Marshal(map[string]any{"now": corpus.Now, "etc": etc, "jobs": jobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,17 +156,17 @@ func TestDebianFilterCorpus(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "fail2ban corpus: %v", err)
 	}
-	loc, err := time.LoadLocation("Europe/Zurich")
+	loc, err := time.LoadLocation(corpus.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	now := func() time.Time { return time.Unix(corpus.Now, 0) }
 	fsys := os.DirFS(etc)
 
 	// one set per filter and option set, judged by gatehouse as it goes
 	type set struct {
 		job     oracleJob
-		cases   []corpusCase
+		cases   []corpus.Case
 		results []filter.Result
 	}
 	var sets []*set
@@ -348,7 +177,10 @@ func TestDebianFilterCorpus(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(etc, "filter.d", name+".conf")); err != nil {
 			continue // no such filter.d file (sshd-journal is read through sshd's addFILE)
 		}
-		cases := corpusLines(t, dir, name)
+		cases, err := corpus.Read(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(cases) == 0 {
 			t.Errorf("%s: no annotated lines", name)
 			continue
@@ -357,7 +189,7 @@ func TestDebianFilterCorpus(t *testing.T) {
 		streams := map[string]*filter.Stream{}
 		bad := map[string]bool{}
 		for _, c := range cases {
-			args := maps.Clone(c.opts)
+			args := maps.Clone(c.Opts)
 			delete(args, "test.condition")
 			key := optsKey(args)
 			if bad[key] {
@@ -401,11 +233,11 @@ func TestDebianFilterCorpus(t *testing.T) {
 			s := byKey[key]
 			var r filter.Result
 			if s.job.Journal {
-				r = st.MatchAt(c.line, now())
+				r = st.MatchAt(c.Text, now())
 			} else {
-				r = st.Match(c.line)
+				r = st.Match(c.Text)
 			}
-			s.job.Lines = append(s.job.Lines, c.line)
+			s.job.Lines = append(s.job.Lines, c.Text)
 			s.cases = append(s.cases, c)
 			s.results = append(s.results, r)
 		}
@@ -428,19 +260,19 @@ func TestDebianFilterCorpus(t *testing.T) {
 			total++
 			n := perFilter[s.job.Name]
 			n[1]++
-			if why := disagree(v, r, loc); why != "" {
-				t.Errorf("judged unlike fail2ban: %s:%d %s: %s\n\t%s", c.file, c.lineNo, key, why, c.line)
+			if why := corpus.Disagree(v, verdict(r), loc); why != "" {
+				t.Errorf("judged unlike fail2ban: %s:%d %s: %s\n\t%s", c.File, c.Line, key, why, c.Text)
 			} else {
 				withF2B++
 				n[0]++
 			}
 			perFilter[s.job.Name] = n
-			if disagree(c.want, r, loc) == "" {
+			if corpus.Disagree(c.Want, verdict(r), loc) == "" {
 				withNotes++
 			}
-			if match, _ := c.want["match"].(bool); match != (v["match"] == true) {
+			if match, _ := c.Want["match"].(bool); match != (v["match"] == true) {
 				f2bNotes++
-				t.Logf("fail2ban's %s.conf departs from the annotation: %s:%d %s: match %v\n\t%s", s.job.Name, c.file, c.lineNo, key, v["match"], c.line)
+				t.Logf("fail2ban's %s.conf departs from the annotation: %s:%d %s: match %v\n\t%s", s.job.Name, c.File, c.Line, key, v["match"], c.Text)
 			}
 		}
 	}

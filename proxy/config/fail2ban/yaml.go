@@ -1,12 +1,12 @@
 package fail2ban
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"gatehouse/proxy/config/internal/yamlout"
 	"gatehouse/signer"
 
 	"go.yaml.in/yaml/v3"
@@ -179,15 +179,12 @@ func (im *Imported) YAML() []byte {
 		}
 		doc.FootComment = strings.Join(foot, "\n")
 	}
-	sanitize(doc)
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		// The tree holds sanitized strings and numbers only.
+	out, err := yamlout.Encode(doc)
+	if err != nil {
+		// The tree holds strings and numbers only.
 		panic(fmt.Sprintf("fail2ban: encode YAML: %v", err))
 	}
-	return buf.Bytes()
+	return out
 }
 
 // Node is notify (with its email block) as YAML.
@@ -209,35 +206,4 @@ func (m *ImportedMail) Node() *yaml.Node {
 	nm := newMapping()
 	nm.add("email", em.n)
 	return nm.n
-}
-
-// sanitize makes every comment and value of the tree valid YAML text:
-// fail2ban's files may hold any byte, YAML comments only printable UTF-8.
-func sanitize(n *yaml.Node) {
-	n.HeadComment = cleanComment(n.HeadComment)
-	n.LineComment = cleanComment(n.LineComment)
-	n.FootComment = cleanComment(n.FootComment)
-	n.Value = strings.ToValidUTF8(n.Value, "\uFFFD")
-	for _, c := range n.Content {
-		sanitize(c)
-	}
-}
-
-func cleanComment(s string) string {
-	if s == "" {
-		return s
-	}
-	lines := strings.Split(strings.ToValidUTF8(s, "\uFFFD"), "\n")
-	for i, l := range lines {
-		var b strings.Builder
-		for _, r := range l {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == 0xfeff {
-				fmt.Fprintf(&b, "\\x%02x", r)
-				continue
-			}
-			b.WriteRune(r)
-		}
-		lines[i] = b.String()
-	}
-	return strings.Join(lines, "\n")
 }

@@ -11,6 +11,7 @@ import (
 
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/config/fail2ban"
+	"gatehouse/proxy/config/internal/yamlout"
 	"gatehouse/proxy/config/nginx/conf"
 	"gatehouse/signer"
 
@@ -371,15 +372,12 @@ func (t *translator) emit() []byte {
 	}
 	doc.FootComment = strings.TrimSpace(strings.Join(footer, "\n"))
 
-	sanitize(doc)
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		// The tree is built from sanitized strings and numbers only.
+	out, err := yamlout.Encode(doc)
+	if err != nil {
+		// The tree holds strings and numbers only.
 		panic(fmt.Sprintf("nginx: encode YAML: %v", err))
 	}
-	return buf.Bytes()
+	return out
 }
 
 // commentOut renders key: value as comment lines.
@@ -727,37 +725,4 @@ func findJail(js []*jailOut, name string) *jailOut {
 func sortFindings(fs []Finding) []Finding {
 	slices.SortStableFunc(fs, func(a, b Finding) int { return a.order - b.order })
 	return fs
-}
-
-// sanitize makes every comment and value of the tree valid YAML text:
-// nginx words may hold any byte, YAML comments only printable UTF-8.
-func sanitize(n *yaml.Node) {
-	n.HeadComment = cleanComment(n.HeadComment)
-	n.LineComment = cleanComment(n.LineComment)
-	n.FootComment = cleanComment(n.FootComment)
-	n.Value = strings.ToValidUTF8(n.Value, "\uFFFD")
-	for _, c := range n.Content {
-		sanitize(c)
-	}
-}
-
-// cleanComment keeps the line structure of a comment and writes other
-// control characters (and invalid UTF-8) as escapes.
-func cleanComment(s string) string {
-	if s == "" {
-		return s
-	}
-	lines := strings.Split(strings.ToValidUTF8(s, "\uFFFD"), "\n")
-	for i, l := range lines {
-		var b strings.Builder
-		for _, r := range l {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == 0xfeff {
-				fmt.Fprintf(&b, "\\x%02x", r)
-				continue
-			}
-			b.WriteRune(r)
-		}
-		lines[i] = b.String()
-	}
-	return strings.Join(lines, "\n")
 }

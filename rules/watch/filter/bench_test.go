@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/rules/watch/filter/corpus"
 )
 
 // corpusLogLines returns the log lines (not comments, not blank) of the
@@ -30,7 +32,7 @@ func corpusLogLines(tb testing.TB, name string) []string {
 // from another daemon that no failregex can match.
 func BenchmarkSSHD(b *testing.B) {
 	lines := corpusLogLines(b, "sshd")
-	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	now := func() time.Time { return time.Unix(corpus.Now, 0) }
 	for _, mode := range []string{"normal", "aggressive"} {
 		cfg, err := Builtin("sshd", mode)
 		if err != nil {

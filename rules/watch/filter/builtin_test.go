@@ -59,3 +59,21 @@ func TestBuiltinModes(t *testing.T) {
 		t.Error("Modes returns the package's own slice")
 	}
 }
+
+// compileBuiltin compiles the built-in filter name in mode, its config
+// first changed by edit when edit is not nil.
+func compileBuiltin(tb testing.TB, name, mode string, edit func(*Config)) *Filter {
+	tb.Helper()
+	cfg, err := Builtin(name, mode)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	f, err := Compile(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}

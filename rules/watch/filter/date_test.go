@@ -2,32 +2,14 @@ package filter
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"gatehouse/rules/testenv"
+	"gatehouse/rules/watch/filter/corpus"
 )
-
-// fail2banPython returns the interpreter that runs the installed
-// fail2ban-regex, which can import fail2ban.
-func fail2banPython(t *testing.T) string {
-	t.Helper()
-	regex := testenv.Tool(t, "fail2ban-regex")
-	head, err := os.ReadFile(regex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, _, _ := strings.Cut(string(head), "\n")
-	py, ok := strings.CutPrefix(first, "#!")
-	py = strings.TrimSpace(py)
-	if !ok || strings.ContainsAny(py, " \t") {
-		t.Fatalf("%s: no interpreter line: %q", regex, first)
-	}
-	return py
-}
 
 // dateScript finds, with fail2ban's own date detector (a fresh one per
 // line, as this package judges each line on its own), the span of each
@@ -72,9 +54,13 @@ json.dump(out, sys.stdout)
 // from the line and the same time, or no time where fail2ban finds none.
 func TestDateDetectorAgainstFail2ban(t *testing.T) {
 	t.Parallel()
-	py := fail2banPython(t)
+	// the Python that runs the installed fail2ban-regex can import fail2ban
+	py, err := corpus.Interpreter(testenv.Tool(t, "fail2ban-regex"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	patterns, lines := datePatternSamples, dateLineSamples
-	in, err := json.Marshal(map[string]any{"now": corpusNow, "patterns": patterns, "lines": lines})
+	in, err := json.Marshal(map[string]any{"now": corpus.Now, "patterns": patterns, "lines": lines})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +76,11 @@ func TestDateDetectorAgainstFail2ban(t *testing.T) {
 	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatal(err)
 	}
-	loc, err := time.LoadLocation("Europe/Zurich")
+	loc, err := time.LoadLocation(corpus.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	now := func() time.Time { return time.Unix(corpus.Now, 0) }
 	for i, p := range patterns {
 		d, err := newDateDetector(p, loc, now)
 		if err != nil {
@@ -133,7 +119,7 @@ func TestDateDetectorAgainstFail2ban(t *testing.T) {
 // log with the list of an Apache filter, and the default templates on an
 // ISO 8601 line and on a line without a date.
 func BenchmarkDateDetect(b *testing.B) {
-	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	now := func() time.Time { return time.Unix(corpus.Now, 0) }
 	for _, tc := range []struct{ name, pattern, line string }{
 		{"access", "^[^\\[]*\\[({DATE})\n{^LN-BEG}", `192.0.2.1 - - [20/Jan/2015:19:53:28 +0100] "GET / HTTP/1.1" 404 162 "-" "-"`},
 		{"iso", "{^LN-BEG}", "2025-03-04T02:11:57.602061 host lighttpd[764]: (mod_auth.c.853) password doesn't match"},
@@ -161,7 +147,7 @@ func FuzzDatePattern(f *testing.F) {
 	f.Add("{^LN-BEG}TAI64N\n{^LN-BEG}", "@4000000052f6a6f420a7b3b4 x")
 	f.Add("EPOCH", "[1124013600] x")
 	f.Add("%b %d, %ExY %I:%M:%S %p**", "Jan 23, 2005 9:59:59 PM x")
-	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	now := func() time.Time { return time.Unix(corpus.Now, 0) }
 	f.Fuzz(func(t *testing.T, pattern, line string) {
 		d, err := newDateDetector(pattern, time.UTC, now)
 		if err != nil {

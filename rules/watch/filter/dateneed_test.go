@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/rules/watch/filter/corpus"
 )
 
 // TestDateNeedsDefault checks the needs of fail2ban's default templates:
@@ -73,7 +75,7 @@ func TestDateNeedsExact(t *testing.T) {
 		}
 	}
 	patterns := append([]string{syslogDates, `time=?"?{DATE}`, "{^LN-BEG}LEPOCH", "^%Y%m%d %H%M%S", "(?i)%a, %d %b %Y"}, datePatternSamples...)
-	now := func() time.Time { return time.Unix(corpusNow, 0) }
+	now := func() time.Time { return time.Unix(corpus.Now, 0) }
 	skipped := 0
 	for _, p := range patterns {
 		d, err := newDateDetector(p, time.UTC, now)

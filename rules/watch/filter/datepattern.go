@@ -623,24 +623,13 @@ func hasCapture(re string) bool {
 // timestamp fail2ban removes (its group 1). A named first group keeps its
 // name; the template then reads group 1.
 func nameFirstGroup(re string) string {
-	inClass := false
 	for i := 0; i < len(re); i++ {
 		c := re[i]
 		switch {
 		case c == '\\':
 			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
 		case c == '[':
-			inClass = true
-			if i+1 < len(re) && re[i+1] == '^' {
-				i++
-			}
-			if i+1 < len(re) && re[i+1] == ']' {
-				i++
-			}
+			i = classEnd(re, i)
 		case c == '(':
 			if strings.HasPrefix(re[i:], "(?P<") {
 				return re
@@ -694,24 +683,14 @@ func expandBackrefs(re string) (string, error) {
 
 // closeParen returns the index of the ) closing the ( at re[i], or -1.
 func closeParen(re string, i int) int {
-	depth, inClass := 0, false
+	depth := 0
 	for ; i < len(re); i++ {
 		c := re[i]
 		switch {
 		case c == '\\':
 			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
 		case c == '[':
-			inClass = true
-			if i+1 < len(re) && re[i+1] == '^' {
-				i++
-			}
-			if i+1 < len(re) && re[i+1] == ']' {
-				i++
-			}
+			i = classEnd(re, i)
 		case c == '(':
 			depth++
 		case c == ')':
@@ -726,23 +705,18 @@ func closeParen(re string, i int) int {
 
 // balanced reports whether re opens and closes its groups itself.
 func balanced(re string) bool {
-	depth, inClass := 0, false
+	depth := 0
 	for i := 0; i < len(re); i++ {
 		c := re[i]
 		switch {
 		case c == '\\':
 			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
 		case c == '[':
-			inClass = true
 			if i+1 < len(re) && re[i+1] == '^' {
 				return false
 			}
-			if i+1 < len(re) && re[i+1] == ']' {
-				i++
+			if i = classEnd(re, i); i == len(re) {
+				return false // unterminated
 			}
 		case c == '(':
 			depth++
@@ -753,7 +727,7 @@ func balanced(re string) bool {
 			}
 		}
 	}
-	return depth == 0 && !inClass
+	return depth == 0
 }
 
 // singleChars returns the characters a group body of one literal character

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"gatehouse/rules/watch/filter/corpus"
 )
 
 // FuzzFastPaths checks that every shortcut Filter takes gives what the
@@ -36,7 +38,7 @@ func FuzzFastPaths(f *testing.F) {
 			if err != nil {
 				f.Fatal(err)
 			}
-			cfg.Location, cfg.Now = time.UTC, func() time.Time { return time.Unix(corpusNow, 0) }
+			cfg.Location, cfg.Now = time.UTC, func() time.Time { return time.Unix(corpus.Now, 0) }
 			flt, err := Compile(cfg)
 			if err != nil {
 				f.Fatal(err)
@@ -44,7 +46,7 @@ func FuzzFastPaths(f *testing.F) {
 			filters = append(filters, flt)
 		}
 	}
-	d, err := newDateDetector("{^LN-BEG}", time.UTC, func() time.Time { return time.Unix(corpusNow, 0) })
+	d, err := newDateDetector("{^LN-BEG}", time.UTC, func() time.Time { return time.Unix(corpus.Now, 0) })
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -12,15 +12,7 @@ import (
 // (a port, a bracket, a full stop) still leaves it the address.
 func TestHostContinued(t *testing.T) {
 	t.Parallel()
-	cfg, err := Builtin("sshd", "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Location = time.UTC
-	sshd, err := Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sshd := compileBuiltin(t, "sshd", "normal", func(cfg *Config) { cfg.Location = time.UTC })
 	// a custom filter that lets anything follow the address
 	loose, err := Compile(Config{FailRegex: []string{`^auth failed from <HOST>`, `^remote: <HOST>-\d+;`, `^client <HOST>(?::\d+)?\s`}, DatePattern: "{NONE}"})
 	if err != nil {

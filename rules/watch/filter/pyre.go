@@ -187,20 +187,8 @@ func (p *pyParser) atom() (*pnode, error) {
 		p.i = i + 2
 		return &pnode{op: pLit, text: s[i+1 : i+2]}, nil
 	case '[':
-		j := i + 1
-		if j < len(s) && s[j] == '^' {
-			j++
-		}
-		if j < len(s) && s[j] == ']' {
-			j++
-		}
-		for j < len(s) && s[j] != ']' {
-			if s[j] == '\\' {
-				j++
-			}
-			j++
-		}
-		if j >= len(s) {
+		j := classEnd(s, i)
+		if j == len(s) {
 			return nil, &TranslateError{i, "unterminated character class"}
 		}
 		p.i = j + 1

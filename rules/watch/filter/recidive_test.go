@@ -19,14 +19,7 @@ func TestRecidiveGatehouseLog(t *testing.T) {
 		log.Info("ban", "jail", jail, "prefix", "203.0.113.7/32", "reason", "failregex", "count", 5, "until", until, "ban_seconds", 3600.0)
 	}
 	log.Info("ban not enforced: no ban list", "jail", "sshd", "prefix", "203.0.113.8/32")
-	cfg, err := Builtin("recidive", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := compileBuiltin(t, "recidive", "", nil)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []Kind{Fail, Ignored, NoMatch}
 	for i, l := range lines {
@@ -42,14 +35,7 @@ func TestRecidiveGatehouseLog(t *testing.T) {
 // User-Agent in the access log, which shares the journal) never does.
 func TestRecidiveInjection(t *testing.T) {
 	t.Parallel()
-	cfg, err := Builtin("recidive", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := compileBuiltin(t, "recidive", "", nil)
 	rec := `time=2026-12-07T13:53:19.875Z level=INFO msg=ban component=jails jail=sshd prefix=198.51.100.7/32 reason="watch sshd" count=1 until=2026-12-07T14:53:19.000Z ban_seconds=3600`
 	jrec := `{"time":"2026-12-07T13:53:19.875Z","level":"INFO","msg":"ban","component":"jails","jail":"sshd","prefix":"198.51.100.7/32","reason":"x"}`
 	for _, tc := range []struct {

@@ -13,16 +13,10 @@ import (
 // (their time given) expire alike.
 func TestStreamExpiry(t *testing.T) {
 	t.Parallel()
-	cfg, err := Builtin("sshd", "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Location = time.UTC
-	cfg.Now = func() time.Time { return time.Date(2025, 12, 8, 0, 0, 0, 0, time.UTC) }
-	f, err := Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := compileBuiltin(t, "sshd", "normal", func(cfg *Config) {
+		cfg.Location = time.UTC
+		cfg.Now = func() time.Time { return time.Date(2025, 12, 8, 0, 0, 0, 0, time.UTC) }
+	})
 	const (
 		helper = "h sshd[777]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.5  user=root"
 		fail   = "h sshd[777]: Disconnecting: Too many authentication failures [preauth]"
@@ -68,14 +62,7 @@ func TestStreamExpiry(t *testing.T) {
 // recent one of another process alone.
 func TestStreamExpiryKeepsOthers(t *testing.T) {
 	t.Parallel()
-	cfg, err := Builtin("sshd", "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := compileBuiltin(t, "sshd", "normal", nil)
 	t0 := time.Date(2025, 12, 7, 8, 0, 0, 0, time.UTC)
 	st := f.NewStream()
 	st.MatchAt("h sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1  user=root", t0)

@@ -224,29 +224,17 @@ func isTagName(s string) bool {
 // possessive quantifiers. RE2 rejects some of them itself, but with a message
 // about its own syntax; this names what the fail2ban expression asked for.
 func checkSyntax(re string) error {
-	inClass := false
 	for i := 0; i < len(re); i++ {
 		c := re[i]
 		switch {
 		case c == '\\' && i+1 < len(re):
 			n := re[i+1]
-			if !inClass && n >= '1' && n <= '9' {
+			if n >= '1' && n <= '9' {
 				return &TranslateError{i, fmt.Sprintf("back-reference \\%c: RE2 cannot match back-references", n)}
 			}
 			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
 		case c == '[':
-			inClass = true
-			// A ']' right after '[' or '[^' is a literal.
-			if i+1 < len(re) && re[i+1] == '^' {
-				i++
-			}
-			if i+1 < len(re) && re[i+1] == ']' {
-				i++
-			}
+			i = classEnd(re, i)
 		case c == '(' && strings.HasPrefix(re[i:], "(?"):
 			rest := re[i+2:]
 			var what string
@@ -276,6 +264,28 @@ func checkSyntax(re string) error {
 		}
 	}
 	return nil
+}
+
+// classEnd returns the index of the ']' that closes the character class
+// opened by the '[' at re[i], or len(re) when none does. A ']' right after
+// '[' or '[^' is a literal; a backslash escapes the next byte.
+func classEnd(re string, i int) int {
+	i++
+	if i < len(re) && re[i] == '^' {
+		i++
+	}
+	if i < len(re) && re[i] == ']' {
+		i++
+	}
+	for ; i < len(re); i++ {
+		switch re[i] {
+		case '\\':
+			i++
+		case ']':
+			return i
+		}
+	}
+	return len(re)
 }
 
 // escaped reports whether re[i] is preceded by an odd number of backslashes.
