@@ -82,7 +82,8 @@ type FileSource struct {
 	warned  map[string]string  // path → last open/stat problem logged
 	rescued map[fileID]int64   // rotated files read by rescue, and how far
 	first   bool
-	over    int // matching files not followed (past MaxFiles), as last logged
+	over    int      // matching files not followed (past MaxFiles), as last logged
+	seen    []string // every matching file of the last look, followed or not
 }
 
 // tailer is one open file.
@@ -114,6 +115,9 @@ type tailer struct {
 	// restart, as rescue then finds it again.
 	saveAs  *Position
 	saveKey string
+	// held: the file replaced one rotated away from its path, and waits
+	// to be read until that one is done (see holding).
+	held bool
 }
 
 // maxHold bounds how long a file that replaced a rotated one waits to be
@@ -316,15 +320,18 @@ type view struct {
 
 func (s *FileSource) look() view {
 	paths, _ := s.expand()
-	if over := len(paths) - s.cfg.MaxFiles; over != s.over && (over > 0 || s.over > 0) {
-		// Logged when the count changes, not at every look.
-		s.over = max(over, 0)
-		if over > 0 {
-			s.log.Warn("watch follows only the first files in path order: more match than max_files",
-				"matching", len(paths), "max_files", s.cfg.MaxFiles, "not_followed", over, "first_not_followed", paths[s.cfg.MaxFiles])
+	s.seen = paths
+	if over := len(paths) - s.cfg.MaxFiles; over > 0 {
+		// The newest files are followed: the live log is among them,
+		// whatever rotated names sort before it.
+		paths = newest(paths, s.cfg.MaxFiles)
+		if over != s.over {
+			// Logged when the count changes, not at every look.
+			s.log.Warn("watch follows only the most recently written files: more match than max_files",
+				"matching", len(s.seen), "max_files", s.cfg.MaxFiles, "not_followed", over)
 		}
 	}
-	paths = paths[:min(len(paths), s.cfg.MaxFiles)]
+	s.over = max(len(s.seen)-s.cfg.MaxFiles, 0)
 	v := view{paths: paths, ids: make(map[string]fileID, len(paths))}
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -403,6 +410,12 @@ func (s *FileSource) place(ctx context.Context, out chan<- Line, v view) error {
 		if err := s.checkTruncated(ctx, out, t); err != nil {
 			return err
 		}
+		if t.held {
+			if s.holding(p) {
+				continue // see below
+			}
+			t.held = false
+		}
 		if err := s.drain(ctx, out, t); err != nil {
 			return err
 		}
@@ -410,13 +423,6 @@ func (s *FileSource) place(ctx context.Context, out chan<- Line, v view) error {
 	for _, p := range v.paths {
 		id, ok := v.ids[p]
 		if !ok || s.current[p] != nil || s.tracked(id) {
-			continue
-		}
-		if s.holding(p) {
-			// The file rotated away from p is still being written:
-			// its lines come first, so that the position saved for p
-			// never moves back and forth between the two files (a
-			// restart would then read one of them twice).
 			continue
 		}
 		t, err := s.open(ctx, out, p)
@@ -435,11 +441,43 @@ func (s *FileSource) place(ctx context.Context, out chan<- Line, v view) error {
 			continue // p names a followed file by now: the next look places it
 		}
 		s.current[p] = t
+		if t.held = s.holding(p); t.held {
+			// The file rotated away from p is still being written: its
+			// lines come first, so that the position saved for p never
+			// moves back and forth between the two files (a restart
+			// would then read one of them twice). This one is open and
+			// followed meanwhile, so that a rotation of its own before
+			// the hold ends retires it in turn, unread lines and all.
+			continue
+		}
 		if err := s.drain(ctx, out, t); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// newest returns the n most recently modified of paths, in path order.
+func newest(paths []string, n int) []string {
+	type file struct {
+		path string
+		mod  time.Time
+	}
+	fs := make([]file, 0, len(paths))
+	for _, p := range paths {
+		var mod time.Time
+		if st, err := os.Stat(p); err == nil {
+			mod = st.ModTime()
+		}
+		fs = append(fs, file{p, mod})
+	}
+	slices.SortStableFunc(fs, func(a, b file) int { return b.mod.Compare(a.mod) })
+	out := make([]string, 0, n)
+	for _, f := range fs[:n] {
+		out = append(out, f.path)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // holding reports whether a file rotated away from path is still read
@@ -536,6 +574,11 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 			_ = f.Close() // read-only
 			return nil, err
 		}
+	case !ok && s.first && s.savedUnder(path, t.id, f, st.Size(), &saved):
+		// Renamed within the globs while gatehouse was down
+		// (auth.log → auth-1.log): it goes on where it was read to.
+		t.readOff, t.off = saved.Offset, saved.Offset
+		t.headLen, t.headHash = saved.HeadLen, saved.HeadHash
 	case !ok && s.first && s.cfg.Tail:
 		t.readOff = lineStartBefore(f, st.Size())
 		t.off = t.readOff
@@ -546,6 +589,24 @@ func (s *FileSource) open(ctx context.Context, out chan<- Line, path string) (*t
 	}
 	t.loadHead()
 	return t, nil
+}
+
+// savedUnder finds, among the positions saved for the other paths of
+// the last look, one of the file f (same device, inode and first bytes,
+// at least as long): the file was renamed within the globs. It sets
+// *saved to it.
+func (s *FileSource) savedUnder(path string, id fileID, f *os.File, size int64, saved *Position) bool {
+	for _, q := range s.seen {
+		if q == path {
+			continue
+		}
+		p, ok := s.cfg.Positions.Position(fileKey(s.cfg.Name, q))
+		if ok && p.Dev == id.dev && p.Ino == id.ino && size >= p.Offset && headMatches(f, p) {
+			*saved = p
+			return true
+		}
+	}
+	return false
 }
 
 // lineStartBefore returns the offset just past the last newline before

@@ -160,9 +160,16 @@ func checkBefore(t *testing.T, lines []Line, first, second string) {
 func TestFileMaxFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	base := time.Now().Add(-time.Hour)
 	for i := range 10 {
-		f := appendFile(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)))
+		p := filepath.Join(dir, fmt.Sprintf("f%02d.log", i))
+		f := appendFile(t, p)
 		writeLines(t, f, fmt.Sprintf("f%02d", i), 0, 3)
+		// f00 is the newest: the live log sorts first here, as
+		// "auth.log" does after "auth-2026-….log".
+		if err := os.Chtimes(p, base, base.Add(time.Duration(10-i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := testConfig(nil, filepath.Join(dir, "*.log"))
 	cfg.MaxFiles = 4
@@ -218,7 +225,69 @@ func TestFileMaxFilesDefault(t *testing.T) {
 	if len(got) != 512 || len(ss.current) != 512 {
 		t.Errorf("read %d lines from %d files, want 512 and 512", len(got), len(ss.current))
 	}
-	if got[len(got)-1].Origin != filepath.Join(dir, "f511.log") {
-		t.Errorf("last file read %q, want f511.log", got[len(got)-1].Origin)
+	// The newest is followed (written last).
+	if _, ok := ss.current[filepath.Join(dir, "f599.log")]; !ok {
+		t.Error("the most recently written file is not followed")
 	}
+}
+
+// TestFileRestartAfterRenameWithinGlob: a file renamed to another name
+// the globs match while the reader was down (auth.log → auth-1.log,
+// which sorts first) goes on where it was read to, and the new file at
+// the old name is read from its start: nothing is read twice.
+func TestFileRestartAfterRenameWithinGlob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth.log")
+	pos, err := OpenPositionFile(filepath.Join(dir, "positions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := appendFile(t, path)
+	writeLines(t, f, "a", 0, 100)
+	r := startFile(t, testConfig(pos, filepath.Join(dir, "*.log")))
+	got := r.until(t, "a-000099")
+	got = append(got, r.stop(t)...)
+
+	writeLines(t, f, "a", 100, 110) // the writer before it reopens
+	if err := os.Rename(path, filepath.Join(dir, "auth-1.log")); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, appendFile(t, path), "b", 0, 50)
+	r = startFile(t, testConfig(pos, filepath.Join(dir, "*.log")))
+	got = append(got, r.until(t, "b-000049")...)
+	got = append(got, r.stop(t)...)
+	checkExactlyOnce(t, got, append(names("a", 0, 110), names("b", 0, 50)...))
+}
+
+// TestFileRotateFasterThanHold: a file that replaced a rotated one, and
+// is itself rotated away before the first one is quiet, is still read:
+// it is followed (open) while it waits.
+func TestFileRotateFasterThanHold(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f := appendFile(t, path)
+	writeLines(t, f, "g0", 0, 10)
+	cfg := testConfig(nil, path)
+	cfg.RotateGrace = 2 * time.Second // the rotations come faster
+	r := startFile(t, cfg)
+	got := r.until(t, "g0-000009")
+	for g := 1; g <= 4; g++ {
+		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, g)); err != nil {
+			t.Fatal(err)
+		}
+		writeLines(t, f, fmt.Sprintf("g%d-old", g-1), 0, 1) // the old file still written
+		f = appendFile(t, path)
+		writeLines(t, f, fmt.Sprintf("g%d", g), 0, 10)
+		time.Sleep(200 * time.Millisecond) // well inside RotateGrace
+	}
+	got = append(got, r.until(t, "g4-000009")...)
+	got = append(got, r.stop(t)...)
+	want := names("g0", 0, 10)
+	for g := 1; g <= 4; g++ {
+		want = append(want, names(fmt.Sprintf("g%d-old", g-1), 0, 1)...)
+		want = append(want, names(fmt.Sprintf("g%d", g), 0, 10)...)
+	}
+	checkExactlyOnce(t, got, want)
 }
