@@ -408,8 +408,14 @@ func gaugeValue(g prometheus.Gauge) float64 {
 // them.
 func unbannable(ip netip.Addr) bool {
 	return ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() ||
-		ip.IsLinkLocalMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		ip.IsLinkLocalMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) ||
+		lowIPv6.Contains(ip)
 }
+
+// lowIPv6 holds :: and ::1 and the deprecated IPv4-compatible addresses
+// (::10.0.0.5): no client has one, and a ban widened to ipv6_prefix
+// would cover loopback.
+var lowIPv6 = netip.MustParsePrefix("::/64")
 
 // resolve looks name up for a source with resolve: true.
 func (w *watcher) resolve(name string) []netip.Addr {

@@ -55,7 +55,7 @@ func TestWatchJudge(t *testing.T) {
 	// Addresses that are no client, and a line cut at the source's
 	// limit (what was cut off may have named another address), count
 	// for nobody.
-	for _, ip := range []string{"127.0.0.1", "::1", "fe80::1", "0.0.0.0", "255.255.255.255", "ff02::1", "::"} {
+	for _, ip := range []string{"127.0.0.1", "::1", "fe80::1", "0.0.0.0", "255.255.255.255", "ff02::1", "::", "::10.0.0.5"} {
 		s.watcher.judge(line(now, ip))
 	}
 	long := line(now, "198.51.100.3")
