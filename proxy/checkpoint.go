@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ import (
 // and at shutdown once requests have drained.
 const (
 	checkpointName     = "offences.state"
-	checkpointMagic    = "GHSTATE1"
+	checkpointMagic    = "GHSTATE2"
 	checkpointInterval = 5 * time.Second
 )
 
@@ -116,7 +117,7 @@ func (c *checkpointPositions) snapshot() ([]byte, uint64) {
 // loadCheckpoint reads state_dir's checkpoint: the positions, and the
 // jails' state for the first generation's jails. A missing file is a
 // first start; an unreadable one is logged and set aside (renamed
-// .corrupt), never a reason not to start.
+// .corrupt-TIME), never a reason not to start.
 func (s *Server) loadCheckpoint(dir string) map[string]watch.Position {
 	path := filepath.Join(dir, checkpointName)
 	data, err := os.ReadFile(path)
@@ -133,7 +134,8 @@ func (s *Server) loadCheckpoint(dir string) map[string]watch.Position {
 		}
 	}
 	s.log.Error("offence counts and watch positions not restored; starting without them", "path", path, "error", err)
-	if err := os.Rename(path, path+".corrupt"); err != nil {
+	// Each one kept, by when it was set aside.
+	if err := os.Rename(path, path+".corrupt-"+time.Now().UTC().Format("20060102T150405")); err != nil {
 		s.log.Warn("could not set the unreadable checkpoint aside", "path", path, "error", err)
 	}
 	return nil
@@ -143,10 +145,14 @@ func parseCheckpoint(data []byte, readErr error) (map[string]watch.Position, []b
 	if readErr != nil {
 		return nil, nil, readErr
 	}
-	if len(data) < len(checkpointMagic) || string(data[:len(checkpointMagic)]) != checkpointMagic {
+	if len(data) < len(checkpointMagic)+4 || string(data[:len(checkpointMagic)]) != checkpointMagic {
 		return nil, nil, errors.New("not a gatehouse checkpoint (or a newer version)")
 	}
-	data = data[len(checkpointMagic):]
+	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, nil, errors.New("checksum mismatch: the file was changed or cut")
+	}
+	data = body[len(checkpointMagic):]
 	n, k := binary.Uvarint(data)
 	if k <= 0 || n > uint64(len(data)-k) {
 		return nil, nil, errors.New("truncated")
@@ -172,14 +178,22 @@ func (s *Server) checkpoint(force bool) {
 	if !force && mark == s.lastCheckpoint {
 		return
 	}
-	buf := append([]byte(checkpointMagic), binary.AppendUvarint(nil, uint64(len(pos)))...)
-	buf = append(buf, pos...)
-	buf = jails.AppendState(buf, time.Now())
-	if err := writeFileAtomic(s.checkpointPath, buf); err != nil {
+	if err := writeFileAtomic(s.checkpointPath, encodeCheckpoint(pos, func(b []byte) []byte { return jails.AppendState(b, time.Now()) })); err != nil {
 		s.log.Error("offence counts not saved", "path", s.checkpointPath, "error", err)
 		return
 	}
 	s.lastCheckpoint = mark
+}
+
+// castagnoli is the checkpoint's checksum table (CRC-32C).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeCheckpoint lays out a checkpoint: the magic, the positions'
+// JSON (length first), what state appends, and a CRC-32C of all that.
+func encodeCheckpoint(pos []byte, state func([]byte) []byte) []byte {
+	buf := append([]byte(checkpointMagic), binary.AppendUvarint(nil, uint64(len(pos)))...)
+	buf = state(append(buf, pos...))
+	return binary.BigEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
 }
 
 // checkpointMark tells whether anything changed since a checkpoint.

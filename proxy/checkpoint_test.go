@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"maps"
 	"testing"
@@ -55,21 +54,29 @@ func TestCheckpointPositions(t *testing.T) {
 
 func FuzzParseCheckpoint(f *testing.F) {
 	pos := []byte(`{"file\u0000a\u0000/x":{"dev":1,"ino":2,"offset":3}}`)
-	b := append([]byte(checkpointMagic), binary.AppendUvarint(nil, uint64(len(pos)))...)
-	f.Add(append(b, pos...))
+	same := func(b []byte) []byte { return b }
+	f.Add(encodeCheckpoint(pos, same))
+	f.Add(encodeCheckpoint(pos, func(b []byte) []byte { return append(b, "jails"...) }))
 	f.Add([]byte(checkpointMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, rest, err := parseCheckpoint(data, nil)
 		if err != nil {
 			return
 		}
+		// One flipped bit anywhere is caught.
+		for i := range data {
+			bad := bytes.Clone(data)
+			bad[i] ^= 1
+			if _, _, err := parseCheckpoint(bad, nil); err == nil {
+				t.Fatalf("byte %d flipped in %q: parsed", i, data)
+			}
+		}
 		// What parses is written back the same way.
 		js, err := json.Marshal(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again := append([]byte(checkpointMagic), binary.AppendUvarint(nil, uint64(len(js)))...)
-		again = append(append(again, js...), rest...)
+		again := encodeCheckpoint(js, func(b []byte) []byte { return append(b, rest...) })
 		p2, rest2, err := parseCheckpoint(again, nil)
 		if err != nil || !maps.Equal(p, p2) || !bytes.Equal(rest, rest2) {
 			t.Fatalf("round trip of %q: %v, %v", data, p2, err)
