@@ -157,56 +157,15 @@ func from(d *conf.Directive) string {
 
 // Node builders.
 
-func scalar(v string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
-}
-
-func number(v string) *yaml.Node {
-	tag := "!!int"
-	if strings.ContainsAny(v, ".e") {
-		tag = "!!float"
-	}
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: v}
-}
-
 func boolean(v bool) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
 }
 
-func seq(flow bool, items ...*yaml.Node) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.SequenceNode, Content: items}
-	if flow {
-		n.Style = yaml.FlowStyle
-	}
-	return n
-}
-
-func strs(flow bool, vs []string) *yaml.Node {
-	n := seq(flow)
-	for _, v := range vs {
-		n.Content = append(n.Content, scalar(v))
-	}
-	return n
-}
-
-// mapping is a YAML mapping built key by key.
-type mapping struct{ n *yaml.Node }
-
-func newMapping() mapping { return mapping{&yaml.Node{Kind: yaml.MappingNode}} }
-
-// add appends key: value with an optional comment above the key.
-func (m mapping) add(key string, value *yaml.Node, comment ...string) {
-	k := scalar(key)
-	k.Tag = ""
-	k.HeadComment = strings.Join(slices.DeleteFunc(comment, func(s string) bool { return s == "" }), "\n")
-	m.n.Content = append(m.n.Content, k, value)
-}
-
 // itemSeq lists items, each with its source directive as a line comment.
 func itemSeq(items []item) *yaml.Node {
-	n := seq(false)
+	n := yamlout.Seq(false)
 	for _, it := range items {
-		v := scalar(it.value)
+		v := yamlout.Scalar(it.value)
 		switch {
 		case it.src != nil:
 			v.LineComment = it.src.Name + ", " + from(it.src)
@@ -220,55 +179,55 @@ func itemSeq(items []item) *yaml.Node {
 
 func (t *translator) emit() []byte {
 	o := &t.out
-	root := newMapping()
+	root := yamlout.NewMapping()
 	schemaTLS := hasKey[config.File]("tls")
 
 	// listen
-	lm := newMapping()
+	lm := yamlout.NewMapping()
 	if len(o.httpListens) > 0 {
-		l := scalar(o.httpListens[0].value)
+		l := yamlout.Scalar(o.httpListens[0].value)
 		l.LineComment = "listen, " + from(o.httpListens[0].src)
-		lm.add("http", l)
+		lm.Add("http", l)
 		for _, other := range o.httpListens[1:] {
 			t.find(other.src, "gatehouse has one plain-HTTP listener, %s", o.httpListens[0].value)
 		}
 	}
 	tlsOn := len(o.certs) > 0
 	if len(o.httpsListens) > 0 && schemaTLS && tlsOn {
-		l := scalar(o.httpsListens[0].value)
+		l := yamlout.Scalar(o.httpsListens[0].value)
 		l.LineComment = "listen … ssl, " + from(o.httpsListens[0].src)
-		lm.add("https", l)
+		lm.Add("https", l)
 	}
 	for _, other := range slices.Clone(o.httpsListens)[min(1, len(o.httpsListens)):] {
 		t.find(other.src, "gatehouse has one HTTPS listener, %s", o.httpsListens[0].value)
 	}
-	if len(lm.n.Content) > 0 {
-		root.add("listen", lm.n)
+	if len(lm.N.Content) > 0 {
+		root.Add("listen", lm.N)
 	}
 	var footer []string
 	if tlsOn {
-		tm := newMapping()
-		certs := seq(false)
+		tm := yamlout.NewMapping()
+		certs := yamlout.Seq(false)
 		for _, c := range o.certs {
-			cm := newMapping()
-			cm.add("cert", scalar(c.cert))
-			cm.add("key", scalar(c.key))
-			cm.n.HeadComment = "ssl_certificate, " + from(c.src)
+			cm := yamlout.NewMapping()
+			cm.Add("cert", yamlout.Scalar(c.cert))
+			cm.Add("key", yamlout.Scalar(c.key))
+			cm.N.HeadComment = "ssl_certificate, " + from(c.src)
 			if strings.HasPrefix(c.cert, "/etc/letsencrypt/") {
-				cm.n.HeadComment += "\ncertbot's files: tls.acme can obtain and renew them itself"
+				cm.N.HeadComment += "\ncertbot's files: tls.acme can obtain and renew them itself"
 			}
-			certs.Content = append(certs.Content, cm.n)
+			certs.Content = append(certs.Content, cm.N)
 		}
-		tm.add("certificates", certs)
+		tm.Add("certificates", certs)
 		comment := []string{"TLS on: plain HTTP is redirected to https"}
 		for _, r := range o.redirects {
 			comment = append(comment, "("+r.String()+", "+from(r)+")")
 		}
 		if schemaTLS {
-			root.add("tls", tm.n, comment...)
+			root.Add("tls", tm.N, comment...)
 		} else {
 			footer = append(footer, "TLS, to enable once gatehouse's config has the tls section:", "")
-			footer = append(footer, commentOut("tls", tm.n)...)
+			footer = append(footer, commentOut("tls", tm.N)...)
 		}
 	} else {
 		for _, r := range o.redirects {
@@ -276,19 +235,19 @@ func (t *translator) emit() []byte {
 		}
 	}
 	if len(o.trusted) > 0 {
-		root.add("trusted_proxies", itemSeq(o.trusted), o.trustedNote)
+		root.Add("trusted_proxies", itemSeq(o.trusted), o.trustedNote)
 	}
 	if len(o.allow) > 0 {
-		root.add("allow", itemSeq(o.allow), "never counted by a jail nor banned (fail2ban ignoreip)")
+		root.Add("allow", itemSeq(o.allow), "never counted by a jail nor banned (fail2ban ignoreip)")
 	}
 	if lm := t.emitLimits(); lm != nil {
-		root.add("limits", lm)
+		root.Add("limits", lm)
 	}
 	if len(o.jails) > 0 {
-		root.add("state_dir", scalar("/var/lib/gatehouse"), "bans and ban history survive restarts here")
+		root.Add("state_dir", yamlout.Scalar("/var/lib/gatehouse"), "bans and ban history survive restarts here")
 	}
 
-	hosts := seq(false)
+	hosts := yamlout.Seq(false)
 	for _, h := range o.hosts {
 		hosts.Content = append(hosts.Content, t.emitHost(h, &footer))
 	}
@@ -299,59 +258,59 @@ func (t *translator) emit() []byte {
 	for _, r := range o.refusers {
 		hostComment = strings.TrimSpace(hostComment + "\nunknown hosts get 421 (as the catch-all server at " + from(r) + " refused them)")
 	}
-	root.add("hosts", hosts, hostComment)
+	root.Add("hosts", hosts, hostComment)
 
 	if js := t.emitJails(); js != nil {
-		root.add("jails", js)
+		root.Add("jails", js)
 	}
 	if len(o.watches) > 0 {
-		ws := seq(false)
+		ws := yamlout.Seq(false)
 		for _, w := range o.watches {
 			ws.Content = append(ws.Content, w.Node())
 		}
-		root.add("watch", ws, "fail2ban's other jails: the logs they read, judged by the same filters")
+		root.Add("watch", ws, "fail2ban's other jails: the logs they read, judged by the same filters")
 	}
 	if f := o.firewall; f != nil {
-		fm := newMapping()
-		fm.add("backend", scalar(f.backend))
+		fm := yamlout.NewMapping()
+		fm.Add("backend", yamlout.Scalar(f.backend))
 		if len(f.ports) > 0 {
-			ps := seq(true)
+			ps := yamlout.Seq(true)
 			for _, p := range f.ports {
-				ps.Content = append(ps.Content, number(strconv.Itoa(p)))
+				ps.Content = append(ps.Content, yamlout.Number(strconv.Itoa(p)))
 			}
-			fm.add("ports", ps)
+			fm.Add("ports", ps)
 		}
-		root.add("firewall", fm.n, "banaction, "+from(f.src)+" (needs CAP_NET_ADMIN)")
+		root.Add("firewall", fm.N, "banaction, "+from(f.src)+" (needs CAP_NET_ADMIN)")
 	}
 	if m := t.mail; m != nil {
-		em := newMapping()
-		smtp := scalar("localhost:25")
+		em := yamlout.NewMapping()
+		smtp := yamlout.Scalar("localhost:25")
 		smtp.LineComment = "fail2ban used the local sendmail: set the SMTP server (STARTTLS is required)"
-		em.add("smtp", smtp)
-		sender := scalar(m.from)
+		em.Add("smtp", smtp)
+		sender := yamlout.Scalar(m.from)
 		if m.fromSrc != nil {
 			sender.LineComment = "sender, " + from(m.fromSrc)
 		}
-		em.add("from", sender)
-		to := strs(true, m.to)
+		em.Add("from", sender)
+		to := yamlout.Strs(true, m.to)
 		if m.toSrc != nil {
 			to.LineComment = "destemail, " + from(m.toSrc)
 		}
-		em.add("to", to)
-		nm := newMapping()
-		nm.add("email", em.n)
-		root.add("notify", nm.n, "action, "+from(m.src)+" (jails "+strings.Join(m.jails, ", ")+"): a mail per ban, or a digest")
+		em.Add("to", to)
+		nm := yamlout.NewMapping()
+		nm.Add("email", em.N)
+		root.Add("notify", nm.N, "action, "+from(m.src)+" (jails "+strings.Join(m.jails, ", ")+"): a mail per ban, or a digest")
 	}
 	if l := o.log; l != nil {
-		lg := newMapping()
-		lg.add("access", scalar(l.access))
+		lg := yamlout.NewMapping()
+		lg.Add("access", yamlout.Scalar(l.access))
 		if l.file != "" {
-			lg.add("access_file", scalar(l.file))
+			lg.Add("access_file", yamlout.Scalar(l.file))
 		}
-		root.add("log", lg.n, "access_log, "+from(l.src))
+		root.Add("log", lg.N, "access_log, "+from(l.src))
 	}
 
-	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root.n}}
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root.N}}
 	head := []string{"gatehouse config imported from " + t.c.File + " by gatehouse import nginx"}
 	switch {
 	case t.opts.Fail2banWatch != nil && t.opts.Fail2banWatch.Dir != "":
@@ -382,42 +341,42 @@ func (t *translator) emit() []byte {
 
 // commentOut renders key: value as comment lines.
 func commentOut(key string, value *yaml.Node) []string {
-	m := newMapping()
-	m.add(key, value)
+	m := yamlout.NewMapping()
+	m.Add(key, value)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(m.n); err != nil {
+	if err := enc.Encode(m.N); err != nil {
 		panic(fmt.Sprintf("nginx: encode YAML: %v", err))
 	}
 	return strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 }
 
 func (t *translator) emitHost(h *hostOut, footer *[]string) *yaml.Node {
-	m := newMapping()
-	names := seq(true)
+	m := yamlout.NewMapping()
+	names := yamlout.Seq(true)
 	for _, n := range h.names {
-		names.Content = append(names.Content, scalar(n.value))
+		names.Content = append(names.Content, yamlout.Scalar(n.value))
 	}
-	m.add("match", names)
-	m.add("upstreams", itemSeq(h.upstreams))
+	m.Add("match", names)
+	m.Add("upstreams", itemSeq(h.upstreams))
 	if h.websocket != nil {
 		w := boolean(*h.websocket)
 		w.LineComment = "nginx passed no Upgrade header (no proxy_set_header Upgrade)"
-		m.add("websocket", w)
+		m.Add("websocket", w)
 	}
 	if h.maxBody != "" {
-		v := scalar(h.maxBody)
+		v := yamlout.Scalar(h.maxBody)
 		v.LineComment = h.maxBodyNote
 		if h.maxBodySrc != nil {
 			v.LineComment = "client_max_body_size, " + from(h.maxBodySrc)
 		}
-		m.add("max_body", v)
+		m.Add("max_body", v)
 	}
 	if h.bodyTimeout != "" {
-		v := scalar(h.bodyTimeout)
+		v := yamlout.Scalar(h.bodyTimeout)
 		v.LineComment = "client_body_timeout, " + from(h.bodyTimeoutSrc)
-		m.add("body_read_timeout", v)
+		m.Add("body_read_timeout", v)
 	}
 	if h.buffer {
 		v := boolean(true)
@@ -425,74 +384,74 @@ func (t *translator) emitHost(h *hostOut, footer *[]string) *yaml.Node {
 		if h.bufferSrc != nil {
 			v.LineComment = "proxy_request_buffering, " + from(h.bufferSrc)
 		}
-		m.add("buffer_requests", v)
+		m.Add("buffer_requests", v)
 	}
 	if a := h.auth; a != nil {
-		m.add("basic_auth", authNode(a), "auth_basic, "+from(a.src[0]))
+		m.Add("basic_auth", authNode(a), "auth_basic, "+from(a.src[0]))
 	}
 	if len(h.access) > 0 {
-		m.add("access", itemSeq(h.access), "allow and deny, first match wins")
+		m.Add("access", itemSeq(h.access), "allow and deny, first match wins")
 	}
 	if len(h.limit) > 0 {
-		m.add("limit", limitNode(h.limit))
+		m.Add("limit", limitNode(h.limit))
 	}
 	emitUpstreamSettings(m, h.headerTime, h.maxFails, h.failTimeout)
 	if hl := h.hotlink; hl != nil {
-		hm := newMapping()
-		hm.add("paths", strs(true, hl.paths))
-		hm.add("allow", strs(true, hl.allow))
-		am := newMapping()
+		hm := yamlout.NewMapping()
+		hm.Add("paths", yamlout.Strs(true, hl.paths))
+		hm.Add("allow", yamlout.Strs(true, hl.allow))
+		am := yamlout.NewMapping()
 		if hl.action.redirect != "" {
-			am.add("redirect", scalar(hl.action.redirect))
+			am.Add("redirect", yamlout.Scalar(hl.action.redirect))
 		} else {
-			am.add("status", number(strconv.Itoa(hl.action.status)))
+			am.Add("status", yamlout.Number(strconv.Itoa(hl.action.status)))
 		}
-		am.n.Style = yaml.FlowStyle
-		hm.add("action", am.n)
+		am.N.Style = yaml.FlowStyle
+		hm.Add("action", am.N)
 		var srcs []string
 		for _, s := range hl.src {
 			srcs = append(srcs, s.Name+" "+from(s))
 		}
-		m.add("hotlink", hm.n, strings.Join(srcs, ", "), hl.action.note)
+		m.Add("hotlink", hm.N, strings.Join(srcs, ", "), hl.action.note)
 	}
 	if sl := h.signed; sl != nil {
-		sm := newMapping()
-		sm.add("paths", strs(true, sl.paths))
-		sm.add("key", scalar("env:GATEHOUSE_LINK_KEY"))
+		sm := yamlout.NewMapping()
+		sm.Add("paths", yamlout.Strs(true, sl.paths))
+		sm.Add("key", yamlout.Scalar("env:GATEHOUSE_LINK_KEY"))
 		comment := "secure_link, " + from(sl.src) + ": nginx's MD5 links cannot be carried over; sign new links with gatehouse sign link"
 		if hasKey[config.Host]("signed_links") {
-			m.add("signed_links", sm.n, comment)
+			m.Add("signed_links", sm.N, comment)
 		} else {
 			*footer = append(*footer, "", "signed links for "+h.names[0].value+" ("+comment+"),",
 				"to add to that host once gatehouse's config has hosts[].signed_links:", "")
-			*footer = append(*footer, commentOut("signed_links", sm.n)...)
+			*footer = append(*footer, commentOut("signed_links", sm.N)...)
 		}
 	}
 	if len(h.set) > 0 || len(h.remove) > 0 {
-		m.add("headers", headersNode(h.set, h.remove))
+		m.Add("headers", headersNode(h.set, h.remove))
 	}
 	if len(h.routes) > 0 {
-		rs := seq(false)
+		rs := yamlout.Seq(false)
 		for _, r := range h.routes {
 			rs.Content = append(rs.Content, t.emitRoute(r))
 		}
-		m.add("routes", rs, "nginx's locations: the route a path selects is chosen as nginx chose the location")
+		m.Add("routes", rs, "nginx's locations: the route a path selects is chosen as nginx chose the location")
 	}
-	m.n.HeadComment = "server " + strings.Join(itemValues(h.names), " ") + ", " + from(h.src)
-	return m.n
+	m.N.HeadComment = "server " + strings.Join(itemValues(h.names), " ") + ", " + from(h.src)
+	return m.N
 }
 
 func authNode(a *authOut) *yaml.Node {
-	am := newMapping()
-	am.add("realm", scalar(a.realm))
-	am.add("htpasswd", scalar(a.file))
-	return am.n
+	am := yamlout.NewMapping()
+	am.Add("realm", yamlout.Scalar(a.realm))
+	am.Add("htpasswd", yamlout.Scalar(a.file))
+	return am.N
 }
 
 // limitNode writes limit names, each with its limit_req.
 func limitNode(names []item) *yaml.Node {
 	if len(names) == 1 {
-		v := scalar(names[0].value)
+		v := yamlout.Scalar(names[0].value)
 		v.LineComment = "limit_req, " + from(names[0].src)
 		return v
 	}
@@ -501,29 +460,29 @@ func limitNode(names []item) *yaml.Node {
 
 // emitUpstreamSettings writes proxy_read_timeout and the upstream
 // servers' max_fails and fail_timeout.
-func emitUpstreamSettings(m mapping, headerTime, maxFails, failTimeout item) {
+func emitUpstreamSettings(m yamlout.Mapping, headerTime, maxFails, failTimeout item) {
 	if headerTime.value != "" {
 		for _, key := range []string{"response_header_timeout", "read_timeout"} {
-			v := scalar(headerTime.value)
+			v := yamlout.Scalar(headerTime.value)
 			v.LineComment = "proxy_read_timeout, " + from(headerTime.src)
-			m.add(key, v)
+			m.Add(key, v)
 		}
 	}
 	if maxFails.value != "" {
-		v := number(maxFails.value)
+		v := yamlout.Number(maxFails.value)
 		v.LineComment = "nginx's default max_fails"
 		if maxFails.src != nil {
 			v.LineComment = "max_fails, " + from(maxFails.src)
 		}
-		m.add("max_fails", v)
+		m.Add("max_fails", v)
 	}
 	if failTimeout.value != "" {
-		v := scalar(failTimeout.value)
+		v := yamlout.Scalar(failTimeout.value)
 		v.LineComment = "nginx's default fail_timeout"
 		if failTimeout.src != nil {
 			v.LineComment = "fail_timeout, " + from(failTimeout.src)
 		}
-		m.add("fail_timeout", v)
+		m.Add("fail_timeout", v)
 	}
 }
 
@@ -536,45 +495,45 @@ func (r *routeOut) empty() bool {
 
 // headersNode writes headers.set and headers.remove.
 func headersNode(set []kvItem, remove []item) *yaml.Node {
-	hm := newMapping()
+	hm := yamlout.NewMapping()
 	if len(set) > 0 {
-		sm := newMapping()
+		sm := yamlout.NewMapping()
 		for _, kv := range set {
-			v := scalar(kv.value)
+			v := yamlout.Scalar(kv.value)
 			if kv.value == "" {
 				v.LineComment = "not sent: the location's add_header list replaces the server's"
 			} else {
 				v.LineComment = "add_header, " + from(kv.src)
 			}
-			sm.add(kv.key, v)
+			sm.Add(kv.key, v)
 		}
-		hm.add("set", sm.n)
+		hm.Add("set", sm.N)
 	}
 	if len(remove) > 0 {
-		hm.add("remove", itemSeq(remove))
+		hm.Add("remove", itemSeq(remove))
 	}
-	return hm.n
+	return hm.N
 }
 
 func (t *translator) emitRoute(r *routeOut) *yaml.Node {
-	m := newMapping()
-	paths := strs(true, r.paths)
-	m.add("paths", paths)
+	m := yamlout.NewMapping()
+	paths := yamlout.Strs(true, r.paths)
+	m.Add("paths", paths)
 	if r.respond != nil {
-		rm := newMapping()
-		rm.add("status", number(strconv.Itoa(r.respond.status)))
+		rm := yamlout.NewMapping()
+		rm.Add("status", yamlout.Number(strconv.Itoa(r.respond.status)))
 		if r.respond.body != "" {
-			rm.add("body", scalar(r.respond.body))
+			rm.Add("body", yamlout.Scalar(r.respond.body))
 		}
 		if r.respond.location != "" {
-			rm.add("location", scalar(r.respond.location))
+			rm.Add("location", yamlout.Scalar(r.respond.location))
 		}
-		rm.n.Style = yaml.FlowStyle
-		rm.n.LineComment = "return, " + from(r.respond.src)
-		m.add("respond", rm.n)
+		rm.N.Style = yaml.FlowStyle
+		rm.N.LineComment = "return, " + from(r.respond.src)
+		m.Add("respond", rm.N)
 	}
 	if r.upstreams != nil {
-		m.add("upstreams", itemSeq(r.upstreams))
+		m.Add("upstreams", itemSeq(r.upstreams))
 	}
 	mf := item{}
 	if r.maxFails != nil {
@@ -582,86 +541,86 @@ func (t *translator) emitRoute(r *routeOut) *yaml.Node {
 	}
 	emitUpstreamSettings(m, r.headerTime, mf, r.failTimeout)
 	if r.authOff != nil {
-		v := scalar("off")
+		v := yamlout.Scalar("off")
 		v.LineComment = r.authOff.Name + ", " + from(r.authOff)
-		m.add("basic_auth", v)
+		m.Add("basic_auth", v)
 	} else if r.auth != nil {
-		m.add("basic_auth", authNode(r.auth), "auth_basic, "+from(r.auth.src[0]))
+		m.Add("basic_auth", authNode(r.auth), "auth_basic, "+from(r.auth.src[0]))
 	}
 	if r.access != nil {
-		m.add("access", itemSeq(r.access))
+		m.Add("access", itemSeq(r.access))
 	}
 	if r.limitOff != nil {
-		m.add("limit", scalar("off"))
+		m.Add("limit", yamlout.Scalar("off"))
 	} else if r.limit != nil {
-		m.add("limit", limitNode(r.limit))
+		m.Add("limit", limitNode(r.limit))
 	}
 	if r.maxBody != nil {
-		v := scalar(r.maxBody.value)
+		v := yamlout.Scalar(r.maxBody.value)
 		if r.maxBody.src != nil {
 			v.LineComment = "client_max_body_size, " + from(r.maxBody.src)
 		} else {
 			v.LineComment = "nginx's default client_max_body_size"
 		}
-		m.add("max_body", v)
+		m.Add("max_body", v)
 	}
 	if len(r.set) > 0 || len(r.remove) > 0 {
-		m.add("headers", headersNode(r.set, r.remove))
+		m.Add("headers", headersNode(r.set, r.remove))
 	}
 	if r.websocket != nil {
 		v := boolean(*r.websocket)
 		if !*r.websocket {
 			v.LineComment = "nginx passed no Upgrade header here"
 		}
-		m.add("websocket", v)
+		m.Add("websocket", v)
 	}
 	if r.refuses && findJail(t.out.jails, "probes") != nil {
-		v := scalar("probes")
+		v := yamlout.Scalar("probes")
 		v.LineComment = "a location refusing every request; fail2ban's botsearch jail counted such requests"
-		m.add("jail", v)
+		m.Add("jail", v)
 	}
 	mod, p := locationArgs(r.src)
-	m.n.HeadComment = strings.Join(append([]string{"location " + strings.TrimSpace(mod+" "+p) + ", " + from(r.src)}, r.notes...), "\n")
-	return m.n
+	m.N.HeadComment = strings.Join(append([]string{"location " + strings.TrimSpace(mod+" "+p) + ", " + from(r.src)}, r.notes...), "\n")
+	return m.N
 }
 
 // emitLimits writes limits.rates and limits.upstream_dial_timeout.
 func (t *translator) emitLimits() *yaml.Node {
-	lm := newMapping()
+	lm := yamlout.NewMapping()
 	if dial := t.dialTimeout(); dial.value != "" {
-		v := scalar(dial.value)
+		v := yamlout.Scalar(dial.value)
 		v.LineComment = "proxy_connect_timeout, " + from(dial.src)
-		lm.add("upstream_dial_timeout", v)
+		lm.Add("upstream_dial_timeout", v)
 	}
 	if len(t.out.rates) > 0 {
 		jail := findJail(t.out.jails, "limit")
-		rm := newMapping()
+		rm := yamlout.NewMapping()
 		for _, r := range t.out.rates {
-			m := newMapping()
-			m.add("rate", scalar(r.rate))
+			m := yamlout.NewMapping()
+			m.Add("rate", yamlout.Scalar(r.rate))
 			if r.key.burst > 0 {
-				m.add("burst", number(strconv.Itoa(r.key.burst)))
+				m.Add("burst", yamlout.Number(strconv.Itoa(r.key.burst)))
 			}
 			if r.key.delay != "" {
 				if r.key.delay == "nodelay" {
-					m.add("delay", scalar("nodelay"))
+					m.Add("delay", yamlout.Scalar("nodelay"))
 				} else {
-					m.add("delay", number(r.key.delay))
+					m.Add("delay", yamlout.Number(r.key.delay))
 				}
 			}
-			m.add("status", number(strconv.Itoa(r.key.status)))
+			m.Add("status", yamlout.Number(strconv.Itoa(r.key.status)))
 			if jail != nil {
-				m.add("jail", scalar(jail.name))
+				m.Add("jail", yamlout.Scalar(jail.name))
 			}
-			m.n.Style = yaml.FlowStyle
-			rm.add(r.name, m.n, "limit_req_zone, "+from(r.zone)+"; limit_req, "+from(r.src))
+			m.N.Style = yaml.FlowStyle
+			rm.Add(r.name, m.N, "limit_req_zone, "+from(r.zone)+"; limit_req, "+from(r.src))
 		}
-		lm.add("rates", rm.n, "nginx's limit_req zones, used by name where nginx used them")
+		lm.Add("rates", rm.N, "nginx's limit_req zones, used by name where nginx used them")
 	}
-	if len(lm.n.Content) == 0 {
+	if len(lm.N.Content) == 0 {
 		return nil
 	}
-	return lm.n
+	return lm.N
 }
 
 func itemValues(items []item) []string {
@@ -678,39 +637,39 @@ func (t *translator) emitJails() *yaml.Node {
 	if len(jails) == 0 {
 		return nil
 	}
-	jm := newMapping()
+	jm := yamlout.NewMapping()
 	for _, j := range jails {
-		m := newMapping()
+		m := yamlout.NewMapping()
 		if j.rate > 0 {
-			m.add("rate", number(strconv.FormatFloat(j.rate, 'f', -1, 64)))
-			m.add("burst", number(strconv.Itoa(j.burst)))
+			m.Add("rate", yamlout.Number(strconv.FormatFloat(j.rate, 'f', -1, 64)))
+			m.Add("burst", yamlout.Number(strconv.Itoa(j.burst)))
 		}
 		if j.maxretry > 0 {
-			m.add("maxretry", number(strconv.Itoa(j.maxretry)))
+			m.Add("maxretry", yamlout.Number(strconv.Itoa(j.maxretry)))
 		}
 		if j.findtime > 0 {
-			m.add("findtime", scalar(signer.FormatDuration(j.findtime)))
+			m.Add("findtime", yamlout.Scalar(signer.FormatDuration(j.findtime)))
 		}
 		if j.bantime > 0 {
-			m.add("bantime", scalar(signer.FormatDuration(j.bantime)))
+			m.Add("bantime", yamlout.Scalar(signer.FormatDuration(j.bantime)))
 		}
 		if j.factor > 0 {
-			im := newMapping()
-			im.add("factor", number(strconv.FormatFloat(j.factor, 'f', -1, 64)))
+			im := yamlout.NewMapping()
+			im.Add("factor", yamlout.Number(strconv.FormatFloat(j.factor, 'f', -1, 64)))
 			if j.maxtime > 0 {
-				im.add("max", scalar(signer.FormatDuration(j.maxtime)))
+				im.Add("max", yamlout.Scalar(signer.FormatDuration(j.maxtime)))
 			}
-			im.n.Style = yaml.FlowStyle
-			m.add("increment", im.n)
+			im.N.Style = yaml.FlowStyle
+			m.Add("increment", im.N)
 		}
 		var comment []string
 		if j.src != nil {
 			comment = append(comment, j.src.Name+", "+from(j.src))
 		}
 		comment = append(comment, j.notes...)
-		jm.add(j.name, m.n, comment...)
+		jm.Add(j.name, m.N, comment...)
 	}
-	return jm.n
+	return jm.N
 }
 
 func findJail(js []*jailOut, name string) *jailOut {
