@@ -178,7 +178,7 @@ func (s *Server) checkpoint(force bool) {
 	if !force && mark == s.lastCheckpoint {
 		return
 	}
-	if err := writeFileAtomic(s.checkpointPath, encodeCheckpoint(pos, func(b []byte) []byte { return jails.AppendState(b, time.Now()) })); err != nil {
+	if err := watch.WriteFileAtomic(s.checkpointPath, encodeCheckpoint(pos, func(b []byte) []byte { return jails.AppendState(b, time.Now()) })); err != nil {
 		s.log.Error("offence counts not saved", "path", s.checkpointPath, "error", err)
 		return
 	}
@@ -200,37 +200,6 @@ func encodeCheckpoint(pos []byte, state func([]byte) []byte) []byte {
 type checkpointMark struct {
 	positions uint64
 	offences  uint64
-}
-
-// writeFileAtomic replaces path with data: a temporary file beside it,
-// synced, renamed over it, and the directory synced, so path is always
-// the old or the new content, also after a crash.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name()) // best effort; err says what failed
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 var _ watch.Positions = (*checkpointPositions)(nil)

@@ -77,14 +77,20 @@ func (pf *PositionFile) SetPosition(key string, p Position) error {
 	if err != nil {
 		return fmt.Errorf("save watch positions: %w", err)
 	}
-	return writeAtomic(pf.path, b)
+	if err := WriteFileAtomic(pf.path, b); err != nil {
+		return fmt.Errorf("save watch positions: %w", err)
+	}
+	return nil
 }
 
-func writeAtomic(path string, b []byte) error {
+// WriteFileAtomic replaces path with b: a temporary file beside it,
+// synced, renamed over it, and the directory synced, so that path holds
+// the old or the new content, also after a crash. Errors name the file.
+func WriteFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("save watch positions: %w", err)
+		return err
 	}
 	name := tmp.Name()
 	_, err = tmp.Write(b)
@@ -98,16 +104,16 @@ func writeAtomic(path string, b []byte) error {
 		err = os.Rename(name, path)
 	}
 	if err != nil {
-		_ = os.Remove(name) // best effort: the error below is what matters
-		return fmt.Errorf("save watch positions %s: %w", path, err)
+		_ = os.Remove(name) // best effort: err is what matters
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("save watch positions: sync %s: %w", dir, err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save watch positions: sync %s: %w", dir, err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
