@@ -49,7 +49,7 @@ commands:
   attack    legit throughput during a probe-scanner flood (root; network namespaces)
   memory    RSS of the jails with 1,000,000 tracked clients
 
-  upstream | bare | scanner | get   helper processes the commands start
+  upstream | bare | scanner | get | handshake   helper processes the commands start
 
 BENCH_SMOKE=1 runs compare and attack in smoke mode (1-second runs, gatehouse
 and bare Go rows only). "gatehouse-bench <command> -h" lists a command's flags.
@@ -84,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = role.Scanner(args[1:], stdout, stderr)
 	case "get":
 		err = role.Get(args[1:], stdout, stderr)
+	case "handshake":
+		err = role.Handshake(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
