@@ -862,6 +862,9 @@ func benchEnv(ctx context.Context, cfg compareConfig, wrkPath, gatehouse string)
 		"gatehouse: " + toolBanner(ctx, gatehouse, "version") + "; " + runtime.Version() + " (bench tool, bare proxy, upstream)",
 		"wrk " + versionOf(toolBanner(ctx, wrkPath, "-v")),
 	}
+	if h2load, err := lookTool("h2load"); err == nil {
+		env[len(env)-1] += "; h2load " + versionOf(toolBanner(ctx, h2load, "--version"))
+	}
 	var peers []string
 	for _, p := range []struct{ name, arg string }{{"nginx", "-v"}, {"caddy", "version"}, {"haproxy", "-v"}} {
 		if path, err := lookTool(p.name); err == nil {

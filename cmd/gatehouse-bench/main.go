@@ -4,7 +4,9 @@
 //
 //	gatehouse-bench compare   loopback throughput and CPU per request: gatehouse in
 //	                          four configs, a bare Go httputil.ReverseProxy, and
-//	                          nginx, Caddy and HAProxy when installed; wrk as load
+//	                          nginx, Caddy and HAProxy when installed; wrk as load;
+//	                          paired hosts with and without auth; HTTP/2 (h2load)
+//	                          and TLS handshakes beside nginx
 //	gatehouse-bench attack    root: 200 scanner addresses flood probe URIs while a
 //	                          legit client measures throughput, in network
 //	                          namespaces it creates; gatehouse with its kernel ban
