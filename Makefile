@@ -24,7 +24,8 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # systemd (systemd-analyze) and procps (/bin/kill, the unit's ExecReload)
 # for the systemd unit's verify and security tests; nginx as the oracle of
 # gatehouse import; slowhttptest for the slowloris and slow-body tests;
-# wrk for the benchmark tools' smoke tests (cmd/gatehouse-bench); chromium,
+# wrk and h2load (nghttp2-client) for the benchmark tools' smoke tests
+# (cmd/gatehouse-bench); chromium,
 # driven headless, for the dashboard's browser test; redis-server for fleet
 # mode's sync, shared jails and certificate storage tests; systemd-journal-remote
 # writes the journal files that the journal source's test reads with journalctl.
@@ -33,7 +34,7 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # test runs a real sshd logging through rsyslog, each started by the test
 # itself. deps installs every package with policy-rc.d in place, so that no
 # service starts, and disables the fail2ban and ssh services it installed.
-APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk chromium redis-server systemd-journal-remote openssh-server openssh-client rsyslog
+APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk nghttp2-client chromium redis-server systemd-journal-remote openssh-server openssh-client rsyslog
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -114,7 +115,7 @@ bench:
 
 # The side-by-side benchmarks of docs/performance.md (cmd/gatehouse-bench).
 # BENCH_FLAGS passes flags, e.g. BENCH_FLAGS='-sut-cpus 0,1' or '-runs 5'.
-BENCH_APT := wrk nginx haproxy caddy fail2ban python3-pyinotify ipset nftables iptables iproute2 util-linux
+BENCH_APT := wrk nghttp2-client nginx haproxy caddy fail2ban python3-pyinotify ipset nftables iptables iproute2 util-linux
 BENCH_FLAGS ?=
 
 # bench-deps installs the programs the benchmarks run, from Debian;
@@ -137,7 +138,8 @@ bench-deps:
 bin/gatehouse-bench: FORCE
 	$(GO) build -trimpath -o $@ ./cmd/gatehouse-bench
 
-# bench-compare: gatehouse (4 configs), bare Go, nginx, Caddy, HAProxy on loopback.
+# bench-compare: gatehouse (4 configs and paired auth hosts), bare Go, nginx, Caddy,
+# HAProxy on loopback; HTTP/2 (h2load) and TLS handshakes beside nginx.
 bench-compare: bin/gatehouse-bench
 	./bin/gatehouse-bench compare $(BENCH_FLAGS)
 

@@ -39,6 +39,10 @@ type compareConfig struct {
 	only       *regexp.Regexp
 	smoke      bool // gatehouse and bare Go rows only
 	place      cpuPlacement
+
+	h2Conns, h2Streams int // h2load -c and -m
+	tlsConns           int // concurrent connections of the handshake generator
+	cert               benchCert
 }
 
 // cpuPlacement is where the parts of a benchmark run.
@@ -120,7 +124,21 @@ type compareRow struct {
 	full     bool     // probes and hotlink are on: checked before loading
 	ref      bool     // the row ratios are computed against
 	peer     bool     // a third-party proxy: not in smoke mode, skipped when missing
+	load     loadKind // what loads it: wrk (HTTP/1.1), h2load or the TLS handshake generator
+	groups   string   // handshake rows: the key exchange groups offered (role.Handshake -groups)
+	pair     bool     // two rows measured in one process: labelPairOpen and labelPairAuth
 }
+
+// loadKind is the load generator of a row and so the table it is
+// reported in.
+type loadKind int
+
+const (
+	loadWrk        loadKind = iota // wrk over plain HTTP/1.1: the main table
+	loadH2                         // h2load over TLS: the HTTP/2 table
+	loadTLSFull                    // new connections, full handshakes: the TLS table
+	loadTLSResumed                 // new connections resuming a session
+)
 
 // Labels the targets are computed from.
 const (
@@ -130,6 +148,17 @@ const (
 	labelAuth     = "gatehouse, basic auth (bcrypt cost 10)"
 	labelFullAuth = "gatehouse, full chain + basic auth"
 	labelCaddy    = "Caddy reverse_proxy"
+
+	labelPairOpen = "gatehouse, paired hosts: no auth"
+	labelPairAuth = "gatehouse, paired hosts: basic auth (warm cache)"
+
+	labelTLSFull         = "gatehouse, TLS full handshake"
+	labelTLSResumed      = "gatehouse, TLS resumed handshake"
+	labelTLSFullPQ       = "gatehouse, TLS full handshake, X25519MLKEM768 offered"
+	labelNginxTLSFull    = "nginx, TLS full handshake"
+	labelNginxTLSResumed = "nginx, TLS resumed handshake"
+	labelH2              = "gatehouse, HTTP/2"
+	labelNginxH2         = "nginx, HTTP/2"
 )
 
 func compareRows(smoke bool) []compareRow {
@@ -143,6 +172,16 @@ func compareRows(smoke bool) []compareRow {
 		{label: "nginx", kind: kindNginx, peer: true},
 		{label: labelCaddy, kind: kindCaddy, peer: true},
 		{label: "HAProxy", kind: kindHAProxy, peer: true},
+		// One gatehouse with two hosts, with and without basic auth, loaded
+		// alternately with the same wrk settings (measurePair).
+		{label: labelPairOpen + " / basic auth", kind: kindGatehouse, template: "compare-pair.yaml", pair: true},
+		{label: labelH2, kind: kindGatehouse, template: "compare-tls.yaml", load: loadH2},
+		{label: labelNginxH2, kind: kindNginx, load: loadH2, peer: true},
+		{label: labelTLSFull, kind: kindGatehouse, template: "compare-tls.yaml", load: loadTLSFull, groups: "x25519"},
+		{label: labelNginxTLSFull, kind: kindNginx, load: loadTLSFull, groups: "x25519", peer: true},
+		{label: labelTLSResumed, kind: kindGatehouse, template: "compare-tls.yaml", load: loadTLSResumed, groups: "x25519"},
+		{label: labelNginxTLSResumed, kind: kindNginx, load: loadTLSResumed, groups: "x25519", peer: true},
+		{label: labelTLSFullPQ, kind: kindGatehouse, template: "compare-tls.yaml", load: loadTLSFull, groups: "default"},
 	}
 	if !smoke {
 		return rows
@@ -162,9 +201,14 @@ const (
 	benchPass = "correct-horse-battery-staple"
 )
 
-// runResult is one measured wrk run.
+// runResult is one measured run. The h2load and handshake rows fill wrk
+// with their own counts: Requests is requests or handshakes, RPS their
+// rate, Errors the failures; they leave the percentiles zero.
 type runResult struct {
 	wrk        wrk.Result
+	mean       time.Duration // h2load: mean time per request
+	resumed    uint64        // handshake rows: handshakes that resumed a session
+	group      string        // handshake rows: the key exchange the server chose
 	cpuTicks   uint64        // CPU of the server's process tree during the run
 	wall       time.Duration // the run's length
 	loadBusy   uint64        // busy ticks of the load CPUs
@@ -244,6 +288,9 @@ func compareMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.runs, "runs", cfg.runs, "measured runs per row")
 	fs.IntVar(&cfg.conns, "c", 64, "wrk connections")
 	fs.IntVar(&cfg.threads, "t", 1, "wrk threads")
+	fs.IntVar(&cfg.h2Conns, "h2-c", 1, "HTTP/2 rows: h2load connections")
+	fs.IntVar(&cfg.h2Streams, "h2-m", 100, "HTTP/2 rows: h2load concurrent streams per connection")
+	fs.IntVar(&cfg.tlsConns, "tls-c", 8, "TLS handshake rows: concurrent connections of the handshake generator")
 	fs.DurationVar(&cfg.wrkTimeout, "wrk-timeout", 10*time.Second, "wrk's request timeout")
 	fs.StringVar(&cfg.path, "path", "/", "request path: / (100-byte answer) or /big (64 KiB)")
 	only := fs.String("only", "", "run only the rows whose label matches this `regexp`")
@@ -254,8 +301,8 @@ func compareMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: compare: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	if cfg.runs < 1 || cfg.conns < 1 || cfg.threads < 1 || cfg.duration < time.Second {
-		return fmt.Errorf("%w: compare: -runs, -c and -t must be at least 1 and -d at least 1s", errUsage)
+	if cfg.runs < 1 || cfg.conns < 1 || cfg.threads < 1 || cfg.h2Conns < 1 || cfg.h2Streams < 1 || cfg.tlsConns < 1 || cfg.duration < time.Second {
+		return fmt.Errorf("%w: compare: -runs, -c, -t, -h2-c, -h2-m and -tls-c must be at least 1 and -d at least 1s", errUsage)
 	}
 	if cfg.path != "/" && cfg.path != "/big" {
 		return fmt.Errorf("%w: compare: -path %q is not / or /big", errUsage, cfg.path)
@@ -350,6 +397,9 @@ func runCompare(ctx context.Context, cfg compareConfig, log io.Writer) (*compare
 	if err != nil {
 		return nil, err
 	}
+	if cfg.cert, err = writeBenchCert(b.dir); err != nil {
+		return nil, fmt.Errorf("compare: certificate: %w", err)
+	}
 
 	upPort, err := freePort()
 	if err != nil {
@@ -380,7 +430,15 @@ func runCompare(ctx context.Context, cfg compareConfig, log io.Writer) (*compare
 			}
 		}
 		b.logf("%s", row.label)
-		rr.err = b.measureRow(ctx, cfg, rr, upAddr, up, htpasswd, authHeader)
+		switch {
+		case row.pair:
+			rep.rows = append(rep.rows, b.measurePair(ctx, cfg, row, upAddr, up, htpasswd, authHeader)...)
+			continue
+		case row.load == loadWrk:
+			rr.err = b.measureRow(ctx, cfg, rr, upAddr, up, htpasswd, authHeader)
+		default:
+			rr.err = b.measureTLSRow(ctx, cfg, rr, upAddr, up, htpasswd)
+		}
 		if rr.err != nil {
 			b.logf("  %s: %v", row.label, rr.err)
 		}
@@ -480,6 +538,7 @@ func waitHTTP(ctx context.Context, p *proc, url string, headers map[string]strin
 // expectation is one pre-flight check: a request and the status it must
 // get (and, for 200, the body size).
 type expectation struct {
+	host    string // Host header; "": the one of base
 	path    string
 	headers map[string]string
 	status  int
@@ -490,6 +549,9 @@ func (e expectation) check(ctx context.Context, base string) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", base+e.path, nil)
 	if err != nil {
 		return err
+	}
+	if e.host != "" {
+		req.Host = e.host
 	}
 	for k, v := range e.headers {
 		req.Header.Set(k, v)
@@ -503,13 +565,15 @@ func (e expectation) check(ctx context.Context, base string) error {
 	defer resp.Body.Close()
 	n, _ := io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != e.status || (e.status == http.StatusOK && e.size >= 0 && n != e.size) {
-		return fmt.Errorf("check GET %s %v: got %d with %d bytes, want %d", e.path, e.headers, resp.StatusCode, n, e.status)
+		return fmt.Errorf("check GET %s%s %v: got %d with %d bytes, want %d", e.host, e.path, e.headers, resp.StatusCode, n, e.status)
 	}
 	return nil
 }
 
-// startSUT starts the server under test of row on 127.0.0.1:port.
-func (b *bench) startSUT(ctx context.Context, cfg compareConfig, row compareRow, port int, upAddr, htpasswd string) (*proc, error) {
+// startSUT starts the server under test of row on 127.0.0.1:port, and,
+// for a row loaded over TLS (gatehouse and nginx only), its HTTPS
+// listener on 127.0.0.1:tlsPort.
+func (b *bench) startSUT(ctx context.Context, cfg compareConfig, row compareRow, port, tlsPort int, upAddr, htpasswd string) (*proc, error) {
 	pl := placement{cpus: cfg.place.sut}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	name := fmt.Sprintf("%s-%d", row.kind, port)
@@ -523,6 +587,9 @@ func (b *bench) startSUT(ctx context.Context, cfg compareConfig, row compareRow,
 			"BENCH_UPSTREAM":   "http://" + upAddr,
 			"BENCH_ACCESS_LOG": filepath.Join(b.dir, name+".access.log"),
 			"BENCH_HTPASSWD":   htpasswd,
+			"BENCH_TLS_LISTEN": "127.0.0.1:" + strconv.Itoa(tlsPort),
+			"BENCH_CERT":       cfg.cert.cert,
+			"BENCH_KEY":        cfg.cert.key,
 		})
 		if err != nil {
 			return nil, err
@@ -538,6 +605,9 @@ func (b *bench) startSUT(ctx context.Context, cfg compareConfig, row compareRow,
 			return nil, err
 		}
 		conf := nginxConf(dir, workers, listen, upAddr, "access_log off;")
+		if row.load != loadWrk {
+			conf = nginxTLSConf(dir, workers, "127.0.0.1:"+strconv.Itoa(tlsPort), upAddr, cfg.cert)
+		}
 		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
@@ -641,7 +711,7 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 	if err != nil {
 		return err
 	}
-	sut, err := b.startSUT(ctx, cfg, row, port, upAddr, htpasswd)
+	sut, err := b.startSUT(ctx, cfg, row, port, 0, upAddr, htpasswd)
 	if err != nil {
 		return err
 	}
@@ -679,48 +749,77 @@ func (b *bench) measureRow(ctx context.Context, cfg compareConfig, rr *rowResult
 	rr.rssIdle = procfs.TreeRSS(sut.pid())
 
 	url := base + cfg.path
-	wrkArgs := func(d time.Duration) []string {
-		a := []string{"wrk", "-t" + strconv.Itoa(cfg.threads), "-c" + strconv.Itoa(cfg.conns), "-d" + wrkDuration(d),
-			"--timeout", wrkDuration(cfg.wrkTimeout), "--latency"}
-		if row.auth {
-			a = append(a, "-H", authHeader)
-		}
-		return append(a, url)
+	var wrkHeaders []string
+	if row.auth {
+		wrkHeaders = append(wrkHeaders, authHeader)
 	}
-	loadPl := placement{cpus: cfg.place.load}
 	if cfg.warmup > 0 {
-		if _, err := runCmd(ctx, loadPl, wrkArgs(cfg.warmup)...); err != nil {
+		if _, err := runCmd(ctx, placement{cpus: cfg.place.load}, cfg.wrkArgs(cfg.warmup, url, wrkHeaders...)...); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	for i := range cfg.runs {
-		drain(ctx, sut.pid(), cfg.drainMax)
-		c0, u0 := procfs.TreeTicks(sut.pid(), false), procfs.TreeTicks(up.pid(), false)
-		l0, w0 := procfs.CoreTicks(cfg.place.load)
-		t0 := time.Now()
-		out, err := runCmd(ctx, loadPl, wrkArgs(cfg.duration)...)
-		wall := time.Since(t0)
-		l1, w1 := procfs.CoreTicks(cfg.place.load)
-		c1, u1 := procfs.TreeTicks(sut.pid(), false), procfs.TreeTicks(up.pid(), false)
-		name := fmt.Sprintf("%s.%d.wrk", filepath.Base(sut.log), i+1)
-		_ = os.WriteFile(filepath.Join(b.dir, name), []byte(out), 0o644) // raw output is a convenience
+		r, err := b.loadOnce(ctx, cfg, sut, up, fmt.Sprintf("%s.%d.wrk", filepath.Base(sut.log), i+1), cfg.wrkArgs(cfg.duration, url, wrkHeaders...), parseWrkRun)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		if sut.exited() {
-			return fmt.Errorf("run %d: %s exited:\n%s", i+1, sut.name, sut.tail())
-		}
-		res, err := wrk.Parse(out)
-		if err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
-		}
-		r := runResult{wrk: res, cpuTicks: c1 - c0, wall: wall, loadBusy: l1 - l0, loadTotal: w1 - w0, upstreamTk: u1 - u0}
 		rr.runs = append(rr.runs, r)
-		b.logf("  run %d: %.0f req/s, %.1f µs CPU/req, p50 %v p99 %v, errors %d, proxy CPU %.0f%%, load CPU %s%%",
-			i+1, res.RPS, r.cpuUSPerReq(), res.P50, res.P99, res.Errors, r.cpuPct(), fmtNum(r.loadPct(), 0))
+		b.logRun(i+1, r)
 	}
 	rr.rss = procfs.TreeRSS(sut.pid())
 	return nil
+}
+
+// loadOnce runs the load generator argv once on the load CPUs, after
+// waiting for sut to be idle, and measures the CPU time of sut's and
+// up's process trees and of the load CPUs around it. Its raw output is
+// kept as name in the scratch directory; parse reads the result.
+func (b *bench) loadOnce(ctx context.Context, cfg compareConfig, sut, up *proc, name string, argv []string, parse func(string) (runResult, error)) (runResult, error) {
+	loadPl := placement{cpus: cfg.place.load}
+	drain(ctx, sut.pid(), cfg.drainMax)
+	c0, u0 := procfs.TreeTicks(sut.pid(), false), procfs.TreeTicks(up.pid(), false)
+	l0, w0 := procfs.CoreTicks(cfg.place.load)
+	t0 := time.Now()
+	out, err := runCmd(ctx, loadPl, argv...)
+	wall := time.Since(t0)
+	l1, w1 := procfs.CoreTicks(cfg.place.load)
+	c1, u1 := procfs.TreeTicks(sut.pid(), false), procfs.TreeTicks(up.pid(), false)
+	_ = os.WriteFile(filepath.Join(b.dir, name), []byte(out), 0o644) // raw output is a convenience
+	if err != nil {
+		return runResult{}, err
+	}
+	if sut.exited() {
+		return runResult{}, fmt.Errorf("%s exited:\n%s", sut.name, sut.tail())
+	}
+	r, err := parse(out)
+	if err != nil {
+		return runResult{}, err
+	}
+	r.cpuTicks, r.wall, r.loadBusy, r.loadTotal, r.upstreamTk = c1-c0, wall, l1-l0, w1-w0, u1-u0
+	return r, nil
+}
+
+// wrkArgs is the wrk command line of a measured run of d on url, with
+// the request headers ("Name: value").
+func (cfg compareConfig) wrkArgs(d time.Duration, url string, headers ...string) []string {
+	a := []string{"wrk", "-t" + strconv.Itoa(cfg.threads), "-c" + strconv.Itoa(cfg.conns), "-d" + wrkDuration(d),
+		"--timeout", wrkDuration(cfg.wrkTimeout), "--latency"}
+	for _, h := range headers {
+		a = append(a, "-H", h)
+	}
+	return append(a, url)
+}
+
+// parseWrkRun reads a wrk run.
+func parseWrkRun(out string) (runResult, error) {
+	res, err := wrk.Parse(out)
+	return runResult{wrk: res}, err
+}
+
+// logRun logs run i of a row.
+func (b *bench) logRun(i int, r runResult) {
+	b.logf("  run %d: %.0f req/s, %.1f µs CPU/req, p50 %v p99 %v, errors %d, proxy CPU %.0f%%, load CPU %s%%",
+		i, r.wrk.RPS, r.cpuUSPerReq(), r.wrk.P50, r.wrk.P99, r.wrk.Errors, r.cpuPct(), fmtNum(r.loadPct(), 0))
 }
 
 func withHeader(h map[string]string, k, v string) map[string]string {
@@ -762,6 +861,9 @@ func benchEnv(ctx context.Context, cfg compareConfig, wrkPath, gatehouse string)
 		"machine: " + machine(),
 		"gatehouse: " + toolBanner(ctx, gatehouse, "version") + "; " + runtime.Version() + " (bench tool, bare proxy, upstream)",
 		"wrk " + versionOf(toolBanner(ctx, wrkPath, "-v")),
+	}
+	if h2load, err := lookTool("h2load"); err == nil {
+		env[len(env)-1] += "; h2load " + versionOf(toolBanner(ctx, h2load, "--version"))
 	}
 	var peers []string
 	for _, p := range []struct{ name, arg string }{{"nginx", "-v"}, {"caddy", "version"}, {"haproxy", "-v"}} {

@@ -4,7 +4,9 @@
 //
 //	gatehouse-bench compare   loopback throughput and CPU per request: gatehouse in
 //	                          four configs, a bare Go httputil.ReverseProxy, and
-//	                          nginx, Caddy and HAProxy when installed; wrk as load
+//	                          nginx, Caddy and HAProxy when installed; wrk as load;
+//	                          paired hosts with and without auth; HTTP/2 (h2load)
+//	                          and TLS handshakes beside nginx
 //	gatehouse-bench attack    root: 200 scanner addresses flood probe URIs while a
 //	                          legit client measures throughput, in network
 //	                          namespaces it creates; gatehouse with its kernel ban
@@ -49,7 +51,7 @@ commands:
   attack    legit throughput during a probe-scanner flood (root; network namespaces)
   memory    RSS of the jails with 1,000,000 tracked clients
 
-  upstream | bare | scanner | get   helper processes the commands start
+  upstream | bare | scanner | get | handshake   helper processes the commands start
 
 BENCH_SMOKE=1 runs compare and attack in smoke mode (1-second runs, gatehouse
 and bare Go rows only). "gatehouse-bench <command> -h" lists a command's flags.
@@ -84,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = role.Scanner(args[1:], stdout, stderr)
 	case "get":
 		err = role.Get(args[1:], stdout, stderr)
+	case "handshake":
+		err = role.Handshake(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

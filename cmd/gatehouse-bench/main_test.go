@@ -160,13 +160,16 @@ func TestUsage(t *testing.T) {
 
 // TestCompareSmoke runs `compare` in smoke mode against a gatehouse
 // built from this repository and checks that every gatehouse row and the
-// bare Go row were measured, with sane positive numbers.
+// bare Go row were measured, with sane positive numbers: the HTTP/1.1
+// rows with the paired auth rows, the HTTP/2 row and the TLS handshake
+// rows.
 func TestCompareSmoke(t *testing.T) {
 	testenv.Tool(t, "wrk")
+	testenv.Tool(t, "h2load")
 	bench, gatehouse := binaries(t)
-	out, log := runTool(t, bench, "compare", "-gatehouse", gatehouse, "-dir", t.TempDir())
-	rows := mdTable(t, out, "| row | CPU µs/req")
-	for _, label := range []string{labelBare + " (ref)", labelPlain, labelFull, labelAuth, labelFullAuth} {
+	out, log := runTool(t, bench, "compare", "-gatehouse", gatehouse, "-dir", t.TempDir(), "-tls-c", "2")
+	rows := mdTable(t, out, "| row | CPU µs/req | CPU vs bare Go")
+	for _, label := range []string{labelBare + " (ref)", labelPlain, labelFull, labelAuth, labelFullAuth, labelPairOpen, labelPairAuth} {
 		r, ok := rows[label]
 		if !ok {
 			t.Errorf("no row %q in:\n%s\n%s", label, out, log)
@@ -197,15 +200,58 @@ func TestCompareSmoke(t *testing.T) {
 			t.Errorf("row %q: RSS idle %v MiB, after %v MiB: want > 0", label, idle, rss)
 		}
 	}
-	for label := range rows {
-		for _, peer := range []string{"nginx", "Caddy", "HAProxy", "BufferPool"} {
-			if strings.Contains(label, peer) {
-				t.Errorf("smoke mode ran row %q; want gatehouse and bare Go rows only", label)
+
+	// HTTP/2: row | CPU µs/req | CPU vs nginx | req/s | mean ms | proxy CPU % | load CPU % | errors
+	h2 := mdTable(t, out, "| row | CPU µs/req | CPU vs nginx")
+	if r, ok := h2[labelH2]; !ok || strings.HasPrefix(r[1], "FAILED") {
+		t.Errorf("HTTP/2 row %q missing or failed: %q\n%s\n%s", labelH2, r, out, log)
+	} else {
+		if cpu, rps, mean := num(t, r, 1), num(t, r, 3), num(t, r, 4); cpu <= 0 || cpu > 1e6 || rps <= 0 || mean <= 0 {
+			t.Errorf("HTTP/2 row: CPU µs/req %v, req/s %v, mean %v ms: want positive numbers", cpu, rps, mean)
+		}
+		if errs := num(t, r, 7); errs != 0 {
+			t.Errorf("HTTP/2 row: %v h2load errors, want 0", errs)
+		}
+	}
+
+	// TLS: row | CPU µs/handshake | CPU vs nginx | handshakes/s | resumed (group) | proxy CPU % | load CPU % | errors
+	hs := mdTable(t, out, "| row | CPU µs/handshake")
+	for _, tc := range []struct {
+		label, resumed string
+	}{
+		{labelTLSFull, "0.0% (X25519)"},
+		{labelTLSResumed, "100.0% (X25519)"},
+		{labelTLSFullPQ, "0.0% (X25519MLKEM768)"},
+	} {
+		r, ok := hs[tc.label]
+		if !ok || strings.HasPrefix(r[1], "FAILED") {
+			t.Errorf("TLS row %q missing or failed: %q\n%s\n%s", tc.label, r, out, log)
+			continue
+		}
+		if cpu, rate := num(t, r, 1), num(t, r, 3); cpu <= 0 || cpu > 1e6 || rate <= 0 {
+			t.Errorf("TLS row %q: CPU µs/handshake %v, handshakes/s %v: want positive numbers", tc.label, cpu, rate)
+		}
+		if r[4] != tc.resumed {
+			t.Errorf("TLS row %q: resumed %q, want %q", tc.label, r[4], tc.resumed)
+		}
+		if errs := num(t, r, 7); errs != 0 {
+			t.Errorf("TLS row %q: %v failed handshakes, want 0", tc.label, errs)
+		}
+	}
+
+	for _, table := range []map[string][]string{rows, h2, hs} {
+		for label := range table {
+			for _, peer := range []string{"nginx", "Caddy", "HAProxy", "BufferPool"} {
+				if strings.Contains(label, peer) {
+					t.Errorf("smoke mode ran row %q; want gatehouse and bare Go rows only", label)
+				}
 			}
 		}
 	}
-	if !strings.Contains(out, "full chain CPU/req ÷ bare Go CPU/req") {
-		t.Errorf("no target line for the full chain in:\n%s", out)
+	for _, target := range []string{"full chain CPU/req ÷ bare Go CPU/req", "paired hosts: basic auth (warm cache) ÷ no auth"} {
+		if !strings.Contains(out, target) {
+			t.Errorf("no target line %q in:\n%s", target, out)
+		}
 	}
 }
 
@@ -219,7 +265,14 @@ func TestTemplatesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cert, err := writeBenchCert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	vars := map[string]string{
+		"BENCH_TLS_LISTEN": "127.0.0.1:18443",
+		"BENCH_CERT":       cert.cert,
+		"BENCH_KEY":        cert.key,
 		"BENCH_LISTEN":     "127.0.0.1:18080",
 		"BENCH_UPSTREAM":   "http://127.0.0.1:18100",
 		"BENCH_ACCESS_LOG": filepath.Join(dir, "access.log"),
@@ -234,8 +287,8 @@ func TestTemplatesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) < 5 {
-		t.Fatalf("%d templates embedded, want the 4 compare and the attack one", len(ents))
+	if len(ents) < 7 {
+		t.Fatalf("%d templates embedded, want the 6 compare and the attack one", len(ents))
 	}
 	for _, e := range ents {
 		conf, err := renderTemplate(e.Name(), vars)
