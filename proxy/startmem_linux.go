@@ -18,39 +18,74 @@ import (
 // pages it touches from now on.
 //
 // Package initialisation and building the first generation run code
-// and read tables spread over most of the binary — about 16 MiB of
-// a 36 MiB executable before serve reads its config — and the kernel
-// maps each touched page with its neighbours (fault-around, or the
-// whole folio of a large-folio page cache), so those pages stay in the
+// and read tables spread over most of the binary — about 16 MiB of a
+// 36 MiB executable before serve reads its config — and the kernel maps
+// each touched page with its neighbours (fault-around, or the whole
+// folio of a large-folio page cache), so those pages stay in the
 // process's RSS although serving never touches most of them again.
-// Dropping the mappings is safe for these ranges only: they are
-// private, never written (not writable), so a later access maps the
-// same bytes again from the page cache (a minor fault) or, if the
-// kernel evicted them meanwhile, from the file. The page cache keeps
-// the pages; they are now reclaimable like any unmapped file page
-// instead of protected as mapped executable ones. Writable mappings
-// (.data, .bss, the heap) are never touched.
+//
+// Dropping a private mapping's pages discards what was written to
+// them, so only mappings that are not writable and hold no written
+// (anonymous) page are dropped: their bytes are the file's, and a later
+// access maps them again from the page cache (a minor fault) or, if the
+// kernel evicted them meanwhile, from the file. That excludes the
+// dynamic linker's relocated RELRO pages of a cgo or race-detector
+// build, which are read-only but written. The page cache keeps the
+// pages; unmapped, they are reclaimable like any file page instead of
+// protected as mapped executable ones.
 func dropExecutablePages() error {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return fmt.Errorf("drop executable pages: %w", err)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return fmt.Errorf("drop executable pages: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(maps))
-	for sc.Scan() {
-		lo, hi, ok := readOnlyMapping(sc.Bytes(), exe)
-		if !ok {
-			continue
-		}
+	for _, m := range cleanMappings(smaps, exe) {
 		// The raw call: the range is not Go memory, so it has no []byte.
-		if _, _, e := unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_DONTNEED); e != 0 {
-			return fmt.Errorf("drop executable pages: madvise %#x-%#x: %w", lo, hi, e)
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, m[0], m[1]-m[0], unix.MADV_DONTNEED); e != 0 {
+			return fmt.Errorf("drop executable pages: madvise %#x-%#x: %w", m[0], m[1], e)
 		}
 	}
-	return sc.Err()
+	return nil
+}
+
+// cleanMappings returns the ranges of /proc/self/smaps' private,
+// read-only mappings of file exe that hold no anonymous (written) page.
+func cleanMappings(smaps []byte, exe string) [][2]uintptr {
+	var out [][2]uintptr
+	var lo, hi uintptr
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
+	for sc.Scan() {
+		line := sc.Bytes()
+		if l, h, ok := readOnlyMapping(line, exe); ok {
+			lo, hi, in = l, h, true
+			continue
+		}
+		rest, ok := bytes.CutPrefix(line, []byte("Anonymous:"))
+		if !ok || !in {
+			// A header of another mapping has no "Anonymous:" prefix;
+			// a mapping's fields end before the next header.
+			if isMapHeader(line) {
+				in = false
+			}
+			continue
+		}
+		if f := bytes.Fields(rest); len(f) == 2 && string(f[0]) == "0" {
+			out = append(out, [2]uintptr{lo, hi})
+		}
+		in = false
+	}
+	return out
+}
+
+// isMapHeader reports whether an smaps line starts a mapping
+// ("lo-hi perms …") rather than being one of its "Key: value" fields.
+func isMapHeader(line []byte) bool {
+	f, _, _ := bytes.Cut(line, []byte(" "))
+	return bytes.IndexByte(f, '-') > 0 && !bytes.HasSuffix(f, []byte(":"))
 }
 
 // readOnlyMapping parses one line of /proc/self/maps ("lo-hi perms
