@@ -38,7 +38,6 @@ const (
 	targetLoadedMiB    = 30  // RSS after the clean load
 	defaultCapacity    = 100_000
 	memLoadClients     = 1000 // distinct clients of the clean load
-	memFillRequests    = 5    // requests per client to fill every table
 	memoryFullTemplate = "memory-full.yaml"
 )
 
@@ -381,16 +380,20 @@ func measureGatehouse(ctx context.Context, b *bench, bin string, cfg ghMemoryCon
 	if cfg.load > 0 {
 		b.logf("clean load: %v from %d clients over %d connections", cfg.load, memLoadClients, cfg.workers)
 		loadCtx, cancel := context.WithTimeout(ctx, cfg.load)
-		var sent atomic.Int64
+		var next, done atomic.Int64
 		start := time.Now()
 		err := parallel(loadCtx, cfg.workers, func(int) (bool, error) {
-			i := int(sent.Add(1))
+			i := int(next.Add(1)) % memLoadClients
 			// 100.64.0.0/10: clients none of the config's lists name.
-			ip := netip.AddrFrom4([4]byte{100, 64, byte(i % memLoadClients >> 8), byte(i % memLoadClients)})
-			return true, memGet(loadCtx, c, base+"/", map[string]string{"X-Forwarded-For": ip.String()}, http.StatusOK)
+			ip := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+			if err := memGet(loadCtx, c, base+"/", map[string]string{"X-Forwarded-For": ip.String()}, http.StatusOK); err != nil {
+				return false, err
+			}
+			done.Add(1)
+			return true, nil
 		})
 		cancel()
-		res.Load, res.Requests = time.Since(start), sent.Load()
+		res.Load, res.Requests = time.Since(start), done.Load()
 		if err != nil {
 			return res, fmt.Errorf("clean load: %w", err)
 		}
