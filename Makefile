@@ -147,7 +147,7 @@ bench-compare: bin/gatehouse-bench
 bench-attack: bin/gatehouse-bench
 	./bin/gatehouse-bench attack $(BENCH_FLAGS)
 
-# bench-memory: RSS of the jails with 1,000,000 tracked clients.
+# bench-memory: bytes per client of every per-client table; gatehouse RSS idle, loaded, full.
 bench-memory: bin/gatehouse-bench
 	./bin/gatehouse-bench memory $(BENCH_FLAGS)
 

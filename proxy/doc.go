@@ -1,7 +1,10 @@
 // Package proxy is the gateway itself: it turns a validated config
 // (package proxy/config) into a running server and owns its lifecycle —
 // New builds it, Run binds the listeners and serves, Reload swaps in a
-// new config, and Run returns once the server has drained.
+// new config, and Run returns once the server has drained. Once it
+// serves, Run lets go of what start-up alone used (startmem.go): the
+// heap's garbage and the executable's pages that only initialisation
+// touched.
 //
 // What a request meets, in order:
 //

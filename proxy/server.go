@@ -373,6 +373,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 	}
+	s.releaseStartupMemory()
 	s.ready.Store(true)
 
 	var runErr error

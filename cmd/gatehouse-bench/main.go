@@ -11,14 +11,15 @@
 //	                          legit client measures throughput, in network
 //	                          namespaces it creates; gatehouse with its kernel ban
 //	                          set against nginx and nginx + fail2ban
-//	gatehouse-bench memory    RSS of the jails' client tables: idle, and with
-//	                          1,000,000 tracked clients
+//	gatehouse-bench memory    bytes per client of every per-client table, and the
+//	                          RSS of gatehouse with the full chain: idle, after a
+//	                          minute of clean load, with its tables full
 //
 // Every run prints Markdown tables on standard output and its progress on
 // standard error, keeps its configs, logs and raw wrk output in a scratch
 // directory (-dir), and stops every process it started, by PID, when it
-// ends, fails or is interrupted. BENCH_SMOKE=1 makes compare and attack
-// short (1-second runs, gatehouse and bare Go rows only) for the tests.
+// ends, fails or is interrupted. BENCH_SMOKE=1 makes compare, attack
+// and memory short for the tests.
 //
 // The numbers to compare are CPU microseconds per request of the proxy's
 // process tree, read from /proc/PID/stat around each wrk run: requests/s
@@ -49,12 +50,13 @@ const usage = `usage: gatehouse-bench <command> [flags]
 commands:
   compare   gatehouse, bare Go, nginx, Caddy, HAProxy on loopback (wrk)
   attack    legit throughput during a probe-scanner flood (root; network namespaces)
-  memory    RSS of the jails with 1,000,000 tracked clients
+  memory    bytes per client of the per-client tables; gatehouse's RSS idle, loaded, full
 
   upstream | bare | scanner | get | handshake   helper processes the commands start
 
 BENCH_SMOKE=1 runs compare and attack in smoke mode (1-second runs, gatehouse
-and bare Go rows only). "gatehouse-bench <command> -h" lists a command's flags.
+and bare Go rows only), and memory with 20,000 clients per table and 3,000 for
+gatehouse. "gatehouse-bench <command> -h" lists a command's flags.
 `
 
 func main() {

@@ -282,13 +282,17 @@ func TestTemplatesCheck(t *testing.T) {
 		"BENCH_HOST":       attackSrvIP,
 		"BENCH_FIREWALL":   "ipset",
 		"BENCH_MAXRETRY":   "3",
+		// memory-full.yaml: any readable file serves as the link key.
+		"BENCH_ADMIN_LISTEN": "127.0.0.1:18101",
+		"BENCH_LINK_KEY":     htpasswd,
+		"BENCH_TOKEN_SHA256": strings.Repeat("ab", 32),
 	}
 	ents, err := templates.ReadDir("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) < 7 {
-		t.Fatalf("%d templates embedded, want the 6 compare and the attack one", len(ents))
+	if len(ents) < 8 {
+		t.Fatalf("%d templates embedded, want the 6 compare, the attack and the memory one", len(ents))
 	}
 	for _, e := range ents {
 		conf, err := renderTemplate(e.Name(), vars)

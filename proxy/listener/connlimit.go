@@ -1,9 +1,11 @@
 package listener
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // LimitConfig configures a Limiter.
@@ -29,8 +31,16 @@ type LimitConfig struct {
 type Limiter struct {
 	cfg  LimitConfig
 	mu   sync.Mutex
-	open map[netip.Prefix]int
+	open map[connKey]int32
 }
+
+// connKey is a client as a Limiter counts it: the 16-byte form of its
+// address, an IPv6 address masked to the configured prefix. An IPv4
+// address is kept IPv4-mapped, and key unmaps every IPv4-mapped address
+// it is given, so no IPv6 prefix shares an IPv4 client's key. Half the
+// size of a netip.Prefix (which carries a zone pointer): the map entry
+// and each connection's copy are what a client costs.
+type connKey [16]byte
 
 // NewLimiter returns a limiter counting connections by cfg. Wrap each
 // public listener with Limit(ln, l) below anything else, TLS included, so
@@ -40,39 +50,45 @@ func NewLimiter(cfg LimitConfig) *Limiter {
 	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
 		cfg.IPv6Prefix = 128
 	}
-	return &Limiter{cfg: cfg, open: map[netip.Prefix]int{}}
+	return &Limiter{cfg: cfg, open: map[connKey]int32{}}
 }
 
-// key returns the counting key of a, and false for an exempt client.
-func (l *Limiter) key(a netip.Addr) (netip.Prefix, bool) {
+// key returns the counting key of a, and false for an exempt client
+// or an invalid address.
+func (l *Limiter) key(a netip.Addr) (connKey, bool) {
 	a = a.Unmap().WithZone("")
+	if !a.IsValid() {
+		return connKey{}, false
+	}
 	for _, p := range l.cfg.Exempt {
 		if p.Contains(a) {
-			return netip.Prefix{}, false
+			return connKey{}, false
 		}
 	}
-	bits := 32
 	if a.Is6() {
-		bits = l.cfg.IPv6Prefix
+		p, err := a.Prefix(l.cfg.IPv6Prefix)
+		if err != nil {
+			return connKey{}, false
+		}
+		a = p.Addr()
 	}
-	k, err := a.Prefix(bits)
-	return k, err == nil
+	return a.As16(), true
 }
 
 // acquire counts a connection of k; it reports false, counting nothing,
 // when k is at the limit.
-func (l *Limiter) acquire(k netip.Prefix) bool {
+func (l *Limiter) acquire(k connKey) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.open[k]
-	if l.cfg.Max > 0 && n >= l.cfg.Max {
+	if l.cfg.Max > 0 && int(n) >= l.cfg.Max || n == math.MaxInt32 {
 		return false
 	}
 	l.open[k] = n + 1
 	return true
 }
 
-func (l *Limiter) release(k netip.Prefix) {
+func (l *Limiter) release(k connKey) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := l.open[k]; n > 1 {
@@ -129,16 +145,18 @@ var _ net.Listener = (*limitListener)(nil)
 // limitedConn gives its client's slot back when closed, once.
 type limitedConn struct {
 	net.Conn
-	l    *Limiter
-	key  netip.Prefix
-	once sync.Once
+	l      *Limiter
+	key    connKey
+	closed atomic.Bool
 }
 
 var _ net.Conn = (*limitedConn)(nil)
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.key) })
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.release(c.key)
+	}
 	return err
 }
 

@@ -29,8 +29,8 @@ func TestConnLimiterKeys(t *testing.T) {
 			}
 			continue
 		}
-		if !counted || k.String() != tc.want {
-			t.Errorf("%s: key(%s) = %v, %v; want %s", tc.name, tc.addr, k, counted, tc.want)
+		if want := netip.MustParsePrefix(tc.want).Addr().As16(); !counted || k != want {
+			t.Errorf("%s: key(%s) = %v, %v; want %s", tc.name, tc.addr, netip.AddrFrom16(k), counted, tc.want)
 		}
 	}
 }
@@ -38,7 +38,7 @@ func TestConnLimiterKeys(t *testing.T) {
 func TestConnLimiterCounts(t *testing.T) {
 	t.Parallel()
 	l := NewLimiter(LimitConfig{Max: 2})
-	k := netip.MustParsePrefix("203.0.113.7/32")
+	k := connKey(netip.MustParseAddr("203.0.113.7").As16())
 	for i := range 2 {
 		if !l.acquire(k) {
 			t.Fatalf("acquire %d under the limit refused", i+1)

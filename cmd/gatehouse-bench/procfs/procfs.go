@@ -196,3 +196,30 @@ func CoreTicks(cpus []int) (busy, total uint64) {
 	}
 	return busy, total
 }
+
+// Mem is a process's resident memory from /proc/PID/status, in bytes.
+type Mem struct {
+	RSS  uint64 // VmRSS: all of the below
+	Anon uint64 // RssAnon: heap, stacks, runtime
+	File uint64 // RssFile + RssShmem: pages of mapped files, the executable's first
+}
+
+// Memory returns pid's resident memory; zero if it is gone.
+func Memory(pid int) Mem {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return Mem{}
+	}
+	var m Mem
+	for line := range strings.SplitSeq(string(b), "\n") {
+		for _, f := range []struct {
+			key string
+			to  *uint64
+		}{{"VmRSS:", &m.RSS}, {"RssAnon:", &m.Anon}, {"RssFile:", &m.File}, {"RssShmem:", &m.File}} {
+			if kb, ok := ParseStatusKB(line, f.key); ok {
+				*f.to += kb << 10
+			}
+		}
+	}
+	return m
+}

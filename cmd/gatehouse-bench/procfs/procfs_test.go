@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -65,5 +66,21 @@ func TestParseStatusKB(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("ParseStatusKB(%q) = %d, %v; want %d, %v", tc.line, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestMemory reads this process's memory: the kernel computes VmRSS as
+// the sum of RssAnon, RssFile and RssShmem, so the parts add up, and a
+// process that is gone reads as zero.
+func TestMemory(t *testing.T) {
+	m := Memory(os.Getpid())
+	if m.RSS == 0 || m.Anon == 0 || m.File == 0 {
+		t.Fatalf("Memory(self) = %+v, want every part above zero", m)
+	}
+	if m.Anon+m.File != m.RSS {
+		t.Errorf("Memory(self) = %+v: anonymous + file = %d, want RSS %d", m, m.Anon+m.File, m.RSS)
+	}
+	if m := Memory(-1); m != (Mem{}) {
+		t.Errorf("Memory(-1) = %+v, want zero", m)
 	}
 }
