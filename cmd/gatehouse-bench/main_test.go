@@ -229,6 +229,7 @@ func TestTemplatesCheck(t *testing.T) {
 		"BENCH_HOST":       attackSrvIP,
 		"BENCH_FIREWALL":   "ipset",
 		"BENCH_MAXRETRY":   "3",
+		"BENCH_ESCALATE":   "",
 	}
 	ents, err := templates.ReadDir("testdata")
 	if err != nil {
