@@ -110,7 +110,7 @@ func attackMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.dir, "dir", filepath.Join(os.TempDir(), "gatehouse-bench-attack"), "scratch `directory`")
 	fs.IntVar(&cfg.scanners, "scanners", cfg.scanners, "scanner source addresses (IPv6 rotation: /48s), 1 to 5000")
 	fs.BoolVar(&cfg.rotate, "ipv6-rotate", false, "IPv6 attackers, one /48 each, a fresh address per probe and a fresh /64 every -rotate-every probes (gatehouse rows only)")
-	fs.IntVar(&cfg.rotateEvery, "rotate-every", 4, "with -ipv6-rotate: probes from each /64 before the next")
+	fs.IntVar(&cfg.rotateEvery, "rotate-every", 0, "with -ipv6-rotate: probes from each /64 before the next (default -maxretry: each /64 is banned by its last probe)")
 	fs.BoolVar(&cfg.escalate, "escalate", true, "with -ipv6-rotate: the probes jail escalates to prefixes ("+attackEscalate+")")
 	fs.DurationVar(&cfg.clean, "clean", cfg.clean, "legit load alone, before the flood")
 	fs.DurationVar(&cfg.flood, "flood", cfg.flood, "legit load during the flood")
@@ -138,6 +138,9 @@ func attackMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: attack: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if cfg.rotateEvery == 0 {
+		cfg.rotateEvery = cfg.maxRetry
 	}
 	if cfg.scanners < 1 || cfg.scanners > 5000 || cfg.runs < 1 || cfg.conns < 1 || cfg.threads < 1 || cfg.rotateEvery < 1 ||
 		cfg.clean < time.Second || cfg.flood < time.Second || cfg.maxRetry < 1 || cfg.poll < 10*time.Millisecond {
