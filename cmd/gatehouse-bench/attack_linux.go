@@ -89,6 +89,7 @@ type attackRun struct {
 	netstat                  map[string]uint64 // the server namespace's TcpExt counters over the flood
 	failed, pending          int
 	banLatency               []float64 // s from a scanner's maxretry-th answer to its first reading in the kernel set
+	nthAnswer                []float64 // s from flood start to each scanner's maxretry-th answer (IPv4)
 	proxyUSClean, proxyUSFld float64   // proxy CPU µs per legit request
 	defCPUClean, defCPUFlood float64   // fail2ban CPU s (with its children)
 	stackUSClean, stackUSFld float64   // proxy + fail2ban CPU µs per legit request
@@ -703,6 +704,9 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	stopPoll()
 	wg.Wait()
 	r.netstat = netstatDelta(nst0, srvNetstat(ctx, ns.srv))
+	if b, err := json.MarshalIndent(r.netstat, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "netstat-srv.json"), b, 0o644) // kept for reading, not needed
+	}
 	if mode != "" {
 		if rs, err := bansIn(ctx, ns.srv, mode, cfg.place.load); err == nil {
 			points = append(points, banPoint{time.Now(), covered(targets, rs)})
@@ -739,6 +743,11 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	}
 
 	floodStart := time.UnixMilli(scan.T0)
+	for _, ms := range scan.NthAnswerMS {
+		if ms >= 0 && !cfg.rotate {
+			r.nthAnswer = append(r.nthAnswer, float64(ms)/1000)
+		}
+	}
 	for k, ms := range scan.NthAnswerMS {
 		// A rotating /48 is banned by escalation, not by its
 		// maxretry-th answer.

@@ -43,32 +43,35 @@ func TestAttackSmoke(t *testing.T) {
 			t.Errorf("row %q: legit req/s clean %v, during flood %v: want > 0", label, clean, flood)
 		}
 		s := scan[label]
-		// row | 50 % | 95 % | 100 % | banning answer → set median / p95 | in set after | answers mean / p95 / max | answered | failed / pending
-		if got := num(t, s, 5); got != scanners {
+		// row | 95 % banning answer | 50 % | 95 % | 100 % | banning answer → set median / p95 | in set after | answers mean / p95 / max | beyond maxretry | answered | failed / pending | entries | SYNs dropped
+		if nth := num(t, s, 1); nth <= 0 {
+			t.Errorf("row %q: 95 %% had their banning answer after %v s, want > 0", label, nth)
+		}
+		if got := num(t, s, 6); got != scanners {
 			t.Errorf("row %q: %v scanners in the kernel set after the flood, want all %d\n%s", label, got, scanners, log)
 		}
-		if t95 := num(t, s, 2); t95 < 0 {
+		if t95 := num(t, s, 3); t95 < 0 {
 			t.Errorf("row %q: 95 %% banned after %v s, want a time ≥ 0", label, t95)
 		}
-		if lat := num(t, s, 4); lat < 0 {
+		if lat := num(t, s, 5); lat < 0 {
 			t.Errorf("row %q: banning answer → kernel set %v s, want ≥ 0", label, lat)
 		}
-		answers := strings.Fields(s[6]) // "mean / p95 / max"
+		answers := strings.Fields(s[7]) // "mean / p95 / max"
 		if len(answers) != 5 {
-			t.Fatalf("row %q: answers cell %q", label, s[6])
+			t.Fatalf("row %q: answers cell %q", label, s[7])
 		}
 		if mean := num(t, []string{label, answers[0]}, 1); mean < maxRetry {
 			t.Errorf("row %q: %v answers per scanner on average, want at least maxretry (%d): the probes before the ban", label, mean, maxRetry)
 		}
 		// answers beyond maxretry, mean / p95 / max
-		if beyond := num(t, s, 7); beyond < 0 {
+		if beyond := num(t, s, 8); beyond < 0 {
 			t.Errorf("row %q: %v answers beyond maxretry, want ≥ 0", label, beyond)
 		}
 		// One entry per scanner: each is banned alone, nothing else is.
-		if entries := num(t, s, 10); entries != scanners {
+		if entries := num(t, s, 11); entries != scanners {
 			t.Errorf("row %q: %v kernel entries after the flood, want %d (one per scanner)", label, entries, scanners)
 		}
-		if drops := num(t, s, 11); drops < 0 {
+		if drops := num(t, s, 12); drops < 0 {
 			t.Errorf("row %q: %v SYNs dropped, want a count", label, drops)
 		}
 		c := cpu[label]

@@ -86,12 +86,13 @@ func (rep *attackReport) markdown() string {
 	if rep.cfg.rotate {
 		rep.attackersTable(&sb, med)
 	} else {
-		sb.WriteString("\n### Scanners\n\n| row | 50 % in kernel set (s) | 95 % in kernel set (s) | 100 % (s) | banning answer → kernel set, s: median / p95 | in set after the flood | answers per scanner mean / p95 / max | answers beyond maxretry mean / p95 / max | probes answered | probes failed / pending at end | kernel entries after the flood | SYNs dropped: listen queue full |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		sb.WriteString("\n### Scanners\n\n| row | 95 % had their banning answer (s) | 50 % in kernel set (s) | 95 % in kernel set (s) | 100 % (s) | banning answer → kernel set, s: median / p95 | in set after the flood | answers per scanner mean / p95 / max | answers beyond maxretry mean / p95 / max | probes answered | probes failed / pending at end | kernel entries after the flood | SYNs dropped: listen queue full |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, rr := range rep.rows {
 		if len(rr.runs) == 0 || rep.cfg.rotate {
 			continue
 		}
+		nth95 := med(rr, func(r attackRun) float64 { return percentile(r.nthAnswer, 95) })
 		t50 := med(rr, func(r attackRun) float64 { return r.t50 })
 		t95 := med(rr, func(r attackRun) float64 { return r.t95 })
 		t100 := med(rr, func(r attackRun) float64 { return r.t100 })
@@ -125,8 +126,8 @@ func (rep *attackReport) markdown() string {
 		if banMode(rr.row, rep.cfg) != "" {
 			lat = fmtNum(latMed.Med, 2) + " / " + fmtNum(latP95.Med, 2)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s of %d | %s / %s / %s | %s / %s / %s | %s | %s / %s | %s | %s |\n", rr.row.label,
-			setCol(t50, 2), setCol(t95, 2), setCol(t100, 2), lat, setCol(end, 0), rep.cfg.scanners,
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s of %d | %s / %s / %s | %s / %s / %s | %s | %s / %s | %s | %s |\n", rr.row.label,
+			fmtSpread(nth95, 2), setCol(t50, 2), setCol(t95, 2), setCol(t100, 2), lat, setCol(end, 0), rep.cfg.scanners,
 			fmtNum(mean.Med, 1), fmtNum(p95.Med, 0), fmtNum(mx.Med, 0), fmtNum(xMean.Med, 2), fmtNum(xP95.Med, 0), fmtNum(xMax.Med, 0),
 			fmtNum(total.Med, 0), fmtNum(fail.Med, 0), fmtNum(pend.Med, 0), setCol(entries, 0), fmtNum(drops.Med, 0))
 	}
@@ -148,7 +149,7 @@ func (rep *attackReport) markdown() string {
 			fmtRatio(pf.Med, pc.Med), def, fmtSpread(sf, 1))
 	}
 	sb.WriteString("\nClean: the legit client alone; during flood: the same client while the scanners run (wrk's own count); after 95 % banned: legit requests the upstream app served from the moment 95 % of the scanners were in the kernel ban set to the end of the flood, per second, ÷ the app's clean-phase rate. " +
-		"Times are from the scanners' first probe, read from the kernel sets every poll interval (an upper bound: a reading takes tens of ms on the busy load CPU); they include how fast the scanners themselves reach their maxretry-th probe. Banning answer → kernel set: per scanner, from the answer to its maxretry-th probe to the first reading that found it in the set. Answers per scanner: HTTP answers a scanner got (any status) before the kernel dropped its packets; beyond maxretry: those after its banning answer. " +
+		"Times are from the scanners' first probe, read from the kernel sets every poll interval (an upper bound: a reading takes tens of ms on the busy load CPU); they include how fast the scanners themselves reach their maxretry-th probe. 95 % had their banning answer: when 95 % of the scanners had got the answer to their maxretry-th probe, the attackers' own pace; the kernel set's times cannot be earlier. Banning answer → kernel set: per scanner, from the answer to its maxretry-th probe to the first reading that found it in the set. Answers per scanner: HTTP answers a scanner got (any status) before the kernel dropped its packets; beyond maxretry: those after its banning answer. " +
 		"SYNs dropped: the server namespace's ListenDrops over the flood (a dropped SYN is retried a second later). " +
 		"With -ipv6-rotate, a /48 is cut off when one entry of the kernel set covers it whole (escalation); bans of its /64s alone never cut off an attacker that moves on. " +
 		"CPU per legit request: CPU of the proxy's process tree (and of fail2ban with its ban commands) during the phase ÷ legit requests completed.\n")
