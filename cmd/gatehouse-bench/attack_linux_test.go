@@ -110,7 +110,10 @@ func TestAttackRotateSmoke(t *testing.T) {
 	escalate := escalationSupported(t, gatehouse)
 	t.Logf("prefix escalation in the gatehouse under test: %v", escalate)
 	out, log := runTool(t, bench, "attack", "-gatehouse", gatehouse, "-dir", t.TempDir(), "-firewall", "ipset,nftables",
-		"-ipv6-rotate", "-escalate="+strconv.FormatBool(escalate), "-scanners", strconv.Itoa(attackers), "-maxretry", strconv.Itoa(maxRetry))
+		"-ipv6-rotate", "-escalate="+strconv.FormatBool(escalate), "-scanners", strconv.Itoa(attackers), "-maxretry", strconv.Itoa(maxRetry),
+		// Escalation takes five banned /64s, 15 answers per /48: room
+		// for them on a busy machine.
+		"-flood", "4s")
 	legit := mdTable(t, out, "### Legit client")
 	v6 := mdTable(t, out, "### IPv6 attackers, per /48")
 	for _, label := range []string{"gatehouse (ipset)", "gatehouse (nftables)"} {
