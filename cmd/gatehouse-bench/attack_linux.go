@@ -45,6 +45,13 @@ type attackConfig struct {
 	only        *regexp.Regexp
 	smoke       bool
 	place       cpuPlacement
+	// rotate: the scanners are IPv6 attackers, one /48 each, taking a
+	// fresh address per probe and the next /64 every rotateEvery probes.
+	rotate      bool
+	rotateEvery int
+	// escalate: the probes jail escalates to prefixes (attackEscalate);
+	// with rotate only.
+	escalate bool
 }
 
 // attackRow is one defender.
@@ -60,7 +67,7 @@ func attackRows(cfg attackConfig) []attackRow {
 	for _, fw := range cfg.firewalls {
 		rows = append(rows, attackRow{label: "gatehouse (" + fw + ")", kind: kindGatehouse, firewall: fw})
 	}
-	if cfg.smoke {
+	if cfg.smoke || cfg.rotate { // nginx and fail2ban ban addresses, not prefixes
 		return rows
 	}
 	return append(rows,
@@ -70,14 +77,19 @@ func attackRows(cfg attackConfig) []attackRow {
 
 // attackRun is what one run of one row measured.
 type attackRun struct {
-	cleanRPS, floodRPS       float64 // wrk
-	cleanRate                float64 // upstream-counted legit req/s, clean phase
-	beforeRate, afterRate    float64 // upstream-counted, flood start → 95 % banned → end; NaN: not reached
-	t50, t95, t100           float64 // s from flood start until that share of scanners was in the kernel set; NaN: never
-	bannedEnd                int     // scanners in the kernel set at the end of the flood
-	answered                 []int   // HTTP answers per scanner
+	cleanRPS, floodRPS       float64           // wrk
+	cleanRate                float64           // upstream-counted legit req/s, clean phase
+	beforeRate, afterRate    float64           // upstream-counted, flood start → 95 % banned → end; NaN: not reached
+	t50, t95, t100           float64           // s from flood start until that share of scanners was in the kernel set; NaN: never
+	bannedEnd                int               // scanners in the kernel set at the end of the flood
+	answered                 []int             // HTTP answers per scanner (per /48 with rotate)
+	subnets                  []int             // /64s each IPv6 attacker probed from
+	lastAnswer               []float64         // s from flood start to the last answer of each scanner that got one
+	entriesEnd               int               // entries in the kernel sets after the flood
+	netstat                  map[string]uint64 // the server namespace's TcpExt counters over the flood
 	failed, pending          int
 	banLatency               []float64 // s from a scanner's maxretry-th answer to its first reading in the kernel set
+	nthAnswer                []float64 // s from flood start to each scanner's maxretry-th answer (IPv4)
 	proxyUSClean, proxyUSFld float64   // proxy CPU µs per legit request
 	defCPUClean, defCPUFlood float64   // fail2ban CPU s (with its children)
 	stackUSClean, stackUSFld float64   // proxy + fail2ban CPU µs per legit request
@@ -97,7 +109,10 @@ func attackMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fs.StringVar(&cfg.gatehouse, "gatehouse", "", "gatehouse `binary` (default: build ./cmd/gatehouse of this module)")
 	fs.StringVar(&cfg.dir, "dir", filepath.Join(os.TempDir(), "gatehouse-bench-attack"), "scratch `directory`")
-	fs.IntVar(&cfg.scanners, "scanners", cfg.scanners, "scanner source addresses, 1 to 2000")
+	fs.IntVar(&cfg.scanners, "scanners", cfg.scanners, "scanner source addresses (IPv6 rotation: /48s), 1 to 5000")
+	fs.BoolVar(&cfg.rotate, "ipv6-rotate", false, "IPv6 attackers, one /48 each, a fresh address per probe and a fresh /64 every -rotate-every probes (gatehouse rows only)")
+	fs.IntVar(&cfg.rotateEvery, "rotate-every", 0, "with -ipv6-rotate: probes from each /64 before the next (default -maxretry: each /64 is banned by its last probe)")
+	fs.BoolVar(&cfg.escalate, "escalate", true, "with -ipv6-rotate: the probes jail escalates to prefixes ("+attackEscalate+")")
 	fs.DurationVar(&cfg.clean, "clean", cfg.clean, "legit load alone, before the flood")
 	fs.DurationVar(&cfg.flood, "flood", cfg.flood, "legit load during the flood")
 	fs.DurationVar(&cfg.warmup, "warmup", cfg.warmup, "unmeasured legit load after each start")
@@ -125,10 +140,14 @@ func attackMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: attack: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	if cfg.scanners < 1 || cfg.scanners > 2000 || cfg.runs < 1 || cfg.conns < 1 || cfg.threads < 1 ||
-		cfg.clean < time.Second || cfg.flood < time.Second || cfg.maxRetry < 1 || cfg.poll < 10*time.Millisecond {
-		return fmt.Errorf("%w: attack: -scanners 1 to 2000; -runs, -c, -t, -maxretry at least 1; -clean and -flood at least 1s", errUsage)
+	if cfg.rotateEvery == 0 {
+		cfg.rotateEvery = cfg.maxRetry
 	}
+	if cfg.scanners < 1 || cfg.scanners > 5000 || cfg.runs < 1 || cfg.conns < 1 || cfg.threads < 1 || cfg.rotateEvery < 1 ||
+		cfg.clean < time.Second || cfg.flood < time.Second || cfg.maxRetry < 1 || cfg.poll < 10*time.Millisecond {
+		return fmt.Errorf("%w: attack: -scanners 1 to 5000; -runs, -c, -t, -maxretry, -rotate-every at least 1; -clean and -flood at least 1s", errUsage)
+	}
+	cfg.escalate = cfg.escalate && cfg.rotate
 	for fw := range strings.SplitSeq(*fws, ",") {
 		if fw = strings.TrimSpace(fw); fw != "ipset" && fw != "nftables" && fw != "none" {
 			return fmt.Errorf("%w: attack: -firewall %q: want ipset, nftables or none (bans in memory only)", errUsage, fw)
@@ -153,6 +172,12 @@ func attackMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if _, err := lookTool(t); err != nil {
 			return fmt.Errorf("attack: %w", err)
 		}
+	}
+	// The scanner holds one socket per scanner at a time; Go raises its
+	// soft limit to the hard one at start.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < uint64(cfg.scanners)+256 {
+		return fmt.Errorf("attack: -scanners %d needs %d open files, the hard limit is %d (ulimit -Hn)", cfg.scanners, cfg.scanners+256, lim.Max)
 	}
 	// A bound on the whole run: every row's phases, plus start-up and
 	// clean-up allowances.
@@ -206,9 +231,12 @@ func runAttack(ctx context.Context, cfg attackConfig, rows []attackRow, log io.W
 			return nil, err
 		}
 	}
-	b.logf("network namespaces %s and %s, %d scanner addresses", ns.srv, ns.cli, cfg.scanners)
-	scanAddrs := role.ScannerAddrs(netip.MustParseAddr(attackScanIP), cfg.scanners)
-	if err := setupNetns(ctx, b, ns, scanAddrs); err != nil {
+	b.logf("network namespaces %s and %s, %d %s", ns.srv, ns.cli, cfg.scanners, map[bool]string{false: "scanner addresses", true: "attacking IPv6 /48s"}[cfg.rotate])
+	targets, err := scanTargets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := setupNetns(ctx, b, ns); err != nil {
 		return nil, err
 	}
 	statsPath := filepath.Join(b.dir, "upstream.stats")
@@ -237,7 +265,7 @@ func runAttack(ctx context.Context, cfg attackConfig, rows []attackRow, log io.W
 			if up.exited() {
 				return rep, fmt.Errorf("upstream exited:\n%s", up.tail())
 			}
-			r, err := b.attackOnce(ctx, cfg, ns, row, i+1, scanAddrs, statsPath)
+			r, err := b.attackOnce(ctx, cfg, ns, row, i+1, targets, statsPath)
 			resetFirewall(ctx, ns.srv)
 			if err != nil {
 				b.logf("  run %d: %v", i+1, err)
@@ -275,45 +303,62 @@ func rowTools(row attackRow, cfg attackConfig) error {
 	return nil
 }
 
+// scanTargets returns what each scanner attacks from: its address, or
+// its /48 with -ipv6-rotate.
+func scanTargets(cfg attackConfig) ([]addrRange, error) {
+	if !cfg.rotate {
+		return addrTargets(role.ScannerAddrs(netip.MustParseAddr(attackScanIP), cfg.scanners)), nil
+	}
+	nets, err := role.Attacker48s(netip.MustParseAddr(attackScan6), cfg.scanners)
+	if err != nil {
+		return nil, err
+	}
+	ts := make([]addrRange, len(nets))
+	for i, p := range nets {
+		ts[i] = prefixRange(p)
+	}
+	return ts, nil
+}
+
 // setupNetns creates the two namespaces and the veth pair between them
 // and waits until packets pass.
-func setupNetns(ctx context.Context, b *bench, ns netns, scanners []netip.Addr) error {
+func setupNetns(ctx context.Context, b *bench, ns netns) error {
 	steps := [][]string{
 		{"ip", "netns", "add", ns.srv},
 		{"ip", "netns", "add", ns.cli},
 		{"ip", "-n", ns.srv, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", ns.cli},
 		{"ip", "-n", ns.srv, "addr", "add", attackSrvIP + "/16", "dev", "veth0"},
+		{"ip", "-n", ns.srv, "addr", "add", attackSrvIP6 + "/64", "dev", "veth0", "nodad"},
 		{"ip", "-n", ns.srv, "link", "set", "lo", "up"},
 		{"ip", "-n", ns.srv, "link", "set", "veth0", "up"},
 		{"ip", "-n", ns.cli, "addr", "add", attackLegitIP + "/16", "dev", "veth1"},
+		{"ip", "-n", ns.cli, "addr", "add", attackCheckIP + "/32", "dev", "veth1"},
+		{"ip", "-n", ns.cli, "addr", "add", attackCliIP6 + "/64", "dev", "veth1", "nodad"},
 		{"ip", "-n", ns.cli, "link", "set", "lo", "up"},
 		{"ip", "-n", ns.cli, "link", "set", "veth1", "up"},
-		// Per-namespace settings only.
-		{"ip", "netns", "exec", ns.srv, "sysctl", "-qw", "net.core.somaxconn=4096"},
+		// The scanners' ranges: routed to the client namespace through
+		// its primary addresses, local there.
+		{"ip", "-n", ns.srv, "route", "add", attackScanNet, "via", attackLegitIP, "dev", "veth0"},
+		{"ip", "-n", ns.srv, "-6", "route", "add", attackScanNet6, "via", attackCliIP6, "dev", "veth0"},
+		{"ip", "-n", ns.cli, "route", "add", "local", attackScanNet, "dev", "lo"},
+		{"ip", "-n", ns.cli, "-6", "route", "add", "local", attackScanNet6, "dev", "lo"},
+		// Per-namespace settings only. The server's accept and SYN
+		// queues hold the first probe of every scanner at once (a full
+		// queue drops SYNs, retried a second later: a delay that has
+		// nothing to do with the proxy under test); IPv6 sources are
+		// bound without being an interface's addresses.
+		{"ip", "netns", "exec", ns.srv, "sysctl", "-qw", "net.core.somaxconn=16384"},
+		{"ip", "netns", "exec", ns.srv, "sysctl", "-qw", "net.ipv4.tcp_max_syn_backlog=16384"},
 		{"ip", "netns", "exec", ns.cli, "sysctl", "-qw", "net.ipv4.ip_local_port_range=10000 65000"},
+		{"ip", "netns", "exec", ns.cli, "sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1"},
 	}
 	for _, s := range steps {
 		if _, err := runCmd(ctx, placement{}, s...); err != nil {
 			return fmt.Errorf("network namespaces: %w", err)
 		}
 	}
-	var batch strings.Builder
-	fmt.Fprintf(&batch, "addr add %s/32 dev veth1\n", attackCheckIP)
-	for _, a := range scanners {
-		fmt.Fprintf(&batch, "addr add %s/32 dev veth1\n", a)
-	}
-	batchFile := filepath.Join(b.dir, "addrs.batch")
-	if err := os.WriteFile(batchFile, []byte(batch.String()), 0o644); err != nil {
-		return err
-	}
-	if _, err := runCmd(ctx, placement{}, "ip", "-n", ns.cli, "-batch", batchFile); err != nil {
-		return fmt.Errorf("network namespaces: scanner addresses: %w", err)
-	}
-	// The server knows every client's MAC address from the start: 200
-	// addresses resolved by ARP at the same moment overflow the kernel's
-	// queue of packets waiting for a neighbour (unres_qlen), and the
-	// dropped SYNs are retried a second later, a delay that has nothing
-	// to do with the proxy under test.
+	// The server knows the client's MAC address from the start: the
+	// flood's first SYNs must not wait for ARP or neighbour discovery.
 	out, err := runCmd(ctx, placement{}, "ip", "-n", ns.cli, "-j", "link", "show", "veth1")
 	if err != nil {
 		return fmt.Errorf("network namespaces: %w", err)
@@ -324,29 +369,27 @@ func setupNetns(ctx context.Context, b *bench, ns netns, scanners []netip.Addr) 
 	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 || links[0].Address == "" {
 		return fmt.Errorf("network namespaces: MAC address of veth1 in %q: %v", out, err)
 	}
-	batch.Reset()
-	for _, a := range append([]netip.Addr{netip.MustParseAddr(attackLegitIP), netip.MustParseAddr(attackCheckIP)}, scanners...) {
-		fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev veth0 nud permanent\n", a, links[0].Address)
+	for _, a := range []string{attackLegitIP, attackCheckIP, attackCliIP6} {
+		if _, err := runCmd(ctx, placement{}, "ip", "-n", ns.srv, "neigh", "replace", a, "lladdr", links[0].Address, "dev", "veth0", "nud", "permanent"); err != nil {
+			return fmt.Errorf("network namespaces: neighbour entries: %w", err)
+		}
 	}
-	if err := os.WriteFile(batchFile, []byte(batch.String()), 0o644); err != nil {
-		return err
-	}
-	if _, err := runCmd(ctx, placement{}, "ip", "-n", ns.srv, "-batch", batchFile); err != nil {
-		return fmt.Errorf("network namespaces: neighbour entries: %w", err)
-	}
-	// The link is up when a SYN to a closed port is refused (veth
-	// carrier and duplicate address detection take a moment).
+	// The link is up when a SYN to a closed port is refused, from a
+	// scanner range of each family (veth carrier takes a moment).
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := runCmd(ctx, placement{netns: ns.cli}, b.self, "get", "-source", attackCheckIP, "-timeout", "300ms", "http://"+attackSrvIP+":1/")
-		if err == nil && strings.TrimSpace(out) == "refused" {
-			return nil
+	for _, c := range [][2]string{{attackCheckIP, attackSrvIP}, {attackScanIP, attackSrvIP}, {attackCheckIP6, "[" + attackSrvIP6 + "]"}} {
+		for {
+			out, err := runCmd(ctx, placement{netns: ns.cli}, b.self, "get", "-source", c[0], "-timeout", "300ms", "http://"+c[1]+":1/")
+			if err == nil && strings.TrimSpace(out) == "refused" {
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("network namespaces: no traffic from %s to %s: %v", c[0], c[1], err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("network namespaces: no traffic between %s and %s: %v", ns.cli, ns.srv, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return nil
 }
 
 // deleteNetns stops what still runs inside the namespaces (processes
@@ -428,6 +471,16 @@ func bansIn(ctx context.Context, srv, mode string, load []int) ([]addrRange, err
 	return parseIPSetMembers(out), nil
 }
 
+// srvNetstat returns the server namespace's TCP counters (nil when
+// they cannot be read: the report then leaves them out).
+func srvNetstat(ctx context.Context, srv string) map[string]uint64 {
+	out, err := runCmd(ctx, placement{netns: srv}, "cat", "/proc/net/netstat")
+	if err != nil {
+		return nil
+	}
+	return parseNetstat(out)
+}
+
 // banMode says how a row's bans are read: "ipset", "nft" or "" (none).
 func banMode(row attackRow, cfg attackConfig) string {
 	switch {
@@ -450,7 +503,7 @@ type banPoint struct {
 }
 
 // attackOnce runs one row once: start, clean phase, flood phase, stop.
-func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row attackRow, i int, scanAddrs []netip.Addr, statsPath string) (attackRun, error) {
+func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row attackRow, i int, targets []addrRange, statsPath string) (attackRun, error) {
 	var r attackRun
 	resetFirewall(ctx, ns.srv)
 	name := fmt.Sprintf("%s.%d", strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(row.label), "-"), "-"), i)
@@ -464,8 +517,13 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	var err error
 	switch row.kind {
 	case kindGatehouse:
+		escalate := ""
+		if cfg.escalate {
+			escalate = ", " + attackEscalate
+		}
 		conf, rerr := renderTemplate("attack.yaml", map[string]string{
-			"BENCH_LISTEN":     attackSrvIP + ":80",
+			"BENCH_LISTEN":     ":80", // both families
+			"BENCH_ESCALATE":   escalate,
 			"BENCH_UPSTREAM":   "http://" + attackUpAddr,
 			"BENCH_STATE_DIR":  filepath.Join(dir, "state"),
 			"BENCH_LEGIT_IP":   attackLegitIP,
@@ -495,7 +553,11 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	}
 	defer b.procs.stop(sut, 10*time.Second)
 	get := func(source, path string) (int, error) {
-		out, err := runCmd(ctx, placement{netns: ns.cli}, b.self, "get", "-source", source, "-timeout", "2s", "http://"+attackSrvIP+path)
+		dst := attackSrvIP
+		if strings.Contains(source, ":") {
+			dst = "[" + attackSrvIP6 + "]"
+		}
+		out, err := runCmd(ctx, placement{netns: ns.cli}, b.self, "get", "-source", source, "-timeout", "2s", "-H", "Host: "+attackSrvIP, "http://"+dst+path)
 		if err != nil {
 			return 0, err
 		}
@@ -527,6 +589,11 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	want := map[string]int{kindGatehouse: 403, kindNginx: 404}[row.kind]
 	if r.probeStatus != want {
 		return r, fmt.Errorf("probe check: /.env answered %d, want %d", r.probeStatus, want)
+	}
+	if cfg.rotate {
+		if code, err := get(attackCheckIP6, "/"); err != nil || code != 200 {
+			return r, fmt.Errorf("IPv6 check: / from %s answered %d (%v), want 200", attackCheckIP6, code, err)
+		}
 	}
 
 	loadPl := placement{netns: ns.cli, cpus: cfg.place.load}
@@ -578,7 +645,7 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	// Flood phase: the scanners, wrk and the ban poller together.
 	mode := banMode(row, cfg)
 	var points []banPoint
-	firstSeen := make([]time.Time, len(scanAddrs)) // first reading with each scanner in the kernel set
+	firstSeen := make([]time.Time, len(targets)) // first reading with each scanner in the kernel set
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	var wg sync.WaitGroup
@@ -590,7 +657,7 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 				rs, err := bansIn(pollCtx, ns.srv, mode, cfg.place.load)
 				if err == nil {
 					now, n := time.Now(), 0
-					for k, in := range coveredSet(scanAddrs, rs) {
+					for k, in := range coveredSet(targets, rs) {
 						if in {
 							n++
 							if firstSeen[k].IsZero() {
@@ -599,7 +666,7 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 						}
 					}
 					points = append(points, banPoint{now, n})
-					if n == len(scanAddrs) {
+					if n == len(targets) {
 						// All in: further reads would only cost the
 						// load CPU; the set is read once more at the end.
 						return
@@ -613,15 +680,20 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 		})
 	}
 	c2, f2 := procfs.TreeTicks(sut.pid(), false), f2bTicks()
+	nst0 := srvNetstat(ctx, ns.srv)
 	type result struct {
 		out string
 		err error
 	}
 	scanned := make(chan result, 1)
 	go func() { // bounded by the scanner's -d and -timeout, and by ctx
-		out, err := runCmd(ctx, loadPl, b.self, "scanner", "-target", attackSrvIP+":80", "-base", attackScanIP,
-			"-n", strconv.Itoa(cfg.scanners), "-d", cfg.flood.String(), "-timeout", cfg.scanTimeout.String(),
-			"-pause", cfg.scanPause.String(), "-maxretry", strconv.Itoa(cfg.maxRetry))
+		args := []string{b.self, "scanner", "-target", attackSrvIP + ":80", "-base", attackScanIP}
+		if cfg.rotate {
+			args = []string{b.self, "scanner", "-target", "[" + attackSrvIP6 + "]:80", "-host", attackSrvIP, "-base", attackScan6,
+				"-rotate-every", strconv.Itoa(cfg.rotateEvery)}
+		}
+		out, err := runCmd(ctx, loadPl, append(args, "-n", strconv.Itoa(cfg.scanners), "-d", cfg.flood.String(), "-timeout", cfg.scanTimeout.String(),
+			"-pause", cfg.scanPause.String(), "-maxretry", strconv.Itoa(cfg.maxRetry))...)
 		scanned <- result{out, err}
 	}()
 	flood, werr := runWrk(cfg.flood)
@@ -631,9 +703,14 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	sr := <-scanned
 	stopPoll()
 	wg.Wait()
+	r.netstat = netstatDelta(nst0, srvNetstat(ctx, ns.srv))
+	if b, err := json.MarshalIndent(r.netstat, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "netstat-srv.json"), b, 0o644) // kept for reading, not needed
+	}
 	if mode != "" {
 		if rs, err := bansIn(ctx, ns.srv, mode, cfg.place.load); err == nil {
-			points = append(points, banPoint{time.Now(), covered(scanAddrs, rs)})
+			points = append(points, banPoint{time.Now(), covered(targets, rs)})
+			r.entriesEnd = len(rs)
 		}
 	}
 	if werr != nil {
@@ -652,7 +729,12 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	r.proxyUSFld = usPer(c3-c2, flood.Requests)
 	r.defCPUFlood = float64(f3-f2) / clkTck
 	r.stackUSFld = usPer(c3-c2+f3-f2, flood.Requests)
-	r.answered = scan.Answered
+	r.answered, r.subnets = scan.Answered, scan.Subnets
+	for _, ms := range scan.LastAnswerMS {
+		if ms >= 0 {
+			r.lastAnswer = append(r.lastAnswer, float64(ms)/1000)
+		}
+	}
 	for i, n := range scan.Failed {
 		r.failed += n
 		if i < len(scan.Pending) {
@@ -661,8 +743,15 @@ func (b *bench) attackOnce(ctx context.Context, cfg attackConfig, ns netns, row 
 	}
 
 	floodStart := time.UnixMilli(scan.T0)
+	for _, ms := range scan.NthAnswerMS {
+		if ms >= 0 && !cfg.rotate {
+			r.nthAnswer = append(r.nthAnswer, float64(ms)/1000)
+		}
+	}
 	for k, ms := range scan.NthAnswerMS {
-		if k < len(firstSeen) && ms >= 0 && !firstSeen[k].IsZero() {
+		// A rotating /48 is banned by escalation, not by its
+		// maxretry-th answer.
+		if !cfg.rotate && k < len(firstSeen) && ms >= 0 && !firstSeen[k].IsZero() {
 			r.banLatency = append(r.banLatency, max(0, firstSeen[k].Sub(floodStart.Add(time.Duration(ms)*time.Millisecond)).Seconds()))
 		}
 	}

@@ -29,6 +29,14 @@ func attackEnv(ctx context.Context, cfg attackConfig) []string {
 			cfg.threads, cfg.conns, attackLegitIP, wrkDuration(cfg.clean), wrkDuration(cfg.flood), cfg.runs),
 		fmt.Sprintf("flood: %d scanner addresses, each a new connection per probe as fast as answered, %v timeout, %v pause after a failure; kernel sets read every %v",
 			cfg.scanners, cfg.scanTimeout, cfg.scanPause, cfg.poll))
+	if cfg.rotate {
+		esc := "off (-escalate=false)"
+		if cfg.escalate {
+			esc = "`" + attackEscalate + "` on the probes jail"
+		}
+		env[len(env)-1] = fmt.Sprintf("flood: %d IPv6 attackers, one /48 each, a fresh address from the current /64 for every probe and the next /64 every %d probes, a new connection per probe as fast as answered, %v timeout, %v pause after a failure; kernel sets read every %v; prefix escalation %s",
+			cfg.scanners, cfg.rotateEvery, cfg.scanTimeout, cfg.scanPause, cfg.poll, esc)
+	}
 	if cfg.place.sut != nil {
 		env = append(env, fmt.Sprintf("placement: proxy and fail2ban on CPU %s, upstream app on CPU %s; wrk, scanner and ban poller on CPU %s",
 			cpuList(cfg.place.sut), cpuList(cfg.place.upstream), cpuList(cfg.place.load)))
@@ -75,11 +83,16 @@ func (rep *attackReport) markdown() string {
 			fmtSpread(clean, 0), fmtSpread(flood, 0), fmtRatio(flood.Med, clean.Med),
 			fmtSpread(after, 0), fmtRatio(after.Med, cleanRate.Med), fmtNum(p99c.Med, 2), fmtNum(p99f.Med, 2), ec, ef)
 	}
-	sb.WriteString("\n### Scanners\n\n| row | 50 % in kernel set (s) | 95 % in kernel set (s) | 100 % (s) | banning answer → kernel set, s: median / p95 | in set after the flood | answers per scanner mean / p95 / max | probes answered | probes failed / pending at end |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	if rep.cfg.rotate {
+		rep.attackersTable(&sb, med)
+	} else {
+		sb.WriteString("\n### Scanners\n\n| row | 95 % had their banning answer (s) | 50 % in kernel set (s) | 95 % in kernel set (s) | 100 % (s) | banning answer → kernel set, s: median / p95 | in set after the flood | answers per scanner mean / p95 / max | answers beyond maxretry mean / p95 / max | probes answered | probes failed / pending at end | kernel entries after the flood | SYNs dropped: listen queue full |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
 	for _, rr := range rep.rows {
-		if len(rr.runs) == 0 {
+		if len(rr.runs) == 0 || rep.cfg.rotate {
 			continue
 		}
+		nth95 := med(rr, func(r attackRun) float64 { return percentile(r.nthAnswer, 95) })
 		t50 := med(rr, func(r attackRun) float64 { return r.t50 })
 		t95 := med(rr, func(r attackRun) float64 { return r.t95 })
 		t100 := med(rr, func(r attackRun) float64 { return r.t100 })
@@ -87,6 +100,11 @@ func (rep *attackReport) markdown() string {
 		mean := med(rr, func(r attackRun) float64 { m, _, _ := role.AnswersSummary(r.answered); return m })
 		p95 := med(rr, func(r attackRun) float64 { _, p, _ := role.AnswersSummary(r.answered); return float64(p) })
 		mx := med(rr, func(r attackRun) float64 { _, _, m := role.AnswersSummary(r.answered); return float64(m) })
+		xMean := med(rr, func(r attackRun) float64 { m, _, _ := excess(r.answered, rep.cfg.maxRetry); return m })
+		xP95 := med(rr, func(r attackRun) float64 { _, p, _ := excess(r.answered, rep.cfg.maxRetry); return float64(p) })
+		xMax := med(rr, func(r attackRun) float64 { _, _, m := excess(r.answered, rep.cfg.maxRetry); return float64(m) })
+		entries := med(rr, func(r attackRun) float64 { return float64(r.entriesEnd) })
+		drops := med(rr, func(r attackRun) float64 { return listenDrops(r) })
 		total := med(rr, func(r attackRun) float64 {
 			n := 0
 			for _, a := range r.answered {
@@ -108,9 +126,10 @@ func (rep *attackReport) markdown() string {
 		if banMode(rr.row, rep.cfg) != "" {
 			lat = fmtNum(latMed.Med, 2) + " / " + fmtNum(latP95.Med, 2)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s of %d | %s / %s / %s | %s | %s / %s |\n", rr.row.label,
-			setCol(t50, 2), setCol(t95, 2), setCol(t100, 2), lat, setCol(end, 0), rep.cfg.scanners,
-			fmtNum(mean.Med, 1), fmtNum(p95.Med, 0), fmtNum(mx.Med, 0), fmtNum(total.Med, 0), fmtNum(fail.Med, 0), fmtNum(pend.Med, 0))
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s of %d | %s / %s / %s | %s / %s / %s | %s | %s / %s | %s | %s |\n", rr.row.label,
+			fmtSpread(nth95, 2), setCol(t50, 2), setCol(t95, 2), setCol(t100, 2), lat, setCol(end, 0), rep.cfg.scanners,
+			fmtNum(mean.Med, 1), fmtNum(p95.Med, 0), fmtNum(mx.Med, 0), fmtNum(xMean.Med, 2), fmtNum(xP95.Med, 0), fmtNum(xMax.Med, 0),
+			fmtNum(total.Med, 0), fmtNum(fail.Med, 0), fmtNum(pend.Med, 0), setCol(entries, 0), fmtNum(drops.Med, 0))
 	}
 	sb.WriteString("\n### CPU per legit request\n\n| row | proxy µs/legit req clean | during flood | flood ÷ clean | fail2ban CPU s clean / flood | proxy + fail2ban µs/legit req during flood |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, rr := range rep.rows {
@@ -130,7 +149,9 @@ func (rep *attackReport) markdown() string {
 			fmtRatio(pf.Med, pc.Med), def, fmtSpread(sf, 1))
 	}
 	sb.WriteString("\nClean: the legit client alone; during flood: the same client while the scanners run (wrk's own count); after 95 % banned: legit requests the upstream app served from the moment 95 % of the scanners were in the kernel ban set to the end of the flood, per second, ÷ the app's clean-phase rate. " +
-		"Times are from the scanners' first probe, read from the kernel sets every poll interval (an upper bound: a reading takes tens of ms on the busy load CPU); they include how fast the scanners themselves reach their maxretry-th probe. Banning answer → kernel set: per scanner, from the answer to its maxretry-th probe to the first reading that found it in the set. Answers per scanner: HTTP answers a scanner got (any status) before the kernel dropped its packets. " +
+		"Times are from the scanners' first probe, read from the kernel sets every poll interval (an upper bound: a reading takes tens of ms on the busy load CPU); they include how fast the scanners themselves reach their maxretry-th probe. 95 % had their banning answer: when 95 % of the scanners had got the answer to their maxretry-th probe, the attackers' own pace; the kernel set's times cannot be earlier. Banning answer → kernel set: per scanner, from the answer to its maxretry-th probe to the first reading that found it in the set. Answers per scanner: HTTP answers a scanner got (any status) before the kernel dropped its packets; beyond maxretry: those after its banning answer. " +
+		"SYNs dropped: the server namespace's ListenDrops over the flood (a dropped SYN is retried a second later). " +
+		"With -ipv6-rotate, a /48 is cut off when one entry of the kernel set covers it whole (escalation); bans of its /64s alone never cut off an attacker that moves on. " +
 		"CPU per legit request: CPU of the proxy's process tree (and of fail2ban with its ban commands) during the phase ÷ legit requests completed.\n")
 	if t := rep.targets(); t != "" {
 		sb.WriteString("\n" + t)
@@ -169,14 +190,88 @@ func (rep *attackReport) targets() string {
 			}
 			fmt.Fprintf(&sb, "| %s: %s | %s | %s %.2f | %s |\n", rr.row.label, what, fmtNum(got, 2), cmp, limit, verdict)
 		}
-		line("95 % of scanners in the kernel set (s)", vals(func(r attackRun) float64 { return r.t95 }), 2, true)
-		line("banning answer → kernel set, p95 (s)", vals(func(r attackRun) float64 { return percentile(r.banLatency, 95) }), 2, true)
-		line("answers per scanner (max)", vals(func(r attackRun) float64 { _, _, m := role.AnswersSummary(r.answered); return float64(m) }), 5, true)
-		line("legit after 95 % banned ÷ clean", vals(func(r attackRun) float64 { return r.afterRate / r.cleanRate }), 0.9, false)
-		line("CPU per legit request, flood ÷ clean", vals(func(r attackRun) float64 { return r.proxyUSFld / r.proxyUSClean }), 1.3, true)
+		legit := func() {
+			line("legit after 95 % banned ÷ clean", vals(func(r attackRun) float64 { return r.afterRate / r.cleanRate }), 0.9, false)
+			line("CPU per legit request, flood ÷ clean", vals(func(r attackRun) float64 { return r.proxyUSFld / r.proxyUSClean }), 1.2, true)
+		}
+		if rep.cfg.rotate {
+			line("95 % of attacking /48s cut off (s)", vals(func(r attackRun) float64 { return r.t95 }), 2, true)
+			legit()
+			continue
+		}
+		// 1,000 scanners: 0.5 s and 1 answer beyond maxretry; up to
+		// 5,000: 1 s and 2.
+		t95, extra := 0.5, 1.0
+		if rep.cfg.scanners > 1000 {
+			t95, extra = 1, 2
+		}
+		line("95 % of scanners in the kernel set (s)", vals(func(r attackRun) float64 { return r.t95 }), t95, true)
+		line("answers per scanner beyond maxretry (mean)", vals(func(r attackRun) float64 { m, _, _ := excess(r.answered, rep.cfg.maxRetry); return m }), extra, true)
+		legit()
 	}
 	if sb.Len() == 0 {
 		return ""
 	}
 	return "| target | this run | limit | |\n|---|---:|---:|---|\n" + sb.String()
+}
+
+// attackersTable writes the -ipv6-rotate table: per attacking /48.
+func (rep *attackReport) attackersTable(sb *strings.Builder, med func(*attackRowResult, func(attackRun) float64) spread) {
+	sb.WriteString("\n### IPv6 attackers, per /48\n\n| row | 50 % of /48s cut off (s) | 95 % cut off (s) | 100 % (s) | cut off after the flood | answers per /48 mean / p95 / max | /64s per /48 mean | last answer, s: median / p95 | probes answered | probes failed / pending at end | kernel entries after the flood | SYNs dropped: listen queue full |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, rr := range rep.rows {
+		if len(rr.runs) == 0 {
+			continue
+		}
+		f := func(g func(attackRun) float64) spread { return med(rr, g) }
+		setCol := func(s spread, prec int) string {
+			if banMode(rr.row, rep.cfg) == "" {
+				return "no set"
+			}
+			return fmtSpread(s, prec)
+		}
+		t50, t95, t100 := f(func(r attackRun) float64 { return r.t50 }), f(func(r attackRun) float64 { return r.t95 }), f(func(r attackRun) float64 { return r.t100 })
+		end := f(func(r attackRun) float64 { return float64(r.bannedEnd) })
+		mean := f(func(r attackRun) float64 { m, _, _ := role.AnswersSummary(r.answered); return m })
+		p95 := f(func(r attackRun) float64 { _, p, _ := role.AnswersSummary(r.answered); return float64(p) })
+		mx := f(func(r attackRun) float64 { _, _, m := role.AnswersSummary(r.answered); return float64(m) })
+		nets := f(func(r attackRun) float64 { m, _, _ := role.AnswersSummary(r.subnets); return m })
+		lastMed := f(func(r attackRun) float64 { return percentile(r.lastAnswer, 50) })
+		lastP95 := f(func(r attackRun) float64 { return percentile(r.lastAnswer, 95) })
+		total := f(func(r attackRun) float64 {
+			n := 0
+			for _, a := range r.answered {
+				n += a
+			}
+			return float64(n)
+		})
+		fail := f(func(r attackRun) float64 { return float64(r.failed) })
+		pend := f(func(r attackRun) float64 { return float64(r.pending) })
+		entries := f(func(r attackRun) float64 { return float64(r.entriesEnd) })
+		drops := f(func(r attackRun) float64 { return listenDrops(r) })
+		fmt.Fprintf(sb, "| %s | %s | %s | %s | %s of %d | %s / %s / %s | %s | %s / %s | %s | %s / %s | %s | %s |\n", rr.row.label,
+			setCol(t50, 2), setCol(t95, 2), setCol(t100, 2), setCol(end, 0), rep.cfg.scanners,
+			fmtNum(mean.Med, 1), fmtNum(p95.Med, 0), fmtNum(mx.Med, 0), fmtNum(nets.Med, 1),
+			fmtNum(lastMed.Med, 2), fmtNum(lastP95.Med, 2), fmtNum(total.Med, 0), fmtNum(fail.Med, 0), fmtNum(pend.Med, 0),
+			setCol(entries, 0), fmtNum(drops.Med, 0))
+	}
+}
+
+// excess summarises the answers per scanner beyond maxRetry, the ones
+// after its banning answer (mean, p95, max).
+func excess(answered []int, maxRetry int) (float64, int, int) {
+	x := make([]int, len(answered))
+	for i, a := range answered {
+		x[i] = max(0, a-maxRetry)
+	}
+	return role.AnswersSummary(x)
+}
+
+// listenDrops is the SYNs the server namespace dropped during the flood
+// because a listen queue was full; NaN when the counters were not read.
+func listenDrops(r attackRun) float64 {
+	v, ok := r.netstat["TcpExt.ListenDrops"]
+	if !ok {
+		return math.NaN()
+	}
+	return float64(v)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,8 @@ type addrRange struct{ lo, hi netip.Addr }
 func (r addrRange) contains(a netip.Addr) bool {
 	return a.BitLen() == r.lo.BitLen() && r.lo.Compare(a) <= 0 && a.Compare(r.hi) <= 0
 }
+
+func (r addrRange) String() string { return r.lo.String() + "-" + r.hi.String() }
 
 // prefixRange returns the first and last address of p.
 func prefixRange(p netip.Prefix) addrRange {
@@ -143,10 +146,58 @@ func nftElem(raw json.RawMessage, depth int) (addrRange, bool) {
 	return addrRange{}, false
 }
 
-// covered counts the addresses of addrs that some range contains.
-func covered(addrs []netip.Addr, rs []addrRange) int {
+// banIndex answers whether the kernel's ranges cover a target range in
+// O(log n): a flood of 5,000 scanners against as many entries is read
+// every poll interval on the load CPU.
+type banIndex struct {
+	rs    []addrRange  // sorted by lo (IPv4 before IPv6)
+	maxHi []netip.Addr // maxHi[i]: the highest hi among rs[:i+1]
+}
+
+func newBanIndex(rs []addrRange) banIndex {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b addrRange) int { return a.lo.Compare(b.lo) })
+	maxHi := make([]netip.Addr, len(rs))
+	for i, r := range rs {
+		maxHi[i] = r.hi
+		if i > 0 && maxHi[i-1].Compare(r.hi) > 0 {
+			maxHi[i] = maxHi[i-1]
+		}
+	}
+	return banIndex{rs, maxHi}
+}
+
+// covers reports whether one range contains all of t. The ranges that
+// start at or before t.lo are rs[:i+1]; the one among them reaching
+// furthest covers t if any does, nested or overlapping ranges included.
+// They share t's family, which sorts apart (Compare orders IPv4 first).
+func (x banIndex) covers(t addrRange) bool {
+	i, found := slices.BinarySearchFunc(x.rs, t.lo, func(r addrRange, a netip.Addr) int { return r.lo.Compare(a) })
+	if !found {
+		i--
+	}
+	for i+1 < len(x.rs) && x.rs[i+1].lo == t.lo { // equal starts: the last of them
+		i++
+	}
+	if i < 0 {
+		return false
+	}
+	return x.maxHi[i].BitLen() == t.hi.BitLen() && x.maxHi[i].Compare(t.hi) >= 0
+}
+
+// addrTargets returns one single-address range per address.
+func addrTargets(addrs []netip.Addr) []addrRange {
+	ts := make([]addrRange, len(addrs))
+	for i, a := range addrs {
+		ts[i] = addrRange{a, a}
+	}
+	return ts
+}
+
+// covered counts the targets that one range of rs contains whole.
+func covered(targets, rs []addrRange) int {
 	n := 0
-	for _, in := range coveredSet(addrs, rs) {
+	for _, in := range coveredSet(targets, rs) {
 		if in {
 			n++
 		}
@@ -154,17 +205,13 @@ func covered(addrs []netip.Addr, rs []addrRange) int {
 	return n
 }
 
-// coveredSet reports, for each address of addrs, whether some range
-// contains it.
-func coveredSet(addrs []netip.Addr, rs []addrRange) []bool {
-	in := make([]bool, len(addrs))
-	for i, a := range addrs {
-		for _, r := range rs {
-			if r.contains(a) {
-				in[i] = true
-				break
-			}
-		}
+// coveredSet reports, for each target, whether one range of rs contains
+// it whole: a scanner's address, or an attacker's /48.
+func coveredSet(targets, rs []addrRange) []bool {
+	x := newBanIndex(rs)
+	in := make([]bool, len(targets))
+	for i, t := range targets {
+		in[i] = x.covers(t)
 	}
 	return in
 }
@@ -219,4 +266,45 @@ func legitRate(ss []statSample, from, to int64) (float64, bool) {
 		return 0, false
 	}
 	return float64(b.legit-a.legit) * 1000 / float64(b.ms-a.ms), true
+}
+
+// parseNetstat reads /proc/net/netstat (or /proc/net/snmp): pairs of
+// lines, "Group: Name Name …" then "Group: value value …", into
+// "Group.Name" → value. A pair that does not line up is skipped.
+func parseNetstat(out string) map[string]uint64 {
+	m := map[string]uint64{}
+	var names []string
+	var group string
+	for line := range strings.Lines(out) {
+		g, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			names = nil
+			continue
+		}
+		f := strings.Fields(rest)
+		if names == nil || g != group {
+			group, names = g, f
+			continue
+		}
+		if len(f) == len(names) {
+			for i, v := range f {
+				if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+					m[g+"."+names[i]] = n
+				}
+			}
+		}
+		names = nil
+	}
+	return m
+}
+
+// netstatDelta returns after − before for every counter in both.
+func netstatDelta(before, after map[string]uint64) map[string]uint64 {
+	d := map[string]uint64{}
+	for k, a := range after {
+		if b, ok := before[k]; ok && a >= b {
+			d[k] = a - b
+		}
+	}
+	return d
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"math"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"gatehouse/cmd/gatehouse-bench/role"
@@ -36,8 +38,8 @@ Members:
 const nftList = `{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "gatehouse", "handle": 1}}, {"set": {"family": "inet", "name": "ban4", "table": "gatehouse", "type": "ipv4_addr", "handle": 2, "flags": ["interval", "timeout"], "elem": [{"elem": {"val": "10.77.1.1", "timeout": 3600, "expires": 3599}}, {"elem": {"val": "10.77.1.2", "timeout": 3600, "expires": 3599}}, {"elem": {"val": {"prefix": {"addr": "198.51.100.0", "len": 24}}, "timeout": 7200, "expires": 7199}}, {"range": ["10.77.1.10", "10.77.1.12"]}]}}, {"set": {"family": "inet", "name": "ban6", "table": "gatehouse", "type": "ipv6_addr", "handle": 3, "flags": ["interval", "timeout"], "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8::", "len": 64}}, "timeout": 3600, "expires": 3599}}]}}, {"chain": {"family": "inet", "table": "gatehouse", "name": "prerouting", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept"}}]}`
 
 func TestKernelSets(t *testing.T) {
-	scanners := role.ScannerAddrs(netip.MustParseAddr("10.77.1.1"), 12) // 10.77.1.1 … .12
-	probe := []netip.Addr{netip.MustParseAddr("198.51.100.77"), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("192.0.2.1")}
+	scanners := addrTargets(role.ScannerAddrs(netip.MustParseAddr("10.77.1.1"), 12)) // 10.77.1.1 … .12
+	probe := addrTargets([]netip.Addr{netip.MustParseAddr("198.51.100.77"), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("192.0.2.1")})
 
 	ip := parseIPSetMembers(ipsetList)
 	if len(ip) != 3 {
@@ -62,6 +64,61 @@ func TestKernelSets(t *testing.T) {
 	}
 	if _, err := parseNftRanges([]byte("Error: Could not process rule")); err == nil {
 		t.Error("parseNftRanges(text): no error")
+	}
+}
+
+// TestCoveredPrefixes: an attacker's /48 is covered by a /48 or a wider
+// prefix, never by /64s inside it nor by a range that starts inside it;
+// a nested entry sorted after a wider one does not hide it.
+func TestCoveredPrefixes(t *testing.T) {
+	p := func(s string) addrRange { return prefixRange(netip.MustParsePrefix(s)) }
+	targets := []addrRange{p("2001:db8:100::/48"), p("2001:db8:101::/48"), p("2001:db8:102::/48"), p("2001:db8:103::/48"), p("2001:db8:104::/48"), p("10.78.0.0/24")}
+	rs := []addrRange{
+		p("2001:db8:100::/48"),                           // the /48 itself
+		p("2001:db8:101::/64"), p("2001:db8:101:1::/64"), // members only
+		p("2001:db8:102::/47"), p("2001:db8:102:5::/64"), // wider (102 and 103), a nested member after it
+		{netip.MustParseAddr("2001:db8:104::1"), netip.MustParseAddr("2001:db8:105::")}, // starts inside
+		p("10.0.0.0/8"), // IPv4, before every IPv6 entry
+	}
+	got := coveredSet(targets, rs)
+	want := []bool{true, false, true, true, false, true}
+	if !slices.Equal(got, want) {
+		t.Errorf("coveredSet(%v) = %v, want %v", targets, got, want)
+	}
+}
+
+// TestCoveredAgainstScan checks the index against a scan of every range
+// on random prefixes of both families, nested and overlapping.
+func TestCoveredAgainstScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	pfx := func() addrRange {
+		if r.IntN(2) == 0 {
+			a := netip.AddrFrom4([4]byte{10, byte(r.IntN(4)), byte(r.IntN(4)), byte(r.IntN(256))})
+			return prefixRange(netip.PrefixFrom(a, 20+r.IntN(13)))
+		}
+		var b [16]byte
+		b[0], b[1], b[5], b[7] = 0x20, 0x01, byte(r.IntN(4)), byte(r.IntN(4))
+		return prefixRange(netip.PrefixFrom(netip.AddrFrom16(b), 44+r.IntN(21)))
+	}
+	for range 200 {
+		rs := make([]addrRange, r.IntN(20))
+		for i := range rs {
+			rs[i] = pfx()
+		}
+		ts := make([]addrRange, 20)
+		for i := range ts {
+			ts[i] = pfx()
+		}
+		got := coveredSet(ts, rs)
+		for i, tg := range ts {
+			want := false
+			for _, k := range rs {
+				want = want || (k.contains(tg.lo) && k.contains(tg.hi))
+			}
+			if got[i] != want {
+				t.Fatalf("coveredSet: target %v covered %v, want %v (ranges %v)", tg, got[i], want, rs)
+			}
+		}
 	}
 }
 
@@ -131,4 +188,22 @@ func FuzzParseUpstreamStats(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseNetstat(t *testing.T) {
+	in := "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 7 2 3\nIpExt: InNoRoutes\nIpExt: 1 2\nMPTcpExt: A\nMPTcpExt: 5\n"
+	got := parseNetstat(in)
+	want := map[string]uint64{"TcpExt.SyncookiesSent": 7, "TcpExt.ListenOverflows": 2, "TcpExt.ListenDrops": 3, "MPTcpExt.A": 5}
+	if len(got) != len(want) {
+		t.Errorf("parseNetstat = %v, want %v (IpExt's pair does not line up)", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("parseNetstat[%q] = %d, want %d", k, got[k], v)
+		}
+	}
+	d := netstatDelta(map[string]uint64{"a": 1, "b": 5, "c": 1}, map[string]uint64{"a": 4, "b": 2})
+	if len(d) != 1 || d["a"] != 3 {
+		t.Errorf("netstatDelta = %v, want a: 3 only (b went down, c is gone)", d)
+	}
 }

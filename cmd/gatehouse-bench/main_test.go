@@ -282,6 +282,7 @@ func TestTemplatesCheck(t *testing.T) {
 		"BENCH_HOST":       attackSrvIP,
 		"BENCH_FIREWALL":   "ipset",
 		"BENCH_MAXRETRY":   "3",
+		"BENCH_ESCALATE":   "",
 		// memory-full.yaml: any readable file serves as the link key.
 		"BENCH_ADMIN_LISTEN": "127.0.0.1:18101",
 		"BENCH_LINK_KEY":     htpasswd,

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -213,7 +214,11 @@ func Get(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+		if k, v = strings.TrimSpace(k), strings.TrimSpace(v); strings.EqualFold(k, "Host") {
+			req.Host = v // net/http sends req.Host, not a Host header
+			continue
+		}
+		req.Header.Set(k, v)
 	}
 	resp, err := c.Do(req)
 	if errors.Is(err, syscall.ECONNREFUSED) {
@@ -247,7 +252,8 @@ var scanProbes = []string{
 	"/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", "/admin/config.php",
 }
 
-// ScanReport is the scanner's JSON summary.
+// ScanReport is the scanner's JSON summary. Per-scanner slices are
+// indexed like the source addresses (IPv4) or /48s (IPv6 rotation).
 type ScanReport struct {
 	// T0 is when the flood started, Unix ms.
 	T0 int64 `json:"t0_unix_ms"`
@@ -265,18 +271,31 @@ type ScanReport struct {
 	// NthAnswerMS is when each scanner got its -maxretry-th HTTP answer,
 	// the one to the probe that bans it, in ms from T0; -1: never.
 	NthAnswerMS []int64 `json:"nth_answer_ms"`
+	// LastAnswerMS is when each scanner got its last HTTP answer, in ms
+	// from T0; -1: never.
+	LastAnswerMS []int64 `json:"last_answer_ms"`
+	// Subnets counts the /64s each IPv6 scanner sent probes from; nil
+	// for IPv4 scanners.
+	Subnets []int `json:"subnets,omitempty"`
 }
 
-// Scanner floods probe URIs from -n source addresses (base, base+1,
-// …, skipping .0 and .255), one goroutine each, a new connection per
-// probe, as fast as answers come, for -d; after a failed probe a scanner
-// waits -pause. It prints a ScanReport.
+// Scanner floods probe URIs for -d, one goroutine per scanner, a new
+// connection per probe, as fast as answers come; after a failed probe a
+// scanner waits -pause. An IPv4 -base gives -n source addresses (base,
+// base+1, …, skipping .0 and .255), one per scanner. An IPv6 -base is
+// the first of -n /48s (Attacker48s), one per scanner, which takes a
+// fresh address from its current /64 for every probe and the next /64
+// every -rotate-every probes: binding to addresses no interface holds
+// needs them routed locally (`ip route add local PREFIX dev lo`) and
+// net.ipv6.ip_nonlocal_bind. It prints a ScanReport.
 func Scanner(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("scanner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	target := fs.String("target", "", "`host:port` to scan")
-	base := fs.String("base", "", "first source `address`")
-	n := fs.Int("n", 200, "scanners (source addresses), at most 4000")
+	hostHdr := fs.String("host", "", "Host header (default: the -target host)")
+	base := fs.String("base", "", "first source `address` (IPv4) or first /48 (IPv6)")
+	n := fs.Int("n", 200, "scanners: source addresses or /48s, at most 5000")
+	every := fs.Int("rotate-every", 4, "IPv6: probes from each /64 before the next one")
 	dur := fs.Duration("d", 20*time.Second, "flood duration")
 	timeout := fs.Duration("timeout", 2*time.Second, "per-probe timeout")
 	pause := fs.Duration("pause", 200*time.Millisecond, "pause after a failed probe")
@@ -285,48 +304,73 @@ func Scanner(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	first, err := netip.ParseAddr(*base)
-	if err != nil || !first.Is4() {
-		return fmt.Errorf("-base %q: not an IPv4 address", *base)
+	if err != nil || first.Zone() != "" {
+		return fmt.Errorf("-base %q: not an IP address", *base)
 	}
-	if *n < 1 || *n > 4000 {
-		return fmt.Errorf("-n %d: want 1 to 4000", *n)
+	if *n < 1 || *n > 5000 {
+		return fmt.Errorf("-n %d: want 1 to 5000", *n)
+	}
+	if *every < 1 {
+		return fmt.Errorf("-rotate-every %d: want at least 1", *every)
 	}
 	host, _, err := net.SplitHostPort(*target)
 	if err != nil {
 		return fmt.Errorf("-target: %w", err)
 	}
-	srcs := ScannerAddrs(first, *n)
+	if *hostHdr == "" {
+		*hostHdr = host
+	}
+	if strings.Contains(*hostHdr, ":") && !strings.HasPrefix(*hostHdr, "[") {
+		*hostHdr = "[" + *hostHdr + "]"
+	}
+	// source returns the address scanner i sends its k-th probe from.
+	var source func(i, k int) netip.Addr
+	if first.Is4() {
+		srcs := ScannerAddrs(first, *n)
+		if len(srcs) < *n {
+			return fmt.Errorf("-base %s: fewer than %d addresses above it", first, *n)
+		}
+		source = func(i, _ int) netip.Addr { return srcs[i] }
+	} else {
+		nets, err := Attacker48s(first, *n)
+		if err != nil {
+			return err
+		}
+		source = func(i, k int) netip.Addr { return RotatedAddr(nets[i], k / *every, rand.Uint64()) }
+	}
 	rep := ScanReport{T0: time.Now().UnixMilli(), Answered: make([]int, *n), Failed: make([]int, *n), Pending: make([]int, *n),
-		NthAnswerMS: make([]int64, *n)}
+		NthAnswerMS: make([]int64, *n), LastAnswerMS: make([]int64, *n)}
+	if first.Is6() {
+		rep.Subnets = make([]int, *n)
+	}
+	// The requests are written once; a scanner costs its connections
+	// and little else, so the load CPU floods rather than parses.
+	reqs := make([][]byte, len(scanProbes))
+	for k, path := range scanProbes {
+		reqs[k] = []byte("GET " + path + " HTTP/1.1\r\nHost: " + *hostHdr +
+			"\r\nUser-Agent: Mozilla/5.0 (compatible; gatehouse-bench scanner)\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+	}
 	status := make([]map[int]int, *n)
 	deadline := time.UnixMilli(rep.T0).Add(*dur)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
-	for i, src := range srcs {
+	for i := range *n {
 		status[i] = map[int]int{}
-		rep.NthAnswerMS[i] = -1
+		rep.NthAnswerMS[i], rep.LastAnswerMS[i] = -1, -1
 		wg.Go(func() {
-			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: *timeout}
-			c := &http.Client{
-				Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true, Proxy: nil,
-					ResponseHeaderTimeout: *timeout},
-				Timeout:       *timeout,
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			}
 			for k := 0; ctx.Err() == nil; k++ {
-				req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+*target+scanProbes[(i+k)%len(scanProbes)], nil)
-				req.Host = host
-				req.Header.Set("User-Agent", "Mozilla/5.0 (compatible; gatehouse-bench scanner)")
-				resp, err := c.Do(req)
+				if rep.Subnets != nil && k%*every == 0 {
+					rep.Subnets[i]++
+				}
+				code, err := probe(ctx, source(i, k), *target, reqs[(i+k)%len(reqs)], *timeout)
 				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body) // a cut body still was an answer
-					resp.Body.Close()
 					rep.Answered[i]++
+					rep.LastAnswerMS[i] = time.Now().UnixMilli() - rep.T0
 					if rep.Answered[i] == *nth {
-						rep.NthAnswerMS[i] = time.Now().UnixMilli() - rep.T0
+						rep.NthAnswerMS[i] = rep.LastAnswerMS[i]
 					}
-					status[i][resp.StatusCode]++
+					status[i][code]++
 					continue
 				}
 				if ctx.Err() != nil {
@@ -351,6 +395,67 @@ func Scanner(args []string, stdout, stderr io.Writer) error {
 	return json.NewEncoder(stdout).Encode(rep)
 }
 
+// probe sends one request over a new connection from src and returns
+// the answer's status code once the server has closed the connection
+// (the request asks it to) or sent 64 KiB.
+func probe(ctx context.Context, src netip.Addr, target string, req []byte, timeout time.Duration) (int, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) }) // the flood's end cuts the probe
+	defer stop()
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return 0, err
+	}
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	// An answer is a status line; the rest is read (to the server's
+	// close, as a client would) but only bounded by 64 KiB.
+	var buf [4096]byte
+	n, total, code := 0, 0, 0
+	for total < 64<<10 {
+		m, err := c.Read(buf[n:])
+		n, total = n+m, total+m
+		if code == 0 {
+			line, _, ok := bytes.Cut(buf[:n], []byte("\n"))
+			switch {
+			case ok:
+				if code, err = parseStatusLine(line); err != nil {
+					return 0, err
+				}
+			case err != nil:
+				return 0, fmt.Errorf("probe: no status line: %w", err)
+			case n == len(buf):
+				return 0, errors.New("probe: no status line in the first 4 KiB")
+			default:
+				continue
+			}
+		}
+		n = 0
+		if err != nil {
+			return code, nil // EOF, or a reset or timeout after the answer
+		}
+	}
+	return code, nil
+}
+
+// parseStatusLine returns the code of an HTTP/1.x status line.
+func parseStatusLine(line []byte) (int, error) {
+	f := strings.Fields(string(line))
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/1.") || len(f[1]) != 3 {
+		return 0, fmt.Errorf("probe: status line %q", line)
+	}
+	code, err := strconv.Atoi(f[1])
+	if err != nil || code < 100 {
+		return 0, fmt.Errorf("probe: status line %q", line)
+	}
+	return code, nil
+}
+
 // ScannerAddrs returns n IPv4 addresses from first on, skipping those
 // ending in .0 and .255.
 func ScannerAddrs(first netip.Addr, n int) []netip.Addr {
@@ -362,6 +467,43 @@ func ScannerAddrs(first netip.Addr, n int) []netip.Addr {
 		out = append(out, a)
 	}
 	return out
+}
+
+// Attacker48s returns n consecutive /48s from the one holding first.
+func Attacker48s(first netip.Addr, n int) ([]netip.Prefix, error) {
+	if !first.Is6() || first.Is4In6() {
+		return nil, fmt.Errorf("attacker /48s from %s: not an IPv6 address", first)
+	}
+	b := first.As16()
+	v := uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
+	if v+uint64(n) > 1<<48 {
+		return nil, fmt.Errorf("attacker /48s from %s: fewer than %d above it", first, n)
+	}
+	out := make([]netip.Prefix, n)
+	for i := range out {
+		w := v + uint64(i)
+		var a [16]byte
+		for j := range 6 {
+			a[j] = byte(w >> (40 - 8*j))
+		}
+		out[i] = netip.PrefixFrom(netip.AddrFrom16(a), 48)
+	}
+	return out, nil
+}
+
+// RotatedAddr returns the address with interface identifier iid in the
+// subnet-th /64 of the /48 p (subnet taken modulo 65536). A zero iid
+// (the subnet-router anycast address) is replaced by 1.
+func RotatedAddr(p netip.Prefix, subnet int, iid uint64) netip.Addr {
+	a := p.Masked().Addr().As16()
+	a[6], a[7] = byte(subnet>>8), byte(subnet)
+	if iid == 0 {
+		iid = 1
+	}
+	for j := range 8 {
+		a[8+j] = byte(iid >> (56 - 8*j))
+	}
+	return netip.AddrFrom16(a)
 }
 
 // AnswersSummary returns the mean, 95th percentile and maximum of the
