@@ -132,14 +132,14 @@ const (
 // JailsConfig.Capacity): a client is an IPv4 address or an IPv6 prefix of
 // JailsConfig.IPv6Prefix bits, IPv4-mapped IPv6 folded to IPv4.
 type Jails struct {
-	log    *slog.Logger
-	now    func() time.Time
-	bans   *BanList // nil: decide bans, enforce none
-	allow  []netip.Prefix
+	log   *slog.Logger
+	now   func() time.Time
+	bans  *BanList // nil: decide bans, enforce none
+	allow []netip.Prefix
 	// noEscalate: see JailsConfig.NoEscalate.
 	noEscalate []netip.Prefix
-	v6bits int
-	jails  map[string]*jail // immutable after NewJails
+	v6bits     int
+	jails      map[string]*jail // immutable after NewJails
 
 	mu      sync.RWMutex
 	unknown map[string]*atomic.Uint64 // offences for unconfigured jail names; names come from code and config

@@ -99,9 +99,9 @@ func TestEscalateWindow(t *testing.T) {
 	clk.Add(6 * time.Minute)
 	j.Report("probes", ip("192.0.2.2"), "probe")
 	j.Report("probes", ip("192.0.2.2"), "probe") // still banned: not counted
-	clk.Add(2 * time.Minute)                    // 192.0.2.2's ban ended
+	clk.Add(2 * time.Minute)                     // 192.0.2.2's ban ended
 	j.Report("probes", ip("192.0.2.2"), "probe") // banned again: the same client
-	clk.Add(3 * time.Minute)                    // 192.0.2.1's ban is 11 minutes old
+	clk.Add(3 * time.Minute)                     // 192.0.2.1's ban is 11 minutes old
 	j.Report("probes", ip("192.0.2.3"), "probe")
 	if got := banned(bans); slices.Contains(got, "192.0.2.0/24") {
 		t.Fatalf("escalated with one client out of findtime and one banned twice: bans %v", got)
