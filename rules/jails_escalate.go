@@ -285,12 +285,18 @@ func (j *Jails) Escalations(jail string) (made, refused uint64) {
 	return 0, 0
 }
 
-// handOverEscalation copies the networks' state of old's escalator into
-// jl's when both escalate by the same lengths and count the same
-// clients; otherwise the new settings start counting afresh.
+// handOverEscalation carries old's escalation totals over to jl, and
+// copies the networks' state of old's escalator into jl's when both
+// escalate by the same lengths and count the same clients; otherwise the
+// new settings start counting afresh.
 func (jl *jail) handOverEscalation(old *jail, sameClients bool) {
 	x, ox := jl.esc, old.esc
-	if x == nil || ox == nil || !sameClients || x.bits4 != ox.bits4 || x.bits6 != ox.bits6 {
+	if x == nil || ox == nil {
+		return
+	}
+	x.made.Add(ox.made.Load())
+	x.refused.Add(ox.refused.Load())
+	if !sameClients || x.bits4 != ox.bits4 || x.bits6 != ox.bits6 {
 		return
 	}
 	for si := range ox.nets.shards {
