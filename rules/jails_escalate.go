@@ -121,6 +121,19 @@ func (x *escalator) netPrefix(ip netip.Addr) netip.Prefix {
 // reports whether that makes After distinct clients: then the lanes are
 // cleared for the network's next round.
 func (x *escalator) record(st *escalation, lanes []int64, m clientKey, t, findTime int64) bool {
+	w := x.prune(st, lanes, m, t, findTime)
+	if w+1 >= x.after {
+		st.n = 0
+		return true
+	}
+	x.add(st, lanes, w, m, t)
+	return false
+}
+
+// prune drops from st's lanes the clients banned more than findTime
+// before t, and m (so that a client banned again counts once), and
+// returns how many clients are left.
+func (x *escalator) prune(st *escalation, lanes []int64, m clientKey, t, findTime int64) int {
 	w := 0
 	for i := range int(st.n) {
 		mhi, mlo, mt := uint64(lanes[3*i]), uint64(lanes[3*i+1]), lanes[3*i+2]
@@ -130,13 +143,15 @@ func (x *escalator) record(st *escalation, lanes []int64, m clientKey, t, findTi
 		copy(lanes[3*w:3*w+3], lanes[3*i:3*i+3])
 		w++
 	}
-	if w+1 >= x.after {
-		st.n = 0
-		return true
-	}
+	st.n = uint16(w)
+	return w
+}
+
+// add appends client m banned at t to st's lanes, which hold w < After-1
+// clients.
+func (x *escalator) add(st *escalation, lanes []int64, w int, m clientKey, t int64) {
 	lanes[3*w], lanes[3*w+1], lanes[3*w+2] = int64(m.hi), int64(m.lo), t
 	st.n = uint16(w + 1)
-	return false
 }
 
 // escalate counts b, a ban jl just made (or the fleet made for it), and
@@ -262,12 +277,12 @@ func (j *Jails) restoreEscalation(jl *jail, b Ban, now time.Time) bool {
 		i, _ := t.acquire(sh, k, h)
 		st := &sh.slots[i].state
 		lanes := sh.lanes[i*t.lanes : (i+1)*t.lanes]
-		if int(st.n)+1 >= x.after {
-			// Full: the oldest makes room, so the next ban escalates.
-			copy(lanes, lanes[3:])
-			st.n--
+		// Full, it stays as it is: the next ban the jail makes there
+		// escalates. (A fleet node hears of each ban a peer made here
+		// before the jail that decided it counts it.)
+		if w := x.prune(st, lanes, m, created, jl.findTime); w+1 < x.after {
+			x.add(st, lanes, w, m, created)
 		}
-		x.record(st, lanes, m, created, jl.findTime)
 		sh.mu.Unlock()
 		return true
 	}
