@@ -204,20 +204,47 @@ func (j *Jails) escalate(jl *jail, b Ban) {
 
 	eb := Ban{Prefix: net, Jail: jl.name, Reason: EscalatedReason(jl.name, x.after), Until: b.Created.Add(d), Count: count, Created: b.Created}
 	stored, replaced, err := j.bans.Escalate(eb)
-	switch {
-	case errors.Is(err, ErrCovered):
-		j.log.Debug("escalation not needed: a longer-lasting ban covers the network", "jail", jl.name, "prefix", net)
-		return
-	case errors.Is(err, ErrAllowed):
-		x.refused.Add(1)
-		j.log.Warn("escalation refused by the ban list's allow list", append(banAttrs(eb), "err", err)...)
-		return
-	case err != nil:
-		j.log.Warn("escalation refused", append(banAttrs(eb), "err", err)...)
+	if err == nil {
+		x.made.Add(1)
+		j.log.Info("ban escalated", append(banAttrs(stored), "replaced", replaced)...)
 		return
 	}
-	x.made.Add(1)
-	j.log.Info("ban escalated", append(banAttrs(stored), "replaced", replaced)...)
+	// Not made: the network's place in the increment sequence stays.
+	first := false
+	x.update(k, func(st *escalation) {
+		if int(st.bans) == count {
+			st.bans--
+		}
+		if errors.Is(err, ErrAllowed) {
+			first, st.warned = !st.warned, true
+		}
+	})
+	switch {
+	case errors.Is(err, ErrCovered):
+		// Another escalation of the network, or a longer ban, came first.
+		j.log.Debug("escalation not needed: a ban at least as long covers the network", append(banAttrs(eb), "err", err)...)
+	case errors.Is(err, ErrAllowed):
+		// The ban list's allow list is the one of the start; a reload
+		// may have narrowed the jails'.
+		x.refused.Add(1)
+		if first {
+			j.log.Warn("escalation refused: the network holds an address never banned; its clients stay banned one by one",
+				append(banAttrs(eb), "err", err)...)
+		}
+	default:
+		j.log.Warn("escalation refused", append(banAttrs(eb), "err", err)...)
+	}
+}
+
+// update calls f with network k's state, under its shard's lock.
+func (x *escalator) update(k clientKey, f func(*escalation)) {
+	t := x.nets
+	h := t.hash(k)
+	sh := t.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, _ := t.acquire(sh, k, h)
+	f(&sh.slots[i].state)
 }
 
 // neverEscalated reports whether net overlaps the allow list or the

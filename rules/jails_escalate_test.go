@@ -369,3 +369,36 @@ func TestBanListEscalate(t *testing.T) {
 		t.Errorf("%d bans left, want 7: %v", got, banned(l))
 	}
 }
+
+// An escalation the ban list refuses (its allow list is the one of the
+// start, where a reload narrowed the jails') is not made, counted as
+// refused each time and logged once per network, and leaves the
+// network's place in the increment sequence.
+func TestEscalateRefusedByBanList(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	bans, clk := newTestBanList(BanListConfig{Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.200/32")}})
+	j, err := NewJails(JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1, BanTime: time.Hour,
+		Increment: &Increment{}, Escalate: &Escalate{After: 2}}}}, bans, newTestLogger(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.now = clk.Now
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"} {
+		j.Report("probes", ip(a), "probe")
+	}
+	if made, refused := j.Escalations("probes"); made != 0 || refused != 2 {
+		t.Errorf("Escalations = %d, %d; want 0, 2", made, refused)
+	}
+	if n := strings.Count(logs.String(), "escalation refused"); n != 1 {
+		t.Errorf("%d refusals logged, want 1:\n%s", n, logs.String())
+	}
+	// Allowed no more (as after a restart): the first escalation.
+	j.bans = NewBanList(BanListConfig{})
+	j.bans.now = clk.Now
+	j.Report("probes", ip("192.0.2.5"), "probe")
+	j.Report("probes", ip("192.0.2.6"), "probe")
+	if b, ok := j.bans.Lookup(ip("192.0.2.9")); !ok || b.Count != 1 || b.Until.Sub(b.Created) != time.Hour {
+		t.Errorf("escalation after two refused = %+v %v, want count 1 for 1h", b, ok)
+	}
+}
