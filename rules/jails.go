@@ -722,6 +722,23 @@ func (d *DryRun) ReportAt(jail string, ip netip.Addr, reason string, at time.Tim
 // Offences returns how many offences jail has received.
 func (d *DryRun) Offences(jail string) uint64 { return d.j.Offences(jail) }
 
+// Escalate counts b, a ban ReportAt returned, towards its network, as a
+// jail with JailConfig.Escalate does, and returns the network's ban when
+// that makes Escalate.After clients of it within FindTime: the ban the
+// live jails would make in its clients' place (lasting bantime, grown by
+// increment; the live one never ends before its clients' bans). Networks
+// that overlap the allow list or NoEscalate are never returned. The
+// caller counts a client inside a network it banned as banned, as the
+// ban guard would.
+func (d *DryRun) Escalate(b Ban) (Ban, bool) {
+	jl := d.j.jails[b.Jail]
+	if jl == nil || jl.esc == nil {
+		return Ban{}, false
+	}
+	eb, _, ok := d.j.escalation(jl, b)
+	return eb, ok
+}
+
 // Sleep waits d or until ctx is done, and reports whether ctx is still
 // live: the waits of the fleet's loops and of a rate-limited request.
 func Sleep(ctx context.Context, d time.Duration) bool {

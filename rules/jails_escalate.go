@@ -154,17 +154,15 @@ func (x *escalator) add(st *escalation, lanes []int64, w int, m clientKey, t int
 	st.n = uint16(w + 1)
 }
 
-// escalate counts b, a ban jl just made (or the fleet made for it), and
-// bans b's network when that makes After clients of it within FindTime.
-// A jail without escalation returns at once.
-func (j *Jails) escalate(jl *jail, b Ban) {
+// escalation counts b, a ban by jl (which escalates), towards its
+// network and returns the network's ban, its key and true when that
+// makes After clients of it within FindTime; it counts a network that
+// may never be banned as refused, and logs that once per network.
+func (j *Jails) escalation(jl *jail, b Ban) (Ban, clientKey, bool) {
 	x := jl.esc
-	if x == nil || j.bans == nil {
-		return
-	}
 	ip := b.Prefix.Addr().Unmap()
 	if !b.Prefix.IsValid() || ip.Is4() && b.Prefix.Bits() != 32 || ip.Is6() && b.Prefix.Bits() != j.v6bits {
-		return // a /128 narrowed around an allowed address: its network is never banned
+		return Ban{}, clientKey{}, false // a /128 narrowed around an allowed address: its network is never banned
 	}
 	at := unixNano(b.Created)
 	m := j.key(ip)
@@ -177,7 +175,7 @@ func (j *Jails) escalate(jl *jail, b Ban) {
 	st := &sh.slots[i].state
 	if !x.record(st, sh.lanes[i*t.lanes:(i+1)*t.lanes], m, at, jl.findTime) {
 		sh.mu.Unlock()
-		return
+		return Ban{}, k, false
 	}
 	net := x.netPrefix(ip)
 	if j.neverEscalated(net) {
@@ -189,7 +187,7 @@ func (j *Jails) escalate(jl *jail, b Ban) {
 			j.log.Warn("escalation refused: the network holds allowed addresses or trusted proxies; its clients stay banned one by one",
 				"jail", jl.name, "prefix", net, "bans", x.after)
 		}
-		return
+		return Ban{}, k, false
 	}
 	if st.lastUntil != 0 && at-st.lastUntil > jl.forget {
 		st.bans = 0
@@ -201,8 +199,21 @@ func (j *Jails) escalate(jl *jail, b Ban) {
 	st.lastUntil = at + min(int64(d), math.MaxInt64-at)
 	count := int(st.bans)
 	sh.mu.Unlock()
+	return Ban{Prefix: net, Jail: jl.name, Reason: EscalatedReason(jl.name, x.after), Until: b.Created.Add(d), Count: count, Created: b.Created}, k, true
+}
 
-	eb := Ban{Prefix: net, Jail: jl.name, Reason: EscalatedReason(jl.name, x.after), Until: b.Created.Add(d), Count: count, Created: b.Created}
+// escalate counts b, a ban jl just made (or the fleet made for it), and
+// bans b's network when that makes After clients of it within FindTime.
+// A jail without escalation returns at once.
+func (j *Jails) escalate(jl *jail, b Ban) {
+	if jl.esc == nil || j.bans == nil {
+		return
+	}
+	eb, k, ok := j.escalation(jl, b)
+	if !ok {
+		return
+	}
+	x, count := jl.esc, eb.Count
 	stored, replaced, err := j.bans.Escalate(eb)
 	if err == nil {
 		x.made.Add(1)
