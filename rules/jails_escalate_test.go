@@ -368,6 +368,27 @@ func TestBanListEscalate(t *testing.T) {
 	if got := len(l.List()); got != 7 {
 		t.Errorf("%d bans left, want 7: %v", got, banned(l))
 	}
+
+	// IPv6: 40,000 /64s of one /48, enough that probing each of the
+	// /48's 65,536 /64s beats a pass over the table, and one outside.
+	for i := range 40_000 {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i)})
+		if _, err := l.Ban(Ban{Prefix: netip.PrefixFrom(a, 64), Jail: "probes", Until: clk.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustBan(t, l, clk, "2001:db8:2:1::/64", "probes", time.Hour)
+	if _, n, err := l.Escalate(Ban{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), Jail: "probes", Until: clk.Now().Add(time.Hour)}); err != nil || n != 40_000 {
+		t.Errorf("Escalate(2001:db8:1::/48) = %d, %v; want 40000 replaced", n, err)
+	}
+	for a, want := range map[string]string{"2001:db8:1:7530::1": "2001:db8:1::/48", "2001:db8:1:1::1": "2001:db8:1::/48", "2001:db8:2:1::1": "2001:db8:2:1::/64"} {
+		if got := lookupPrefix(l, a); got != want {
+			t.Errorf("Lookup(%s) = %q, want %q", a, got, want)
+		}
+	}
+	if got := len(l.List()); got != 9 {
+		t.Errorf("%d bans left, want 9", got)
+	}
 }
 
 // An escalation the ban list refuses (its allow list is the one of the
