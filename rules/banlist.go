@@ -304,10 +304,11 @@ func (l *BanList) coveredLocked(p netip.Prefix, e *banEntry, now int64, same boo
 
 // Escalate bans b, a jail's ban of a whole network, as Ban does, and in
 // the same step removes the bans of b.Jail of longer prefixes inside it
-// (its members, whose bans made the jail escalate, active or expired),
-// publishing b as Added and then each member as Removed with Change.By
-// set to b's prefix. b's Until is raised to the latest Until of the
-// active members, so none is released early. It returns b as stored and
+// that end no later than b (its members, whose bans made the jail
+// escalate), publishing b as Added and then each member as Removed with
+// Change.By set to b's prefix. A member banned for longer (a repeat
+// offender, under the jail's increment) keeps its own ban: one client's
+// long ban does not lengthen its neighbours'. It returns b as stored and
 // how many bans it replaced; it refuses what Ban refuses, and also a
 // network already banned at least as long (ErrCovered), so concurrent
 // escalations of one network make one ban.
@@ -343,15 +344,10 @@ func (l *BanList) Escalate(b Ban) (Ban, int, error) {
 			continue
 		}
 		t.inside(e.hi, e.lo, p.Bits()+t.bits128-t.bits, func(m *banEntry) {
-			if m.jail == e.jail {
+			if m.jail == e.jail && m.until <= e.until {
 				members = append(members, member{t, m})
 			}
 		})
-	}
-	for _, m := range members {
-		if m.e.until > nowNs {
-			e.until = max(e.until, m.e.until)
-		}
 	}
 	t := l.table(is4, p.Bits(), false)
 	if (t == nil || t.get(e.hi, e.lo) == nil) && l.n-len(members) >= l.max {

@@ -52,9 +52,9 @@ type JailConfig struct {
 	// Escalate.After of its clients within FindTime, replacing their bans
 	// (see Escalate and BanList.Escalate). The network's ban lasts
 	// BanTime, grown by Increment for a network escalated again within
-	// Forget, and at least as long as the longest ban it replaces. A
-	// network that overlaps JailsConfig.Allow or NoEscalate is never
-	// banned. nil: the jail bans clients only.
+	// Forget; clients banned for longer keep their own bans. A network
+	// that overlaps JailsConfig.Allow or NoEscalate is never banned. nil:
+	// the jail bans clients only.
 	Escalate *Escalate
 }
 

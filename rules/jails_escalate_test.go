@@ -162,8 +162,8 @@ func TestEscalateNeverAcrossAllow(t *testing.T) {
 	}
 }
 
-// The network's ban lasts bantime, grows with increment when the
-// network is escalated again, and never ends before a member's ban.
+// The network's ban lasts bantime and grows with increment when the
+// network is escalated again; a member banned for longer keeps its ban.
 func TestEscalateBanTime(t *testing.T) {
 	t.Parallel()
 	j, bans, clk := escalatingJails(t, 2, JailsConfig{Jails: map[string]JailConfig{"probes": {
@@ -178,8 +178,11 @@ func TestEscalateBanTime(t *testing.T) {
 	clk.Add(time.Minute)
 	j.Report("probes", ip("192.0.2.2"), "probe")
 	b, ok := bans.Lookup(ip("192.0.2.9"))
-	if !ok || b.Prefix != net || b.Count != 1 || b.Until != clk.Now().Add(-time.Minute).Add(4*time.Hour) {
-		t.Fatalf("first escalation = %+v %v, want %s count 1 until the member's 4h ban ends", b, ok, net)
+	if !ok || b.Prefix != net || b.Count != 1 || b.Until != clk.Now().Add(time.Hour) {
+		t.Fatalf("first escalation = %+v %v, want %s count 1 for 1h", b, ok, net)
+	}
+	if got, want := banned(bans), []string{"192.0.2.0/24", "192.0.2.1/32"}; !slices.Equal(got, want) {
+		t.Errorf("bans %v, want %v: the repeat offender's 4h ban stays, the other goes", got, want)
 	}
 	// Lifted by the operator; escalated again: count 2, 2h.
 	if !bans.Unban(net) {
@@ -338,10 +341,10 @@ func TestBanListEscalate(t *testing.T) {
 	}
 	net := netip.MustParsePrefix("192.0.2.0/24")
 	b, n, err := l.Escalate(Ban{Prefix: net, Jail: "probes", Reason: "r", Until: clk.Now().Add(time.Hour)})
-	if err != nil || n != 3 || b.Until != clk.Now().Add(3*time.Hour) {
-		t.Fatalf("Escalate(%s) = %+v, %d, %v; want 3 replaced and the latest member's until", net, b, n, err)
+	if err != nil || n != 2 || b.Until != clk.Now().Add(time.Hour) {
+		t.Fatalf("Escalate(%s) = %+v, %d, %v; want 2 replaced (not the member banned for longer)", net, b, n, err)
 	}
-	for a, want := range map[string]string{"192.0.2.1": "192.0.2.0/24", "192.0.2.3": "192.0.2.3/32", "192.0.2.4": "192.0.2.4/32", "192.0.2.200": "192.0.2.0/24", "192.0.3.1": "192.0.3.1/32"} {
+	for a, want := range map[string]string{"192.0.2.1": "192.0.2.0/24", "192.0.2.2": "192.0.2.2/32", "192.0.2.3": "192.0.2.3/32", "192.0.2.4": "192.0.2.4/32", "192.0.2.200": "192.0.2.0/24", "192.0.3.1": "192.0.3.1/32"} {
 		if got := lookupPrefix(l, a); got != want {
 			t.Errorf("Lookup(%s) = %q, want %q", a, got, want)
 		}
@@ -365,8 +368,8 @@ func TestBanListEscalate(t *testing.T) {
 	if _, _, err := l.Escalate(Ban{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Jail: "probes", Until: clk.Now().Add(time.Hour)}); !errors.Is(err, ErrAllowed) {
 		t.Errorf("Escalate over an allowed address: error %v, want ErrAllowed", err)
 	}
-	if got := len(l.List()); got != 7 {
-		t.Errorf("%d bans left, want 7: %v", got, banned(l))
+	if got := len(l.List()); got != 8 {
+		t.Errorf("%d bans left, want 8: %v", got, banned(l))
 	}
 
 	// IPv6: 40,000 /64s of one /48, enough that probing each of the
@@ -386,8 +389,8 @@ func TestBanListEscalate(t *testing.T) {
 			t.Errorf("Lookup(%s) = %q, want %q", a, got, want)
 		}
 	}
-	if got := len(l.List()); got != 9 {
-		t.Errorf("%d bans left, want 9", got)
+	if got := len(l.List()); got != 10 {
+		t.Errorf("%d bans left, want 10", got)
 	}
 }
 
