@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -222,6 +223,32 @@ admin: {listen: "127.0.0.1:9901"}
 			}
 			if code := n.get(t, allowed, "/"); code == 0 || code == http.StatusForbidden {
 				t.Errorf("allowed %s inside a network of five banned clients: status %d, want served", allowed, code)
+			}
+			var metrics string
+			// Dialled on the namespace's thread: http.Client dials on others.
+			if err := inNetns(n.srv, func() error {
+				conn, err := net.DialTimeout("tcp", "127.0.0.1:9901", 2*time.Second)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9901\r\nConnection: close\r\n\r\n")
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				metrics = string(b)
+				return err
+			}); err != nil {
+				t.Fatalf("GET /metrics: %v", err)
+			}
+			for _, line := range []string{`gatehouse_jail_escalations_total{jail="probes"} 2`, `gatehouse_jail_escalations_refused_total{jail="probes"} 1`} {
+				if !strings.Contains(metrics, line+"\n") {
+					t.Errorf("/metrics lacks %q", line)
+				}
 			}
 			if got := strings.Count(logs.String(), "escalation refused"); got != 1 {
 				t.Errorf("%d escalation refusals logged, want 1 (10.234.8.0/24, which holds an allowed address)", got)
