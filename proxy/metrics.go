@@ -105,6 +105,8 @@ type banCollector struct {
 	s        *Server
 	offences *prometheus.Desc
 	bansDesc *prometheus.Desc
+	escDesc  *prometheus.Desc
+	escNot   *prometheus.Desc
 }
 
 func newBanCollector(s *Server) *banCollector {
@@ -114,12 +116,18 @@ func newBanCollector(s *Server) *banCollector {
 			"Offences reported to each jail.", []string{"jail"}, nil),
 		bansDesc: prometheus.NewDesc("gatehouse_bans_active",
 			"Active bans by jail (manual for bans made through the admin API).", []string{"jail"}, nil),
+		escDesc: prometheus.NewDesc("gatehouse_jail_escalations_total",
+			"Networks each jail banned as one entry after enough of their clients were banned (jails.NAME.escalate).", []string{"jail"}, nil),
+		escNot: prometheus.NewDesc("gatehouse_jail_escalations_refused_total",
+			"Escalations not made because the network holds an allow or trusted_proxies address, or loopback.", []string{"jail"}, nil),
 	}
 }
 
 func (c *banCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.offences
 	ch <- c.bansDesc
+	ch <- c.escDesc
+	ch <- c.escNot
 }
 
 func (c *banCollector) Collect(ch chan<- prometheus.Metric) {
@@ -131,6 +139,11 @@ func (c *banCollector) Collect(ch chan<- prometheus.Metric) {
 	for name := range rt.cfg.Jails {
 		active[name] = 0
 		ch <- prometheus.MustNewConstMetric(c.offences, prometheus.CounterValue, float64(rt.jails.Offences(name)), name)
+		if rt.cfg.Jails[name].Escalate != nil {
+			made, refused := rt.jails.Escalations(name)
+			ch <- prometheus.MustNewConstMetric(c.escDesc, prometheus.CounterValue, float64(made), name)
+			ch <- prometheus.MustNewConstMetric(c.escNot, prometheus.CounterValue, float64(refused), name)
+		}
 	}
 	now := time.Now()
 	for _, b := range c.s.bans.List() {

@@ -45,7 +45,10 @@ type ReplayBan struct {
 	Jail   string
 	At     time.Time
 	Until  time.Time
-	Count  int // the client's n-th ban in this jail
+	Count  int // the client's n-th ban in this jail (a network's, if Escalated)
+	// Escalated marks a network's ban that the jail's escalate made
+	// after banning enough of its clients; those stay listed before it.
+	Escalated bool
 }
 
 // ReplayReport sums up a replay. Rules are named by their text as the
@@ -562,8 +565,7 @@ func (p *Replay) offence(jail string, e *match.LogEntry, reason string) {
 		p.top.add(p.clientKey(e.IP), 0, 1)
 	}
 	if b, ok := p.jails.ReportAt(jail, e.IP, reason, e.Time); ok {
-		p.rep.Bans = append(p.rep.Bans, ReplayBan{Prefix: b.Prefix, Jail: b.Jail, At: e.Time, Until: b.Until, Count: b.Count})
-		p.banned[b.Prefix] = b.Until
+		p.rep.Bans = p.ban(p.jails, p.rep.Bans, b, e.Time)
 	}
 }
 
@@ -583,6 +585,48 @@ type replayBans struct {
 	banned     map[netip.Prefix]time.Time
 	nextSweep  time.Time
 	ipv6Prefix int
+	netBits    []int // lengths of the escalated networks banned, in the 16-byte form
+}
+
+// ban records b, a ban the jails made at at, in bans and returns them,
+// followed by the network's ban when b makes the jail escalate. A client
+// inside a network banned at the time gets no ban of its own, as the
+// live ban list refuses it.
+func (b *replayBans) ban(jails *rules.DryRun, bans []ReplayBan, ban rules.Ban, at time.Time) []ReplayBan {
+	if b.inNetwork(ban.Prefix.Addr(), at) {
+		return bans
+	}
+	bans = append(bans, ReplayBan{Prefix: ban.Prefix, Jail: ban.Jail, At: at, Until: ban.Until, Count: ban.Count})
+	b.banned[ban.Prefix] = ban.Until
+	if nb, ok := jails.Escalate(ban); ok {
+		bans = append(bans, ReplayBan{Prefix: nb.Prefix, Jail: nb.Jail, At: at, Until: nb.Until, Count: nb.Count, Escalated: true})
+		b.banned[nb.Prefix] = nb.Until
+		bits := nb.Prefix.Bits()
+		if nb.Prefix.Addr().Is4() {
+			bits += 96
+		}
+		if !slices.Contains(b.netBits, bits) {
+			b.netBits = append(b.netBits, bits)
+		}
+	}
+	return bans
+}
+
+// inNetwork reports whether ip is inside an escalated network banned at at.
+func (b *replayBans) inNetwork(ip netip.Addr, at time.Time) bool {
+	for _, bits := range b.netBits {
+		if ip.Is4() != (bits >= 96) {
+			continue
+		}
+		if ip.Is4() {
+			bits -= 96
+		}
+		k, _ := ip.Prefix(bits)
+		if until, ok := b.banned[k]; ok && at.Before(until) {
+			return true
+		}
+	}
+	return false
 }
 
 func newReplayBans(ipv6Prefix int) replayBans {
@@ -605,7 +649,7 @@ func (b *replayBans) isBanned(ip netip.Addr, at time.Time) bool {
 			return true
 		}
 	}
-	return false
+	return b.inNetwork(ip, at)
 }
 
 // sweep drops bans that ended, at most once a minute of log time.

@@ -510,3 +510,42 @@ hosts:
 	check("offences", rep.Offences, map[string]uint64{"admin": 2, "auth": 1, "probes": 1})
 	check("unparsed", rep.Unparsed, 0)
 }
+
+// A jail with escalate bans the network in a replay as it would live:
+// after its third client, listed after them and marked; a fourth client
+// of the network is then refused as banned, with no ban of its own; a
+// network holding an allowed address is never banned.
+func TestReplayEscalates(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var log strings.Builder
+	for i, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+		log.WriteString(combined(ip, t0.Add(time.Duration(i)*time.Second), "/.env", ""))
+	}
+	cfg := mustConfig(t, `listen: {http: "127.0.0.1:0"}
+allow: [198.51.100.200/32]
+hosts:
+  - match: [www.example.com]
+    upstreams: [http://127.0.0.1:1]
+probes: {presets: [secrets]}
+jails:
+  probes: {maxretry: 1, findtime: 10m, bantime: 1h, escalate: {ipv4: 24, after: 3}}
+admin: {listen: "off"}
+`)
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log.String()), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range rep.Bans {
+		got = append(got, fmt.Sprintf("%s %v", b.Prefix, b.Escalated))
+	}
+	want := []string{"192.0.2.1/32 false", "192.0.2.2/32 false", "192.0.2.3/32 false", "192.0.2.0/24 true",
+		"198.51.100.1/32 false", "198.51.100.2/32 false", "198.51.100.3/32 false"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("bans %q, want %q", got, want)
+	}
+	if rep.WhileBan != 1 {
+		t.Errorf("lines while banned = %d, want 1 (192.0.2.4, inside the banned network)", rep.WhileBan)
+	}
+}

@@ -324,8 +324,7 @@ func (p *WatchReplay) line(raw []byte) {
 			p.rep.WhileBanned++
 		}
 		if b, ok := p.jails.ReportAt(p.jail, ip, p.reason, at); ok {
-			p.rep.Bans = append(p.rep.Bans, ReplayBan{Prefix: b.Prefix, Jail: b.Jail, At: at, Until: b.Until, Count: b.Count})
-			p.banned[b.Prefix] = b.Until
+			p.rep.Bans = p.ban(p.jails, p.rep.Bans, b, at)
 		}
 	}
 }

@@ -131,8 +131,10 @@ func probeJail(cfg *config.File) string {
 
 // jailsConfig maps the config's jail settings to the rules package's.
 func jailsConfig(cfg *config.File) rules.JailsConfig {
+	// An escalated network must reach the kernel whole, so none may hold
+	// what the firewall never drops.
 	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
-		Capacity: cfg.Limits.TrackedClients}
+		Capacity: cfg.Limits.TrackedClients, NoEscalate: loopback}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
 	}

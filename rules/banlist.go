@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,12 @@ const (
 // ErrAllowed is wrapped by errors refusing a ban that overlaps the allow list.
 var ErrAllowed = errors.New("prefix is on the allow list")
 
+// ErrCovered is wrapped by errors refusing a jail's ban because an
+// active ban of a shorter prefix covers it and lasts at least as long
+// (such as the escalated ban of its network): a separate entry would
+// change nothing.
+var ErrCovered = errors.New("covered by a ban of a shorter prefix")
+
 // ErrBanListFull is wrapped by errors refusing a ban because the ban list
 // holds BanListConfig.MaxBans active bans.
 var ErrBanListFull = errors.New("ban list is full")
@@ -103,6 +110,10 @@ func (o Op) String() string {
 type Change struct {
 	Op  Op
 	Ban Ban
+	// By is, for a Removed change, the prefix of the escalated ban that
+	// replaced Ban (BanList.Escalate): the fleet lifts such a member
+	// everywhere, not only here. Zero for every other change.
+	By netip.Prefix
 }
 
 // BanList holds the active bans: IPv4 and IPv6 prefixes of any length,
@@ -205,39 +216,23 @@ func (l *BanList) banned(ip netip.Addr) bool {
 // IPv4-mapped folded, Created defaulted to now, times in UTC.
 //
 // Ban refuses an invalid prefix, an Until not after now, a prefix that
-// overlaps the allow list (ErrAllowed) and, when MaxBans bans are held
-// even after pruning the expired ones, a new prefix (ErrBanListFull).
+// overlaps the allow list (ErrAllowed), a jail's ban (Jail set) inside an
+// active ban of a shorter prefix that lasts at least as long (ErrCovered)
+// and, when MaxBans bans are held even after pruning the expired ones, a
+// new prefix (ErrBanListFull).
 func (l *BanList) Ban(b Ban) (Ban, error) {
-	p, ok := CanonicalPrefix(b.Prefix)
-	if !ok {
-		return Ban{}, fmt.Errorf("ban %s: invalid prefix", b.Prefix)
-	}
-	now := l.now()
-	if !b.Until.After(now) {
-		return Ban{}, fmt.Errorf("ban %s: until %s is not in the future", p, b.Until.UTC().Format(time.RFC3339))
-	}
-	for _, a := range l.allow {
-		if p.Overlaps(a) {
-			return Ban{}, fmt.Errorf("ban %s: overlaps allowed %s: %w", p, a, ErrAllowed)
-		}
-	}
-	if b.Created.IsZero() {
-		b.Created = now
-	}
-	hi, lo := addrWords(p.Addr())
-	e := &banEntry{
-		hi: hi, lo: lo,
-		until:   unixNano(b.Until),
-		created: unixNano(b.Created),
-		count:   b.Count,
-		jail:    b.Jail,
-		reason:  b.Reason,
+	p, e, now, err := l.entry(b)
+	if err != nil {
+		return Ban{}, err
 	}
 	is4 := p.Addr().Is4()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t := l.table(is4, p.Bits(), false); (t == nil || t.get(hi, lo) == nil) && l.n >= l.max {
+	if err := l.coveredLocked(p, e, now.UnixNano(), false); err != nil {
+		return Ban{}, err
+	}
+	if t := l.table(is4, p.Bits(), false); (t == nil || t.get(e.hi, e.lo) == nil) && l.n >= l.max {
 		l.pruneLocked(now.UnixNano())
 		if l.n >= l.max {
 			return Ban{}, fmt.Errorf("ban %s: %d bans held: %w", p, l.n, ErrBanListFull)
@@ -250,6 +245,138 @@ func (l *BanList) Ban(b Ban) (Ban, error) {
 	stored := t.ban(e)
 	l.publish(Change{Op: Added, Ban: stored})
 	return stored, nil
+}
+
+// entry checks b as Ban does before taking the lock and returns its
+// canonical prefix, its entry and now.
+func (l *BanList) entry(b Ban) (netip.Prefix, *banEntry, time.Time, error) {
+	p, ok := CanonicalPrefix(b.Prefix)
+	if !ok {
+		return p, nil, time.Time{}, fmt.Errorf("ban %s: invalid prefix", b.Prefix)
+	}
+	now := l.now()
+	if !b.Until.After(now) {
+		return p, nil, now, fmt.Errorf("ban %s: until %s is not in the future", p, b.Until.UTC().Format(time.RFC3339))
+	}
+	for _, a := range l.allow {
+		if p.Overlaps(a) {
+			return p, nil, now, fmt.Errorf("ban %s: overlaps allowed %s: %w", p, a, ErrAllowed)
+		}
+	}
+	if b.Created.IsZero() {
+		b.Created = now
+	}
+	hi, lo := addrWords(p.Addr())
+	return p, &banEntry{
+		hi: hi, lo: lo,
+		until:   unixNano(b.Until),
+		created: unixNano(b.Created),
+		count:   b.Count,
+		jail:    b.Jail,
+		reason:  b.Reason,
+	}, now, nil
+}
+
+// coveredLocked refuses e, the entry of a jail's ban of p, when an
+// active ban of a shorter prefix (or, with same, of p itself: a network
+// escalated twice) covers p until at least e's end; l.mu must be held.
+// Manual bans are always stored: an operator's note stays.
+func (l *BanList) coveredLocked(p netip.Prefix, e *banEntry, now int64, same bool) error {
+	if e.jail == "" {
+		return nil
+	}
+	ts := l.tabs.Load()
+	list := ts.v6
+	if p.Addr().Is4() {
+		list = ts.v4
+	}
+	for _, t := range list {
+		if t.bits > p.Bits() || t.bits == p.Bits() && !same {
+			continue
+		}
+		mhi, mlo := mask128(e.hi, e.lo, t.bits128)
+		if c := t.get(mhi, mlo); c != nil && c.until > now && c.until >= e.until {
+			return fmt.Errorf("ban %s: inside %s until %s: %w", p, t.prefix(c), time.Unix(0, c.until).UTC().Format(time.RFC3339), ErrCovered)
+		}
+	}
+	return nil
+}
+
+// Escalate bans b, a jail's ban of a whole network, as Ban does, and in
+// the same step removes the bans of b.Jail of longer prefixes inside it
+// that end no later than b (its members, whose bans made the jail
+// escalate), publishing b as Added and then each member as Removed with
+// Change.By set to b's prefix. A member banned for longer (a repeat
+// offender, under the jail's increment) keeps its own ban: one client's
+// long ban does not lengthen its neighbours'. It returns b as stored and
+// how many bans it replaced; it refuses what Ban refuses, and also a
+// network already banned at least as long (ErrCovered), so concurrent
+// escalations of one network make one ban.
+//
+// Finding the members costs, per prefix length in use inside b's, the
+// smaller of one probe per possible member (256 for a /24 of /32s) and
+// one pass over that length's bans.
+func (l *BanList) Escalate(b Ban) (Ban, int, error) {
+	p, e, now, err := l.entry(b)
+	if err != nil {
+		return Ban{}, 0, err
+	}
+	is4 := p.Addr().Is4()
+	nowNs := now.UnixNano()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.coveredLocked(p, e, nowNs, true); err != nil {
+		return Ban{}, 0, err
+	}
+	type member struct {
+		t *banTable
+		e *banEntry
+	}
+	var members []member
+	ts := l.tabs.Load()
+	list := ts.v6
+	if is4 {
+		list = ts.v4
+	}
+	for _, t := range list {
+		if t.bits <= p.Bits() {
+			continue
+		}
+		t.inside(e.hi, e.lo, p.Bits()+t.bits128-t.bits, func(m *banEntry) {
+			if m.jail == e.jail && m.until <= e.until {
+				members = append(members, member{t, m})
+			}
+		})
+	}
+	t := l.table(is4, p.Bits(), false)
+	if (t == nil || t.get(e.hi, e.lo) == nil) && l.n-len(members) >= l.max {
+		l.pruneLocked(nowNs)
+		if l.n-len(members) >= l.max {
+			return Ban{}, 0, fmt.Errorf("ban %s: %d bans held: %w", p, l.n, ErrBanListFull)
+		}
+	}
+	t = l.table(is4, p.Bits(), true)
+	if old := t.put(e); old == nil {
+		l.n++
+	}
+	stored := t.ban(e)
+	l.publish(Change{Op: Added, Ban: stored})
+	var touched []*banTable
+	for _, m := range members {
+		if m.t.del(m.e.hi, m.e.lo) == nil {
+			continue // pruned meanwhile
+		}
+		l.n--
+		l.publish(Change{Op: Removed, Ban: m.t.ban(m.e), By: stored.Prefix})
+		if !slices.Contains(touched, m.t) {
+			touched = append(touched, m.t)
+		}
+	}
+	for _, mt := range touched {
+		l.tidy(mt)
+	}
+	return stored, len(members), nil
 }
 
 // Unban removes the ban of exactly prefix p (after masking and folding
@@ -604,6 +731,37 @@ func (bs *banSlots) find(hi, lo uint64) *banEntry {
 // get is find on the current generation; BanList.mu must be held.
 func (t *banTable) get(hi, lo uint64) *banEntry {
 	return t.slots.Load().find(hi, lo)
+}
+
+// inside calls fn for every entry of t inside the prefix of hi:lo of
+// bits128 bits (in the 16-byte form), which is shorter than t's;
+// BanList.mu must be held. It probes each possible key when there are
+// fewer of those than slots, and scans the slots otherwise.
+func (t *banTable) inside(hi, lo uint64, bits128 int, fn func(*banEntry)) {
+	hi, lo = mask128(hi, lo, bits128)
+	bs := t.slots.Load()
+	if span := t.bits128 - bits128; span <= 20 && 1<<span < len(bs.s) {
+		shift := uint(128 - t.bits128) // bits below t's prefix
+		for i := range uint64(1) << span {
+			khi, klo := hi, lo|i<<shift // i<<shift is 0 for shift >= 64
+			if shift >= 64 {
+				khi |= i << (shift - 64)
+			} else {
+				khi |= i >> (64 - shift) // 0 for shift 0
+			}
+			if e := bs.find(khi, klo); e != nil {
+				fn(e)
+			}
+		}
+		return
+	}
+	for i := range bs.s {
+		if e := bs.s[i].e.Load(); e != nil {
+			if mhi, mlo := mask128(e.hi, e.lo, bits128); mhi == hi && mlo == lo {
+				fn(e)
+			}
+		}
+	}
 }
 
 // put stores e, returning the entry it replaced or nil; BanList.mu must

@@ -48,6 +48,14 @@ type JailConfig struct {
 	// ban ends: an offender who comes back later than that starts again
 	// at BanTime, as a first offender. Zero: 7 days.
 	Forget time.Duration
+	// Escalate makes the jail ban a whole network once it has banned
+	// Escalate.After of its clients within FindTime, replacing their bans
+	// (see Escalate and BanList.Escalate). The network's ban lasts
+	// BanTime, grown by Increment for a network escalated again within
+	// Forget; clients banned for longer keep their own bans. A network
+	// that overlaps JailsConfig.Allow or NoEscalate is never banned. nil:
+	// the jail bans clients only.
+	Escalate *Escalate
 }
 
 // Increment makes the n-th ban of a client (counted within the jail's
@@ -95,6 +103,11 @@ type JailsConfig struct {
 	// Sharer counts the offences of the Shared jails across the nodes of
 	// a fleet (rules/fleet). nil: every jail counts locally.
 	Sharer OffenceSharer
+	// NoEscalate lists prefixes, besides Allow, that no escalated ban
+	// may overlap: those the kernel firewall never drops (loopback), since
+	// it would leave such a network out of the kernel while its clients'
+	// entries are dropped. Clients inside them are still banned one by one.
+	NoEscalate []netip.Prefix
 }
 
 const (
@@ -119,12 +132,14 @@ const (
 // JailsConfig.Capacity): a client is an IPv4 address or an IPv6 prefix of
 // JailsConfig.IPv6Prefix bits, IPv4-mapped IPv6 folded to IPv4.
 type Jails struct {
-	log    *slog.Logger
-	now    func() time.Time
-	bans   *BanList // nil: decide bans, enforce none
-	allow  []netip.Prefix
-	v6bits int
-	jails  map[string]*jail // immutable after NewJails
+	log   *slog.Logger
+	now   func() time.Time
+	bans  *BanList // nil: decide bans, enforce none
+	allow []netip.Prefix
+	// noEscalate: see JailsConfig.NoEscalate.
+	noEscalate []netip.Prefix
+	v6bits     int
+	jails      map[string]*jail // immutable after NewJails
 
 	mu      sync.RWMutex
 	unknown map[string]*atomic.Uint64 // offences for unconfigured jail names; names come from code and config
@@ -162,6 +177,7 @@ type jail struct {
 	forget   int64 // ns
 	shared   bool  // counted fleet-wide by Jails.sharer; see sharedoffence.go
 	clients  *clientTable[offenceState]
+	esc      *escalator // nil: the jail does not escalate
 
 	// untracked counts the offences of clients that are not tracked
 	// (allowed, invalid); those of tracked clients are counted in their
@@ -226,13 +242,21 @@ func NewJails(cfg JailsConfig, bans *BanList, log *slog.Logger) (*Jails, error) 
 		}
 		j.allow = append(j.allow, c)
 	}
+	for i, p := range cfg.NoEscalate {
+		c, ok := CanonicalPrefix(p)
+		if !ok {
+			errs = append(errs, fmt.Errorf("no-escalate[%d]: %s is not a valid prefix", i, p))
+			continue
+		}
+		j.noEscalate = append(j.noEscalate, c)
+	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Jails)) {
 		// TODO(#7): the flood kind. JailConfig gains Rate (requests/s) and
 		// Burst; a config with Rate set builds a flood jail instead: a
 		// clientTable of per-client token buckets (golang.org/x/time/rate
 		// state, no lanes) whose Report bans a client that runs dry, and
 		// jail grows a kind switch in report.
-		jl, err := newJail(name, cfg.Jails[name], max(capacity, 1))
+		jl, err := newJail(name, cfg.Jails[name], max(capacity, 1), j.v6bits)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -249,7 +273,7 @@ func NewJails(cfg JailsConfig, bans *BanList, log *slog.Logger) (*Jails, error) 
 	return nil, errors.Join(errs...)
 }
 
-func newJail(name string, c JailConfig, capacity int) (*jail, error) {
+func newJail(name string, c JailConfig, capacity, v6bits int) (*jail, error) {
 	var problems []string
 	bad := func(format string, args ...any) {
 		problems = append(problems, fmt.Sprintf(format, args...))
@@ -306,6 +330,11 @@ func newJail(name string, c JailConfig, capacity int) (*jail, error) {
 		case inc.Max > 0:
 			jl.max = min(inc.Max, maxBanTime)
 		}
+	}
+	if c.Escalate != nil {
+		var bad []string
+		jl.esc, bad = newEscalator(*c.Escalate, v6bits, capacity)
+		problems = append(problems, bad...)
 	}
 	if len(problems) > 0 {
 		// Wrapped, so that proxy/config, which names the jail's field
@@ -373,11 +402,16 @@ func (j *Jails) reportAt(jail string, ip netip.Addr, reason string, at time.Time
 		return
 	}
 	stored, err := j.bans.Ban(b)
+	if errors.Is(err, ErrCovered) {
+		j.log.Debug("ban not stored: a longer-lasting ban of its network covers it", append(banAttrs(b), "err", err)...)
+		return
+	}
 	if err != nil {
 		j.log.Warn("ban refused", append(banAttrs(b), "err", err)...)
 		return
 	}
 	j.log.Info("ban", banAttrs(stored)...)
+	j.escalate(j.jails[jail], stored)
 }
 
 func banAttrs(b Ban) []any {
@@ -406,15 +440,22 @@ func (j *Jails) Offences(jail string) uint64 {
 // sequence and is not counted while its ban lasts: the store calls it at
 // start for the bans and ban history it kept. It reports whether b was
 // taken: its jail is configured and its prefix is one this jail bans (an
-// IPv4 /32, an IPv6 prefix of IPv6Prefix or 128 bits) outside the allow
-// list. It never bans.
+// IPv4 /32, an IPv6 prefix of IPv6Prefix or 128 bits, or a network of
+// the jail's Escalate lengths) outside the allow list. A network's ban
+// keeps its place in the network's increment sequence; a client's ban
+// made within FindTime counts towards its network's escalation again. It
+// never bans.
 func (j *Jails) RestoreHistory(b Ban) bool {
 	jl := j.jails[b.Jail]
 	p, ok := CanonicalPrefix(b.Prefix)
 	if jl == nil || !ok || b.Count < 1 {
 		return false
 	}
+	escalated := j.restoreEscalation(jl, b, j.now())
 	ip := p.Addr()
+	if escalated && (ip.Is4() && p.Bits() < 32 || ip.Is6() && p.Bits() < j.v6bits) {
+		return true // a network's ban, not a client's
+	}
 	if ip.Is4() && p.Bits() != 32 || ip.Is6() && p.Bits() != j.v6bits && p.Bits() != 128 || j.allowed(ip) {
 		return false
 	}
@@ -459,6 +500,7 @@ func (j *Jails) HandOver(prev *Jails) {
 			continue
 		}
 		jl.untracked.Add(old.offences())
+		jl.handOverEscalation(old, prev.v6bits == j.v6bits)
 		for si := range old.clients.shards {
 			sh := &old.clients.shards[si]
 			sh.mu.Lock()
@@ -679,6 +721,23 @@ func (d *DryRun) ReportAt(jail string, ip netip.Addr, reason string, at time.Tim
 
 // Offences returns how many offences jail has received.
 func (d *DryRun) Offences(jail string) uint64 { return d.j.Offences(jail) }
+
+// Escalate counts b, a ban ReportAt returned, towards its network, as a
+// jail with JailConfig.Escalate does, and returns the network's ban when
+// that makes Escalate.After clients of it within FindTime: the ban the
+// live jails would make in its clients' place (lasting bantime, grown by
+// increment; the live one never ends before its clients' bans). Networks
+// that overlap the allow list or NoEscalate are never returned. The
+// caller counts a client inside a network it banned as banned, as the
+// ban guard would.
+func (d *DryRun) Escalate(b Ban) (Ban, bool) {
+	jl := d.j.jails[b.Jail]
+	if jl == nil || jl.esc == nil {
+		return Ban{}, false
+	}
+	eb, _, ok := d.j.escalation(jl, b)
+	return eb, ok
+}
 
 // Sleep waits d or until ctx is done, and reports whether ctx is still
 // live: the waits of the fleet's loops and of a rate-limited request.

@@ -60,6 +60,17 @@ func TestReportAllocs(t *testing.T) {
 			t.Fatalf("%s banned: the test must stay below maxretry", a)
 		}
 	}
+	// An escalating jail: only bans reach its escalation, so a client
+	// below maxretry costs what it costs in any jail.
+	esc, err := NewJails(JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1000, Escalate: &Escalate{}}}}, bans, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	escAddr := netip.MustParseAddr("198.51.100.1")
+	esc.Report("probes", escAddr, "probe")
+	if n := testing.AllocsPerRun(200, func() { esc.Report("probes", escAddr, "probe") }); n != 0 {
+		t.Errorf("Report to an escalating jail for a known client below maxretry allocates %v times, want 0", n)
+	}
 	allowed := netip.MustParseAddr("203.0.113.5")
 	if n := testing.AllocsPerRun(200, func() { j.Report("probes", allowed, "probe") }); n != 0 {
 		t.Errorf("Report for an allowed client allocates %v times, want 0", n)

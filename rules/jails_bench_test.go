@@ -41,6 +41,19 @@ func BenchmarkReport(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("known/escalate", func(b *testing.B) {
+		b.ReportAllocs()
+		cfg := JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 5, FindTime: time.Nanosecond, Escalate: &Escalate{}}}}
+		j := benchJails(b, cfg)
+		for i := range 1024 {
+			j.Report("probes", clientAddr(i), "probe")
+		}
+		i := 0
+		for b.Loop() {
+			j.Report("probes", clientAddr(i%1024), "probe")
+			i++
+		}
+	})
 	b.Run("known/ipv6", func(b *testing.B) {
 		b.ReportAllocs()
 		j := benchJails(b, known)
@@ -86,6 +99,33 @@ func BenchmarkReport(b *testing.B) {
 			j.Report("probes", clientAddr(1), "probe")
 		}
 	})
+}
+
+// BenchmarkEscalate measures the ban path of an escalating jail: every
+// Report bans a new client (MaxRetry 1), and every fifth ban of a /24
+// escalates it, replacing its four members, with 100,000 other bans
+// held.
+func BenchmarkEscalate(b *testing.B) {
+	b.ReportAllocs()
+	bans := NewBanList(BanListConfig{})
+	for i := range 100_000 {
+		if _, err := bans.Ban(Ban{Prefix: netip.PrefixFrom(clientAddr(1<<24+i), 32), Jail: "other", Until: time.Now().Add(time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	j, err := NewJails(JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1, Escalate: &Escalate{After: 5}}}, Capacity: 1 << 20}, bans, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		// Five clients of each /24: .0 to .4.
+		j.Report("probes", clientAddr((i/5)<<8|i%5), "probe")
+		i++
+	}
+	if made, _ := j.Escalations("probes"); made < uint64(i/5)-1 {
+		b.Fatalf("%d escalations after %d bans, want %d", made, i, i/5)
+	}
 }
 
 // BenchmarkJailMemory reports the heap held per tracked client after

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -87,11 +88,30 @@ func (o Offence) CountLocally() {
 		return
 	}
 	stored, err := j.bans.Ban(b)
+	if errors.Is(err, ErrCovered) {
+		j.log.Debug("ban of a shared jail not stored: a longer-lasting ban of its network covers it", append(banAttrs(b), "err", err)...)
+		return
+	}
 	if err != nil {
 		j.log.Warn("ban of a shared jail refused", append(banAttrs(b), "err", err)...)
 		return
 	}
 	j.log.Info("ban decided locally for a shared jail", banAttrs(stored)...)
+	j.escalate(j.jails[o.Jail], stored)
+}
+
+// Banned tells the jails that offered o that the fleet banned o's client
+// with b (as stored on this node's ban list), so that the jail's
+// escalation (JailConfig.Escalate) counts it: the node that counted the
+// offence which made a fleet ban escalates, once, for the fleet.
+func (o Offence) Banned(b Ban) {
+	j := o.jails
+	if j == nil || b.Jail != o.Jail {
+		return
+	}
+	if jl := j.jails[o.Jail]; jl != nil {
+		j.escalate(jl, b)
+	}
 }
 
 // share marks the jails of cfg.Shared as shared with cfg.Sharer.

@@ -292,8 +292,12 @@ func printReplayBans(w io.Writer, bans []proxy.ReplayBan) {
 			fmt.Fprintf(w, "  … and %d more\n", len(bans)-maxBansListed)
 			break
 		}
-		fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
-			b.Until.UTC().Format(time.RFC3339))
+		escalated := ""
+		if b.Escalated {
+			escalated = "  escalated: the network replaces its clients' bans"
+		}
+		fmt.Fprintf(w, "  %s  %-20s %-8s ban #%d until %s%s\n", b.At.UTC().Format(time.RFC3339), b.Prefix, b.Jail, b.Count,
+			b.Until.UTC().Format(time.RFC3339), escalated)
 	}
 }
 

@@ -130,6 +130,31 @@ var parseErrorCases = []struct {
 		wantErr: "t.yaml:4: ipv6_prefix: 16 is not between 32 and 128",
 	},
 	{
+		name:    "escalate ipv4 too short",
+		in:      minimal + "jails:\n  probes:\n    maxretry: 3\n    escalate:\n      ipv4: 7\n",
+		wantErr: `t.yaml:8: jails["probes"].escalate.ipv4: 7 is not between 8 and 31`,
+	},
+	{
+		name:    "escalate ipv6 not shorter than ipv6_prefix",
+		in:      minimal + "ipv6_prefix: 48\njails:\n  probes: {escalate: {ipv4: 24, ipv6: 48, after: 5}}\n",
+		wantErr: `t.yaml:6: jails["probes"].escalate.ipv6: 48 is not between 16 and 63 and shorter than ipv6_prefix (48)`,
+	},
+	{
+		name:    "escalate ipv6 a client",
+		in:      minimal + "jails:\n  probes: {escalate: {ipv6: 64}}\n",
+		wantErr: `t.yaml:5: jails["probes"].escalate.ipv6: 64 is not between 16 and 63`,
+	},
+	{
+		name:    "escalate after one",
+		in:      minimal + "jails:\n  probes: {escalate: {after: 1}}\n",
+		wantErr: `t.yaml:5: jails["probes"].escalate.after: 1 is not between 2 and 1000`,
+	},
+	{
+		name:    "escalate unknown key",
+		in:      minimal + "jails:\n  probes: {escalate: {ipv4: 24, afer: 5}}\n",
+		wantErr: `t.yaml:5: jails["probes"].escalate.afer:`,
+	},
+	{
 		name:    "factor not a number",
 		in:      minimal + "jails:\n  p: {increment: {factor: fast}}\n",
 		wantErr: `t.yaml:5: jails["p"].increment.factor: expected a number, found "fast"`,

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // applyDefaults fills every field the file left at its zero value with the
 // default written in that field's doc comment. It is the only place
@@ -82,6 +85,11 @@ func applyDefaults(f *File) {
 		setDuration(&j.Forget, 7*24*time.Hour)
 		if j.Increment != nil && j.Increment.Factor == 0 {
 			j.Increment.Factor = 2
+		}
+		if e := j.Escalate; e != nil {
+			e.IPv4 = cmp.Or(e.IPv4, 24)
+			e.IPv6 = cmp.Or(e.IPv6, 48)
+			e.After = cmp.Or(e.After, 5)
 		}
 		f.Jails[name] = j
 	}

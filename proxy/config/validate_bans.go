@@ -27,8 +27,15 @@ func (v *validator) jails(f *File) {
 		if j := f.Jails[name]; j.Rate < 0 || j.Burst < 0 || (j.Burst > 0 && j.Rate == 0) {
 			v.add(field, "rate and burst must not be negative, and burst needs a rate")
 		}
-		if _, err := rules.NewDryRun(rules.JailsConfig{Jails: map[string]rules.JailConfig{name: JailConfig(f.Jails[name])}}); err != nil {
+		// Escalate is checked here, field by field, so each problem
+		// names its own line; the dry run checks the rest.
+		jc := JailConfig(f.Jails[name])
+		jc.Escalate = nil
+		if _, err := rules.NewDryRun(rules.JailsConfig{Jails: map[string]rules.JailConfig{name: jc}}); err != nil {
 			v.add(field, "%v", unwrapCompile(err))
+		}
+		if e := f.Jails[name].Escalate; e != nil {
+			v.escalate(join(field, "escalate"), e, f.IPv6Prefix)
 		}
 	}
 	ref := func(field, jail string) {
@@ -54,11 +61,29 @@ func (v *validator) jails(f *File) {
 	}
 }
 
+// escalate checks a jail's escalate block at field f, defaults applied,
+// with the limits rules.NewJails enforces: a network is shorter than a
+// client and needs at least two of them.
+func (v *validator) escalate(f string, e *Escalate, ipv6Prefix int) {
+	if e.IPv4 < 8 || e.IPv4 > 31 {
+		v.add(join(f, "ipv4"), "%d is not between 8 and 31 (an IPv4 network shorter than one address)", e.IPv4)
+	}
+	if e.IPv6 < 16 || e.IPv6 > 63 || e.IPv6 >= ipv6Prefix {
+		v.add(join(f, "ipv6"), "%d is not between 16 and 63 and shorter than ipv6_prefix (%d), by which IPv6 clients are banned", e.IPv6, ipv6Prefix)
+	}
+	if e.After < 2 || e.After > 1000 {
+		v.add(join(f, "after"), "%d is not between 2 and 1000", e.After)
+	}
+}
+
 // JailConfig maps a config jail to the rules package's.
 func JailConfig(j Jail) rules.JailConfig {
 	c := rules.JailConfig{MaxRetry: j.MaxRetry, FindTime: j.FindTime.D(), BanTime: j.BanTime.D(), Forget: j.Forget.D()}
 	if j.Increment != nil {
 		c.Increment = &rules.Increment{Factor: j.Increment.Factor, Max: j.Increment.Max.D()}
+	}
+	if e := j.Escalate; e != nil {
+		c.Escalate = &rules.Escalate{IPv4: e.IPv4, IPv6: e.IPv6, After: e.After}
 	}
 	return c
 }

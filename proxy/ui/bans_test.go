@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,4 +219,43 @@ func FuzzParseCursor(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v, then %+v", s, c, again)
 		}
 	})
+}
+
+// An escalated network shows as one row, its reason saying what it is,
+// and a search for "escalated" finds it; the clients it replaced are
+// gone from the page.
+func TestBansPageEscalated(t *testing.T) {
+	t.Parallel()
+	l := rules.NewBanList(rules.BanListConfig{})
+	until := time.Now().Add(time.Hour)
+	for _, p := range []string{"192.0.2.1/32", "192.0.2.2/32", "198.51.100.7/32"} {
+		if _, err := l.Ban(rules.Ban{Prefix: netip.MustParsePrefix(p), Jail: "probes", Reason: "probe", Until: until, Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := l.Escalate(rules.Ban{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Jail: "probes",
+		Reason: rules.EscalatedReason("probes", 2), Until: until, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "127.0.0.1:9901", l)
+	c := f.client()
+	c.signIn(t, "ops-token")
+	for target, want := range map[string][]string{
+		"/ui/bans":              {"192.0.2.0/24", "198.51.100.7"},
+		"/ui/bans?q=escalated":  {"192.0.2.0/24"},
+		"/ui/bans?q=192.0.2.77": {"192.0.2.0/24"},
+	} {
+		w := c.do(t, http.MethodGet, target, nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d, want 200", target, w.Code)
+		}
+		p := readBansPage(t, w.Body.String())
+		slices.Sort(p.ips)
+		if !slices.Equal(p.ips, want) {
+			t.Errorf("GET %s rows %v, want %v", target, p.ips, want)
+		}
+		if !strings.Contains(p.body, "escalated from 2 bans in jail probes") {
+			t.Errorf("GET %s does not show the escalated reason", target)
+		}
+	}
 }

@@ -95,8 +95,30 @@ func (f *Fleet) count(ctx context.Context, batch []rules.Offence) error {
 	for i := 0; i+1 < len(res); i += 2 {
 		f.receiveBan(res[i], res[i+1])
 		f.log.Info("fleet ban", "prefix", res[i], "node", f.node)
+		f.decided(batch, res[i])
 	}
 	return nil
+}
+
+// decided tells the jail whose offence in batch made the fleet ban the
+// client ps, now on this node's ban list, so that its escalation counts
+// it: the node that counted that offence is the one that escalates, once
+// for the fleet, and pushes the network and the lifted members.
+func (f *Fleet) decided(batch []rules.Offence, ps string) {
+	p, err := parseClient(ps)
+	if err != nil {
+		return
+	}
+	b, ok := f.exact(p)
+	if !ok {
+		return
+	}
+	for _, o := range batch {
+		if o.Prefix == p && o.Jail == b.Jail {
+			o.Banned(b)
+			return
+		}
+	}
 }
 
 func micros(d time.Duration) int64 { return int64(d / time.Microsecond) }

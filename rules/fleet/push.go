@@ -15,7 +15,9 @@ import (
 // While Redis is unreachable they are queued in the outbox instead. Bans
 // the fleet delivered are recognised and skipped. Removals are not
 // pushed: a ban that ends needs no message, and the admin API queues its
-// unbans itself, durably, before it answers. When the feed overflows,
+// unbans itself, durably, before it answers; but the members an escalated
+// ban replaced here are pushed as unbans, so the fleet keeps the network
+// alone. When the feed overflows,
 // every ban of a fresh snapshot is queued: Redis ignores those it knows.
 //
 // The bans on the list before Run started are pushed by the follower's
@@ -65,8 +67,14 @@ func (f *Fleet) watch(ctx context.Context, sub *rules.Subscription) {
 	}
 }
 
-// local appends c to batch when it is a ban made on this node.
+// local appends c to batch when it is a ban made on this node, or a ban
+// this node replaced by an escalated ban of its network (Change.By): the
+// fleet then holds the network as one entry, and every node drops the
+// member, as this one did.
 func (f *Fleet) local(batch []store.OutboxEntry, c rules.Change) []store.OutboxEntry {
+	if c.Op == rules.Removed && c.By.IsValid() {
+		return append(batch, store.OutboxEntry{Unban: true, Ban: rules.Ban{Prefix: c.Ban.Prefix}, At: f.now()})
+	}
 	if c.Op != rules.Added {
 		return batch
 	}

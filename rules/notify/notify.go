@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,6 +288,19 @@ func (b *batch) add(e entry, limit int) {
 	b.bans = append(b.bans, e)
 }
 
+// drop removes the entry of prefix p, if one waits.
+func (b *batch) drop(p netip.Prefix) {
+	i, ok := b.index[p]
+	if !ok {
+		return
+	}
+	b.bans = slices.Delete(b.bans, i, i+1)
+	delete(b.index, p)
+	for j := i; j < len(b.bans); j++ {
+		b.index[b.bans[j].ban.Prefix] = j
+	}
+}
+
 // outbox is one channel's state in Run; owned by Run's goroutine.
 type outbox struct {
 	s       sender
@@ -312,7 +326,9 @@ func (o *outbox) ready(now time.Time, interval time.Duration) bool {
 }
 
 // Run consumes sub until ctx is done or sub is closed, and sends a
-// message for every Added change (Removed changes are ignored). On each
+// message for every Added change (Removed changes are ignored, but a ban
+// an escalated ban replaced, Change.By, leaves the message it waits for:
+// the network's ban stands for it). On each
 // channel the first ban is sent at once and later ones are gathered
 // until Config.MinInterval has passed since the last message, then sent
 // as one digest that lists Config.MaxPerDigest bans and counts the rest;
@@ -391,6 +407,14 @@ type run struct {
 }
 
 func (r *run) add(c rules.Change) {
+	if c.Op == rules.Removed && c.By.IsValid() {
+		// Replaced by the escalated ban of its network, which came just
+		// before: the message names the network instead.
+		for _, o := range r.boxes {
+			o.pending.drop(c.Ban.Prefix)
+		}
+		return
+	}
 	if c.Op != rules.Added {
 		return
 	}

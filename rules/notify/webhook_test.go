@@ -337,3 +337,32 @@ func TestNoteNilNotifier(t *testing.T) {
 	var n *Notifier
 	n.Note(netip.MustParseAddr("192.0.2.1"), "GET / HTTP/1.1") // must not panic
 }
+
+// Clients waiting for a digest that an escalated ban then replaces leave
+// it: the digest names their network, as escalated, once.
+func TestWebhookEscalatedNetworkReplacesMembers(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t)
+	s := start(t, Config{Webhook: rcv.srv.URL, MinInterval: time.Hour, Now: newFakeClock().Now}, 0)
+	s.ban(t, "198.51.100.7", 1)
+	rcv.next(t)
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "203.0.113.9"} {
+		s.ban(t, a, 1)
+	}
+	if _, n, err := s.bans.Escalate(rules.Ban{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Jail: "probes",
+		Reason: rules.EscalatedReason("probes", 3), Count: 1, Until: time.Now().Add(time.Hour)}); err != nil || n != 3 {
+		t.Fatalf("Escalate = %d, %v; want 3 replaced", n, err)
+	}
+	s.stop(t)
+	rest := rcv.rest()
+	if len(rest) != 1 {
+		t.Fatalf("%d requests after the first, want 1 digest", len(rest))
+	}
+	var got []string
+	for _, b := range rest[0].payload.Bans {
+		got = append(got, b.IP+" "+b.Reason)
+	}
+	if want := []string{"203.0.113.9 probe", "192.0.2.0/24 escalated from 3 bans in jail probes"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("digest lists %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,375 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Escalate makes a jail ban a whole network once it has banned enough of
+// its clients: a botnet that spreads over one /24, or an IPv6 attacker
+// that takes a fresh /64 of its /48 for every few requests, is then one
+// ban instead of hundreds. fail2ban bans addresses only.
+type Escalate struct {
+	// IPv4 is the length, in bits, of the IPv4 networks counted and
+	// banned, 8 to 31. Zero: 24.
+	IPv4 int
+	// IPv6 is the length, in bits, of the IPv6 networks counted and
+	// banned, 16 to 63 and shorter than JailsConfig.IPv6Prefix (IPv6
+	// clients are banned by that prefix already). Zero: 48.
+	IPv6 int
+	// After is how many clients inside one network (IPv4 addresses,
+	// IPv6 prefixes of JailsConfig.IPv6Prefix bits) the jail must ban
+	// within its FindTime to ban the network, at least 2. Zero: 5.
+	After int
+}
+
+const (
+	defaultEscalate4     = 24
+	defaultEscalate6     = 48
+	defaultEscalateAfter = 5
+	maxEscalateAfter     = 1000
+)
+
+// EscalatedReason is the reason of an escalated ban of jail, made after
+// n of its clients were banned: how the dashboard, `gatehouse bans`, the
+// admin API and notifications tell such a ban from a client's.
+func EscalatedReason(jail string, n int) string {
+	return fmt.Sprintf("escalated from %d bans in jail %s", n, jail)
+}
+
+// escalator is a jail's escalation: per network, the clients banned
+// within FindTime (each as its key's two words and its ban time, three
+// lanes, After-1 of them at most) and the network's own ban history, in
+// a bounded table like the jail's clients. Only bans reach it, never
+// offences, so it costs Report nothing.
+type escalator struct {
+	bits4, bits6 int // network lengths; bits4 in the 16-byte form (96+IPv4)
+	after        int
+	nets         *clientTable[escalation]
+
+	made, refused atomic.Uint64
+}
+
+// escalation is one network's state in an escalator.
+type escalation struct {
+	lastUntil int64  // end of the network's last escalated ban, Unix ns
+	bans      uint16 // n of that ban, 0 once forgotten; saturates
+	n         uint16 // clients recorded in the lanes
+	warned    bool   // its overlap with the never-banned list was logged
+}
+
+// newEscalator checks e (defaults applied to a copy) against the jail's
+// IPv6 client length and returns the escalator, or the problems found.
+func newEscalator(e Escalate, v6bits, capacity int) (*escalator, []string) {
+	var problems []string
+	if e.IPv4 == 0 {
+		e.IPv4 = defaultEscalate4
+	}
+	if e.IPv6 == 0 {
+		e.IPv6 = defaultEscalate6
+	}
+	if e.After == 0 {
+		e.After = defaultEscalateAfter
+	}
+	if e.IPv4 < 8 || e.IPv4 > 31 {
+		problems = append(problems, fmt.Sprintf("escalate ipv4 /%d is not between 8 and 31", e.IPv4))
+	}
+	if e.IPv6 < 16 || e.IPv6 > 63 || e.IPv6 >= v6bits {
+		problems = append(problems, fmt.Sprintf("escalate ipv6 /%d is not between 16 and 63 and shorter than the /%d IPv6 clients are banned by", e.IPv6, v6bits))
+	}
+	if e.After < 2 || e.After > maxEscalateAfter {
+		problems = append(problems, fmt.Sprintf("escalate after %d is not between 2 and %d", e.After, maxEscalateAfter))
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return &escalator{
+		bits4: 96 + e.IPv4, bits6: e.IPv6, after: e.After,
+		// A network is tracked only once one of its clients is banned,
+		// and bans are bounded by the ban list: the table stays small.
+		nets: newClientTable[escalation](capacity, 3*(e.After-1)),
+	}, nil
+}
+
+// netKey returns the network of the client key k (of an unmapped address
+// ip) as a table key.
+func (x *escalator) netKey(k clientKey, ip netip.Addr) clientKey {
+	bits := x.bits6
+	if ip.Is4() {
+		bits = x.bits4
+	}
+	hi, lo := mask128(k.hi, k.lo, bits)
+	return clientKey{hi, lo}
+}
+
+// netPrefix returns the network of ip.
+func (x *escalator) netPrefix(ip netip.Addr) netip.Prefix {
+	if ip.Is4() {
+		p, _ := ip.Prefix(x.bits4 - 96)
+		return p
+	}
+	p, _ := ip.Prefix(x.bits6)
+	return p
+}
+
+// record notes that client m was banned at t (Unix ns) in network st's
+// lanes, forgetting clients banned more than findTime before t, and
+// reports whether that makes After distinct clients: then the lanes are
+// cleared for the network's next round.
+func (x *escalator) record(st *escalation, lanes []int64, m clientKey, t, findTime int64) bool {
+	w := x.prune(st, lanes, m, t, findTime)
+	if w+1 >= x.after {
+		st.n = 0
+		return true
+	}
+	x.add(st, lanes, w, m, t)
+	return false
+}
+
+// prune drops from st's lanes the clients banned more than findTime
+// before t, and m (so that a client banned again counts once), and
+// returns how many clients are left.
+func (x *escalator) prune(st *escalation, lanes []int64, m clientKey, t, findTime int64) int {
+	w := 0
+	for i := range int(st.n) {
+		mhi, mlo, mt := uint64(lanes[3*i]), uint64(lanes[3*i+1]), lanes[3*i+2]
+		if t-mt > findTime || mhi == m.hi && mlo == m.lo {
+			continue // out of the window, or banned again: counted once
+		}
+		copy(lanes[3*w:3*w+3], lanes[3*i:3*i+3])
+		w++
+	}
+	st.n = uint16(w)
+	return w
+}
+
+// add appends client m banned at t to st's lanes, which hold w < After-1
+// clients.
+func (x *escalator) add(st *escalation, lanes []int64, w int, m clientKey, t int64) {
+	lanes[3*w], lanes[3*w+1], lanes[3*w+2] = int64(m.hi), int64(m.lo), t
+	st.n = uint16(w + 1)
+}
+
+// escalation counts b, a ban by jl (which escalates), towards its
+// network and returns the network's ban, its key and true when that
+// makes After clients of it within FindTime; it counts a network that
+// may never be banned as refused, and logs that once per network.
+func (j *Jails) escalation(jl *jail, b Ban) (Ban, clientKey, bool) {
+	x := jl.esc
+	ip := b.Prefix.Addr().Unmap()
+	if !b.Prefix.IsValid() || ip.Is4() && b.Prefix.Bits() != 32 || ip.Is6() && b.Prefix.Bits() != j.v6bits {
+		return Ban{}, clientKey{}, false // a /128 narrowed around an allowed address: its network is never banned
+	}
+	at := unixNano(b.Created)
+	m := j.key(ip)
+	k := x.netKey(m, ip)
+	t := x.nets
+	h := t.hash(k)
+	sh := t.shard(h)
+	sh.mu.Lock()
+	i, _ := t.acquire(sh, k, h)
+	st := &sh.slots[i].state
+	if !x.record(st, sh.lanes[i*t.lanes:(i+1)*t.lanes], m, at, jl.findTime) {
+		sh.mu.Unlock()
+		return Ban{}, k, false
+	}
+	net := x.netPrefix(ip)
+	if j.neverEscalated(net) {
+		warn := !st.warned
+		st.warned = true
+		sh.mu.Unlock()
+		x.refused.Add(1)
+		if warn {
+			j.log.Warn("escalation refused: the network holds allowed addresses or trusted proxies; its clients stay banned one by one",
+				"jail", jl.name, "prefix", net, "bans", x.after)
+		}
+		return Ban{}, k, false
+	}
+	if st.lastUntil != 0 && at-st.lastUntil > jl.forget {
+		st.bans = 0
+	}
+	if st.bans < math.MaxUint16 {
+		st.bans++
+	}
+	d := jl.duration(int(st.bans))
+	st.lastUntil = at + min(int64(d), math.MaxInt64-at)
+	count := int(st.bans)
+	sh.mu.Unlock()
+	return Ban{Prefix: net, Jail: jl.name, Reason: EscalatedReason(jl.name, x.after), Until: b.Created.Add(d), Count: count, Created: b.Created}, k, true
+}
+
+// escalate counts b, a ban jl just made (or the fleet made for it), and
+// bans b's network when that makes After clients of it within FindTime.
+// A jail without escalation returns at once.
+func (j *Jails) escalate(jl *jail, b Ban) {
+	if jl.esc == nil || j.bans == nil {
+		return
+	}
+	eb, k, ok := j.escalation(jl, b)
+	if !ok {
+		return
+	}
+	x, count := jl.esc, eb.Count
+	stored, replaced, err := j.bans.Escalate(eb)
+	if err == nil {
+		x.made.Add(1)
+		j.log.Info("ban escalated", append(banAttrs(stored), "replaced", replaced)...)
+		return
+	}
+	// Not made: the network's place in the increment sequence stays.
+	first := false
+	x.update(k, func(st *escalation) {
+		if int(st.bans) == count {
+			st.bans--
+		}
+		if errors.Is(err, ErrAllowed) {
+			first, st.warned = !st.warned, true
+		}
+	})
+	switch {
+	case errors.Is(err, ErrCovered):
+		// Another escalation of the network, or a longer ban, came first.
+		j.log.Debug("escalation not needed: a ban at least as long covers the network", append(banAttrs(eb), "err", err)...)
+	case errors.Is(err, ErrAllowed):
+		// The ban list's allow list is the one of the start; a reload
+		// may have narrowed the jails'.
+		x.refused.Add(1)
+		if first {
+			j.log.Warn("escalation refused: the network holds an address never banned; its clients stay banned one by one",
+				append(banAttrs(eb), "err", err)...)
+		}
+	default:
+		j.log.Warn("escalation refused", append(banAttrs(eb), "err", err)...)
+	}
+}
+
+// update calls f with network k's state, under its shard's lock.
+func (x *escalator) update(k clientKey, f func(*escalation)) {
+	t := x.nets
+	h := t.hash(k)
+	sh := t.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, _ := t.acquire(sh, k, h)
+	f(&sh.slots[i].state)
+}
+
+// neverEscalated reports whether net overlaps the allow list or the
+// other prefixes no escalated ban may cover (JailsConfig.NoEscalate).
+func (j *Jails) neverEscalated(net netip.Prefix) bool {
+	if j.overlapsAllow(net) {
+		return true
+	}
+	for _, a := range j.noEscalate {
+		if net.Overlaps(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreEscalation gives jl's escalator b, a ban kept across a restart:
+// an escalated ban restores its network's ban history, a client's ban
+// made within FindTime of now counts towards its network again (without
+// escalating: restoring never bans). It reports whether b was taken.
+func (j *Jails) restoreEscalation(jl *jail, b Ban, now time.Time) bool {
+	x := jl.esc
+	p, ok := CanonicalPrefix(b.Prefix)
+	if x == nil || !ok {
+		return false
+	}
+	ip := p.Addr()
+	bits := x.bits6
+	if ip.Is4() {
+		bits = x.bits4 - 96
+	}
+	if j.neverEscalated(x.netPrefix(ip)) {
+		return false
+	}
+	m := j.key(ip)
+	k := x.netKey(m, ip)
+	t := x.nets
+	h := t.hash(k)
+	sh := t.shard(h)
+	switch {
+	case p.Bits() == bits:
+		sh.mu.Lock()
+		i, _ := t.acquire(sh, k, h)
+		st := &sh.slots[i].state
+		if until := unixNano(b.Until); until > st.lastUntil {
+			st.lastUntil = until
+			st.bans = uint16(min(b.Count, math.MaxUint16))
+		}
+		sh.mu.Unlock()
+		return true
+	case ip.Is4() && p.Bits() == 32 || ip.Is6() && p.Bits() == j.v6bits:
+		created := unixNano(b.Created)
+		if unixNano(now)-created > jl.findTime || b.Until.Before(now) {
+			return false
+		}
+		sh.mu.Lock()
+		i, _ := t.acquire(sh, k, h)
+		st := &sh.slots[i].state
+		lanes := sh.lanes[i*t.lanes : (i+1)*t.lanes]
+		// Full, it stays as it is: the next ban the jail makes there
+		// escalates. (A fleet node hears of each ban a peer made here
+		// before the jail that decided it counts it.)
+		if w := x.prune(st, lanes, m, created, jl.findTime); w+1 < x.after {
+			x.add(st, lanes, w, m, created)
+		}
+		sh.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// Escalations returns how many times jail banned a network
+// (JailConfig.Escalate) and how many escalations it refused because the
+// network overlaps the allow list or another never-banned prefix; zeros
+// for a jail that is not configured or does not escalate.
+func (j *Jails) Escalations(jail string) (made, refused uint64) {
+	if jl := j.jails[jail]; jl != nil && jl.esc != nil {
+		return jl.esc.made.Load(), jl.esc.refused.Load()
+	}
+	return 0, 0
+}
+
+// handOverEscalation carries old's escalation totals over to jl, and
+// copies the networks' state of old's escalator into jl's when both
+// escalate by the same lengths and count the same clients; otherwise the
+// new settings start counting afresh.
+func (jl *jail) handOverEscalation(old *jail, sameClients bool) {
+	x, ox := jl.esc, old.esc
+	if x == nil || ox == nil {
+		return
+	}
+	x.made.Add(ox.made.Load())
+	x.refused.Add(ox.refused.Load())
+	if !sameClients || x.bits4 != ox.bits4 || x.bits6 != ox.bits6 {
+		return
+	}
+	for si := range ox.nets.shards {
+		osh := &ox.nets.shards[si]
+		osh.mu.Lock()
+		for i, slot := range osh.slots {
+			olanes := osh.lanes[i*ox.nets.lanes : (i+1)*ox.nets.lanes]
+			t := x.nets
+			h := t.hash(slot.key)
+			sh := t.shard(h)
+			sh.mu.Lock()
+			n, _ := t.acquire(sh, slot.key, h)
+			st := &sh.slots[n].state
+			*st = slot.state
+			keep := min(int(st.n), x.after-1)
+			lanes := sh.lanes[n*t.lanes : (n+1)*t.lanes]
+			copy(lanes, olanes[3*(int(st.n)-keep):3*int(st.n)])
+			st.n = uint16(keep)
+			sh.mu.Unlock()
+		}
+		osh.mu.Unlock()
+	}
+}
