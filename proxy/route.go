@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/proxy/upstream"
 	"gatehouse/rules"
 	"gatehouse/rules/match"
 	"gatehouse/signer"
@@ -28,6 +29,10 @@ type route struct {
 	maxBody   int64
 	headers   *middleware.HeaderPolicy
 	proxy     *httputil.ReverseProxy
+	// fast is the upstream pool the fast path (forward.go) sends
+	// through; nil when the host's requests all take proxy.
+	fast    *upstream.Pool
+	buffers *bufferPool
 	next      http.Handler // the host's middleware, ending in proxy
 	log       *slog.Logger
 	// userHeaders are the headers that tell an upstream who logged in
