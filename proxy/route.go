@@ -33,8 +33,8 @@ type route struct {
 	// through; nil when the host's requests all take proxy.
 	fast    *upstream.Pool
 	buffers *bufferPool
-	next      http.Handler // the host's middleware, ending in proxy
-	log       *slog.Logger
+	next    http.Handler // the host's middleware, ending in proxy
+	log     *slog.Logger
 	// userHeaders are the headers that tell an upstream who logged in
 	// (X-Forwarded-User and the host's basic_auth.user_header). A client
 	// never gets to send them, on any host: an upstream behind several
