@@ -316,15 +316,14 @@ func (rt *route) writeForwarded(bw *bufio.Writer, r *http.Request, s *middleware
 			host = v
 		}
 	}
-	var ab [64]byte
-	bw.Write(s.Peer.AppendTo(ab[:0]))
+	bw.Write(s.Peer.AppendTo(bw.AvailableBuffer()))
 	bw.WriteString("\r\n")
 	writeField(bw, "X-Forwarded-Proto", proto)
 	writeField(bw, "X-Forwarded-Host", host)
 	bw.WriteString("X-Real-Ip: ")
 	switch {
 	case s.ClientIP == s.Peer || s.ClientIP.IsValid():
-		bw.Write(s.ClientIP.AppendTo(ab[:0]))
+		bw.Write(s.ClientIP.AppendTo(bw.AvailableBuffer()))
 	default:
 		bw.WriteString(s.ClientIP.String()) // as route.rewrite writes it
 	}

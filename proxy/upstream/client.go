@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -148,6 +149,9 @@ const (
 // maxHeadBytes bounds an answer's head (status line and header fields).
 const maxHeadBytes = 1 << 20
 
+// maxTrailerBytes bounds a chunked answer's trailer section.
+const maxTrailerBytes = 4096
+
 // Conn is one keep-alive connection to an upstream, in the middle of an
 // exchange: the answer's body is read from it (Read), then Release hands
 // it back. A Conn is used by one goroutine at a time.
@@ -165,6 +169,8 @@ type Conn struct {
 	remain int64 // bodyLength: bytes left; bodyChunked: bytes left in the chunk
 	// lastChunk: the chunked body's zero-length chunk was read.
 	lastChunk bool
+	// excess weighs a chunked body's chunk lines against its data.
+	excess int64
 	done      bool // the body was read to its end
 	// reusable: the answer allows the connection to carry another
 	// request (HTTP/1.1 without Connection: close).
@@ -319,7 +325,7 @@ func (cn *Conn) parseHead(h http.Header, head bool) (int, error) {
 // connection may be kept, as RFC 9112 §6.3 and §9.3 say, and as strictly
 // as net/http's Transport.
 func (cn *Conn) framing(h http.Header, status int, head, http11 bool) error {
-	cn.kind, cn.remain, cn.lastChunk, cn.done, cn.Trailer = bodyNone, 0, false, false, nil
+	cn.kind, cn.remain, cn.lastChunk, cn.done, cn.Trailer, cn.excess = bodyNone, 0, false, false, nil, 0
 	conn := h["Connection"]
 	if http11 {
 		cn.reusable = !headerHasToken(conn, "close")
@@ -445,9 +451,6 @@ func (cn *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// maxChunkLineBytes bounds a chunk-size line with its extensions.
-const maxChunkLineBytes = 4096
-
 // readChunked reads a chunked body (RFC 9112 §7.1).
 func (cn *Conn) readChunked(p []byte) (int, error) {
 	for cn.remain == 0 {
@@ -483,12 +486,14 @@ func (cn *Conn) readChunked(p []byte) (int, error) {
 	return n, err
 }
 
-// chunkSize reads a chunk-size line: hex digits, then extensions,
-// which are ignored.
+// chunkSize reads a chunk-size line (RFC 9112 §7.1) as net/http does:
+// CRLF-terminated (a bare LF is refused there, errata 7633), hex digits,
+// extensions ignored; and, as net/http, it refuses a body whose chunk
+// lines outweigh its data by far.
 func (cn *Conn) chunkSize() (int64, error) {
 	line, err := cn.br.ReadSlice('\n')
 	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxChunkLineBytes {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			return 0, headError("chunk size line too long")
 		}
 		if errors.Is(err, io.EOF) {
@@ -496,9 +501,19 @@ func (cn *Conn) chunkSize() (int64, error) {
 		}
 		return 0, err
 	}
-	line = trimLineEnd(line)
+	if len(line) < 2 || bytes.IndexByte(line, '\r') != len(line)-2 {
+		return 0, headError("chunk size line not ended by CRLF")
+	}
+	cn.excess += int64(len(line))
+	line = bytes.TrimRight(line[:len(line)-2], " \t")
+	line, _, _ = bytes.Cut(line, []byte(";"))
+	if len(line) == 0 {
+		return 0, headError("empty chunk size")
+	}
+	if len(line) > 15 {
+		return 0, headError("chunk size too large")
+	}
 	var size int64
-	digits := 0
 	for _, c := range line {
 		var d byte
 		switch {
@@ -509,33 +524,24 @@ func (cn *Conn) chunkSize() (int64, error) {
 		case 'A' <= c && c <= 'F':
 			d = c - 'A' + 10
 		default:
-			if digits == 0 || (c != ';' && c != ' ' && c != '\t') {
-				return 0, headError("chunk size %q", truncate(string(line)))
-			}
-			return size, nil
-		}
-		digits++
-		if digits > 15 {
-			return 0, headError("chunk size too large")
+			return 0, headError("chunk size %q", truncate(string(line)))
 		}
 		size = size<<4 | int64(d)
 	}
-	if digits == 0 {
-		return 0, headError("empty chunk size")
+	cn.excess = max(cn.excess-16-2*size, 0)
+	if cn.excess > 16<<10 {
+		return 0, headError("chunked body with too much besides data")
 	}
 	return size, nil
 }
 
 // chunkEnd reads the CRLF that ends a chunk's data.
 func (cn *Conn) chunkEnd() error {
-	b, err := cn.br.ReadByte()
-	if err == nil && b == '\r' {
-		b, err = cn.br.ReadByte()
-	}
-	if err != nil {
+	var crlf [2]byte
+	if _, err := io.ReadFull(cn.br, crlf[:]); err != nil {
 		return err
 	}
-	if b != '\n' {
+	if crlf != [2]byte{'\r', '\n'} {
 		return headError("chunk data not followed by CRLF")
 	}
 	return nil
@@ -567,8 +573,19 @@ func (cn *Conn) finishChunked() error {
 		}
 	}
 	cn.done = true
-	if len(trimLineEnd(cn.head)) == 0 {
+	if string(cn.head) == "\n" {
+		// net/http ends an empty trailer section with CRLF only.
+		cn.broken = true
+		return headError("chunked body not ended by CRLF")
+	}
+	if string(cn.head) == "\r\n" {
 		return io.EOF
+	}
+	if len(cn.head) > maxTrailerBytes || !bytes.HasSuffix(cn.head, []byte("\r\n\r\n")) {
+		// As net/http: a trailer section fits its 4 KiB read buffer
+		// and ends with CRLF CRLF.
+		cn.broken = true
+		return headError("trailer section too long or not ended by CRLF")
 	}
 	// The trailer section is parsed as a head after a dummy status line.
 	t := http.Header{}
