@@ -318,4 +318,3 @@ func BenchmarkForward(b *testing.B) {
 		})
 	}
 }
-

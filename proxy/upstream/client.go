@@ -171,7 +171,7 @@ type Conn struct {
 	lastChunk bool
 	// excess weighs a chunked body's chunk lines against its data.
 	excess int64
-	done      bool // the body was read to its end
+	done   bool // the body was read to its end
 	// reusable: the answer allows the connection to carry another
 	// request (HTTP/1.1 without Connection: close).
 	reusable bool
