@@ -134,8 +134,9 @@ var errClientWrite = errors.New("client write failed")
 // copyBody copies the answer's body to w with a pooled buffer, flushing
 // after each read when flush is set.
 func (rt *route) copyBody(w http.ResponseWriter, cn *upstream.Conn, flush bool) error {
-	buf := rt.buffers.Get()
-	defer rt.buffers.Put(buf)
+	bp := rt.buffers.get()
+	defer rt.buffers.put(bp)
+	buf := *bp
 	var rc *http.ResponseController
 	if flush {
 		rc = http.NewResponseController(w)

@@ -264,3 +264,8 @@ func newBufferPool() *bufferPool {
 
 func (bp *bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
 func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// get and put are Get and Put without the allocation Put pays for a
+// new pointer: the fast path keeps the one it got.
+func (bp *bufferPool) get() *[]byte  { return bp.p.Get().(*[]byte) }
+func (bp *bufferPool) put(b *[]byte) { bp.p.Put(b) }

@@ -93,8 +93,7 @@ func (c *Client) CloseIdleConnections() {
 
 // get returns an idle connection to addr, or dials one. reused tells
 // which.
-func (c *Client) get(ctx context.Context, addr string) (cn *Conn, reused bool, err error) {
-	now := c.now()
+func (c *Client) get(ctx context.Context, addr string, now time.Time) (cn *Conn, reused bool, err error) {
 	c.mu.Lock()
 	conns := c.idle[addr]
 	// The oldest idle connection first: past IdleTimeout it goes.
@@ -692,7 +691,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head bool,
 	write func(*bufio.Writer, *url.URL) error, h http.Header) (*Conn, int, error) {
 	for {
-		cn, reused, err := c.get(ctx, addr)
+		now := c.now()
+		cn, reused, err := c.get(ctx, addr, now)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -708,7 +708,7 @@ func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head boo
 		}
 		var status int
 		if err == nil {
-			status, err = cn.NextHead(ctx, h, head)
+			status, err = cn.nextHead(ctx, h, head, now)
 		} else {
 			cn.broken = true
 		}
@@ -726,11 +726,16 @@ func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head boo
 // NextHead reads the next answer head into h, as ReadHead, within the
 // client's response header timeout.
 func (cn *Conn) NextHead(ctx context.Context, h http.Header, head bool) (int, error) {
+	return cn.nextHead(ctx, h, head, cn.client.now())
+}
+
+// nextHead is NextHead with the time the wait starts.
+func (cn *Conn) nextHead(ctx context.Context, h http.Header, head bool, now time.Time) (int, error) {
 	d := cn.client.responseHeader
 	if d <= 0 {
 		return cn.ReadHead(h, head)
 	}
-	_ = cn.nc.SetReadDeadline(cn.client.now().Add(d)) // fails only on a closed connection, which the read reports
+	_ = cn.nc.SetReadDeadline(now.Add(d)) // fails only on a closed connection, which the read reports
 	status, err := cn.ReadHead(h, head)
 	if err != nil {
 		return 0, err

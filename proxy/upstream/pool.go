@@ -207,7 +207,8 @@ func (p *Pool) Exchange(r *http.Request, head bool, write func(w *bufio.Writer, 
 	h http.Header) (*Conn, int, error) {
 	n := len(p.ups)
 	start := int(p.next.Add(1) % uint64(n))
-	now := p.now().UnixNano()
+	t0 := p.now()
+	now := t0.UnixNano()
 	ctx := r.Context()
 	s := middleware.ScopeFrom(r)
 	var wasDown uint64 // bit i: ups[i] was down at the start (config.MaxUpstreams is 64)
@@ -226,7 +227,9 @@ func (p *Pool) Exchange(r *http.Request, head bool, write func(w *bufio.Writer, 
 			}
 			u := p.ups[j]
 			s.Upstream = u.url.Host
-			t0 := p.now()
+			if err != nil {
+				t0 = p.now() // the next upstream, after a refusal
+			}
 			var cn *Conn
 			var status int
 			cn, status, err = p.client.exchange(ctx, u.addr, u.url, head, write, h)
