@@ -139,7 +139,15 @@ func (rt *route) copyBody(w http.ResponseWriter, cn *upstream.Conn, flush bool) 
 	buf := *bp
 	var rc *http.ResponseController
 	if flush {
+		// The head goes at once, before the first byte of a body that
+		// may be slow to come (ReverseProxy's initial flush).
 		rc = http.NewResponseController(w)
+		switch err := rc.Flush(); {
+		case errors.Is(err, http.ErrNotSupported):
+			rc = nil // a writer that cannot flush sends the answer whole
+		case err != nil:
+			return fmt.Errorf("%w: %w", errClientWrite, err)
+		}
 	}
 	for {
 		n, rerr := cn.Read(buf)
