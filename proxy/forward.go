@@ -183,7 +183,9 @@ func fastEligible(r *http.Request) bool {
 	if _, ok := r.Header["Upgrade"]; ok {
 		return false
 	}
-	return queryClean(r.URL.RawQuery) && isASCIIPrint(r.Host)
+	// A control character in the query is net/http's error to answer:
+	// writeRequest fails only when the connection does.
+	return queryClean(r.URL.RawQuery) && isASCIIPrint(r.URL.RawQuery) && isASCIIPrint(r.Host)
 }
 
 // queryClean is the negation of the cases in which ReverseProxy
@@ -243,11 +245,6 @@ var responseHopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Ali
 // and route.rewrite make of r.
 func (rt *route) writeRequest(bw *bufio.Writer, r *http.Request, u *url.URL) error {
 	uri := requestURI(r.URL, u)
-	for i := 0; i < len(uri); i++ {
-		if uri[i] < ' ' || uri[i] == 0x7f {
-			return errors.New("control character in the request target")
-		}
-	}
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(uri)
