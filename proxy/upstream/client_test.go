@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // rawUpstream is an upstream that answers each request it reads (up to
@@ -363,4 +365,74 @@ func FuzzReadHead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Exchange shares RoundTrip's failover: an upstream that refuses the
+// connection is marked down and the request goes to the next one.
+func TestPoolExchangeFailover(t *testing.T) {
+	t.Parallel()
+	up := newRawUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	c := NewClient(ClientConfig{})
+	defer c.CloseIdleConnections()
+	cfg := Config{FailTimeout: time.Minute, MaxFails: 1, Client: c,
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"})}
+	for _, a := range []string{refused, up.addr()} {
+		cfg.URLs = append(cfg.URLs, &url.URL{Scheme: "http", Host: a})
+	}
+	p := NewPool(cfg)
+	if !p.Plain() {
+		t.Fatal("Plain() = false for http upstreams, want true")
+	}
+	for i := range 2 {
+		h := http.Header{}
+		cn, status, err := p.Exchange(outgoing("GET", "/", ""), false, func(w *bufio.Writer, _ *url.URL) error {
+			_, err := w.WriteString("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			return err
+		}, h)
+		if err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		body, err := io.ReadAll(cn)
+		cn.Release()
+		if status != 200 || string(body) != "ok" || err != nil {
+			t.Fatalf("exchange %d = %d %q %v, want 200 \"ok\"", i, status, body, err)
+		}
+	}
+	ups := p.Upstreams()
+	if ups[0].DownUntil.IsZero() {
+		t.Errorf("refusing upstream %s not marked down", refused)
+	}
+	if !ups[1].DownUntil.IsZero() {
+		t.Errorf("answering upstream marked down until %v", ups[1].DownUntil)
+	}
+}
+
+func TestPoolPlain(t *testing.T) {
+	t.Parallel()
+	c := NewClient(ClientConfig{})
+	for _, tc := range []struct {
+		name   string
+		urls   []string
+		client *Client
+		want   bool
+	}{
+		{name: "http", urls: []string{"http://a:1", "http://b"}, client: c, want: true},
+		{name: "one https", urls: []string{"http://a:1", "https://b"}, client: c},
+		{name: "no client", urls: []string{"http://a:1"}},
+	} {
+		cfg := Config{Client: tc.client}
+		for _, s := range tc.urls {
+			u, _ := url.Parse(s)
+			cfg.URLs = append(cfg.URLs, u)
+		}
+		if got := NewPool(cfg).Plain(); got != tc.want {
+			t.Errorf("%s: Plain() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
