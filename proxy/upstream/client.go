@@ -740,6 +740,12 @@ func (cn *Conn) nextHead(ctx context.Context, h http.Header, head bool, now time
 	if err != nil {
 		return 0, err
 	}
+	if cn.done || cn.kind == bodyLength && int64(cn.br.Buffered()) >= cn.remain {
+		// Nothing more is read from the connection in this exchange
+		// (the common small answer): the deadline can stay until the
+		// next exchange sets its own.
+		return status, nil
+	}
 	_ = cn.nc.SetReadDeadline(time.Time{})
 	if ctx.Err() != nil {
 		// The context ended while the deadline was being cleared: the

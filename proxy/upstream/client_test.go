@@ -436,3 +436,50 @@ func TestPoolPlain(t *testing.T) {
 		}
 	}
 }
+
+// The response header timeout bounds the wait for the head only: a body
+// slower than it still arrives whole.
+func TestClientHeaderTimeoutSparesBody(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	release := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+		<-release
+		io.WriteString(c, "-last")
+	}()
+	c := NewClient(ClientConfig{ResponseHeaderTimeout: 20 * time.Millisecond})
+	defer c.CloseIdleConnections()
+	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	cn, status, err := c.exchange(t.Context(), u.Host, u, false, func(w *bufio.Writer, _ *url.URL) error {
+		_, err := w.WriteString("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		return err
+	}, http.Header{})
+	if err != nil || status != 200 {
+		t.Fatalf("exchange = %d, %v", status, err)
+	}
+	defer cn.Release()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(cn, buf); err != nil {
+		t.Fatal(err)
+	}
+	// Past the header timeout, the rest comes.
+	time.AfterFunc(60*time.Millisecond, func() { close(release) })
+	rest, err := io.ReadAll(cn)
+	if err != nil || string(rest) != "-last" {
+		t.Fatalf("rest of the body = %q, %v; want \"-last\"", rest, err)
+	}
+}
