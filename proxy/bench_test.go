@@ -160,7 +160,7 @@ func BenchmarkChain(b *testing.B) {
 	b.Run("gatehouse", func(b *testing.B) {
 		s := gatehouseHandler(b, "http://127.0.0.1:1", "off", "")
 		for _, r := range s.current.Load().router.routes() {
-			r.proxy.Transport = constTransport{}
+			r.proxy.Transport, r.fast = constTransport{}, nil
 		}
 		run(b, s)
 	})
@@ -210,7 +210,7 @@ admin: {listen: "off"}
 log: {access: combined, access_file: `+b.TempDir()+`/access.log}
 `)
 	for _, r := range s.current.Load().router.routes() {
-		r.proxy.Transport = constTransport{}
+		r.proxy.Transport, r.fast = constTransport{}, nil
 	}
 	return s
 }

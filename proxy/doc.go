@@ -17,8 +17,10 @@
 //     router (router.go), the host's upgrade policy and body limit
 //     (route.go, body.go), the host's own middleware (siteChain: hotlink,
 //     signed links, basic auth, request buffering) and the reverse proxy
-//     to the host's upstream pool (package proxy/upstream). Request
-//     policy itself lives in package middleware and package rules.
+//     to the host's upstream pool (package proxy/upstream): GET and HEAD
+//     without a body take the fast path of forward.go, everything else
+//     httputil.ReverseProxy. Request policy itself lives in package
+//     middleware and package rules.
 //
 // Beside it, the admin listener (package proxy/admin) serves health,
 // metrics, the /v1 API and the dashboard over the server's state

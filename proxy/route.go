@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse/middleware"
+	"gatehouse/proxy/upstream"
 	"gatehouse/rules"
 	"gatehouse/rules/match"
 	"gatehouse/signer"
@@ -28,8 +29,12 @@ type route struct {
 	maxBody   int64
 	headers   *middleware.HeaderPolicy
 	proxy     *httputil.ReverseProxy
-	next      http.Handler // the host's middleware, ending in proxy
-	log       *slog.Logger
+	// fast is the upstream pool the fast path (forward.go) sends
+	// through; nil when the host's requests all take proxy.
+	fast    *upstream.Pool
+	buffers *bufferPool
+	next    http.Handler // the host's middleware, ending in proxy
+	log     *slog.Logger
 	// userHeaders are the headers that tell an upstream who logged in
 	// (X-Forwarded-User and the host's basic_auth.user_header). A client
 	// never gets to send them, on any host: an upstream behind several
@@ -259,3 +264,8 @@ func newBufferPool() *bufferPool {
 
 func (bp *bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
 func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// get and put are Get and Put without the allocation Put pays for a
+// new pointer: the fast path keeps the one it got.
+func (bp *bufferPool) get() *[]byte  { return bp.p.Get().(*[]byte) }
+func (bp *bufferPool) put(b *[]byte) { bp.p.Put(b) }

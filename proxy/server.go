@@ -474,6 +474,14 @@ func (s *Server) reload() (err error) {
 			t.CloseIdleConnections()
 		}
 	}
+	if rt.client != prev.client {
+		prev.client.CloseIdleConnections()
+	}
+	for k, c := range prev.clients {
+		if rt.clients[k] != c {
+			c.CloseIdleConnections()
+		}
+	}
 	s.logWarnings(cfg)
 	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "summary", cfg.Summary())
 	return nil

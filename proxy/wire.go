@@ -33,6 +33,9 @@ type generation struct {
 	handler   http.Handler
 	router    *router
 	transport *http.Transport
+	// client is the fast path's upstream client (forward.go), with the
+	// transport's settings.
+	client *upstream.Client
 	// creds are the htpasswd stores in use, by file and load settings;
 	// they outlive a reload that keeps their file, so logged-in users
 	// stay cached.
@@ -57,14 +60,20 @@ type generation struct {
 	// transports are the upstream transports of hosts and routes with a
 	// response_header_timeout of their own, by their settings.
 	transports map[transportKey]*http.Transport
+	// clients are the fast path's clients for those settings.
+	clients map[transportKey]*upstream.Client
 }
 
 // closeIdle closes the idle upstream connections of every transport of
 // g, at shutdown.
 func (g *generation) closeIdle() {
 	g.transport.CloseIdleConnections()
+	g.client.CloseIdleConnections()
 	for _, t := range g.transports {
 		t.CloseIdleConnections()
+	}
+	for _, c := range g.clients {
+		c.CloseIdleConnections()
 	}
 }
 
@@ -172,6 +181,17 @@ func newTransport(k transportKey) *http.Transport {
 	}
 }
 
+// newClient is newTransport's twin for the fast path: the same dial and
+// response header timeouts, idle connection count and idle timeout.
+func newClient(k transportKey) *upstream.Client {
+	return upstream.NewClient(upstream.ClientConfig{
+		DialTimeout:           k.dial,
+		ResponseHeaderTimeout: k.responseHeader,
+		MaxIdlePerHost:        k.idle,
+		IdleTimeout:           90 * time.Second,
+	})
+}
+
 // credsKey names one htpasswd store: the file and how it is loaded. Two
 // hosts sharing a file with different basic_auth.allow_slow_hashes get a
 // store each, so each host gets exactly the rule it asked for.
@@ -224,9 +244,9 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 		g.jails = j // reload hands prev's counts over (Jails.HandOver)
 	}
 	if prev != nil && transportKeyOf(prev.cfg.Limits) == transportKeyOf(cfg.Limits) {
-		g.transport = prev.transport
+		g.transport, g.client = prev.transport, prev.client
 	} else {
-		g.transport = newTransport(transportKeyOf(cfg.Limits))
+		g.transport, g.client = newTransport(transportKeyOf(cfg.Limits)), newClient(transportKeyOf(cfg.Limits))
 	}
 	signing, err := NewSigning(context.Background(), cfg)
 	if err != nil {
@@ -468,7 +488,11 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 	}
 	var inner http.Handler
 	if pol.respond == nil {
-		var transport http.RoundTripper = b.pool(r.name, pol)
+		pool := b.pool(r.name, pol)
+		var transport http.RoundTripper = pool
+		if pol.readTimeout == 0 && pool.Plain() {
+			r.fast, r.buffers = pool, buffers
+		}
 		if pol.readTimeout > 0 {
 			transport = upstream.ReadTimeout(transport, pol.readTimeout)
 		}
@@ -485,7 +509,7 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 			// answer is cut off, as nginx sends it.
 			r.proxy.FlushInterval = readTimeoutFlush
 		}
-		inner = r.proxy
+		inner = http.HandlerFunc(r.forward)
 	}
 	r.next, err = b.newSiteChain(st, inner)
 	return err
@@ -526,6 +550,7 @@ func (b *chainBuilder) pool(host string, pol *policy) *upstream.Pool {
 		FailTimeout: pol.failTimeout,
 		MaxFails:    pol.maxFails,
 		Transport:   b.transport(pol.responseHeader),
+		Client:      b.client(pol.responseHeader),
 		Latency:     b.s.metrics.latency.WithLabelValues(host),
 	}
 	for _, u := range pol.upstreams {
@@ -571,6 +596,30 @@ func (b *chainBuilder) transport(responseHeader time.Duration) *http.Transport {
 	}
 	b.g.transports[k] = t
 	return t
+}
+
+// client is transport's twin for the fast path's client.
+func (b *chainBuilder) client(responseHeader time.Duration) *upstream.Client {
+	k := transportKeyOf(b.cfg.Limits)
+	if responseHeader == k.responseHeader {
+		return b.g.client
+	}
+	k.responseHeader = responseHeader
+	if c := b.g.clients[k]; c != nil {
+		return c
+	}
+	var c *upstream.Client
+	if b.prev != nil {
+		c = b.prev.clients[k]
+	}
+	if c == nil {
+		c = newClient(k)
+	}
+	if b.g.clients == nil {
+		b.g.clients = map[transportKey]*upstream.Client{}
+	}
+	b.g.clients[k] = c
+	return c
 }
 
 // accessLog returns the access log's config for cfg, OnDone aside: the

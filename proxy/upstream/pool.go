@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -29,6 +30,9 @@ type Config struct {
 	MaxFails int
 	// Transport sends the requests; shared by the hosts of a config.
 	Transport http.RoundTripper
+	// Client sends the requests Exchange is given; shared by the hosts
+	// of a config. nil: Exchange is not used.
+	Client *Client
 	// Latency observes each upstream answer's header latency, in
 	// seconds. Required.
 	Latency prometheus.Observer
@@ -48,6 +52,8 @@ type Upstream struct {
 // upstream is one backend of a host.
 type upstream struct {
 	url *url.URL
+	// addr is url's host:port, the port filled in from the scheme.
+	addr string
 	// downUntil is when a refused upstream may be tried again, in Unix
 	// nanoseconds; 0 when healthy.
 	downUntil atomic.Int64
@@ -71,6 +77,7 @@ type Pool struct {
 	failTimeout time.Duration
 	maxFails    int32
 	transport   http.RoundTripper
+	client      *Client
 	latency     prometheus.Observer // upstream response header latency
 	now         func() time.Time
 }
@@ -78,12 +85,19 @@ type Pool struct {
 // NewPool returns the pool of cfg.URLs.
 func NewPool(cfg Config) *Pool {
 	p := &Pool{failTimeout: cfg.FailTimeout, maxFails: int32(min(cfg.MaxFails, 1<<20)),
-		transport: cfg.Transport, latency: cfg.Latency, now: cfg.Now}
+		transport: cfg.Transport, client: cfg.Client, latency: cfg.Latency, now: cfg.Now}
 	if p.now == nil {
 		p.now = time.Now
 	}
 	for _, u := range cfg.URLs {
-		p.ups = append(p.ups, &upstream{url: u})
+		port := u.Port()
+		if port == "" {
+			port = "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+		}
+		p.ups = append(p.ups, &upstream{url: u, addr: net.JoinHostPort(u.Hostname(), port)})
 	}
 	return p
 }
@@ -166,6 +180,79 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return nil, err
+}
+
+// Plain tells whether every upstream of the pool speaks plain HTTP, so
+// that Exchange can reach them.
+func (p *Pool) Plain() bool {
+	if p.client == nil {
+		return false
+	}
+	for _, u := range p.ups {
+		if u.url.Scheme != "http" {
+			return false
+		}
+	}
+	return true
+}
+
+// Exchange is RoundTrip for a request without a body, through the
+// pool's Client (the pool must be Plain): write writes the request head
+// (request line, header, empty line) for upstream u into w; the answer's
+// first head is read into h, and its status returned with the
+// connection, from which the body is read and which the caller must
+// Release. head tells whether the request is a HEAD. An upstream that
+// refuses the connection is skipped as RoundTrip skips it.
+func (p *Pool) Exchange(r *http.Request, head bool, write func(w *bufio.Writer, u *url.URL) error,
+	h http.Header) (*Conn, int, error) {
+	n := len(p.ups)
+	start := int(p.next.Add(1) % uint64(n))
+	t0 := p.now()
+	now := t0.UnixNano()
+	ctx := r.Context()
+	s := middleware.ScopeFrom(r)
+	var wasDown uint64 // bit i: ups[i] was down at the start (config.MaxUpstreams is 64)
+	for i, u := range p.ups {
+		if u.downUntil.Load() > now {
+			wasDown |= 1 << i
+		}
+	}
+	var err error
+	for pass := 0; pass < 2; pass++ {
+		for i := 0; i < n; i++ {
+			j := (start + i) % n
+			down := wasDown&(1<<j) != 0
+			if down != (pass == 1) {
+				continue
+			}
+			u := p.ups[j]
+			s.Upstream = u.url.Host
+			if err != nil {
+				t0 = p.now() // the next upstream, after a refusal
+			}
+			var cn *Conn
+			var status int
+			cn, status, err = p.client.exchange(ctx, u.addr, u.url, head, write, h)
+			if err == nil {
+				if down {
+					u.downUntil.Store(0)
+				}
+				if u.fails.Load() != 0 {
+					u.fails.Store(0)
+				}
+				p.latency.Observe(p.now().Sub(t0).Seconds())
+				return cn, status, nil
+			}
+			dial := isDialError(err)
+			if ctx.Err() == nil && (dial || isTimeout(err)) {
+				p.failed(u)
+			}
+			if !dial || ctx.Err() != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return nil, 0, err
 }
 
 // failed counts a failed attempt on u and marks it down for failTimeout
