@@ -138,12 +138,33 @@ func probeJail(cfg *config.File) string {
 	return middleware.DefaultProbeJail
 }
 
+// hostAddrs returns the addresses of this host's interfaces, as /32 and
+// /128 prefixes: no escalated ban may cover them, or the gateway would
+// drop its own traffic (its admin listener, local tools), as fail2ban's
+// ignoreself keeps it from banning them. An error lists none.
+func hostAddrs() []netip.Prefix {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				ip = ip.Unmap()
+				out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+			}
+		}
+	}
+	return out
+}
+
 // jailsConfig maps the config's jail settings to the rules package's.
 func jailsConfig(cfg *config.File) rules.JailsConfig {
 	// An escalated network must reach the kernel whole, so none may hold
 	// what the firewall never drops.
 	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
-		Capacity: cfg.Limits.TrackedClients, NoEscalate: loopback}
+		Capacity: cfg.Limits.TrackedClients, NoEscalate: append(hostAddrs(), loopback...)}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
 	}

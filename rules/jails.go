@@ -106,7 +106,9 @@ type JailsConfig struct {
 	// NoEscalate lists prefixes, besides Allow, that no escalated ban
 	// may overlap: those the kernel firewall never drops (loopback), since
 	// it would leave such a network out of the kernel while its clients'
-	// entries are dropped. Clients inside them are still banned one by one.
+	// entries are dropped, and the host's own addresses. Clients inside
+	// them are still banned one by one, and an IPv6 client whose
+	// IPv6Prefix overlaps one is banned by its address alone.
 	NoEscalate []netip.Prefix
 }
 
@@ -609,7 +611,9 @@ func (j *Jails) count(name string, ip netip.Addr, reason string, at time.Time) (
 	p := netip.PrefixFrom(ip, 32)
 	if ip.Is6() {
 		p, _ = ip.Prefix(j.v6bits)
-		if j.overlapsAllow(p) {
+		// A client's prefix never reaches what must stay served: an
+		// IPv4-compatible address (::1.2.3.4) has ::/64, which holds ::1.
+		if j.overlapsAllow(p) || j.overlapsNoEscalate(p) {
 			p = netip.PrefixFrom(ip, 128)
 		}
 	}
@@ -665,6 +669,16 @@ func (j *Jails) allowed(ip netip.Addr) bool {
 
 func (j *Jails) overlapsAllow(p netip.Prefix) bool {
 	for _, a := range j.allow {
+		if p.Overlaps(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlapsNoEscalate reports whether p overlaps JailsConfig.NoEscalate.
+func (j *Jails) overlapsNoEscalate(p netip.Prefix) bool {
+	for _, a := range j.noEscalate {
 		if p.Overlaps(a) {
 			return true
 		}
