@@ -103,3 +103,38 @@ func TestSharedJailEscalates(t *testing.T) {
 		t.Errorf("Redis holds bans of %v, want %v", got, want)
 	}
 }
+
+// A node whose allow list holds an address of a network escalated
+// elsewhere refuses the network and keeps the members' own bans: the
+// unbans the escalating node pushes for them are not applied there.
+func TestEscalationRefusedByPeerKeepsMembers(t *testing.T) {
+	t.Parallel()
+	r := fleettest.Start(t)
+	a := newNode(t, r, "a", "", nil)
+	bList := rules.NewBanList(rules.BanListConfig{Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.200/32")}})
+	b := newNode(t, r, "b", "", func(c *Config) { c.Bans = bList })
+	b.bans = bList
+	j, err := rules.NewJails(rules.JailsConfig{Jails: map[string]rules.JailConfig{"probes": {
+		MaxRetry: 1, BanTime: time.Hour, Escalate: &rules.Escalate{IPv4: 24, After: 3}}}}, a.bans, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.run()
+	b.run()
+	waitFor(t, propagate, "a connected", a.f.Up)
+	waitFor(t, propagate, "b connected", b.f.Up)
+	members := []string{"192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"}
+	for _, c := range members {
+		j.Report("probes", netip.MustParsePrefix(c).Addr(), "probe")
+	}
+	waitFor(t, propagate, "the network alone on a", func() bool { return slices.Equal(a.prefixes(), []string{"192.0.2.0/24"}) })
+	waitFor(t, propagate, "empty outboxes", func() bool { return a.outbox(t) == 0 && b.outbox(t) == 0 })
+	// A later ban reaches b after the unbans: b has read past them.
+	j.Report("probes", netip.MustParseAddr("198.51.100.1"), "probe")
+	waitFor(t, propagate, "the marker on b", func() bool { return b.banned("198.51.100.1/32") })
+	want := append(slices.Clone(members), "198.51.100.1/32")
+	slices.Sort(want)
+	if got := b.prefixes(); !slices.Equal(got, want) {
+		t.Errorf("b holds %v, want the members and the marker %v", got, want)
+	}
+}

@@ -122,6 +122,10 @@ type Fleet struct {
 
 	mu       sync.Mutex
 	received map[netip.Prefix]int64 // bans this Fleet put on the list, by Until (ns), until its feed shows them
+	// refused holds the jails' network bans from the fleet that this
+	// node's allow list refused, by Until (ns): the unbans of their
+	// members, which the escalating node pushes, are not applied here.
+	refused map[netip.Prefix]int64
 
 	pushMu sync.Mutex // serialises outbox drains and full pushes
 
@@ -184,6 +188,7 @@ func New(cfg Config) (*Fleet, error) {
 		kick:      make(chan struct{}, 1),
 		limitq:    make(chan *limitReq, limitQueue),
 		received:  map[netip.Prefix]int64{},
+		refused:   map[netip.Prefix]int64{},
 	}
 	f.m = newMetrics(f)
 	if cfg.Registerer != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -339,6 +340,9 @@ func (f *Fleet) receiveBan(ps, vs string) string {
 	if err != nil {
 		f.mu.Lock()
 		delete(f.received, p)
+		if errors.Is(err, rules.ErrAllowed) && b.Jail != "" {
+			f.refuseNetLocked(p, until.UnixNano())
+		}
 		f.mu.Unlock()
 		f.log.Debug("fleet ban not applied here", "prefix", p, "error", err)
 		return v.Node
@@ -369,10 +373,55 @@ func (f *Fleet) receiveUnban(ps, ts string) string {
 	if cur, ok := f.exact(p); ok && f.toRemote(cur.Created) > t.Rev+int64(sameRev/time.Microsecond) {
 		return t.Node
 	}
+	if f.insideRefused(p) {
+		// A member of a network escalated elsewhere that this node's
+		// allow list keeps from banning whole: the member stays banned.
+		f.log.Debug("fleet unban not applied here: its network is not banned here", "prefix", p)
+		return t.Node
+	}
 	if f.bans.Unban(p) {
 		f.m.received.WithLabelValues("unban").Inc()
 	}
 	return t.Node
+}
+
+// maxRefused bounds Fleet.refused; past it the oldest-ending entry goes.
+const maxRefused = 4096
+
+// refuseNetLocked records a refused network ban that ends at until (Unix
+// ns), dropping ended entries. f.mu is held.
+func (f *Fleet) refuseNetLocked(p netip.Prefix, until int64) {
+	now := f.now().UnixNano()
+	for q, u := range f.refused {
+		if u <= now {
+			delete(f.refused, q)
+		}
+	}
+	if len(f.refused) >= maxRefused {
+		var first netip.Prefix
+		end := int64(math.MaxInt64)
+		for q, u := range f.refused {
+			if u < end {
+				first, end = q, u
+			}
+		}
+		delete(f.refused, first)
+	}
+	f.refused[p] = until
+}
+
+// insideRefused reports whether p lies strictly inside a refused network
+// ban that has not ended.
+func (f *Fleet) insideRefused(p netip.Prefix) bool {
+	now := f.now().UnixNano()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for q, u := range f.refused {
+		if u > now && q.Bits() < p.Bits() && q.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // exact returns the active ban of exactly p, if the ban list holds one
