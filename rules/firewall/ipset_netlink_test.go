@@ -410,3 +410,57 @@ func runStdin(ctx context.Context, stdin string, args ...string) ([]byte, error)
 	c.Stdin = strings.NewReader(stdin)
 	return c.CombinedOutput()
 }
+
+// TestNFTListCacheFollowsApply: after the backend's own Apply, List
+// answers from its copy of the last dump brought up to date, and that
+// answer is what a dump shows; a change by another program is seen.
+func TestNFTListCacheFollowsApply(t *testing.T) {
+	testenv.Netns(t, kernelTools...)
+	t.Parallel()
+	ctx := t.Context()
+	ns := newNetNS(t, "nftcache")
+	be, err := New(Config{Backend: "nftables", NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := be.(*nftBackend)
+	if err := b.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Now().Add(time.Hour)
+	pA, pB, pC := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::/64")
+	if err := b.Apply(ctx, []Entry{{pA, hour}, {pB, hour}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	listed(t, ctx, b) // a dump: the copy is taken
+	if err := b.Apply(ctx, []Entry{{pC, hour}, {pA, hour.Add(time.Hour)}}, []netip.Prefix{pB, pA}); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	gen, ok := b.cacheGen, b.cacheOK
+	b.mu.Unlock()
+	got := listed(t, ctx, b)
+	b.mu.Lock()
+	dumped := b.cacheGen != gen || !b.cacheOK || !ok
+	b.mu.Unlock()
+	if dumped {
+		t.Errorf("List() after the backend's own Apply dumped the sets, want the copy used")
+	}
+	fresh, err := New(Config{Backend: "nftables", NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := listed(t, ctx, fresh) // a new backend has no copy: a dump
+	if len(got) != 2 || len(want) != 2 {
+		t.Fatalf("List() = %v, dump = %v; want %s and %s", got, want, pA, pC)
+	}
+	for p, exp := range want {
+		if g, ok := got[p]; !ok || g.Sub(exp).Abs() > lateTolerance {
+			t.Errorf("List()[%s] = %s, %v; the dump says %s", p, g, ok, exp)
+		}
+	}
+	inNS(t, ns, "nft", "delete", "element", "inet", NFTTable, NFTSet4, "{ "+pA.String()+" }")
+	if got := listed(t, ctx, b); len(got) != 1 {
+		t.Errorf("List() after a hand deletion = %v, want only %s", got, pC)
+	}
+}

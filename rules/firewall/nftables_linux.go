@@ -22,6 +22,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -513,6 +514,7 @@ type nftItem struct {
 	set      *nftables.Set
 	prefix   netip.Prefix
 	del, add []nftables.SetElement
+	expires  time.Time // of the addition: now plus its timeout; zero for none
 }
 
 // Apply sends the deletions and additions in one netlink batch per
@@ -520,18 +522,28 @@ type nftItem struct {
 // in the same batch, which renews its timeout atomically. nf_tables
 // commits a batch whole or not at all; a batch that fails is retried
 // prefix by prefix, ignoring deletions of absent elements.
+//
+// When the ruleset generation moved by exactly Apply's own commits, the
+// copy of the last dump that List keeps is brought up to date with what
+// Apply changed, so that the next List needs no dump: at a million
+// entries a dump takes the kernel minutes.
 func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix) error {
-	c, done, err := b.conn(ctx)
+	c, nl, done, err := b.connWithSocket(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
+	gen0, genErr := generation(nl)
+	commits, clean := 0, true
+	items := make(map[netip.Prefix]*nftItem, len(add)+len(del))
+	var order []netip.Prefix
+	defer func() {
+		b.noteApplied(nl, genErr == nil && clean, gen0, commits, items, order)
+	}()
 	t := nftTable()
 	sets := [2]*nftables.Set{nftSet(t, true), nftSet(t, false)}
 	now := time.Now()
 	var ie itemErrors
-	items := make(map[netip.Prefix]*nftItem, len(add)+len(del))
-	var order []netip.Prefix
 	item := func(p netip.Prefix) *nftItem {
 		it := items[p]
 		if it == nil {
@@ -567,6 +579,9 @@ func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix)
 		start, end := prefixRange(p)
 		it := item(p)
 		it.add = []nftables.SetElement{{Key: start, Timeout: d}}
+		if d > 0 {
+			it.expires = now.Add(d)
+		}
 		if end != nil {
 			it.add = append(it.add, nftables.SetElement{Key: end, IntervalEnd: true})
 		}
@@ -574,8 +589,10 @@ func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix)
 	for batch := range slices.Chunk(order, nftBatchItems) {
 		err := b.flushItems(c, batch, items)
 		if err == nil {
+			commits++
 			continue
 		}
+		clean = false
 		if errors.Is(err, ErrNoPermission) || ctx.Err() != nil {
 			return errors.Join(append([]error{err}, ie.errs...)...)
 		}
@@ -626,6 +643,37 @@ func (b *nftBackend) flushItems(c *nftables.Conn, order []netip.Prefix, items ma
 		return b.opError("netlink batch", "inet "+NFTTable, err)
 	}
 	return nil
+}
+
+// noteApplied updates List's copy of the last dump after an Apply whose
+// batches all committed (clean), if the ruleset generation moved from
+// gen0 by exactly those commits: nobody else changed the ruleset in
+// between, so the kernel holds the copy with Apply's changes.
+func (b *nftBackend) noteApplied(nl *netlink.Conn, clean bool, gen0 uint32, commits int, items map[netip.Prefix]*nftItem, order []netip.Prefix) {
+	var gen1 uint32
+	var err error
+	if clean {
+		gen1, err = generation(nl)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !clean || err != nil || !b.cacheOK || b.cacheGen != gen0 || gen1 != gen0+uint32(commits) {
+		// List compares the generation with the copy's: a copy the
+		// kernel moved away from is not used.
+		return
+	}
+	next := make([]Entry, 0, len(b.cache)+len(order))
+	for _, e := range b.cache {
+		if items[e.Prefix] == nil {
+			next = append(next, e)
+		}
+	}
+	for _, p := range order {
+		if it := items[p]; it.add != nil {
+			next = append(next, Entry{Prefix: p, Expires: it.expires})
+		}
+	}
+	b.cache, b.cacheGen = next, gen1
 }
 
 // retryItem applies one prefix on its own: its deletion (an absent
