@@ -463,4 +463,22 @@ func TestNFTListCacheFollowsApply(t *testing.T) {
 	if got := listed(t, ctx, b); len(got) != 1 {
 		t.Errorf("List() after a hand deletion = %v, want only %s", got, pC)
 	}
+	// Enough changes to be merged into a new copy (pC is among them).
+	many := benchEntries(benchBans(10_000, hour))
+	if err := b.Apply(ctx, many, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	gen, merged := b.cacheGen, b.changes == nil
+	b.mu.Unlock()
+	if !merged {
+		t.Errorf("10,000 changes were not merged into the copy")
+	}
+	got = listed(t, ctx, b)
+	b.mu.Lock()
+	dumped = b.cacheGen != gen
+	b.mu.Unlock()
+	if _, ok := got[pC]; dumped || len(got) != len(many) || !ok {
+		t.Errorf("List() after 10,000 additions = %d entries (dumped: %v), want %d from the copy", len(got), dumped, len(many))
+	}
 }

@@ -219,19 +219,24 @@ func (nb *notifyBackend) Apply(ctx context.Context, add []Entry, del []netip.Pre
 func BenchmarkBanToKernel(b *testing.B) {
 	testenv.Netns(b, kernelTools...)
 	for _, backend := range []string{"ipset", "nftables"} {
-		for _, burst := range []int{1, 1000} {
+		for _, bc := range []struct{ burst, loaded int }{{1, 0}, {1000, 0}, {1, 100_000}} {
 			name := backend + "/single"
-			if burst > 1 {
-				name = fmt.Sprintf("%s/burst=%d", backend, burst)
+			if bc.burst > 1 {
+				name = fmt.Sprintf("%s/burst=%d", backend, bc.burst)
+			}
+			if bc.loaded > 0 {
+				name += fmt.Sprintf("/loaded=%d", bc.loaded)
 			}
 			b.Run(name, func(b *testing.B) {
-				benchBanToKernel(b, backend, burst)
+				benchBanToKernel(b, backend, bc.burst, bc.loaded)
 			})
 		}
 	}
 }
 
-func benchBanToKernel(b *testing.B, backend string, burst int) {
+// benchBanToKernel measures bans of burst prefixes at a time, into a
+// kernel that holds loaded entries besides.
+func benchBanToKernel(b *testing.B, backend string, burst, loaded int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	be, err := New(Config{Backend: backend, NetNS: newNetNS(b, "bench")})
@@ -240,6 +245,11 @@ func benchBanToKernel(b *testing.B, backend string, burst int) {
 	}
 	nb := &notifyBackend{Backend: be, waiting: map[netip.Prefix]chan struct{}{}}
 	bans := rules.NewBanList(rules.BanListConfig{})
+	for _, ban := range benchBans(loaded, time.Now().Add(time.Hour)) {
+		if _, err := bans.Ban(ban); err != nil {
+			b.Fatal(err)
+		}
+	}
 	r, err := NewReconciler(ReconcilerConfig{Backend: nb, Bans: bans, Interval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
@@ -253,7 +263,7 @@ func benchBanToKernel(b *testing.B, backend string, burst int) {
 		}
 	}()
 	until := time.Now().Add(time.Hour)
-	next := netip.MustParseAddr("100.64.0.0")
+	next := netip.MustParseAddr("10.0.0.0") // apart from benchBans' prefixes
 	ban := func() (netip.Prefix, <-chan struct{}) {
 		p := netip.PrefixFrom(next, 32)
 		next = next.Next()

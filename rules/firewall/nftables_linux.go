@@ -54,9 +54,10 @@ type nftBackend struct {
 	ports []uint16
 	log   *slog.Logger
 
-	mu       sync.Mutex // guards the cache of List
-	cache    []Entry    // the last dump; never modified, only replaced
-	cacheGen uint32     // the ruleset generation it was taken at
+	mu       sync.Mutex                 // guards the cache of List
+	cache    []Entry                    // the last dump, or a merge of it with changes; never modified, only replaced
+	changes  map[netip.Prefix]nftChange // the backend's own changes since cache, which they override
+	cacheGen uint32                     // the ruleset generation cache and changes stand for
 	cacheOK  bool
 }
 
@@ -319,17 +320,7 @@ func (b *nftBackend) List(ctx context.Context) ([]Entry, error) {
 	defer done()
 	gen, genErr := generation(nl)
 	if genErr == nil {
-		b.mu.Lock()
-		cached, ok := b.cache, b.cacheOK && b.cacheGen == gen
-		b.mu.Unlock()
-		if ok {
-			now := time.Now()
-			entries := make([]Entry, 0, len(cached))
-			for _, e := range cached {
-				if e.Expires.IsZero() || e.Expires.After(now) {
-					entries = append(entries, e)
-				}
-			}
+		if entries, ok := b.fromCache(gen); ok {
 			return entries, nil
 		}
 	}
@@ -341,10 +332,51 @@ func (b *nftBackend) List(ctx context.Context) ([]Entry, error) {
 		after, err := generation(nl)
 		b.mu.Lock()
 		// Only a dump that no commit overlapped stands for gen.
-		b.cache, b.cacheGen, b.cacheOK = entries, gen, err == nil && after == gen
+		b.cache, b.changes, b.cacheGen, b.cacheOK = entries, nil, gen, err == nil && after == gen
 		b.mu.Unlock()
 	}
 	return slices.Clone(entries), nil
+}
+
+// fromCache returns the live entries of the cache with the changes
+// applied, if they stand for the ruleset generation gen.
+func (b *nftBackend) fromCache(gen uint32) ([]Entry, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.cacheOK || b.cacheGen != gen {
+		return nil, false
+	}
+	return b.merged(time.Now(), true), true
+}
+
+// nftChange is one of the backend's own changes to a prefix since the
+// last dump: deleted, or added with an expiry.
+type nftChange struct {
+	del     bool
+	expires time.Time
+}
+
+// merged returns the cache with the changes applied; with live, only
+// the entries that have not expired at now. b.mu is held.
+func (b *nftBackend) merged(now time.Time, live bool) []Entry {
+	alive := func(exp time.Time) bool { return !live || exp.IsZero() || exp.After(now) }
+	entries := make([]Entry, 0, len(b.cache)+len(b.changes))
+	for _, e := range b.cache {
+		if len(b.changes) > 0 {
+			if _, changed := b.changes[e.Prefix]; changed {
+				continue
+			}
+		}
+		if alive(e.Expires) {
+			entries = append(entries, e)
+		}
+	}
+	for p, c := range b.changes {
+		if !c.del && alive(c.expires) {
+			entries = append(entries, Entry{Prefix: p, Expires: c.expires})
+		}
+	}
+	return entries
 }
 
 // dump lists both sets from the kernel.
@@ -662,18 +694,20 @@ func (b *nftBackend) noteApplied(nl *netlink.Conn, clean bool, gen0 uint32, comm
 		// kernel moved away from is not used.
 		return
 	}
-	next := make([]Entry, 0, len(b.cache)+len(order))
-	for _, e := range b.cache {
-		if items[e.Prefix] == nil {
-			next = append(next, e)
-		}
+	if b.changes == nil {
+		b.changes = map[netip.Prefix]nftChange{}
 	}
 	for _, p := range order {
-		if it := items[p]; it.add != nil {
-			next = append(next, Entry{Prefix: p, Expires: it.expires})
-		}
+		it := items[p]
+		b.changes[p] = nftChange{del: it.add == nil, expires: it.expires}
 	}
-	b.cache, b.cacheGen = next, gen1
+	b.cacheGen = gen1
+	// Merged into a new copy once they are many: each change is copied
+	// a bounded number of times, and a single ban costs no copy of a
+	// million entries.
+	if len(b.changes) > max(4096, len(b.cache)/4) {
+		b.cache, b.changes = b.merged(time.Time{}, false), nil
+	}
 }
 
 // retryItem applies one prefix on its own: its deletion (an absent
