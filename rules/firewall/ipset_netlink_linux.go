@@ -215,13 +215,6 @@ func (s *ipsetSock) closeLocked() {
 	}
 }
 
-// close closes the socket, for good unless it is used again.
-func (s *ipsetSock) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closeLocked()
-}
-
 // sockError marks a failure of the socket (as opposed to an error reply
 // of the kernel): the operation is tried once more on a new socket.
 type sockError struct{ err error }
