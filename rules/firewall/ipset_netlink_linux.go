@@ -225,12 +225,13 @@ func (e sockError) Unwrap() error { return e.err }
 // do runs op on the open socket, with ctx's deadline and cancellation
 // applied to it. When the socket fails, do closes it and, unless ctx is
 // done, runs op once more on a new one: every ipset operation gatehouse
-// makes is idempotent.
+// makes is idempotent. An EAGAIN answer (nfnetlink has just loaded the
+// ip_set module for the first request) is retried too.
 func (s *ipsetSock) do(ctx context.Context, what string, op func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		if err = ctx.Err(); err != nil {
 			return s.opError(what, "", err)
 		}
@@ -257,6 +258,9 @@ func (s *ipsetSock) do(ctx context.Context, what string, op func() error) error 
 				return nil
 			}
 			return s.opError(what, "", errors.Join(err, ctx.Err()))
+		}
+		if errors.Is(err, syscall.EAGAIN) {
+			continue
 		}
 		var se sockError
 		if !errors.As(err, &se) {
