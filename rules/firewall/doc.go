@@ -45,11 +45,14 @@
 // # Requirements
 //
 // CAP_NET_ADMIN (the tools and netlink refuse without it: errors wrap
-// ErrNoPermission), and per backend the ipset, iptables and ip6tables
-// tools (with iptables-restore, ip6tables-restore; Debian packages ipset
-// and iptables), or an nf_tables kernel (no tool needed). Config.NetNS
-// needs ip(8) from iproute2 for the shell-outs. The backends are Linux
-// only: elsewhere New returns an error wrapping errors.ErrUnsupported.
+// ErrNoPermission), and per backend: ipset, the kernel's ip_set modules
+// (sets and entries are kept over the ipset netlink protocol, on one
+// persistent socket; no ipset tool) and the iptables and ip6tables tools
+// for its two rules (with iptables-restore, ip6tables-restore; Debian
+// package iptables); nftables, an nf_tables kernel (no tool needed);
+// iptables, the same iptables tools. Config.NetNS needs ip(8) from
+// iproute2 for the shell-outs. The backends are Linux only: elsewhere
+// New returns an error wrapping errors.ErrUnsupported.
 //
 // # Concurrency
 //

@@ -3,32 +3,36 @@
 package firewall
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ipsetBackend keeps the bans in two ipsets, gatehouse4 and gatehouse6,
 // both hash:net with per-entry timeouts, and drops their members with one
 // rule per family (per 15 ports) at the top of the raw table's PREROUTING
-// chain:
+// chain. In ipset(8) and iptables(8) terms:
 //
 //	ipset create gatehouse4 hash:net family inet timeout 0 maxelem 1048576
 //	ipset create gatehouse6 hash:net family inet6 timeout 0 maxelem 1048576
 //	iptables  -t raw -I PREROUTING 1 [-p tcp -m multiport --dports 80,443] -m set --match-set gatehouse4 src -j DROP
 //	ip6tables -t raw -I PREROUTING 1 [-p tcp -m multiport --dports 80,443] -m set --match-set gatehouse6 src -j DROP
 //
-// Entries are added and deleted with `ipset restore -exist`, whose
-// timeouts are the time left of each ban, so the kernel drops them by
-// itself even when gatehouse is not running.
+// The sets and their entries are kept over the ipset netlink protocol,
+// on one persistent socket (ipsetSock): Apply sends its additions and
+// deletions as one message each, many per sendmsg, and reads one error
+// reply per failed message, so a bad entry is reported and the rest
+// applied. Entry timeouts are the time left of each ban, so the kernel
+// drops them by itself even when gatehouse is not running. The ipset tool
+// is not needed; the rules are kept with iptables-restore, which runs
+// once per Ensure that finds them changed.
 //
 // Both sets are hash:net, not hash:ip, because a ban is a prefix of any
 // length: a manual /24 ban must stay one /24 entry (hash:ip would expand
@@ -37,16 +41,20 @@ import (
 // as hash:ip does.
 type ipsetBackend struct {
 	run   runner
-	ipset string
+	nl    *ipsetSock
 	fam   [2]xtables // [0] iptables, [1] ip6tables
 	ports []uint16
 	log   *slog.Logger
 }
 
-// ipsetSets names the sets by family index, with their ipset family.
-var ipsetSets = [2]struct{ name, family string }{
-	{IPSetName4, "inet"},
-	{IPSetName6, "inet6"},
+// ipsetSets names the sets by family index, with their ipset family and
+// its netfilter number.
+var ipsetSets = [2]struct {
+	name, family string
+	nfproto      uint8
+}{
+	{IPSetName4, "inet", unix.NFPROTO_IPV4},
+	{IPSetName6, "inet6", unix.NFPROTO_IPV6},
 }
 
 func newIPSet(cfg Config, ports []uint16) (*ipsetBackend, error) {
@@ -54,10 +62,7 @@ func newIPSet(cfg Config, ports []uint16) (*ipsetBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &ipsetBackend{run: run, ports: ports, log: discard(cfg.Log)}
-	if b.ipset, err = lookTool("ipset"); err != nil {
-		return nil, fmt.Errorf("ipset backend: %w", err)
-	}
+	b := &ipsetBackend{run: run, nl: &ipsetSock{netns: cfg.NetNS}, ports: ports, log: discard(cfg.Log)}
 	for i, base := range []string{"iptables", "ip6tables"} {
 		if b.fam[i], err = newXtables(base); err != nil {
 			return nil, fmt.Errorf("ipset backend: %w", err)
@@ -93,19 +98,18 @@ func ipsetRule(set string) func(string) bool {
 // and created again, after its rule is removed; its entries come back
 // with the next reconcile.
 func (b *ipsetBackend) Ensure(ctx context.Context) error {
-	headers, err := b.headers(ctx)
-	if err != nil {
-		return err
-	}
 	for i, s := range ipsetSets {
-		h, ok := headers[s.name]
+		h, ok, err := b.header(ctx, s.name)
+		if err != nil {
+			return err
+		}
 		switch {
 		case !ok:
-			if err := b.create(ctx, s.name, s.family); err != nil {
+			if err := b.create(ctx, s.name, s.nfproto); err != nil {
 				return err
 			}
 			b.log.Info("firewall set created", "backend", "ipset", "set", s.name)
-		case !h.fits(s.family):
+		case !h.fits(s.nfproto):
 			// The rule holds a reference: it goes first.
 			if _, err := b.fam[i].syncRules(ctx, b.run, ipsetRule(s.name), nil, ""); err != nil {
 				return err
@@ -113,10 +117,11 @@ func (b *ipsetBackend) Ensure(ctx context.Context) error {
 			if err := b.destroy(ctx, s.name); err != nil {
 				return err
 			}
-			if err := b.create(ctx, s.name, s.family); err != nil {
+			if err := b.create(ctx, s.name, s.nfproto); err != nil {
 				return err
 			}
-			b.log.Warn("firewall set re-created: it was not what gatehouse creates", "backend", "ipset", "set", s.name, "found", h.typ+" "+h.header)
+			b.log.Warn("firewall set re-created: it was not what gatehouse creates", "backend", "ipset", "set", s.name,
+				"found", fmt.Sprintf("%s family %d timeout %v maxelem %d", h.typ, h.family, h.timeout, h.maxelem))
 		}
 		changed, err := b.fam[i].syncRules(ctx, b.run, ipsetRule(s.name), b.ruleSpecs(s.name), "")
 		if err != nil {
@@ -129,219 +134,263 @@ func (b *ipsetBackend) Ensure(ctx context.Context) error {
 	return nil
 }
 
-func (b *ipsetBackend) create(ctx context.Context, name, family string) error {
-	_, err := b.run.run(ctx, "create set", name, nil, b.ipset, "create", name, "hash:net",
-		"family", family, "timeout", "0", "maxelem", strconv.Itoa(maxSetSize))
-	return err
+// fits reports whether the set is what create makes: hash:net of the
+// family, with timeout support and room for maxSetSize entries.
+func (h ipsetListMsg) fits(nfproto uint8) bool {
+	return h.typ == "hash:net" && h.family == nfproto && h.timeout && h.maxelem >= maxSetSize
+}
+
+// header returns the type and header of the set name; ok is false when
+// there is no such set.
+func (b *ipsetBackend) header(ctx context.Context, name string) (h ipsetListMsg, ok bool, err error) {
+	s := b.nl
+	err = s.do(ctx, "list set header", func() error {
+		h, ok = ipsetListMsg{}, false
+		seq := s.nextSeq()
+		w := nlWriter{b: s.sbuf[:0]}
+		m := w.begin(ipsetCmdList, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
+		w.str(ipsetAttrSetName, name)
+		w.be32(ipsetAttrFlags, ipsetFlagListHeader)
+		w.end(m)
+		s.sbuf = w.b
+		err := s.dump(w.b, seq, func(attrs []byte) error {
+			msg, err := parseIPSetList(attrs)
+			if err != nil {
+				return sockError{err}
+			}
+			if msg.name == name && msg.header {
+				h, ok = msg, true
+			}
+			return nil
+		})
+		if errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return h, false, b.wrap(err, "list set header", name)
+	}
+	return h, ok, nil
+}
+
+// wrap makes err an *OpError naming op and object, unless it is one.
+func (b *ipsetBackend) wrap(err error, op, object string) error {
+	var oe *OpError
+	if errors.As(err, &oe) {
+		if oe.Object == "" {
+			oe.Object = object
+		}
+		return err
+	}
+	return b.nl.opError(op, object, err)
+}
+
+// create creates a set as Ensure wants it, of the newest revision of
+// hash:net both the kernel and gatehouse know.
+func (b *ipsetBackend) create(ctx context.Context, name string, nfproto uint8) error {
+	s := b.nl
+	err := s.do(ctx, "create set", func() error {
+		rev := -1
+		seq := s.nextSeq()
+		w := nlWriter{b: s.sbuf[:0]}
+		m := w.begin(ipsetCmdType, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+		w.str(ipsetAttrTypeName, "hash:net")
+		w.u8(ipsetAttrFamily, nfproto)
+		w.end(m)
+		s.sbuf = w.b
+		if err := s.request(w.b, seq, func(attrs []byte) error {
+			for len(attrs) > 0 {
+				typ, val, rest, ok := nextAttr(attrs)
+				if !ok {
+					return sockError{errIPSetMalformed}
+				}
+				attrs = rest
+				if typ == ipsetAttrRevision && len(val) == 1 {
+					rev = int(val[0])
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if rev < 0 {
+			return errors.New("kernel named no revision of hash:net")
+		}
+		seq = s.nextSeq()
+		w.b = w.b[:0]
+		m = w.begin(ipsetCmdCreate, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+		w.str(ipsetAttrSetName, name)
+		w.str(ipsetAttrTypeName, "hash:net")
+		w.u8(ipsetAttrRevision, uint8(min(rev, ipsetHashNetRevision)))
+		w.u8(ipsetAttrFamily, nfproto)
+		d := w.nest(ipsetAttrData)
+		w.be32(ipsetAttrTimeout, 0)
+		w.be32(ipsetAttrMaxElem, maxSetSize)
+		w.unnest(d)
+		w.end(m)
+		s.sbuf = w.b
+		return s.request(w.b, seq, nil)
+	})
+	if err != nil {
+		return b.wrap(err, "create set", name)
+	}
+	return nil
 }
 
 // destroy destroys a set that no rule of ours references any more. The
 // kernel can hold on to the reference for a moment after the rule is
 // gone (iptables-nft releases it after an RCU grace period), so a
-// refusal is retried a few times.
+// refusal for being busy is retried a few times.
 func (b *ipsetBackend) destroy(ctx context.Context, name string) error {
+	s := b.nl
 	var err error
-	for attempt := range 20 {
-		if _, err = b.run.run(ctx, "destroy set", name, nil, b.ipset, "destroy", name); err == nil {
+	for range 20 {
+		err = s.do(ctx, "destroy set", func() error {
+			seq := s.nextSeq()
+			w := nlWriter{b: s.sbuf[:0]}
+			m := w.begin(ipsetCmdDestroy, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+			w.str(ipsetAttrSetName, name)
+			w.end(m)
+			s.sbuf = w.b
+			return s.request(w.b, seq, nil)
+		})
+		if err == nil || errors.Is(err, syscall.ENOENT) {
 			return nil
 		}
-		if oe, ok := err.(*OpError); ok && oe.perm {
-			return err
-		}
-		if attempt == 0 {
-			exists, lerr := b.exists(ctx, name)
-			if lerr != nil {
-				return lerr
-			}
-			if !exists {
-				return nil
-			}
+		if !errors.Is(err, ipsetBusy) {
+			return b.wrap(err, "destroy set", name)
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return b.wrap(err, "destroy set", name)
 		case <-t.C:
+		}
+	}
+	return b.wrap(err, "destroy set", name)
+}
+
+// usable reports whether the kernel speaks ipset: the probe of "auto".
+func (b *ipsetBackend) usable(ctx context.Context) error {
+	s := b.nl
+	err := s.do(ctx, "protocol", func() error {
+		seq := s.nextSeq()
+		w := nlWriter{b: s.sbuf[:0]}
+		m := w.begin(ipsetCmdProtocol, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+		w.end(m)
+		s.sbuf = w.b
+		return s.request(w.b, seq, func([]byte) error { return nil })
+	})
+	if err != nil {
+		err = b.wrap(err, "protocol", "")
+		if !errors.Is(err, ErrNoPermission) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	return err
 }
 
-// ipsetHeader is a set's type and header line, as `ipset list -t` shows.
-type ipsetHeader struct {
-	typ    string // "hash:net"
-	header string // "family inet hashsize 1024 maxelem 1048576 timeout 0 ..."
-}
-
-// fits reports whether the set is what create makes: hash:net of the
-// family, with timeout support and room for maxSetSize entries.
-func (h ipsetHeader) fits(family string) bool {
-	if h.typ != "hash:net" {
-		return false
-	}
-	f := strings.Fields(h.header)
-	opt := map[string]string{}
-	for i := 0; i+1 < len(f); i += 2 {
-		opt[f[i]] = f[i+1]
-	}
-	_, timeout := opt["timeout"]
-	maxelem, _ := strconv.Atoi(opt["maxelem"])
-	return opt["family"] == family && timeout && maxelem >= maxSetSize
-}
-
-// headers returns the type and header of every set, by name.
-func (b *ipsetBackend) headers(ctx context.Context) (map[string]ipsetHeader, error) {
-	out, err := b.run.run(ctx, "list sets", "", nil, b.ipset, "list", "-t")
-	if err != nil {
-		return nil, err
-	}
-	hs := map[string]ipsetHeader{}
-	var name string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ": ")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "Name":
-			name = v
-			hs[name] = ipsetHeader{}
-		case "Type":
-			h := hs[name]
-			h.typ = v
-			hs[name] = h
-		case "Header":
-			h := hs[name]
-			h.header = v
-			hs[name] = h
-		}
-	}
-	return hs, sc.Err()
-}
-
-// exists reports whether a set of that name exists.
-func (b *ipsetBackend) exists(ctx context.Context, name string) (bool, error) {
-	out, err := b.run.run(ctx, "list set names", "", nil, b.ipset, "list", "-n")
-	if err != nil {
-		return false, err
-	}
-	for line := range strings.Lines(string(out)) {
-		if strings.TrimSpace(line) == name {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// List returns the members of both sets.
+// List returns the members of both sets, read with a netlink dump.
 func (b *ipsetBackend) List(ctx context.Context) ([]Entry, error) {
 	var entries []Entry
-	for _, s := range ipsetSets {
-		out, err := b.run.run(ctx, "save set", s.name, nil, b.ipset, "save", s.name)
-		if err != nil {
-			if oe, ok := err.(*OpError); ok && oe.perm {
-				return nil, err
-			}
-			exists, lerr := b.exists(ctx, s.name)
-			if lerr != nil {
-				return nil, err
-			}
-			if !exists {
-				continue // a missing set holds nothing
-			}
-			// Created in between (by a concurrent Ensure): save it.
-			if out, err = b.run.run(ctx, "save set", s.name, nil, b.ipset, "save", s.name); err != nil {
-				return nil, err
-			}
-		}
-		// Timeouts are whole seconds left at some moment of the save:
-		// counting from its end errs late, by less than a second more
-		// than the save took.
-		entries, err = parseIPSetSave(entries, out, s.name, time.Now())
-		if err != nil {
+	for _, set := range ipsetSets {
+		var err error
+		if entries, err = b.list(ctx, entries, set.name); err != nil {
 			return nil, err
 		}
 	}
 	return entries, nil
 }
 
-// parseIPSetSave appends the members that `ipset save set` printed in out:
-// lines "add SET ADDR[/BITS] [timeout SECONDS] ...", the timeout being
-// the time left at now (0: the entry has none).
-func parseIPSetSave(entries []Entry, out []byte, set string, now time.Time) ([]Entry, error) {
-	head := "add " + set + " "
-	for line := range bytes.Lines(out) {
-		rest, ok := bytes.CutPrefix(line, []byte(head))
-		if !ok {
-			continue
-		}
-		f := strings.Fields(string(rest))
-		if len(f) == 0 {
-			continue
-		}
-		p, err := parsePrefix(f[0])
-		if err != nil {
-			return entries, fmt.Errorf("ipset: save set %s: %w", set, err)
-		}
-		e := Entry{Prefix: p}
-		for i := 1; i+1 < len(f); i += 2 {
-			if f[i] != "timeout" {
-				continue
-			}
-			secs, err := strconv.ParseInt(f[i+1], 10, 64)
+// list appends the members of set to entries. A missing set holds
+// nothing.
+func (b *ipsetBackend) list(ctx context.Context, entries []Entry, set string) ([]Entry, error) {
+	s := b.nl
+	from := len(entries)
+	var start time.Time
+	err := s.do(ctx, "list set", func() error {
+		entries = entries[:from] // a second attempt starts over
+		start = time.Now()
+		seq := s.nextSeq()
+		w := nlWriter{b: s.sbuf[:0]}
+		m := w.begin(ipsetCmdList, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
+		w.str(ipsetAttrSetName, set)
+		w.end(m)
+		s.sbuf = w.b
+		err := s.dump(w.b, seq, func(attrs []byte) error {
+			msg, err := parseIPSetList(attrs)
 			if err != nil {
-				return entries, fmt.Errorf("ipset: save set %s: %s: timeout %q: %w", set, f[0], f[i+1], err)
+				return sockError{err}
 			}
-			if secs > 0 {
-				e.Expires = now.Add(time.Duration(secs) * time.Second)
+			if msg.name != set || msg.adt == nil {
+				return nil
+			}
+			if err := eachIPSetElem(msg.adt, func(e ipsetElem) {
+				en := Entry{Prefix: e.prefix}
+				if e.timeout > 0 {
+					en.Expires = start.Add(time.Duration(e.timeout) * time.Second)
+				}
+				entries = append(entries, en)
+			}); err != nil {
+				return sockError{err}
+			}
+			return nil
+		})
+		if errors.Is(err, syscall.ENOENT) {
+			return nil // a missing set holds nothing
+		}
+		return err
+	})
+	if err != nil {
+		return nil, b.wrap(err, "list set", set)
+	}
+	// Timeouts are whole seconds left at some moment of the dump:
+	// counting from its end errs late, by less than a second more than
+	// the dump took.
+	if took := time.Since(start); took > 0 {
+		for i := from; i < len(entries); i++ {
+			if !entries[i].Expires.IsZero() {
+				entries[i].Expires = entries[i].Expires.Add(took)
 			}
 		}
-		entries = append(entries, e)
 	}
 	return entries, nil
 }
 
-// parsePrefix parses "ADDR/BITS" or a lone address (a full-length prefix).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+// ipsetOp is one addition or deletion of an Apply.
+type ipsetOp struct {
+	p       netip.Prefix // canonical
+	del     bool
+	timeout int64 // seconds, for an addition; 0: none
 }
 
-// ipsetChunk is how many lines one `ipset restore` is fed.
-const ipsetChunk = 20000
-
-// ipsetLine is one line of a restore stream, with the prefix it is about.
-type ipsetLine struct {
-	text   string
-	prefix netip.Prefix
-	set    string
+func (o ipsetOp) set() string {
+	if o.p.Addr().Is4() {
+		return IPSetName4
+	}
+	return IPSetName6
 }
 
-// Apply deletes and adds through `ipset restore -exist`, which ignores
-// the deletion of absent members and renews the timeout of present ones.
-// A prefix in both add and del is only re-added: that renews it without
-// a moment out of the set. ipset restore applies a stream line by line
-// and stops at the first failing one, which it names: the failure is
-// kept and the stream resumes after it.
+// Apply deletes and adds with one netlink message per prefix, as many
+// per sendmsg as the socket's send buffer takes. The messages ask for
+// ipset's -exist behaviour (no NLM_F_EXCL): deleting an absent member is
+// no error, adding a present one renews its timeout. A prefix in both
+// add and del is only re-added: that renews it without a moment out of
+// the set. Only the last message of a sendmsg asks for an ack; every
+// failed one gets an error reply of its own, so a refused prefix is
+// reported and the others applied.
 func (b *ipsetBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix) error {
 	now := time.Now()
 	var ie itemErrors
-	adding := make(map[netip.Prefix]bool, len(add))
-	var lines []ipsetLine
+	var adding map[netip.Prefix]bool
+	if len(add) > 0 && len(del) > 0 {
+		adding = make(map[netip.Prefix]bool, len(add))
+	}
+	ops := make([]ipsetOp, 0, len(add)+len(del))
 	for _, e := range add {
-		set, p, err := ipsetFor(e.Prefix)
+		p, err := ipsetFor(e.Prefix)
 		if err != nil {
 			ie.add(err)
 			continue
@@ -350,11 +399,13 @@ func (b *ipsetBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefi
 		if !ok {
 			continue // over already
 		}
-		adding[p] = true
-		lines = append(lines, ipsetLine{text: fmt.Sprintf("add %s %s timeout %d\n", set, p, int64(d/time.Second)), prefix: p, set: set})
+		if adding != nil {
+			adding[p] = true
+		}
+		ops = append(ops, ipsetOp{p: p, timeout: int64(d / time.Second)})
 	}
 	for _, p := range del {
-		set, p, err := ipsetFor(p)
+		p, err := ipsetFor(p)
 		if err != nil {
 			ie.add(err)
 			continue
@@ -362,78 +413,123 @@ func (b *ipsetBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefi
 		if adding[p] {
 			continue
 		}
-		lines = append(lines, ipsetLine{text: fmt.Sprintf("del %s %s\n", set, p), prefix: p, set: set})
+		ops = append(ops, ipsetOp{p: p, del: true})
 	}
-	for len(lines) > 0 {
-		n := min(len(lines), ipsetChunk)
-		failed, err := b.restore(ctx, lines[:n])
-		switch {
-		case err == nil:
-			lines = lines[n:]
-		case failed < 0:
-			// No line named: permission, a missing set, a killed
-			// process. Nothing more will go through.
+	for len(ops) > 0 {
+		n, err := b.applyBatch(ctx, ops, &ie)
+		if err != nil {
 			return errors.Join(append([]error{err}, ie.errs...)...)
-		default:
-			ie.add(err)
-			lines = lines[failed+1:]
-			if ie.n() >= maxItemFailures {
-				// Too many refusals to be about single items: report
-				// instead of trying the rest one by one.
-				ie.add(fmt.Errorf("ipset: restore: gave up with %d lines left", len(lines)))
-				return ie.err()
-			}
+		}
+		ops = ops[n:]
+		if ie.n() >= maxItemFailures && len(ops) > 0 {
+			// Too many refusals to be about single items: report
+			// instead of trying the rest.
+			ie.add(fmt.Errorf("ipset: apply: gave up with %d prefixes left", len(ops)))
+			return ie.err()
 		}
 	}
 	return ie.err()
 }
 
-// ipsetFor returns the set of p's family and p in canonical form.
-func ipsetFor(p netip.Prefix) (string, netip.Prefix, error) {
-	if !p.IsValid() {
-		return "", p, &OpError{Backend: "ipset", Op: "apply", Object: p.String(), Err: errors.New("invalid prefix")}
+// applyBatch sends the first ops that fit in one sendmsg and returns how
+// many it sent. Refused items go to ie; an error that is about no single
+// item (no permission, a missing set, a socket that failed twice) is
+// returned.
+func (b *ipsetBackend) applyBatch(ctx context.Context, ops []ipsetOp, ie *itemErrors) (int, error) {
+	s := b.nl
+	var (
+		n      int
+		failed []error
+		whole  error
+	)
+	err := s.do(ctx, "apply", func() error {
+		failed, whole = failed[:0], nil
+		w := nlWriter{b: s.sbuf[:0]}
+		first := s.seq + 1
+		n = 0
+		for {
+			o := ops[n]
+			cmd, timeout := uint16(ipsetCmdAdd), o.timeout
+			if o.del {
+				cmd, timeout = ipsetCmdDel, -1
+			}
+			// A message is at most 100 bytes.
+			last := n == len(ops)-1 || len(w.b) >= s.smax-256
+			flags := uint16(unix.NLM_F_REQUEST)
+			if last {
+				flags |= unix.NLM_F_ACK // its ack ends the batch
+			}
+			m := w.begin(cmd, flags, s.nextSeq())
+			w.str(ipsetAttrSetName, o.set())
+			w.element(o.p, timeout)
+			w.end(m)
+			n++
+			if last {
+				break
+			}
+		}
+		s.sbuf = w.b
+		last := s.seq
+		if err := s.send(w.b); err != nil {
+			return err
+		}
+		for {
+			buf, err := s.recv()
+			if err != nil {
+				return err
+			}
+			done, err := eachMsg(buf, func(typ, _ uint16, seq uint32, payload []byte) (bool, error) {
+				if typ != unix.NLMSG_ERROR || seq-first > last-first {
+					return false, nil // not ours, or stale
+				}
+				errno, err := errnoOf(payload)
+				if err != nil {
+					return true, err
+				}
+				if errno != 0 {
+					o := ops[seq-first]
+					op := "add"
+					if o.del {
+						op = "del"
+					}
+					e := ipsetErrno(errno)
+					switch {
+					case errors.Is(e, syscall.EPERM):
+						whole = b.nl.opError(op, o.set(), e)
+					case errors.Is(e, syscall.ENOENT):
+						whole = b.nl.opError(op+" into", o.set()+" (the set does not exist)", e)
+					default:
+						failed = append(failed, b.nl.opError(op, o.set()+" "+o.p.String(), e))
+					}
+				}
+				return seq == last, nil
+			})
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
 	}
-	p = p.Masked()
-	if p.Addr().Is4() {
-		return IPSetName4, p, nil
+	if whole != nil {
+		return 0, whole
 	}
-	return IPSetName6, p, nil
+	for _, e := range failed {
+		ie.add(e)
+	}
+	return n, nil
 }
 
-// restoreLine finds the line number in ipset's "Error in line N: ...".
-var restoreLine = regexp.MustCompile(`Error in line (\d+):`)
-
-// restore feeds lines to `ipset restore -exist`. When it fails at a line
-// it names, restore returns that line's index (the lines before it were
-// applied) and an error about its prefix; otherwise -1.
-func (b *ipsetBackend) restore(ctx context.Context, lines []ipsetLine) (int, error) {
-	var stream bytes.Buffer
-	for _, l := range lines {
-		stream.WriteString(l.text)
+// ipsetFor returns p in canonical form.
+func ipsetFor(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return p, &OpError{Backend: "ipset", Op: "apply", Object: p.String(), Err: errors.New("invalid prefix")}
 	}
-	_, err := b.run.run(ctx, "restore", "", stream.Bytes(), b.ipset, "restore", "-exist")
-	if err == nil {
-		return 0, nil
-	}
-	oe, ok := err.(*OpError)
-	if !ok || oe.perm {
-		return -1, err
-	}
-	m := restoreLine.FindStringSubmatch(oe.Stderr)
-	if m == nil {
-		return -1, err
-	}
-	n, _ := strconv.Atoi(m[1])
-	if n < 1 || n > len(lines) {
-		return -1, err
-	}
-	l := lines[n-1]
-	if exists, lerr := b.exists(ctx, l.set); lerr == nil && !exists {
-		oe.Op, oe.Object = "restore into", l.set+" (the set does not exist)"
-		return -1, oe
-	}
-	oe.Op, oe.Object = strings.Fields(l.text)[0], l.set+" "+l.prefix.String()
-	return n - 1, oe
+	return p.Masked(), nil
 }
 
 // Remove deletes the rules and then the sets.

@@ -250,3 +250,19 @@ func (b *iptablesBackend) Remove(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// parsePrefix parses "ADDR/BITS" or a lone address (a full-length prefix).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -48,7 +48,7 @@ func New(cfg Config) (Backend, error) {
 		}
 		ips, ipsErr := newIPSet(cfg, ports)
 		if ipsErr == nil {
-			_, ipsErr = ips.headers(ctx)
+			ipsErr = ips.usable(ctx)
 		}
 		if ipsErr == nil {
 			log.Info("firewall backend chosen", "backend", "ipset", "config", "auto", "nftables_err", nftErr.Error())

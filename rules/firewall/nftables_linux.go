@@ -22,6 +22,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,9 +54,10 @@ type nftBackend struct {
 	ports []uint16
 	log   *slog.Logger
 
-	mu       sync.Mutex // guards the cache of List
-	cache    []Entry    // the last dump; never modified, only replaced
-	cacheGen uint32     // the ruleset generation it was taken at
+	mu       sync.Mutex                 // guards the cache of List
+	cache    []Entry                    // the last dump, or a merge of it with changes; never modified, only replaced
+	changes  map[netip.Prefix]nftChange // the backend's own changes since cache, which they override
+	cacheGen uint32                     // the ruleset generation cache and changes stand for
 	cacheOK  bool
 }
 
@@ -75,11 +77,14 @@ func (b *nftBackend) Name() string { return "nftables" }
 // megabytes, far above the default of 208 KiB.
 const nftSockBuf = 16 << 20
 
-// nftBatchItems is how many prefixes one netlink batch carries, and
-// nftMsgItems how many one message does (its element list is a nested
-// attribute, whose length field is 16 bits: 64 KiB).
+// nftBatchItems is how many prefixes one netlink batch carries (about 9
+// MiB: the kernel's commit of an interval set costs time in proportion
+// to the set's size, so at a million prefixes fewer, bigger batches push
+// faster; BenchmarkKernelPush), and nftMsgItems how many
+// one message does (its element list is a nested attribute, whose length
+// field is 16 bits: 64 KiB).
 const (
-	nftBatchItems = 16384
+	nftBatchItems = 131072
 	nftMsgItems   = 256
 )
 
@@ -318,17 +323,7 @@ func (b *nftBackend) List(ctx context.Context) ([]Entry, error) {
 	defer done()
 	gen, genErr := generation(nl)
 	if genErr == nil {
-		b.mu.Lock()
-		cached, ok := b.cache, b.cacheOK && b.cacheGen == gen
-		b.mu.Unlock()
-		if ok {
-			now := time.Now()
-			entries := make([]Entry, 0, len(cached))
-			for _, e := range cached {
-				if e.Expires.IsZero() || e.Expires.After(now) {
-					entries = append(entries, e)
-				}
-			}
+		if entries, ok := b.fromCache(gen); ok {
 			return entries, nil
 		}
 	}
@@ -340,10 +335,51 @@ func (b *nftBackend) List(ctx context.Context) ([]Entry, error) {
 		after, err := generation(nl)
 		b.mu.Lock()
 		// Only a dump that no commit overlapped stands for gen.
-		b.cache, b.cacheGen, b.cacheOK = entries, gen, err == nil && after == gen
+		b.cache, b.changes, b.cacheGen, b.cacheOK = entries, nil, gen, err == nil && after == gen
 		b.mu.Unlock()
 	}
 	return slices.Clone(entries), nil
+}
+
+// fromCache returns the live entries of the cache with the changes
+// applied, if they stand for the ruleset generation gen.
+func (b *nftBackend) fromCache(gen uint32) ([]Entry, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.cacheOK || b.cacheGen != gen {
+		return nil, false
+	}
+	return b.merged(time.Now(), true), true
+}
+
+// nftChange is one of the backend's own changes to a prefix since the
+// last dump: deleted, or added with an expiry.
+type nftChange struct {
+	del     bool
+	expires time.Time
+}
+
+// merged returns the cache with the changes applied; with live, only
+// the entries that have not expired at now. b.mu is held.
+func (b *nftBackend) merged(now time.Time, live bool) []Entry {
+	alive := func(exp time.Time) bool { return !live || exp.IsZero() || exp.After(now) }
+	entries := make([]Entry, 0, len(b.cache)+len(b.changes))
+	for _, e := range b.cache {
+		if len(b.changes) > 0 {
+			if _, changed := b.changes[e.Prefix]; changed {
+				continue
+			}
+		}
+		if alive(e.Expires) {
+			entries = append(entries, e)
+		}
+	}
+	for p, c := range b.changes {
+		if !c.del && alive(c.expires) {
+			entries = append(entries, Entry{Prefix: p, Expires: c.expires})
+		}
+	}
+	return entries
 }
 
 // dump lists both sets from the kernel.
@@ -513,6 +549,7 @@ type nftItem struct {
 	set      *nftables.Set
 	prefix   netip.Prefix
 	del, add []nftables.SetElement
+	expires  time.Time // of the addition: now plus its timeout; zero for none
 }
 
 // Apply sends the deletions and additions in one netlink batch per
@@ -520,18 +557,28 @@ type nftItem struct {
 // in the same batch, which renews its timeout atomically. nf_tables
 // commits a batch whole or not at all; a batch that fails is retried
 // prefix by prefix, ignoring deletions of absent elements.
+//
+// When the ruleset generation moved by exactly Apply's own commits, the
+// copy of the last dump that List keeps is brought up to date with what
+// Apply changed, so that the next List needs no dump: at a million
+// entries a dump takes the kernel minutes.
 func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix) error {
-	c, done, err := b.conn(ctx)
+	c, nl, done, err := b.connWithSocket(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
+	gen0, genErr := generation(nl)
+	commits, clean := 0, true
+	items := make(map[netip.Prefix]*nftItem, len(add)+len(del))
+	var order []netip.Prefix
+	defer func() {
+		b.noteApplied(nl, genErr == nil && clean, gen0, commits, items, order)
+	}()
 	t := nftTable()
 	sets := [2]*nftables.Set{nftSet(t, true), nftSet(t, false)}
 	now := time.Now()
 	var ie itemErrors
-	items := make(map[netip.Prefix]*nftItem, len(add)+len(del))
-	var order []netip.Prefix
 	item := func(p netip.Prefix) *nftItem {
 		it := items[p]
 		if it == nil {
@@ -567,6 +614,9 @@ func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix)
 		start, end := prefixRange(p)
 		it := item(p)
 		it.add = []nftables.SetElement{{Key: start, Timeout: d}}
+		if d > 0 {
+			it.expires = now.Add(d)
+		}
 		if end != nil {
 			it.add = append(it.add, nftables.SetElement{Key: end, IntervalEnd: true})
 		}
@@ -574,8 +624,10 @@ func (b *nftBackend) Apply(ctx context.Context, add []Entry, del []netip.Prefix)
 	for batch := range slices.Chunk(order, nftBatchItems) {
 		err := b.flushItems(c, batch, items)
 		if err == nil {
+			commits++
 			continue
 		}
+		clean = false
 		if errors.Is(err, ErrNoPermission) || ctx.Err() != nil {
 			return errors.Join(append([]error{err}, ie.errs...)...)
 		}
@@ -626,6 +678,39 @@ func (b *nftBackend) flushItems(c *nftables.Conn, order []netip.Prefix, items ma
 		return b.opError("netlink batch", "inet "+NFTTable, err)
 	}
 	return nil
+}
+
+// noteApplied updates List's copy of the last dump after an Apply whose
+// batches all committed (clean), if the ruleset generation moved from
+// gen0 by exactly those commits: nobody else changed the ruleset in
+// between, so the kernel holds the copy with Apply's changes.
+func (b *nftBackend) noteApplied(nl *netlink.Conn, clean bool, gen0 uint32, commits int, items map[netip.Prefix]*nftItem, order []netip.Prefix) {
+	var gen1 uint32
+	var err error
+	if clean {
+		gen1, err = generation(nl)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !clean || err != nil || !b.cacheOK || b.cacheGen != gen0 || gen1 != gen0+uint32(commits) {
+		// List compares the generation with the copy's: a copy the
+		// kernel moved away from is not used.
+		return
+	}
+	if b.changes == nil {
+		b.changes = map[netip.Prefix]nftChange{}
+	}
+	for _, p := range order {
+		it := items[p]
+		b.changes[p] = nftChange{del: it.add == nil, expires: it.expires}
+	}
+	b.cacheGen = gen1
+	// Merged into a new copy once they are many: each change is copied
+	// a bounded number of times, and a single ban costs no copy of a
+	// million entries.
+	if len(b.changes) > max(4096, len(b.cache)/4) {
+		b.cache, b.changes = b.merged(time.Time{}, false), nil
+	}
 }
 
 // retryItem applies one prefix on its own: its deletion (an absent

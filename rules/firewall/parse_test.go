@@ -118,54 +118,6 @@ func TestParseElements(t *testing.T) {
 	}
 }
 
-func TestParseIPSetSave(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	out := []byte(`create gatehouse4 hash:net family inet hashsize 1024 maxelem 1048576 timeout 0 bucketsize 12 initval 0x3f79c344
-add gatehouse4 192.0.2.7 timeout 99
-add gatehouse4 198.51.100.0/24 timeout 0
-add gatehouse4 203.0.113.9 timeout 3600 comment "x"
-add other 192.0.2.8 timeout 5
-`)
-	got, err := parseIPSetSave(nil, out, "gatehouse4", now)
-	want := []Entry{
-		{netip.MustParsePrefix("192.0.2.7/32"), now.Add(99 * time.Second)},
-		{netip.MustParsePrefix("198.51.100.0/24"), time.Time{}},
-		{netip.MustParsePrefix("203.0.113.9/32"), now.Add(time.Hour)},
-	}
-	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("parseIPSetSave() = %v, %v; want %v", got, err, want)
-	}
-	got, err = parseIPSetSave(nil, []byte("add gatehouse6 2001:db8::/64 timeout 12\nadd gatehouse6 2001:db8::1 timeout 0\n"), "gatehouse6", now)
-	want = []Entry{{netip.MustParsePrefix("2001:db8::/64"), now.Add(12 * time.Second)}, {netip.MustParsePrefix("2001:db8::1/128"), time.Time{}}}
-	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("parseIPSetSave(v6) = %v, %v; want %v", got, err, want)
-	}
-	if _, err := parseIPSetSave(nil, []byte("add gatehouse4 nonsense timeout 1\n"), "gatehouse4", now); err == nil {
-		t.Errorf("parseIPSetSave(nonsense) = nil error")
-	}
-}
-
-func TestIPSetHeaderFits(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		h      ipsetHeader
-		family string
-		want   bool
-	}{
-		{ipsetHeader{"hash:net", "family inet hashsize 65536 maxelem 1048576 timeout 0 bucketsize 12 initval 0x19938af7"}, "inet", true},
-		{ipsetHeader{"hash:net", "family inet6 hashsize 1024 maxelem 1048576 timeout 0 bucketsize 12 initval 0x1"}, "inet6", true},
-		{ipsetHeader{"hash:ip", "family inet hashsize 1024 maxelem 1048576 timeout 0"}, "inet", false},
-		{ipsetHeader{"hash:net", "family inet hashsize 1024 maxelem 1048576"}, "inet", false},
-		{ipsetHeader{"hash:net", "family inet hashsize 1024 maxelem 65536 timeout 0"}, "inet", false},
-		{ipsetHeader{"hash:net", "family inet6 hashsize 1024 maxelem 1048576 timeout 0"}, "inet", false},
-	} {
-		if got := tc.h.fits(tc.family); got != tc.want {
-			t.Errorf("%+v.fits(%q) = %v, want %v", tc.h, tc.family, got, tc.want)
-		}
-	}
-}
-
 func TestPortSpecs(t *testing.T) {
 	t.Parallel()
 	if got := portSpecs(nil); !slices.Equal(got, []string{""}) {

@@ -254,7 +254,7 @@ func (r *Reconciler) fullPass(ctx context.Context, bans []rules.Ban) error {
 }
 
 func (r *Reconciler) fullPassLocked(ctx context.Context, bans []rules.Ban) error {
-	r.want = newDesired(bans)
+	r.want.sync(bans)
 	if err := r.b.Ensure(ctx); err != nil {
 		return fmt.Errorf("firewall reconcile: ensure: %w", err)
 	}
@@ -269,7 +269,7 @@ func (r *Reconciler) fullPassLocked(ctx context.Context, bans []rules.Ban) error
 			have[e.Prefix] = e.Expires
 		}
 	}
-	p := r.plan(now, r.want, have, r.want.union(have))
+	p := r.planFull(now, r.want, have)
 	r.noteSkipped(p.skipped, true)
 	if r.trusted {
 		for _, q := range p.touched {
@@ -464,12 +464,60 @@ func (r *Reconciler) plan(now time.Time, want *desired, have map[netip.Prefix]ti
 	return p
 }
 
+// planFull is plan over every prefix of want and of have, with one
+// lookup per prefix: at a million bans a full pass over a kernel in line
+// costs the ban list snapshot, the kernel's listing and little more.
+func (r *Reconciler) planFull(now time.Time, want *desired, have map[netip.Prefix]time.Time) plan {
+	var p plan
+	matched := 0
+	for q, until := range want.until {
+		k, has := have[q]
+		if has {
+			matched++
+		}
+		t, ok, allowed := r.targetOf(want, q, until, now)
+		if allowed {
+			p.skipped = append(p.skipped, q)
+		}
+		switch {
+		case ok && !has:
+			p.add = append(p.add, Entry{Prefix: q, Expires: t})
+		case !ok && has:
+			p.del = append(p.del, q)
+		case ok && has && needsRefresh(now, k, t):
+			p.del = append(p.del, q)
+			p.add = append(p.add, Entry{Prefix: q, Expires: t})
+		default:
+			continue
+		}
+		p.touched = append(p.touched, q)
+	}
+	if matched == len(have) {
+		return p // every kernel entry has a ban: none is stale
+	}
+	for q := range have {
+		if _, banned := want.until[q]; !banned {
+			p.del = append(p.del, q)
+			p.touched = append(p.touched, q)
+		}
+	}
+	return p
+}
+
 // target returns the expiry p's kernel entry should have and whether p
 // belongs in the kernel at all; allowed reports a ban skipped because it
 // overlaps the allow list.
 func (r *Reconciler) target(d *desired, p netip.Prefix, now time.Time) (t time.Time, ok, allowed bool) {
-	until, ok := d.active(p, now)
+	until, ok := d.until[p]
 	if !ok {
+		return time.Time{}, false, false
+	}
+	return r.targetOf(d, p, until, now)
+}
+
+// targetOf is target for a prefix of d whose ban ends at until.
+func (r *Reconciler) targetOf(d *desired, p netip.Prefix, until, now time.Time) (t time.Time, ok, allowed bool) {
+	if !until.After(now) {
 		return time.Time{}, false, false
 	}
 	for _, a := range r.allow {
@@ -540,6 +588,31 @@ func newDesired(bans []rules.Ban) *desired {
 		d.set(b.Prefix, b.Until)
 	}
 	return d
+}
+
+// sync makes d hold exactly bans. When it does already (a full pass
+// after changes kept it in line) that costs one lookup per ban; when it
+// holds prefixes bans does not, d is built again.
+func (d *desired) sync(bans []rules.Ban) {
+	kept := 0
+	for _, b := range bans {
+		p, ok := rules.CanonicalPrefix(b.Prefix)
+		if !ok {
+			continue
+		}
+		if u, ok := d.until[p]; ok {
+			kept++
+			if !u.Equal(b.Until) {
+				d.until[p] = b.Until
+			}
+			continue
+		}
+		d.set(p, b.Until)
+		kept++
+	}
+	if kept != len(d.until) {
+		*d = *newDesired(bans)
+	}
 }
 
 func (d *desired) set(p netip.Prefix, until time.Time) {

@@ -196,14 +196,20 @@ func TestPlan(t *testing.T) {
 			if have == nil {
 				have = m{}
 			}
-			got := r.plan(now, d, have, d.union(have))
-			sortEntries(got.add)
 			sortEntries(tc.add)
-			slices.SortFunc(got.del, comparePrefix)
 			slices.SortFunc(tc.del, comparePrefix)
-			if !slices.Equal(got.add, tc.add) || !slices.Equal(got.del, tc.del) || !slices.Equal(got.skipped, tc.skipped) {
-				t.Errorf("plan(want %v, have %v) = add %v del %v skipped %v,\nwant add %v del %v skipped %v",
-					tc.want, tc.have, got.add, got.del, got.skipped, tc.add, tc.del, tc.skipped)
+			// planFull, the full pass's plan, must decide as plan does
+			// over every prefix.
+			for name, got := range map[string]plan{
+				"plan":     r.plan(now, d, have, d.union(have)),
+				"planFull": r.planFull(now, d, have),
+			} {
+				sortEntries(got.add)
+				slices.SortFunc(got.del, comparePrefix)
+				if !slices.Equal(got.add, tc.add) || !slices.Equal(got.del, tc.del) || !slices.Equal(got.skipped, tc.skipped) {
+					t.Errorf("%s(want %v, have %v) = add %v del %v skipped %v,\nwant add %v del %v skipped %v",
+						name, tc.want, tc.have, got.add, got.del, got.skipped, tc.add, tc.del, tc.skipped)
+				}
 			}
 		})
 	}
@@ -688,4 +694,35 @@ func TestReconcilerFlushAndStatus(t *testing.T) {
 			t.Errorf("Flush() = %v, %d removes, kernel %v; want the objects removed", err, fb.removes, fb.held())
 		}
 	})
+}
+
+// TestDesiredSync: sync leaves a desired holding exactly the bans it is
+// given, with their ends and per-length counts, whether it held them, a
+// part of them, more or others.
+func TestDesiredSync(t *testing.T) {
+	t.Parallel()
+	hour := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	pA, pB := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("198.51.100.0/24")
+	p6 := netip.MustParsePrefix("2001:db8::/64")
+	ban := func(p netip.Prefix, u time.Time) rules.Ban { return rules.Ban{Prefix: p, Until: u} }
+	for _, tc := range []struct {
+		name       string
+		held, bans []rules.Ban
+	}{
+		{"same", []rules.Ban{ban(pA, hour), ban(p6, hour)}, []rules.Ban{ban(pA, hour), ban(p6, hour)}},
+		{"new end", []rules.Ban{ban(pA, hour)}, []rules.Ban{ban(pA, hour.Add(time.Hour))}},
+		{"added", []rules.Ban{ban(pA, hour)}, []rules.Ban{ban(pA, hour), ban(pB, hour)}},
+		{"removed", []rules.Ban{ban(pA, hour), ban(pB, hour)}, []rules.Ban{ban(pA, hour)}},
+		{"replaced", []rules.Ban{ban(pA, hour), ban(pB, hour)}, []rules.Ban{ban(pA, hour), ban(p6, hour)}},
+		{"emptied", []rules.Ban{ban(pA, hour)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDesired(tc.held)
+			d.sync(tc.bans)
+			want := newDesired(tc.bans)
+			if !maps.EqualFunc(d.until, want.until, time.Time.Equal) || d.lens != want.lens {
+				t.Errorf("sync(%v) over %v = %v, want %v", tc.bans, tc.held, d.until, want.until)
+			}
+		})
+	}
 }
