@@ -645,12 +645,37 @@ func (s *Server) openStore(cfg *config.File) error {
 	}
 	for _, b := range active {
 		if _, err := s.bans.Ban(b); err != nil {
-			s.log.Warn("saved ban not restored", "prefix", b.Prefix, "error", err)
+			s.restoreAround(b, err, neverBanned(cfg))
 		}
 	}
 	s.store = st
 	s.log.Info("bans restored", "path", filepath.Join(cfg.StateDir, "bans.db"), "active", len(active))
 	return nil
+}
+
+// restoreAround handles a saved ban the ban list refused with err. A
+// jail's network ban (an escalation) that now holds an allowed address
+// had replaced its members' bans; it is put back as the pieces of the
+// network outside allow, so allow wins and the attackers stay banned.
+func (s *Server) restoreAround(b rules.Ban, err error, allow []netip.Prefix) {
+	if !errors.Is(err, rules.ErrAllowed) || b.Jail == "" {
+		s.log.Warn("saved ban not restored", "prefix", b.Prefix, "error", err)
+		return
+	}
+	pieces, ok := rules.SplitAround(b.Prefix, allow)
+	if !ok {
+		s.log.Warn("saved ban not restored: it holds too many allowed addresses to ban around them", "prefix", b.Prefix, "error", err)
+		return
+	}
+	n := 0
+	for _, p := range pieces {
+		piece := b
+		piece.Prefix = p
+		if _, err := s.bans.Ban(piece); err == nil {
+			n++
+		}
+	}
+	s.log.Warn("saved ban restored around the allow list", "prefix", b.Prefix, "jail", b.Jail, "pieces", n)
 }
 
 // restoreHistory gives new jails the ban history kept in the store, so a
