@@ -32,7 +32,9 @@ func TestSplitAround(t *testing.T) {
 		}
 		// The pieces are disjoint, inside p, overlap nothing kept, and with
 		// the kept addresses inside p they add up to all of p.
-		size := func(q netip.Prefix) *big.Int { return new(big.Int).Lsh(big.NewInt(1), uint(q.Addr().BitLen()-q.Bits())) }
+		size := func(q netip.Prefix) *big.Int {
+			return new(big.Int).Lsh(big.NewInt(1), uint(q.Addr().BitLen()-q.Bits()))
+		}
 		sum := new(big.Int)
 		for i, q := range out {
 			if !p.Contains(q.Addr()) || q.Bits() < p.Bits() {
