@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -446,6 +448,46 @@ func (j *Jails) restoreEscalation(jl *jail, b Ban, now time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// netOffence is an offence by client m at at (Unix ns) counted by jl.
+type netOffence struct {
+	jl *jail
+	m  clientKey
+	at int64
+}
+
+// restoreNetworkOffences counts offences, the offence times of clients
+// kept across a restart, towards their networks, in time order and
+// without banning: a network whose count they fill is left one offence
+// short, so that the next offence there escalates. Offences older than
+// FindTime are dropped. The networks' counts miss the offences that
+// banned a client before the restart (a client's ban clears its
+// offence times): restoring errs on the side of not escalating.
+func (j *Jails) restoreNetworkOffences(offences []netOffence) {
+	slices.SortFunc(offences, func(a, b netOffence) int { return cmp.Compare(a.at, b.at) })
+	now := unixNano(j.now())
+	for _, o := range offences {
+		x := o.jl.esc
+		if now-o.at > o.jl.findTime {
+			continue
+		}
+		ip := wordsAddr(o.m.hi, o.m.lo).Unmap()
+		k := x.netKey(o.m, ip)
+		t := x.nets
+		h := t.hash(k)
+		sh := t.shard(h)
+		sh.mu.Lock()
+		i, _ := t.acquire(sh, k, h)
+		st := &sh.slots[i].state
+		prev := *st
+		if x.offend(st, o.m, o.at, o.jl.findTime) {
+			// Full: it stays one short, with the change it has seen.
+			*st = prev
+			st.switches, st.last = max(st.switches, 1), o.m.hi^o.m.lo
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // Escalations returns how many times jail banned a network
