@@ -54,6 +54,34 @@ func BenchmarkReport(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("known/escalate/rotating", func(b *testing.B) {
+		b.ReportAllocs()
+		// An attacker rotating over 1024 known /64s of one /48, on a
+		// clock that moves 1ms per offence: each offence counts towards
+		// the /48, whose window of findtime holds 1,000 of them, below
+		// after×maxretry (5,000); no client nears maxretry.
+		cfg := JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1000, FindTime: time.Second, Escalate: &Escalate{}}}}
+		j := benchJails(b, cfg)
+		now := time.Now()
+		j.now = func() time.Time {
+			now = now.Add(time.Millisecond)
+			return now
+		}
+		addr := func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i), 15: 1})
+		}
+		for i := range 1024 {
+			j.Report("probes", addr(i), "probe")
+		}
+		i := 0
+		for b.Loop() {
+			j.Report("probes", addr(i%1024), "probe")
+			i++
+		}
+		if made, _ := j.Escalations("probes"); made != 0 {
+			b.Fatalf("%d escalations: the benchmark must stay below after×maxretry", made)
+		}
+	})
 	b.Run("known/ipv6", func(b *testing.B) {
 		b.ReportAllocs()
 		j := benchJails(b, known)
