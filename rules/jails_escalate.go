@@ -45,7 +45,7 @@ func EscalatedReason(jail string, n int) string {
 
 // OffenceEscalatedReason is the reason of an escalated ban of jail made
 // after n offences of the network's clients (Escalate.After×MaxRetry,
-// from two clients at least): EscalatedReason's twin for an attacker
+// from After clients or so; see Escalate): EscalatedReason's twin for an attacker
 // whose clients each stay below MaxRetry.
 func OffenceEscalatedReason(jail string, n int) string {
 	return fmt.Sprintf("escalated from %d offences of several clients in jail %s", n, jail)
@@ -252,7 +252,7 @@ func (j *Jails) escalate(jl *jail, b Ban) {
 
 // escalateOffence counts an offence by ip that jl counted at at towards
 // ip's network, and bans the network when that makes After×MaxRetry
-// offences of at least two of its clients within its window.
+// offences of its clients within its window (see offend).
 func (j *Jails) escalateOffence(jl *jail, ip netip.Addr, at time.Time) {
 	if eb, ok := j.offenceEscalation(jl, ip, at); ok && j.bans != nil {
 		j.banNetwork(jl, eb)
@@ -260,19 +260,24 @@ func (j *Jails) escalateOffence(jl *jail, ip netip.Addr, at time.Time) {
 }
 
 // offend counts an offence by client m at t (Unix ns) in network st's
-// window and reports whether that makes x.offences offences of at least
-// two clients in it: then the window is closed for the next round.
+// window and reports whether that makes x.offences (After×MaxRetry)
+// offences in it, with the offender changing After-1 times at least:
+// then the window is closed for the next round.
 //
 // A window opens at the first offence after the previous one closed
 // and lasts findTime, ends included. The clients are told apart by the
-// last offender alone and a count of changes: a change means two
-// distinct clients, in 12 bytes whatever the number of clients. (The
-// key's two words are folded into one; two clients that fold alike
-// count as one, which can only delay an escalation, never cause one.)
-// Counting by windows rather than sliding over each offence time keeps
-// a network's state fixed in size: the offences that ban always fall
-// within findTime, but an attack at just the threshold's rate that
-// straddles two windows may take up to twice as long.
+// last offender alone and a count of changes, in 12 bytes whatever the
+// number of clients: a change means two distinct clients. Clients that
+// each stay below MaxRetry make After×MaxRetry offences from more than
+// After clients, so more than After-1 changes; one client alone never
+// makes a change, and two busy ones are banned at MaxRetry each, after
+// which their offences are not counted. (The key's two words are folded
+// into one; two clients that fold alike count as one, which can only
+// delay an escalation, never cause one.) Counting by windows rather
+// than sliding over each offence time keeps a network's state fixed in
+// size: the offences that ban always fall within findTime, but an
+// attack at just the threshold's rate that straddles two windows may
+// take up to twice as long.
 func (x *escalator) offend(st *escalation, m clientKey, t, findTime int64) bool {
 	c := m.hi ^ m.lo
 	if st.offences == 0 || t-st.winStart > findTime {
@@ -284,8 +289,10 @@ func (x *escalator) offend(st *escalation, m clientKey, t, findTime int64) bool 
 			st.switches++
 		}
 	}
-	st.offences++ // at most x.offences, 1,000,000
-	if st.offences < x.offences || st.switches == 0 {
+	if st.offences < math.MaxUint32 {
+		st.offences++
+	}
+	if st.offences < x.offences || int(st.switches) < x.after-1 {
 		return false
 	}
 	st.offences, st.switches = 0, 0
@@ -294,8 +301,8 @@ func (x *escalator) offend(st *escalation, m clientKey, t, findTime int64) bool 
 
 // offenceEscalation counts an offence by ip (valid, not allowed) that jl
 // counted at at towards ip's network, and returns the network's ban, its
-// and true when that makes After×MaxRetry offences of at least two
-// clients in the network's window; it counts a network that may never
+// and true when that makes After×MaxRetry offences of its clients in
+// the network's window (see offend); it counts a network that may never
 // be banned as refused. The offences of a network serving its ban are
 // not counted, as a banned client's are not.
 func (j *Jails) offenceEscalation(jl *jail, ip netip.Addr, at time.Time) (Ban, bool) {
@@ -482,9 +489,11 @@ func (j *Jails) restoreNetworkOffences(offences []netOffence) {
 		st := &sh.slots[i].state
 		prev := *st
 		if x.offend(st, o.m, o.at, o.jl.findTime) {
-			// Full: it stays one short, with the change it has seen.
+			// Full: it stays one offence short, with the changes.
 			*st = prev
-			st.switches, st.last = max(st.switches, 1), o.m.hi^o.m.lo
+			if c := o.m.hi ^ o.m.lo; c != st.last {
+				st.switches, st.last = min(st.switches+1, math.MaxUint16), c
+			}
 		}
 		sh.mu.Unlock()
 	}

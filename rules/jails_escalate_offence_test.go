@@ -95,10 +95,10 @@ func TestEscalateOffencesRotation(t *testing.T) {
 }
 
 // One client alone never bans its network by offences, however many it
-// makes; a second client's offence makes the count one of two clients.
+// makes; the count needs after-1 changes of offender too.
 func TestEscalateOffencesOneClient(t *testing.T) {
 	t.Parallel()
-	j, bans, _ := newTestJails(t, offenceJailConfig(2)) // 6 offences
+	j, bans, _ := newTestJails(t, offenceJailConfig(3)) // 9 offences, 2 changes
 	c := netip.MustParsePrefix("192.0.2.1/32")
 	for range 4 {
 		for range 3 {
@@ -113,8 +113,12 @@ func TestEscalateOffencesOneClient(t *testing.T) {
 		t.Fatalf("one client's 12 offences: Escalations = %d, %d; want 0, 0", made, refused)
 	}
 	j.Report("probes", ip("192.0.2.2"), "probe")
+	if got := banned(bans); len(got) != 0 {
+		t.Fatalf("then another client's offence, one change: bans %v, want none", got)
+	}
+	j.Report("probes", ip("192.0.2.3"), "probe")
 	if got := banned(bans); !slices.Equal(got, []string{"192.0.2.0/24"}) {
-		t.Errorf("then another client's offence: bans %v, want the /24", got)
+		t.Errorf("then a third client's, two changes: bans %v, want the /24", got)
 	}
 }
 
