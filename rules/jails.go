@@ -49,8 +49,9 @@ type JailConfig struct {
 	// at BanTime, as a first offender. Zero: 7 days.
 	Forget time.Duration
 	// Escalate makes the jail ban a whole network once it has banned
-	// Escalate.After of its clients within FindTime, replacing their bans
-	// (see Escalate and BanList.Escalate). The network's ban lasts
+	// Escalate.After of its clients within FindTime, or its clients made
+	// After×MaxRetry offences, replacing their bans (see Escalate and
+	// BanList.Escalate). The network's ban lasts
 	// BanTime, grown by Increment for a network escalated again within
 	// Forget; clients banned for longer keep their own bans. A network
 	// that overlaps JailsConfig.Allow or NoEscalate is never banned. nil:

@@ -12,9 +12,18 @@ import (
 )
 
 // Escalate makes a jail ban a whole network once it has banned enough of
-// its clients: a botnet that spreads over one /24, or an IPv6 attacker
-// that takes a fresh /64 of its /48 for every few requests, is then one
-// ban instead of hundreds. fail2ban bans addresses only.
+// its clients, or once its clients together have offended enough: a
+// botnet that spreads over one /24, or an IPv6 attacker that takes a
+// fresh /64 of its /48 for every few requests, is then one ban instead
+// of hundreds, even when none of its clients reaches MaxRetry. fail2ban
+// bans addresses only.
+//
+// A network is banned when, within the jail's FindTime, After of its
+// clients were banned, or its clients made After×MaxRetry offences with
+// the offender changing After-1 times at least (counted in windows of
+// FindTime that open at the network's first offence; see
+// escalator.offend). With MaxRetry 1 every offence bans, and bans alone
+// are counted.
 type Escalate struct {
 	// IPv4 is the length, in bits, of the IPv4 networks counted and
 	// banned, 8 to 31. Zero: 24.
@@ -25,7 +34,8 @@ type Escalate struct {
 	IPv6 int
 	// After is how many clients inside one network (IPv4 addresses,
 	// IPv6 prefixes of JailsConfig.IPv6Prefix bits) the jail must ban
-	// within its FindTime to ban the network, at least 2. Zero: 5.
+	// within its FindTime to ban the network, at least 2; After×MaxRetry
+	// offences of its clients ban it too. Zero: 5.
 	After int
 }
 
