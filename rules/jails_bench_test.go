@@ -158,20 +158,34 @@ func BenchmarkEscalate(b *testing.B) {
 
 // BenchmarkJailMemory reports the heap held per tracked client after
 // 1,000,000 distinct IPv4 clients offended once each in one jail of that
-// capacity.
+// capacity; in an escalating jail, each in a network of its own, the
+// network's entry included.
 func BenchmarkJailMemory(b *testing.B) {
 	const n = 1_000_000
-	for _, maxRetry := range []int{3, 5, 20} {
-		b.Run(fmt.Sprintf("maxretry=%d/ips=1e6", maxRetry), func(b *testing.B) {
+	for _, tc := range []struct {
+		maxRetry int
+		escalate bool
+	}{{3, false}, {5, false}, {20, false}, {5, true}} {
+		maxRetry, name := tc.maxRetry, fmt.Sprintf("maxretry=%d/ips=1e6", tc.maxRetry)
+		jc := JailConfig{MaxRetry: maxRetry}
+		addr := clientAddr
+		if tc.escalate {
+			// Each client in a /24 of its own: the network table full
+			// too, with escalate's default after (5).
+			name = fmt.Sprintf("maxretry=%d/escalate/ips=1e6", maxRetry)
+			jc.Escalate = &Escalate{}
+			addr = func(i int) netip.Addr { return clientAddr(i << 8) }
+		}
+		b.Run(name, func(b *testing.B) {
 			var perIP, total float64
 			var tracked int
 			for b.Loop() {
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				j := benchJails(b, JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: maxRetry}}, Capacity: n})
+				j := benchJails(b, JailsConfig{Jails: map[string]JailConfig{"probes": jc}, Capacity: n})
 				for i := range n {
-					j.Report("probes", clientAddr(i), "probe")
+					j.Report("probes", addr(i), "probe")
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)
