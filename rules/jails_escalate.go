@@ -55,8 +55,8 @@ func EscalatedReason(jail string, n int) string {
 
 // OffenceEscalatedReason is the reason of an escalated ban of jail made
 // after n offences of the network's clients (Escalate.After×MaxRetry,
-// from After clients or so; see Escalate): EscalatedReason's twin for an attacker
-// whose clients each stay below MaxRetry.
+// from After clients or so; see Escalate): EscalatedReason's twin, for
+// an attacker whose clients each stay below MaxRetry.
 func OffenceEscalatedReason(jail string, n int) string {
 	return fmt.Sprintf("escalated from %d offences of several clients in jail %s", n, jail)
 }
@@ -276,7 +276,7 @@ func (j *Jails) escalateOffence(jl *jail, ip netip.Addr, at time.Time) {
 //
 // A window opens at the first offence after the previous one closed
 // and lasts findTime, ends included. The clients are told apart by the
-// last offender alone and a count of changes, in 12 bytes whatever the
+// last offender alone and a count of changes, in 10 bytes whatever the
 // number of clients: a change means two distinct clients. Clients that
 // each stay below MaxRetry make After×MaxRetry offences from more than
 // After clients, so more than After-1 changes; one client alone never
@@ -310,8 +310,8 @@ func (x *escalator) offend(st *escalation, m clientKey, t, findTime int64) bool 
 }
 
 // offenceEscalation counts an offence by ip (valid, not allowed) that jl
-// counted at at towards ip's network, and returns the network's ban, its
-// and true when that makes After×MaxRetry offences of its clients in
+// counted at at towards ip's network, and returns the network's ban and
+// true when that makes After×MaxRetry offences of its clients in
 // the network's window (see offend); it counts a network that may never
 // be banned as refused. The offences of a network serving its ban are
 // not counted, as a banned client's are not.
@@ -502,7 +502,10 @@ func (j *Jails) restoreNetworkOffences(offences []netOffence) {
 			// Full: it stays one offence short, with the changes.
 			*st = prev
 			if c := o.m.hi ^ o.m.lo; c != st.last {
-				st.switches, st.last = min(st.switches+1, math.MaxUint16), c
+				st.last = c
+				if st.switches < math.MaxUint16 {
+					st.switches++
+				}
 			}
 		}
 		sh.mu.Unlock()
