@@ -357,7 +357,9 @@ func newJail(name string, c JailConfig, capacity, v6bits int) (*jail, error) {
 // client when that makes MaxRetry within FindTime. Allowed and invalid
 // addresses, and clients serving a ban by this jail, are counted by
 // Offences only. Report never blocks and is cheap: for a tracked client
-// it takes one shard lock of the jail and does not allocate.
+// it takes one shard lock of the jail (and one of its escalation's, for
+// the client's network, in a jail with Escalate and MaxRetry above 1)
+// and does not allocate.
 func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
 	j.reportAt(jail, ip, reason, time.Time{})
 }
