@@ -564,9 +564,7 @@ func (p *Replay) offence(jail string, e *match.LogEntry, reason string) {
 	if p.top != nil {
 		p.top.add(p.clientKey(e.IP), 0, 1)
 	}
-	if b, ok := p.jails.ReportAt(jail, e.IP, reason, e.Time); ok {
-		p.rep.Bans = p.ban(p.jails, p.rep.Bans, b, e.Time)
-	}
+	p.rep.Bans = p.bans(p.jails, p.rep.Bans, jail, e.IP, reason, e.Time)
 }
 
 // clientKey is the prefix jails key ip by.
@@ -588,6 +586,20 @@ type replayBans struct {
 	netBits    []int // lengths of the escalated networks banned, in the 16-byte form
 }
 
+// bans reports an offence by ip at at to jail and appends to bans the
+// bans that follow: the network's, when the offence makes the jail
+// escalate, then the client's.
+func (b *replayBans) bans(jails *rules.DryRun, bans []ReplayBan, jail string, ip netip.Addr, reason string, at time.Time) []ReplayBan {
+	cb, ok, nb, escalated := jails.ReportAt(jail, ip, reason, at)
+	if escalated {
+		bans = b.network(bans, nb, at)
+	}
+	if ok {
+		bans = b.ban(jails, bans, cb, at)
+	}
+	return bans
+}
+
 // ban records b, a ban the jails made at at, in bans and returns them,
 // followed by the network's ban when b makes the jail escalate. A client
 // inside a network banned at the time gets no ban of its own, as the
@@ -599,15 +611,22 @@ func (b *replayBans) ban(jails *rules.DryRun, bans []ReplayBan, ban rules.Ban, a
 	bans = append(bans, ReplayBan{Prefix: ban.Prefix, Jail: ban.Jail, At: at, Until: ban.Until, Count: ban.Count})
 	b.banned[ban.Prefix] = ban.Until
 	if nb, ok := jails.Escalate(ban); ok {
-		bans = append(bans, ReplayBan{Prefix: nb.Prefix, Jail: nb.Jail, At: at, Until: nb.Until, Count: nb.Count, Escalated: true})
-		b.banned[nb.Prefix] = nb.Until
-		bits := nb.Prefix.Bits()
-		if nb.Prefix.Addr().Is4() {
-			bits += 96
-		}
-		if !slices.Contains(b.netBits, bits) {
-			b.netBits = append(b.netBits, bits)
-		}
+		bans = b.network(bans, nb, at)
+	}
+	return bans
+}
+
+// network records nb, an escalated ban the jails made at at, in bans
+// and returns them.
+func (b *replayBans) network(bans []ReplayBan, nb rules.Ban, at time.Time) []ReplayBan {
+	bans = append(bans, ReplayBan{Prefix: nb.Prefix, Jail: nb.Jail, At: at, Until: nb.Until, Count: nb.Count, Escalated: true})
+	b.banned[nb.Prefix] = nb.Until
+	bits := nb.Prefix.Bits()
+	if nb.Prefix.Addr().Is4() {
+		bits += 96
+	}
+	if !slices.Contains(b.netBits, bits) {
+		b.netBits = append(b.netBits, bits)
 	}
 	return bans
 }

@@ -549,3 +549,40 @@ admin: {listen: "off"}
 		t.Errorf("lines while banned = %d, want 1 (192.0.2.4, inside the banned network)", rep.WhileBan)
 	}
 }
+
+// An attacker that rotates before maxretry is banned as a network in a
+// replay as it would live: at after × maxretry offences, with no client
+// ban before it; the next client of the network is refused as banned.
+func TestReplayEscalatesByOffences(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var log strings.Builder
+	// 203.0.113.0/24: the documentation network least likely to hold
+	// an address of the host that runs the test, which is never escalated.
+	for i := range 8 { // 203.0.113.1-4, twice each
+		log.WriteString(combined(fmt.Sprintf("203.0.113.%d", 1+i/2), t0.Add(time.Duration(i)*time.Second), "/.env", ""))
+	}
+	cfg := mustConfig(t, `listen: {http: "127.0.0.1:0"}
+hosts:
+  - match: [www.example.com]
+    upstreams: [http://127.0.0.1:1]
+probes: {presets: [secrets]}
+jails:
+  probes: {maxretry: 3, findtime: 10m, bantime: 1h, escalate: {ipv4: 24, after: 2}}
+admin: {listen: "off"}
+`)
+	rep, err := ReplayLog(t.Context(), cfg, strings.NewReader(log.String()), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range rep.Bans {
+		got = append(got, fmt.Sprintf("%s %v %s", b.Prefix, b.Escalated, b.At.Sub(t0)))
+	}
+	if want := []string{"203.0.113.0/24 true 5s"}; strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("bans %q, want %q (the sixth offence, from the third client)", got, want)
+	}
+	if rep.WhileBan != 2 {
+		t.Errorf("lines while banned = %d, want 2 (203.0.113.4's, inside the banned network)", rep.WhileBan)
+	}
+}

@@ -323,9 +323,7 @@ func (p *WatchReplay) line(raw []byte) {
 		if p.isBanned(ip, at) {
 			p.rep.WhileBanned++
 		}
-		if b, ok := p.jails.ReportAt(p.jail, ip, p.reason, at); ok {
-			p.rep.Bans = p.ban(p.jails, p.rep.Bans, b, at)
-		}
+		p.rep.Bans = p.bans(p.jails, p.rep.Bans, p.jail, ip, p.reason, at)
 	}
 }
 

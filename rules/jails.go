@@ -49,8 +49,9 @@ type JailConfig struct {
 	// at BanTime, as a first offender. Zero: 7 days.
 	Forget time.Duration
 	// Escalate makes the jail ban a whole network once it has banned
-	// Escalate.After of its clients within FindTime, replacing their bans
-	// (see Escalate and BanList.Escalate). The network's ban lasts
+	// Escalate.After of its clients within FindTime, or its clients made
+	// After×MaxRetry offences, replacing their bans (see Escalate and
+	// BanList.Escalate). The network's ban lasts
 	// BanTime, grown by Increment for a network escalated again within
 	// Forget; clients banned for longer keep their own bans. A network
 	// that overlaps JailsConfig.Allow or NoEscalate is never banned. nil:
@@ -337,6 +338,10 @@ func newJail(name string, c JailConfig, capacity, v6bits int) (*jail, error) {
 		var bad []string
 		jl.esc, bad = newEscalator(*c.Escalate, v6bits, capacity)
 		problems = append(problems, bad...)
+		if jl.esc != nil && c.MaxRetry > 1 {
+			// With MaxRetry 1 each offence bans: the bans say it all.
+			jl.esc.offences = uint32(jl.esc.after * c.MaxRetry)
+		}
 	}
 	if len(problems) > 0 {
 		// Wrapped, so that proxy/config, which names the jail's field
@@ -352,7 +357,9 @@ func newJail(name string, c JailConfig, capacity, v6bits int) (*jail, error) {
 // client when that makes MaxRetry within FindTime. Allowed and invalid
 // addresses, and clients serving a ban by this jail, are counted by
 // Offences only. Report never blocks and is cheap: for a tracked client
-// it takes one shard lock of the jail and does not allocate.
+// it takes one shard lock of the jail (and one of its escalation's, for
+// the client's network, in a jail with Escalate and MaxRetry above 1)
+// and does not allocate.
 func (j *Jails) Report(jail string, ip netip.Addr, reason string) {
 	j.reportAt(jail, ip, reason, time.Time{})
 }
@@ -385,16 +392,27 @@ func (j *Jails) reportAt(jail string, ip netip.Addr, reason string, at time.Time
 	if at.IsZero() {
 		at = j.now()
 	}
-	b, ok, moved := j.count(jail, ip, reason, at)
+	jl := j.jails[jail]
+	b, ok, counted, moved := j.count(jl, jail, ip, reason, at)
 	if moved {
 		// Handed over while this offence was on its way: the client's
 		// shard was already copied.
 		j.successor().reportAt(jail, ip, reason, at)
 		return
 	}
-	if !ok {
-		return
+	if counted && jl.esc != nil && jl.esc.offences != 0 {
+		// The network first: a client inside a network banned for as
+		// long gets no ban of its own.
+		j.escalateOffence(jl, ip, at)
 	}
+	if ok {
+		j.ban(jl, b)
+	}
+}
+
+// ban puts b, the ban of a client jl decided, on the ban list, and
+// counts it towards the client's network when jl escalates.
+func (j *Jails) ban(jl *jail, b Ban) {
 	if !b.Until.After(j.now()) {
 		j.log.Info("ban not made: it would already have ended", banAttrs(b)...)
 		return
@@ -413,7 +431,7 @@ func (j *Jails) reportAt(jail string, ip netip.Addr, reason string, at time.Time
 		return
 	}
 	j.log.Info("ban", banAttrs(stored)...)
-	j.escalate(j.jails[jail], stored)
+	j.escalate(jl, stored)
 }
 
 func banAttrs(b Ban) []any {
@@ -552,24 +570,32 @@ func (jl *jail) adopt(k clientKey, st offenceState, ring []int64, scratch []int6
 }
 
 // report is Report's decision at time at, without side effects beyond
-// the jail's state: it returns the ban that follows, if one does.
-func (j *Jails) report(name string, ip netip.Addr, reason string, at time.Time) (Ban, bool) {
-	b, ok, _ := j.count(name, ip, reason, at)
-	return b, ok
+// the jails' state: it returns the client's ban that follows, if one
+// does, and its network's, if an escalating jail bans it by offences
+// (see Escalate).
+func (j *Jails) report(name string, ip netip.Addr, reason string, at time.Time) (b Ban, ok bool, nb Ban, escalated bool) {
+	jl := j.jails[name]
+	b, ok, counted, _ := j.count(jl, name, ip, reason, at)
+	if counted && jl.esc != nil && jl.esc.offences != 0 {
+		nb, escalated = j.offenceEscalation(jl, ip, at)
+	}
+	return b, ok, nb, escalated
 }
 
-// count is report, and also reports moved when the offence was not
-// counted because j was handed over (HandOver) meanwhile.
-func (j *Jails) count(name string, ip netip.Addr, reason string, at time.Time) (b Ban, ok, moved bool) {
-	jl := j.jails[name]
+// count is report's count of the offence by jl (nil: name is not
+// configured) for the client alone. It also reports counted when the
+// offence counted towards the client's ban (it is valid, not allowed,
+// not serving a ban), and moved when it was not counted because j was
+// handed over (HandOver) meanwhile.
+func (j *Jails) count(jl *jail, name string, ip netip.Addr, reason string, at time.Time) (b Ban, ok, counted, moved bool) {
 	if jl == nil {
 		j.unknownCounter(name).Add(1)
-		return Ban{}, false, false
+		return Ban{}, false, false, false
 	}
 	ip = ip.Unmap().WithZone("")
 	if !ip.IsValid() || j.allowed(ip) {
 		jl.untracked.Add(1)
-		return Ban{}, false, false
+		return Ban{}, false, false, false
 	}
 	now := unixNano(at)
 	k := j.key(ip)
@@ -581,7 +607,7 @@ func (j *Jails) count(name string, ip netip.Addr, reason string, at time.Time) (
 		// HandOver has copied (or is about to copy) this shard under its
 		// lock: counting here would be lost. Report passes it on.
 		sh.mu.Unlock()
-		return Ban{}, false, true
+		return Ban{}, false, false, true
 	}
 	sh.tally.Add(1)
 	i, _ := t.acquire(sh, k, h)
@@ -591,11 +617,11 @@ func (j *Jails) count(name string, ip netip.Addr, reason string, at time.Time) (
 	// ban early, it is counted again.
 	if st.lastUntil > now && (j.bans == nil || j.bans.banned(ip)) {
 		sh.mu.Unlock()
-		return Ban{}, false, false
+		return Ban{}, false, false, false
 	}
 	if !jl.offend(st, sh.lanes[i*jl.ring:(i+1)*jl.ring], now) {
 		sh.mu.Unlock()
-		return Ban{}, false, false
+		return Ban{}, false, true, false
 	}
 	if st.lastUntil != 0 && now-st.lastUntil > jl.forget {
 		st.bans = 0
@@ -617,7 +643,7 @@ func (j *Jails) count(name string, ip netip.Addr, reason string, at time.Time) (
 			p = netip.PrefixFrom(ip, 128)
 		}
 	}
-	return Ban{Prefix: p, Jail: jl.name, Reason: reason, Until: at.Add(d), Count: count, Created: at}, true, false
+	return Ban{Prefix: p, Jail: jl.name, Reason: reason, Until: at.Add(d), Count: count, Created: at}, true, true, false
 }
 
 // offend records an offence at now in st and ring (the client's last
@@ -726,10 +752,14 @@ func NewDryRun(cfg JailsConfig) (*DryRun, error) {
 }
 
 // ReportAt records one offence by ip against jail at time at and returns
-// the ban it triggers, if it does (Ban.Created is at; Ban.Until is when
-// it would end). While that ban lasts, in at's time, the client's
-// offences against this jail are not counted.
-func (d *DryRun) ReportAt(jail string, ip netip.Addr, reason string, at time.Time) (Ban, bool) {
+// the client's ban it triggers, if it does (Ban.Created is at; Ban.Until
+// is when it would end), and, in a jail with JailConfig.Escalate, the
+// ban of the client's network when the offence makes Escalate.After ×
+// MaxRetry offences of its clients (see Escalate): the live jails make
+// the network's first, so a client inside it gets no ban of its own.
+// While a ban lasts, in at's time, the offences of its client (network)
+// against this jail are not counted.
+func (d *DryRun) ReportAt(jail string, ip netip.Addr, reason string, at time.Time) (b Ban, ok bool, network Ban, escalated bool) {
 	return d.j.report(jail, ip, reason, at)
 }
 
@@ -749,8 +779,7 @@ func (d *DryRun) Escalate(b Ban) (Ban, bool) {
 	if jl == nil || jl.esc == nil {
 		return Ban{}, false
 	}
-	eb, _, ok := d.j.escalation(jl, b)
-	return eb, ok
+	return d.j.escalation(jl, b)
 }
 
 // Sleep waits d or until ctx is done, and reports whether ctx is still

@@ -60,8 +60,9 @@ func TestReportAllocs(t *testing.T) {
 			t.Fatalf("%s banned: the test must stay below maxretry", a)
 		}
 	}
-	// An escalating jail: only bans reach its escalation, so a client
-	// below maxretry costs what it costs in any jail.
+	// An escalating jail also counts each offence towards the client's
+	// network: no allocation for a known network either, whether the
+	// offender stays or rotates among known clients of it.
 	esc, err := NewJails(JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1000, Escalate: &Escalate{}}}}, bans, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +71,19 @@ func TestReportAllocs(t *testing.T) {
 	esc.Report("probes", escAddr, "probe")
 	if n := testing.AllocsPerRun(200, func() { esc.Report("probes", escAddr, "probe") }); n != 0 {
 		t.Errorf("Report to an escalating jail for a known client below maxretry allocates %v times, want 0", n)
+	}
+	for i := range 50 {
+		esc.Report("probes", netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7: byte(i), 15: 1}), "probe")
+	}
+	r := 0
+	if n := testing.AllocsPerRun(200, func() {
+		r++
+		esc.Report("probes", netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7: byte(r % 50), 15: byte(r)}), "probe")
+	}); n != 0 {
+		t.Errorf("Report to an escalating jail rotating among known /64s of a /48 allocates %v times, want 0", n)
+	}
+	if made, _ := esc.Escalations("probes"); made != 0 {
+		t.Fatalf("%d escalations: the test must stay below after×maxretry", made)
 	}
 	allowed := netip.MustParseAddr("203.0.113.5")
 	if n := testing.AllocsPerRun(200, func() { j.Report("probes", allowed, "probe") }); n != 0 {

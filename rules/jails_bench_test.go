@@ -54,6 +54,34 @@ func BenchmarkReport(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("known/escalate/rotating", func(b *testing.B) {
+		b.ReportAllocs()
+		// An attacker rotating over 1024 known /64s of one /48, on a
+		// clock that moves 1ms per offence: each offence counts towards
+		// the /48, whose window of findtime holds 1,000 of them, below
+		// after×maxretry (5,000); no client nears maxretry.
+		cfg := JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: 1000, FindTime: time.Second, Escalate: &Escalate{}}}}
+		j := benchJails(b, cfg)
+		now := time.Now()
+		j.now = func() time.Time {
+			now = now.Add(time.Millisecond)
+			return now
+		}
+		addr := func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i), 15: 1})
+		}
+		for i := range 1024 {
+			j.Report("probes", addr(i), "probe")
+		}
+		i := 0
+		for b.Loop() {
+			j.Report("probes", addr(i%1024), "probe")
+			i++
+		}
+		if made, _ := j.Escalations("probes"); made != 0 {
+			b.Fatalf("%d escalations: the benchmark must stay below after×maxretry", made)
+		}
+	})
 	b.Run("known/ipv6", func(b *testing.B) {
 		b.ReportAllocs()
 		j := benchJails(b, known)
@@ -130,20 +158,34 @@ func BenchmarkEscalate(b *testing.B) {
 
 // BenchmarkJailMemory reports the heap held per tracked client after
 // 1,000,000 distinct IPv4 clients offended once each in one jail of that
-// capacity.
+// capacity; in an escalating jail, each in a network of its own, the
+// network's entry included.
 func BenchmarkJailMemory(b *testing.B) {
 	const n = 1_000_000
-	for _, maxRetry := range []int{3, 5, 20} {
-		b.Run(fmt.Sprintf("maxretry=%d/ips=1e6", maxRetry), func(b *testing.B) {
+	for _, tc := range []struct {
+		maxRetry int
+		escalate bool
+	}{{3, false}, {5, false}, {20, false}, {5, true}} {
+		maxRetry, name := tc.maxRetry, fmt.Sprintf("maxretry=%d/ips=1e6", tc.maxRetry)
+		jc := JailConfig{MaxRetry: maxRetry}
+		addr := clientAddr
+		if tc.escalate {
+			// Each client in a /24 of its own: the network table full
+			// too, with escalate's default after (5).
+			name = fmt.Sprintf("maxretry=%d/escalate/ips=1e6", maxRetry)
+			jc.Escalate = &Escalate{}
+			addr = func(i int) netip.Addr { return clientAddr(i << 8) }
+		}
+		b.Run(name, func(b *testing.B) {
 			var perIP, total float64
 			var tracked int
 			for b.Loop() {
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				j := benchJails(b, JailsConfig{Jails: map[string]JailConfig{"probes": {MaxRetry: maxRetry}}, Capacity: n})
+				j := benchJails(b, JailsConfig{Jails: map[string]JailConfig{"probes": jc}, Capacity: n})
 				for i := range n {
-					j.Report("probes", clientAddr(i), "probe")
+					j.Report("probes", addr(i), "probe")
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)

@@ -76,6 +76,9 @@ func (j *Jails) AppendState(dst []byte, now time.Time) []byte {
 // of the same name, as HandOver carries them across a reload (jails no
 // longer configured are dropped, allowed clients too, IPv6 clients only
 // when ipv6_prefix is unchanged). It returns how many clients it took.
+// An escalating jail counts the offence times it takes towards their
+// networks again (see Escalate): the networks' own counts are not
+// saved, since the clients' offences make them up.
 // Data it cannot read is an error and j is left as it was: the whole
 // state is read before any of it is taken.
 func (j *Jails) RestoreState(data []byte) (int, error) {
@@ -122,9 +125,16 @@ func (j *Jails) RestoreState(data []byte) (int, error) {
 		return 0, fmt.Errorf("jail state: %w", r.err)
 	}
 	var scratch []int64
+	var offences []netOffence
 	for _, rec := range recs {
 		scratch = rec.jl.adopt(rec.k, rec.st, rec.ring, scratch)
+		if x := rec.jl.esc; x != nil && x.offences != 0 {
+			for _, t := range rec.ring {
+				offences = append(offences, netOffence{rec.jl, rec.k, t})
+			}
+		}
 	}
+	j.restoreNetworkOffences(offences)
 	return len(recs), nil
 }
 

@@ -160,7 +160,7 @@ func TestJailFindTime(t *testing.T) {
 				if _, ok := bans.Lookup(ip("192.0.2.1")); ok && got < 0 {
 					got = i
 				}
-				if _, ok := dry.ReportAt("probes", ip("192.0.2.1"), "probe", start.Add(d)); ok && gotDry < 0 {
+				if _, ok, _, _ := dry.ReportAt("probes", ip("192.0.2.1"), "probe", start.Add(d)); ok && gotDry < 0 {
 					gotDry = i
 				}
 			}
@@ -496,7 +496,7 @@ func TestJailNoBanList(t *testing.T) {
 	j.now = clk.Now
 	j.Report("probes", ip("192.0.2.1"), "probe") // decided, logged, not enforced
 	j.Report("probes", ip("192.0.2.1"), "probe") // serving the decided ban: not counted
-	b, ok := j.report("probes", ip("192.0.2.1"), "probe", clk.Now().Add(time.Hour))
+	b, ok, _, _ := j.report("probes", ip("192.0.2.1"), "probe", clk.Now().Add(time.Hour))
 	if !ok || b.Count != 2 {
 		t.Errorf("after the unenforced ban ends: report = %v %v, want a second ban", b, ok)
 	}
@@ -575,7 +575,7 @@ func TestDryRun(t *testing.T) {
 		{0, "2001:db8::2", "2001:db8::/64 1 1h0m0s"},
 	}
 	for i, s := range steps {
-		b, ok := d.ReportAt("probes", ip(s.ip), "probe", t0.Add(s.at))
+		b, ok, _, _ := d.ReportAt("probes", ip(s.ip), "probe", t0.Add(s.at))
 		got := ""
 		if ok {
 			got = fmt.Sprintf("%s %d %s", b.Prefix, b.Count, b.Until.Sub(b.Created))

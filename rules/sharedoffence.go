@@ -79,7 +79,10 @@ func (o Offence) CountLocally() {
 		// offerShared counted the offence already; report counts it again.
 		jl.untracked.Add(^uint64(0))
 	}
-	b, ok := j.report(o.Jail, o.Addr, o.Reason, o.At)
+	b, ok, nb, escalated := j.report(o.Jail, o.Addr, o.Reason, o.At)
+	if escalated && j.bans != nil {
+		j.banNetwork(j.jails[o.Jail], nb)
+	}
 	if !ok {
 		return
 	}

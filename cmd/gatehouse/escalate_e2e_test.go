@@ -106,6 +106,24 @@ func (n *escalateNet) get(t *testing.T, src, path string) int {
 	return resp.StatusCode
 }
 
+// getOrDropped is get for a client the kernel may start dropping at any
+// moment, even mid-exchange: 0 for no answer.
+func (n *escalateNet) getOrDropped(src, path string) int {
+	conn, err := dialFrom(n.cli, src, n.dst(src), 2*time.Second)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // connects reports whether a new TCP connection from src gets through.
 func (n *escalateNet) connects(src string) bool {
 	conn, err := dialFrom(n.cli, src, n.dst(src), 700*time.Millisecond)
@@ -139,6 +157,37 @@ func kernelEntries(t *testing.T, ns, backend string) map[string]bool {
 	return got
 }
 
+// serve starts gatehouse with cfg in n's gateway namespace and returns
+// its log; the test's cleanup stops it and flushes the kernel objects.
+func (n *escalateNet) serve(t *testing.T, cfg string) *logBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
+	cmd.Env = gatehouseEnv()
+	logs := newLogBuffer()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+		_ = exec.Command("ip", "netns", "exec", n.srv, gatehouseBin, "firewall", "flush", "-c", cfg).Run() // best effort: the namespace goes too
+		if t.Failed() {
+			t.Logf("gatehouse log:\n%s", logs.String())
+		}
+	})
+	return logs
+}
+
 func TestEscalationKernel(t *testing.T) {
 	for _, backend := range []struct {
 		name  string
@@ -169,30 +218,7 @@ jails:
 firewall: {backend: %s, reconcile: 1s}
 admin: {listen: "127.0.0.1:9901"}
 `, allowed, backend.name))
-			ctx, cancel := context.WithCancel(context.Background())
-			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
-			cmd.Env = gatehouseEnv()
-			logs := newLogBuffer()
-			cmd.Stdout, cmd.Stderr = logs, logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			t.Cleanup(func() {
-				cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					cancel()
-					<-done
-				}
-				cancel()
-				_ = exec.Command("ip", "netns", "exec", n.srv, gatehouseBin, "firewall", "flush", "-c", cfg).Run() // best effort: the namespace goes too
-				if t.Failed() {
-					t.Logf("gatehouse log:\n%s", logs.String())
-				}
-			})
+			logs := n.serve(t, cfg)
 			waitFor(t, "gateway up", func() bool { return n.connects(allowed) })
 
 			for _, c := range slices.Concat(scanners4, inAllowed, scanners6) {
@@ -254,5 +280,66 @@ admin: {listen: "127.0.0.1:9901"}
 				t.Errorf("%d escalation refusals logged, want 1 (10.234.8.0/24, which holds an allowed address)", got)
 			}
 		})
+	}
+}
+
+// Attackers that move on before maxretry: each IPv4 address of a /24, and
+// each /64 of a /48 (a fresh address every probe), probes twice with
+// maxretry 3, so no client is ever banned; after × maxretry offences ban
+// the network, in the kernel too, and a bystander of it is dropped.
+func TestEscalationKernelRotation(t *testing.T) {
+	t.Parallel()
+	testenv.Netns(t, "nft")
+	const after, maxRetry = 3, 3
+	var probes []string // in order: each client twice
+	for i := 1; i <= after*maxRetry/2+1; i++ {
+		v4 := fmt.Sprintf("10.234.9.%d", i)
+		probes = append(probes, v4, v4, fmt.Sprintf("2001:db8:9:%x::1", i), fmt.Sprintf("2001:db8:9:%x::2", i))
+	}
+	const bystander4, bystander6 = "10.234.9.50", "2001:db8:9:99::2"
+	n := newEscalateNet(t, slices.Concat(slices.Compact(slices.Clone(probes)), []string{bystander4, bystander6}))
+	cfg := writeFile(t, "gatehouse.yaml", fmt.Sprintf(`listen: {http: ":8080"}
+hosts:
+  - match: [app.example.com]
+    upstreams: [http://127.0.0.1:1]
+probes: {presets: [secrets]}
+jails:
+  probes: {maxretry: %d, findtime: 10m, bantime: 1h, escalate: {ipv4: 24, ipv6: 48, after: %d}}
+firewall: {backend: nftables, reconcile: 1s}
+`, maxRetry, after))
+	logs := n.serve(t, cfg)
+	waitFor(t, "gateway up", func() bool { return n.connects(bystander4) })
+
+	// Every probe is answered until the network's ban: 403 from memory,
+	// then no connection (the kernel) or 403 (the ban guard, before the
+	// kernel has the entry).
+	answered := map[bool]int{}
+	for _, c := range probes {
+		switch code := n.getOrDropped(c, "/.env"); code {
+		case http.StatusForbidden:
+			answered[strings.Contains(c, ":")]++
+		case 0:
+		default:
+			t.Fatalf("probe from %s: %d, want 403 or dropped", c, code)
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		if got := answered[v6]; got < after*maxRetry {
+			t.Errorf("ipv6=%v: %d probes answered, want at least %d: banned before after×maxretry offences", v6, got, after*maxRetry)
+		}
+	}
+	waitFor(t, "the kernel holding the networks", func() bool {
+		got := kernelEntries(t, n.srv, "nftables")
+		return got["10.234.9.0/24"] && got["2001:db8:9::/48"]
+	})
+	for _, c := range []string{bystander4, bystander6} {
+		if n.connects(c) {
+			t.Errorf("%s, inside a network escalated by offences, still connects", c)
+		}
+	}
+	for _, w := range []string{"escalated from 9 offences of several clients in jail probes"} {
+		if got := strings.Count(logs.String(), w); got != 2 {
+			t.Errorf("%d bans logged with reason %q, want 2 (the /24 and the /48):\n%s", got, w, logs.String())
+		}
 	}
 }

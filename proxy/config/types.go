@@ -401,22 +401,25 @@ type Jail struct {
 	// Default twice Rate.
 	Burst int `yaml:"burst"`
 	// Escalate bans a whole network once the jail has banned enough of
-	// its clients within FindTime, replacing their bans. Default off.
+	// its clients within FindTime, or its clients together offended
+	// enough, replacing their bans. Default off.
 	Escalate *Escalate `yaml:"escalate"`
 }
 
 // Escalate bans a network as one entry once After of its clients (IPv4
 // addresses, IPv6 prefixes of ipv6_prefix bits) were banned by the jail
-// within its findtime (key jails.NAME.escalate). A network that holds an
-// allow or trusted_proxies address is never banned.
+// within its findtime, or its clients made After × maxretry offences
+// within it, the offender changing After-1 times at least (key
+// jails.NAME.escalate). A network that holds an allow or trusted_proxies
+// address is never banned.
 type Escalate struct {
 	// IPv4 is the IPv4 network length, 8–31. Default 24.
 	IPv4 int `yaml:"ipv4"`
 	// IPv6 is the IPv6 network length, 16–63 and shorter than
 	// ipv6_prefix. Default 48.
 	IPv6 int `yaml:"ipv6"`
-	// After is how many banned clients make the network's ban, 2–1000.
-	// Default 5.
+	// After is how many banned clients make the network's ban (and
+	// After × maxretry offences of its clients), 2–1000. Default 5.
 	After int `yaml:"after"`
 }
 
