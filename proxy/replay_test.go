@@ -519,7 +519,7 @@ func TestReplayEscalates(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	var log strings.Builder
-	for i, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+	for i, ip := range []string{"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "198.51.100.1", "198.51.100.2", "198.51.100.3"} {
 		log.WriteString(combined(ip, t0.Add(time.Duration(i)*time.Second), "/.env", ""))
 	}
 	cfg := mustConfig(t, `listen: {http: "127.0.0.1:0"}
@@ -540,13 +540,13 @@ admin: {listen: "off"}
 	for _, b := range rep.Bans {
 		got = append(got, fmt.Sprintf("%s %v", b.Prefix, b.Escalated))
 	}
-	want := []string{"192.0.2.1/32 false", "192.0.2.2/32 false", "192.0.2.3/32 false", "192.0.2.0/24 true",
+	want := []string{"203.0.113.1/32 false", "203.0.113.2/32 false", "203.0.113.3/32 false", "203.0.113.0/24 true",
 		"198.51.100.1/32 false", "198.51.100.2/32 false", "198.51.100.3/32 false"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Errorf("bans %q, want %q", got, want)
 	}
 	if rep.WhileBan != 1 {
-		t.Errorf("lines while banned = %d, want 1 (192.0.2.4, inside the banned network)", rep.WhileBan)
+		t.Errorf("lines while banned = %d, want 1 (203.0.113.4, inside the banned network)", rep.WhileBan)
 	}
 }
 
