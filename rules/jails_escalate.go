@@ -180,6 +180,23 @@ func (x *escalator) prune(st *escalation, lanes []int64, m clientKey, t, findTim
 	return w
 }
 
+// dropUnbanned forgets the clients in st's lanes whose ban was lifted
+// before it could have ended: banned after since (Unix ns: now less the
+// jail's bantime) and no longer on bans. A ban that ran its course
+// still counts within findtime; one an admin lifted does not, so a few
+// neighbours cannot bring back a client the admin let in.
+func (x *escalator) dropUnbanned(st *escalation, lanes []int64, bans *BanList, since int64) {
+	w := 0
+	for i := range int(st.n) {
+		if lanes[3*i+2] > since && !bans.banned(wordsAddr(uint64(lanes[3*i]), uint64(lanes[3*i+1])).Unmap()) {
+			continue
+		}
+		copy(lanes[3*w:3*w+3], lanes[3*i:3*i+3])
+		w++
+	}
+	st.n = uint16(w)
+}
+
 // add appends client m banned at t to st's lanes, which hold w < After-1
 // clients.
 func (x *escalator) add(st *escalation, lanes []int64, w int, m clientKey, t int64) {
@@ -206,7 +223,9 @@ func (j *Jails) escalation(jl *jail, b Ban) (Ban, bool) {
 	sh.mu.Lock()
 	i, _ := t.acquire(sh, k, h)
 	st := &sh.slots[i].state
-	if !x.record(st, sh.lanes[i*t.lanes:(i+1)*t.lanes], m, at, jl.findTime) {
+	lanes := sh.lanes[i*t.lanes : (i+1)*t.lanes]
+	x.dropUnbanned(st, lanes, j.bans, at-int64(jl.banTime))
+	if !x.record(st, lanes, m, at, jl.findTime) {
 		sh.mu.Unlock()
 		return Ban{}, false
 	}

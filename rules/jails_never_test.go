@@ -2,7 +2,9 @@ package rules
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 )
 
 // An IPv6 client whose ban prefix would cover what must stay served (::1
@@ -40,5 +42,26 @@ func TestBanPrefixNarrowedAroundNoEscalate(t *testing.T) {
 		if _, ok := bans.Lookup(netip.MustParseAddr(a)); ok {
 			t.Errorf("%s is banned", a)
 		}
+	}
+}
+
+// A client the admin unbanned no longer counts towards its network: its
+// neighbours' bans alone do not make After.
+func TestEscalateSkipsUnbannedClients(t *testing.T) {
+	t.Parallel()
+	j, bans, clk := escalatingJails(t, 3, JailsConfig{})
+	j.Report("probes", ip("203.0.113.1"), "probe")
+	if !bans.Unban(netip.MustParsePrefix("203.0.113.1/32")) {
+		t.Fatal("unban of 203.0.113.1 failed")
+	}
+	clk.Add(time.Second)
+	j.Report("probes", ip("203.0.113.2"), "probe")
+	j.Report("probes", ip("203.0.113.3"), "probe")
+	if got, want := banned(bans), []string{"203.0.113.2/32", "203.0.113.3/32"}; !slices.Equal(got, want) {
+		t.Fatalf("two banned and one unbanned client: bans %v, want %v", got, want)
+	}
+	j.Report("probes", ip("203.0.113.4"), "probe")
+	if got, want := banned(bans), []string{"203.0.113.0/24"}; !slices.Equal(got, want) {
+		t.Fatalf("three banned clients: bans %v, want %v", got, want)
 	}
 }
