@@ -224,7 +224,9 @@ func (j *Jails) escalation(jl *jail, b Ban) (Ban, bool) {
 	i, _ := t.acquire(sh, k, h)
 	st := &sh.slots[i].state
 	lanes := sh.lanes[i*t.lanes : (i+1)*t.lanes]
-	x.dropUnbanned(st, lanes, j.bans, at-int64(jl.banTime))
+	if j.bans != nil { // nil for a DryRun, whose bans are never lifted
+		x.dropUnbanned(st, lanes, j.bans, at-int64(jl.banTime))
+	}
 	if !x.record(st, lanes, m, at, jl.findTime) {
 		sh.mu.Unlock()
 		return Ban{}, false
