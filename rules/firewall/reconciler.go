@@ -309,20 +309,26 @@ func (r *Reconciler) list(ctx context.Context) (kernelMap, int, error) {
 			have[k] = s
 		}
 	}
-	if sl, ok := r.b.(streamLister); ok {
-		if err := sl.Each(ctx, put); err != nil {
-			return nil, 0, err
-		}
-		return have, n, nil
-	}
-	list, err := r.b.List(ctx)
-	if err != nil {
+	if err := eachEntry(ctx, r.b, put); err != nil {
 		return nil, 0, err
 	}
-	for _, e := range list {
-		put(e)
-	}
 	return have, n, nil
+}
+
+// eachEntry calls fn for each entry b lists: as b streams them if it can,
+// else from its List.
+func eachEntry(ctx context.Context, b Backend, fn func(Entry)) error {
+	if sl, ok := b.(streamLister); ok {
+		return sl.Each(ctx, fn)
+	}
+	list, err := b.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range list {
+		fn(e)
+	}
+	return nil
 }
 
 // applyError is a full pass's failure to apply its changes (all or some
