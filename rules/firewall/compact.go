@@ -17,7 +17,9 @@ import (
 // length for IPv6, 129 plus the length for IPv4.
 type pkey [17]byte
 
-// keyOf returns p's key. p must be canonical (rules.CanonicalPrefix).
+// keyOf returns p's key. Every prefix but a zoned one gets back from
+// its key as it was: an IPv4-mapped IPv6 prefix stays IPv6, an unmasked
+// one unmasked.
 func keyOf(p netip.Prefix) pkey {
 	var k pkey
 	a := p.Addr()
@@ -74,6 +76,12 @@ func (s stamp) time() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
+}
+
+// keyed is a prefix and a time, as a slice holds them: 25 bytes.
+type keyed struct {
+	k pkey
+	s stamp
 }
 
 // kernelMap is what the kernel holds: each entry's prefix and expiry.

@@ -748,6 +748,7 @@ func TestCompactKeys(t *testing.T) {
 		netip.MustParsePrefix("::ffff:192.0.2.0/120"),
 		netip.MustParsePrefix("2001:db8::/64"),
 		netip.MustParsePrefix("2001:db8::1/128"),
+		netip.MustParsePrefix("192.0.2.1/24"), // unmasked: kept so
 	}
 	seen := map[pkey]netip.Prefix{}
 	for _, p := range prefixes {
