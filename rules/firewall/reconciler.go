@@ -266,8 +266,16 @@ func (r *Reconciler) fullPassLocked(ctx context.Context, bans []rules.Ban) error
 	p := r.planFull(now, r.want, have)
 	r.noteSkipped(p.skipped, true)
 	if r.trusted {
-		for _, q := range p.touched {
+		// The prefixes with an operation: every deletion (a
+		// replacement is one too) and the additions of what the
+		// kernel lacks.
+		for _, q := range p.del {
 			if drifted(now, r.have, have, q) {
+				p.drift++
+			}
+		}
+		for _, e := range p.add {
+			if _, has := have[keyOf(e.Prefix)]; !has && drifted(now, r.have, have, e.Prefix) {
 				p.drift++
 			}
 		}
@@ -468,7 +476,6 @@ func (r *Reconciler) Flush(ctx context.Context) error {
 type plan struct {
 	add     []Entry
 	del     []netip.Prefix
-	touched []netip.Prefix // prefixes with an operation
 	skipped []netip.Prefix // bans not pushed because of the allow list
 	drift   int
 }
@@ -492,10 +499,7 @@ func (r *Reconciler) plan(now time.Time, want *desired, have kernelMap, keys fun
 		case ok && has && needsRefresh(now, k.time(), t):
 			p.del = append(p.del, q)
 			p.add = append(p.add, Entry{Prefix: q, Expires: t})
-		default:
-			continue
 		}
-		p.touched = append(p.touched, q)
 	}
 	return p
 }
@@ -524,10 +528,7 @@ func (r *Reconciler) planFull(now time.Time, want *desired, have kernelMap) plan
 		case ok && has && needsRefresh(now, k.time(), t):
 			p.del = append(p.del, q)
 			p.add = append(p.add, Entry{Prefix: q, Expires: t})
-		default:
-			continue
 		}
-		p.touched = append(p.touched, q)
 	}
 	if matched == len(have) {
 		return p // every kernel entry has a ban: none is stale
@@ -536,7 +537,6 @@ func (r *Reconciler) planFull(now time.Time, want *desired, have kernelMap) plan
 		if _, banned := want.until[kq]; !banned {
 			q := kq.prefix()
 			p.del = append(p.del, q)
-			p.touched = append(p.touched, q)
 		}
 	}
 	return p
