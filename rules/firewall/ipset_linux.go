@@ -296,23 +296,37 @@ func (b *ipsetBackend) usable(ctx context.Context) error {
 func (b *ipsetBackend) List(ctx context.Context) ([]Entry, error) {
 	var entries []Entry
 	for _, set := range ipsetSets {
-		var err error
-		if entries, err = b.list(ctx, entries, set.name); err != nil {
+		from := len(entries)
+		restart := func() { entries = entries[:from] }
+		if err := b.each(ctx, set.name, restart, func(e Entry) { entries = append(entries, e) }); err != nil {
 			return nil, err
 		}
 	}
 	return entries, nil
 }
 
-// list appends the members of set to entries. A missing set holds
-// nothing.
-func (b *ipsetBackend) list(ctx context.Context, entries []Entry, set string) ([]Entry, error) {
+// Each calls fn for each member of both sets as the dump delivers it,
+// without keeping the listing: the Reconciler's full pass reads a million
+// entries so. A dump that failed half-way is retried from its start on a
+// new socket: fn may see an entry twice.
+func (b *ipsetBackend) Each(ctx context.Context, fn func(Entry)) error {
+	for _, set := range ipsetSets {
+		if err := b.each(ctx, set.name, nil, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// each calls fn for each member of set. A missing set holds nothing. A
+// failed dump is retried from its start: restart, unless nil, is called
+// before each attempt.
+func (b *ipsetBackend) each(ctx context.Context, set string, restart func(), fn func(Entry)) error {
 	s := b.nl
-	from := len(entries)
-	var start time.Time
 	err := s.do(ctx, "list set", func() error {
-		entries = entries[:from] // a second attempt starts over
-		start = time.Now()
+		if restart != nil {
+			restart()
+		}
 		seq := s.nextSeq()
 		w := nlWriter{b: s.sbuf[:0]}
 		m := w.begin(ipsetCmdList, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
@@ -327,12 +341,17 @@ func (b *ipsetBackend) list(ctx context.Context, entries []Entry, set string) ([
 			if msg.name != set || msg.adt == nil {
 				return nil
 			}
+			// Timeouts are whole seconds left when the kernel wrote
+			// the message, a moment before it is read: counting them
+			// from now plus a second errs late, by less than a second
+			// more than that moment.
+			at := time.Now().Add(time.Second)
 			if err := eachIPSetElem(msg.adt, func(e ipsetElem) {
 				en := Entry{Prefix: e.prefix}
 				if e.timeout > 0 {
-					en.Expires = start.Add(time.Duration(e.timeout) * time.Second)
+					en.Expires = at.Add(time.Duration(e.timeout) * time.Second)
 				}
-				entries = append(entries, en)
+				fn(en)
 			}); err != nil {
 				return sockError{err}
 			}
@@ -344,19 +363,9 @@ func (b *ipsetBackend) list(ctx context.Context, entries []Entry, set string) ([
 		return err
 	})
 	if err != nil {
-		return nil, b.wrap(err, "list set", set)
+		return b.wrap(err, "list set", set)
 	}
-	// Timeouts are whole seconds left at some moment of the dump:
-	// counting from its end errs late, by less than a second more than
-	// the dump took.
-	if took := time.Since(start); took > 0 {
-		for i := from; i < len(entries); i++ {
-			if !entries[i].Expires.IsZero() {
-				entries[i].Expires = entries[i].Expires.Add(took)
-			}
-		}
-	}
-	return entries, nil
+	return nil
 }
 
 // ipsetOp is one addition or deletion of an Apply.

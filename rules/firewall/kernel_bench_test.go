@@ -110,6 +110,11 @@ func (c *countingBackend) Apply(ctx context.Context, add []Entry, del []netip.Pr
 	return c.Backend.Apply(ctx, add, del)
 }
 
+// Each streams the listing as the wrapped backend does.
+func (c *countingBackend) Each(ctx context.Context, fn func(Entry)) error {
+	return eachEntry(ctx, c.Backend, fn)
+}
+
 // BenchmarkKernelReconcileUnchanged measures a full reconcile pass (ban
 // list snapshot, Ensure, List, diff) when the kernel already matches. For
 // nftables, "dump" is the pass after another program changed the ruleset
@@ -186,6 +191,11 @@ type notifyBackend struct {
 	applies atomic.Int64
 	mu      sync.Mutex
 	waiting map[netip.Prefix]chan struct{}
+}
+
+// Each streams the listing as the wrapped backend does.
+func (nb *notifyBackend) Each(ctx context.Context, fn func(Entry)) error {
+	return eachEntry(ctx, nb.Backend, fn)
 }
 
 func (nb *notifyBackend) wait(p netip.Prefix) <-chan struct{} {

@@ -54,10 +54,10 @@ type nftBackend struct {
 	ports []uint16
 	log   *slog.Logger
 
-	mu       sync.Mutex                 // guards the cache of List
-	cache    []Entry                    // the last dump, or a merge of it with changes; never modified, only replaced
-	changes  map[netip.Prefix]nftChange // the backend's own changes since cache, which they override
-	cacheGen uint32                     // the ruleset generation cache and changes stand for
+	mu       sync.Mutex         // guards the cache of List
+	cache    []keyed            // the last dump, or a merge of it with changes; never modified, only replaced
+	changes  map[pkey]nftChange // the backend's own changes since cache, which they override
+	cacheGen uint32             // the ruleset generation cache and changes stand for
 	cacheOK  bool
 }
 
@@ -316,70 +316,91 @@ func (b *nftBackend) addRule(c *nftables.Conn, t *nftables.Table, chain *nftable
 // not ours, not a hand-deleted element, not a flushed set) it answers
 // from that copy, less the entries that have expired since.
 func (b *nftBackend) List(ctx context.Context) ([]Entry, error) {
-	c, nl, done, err := b.connWithSocket(ctx)
+	var entries []Entry
+	err := b.Each(ctx, func(e Entry) { entries = append(entries, e) })
 	if err != nil {
 		return nil, err
+	}
+	return entries, nil
+}
+
+// Each calls fn for each entry List would return, from the copy of the
+// last dump when List would use it, without building the listing. fn
+// must not call b.
+func (b *nftBackend) Each(ctx context.Context, fn func(Entry)) error {
+	c, nl, done, err := b.connWithSocket(ctx)
+	if err != nil {
+		return err
 	}
 	defer done()
 	gen, genErr := generation(nl)
-	if genErr == nil {
-		if entries, ok := b.fromCache(gen); ok {
-			return entries, nil
-		}
+	if genErr == nil && b.eachCached(gen, fn) {
+		return nil
 	}
 	entries, err := b.dump(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if genErr == nil {
 		after, err := generation(nl)
+		cache := make([]keyed, len(entries))
+		for i, e := range entries {
+			cache[i] = keyed{keyOf(e.Prefix), stampOf(e.Expires)}
+		}
 		b.mu.Lock()
 		// Only a dump that no commit overlapped stands for gen.
-		b.cache, b.changes, b.cacheGen, b.cacheOK = entries, nil, gen, err == nil && after == gen
+		b.cache, b.changes, b.cacheGen, b.cacheOK = cache, nil, gen, err == nil && after == gen
 		b.mu.Unlock()
 	}
-	return slices.Clone(entries), nil
+	for _, e := range entries {
+		fn(e)
+	}
+	return nil
 }
 
-// fromCache returns the live entries of the cache with the changes
-// applied, if they stand for the ruleset generation gen.
-func (b *nftBackend) fromCache(gen uint32) ([]Entry, bool) {
+// eachCached calls fn for each live entry of the cache with the changes
+// applied, if they stand for the ruleset generation gen, and reports
+// whether they did.
+func (b *nftBackend) eachCached(gen uint32, fn func(Entry)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.cacheOK || b.cacheGen != gen {
-		return nil, false
+		return false
 	}
-	return b.merged(time.Now(), true), true
+	b.eachMerged(time.Now(), true, func(k pkey, s stamp) {
+		fn(Entry{Prefix: k.prefix(), Expires: s.time()})
+	})
+	return true
 }
 
 // nftChange is one of the backend's own changes to a prefix since the
 // last dump: deleted, or added with an expiry.
 type nftChange struct {
 	del     bool
-	expires time.Time
+	expires stamp
 }
 
-// merged returns the cache with the changes applied; with live, only
-// the entries that have not expired at now. b.mu is held.
-func (b *nftBackend) merged(now time.Time, live bool) []Entry {
-	alive := func(exp time.Time) bool { return !live || exp.IsZero() || exp.After(now) }
-	entries := make([]Entry, 0, len(b.cache)+len(b.changes))
+// eachMerged calls fn for each entry of the cache with the changes
+// applied; with live, only for the entries that have not expired at now.
+// b.mu is held.
+func (b *nftBackend) eachMerged(now time.Time, live bool, fn func(pkey, stamp)) {
+	nowN := stampOf(now).n()
+	alive := func(exp stamp) bool { return !live || exp.n() == 0 || exp.n() > nowN }
 	for _, e := range b.cache {
 		if len(b.changes) > 0 {
-			if _, changed := b.changes[e.Prefix]; changed {
+			if _, changed := b.changes[e.k]; changed {
 				continue
 			}
 		}
-		if alive(e.Expires) {
-			entries = append(entries, e)
+		if alive(e.s) {
+			fn(e.k, e.s)
 		}
 	}
-	for p, c := range b.changes {
+	for k, c := range b.changes {
 		if !c.del && alive(c.expires) {
-			entries = append(entries, Entry{Prefix: p, Expires: c.expires})
+			fn(k, c.expires)
 		}
 	}
-	return entries
 }
 
 // dump lists both sets from the kernel.
@@ -698,18 +719,20 @@ func (b *nftBackend) noteApplied(nl *netlink.Conn, clean bool, gen0 uint32, comm
 		return
 	}
 	if b.changes == nil {
-		b.changes = map[netip.Prefix]nftChange{}
+		b.changes = map[pkey]nftChange{}
 	}
 	for _, p := range order {
 		it := items[p]
-		b.changes[p] = nftChange{del: it.add == nil, expires: it.expires}
+		b.changes[keyOf(p)] = nftChange{del: it.add == nil, expires: stampOf(it.expires)}
 	}
 	b.cacheGen = gen1
 	// Merged into a new copy once they are many: each change is copied
 	// a bounded number of times, and a single ban costs no copy of a
 	// million entries.
 	if len(b.changes) > max(4096, len(b.cache)/4) {
-		b.cache, b.changes = b.merged(time.Time{}, false), nil
+		cache := make([]keyed, 0, len(b.cache)+len(b.changes))
+		b.eachMerged(time.Time{}, false, func(k pkey, s stamp) { cache = append(cache, keyed{k, s}) })
+		b.cache, b.changes = cache, nil
 	}
 }
 

@@ -87,9 +87,9 @@ type Reconciler struct {
 
 	mu       sync.Mutex // serialises kernel passes; guards the fields below
 	want     *desired
-	have     map[netip.Prefix]time.Time // what the kernel holds, as last listed and changed since; nil before the first list
-	trusted  bool                       // have matched the kernel after the last pass: no failure since
-	skipped  map[netip.Prefix]bool      // allow-listed bans already logged
+	have     kernelMap             // what the kernel holds, as last listed and changed since; nil before the first list
+	trusted  bool                  // have matched the kernel after the last pass: no failure since
+	skipped  map[netip.Prefix]bool // allow-listed bans already logged
 	lastPass time.Time
 	lastErr  error
 }
@@ -258,22 +258,24 @@ func (r *Reconciler) fullPassLocked(ctx context.Context, bans []rules.Ban) error
 	if err := r.b.Ensure(ctx); err != nil {
 		return fmt.Errorf("firewall reconcile: ensure: %w", err)
 	}
-	list, err := r.b.List(ctx)
+	have, listed, err := r.list(ctx)
 	if err != nil {
 		return fmt.Errorf("firewall reconcile: list: %w", err)
 	}
 	now := time.Now()
-	have := make(map[netip.Prefix]time.Time, len(list))
-	for _, e := range list {
-		if k, dup := have[e.Prefix]; !dup || e.Expires.After(k) {
-			have[e.Prefix] = e.Expires
-		}
-	}
 	p := r.planFull(now, r.want, have)
 	r.noteSkipped(p.skipped, true)
 	if r.trusted {
-		for _, q := range p.touched {
+		// The prefixes with an operation: every deletion (a
+		// replacement is one too) and the additions of what the
+		// kernel lacks.
+		for _, q := range p.del {
 			if drifted(now, r.have, have, q) {
+				p.drift++
+			}
+		}
+		for _, e := range p.add {
+			if _, has := have[keyOf(e.Prefix)]; !has && drifted(now, r.have, have, e.Prefix) {
 				p.drift++
 			}
 		}
@@ -286,11 +288,53 @@ func (r *Reconciler) fullPassLocked(ctx context.Context, bans []rules.Ban) error
 	err = r.apply(ctx, p)
 	r.trusted = err == nil
 	if r.log.Enabled(ctx, slog.LevelDebug) {
-		r.log.Debug("firewall pass", "kernel_entries", len(list), "bans", len(r.want.until),
+		r.log.Debug("firewall pass", "kernel_entries", listed, "bans", len(r.want.until),
 			"additions", len(p.add), "deletions", len(p.del), "drift", p.drift, "err", err)
 	}
 	if err != nil {
 		return applyError{fmt.Errorf("firewall reconcile: apply %d additions, %d deletions: %w", len(p.add), len(p.del), err)}
+	}
+	return nil
+}
+
+// streamLister is a Backend that can hand its listing over entry by
+// entry, without building the whole of it: Each calls fn for each entry
+// List would return, in no particular order; after an error, fn may have
+// seen some of them.
+type streamLister interface {
+	Each(ctx context.Context, fn func(Entry)) error
+}
+
+// list reads what the kernel holds into a new map, and counts the entries
+// listed. A prefix listed twice keeps its later expiry.
+func (r *Reconciler) list(ctx context.Context) (kernelMap, int, error) {
+	have := make(kernelMap, len(r.have))
+	n := 0
+	put := func(e Entry) {
+		n++
+		k, s := keyOf(e.Prefix), stampOf(e.Expires)
+		if old, dup := have[k]; !dup || s.n() > old.n() {
+			have[k] = s
+		}
+	}
+	if err := eachEntry(ctx, r.b, put); err != nil {
+		return nil, 0, err
+	}
+	return have, n, nil
+}
+
+// eachEntry calls fn for each entry b lists: as b streams them if it can,
+// else from its List.
+func eachEntry(ctx context.Context, b Backend, fn func(Entry)) error {
+	if sl, ok := b.(streamLister); ok {
+		return sl.Each(ctx, fn)
+	}
+	list, err := b.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range list {
+		fn(e)
 	}
 	return nil
 }
@@ -358,10 +402,10 @@ func (r *Reconciler) apply(ctx context.Context, p plan) error {
 		err = r.b.Apply(ctx, p.add, p.del)
 	}
 	for _, q := range p.del {
-		delete(r.have, q)
+		delete(r.have, keyOf(q))
 	}
 	for _, e := range p.add {
-		r.have[e.Prefix] = e.Expires
+		r.have[keyOf(e.Prefix)] = stampOf(e.Expires)
 	}
 	r.m.entries.Set(float64(len(r.have)))
 	return err
@@ -390,20 +434,20 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 	}
 	now := time.Now()
 	d := newDesired(r.bans.List())
-	have := make(map[netip.Prefix]bool, len(st.Entries))
+	have := make(map[pkey]bool, len(st.Entries))
 	for _, e := range st.Entries {
-		have[e.Prefix] = true
+		have[keyOf(e.Prefix)] = true
 	}
-	for p := range d.until {
-		if _, ok, _ := r.target(d, p, now); ok {
+	for k, until := range d.until {
+		if _, ok, _ := r.targetOf(d, k.prefix(), until.time(), now); ok {
 			st.Want++
-			if !have[p] {
+			if !have[k] {
 				st.Missing++
 			}
 		}
 	}
-	for p := range have {
-		if _, ok, _ := r.target(d, p, now); !ok {
+	for k := range have {
+		if _, ok, _ := r.target(d, k.prefix(), now); !ok {
 			st.Stale++
 		}
 	}
@@ -420,7 +464,7 @@ func (r *Reconciler) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.b.Remove(ctx)
-	r.have, r.trusted = map[netip.Prefix]time.Time{}, false
+	r.have, r.trusted = kernelMap{}, false
 	r.m.entries.Set(0)
 	if err != nil {
 		return fmt.Errorf("firewall flush: %w", err)
@@ -432,7 +476,6 @@ func (r *Reconciler) Flush(ctx context.Context) error {
 type plan struct {
 	add     []Entry
 	del     []netip.Prefix
-	touched []netip.Prefix // prefixes with an operation
 	skipped []netip.Prefix // bans not pushed because of the allow list
 	drift   int
 }
@@ -440,26 +483,23 @@ type plan struct {
 // plan decides, for each prefix of keys, what the kernel must do to go
 // from have to want: add what is missing, delete what no ban asks for,
 // and replace (delete and add) an entry whose timeout is off.
-func (r *Reconciler) plan(now time.Time, want *desired, have map[netip.Prefix]time.Time, keys func(func(netip.Prefix) bool)) plan {
+func (r *Reconciler) plan(now time.Time, want *desired, have kernelMap, keys func(func(netip.Prefix) bool)) plan {
 	var p plan
 	for q := range keys {
 		t, ok, allowed := r.target(want, q, now)
 		if allowed {
 			p.skipped = append(p.skipped, q)
 		}
-		k, has := have[q]
+		k, has := have[keyOf(q)]
 		switch {
 		case ok && !has:
 			p.add = append(p.add, Entry{Prefix: q, Expires: t})
 		case !ok && has:
 			p.del = append(p.del, q)
-		case ok && has && needsRefresh(now, k, t):
+		case ok && has && needsRefresh(now, k.time(), t):
 			p.del = append(p.del, q)
 			p.add = append(p.add, Entry{Prefix: q, Expires: t})
-		default:
-			continue
 		}
-		p.touched = append(p.touched, q)
 	}
 	return p
 }
@@ -467,15 +507,16 @@ func (r *Reconciler) plan(now time.Time, want *desired, have map[netip.Prefix]ti
 // planFull is plan over every prefix of want and of have, with one
 // lookup per prefix: at a million bans a full pass over a kernel in line
 // costs the ban list snapshot, the kernel's listing and little more.
-func (r *Reconciler) planFull(now time.Time, want *desired, have map[netip.Prefix]time.Time) plan {
+func (r *Reconciler) planFull(now time.Time, want *desired, have kernelMap) plan {
 	var p plan
 	matched := 0
-	for q, until := range want.until {
-		k, has := have[q]
+	for kq, until := range want.until {
+		k, has := have[kq]
 		if has {
 			matched++
 		}
-		t, ok, allowed := r.targetOf(want, q, until, now)
+		q := kq.prefix()
+		t, ok, allowed := r.targetOf(want, q, until.time(), now)
 		if allowed {
 			p.skipped = append(p.skipped, q)
 		}
@@ -484,21 +525,18 @@ func (r *Reconciler) planFull(now time.Time, want *desired, have map[netip.Prefi
 			p.add = append(p.add, Entry{Prefix: q, Expires: t})
 		case !ok && has:
 			p.del = append(p.del, q)
-		case ok && has && needsRefresh(now, k, t):
+		case ok && has && needsRefresh(now, k.time(), t):
 			p.del = append(p.del, q)
 			p.add = append(p.add, Entry{Prefix: q, Expires: t})
-		default:
-			continue
 		}
-		p.touched = append(p.touched, q)
 	}
 	if matched == len(have) {
 		return p // every kernel entry has a ban: none is stale
 	}
-	for q := range have {
-		if _, banned := want.until[q]; !banned {
+	for kq := range have {
+		if _, banned := want.until[kq]; !banned {
+			q := kq.prefix()
 			p.del = append(p.del, q)
-			p.touched = append(p.touched, q)
 		}
 	}
 	return p
@@ -508,11 +546,11 @@ func (r *Reconciler) planFull(now time.Time, want *desired, have map[netip.Prefi
 // belongs in the kernel at all; allowed reports a ban skipped because it
 // overlaps the allow list.
 func (r *Reconciler) target(d *desired, p netip.Prefix, now time.Time) (t time.Time, ok, allowed bool) {
-	until, ok := d.until[p]
+	until, ok := d.until[keyOf(p)]
 	if !ok {
 		return time.Time{}, false, false
 	}
-	return r.targetOf(d, p, until, now)
+	return r.targetOf(d, p, until.time(), now)
 }
 
 // targetOf is target for a prefix of d whose ban ends at until.
@@ -558,9 +596,11 @@ func needsRefresh(now, k, t time.Time) bool {
 // drifted reports whether the kernel entry of q changed since the
 // Reconciler last saw it (was, from a pass without failures) other than
 // by its own expiry: someone deleted, added or changed it.
-func drifted(now time.Time, was, is map[netip.Prefix]time.Time, q netip.Prefix) bool {
-	w, wasThere := was[q]
-	k, isThere := is[q]
+func drifted(now time.Time, was, is kernelMap, q netip.Prefix) bool {
+	kq := keyOf(q)
+	ws, wasThere := was[kq]
+	ks, isThere := is[kq]
+	w, k := ws.time(), ks.time()
 	switch {
 	case wasThere && !isThere:
 		expired := !w.IsZero() && !w.After(now.Add(lateTolerance))
@@ -578,12 +618,12 @@ func drifted(now time.Time, was, is map[netip.Prefix]time.Time, q netip.Prefix) 
 // the bans around or inside a prefix are found without a scan in the
 // usual case (IPv4 /32 and IPv6 /64 bans only).
 type desired struct {
-	until map[netip.Prefix]time.Time
+	until map[pkey]stamp
 	lens  [2][129]int // [0] IPv4, [1] IPv6
 }
 
 func newDesired(bans []rules.Ban) *desired {
-	d := &desired{until: make(map[netip.Prefix]time.Time, len(bans))}
+	d := &desired{until: make(map[pkey]stamp, len(bans))}
 	for _, b := range bans {
 		d.set(b.Prefix, b.Until)
 	}
@@ -600,14 +640,16 @@ func (d *desired) sync(bans []rules.Ban) {
 		if !ok {
 			continue
 		}
-		if u, ok := d.until[p]; ok {
+		k, s := keyOf(p), stampOf(b.Until)
+		if u, ok := d.until[k]; ok {
 			kept++
-			if !u.Equal(b.Until) {
-				d.until[p] = b.Until
+			if u != s {
+				d.until[k] = s
 			}
 			continue
 		}
-		d.set(p, b.Until)
+		d.lens[famIndex(p)][p.Bits()]++
+		d.until[k] = s
 		kept++
 	}
 	if kept != len(d.until) {
@@ -620,10 +662,11 @@ func (d *desired) set(p netip.Prefix, until time.Time) {
 	if !ok {
 		return
 	}
-	if _, ok := d.until[p]; !ok {
+	k := keyOf(p)
+	if _, ok := d.until[k]; !ok {
 		d.lens[famIndex(p)][p.Bits()]++
 	}
-	d.until[p] = until
+	d.until[k] = stampOf(until)
 }
 
 func (d *desired) del(p netip.Prefix) {
@@ -631,28 +674,24 @@ func (d *desired) del(p netip.Prefix) {
 	if !ok {
 		return
 	}
-	if _, ok := d.until[p]; ok {
+	k := keyOf(p)
+	if _, ok := d.until[k]; ok {
 		d.lens[famIndex(p)][p.Bits()]--
-		delete(d.until, p)
+		delete(d.until, k)
 	}
-}
-
-// active returns the end of p's ban if it is active at now.
-func (d *desired) active(p netip.Prefix, now time.Time) (time.Time, bool) {
-	u, ok := d.until[p]
-	return u, ok && u.After(now)
 }
 
 // covered reports whether an active ban of a shorter prefix containing p
 // lasts at least until until.
 func (d *desired) covered(p netip.Prefix, until, now time.Time) bool {
 	f := famIndex(p)
+	nowN, untilN := stampOf(now).n(), stampOf(until).n()
 	for bits := 0; bits < p.Bits(); bits++ {
 		if d.lens[f][bits] == 0 {
 			continue
 		}
 		q := netip.PrefixFrom(p.Addr(), bits).Masked()
-		if u, ok := d.active(q, now); ok && !u.Before(until) {
+		if u, ok := d.until[keyOf(q)]; ok && u.n() > nowN && u.n() >= untilN {
 			return true
 		}
 	}
@@ -683,7 +722,8 @@ func (d *desired) inside(outer []netip.Prefix) func(func(netip.Prefix) bool) {
 		if len(outers) == 0 {
 			return
 		}
-		for q := range d.until {
+		for k := range d.until {
+			q := k.prefix()
 			f := famIndex(q)
 			for bits := 0; bits < q.Bits(); bits++ {
 				if lens[f][bits] && outers[netip.PrefixFrom(q.Addr(), bits).Masked()] {
@@ -698,18 +738,18 @@ func (d *desired) inside(outer []netip.Prefix) func(func(netip.Prefix) bool) {
 }
 
 // union yields the prefixes of d and of have, each once.
-func (d *desired) union(have map[netip.Prefix]time.Time) func(func(netip.Prefix) bool) {
+func (d *desired) union(have kernelMap) func(func(netip.Prefix) bool) {
 	return func(yield func(netip.Prefix) bool) {
-		for p := range d.until {
-			if !yield(p) {
+		for k := range d.until {
+			if !yield(k.prefix()) {
 				return
 			}
 		}
-		for p := range have {
-			if _, dup := d.until[p]; dup {
+		for k := range have {
+			if _, dup := d.until[k]; dup {
 				continue
 			}
-			if !yield(p) {
+			if !yield(k.prefix()) {
 				return
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -192,10 +193,7 @@ func TestPlan(t *testing.T) {
 			for p, u := range tc.want {
 				d.set(p, u)
 			}
-			have := maps.Clone(tc.have)
-			if have == nil {
-				have = m{}
-			}
+			have := kernelMapOf(tc.have)
 			sortEntries(tc.add)
 			slices.SortFunc(tc.del, comparePrefix)
 			// planFull, the full pass's plan, must decide as plan does
@@ -234,7 +232,7 @@ func TestDrifted(t *testing.T) {
 		{name: "entry without timeout deleted", was: m{pA: {}}, is: m{}, want: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := drifted(now, tc.was, tc.is, pA); got != tc.want {
+			if got := drifted(now, kernelMapOf(tc.was), kernelMapOf(tc.is), pA); got != tc.want {
 				t.Errorf("drifted(%v -> %v) = %v, want %v", tc.was, tc.is, got, tc.want)
 			}
 		})
@@ -720,9 +718,58 @@ func TestDesiredSync(t *testing.T) {
 			d := newDesired(tc.held)
 			d.sync(tc.bans)
 			want := newDesired(tc.bans)
-			if !maps.EqualFunc(d.until, want.until, time.Time.Equal) || d.lens != want.lens {
+			if !maps.Equal(d.until, want.until) || d.lens != want.lens {
 				t.Errorf("sync(%v) over %v = %v, want %v", tc.bans, tc.held, d.until, want.until)
 			}
 		})
+	}
+}
+
+// kernelMapOf returns m as the Reconciler keeps the kernel's entries.
+func kernelMapOf(m map[netip.Prefix]time.Time) kernelMap {
+	k := make(kernelMap, len(m))
+	for p, t := range m {
+		k[keyOf(p)] = stampOf(t)
+	}
+	return k
+}
+
+// TestCompactKeys: a prefix and a time come back from their map forms as
+// they went in, and distinct prefixes get distinct keys (IPv4 and its
+// IPv4-mapped IPv6 form among them).
+func TestCompactKeys(t *testing.T) {
+	t.Parallel()
+	prefixes := []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/0"),
+		netip.MustParsePrefix("192.0.2.1/32"),
+		netip.MustParsePrefix("192.0.2.0/24"),
+		netip.MustParsePrefix("::/0"),
+		netip.MustParsePrefix("::ffff:192.0.2.1/128"),
+		netip.MustParsePrefix("::ffff:192.0.2.0/120"),
+		netip.MustParsePrefix("2001:db8::/64"),
+		netip.MustParsePrefix("2001:db8::1/128"),
+		netip.MustParsePrefix("192.0.2.1/24"), // unmasked: kept so
+	}
+	seen := map[pkey]netip.Prefix{}
+	for _, p := range prefixes {
+		k := keyOf(p)
+		if got := k.prefix(); got != p {
+			t.Errorf("keyOf(%s).prefix() = %s", p, got)
+		}
+		if q, dup := seen[k]; dup {
+			t.Errorf("keyOf(%s) = keyOf(%s)", p, q)
+		}
+		seen[k] = p
+	}
+	for _, tc := range []struct{ in, want time.Time }{
+		{time.Time{}, time.Time{}},
+		{time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)},
+		{time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600)), time.Date(2030, 1, 2, 2, 4, 5, 6, time.UTC)},
+		{time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, 1).UTC()},
+		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, math.MaxInt64).UTC()},
+	} {
+		if got := stampOf(tc.in).time(); got != tc.want {
+			t.Errorf("stampOf(%v).time() = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }
