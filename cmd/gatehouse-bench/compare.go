@@ -148,6 +148,7 @@ const (
 	labelAuth     = "gatehouse, basic auth (bcrypt cost 10)"
 	labelFullAuth = "gatehouse, full chain + basic auth"
 	labelCaddy    = "Caddy reverse_proxy"
+	labelNginx    = "nginx"
 
 	labelPairOpen = "gatehouse, paired hosts: no auth"
 	labelPairAuth = "gatehouse, paired hosts: basic auth (warm cache)"
@@ -169,7 +170,7 @@ func compareRows(smoke bool) []compareRow {
 		{label: labelFull, kind: kindGatehouse, template: "compare-full.yaml", full: true},
 		{label: labelAuth, kind: kindGatehouse, template: "compare-auth.yaml", auth: true},
 		{label: labelFullAuth, kind: kindGatehouse, template: "compare-full-auth.yaml", auth: true, full: true},
-		{label: "nginx", kind: kindNginx, peer: true},
+		{label: labelNginx, kind: kindNginx, peer: true},
 		{label: labelCaddy, kind: kindCaddy, peer: true},
 		{label: "HAProxy", kind: kindHAProxy, peer: true},
 		// One gatehouse with two hosts, with and without basic auth, loaded

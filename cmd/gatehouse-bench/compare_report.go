@@ -84,6 +84,9 @@ func (rep *compareReport) targets() string {
 	if bare != nil && full != nil {
 		line("full chain CPU/req ÷ bare Go CPU/req", full.cpu().Med/bare.cpu().Med, 1.1, true)
 	}
+	if n := rep.row(labelNginx); n != nil && full != nil {
+		line("full chain CPU/req ÷ nginx CPU/req", full.cpu().Med/n.cpu().Med, 2, true)
+	}
 	if caddy != nil && full != nil {
 		line("full chain CPU/req ÷ Caddy CPU/req", full.cpu().Med/caddy.cpu().Med, 1, true)
 	}
