@@ -829,8 +829,10 @@ func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head boo
 }
 
 // maxInformational bounds the informational answers (1xx) before the
-// final one, as net/http's Transport does.
-const maxInformational = 5
+// final one. net/http's Transport has no bound when the answers are
+// relayed (ReverseProxy's Got1xxResponse); without one, an upstream
+// could hold a client forever when no response header timeout is set.
+const maxInformational = 10
 
 // NextHead reads the next answer head into h, as ReadHead, after an
 // informational one. The client's response header timeout bounds the

@@ -21,9 +21,9 @@ type scriptedUpstream struct {
 	ln       net.Listener
 	sendLate chan struct{}
 	wrote    chan struct{}
-	closed chan struct{}
-	mu     sync.Mutex
-	conns  int
+	closed   chan struct{}
+	mu       sync.Mutex
+	conns    int
 }
 
 func newScriptedUpstream(t *testing.T, first, late, next string) *scriptedUpstream {
