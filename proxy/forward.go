@@ -100,7 +100,8 @@ func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	if err := rt.copyBody(w, cn, flush); err != nil {
 		if r.Context().Err() == nil && !errors.Is(err, errClientWrite) {
-			rt.log.Warn("upstream answer cut off", "host", rt.name,
+			// Debug, as ReverseProxy logs a body copy error.
+			rt.log.Debug("upstream answer cut off", "host", rt.name,
 				"upstream", middleware.ScopeFrom(r).Upstream, "error", err)
 		}
 		// The client must not take a short answer for a whole one.
@@ -140,13 +141,14 @@ func (rt *route) copyBody(w http.ResponseWriter, cn *upstream.Conn, flush bool) 
 	var rc *http.ResponseController
 	if flush {
 		// The head goes at once, before the first byte of a body that
-		// may be slow to come (ReverseProxy's initial flush).
+		// may be slow to come (ReverseProxy's initial flush). net/http
+		// then sniffs no Content-Type from the body; behind ReverseProxy
+		// it does when the first body write wins the race with that
+		// flush's timer.
 		rc = http.NewResponseController(w)
-		switch err := rc.Flush(); {
-		case errors.Is(err, http.ErrNotSupported):
-			rc = nil // a writer that cannot flush sends the answer whole
-		case err != nil:
-			return fmt.Errorf("%w: %w", errClientWrite, err)
+		var err error
+		if rc, err = flushClient(rc); err != nil {
+			return err
 		}
 	}
 	for {
@@ -168,6 +170,18 @@ func (rt *route) copyBody(w http.ResponseWriter, cn *upstream.Conn, flush bool) 
 			return rerr
 		}
 	}
+}
+
+// flushClient flushes rc; it returns nil for a writer that cannot
+// flush, which then sends the answer whole.
+func flushClient(rc *http.ResponseController) (*http.ResponseController, error) {
+	switch err := rc.Flush(); {
+	case errors.Is(err, http.ErrNotSupported):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return rc, nil
 }
 
 // fastEligible tells whether r can take the fast path: a GET or HEAD
@@ -256,10 +270,8 @@ func (rt *route) writeRequest(bw *bufio.Writer, r *http.Request, u *url.URL) err
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	in := r.Header
-	if ua := in["User-Agent"]; len(ua) > 0 && ua[0] != "" {
-		writeField(bw, "User-Agent", ua[0])
-	}
-	// Headers the client's Connection header names are hop-by-hop too.
+	// Headers the client's Connection header names are hop-by-hop too,
+	// User-Agent among them.
 	var named []string
 	for _, v := range in["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
@@ -267,6 +279,9 @@ func (rt *route) writeRequest(bw *bufio.Writer, r *http.Request, u *url.URL) err
 				named = append(named, http.CanonicalHeaderKey(f))
 			}
 		}
+	}
+	if ua := in["User-Agent"]; len(ua) > 0 && ua[0] != "" && !containsFold(named, "User-Agent") {
+		writeField(bw, "User-Agent", ua[0])
 	}
 	s := middleware.ScopeFrom(r)
 	for k, vv := range in {

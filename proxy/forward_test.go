@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -188,6 +189,7 @@ func TestForwardMatchesReverseProxy(t *testing.T) {
 		{name: "plain get", raw: "GET /echo HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: ua/1\r\nAccept: */*\r\n\r\n"},
 		{name: "query and escapes", raw: "GET /echo/%2Fa%20b?x=1&y=%41 HTTP/1.1\r\nHost: app.example.com\r\n\r\n"},
 		{name: "no user agent", raw: "GET /echo HTTP/1.1\r\nHost: app.example.com\r\n\r\n"},
+		{name: "connection names user-agent", raw: "GET /echo HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: ua/1\r\nConnection: User-Agent\r\n\r\n"},
 		{name: "hop-by-hop request headers", raw: "GET /echo HTTP/1.1\r\nHost: app.example.com\r\n" +
 			"Connection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 300\r\nProxy-Authorization: Basic eA==\r\n" +
 			"Te: trailers, deflate\r\nUpgrade: \r\nX-Keep: 2\r\n\r\n"},
@@ -315,6 +317,69 @@ func BenchmarkForward(b *testing.B) {
 				}
 			}
 			runRequests(b, benchClient(b), serveOn(b, s))
+		})
+	}
+}
+
+// rawScriptUpstream answers each request on its connection with
+// script[path], written as is; one that ends with "\x00close" closes the
+// connection after it.
+func rawScriptUpstream(t *testing.T, script map[string]string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					a, closing := strings.CutSuffix(script[req.URL.Path], "\x00close")
+					if _, err := io.WriteString(c, a); err != nil || closing {
+						return
+					}
+				}
+			})
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// Answers net/http frames in its own way get the same answer through
+// the fast path as through ReverseProxy.
+func TestForwardFramingMatchesReverseProxy(t *testing.T) {
+	t.Parallel()
+	script := map[string]string{
+		"/cl-list":      "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
+		"/cl-repeated":  "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+		"/http10-te":    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n\x00close",
+		"/http10-te-cl": "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok",
+	}
+	fast, slow := forwardGateways(t, rawScriptUpstream(t, script))
+	for path := range script {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			raw := "GET " + path + " HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+			fastEarly, got := rawDo(t, fast, raw, false)
+			slowEarly, want := rawDo(t, slow, raw, false)
+			if !reflect.DeepEqual(fastEarly, slowEarly) {
+				t.Errorf("informational answers = %v, ReverseProxy %v", fastEarly, slowEarly)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("answer:\n%+v\nReverseProxy:\n%+v", got, want)
+			}
 		})
 	}
 }

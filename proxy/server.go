@@ -482,6 +482,7 @@ func (s *Server) reload() (err error) {
 			c.CloseIdleConnections()
 		}
 	}
+	rt.closeIdleRemoved(prev)
 	s.logWarnings(cfg)
 	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "summary", cfg.Summary())
 	return nil

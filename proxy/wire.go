@@ -77,6 +77,26 @@ func (g *generation) closeIdle() {
 	}
 }
 
+// closeIdleRemoved closes the idle connections that the fast path's
+// clients g took over from prev keep to upstreams g no longer names.
+func (g *generation) closeIdleRemoved(prev *generation) {
+	addrs := map[string]bool{}
+	for _, hp := range g.pools {
+		for _, a := range hp.pool.Addrs() {
+			addrs[a] = true
+		}
+	}
+	keep := func(addr string) bool { return addrs[addr] }
+	if g.client == prev.client {
+		g.client.CloseIdleExcept(keep)
+	}
+	for k, c := range g.clients {
+		if prev.clients[k] == c {
+			c.CloseIdleExcept(keep)
+		}
+	}
+}
+
 // certConfig maps the tls section to the certificate source's config,
 // without the fleet's Redis, which New opens (certRedis).
 func certConfig(cfg *config.File, log *slog.Logger) cert.Config {

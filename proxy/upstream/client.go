@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type ClientConfig struct {
 	IdleTimeout time.Duration
 	// Now is the clock. nil: time.Now.
 	Now func() time.Time
+	// Dial connects to an upstream. nil: a net.Dialer with DialTimeout
+	// and a 30s TCP keep-alive.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Client is a purpose-built HTTP/1.1 client for the proxy's common
@@ -45,7 +49,7 @@ type ClientConfig struct {
 // through net/http's Transport. A Client is shared by the pools of a
 // config and is safe for concurrent use.
 type Client struct {
-	dialer         net.Dialer
+	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	responseHeader time.Duration
 	maxIdle        int
 	idleTimeout    time.Duration
@@ -53,12 +57,15 @@ type Client struct {
 
 	mu   sync.Mutex
 	idle map[string][]*Conn // by address; the most recently used last
+	// sweep closes the idle connections past idleTimeout; armed while
+	// any connection is idle.
+	sweep *time.Timer
 }
 
 // NewClient returns a Client for cfg.
 func NewClient(cfg ClientConfig) *Client {
 	c := &Client{
-		dialer:         net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		dial:           cfg.Dial,
 		responseHeader: cfg.ResponseHeaderTimeout,
 		maxIdle:        cfg.MaxIdlePerHost,
 		idleTimeout:    cfg.IdleTimeout,
@@ -74,6 +81,10 @@ func NewClient(cfg ClientConfig) *Client {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if c.dial == nil {
+		d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+		c.dial = d.DialContext
+	}
 	return c
 }
 
@@ -88,6 +99,59 @@ func (c *Client) CloseIdleConnections() {
 		for _, cn := range conns {
 			cn.nc.Close()
 		}
+	}
+}
+
+// CloseIdleExcept closes the idle connections to the addresses keep
+// does not hold: those of upstreams a new config no longer names.
+func (c *Client) CloseIdleExcept(keep func(addr string) bool) {
+	var gone []*Conn
+	c.mu.Lock()
+	for addr, conns := range c.idle {
+		if !keep(addr) {
+			gone = append(gone, conns...)
+			delete(c.idle, addr)
+		}
+	}
+	c.mu.Unlock()
+	for _, cn := range gone {
+		cn.nc.Close()
+	}
+}
+
+// sweepIdle closes the idle connections past the idle timeout, and
+// arms the next sweep while any is left: one timer for the client, not
+// one per connection.
+func (c *Client) sweepIdle() {
+	now := c.now()
+	var gone []*Conn
+	c.mu.Lock()
+	var next time.Duration
+	for addr, conns := range c.idle {
+		n := 0
+		for n < len(conns) && now.Sub(conns[n].idleSince) >= c.idleTimeout {
+			n++
+		}
+		gone = append(gone, conns[:n]...)
+		if n == len(conns) {
+			delete(c.idle, addr)
+			continue
+		}
+		if d := c.idleTimeout - now.Sub(conns[n].idleSince); next == 0 || d < next {
+			next = d
+		}
+		if n > 0 {
+			c.idle[addr] = append(conns[:0], conns[n:]...)
+		}
+	}
+	if next > 0 {
+		c.sweep.Reset(next)
+	} else {
+		c.sweep = nil
+	}
+	c.mu.Unlock()
+	for _, cn := range gone {
+		cn.nc.Close()
 	}
 }
 
@@ -110,9 +174,15 @@ func (c *Client) get(ctx context.Context, addr string, now time.Time) (cn *Conn,
 	c.idle[addr] = conns
 	c.mu.Unlock()
 	if cn != nil {
-		return cn, true, nil
+		if cn.alive() {
+			return cn, true, nil
+		}
+		// Bytes the upstream sent while the connection was idle (junk,
+		// a body longer than announced, a body on HEAD, 204 or 304)
+		// would become the next answer; or the upstream closed it.
+		cn.nc.Close()
 	}
-	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	nc, err := c.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -128,6 +198,9 @@ func (c *Client) put(cn *Conn) {
 	conns := c.idle[cn.addr]
 	if len(conns) < c.maxIdle {
 		c.idle[cn.addr] = append(conns, cn)
+		if c.sweep == nil {
+			c.sweep = time.AfterFunc(c.idleTimeout, c.sweepIdle)
+		}
 		c.mu.Unlock()
 		return
 	}
@@ -161,6 +234,10 @@ type Conn struct {
 	addr      string
 	client    *Client
 	idleSince time.Time
+	// raw, peek and idleOK serve alive's look at an idle connection.
+	raw    syscall.RawConn
+	peek   func(fd uintptr) bool
+	idleOK bool
 
 	// The exchange in progress.
 	head   []byte // the answer head being read, reused
@@ -177,6 +254,10 @@ type Conn struct {
 	broken   bool // an error or a cancelled context: never reused
 	// readAny: the failed head read had read some of the answer.
 	readAny bool
+	// headDeadline ends the wait for the answer's final head; zero: no
+	// bound. informational counts the 1xx answers before it.
+	headDeadline  time.Time
+	informational int
 	// cancel cuts the connection off when the request's context ends.
 	cancel func()
 	// stop ends the context watch of the exchange (AfterFunc).
@@ -184,6 +265,18 @@ type Conn struct {
 	// Trailer holds a chunked answer's trailer fields once the body has
 	// been read; nil when it had none.
 	Trailer http.Header
+}
+
+// countHead counts the informational answers of the exchange and
+// refuses one too many.
+func (cn *Conn) countHead(status int, err error) (int, error) {
+	if err == nil && status < 200 {
+		if cn.informational++; cn.informational > maxInformational {
+			cn.broken = true
+			return 0, headError("more than %d informational answers", maxInformational)
+		}
+	}
+	return status, err
 }
 
 // ErrHead reports an upstream answer whose head is not valid HTTP/1.1.
@@ -201,6 +294,7 @@ func headError(format string, args ...any) error {
 // head after it.
 func (cn *Conn) ReadHead(h http.Header, head bool) (int, error) {
 	cn.head = cn.head[:0]
+	skipped := 0 // empty lines before the status line count against the limit
 	for {
 		line, err := cn.br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
@@ -211,7 +305,7 @@ func (cn *Conn) ReadHead(h http.Header, head bool) (int, error) {
 			}
 			return 0, err
 		}
-		if len(cn.head)+len(line) > maxHeadBytes {
+		if skipped+len(cn.head)+len(line) > maxHeadBytes {
 			cn.broken = true
 			return 0, headError("head over %d bytes", maxHeadBytes)
 		}
@@ -225,6 +319,7 @@ func (cn *Conn) ReadHead(h http.Header, head bool) (int, error) {
 		if n := len(cn.head); n == 1 || n == 2 && cn.head[0] == '\r' {
 			// Empty lines before the status line: RFC 9112 §2.2 lets
 			// a recipient ignore at least one.
+			skipped += len(cn.head)
 			cn.head = cn.head[:0]
 		}
 	}
@@ -333,8 +428,14 @@ func (cn *Conn) framing(h http.Header, status int, head, http11 bool) error {
 	}
 	te, hasTE := h["Transfer-Encoding"]
 	cl, hasCL := h["Content-Length"]
+	if hasTE && !http11 {
+		// As net/http: Transfer-Encoding means nothing in HTTP/1.0;
+		// it is dropped and the body framed without it.
+		delete(h, "Transfer-Encoding")
+		hasTE = false
+	}
 	if hasTE {
-		if !http11 || len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 			return headError("unsupported transfer encoding %q", te)
 		}
 		// RFC 9112 §6.3: Transfer-Encoding overrides Content-Length,
@@ -381,22 +482,21 @@ func (cn *Conn) ContentLength() int64 {
 // trailer fields.
 func (cn *Conn) Chunked() bool { return cn.kind == bodyChunked }
 
-// contentLength parses Content-Length's values: equal repetitions are
-// one value (RFC 9110 §8.6); differing ones are an error.
+// contentLength parses Content-Length's values as net/http does:
+// repeated equal fields are one value; differing ones, and a list in
+// one field ("5, 5", which RFC 9110 §8.6 lets a recipient accept), are
+// an error.
 func contentLength(vals []string) (int64, error) {
 	var n int64 = -1
 	for _, v := range vals {
-		for part := range strings.SplitSeq(v, ",") {
-			part = strings.Trim(part, " \t")
-			m, ok := parseDecimal(part)
-			if !ok {
-				return 0, headError("Content-Length %q", truncate(v))
-			}
-			if n >= 0 && m != n {
-				return 0, headError("differing Content-Length values")
-			}
-			n = m
+		m, ok := parseDecimal(v)
+		if !ok {
+			return 0, headError("Content-Length %q", truncate(v))
 		}
+		if n >= 0 && m != n {
+			return 0, headError("differing Content-Length values")
+		}
+		n = m
 	}
 	return n, nil
 }
@@ -691,8 +791,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head bool,
 	write func(*bufio.Writer, *url.URL) error, h http.Header) (*Conn, int, error) {
 	for {
-		now := c.now()
-		cn, reused, err := c.get(ctx, addr, now)
+		cn, reused, err := c.get(ctx, addr, c.now())
 		if err != nil {
 			return nil, 0, err
 		}
@@ -708,7 +807,13 @@ func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head boo
 		}
 		var status int
 		if err == nil {
-			status, err = cn.nextHead(ctx, h, head, now)
+			// The wait for the head starts once the request is out: a
+			// slow dial does not count against it.
+			cn.headDeadline, cn.informational = time.Time{}, 0
+			if d := c.responseHeader; d > 0 {
+				cn.headDeadline = c.now().Add(d)
+			}
+			status, err = cn.nextHead(ctx, h, head)
 		} else {
 			cn.broken = true
 		}
@@ -723,22 +828,31 @@ func (c *Client) exchange(ctx context.Context, addr string, u *url.URL, head boo
 	}
 }
 
-// NextHead reads the next answer head into h, as ReadHead, within the
-// client's response header timeout.
+// maxInformational bounds the informational answers (1xx) before the
+// final one. net/http's Transport has no bound when the answers are
+// relayed (ReverseProxy's Got1xxResponse); without one, an upstream
+// could hold a client forever when no response header timeout is set.
+const maxInformational = 10
+
+// NextHead reads the next answer head into h, as ReadHead, after an
+// informational one. The client's response header timeout bounds the
+// whole wait for the final head, informational ones included.
 func (cn *Conn) NextHead(ctx context.Context, h http.Header, head bool) (int, error) {
-	return cn.nextHead(ctx, h, head, cn.client.now())
+	return cn.nextHead(ctx, h, head)
 }
 
-// nextHead is NextHead with the time the wait starts.
-func (cn *Conn) nextHead(ctx context.Context, h http.Header, head bool, now time.Time) (int, error) {
-	d := cn.client.responseHeader
-	if d <= 0 {
-		return cn.ReadHead(h, head)
+// nextHead reads a head before cn.headDeadline.
+func (cn *Conn) nextHead(ctx context.Context, h http.Header, head bool) (int, error) {
+	if cn.headDeadline.IsZero() {
+		return cn.countHead(cn.ReadHead(h, head))
 	}
-	_ = cn.nc.SetReadDeadline(now.Add(d)) // fails only on a closed connection, which the read reports
-	status, err := cn.ReadHead(h, head)
+	_ = cn.nc.SetReadDeadline(cn.headDeadline) // fails only on a closed connection, which the read reports
+	status, err := cn.countHead(cn.ReadHead(h, head))
 	if err != nil {
 		return 0, err
+	}
+	if status < 200 {
+		return status, nil // the deadline holds for the next head
 	}
 	if cn.done || cn.kind == bodyLength && int64(cn.br.Buffered()) >= cn.remain {
 		// Nothing more is read from the connection in this exchange

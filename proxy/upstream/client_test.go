@@ -135,8 +135,12 @@ func TestClientFraming(t *testing.T) {
 			wantStatus: 200, wantBody: "hello", wantHeader: map[string]string{"Content-Type": "text/plain", "Content-Length": "5"}, wantReuse: true},
 		{name: "content-length zero", answer: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
 			wantStatus: 200, wantReuse: true},
-		{name: "repeated equal content-length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\nok",
+		{name: "repeated equal content-length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
 			wantStatus: 200, wantBody: "ok", wantReuse: true},
+		{name: "content-length list", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
+			wantErr: "Content-Length"},
+		{name: "HTTP/1.0 ignores transfer-encoding", answer: "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok",
+			wantStatus: 200, wantBody: "ok", wantHeader: map[string]string{"Transfer-Encoding": "", "Content-Length": "2"}},
 		{name: "differing content-length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
 			wantErr: "differing Content-Length"},
 		{name: "signed content-length", answer: "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
@@ -318,6 +322,9 @@ func FuzzReadHead(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 999 Whatever\r\nA:\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
+		"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok",
 	} {
 		f.Add([]byte(s))
 	}

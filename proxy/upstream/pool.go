@@ -114,6 +114,15 @@ func (p *Pool) Upstreams() []Upstream {
 	return out
 }
 
+// Addrs returns the addresses (host:port) of the pool's upstreams.
+func (p *Pool) Addrs() []string {
+	out := make([]string, len(p.ups))
+	for i, u := range p.ups {
+		out[i] = u.addr
+	}
+	return out
+}
+
 var _ http.RoundTripper = (*Pool)(nil)
 
 // RoundTrip sends req to the next healthy upstream. req is the outgoing
