@@ -617,50 +617,45 @@ type poolKey struct {
 // header timeout: the limits' one, or one per other timeout a host or
 // route sets (kept across a reload like the main one).
 func (b *chainBuilder) transport(responseHeader time.Duration) *http.Transport {
-	k := transportKeyOf(b.cfg.Limits)
-	if responseHeader == k.responseHeader {
-		return b.g.transport
-	}
-	k.responseHeader = responseHeader
-	if t := b.g.transports[k]; t != nil {
-		return t
-	}
-	var t *http.Transport
+	var prev map[transportKey]*http.Transport
 	if b.prev != nil {
-		t = b.prev.transports[k]
+		prev = b.prev.transports
 	}
-	if t == nil {
-		t = newTransport(k)
-	}
-	if b.g.transports == nil {
-		b.g.transports = map[transportKey]*http.Transport{}
-	}
-	b.g.transports[k] = t
-	return t
+	return perTimeout(b.cfg.Limits, responseHeader, b.g.transport, &b.g.transports, prev, newTransport)
 }
 
 // client is transport's twin for the fast path's client.
 func (b *chainBuilder) client(responseHeader time.Duration) *upstream.Client {
-	k := transportKeyOf(b.cfg.Limits)
+	var prev map[transportKey]*upstream.Client
+	if b.prev != nil {
+		prev = b.prev.clients
+	}
+	return perTimeout(b.cfg.Limits, responseHeader, b.g.client, &b.g.clients, prev, newClient)
+}
+
+// perTimeout returns main for the limits' own response header timeout;
+// for another, the value cur holds for it, else the previous
+// generation's (kept across a reload), else a new one made by mk, which
+// cur then holds.
+func perTimeout[T comparable](limits config.Limits, responseHeader time.Duration, main T, cur *map[transportKey]T, prev map[transportKey]T, mk func(transportKey) T) T {
+	k := transportKeyOf(limits)
 	if responseHeader == k.responseHeader {
-		return b.g.client
+		return main
 	}
 	k.responseHeader = responseHeader
-	if c := b.g.clients[k]; c != nil {
-		return c
+	var zero T
+	if v := (*cur)[k]; v != zero {
+		return v
 	}
-	var c *upstream.Client
-	if b.prev != nil {
-		c = b.prev.clients[k]
+	v := prev[k]
+	if v == zero {
+		v = mk(k)
 	}
-	if c == nil {
-		c = newClient(k)
+	if *cur == nil {
+		*cur = map[transportKey]T{}
 	}
-	if b.g.clients == nil {
-		b.g.clients = map[transportKey]*upstream.Client{}
-	}
-	b.g.clients[k] = c
-	return c
+	(*cur)[k] = v
+	return v
 }
 
 // accessLog returns the access log's config for cfg, OnDone aside: the
