@@ -349,6 +349,19 @@ func errnoOf(payload []byte) (int, error) {
 // reads until its ack, passing the data replies to reply (nil: none
 // expected). An error reply is returned as an ipsetErrno.
 func (s *ipsetSock) request(msg []byte, seq uint32, reply func(payload []byte) error) error {
+	return s.exchange(msg, seq, false, reply)
+}
+
+// dump sends a dump request and passes each data message's attributes to
+// fn until the dump is done. An error reply is an ipsetErrno.
+func (s *ipsetSock) dump(msg []byte, seq uint32, fn func(attrs []byte) error) error {
+	return s.exchange(msg, seq, true, fn)
+}
+
+// exchange sends msg and reads the replies of sequence seq, passing
+// their attributes to fn (nil: none expected), until the ack (a request)
+// or NLMSG_DONE (a dump, whose acks do not end it).
+func (s *ipsetSock) exchange(msg []byte, seq uint32, dump bool, fn func(attrs []byte) error) error {
 	if err := s.send(msg); err != nil {
 		return err
 	}
@@ -360,42 +373,6 @@ func (s *ipsetSock) request(msg []byte, seq uint32, reply func(payload []byte) e
 		done, err := eachMsg(b, func(typ, _ uint16, mseq uint32, payload []byte) (bool, error) {
 			if mseq != seq {
 				return false, nil // a stale reply
-			}
-			switch {
-			case typ == unix.NLMSG_ERROR:
-				errno, err := errnoOf(payload)
-				if err != nil {
-					return true, err
-				}
-				if errno != 0 {
-					return true, ipsetErrno(errno)
-				}
-				return true, nil
-			case typ>>8 == unix.NFNL_SUBSYS_IPSET && reply != nil && len(payload) >= nfgenHdrLen:
-				return false, reply(payload[nfgenHdrLen:])
-			}
-			return false, nil
-		})
-		if done || err != nil {
-			return err
-		}
-	}
-}
-
-// dump sends a dump request and passes each data message's attributes to
-// fn until the dump is done. An error reply is an ipsetErrno.
-func (s *ipsetSock) dump(msg []byte, seq uint32, fn func(attrs []byte) error) error {
-	if err := s.send(msg); err != nil {
-		return err
-	}
-	for {
-		b, err := s.recv()
-		if err != nil {
-			return err
-		}
-		done, err := eachMsg(b, func(typ, _ uint16, mseq uint32, payload []byte) (bool, error) {
-			if mseq != seq {
-				return false, nil
 			}
 			switch {
 			case typ == unix.NLMSG_DONE:
@@ -413,8 +390,8 @@ func (s *ipsetSock) dump(msg []byte, seq uint32, fn func(attrs []byte) error) er
 				if errno != 0 {
 					return true, ipsetErrno(errno)
 				}
-				return false, nil
-			case typ>>8 == unix.NFNL_SUBSYS_IPSET && len(payload) >= nfgenHdrLen:
+				return !dump, nil
+			case typ>>8 == unix.NFNL_SUBSYS_IPSET && fn != nil && len(payload) >= nfgenHdrLen:
 				return false, fn(payload[nfgenHdrLen:])
 			}
 			return false, nil
