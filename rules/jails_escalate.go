@@ -422,15 +422,7 @@ func (x *escalator) update(k clientKey, f func(*escalation)) {
 // neverEscalated reports whether net overlaps the allow list or the
 // other prefixes no escalated ban may cover (JailsConfig.NoEscalate).
 func (j *Jails) neverEscalated(net netip.Prefix) bool {
-	if j.overlapsAllow(net) {
-		return true
-	}
-	for _, a := range j.noEscalate {
-		if net.Overlaps(a) {
-			return true
-		}
-	}
-	return false
+	return j.overlapsAllow(net) || j.overlapsNoEscalate(net)
 }
 
 // restoreEscalation gives jl's escalator b, a ban kept across a restart:
