@@ -56,6 +56,9 @@ type File struct {
 	// and `gatehouse sign` (key signer). Default: both off.
 	Signer Signer `yaml:"signer"`
 	Log    Log    `yaml:"log"`
+	// Intel is what gatehouse knows about who connects: provider ranges,
+	// GeoIP databases, blocklist feeds (key intel).
+	Intel Intel `yaml:"intel"`
 }
 
 // Listen holds the public listeners (key listen).
