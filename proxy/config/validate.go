@@ -78,6 +78,7 @@ func (v *validator) check(f *File) {
 	}
 	v.jails(f)
 	v.watches(f)
+	v.feeds(&f.Intel)
 	v.state(f)
 	v.fleet(f)
 	v.tls(f)

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFeedDefaults: a feed takes plain and drop, and a url feed the
+// refresh of intel.refresh, else an hour; an unquoted 403 is the 403
+// action.
+func TestFeedDefaults(t *testing.T) {
+	t.Parallel()
+	list := filepath.Join(t.TempDir(), "blocked.txt")
+	if err := os.WriteFile(list, []byte("198.51.100.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		intel string
+		want  time.Duration
+	}{
+		{"", time.Hour},
+		{"  refresh: 6h\n", 6 * time.Hour},
+	} {
+		f, err := Parse("t.yaml", []byte(`hosts:
+  - match: [a.example.com]
+    upstreams: [http://127.0.0.1:3000]
+intel:
+`+tc.intel+`  feeds:
+    - {name: firehol1, url: "https://feeds.example.net/firehol_level1.netset"}
+    - {name: local, file: `+list+`, format: spamhaus-drop-json, action: 403}
+    - {name: fast, url: "http://127.0.0.1:8000/list", refresh: 5m, format: crowdsec}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Feed{
+			{Name: "firehol1", URL: "https://feeds.example.net/firehol_level1.netset", Format: "plain", Action: "drop", Refresh: Duration(tc.want)},
+			{Name: "local", File: list, Format: "spamhaus-drop-json", Action: "403"},
+			{Name: "fast", URL: "http://127.0.0.1:8000/list", Format: "crowdsec", Action: "drop", Refresh: Duration(5 * time.Minute)},
+		}
+		for i, w := range want {
+			if got := f.Intel.Feeds[i]; got != w {
+				t.Errorf("intel %q: feeds[%d] = %+v, want %+v", tc.intel, i, got, w)
+			}
+		}
+	}
+}
+
+// TestFeedErrors: every mistake in a feed is named with its line.
+func TestFeedErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, err := Parse("t.yaml", []byte(`hosts:
+  - match: [a.example.com]
+    upstreams: [http://127.0.0.1:3000]
+intel:
+  feeds:
+    - {name: Fire.HOL, url: "https://x.example/l"}
+    - {name: a, url: "ftp://x.example/l"}
+    - {name: a, file: `+filepath.Join(dir, "missing.txt")+`}
+    - {name: b}
+    - {name: c, url: "https://x.example/l", file: `+dir+`}
+    - {name: d, file: `+dir+`, refresh: 1h}
+    - {name: e, url: "https://x.example/l", refresh: 10s, format: csv, action: deny}
+`))
+	if err == nil {
+		t.Fatal("config accepted")
+	}
+	for _, want := range []string{
+		`t.yaml:6: intel.feeds[0].name: "Fire.HOL": write 1 to 16 characters`,
+		`t.yaml:7: intel.feeds[1].url: "ftp://x.example/l" is not an http:// or https:// URL`,
+		`t.yaml:8: intel.feeds[2].name: "a" is also intel.feeds[1]`,
+		`t.yaml:8: intel.feeds[2].file: stat ` + filepath.Join(dir, "missing.txt") + `: no such file or directory`,
+		`t.yaml:9: intel.feeds[3]: write url or file`,
+		`t.yaml:10: intel.feeds[4].file: write url or file, not both`,
+		`t.yaml:11: intel.feeds[5].refresh: a file feed is re-read when the file changes`,
+		`t.yaml:11: intel.feeds[5].file: ` + dir + ` is a directory`,
+		`t.yaml:12: intel.feeds[6].refresh: 10s is shorter than 1m0s`,
+		`t.yaml:12: intel.feeds[6].format: "csv": write plain, spamhaus-drop-json or crowdsec`,
+		`t.yaml:12: intel.feeds[6].action: "deny": write drop or "403"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+)
+
+// MaxFeeds is the most feeds intel.feeds may list: the HTTP path looks a
+// client up in every feed at once, one bit per feed.
+const MaxFeeds = 64
+
+// Feed formats and actions (intel.feeds[].format, .action).
+const (
+	FeedFormatPlain    = "plain"
+	FeedFormatSpamhaus = "spamhaus-drop-json"
+	FeedFormatCrowdSec = "crowdsec"
+	FeedActionDrop     = "drop"
+	FeedActionForbid   = "403"
+)
+
+// minFeedRefresh is the shortest refresh a url feed may ask for: list
+// publishers ban clients that poll faster (FireHOL updates hourly at
+// most, Spamhaus asks for no more than once an hour).
+const minFeedRefresh = time.Minute
+
+// defaultFeedRefresh is a url feed's refresh when neither the feed nor
+// intel.refresh sets one.
+const defaultFeedRefresh = time.Hour
+
+func applyIntelDefaults(in *Intel) {
+	for i := range in.Feeds {
+		fd := &in.Feeds[i]
+		if fd.Format == "" {
+			fd.Format = FeedFormatPlain
+		}
+		if fd.Action == "" {
+			fd.Action = FeedActionDrop
+		}
+		if fd.Refresh == 0 && fd.URL != "" {
+			fd.Refresh = in.Refresh
+			setDuration(&fd.Refresh, defaultFeedRefresh)
+		}
+	}
+}
+
+// feeds checks intel.feeds[].
+func (v *validator) feeds(in *Intel) {
+	if len(in.Feeds) > MaxFeeds {
+		v.add("intel.feeds", "%d feeds; at most %d", len(in.Feeds), MaxFeeds)
+	}
+	seen := make(map[string]int, len(in.Feeds))
+	for i := range in.Feeds {
+		fd := &in.Feeds[i]
+		f := "intel.feeds[" + strconv.Itoa(i) + "]"
+		switch {
+		case !validFeedName(fd.Name):
+			v.add(f+".name", "%q: write 1 to 16 characters of a-z, 0-9, - and _ (it names the feed's kernel set)", fd.Name)
+		default:
+			if j, dup := seen[fd.Name]; dup {
+				v.add(f+".name", "%q is also intel.feeds[%d]", fd.Name, j)
+			}
+			seen[fd.Name] = i
+		}
+		switch {
+		case fd.URL == "" && fd.File == "":
+			v.add(f, "write url or file")
+		case fd.URL != "" && fd.File != "":
+			v.add(f+".file", "write url or file, not both")
+		case fd.URL != "":
+			u, err := url.Parse(fd.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.add(f+".url", "%q is not an http:// or https:// URL", fd.URL)
+			}
+			if fd.Refresh.D() < minFeedRefresh {
+				v.add(f+".refresh", "%s is shorter than %s; list publishers refuse clients that poll faster", fd.Refresh.D(), minFeedRefresh)
+			}
+		default:
+			if fd.Refresh != 0 {
+				v.add(f+".refresh", "a file feed is re-read when the file changes; refresh is for url feeds")
+			}
+			if fi, err := os.Stat(fd.File); err != nil {
+				v.add(f+".file", "%v", err)
+			} else if fi.IsDir() {
+				v.add(f+".file", "%s is a directory", fd.File)
+			}
+		}
+		switch fd.Format {
+		case FeedFormatPlain, FeedFormatSpamhaus, FeedFormatCrowdSec:
+		default:
+			v.add(f+".format", "%q: write plain, spamhaus-drop-json or crowdsec", fd.Format)
+		}
+		switch fd.Action {
+		case FeedActionDrop, FeedActionForbid:
+		default:
+			v.add(f+".action", "%q: write drop or \"403\"", fd.Action)
+		}
+	}
+}
+
+func validFeedName(s string) bool {
+	if s == "" || len(s) > 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
