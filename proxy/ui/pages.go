@@ -502,7 +502,14 @@ type systemData struct {
 	TLS       bool
 	Certs     []certRow
 	Upstreams []upstreamRow
+	Intel     []intelRow
 	Fleet     string
+}
+
+type intelRow struct {
+	IntelList
+	Age   string // "3h2m ago", "never"
+	Class string // "bad" when nothing is loaded or the last refresh failed
 }
 
 type certRow struct {
@@ -557,6 +564,18 @@ func (h *Handler) system(w http.ResponseWriter, r *http.Request, v visit) {
 				row.State, row.Class = "down: refused a connection; retried "+"in "+span(u.DownUntil.Sub(now)), "bad"
 			}
 			d.Upstreams = append(d.Upstreams, row)
+		}
+	}
+	if h.cfg.Intel != nil {
+		for _, l := range h.cfg.Intel() {
+			row := intelRow{IntelList: l, Age: "never"}
+			if !l.Updated.IsZero() {
+				row.Age = span(now.Sub(l.Updated)) + " ago"
+			}
+			if l.Updated.IsZero() || l.LastError != "" {
+				row.Class = "bad"
+			}
+			d.Intel = append(d.Intel, row)
 		}
 	}
 	if h.cfg.Fleet != nil {
