@@ -31,6 +31,8 @@ type FeedTable struct {
 	// Names and Actions are per feed.
 	Names   []string
 	Actions []FeedAction
+	// Blocks, when set, counts each feed's refused requests.
+	Blocks []*atomic.Uint64
 }
 
 // FeedGuardConfig configures FeedGuard.
@@ -41,9 +43,6 @@ type FeedGuardConfig struct {
 	// Exempt reports clients no feed ever blocks: allow and
 	// trusted_proxies. Required.
 	Exempt func(netip.Addr) bool
-	// OnBlock, when set, is called with the feed of every refused
-	// request (metrics).
-	OnBlock func(feed int)
 	// Log receives a debug line per refusal; nil discards.
 	Log *slog.Logger
 }
@@ -72,8 +71,8 @@ func FeedGuard(cfg FeedGuardConfig) (func(http.Handler) http.Handler, error) {
 				next.ServeHTTP(w, r)
 				return
 			}
-			if cfg.OnBlock != nil {
-				cfg.OnBlock(feed)
+			if t.Blocks != nil {
+				t.Blocks[feed].Add(1)
 			}
 			if log.Enabled(r.Context(), slog.LevelDebug) {
 				log.Debug("client listed by a feed refused", "client_ip", s.ClientIP, "feed", t.Names[feed])

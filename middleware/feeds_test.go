@@ -35,12 +35,11 @@ func prefixLookup(feeds ...[]string) func(netip.Addr) (int, bool) {
 func TestFeedGuard(t *testing.T) {
 	t.Parallel()
 	var table atomic.Pointer[FeedTable]
-	blocked := make(map[int]int)
+	blocks := []*atomic.Uint64{new(atomic.Uint64), new(atomic.Uint64)}
 	exempt := netip.MustParsePrefix("198.51.100.7/32")
 	guard, err := FeedGuard(FeedGuardConfig{
-		Table:   &table,
-		Exempt:  func(a netip.Addr) bool { return exempt.Contains(a) || netip.MustParsePrefix("10.0.0.0/8").Contains(a) },
-		OnBlock: func(feed int) { blocked[feed]++ },
+		Table:  &table,
+		Exempt: func(a netip.Addr) bool { return exempt.Contains(a) || netip.MustParsePrefix("10.0.0.0/8").Contains(a) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +79,7 @@ func TestFeedGuard(t *testing.T) {
 		Lookup:  prefixLookup([]string{"198.51.100.0/24"}, []string{"198.51.100.0/25", "203.0.113.0/24", "10.1.0.0/16"}),
 		Names:   []string{"drops", "forbids"},
 		Actions: []FeedAction{FeedDrop, FeedForbid},
+		Blocks:  blocks,
 	})
 	for _, tc := range []struct {
 		name, remote, xff string
@@ -95,13 +95,19 @@ func TestFeedGuard(t *testing.T) {
 		{"unlisted", "198.51.101.1:1000", "", 200, false, true, -1},
 		{"unlisted behind a trusted proxy", "10.0.0.1:1000", "198.51.101.1", 200, false, true, -1},
 	} {
-		clear(blocked)
+		before := [2]uint64{blocks[0].Load(), blocks[1].Load()}
 		code, aborted := do(tc.remote, tc.xff)
 		if aborted != tc.aborted || reached != tc.reached || !aborted && code != tc.status {
 			t.Errorf("%s: status %d, aborted %v, reached %v; want %d, %v, %v", tc.name, code, aborted, reached, tc.status, tc.aborted, tc.reached)
 		}
-		if tc.feed >= 0 && blocked[tc.feed] != 1 || tc.feed < 0 && len(blocked) != 0 {
-			t.Errorf("%s: blocks counted %v, want feed %d", tc.name, blocked, tc.feed)
+		for i, b := range blocks {
+			want := before[i]
+			if i == tc.feed {
+				want++
+			}
+			if got := b.Load(); got != want {
+				t.Errorf("%s: feed %d counts %d blocks, want %d", tc.name, i, got, want)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 
 	"gatehouse/middleware"
@@ -36,6 +37,8 @@ var chain = [...]stage{
 	{"client_ip", "trusted_proxies", buildClientIP},
 	// A banned client is refused before anything else costs time.
 	{"ban_guard", "", buildBanGuard},
+	// Clients a blocklist feed lists: one lookup over every feed.
+	{"feeds", "intel.feeds", buildFeeds},
 	// Flood jails: a token bucket per client for each jail with a rate.
 	{"rate_limit", "jails", buildRateLimit},
 	// The canonical view of host, framing, headers and path; malformed
@@ -191,6 +194,25 @@ func buildClientIP(b *chainBuilder) (wrapper, error) {
 
 func buildBanGuard(b *chainBuilder) (wrapper, error) {
 	return middleware.BanGuard(b.s.bans, b.s.log)
+}
+
+func buildFeeds(b *chainBuilder) (wrapper, error) {
+	if len(b.cfg.Intel.Feeds) == 0 {
+		return nil, nil
+	}
+	exempt := feedExempt(b.cfg)
+	return middleware.FeedGuard(middleware.FeedGuardConfig{
+		Table: &b.s.feeds.table,
+		Exempt: func(a netip.Addr) bool {
+			for _, p := range exempt {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return false
+		},
+		Log: b.s.log,
+	})
 }
 
 // buildRateLimit chains one limiter per flood jail (a jail with a rate),

@@ -29,7 +29,7 @@ func TestChainOrder(t *testing.T) {
 	for _, st := range chain {
 		names = append(names, st.name)
 	}
-	want := []string{"scope", "access_log", "client_ip", "ban_guard", "rate_limit", "hygiene", "probes"}
+	want := []string{"scope", "access_log", "client_ip", "ban_guard", "feeds", "rate_limit", "hygiene", "probes"}
 	if !slices.Equal(names, want) {
 		t.Errorf("chain = %q, want %q", names, want)
 	}

@@ -71,6 +71,9 @@ type Server struct {
 	// firewall keeps the kernel's drop sets equal to the ban list; nil
 	// with firewall.backend none or when no backend could be had.
 	firewall *firewall.Reconciler
+	// feeds keeps the blocklist feeds (intel.feeds) current, on the
+	// request path and in the kernel (feeds.go).
+	feeds *feedRunner
 	// certs holds the HTTPS listener's certificates; nil without tls.
 	certs *cert.Source
 	// fleet syncs bans with the other nodes through redis; both nil
@@ -110,6 +113,7 @@ func New(opts Options) (_ *Server, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	s.feeds = newFeedRunner(log, opts.Config.StateDir)
 	defer func() {
 		if err != nil {
 			s.closeOpened()
@@ -132,7 +136,7 @@ func New(opts Options) (_ *Server, err error) {
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
-	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
+	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s), feedCollector{s.feeds})
 	if err := s.openFirewall(opts.Config); err != nil {
 		return nil, err
 	}
@@ -155,6 +159,7 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.current.Store(g)
+	s.feeds.install(g.feeds, feedExempt(opts.Config))
 	s.restoreCheckpoint(opts.Config.StateDir)
 	s.watcher = newWatcher(s, s.positions)
 	entries, err := s.watcher.prepare(opts.Config)
@@ -337,6 +342,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
+	wg.Go(func() { s.feeds.Run(watchCtx) })
 	wg.Go(func() {
 		// Run only returns when watchCtx ends.
 		_ = s.bans.Run(watchCtx)
@@ -463,6 +469,7 @@ func (s *Server) reload() (err error) {
 	// judged by a new entry reports to the old jails, which pass it on.
 	s.watcher.entries.Store(&entries)
 	s.current.Store(rt)
+	s.feeds.install(rt.feeds, feedExempt(cfg))
 	s.watcher.apply(entries)
 	s.watcher.forget(prev.cfg, cfg)
 	s.cfgSum = sha256.Sum256(data)
@@ -750,5 +757,6 @@ func (s *Server) openFirewall(cfg *config.File) error {
 	}
 	log.Info("kernel firewall on", "backend", backend.Name(), "ports", fw.Ports, "reconcile_seconds", fw.Reconcile.D().Seconds())
 	s.firewall = r
+	s.feeds.useKernel(backend, s.log)
 	return nil
 }

@@ -55,6 +55,9 @@ type generation struct {
 	buckets map[string]*middleware.RateBuckets
 	// logPaths are the access log files the chain writes to (accessLog).
 	logPaths []string
+	// feeds are the blocklist feeds this generation installs when it
+	// becomes current (feeds.go).
+	feeds []*feed
 	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
 	pools []hostPool
 	// transports are the upstream transports of hosts and routes with a
@@ -294,6 +297,10 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 		return nil, err
 	}
 	g.signing = signing
+
+	if g.feeds, err = s.feeds.prepare(cfg); err != nil {
+		return nil, err
+	}
 
 	b := &chainBuilder{s: s, cfg: cfg, prev: prev, g: g, counters: make(map[string]*hostCounters, len(cfg.Hosts))}
 	g.router = newRouter()

@@ -80,6 +80,8 @@ type Config struct {
 	Firewall     func(ctx context.Context) (ui.FirewallStatus, error)
 	Upstreams    func() []ui.Upstream
 	Watch        func() []ui.WatchSource
+	// Intel lists the feeds and trusted-proxy lists; nil: none.
+	Intel func() []ui.IntelList
 	// Log receives the listener's log; its audit lines go to Log with
 	// component=audit. nil: discard.
 	Log *slog.Logger
@@ -253,6 +255,7 @@ func (a *Admin) dashboard() (http.Handler, error) {
 		},
 		Upstreams: a.cfg.Upstreams,
 		Watch:     a.cfg.Watch,
+		Intel:     a.cfg.Intel,
 		// The listener's one lockout rule (adminGate), not "any ban":
 		// an operator another jail banned can still unban themselves.
 		Banned: a.lockedOut,

@@ -31,15 +31,18 @@ intel:
 `+tc.intel+`  feeds:
     - {name: firehol1, url: "https://feeds.example.net/firehol_level1.netset"}
     - {name: local, file: `+list+`, format: spamhaus-drop-json, action: 403}
-    - {name: fast, url: "http://127.0.0.1:8000/list", refresh: 5m, format: crowdsec}
+    - {name: fast, url: "http://127.0.0.1:8000/list", refresh: 5s, format: crowdsec}
 `))
 		if err != nil {
 			t.Fatal(err)
 		}
+		if w := f.Warnings.Error(); !strings.Contains(w, "intel.feeds[2].refresh: warning: 5s is shorter than 1m0s: public list publishers ban clients") {
+			t.Errorf("warnings = %v", w)
+		}
 		want := []Feed{
 			{Name: "firehol1", URL: "https://feeds.example.net/firehol_level1.netset", Format: "plain", Action: "drop", Refresh: Duration(tc.want)},
 			{Name: "local", File: list, Format: "spamhaus-drop-json", Action: "403"},
-			{Name: "fast", URL: "http://127.0.0.1:8000/list", Format: "crowdsec", Action: "drop", Refresh: Duration(5 * time.Minute)},
+			{Name: "fast", URL: "http://127.0.0.1:8000/list", Format: "crowdsec", Action: "drop", Refresh: Duration(5 * time.Second)},
 		}
 		for i, w := range want {
 			if got := f.Intel.Feeds[i]; got != w {
@@ -64,7 +67,7 @@ intel:
     - {name: b}
     - {name: c, url: "https://x.example/l", file: `+dir+`}
     - {name: d, file: `+dir+`, refresh: 1h}
-    - {name: e, url: "https://x.example/l", refresh: 10s, format: csv, action: deny}
+    - {name: e, url: "https://x.example/l", refresh: 500ms, format: csv, action: deny}
 `))
 	if err == nil {
 		t.Fatal("config accepted")
@@ -78,7 +81,7 @@ intel:
 		`t.yaml:10: intel.feeds[4].file: write url or file, not both`,
 		`t.yaml:11: intel.feeds[5].refresh: a file feed is re-read when the file changes`,
 		`t.yaml:11: intel.feeds[5].file: ` + dir + ` is a directory`,
-		`t.yaml:12: intel.feeds[6].refresh: 10s is shorter than 1m0s`,
+		`t.yaml:12: intel.feeds[6].refresh: 500ms is shorter than 1s`,
 		`t.yaml:12: intel.feeds[6].format: "csv": write plain, spamhaus-drop-json or crowdsec`,
 		`t.yaml:12: intel.feeds[6].action: "deny": write drop or "403"`,
 	} {

@@ -20,10 +20,14 @@ const (
 	FeedActionForbid   = "403"
 )
 
-// minFeedRefresh is the shortest refresh a url feed may ask for: list
-// publishers ban clients that poll faster (FireHOL updates hourly at
-// most, Spamhaus asks for no more than once an hour).
-const minFeedRefresh = time.Minute
+// politeFeedRefresh is the shortest refresh a url feed gets without a
+// warning: public list publishers ban clients that poll faster (Spamhaus
+// asks for no more than once an hour). A feed server of one's own may be
+// polled faster, down to minFeedRefresh.
+const (
+	politeFeedRefresh = time.Minute
+	minFeedRefresh    = time.Second
+)
 
 // defaultFeedRefresh is a url feed's refresh when neither the feed nor
 // intel.refresh sets one.
@@ -73,8 +77,11 @@ func (v *validator) feeds(in *Intel) {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				v.add(f+".url", "%q is not an http:// or https:// URL", fd.URL)
 			}
-			if fd.Refresh.D() < minFeedRefresh {
-				v.add(f+".refresh", "%s is shorter than %s; list publishers refuse clients that poll faster", fd.Refresh.D(), minFeedRefresh)
+			switch {
+			case fd.Refresh.D() < minFeedRefresh:
+				v.add(f+".refresh", "%s is shorter than %s", fd.Refresh.D(), minFeedRefresh)
+			case fd.Refresh.D() < politeFeedRefresh:
+				v.warn(f+".refresh", "%s is shorter than %s: public list publishers ban clients that poll this often", fd.Refresh.D(), politeFeedRefresh)
 			}
 		default:
 			if fd.Refresh != 0 {
