@@ -32,6 +32,7 @@ import (
 // feedRunner keeps the configured feeds.
 type feedRunner struct {
 	log      *slog.Logger
+	base     *slog.Logger // the server's: the intel package names itself
 	stateDir string // "" without state_dir: no last good copies kept
 	// kernel holds the drop feeds in the kernel; nil when the firewall
 	// is off or its backend keeps no feed sets (iptables).
@@ -63,7 +64,7 @@ type feed struct {
 }
 
 func newFeedRunner(log *slog.Logger, stateDir string) *feedRunner {
-	return &feedRunner{log: log.With("component", "feeds"), stateDir: stateDir, kick: make(chan struct{}, 1)}
+	return &feedRunner{log: log.With("component", "feeds"), base: log, stateDir: stateDir, kick: make(chan struct{}, 1)}
 }
 
 // useKernel makes the runner keep drop feeds in the kernel through
@@ -113,7 +114,7 @@ func (fr *feedRunner) newFeed(fc config.Feed) (*feed, error) {
 		File:    fc.File,
 		Format:  intel.Format(fc.Format),
 		Refresh: fc.Refresh.D(),
-		Log:     fr.log.With("feed", fc.Name),
+		Log:     fr.base.With("feed", fc.Name),
 	}
 	if fc.URL != "" {
 		sc.URLs = []string{fc.URL}
