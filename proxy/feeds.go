@@ -33,7 +33,7 @@ import (
 type feedRunner struct {
 	log      *slog.Logger
 	base     *slog.Logger // the server's: the intel package names itself
-	stateDir string // "" without state_dir: no last good copies kept
+	stateDir string       // "" without state_dir: no last good copies kept
 	// kernel holds the drop feeds in the kernel; nil when the firewall
 	// is off or its backend keeps no feed sets (iptables).
 	kernel *firewall.Feeds
