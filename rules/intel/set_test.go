@@ -25,8 +25,8 @@ func TestSetContains(t *testing.T) {
 	s := NewSet(mustPrefixes(t,
 		"203.0.113.0/25", "203.0.113.128/25", // adjacent halves merge
 		"198.51.100.7",
-		"10.1.2.3/8", // host bits masked
-		"::ffff:198.18.0.0/111", // IPv4-mapped folds to 198.18.0.0/15
+		"10.1.2.3/8",                         // host bits masked
+		"::ffff:198.18.0.0/111",              // IPv4-mapped folds to 198.18.0.0/15
 		"2001:db8::/48", "2001:db8:0:1::/64", // contained
 		"::/0",
 	))

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -444,7 +445,13 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 	}
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch: %w", s.cfg.Name, err)
+		// *url.Error quotes the whole URL, query included; name it
+		// without the query, which may hold an API key.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, redactURL(u), err)
 	}
 	defer resp.Body.Close()
 	switch {
