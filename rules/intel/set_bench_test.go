@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -117,6 +118,41 @@ func BenchmarkNewSet(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			NewSet(ps)
+		}
+	})
+}
+
+func BenchmarkNewIndex(b *testing.B) {
+	r := rand.New(rand.NewPCG(13, 14))
+	sets := []*Set{NewSet(benchList(r, 1e5)), NewSet(benchList(r, 1e5)), NewSet(benchList(r, 1e5))}
+	b.Run("sets=3/prefixes=1e+05", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			NewIndex(sets)
+		}
+	})
+}
+
+// BenchmarkParsePlain is the parse half of a feed refresh: 100k lines in
+// FireHOL's format.
+func BenchmarkParsePlain(b *testing.B) {
+	var buf strings.Builder
+	buf.WriteString("# firehol-like list\n")
+	for _, p := range benchList(rand.New(rand.NewPCG(15, 16)), 1e5) {
+		if p.IsSingleIP() {
+			buf.WriteString(p.Addr().String() + "\n")
+		} else {
+			buf.WriteString(p.String() + "\n")
+		}
+	}
+	list := buf.String()
+	b.Run("lines=1e+05", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(list)))
+		for b.Loop() {
+			if _, err := Parse(strings.NewReader(list), FormatPlain, Limits{}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

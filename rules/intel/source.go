@@ -313,13 +313,7 @@ func (s *Source) Run(ctx context.Context, update func(*Set, Meta)) error {
 	if s.cfg.File != "" {
 		return s.runFile(ctx, update)
 	}
-	wait := time.Duration(0)
-	if m := s.Meta(); m.Origin == "state" {
-		if age := s.cfg.Now().Sub(m.Updated); age >= 0 && age < s.cfg.Refresh {
-			wait = s.cfg.Refresh - age
-		}
-	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(s.firstWait())
 	defer t.Stop()
 	for {
 		select {
@@ -332,6 +326,21 @@ func (s *Source) Run(ctx context.Context, update func(*Set, Meta)) error {
 		}
 		t.Reset(jitter(s.cfg.Refresh))
 	}
+}
+
+// firstWait is how long Run waits before its first fetch: none, unless
+// the list came from a last good copy younger than Refresh, so that a
+// restart (or a crash loop) does not fetch again what it fetched minutes
+// ago.
+func (s *Source) firstWait() time.Duration {
+	m := s.Meta()
+	if m.Origin != "state" {
+		return 0
+	}
+	if age := s.cfg.Now().Sub(m.Updated); age >= 0 && age < s.cfg.Refresh {
+		return s.cfg.Refresh - age
+	}
+	return 0
 }
 
 // jitter spreads d by ±10 %.

@@ -336,3 +336,45 @@ func TestSourceRun(t *testing.T) {
 		t.Errorf("Run() = %v, want context.Canceled", err)
 	}
 }
+
+// TestSourceFirstWait: a restart with a fresh last good copy waits for
+// the rest of the interval; a stale or missing copy fetches at once.
+func TestSourceFirstWait(t *testing.T) {
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "list.txt")
+	if err := os.WriteFile(state, []byte("203.0.113.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(state, written, written); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		now   time.Time
+		state string
+		want  time.Duration
+	}{
+		{"fresh copy", written.Add(20 * time.Minute), state, 40 * time.Minute},
+		{"stale copy", written.Add(2 * time.Hour), state, 0},
+		{"copy from the future", written.Add(-time.Minute), state, 0},
+		{"no copy", written, filepath.Join(t.TempDir(), "none.txt"), 0},
+	}
+	for _, tc := range tests {
+		s := newTestSource(t, SourceConfig{URLs: []string{"https://lists.example.com/l"}, StatePath: tc.state,
+			Refresh: time.Hour, Now: func() time.Time { return tc.now }})
+		s.Load()
+		if got := s.firstWait(); got != tc.want {
+			t.Errorf("%s: firstWait() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	for range 1000 {
+		if d := jitter(time.Hour); d < 54*time.Minute || d > 66*time.Minute {
+			t.Fatalf("jitter(1h) = %v, want within ±10 %%", d)
+		}
+	}
+}
