@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -42,6 +43,8 @@ var (
 	// least 100 entries; it is refused until the next refresh confirms
 	// it.
 	ErrShrink = errors.New("refresh would drop more than half of the list")
+	// ErrEmptyBody: the server answered 200 with no body at all.
+	ErrEmptyBody = errors.New("empty answer")
 	// ErrStatus: the server answered with a status other than 200 (or
 	// 304 to a conditional request).
 	ErrStatus = errors.New("unexpected HTTP status")
@@ -471,7 +474,13 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 	case resp.ContentLength > s.cfg.Limits.MaxBytes:
 		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w: %d bytes announced, cap %d", s.cfg.Name, redactURL(u), ErrTooLarge, resp.ContentLength, s.cfg.Limits.MaxBytes)
 	}
-	l, err := Parse(resp.Body, s.cfg.Format, s.cfg.Limits)
+	body := &countReader{r: resp.Body}
+	l, err := Parse(body, s.cfg.Format, s.cfg.Limits)
+	if err == nil && body.n == 0 {
+		// A list, even an empty one, has at least a header line; an
+		// empty 200 is a publisher or CDN glitch, not a list.
+		err = ErrEmptyBody
+	}
 	if err != nil {
 		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, redactURL(u), err)
 	}
@@ -487,6 +496,18 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 		lastModified: resp.Header.Get("Last-Modified"),
 		prefixes:     ps,
 	}, false, l.Skipped, nil
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // redactURL drops a URL's query and user info, where feed URLs carry API

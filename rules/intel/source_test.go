@@ -155,6 +155,7 @@ func TestSourceRefresh(t *testing.T) {
 		wantErr string
 	}{
 		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", 500) }, "unexpected HTTP status 500"},
+		{"empty 200", serve("", ""), "empty answer"},
 		{"HTML with 200", serve("<html>\n<body>maintenance</body>\n</html>\n", ""), "malformed list"},
 		{"too big, announced", serve(netset(5000, "10.0.0.0"), ""), "list larger than its size cap"},
 		{"too big, chunked", func(w http.ResponseWriter, r *http.Request) {
@@ -375,6 +376,21 @@ func TestJitter(t *testing.T) {
 	for range 1000 {
 		if d := jitter(time.Hour); d < 54*time.Minute || d > 66*time.Minute {
 			t.Fatalf("jitter(1h) = %v, want within ±10 %%", d)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"https://lists.example.com/feed?key=secret", "https://lists.example.com/feed"},
+		{"https://user:pass@lists.example.com/feed", "https://lists.example.com/feed"},
+		{"https://lists.example.com/a@b", "https://lists.example.com/a@b"},
+		{"http://lists.example.com/feed#frag", "http://lists.example.com/feed"},
+	}
+	for _, tc := range tests {
+		if got := redactURL(tc.in); got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
