@@ -548,8 +548,12 @@ func (s *Source) writeState(listed []netip.Prefix, now time.Time) (err error) {
 		return err
 	}
 	w := bufio.NewWriter(f)
+	from := make([]string, len(s.cfg.URLs))
+	for i, u := range s.cfg.URLs {
+		from[i] = redactURL(u)
+	}
 	fmt.Fprintf(w, "# gatehouse: last good copy of list %s\n# fetched %s from %s\n",
-		s.cfg.Name, now.UTC().Format(time.RFC3339), redactURL(strings.Join(s.cfg.URLs, " ")))
+		s.cfg.Name, now.UTC().Format(time.RFC3339), strings.Join(from, " "))
 	for _, p := range listed {
 		w.WriteString(p.String())
 		w.WriteByte('\n')

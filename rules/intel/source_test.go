@@ -191,6 +191,11 @@ func TestSourceRefresh(t *testing.T) {
 		t.Errorf("after success Meta = %+v", m)
 	}
 
+	copyText, err := os.ReadFile(state)
+	if err != nil || !strings.HasPrefix(string(copyText), "# gatehouse: last good copy of list test\n") || strings.Contains(string(copyText), "secret") {
+		t.Errorf("last good copy starts %.120q, %v; want the header without the URL's query", copyText, err)
+	}
+
 	// A restart starts from the last good copy.
 	s2 := newTestSource(t, SourceConfig{URLs: []string{fs.URL + "/list"}, StatePath: state})
 	set, m, err = s2.Load()
