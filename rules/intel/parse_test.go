@@ -348,3 +348,16 @@ func TestParseSamples(t *testing.T) {
 		})
 	}
 }
+
+func TestParseFormat(t *testing.T) {
+	t.Parallel()
+	for _, f := range Formats() {
+		if got, err := ParseFormat(string(f)); got != f || err != nil {
+			t.Errorf("ParseFormat(%q) = %q, %v", f, got, err)
+		}
+	}
+	_, err := ParseFormat("netset")
+	if !errors.Is(err, ErrUnknownFormat) || !strings.Contains(err.Error(), `"netset": not one of plain, spamhaus-drop-json, crowdsec,`) {
+		t.Errorf("ParseFormat(netset) error = %v", err)
+	}
+}

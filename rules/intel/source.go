@@ -174,12 +174,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.Format == "" {
 		cfg.Format = FormatPlain
 	}
-	known := false
-	for _, f := range Formats() {
-		known = known || f == cfg.Format
-	}
-	if !known {
-		return nil, fmt.Errorf("intel source %s: %w %q", cfg.Name, ErrUnknownFormat, cfg.Format)
+	if _, err := ParseFormat(string(cfg.Format)); err != nil {
+		return nil, fmt.Errorf("intel source %s: %w", cfg.Name, err)
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh

@@ -399,3 +399,42 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceRunFile: Run polls a file source and hands a replaced file's
+// list to update.
+func TestSourceRunFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "blocked.txt")
+	if err := os.WriteFile(path, []byte("203.0.113.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSource(t, SourceConfig{File: path, Poll: 5 * time.Millisecond})
+	if _, _, err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	got := make(chan *Set, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, func(set *Set, m Meta) {
+			select {
+			case got <- set:
+			default:
+			}
+		})
+	}()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte("198.51.100.0/24\n198.51.100.7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if set := <-got; set.Len() != 2 || !set.Contains(netip.MustParseAddr("198.51.100.1")) {
+		t.Errorf("update after rename got %d entries", set.Len())
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run() = %v, want context.Canceled", err)
+	}
+}
