@@ -415,14 +415,18 @@ func (s *Source) Refresh(ctx context.Context) (*Set, bool) {
 }
 
 // checkShrink applies the shrink guard: a list of at least shrinkFloor
-// entries that would lose more than half of them is refused once; the
+// entries that would lose more than half of them, or a list of any size
+// that would become empty, is refused once; the
 // same count on the next refresh confirms it (a publisher does shrink
 // lists; a truncated or half-generated one rarely repeats exactly).
 func (s *Source) checkShrink(set *Set) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, n := s.cur.Len(), set.Len()
-	if s.cfg.AllowShrink || old < shrinkFloor || n*2 >= old || s.meta.Origin == "snapshot" {
+	// A list that comes back empty is suspect at any size: a
+	// publisher's broken export serves only its header comments.
+	emptied := n == 0 && old > 0
+	if s.cfg.AllowShrink || (old < shrinkFloor && !emptied) || n*2 >= old || s.meta.Origin == "snapshot" {
 		s.pending = -1
 		return nil
 	}

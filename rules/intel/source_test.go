@@ -438,3 +438,33 @@ func TestSourceRunFile(t *testing.T) {
 		t.Errorf("Run() = %v, want context.Canceled", err)
 	}
 }
+
+// TestSourceEmptied: a small list that comes back empty (a header of
+// comments only) keeps the last good set until a second refresh confirms
+// it; a small list that shrinks without emptying is accepted at once.
+func TestSourceEmptied(t *testing.T) {
+	t.Parallel()
+	fs := newFeedServer(t)
+	s := newTestSource(t, SourceConfig{URLs: []string{fs.URL + "/list"}})
+	ctx := t.Context()
+	fs.set(serve("198.51.100.0/24\n203.0.113.0/24\n", ""))
+	if set, ok := s.Refresh(ctx); !ok || set.Len() != 2 {
+		t.Fatalf("first Refresh = %d entries, %v; want 2, true", set.Len(), ok)
+	}
+	fs.set(serve("# firehol_level1\n# nothing today\n", ""))
+	if set, ok := s.Refresh(ctx); ok || set.Len() != 2 {
+		t.Fatalf("emptied: Refresh = %d entries, %v; want the last good 2, false", set.Len(), ok)
+	}
+	if m := s.Meta(); m.Failures != 1 || !strings.Contains(m.LastError, "2 entries to 0") {
+		t.Errorf("emptied: Meta = %d failures, %q", m.Failures, m.LastError)
+	}
+	if set, ok := s.Refresh(ctx); !ok || set.Len() != 0 {
+		t.Fatalf("confirmed empty: Refresh = %d entries, %v; want 0, true", set.Len(), ok)
+	}
+	fs.set(serve("198.51.100.0/24\n203.0.113.0/24\n192.0.2.0/24\n", ""))
+	s.Refresh(ctx)
+	fs.set(serve("198.51.100.0/24\n", ""))
+	if set, ok := s.Refresh(ctx); !ok || set.Len() != 1 {
+		t.Errorf("small shrink: Refresh = %d entries, %v; want 1, true", set.Len(), ok)
+	}
+}
