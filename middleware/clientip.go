@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxXFFHops bounds the right-to-left walk over X-Forwarded-For, so a
@@ -17,16 +20,74 @@ type ClientIPConfig struct {
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed.
 	// Default none: the TCP peer is always the client.
 	TrustedProxies []netip.Prefix
+	// Sets are named trusted-proxy sets (a CDN's published ranges, a
+	// file: or url: list): their addresses are trusted proxies as
+	// TrustedProxies are, and a set with a Header names the client in it.
+	// Default none.
+	Sets []TrustedSet
 }
 
-// ClientIPResolver resolves the client address of a request. It is
-// immutable and safe for concurrent use; Resolve does not allocate.
-type ClientIPResolver struct {
+// PrefixSet is a set of address prefixes read on every request; Contains
+// must be safe for concurrent use, allocation-free, and fast at any size
+// (rules/intel.Set is one).
+type PrefixSet interface {
+	Contains(a netip.Addr) bool
+}
+
+// TrustedSet is one named set of trusted proxies.
+type TrustedSet struct {
+	// Name names the set in logs ("cloudflare", "file:/etc/lb.txt").
+	Name string
+	// Ranges holds the set's addresses. Required.
+	Ranges PrefixSet
+	// Header is the request header in which the set's proxies name their
+	// client (CF-Connecting-IP), in canonical form. "": none; requests
+	// from the set are resolved by X-Forwarded-For alone.
+	Header string
+	// Parse reads one value of Header; it reports false for a value that
+	// is not an address. nil: a bare IPv4 or IPv6 address.
+	Parse func(string) (netip.Addr, bool)
+}
+
+// maxSets bounds ClientIPConfig.Sets, so a resolution remembers the
+// provider headers it used in one word.
+const maxSets = 64
+
+// trustState is what Resolve reads: replaced whole by Update.
+type trustState struct {
 	trusted []netip.Prefix
+	sets    []TrustedSet
+}
+
+// ClientIPResolver resolves the client address of a request. It is safe
+// for concurrent use; Resolve does not allocate and takes no lock, and
+// Update replaces the trusted sets atomically.
+type ClientIPResolver struct {
+	state atomic.Pointer[trustState]
 }
 
 // NewClientIPResolver validates cfg and returns a resolver.
 func NewClientIPResolver(cfg ClientIPConfig) (*ClientIPResolver, error) {
+	c := &ClientIPResolver{}
+	if err := c.Update(cfg); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Update validates cfg and makes it the resolver's from the next request
+// on; an error leaves the resolver as it was. Requests in flight finish
+// with the sets they started with.
+func (c *ClientIPResolver) Update(cfg ClientIPConfig) error {
+	st, err := newTrustState(cfg)
+	if err != nil {
+		return err
+	}
+	c.state.Store(st)
+	return nil
+}
+
+func newTrustState(cfg ClientIPConfig) (*trustState, error) {
 	trusted := make([]netip.Prefix, 0, len(cfg.TrustedProxies))
 	for _, p := range cfg.TrustedProxies {
 		if !p.IsValid() {
@@ -39,23 +100,85 @@ func NewClientIPResolver(cfg ClientIPConfig) (*ClientIPResolver, error) {
 		}
 		trusted = append(trusted, p.Masked())
 	}
-	return &ClientIPResolver{trusted: trusted}, nil
+	if len(cfg.Sets) > maxSets {
+		return nil, fmt.Errorf("trusted proxy sets: %d is more than %d", len(cfg.Sets), maxSets)
+	}
+	sets := make([]TrustedSet, len(cfg.Sets))
+	for i, s := range cfg.Sets {
+		if s.Ranges == nil {
+			return nil, fmt.Errorf("trusted proxy set %q: no ranges", s.Name)
+		}
+		if s.Header != "" {
+			if !httpguts.ValidHeaderFieldName(s.Header) {
+				return nil, fmt.Errorf("trusted proxy set %q: header %q is not a valid field name", s.Name, s.Header)
+			}
+			s.Header = http.CanonicalHeaderKey(s.Header)
+			if s.Header == "X-Forwarded-For" {
+				return nil, fmt.Errorf("trusted proxy set %q: X-Forwarded-For is read for every trusted proxy; name the provider's own header", s.Name)
+			}
+			if s.Parse == nil {
+				s.Parse = ParseClientAddr
+			}
+		}
+		sets[i] = s
+	}
+	return &trustState{trusted: trusted, sets: sets}, nil
 }
 
 // Trusted reports whether a is a trusted proxy.
 func (c *ClientIPResolver) Trusted(a netip.Addr) bool {
-	for _, p := range c.trusted {
+	return c.state.Load().contains(a)
+}
+
+func (st *trustState) contains(a netip.Addr) bool {
+	for _, p := range st.trusted {
 		if p.Contains(a) {
+			return true
+		}
+	}
+	for i := range st.sets {
+		if st.sets[i].Ranges.Contains(a) {
 			return true
 		}
 	}
 	return false
 }
 
+// provider returns the address that a set's header names for a request
+// from hop, and true when hop is in a set with a header (one not yet
+// used) that carries exactly one valid address. It sets the set's bit in
+// used.
+func (st *trustState) provider(hop netip.Addr, h http.Header, used *uint64) (netip.Addr, bool) {
+	for i := range st.sets {
+		s := &st.sets[i]
+		if s.Header == "" || *used&(1<<i) != 0 || !s.Ranges.Contains(hop) {
+			continue
+		}
+		// A header sent twice is garbled: which one the provider wrote
+		// cannot be told.
+		v := h[s.Header]
+		if len(v) != 1 {
+			continue
+		}
+		a, ok := s.Parse(trimOWS(v[0]))
+		if !ok || a.Zone() != "" {
+			continue
+		}
+		a = a.Unmap()
+		if !a.IsValid() {
+			continue
+		}
+		*used |= 1 << i
+		return a, true
+	}
+	return netip.Addr{}, false
+}
+
 // Resolve returns the client address for a request that arrived from
 // remoteAddr ("ip:port", as in http.Request.RemoteAddr) carrying the
 // X-Forwarded-For header lines xff, the TCP peer itself, and whether the
-// peer is a trusted proxy.
+// peer is a trusted proxy. It reads no provider header; see
+// ResolveHeader.
 //
 // The peer is the client unless it is a trusted proxy; then the client is
 // the right-most X-Forwarded-For entry that is not a trusted proxy (the
@@ -68,11 +191,53 @@ func (c *ClientIPResolver) Trusted(a netip.Addr) bool {
 // peer's IPv6 zone is dropped, and an X-Forwarded-For entry with a zone is
 // garbage. An unparsable remoteAddr gives invalid addresses.
 func (c *ClientIPResolver) Resolve(remoteAddr string, xff []string) (client, peer netip.Addr, peerTrusted bool) {
+	st := c.state.Load()
 	peer = parsePeer(remoteAddr)
-	if !peer.IsValid() || !c.Trusted(peer) {
+	if !peer.IsValid() || !st.contains(peer) {
 		return peer, peer, false
 	}
+	return st.walkXFF(peer, xff), peer, true
+}
+
+// ResolveHeader is Resolve for a request with headers h, which also reads
+// the client-IP headers of the named sets (ClientIPConfig.Sets).
+//
+// When the peer is in a set with a header and the request carries that
+// header once, with an address, that address is the client: a CDN names
+// its client there and overwrites what the client sent. If that address is
+// itself in another such set (a chain through two CDNs), the other set's
+// header is read in turn, each set once. A header from a peer outside its
+// set is never read — anyone can send CF-Connecting-IP. If the address a
+// header named is a trusted proxy that no header resolves, the
+// X-Forwarded-For walk goes on from it. A missing or garbled header (not
+// one address, sent twice) is ignored, and X-Forwarded-For decides as in
+// Resolve.
+func (c *ClientIPResolver) ResolveHeader(remoteAddr string, h http.Header) (client, peer netip.Addr, peerTrusted bool) {
+	st := c.state.Load()
+	peer = parsePeer(remoteAddr)
+	if !peer.IsValid() || !st.contains(peer) {
+		return peer, peer, false
+	}
+	var used uint64
 	client = peer
+	for {
+		a, ok := st.provider(client, h, &used)
+		if !ok {
+			break
+		}
+		client = a
+		if !st.contains(client) {
+			return client, peer, true
+		}
+	}
+	// The CDN appends the address it names to X-Forwarded-For, so the
+	// walk from the right passes it (trusted) and goes on to its client.
+	return st.walkXFF(client, h["X-Forwarded-For"]), peer, true
+}
+
+// walkXFF walks X-Forwarded-For from the right, from the trusted hop
+// client; see Resolve.
+func (st *trustState) walkXFF(client netip.Addr, xff []string) netip.Addr {
 	hops := 0
 	for i := len(xff) - 1; i >= 0; i-- {
 		line := xff[i]
@@ -90,15 +255,22 @@ func (c *ClientIPResolver) Resolve(remoteAddr string, xff []string) (client, pee
 			hops++
 			a, ok := parseXFFEntry(entry)
 			if !ok || hops > maxXFFHops {
-				return client, peer, true
+				return client
 			}
 			client = a
-			if !c.Trusted(a) {
-				return client, peer, true
+			if !st.contains(a) {
+				return client
 			}
 		}
 	}
-	return client, peer, true
+	return client
+}
+
+// ParseClientAddr parses a provider header that holds a bare IPv4 or
+// IPv6 address (CF-Connecting-IP, Fastly-Client-IP).
+func ParseClientAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	return a, err == nil
 }
 
 // parsePeer parses http.Request.RemoteAddr.
@@ -160,11 +332,17 @@ func ClientIP(cfg ClientIPConfig) (func(http.Handler) http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ClientIPFrom(res), nil
+}
+
+// ClientIPFrom is ClientIP with a resolver the caller keeps, to Update
+// its trusted sets without rebuilding the chain.
+func ClientIPFrom(res *ClientIPResolver) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := ScopeFrom(r)
-			s.ClientIP, s.Peer, s.PeerTrusted = res.Resolve(r.RemoteAddr, r.Header["X-Forwarded-For"])
+			s.ClientIP, s.Peer, s.PeerTrusted = res.ResolveHeader(r.RemoteAddr, r.Header)
 			next.ServeHTTP(w, r)
 		})
-	}, nil
+	}
 }

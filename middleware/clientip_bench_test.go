@@ -29,10 +29,7 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 func BenchmarkClientIPMiddleware(b *testing.B) {
-	mw, err := ClientIP(ClientIPConfig{TrustedProxies: mustResolver(b, "10.0.0.0/8").trusted})
-	if err != nil {
-		b.Fatal(err)
-	}
+	mw := ClientIPFrom(mustResolver(b, "10.0.0.0/8"))
 	var sink Scope
 	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sink = *ScopeFrom(r) }))
 	r := httptest.NewRequest("GET", "/", nil)
