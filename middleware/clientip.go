@@ -2,12 +2,16 @@ package middleware
 
 import (
 	"fmt"
+	"math/bits"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/rules/intel"
 )
 
 // maxXFFHops bounds the right-to-left walk over X-Forwarded-For, so a
@@ -22,40 +26,33 @@ type ClientIPConfig struct {
 	TrustedProxies []netip.Prefix
 	// Sets are named trusted-proxy sets (a CDN's published ranges, a
 	// file: or url: list): their addresses are trusted proxies as
-	// TrustedProxies are, and a set with a Header names the client in it.
-	// Default none.
+	// TrustedProxies are, and a set with a Provider names the client in
+	// the provider's header. At most MaxTrustedSets. Default none.
 	Sets []TrustedSet
 }
 
-// PrefixSet is a set of address prefixes read on every request; Contains
-// must be safe for concurrent use, allocation-free, and fast at any size
-// (rules/intel.Set is one).
-type PrefixSet interface {
-	Contains(a netip.Addr) bool
-}
+// MaxTrustedSets is the most named sets a resolver takes: with
+// TrustedProxies they share one intel.Index.
+const MaxTrustedSets = intel.MaxIndexSets - 1
 
 // TrustedSet is one named set of trusted proxies.
 type TrustedSet struct {
 	// Name names the set in logs ("cloudflare", "file:/etc/lb.txt").
 	Name string
-	// Ranges holds the set's addresses. Required.
-	Ranges PrefixSet
-	// Header is the request header in which the set's proxies name their
-	// client (CF-Connecting-IP), in canonical form. "": none; requests
-	// from the set are resolved by X-Forwarded-For alone.
-	Header string
-	// Parse reads one value of Header; it reports false for a value that
-	// is not an address. nil: a bare IPv4 or IPv6 address.
-	Parse func(string) (netip.Addr, bool)
+	// Ranges holds the set's addresses. nil: none (yet).
+	Ranges *intel.Set
+	// Provider is the CDN whose edges Ranges are: a request from them
+	// names its client in Provider.Header. nil: a plain list, whose
+	// requests X-Forwarded-For alone resolves.
+	Provider *intel.Provider
 }
-
-// maxSets bounds ClientIPConfig.Sets, so a resolution remembers the
-// provider headers it used in one word.
-const maxSets = 64
 
 // trustState is what Resolve reads: replaced whole by Update.
 type trustState struct {
-	trusted []netip.Prefix
+	// index holds the TrustedProxies as set 0 and Sets[i] as set i+1.
+	index *intel.Index
+	// headers has bit i+1 set when Sets[i] has a provider.
+	headers uint64
 	sets    []TrustedSet
 }
 
@@ -88,41 +85,33 @@ func (c *ClientIPResolver) Update(cfg ClientIPConfig) error {
 }
 
 func newTrustState(cfg ClientIPConfig) (*trustState, error) {
-	trusted := make([]netip.Prefix, 0, len(cfg.TrustedProxies))
 	for _, p := range cfg.TrustedProxies {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("trusted proxy %v: invalid prefix", p)
 		}
-		// Fold ::ffff:10.0.0.0/104 style prefixes to their IPv4 form so
-		// they match the folded addresses Resolve compares.
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		trusted = append(trusted, p.Masked())
 	}
-	if len(cfg.Sets) > maxSets {
-		return nil, fmt.Errorf("trusted proxy sets: %d is more than %d", len(cfg.Sets), maxSets)
+	if len(cfg.Sets) > MaxTrustedSets {
+		return nil, fmt.Errorf("trusted proxy sets: %d is more than %d", len(cfg.Sets), MaxTrustedSets)
 	}
-	sets := make([]TrustedSet, len(cfg.Sets))
-	for i, s := range cfg.Sets {
-		if s.Ranges == nil {
-			return nil, fmt.Errorf("trusted proxy set %q: no ranges", s.Name)
-		}
-		if s.Header != "" {
-			if !httpguts.ValidHeaderFieldName(s.Header) {
-				return nil, fmt.Errorf("trusted proxy set %q: header %q is not a valid field name", s.Name, s.Header)
+	// NewSet folds ::ffff:10.0.0.0/104 style prefixes to their IPv4
+	// form, so they match the folded addresses Resolve compares.
+	all := make([]*intel.Set, 1, len(cfg.Sets)+1)
+	all[0] = intel.NewSet(cfg.TrustedProxies)
+	st := &trustState{sets: slices.Clone(cfg.Sets)}
+	for i, s := range st.sets {
+		if p := s.Provider; p != nil {
+			if !httpguts.ValidHeaderFieldName(p.Header) || http.CanonicalHeaderKey(p.Header) != p.Header {
+				return nil, fmt.Errorf("trusted proxy set %q: header %q is not a valid field name in canonical form", s.Name, p.Header)
 			}
-			s.Header = http.CanonicalHeaderKey(s.Header)
-			if s.Header == "X-Forwarded-For" {
+			if p.Header == "X-Forwarded-For" {
 				return nil, fmt.Errorf("trusted proxy set %q: X-Forwarded-For is read for every trusted proxy; name the provider's own header", s.Name)
 			}
-			if s.Parse == nil {
-				s.Parse = ParseClientAddr
-			}
+			st.headers |= 1 << (i + 1)
 		}
-		sets[i] = s
+		all = append(all, s.Ranges)
 	}
-	return &trustState{trusted: trusted, sets: sets}, nil
+	st.index = intel.NewIndex(all)
+	return st, nil
 }
 
 // Trusted reports whether a is a trusted proxy.
@@ -130,45 +119,27 @@ func (c *ClientIPResolver) Trusted(a netip.Addr) bool {
 	return c.state.Load().contains(a)
 }
 
-func (st *trustState) contains(a netip.Addr) bool {
-	for _, p := range st.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	for i := range st.sets {
-		if st.sets[i].Ranges.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (st *trustState) contains(a netip.Addr) bool { return st.index.Mask(a) != 0 }
 
-// provider returns the address that a set's header names for a request
-// from hop, and true when hop is in a set with a header (one not yet
-// used) that carries exactly one valid address. It sets the set's bit in
-// used.
+// provider returns the address that a provider's header names for a
+// request from hop, and true when hop is in the ranges of a provider (one
+// not in used) whose header the request carries once, with an address.
+// It adds that provider's bit to used.
 func (st *trustState) provider(hop netip.Addr, h http.Header, used *uint64) (netip.Addr, bool) {
-	for i := range st.sets {
-		s := &st.sets[i]
-		if s.Header == "" || *used&(1<<i) != 0 || !s.Ranges.Contains(hop) {
-			continue
-		}
+	for m := st.index.Mask(hop) & st.headers &^ *used; m != 0; m &= m - 1 {
+		bit := bits.TrailingZeros64(m)
+		p := st.sets[bit-1].Provider
 		// A header sent twice is garbled: which one the provider wrote
 		// cannot be told.
-		v := h[s.Header]
+		v := h[p.Header]
 		if len(v) != 1 {
 			continue
 		}
-		a, ok := s.Parse(trimOWS(v[0]))
-		if !ok || a.Zone() != "" {
+		a, ok := p.ClientIP(v[0])
+		if !ok {
 			continue
 		}
-		a = a.Unmap()
-		if !a.IsValid() {
-			continue
-		}
-		*used |= 1 << i
+		*used |= 1 << bit
 		return a, true
 	}
 	return netip.Addr{}, false
@@ -200,7 +171,8 @@ func (c *ClientIPResolver) Resolve(remoteAddr string, xff []string) (client, pee
 }
 
 // ResolveHeader is Resolve for a request with headers h, which also reads
-// the client-IP headers of the named sets (ClientIPConfig.Sets).
+// the client-IP headers of the providers of the named sets
+// (ClientIPConfig.Sets).
 //
 // When the peer is in a set with a header and the request carries that
 // header once, with an address, that address is the client: a CDN names
@@ -264,13 +236,6 @@ func (st *trustState) walkXFF(client netip.Addr, xff []string) netip.Addr {
 		}
 	}
 	return client
-}
-
-// ParseClientAddr parses a provider header that holds a bare IPv4 or
-// IPv6 address (CF-Connecting-IP, Fastly-Client-IP).
-func ParseClientAddr(s string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(s)
-	return a, err == nil
 }
 
 // parsePeer parses http.Request.RemoteAddr.

@@ -3,44 +3,28 @@ package middleware
 import (
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
+
+	"gatehouse/rules/intel"
 )
 
-// prefixList is a PrefixSet for tests: a plain list.
-type prefixList []netip.Prefix
-
-func (l prefixList) Contains(a netip.Addr) bool {
-	for _, p := range l {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func mustList(t testing.TB, ps ...string) prefixList {
+func mustSet(t testing.TB, ps ...string) *intel.Set {
 	t.Helper()
-	var l prefixList
+	var l []netip.Prefix
 	for _, s := range ps {
 		l = append(l, netip.MustParsePrefix(s))
 	}
-	return l
+	return intel.NewSet(l)
 }
 
-// parseViewerAddress reads CloudFront-Viewer-Address: the address, a
-// colon and the port, IPv6 without brackets ("2001:db8::1:443").
-func parseViewerAddress(s string) (netip.Addr, bool) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return netip.Addr{}, false
+func mustProvider(t testing.TB, name string) *intel.Provider {
+	t.Helper()
+	p, ok := intel.ProviderNamed(name)
+	if !ok {
+		t.Fatalf("no provider %q", name)
 	}
-	if _, err := strconv.ParseUint(s[i+1:], 10, 16); err != nil {
-		return netip.Addr{}, false
-	}
-	a, err := netip.ParseAddr(s[:i])
-	return a, err == nil
+	return &p
 }
 
 // cdnResolver trusts 10.0.0.0/8 and three "CDNs", in ranges of the
@@ -52,10 +36,10 @@ func cdnResolver(t testing.TB) *ClientIPResolver {
 	res, err := NewClientIPResolver(ClientIPConfig{
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		Sets: []TrustedSet{
-			{Name: "cloudflare", Ranges: mustList(t, "198.51.100.0/25", "2001:db8:cf::/48"), Header: "cf-connecting-ip"},
-			{Name: "fastly", Ranges: mustList(t, "198.51.100.128/25"), Header: "Fastly-Client-IP"},
-			{Name: "cloudfront", Ranges: mustList(t, "203.0.113.0/25"), Header: "CloudFront-Viewer-Address", Parse: parseViewerAddress},
-			{Name: "file:lb.txt", Ranges: mustList(t, "203.0.113.128/25")},
+			{Name: "cloudflare", Ranges: mustSet(t, "198.51.100.0/25", "2001:db8:cf::/48"), Provider: mustProvider(t, "cloudflare")},
+			{Name: "fastly", Ranges: mustSet(t, "198.51.100.128/25"), Provider: mustProvider(t, "fastly")},
+			{Name: "cloudfront", Ranges: mustSet(t, "203.0.113.0/25"), Provider: mustProvider(t, "cloudfront")},
+			{Name: "file:lb.txt", Ranges: mustSet(t, "203.0.113.128/25")},
 		},
 	})
 	if err != nil {
@@ -172,7 +156,7 @@ func TestResolverUpdate(t *testing.T) {
 	if c, _, _ := res.ResolveHeader("198.51.100.7:1", h); c != netip.MustParseAddr("198.18.0.1") {
 		t.Fatalf("before update: client %v", c)
 	}
-	if err := res.Update(ClientIPConfig{Sets: []TrustedSet{{Name: "cloudflare", Ranges: mustList(t, "198.51.100.128/25"), Header: "CF-Connecting-IP"}}}); err != nil {
+	if err := res.Update(ClientIPConfig{Sets: []TrustedSet{{Name: "cloudflare", Ranges: mustSet(t, "198.51.100.128/25"), Provider: mustProvider(t, "cloudflare")}}}); err != nil {
 		t.Fatal(err)
 	}
 	if c, _, tr := res.ResolveHeader("198.51.100.7:1", h); c != netip.MustParseAddr("198.51.100.7") || tr {
@@ -181,7 +165,7 @@ func TestResolverUpdate(t *testing.T) {
 	if c, _, _ := res.ResolveHeader("198.51.100.200:1", h); c != netip.MustParseAddr("198.18.0.1") {
 		t.Errorf("after update, new range: client %v, want 198.18.0.1", c)
 	}
-	err := res.Update(ClientIPConfig{Sets: []TrustedSet{{Name: "bad", Ranges: mustList(t, "10.0.0.0/8"), Header: "X-Forwarded-For"}}})
+	err := res.Update(ClientIPConfig{Sets: []TrustedSet{{Name: "bad", Ranges: mustSet(t, "10.0.0.0/8"), Provider: &intel.Provider{Name: "bad", Header: "X-Forwarded-For"}}}})
 	if err == nil || !strings.Contains(err.Error(), "X-Forwarded-For") {
 		t.Errorf("Update with X-Forwarded-For header: err = %v", err)
 	}
@@ -197,8 +181,9 @@ func TestNewClientIPResolverErrors(t *testing.T) {
 		cfg     ClientIPConfig
 		wantErr string
 	}{
-		{name: "no ranges", cfg: ClientIPConfig{Sets: []TrustedSet{{Name: "cloudflare"}}}, wantErr: `"cloudflare": no ranges`},
-		{name: "bad header", cfg: ClientIPConfig{Sets: []TrustedSet{{Name: "x", Ranges: prefixList{}, Header: "a b"}}}, wantErr: "not a valid field name"},
+		{name: "bad header", cfg: ClientIPConfig{Sets: []TrustedSet{{Name: "x", Provider: &intel.Provider{Header: "a b"}}}}, wantErr: "not a valid field name"},
+		{name: "header not canonical", cfg: ClientIPConfig{Sets: []TrustedSet{{Name: "x", Provider: &intel.Provider{Header: "cf-connecting-ip"}}}}, wantErr: "canonical form"},
+		{name: "too many sets", cfg: ClientIPConfig{Sets: make([]TrustedSet, MaxTrustedSets+1)}, wantErr: "more than 63"},
 		{name: "bad prefix", cfg: ClientIPConfig{TrustedProxies: []netip.Prefix{{}}}, wantErr: "invalid prefix"},
 	}
 	for _, tc := range tests {
@@ -221,7 +206,8 @@ func FuzzResolveHeader(f *testing.F) {
 	f.Add("203.0.113.5:1", "", "2001:db8::1:443", "x")
 	f.Add("198.51.100.200:1", "198.18.0.1", "", "198.51.100.7")
 	res := cdnResolver(f)
-	cf := mustList(f, "198.51.100.0/25", "2001:db8:cf::/48")
+	cf := mustSet(f, "198.51.100.0/25", "2001:db8:cf::/48")
+	cfp, cfv6 := mustProvider(f, "cloudflare"), mustProvider(f, "cloudfront")
 	f.Fuzz(func(t *testing.T, remote, cfh, cfv, xff string) {
 		h := http.Header{}
 		if cfh != "" {
@@ -243,13 +229,13 @@ func FuzzResolveHeader(f *testing.F) {
 		if client == peer {
 			return
 		}
-		if a, ok := ParseClientAddr(trimOWS(cfh)); ok && a.Unmap() == client {
+		if a, ok := cfp.ClientIP(cfh); ok && a == client {
 			if !cf.Contains(peer) && !strings.Contains(xff+cfv, client.String()) {
 				t.Fatalf("ResolveHeader(%q) believed CF-Connecting-IP %q from a peer outside cloudflare", remote, cfh)
 			}
 			return
 		}
-		if a, ok := parseViewerAddress(trimOWS(cfv)); ok && a.Unmap() == client {
+		if a, ok := cfv6.ClientIP(cfv); ok && a == client {
 			return
 		}
 		for _, e := range strings.Split(xff, ",") {
