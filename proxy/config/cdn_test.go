@@ -39,7 +39,7 @@ func TestTrustedProxiesErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.txt")
-	if err := os.WriteFile(bad, []byte("203.0.113.0/24\nnot-an-address\n"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("not-an-address\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
@@ -61,7 +61,7 @@ func TestTrustedProxiesErrors(t *testing.T) {
 		{name: "missing file", in: "trusted_proxies:\n  - \"file:" + filepath.Join(dir, "nope.txt") + "\"\n",
 			wantErr: `t.yaml:5: trusted_proxies[0]: file:` + filepath.Join(dir, "nope.txt") + `: open ` + filepath.Join(dir, "nope.txt") + `: no such file or directory`},
 		{name: "list that does not parse", in: "trusted_proxies:\n  - \"file:" + bad + "\"\n",
-			wantErr: `t.yaml:5: trusted_proxies[0]: file:` + bad + `: line 2`},
+			wantErr: `t.yaml:5: trusted_proxies[0]: file:` + bad + `: plain list: line 1: malformed list`},
 		{name: "ftp url", in: "trusted_proxies: [\"url:ftp://example.com/x\"]\n",
 			wantErr: `t.yaml:4: trusted_proxies[0]: "url:ftp://example.com/x": url: needs an http or https URL`},
 		{name: "url with credentials", in: "trusted_proxies: [\"url:https://u:p@example.com/x\"]\n",
@@ -85,6 +85,22 @@ func TestTrustedProxiesErrors(t *testing.T) {
 				t.Errorf("Parse(%q) = %v, want error containing %q", tc.in, err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestTrustedProxiesSkippedLineWarning(t *testing.T) {
+	t.Parallel()
+	list := filepath.Join(t.TempDir(), "lb.txt")
+	if err := os.WriteFile(list, []byte("203.0.113.0/24\n203.0.113.300\n198.51.100.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse("t.yaml", []byte(minimal+"trusted_proxies: [\"file:"+list+"\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "t.yaml:4: trusted_proxies[0]: warning: file:" + list + ": 1 malformed lines are skipped, the first: plain list: line 2: malformed list: \"203.0.113.300\" is not an address or prefix"
+	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0].Error(), want) {
+		t.Errorf("warnings = %v, want %q", f.Warnings, want)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"gatehouse/rules/intel"
 )
 
 // TrustedProxy is one trusted_proxies entry: an IP address or CIDR prefix
@@ -29,8 +31,8 @@ type TrustedProxy struct {
 }
 
 // trustedProviders are the CDN names trusted_proxies accepts; the ranges
-// and client-IP header of each are in rules/intel.
-var trustedProviders = []string{"cloudflare", "cloudfront", "fastly"}
+// and client-IP header of each are in rules/intel. Never mutated.
+var trustedProviders = intel.ProviderNames()
 
 // IsValid reports whether t was set.
 func (t TrustedProxy) IsValid() bool {

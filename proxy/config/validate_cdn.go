@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"gatehouse/rules/intel"
 )
 
 // trustedProxies checks trusted_proxies: no empty or repeated entry, a
@@ -90,8 +92,13 @@ func (v *validator) trustedFile(field, path string) {
 		return
 	}
 	defer fh.Close()
-	if _, err := ParseTrustedList(fh); err != nil {
+	l, err := intel.Parse(fh, intel.FormatPlain, intel.Limits{})
+	if err != nil {
 		v.add(field, "file:%s: %v", path, err)
+		return
+	}
+	if l.Skipped > 0 {
+		v.warn(field, "file:%s: %d malformed lines are skipped, the first: %v", path, l.Skipped, l.FirstSkipped)
 	}
 }
 
