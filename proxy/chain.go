@@ -186,7 +186,12 @@ func buildAccessLog(b *chainBuilder) (wrapper, error) {
 }
 
 func buildClientIP(b *chainBuilder) (wrapper, error) {
-	return middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: prefixes(b.cfg.TrustedProxies)})
+	res, err := middleware.NewClientIPResolver(clientIPConfig(b.cfg, b.g.trusted))
+	if err != nil {
+		return nil, err
+	}
+	b.g.clientIP = res
+	return middleware.ClientIPFrom(res), nil
 }
 
 func buildBanGuard(b *chainBuilder) (wrapper, error) {

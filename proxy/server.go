@@ -79,6 +79,8 @@ type Server struct {
 	redis *redis.Client
 	// admin serves the admin listener.
 	admin *admin.Admin
+	// intel keeps the named trusted_proxies sets current (intel.go).
+	intel *intelLists
 	// watcher runs the watch sources (watch.go).
 	watcher *watcher
 	// checkpointPath is state_dir's offences.state ("" without a
@@ -115,7 +117,13 @@ func New(opts Options) (_ *Server, err error) {
 			s.closeOpened()
 		}
 	}()
-	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config)})
+	s.intel = newIntelLists(log, s.trustedChanged)
+	lists, err := s.intel.prepare(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.reg.MustRegister(s.intel)
+	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config, lists)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
 		if e := n.Email; e != nil {
@@ -126,14 +134,14 @@ func New(opts Options) (_ *Server, err error) {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
 	}
-	if err := s.openStore(opts.Config); err != nil {
+	if err := s.openStore(opts.Config, lists); err != nil {
 		return nil, err
 	}
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
-	if err := s.openFirewall(opts.Config); err != nil {
+	if err := s.openFirewall(opts.Config, lists); err != nil {
 		return nil, err
 	}
 	if opts.Config.TLSOn() {
@@ -155,6 +163,7 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.current.Store(g)
+	s.intel.commit(g.trusted)
 	s.restoreCheckpoint(opts.Config.StateDir)
 	s.watcher = newWatcher(s, s.positions)
 	entries, err := s.watcher.prepare(opts.Config)
@@ -336,6 +345,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
+	wg.Go(func() { s.intel.Run(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
 	wg.Go(func() {
 		// Run only returns when watchCtx ends.
@@ -463,6 +473,7 @@ func (s *Server) reload() (err error) {
 	// judged by a new entry reports to the old jails, which pass it on.
 	s.watcher.entries.Store(&entries)
 	s.current.Store(rt)
+	s.intel.commit(rt.trusted)
 	s.watcher.apply(entries)
 	s.watcher.forget(prev.cfg, cfg)
 	s.cfgSum = sha256.Sum256(data)
@@ -522,7 +533,7 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
 		warn("fleet")
 	}
-	if !slices.Equal(neverBanned(old), neverBanned(cfg)) {
+	if !slices.Equal(old.Allow, cfg.Allow) || !slices.Equal(old.TrustedProxies, cfg.TrustedProxies) {
 		// The ban list refuses bans of allowed clients and trusted
 		// proxies; jails already use the new list for counting.
 		warn("allow and trusted_proxies (for manual and fleet bans)")
@@ -627,7 +638,7 @@ func (s *Server) unpersistBan(p netip.Prefix) error {
 
 // openStore opens state_dir/bans.db and puts the saved bans back on the
 // ban list, before anything can ban or serve.
-func (s *Server) openStore(cfg *config.File) error {
+func (s *Server) openStore(cfg *config.File, lists []*intelList) error {
 	if cfg.StateDir == "" {
 		s.log.Warn("no state_dir: bans are kept in memory only and lost on restart")
 		return nil
@@ -646,7 +657,7 @@ func (s *Server) openStore(cfg *config.File) error {
 	}
 	for _, b := range active {
 		if _, err := s.bans.Ban(b); err != nil {
-			s.restoreAround(b, err, neverBanned(cfg))
+			s.restoreAround(b, err, neverBanned(cfg, lists))
 		}
 	}
 	s.store = st
@@ -721,7 +732,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // openFirewall sets up kernel ban sync. A backend that cannot be had
 // (tools missing, auto finding none) is logged and bans stay in memory:
 // the gateway keeps serving and refusing banned clients either way.
-func (s *Server) openFirewall(cfg *config.File) error {
+func (s *Server) openFirewall(cfg *config.File, lists []*intelList) error {
 	fw := cfg.Firewall
 	if fw.Backend == "none" {
 		return nil
@@ -741,7 +752,7 @@ func (s *Server) openFirewall(cfg *config.File) error {
 		Backend:    backend,
 		Bans:       s.bans,
 		Interval:   fw.Reconcile.D(),
-		Allow:      append(neverBanned(cfg), loopback...),
+		Allow:      append(neverBanned(cfg, lists), loopback...),
 		Log:        s.log,
 		Registerer: s.metrics.reg,
 	})

@@ -29,7 +29,12 @@ import (
 // upstream transport. Reload builds a complete new generation and swaps one
 // pointer; requests in flight finish on the generation they started on.
 type generation struct {
-	cfg       *config.File
+	cfg *config.File
+	// trusted are the named trusted_proxies sets of cfg, in order, and
+	// clientIP the chain's resolver, which intelLists updates when a
+	// set changes.
+	trusted   []*intelList
+	clientIP  *middleware.ClientIPResolver
 	handler   http.Handler
 	router    *router
 	transport *http.Transport
@@ -143,11 +148,13 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 }
 
 // neverBanned lists the prefixes no jail, manual ban, fleet peer or
-// kernel set may ever cover: allow, and trusted_proxies, since a banned
-// load balancer cuts off every client behind it, and a request whose
-// X-Forwarded-For cannot be read is attributed to the proxy.
-func neverBanned(cfg *config.File) []netip.Prefix {
-	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
+// kernel set may ever cover: allow, and trusted_proxies (its prefixes and
+// the current ranges of its named sets, lists), since a banned load
+// balancer or CDN edge cuts off every client behind it, and a request
+// whose X-Forwarded-For cannot be read is attributed to the proxy.
+func neverBanned(cfg *config.File, lists []*intelList) []netip.Prefix {
+	out := append(prefixes(cfg.Allow), cfg.TrustedPrefixes()...)
+	return append(out, rangesOf(lists)...)
 }
 
 // probeJail is the jail probes and malformed requests are reported to.
@@ -180,10 +187,10 @@ func hostAddrs() []netip.Prefix {
 }
 
 // jailsConfig maps the config's jail settings to the rules package's.
-func jailsConfig(cfg *config.File) rules.JailsConfig {
+func jailsConfig(cfg *config.File, lists []*intelList) rules.JailsConfig {
 	// An escalated network must reach the kernel whole, so none may hold
 	// what the firewall never drops.
-	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg, lists), IPv6Prefix: cfg.IPv6Prefix,
 		Capacity: cfg.Limits.TrackedClients, NoEscalate: append(hostAddrs(), loopback...)}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
@@ -272,10 +279,15 @@ func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware
 // unchanged. The request chain's order is in chain.go.
 func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) {
 	g := &generation{cfg: cfg, creds: map[credsKey]*middleware.Credentials{}}
-	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
+	lists, err := s.intel.prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.trusted = lists
+	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg, prev.trusted), jailsConfig(cfg, lists)) {
 		g.jails = prev.jails
 	} else {
-		jc := jailsConfig(cfg)
+		jc := jailsConfig(cfg, lists)
 		jc.Shared, jc.Sharer = s.sharedJails(cfg) // fleet.go
 		j, err := rules.NewJails(jc, s.bans, s.log.With("component", "jails"))
 		if err != nil {

@@ -27,6 +27,9 @@ func TestTrustedProxiesParse(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("trusted_proxies = %q, want %q", strings.Join(got, " "), want)
 	}
+	if sum := f.Summary(); !strings.Contains(sum, ", trusted: cloudflare (snapshot 20") || !strings.Contains(sum, "file:"+list+", url:https://lists.example.com/lb.txt, fastly (snapshot 20") {
+		t.Errorf("Summary() = %q, want the named sets with their snapshot dates", sum)
+	}
 	if ps := f.TrustedPrefixes(); len(ps) != 1 || ps[0].String() != "10.0.0.0/8" {
 		t.Errorf("TrustedPrefixes() = %v, want [10.0.0.0/8]", ps)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -138,4 +139,22 @@ func (f *File) TrustedSets() []TrustedProxy {
 		}
 	}
 	return out
+}
+
+// trustedSummary describes the named trusted_proxies sets for Summary,
+// with the date of each provider's ranges shipped in the binary:
+// ", trusted: cloudflare (snapshot 2026-08-22), file:/etc/lb.txt".
+func (f *File) trustedSummary() string {
+	var parts []string
+	for _, t := range f.TrustedSets() {
+		s := t.String()
+		if p, ok := intel.ProviderNamed(t.Provider); ok {
+			s += " (snapshot " + p.SnapshotDate.UTC().Format(time.DateOnly) + ")"
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", trusted: " + strings.Join(parts, ", ")
 }
