@@ -155,3 +155,26 @@ func TestTrustedProxiesPublicListenWarning(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseTrustedProxy: an accepted entry prints back to an entry that
+// parses to the same value.
+func FuzzParseTrustedProxy(f *testing.F) {
+	// Providers, prefixes, lists, and near misses.
+	for _, s := range []string{"cloudflare", "Fastly", "cloudflar", "10.0.0.0/8", "::ffff:10.0.0.1", "10.0.0.1/8",
+		"file:/etc/lb.txt", "file:", "url:https://example.com/x", "url:ftp://x", "url:https://u@x/", "url:http://x/#f", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tp, err := ParseTrustedProxy(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseTrustedProxy(tp.String())
+		if err != nil || back != tp {
+			t.Fatalf("ParseTrustedProxy(%q) = %+v, whose String %q parses to %+v, %v", s, tp, tp.String(), back, err)
+		}
+		if tp.IsValid() && tp.Named() == tp.Prefix.IsValid() {
+			t.Fatalf("ParseTrustedProxy(%q) = %+v: Named and Prefix disagree", s, tp)
+		}
+	})
+}
