@@ -42,7 +42,10 @@ type intelLists struct {
 	// runCtx is Run's context: nil before Run, and lists prepared
 	// before it are started by Run.
 	runCtx context.Context
-	wg     sync.WaitGroup
+	// stopped is set when Run's context has ended: nothing starts
+	// after it, so Run's Wait never races an Add.
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 // intelList is one named set.
@@ -200,7 +203,7 @@ func (il *intelLists) commit(lists []*intelList) {
 // start runs l's source if it must be kept current and is not running.
 // il.mu is held.
 func (il *intelLists) start(l *intelList) {
-	if !l.run || l.cancel != nil {
+	if !l.run || l.cancel != nil || il.stopped {
 		return
 	}
 	ctx, cancel := context.WithCancel(il.runCtx)
@@ -228,6 +231,9 @@ func (il *intelLists) Run(ctx context.Context) {
 	}
 	il.mu.Unlock()
 	<-ctx.Done()
+	il.mu.Lock()
+	il.stopped = true
+	il.mu.Unlock()
 	il.wg.Wait()
 }
 
