@@ -37,8 +37,14 @@ func NewIndex(sets []*Set) *Index {
 		panic(fmt.Sprintf("intel.NewIndex: %d sets, at most %d", len(sets), MaxIndexSets))
 	}
 	x := &Index{n: len(sets)}
-	var ev4 []event4
-	var ev6 []event6
+	n4, n6 := 0, 0
+	for _, s := range sets {
+		if s != nil {
+			n4, n6 = n4+2*len(s.first4), n6+2*len(s.first6)
+		}
+	}
+	ev4 := make([]event4, 0, n4)
+	ev6 := make([]event6, 0, n6)
 	for j, s := range sets {
 		if s == nil {
 			continue
@@ -77,6 +83,7 @@ type event6 struct {
 
 func sweep4(ev []event4) (start []uint32, mask []uint64) {
 	slices.SortFunc(ev, func(a, b event4) int { return cmp.Compare(a.pos, b.pos) })
+	start, mask = make([]uint32, 0, len(ev)), make([]uint64, 0, len(ev))
 	var cur uint64
 	for i := 0; i < len(ev); {
 		pos := ev[i].pos
@@ -96,7 +103,7 @@ func sweep4(ev []event4) (start []uint32, mask []uint64) {
 		start = append(start, pos)
 		mask = append(mask, cur)
 	}
-	return slices.Clip(start), slices.Clip(mask)
+	return slices.Clone(start), slices.Clone(mask)
 }
 
 func sweep6(ev []event6) (start []u128, mask []uint64) {
@@ -109,6 +116,7 @@ func sweep6(ev []event6) (start []u128, mask []uint64) {
 		}
 		return 0
 	})
+	start, mask = make([]u128, 0, len(ev)), make([]uint64, 0, len(ev))
 	var cur uint64
 	for i := 0; i < len(ev); {
 		pos := ev[i].pos
@@ -128,7 +136,7 @@ func sweep6(ev []event6) (start []u128, mask []uint64) {
 		start = append(start, pos)
 		mask = append(mask, cur)
 	}
-	return slices.Clip(start), slices.Clip(mask)
+	return slices.Clone(start), slices.Clone(mask)
 }
 
 // Mask returns the sets that contain a, set j as bit j; 0 when none does.

@@ -48,6 +48,19 @@ func Formats() []Format {
 		FormatFastlyJSON, FormatCloudFrontJSON, FormatAWSCloudFront}
 }
 
+// ParseFormat returns the format named s, or an error that lists the
+// formats there are.
+func ParseFormat(s string) (Format, error) {
+	names := make([]string, 0, 6)
+	for _, f := range Formats() {
+		if string(f) == s {
+			return f, nil
+		}
+		names = append(names, string(f))
+	}
+	return "", fmt.Errorf("%w %q: not one of %s", ErrUnknownFormat, s, strings.Join(names, ", "))
+}
+
 // Default limits, applied when a Limits field is zero.
 const (
 	// DefaultMaxPrefixes is the default cap on prefixes in one list.

@@ -24,15 +24,6 @@ func (a u128) add1() u128 {
 	return u128{hi, lo}
 }
 
-func (a u128) sub1() u128 {
-	lo := a.lo - 1
-	hi := a.hi
-	if a.lo == 0 {
-		hi--
-	}
-	return u128{hi, lo}
-}
-
 // trailingZeros is the number of low zero bits of a (128 for zero).
 func (a u128) trailingZeros() int {
 	if a.lo != 0 {
@@ -55,8 +46,7 @@ func hostMask(n int) u128 {
 	}
 }
 
-func (a u128) or(b u128) u128     { return u128{a.hi | b.hi, a.lo | b.lo} }
-func (a u128) andNot(b u128) u128 { return u128{a.hi &^ b.hi, a.lo &^ b.lo} }
+func (a u128) or(b u128) u128 { return u128{a.hi | b.hi, a.lo | b.lo} }
 
 func addr6(a netip.Addr) u128 {
 	b := a.As16()

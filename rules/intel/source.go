@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,8 @@ var (
 	// least 100 entries; it is refused until the next refresh confirms
 	// it.
 	ErrShrink = errors.New("refresh would drop more than half of the list")
+	// ErrEmptyBody: the server answered 200 with no body at all.
+	ErrEmptyBody = errors.New("empty answer")
 	// ErrStatus: the server answered with a status other than 200 (or
 	// 304 to a conditional request).
 	ErrStatus = errors.New("unexpected HTTP status")
@@ -170,12 +174,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.Format == "" {
 		cfg.Format = FormatPlain
 	}
-	known := false
-	for _, f := range Formats() {
-		known = known || f == cfg.Format
-	}
-	if !known {
-		return nil, fmt.Errorf("intel source %s: %w %q", cfg.Name, ErrUnknownFormat, cfg.Format)
+	if _, err := ParseFormat(string(cfg.Format)); err != nil {
+		return nil, fmt.Errorf("intel source %s: %w", cfg.Name, err)
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
@@ -312,13 +312,7 @@ func (s *Source) Run(ctx context.Context, update func(*Set, Meta)) error {
 	if s.cfg.File != "" {
 		return s.runFile(ctx, update)
 	}
-	wait := time.Duration(0)
-	if m := s.Meta(); m.Origin == "state" {
-		if age := s.cfg.Now().Sub(m.Updated); age >= 0 && age < s.cfg.Refresh {
-			wait = s.cfg.Refresh - age
-		}
-	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(s.firstWait())
 	defer t.Stop()
 	for {
 		select {
@@ -331,6 +325,21 @@ func (s *Source) Run(ctx context.Context, update func(*Set, Meta)) error {
 		}
 		t.Reset(jitter(s.cfg.Refresh))
 	}
+}
+
+// firstWait is how long Run waits before its first fetch: none, unless
+// the list came from a last good copy younger than Refresh, so that a
+// restart (or a crash loop) does not fetch again what it fetched minutes
+// ago.
+func (s *Source) firstWait() time.Duration {
+	m := s.Meta()
+	if m.Origin != "state" {
+		return 0
+	}
+	if age := s.cfg.Now().Sub(m.Updated); age >= 0 && age < s.cfg.Refresh {
+		return s.cfg.Refresh - age
+	}
+	return 0
 }
 
 // jitter spreads d by ±10 %.
@@ -444,7 +453,13 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 	}
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch: %w", s.cfg.Name, err)
+		// *url.Error quotes the whole URL, query included; name it
+		// without the query, which may hold an API key.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, redactURL(u), err)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -455,7 +470,13 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 	case resp.ContentLength > s.cfg.Limits.MaxBytes:
 		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w: %d bytes announced, cap %d", s.cfg.Name, redactURL(u), ErrTooLarge, resp.ContentLength, s.cfg.Limits.MaxBytes)
 	}
-	l, err := Parse(resp.Body, s.cfg.Format, s.cfg.Limits)
+	body := &countReader{r: resp.Body}
+	l, err := Parse(body, s.cfg.Format, s.cfg.Limits)
+	if err == nil && body.n == 0 {
+		// A list, even an empty one, has at least a header line; an
+		// empty 200 is a publisher or CDN glitch, not a list.
+		err = ErrEmptyBody
+	}
 	if err != nil {
 		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, redactURL(u), err)
 	}
@@ -471,6 +492,18 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 		lastModified: resp.Header.Get("Last-Modified"),
 		prefixes:     ps,
 	}, false, l.Skipped, nil
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // redactURL drops a URL's query and user info, where feed URLs carry API
@@ -511,8 +544,12 @@ func (s *Source) writeState(listed []netip.Prefix, now time.Time) (err error) {
 		return err
 	}
 	w := bufio.NewWriter(f)
+	from := make([]string, len(s.cfg.URLs))
+	for i, u := range s.cfg.URLs {
+		from[i] = redactURL(u)
+	}
 	fmt.Fprintf(w, "# gatehouse: last good copy of list %s\n# fetched %s from %s\n",
-		s.cfg.Name, now.UTC().Format(time.RFC3339), redactURL(strings.Join(s.cfg.URLs, " ")))
+		s.cfg.Name, now.UTC().Format(time.RFC3339), strings.Join(from, " "))
 	for _, p := range listed {
 		w.WriteString(p.String())
 		w.WriteByte('\n')
