@@ -110,7 +110,7 @@ func (il *intelList) setOrigin(origin string, updated time.Time) {
 // load builds and loads one list.
 func (il *intelLists) load(cfg *config.File, t config.TrustedProxy, key string) (*intelList, error) {
 	l := &intelList{key: key, entry: t}
-	sc := intel.SourceConfig{Name: t.String(), Refresh: cfg.Intel.Refresh.D(), Log: il.log}
+	sc := intel.SourceConfig{Name: t.Label(), Refresh: cfg.Intel.Refresh.D(), Log: il.log}
 	switch {
 	case t.Provider != "":
 		p, ok := intel.ProviderNamed(t.Provider)
@@ -134,7 +134,7 @@ func (il *intelLists) load(cfg *config.File, t config.TrustedProxy, key string) 
 	if cfg.StateDir != "" && t.File == "" {
 		sc.StatePath = config.TrustedListCopy(cfg.StateDir, t)
 		if err := os.MkdirAll(filepath.Dir(sc.StatePath), 0o750); err != nil {
-			return nil, fmt.Errorf("trusted_proxies: %s: %w", t, err)
+			return nil, fmt.Errorf("trusted_proxies: %s: %w", t.Label(), err)
 		}
 	}
 	src, err := intel.NewSource(sc)
@@ -145,13 +145,13 @@ func (il *intelLists) load(cfg *config.File, t config.TrustedProxy, key string) 
 	set, meta, err := src.Load()
 	switch {
 	case err != nil && t.Provider != "" && meta.Origin == "snapshot":
-		il.log.Warn("trusted proxy list: last good copy unreadable; using the snapshot", "list", t.String(), "error", err)
+		il.log.Warn("trusted proxy list: last good copy unreadable; using the snapshot", "list", t.Label(), "error", err)
 	case errors.Is(err, intel.ErrNoCopy) && l.run:
 		// The first fetch is at once; until it succeeds the list
 		// trusts nobody.
-		il.log.Warn("trusted proxy list: no copy yet; empty until the first fetch", "list", t.String())
+		il.log.Warn("trusted proxy list: no copy yet; empty until the first fetch", "list", t.Label())
 	case err != nil:
-		return nil, fmt.Errorf("trusted_proxies: %s: %w", t, err)
+		return nil, fmt.Errorf("trusted_proxies: %s: %w", t.Label(), err)
 	}
 	origin, updated := meta.Origin, meta.Updated
 	if l.provider != nil && origin == "state" && updated.Before(l.provider.SnapshotDate) {
@@ -164,7 +164,7 @@ func (il *intelLists) load(cfg *config.File, t config.TrustedProxy, key string) 
 	}
 	l.set.Store(set)
 	l.setOrigin(origin, updated)
-	attrs := []any{"list", t.String(), "origin", origin, "entries", set.Len(), "updated", updated.UTC().Format(time.RFC3339)}
+	attrs := []any{"list", t.Label(), "origin", origin, "entries", set.Len(), "updated", updated.UTC().Format(time.RFC3339)}
 	if l.provider != nil {
 		attrs = append(attrs, "snapshot", l.provider.SnapshotDate.UTC().Format(time.DateOnly))
 	}
@@ -213,7 +213,7 @@ func (il *intelLists) start(l *intelList) {
 		_ = l.src.Run(ctx, func(set *intel.Set, m intel.Meta) {
 			l.set.Store(set)
 			l.setOrigin(m.Origin, m.Updated)
-			il.log.Info("trusted proxy list updated", "list", l.entry.String(), "origin", m.Origin, "entries", set.Len())
+			il.log.Info("trusted proxy list updated", "list", l.entry.Label(), "origin", m.Origin, "entries", set.Len())
 			il.changed()
 		})
 	})
@@ -242,7 +242,7 @@ func (il *intelLists) Run(ctx context.Context) {
 func clientIPConfig(cfg *config.File, lists []*intelList) middleware.ClientIPConfig {
 	c := middleware.ClientIPConfig{TrustedProxies: cfg.TrustedPrefixes()}
 	for _, l := range lists {
-		c.Sets = append(c.Sets, middleware.TrustedSet{Name: l.entry.String(), Ranges: l.set.Load(), Provider: l.provider})
+		c.Sets = append(c.Sets, middleware.TrustedSet{Name: l.entry.Label(), Ranges: l.set.Load(), Provider: l.provider})
 	}
 	return c
 }
@@ -285,7 +285,7 @@ func (il *intelLists) Collect(ch chan<- prometheus.Metric) {
 	il.mu.Unlock()
 	now := time.Now()
 	for _, l := range lists {
-		name := l.entry.String()
+		name := l.entry.Label()
 		ch <- prometheus.MustNewConstMetric(intelEntriesDesc, prometheus.GaugeValue, float64(l.set.Load().Len()), name)
 		ch <- prometheus.MustNewConstMetric(intelAgeDesc, prometheus.GaugeValue, now.Sub(time.Unix(0, l.updated.Load())).Seconds(), name)
 		ch <- prometheus.MustNewConstMetric(intelFailuresDesc, prometheus.CounterValue, float64(l.src.Meta().Failures), name)

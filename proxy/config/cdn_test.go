@@ -71,6 +71,8 @@ func TestTrustedProxiesErrors(t *testing.T) {
 			wantErr: `t.yaml:4: trusted_proxies[0]: "url:https://u:p@example.com/x": user info in a list URL`},
 		{name: "url never fetched", in: "trusted_proxies:\n  - \"url:https://example.com/lb.txt\"\n",
 			wantErr: `t.yaml:5: trusted_proxies[0]: url:https://example.com/lb.txt is never fetched: set intel.refresh`},
+		{name: "url query never shown", in: "trusted_proxies:\n  - \"url:https://example.com/lb.txt?key=s3cret\"\n",
+			wantErr: `t.yaml:5: trusted_proxies[0]: url:https://example.com/lb.txt?… is never fetched`},
 		{name: "url without copy", in: "state_dir: " + state + "\ntrusted_proxies:\n  - \"url:https://example.com/lb.txt\"\n",
 			wantErr: `t.yaml:6: trusted_proxies[0]: url:https://example.com/lb.txt has no copy in state_dir and intel.refresh is off`},
 		{name: "repeated", in: "trusted_proxies: [cloudflare, 10.0.0.0/8, cloudflare]\n",

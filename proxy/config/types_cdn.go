@@ -60,6 +60,17 @@ func (t TrustedProxy) String() string {
 	return ""
 }
 
+// Label is String with a url: list's query (which may hold an API key)
+// replaced by "?…": the name of the set in logs, metrics and messages.
+func (t TrustedProxy) Label() string {
+	if t.URL != "" {
+		if i := strings.IndexByte(t.URL, '?'); i >= 0 {
+			return "url:" + t.URL[:i] + "?…"
+		}
+	}
+	return t.String()
+}
+
 // UnmarshalYAML parses a scalar with ParseTrustedProxy.
 func (t *TrustedProxy) UnmarshalYAML(n *yaml.Node) error {
 	s, err := scalarText(n, "an IP address, CIDR prefix, provider name (cloudflare, fastly, cloudfront), file:PATH or url:URL")
@@ -147,7 +158,7 @@ func (f *File) TrustedSets() []TrustedProxy {
 func (f *File) trustedSummary() string {
 	var parts []string
 	for _, t := range f.TrustedSets() {
-		s := t.String()
+		s := t.Label()
 		if p, ok := intel.ProviderNamed(t.Provider); ok {
 			s += " (snapshot " + p.SnapshotDate.UTC().Format(time.DateOnly) + ")"
 		}

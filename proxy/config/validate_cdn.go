@@ -26,7 +26,7 @@ func (v *validator) trustedProxies(f *File) {
 		}
 		key := t.String()
 		if j, dup := seen[key]; dup {
-			v.add(field, "%s is already trusted_proxies[%d]", key, j)
+			v.add(field, "%s is already trusted_proxies[%d]", t.Label(), j)
 			continue
 		}
 		seen[key] = i
@@ -109,10 +109,10 @@ func (v *validator) trustedURL(field string, f *File, t TrustedProxy) {
 		return
 	}
 	if f.StateDir == "" {
-		v.add(field, "url:%s is never fetched: set intel.refresh, and state_dir to keep its last good copy", t.URL)
+		v.add(field, "%s is never fetched: set intel.refresh, and state_dir to keep its last good copy", t.Label())
 		return
 	}
 	if _, err := os.Stat(TrustedListCopy(f.StateDir, t)); err != nil {
-		v.add(field, "url:%s has no copy in state_dir and intel.refresh is off: set intel.refresh to fetch it", t.URL)
+		v.add(field, "%s has no copy in state_dir and intel.refresh is off: set intel.refresh to fetch it", t.Label())
 	}
 }
