@@ -268,7 +268,7 @@ var (
 	intelEntriesDesc = prometheus.NewDesc("gatehouse_intel_list_entries",
 		"Address ranges in the intel list in use (trusted_proxies named sets).", []string{"list"}, nil)
 	intelAgeDesc = prometheus.NewDesc("gatehouse_intel_list_age_seconds",
-		"Seconds since the intel list in use was published (a snapshot) or fetched or read.", []string{"list"}, nil)
+		"Seconds since the intel list in use was published (a snapshot), read, or last fetched or confirmed unchanged.", []string{"list"}, nil)
 	intelFailuresDesc = prometheus.NewDesc("gatehouse_intel_list_failures_total",
 		"Refreshes of the intel list that failed; the previous list stayed in use.", []string{"list"}, nil)
 )
@@ -287,8 +287,15 @@ func (il *intelLists) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range lists {
 		name := l.entry.Label()
 		ch <- prometheus.MustNewConstMetric(intelEntriesDesc, prometheus.GaugeValue, float64(l.set.Load().Len()), name)
-		ch <- prometheus.MustNewConstMetric(intelAgeDesc, prometheus.GaugeValue, now.Sub(time.Unix(0, l.updated.Load())).Seconds(), name)
-		ch <- prometheus.MustNewConstMetric(intelFailuresDesc, prometheus.CounterValue, float64(l.src.Meta().Failures), name)
+		m := l.src.Meta()
+		// A refresh that found the list unchanged (304, same content)
+		// confirms it as much as one that changed it.
+		seen := time.Unix(0, l.updated.Load())
+		if m.LastSuccess.After(seen) {
+			seen = m.LastSuccess
+		}
+		ch <- prometheus.MustNewConstMetric(intelAgeDesc, prometheus.GaugeValue, now.Sub(seen).Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(intelFailuresDesc, prometheus.CounterValue, float64(m.Failures), name)
 	}
 }
 
