@@ -128,4 +128,20 @@ func TestNamedSetEverywhere(t *testing.T) {
 	if c, _, _ := g.clientIP.ResolveHeader("10.9.0.7:1", h); c != netip.MustParseAddr("203.0.113.9") {
 		t.Errorf("after the list changed, client via the new proxy = %v, want 203.0.113.9", c)
 	}
+	// The next build (a reload of the same file) gives the jails the
+	// new ranges: the set changed in place, the generation's copy did not.
+	next, err := s.build(g.cfg, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.jails == g.jails {
+		t.Error("a build after the ranges changed kept the jails and their old never-banned ranges")
+	}
+	same, err := s.build(next.cfg, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.jails != next.jails {
+		t.Error("a build with unchanged ranges replaced the jails (their counts would be handed over for nothing)")
+	}
 }

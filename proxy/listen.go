@@ -18,7 +18,7 @@ func (s *Server) connLimiter(cfg *config.File) *listener.Limiter {
 	return listener.NewLimiter(listener.LimitConfig{
 		Max:        cfg.Limits.ConnsPerIP,
 		IPv6Prefix: cfg.IPv6Prefix,
-		Exempt:     neverBanned(cfg, s.current.Load().trusted), // allow and trusted_proxies
+		Exempt:     neverBanned(cfg, s.current.Load().trustedRanges), // allow and trusted_proxies
 		OnExceed: func(client netip.Addr) {
 			s.log.Debug("connection over conns_per_ip closed", "client_ip", client)
 			s.current.Load().jails.Report(floodJail, client, "connections")

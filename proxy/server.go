@@ -123,7 +123,8 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(s.intel)
-	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config, lists)})
+	named := rangesOf(lists)
+	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config, named)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
 		if e := n.Email; e != nil {
@@ -134,14 +135,14 @@ func New(opts Options) (_ *Server, err error) {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
 	}
-	if err := s.openStore(opts.Config, lists); err != nil {
+	if err := s.openStore(opts.Config, named); err != nil {
 		return nil, err
 	}
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
-	if err := s.openFirewall(opts.Config, lists); err != nil {
+	if err := s.openFirewall(opts.Config, named); err != nil {
 		return nil, err
 	}
 	if opts.Config.TLSOn() {
@@ -638,7 +639,7 @@ func (s *Server) unpersistBan(p netip.Prefix) error {
 
 // openStore opens state_dir/bans.db and puts the saved bans back on the
 // ban list, before anything can ban or serve.
-func (s *Server) openStore(cfg *config.File, lists []*intelList) error {
+func (s *Server) openStore(cfg *config.File, named []netip.Prefix) error {
 	if cfg.StateDir == "" {
 		s.log.Warn("no state_dir: bans are kept in memory only and lost on restart")
 		return nil
@@ -657,7 +658,7 @@ func (s *Server) openStore(cfg *config.File, lists []*intelList) error {
 	}
 	for _, b := range active {
 		if _, err := s.bans.Ban(b); err != nil {
-			s.restoreAround(b, err, neverBanned(cfg, lists))
+			s.restoreAround(b, err, neverBanned(cfg, named))
 		}
 	}
 	s.store = st
@@ -732,7 +733,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // openFirewall sets up kernel ban sync. A backend that cannot be had
 // (tools missing, auto finding none) is logged and bans stay in memory:
 // the gateway keeps serving and refusing banned clients either way.
-func (s *Server) openFirewall(cfg *config.File, lists []*intelList) error {
+func (s *Server) openFirewall(cfg *config.File, named []netip.Prefix) error {
 	fw := cfg.Firewall
 	if fw.Backend == "none" {
 		return nil
@@ -752,7 +753,7 @@ func (s *Server) openFirewall(cfg *config.File, lists []*intelList) error {
 		Backend:    backend,
 		Bans:       s.bans,
 		Interval:   fw.Reconcile.D(),
-		Allow:      append(neverBanned(cfg, lists), loopback...),
+		Allow:      append(neverBanned(cfg, named), loopback...),
 		Log:        s.log,
 		Registerer: s.metrics.reg,
 	})

@@ -33,11 +33,15 @@ type generation struct {
 	// trusted are the named trusted_proxies sets of cfg, in order, and
 	// clientIP the chain's resolver, which intelLists updates when a
 	// set changes.
-	trusted   []*intelList
-	clientIP  *middleware.ClientIPResolver
-	handler   http.Handler
-	router    *router
-	transport *http.Transport
+	trusted  []*intelList
+	clientIP *middleware.ClientIPResolver
+	// trustedRanges are the named sets' ranges when this generation
+	// was built: the jails' (and, at start, the ban list's, connection
+	// limit's and kernel's) never-banned addresses.
+	trustedRanges []netip.Prefix
+	handler       http.Handler
+	router        *router
+	transport     *http.Transport
 	// client is the fast path's upstream client (forward.go), with the
 	// transport's settings.
 	client *upstream.Client
@@ -149,12 +153,12 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 
 // neverBanned lists the prefixes no jail, manual ban, fleet peer or
 // kernel set may ever cover: allow, and trusted_proxies (its prefixes and
-// the current ranges of its named sets, lists), since a banned load
+// the ranges of its named sets, named), since a banned load
 // balancer or CDN edge cuts off every client behind it, and a request
 // whose X-Forwarded-For cannot be read is attributed to the proxy.
-func neverBanned(cfg *config.File, lists []*intelList) []netip.Prefix {
+func neverBanned(cfg *config.File, named []netip.Prefix) []netip.Prefix {
 	out := append(prefixes(cfg.Allow), cfg.TrustedPrefixes()...)
-	return append(out, rangesOf(lists)...)
+	return append(out, named...)
 }
 
 // probeJail is the jail probes and malformed requests are reported to.
@@ -187,10 +191,10 @@ func hostAddrs() []netip.Prefix {
 }
 
 // jailsConfig maps the config's jail settings to the rules package's.
-func jailsConfig(cfg *config.File, lists []*intelList) rules.JailsConfig {
+func jailsConfig(cfg *config.File, named []netip.Prefix) rules.JailsConfig {
 	// An escalated network must reach the kernel whole, so none may hold
 	// what the firewall never drops.
-	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg, lists), IPv6Prefix: cfg.IPv6Prefix,
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg, named), IPv6Prefix: cfg.IPv6Prefix,
 		Capacity: cfg.Limits.TrackedClients, NoEscalate: append(hostAddrs(), loopback...)}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
@@ -283,11 +287,13 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 	if err != nil {
 		return nil, err
 	}
-	g.trusted = lists
-	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg, prev.trusted), jailsConfig(cfg, lists)) {
+	// The ranges as of this build: a refresh changes the lists' sets in
+	// place, and the next build must see the jails' allow list differ.
+	g.trusted, g.trustedRanges = lists, rangesOf(lists)
+	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg, prev.trustedRanges), jailsConfig(cfg, g.trustedRanges)) {
 		g.jails = prev.jails
 	} else {
-		jc := jailsConfig(cfg, lists)
+		jc := jailsConfig(cfg, g.trustedRanges)
 		jc.Shared, jc.Sharer = s.sharedJails(cfg) // fleet.go
 		j, err := rules.NewJails(jc, s.bans, s.log.With("component", "jails"))
 		if err != nil {
