@@ -109,6 +109,18 @@ func TestTrustedProxiesSkippedLineWarning(t *testing.T) {
 	}
 }
 
+func TestTrustedProxiesURLWithoutStateDirWarning(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("t.yaml", []byte(minimal+"trusted_proxies: [\"url:https://example.com/lb.txt\"]\nintel: {refresh: 1h}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "t.yaml:4: trusted_proxies[0]: warning: url:https://example.com/lb.txt has no last good copy without state_dir"
+	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0].Error(), want) {
+		t.Errorf("warnings = %v, want %q", f.Warnings, want)
+	}
+}
+
 func TestTrustedProxiesCopyAccepted(t *testing.T) {
 	t.Parallel()
 	state := t.TempDir()

@@ -106,6 +106,9 @@ func (v *validator) trustedFile(field, path string) {
 // fetches it, or state_dir holds its last good copy.
 func (v *validator) trustedURL(field string, f *File, t TrustedProxy) {
 	if f.Intel.Refresh != 0 {
+		if f.StateDir == "" {
+			v.warn(field, "%s has no last good copy without state_dir: each start trusts nobody from it until a fetch succeeds", t.Label())
+		}
 		return
 	}
 	if f.StateDir == "" {
