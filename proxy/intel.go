@@ -102,9 +102,9 @@ func (il *intelLists) prepare(cfg *config.File) ([]*intelList, error) {
 	return out, nil
 }
 
-func (il *intelList) setOrigin(origin string, updated time.Time) {
-	il.origin.Store(&origin)
-	il.updated.Store(updated.UnixNano())
+func (l *intelList) setOrigin(origin string, updated time.Time) {
+	l.origin.Store(&origin)
+	l.updated.Store(updated.UnixNano())
 }
 
 // load builds and loads one list.
