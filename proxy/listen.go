@@ -19,6 +19,13 @@ func (s *Server) connLimiter(cfg *config.File) *listener.Limiter {
 		Max:        cfg.Limits.ConnsPerIP,
 		IPv6Prefix: cfg.IPv6Prefix,
 		Exempt:     neverBanned(cfg, s.current.Load().trustedRanges), // allow and trusted_proxies
+		// The trusted proxies of the config in use, with the CDN
+		// ranges as refreshed: an edge's many connections are never
+		// counted against it.
+		ExemptNow: func(a netip.Addr) bool {
+			res := s.current.Load().clientIP
+			return res != nil && res.Trusted(a)
+		},
 		OnExceed: func(client netip.Addr) {
 			s.log.Debug("connection over conns_per_ip closed", "client_ip", client)
 			s.current.Load().jails.Report(floodJail, client, "connections")
