@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -108,7 +109,7 @@ func TestIntelSnapshotNewerThanCopy(t *testing.T) {
 func TestNamedSetEverywhere(t *testing.T) {
 	t.Parallel()
 	list := writeList(t, "198.51.100.0/24\n")
-	s, err := New(Options{Config: mustConfig(t, intelConfig+"trusted_proxies: [\"file:"+list+"\"]\n")})
+	s, err := New(Options{Config: mustConfig(t, intelConfig+"trusted_proxies: [\"file:"+list+"\"]\njails:\n  probes: {maxretry: 1, findtime: 1m, bantime: 1h}\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +128,16 @@ func TestNamedSetEverywhere(t *testing.T) {
 	}
 	if c, _, _ := g.clientIP.ResolveHeader("10.9.0.7:1", h); c != netip.MustParseAddr("203.0.113.9") {
 		t.Errorf("after the list changed, client via the new proxy = %v, want 203.0.113.9", c)
+	}
+	// A malformed request from a proxy of the refreshed list is not
+	// reported, though the jails' allow list is still the old one.
+	s.framingRefused(&net.TCPAddr{IP: net.ParseIP("10.9.0.7"), Port: 1}, "test")
+	s.framingRefused(&net.TCPAddr{IP: net.ParseIP("203.0.113.50"), Port: 1}, "test")
+	if _, banned := s.bans.Lookup(netip.MustParseAddr("10.9.0.7")); banned {
+		t.Error("a proxy of the refreshed list was banned for a malformed request")
+	}
+	if _, banned := s.bans.Lookup(netip.MustParseAddr("203.0.113.50")); !banned {
+		t.Error("a direct client was not banned for a malformed request (maxretry 1)")
 	}
 	// The next build (a reload of the same file) gives the jails the
 	// new ranges: the set changed in place, the generation's copy did not.

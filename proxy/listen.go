@@ -50,5 +50,11 @@ func (s *Server) framingRefused(peer net.Addr, reason string) {
 		return
 	}
 	rt := s.current.Load()
-	rt.jails.Report(probeJail(rt.cfg), ap.Addr().Unmap(), "malformed request")
+	peerIP := ap.Addr().Unmap()
+	if rt.clientIP != nil && rt.clientIP.Trusted(peerIP) {
+		// The jails' allow list holds the trusted ranges of the last
+		// build; the resolver has them as refreshed since.
+		return
+	}
+	rt.jails.Report(probeJail(rt.cfg), peerIP, "malformed request")
 }
