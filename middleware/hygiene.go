@@ -92,7 +92,7 @@ var ClientIdentityHeaders = []string{
 	"fastly-client-ip", "x-cluster-client-ip", "x-originating-ip",
 	"x-remote-ip", "x-remote-addr", "forwarded-for", "x-forwarded",
 	"x-proxyuser-ip", "x-original-forwarded-for", "x-envoy-external-address",
-	"x-azure-clientip",
+	"x-azure-clientip", "cloudfront-viewer-address",
 	"remote-user", "x-remote-user", "x-webauth-user", "x-auth-request-user",
 	"x-auth-request-email", "x-auth-request-preferred-username",
 	"x-auth-request-groups", "x-auth-request-access-token",

@@ -43,7 +43,7 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 		Fleet:     s.fleetSource(cfg),
 		Upstreams: s.upstreamHealth,
 		Watch:     s.watcher.panel,
-		Intel:     s.feeds.lists,
+		Intel:     func() []ui.IntelList { return append(s.intel.panel(), s.feeds.lists()...) },
 		Log:       s.log,
 	}
 	if s.certs != nil {

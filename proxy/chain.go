@@ -189,7 +189,12 @@ func buildAccessLog(b *chainBuilder) (wrapper, error) {
 }
 
 func buildClientIP(b *chainBuilder) (wrapper, error) {
-	return middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: prefixes(b.cfg.TrustedProxies)})
+	res, err := middleware.NewClientIPResolver(clientIPConfig(b.cfg, b.g.trusted))
+	if err != nil {
+		return nil, err
+	}
+	b.g.clientIP = res
+	return middleware.ClientIPFrom(res), nil
 }
 
 func buildBanGuard(b *chainBuilder) (wrapper, error) {
@@ -200,7 +205,10 @@ func buildFeeds(b *chainBuilder) (wrapper, error) {
 	if len(b.cfg.Intel.Feeds) == 0 {
 		return nil, nil
 	}
-	exempt := feedExempt(b.cfg)
+	// allow and loopback here; trusted_proxies through the resolver,
+	// whose named sets follow their refreshes.
+	exempt := append(prefixes(b.cfg.Allow), loopback...)
+	res := b.g.clientIP
 	return middleware.FeedGuard(middleware.FeedGuardConfig{
 		Table: &b.s.feeds.table,
 		Exempt: func(a netip.Addr) bool {
@@ -209,7 +217,7 @@ func buildFeeds(b *chainBuilder) (wrapper, error) {
 					return true
 				}
 			}
-			return false
+			return res.Trusted(a)
 		},
 		Log: b.s.log,
 	})

@@ -348,10 +348,19 @@ func (fr *feedRunner) lists() []ui.IntelList {
 	return out
 }
 
-// feedExempt lists the clients no feed blocks: allow, trusted_proxies and
-// loopback.
-func feedExempt(cfg *config.File) []netip.Prefix {
-	return append(neverBanned(cfg), loopback...)
+// feedExempt lists the clients no feed blocks: allow, trusted_proxies
+// (with the current ranges of its named sets, named) and loopback.
+func feedExempt(cfg *config.File, named []netip.Prefix) []netip.Prefix {
+	return append(neverBanned(cfg, named), loopback...)
+}
+
+// setExempt replaces the prefixes the kernel's feed sets never drop,
+// after a trusted-proxy list changed.
+func (fr *feedRunner) setExempt(exempt []netip.Prefix) {
+	fr.mu.Lock()
+	fr.exempt = exempt
+	fr.mu.Unlock()
+	fr.wake()
 }
 
 // feedCollector exports the feeds' state at scrape time, so a feed
@@ -361,8 +370,8 @@ type feedCollector struct{ fr *feedRunner }
 var (
 	feedEntriesDesc = prometheus.NewDesc("gatehouse_feed_entries",
 		"Prefixes the feed's current list holds.", []string{"feed"}, nil)
-	feedUpdatedDesc = prometheus.NewDesc("gatehouse_feed_updated_timestamp_seconds",
-		"When the feed's current list was fetched or read (Unix time); 0 when none is loaded.", []string{"feed"}, nil)
+	feedAgeDesc = prometheus.NewDesc("gatehouse_feed_age_seconds",
+		"Seconds since the feed's list was last fetched, confirmed unchanged or read; absent while none is loaded.", []string{"feed"}, nil)
 	feedFailuresDesc = prometheus.NewDesc("gatehouse_feed_refresh_failures_total",
 		"Failed refreshes of the feed (download, parse or shrink guard) since start; the last good list is kept.", []string{"feed"}, nil)
 	feedBlocksDesc = prometheus.NewDesc("gatehouse_feed_blocks_total",
@@ -371,7 +380,7 @@ var (
 
 func (c feedCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- feedEntriesDesc
-	ch <- feedUpdatedDesc
+	ch <- feedAgeDesc
 	ch <- feedFailuresDesc
 	ch <- feedBlocksDesc
 }
@@ -380,14 +389,19 @@ func (c feedCollector) Collect(ch chan<- prometheus.Metric) {
 	c.fr.mu.Lock()
 	feeds := slices.Clone(c.fr.feeds)
 	c.fr.mu.Unlock()
+	now := time.Now()
 	for _, f := range feeds {
 		m := f.src.Meta()
-		updated := 0.0
-		if !m.Updated.IsZero() {
-			updated = float64(m.Updated.UnixNano()) / 1e9
-		}
 		ch <- prometheus.MustNewConstMetric(feedEntriesDesc, prometheus.GaugeValue, float64(m.Entries), f.cfg.Name)
-		ch <- prometheus.MustNewConstMetric(feedUpdatedDesc, prometheus.GaugeValue, updated, f.cfg.Name)
+		// A refresh that found the list unchanged (304) confirms it as
+		// much as one that changed it.
+		seen := m.Updated
+		if m.LastSuccess.After(seen) {
+			seen = m.LastSuccess
+		}
+		if !seen.IsZero() {
+			ch <- prometheus.MustNewConstMetric(feedAgeDesc, prometheus.GaugeValue, now.Sub(seen).Seconds(), f.cfg.Name)
+		}
 		ch <- prometheus.MustNewConstMetric(feedFailuresDesc, prometheus.CounterValue, float64(m.Failures), f.cfg.Name)
 		ch <- prometheus.MustNewConstMetric(feedBlocksDesc, prometheus.CounterValue, float64(f.blocks.Load()), f.cfg.Name)
 	}

@@ -18,7 +18,14 @@ func (s *Server) connLimiter(cfg *config.File) *listener.Limiter {
 	return listener.NewLimiter(listener.LimitConfig{
 		Max:        cfg.Limits.ConnsPerIP,
 		IPv6Prefix: cfg.IPv6Prefix,
-		Exempt:     neverBanned(cfg), // allow and trusted_proxies
+		Exempt:     neverBanned(cfg, s.current.Load().trustedRanges), // allow and trusted_proxies
+		// The trusted proxies of the config in use, with the CDN
+		// ranges as refreshed: an edge's many connections are never
+		// counted against it.
+		ExemptNow: func(a netip.Addr) bool {
+			res := s.current.Load().clientIP
+			return res != nil && res.Trusted(a)
+		},
 		OnExceed: func(client netip.Addr) {
 			s.log.Debug("connection over conns_per_ip closed", "client_ip", client)
 			s.current.Load().jails.Report(floodJail, client, "connections")
@@ -43,5 +50,11 @@ func (s *Server) framingRefused(peer net.Addr, reason string) {
 		return
 	}
 	rt := s.current.Load()
-	rt.jails.Report(probeJail(rt.cfg), ap.Addr().Unmap(), "malformed request")
+	peerIP := ap.Addr().Unmap()
+	if rt.clientIP != nil && rt.clientIP.Trusted(peerIP) {
+		// The jails' allow list holds the trusted ranges of the last
+		// build; the resolver has them as refreshed since.
+		return
+	}
+	rt.jails.Report(probeJail(rt.cfg), peerIP, "malformed request")
 }

@@ -82,6 +82,8 @@ type Server struct {
 	redis *redis.Client
 	// admin serves the admin listener.
 	admin *admin.Admin
+	// intel keeps the named trusted_proxies sets current (intel.go).
+	intel *intelLists
 	// watcher runs the watch sources (watch.go).
 	watcher *watcher
 	// checkpointPath is state_dir's offences.state ("" without a
@@ -119,7 +121,14 @@ func New(opts Options) (_ *Server, err error) {
 			s.closeOpened()
 		}
 	}()
-	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config)})
+	s.intel = newIntelLists(log, s.trustedChanged)
+	lists, err := s.intel.prepare(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.reg.MustRegister(s.intel)
+	named := rangesOf(lists)
+	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config, named)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
 		if e := n.Email; e != nil {
@@ -130,14 +139,14 @@ func New(opts Options) (_ *Server, err error) {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
 	}
-	if err := s.openStore(opts.Config); err != nil {
+	if err := s.openStore(opts.Config, named); err != nil {
 		return nil, err
 	}
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
 	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s), feedCollector{s.feeds})
-	if err := s.openFirewall(opts.Config); err != nil {
+	if err := s.openFirewall(opts.Config, named); err != nil {
 		return nil, err
 	}
 	if opts.Config.TLSOn() {
@@ -159,7 +168,8 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.current.Store(g)
-	s.feeds.install(g.feeds, feedExempt(opts.Config))
+	s.intel.commit(g.trusted)
+	s.feeds.install(g.feeds, feedExempt(opts.Config, rangesOf(g.trusted)))
 	s.restoreCheckpoint(opts.Config.StateDir)
 	s.watcher = newWatcher(s, s.positions)
 	entries, err := s.watcher.prepare(opts.Config)
@@ -341,6 +351,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
+	wg.Go(func() { s.intel.Run(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
 	wg.Go(func() { s.feeds.Run(watchCtx) })
 	wg.Go(func() {
@@ -469,7 +480,8 @@ func (s *Server) reload() (err error) {
 	// judged by a new entry reports to the old jails, which pass it on.
 	s.watcher.entries.Store(&entries)
 	s.current.Store(rt)
-	s.feeds.install(rt.feeds, feedExempt(cfg))
+	s.intel.commit(rt.trusted)
+	s.feeds.install(rt.feeds, feedExempt(cfg, rangesOf(rt.trusted)))
 	s.watcher.apply(entries)
 	s.watcher.forget(prev.cfg, cfg)
 	s.cfgSum = sha256.Sum256(data)
@@ -529,7 +541,7 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
 		warn("fleet")
 	}
-	if !slices.Equal(neverBanned(old), neverBanned(cfg)) {
+	if !slices.Equal(old.Allow, cfg.Allow) || !slices.Equal(old.TrustedProxies, cfg.TrustedProxies) {
 		// The ban list refuses bans of allowed clients and trusted
 		// proxies; jails already use the new list for counting.
 		warn("allow and trusted_proxies (for manual and fleet bans)")
@@ -634,7 +646,7 @@ func (s *Server) unpersistBan(p netip.Prefix) error {
 
 // openStore opens state_dir/bans.db and puts the saved bans back on the
 // ban list, before anything can ban or serve.
-func (s *Server) openStore(cfg *config.File) error {
+func (s *Server) openStore(cfg *config.File, named []netip.Prefix) error {
 	if cfg.StateDir == "" {
 		s.log.Warn("no state_dir: bans are kept in memory only and lost on restart")
 		return nil
@@ -653,7 +665,7 @@ func (s *Server) openStore(cfg *config.File) error {
 	}
 	for _, b := range active {
 		if _, err := s.bans.Ban(b); err != nil {
-			s.restoreAround(b, err, neverBanned(cfg))
+			s.restoreAround(b, err, neverBanned(cfg, named))
 		}
 	}
 	s.store = st
@@ -728,7 +740,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // openFirewall sets up kernel ban sync. A backend that cannot be had
 // (tools missing, auto finding none) is logged and bans stay in memory:
 // the gateway keeps serving and refusing banned clients either way.
-func (s *Server) openFirewall(cfg *config.File) error {
+func (s *Server) openFirewall(cfg *config.File, named []netip.Prefix) error {
 	fw := cfg.Firewall
 	if fw.Backend == "none" {
 		return nil
@@ -748,7 +760,7 @@ func (s *Server) openFirewall(cfg *config.File) error {
 		Backend:    backend,
 		Bans:       s.bans,
 		Interval:   fw.Reconcile.D(),
-		Allow:      append(neverBanned(cfg), loopback...),
+		Allow:      append(neverBanned(cfg, named), loopback...),
 		Log:        s.log,
 		Registerer: s.metrics.reg,
 	})

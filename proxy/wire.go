@@ -29,10 +29,19 @@ import (
 // upstream transport. Reload builds a complete new generation and swaps one
 // pointer; requests in flight finish on the generation they started on.
 type generation struct {
-	cfg       *config.File
-	handler   http.Handler
-	router    *router
-	transport *http.Transport
+	cfg *config.File
+	// trusted are the named trusted_proxies sets of cfg, in order, and
+	// clientIP the chain's resolver, which intelLists updates when a
+	// set changes.
+	trusted  []*intelList
+	clientIP *middleware.ClientIPResolver
+	// trustedRanges are the named sets' ranges when this generation
+	// was built: the jails' (and, at start, the ban list's, connection
+	// limit's and kernel's) never-banned addresses.
+	trustedRanges []netip.Prefix
+	handler       http.Handler
+	router        *router
+	transport     *http.Transport
 	// client is the fast path's upstream client (forward.go), with the
 	// transport's settings.
 	client *upstream.Client
@@ -146,11 +155,13 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 }
 
 // neverBanned lists the prefixes no jail, manual ban, fleet peer or
-// kernel set may ever cover: allow, and trusted_proxies, since a banned
-// load balancer cuts off every client behind it, and a request whose
-// X-Forwarded-For cannot be read is attributed to the proxy.
-func neverBanned(cfg *config.File) []netip.Prefix {
-	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
+// kernel set may ever cover: allow, and trusted_proxies (its prefixes and
+// the ranges of its named sets, named), since a banned load
+// balancer or CDN edge cuts off every client behind it, and a request
+// whose X-Forwarded-For cannot be read is attributed to the proxy.
+func neverBanned(cfg *config.File, named []netip.Prefix) []netip.Prefix {
+	out := append(prefixes(cfg.Allow), cfg.TrustedPrefixes()...)
+	return append(out, named...)
 }
 
 // probeJail is the jail probes and malformed requests are reported to.
@@ -183,10 +194,10 @@ func hostAddrs() []netip.Prefix {
 }
 
 // jailsConfig maps the config's jail settings to the rules package's.
-func jailsConfig(cfg *config.File) rules.JailsConfig {
+func jailsConfig(cfg *config.File, named []netip.Prefix) rules.JailsConfig {
 	// An escalated network must reach the kernel whole, so none may hold
 	// what the firewall never drops.
-	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg, named), IPv6Prefix: cfg.IPv6Prefix,
 		Capacity: cfg.Limits.TrackedClients, NoEscalate: append(hostAddrs(), loopback...)}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
@@ -275,10 +286,17 @@ func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware
 // unchanged. The request chain's order is in chain.go.
 func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) {
 	g := &generation{cfg: cfg, creds: map[credsKey]*middleware.Credentials{}}
-	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
+	lists, err := s.intel.prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The ranges as of this build: a refresh changes the lists' sets in
+	// place, and the next build must see the jails' allow list differ.
+	g.trusted, g.trustedRanges = lists, rangesOf(lists)
+	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg, prev.trustedRanges), jailsConfig(cfg, g.trustedRanges)) {
 		g.jails = prev.jails
 	} else {
-		jc := jailsConfig(cfg)
+		jc := jailsConfig(cfg, g.trustedRanges)
 		jc.Shared, jc.Sharer = s.sharedJails(cfg) // fleet.go
 		j, err := rules.NewJails(jc, s.bans, s.log.With("component", "jails"))
 		if err != nil {

@@ -34,6 +34,8 @@ type netnsPair struct {
 	srv, cli     string
 	srvIP, cliIP string
 	other        string // a second client address, never banned
+	srvDev       string // the veth ends, to add addresses and routes
+	cliDev       string
 }
 
 func newNetnsPair(t *testing.T, subnet int) *netnsPair {
@@ -42,7 +44,8 @@ func newNetnsPair(t *testing.T, subnet int) *netnsPair {
 	_, _ = rand.Read(b) // never fails on Linux
 	id := hex.EncodeToString(b)
 	p := &netnsPair{srv: "gh-e2e-" + id + "-s", cli: "gh-e2e-" + id + "-c",
-		srvIP: fmt.Sprintf("10.231.%d.1", subnet), cliIP: fmt.Sprintf("10.231.%d.2", subnet), other: fmt.Sprintf("10.231.%d.3", subnet)}
+		srvIP: fmt.Sprintf("10.231.%d.1", subnet), cliIP: fmt.Sprintf("10.231.%d.2", subnet), other: fmt.Sprintf("10.231.%d.3", subnet),
+		srvDev: "ghs" + id, cliDev: "ghc" + id}
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {

@@ -19,8 +19,10 @@ type File struct {
 	// kept and bans live in memory only.
 	StateDir string `yaml:"state_dir"`
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed
-	// (key trusted_proxies). Default: none.
-	TrustedProxies []Prefix `yaml:"trusted_proxies"`
+	// (key trusted_proxies): addresses, prefixes and named sets (CDN
+	// ranges, file: and url: lists), whose members are also never
+	// banned nor connection-limited. Default: none.
+	TrustedProxies []TrustedProxy `yaml:"trusted_proxies"`
 	// Allow lists clients that are never counted by a jail nor banned
 	// (key allow). Default none.
 	Allow []Prefix `yaml:"allow"`

@@ -64,11 +64,7 @@ func parent(field string) string {
 func (v *validator) check(f *File) {
 	v.listeners(f)
 	v.limits(&f.Limits)
-	for i, p := range f.TrustedProxies {
-		if !p.IsValid() {
-			v.add("trusted_proxies["+strconv.Itoa(i)+"]", "empty entry; write an IP address or CIDR prefix")
-		}
-	}
+	v.trustedProxies(f)
 	v.hosts(f)
 	v.rates(f)
 	if f.Probes != nil && f.Probes.Off {

@@ -19,6 +19,11 @@ type LimitConfig struct {
 	// Exempt lists clients never counted: the config's allow list and the
 	// trusted proxies, whose connections carry many clients.
 	Exempt []netip.Prefix
+	// ExemptNow, when set, reports further clients never counted, asked
+	// at each connection: the trusted proxies as the current config and
+	// its refreshed CDN ranges have them. It must be safe for concurrent
+	// use and fast. nil: Exempt only.
+	ExemptNow func(netip.Addr) bool
 	// OnExceed is called, outside any lock, with the client whose
 	// connection was closed for being over Max; the proxy reports it to
 	// the flood jail. nil: nothing.
@@ -64,6 +69,9 @@ func (l *Limiter) key(a netip.Addr) (connKey, bool) {
 		if p.Contains(a) {
 			return connKey{}, false
 		}
+	}
+	if l.cfg.ExemptNow != nil && l.cfg.ExemptNow(a) {
+		return connKey{}, false
 	}
 	if a.Is6() {
 		p, err := a.Prefix(l.cfg.IPv6Prefix)
