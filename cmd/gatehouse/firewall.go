@@ -92,16 +92,8 @@ func firewallCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "  %-40s %s\n", e.Prefix, expires)
 		}
-		if fds, err := firewall.NewFeeds(firewall.FeedsConfig{Backend: b}); err == nil {
-			feeds, err := fds.Status(ctx)
-			if err != nil {
-				fmt.Fprintf(stderr, "gatehouse firewall status: %s feeds: %v\n", b.Name(), err)
-				code = exitRuntime
-				continue
-			}
-			for _, f := range feeds {
-				fmt.Fprintf(stdout, "%s: feed %s: %d IPv4, %d IPv6 entries\n", b.Name(), f.Name, f.IPv4, f.IPv6)
-			}
+		for _, f := range st.Feeds {
+			fmt.Fprintf(stdout, "%s: feed %s: %d entries (%d IPv4, %d IPv6)\n", st.Backend, f.Name, f.IPv4+f.IPv6, f.IPv4, f.IPv6)
 		}
 	}
 	if found == 0 {

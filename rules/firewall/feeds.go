@@ -28,20 +28,32 @@ import (
 //	          priority raw): ip saddr @exempt4 return, ip6 saddr @exempt6 return,
 //	          then one drop rule per feed and family
 const (
-	ipsetFeedPrefix4   = "gatehouse-f4-"
-	ipsetFeedPrefix6   = "gatehouse-f6-"
-	ipsetFeedTmp4      = "gatehouse-t4-"
-	ipsetFeedTmp6      = "gatehouse-t6-"
-	IPSetExempt4       = "gatehouse-x4"
-	IPSetExempt6       = "gatehouse-x6"
-	nftFeedPrefix4     = "feed4_"
-	nftFeedPrefix6     = "feed6_"
-	NFTExempt4         = "exempt4"
-	NFTExempt6         = "exempt6"
-	NFTFeedChain       = "feeds"
+	// IPSetExempt4 and IPSetExempt6 are the ipset backend's exempt sets.
+	IPSetExempt4 = "gatehouse-x4"
+	IPSetExempt6 = "gatehouse-x6"
+	// NFTExempt4 and NFTExempt6 are the nftables backend's exempt sets,
+	// and NFTFeedChain its base chain of feed rules, in table NFTTable.
+	NFTExempt4   = "exempt4"
+	NFTExempt6   = "exempt6"
+	NFTFeedChain = "feeds"
+
+	ipsetFeedPrefix4 = "gatehouse-f4-"
+	ipsetFeedPrefix6 = "gatehouse-f6-"
+	ipsetFeedTmp4    = "gatehouse-t4-"
+	ipsetFeedTmp6    = "gatehouse-t6-"
+	nftFeedPrefix4   = "feed4_"
+	nftFeedPrefix6   = "feed6_"
+)
+
+// MaxFeedPrefixes bounds a feed, per family, after inner prefixes are
+// dropped: four times the 100,000 of the largest public lists. An
+// nftables feed is replaced in one netlink batch, which must fit in the
+// socket's send buffer (nftFeedSockBuf).
+const MaxFeedPrefixes = 1 << 18
+
+const (
 	maxFeedNameLen     = 16
-	minFeedSetSize     = 1 << 17 // the maxelem of an ipset feed set, at least
-	MaxFeedPrefixes    = 1 << 20 // per feed and family
+	minFeedSetSize     = 1 << 17 // the least maxelem of an ipset feed set
 	maxExemptPrefixes  = 1 << 16
 	ipsetExemptMaxElem = maxExemptPrefixes
 )
@@ -56,8 +68,11 @@ var ErrFeedsUnsupported = errors.New("kernel feed sets need the ipset or nftable
 type FeedStatus struct {
 	// Name is the feed's name.
 	Name string
-	// IPv4 and IPv6 count the entries of its sets as the kernel holds
-	// them: prefixes for ipset, merged address ranges for nftables.
+	// IPv4 and IPv6 count the prefixes of its sets (without those
+	// inside another): for ipset the sets' entries as the kernel counts
+	// them, for nftables the counts gatehouse wrote in the comments of
+	// the feed's rules in the same transaction as the sets (the sets
+	// hold merged ranges, and dumping them costs seconds).
 	IPv4, IPv6 int
 }
 
@@ -72,8 +87,8 @@ type feedKernel interface {
 	removeFeed(ctx context.Context, name string) error
 	// setExempt replaces the exempt sets.
 	setExempt(ctx context.Context, v4, v6 []netip.Prefix) error
-	// feeds lists the feeds the kernel holds, with counts when counts
-	// is set (a dump of each set; else only names).
+	// feeds lists the feeds the kernel holds, with their prefix counts
+	// when counts is set.
 	feeds(ctx context.Context, counts bool) ([]FeedStatus, error)
 }
 

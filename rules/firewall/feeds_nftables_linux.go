@@ -5,9 +5,13 @@ package firewall
 import (
 	"bytes"
 	"context"
+	"errors"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -23,9 +27,11 @@ import (
 // nf_tables commits as one transaction: packets see the old set or the
 // new one, never a set in between.
 
-// nftFeedSockBuf is the socket buffer of a feed's batch: 2^20 prefixes
-// as ranges of two elements of about 40 bytes each.
-const nftFeedSockBuf = 96 << 20
+// nftFeedSockBuf is the socket buffer of a feed's batch: MaxFeedPrefixes
+// of each family as ranges of two elements of about 40 bytes each, with
+// room to spare (the ban sets' batches of 131,072 prefixes, with
+// timeouts, are about 9 MiB).
+const nftFeedSockBuf = 64 << 20
 
 func nftFeedSetName(name string, fam int) string {
 	if fam == 0 {
@@ -91,8 +97,11 @@ func (fb *nftFeedBatch) fill(s *nftables.Set, ps []netip.Prefix) error {
 }
 
 // chain adds the feeds chain (if missing) and rewrites its rules: the
-// exempt returns, then a drop per feed of names and family.
-func (fb *nftFeedBatch) chain(names []string) {
+// exempt returns, then a drop per feed and family. Each drop rule's
+// comment holds its set's prefix count, which status reads instead of
+// dumping the set (a dump of an interval set costs the kernel time in
+// proportion to the square of its size: seconds at 100,000 prefixes).
+func (fb *nftFeedBatch) chain(feeds map[string][2]int) {
 	ch := fb.c.AddChain(&nftables.Chain{
 		Name:     NFTFeedChain,
 		Table:    fb.t,
@@ -105,11 +114,31 @@ func (fb *nftFeedBatch) chain(names []string) {
 	for fam := range 2 {
 		fb.rule(ch, nftExempt[fam], fam, false, "gatehouse: exempt from feeds")
 	}
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(feeds)) {
 		for fam := range 2 {
-			fb.rule(ch, nftFeedSetName(n, fam), fam, true, "gatehouse: drop feed "+n)
+			fb.rule(ch, nftFeedSetName(n, fam), fam, true, feedComment(n, feeds[n][fam]))
 		}
 	}
+}
+
+// feedComment is the comment of a feed's drop rule: its name and the
+// prefix count of the rule's set.
+func feedComment(name string, n int) string {
+	return "gatehouse: drop feed " + name + " prefixes " + strconv.Itoa(n)
+}
+
+// parseFeedComment reads a comment feedComment wrote.
+func parseFeedComment(c string) (name string, n int, ok bool) {
+	rest, ok := strings.CutPrefix(c, "gatehouse: drop feed ")
+	if !ok {
+		return "", 0, false
+	}
+	name, num, ok := strings.Cut(rest, " prefixes ")
+	if !ok || ValidFeedName(name) != nil {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(num)
+	return name, n, err == nil && n >= 0
 }
 
 // rule adds `meta nfproto F [tcp dport {ports}] ip saddr @set drop` or,
@@ -153,14 +182,14 @@ func (fb *nftFeedBatch) rule(ch *nftables.Chain, set string, fam int, drop bool,
 		UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
 }
 
-// feedBatch opens a connection for one feed batch and lists the feeds
-// the kernel holds; done closes it.
-func (b *nftBackend) feedBatch(ctx context.Context) (fb *nftFeedBatch, have []string, done func(), err error) {
+// feedBatch opens a connection for one feed batch and reads the feeds
+// the kernel holds, with their prefix counts; done closes it.
+func (b *nftBackend) feedBatch(ctx context.Context) (fb *nftFeedBatch, have map[string][2]int, done func(), err error) {
 	c, _, done, err := b.connBuf(ctx, nftFeedSockBuf)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	have, err = b.feedNames(c)
+	have, err = b.feedCounts(c)
 	if err != nil {
 		done()
 		return nil, nil, nil, err
@@ -174,6 +203,45 @@ func (b *nftBackend) feedBatch(ctx context.Context) (fb *nftFeedBatch, have []st
 		}
 	}
 	return fb, have, done, nil
+}
+
+// feedCounts returns the feeds of the table, by their sets, with the
+// prefix counts the rules' comments hold (zero for a set whose rule is
+// missing).
+func (b *nftBackend) feedCounts(c *nftables.Conn) (map[string][2]int, error) {
+	names, err := b.feedNames(c)
+	if err != nil || len(names) == 0 {
+		return map[string][2]int{}, err
+	}
+	have := make(map[string][2]int, len(names))
+	for _, n := range names {
+		have[n] = [2]int{}
+	}
+	t := nftTable()
+	rules, err := c.GetRules(t, &nftables.Chain{Name: NFTFeedChain, Table: t})
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return have, nil // no chain yet
+		}
+		return nil, b.opError("list rules", "inet "+NFTTable+" "+NFTFeedChain, err)
+	}
+	for _, r := range rules {
+		com, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		name, n, ok := parseFeedComment(com)
+		if _, known := have[name]; !ok || !known {
+			continue
+		}
+		fam := 1
+		if len(r.Exprs) > 1 {
+			if cmp, isCmp := r.Exprs[1].(*expr.Cmp); isCmp && len(cmp.Data) == 1 && cmp.Data[0] == unix.NFPROTO_IPV4 {
+				fam = 0
+			}
+		}
+		counts := have[name]
+		counts[fam] = n
+		have[name] = counts
+	}
+	return have, nil
 }
 
 // feedNames lists the feeds of the table by their sets.
@@ -222,10 +290,7 @@ func (b *nftBackend) setFeed(ctx context.Context, name string, v4, v6 []netip.Pr
 			return err
 		}
 	}
-	if !slices.Contains(have, name) {
-		have = append(have, name)
-		slices.Sort(have)
-	}
+	have[name] = [2]int{len(v4), len(v6)}
 	fb.chain(have)
 	if err := fb.c.Flush(); err != nil {
 		return b.opError("netlink batch", "inet "+NFTTable+" "+nftFeedSetName(name, 0), err)
@@ -239,10 +304,11 @@ func (b *nftBackend) removeFeed(ctx context.Context, name string) error {
 		return err
 	}
 	defer done()
-	if !slices.Contains(have, name) {
+	if _, ok := have[name]; !ok {
 		return nil
 	}
-	fb.chain(slices.DeleteFunc(have, func(n string) bool { return n == name }))
+	delete(have, name)
+	fb.chain(have)
 	sets, err := b.feedSets(fb.c)
 	if err != nil {
 		return err
@@ -276,51 +342,21 @@ func (b *nftBackend) setExempt(ctx context.Context, v4, v6 []netip.Prefix) error
 	return nil
 }
 
-// feeds lists the feeds; with counts, it dumps each set and counts its
-// ranges.
-func (b *nftBackend) feeds(ctx context.Context, counts bool) ([]FeedStatus, error) {
+// feeds lists the feeds with the prefix counts of their rules'
+// comments.
+func (b *nftBackend) feeds(ctx context.Context, _ bool) ([]FeedStatus, error) {
 	c, done, err := b.conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	sets, err := b.feedSets(c)
+	have, err := b.feedCounts(c)
 	if err != nil {
 		return nil, err
 	}
-	var out []FeedStatus
-	idx := map[string]int{}
-	for _, s := range sets {
-		for fam, prefix := range []string{nftFeedPrefix4, nftFeedPrefix6} {
-			name, ok := strings.CutPrefix(s.Name, prefix)
-			if !ok || ValidFeedName(name) != nil {
-				continue
-			}
-			i, seen := idx[name]
-			if !seen {
-				i = len(out)
-				idx[name] = i
-				out = append(out, FeedStatus{Name: name})
-			}
-			if !counts {
-				continue
-			}
-			elems, err := c.GetSetElements(s)
-			if err != nil {
-				return nil, b.opError("list elements", "inet "+NFTTable+" "+s.Name, err)
-			}
-			n := 0
-			for _, e := range elems {
-				if !e.IntervalEnd {
-					n++
-				}
-			}
-			if fam == 0 {
-				out[i].IPv4 = n
-			} else {
-				out[i].IPv6 = n
-			}
-		}
+	out := make([]FeedStatus, 0, len(have))
+	for n, counts := range have {
+		out = append(out, FeedStatus{Name: n, IPv4: counts[0], IPv6: counts[1]})
 	}
 	return out, nil
 }
