@@ -120,11 +120,18 @@ func clientVia(from, addr string, roots *x509.CertPool, http1 bool) *http.Client
 	return &http.Client{Transport: tr, Timeout: clientTimeout}
 }
 
-// viaGet sends GET url with c and returns the status, the protocol and
+// viaGet sends GET url with c, with the header name-value pairs, and returns the status, the protocol and
 // the upstream's echo (zero unless 200).
-func viaGet(t *testing.T, c *http.Client, url string) (int, string, echo) {
+func viaGet(t *testing.T, c *http.Client, url string, header ...string) (int, string, echo) {
 	t.Helper()
-	resp, err := c.Get(url)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -207,7 +214,9 @@ log: {level: debug}
 		// served if the balancer is not what is counted.
 		c := clientVia(tc.from, tc.front.addr, nil, true)
 		clients[tc.from] = c
-		code, _, e := viaGet(t, c, "http://www.test/hello")
+		// The header's client is not a trusted proxy: the
+		// X-Forwarded-For it sends is not believed.
+		code, _, e := viaGet(t, c, "http://www.test/hello", "X-Forwarded-For", "203.0.113.9")
 		if code != http.StatusOK {
 			t.Fatalf("%s: GET via HAProxy from %s = %d, want 200", tc.name, tc.from, code)
 		}
