@@ -473,20 +473,12 @@ func FuzzProxySignature(f *testing.F) {
 			t.Fatalf("proxySignature(%q) = more after %d bytes", in, len(in))
 		}
 
-		client, server := net.Pipe()
 		var refused []error
-		sc := &sniffConn{Conn: server, onRefuse: func(_ netip.Addr, err error) { refused = append(refused, err) }}
 		step := max(int(chunk), 1)
-		go func() {
-			defer client.Close()
-			for i := 0; i < len(in); i += step {
-				if _, err := client.Write(in[i:min(len(in), i+step)]); err != nil {
-					return
-				}
-			}
-		}()
+		src := &chunkConn{step: step}
+		src.r.Reset(in)
+		sc := &sniffConn{Conn: src, onRefuse: func(_ netip.Addr, err error) { refused = append(refused, err) }}
 		out, err := io.ReadAll(sc)
-		sc.Close()
 		if got == sigFound {
 			if !errors.Is(err, ErrProxyHeaderNotAllowed) || len(refused) != 1 {
 				t.Fatalf("sniffConn over %q: read %q, %v, refusals %v; want one refusal", in, out, err, refused)
@@ -498,3 +490,12 @@ func FuzzProxySignature(f *testing.F) {
 		}
 	})
 }
+
+// chunkConn is a memConn whose reads return at most step bytes, as a
+// client's segments arrive.
+type chunkConn struct {
+	memConn
+	step int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.step)]) }
