@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 
@@ -33,10 +34,55 @@ func (s *Server) connLimiter(cfg *config.File) *listener.Limiter {
 	})
 }
 
-// plainListener wraps the plain HTTP listener: the connection limit, then
-// the HTTP/1 framing guard on every connection.
+// plainListener wraps the plain HTTP listener: the PROXY header (when
+// listen.proxy_protocol is set), the connection limit, then the HTTP/1
+// framing guard on every connection.
 func (s *Server) plainListener(ln net.Listener, l *listener.Limiter, cfg *config.File) net.Listener {
-	return listener.Guard(listener.Limit(ln, l), int(cfg.Limits.MaxHeaderBytes), s.framingRefused)
+	return listener.Guard(listener.Limit(s.proxyProtocol(ln, cfg), l), int(cfg.Limits.MaxHeaderBytes), s.framingRefused)
+}
+
+// proxyProtocol wraps a public listener, right above the socket, with the
+// PROXY header reader when listen.proxy_protocol lists balancers: the
+// connection limit, jails, bans and the access log then see the client
+// the header names. Without balancers it returns ln: no header is read,
+// and one sent anyway fails as the bad request it is.
+func (s *Server) proxyProtocol(ln net.Listener, cfg *config.File) net.Listener {
+	if len(cfg.Listen.ProxyProtocol) == 0 {
+		return ln
+	}
+	return listener.NewProxy(ln, listener.ProxyConfig{
+		Allowed:  prefixes(cfg.Listen.ProxyProtocol),
+		Timeout:  cfg.Limits.ReadHeaderTimeout.D(),
+		OnRefuse: s.proxyRefused,
+	})
+}
+
+// proxyRefused logs and counts a connection the PROXY listener closed.
+// A direct client sending a PROXY header claims another address: no
+// browser does, so it counts in the probes jail, as malformed framing
+// does (a balancer missing from listen.proxy_protocol is never banned if
+// it is in trusted_proxies, and shows in this log line). A balancer
+// without a header is misconfigured: a warning, not an offence, since
+// its address is not the client's. A connection closed or silent before
+// its header (a port probe, a TCP health check) is only debug.
+func (s *Server) proxyRefused(peer netip.Addr, err error) {
+	reason := "invalid"
+	switch {
+	case errors.Is(err, listener.ErrProxyHeaderNotAllowed):
+		reason = "not_allowed"
+		s.log.Info("PROXY header from a peer not in listen.proxy_protocol refused", "client_ip", peer)
+		rt := s.current.Load()
+		rt.jails.Report(probeJail(rt.cfg), peer, "PROXY header")
+	case errors.Is(err, listener.ErrProxyHeaderIncomplete):
+		reason = "incomplete"
+		s.log.Debug("connection from a load balancer closed before its PROXY header", "peer", peer, "error", err)
+	case errors.Is(err, listener.ErrProxyHeaderMissing):
+		reason = "missing"
+		s.log.Warn("connection from a load balancer without a PROXY header refused; is it set to send one?", "peer", peer)
+	default:
+		s.log.Warn("invalid PROXY header refused", "peer", peer, "error", err)
+	}
+	s.metrics.proxyRefused.WithLabelValues(reason).Inc()
 }
 
 // framingRefused logs a request the framing guard refused (request

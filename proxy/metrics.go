@@ -22,6 +22,8 @@ type metrics struct {
 	requests *prometheus.CounterVec   // host, code
 	latency  *prometheus.HistogramVec // host
 	reloads  *prometheus.CounterVec   // result
+	// proxyRefused counts connections the PROXY protocol listener closed.
+	proxyRefused *prometheus.CounterVec // reason
 	// dash keeps the dashboard's counters and offences (/ui/).
 	dash *ui.Stats
 }
@@ -46,11 +48,18 @@ func newMetrics() *metrics {
 			Name: "gatehouse_config_reloads_total",
 			Help: "Config reloads by result (ok, failed).",
 		}, []string{"result"}),
+		proxyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_listener_proxy_refused_total",
+			Help: "Connections closed by the PROXY protocol listener, by reason (not_allowed: a header from a peer not in listen.proxy_protocol; missing, incomplete, invalid: from a listed balancer).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.reloads,
+	m.reg.MustRegister(m.requests, m.latency, m.reloads, m.proxyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
+	for _, reason := range []string{"not_allowed", "missing", "incomplete", "invalid"} {
+		m.proxyRefused.WithLabelValues(reason)
+	}
 	return m
 }
 

@@ -318,7 +318,7 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:                     errLog,
 			HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: cfg.Limits.H2MaxStreams},
 		}
-		tl := listener.NewTLS(listener.Limit(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
+		tl := listener.NewTLS(listener.Limit(s.proxyProtocol(tlsLn, cfg), connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
 		servers = append(servers, tsrv)
 		wg.Go(func() { serve(tsrv, tl) })
 		s.log.Info("listening", "listener", "https", "addr", tlsLn.Addr().String())
@@ -525,6 +525,9 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	}
 	if old.Listen.HTTPS != cfg.Listen.HTTPS || old.TLSOn() != cfg.TLSOn() {
 		warn("listen.https / tls")
+	}
+	if !slices.Equal(old.Listen.ProxyProtocol, cfg.Listen.ProxyProtocol) {
+		warn("listen.proxy_protocol")
 	}
 	if old.Admin.Listen != cfg.Admin.Listen {
 		warn("admin.listen")

@@ -77,6 +77,13 @@ type Listen struct {
 	// listen.strict_sni); without SNI only an IP-literal host is accepted.
 	// Default false.
 	StrictSNI bool `yaml:"strict_sni"`
+	// ProxyProtocol lists the peers (load balancers) that open every
+	// connection to listen.http and listen.https with a PROXY protocol
+	// header, v1 or v2 (key listen.proxy_protocol): from them the header
+	// is required and names the client; from anyone else a header is
+	// refused. The admin listener never reads one. Default: none, no
+	// header is read.
+	ProxyProtocol []Prefix `yaml:"proxy_protocol"`
 }
 
 // Limits bounds what one client or one upstream can cost (key limits).

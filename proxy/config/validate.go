@@ -63,6 +63,7 @@ func parent(field string) string {
 // log in validate_log.go, fleet in fleet.go and tls in tls.go.
 func (v *validator) check(f *File) {
 	v.listeners(f)
+	v.proxyProtocol(f)
 	v.limits(&f.Limits)
 	v.trustedProxies(f)
 	v.hosts(f)

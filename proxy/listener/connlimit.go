@@ -127,6 +127,9 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if pc, ok := c.(*proxyConn); ok && pc.local {
+			return c, nil // a balancer's own connection (NewProxy): not a client
+		}
 		ta, ok := c.RemoteAddr().(*net.TCPAddr)
 		if !ok {
 			return c, nil // not a TCP connection: nothing to count

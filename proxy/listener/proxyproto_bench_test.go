@@ -1,0 +1,71 @@
+package listener
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// memConn is a net.Conn reading from a byte slice: the header read's cost
+// without the socket's.
+type memConn struct {
+	net.Conn
+	r bytes.Reader
+}
+
+func (c *memConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
+func (c *memConn) SetReadDeadline(time.Time) error    { return nil }
+func (c *memConn) RemoteAddr() net.Addr               { return balancerTCPAddr }
+func (c *memConn) Close() error                       { return nil }
+func (c *memConn) Write(p []byte) (int, error)        { return len(p), nil }
+func (c *memConn) SetDeadline(t time.Time) error      { return nil }
+func (c *memConn) SetWriteDeadline(t time.Time) error { return nil }
+
+var balancerTCPAddr = &net.TCPAddr{IP: net.ParseIP(balancerIP), Port: 40000}
+
+// BenchmarkProxyHeader is the cost per connection of reading its PROXY
+// header (allowed peer) or of checking that it has none (direct client),
+// then reading the request after it.
+func BenchmarkProxyHeader(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"v1", header(b, 1, "203.0.113.7:40000", "198.51.100.1:443")},
+		{"v2", header(b, 2, "203.0.113.7:40000", "198.51.100.1:443")},
+		{"v2-ipv6", header(b, 2, "[2001:db8::7]:40000", "[2001:db8::1]:443")},
+		{"v2-tlv-nlb", headerTLV(b, "203.0.113.7:40000", "198.51.100.1:443")},
+	} {
+		in := append(bc.in, request...)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			c := &memConn{}
+			buf := make([]byte, 4096)
+			for b.Loop() {
+				c.r.Reset(in)
+				pc, err := readProxyHeader(c, time.Second)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.ReadFull(pc, buf[:len(request)]); err != nil || n != len(request) {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+	b.Run("direct-sniff", func(b *testing.B) {
+		b.ReportAllocs()
+		in := []byte(request)
+		mc := &memConn{}
+		buf := make([]byte, 4096)
+		for b.Loop() {
+			mc.r.Reset(in)
+			sc := &sniffConn{Conn: mc}
+			if n, err := io.ReadFull(sc, buf[:len(request)]); err != nil || n != len(request) {
+				b.Fatal(n, err)
+			}
+		}
+	})
+}
