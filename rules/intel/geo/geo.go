@@ -3,6 +3,7 @@ package geo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -81,9 +82,13 @@ func stat(path string) (fileState, error) {
 	return fileState{info: fi, size: fi.Size(), mtime: fi.ModTime()}, nil
 }
 
+// maxFileSize bounds a database read whole: GeoLite2-City, the largest
+// free file, is about 60 MiB.
+const maxFileSize = 512 << 20
+
 // ErrNoRecords is returned for a database none of whose records has the
 // field looked up: a country database given as asn, or the reverse.
-var ErrNoRecords = errors.New("no record has the field read")
+var ErrNoRecords = errors.New("no record has the field read: a database of the other kind?")
 
 // Open reads the databases cfg names. Any that is missing, unreadable or
 // malformed is an error: a rule must never pass for want of its data.
@@ -207,13 +212,24 @@ func refresh[T comparable](d *DB, f *file[T], decode func(*maxminddb.Reader, uin
 // load reads path whole, verifies it and decodes each distinct record
 // once with decode.
 func load[T comparable](path string, decode func(*maxminddb.Reader, uint) (T, bool, error)) (*table[T], error) {
-	st, err := stat(path)
+	// The state is the opened file's: a rename after the open leaves a
+	// state that differs from the path's, so the next Refresh reads it.
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	defer fh.Close()
+	fi, err := fh.Stat()
 	if err != nil {
 		return nil, err
+	}
+	st := fileState{info: fi, size: fi.Size(), mtime: fi.ModTime()}
+	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("larger than %d MiB", maxFileSize>>20)
 	}
 	r, err := maxminddb.OpenBytes(data)
 	if err != nil {
