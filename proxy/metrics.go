@@ -22,6 +22,11 @@ type metrics struct {
 	requests *prometheus.CounterVec   // host, code
 	latency  *prometheus.HistogramVec // host
 	reloads  *prometheus.CounterVec   // result
+	// geoCountryBlocks and geoASNBlocks count the requests geo rules
+	// refused, by host and country (ISO codes and "unknown": bounded)
+	// or AS number (only those the config lists, else "other").
+	geoCountryBlocks *prometheus.CounterVec // host, country
+	geoASNBlocks     *prometheus.CounterVec // host, asn
 	// dash keeps the dashboard's counters and offences (/ui/).
 	dash *ui.Stats
 }
@@ -47,7 +52,15 @@ func newMetrics() *metrics {
 			Help: "Config reloads by result (ok, failed).",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.reloads,
+	m.geoCountryBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_geo_blocked_country_total",
+		Help: "Requests refused by a geo country rule, by host and the client's country.",
+	}, []string{"host", "country"})
+	m.geoASNBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_geo_blocked_asn_total",
+		Help: "Requests refused by a geo ASN rule, by host and AS number (\"other\" for one asn_allow does not list).",
+	}, []string{"host", "asn"})
+	m.reg.MustRegister(m.requests, m.latency, m.reloads, m.geoCountryBlocks, m.geoASNBlocks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")

@@ -132,7 +132,7 @@ func New(opts Options) (_ *Server, err error) {
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
-	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
+	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s), newGeoCollector(s))
 	if err := s.openFirewall(opts.Config); err != nil {
 		return nil, err
 	}
@@ -336,6 +336,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
+	wg.Go(func() { s.watchGeo(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
 	wg.Go(func() {
 		// Run only returns when watchCtx ends.
