@@ -77,7 +77,7 @@ type geoRule struct {
 // Geo refuses with 403 the clients its rule names by country or ASN, on
 // the client address ClientIP resolved, and sets the upstream headers
 // when asked. The lookups (LookupGeo) take no lock and do not allocate;
-// X-Client-ASN costs one allocation. db must have the databases the
+// X-Client-ASN costs two allocations. db must have the databases the
 // rule reads.
 func Geo(cfg GeoConfig, db *geo.DB, jails *rules.Jails, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	if log == nil {

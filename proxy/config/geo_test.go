@@ -1,42 +1,26 @@
 package config
 
 import (
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"gatehouse/rules/intel/geo/geotest"
 )
 
 // writeMMDB writes a one-network database in the GeoLite2 layout of
 // dbType (Country or ASN) to dir and returns its path.
 func writeMMDB(t *testing.T, dir, dbType string) string {
 	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-" + dbType, RecordSize: 24, IncludeReservedNetworks: true,
-		Description: map[string]string{"en": "test"}, Languages: []string{"en"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("DE")}}
+	rec := geotest.Country("DE")
 	if dbType == "ASN" {
-		rec = mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(64500), "autonomous_system_organization": mmdbtype.String("Example")}
-	}
-	_, n, _ := net.ParseCIDR("198.51.100.0/24")
-	if err := w.Insert(n, rec); err != nil {
-		t.Fatal(err)
+		rec = geotest.ASN(64500)
 	}
 	path := filepath.Join(dir, dbType+".mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := w.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
+	geotest.Write(t, path, "GeoLite2-"+dbType, time.Now(), map[string]mmdbtype.Map{"198.51.100.0/24": rec})
 	return path
 }
 

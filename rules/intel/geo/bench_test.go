@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"gatehouse/rules/intel/geo/geotest"
 )
 
 // benchDBs writes databases of n networks each (/24s from 1.0.0.0, one
@@ -23,12 +25,12 @@ func benchDBs(b *testing.B, n int) *DB {
 	}
 	for i := range n {
 		cidr := fmt.Sprintf("%d.%d.%d.0/24", 1+i>>16, (i>>8)&255, i&255)
-		countries[cidr] = countryData(codes[i%len(codes)])
-		asns[cidr] = asnData(uint32(64512 + i%(n/4+1)))
+		countries[cidr] = geotest.Country(codes[i%len(codes)])
+		asns[cidr] = geotest.ASN(uint32(64512 + i%(n/4+1)))
 	}
 	country, asn := filepath.Join(dir, "c.mmdb"), filepath.Join(dir, "a.mmdb")
-	writeDB(b, country, "GeoLite2-Country", time.Now(), countries)
-	writeDB(b, asn, "GeoLite2-ASN", time.Now(), asns)
+	geotest.Write(b, country, "GeoLite2-Country", time.Now(), countries)
+	geotest.Write(b, asn, "GeoLite2-ASN", time.Now(), asns)
 	d, err := Open(Config{Country: country, ASN: asn})
 	if err != nil {
 		b.Fatal(err)

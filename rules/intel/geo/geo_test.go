@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"gatehouse/rules/intel/geo/geotest"
 )
 
 var build1 = time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
@@ -18,17 +20,17 @@ func testDBs(t *testing.T) (dir, country, asn string) {
 	t.Helper()
 	dir = t.TempDir()
 	country, asn = filepath.Join(dir, "GeoLite2-Country.mmdb"), filepath.Join(dir, "GeoLite2-ASN.mmdb")
-	writeDB(t, country, "GeoLite2-Country", build1, map[string]mmdbtype.Map{
-		"198.51.100.0/25":   countryData("DE"),
-		"198.51.100.128/25": countryData("nl"), // lower case in the file: read upper
-		"203.0.113.0/24":    registeredOnly("US"),
-		"2001:db8::/48":     countryData("FR"),
+	geotest.Write(t, country, "GeoLite2-Country", build1, map[string]mmdbtype.Map{
+		"198.51.100.0/25":   geotest.Country("DE"),
+		"198.51.100.128/25": geotest.Country("nl"), // lower case in the file: read upper
+		"203.0.113.0/24":    geotest.Registered("US"),
+		"2001:db8::/48":     geotest.Country("FR"),
 		"2001:db8:1::/48":   mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("EU1")}},
 	})
-	writeDB(t, asn, "GeoLite2-ASN", build1, map[string]mmdbtype.Map{
-		"198.51.100.0/24": asnData(64500),
-		"203.0.113.0/25":  asnData(64501),
-		"2001:db8::/32":   asnData(4200000000),
+	geotest.Write(t, asn, "GeoLite2-ASN", build1, map[string]mmdbtype.Map{
+		"198.51.100.0/24": geotest.ASN(64500),
+		"203.0.113.0/25":  geotest.ASN(64501),
+		"2001:db8::/32":   geotest.ASN(4200000000),
 	})
 	return dir, country, asn
 }
@@ -145,7 +147,7 @@ func TestRefreshRename(t *testing.T) {
 		t.Fatalf("Refresh() of unchanged files = %v, %v; want false, nil", changed, err)
 	}
 	build2 := build1.Add(7 * 24 * time.Hour)
-	writeDB(t, country, "GeoLite2-Country", build2, map[string]mmdbtype.Map{"198.51.100.0/24": countryData("PL")})
+	geotest.Write(t, country, "GeoLite2-Country", build2, map[string]mmdbtype.Map{"198.51.100.0/24": geotest.Country("PL")})
 	if changed, err := d.Refresh(); !changed || err != nil {
 		t.Fatalf("Refresh() after rename = %v, %v; want true, nil", changed, err)
 	}
@@ -202,7 +204,7 @@ func TestRefreshBrokenKeepsOld(t *testing.T) {
 	if st := d.Stats(); st.ASN.ReloadFailures != 1 {
 		t.Errorf("Stats().ASN.ReloadFailures = %d, want 1", st.ASN.ReloadFailures)
 	}
-	writeDB(t, country, "GeoLite2-Country", build1, map[string]mmdbtype.Map{"198.51.100.0/24": countryData("SE")})
+	geotest.Write(t, country, "GeoLite2-Country", build1, map[string]mmdbtype.Map{"198.51.100.0/24": geotest.Country("SE")})
 	if changed, err := d.Refresh(); !changed {
 		t.Fatalf("Refresh() with a good file back = %v, %v; want a change", changed, err)
 	}
@@ -239,7 +241,7 @@ func TestLookupDuringRefresh(t *testing.T) {
 	}()
 	for i := range 5 {
 		cc := []string{"DE", "AT"}[i%2]
-		writeDB(t, country, "GeoLite2-Country", build1.Add(time.Duration(i)*time.Hour), map[string]mmdbtype.Map{"198.51.100.0/24": countryData(cc)})
+		geotest.Write(t, country, "GeoLite2-Country", build1.Add(time.Duration(i)*time.Hour), map[string]mmdbtype.Map{"198.51.100.0/24": geotest.Country(cc)})
 		if _, err := d.Refresh(); err != nil {
 			t.Fatal(err)
 		}
