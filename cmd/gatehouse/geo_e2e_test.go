@@ -164,6 +164,23 @@ func TestGeoE2E(t *testing.T) {
 	if got, _ := geoGet(t, g, "eu.example.com", geoDE, "/"); got != 403 {
 		t.Errorf("after the database moved %s to US, eu.example.com = %d, want 403", geoDE, got)
 	}
+
+	// A config reload naming other files opens them; one naming a
+	// missing file fails and the databases serving stay.
+	dir2 := t.TempDir()
+	country2, asn2 := writeGeoDBs(t, dir2, "DE")
+	if got := g.reload(t, geoConfig(country2, asn2, up.URL())); got != "ok" {
+		t.Fatalf("reload with new database paths = %s, want ok", got)
+	}
+	if got, _ := geoGet(t, g, "eu.example.com", geoDE, "/"); got != 200 {
+		t.Errorf("after a reload onto a database with %s in DE, eu.example.com = %d, want 200", geoDE, got)
+	}
+	if got := g.reload(t, geoConfig(filepath.Join(dir2, "gone.mmdb"), asn2, up.URL())); got != "failed" {
+		t.Fatalf("reload naming a missing database = %s, want failed", got)
+	}
+	if got, _ := geoGet(t, g, "eu.example.com", geoUS, "/"); got != 403 {
+		t.Errorf("after a failed reload, US on eu.example.com = %d, want 403 (the rule still serving)", got)
+	}
 }
 
 // waitStdout waits for an access log line holding every one of subs.

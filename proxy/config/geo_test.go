@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +108,35 @@ func TestParseASN(t *testing.T) {
 			t.Errorf("ParseASN(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
 		}
 	}
+}
+
+// FuzzParseASN checks ParseASN against strconv: a value is accepted
+// exactly when, without an optional "AS" prefix, it is a decimal uint32
+// other than 0 with no sign, and it round-trips through its decimal form.
+func FuzzParseASN(f *testing.F) {
+	// Plain numbers, the AS spelling in both cases, bounds, signs and junk.
+	for _, s := range []string{"64500", "AS64500", "as1", "4294967295", "4294967296", "0", "AS0", "+1", "AS+1", "-1", "", "AS", "ASAS1", " 1", "1_000", "0x10", "007"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseASN(s)
+		t0 := s
+		if len(t0) > 2 && strings.EqualFold(t0[:2], "AS") {
+			t0 = t0[2:]
+		}
+		n, perr := strconv.ParseUint(t0, 10, 32)
+		want := perr == nil && n != 0 && t0 != "" && t0[0] != '+'
+		if (err == nil) != want {
+			t.Fatalf("ParseASN(%q) = %d, %v; want accepted %v", s, got, err, want)
+		}
+		if err == nil {
+			if uint64(got) != n {
+				t.Fatalf("ParseASN(%q) = %d, want %d", s, got, n)
+			}
+			again, err := ParseASN(strconv.FormatUint(uint64(got), 10))
+			if err != nil || again != got {
+				t.Fatalf("ParseASN(%d) = %d, %v; want a round trip", got, again, err)
+			}
+		}
+	})
 }

@@ -275,8 +275,9 @@ type countryRecord struct {
 	} `maxminddb:"registered_country"`
 }
 
-// decodeCountry reads a record's country code; a record without a valid
-// one (a code that is not two letters) counts as no country.
+// decodeCountry reads a record's country code. A record without an ISO
+// 3166-1 code (none, DB-IP's "ZZ" for unknown, the legacy "EU" and "AP")
+// counts as no country, so that rules name all of them "unknown".
 func decodeCountry(r *maxminddb.Reader, off uint) (string, bool, error) {
 	var rec countryRecord
 	if err := r.LookupOffset(uintptr(off)).Decode(&rec); err != nil {
@@ -286,11 +287,9 @@ func decodeCountry(r *maxminddb.Reader, off uint) (string, bool, error) {
 	if cc == "" {
 		cc = rec.Registered.ISOCode
 	}
-	if _, ok := CountryIndex(cc); !ok {
-		return "", false, nil
-	}
-	// The code is kept in upper case, interned by the table's record.
-	return string([]byte{cc[0] &^ 0x20, cc[1] &^ 0x20}), true, nil
+	// The upper-case code, interned by the table's record.
+	cc, ok := ParseCountry(cc)
+	return cc, ok, nil
 }
 
 type asnRecord struct {

@@ -26,6 +26,7 @@ func testDBs(t *testing.T) (dir, country, asn string) {
 		"203.0.113.0/24":    geotest.Registered("US"),
 		"2001:db8::/48":     geotest.Country("FR"),
 		"2001:db8:1::/48":   mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("EU1")}},
+		"2001:db8:2::/48":   geotest.Country("ZZ"), // DB-IP's unknown
 	})
 	geotest.Write(t, asn, "GeoLite2-ASN", build1, map[string]mmdbtype.Map{
 		"198.51.100.0/24": geotest.ASN(64500),
@@ -54,6 +55,7 @@ func TestLookup(t *testing.T) {
 		{"203.0.113.200", "US", 0},
 		{"2001:db8::1", "FR", 4200000000},
 		{"2001:db8:1::1", "", 4200000000}, // not a two-letter code: unknown
+		{"2001:db8:2::1", "", 4200000000}, // not an ISO 3166-1 code: unknown
 		{"10.0.0.1", "", 0},
 		{"127.0.0.1", "", 0},
 		{"::1", "", 0},
@@ -276,4 +278,32 @@ func TestParseCountry(t *testing.T) {
 			t.Errorf("ParseCountry(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// FuzzParseCountry checks ParseCountry against the code list: accepted
+// exactly when the upper-case form is listed, idempotent, and its
+// CountryIndex is in range and inverts to the code.
+func FuzzParseCountry(f *testing.F) {
+	// Listed codes in both cases, unlisted letter pairs, other lengths, bytes
+	// that fold to letters with |0x20.
+	for _, s := range []string{"DE", "de", "xk", "UK", "ZZ", "D", "DEU", "", "\x04\x05", "@[", "Dé"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cc, ok := ParseCountry(s)
+		listed := len(s) == 2 && strings.Contains(" "+iso3166+" ", " "+strings.ToUpper(s)+" ")
+		if ok != listed {
+			t.Fatalf("ParseCountry(%q) = %q, %v; want accepted %v", s, cc, ok, listed)
+		}
+		if !ok {
+			return
+		}
+		if again, ok2 := ParseCountry(cc); !ok2 || again != cc {
+			t.Fatalf("ParseCountry(%q) = %q, %v; want %q again", cc, again, ok2, cc)
+		}
+		i, ok := CountryIndex(cc)
+		if !ok || i < 0 || i >= Countries || string([]byte{'A' + byte(i/26), 'A' + byte(i%26)}) != cc {
+			t.Fatalf("CountryIndex(%q) = %d, %v; want the index of %q", cc, i, ok, cc)
+		}
+	})
 }
