@@ -74,6 +74,8 @@ var strippedHeaders = []string{
 	"forwarded", "x-real-ip",
 	"x-original-url", "x-rewrite-url", "x-middleware-subrequest", "proxy",
 	"x-forwarded-user",
+	// Set by the gateway from its GeoIP databases (Geo).
+	"x-client-country", "x-client-asn",
 }
 
 // ClientIdentityHeaders are the request headers that claim who the client

@@ -66,6 +66,10 @@ var siteChain = [...]siteStage{
 	// Allow and deny by client address (nginx's allow and deny), before
 	// a password is ever checked.
 	{"access", "access", buildAccess},
+	// Allow and deny by the client's country and ASN (GeoIP), beside
+	// access and for the same reason; it also sets the X-Client-Country
+	// and X-Client-ASN headers when intel.geoip.headers asks.
+	{"geo", "geo", buildGeo},
 	// Links signed by the gateway (or the admin API) for these paths.
 	{"signed_links", "signed_links", buildSignedLinks},
 	// htpasswd users, on the host or on its paths.
@@ -111,7 +115,8 @@ type site struct {
 	linksIndex     int // hosts[linksIndex]: the signed-link keys (Signing.LinksFor)
 	bufferRequests bool
 	access         []config.AccessRule
-	// jail receives the offences of access and respond.
+	geo            *config.Geo
+	// jail receives the offences of access, geo and respond.
 	jail    string
 	limit   config.Names
 	respond *config.Respond
@@ -184,6 +189,7 @@ func buildAccessLog(b *chainBuilder) (wrapper, error) {
 	s := b.s
 	alc, logPaths := s.accessLog(b.cfg, b.g.router)
 	b.g.logPaths = logPaths
+	alc.Geo = b.g.geo
 	alc.OnDone = onDone(b.counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans)
 	return middleware.AccessLog(alc)
 }

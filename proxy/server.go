@@ -145,7 +145,7 @@ func New(opts Options) (_ *Server, err error) {
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
-	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s), feedCollector{s.feeds})
+	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s), feedCollector{s.feeds}, newGeoCollector(s))
 	if err := s.openFirewall(opts.Config, named); err != nil {
 		return nil, err
 	}
@@ -352,6 +352,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
 	wg.Go(func() { s.intel.Run(watchCtx) })
+	wg.Go(func() { s.watchGeo(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
 	wg.Go(func() { s.feeds.Run(watchCtx) })
 	wg.Go(func() {

@@ -22,6 +22,7 @@ import (
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/upstream"
 	"gatehouse/rules"
+	"gatehouse/rules/intel/geo"
 	"gatehouse/rules/match"
 )
 
@@ -74,6 +75,9 @@ type generation struct {
 	transports map[transportKey]*http.Transport
 	// clients are the fast path's clients for those settings.
 	clients map[transportKey]*upstream.Client
+	// geo holds the GeoIP databases (intel.geoip); nil without. Kept
+	// across a reload that names the same files.
+	geo *geo.DB
 }
 
 // closeIdle closes the idle upstream connections of every transport of
@@ -315,6 +319,9 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 		return nil, err
 	}
 	g.signing = signing
+	if g.geo, err = s.openGeo(cfg, prev); err != nil {
+		return nil, fmt.Errorf("intel.geoip: %w", err)
+	}
 
 	if g.feeds, err = s.feeds.prepare(cfg); err != nil {
 		return nil, err
@@ -420,6 +427,7 @@ type policy struct {
 	headers        middleware.HeadersConfig
 	basicAuth      *config.BasicAuth
 	access         []config.AccessRule
+	geo            *config.Geo
 	jail           string
 	respondJail    string // a route's own jail only
 	limit          config.Names
@@ -444,6 +452,7 @@ func hostPolicy(i int, h *config.Host) *policy {
 		headers:        middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts},
 		basicAuth:      h.BasicAuth,
 		access:         h.Access,
+		geo:            h.Geo,
 		jail:           h.Jail,
 		limit:          h.Limit,
 	}
@@ -487,6 +496,9 @@ func routePolicy(host *policy, j int, rt *config.Route) *policy {
 	}
 	if rt.Access != nil {
 		p.access = rt.Access
+	}
+	if rt.Geo != nil {
+		p.geo = rt.Geo // "off" exempts the route (buildGeo)
 	}
 	if rt.Jail != "" {
 		p.jail = rt.Jail
@@ -547,6 +559,7 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 		linksIndex:     i,
 		bufferRequests: h.BufferRequests,
 		access:         pol.access,
+		geo:            pol.geo,
 		jail:           pol.jail,
 		limit:          pol.limit,
 		respond:        pol.respond,

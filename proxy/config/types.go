@@ -210,6 +210,9 @@ type Host struct {
 	// Jail receives an offence per request the host refuses by access.
 	// Default none: no offence.
 	Jail string `yaml:"jail"`
+	// Geo refuses clients by country and ASN (key hosts[].geo). Default
+	// none.
+	Geo *Geo `yaml:"geo"`
 	// Limit names the limits.rates entries every request of the host
 	// takes a token from (key hosts[].limit). Default none.
 	Limit Names `yaml:"limit"`

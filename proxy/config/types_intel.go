@@ -28,6 +28,12 @@ type GeoIP struct {
 	// ASN is the path of the ASN database (key intel.geoip.asn).
 	// Default "": no ASN lookups.
 	ASN string `yaml:"asn"`
+	// Headers sends the client's country and ASN to upstreams in
+	// X-Client-Country and X-Client-ASN (key intel.geoip.headers): an
+	// unknown country is "XX" (as Cloudflare's CF-IPCountry writes it),
+	// an unknown ASN sends no header. Whatever a client sends under
+	// those names is always removed. Default false: not sent.
+	Headers bool `yaml:"headers"`
 }
 
 // Feed is one blocklist (key intel.feeds[]).

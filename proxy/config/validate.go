@@ -67,6 +67,7 @@ func (v *validator) check(f *File) {
 	v.limits(&f.Limits)
 	v.trustedProxies(f)
 	v.hosts(f)
+	v.geoip(f)
 	v.rates(f)
 	if f.Probes != nil && f.Probes.Off {
 		v.add("probes", `"off" is for hosts[].probes; without probes, leave the block out`)
