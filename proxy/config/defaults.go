@@ -14,6 +14,7 @@ func applyDefaults(f *File) {
 		f.Listen.HTTP = ":80"
 	}
 	applyTLSDefaults(f)
+	applyClientCertDefaults(f)
 
 	l := &f.Limits
 	setDuration(&l.ReadHeaderTimeout, 10*time.Second)
