@@ -276,6 +276,10 @@ func appendJSONLine(b []byte, r *http.Request, s *Scope, status int, size int64,
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, s.User)
 	}
+	if s.ClientCert != "" {
+		b = append(b, `,"client_cert":`...)
+		b = appendJSONString(b, s.ClientCert)
+	}
 	// A Referer may be a signed link (a page opened through one): its
 	// signature is redacted.
 	b = append(b, `,"referer":`...)
