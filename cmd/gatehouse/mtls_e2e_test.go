@@ -348,3 +348,65 @@ func sClient(t *testing.T, openssl, addr string, args ...string) string {
 	}
 	return out.String()
 }
+
+// TestClientCertsAddedByReload pins that a connection made before a host
+// asked for client certificates does not keep serving it: its next
+// request gets 421, and a new connection is asked for a certificate.
+func TestClientCertsAddedByReload(t *testing.T) {
+	srvCA := newTestCA(t)
+	srvCert, srvKey := srvCA.issue(t, "late.test")
+	clients := newClientCA(t, "clients-ca")
+	alice, _, _ := clients.client(t, "alice", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	up := newEchoUpstream(t, "app")
+	cfg := func(extra string) string {
+		return fmt.Sprintf(`listen:
+  http: 127.0.0.1:0
+  https: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+tls:
+  certificates:
+    - {cert: %s, key: %s}
+hosts:
+  - match: [late.test]
+    upstreams: [%s]
+%s`, srvCert, srvKey, up.URL(), extra)
+	}
+	g := startGateway(t, cfg(""))
+	conn, err := tls.Dial("tcp", g.httpsAddr, &tls.Config{ServerName: "late.test", RootCAs: srvCA.pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	get := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://late.test/", nil)
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body) // keep the connection usable
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != 200 {
+		t.Fatalf("before the reload: %d, want 200", code)
+	}
+	if got := g.reload(t, cfg("    client_certs: {ca: "+clients.pem+"}\n")); got != "ok" {
+		t.Fatalf("reload = %q", got)
+	}
+	if code := get(); code != http.StatusMisdirectedRequest {
+		t.Errorf("after the reload, on the old connection: %d, want 421", code)
+	}
+	if _, _, err := mtlsGet(g.httpsAddr, "late.test", "late.test", false, srvCA.pool, nil, nil); err == nil {
+		t.Error("after the reload, a new connection without a certificate was served")
+	}
+	if resp, _, err := mtlsGet(g.httpsAddr, "late.test", "late.test", true, srvCA.pool, &alice, nil); err != nil || resp.StatusCode != 200 {
+		t.Errorf("after the reload, with alice's certificate: %v %v, want 200", err, resp)
+	}
+}
