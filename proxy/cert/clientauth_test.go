@@ -526,3 +526,19 @@ func BenchmarkClientCertCheck(b *testing.B) {
 		}
 	})
 }
+
+func TestClientPolicyLookup(t *testing.T) {
+	t.Parallel()
+	a, b := &clientPolicy{cfg: ClientPolicyConfig{Host: "a"}}, &clientPolicy{cfg: ClientPolicyConfig{Host: "b"}}
+	a.cfg.Names = []string{"admin.example.com", "*.admin.example.com"}
+	b.cfg.Names = []string{"*.example.com"}
+	st := newClientState([]*clientPolicy{a, b})
+	for name, want := range map[string]*clientPolicy{
+		"admin.example.com": a, "x.admin.example.com": a, "x.y.admin.example.com": a,
+		"www.example.com": b, "example.com": nil, "example.org": nil, "": nil,
+	} {
+		if got := st.lookup(name); got != want {
+			t.Errorf("lookup(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
