@@ -290,6 +290,10 @@ func appendJSONLine(b []byte, r *http.Request, s *Scope, status int, size int64,
 		b = append(b, `","asn":`...)
 		b = strconv.AppendUint(b, uint64(s.ASN), 10)
 	}
+	if s.ClientCert != "" {
+		b = append(b, `,"client_cert":`...)
+		b = appendJSONString(b, s.ClientCert)
+	}
 	// A Referer may be a signed link (a page opened through one): its
 	// signature is redacted.
 	b = append(b, `,"referer":`...)

@@ -68,14 +68,18 @@ const (
 // hop-by-hop removal); the rewrite headers make IIS, Symfony, Laminas
 // and Next.js serve another path than the one every rule matched
 // (X-Original-URL, X-Rewrite-URL, X-Middleware-Subrequest,
-// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385). It is a
-// never-mutated table.
+// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385); the X-Client-Cert-*
+// headers tell the upstream of a host with client_certs which client
+// certificate the gateway verified, on every host, so that no client
+// can claim one where none was asked for. It is a never-mutated table.
 var strippedHeaders = []string{
 	"forwarded", "x-real-ip",
 	"x-original-url", "x-rewrite-url", "x-middleware-subrequest", "proxy",
 	"x-forwarded-user",
 	// Set by the gateway from its GeoIP databases (Geo).
 	"x-client-country", "x-client-asn",
+	"x-client-cert-verify", "x-client-cert-subject", "x-client-cert-issuer",
+	"x-client-cert-serial", "x-client-cert-fingerprint",
 }
 
 // ClientIdentityHeaders are the request headers that claim who the client

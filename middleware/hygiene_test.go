@@ -169,6 +169,9 @@ func TestHygieneStripsHeaders(t *testing.T) {
 		"X-Remote-Ip", "X-Remote-Addr", "Forwarded-For", "X-Forwarded", "X-Proxyuser-Ip", "X-Webauth-User",
 		"X-Auth-Request-User", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 		"X_HTTP_Method_Override", "cf.connecting.ip", "X-WEBAUTH-USER",
+		// the verified client certificate, which only gatehouse sets.
+		"X-Client-Cert-Verify", "X-Client-Cert-Subject", "X-Client-Cert-Issuer", "X-Client-Cert-Serial",
+		"X-Client-Cert-Fingerprint", "X_Client_Cert_Subject", "x.client.cert.verify",
 	}
 	for _, k := range ClientIdentityHeaders {
 		drop = append(drop, http.CanonicalHeaderKey(k))

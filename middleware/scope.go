@@ -46,6 +46,9 @@ type Scope struct {
 	Country string
 	ASN     uint32
 	GeoDone bool
+	// ClientCert is the subject of the verified TLS client certificate
+	// on a host with client_certs, for the access log; "" for none.
+	ClientCert string
 	// Offence names what the request was reported for ("probe", "flood",
 	// …), "" for a clean request: ban notifications quote such requests.
 	Offence string

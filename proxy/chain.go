@@ -53,6 +53,11 @@ var chain = [...]stage{
 // the settings one host gives; the config keys are relative to it
 // (hosts[i].basic_auth).
 var siteChain = [...]siteStage{
+	// A host with client_certs: 421 unless the request came over a TLS
+	// connection for this host, 403 for a certificate no longer valid;
+	// the verified certificate goes upstream. First: nothing of the host
+	// answers a client that has not shown its certificate.
+	{"client_cert", "client_certs", buildClientCert},
 	// A route's fixed answer (nginx's return, which runs before
 	// nginx's limits and access checks): nothing below runs, and
 	// nothing is proxied.
@@ -122,6 +127,8 @@ type site struct {
 	respond *config.Respond
 	// respondJail receives respond's offences: the route's own jail.
 	respondJail string
+	// clientCerts is the host's client_certs, for all its routes.
+	clientCerts *config.ClientCerts
 }
 
 // chainBuilder holds what the stages are built from: the config, the

@@ -76,6 +76,9 @@ type Server struct {
 	feeds *feedRunner
 	// certs holds the HTTPS listener's certificates; nil without tls.
 	certs *cert.Source
+	// clientAuth asks the clients of the hosts with client_certs for a
+	// certificate (clientcert.go); nil without tls.
+	clientAuth *cert.ClientAuth
 	// fleet syncs bans with the other nodes through redis; both nil
 	// without a fleet block (fleet.go).
 	fleet *fleet.Fleet
@@ -150,7 +153,11 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	if opts.Config.TLSOn() {
+		if s.clientAuth, err = s.newClientAuth(opts.Config); err != nil {
+			return nil, err
+		}
 		cc := certConfig(opts.Config, log.With("component", "tls"))
+		cc.ClientAuth = s.clientAuth
 		if cc.ACME != nil {
 			if cc.Redis, err = certRedis(opts.Config); err != nil {
 				return nil, err
@@ -353,6 +360,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
 	wg.Go(func() { s.intel.Run(watchCtx) })
 	wg.Go(func() { s.watchGeo(watchCtx) })
+	wg.Go(func() { s.clientAuth.Run(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
 	wg.Go(func() { s.feeds.Run(watchCtx) })
 	wg.Go(func() {
@@ -471,6 +479,13 @@ func (s *Server) reload() (err error) {
 		return err
 	}
 	s.warnRestartOnly(prev.cfg, cfg)
+	if cfg.TLSOn() && s.clientAuth != nil {
+		// The CA and CRL files are read again; a failure leaves the old
+		// config serving.
+		if err := s.clientAuth.Update(clientAuthConfig(cfg)); err != nil {
+			return err
+		}
+	}
 	if cfg.TLSOn() {
 		s.certs.Update(certConfig(cfg, nil))
 	}

@@ -564,6 +564,7 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 		limit:          pol.limit,
 		respond:        pol.respond,
 		respondJail:    pol.respondJail,
+		clientCerts:    h.ClientCerts,
 	}
 	var inner http.Handler
 	if pol.respond == nil {

@@ -15,6 +15,7 @@ func applyDefaults(f *File) {
 	}
 	applyTLSDefaults(f)
 	applyIntelDefaults(&f.Intel)
+	applyClientCertDefaults(f)
 
 	l := &f.Limits
 	setDuration(&l.ReadHeaderTimeout, 10*time.Second)

@@ -236,6 +236,9 @@ type Host struct {
 	// for its names refused before routing (probes, bans), go there
 	// instead of to the global access log. nil: the global access log.
 	Log *HostLog `yaml:"log"`
+	// ClientCerts asks this host's clients for a TLS client certificate
+	// (key hosts[].client_certs; types_mtls.go). nil: none is asked for.
+	ClientCerts *ClientCerts `yaml:"client_certs"`
 }
 
 // HostLog is one host's access log (key hosts[].log). A key left out

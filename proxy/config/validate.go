@@ -80,6 +80,7 @@ func (v *validator) check(f *File) {
 	v.state(f)
 	v.fleet(f)
 	v.tls(f)
+	v.clientCerts(f)
 	v.tokens(f.Admin.Tokens)
 	v.adminNames(f.Admin.Names)
 	v.signer(f.Signer)
