@@ -260,7 +260,10 @@ func (fr *feedRunner) kernelLoop(ctx context.Context) {
 		feeds, want := slices.Clone(fr.feeds), fr.exempt
 		fr.mu.Unlock()
 		failed := false
-		if exempt == nil || !slices.Equal(exempt, want) {
+		drops := slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop })
+		// The exempt sets exist for the feed sets: without a drop feed
+		// gatehouse adds nothing to the kernel beside its bans.
+		if drops && (exempt == nil || !slices.Equal(exempt, want)) {
 			if err := fr.kernel.SetExempt(ctx, want); err != nil {
 				fr.log.Error("feed exemptions not set in the kernel", "error", err)
 				failed = true
