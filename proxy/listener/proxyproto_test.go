@@ -499,3 +499,38 @@ type chunkConn struct {
 }
 
 func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.step)]) }
+
+// FuzzReadProxyHeader: whatever an allowed peer sends, the header read
+// either fails with one of the listener's reasons or yields a client
+// address and hands on exactly the bytes after the header.
+func FuzzReadProxyHeader(f *testing.F) {
+	// Headers of each version, with a request after them.
+	f.Add(append(header(f, 1, "203.0.113.7:1", "198.51.100.1:2"), request...))
+	f.Add(append(header(f, 2, "[2001:db8::7]:1", "[2001:db8::1]:2"), request...))
+	f.Add(append(headerTLV(f, "203.0.113.7:1", "198.51.100.1:2"), request...))
+	f.Add(append(append([]byte(nil), localV2...), request...))
+	f.Add([]byte("PROXY UNKNOWN\r\n" + request))
+	// No header, and malformed ones.
+	f.Add([]byte(request))
+	f.Add([]byte("PROXY TCP4 203.0.113.7 198.51.100.1 1 65536\r\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c := &memConn{}
+		c.r.Reset(in)
+		pc, err := readProxyHeader(c, time.Second)
+		if err != nil {
+			if !errors.Is(err, ErrProxyHeaderMissing) && !errors.Is(err, ErrProxyHeaderIncomplete) && !errors.Is(err, ErrProxyHeaderInvalid) {
+				t.Fatalf("readProxyHeader(%q) = %v, not one of the listener's reasons", in, err)
+			}
+			return
+		}
+		ap, perr := netip.ParseAddrPort(pc.RemoteAddr().String())
+		if perr != nil || !ap.Addr().IsValid() {
+			t.Fatalf("readProxyHeader(%q): RemoteAddr %q is not an address: %v", in, pc.RemoteAddr(), perr)
+		}
+		rest, err := io.ReadAll(pc)
+		if err != nil || !bytes.HasSuffix(in, rest) || len(rest) == len(in) {
+			t.Fatalf("readProxyHeader(%q): then read %q, %v; want the bytes after the header", in, rest, err)
+		}
+	})
+}
