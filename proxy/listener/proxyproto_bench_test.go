@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,9 +45,10 @@ func BenchmarkProxyHeader(b *testing.B) {
 			b.ReportAllocs()
 			c := &memConn{}
 			buf := make([]byte, 4096)
+			var readers sync.Pool
 			for b.Loop() {
 				c.r.Reset(in)
-				pc, err := readProxyHeader(c, time.Second)
+				pc, err := readProxyHeader(c, time.Second, &readers)
 				if err != nil {
 					b.Fatal(err)
 				}

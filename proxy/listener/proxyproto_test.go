@@ -514,10 +514,11 @@ func FuzzReadProxyHeader(f *testing.F) {
 	f.Add([]byte(request))
 	f.Add([]byte("PROXY TCP4 203.0.113.7 198.51.100.1 1 65536\r\n"))
 	f.Add([]byte{})
+	var readers sync.Pool // shared across inputs, as across connections
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c := &memConn{}
 		c.r.Reset(in)
-		pc, err := readProxyHeader(c, time.Second)
+		pc, err := readProxyHeader(c, time.Second, &readers)
 		if err != nil {
 			if !errors.Is(err, ErrProxyHeaderMissing) && !errors.Is(err, ErrProxyHeaderIncomplete) && !errors.Is(err, ErrProxyHeaderInvalid) {
 				t.Fatalf("readProxyHeader(%q) = %v, not one of the listener's reasons", in, err)
