@@ -355,13 +355,8 @@ func TestProxySilentPeerHoldsNoOther(t *testing.T) {
 // check is not counted at all.
 func TestProxyThenLimit(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var exceeded []netip.Addr
-	l := NewLimiter(LimitConfig{Max: 1, OnExceed: func(a netip.Addr) {
-		mu.Lock()
-		defer mu.Unlock()
-		exceeded = append(exceeded, a)
-	}})
+	exceeded := make(chan netip.Addr, 8)
+	l := NewLimiter(LimitConfig{Max: 1, OnExceed: func(a netip.Addr) { exceeded <- a }})
 	h := newProxyHarness(t, 10*time.Second, func(ln net.Listener) net.Listener { return Limit(ln, l) })
 	send := func(hdr []byte) net.Conn {
 		t.Helper()
@@ -386,11 +381,17 @@ func TestProxyThenLimit(t *testing.T) {
 	if _, err := over.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read on the connection over the limit: %v, want EOF", err)
 	}
-	mu.Lock()
-	got := append([]netip.Addr(nil), exceeded...)
-	mu.Unlock()
-	if len(got) != 1 || got[0] != netip.MustParseAddr("203.0.113.7") {
-		t.Errorf("OnExceed got %v, want [203.0.113.7]", got)
+	// OnExceed runs just after the close the client saw.
+	select {
+	case a := <-exceeded:
+		if a != netip.MustParseAddr("203.0.113.7") {
+			t.Errorf("OnExceed(%s), want 203.0.113.7", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnExceed not called")
+	}
+	if len(exceeded) != 0 {
+		t.Errorf("OnExceed called %d more times, want once", len(exceeded))
 	}
 }
 
