@@ -182,7 +182,7 @@ func refusedRaw(t *testing.T, from, addr, data string) {
 func TestProxyProtocolHAProxy(t *testing.T) {
 	t.Parallel()
 	up := newEchoUpstream(t, "app")
-	g := startGateway(t, fmt.Sprintf(`listen:
+	cfg := fmt.Sprintf(`listen:
   http: 127.0.0.1:0
   proxy_protocol: [%s]
 admin:
@@ -195,7 +195,8 @@ probes: {presets: [secrets]}
 jails:
   probes: {maxretry: 2, findtime: 1m, bantime: 1h}
 log: {level: debug}
-`, balancerAddr, up.URL()))
+`, balancerAddr, up.URL())
+	g := startGateway(t, cfg)
 	v1 := &haproxyFront{server: g.httpAddr, opts: "send-proxy"}
 	v2 := &haproxyFront{server: g.httpAddr, opts: "send-proxy-v2"}
 	startHAProxy(t, []*haproxyFront{v1, v2})
@@ -268,6 +269,16 @@ log: {level: debug}
 	// A direct client without a header is served as ever.
 	if code, _, e := viaGet(t, clientVia("127.0.0.7", g.httpAddr, nil, true), "http://www.test/"); code != http.StatusOK || e.Header.Get("X-Real-Ip") != "127.0.0.7" {
 		t.Errorf("direct client: status %d, X-Real-IP %q; want 200 from 127.0.0.7", code, e.Header.Get("X-Real-Ip"))
+	}
+
+	// The list is bound at start: a reload that changes it says so, and
+	// the balancer is still read as before.
+	g.reload(t, strings.Replace(cfg, "proxy_protocol: ["+balancerAddr+"]", "proxy_protocol: [127.0.0.11]", 1))
+	g.waitLog(t, waitTimeout, "the restart-only warning", func(log string) bool {
+		return logLine(log, "takes effect after a restart", "field=listen.proxy_protocol") != ""
+	})
+	if code, _, e := viaGet(t, clientVia("127.0.0.9", v2.addr, nil, true), "http://www.test/"); code != http.StatusOK || e.Header.Get("X-Real-Ip") != "127.0.0.9" {
+		t.Errorf("through HAProxy after the reload: status %d, X-Real-IP %q; want 200 from 127.0.0.9", code, e.Header.Get("X-Real-Ip"))
 	}
 }
 
