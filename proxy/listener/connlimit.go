@@ -48,9 +48,10 @@ type Limiter struct {
 type connKey [16]byte
 
 // NewLimiter returns a limiter counting connections by cfg. Wrap each
-// public listener with Limit(ln, l) below anything else, TLS included, so
-// a connection over the limit costs no handshake; listeners sharing l
-// share the count.
+// public listener with Limit(ln, l) below anything else but NewProxy, TLS
+// included, so a connection over the limit costs no handshake and is
+// counted by the client a PROXY header names; listeners sharing l share
+// the count.
 func NewLimiter(cfg LimitConfig) *Limiter {
 	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
 		cfg.IPv6Prefix = 128

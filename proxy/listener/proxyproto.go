@@ -93,6 +93,9 @@ type proxyListener struct {
 	errs      chan error // accept errors, for Accept to return
 	done      chan struct{}
 	closeOnce sync.Once
+	// readers recycles the header read buffers: a connection holds one
+	// only until it has read the bytes that came with its header.
+	readers sync.Pool
 }
 
 // NewProxy returns a listener that accepts from inner and takes each
@@ -172,7 +175,7 @@ func (l *proxyListener) deliver(c net.Conn) {
 // readHeader reads the header an allowed peer must send and delivers the
 // connection, or closes it and tells OnRefuse why.
 func (l *proxyListener) readHeader(c net.Conn, peer netip.Addr) {
-	pc, err := readProxyHeader(c, l.cfg.Timeout)
+	pc, err := readProxyHeader(c, l.cfg.Timeout, &l.readers)
 	if err != nil {
 		// Closing a refused connection: its error says nothing.
 		_ = c.Close()
@@ -185,12 +188,24 @@ func (l *proxyListener) readHeader(c net.Conn, peer netip.Addr) {
 }
 
 // readProxyHeader reads the PROXY header at the start of c within timeout
-// and returns c as the header's client, its read deadline cleared.
-func readProxyHeader(c net.Conn, timeout time.Duration) (*proxyConn, error) {
+// and returns c as the header's client, its read deadline cleared. Its
+// read buffer comes from readers, and goes back there once drained.
+func readProxyHeader(c net.Conn, timeout time.Duration, readers *sync.Pool) (_ *proxyConn, err error) {
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProxyHeaderIncomplete, err)
 	}
-	br := bufio.NewReaderSize(c, proxyReadBuffer)
+	br, _ := readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(c, proxyReadBuffer)
+	} else {
+		br.Reset(c)
+	}
+	pc := &proxyConn{Conn: c, br: br, readers: readers}
+	defer func() {
+		if err != nil || pc.br.Buffered() == 0 {
+			pc.release() // nothing read past the header, or no connection
+		}
+	}()
 	h, err := proxyproto.Read(br)
 	if err != nil {
 		return nil, classifyHeaderError(err, br.Buffered())
@@ -198,7 +213,6 @@ func readProxyHeader(c net.Conn, timeout time.Duration) (*proxyConn, error) {
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProxyHeaderIncomplete, err)
 	}
-	pc := &proxyConn{Conn: c, br: br}
 	switch {
 	case h.Command.IsLocal():
 		// The balancer's own connection (a health check; v1's UNKNOWN
@@ -212,9 +226,6 @@ func readProxyHeader(c net.Conn, timeout time.Duration) (*proxyConn, error) {
 		pc.remote = src
 	default:
 		return nil, fmt.Errorf("%w: transport %#x is not TCP", ErrProxyHeaderInvalid, byte(h.TransportProtocol))
-	}
-	if br.Buffered() == 0 {
-		pc.br = nil // nothing read past the header
 	}
 	return pc, nil
 }
@@ -271,9 +282,11 @@ func (l *proxyListener) Addr() net.Addr { return l.inner.Addr() }
 // connection, after the bytes read past the header.
 type proxyConn struct {
 	net.Conn
-	// br holds what was read past the header; nil once drained.
-	br     *bufio.Reader
-	remote net.Addr
+	// br holds what was read past the header; nil once drained, when it
+	// goes back to readers.
+	br      *bufio.Reader
+	readers *sync.Pool
+	remote  net.Addr
 	// local is a LOCAL header: the peer is the balancer itself, which
 	// Limit does not count as a client.
 	local bool
@@ -286,13 +299,21 @@ func (c *proxyConn) Read(p []byte) (int, error) {
 		if c.br.Buffered() > 0 {
 			n, err := c.br.Read(p)
 			if c.br.Buffered() == 0 {
-				c.br = nil
+				c.release()
 			}
 			return n, err
 		}
-		c.br = nil
+		c.release()
 	}
 	return c.Conn.Read(p)
+}
+
+// release gives the read buffer back, dropping its reference to the
+// connection.
+func (c *proxyConn) release() {
+	c.br.Reset(nil)
+	c.readers.Put(c.br)
+	c.br = nil
 }
 
 // RemoteAddr returns the client the header names (the peer itself for a

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,9 +45,10 @@ func BenchmarkProxyHeader(b *testing.B) {
 			b.ReportAllocs()
 			c := &memConn{}
 			buf := make([]byte, 4096)
+			var readers sync.Pool
 			for b.Loop() {
 				c.r.Reset(in)
-				pc, err := readProxyHeader(c, time.Second)
+				pc, err := readProxyHeader(c, time.Second, &readers)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -68,4 +71,55 @@ func BenchmarkProxyHeader(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkProxyAccept is a whole connection over loopback — dial, write,
+// accept, read the request, close — on a bare listener and behind
+// NewProxy from an allowed balancer (v2 header) and from a direct client
+// (sniffed): the header's share of a connection's cost.
+func BenchmarkProxyAccept(b *testing.B) {
+	hdr := header(b, 2, "203.0.113.7:40000", "198.51.100.1:443")
+	for _, bc := range []struct {
+		name  string
+		proxy bool
+		from  string
+		send  []byte
+	}{
+		{"bare", false, directIP, []byte(request)},
+		{"proxy-v2", true, balancerIP, append(append([]byte(nil), hdr...), request...)},
+		{"proxy-direct", true, directIP, []byte(request)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			inner, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ln net.Listener = inner
+			if bc.proxy {
+				ln = NewProxy(inner, ProxyConfig{Allowed: []netip.Prefix{netip.MustParsePrefix(balancerIP + "/32")}})
+			}
+			defer ln.Close()
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(bc.from)}}
+			buf := make([]byte, len(request))
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := d.Dial("tcp", inner.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Write(bc.send); err != nil {
+					b.Fatal(err)
+				}
+				s, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(s, buf); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				c.Close()
+			}
+		})
+	}
 }

@@ -355,13 +355,8 @@ func TestProxySilentPeerHoldsNoOther(t *testing.T) {
 // check is not counted at all.
 func TestProxyThenLimit(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var exceeded []netip.Addr
-	l := NewLimiter(LimitConfig{Max: 1, OnExceed: func(a netip.Addr) {
-		mu.Lock()
-		defer mu.Unlock()
-		exceeded = append(exceeded, a)
-	}})
+	exceeded := make(chan netip.Addr, 8)
+	l := NewLimiter(LimitConfig{Max: 1, OnExceed: func(a netip.Addr) { exceeded <- a }})
 	h := newProxyHarness(t, 10*time.Second, func(ln net.Listener) net.Listener { return Limit(ln, l) })
 	send := func(hdr []byte) net.Conn {
 		t.Helper()
@@ -386,11 +381,17 @@ func TestProxyThenLimit(t *testing.T) {
 	if _, err := over.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read on the connection over the limit: %v, want EOF", err)
 	}
-	mu.Lock()
-	got := append([]netip.Addr(nil), exceeded...)
-	mu.Unlock()
-	if len(got) != 1 || got[0] != netip.MustParseAddr("203.0.113.7") {
-		t.Errorf("OnExceed got %v, want [203.0.113.7]", got)
+	// OnExceed runs just after the close the client saw.
+	select {
+	case a := <-exceeded:
+		if a != netip.MustParseAddr("203.0.113.7") {
+			t.Errorf("OnExceed(%s), want 203.0.113.7", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnExceed not called")
+	}
+	if len(exceeded) != 0 {
+		t.Errorf("OnExceed called %d more times, want once", len(exceeded))
 	}
 }
 
@@ -499,3 +500,39 @@ type chunkConn struct {
 }
 
 func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.step)]) }
+
+// FuzzReadProxyHeader: whatever an allowed peer sends, the header read
+// either fails with one of the listener's reasons or yields a client
+// address and hands on exactly the bytes after the header.
+func FuzzReadProxyHeader(f *testing.F) {
+	// Headers of each version, with a request after them.
+	f.Add(append(header(f, 1, "203.0.113.7:1", "198.51.100.1:2"), request...))
+	f.Add(append(header(f, 2, "[2001:db8::7]:1", "[2001:db8::1]:2"), request...))
+	f.Add(append(headerTLV(f, "203.0.113.7:1", "198.51.100.1:2"), request...))
+	f.Add(append(append([]byte(nil), localV2...), request...))
+	f.Add([]byte("PROXY UNKNOWN\r\n" + request))
+	// No header, and malformed ones.
+	f.Add([]byte(request))
+	f.Add([]byte("PROXY TCP4 203.0.113.7 198.51.100.1 1 65536\r\n"))
+	f.Add([]byte{})
+	var readers sync.Pool // shared across inputs, as across connections
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c := &memConn{}
+		c.r.Reset(in)
+		pc, err := readProxyHeader(c, time.Second, &readers)
+		if err != nil {
+			if !errors.Is(err, ErrProxyHeaderMissing) && !errors.Is(err, ErrProxyHeaderIncomplete) && !errors.Is(err, ErrProxyHeaderInvalid) {
+				t.Fatalf("readProxyHeader(%q) = %v, not one of the listener's reasons", in, err)
+			}
+			return
+		}
+		ap, perr := netip.ParseAddrPort(pc.RemoteAddr().String())
+		if perr != nil || !ap.Addr().IsValid() {
+			t.Fatalf("readProxyHeader(%q): RemoteAddr %q is not an address: %v", in, pc.RemoteAddr(), perr)
+		}
+		rest, err := io.ReadAll(pc)
+		if err != nil || !bytes.HasSuffix(in, rest) || len(rest) == len(in) {
+			t.Fatalf("readProxyHeader(%q): then read %q, %v; want the bytes after the header", in, rest, err)
+		}
+	})
+}
