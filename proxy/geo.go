@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"gatehouse/middleware"
 	"gatehouse/proxy/config"
+	"gatehouse/proxy/ui"
 	"gatehouse/rules/intel/geo"
 )
 
@@ -147,4 +149,72 @@ func (c *geoCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.loaded, prometheus.GaugeValue, float64(f.fs.Loaded.Unix()), f.name)
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(f.fs.ReloadFailures), f.name)
 	}
+}
+
+// geoPanel is the dashboard's view of the GeoIP databases, as lists.
+func (s *Server) geoPanel() []ui.IntelList {
+	db := s.current.Load().geo
+	if db == nil {
+		return nil
+	}
+	st := db.Stats()
+	var out []ui.IntelList
+	for _, f := range []struct {
+		name string
+		fs   geo.FileStats
+	}{{"country", st.Country}, {"asn", st.ASN}} {
+		if f.fs.Path == "" {
+			continue
+		}
+		out = append(out, ui.IntelList{Kind: "GeoIP database", Name: f.name, Source: f.fs.Path,
+			Entries: f.fs.Records, Updated: f.fs.Build, LastError: f.fs.LastError})
+	}
+	return out
+}
+
+// geoBlocks sums the geo rules' refusals over hosts, by country and by
+// AS number, for the dashboard.
+func (s *Server) geoBlocks() []ui.GeoBlock {
+	var out []ui.GeoBlock
+	for _, c := range []struct {
+		kind string
+		vec  *prometheus.CounterVec
+	}{{"country", s.metrics.geoCountryBlocks}, {"asn", s.metrics.geoASNBlocks}} {
+		sums := map[string]uint64{}
+		for _, m := range collectCounters(c.vec) {
+			sums[m.labels[c.kind]] += m.value
+		}
+		for v, n := range sums {
+			out = append(out, ui.GeoBlock{Kind: c.kind, Value: v, Count: n})
+		}
+	}
+	return out
+}
+
+// seriesValue is one series of a CounterVec.
+type seriesValue struct {
+	labels map[string]string
+	value  uint64
+}
+
+// collectCounters reads every series of vec.
+func collectCounters(vec *prometheus.CounterVec) []seriesValue {
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		vec.Collect(ch)
+		close(ch)
+	}()
+	var out []seriesValue
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil || d.Counter == nil {
+			continue
+		}
+		cv := seriesValue{labels: map[string]string{}, value: uint64(d.Counter.GetValue())}
+		for _, l := range d.Label {
+			cv.labels[l.GetName()] = l.GetValue()
+		}
+		out = append(out, cv)
+	}
+	return out
 }

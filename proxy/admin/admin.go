@@ -82,6 +82,8 @@ type Config struct {
 	Watch        func() []ui.WatchSource
 	// Intel lists the feeds and trusted-proxy lists; nil: none.
 	Intel func() []ui.IntelList
+	// GeoBlocks counts the geo rules' refusals; nil: none.
+	GeoBlocks func() []ui.GeoBlock
 	// Log receives the listener's log; its audit lines go to Log with
 	// component=audit. nil: discard.
 	Log *slog.Logger
@@ -256,6 +258,7 @@ func (a *Admin) dashboard() (http.Handler, error) {
 		Upstreams: a.cfg.Upstreams,
 		Watch:     a.cfg.Watch,
 		Intel:     a.cfg.Intel,
+		GeoBlocks: a.cfg.GeoBlocks,
 		// The listener's one lockout rule (adminGate), not "any ban":
 		// an operator another jail banned can still unban themselves.
 		Banned: a.lockedOut,

@@ -503,6 +503,7 @@ type systemData struct {
 	Certs     []certRow
 	Upstreams []upstreamRow
 	Intel     []intelRow
+	GeoBlocks []GeoBlock
 	Fleet     string
 }
 
@@ -523,6 +524,9 @@ type upstreamRow struct {
 	State string
 	Class string
 }
+
+// maxGeoRows bounds the geo blocks panel: the most refused first.
+const maxGeoRows = 20
 
 // certWarn is how close to expiry a certificate is flagged.
 const certWarn = 14 * 24 * time.Hour
@@ -576,6 +580,18 @@ func (h *Handler) system(w http.ResponseWriter, r *http.Request, v visit) {
 				row.Class = "bad"
 			}
 			d.Intel = append(d.Intel, row)
+		}
+	}
+	if h.cfg.GeoBlocks != nil {
+		d.GeoBlocks = h.cfg.GeoBlocks()
+		slices.SortFunc(d.GeoBlocks, func(a, b GeoBlock) int {
+			if a.Count != b.Count {
+				return cmp.Compare(b.Count, a.Count)
+			}
+			return strings.Compare(a.Kind+a.Value, b.Kind+b.Value)
+		})
+		if len(d.GeoBlocks) > maxGeoRows {
+			d.GeoBlocks = d.GeoBlocks[:maxGeoRows]
 		}
 	}
 	if h.cfg.Fleet != nil {

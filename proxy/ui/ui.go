@@ -87,6 +87,17 @@ type IntelList struct {
 	LastError string
 }
 
+// GeoBlock counts the requests country and ASN rules refused for one
+// country or AS number, over every host.
+type GeoBlock struct {
+	// Kind is "country" or "asn".
+	Kind string
+	// Value is an ISO country code or "unknown", or an AS number or
+	// "other".
+	Value string
+	Count uint64
+}
+
 // CertSource lists the gateway's certificates. It is an interface so the
 // certificate source of package proxy/cert can feed the page (through
 // package proxy) without either package importing the other.
@@ -174,6 +185,9 @@ type Config struct {
 	// Intel lists the blocklist feeds and trusted-proxy sets; nil or
 	// empty hides the panel.
 	Intel func() []IntelList
+	// GeoBlocks counts the geo rules' refusals; nil or empty hides the
+	// panel.
+	GeoBlocks func() []GeoBlock
 	// Firewall reads the kernel firewall's state; nil when it is off.
 	// It is called at most every 30 seconds: it lists the kernel's
 	// entries and the whole ban list.
