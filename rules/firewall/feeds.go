@@ -19,7 +19,8 @@ import (
 //
 //	ipset     sets gatehouse-f4-NAME, gatehouse-f6-NAME (hash:net, no timeouts),
 //	          gatehouse-x4, gatehouse-x6 (the exempt prefixes), and, for a moment
-//	          during a swap, gatehouse-t4-NAME, gatehouse-t6-NAME; one rule per feed and
+//	          during a swap, gatehouse-t4-NAME, gatehouse-t6-NAME (gatehouse-x4t,
+//	          gatehouse-x6t for the exempt sets); one rule per feed and
 //	          family in iptables/ip6tables -t raw PREROUTING:
 //	          [-p tcp -m multiport --dports P] -m set --match-set gatehouse-f4-NAME src
 //	                                           -m set ! --match-set gatehouse-x4 src -j DROP
@@ -46,7 +47,8 @@ const (
 )
 
 // MaxFeedPrefixes bounds a feed, per family, after inner prefixes are
-// dropped: four times the 100,000 of the largest public lists. An
+// dropped: two and a half times the 100,000 of the largest public
+// lists. An
 // nftables feed is replaced in one netlink batch, which must fit in the
 // socket's send buffer (nftFeedSockBuf).
 const MaxFeedPrefixes = 1 << 18

@@ -101,6 +101,45 @@ func testFeeds(t *testing.T, backend string) {
 		}
 	})
 
+	t.Run("ban repair keeps feeds", func(t *testing.T) {
+		// Ban objects not as gatehouse makes them: Ensure rebuilds
+		// them, and the feeds beside them stay.
+		var misfit [][]string
+		switch backend {
+		case "nftables":
+			misfit = [][]string{
+				{"nft", "flush", "chain", "inet", NFTTable, NFTChain},
+				{"nft", "delete", "set", "inet", NFTTable, NFTSet4},
+				{"nft", "add", "set", "inet", NFTTable, NFTSet4, "{ type ipv4_addr; }"},
+			}
+		case "ipset":
+			misfit = [][]string{
+				{"iptables", "-t", "raw", "-D", "PREROUTING", "-m", "set", "--match-set", IPSetName4, "src", "-j", "DROP"},
+				{"ipset", "destroy", IPSetName4},
+				{"ipset", "create", IPSetName4, "hash:ip", "family", "inet"},
+			}
+		}
+		for _, cmd := range misfit {
+			inNS(t, n.srv, cmd...)
+		}
+		if err := b.Ensure(ctx); err != nil {
+			t.Fatalf("Ensure() = %v", err)
+		}
+		if err := b.Apply(ctx, []Entry{{n.other4Net, time.Now().Add(time.Hour)}}, nil); err != nil {
+			t.Fatalf("Apply() into the rebuilt ban sets = %v", err)
+		}
+		n.dropped(t, n.other4, n.srv4, port)
+		n.dropped(t, n.cli4, n.srv4, port)
+		if err := b.Apply(ctx, nil, []netip.Prefix{n.other4Net}); err != nil {
+			t.Fatalf("Apply(unban) = %v", err)
+		}
+		n.connectsSoon(t, n.other4, n.srv4, port)
+		want := []FeedStatus{{Name: "fh1", IPv4: 100_001, IPv6: 1}}
+		if got := feedStatus(t, ctx, f); !slices.Equal(got, want) {
+			t.Errorf("Status() after the ban repair = %v, want %v", got, want)
+		}
+	})
+
 	t.Run("swap never opens a gap", func(t *testing.T) {
 		p := startProber(t, n)
 		for i := range 4 {
