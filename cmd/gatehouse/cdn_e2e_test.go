@@ -4,12 +4,10 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -94,7 +92,7 @@ log: {level: debug}
 		}
 	}
 
-	stop := startGatehouseInNetns(t, p.srv, cfg)
+	_, stop := serveInNetns(t, p.srv, cfg)
 	waitFor(t, "gateway up", func() bool { return connects(p, p.cliIP) })
 
 	cf := map[string]string{"CF-Connecting-IP": "198.51.100.77"}
@@ -129,47 +127,11 @@ log: {level: debug}
 	// A restart while the list's server still fails starts from the
 	// last good copy.
 	stop()
-	startGatehouseInNetns(t, p.srv, cfg)
+	serveInNetns(t, p.srv, cfg)
 	waitFor(t, "gateway up again", func() bool { return connects(p, p.cliIP) })
 	if got := getBodyFrom(t, p, p.other, xff); !strings.HasPrefix(got, "real=198.51.100.88 ") {
 		t.Errorf("after a restart: upstream saw %q, want the last good copy in use", got)
 	}
-}
-
-// startGatehouseInNetns starts gatehouse serve in namespace ns and returns a func
-// that stops it (also run at cleanup).
-func startGatehouseInNetns(t *testing.T, ns, cfg string) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
-	cmd.Env = gatehouseEnv()
-	logs := newLogBuffer()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cancel()
-				<-done
-			}
-			cancel()
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("gatehouse log:\n%s", logs.String())
-		}
-	})
-	return stop
 }
 
 // getBodyFrom sends one GET / from src in the client namespace with

@@ -4,11 +4,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -46,29 +44,7 @@ firewall: {backend: %s, reconcile: 1s}
 admin: {listen: "127.0.0.1:9901"}
 log: {level: debug}
 `, p.srvIP, p.srvIP, list, bk.name))
-			ctx, cancel := context.WithCancel(context.Background())
-			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", p.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
-			cmd.Env = gatehouseEnv()
-			logs := newLogBuffer()
-			cmd.Stdout, cmd.Stderr = logs, logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			t.Cleanup(func() {
-				cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					cancel()
-					<-done
-				}
-				cancel()
-				if t.Failed() {
-					t.Logf("gatehouse log:\n%s", logs.String())
-				}
-			})
+			serveInNetns(t, p.srv, cfg)
 			waitFor(t, "gateway up", func() bool { return connects(p, p.other) })
 
 			if bk.name == "none" {
