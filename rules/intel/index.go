@@ -43,51 +43,48 @@ func NewIndex(sets []*Set) *Index {
 			n4, n6 = n4+2*len(s.first4), n6+2*len(s.first6)
 		}
 	}
-	ev4 := make([]event4, 0, n4)
-	ev6 := make([]event6, 0, n6)
+	ev4 := make([]event[uint32], 0, n4)
+	ev6 := make([]event[u128], 0, n6)
 	for j, s := range sets {
 		if s == nil {
 			continue
 		}
 		bit := uint64(1) << uint(j)
 		for i := range s.first4 {
-			ev4 = append(ev4, event4{s.first4[i], bit, true})
+			ev4 = append(ev4, event[uint32]{s.first4[i], bit, true})
 			if s.last4[i] != ^uint32(0) {
-				ev4 = append(ev4, event4{s.last4[i] + 1, bit, false})
+				ev4 = append(ev4, event[uint32]{s.last4[i] + 1, bit, false})
 			}
 		}
 		for i := range s.first6 {
-			ev6 = append(ev6, event6{s.first6[i], bit, true})
+			ev6 = append(ev6, event[u128]{s.first6[i], bit, true})
 			if s.last6[i] != (u128{^uint64(0), ^uint64(0)}) {
-				ev6 = append(ev6, event6{s.last6[i].add1(), bit, false})
+				ev6 = append(ev6, event[u128]{s.last6[i].add1(), bit, false})
 			}
 		}
 	}
-	x.start4, x.mask4 = sweep4(ev4)
-	x.start6, x.mask6 = sweep6(ev6)
+	x.start4, x.mask4 = sweep(ev4, cmp.Compare[uint32])
+	x.start6, x.mask6 = sweep(ev6, compare128)
 	return x
 }
 
 // An event starts (on) or ends (!on) a set's range at pos.
-type event4 struct {
-	pos uint32
+type event[P any] struct {
+	pos P
 	bit uint64
 	on  bool
 }
 
-type event6 struct {
-	pos u128
-	bit uint64
-	on  bool
-}
-
-func sweep4(ev []event4) (start []uint32, mask []uint64) {
-	slices.SortFunc(ev, func(a, b event4) int { return cmp.Compare(a.pos, b.pos) })
-	start, mask = make([]uint32, 0, len(ev)), make([]uint64, 0, len(ev))
+// sweep turns the events of one family into the index's ranges: the
+// positions where the mask of containing sets changes, and each new
+// mask. compare orders positions.
+func sweep[P any](ev []event[P], compare func(a, b P) int) (start []P, mask []uint64) {
+	slices.SortFunc(ev, func(a, b event[P]) int { return compare(a.pos, b.pos) })
+	start, mask = make([]P, 0, len(ev)), make([]uint64, 0, len(ev))
 	var cur uint64
 	for i := 0; i < len(ev); {
 		pos := ev[i].pos
-		for ; i < len(ev) && ev[i].pos == pos; i++ {
+		for ; i < len(ev) && compare(ev[i].pos, pos) == 0; i++ {
 			if ev[i].on {
 				cur |= ev[i].bit
 			} else {
@@ -106,37 +103,15 @@ func sweep4(ev []event4) (start []uint32, mask []uint64) {
 	return slices.Clone(start), slices.Clone(mask)
 }
 
-func sweep6(ev []event6) (start []u128, mask []uint64) {
-	slices.SortFunc(ev, func(a, b event6) int {
-		switch {
-		case a.pos.less(b.pos):
-			return -1
-		case b.pos.less(a.pos):
-			return 1
-		}
-		return 0
-	})
-	start, mask = make([]u128, 0, len(ev)), make([]uint64, 0, len(ev))
-	var cur uint64
-	for i := 0; i < len(ev); {
-		pos := ev[i].pos
-		for ; i < len(ev) && ev[i].pos == pos; i++ {
-			if ev[i].on {
-				cur |= ev[i].bit
-			} else {
-				cur &^= ev[i].bit
-			}
-		}
-		if n := len(mask); n > 0 && mask[n-1] == cur {
-			continue
-		}
-		if len(mask) == 0 && cur == 0 {
-			continue
-		}
-		start = append(start, pos)
-		mask = append(mask, cur)
+// compare128 orders u128 values.
+func compare128(a, b u128) int {
+	switch {
+	case a.less(b):
+		return -1
+	case b.less(a):
+		return 1
 	}
-	return slices.Clone(start), slices.Clone(mask)
+	return 0
 }
 
 // Mask returns the sets that contain a, set j as bit j; 0 when none does.
