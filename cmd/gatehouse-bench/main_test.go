@@ -277,6 +277,8 @@ func TestTemplatesCheck(t *testing.T) {
 		"BENCH_UPSTREAM":   "http://127.0.0.1:18100",
 		"BENCH_ACCESS_LOG": filepath.Join(dir, "access.log"),
 		"BENCH_HTPASSWD":   htpasswd,
+		"BENCH_FEED_A":     htpasswd, // any existing file does for check
+		"BENCH_FEED_B":     htpasswd,
 		"BENCH_STATE_DIR":  filepath.Join(dir, "state"),
 		"BENCH_LEGIT_IP":   attackLegitIP,
 		"BENCH_HOST":       attackSrvIP,
