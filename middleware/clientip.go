@@ -99,7 +99,7 @@ func newTrustState(cfg ClientIPConfig) (*trustState, error) {
 	all[0] = intel.NewSet(cfg.TrustedProxies)
 	st := &trustState{sets: slices.Clone(cfg.Sets)}
 	for i, s := range st.sets {
-		if p := s.Provider; p != nil {
+		if p := s.Provider; p != nil && p.Header != "" {
 			if !httpguts.ValidHeaderFieldName(p.Header) || http.CanonicalHeaderKey(p.Header) != p.Header {
 				return nil, fmt.Errorf("trusted proxy set %q: header %q is not a valid field name in canonical form", s.Name, p.Header)
 			}
@@ -122,25 +122,18 @@ func (c *ClientIPResolver) Trusted(a netip.Addr) bool {
 func (st *trustState) contains(a netip.Addr) bool { return st.index.Mask(a) != 0 }
 
 // provider returns the address that a provider's header names for a
-// request from hop, and true when hop is in the ranges of a provider (one
-// not in used) whose header the request carries once, with an address.
-// It adds that provider's bit to used.
-func (st *trustState) provider(hop netip.Addr, h http.Header, used *uint64) (netip.Addr, bool) {
-	for m := st.index.Mask(hop) & st.headers &^ *used; m != 0; m &= m - 1 {
-		bit := bits.TrailingZeros64(m)
-		p := st.sets[bit-1].Provider
+// request from peer, and true when peer is in the ranges of a provider
+// whose header the request carries once, with an address.
+func (st *trustState) provider(peer netip.Addr, h http.Header) (netip.Addr, bool) {
+	for m := st.index.Mask(peer) & st.headers; m != 0; m &= m - 1 {
+		p := st.sets[bits.TrailingZeros64(m)-1].Provider
 		// A header sent twice is garbled: which one the provider wrote
 		// cannot be told.
-		v := h[p.Header]
-		if len(v) != 1 {
-			continue
+		if v := h[p.Header]; len(v) == 1 {
+			if a, ok := p.ClientIP(v[0]); ok {
+				return a, true
+			}
 		}
-		a, ok := p.ClientIP(v[0])
-		if !ok {
-			continue
-		}
-		*used |= 1 << bit
-		return a, true
 	}
 	return netip.Addr{}, false
 }
@@ -171,40 +164,30 @@ func (c *ClientIPResolver) Resolve(remoteAddr string, xff []string) (client, pee
 }
 
 // ResolveHeader is Resolve for a request with headers h, which also reads
-// the client-IP headers of the providers of the named sets
+// the client-IP header of the provider of the named set the peer is in
 // (ClientIPConfig.Sets).
 //
 // When the peer is in a set with a header and the request carries that
-// header once, with an address, that address is the client: a CDN names
-// its client there and overwrites what the client sent. If that address is
-// itself in another such set (a chain through two CDNs), the other set's
-// header is read in turn, each set once. A header from a peer outside its
-// set is never read — anyone can send CF-Connecting-IP. If the address a
-// header named is a trusted proxy that no header resolves, the
-// X-Forwarded-For walk goes on from it. A missing or garbled header (not
-// one address, sent twice) is ignored, and X-Forwarded-For decides as in
-// Resolve.
+// header once, with an address, that address is the client, and nothing
+// else is read: a CDN names its client there and overwrites what the
+// client sent. The header's word is final even when it names an address
+// inside a CDN's ranges: code a CDN's customers run on its edge (Workers,
+// Compute) sends from those ranges with headers of its own choosing, so
+// going on from there to another provider's header or to X-Forwarded-For
+// would let it pick any identity. A header from a peer outside its set is
+// never read — anyone can send CF-Connecting-IP. A missing or garbled
+// header (not one address, sent twice) is ignored, and X-Forwarded-For
+// decides as in Resolve.
 func (c *ClientIPResolver) ResolveHeader(remoteAddr string, h http.Header) (client, peer netip.Addr, peerTrusted bool) {
 	st := c.state.Load()
 	peer = parsePeer(remoteAddr)
 	if !peer.IsValid() || !st.contains(peer) {
 		return peer, peer, false
 	}
-	var used uint64
-	client = peer
-	for {
-		a, ok := st.provider(client, h, &used)
-		if !ok {
-			break
-		}
-		client = a
-		if !st.contains(client) {
-			return client, peer, true
-		}
+	if a, ok := st.provider(peer, h); ok {
+		return a, peer, true
 	}
-	// The CDN appends the address it names to X-Forwarded-For, so the
-	// walk from the right passes it (trusted) and goes on to its client.
-	return st.walkXFF(client, h["X-Forwarded-For"]), peer, true
+	return st.walkXFF(peer, h["X-Forwarded-For"]), peer, true
 }
 
 // walkXFF walks X-Forwarded-For from the right, from the trusted hop

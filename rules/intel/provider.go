@@ -19,7 +19,7 @@ var snapshots embed.FS
 type headerKind uint8
 
 const (
-	headerAddr     headerKind = iota // a bare address: CF-Connecting-IP, Fastly-Client-IP
+	headerAddr     headerKind = iota // a bare address: CF-Connecting-IP
 	headerAddrPort                   // address:port, IPv6 unbracketed: CloudFront-Viewer-Address
 )
 
@@ -78,10 +78,15 @@ func Providers() []Provider {
 		},
 		{
 			// https://www.fastly.com/documentation/reference/api/utils/public-ip-list/
+			// No header: Fastly passes on a Fastly-Client-IP the client
+			// sent itself ("if a client sets this header themselves, we
+			// will use it"), so believing it would let any client through
+			// any Fastly service name any address. Fastly appends the
+			// address it got the request from to X-Forwarded-For, which
+			// the walk from its edge reads.
 			Name:         "fastly",
 			URLs:         []string{"https://api.fastly.com/public-ip-list"},
 			Format:       FormatFastlyJSON,
-			Header:       "Fastly-Client-Ip",
 			SnapshotDate: time.Date(2026, 7, 2, 0, 0, 0, 0, time.UTC),
 			files:        []string{"providers/fastly-public-ip-list.json"},
 			kind:         headerAddr,
@@ -137,7 +142,7 @@ func (p Provider) Snapshot() (*Set, error) {
 }
 
 // ClientIP reads the client address from a value of p's Header, strictly:
-// one address (CF-Connecting-IP, Fastly-Client-IP) or one address and
+// one address (CF-Connecting-IP) or one address and
 // port (CloudFront-Viewer-Address: "198.51.100.10:46532",
 // "2001:db8::1:46532", unbracketed as CloudFront writes it, or
 // "[2001:db8::1]:46532"), surrounding blanks ignored, no zone. It

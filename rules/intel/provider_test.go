@@ -16,7 +16,7 @@ func TestProviderSnapshots(t *testing.T) {
 	}{
 		{"cloudflare", 20, []string{"104.16.0.1", "173.245.48.1", "2606:4700::1"}, []string{"8.8.8.8", "2001:4860::1"}, "Cf-Connecting-Ip"},
 		{"cloudfront", 200, []string{"120.52.22.97", "13.32.0.1"}, []string{"104.16.0.1", "2606:4700::1"}, "Cloudfront-Viewer-Address"},
-		{"fastly", 20, []string{"151.101.1.1", "2a04:4e42::1"}, []string{"104.16.0.1"}, "Fastly-Client-Ip"},
+		{"fastly", 20, []string{"151.101.1.1", "2a04:4e42::1"}, []string{"104.16.0.1"}, ""}, // its header is client-set: X-Forwarded-For only
 	}
 	if got := ProviderNames(); !slices.Equal(got, []string{"cloudflare", "cloudfront", "fastly"}) {
 		t.Errorf("ProviderNames() = %v", got)
