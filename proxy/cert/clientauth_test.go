@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -541,4 +542,82 @@ func TestClientPolicyLookup(t *testing.T) {
 			t.Errorf("lookup(%q) = %v, want %v", name, got, want)
 		}
 	}
+}
+
+// BenchmarkClientCertHandshake is a full TLS 1.3 handshake over a pipe:
+// a host without client_certs (what GetConfigForClient adds to every
+// handshake), a host with them (the certificate request and its
+// verification), and that host's session resumed (verified again).
+func BenchmarkClientCertHandshake(b *testing.B) {
+	ca := newTestPKI(b, "clients-ca")
+	srvCA := newTestPKI(b, "server-ca")
+	crl := filepath.Join(ca.dir, "clients.crl")
+	ca.writeCRL(b, crl, time.Now().Add(time.Hour), 66)
+	auth, err := NewClientAuth(ClientAuthConfig{Hosts: []ClientPolicyConfig{
+		{Host: "mtls.example.com", Names: []string{"mtls.example.com"}, CA: ca.caPath, CRL: crl}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := srvCA.issue(b, "server", 2, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mtls.example.com", "open.example.com")
+	srv := New(Config{Static: []*tls.Certificate{&sc}, ClientAuth: auth}).TLSConfig()
+	roots := x509.NewCertPool()
+	roots.AddCert(srvCA.cert)
+	alice := ca.client(b, "alice", 10)
+	// Over loopback TCP: on a net.Pipe, which has no buffer, a resumed
+	// TLS 1.3 handshake deadlocks (the server's session ticket and the
+	// client's Finished are written at the same time).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close() // no close_notify needed
+				s := tls.Server(c, srv)
+				if s.Handshake() == nil {
+					_, _ = s.Write([]byte{1}) // the client reports a failure
+				}
+			}()
+		}
+	}()
+	// once is one handshake and one byte read; it reports a resumption.
+	once := func(name string, cache tls.ClientSessionCache) (bool, error) {
+		c1, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return false, err
+		}
+		defer c1.Close()
+		c := tls.Client(c1, &tls.Config{ServerName: name, RootCAs: roots, Certificates: []tls.Certificate{alice}, ClientSessionCache: cache})
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			return false, err
+		}
+		return c.ConnectionState().DidResume, nil
+	}
+	run := func(b *testing.B, name string, cache tls.ClientSessionCache, wantResume bool) {
+		b.ReportAllocs()
+		for b.Loop() {
+			resumed, err := once(name, cache)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if resumed != wantResume {
+				b.Fatalf("resumed = %v, want %v", resumed, wantResume)
+			}
+		}
+	}
+	b.Run("open", func(b *testing.B) { run(b, "open.example.com", nil, false) })
+	b.Run("mtls", func(b *testing.B) { run(b, "mtls.example.com", nil, false) })
+	b.Run("mtls-resumed", func(b *testing.B) {
+		cache := tls.NewLRUClientSessionCache(1)
+		if _, err := once("mtls.example.com", cache); err != nil {
+			b.Fatal(err)
+		}
+		run(b, "mtls.example.com", cache, true)
+	})
 }
