@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +116,7 @@ func (fr *feedRunner) newFeed(fc config.Feed) (*feed, error) {
 		File:    fc.File,
 		Format:  intel.Format(fc.Format),
 		Refresh: fc.Refresh.D(),
+		Vet:     intel.VetFeed,
 		Log:     fr.base.With("feed", fc.Name),
 	}
 	if fc.URL != "" {
@@ -123,7 +126,7 @@ func (fr *feedRunner) newFeed(fc config.Feed) (*feed, error) {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return nil, fmt.Errorf("state_dir: %w", err)
 			}
-			sc.StatePath = filepath.Join(dir, fc.Name)
+			sc.StatePath = feedCopy(dir, fc)
 		}
 	}
 	src, err := intel.NewSource(sc)
@@ -144,6 +147,14 @@ func (fr *feedRunner) newFeed(fc config.Feed) (*feed, error) {
 	f := &feed{cfg: fc, src: src}
 	f.set.Store(src.Set())
 	return f, nil
+}
+
+// feedCopy is where a url feed's last good copy is kept in dir: named
+// by the feed and a hash of its URL and format, so that a feed given
+// another URL never starts from the old one's list.
+func feedCopy(dir string, fc config.Feed) string {
+	sum := sha256.Sum256([]byte(fc.URL + "\x00" + fc.Format))
+	return filepath.Join(dir, fc.Name+"-"+hex.EncodeToString(sum[:8])+".txt")
 }
 
 // install makes feeds the current ones: the request path's table is
@@ -338,7 +349,7 @@ func (fr *feedRunner) lists() []ui.IntelList {
 	out := make([]ui.IntelList, 0, len(feeds))
 	for _, f := range feeds {
 		m := f.src.Meta()
-		l := ui.IntelList{Kind: "feed", Name: f.cfg.Name, Source: f.cfg.URL, Action: f.cfg.Action,
+		l := ui.IntelList{Kind: "feed", Name: f.cfg.Name, Source: intel.RedactURL(f.cfg.URL), Action: f.cfg.Action,
 			Entries: m.Entries, Updated: m.Updated, Blocks: f.blocks.Load(), LastError: m.LastError}
 		if f.cfg.File != "" {
 			l.Source = f.cfg.File

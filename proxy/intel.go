@@ -112,7 +112,7 @@ func (l *intelList) setOrigin(origin string, updated time.Time) {
 // load builds and loads one list.
 func (il *intelLists) load(cfg *config.File, t config.TrustedProxy, key string) (*intelList, error) {
 	l := &intelList{key: key, entry: t}
-	sc := intel.SourceConfig{Name: t.Label(), Refresh: cfg.Intel.Refresh.D(), Log: il.log}
+	sc := intel.SourceConfig{Name: t.Label(), Refresh: cfg.Intel.Refresh.D(), Vet: intel.VetTrusted, Log: il.log}
 	switch {
 	case t.Provider != "":
 		p, ok := intel.ProviderNamed(t.Provider)

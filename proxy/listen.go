@@ -71,8 +71,11 @@ func (s *Server) proxyRefused(peer netip.Addr, err error) {
 	case errors.Is(err, listener.ErrProxyHeaderNotAllowed):
 		reason = "not_allowed"
 		s.log.Info("PROXY header from a peer not in listen.proxy_protocol refused", "client_ip", peer)
-		rt := s.current.Load()
-		rt.jails.Report(probeJail(rt.cfg), peer, "PROXY header")
+		// A trusted proxy is never reported: a balancer sending a header
+		// to a listener not set to read it is misconfigured, not hostile.
+		if rt := s.current.Load(); rt.clientIP == nil || !rt.clientIP.Trusted(peer) {
+			rt.jails.Report(probeJail(rt.cfg), peer, "PROXY header")
+		}
 	case errors.Is(err, listener.ErrProxyHeaderIncomplete):
 		reason = "incomplete"
 		s.log.Debug("connection from a load balancer closed before its PROXY header", "peer", peer, "error", err)

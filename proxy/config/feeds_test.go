@@ -14,7 +14,7 @@ import (
 func TestFeedDefaults(t *testing.T) {
 	t.Parallel()
 	list := filepath.Join(t.TempDir(), "blocked.txt")
-	if err := os.WriteFile(list, []byte("198.51.100.0/24\n"), 0o600); err != nil {
+	if err := os.WriteFile(list, []byte(`{"cidr":"198.51.100.0/24","sblid":"SBL1","rir":"ripencc"}`+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -56,6 +56,13 @@ intel:
 func TestFeedErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	broad := filepath.Join(dir, "broad.txt")
+	html := filepath.Join(dir, "page.txt")
+	for path, data := range map[string]string{broad: "0.0.0.0/1\n128.0.0.0/1\n", html: "<html>\n<body>502</body>\n</html>\n"} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, err := Parse("t.yaml", []byte(`hosts:
   - match: [a.example.com]
     upstreams: [http://127.0.0.1:3000]
@@ -68,6 +75,8 @@ intel:
     - {name: c, url: "https://x.example/l", file: `+dir+`}
     - {name: d, file: `+dir+`, refresh: 1h}
     - {name: e, url: "https://x.example/l", refresh: 500ms, format: csv, action: deny}
+    - {name: f, file: `+broad+`}
+    - {name: g, file: `+html+`}
 `))
 	if err == nil {
 		t.Fatal("config accepted")
@@ -76,7 +85,7 @@ intel:
 		`t.yaml:6: intel.feeds[0].name: "Fire.HOL": write 1 to 16 characters`,
 		`t.yaml:7: intel.feeds[1].url: "ftp://x.example/l" is not an http:// or https:// URL`,
 		`t.yaml:8: intel.feeds[2].name: "a" is also intel.feeds[1]`,
-		`t.yaml:8: intel.feeds[2].file: stat ` + filepath.Join(dir, "missing.txt") + `: no such file or directory`,
+		`t.yaml:8: intel.feeds[2].file: open ` + filepath.Join(dir, "missing.txt") + `: no such file or directory`,
 		`t.yaml:9: intel.feeds[3]: write url or file`,
 		`t.yaml:10: intel.feeds[4].file: write url or file, not both`,
 		`t.yaml:11: intel.feeds[5].refresh: a file feed is re-read when the file changes`,
@@ -84,6 +93,8 @@ intel:
 		`t.yaml:12: intel.feeds[6].refresh: 500ms is shorter than 1s`,
 		`t.yaml:12: intel.feeds[6].format: "csv": write plain, spamhaus-drop-json or crowdsec`,
 		`t.yaml:12: intel.feeds[6].action: "deny": write drop or "403"`,
+		`t.yaml:13: intel.feeds[7].file: ` + broad + `: list too broad: it covers 4294967296 IPv4 addresses`,
+		`t.yaml:14: intel.feeds[8].file: ` + html + `: plain list: line 1: malformed list`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -31,6 +31,10 @@ func (v *validator) trustedProxies(f *File) {
 		}
 		seen[key] = i
 		switch {
+		case t.Prefix.IsValid():
+			if err := intel.VetTrusted(intel.NewSet([]netip.Prefix{t.Prefix})); err != nil {
+				v.warn(field, "%v: any client from it can name any address", err)
+			}
 		case t.Provider != "":
 			if cdn == "" {
 				cdn = t.Provider
@@ -100,11 +104,17 @@ func (v *validator) trustedFile(field, path string) {
 	if l.Skipped > 0 {
 		v.warn(field, "file:%s: %d malformed lines are skipped, the first: %v", path, l.Skipped, l.FirstSkipped)
 	}
+	if err := intel.VetTrusted(intel.NewSet(l.Prefixes)); err != nil {
+		v.add(field, "file:%s: %v", path, err)
+	}
 }
 
 // trustedURL checks that a url: list can be had at start: intel.refresh
 // fetches it, or state_dir holds its last good copy.
 func (v *validator) trustedURL(field string, f *File, t TrustedProxy) {
+	if strings.HasPrefix(t.URL, "http://") {
+		v.warn(field, "%s is fetched over plain http: whoever can change it in transit can make any address a trusted proxy; use https", t.Label())
+	}
 	if f.Intel.Refresh != 0 {
 		if f.StateDir == "" {
 			v.warn(field, "%s has no last good copy without state_dir: each start trusts nobody from it until a fetch succeeds", t.Label())

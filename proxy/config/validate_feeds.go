@@ -1,6 +1,7 @@
 package config
 
 import (
+	"gatehouse/rules/intel"
 	"net/url"
 	"os"
 	"strconv"
@@ -87,11 +88,7 @@ func (v *validator) feeds(in *Intel) {
 			if fd.Refresh != 0 {
 				v.add(f+".refresh", "a file feed is re-read when the file changes; refresh is for url feeds")
 			}
-			if fi, err := os.Stat(fd.File); err != nil {
-				v.add(f+".file", "%v", err)
-			} else if fi.IsDir() {
-				v.add(f+".file", "%s is a directory", fd.File)
-			}
+			v.feedFile(f+".file", fd)
 		}
 		switch fd.Format {
 		case FeedFormatPlain, FeedFormatSpamhaus, FeedFormatCrowdSec:
@@ -103,6 +100,33 @@ func (v *validator) feeds(in *Intel) {
 		default:
 			v.add(f+".action", "%q: write drop or \"403\"", fd.Action)
 		}
+	}
+}
+
+// feedFile reads a file feed as serve does, so that check refuses what
+// serve would.
+func (v *validator) feedFile(field string, fd *Feed) {
+	fh, err := os.Open(fd.File)
+	if err != nil {
+		v.add(field, "%v", err)
+		return
+	}
+	defer fh.Close()
+	if fi, err := fh.Stat(); err == nil && fi.IsDir() {
+		v.add(field, "%s is a directory", fd.File)
+		return
+	}
+	format, err := intel.ParseFormat(fd.Format)
+	if err != nil {
+		return // reported on .format
+	}
+	l, err := intel.Parse(fh, format, intel.Limits{})
+	if err != nil {
+		v.add(field, "%s: %v", fd.File, err)
+		return
+	}
+	if err := intel.VetFeed(intel.NewSet(l.Prefixes)); err != nil {
+		v.add(field, "%s: %v", fd.File, err)
 	}
 }
 

@@ -86,6 +86,11 @@ type SourceConfig struct {
 	// FallbackDate is when Fallback was published, reported as
 	// Meta.Updated while it is in use.
 	FallbackDate time.Time
+	// Vet, when set, judges every list before it is used (a fetch, a
+	// file read, the last good copy): an error refuses it as a parse
+	// error does, and the last good set stays. Callers refuse lists no
+	// publisher would serve, such as one covering a whole family.
+	Vet func(*Set) error
 	// AllowShrink turns the shrink guard off: a refresh that drops
 	// more than half of a list of 100 entries or more is then accepted
 	// at once instead of on its confirmation by the next refresh.
@@ -279,7 +284,11 @@ func (s *Source) readState() (*Set, []netip.Prefix, int, time.Time, error) {
 	if err != nil {
 		return nil, nil, 0, time.Time{}, err
 	}
-	return NewSet(l.Prefixes), l.Prefixes, l.Skipped, fi.ModTime(), nil
+	set := NewSet(l.Prefixes)
+	if err := s.vet(set); err != nil {
+		return nil, nil, 0, time.Time{}, err
+	}
+	return set, l.Prefixes, l.Skipped, fi.ModTime(), nil
 }
 
 // install makes set the current list.
@@ -395,6 +404,10 @@ func (s *Source) Refresh(ctx context.Context) (*Set, bool) {
 		listed = append(listed, st.prefixes...)
 	}
 	set := NewSet(listed)
+	if err := s.vet(set); err != nil {
+		s.fail(err)
+		return s.Set(), false
+	}
 	if err := s.checkShrink(set); err != nil {
 		s.fail(err)
 		return s.Set(), false
@@ -414,6 +427,17 @@ func (s *Source) Refresh(ctx context.Context) (*Set, bool) {
 	return set, true
 }
 
+// vet applies SourceConfig.Vet.
+func (s *Source) vet(set *Set) error {
+	if s.cfg.Vet == nil {
+		return nil
+	}
+	if err := s.cfg.Vet(set); err != nil {
+		return fmt.Errorf("intel list %s: %w", s.cfg.Name, err)
+	}
+	return nil
+}
+
 // checkShrink applies the shrink guard: a list of at least shrinkFloor
 // entries that would lose more than half of them, or a list of any size
 // that would become empty, is refused once; the
@@ -426,7 +450,7 @@ func (s *Source) checkShrink(set *Set) error {
 	// A list that comes back empty is suspect at any size: a
 	// publisher's broken export serves only its header comments.
 	emptied := n == 0 && old > 0
-	if s.cfg.AllowShrink || (old < shrinkFloor && !emptied) || n*2 >= old || s.meta.Origin == "snapshot" {
+	if s.cfg.AllowShrink || (old < shrinkFloor && !emptied) || n*2 >= old || (s.meta.Origin == "snapshot" && !emptied) {
 		s.pending = -1
 		return nil
 	}
@@ -463,16 +487,16 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, redactURL(u), err)
+		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, RedactURL(u), err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotModified && prev.prefixes != nil:
 		return prev, true, 0, nil
 	case resp.StatusCode != http.StatusOK:
-		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w %d", s.cfg.Name, redactURL(u), ErrStatus, resp.StatusCode)
+		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w %d", s.cfg.Name, RedactURL(u), ErrStatus, resp.StatusCode)
 	case resp.ContentLength > s.cfg.Limits.MaxBytes:
-		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w: %d bytes announced, cap %d", s.cfg.Name, redactURL(u), ErrTooLarge, resp.ContentLength, s.cfg.Limits.MaxBytes)
+		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w: %d bytes announced, cap %d", s.cfg.Name, RedactURL(u), ErrTooLarge, resp.ContentLength, s.cfg.Limits.MaxBytes)
 	}
 	body := &countReader{r: resp.Body}
 	l, err := Parse(body, s.cfg.Format, s.cfg.Limits)
@@ -482,7 +506,7 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 		err = ErrEmptyBody
 	}
 	if err != nil {
-		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, redactURL(u), err)
+		return urlState{}, false, 0, fmt.Errorf("intel list %s: fetch %s: %w", s.cfg.Name, RedactURL(u), err)
 	}
 	if l.FirstSkipped != nil {
 		s.log.Warn("intel list: malformed lines skipped", "skipped", l.Skipped, "first", l.FirstSkipped.Error())
@@ -512,7 +536,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 
 // redactURL drops a URL's query and user info, where feed URLs carry API
 // keys, before it is logged.
-func redactURL(u string) string {
+// RedactURL returns u without its query, fragment and user info, which
+// may carry a feed's API key: for logs, metrics and the dashboard.
+func RedactURL(u string) string {
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
 		u = u[:i]
 	}
@@ -550,7 +576,7 @@ func (s *Source) writeState(listed []netip.Prefix, now time.Time) (err error) {
 	w := bufio.NewWriter(f)
 	from := make([]string, len(s.cfg.URLs))
 	for i, u := range s.cfg.URLs {
-		from[i] = redactURL(u)
+		from[i] = RedactURL(u)
 	}
 	fmt.Fprintf(w, "# gatehouse: last good copy of list %s\n# fetched %s from %s\n",
 		s.cfg.Name, now.UTC().Format(time.RFC3339), strings.Join(from, " "))
@@ -621,6 +647,7 @@ func (s *Source) readFile(fi os.FileInfo) error {
 	s.mu.Lock()
 	s.file = fi
 	s.meta.LastAttempt = now
+	loaded := s.meta.Origin != ""
 	s.mu.Unlock()
 	f, err := os.Open(s.cfg.File)
 	if err != nil {
@@ -631,10 +658,25 @@ func (s *Source) readFile(fi os.FileInfo) error {
 	if err != nil {
 		return fmt.Errorf("intel list %s: %s: %w", s.cfg.Name, s.cfg.File, err)
 	}
+	set := NewSet(l.Prefixes)
+	if err := s.vet(set); err != nil {
+		return err
+	}
+	// A file caught half written, or emptied by "> file", is refused
+	// once: the next poll reads it again (its state is forgotten), and
+	// the same count confirms it.
+	if loaded {
+		if err := s.checkShrink(set); err != nil {
+			s.mu.Lock()
+			s.file = nil
+			s.mu.Unlock()
+			return err
+		}
+	}
 	if l.FirstSkipped != nil {
 		s.log.Warn("intel list: malformed lines skipped", "path", s.cfg.File, "skipped", l.Skipped, "first", l.FirstSkipped.Error())
 	}
-	s.install(NewSet(l.Prefixes), l.Prefixes, "file", fi.ModTime(), l.Skipped)
+	s.install(set, l.Prefixes, "file", fi.ModTime(), l.Skipped)
 	s.mu.Lock()
 	s.meta.LastSuccess = now
 	s.meta.LastError = ""

@@ -394,8 +394,8 @@ func TestRedactURL(t *testing.T) {
 		{"http://lists.example.com/feed#frag", "http://lists.example.com/feed"},
 	}
 	for _, tc := range tests {
-		if got := redactURL(tc.in); got != tc.want {
-			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -466,5 +466,73 @@ func TestSourceEmptied(t *testing.T) {
 	fs.set(serve("198.51.100.0/24\n", ""))
 	if set, ok := s.Refresh(ctx); !ok || set.Len() != 1 {
 		t.Errorf("small shrink: Refresh = %d entries, %v; want 1, true", set.Len(), ok)
+	}
+}
+
+// TestSourceFileEmptied: a file emptied (or caught half written) is
+// refused by the first poll that sees it and taken by the next that finds
+// it the same; a file that grows is taken at once.
+func TestSourceFileEmptied(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "blocked.txt")
+	if err := os.WriteFile(path, []byte(netset(200, "198.51.100.0")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSource(t, SourceConfig{File: path})
+	if set, _, err := s.Load(); err != nil || set.Len() != 200 {
+		t.Fatalf("Load() = %d, %v", set.Len(), err)
+	}
+	if err := os.WriteFile(path, []byte("# list\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if set, ok := s.Refresh(t.Context()); ok || set.Len() != 200 || !strings.Contains(s.Meta().LastError, "200 entries to 0") {
+		t.Fatalf("emptied file: Refresh = %d, %v, %q; want the last 200 kept", set.Len(), ok, s.Meta().LastError)
+	}
+	if set, ok := s.Refresh(t.Context()); !ok || set.Len() != 0 {
+		t.Fatalf("emptied file, polled again: Refresh = %d, %v; want 0, true", set.Len(), ok)
+	}
+	if err := os.WriteFile(path, []byte(netset(10, "203.0.113.0")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if set, ok := s.Refresh(t.Context()); !ok || set.Len() != 10 {
+		t.Errorf("refilled file: Refresh = %d, %v; want 10, true", set.Len(), ok)
+	}
+}
+
+// TestSourceVet: a list Vet refuses is never used, whether fetched, read
+// from a file or from the last good copy.
+func TestSourceVet(t *testing.T) {
+	t.Parallel()
+	vet := func(s *Set) error {
+		if s.Contains(netip.MustParseAddr("8.8.8.8")) {
+			return errors.New("covers 8.8.8.8")
+		}
+		return nil
+	}
+	fs := newFeedServer(t)
+	state := filepath.Join(t.TempDir(), "copy.txt")
+	s := newTestSource(t, SourceConfig{URLs: []string{fs.URL}, StatePath: state, Vet: vet})
+	fs.set(serve("198.51.100.0/24\n", ""))
+	if set, ok := s.Refresh(t.Context()); !ok || set.Len() != 1 {
+		t.Fatalf("Refresh = %d, %v", set.Len(), ok)
+	}
+	fs.set(serve("0.0.0.0/1\n", ""))
+	if set, ok := s.Refresh(t.Context()); ok || set.Len() != 1 || !strings.Contains(s.Meta().LastError, "covers 8.8.8.8") {
+		t.Errorf("vetted fetch: Refresh = %d, %v, %q; want the last good 1", set.Len(), ok, s.Meta().LastError)
+	}
+	if err := os.WriteFile(state, []byte("0.0.0.0/1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestSource(t, SourceConfig{URLs: []string{fs.URL}, StatePath: state, Vet: vet})
+	if set, _, err := s2.Load(); err == nil || set.Len() != 0 {
+		t.Errorf("vetted copy: Load = %d, %v; want refused", set.Len(), err)
+	}
+	file := filepath.Join(t.TempDir(), "list.txt")
+	if err := os.WriteFile(file, []byte("0.0.0.0/1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s3 := newTestSource(t, SourceConfig{File: file, Vet: vet})
+	if set, _, err := s3.Load(); err == nil || set.Len() != 0 {
+		t.Errorf("vetted file: Load = %d, %v; want refused", set.Len(), err)
 	}
 }
