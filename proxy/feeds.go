@@ -41,6 +41,9 @@ type feedRunner struct {
 	kernel *firewall.Feeds
 	// table is what FeedGuard reads; nil while no feed is configured.
 	table atomic.Pointer[middleware.FeedTable]
+	// portless: firewall.ports is empty, so no feed goes into the
+	// kernel (useKernel).
+	portless bool
 	// kick wakes the kernel loop: a feed's list, the feeds or the
 	// exempt prefixes changed.
 	kick chan struct{}
@@ -70,9 +73,13 @@ func newFeedRunner(log *slog.Logger, stateDir string) *feedRunner {
 }
 
 // useKernel makes the runner keep drop feeds in the kernel through
-// backend. A backend without feed sets is logged once: its feeds are
-// enforced on the HTTP path only.
-func (fr *feedRunner) useKernel(backend firewall.Backend, log *slog.Logger) {
+// backend, whose drops apply to ports. A backend without feed sets is
+// logged once: its feeds are enforced on the HTTP path only. So are they
+// without ports: a feed such as FireHOL level 1 lists the private ranges,
+// and dropping every packet from them would drop the answers of the
+// gateway's own upstreams and resolvers; the kernel then holds no feed
+// set (those of an earlier run are removed).
+func (fr *feedRunner) useKernel(backend firewall.Backend, ports []uint16, log *slog.Logger) {
 	k, err := firewall.NewFeeds(firewall.FeedsConfig{Backend: backend, Log: log})
 	if err != nil {
 		if errors.Is(err, firewall.ErrFeedsUnsupported) {
@@ -83,6 +90,7 @@ func (fr *feedRunner) useKernel(backend firewall.Backend, log *slog.Logger) {
 		return
 	}
 	fr.kernel = k
+	fr.portless = len(ports) == 0
 }
 
 // prepare returns the feeds cfg asks for: the current ones whose settings
@@ -263,7 +271,7 @@ const kernelRetry = 30 * time.Second
 func (fr *feedRunner) kernelLoop(ctx context.Context) {
 	inKernel := map[string]*intel.Set{} // what each kernel feed holds
 	var exempt []netip.Prefix
-	pruned := false
+	pruned, warned := false, false
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
@@ -271,15 +279,20 @@ func (fr *feedRunner) kernelLoop(ctx context.Context) {
 		feeds, want := slices.Clone(fr.feeds), fr.exempt
 		fr.mu.Unlock()
 		failed := false
-		drops := slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop })
+		drops := !fr.portless && slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop })
 		// The exempt sets exist for the feed sets: without a drop feed
 		// gatehouse adds nothing to the kernel beside its bans.
-		if drops && (exempt == nil || !slices.Equal(exempt, want)) {
+		if fr.portless && !warned && slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop }) {
+			fr.log.Warn("drop feeds are enforced over HTTP only: the kernel gets them with firewall.ports set to the gateway's ports")
+			warned = true
+		}
+		exemptOK := exempt != nil && slices.Equal(exempt, want)
+		if drops && !exemptOK {
 			if err := fr.kernel.SetExempt(ctx, want); err != nil {
-				fr.log.Error("feed exemptions not set in the kernel", "error", err)
+				fr.log.Error("feed exemptions not set in the kernel; no feed is pushed until they are", "error", err)
 				failed = true
 			} else {
-				exempt = slices.Clone(want)
+				exempt, exemptOK = slices.Clone(want), true
 				if exempt == nil {
 					exempt = []netip.Prefix{}
 				}
@@ -287,12 +300,15 @@ func (fr *feedRunner) kernelLoop(ctx context.Context) {
 		}
 		var keep []string
 		for _, f := range feeds {
-			if f.cfg.Action != config.FeedActionDrop {
+			if !drops || f.cfg.Action != config.FeedActionDrop {
 				continue
 			}
 			keep = append(keep, f.cfg.Name)
 			set := f.set.Load()
-			if inKernel[f.cfg.Name] == set {
+			// A feed set is pushed only over its exemptions, and only
+			// once a list is loaded: a restart whose url feed has no
+			// copy yet leaves the set of the last run in place.
+			if inKernel[f.cfg.Name] == set || !exemptOK || f.src.Meta().Origin == "" {
 				continue
 			}
 			start := time.Now()
@@ -362,10 +378,13 @@ func (fr *feedRunner) lists() []ui.IntelList {
 	return out
 }
 
-// feedExempt lists the clients no feed blocks: allow, trusted_proxies
-// (with the current ranges of its named sets, named) and loopback.
+// feedExempt lists the sources no feed blocks: allow, trusted_proxies
+// (with the current ranges of its named sets, named), loopback, the
+// load balancers of listen.proxy_protocol and the host's own addresses.
 func feedExempt(cfg *config.File, named []netip.Prefix) []netip.Prefix {
-	return append(neverBanned(cfg, named), loopback...)
+	out := append(neverBanned(cfg, named), loopback...)
+	out = append(out, prefixes(cfg.Listen.ProxyProtocol)...)
+	return append(out, hostAddrs()...)
 }
 
 // setExempt replaces the prefixes the kernel's feed sets never drop,

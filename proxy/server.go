@@ -788,6 +788,6 @@ func (s *Server) openFirewall(cfg *config.File, named []netip.Prefix) error {
 	}
 	log.Info("kernel firewall on", "backend", backend.Name(), "ports", fw.Ports, "reconcile_seconds", fw.Reconcile.D().Seconds())
 	s.firewall = r
-	s.feeds.useKernel(backend, s.log)
+	s.feeds.useKernel(backend, ports, s.log)
 	return nil
 }

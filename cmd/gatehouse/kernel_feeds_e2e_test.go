@@ -40,7 +40,7 @@ hosts:
 intel:
   feeds:
     - {name: local, file: %s}
-firewall: {backend: %s, reconcile: 1s}
+firewall: {backend: %s, ports: [8080], reconcile: 1s}
 admin: {listen: "127.0.0.1:9901"}
 log: {level: debug}
 `, p.srvIP, p.srvIP, list, bk.name))

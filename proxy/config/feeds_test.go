@@ -101,3 +101,33 @@ intel:
 		}
 	}
 }
+
+// TestFeedDropNeedsPorts: a drop feed with a firewall but no
+// firewall.ports is a warning: it stays out of the kernel.
+func TestFeedDropNeedsPorts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		firewall string
+		warn     bool
+	}{
+		{"{backend: nftables}", true},
+		{"{backend: nftables, ports: [80, 443]}", false},
+		{"{backend: none}", false},
+	} {
+		f, err := Parse("t.yaml", []byte(`hosts:
+  - match: [a.example.com]
+    upstreams: [http://127.0.0.1:3000]
+firewall: `+tc.firewall+`
+intel:
+  feeds:
+    - {name: firehol1, url: "https://feeds.example.net/firehol_level1.netset"}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(f.Warnings.Error(), "t.yaml:7: intel.feeds[0].action: warning: drop feeds go into the kernel only with firewall.ports")
+		if got != tc.warn {
+			t.Errorf("firewall %s: warnings %q, want the ports warning %v", tc.firewall, f.Warnings.Error(), tc.warn)
+		}
+	}
+}

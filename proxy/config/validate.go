@@ -76,7 +76,7 @@ func (v *validator) check(f *File) {
 	}
 	v.jails(f)
 	v.watches(f)
-	v.feeds(&f.Intel)
+	v.feeds(&f.Intel, f.Firewall)
 	v.state(f)
 	v.fleet(f)
 	v.tls(f)

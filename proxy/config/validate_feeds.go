@@ -50,8 +50,8 @@ func applyIntelDefaults(in *Intel) {
 	}
 }
 
-// feeds checks intel.feeds[].
-func (v *validator) feeds(in *Intel) {
+// feeds checks intel.feeds[]; fw is the firewall they may go into.
+func (v *validator) feeds(in *Intel, fw Firewall) {
 	if len(in.Feeds) > MaxFeeds {
 		v.add("intel.feeds", "%d feeds; at most %d", len(in.Feeds), MaxFeeds)
 	}
@@ -96,7 +96,11 @@ func (v *validator) feeds(in *Intel) {
 			v.add(f+".format", "%q: write plain, spamhaus-drop-json or crowdsec", fd.Format)
 		}
 		switch fd.Action {
-		case FeedActionDrop, FeedActionForbid:
+		case FeedActionDrop:
+			if fw.Backend != "none" && len(fw.Ports) == 0 {
+				v.warn(f+".action", "drop feeds go into the kernel only with firewall.ports (the gateway's ports): a feed such as FireHOL level 1 lists private ranges, and dropping every packet from them would drop your upstreams' answers; until then this feed is enforced over HTTP")
+			}
+		case FeedActionForbid:
 		default:
 			v.add(f+".action", "%q: write drop or \"403\"", fd.Action)
 		}
