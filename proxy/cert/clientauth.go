@@ -106,9 +106,10 @@ type clientPolicy struct {
 	cfg   ClientPolicyConfig
 	cas   []*x509.Certificate
 	pool  *x509.CertPool
-	crl   *x509.RevocationList
+	crls  []*x509.RevocationList
 	files [2]fileStamp // CA, CRL
-	// revoked holds the CRL's serial numbers (big-endian bytes).
+	// revoked holds the CRLs' entries: the issuer's raw subject, a NUL,
+	// the serial number (big-endian bytes).
 	revoked map[string]bool
 	// marker tags the session tickets issued under this policy (see
 	// tlsConfig): only they resume into it.
@@ -210,12 +211,14 @@ func loadPolicy(h ClientPolicyConfig) (*clientPolicy, error) {
 		if p.files[1], err = stampOf(h.CRL); err != nil {
 			return nil, fmt.Errorf("%s: client CRL %s: %w", h.Host, h.CRL, err)
 		}
-		if p.crl, err = ReadCRL(h.CRL, p.cas); err != nil {
+		if p.crls, err = ReadCRL(h.CRL, p.cas); err != nil {
 			return nil, fmt.Errorf("%s: client CRL %s: %w", h.Host, h.CRL, err)
 		}
-		p.revoked = make(map[string]bool, len(p.crl.RevokedCertificateEntries))
-		for _, e := range p.crl.RevokedCertificateEntries {
-			p.revoked[string(e.SerialNumber.Bytes())] = true
+		p.revoked = map[string]bool{}
+		for _, crl := range p.crls {
+			for _, e := range crl.RevokedCertificateEntries {
+				p.revoked[revokedKey(crl.RawIssuer, e.SerialNumber.Bytes())] = true
+			}
 		}
 	}
 	p.verified, _ = lru.New[*x509.Certificate, struct{}](verifiedCacheSize) // fails only for a size <= 0
@@ -308,7 +311,7 @@ func (p *clientPolicy) changed() bool {
 // restamped is p with its files' current stamps, so that a file that
 // failed to load is retried only when it changes again.
 func (p *clientPolicy) restamped() *clientPolicy {
-	np := &clientPolicy{cfg: p.cfg, cas: p.cas, pool: p.pool, crl: p.crl, revoked: p.revoked,
+	np := &clientPolicy{cfg: p.cfg, cas: p.cas, pool: p.pool, crls: p.crls, revoked: p.revoked,
 		marker: p.marker, verified: p.verified, files: p.files}
 	for i, path := range [2]string{p.cfg.CA, p.cfg.CRL} {
 		if path != "" {
@@ -418,12 +421,12 @@ func (ca *ClientAuth) verify(p *clientPolicy, certs []*x509.Certificate) string 
 		return ReasonNoCertificate
 	}
 	now := ca.now()
-	if CRLStale(p.crl, now) {
+	if stale := CRLStale(p.crls, now); stale != nil {
 		// nginx refuses too ("CRL has expired"): a stale list may miss
 		// the revocation that matters. Fail closed, loudly once.
 		if !p.staleLogged.Swap(true) {
 			ca.log.Error("client CRL is past its next update; client certificates are refused until it is replaced",
-				"host", p.cfg.Host, "crl", p.cfg.CRL, "next_update", p.crl.NextUpdate)
+				"host", p.cfg.Host, "crl", p.cfg.CRL, "issuer", stale.Issuer.String(), "next_update", stale.NextUpdate)
 		}
 		return ReasonCRLStale
 	}
@@ -439,20 +442,26 @@ func (ca *ClientAuth) verify(p *clientPolicy, certs []*x509.Certificate) string 
 	if err != nil {
 		return verifyReason(err, leaf, now)
 	}
-	if p.crl != nil && revokedIn(p, chains) {
+	if p.crls != nil && revokedIn(p, chains) {
 		return ReasonRevoked
 	}
 	return ""
 }
 
-// revokedIn reports whether every chain has a certificate that p's CRL
-// revokes: a serial number only means something with its issuer, so a
-// certificate is looked up only when the CRL's issuer issued it.
+// revokedKey is the key of p.revoked for a certificate's issuer (raw
+// subject) and serial number.
+func revokedKey(issuer, serial []byte) string {
+	return string(issuer) + "\x00" + string(serial)
+}
+
+// revokedIn reports whether every chain has a certificate that one of
+// p's CRLs revokes: a serial number only means something with its
+// issuer, so a certificate is looked up by its issuer and serial.
 func revokedIn(p *clientPolicy, chains [][]*x509.Certificate) bool {
 	for _, chain := range chains {
 		bad := false
 		for _, c := range chain[:len(chain)-1] { // the root is not revoked by its own CRL
-			if bytes.Equal(c.RawIssuer, p.crl.RawIssuer) && p.revoked[string(c.SerialNumber.Bytes())] {
+			if p.revoked[revokedKey(c.RawIssuer, c.SerialNumber.Bytes())] {
 				bad = true
 				break
 			}
@@ -509,7 +518,7 @@ func (ca *ClientAuth) Check(host string, cs *tls.ConnectionState) (*x509.Certifi
 		switch {
 		case now.After(leaf.NotAfter):
 			return nil, ReasonExpired
-		case CRLStale(p.crl, now):
+		case CRLStale(p.crls, now) != nil:
 			return nil, ReasonCRLStale
 		}
 		return leaf, ""

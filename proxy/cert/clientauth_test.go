@@ -464,7 +464,7 @@ func TestReadClientCAsAndCRL(t *testing.T) {
 	if err := os.WriteFile(der, blk.Bytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ReadCRL(der, cas); err != nil || len(got.RevokedCertificateEntries) != 1 {
+	if got, err := ReadCRL(der, cas); err != nil || len(got) != 1 || len(got[0].RevokedCertificateEntries) != 1 {
 		t.Errorf("ReadCRL(DER) = %v, want one entry", err)
 	}
 }
@@ -620,4 +620,71 @@ func BenchmarkClientCertHandshake(b *testing.B) {
 		}
 		run(b, "mtls.example.com", cache, true)
 	})
+}
+
+// TestClientCertSeveralCRLs: a CRL file holding the CRLs of several CAs
+// of the bundle revokes by each of them, whatever their order, and two
+// CRLs of one CA are refused.
+func TestClientCertSeveralCRLs(t *testing.T) {
+	t.Parallel()
+	ca1, ca2 := newTestPKI(t, "ca-one"), newTestPKI(t, "ca-two")
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "bundle.pem")
+	one, two := filepath.Join(dir, "one.crl"), filepath.Join(dir, "two.crl")
+	ca1.writeCRL(t, one, time.Now().Add(time.Hour), 11)
+	ca2.writeCRL(t, two, time.Now().Add(time.Hour), 21)
+	cat := func(dst string, srcs ...string) {
+		t.Helper()
+		var all []byte
+		for _, src := range srcs {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		if err := os.WriteFile(dst, all, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat(bundle, ca1.caPath, ca2.caPath)
+	for _, order := range [][]string{{one, two}, {two, one}} {
+		crl := filepath.Join(dir, "both.crl")
+		cat(crl, order...)
+		auth, err := NewClientAuth(ClientAuthConfig{Hosts: []ClientPolicyConfig{
+			{Host: "mtls.example.com", Names: []string{"mtls.example.com"}, CA: bundle, CRL: crl}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			who  tls.Certificate
+			want string
+		}{
+			{ca1.client(t, "revoked-by-one", 11), ReasonRevoked},
+			{ca2.client(t, "revoked-by-two", 21), ReasonRevoked},
+			{ca1.client(t, "serial 21 of the other CA", 21), ""},
+			{ca2.client(t, "fine", 22), ""},
+		} {
+			cs := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tc.who.Leaf}}
+			if _, reason := auth.Check("mtls.example.com", cs); reason != tc.want {
+				t.Errorf("CRLs %v: Check(%s) = %q, want %q", order, tc.who.Leaf.Subject.CommonName, reason, tc.want)
+			}
+		}
+	}
+	cas, err := ReadClientCAs(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := filepath.Join(dir, "twice.crl")
+	cat(twice, one, one)
+	if _, err := ReadCRL(twice, cas); err == nil || !strings.Contains(err.Error(), "two CRLs of CN=ca-one") {
+		t.Errorf("ReadCRL(two CRLs of one CA) = %v, want refused", err)
+	}
+	crls, err := ReadCRL(two, cas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := Unrevocable(cas, crls); len(u) != 1 || u[0].Subject.CommonName != "ca-one" {
+		t.Errorf("Unrevocable = %v, want ca-one", u)
+	}
 }

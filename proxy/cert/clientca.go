@@ -49,36 +49,82 @@ func ReadClientCAs(path string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// ReadCRL reads a certificate revocation list (hosts[].client_certs.crl),
-// PEM ("X509 CRL") or DER, and checks that one of cas signed it: a CRL
-// from another CA would revoke nothing of this one's, silently.
-func ReadCRL(path string, cas []*x509.Certificate) (*x509.RevocationList, error) {
+// ReadCRL reads the certificate revocation lists of a file
+// (hosts[].client_certs.crl): one DER CRL, or any number of PEM ("X509
+// CRL") blocks, one per issuing CA, as nginx's ssl_crl takes them. Each
+// must be signed by a certificate of cas: a CRL from another CA would
+// revoke nothing of this bundle's, silently. Two CRLs of one issuer are
+// refused, since which one is current cannot be told.
+func ReadCRL(path string, cas []*x509.Certificate) ([]*x509.RevocationList, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	der := data
-	if b, _ := pem.Decode(data); b != nil {
+	var ders [][]byte
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
 		if b.Type != "X509 CRL" {
 			return nil, fmt.Errorf("PEM block %q is not an X509 CRL", b.Type)
 		}
-		der = b.Bytes
+		ders = append(ders, b.Bytes)
 	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil, fmt.Errorf("not a CRL: %w", err)
+	if ders == nil {
+		ders = [][]byte{data}
 	}
-	for _, ca := range cas {
-		if bytes.Equal(ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(ca) == nil {
-			return crl, nil
+	crls := make([]*x509.RevocationList, 0, len(ders))
+	for i, der := range ders {
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fmt.Errorf("CRL %d: not a CRL: %w", i+1, err)
 		}
+		signed := false
+		for _, ca := range cas {
+			if bytes.Equal(ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(ca) == nil {
+				signed = true
+				break
+			}
+		}
+		if !signed {
+			return nil, fmt.Errorf("CRL of %s is not signed by a certificate of the CA bundle", crl.Issuer)
+		}
+		for _, prev := range crls {
+			if bytes.Equal(prev.RawIssuer, crl.RawIssuer) {
+				return nil, fmt.Errorf("two CRLs of %s: keep the current one", crl.Issuer)
+			}
+		}
+		crls = append(crls, crl)
 	}
-	return nil, fmt.Errorf("CRL of %s is not signed by a certificate of the CA bundle", crl.Issuer)
+	return crls, nil
 }
 
-// CRLStale reports whether crl is past its NextUpdate at now: its issuer
-// may have revoked certificates since that it does not list. A CRL
-// without NextUpdate never goes stale.
-func CRLStale(crl *x509.RevocationList, now time.Time) bool {
-	return crl != nil && !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)
+// Unrevocable lists the CAs of cas that issue certificates no CRL of crls
+// covers: their certificates are never checked for revocation.
+func Unrevocable(cas []*x509.Certificate, crls []*x509.RevocationList) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, ca := range cas {
+		covered := false
+		for _, crl := range crls {
+			covered = covered || bytes.Equal(crl.RawIssuer, ca.RawSubject)
+		}
+		if !covered {
+			out = append(out, ca)
+		}
+	}
+	return out
+}
+
+// CRLStale returns the first of crls past its NextUpdate at now, or nil:
+// its issuer may have revoked certificates since that it does not list.
+// A CRL without NextUpdate never goes stale.
+func CRLStale(crls []*x509.RevocationList, now time.Time) *x509.RevocationList {
+	for _, crl := range crls {
+		if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+			return crl
+		}
+	}
+	return nil
 }

@@ -95,7 +95,7 @@ func TestClientCertsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stale CRL: %v", err)
 	}
-	if w := f.Warnings.Error(); !strings.Contains(w, "t.yaml:7: hosts[0].client_certs.crl: warning: "+staleCRL+" is past its next update") {
+	if w := f.Warnings.Error(); !strings.Contains(w, "t.yaml:7: hosts[0].client_certs.crl: warning: "+staleCRL+": the CRL of CN=stale is past its next update") {
 		t.Errorf("warnings = %q, want the stale CRL", w)
 	}
 }

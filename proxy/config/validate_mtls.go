@@ -43,13 +43,16 @@ func (v *validator) clientCerts(f *File) {
 		if cc.CRL == "" {
 			continue
 		}
-		crl, err := cert.ReadCRL(cc.CRL, cas)
+		crls, err := cert.ReadCRL(cc.CRL, cas)
 		if err != nil {
 			v.add(p+".crl", "%s: %v", cc.CRL, pathErr(err))
 			continue
 		}
-		if cert.CRLStale(crl, time.Now()) {
-			v.warn(p+".crl", "%s is past its next update (%s): every client certificate is refused until it is replaced", cc.CRL, crl.NextUpdate.UTC().Format(time.RFC3339))
+		if stale := cert.CRLStale(crls, time.Now()); stale != nil {
+			v.warn(p+".crl", "%s: the CRL of %s is past its next update (%s): every client certificate is refused until it is replaced", cc.CRL, stale.Issuer, stale.NextUpdate.UTC().Format(time.RFC3339))
+		}
+		for _, ca := range cert.Unrevocable(cas, crls) {
+			v.warn(p+".crl", "%s holds no CRL of %s: the certificates it issues are never checked for revocation; add its CRL to the file", cc.CRL, ca.Subject)
 		}
 	}
 }
