@@ -74,6 +74,8 @@ func TestClientCertsConfig(t *testing.T) {
 		{"without tls", "hosts:\n  - match: [admin.example.com]\n    upstreams: [http://127.0.0.1:1]\n    client_certs: {ca: " + ca + "}\n",
 			`t.yaml:4: hosts[0].client_certs: needs tls`},
 		{"no ca", host("{mode: require}"), `t.yaml:7: hosts[0].client_certs.ca: required`},
+		{"address as name", strings.Replace(host("{ca: "+ca+"}"), "match: [admin.example.com]", "match: [admin.example.com, 127.0.0.1]", 1),
+			`t.yaml:5: hosts[0].match[1]: 127.0.0.1 is an address: a client never sends an address as TLS server name`},
 		{"bad mode", host("{ca: " + ca + ", mode: always}"), `t.yaml:7: hosts[0].client_certs.mode: "always" is not one of require, optional`},
 		{"missing ca", host("{ca: /nonexistent/ca.pem}"), `t.yaml:7: hosts[0].client_certs.ca: /nonexistent/ca.pem: no such file or directory`},
 		{"ca without certificates", host("{ca: " + crl + "}"), `hosts[0].client_certs.ca: ` + crl + `: no PEM certificate in the file`},

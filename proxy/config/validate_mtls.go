@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"net/netip"
+	"strings"
 	"strconv"
 	"time"
 
@@ -21,6 +23,11 @@ func (v *validator) clientCerts(f *File) {
 		p := "hosts[" + strconv.Itoa(i) + "].client_certs"
 		if !f.TLSOn() {
 			v.add(p, "needs tls: client certificates are asked for in the TLS handshake, and a host with client_certs is never served over plain HTTP")
+		}
+		for j, m := range f.Hosts[i].Match {
+			if _, err := netip.ParseAddr(strings.Trim(m.Name(), "[]")); err == nil {
+				v.add("hosts["+strconv.Itoa(i)+"].match["+strconv.Itoa(j)+"]", "%s is an address: a client never sends an address as TLS server name (SNI), so a host with client_certs could never be served by it; use a DNS name", m.Name())
+			}
 		}
 		switch cc.Mode {
 		case ClientCertsRequire, ClientCertsOptional:
