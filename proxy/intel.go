@@ -31,7 +31,8 @@ import (
 // keeps the lists whose entry (and refresh, and state_dir) it leaves
 // alone. Safe for concurrent use.
 type intelLists struct {
-	log *slog.Logger
+	log  *slog.Logger
+	base *slog.Logger // the server's: intel.Source names its component
 	// changed is called after a list's set changed, from the list's
 	// goroutine.
 	changed func()
@@ -69,7 +70,7 @@ type intelList struct {
 }
 
 func newIntelLists(log *slog.Logger, changed func()) *intelLists {
-	return &intelLists{log: log.With("component", "intel"), changed: changed,
+	return &intelLists{log: log.With("component", "intel"), base: log, changed: changed,
 		lists: map[string]*intelList{}, active: map[string]bool{}}
 }
 
@@ -112,7 +113,7 @@ func (l *intelList) setOrigin(origin string, updated time.Time) {
 // load builds and loads one list.
 func (il *intelLists) load(cfg *config.File, t config.TrustedProxy, key string) (*intelList, error) {
 	l := &intelList{key: key, entry: t}
-	sc := intel.SourceConfig{Name: t.Label(), Refresh: cfg.Intel.Refresh.D(), Vet: intel.VetTrusted, Log: il.log}
+	sc := intel.SourceConfig{Name: t.Label(), Refresh: cfg.Intel.Refresh.D(), Vet: intel.VetTrusted, Log: il.base}
 	switch {
 	case t.Provider != "":
 		p, ok := intel.ProviderNamed(t.Provider)

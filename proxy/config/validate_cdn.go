@@ -17,7 +17,7 @@ import (
 // a CDN's ranges are trusted while anyone can reach the listener.
 func (v *validator) trustedProxies(f *File) {
 	seen := map[string]int{}
-	cdn := ""
+	var cdns []string
 	for i, t := range f.TrustedProxies {
 		field := "trusted_proxies[" + strconv.Itoa(i) + "]"
 		if !t.IsValid() {
@@ -36,25 +36,27 @@ func (v *validator) trustedProxies(f *File) {
 				v.warn(field, "%v: any client from it can name any address", err)
 			}
 		case t.Provider != "":
-			if cdn == "" {
-				cdn = t.Provider
-			}
+			cdns = append(cdns, t.Provider)
 		case t.File != "":
 			v.trustedFile(field, t.File)
 		case t.URL != "":
 			v.trustedURL(field, f, t)
 		}
 	}
-	if cdn == "" {
+	if len(cdns) == 0 {
 		return
+	}
+	cdn := strings.Join(cdns, ", ") + " is"
+	if len(cdns) > 1 {
+		cdn = strings.Join(cdns, ", ") + " are"
 	}
 	for _, l := range []struct{ field, addr string }{{"listen.http", f.Listen.HTTP}, {"listen.https", f.Listen.HTTPS}} {
 		if l.field == "listen.https" && !f.TLSOn() {
 			continue
 		}
 		if open, host := publicListen(l.addr); open {
-			v.warn("trusted_proxies", "%s is trusted but %s %q accepts any peer (%s): clients that skip the CDN are served (their %s header is ignored); firewall the port to the CDN's ranges",
-				cdn, l.field, l.addr, host, cdn)
+			v.warn("trusted_proxies", "%s trusted but %s %q accepts any peer (%s): clients that skip the CDN are served (a CDN header they send is ignored); firewall the port to the CDN's ranges",
+				cdn, l.field, l.addr, host)
 			return
 		}
 	}
