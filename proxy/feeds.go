@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -129,6 +130,9 @@ func (fr *feedRunner) newFeed(fc config.Feed) (*feed, error) {
 	}
 	if fc.URL != "" {
 		sc.URLs = []string{fc.URL}
+		if fc.APIKey.HasValue() {
+			sc.Header = http.Header{"X-Api-Key": {fc.APIKey.Value()}}
+		}
 		if fr.stateDir != "" {
 			dir := filepath.Join(fr.stateDir, "feeds")
 			if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -18,14 +18,21 @@ type feedServer struct {
 	body   atomic.Pointer[string]
 	status atomic.Int32 // 0: 200 with body
 	hits   atomic.Int64
+	// apiKey, when set, is the X-Api-Key the server asks for (401
+	// without it), as CrowdSec's LAPI does.
+	apiKey string
 }
 
-func newFeedServer(t *testing.T, body string) *feedServer {
+func newFeedServer(t *testing.T, body, apiKey string) *feedServer {
 	t.Helper()
-	fs := &feedServer{}
+	fs := &feedServer{apiKey: apiKey}
 	fs.body.Store(&body)
 	fs.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fs.hits.Add(1)
+		if fs.apiKey != "" && r.Header.Get("X-Api-Key") != fs.apiKey {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		if s := fs.status.Load(); s != 0 {
 			w.WriteHeader(int(s))
 			return
@@ -80,8 +87,11 @@ func spamhausList(cidrs ...string) string {
 func TestFeeds(t *testing.T) {
 	t.Parallel()
 	up := newEchoUpstream(t, "app")
-	firehol := newFeedServer(t, fireholList("198.51.100.0/24", "100.127.0.0/16"))
-	drop := newFeedServer(t, spamhausList("203.0.113.0/24", "2001:db8:dead::/48"))
+	firehol := newFeedServer(t, fireholList("198.51.100.0/24", "100.127.0.0/16"), "")
+	crowdsec := newFeedServer(t, `[{"duration":"3h59m","id":7,"origin":"crowdsec","scenario":"crowdsecurity/http-probing","scope":"Ip","type":"ban","value":"198.18.7.7"},`+
+		`{"duration":"-1m","id":8,"origin":"crowdsec","scenario":"crowdsecurity/http-probing","scope":"Ip","type":"ban","value":"198.18.8.8"}]`, "bouncer-key-1")
+	key := writeFile(t, "lapi.key", "bouncer-key-1\n")
+	drop := newFeedServer(t, spamhausList("203.0.113.0/24", "2001:db8:dead::/48"), "")
 	local := writeFile(t, "blocked.txt", "# ours\n198.51.101.5\n")
 	state := t.TempDir()
 	yaml := fmt.Sprintf(`listen: {http: "127.0.0.1:0"}
@@ -97,10 +107,12 @@ intel:
     - {name: firehol1, url: "%s/list", refresh: 1s}
     - {name: drop, url: "%s/list", format: spamhaus-drop-json, refresh: 1s, action: "403"}
     - {name: local, file: %s, action: 403}
-`, state, up.URL(), firehol.srv.URL, drop.srv.URL, local)
+    - {name: lapi, url: "%s/v1/decisions", format: crowdsec, api_key: "file:%s", refresh: 1s}
+`, state, up.URL(), firehol.srv.URL, drop.srv.URL, local, crowdsec.srv.URL, key)
 	g := startGateway(t, yaml)
 	waitFor(t, "both url feeds loaded", func() bool {
-		return g.metric(t, "gatehouse_feed_entries", "feed", "firehol1") == 4 && g.metric(t, "gatehouse_feed_entries", "feed", "drop") == 2
+		return g.metric(t, "gatehouse_feed_entries", "feed", "firehol1") == 4 && g.metric(t, "gatehouse_feed_entries", "feed", "drop") == 2 &&
+			g.metric(t, "gatehouse_feed_entries", "feed", "lapi") == 1
 	})
 	status := func(client string) int {
 		t.Helper()
@@ -118,6 +130,8 @@ intel:
 		"203.0.113.5":      403, // drop
 		"2001:db8:dead::1": 403,
 		"198.51.101.5":     403, // local
+		"198.18.7.7":       403, // lapi, fetched with its API key
+		"198.18.8.8":       200, // lapi: a decision that has run out
 		"198.51.100.77":    200, // listed, but in allow
 		"198.51.101.6":     200,
 		"2001:db8:beef::1": 200,

@@ -131,3 +131,44 @@ intel:
 		}
 	}
 }
+
+// TestFeedAPIKey: an API key is for url feeds, and must be a value
+// gatehouse can send.
+func TestFeedAPIKey(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "blocked.txt")
+	if err := os.WriteFile(list, []byte("198.51.100.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GH_TEST_LAPI_KEY", "k1")
+	f, err := Parse("t.yaml", []byte(`hosts:
+  - match: [a.example.com]
+    upstreams: [http://127.0.0.1:3000]
+intel:
+  feeds:
+    - {name: lapi, url: "http://127.0.0.1:8080/v1/decisions", format: crowdsec, api_key: "env:GH_TEST_LAPI_KEY"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Intel.Feeds[0].APIKey.Value(); got != "k1" {
+		t.Errorf("api_key = %q, want k1", got)
+	}
+	_, err = Parse("t.yaml", []byte(`hosts:
+  - match: [a.example.com]
+    upstreams: [http://127.0.0.1:3000]
+intel:
+  feeds:
+    - {name: a, file: `+list+`, api_key: "env:GH_TEST_LAPI_KEY"}
+    - {name: b, url: "http://127.0.0.1:8080/l", api_key: "sha256:`+strings.Repeat("ab", 32)+`"}
+    - {name: c, url: "http://127.0.0.1:8080/l", api_key: "k1"}
+`))
+	for _, want := range []string{
+		"t.yaml:6: intel.feeds[0].api_key: an API key is sent with a url feed's fetches",
+		"t.yaml:7: intel.feeds[1].api_key: a sha256: reference cannot be sent",
+		"t.yaml:8: intel.feeds[2].api_key",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

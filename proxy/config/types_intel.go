@@ -54,6 +54,10 @@ type Feed struct {
 	// intel.refresh, and 1h when that is off (a feed with a url asks for
 	// outbound traffic by being written).
 	Refresh Duration `yaml:"refresh"`
+	// APIKey is sent as X-Api-Key with each fetch of url, as CrowdSec's
+	// LAPI asks of its bouncers: env:NAME or file:PATH (key
+	// intel.feeds[].api_key). Default none.
+	APIKey Secret `yaml:"api_key"`
 	// Action is what a listed client gets: drop (its packets are dropped
 	// in the kernel when a firewall backend is on; over HTTP its
 	// connection is closed without an answer) or "403". Default drop.

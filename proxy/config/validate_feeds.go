@@ -90,6 +90,13 @@ func (v *validator) feeds(in *Intel, fw Firewall) {
 			}
 			v.feedFile(f+".file", fd)
 		}
+		switch {
+		case fd.APIKey.IsZero():
+		case fd.URL == "":
+			v.add(f+".api_key", "an API key is sent with a url feed's fetches; a file feed has none")
+		case !fd.APIKey.HasValue():
+			v.add(f+".api_key", "a sha256: reference cannot be sent; write env:NAME or file:PATH")
+		}
 		switch fd.Format {
 		case FeedFormatPlain, FeedFormatSpamhaus, FeedFormatCrowdSec:
 		default:

@@ -211,9 +211,10 @@ func parseAWS(body []byte, lim Limits) (*Parsed, error) {
 // crowdsecDecision is one LAPI decision (models.Decision); the fields we
 // do not read are left out.
 type crowdsecDecision struct {
-	Type  string `json:"type"`
-	Scope string `json:"scope"`
-	Value string `json:"value"`
+	Type     string `json:"type"`
+	Scope    string `json:"scope"`
+	Value    string `json:"value"`
+	Duration string `json:"duration"`
 }
 
 func parseCrowdSec(body []byte, lim Limits) (*Parsed, error) {
@@ -245,7 +246,9 @@ func parseCrowdSec(body []byte, lim Limits) (*Parsed, error) {
 	}
 	out := &Parsed{}
 	for _, d := range decisions {
-		if !strings.EqualFold(d.Type, "ban") {
+		// A negative duration is a decision that has run out (LAPI
+		// lists them until it cleans them up).
+		if !strings.EqualFold(d.Type, "ban") || strings.HasPrefix(d.Duration, "-") {
 			out.Ignored++
 			continue
 		}

@@ -208,9 +208,10 @@ func TestParseCrowdSec(t *testing.T) {
 			in: `[{"duration":"3h59m55s","id":1,"origin":"crowdsec","scenario":"crowdsecurity/ssh-bf","scope":"Ip","type":"ban","value":"198.51.100.7"},
 {"duration":"1h","id":2,"origin":"cscli","scenario":"manual","scope":"Range","type":"ban","value":"203.0.113.0/24"},
 {"duration":"1h","id":3,"origin":"crowdsec","scenario":"x","scope":"Ip","type":"captcha","value":"198.51.100.8"},
-{"duration":"1h","id":4,"origin":"cscli","scenario":"x","scope":"Country","type":"ban","value":"XX"}]`,
+{"duration":"1h","id":4,"origin":"cscli","scenario":"x","scope":"Country","type":"ban","value":"XX"},
+{"duration":"-5m12s","id":5,"origin":"crowdsec","scenario":"crowdsecurity/ssh-bf","scope":"Ip","type":"ban","value":"198.51.100.9"}]`,
 			want:        []string{"198.51.100.7/32", "203.0.113.0/24"},
-			wantIgnored: 2,
+			wantIgnored: 3,
 		},
 		{
 			name: "stream object reads new",

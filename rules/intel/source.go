@@ -102,6 +102,9 @@ type SourceConfig struct {
 	Client *http.Client
 	// UserAgent is sent with each request. Default "gatehouse".
 	UserAgent string
+	// Header is sent with each request besides User-Agent: an API key
+	// (CrowdSec's X-Api-Key). Never logged. Default none.
+	Header http.Header
 	// Log receives one line per failed refresh and per accepted change.
 	// nil: discard.
 	Log *slog.Logger
@@ -469,6 +472,9 @@ func (s *Source) fetch(ctx context.Context, u string, prev urlState) (st urlStat
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return urlState{}, false, 0, fmt.Errorf("intel list %s: %w", s.cfg.Name, err)
+	}
+	for k, v := range s.cfg.Header {
+		req.Header[k] = v
 	}
 	req.Header.Set("User-Agent", s.cfg.UserAgent)
 	if prev.prefixes != nil {
