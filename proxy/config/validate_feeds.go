@@ -1,6 +1,7 @@
 package config
 
 import (
+	"gatehouse/rules/firewall"
 	"gatehouse/rules/intel"
 	"net/url"
 	"os"
@@ -60,7 +61,7 @@ func (v *validator) feeds(in *Intel, fw Firewall) {
 		fd := &in.Feeds[i]
 		f := "intel.feeds[" + strconv.Itoa(i) + "]"
 		switch {
-		case !validFeedName(fd.Name):
+		case firewall.ValidFeedName(fd.Name) != nil:
 			v.add(f+".name", "%q: write 1 to 16 characters of a-z, 0-9, - and _ (it names the feed's kernel set)", fd.Name)
 		default:
 			if j, dup := seen[fd.Name]; dup {
@@ -139,17 +140,4 @@ func (v *validator) feedFile(field string, fd *Feed) {
 	if err := intel.VetFeed(intel.NewSet(l.Prefixes)); err != nil {
 		v.add(field, "%s: %v", fd.File, err)
 	}
-}
-
-func validFeedName(s string) bool {
-	if s == "" || len(s) > 16 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -689,20 +689,3 @@ func (s *Source) readFile(fi os.FileInfo) error {
 	s.mu.Unlock()
 	return nil
 }
-
-// SourceConfig returns the part of a SourceConfig that p decides: name,
-// URLs, format and the embedded snapshot as fallback. The caller adds
-// Refresh, StatePath, Client and Log.
-func (p Provider) SourceConfig() (SourceConfig, error) {
-	ps, err := p.SnapshotPrefixes()
-	if err != nil {
-		return SourceConfig{}, err
-	}
-	return SourceConfig{
-		Name:         p.Name,
-		URLs:         append([]string(nil), p.URLs...),
-		Format:       p.Format,
-		Fallback:     ps,
-		FallbackDate: p.SnapshotDate,
-	}, nil
-}
