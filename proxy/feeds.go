@@ -283,13 +283,14 @@ func (fr *feedRunner) kernelLoop(ctx context.Context) {
 		feeds, want := slices.Clone(fr.feeds), fr.exempt
 		fr.mu.Unlock()
 		failed := false
-		drops := !fr.portless && slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop })
-		// The exempt sets exist for the feed sets: without a drop feed
-		// gatehouse adds nothing to the kernel beside its bans.
-		if fr.portless && !warned && slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop }) {
+		anyDrop := slices.ContainsFunc(feeds, func(f *feed) bool { return f.cfg.Action == config.FeedActionDrop })
+		if fr.portless && anyDrop && !warned {
 			fr.log.Warn("drop feeds are enforced over HTTP only: the kernel gets them with firewall.ports set to the gateway's ports")
 			warned = true
 		}
+		// The exempt sets exist for the feed sets: without a drop feed
+		// gatehouse adds nothing to the kernel beside its bans.
+		drops := anyDrop && !fr.portless
 		exemptOK := exempt != nil && slices.Equal(exempt, want)
 		if drops && !exemptOK {
 			if err := fr.kernel.SetExempt(ctx, want); err != nil {
