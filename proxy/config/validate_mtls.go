@@ -3,8 +3,8 @@ package config
 import (
 	"errors"
 	"net/netip"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"gatehouse/proxy/cert"
