@@ -32,9 +32,11 @@ H2SPEC_VERSION := v2.2.1+incompatible
 # fail2ban gives the filter.d files and fail2ban-client that the import tests
 # compare with. openssh-server, openssh-client and rsyslog: the sshd log-watch
 # test runs a real sshd logging through rsyslog, each started by the test
-# itself. deps installs every package with policy-rc.d in place, so that no
-# service starts, and disables the fail2ban and ssh services it installed.
-APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk nghttp2-client chromium redis-server systemd-journal-remote openssh-server openssh-client rsyslog
+# itself. haproxy: the PROXY protocol tests put it (mode tcp, send-proxy and
+# send-proxy-v2) in front of gatehouse, started by the test itself. deps
+# installs every package with policy-rc.d in place, so that no service
+# starts, and disables the fail2ban, ssh and haproxy services it installed.
+APT_PACKAGES := apache2-utils whois openssl ipset nftables iptables iproute2 systemd procps nginx slowhttptest wrk nghttp2-client chromium redis-server systemd-journal-remote openssh-server openssh-client rsyslog haproxy
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -71,7 +73,7 @@ deps:
 		fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 		rc=$$?; [ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; [ $$rc -eq 0 ] || exit $$rc; \
-		for p in $$missing; do case $$p in fail2ban) svc=fail2ban;; openssh-server) svc=ssh;; *) continue;; esac; \
+		for p in $$missing; do case $$p in fail2ban) svc=fail2ban;; openssh-server) svc=ssh;; haproxy) svc=haproxy;; *) continue;; esac; \
 			if [ -d /run/systemd/system ]; then $$SUDO systemctl disable --now $$svc 2>/dev/null || true; fi; \
 		done; \
 	fi

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"gatehouse/rules/intel/geo"
 	"gatehouse/signer"
 )
 
@@ -53,6 +54,9 @@ type AccessLogConfig struct {
 	// OnDone, when set, is called after every request with its final
 	// status and body size (metrics hang here). It must not retain r or s.
 	OnDone func(r *http.Request, s *Scope, status int, size int64, d time.Duration)
+	// Geo, when set, gives the json format the client's "country" and
+	// "asn" (looked up once per request, by LookupGeo). nil: left out.
+	Geo *geo.DB
 }
 
 // AccessLogTarget is where one host's access log lines go.
@@ -169,6 +173,9 @@ func AccessLog(cfg AccessLogConfig) (func(http.Handler) http.Handler, error) {
 		line := (*bp)[:0]
 		switch t.format {
 		case logJSON:
+			if cfg.Geo != nil {
+				LookupGeo(s, cfg.Geo)
+			}
 			line = appendJSONLine(line, r, s, status, size, d)
 		case logCombinedHost:
 			line = appendLogHost(line, r, s)
@@ -275,6 +282,17 @@ func appendJSONLine(b []byte, r *http.Request, s *Scope, status int, size int64,
 	if s.User != "" {
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, s.User)
+	}
+	if s.GeoDone {
+		// A country is two letters (geo.CountryIndex): no escaping.
+		b = append(b, `,"country":"`...)
+		b = append(b, s.Country...)
+		b = append(b, `","asn":`...)
+		b = strconv.AppendUint(b, uint64(s.ASN), 10)
+	}
+	if s.ClientCert != "" {
+		b = append(b, `,"client_cert":`...)
+		b = appendJSONString(b, s.ClientCert)
 	}
 	// A Referer may be a signed link (a page opened through one): its
 	// signature is redacted.

@@ -21,10 +21,7 @@ func TestClientIPAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { res.Resolve("10.0.0.1:5000", xff) }); n != 0 {
 		t.Errorf("Resolve allocs = %v, want 0", n)
 	}
-	mw, err := ClientIP(ClientIPConfig{TrustedProxies: res.trusted})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mw := ClientIPFrom(res)
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := httptest.NewRequest("GET", "/", nil)
 	r.RemoteAddr = "10.0.0.1:1234"
@@ -33,6 +30,17 @@ func TestClientIPAllocs(t *testing.T) {
 	w := httptest.NewRecorder()
 	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 0 {
 		t.Errorf("ClientIP middleware allocs = %v, want 0", n)
+	}
+}
+
+// TestResolveHeaderAllocs pins the provider-header path at zero
+// allocations.
+func TestResolveHeaderAllocs(t *testing.T) {
+	res := cdnResolver(t)
+	h := http.Header{"Fastly-Client-Ip": {"198.51.100.7"}, "Cf-Connecting-Ip": {"198.18.0.1"},
+		"X-Forwarded-For": {"198.18.0.1, 198.51.100.7"}}
+	if n := testing.AllocsPerRun(100, func() { res.ResolveHeader("198.51.100.200:5000", h) }); n != 0 {
+		t.Errorf("ResolveHeader allocs = %v, want 0", n)
 	}
 }
 

@@ -3,7 +3,10 @@ package middleware
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
+
+	"gatehouse/rules/intel"
 )
 
 func BenchmarkResolve(b *testing.B) {
@@ -29,10 +32,7 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 func BenchmarkClientIPMiddleware(b *testing.B) {
-	mw, err := ClientIP(ClientIPConfig{TrustedProxies: mustResolver(b, "10.0.0.0/8").trusted})
-	if err != nil {
-		b.Fatal(err)
-	}
+	mw := ClientIPFrom(mustResolver(b, "10.0.0.0/8"))
 	var sink Scope
 	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sink = *ScopeFrom(r) }))
 	r := httptest.NewRequest("GET", "/", nil)
@@ -45,4 +45,46 @@ func BenchmarkClientIPMiddleware(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 	_ = sink
+}
+
+// BenchmarkResolveHeader resolves with the three providers' real ranges
+// (the snapshots in the binary) and a 10k-prefix list trusted.
+func BenchmarkResolveHeader(b *testing.B) {
+	cfg := ClientIPConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	for _, name := range intel.ProviderNames() {
+		p := mustProvider(b, name)
+		set, err := p.Snapshot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Sets = append(cfg.Sets, TrustedSet{Name: name, Ranges: set, Provider: p})
+	}
+	var big []netip.Prefix
+	for i := range 10000 {
+		big = append(big, netip.PrefixFrom(netip.AddrFrom4([4]byte{100, byte(64 + i>>8), byte(i), 0}), 24))
+	}
+	cfg.Sets = append(cfg.Sets, TrustedSet{Name: "url:list", Ranges: intel.NewSet(big)})
+	res, err := NewClientIPResolver(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		remote string
+		h      http.Header
+	}{
+		{"direct", "203.0.113.9:51234", http.Header{"Cf-Connecting-Ip": {"198.51.100.1"}}},
+		{"cloudflare-header", "103.21.244.5:51234", http.Header{"Cf-Connecting-Ip": {"198.51.100.1"}, "X-Forwarded-For": {"198.51.100.1"}}},
+		{"cloudfront-header", "[2600:9000:2000::1]:443", http.Header{"Cloudfront-Viewer-Address": {"2001:db8::1:51234"}}},
+		{"list-1hop", "100.64.3.7:51234", http.Header{"X-Forwarded-For": {"198.51.100.1"}}},
+		{"trusted-3hops", "10.0.0.1:51234", http.Header{"X-Forwarded-For": {"198.51.100.1, 100.64.1.1, 10.0.0.2"}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				res.ResolveHeader(c.remote, c.h)
+			}
+		})
+	}
 }

@@ -68,12 +68,18 @@ const (
 // hop-by-hop removal); the rewrite headers make IIS, Symfony, Laminas
 // and Next.js serve another path than the one every rule matched
 // (X-Original-URL, X-Rewrite-URL, X-Middleware-Subrequest,
-// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385). It is a
-// never-mutated table.
+// CVE-2025-29927); Proxy is httpoxy (CVE-2016-5385); the X-Client-Cert-*
+// headers tell the upstream of a host with client_certs which client
+// certificate the gateway verified, on every host, so that no client
+// can claim one where none was asked for. It is a never-mutated table.
 var strippedHeaders = []string{
 	"forwarded", "x-real-ip",
 	"x-original-url", "x-rewrite-url", "x-middleware-subrequest", "proxy",
 	"x-forwarded-user",
+	// Set by the gateway from its GeoIP databases (Geo).
+	"x-client-country", "x-client-asn",
+	"x-client-cert-verify", "x-client-cert-subject", "x-client-cert-issuer",
+	"x-client-cert-serial", "x-client-cert-fingerprint",
 }
 
 // ClientIdentityHeaders are the request headers that claim who the client
@@ -92,7 +98,7 @@ var ClientIdentityHeaders = []string{
 	"fastly-client-ip", "x-cluster-client-ip", "x-originating-ip",
 	"x-remote-ip", "x-remote-addr", "forwarded-for", "x-forwarded",
 	"x-proxyuser-ip", "x-original-forwarded-for", "x-envoy-external-address",
-	"x-azure-clientip",
+	"x-azure-clientip", "cloudfront-viewer-address",
 	"remote-user", "x-remote-user", "x-webauth-user", "x-auth-request-user",
 	"x-auth-request-email", "x-auth-request-preferred-username",
 	"x-auth-request-groups", "x-auth-request-access-token",
@@ -255,7 +261,7 @@ func (hy *hygiene) check(r *http.Request, s *Scope) (string, int) {
 	if !ok {
 		return reasonHost, http.StatusBadRequest
 	}
-	hv, up, auths := hy.scanHeaders(r.Header, host)
+	hv, up, auths := hy.scanHeaders(r.Header, host, s.PeerTrusted)
 	if hv != nil {
 		// Only HTTP/2 and HTTP/3 keep a Host field beside :authority (Go
 		// moves the HTTP/1 one to r.Host); RFC 9113 §8.3.1.
@@ -320,7 +326,7 @@ func (hy *hygiene) refuseAs(w http.ResponseWriter, r *http.Request, s *Scope, co
 // (those of host's own pass_client list kept) and returns, from the same
 // pass over the map, the Host field (HTTP/2 only), the Upgrade values and
 // the number of Authorization lines.
-func (hy *hygiene) scanHeaders(h http.Header, host string) (hostField, upgrade []string, auths int) {
+func (hy *hygiene) scanHeaders(h http.Header, host string, peerTrusted bool) (hostField, upgrade []string, auths int) {
 	for k, v := range h {
 		switch k {
 		case "Host":
@@ -330,6 +336,14 @@ func (hy *hygiene) scanHeaders(h http.Header, host string) (hostField, upgrade [
 		case "Authorization":
 			auths = len(v)
 		default:
+			if !peerTrusted && cdnHeader(k) {
+				// A CDN's client address header a host passes
+				// (pass_client) stays; nothing else of the CDN's does.
+				if _, name := hy.stripped(k); name == "" || hy.passClient == nil || !hy.passClient(host, name) {
+					delete(h, k)
+				}
+				continue
+			}
 			if k == "" || hy.shape[k[0]]&(1<<min(len(k), 63)) == 0 {
 				continue
 			}
@@ -339,6 +353,46 @@ func (hy *hygiene) scanHeaders(h http.Header, host string) (hostField, upgrade [
 		}
 	}
 	return hostField, upgrade, auths
+}
+
+// cdnPrefixes start the headers a CDN writes for its origin about the
+// request it forwards: Cloudflare's CF-IPCountry, CF-Visitor and
+// Cf-Access-Authenticated-User-Email, CloudFront's CloudFront-Viewer-*
+// and -Forwarded-Proto, Fastly's Fastly-SSL … Apps moved from behind a
+// CDN believe them; only a CDN may send them. Normalised as
+// normalHeaderByte makes them.
+var cdnPrefixes = []string{"cf-", "cloudfront-", "fastly-"}
+
+// cdnHeader reports whether header k is one that only a CDN sends: a
+// name of the cdnPrefixes or CDN-Loop, in any case and with "_" or "."
+// for "-". Hygiene removes them from requests whose peer is not a trusted
+// proxy (trusted_proxies, cloudflare …): a direct client forging them.
+func cdnHeader(k string) bool {
+	if len(k) < 3 {
+		return false
+	}
+	switch k[0] {
+	case 'c', 'C', 'f', 'F':
+	default:
+		return false
+	}
+	for _, p := range cdnPrefixes {
+		if len(k) > len(p) && hasNormalPrefix(k, p) {
+			return true
+		}
+	}
+	return len(k) == len("cdn-loop") && hasNormalPrefix(k, "cdn-loop")
+}
+
+// hasNormalPrefix reports whether k starts with p once normalised by
+// normalHeaderByte.
+func hasNormalPrefix(k, p string) bool {
+	for i := 0; i < len(p); i++ {
+		if normalHeaderByte(k[i]) != p[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // maxHeaderName bounds the header names normaliseHeaderName handles; no

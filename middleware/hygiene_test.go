@@ -158,6 +158,7 @@ func TestHygieneStripsHeaders(t *testing.T) {
 		"X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "a.example",
 		"Accept": "*/*", "X-Request-Id": "42", "Proxy-Authorization": "Basic YTpi", "Remote-Addr": "kept",
 		"Xforwarded-For": "a different name", "X-Forwardedfor": "kept",
+		"Cfg-Mode": "not a CDN's", "Cf": "kept", "Fastlyish": "kept", "Cdn-Loops": "kept", "Cloudfront": "kept",
 	}
 	drop := []string{
 		"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-User", "X-Real-Ip", "Forwarded",
@@ -169,6 +170,13 @@ func TestHygieneStripsHeaders(t *testing.T) {
 		"X-Remote-Ip", "X-Remote-Addr", "Forwarded-For", "X-Forwarded", "X-Proxyuser-Ip", "X-Webauth-User",
 		"X-Auth-Request-User", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 		"X_HTTP_Method_Override", "cf.connecting.ip", "X-WEBAUTH-USER",
+		// the verified client certificate, which only gatehouse sets.
+		"X-Client-Cert-Verify", "X-Client-Cert-Subject", "X-Client-Cert-Issuer", "X-Client-Cert-Serial",
+		"X-Client-Cert-Fingerprint", "X_Client_Cert_Subject", "x.client.cert.verify",
+		// what only a CDN sends, from a peer that is not one.
+		"Cf-Ipcountry", "Cf-Visitor", "Cf-Access-Authenticated-User-Email", "Cf-Access-Jwt-Assertion",
+		"CF_IPCOUNTRY", "Cloudfront-Viewer-Country", "Cloudfront-Forwarded-Proto", "cloudfront.viewer.country",
+		"Fastly-Ssl", "Fastly-Orig-Accept-Encoding", "Cdn-Loop", "CDN_LOOP",
 	}
 	for _, k := range ClientIdentityHeaders {
 		drop = append(drop, http.CanonicalHeaderKey(k))
@@ -226,6 +234,39 @@ func TestHygienePassClient(t *testing.T) {
 		}
 		if _, ok := (*got).Header["X-Http-Method-Override"]; ok {
 			t.Errorf("%s: X-Http-Method-Override kept, want it removed", tc.host)
+		}
+	}
+}
+
+// TestHygieneKeepsCDNHeadersFromTrustedProxies: what a CDN writes passes
+// when the peer is a trusted proxy (the CDN, or a balancer behind it).
+func TestHygieneKeepsCDNHeadersFromTrustedProxies(t *testing.T) {
+	t.Parallel()
+	ip, err := ClientIP(ClientIPConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hy, err := Hygiene(HygieneConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *http.Request
+	h := WithScope(ip(hy(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r }))))
+	for _, tc := range []struct {
+		remote string
+		kept   bool
+	}{{"10.1.2.3:5000", true}, {"198.51.100.9:5000", false}} {
+		got = nil
+		r := httptest.NewRequest("GET", "http://app.example.com/", nil)
+		r.RemoteAddr = tc.remote
+		r.Header.Set("Cf-Ipcountry", "DE")
+		r.Header.Set("Cloudfront-Viewer-Country", "DE")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if got == nil {
+			t.Fatalf("from %s: refused", tc.remote)
+		}
+		if kept := got.Header.Get("Cf-Ipcountry") == "DE" && got.Header.Get("Cloudfront-Viewer-Country") == "DE"; kept != tc.kept {
+			t.Errorf("from %s: CDN headers kept %v, want %v", tc.remote, kept, tc.kept)
 		}
 	}
 }

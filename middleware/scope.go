@@ -40,6 +40,15 @@ type Scope struct {
 	Upstream string
 	// User is the authenticated user name, for the access log.
 	User string
+	// Country is the client's country, an upper-case ISO 3166-1 alpha-2
+	// code, "" when unknown; ASN its autonomous system number, 0 when
+	// unknown. Both are set by LookupGeo, which sets GeoDone.
+	Country string
+	ASN     uint32
+	GeoDone bool
+	// ClientCert is the subject of the verified TLS client certificate
+	// on a host with client_certs, for the access log; "" for none.
+	ClientCert string
 	// Offence names what the request was reported for ("probe", "flood",
 	// …), "" for a clean request: ban notifications quote such requests.
 	Offence string

@@ -43,6 +43,10 @@ func (s *Server) newAdmin(cfg *config.File) (*admin.Admin, error) {
 		Fleet:     s.fleetSource(cfg),
 		Upstreams: s.upstreamHealth,
 		Watch:     s.watcher.panel,
+		Intel: func() []ui.IntelList {
+			return append(append(s.intel.panel(), s.feeds.lists()...), s.geoPanel()...)
+		},
+		GeoBlocks: s.geoBlocks,
 		Log:       s.log,
 	}
 	if s.certs != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 
 	"gatehouse/middleware"
@@ -36,6 +37,8 @@ var chain = [...]stage{
 	{"client_ip", "trusted_proxies", buildClientIP},
 	// A banned client is refused before anything else costs time.
 	{"ban_guard", "", buildBanGuard},
+	// Clients a blocklist feed lists: one lookup over every feed.
+	{"feeds", "intel.feeds", buildFeeds},
 	// Flood jails: a token bucket per client for each jail with a rate.
 	{"rate_limit", "jails", buildRateLimit},
 	// The canonical view of host, framing, headers and path; malformed
@@ -50,6 +53,11 @@ var chain = [...]stage{
 // the settings one host gives; the config keys are relative to it
 // (hosts[i].basic_auth).
 var siteChain = [...]siteStage{
+	// A host with client_certs: 421 unless the request came over a TLS
+	// connection for this host, 403 for a certificate no longer valid;
+	// the verified certificate goes upstream. First: nothing of the host
+	// answers a client that has not shown its certificate.
+	{"client_cert", "client_certs", buildClientCert},
 	// A route's fixed answer (nginx's return, which runs before
 	// nginx's limits and access checks): nothing below runs, and
 	// nothing is proxied.
@@ -63,6 +71,10 @@ var siteChain = [...]siteStage{
 	// Allow and deny by client address (nginx's allow and deny), before
 	// a password is ever checked.
 	{"access", "access", buildAccess},
+	// Allow and deny by the client's country and ASN (GeoIP), beside
+	// access and for the same reason; it also sets the X-Client-Country
+	// and X-Client-ASN headers when intel.geoip.headers asks.
+	{"geo", "geo", buildGeo},
 	// Links signed by the gateway (or the admin API) for these paths.
 	{"signed_links", "signed_links", buildSignedLinks},
 	// htpasswd users, on the host or on its paths.
@@ -108,12 +120,15 @@ type site struct {
 	linksIndex     int // hosts[linksIndex]: the signed-link keys (Signing.LinksFor)
 	bufferRequests bool
 	access         []config.AccessRule
-	// jail receives the offences of access and respond.
+	geo            *config.Geo
+	// jail receives the offences of access, geo and respond.
 	jail    string
 	limit   config.Names
 	respond *config.Respond
 	// respondJail receives respond's offences: the route's own jail.
 	respondJail string
+	// clientCerts is the host's client_certs, for all its routes.
+	clientCerts *config.ClientCerts
 }
 
 // chainBuilder holds what the stages are built from: the config, the
@@ -181,16 +196,44 @@ func buildAccessLog(b *chainBuilder) (wrapper, error) {
 	s := b.s
 	alc, logPaths := s.accessLog(b.cfg, b.g.router)
 	b.g.logPaths = logPaths
+	alc.Geo = b.g.geo
 	alc.OnDone = onDone(b.counters, s.metrics.hostCounters(unmatchedHost), s.notifier, s.metrics.dash, s.bans)
 	return middleware.AccessLog(alc)
 }
 
 func buildClientIP(b *chainBuilder) (wrapper, error) {
-	return middleware.ClientIP(middleware.ClientIPConfig{TrustedProxies: prefixes(b.cfg.TrustedProxies)})
+	res, err := middleware.NewClientIPResolver(clientIPConfig(b.cfg, b.g.trusted))
+	if err != nil {
+		return nil, err
+	}
+	b.g.clientIP = res
+	return middleware.ClientIPFrom(res), nil
 }
 
 func buildBanGuard(b *chainBuilder) (wrapper, error) {
 	return middleware.BanGuard(b.s.bans, b.s.log)
+}
+
+func buildFeeds(b *chainBuilder) (wrapper, error) {
+	if len(b.cfg.Intel.Feeds) == 0 {
+		return nil, nil
+	}
+	// allow and loopback here; trusted_proxies through the resolver,
+	// whose named sets follow their refreshes.
+	exempt := append(prefixes(b.cfg.Allow), loopback...)
+	res := b.g.clientIP
+	return middleware.FeedGuard(middleware.FeedGuardConfig{
+		Table: &b.s.feeds.table,
+		Exempt: func(a netip.Addr) bool {
+			for _, p := range exempt {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return res.Trusted(a)
+		},
+		Log: b.s.log,
+	})
 }
 
 // buildRateLimit chains one limiter per flood jail (a jail with a rate),

@@ -29,7 +29,7 @@ func TestChainOrder(t *testing.T) {
 	for _, st := range chain {
 		names = append(names, st.name)
 	}
-	want := []string{"scope", "access_log", "client_ip", "ban_guard", "rate_limit", "hygiene", "probes"}
+	want := []string{"scope", "access_log", "client_ip", "ban_guard", "feeds", "rate_limit", "hygiene", "probes"}
 	if !slices.Equal(names, want) {
 		t.Errorf("chain = %q, want %q", names, want)
 	}
@@ -37,7 +37,7 @@ func TestChainOrder(t *testing.T) {
 	for _, st := range siteChain {
 		names = append(names, st.name)
 	}
-	want = []string{"respond", "hotlink", "limit", "access", "signed_links", "basic_auth", "buffer_requests", "full_duplex"}
+	want = []string{"client_cert", "respond", "hotlink", "limit", "access", "geo", "signed_links", "basic_auth", "buffer_requests", "full_duplex"}
 	if !slices.Equal(names, want) {
 		t.Errorf("siteChain = %q, want %q", names, want)
 	}

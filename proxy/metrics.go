@@ -22,6 +22,13 @@ type metrics struct {
 	requests *prometheus.CounterVec   // host, code
 	latency  *prometheus.HistogramVec // host
 	reloads  *prometheus.CounterVec   // result
+	// proxyRefused counts connections the PROXY protocol listener closed.
+	proxyRefused *prometheus.CounterVec // reason
+	// geoCountryBlocks and geoASNBlocks count the requests geo rules
+	// refused, by host and country (ISO codes and "unknown": bounded)
+	// or AS number (only those the config lists, else "other").
+	geoCountryBlocks *prometheus.CounterVec // host, country
+	geoASNBlocks     *prometheus.CounterVec // host, asn
 	// dash keeps the dashboard's counters and offences (/ui/).
 	dash *ui.Stats
 }
@@ -46,11 +53,26 @@ func newMetrics() *metrics {
 			Name: "gatehouse_config_reloads_total",
 			Help: "Config reloads by result (ok, failed).",
 		}, []string{"result"}),
+		proxyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_listener_proxy_refused_total",
+			Help: "Connections closed by the PROXY protocol listener, by reason (not_allowed: a header from a peer not in listen.proxy_protocol; missing, incomplete, invalid: from a listed balancer).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.reloads,
+	m.geoCountryBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_geo_blocked_country_total",
+		Help: "Requests refused by a geo country rule, by host and the client's country.",
+	}, []string{"host", "country"})
+	m.geoASNBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_geo_blocked_asn_total",
+		Help: "Requests refused by a geo ASN rule, by host and AS number (\"other\" for one asn_allow does not list).",
+	}, []string{"host", "asn"})
+	m.reg.MustRegister(m.requests, m.latency, m.reloads, m.proxyRefused, m.geoCountryBlocks, m.geoASNBlocks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
+	for _, reason := range []string{"not_allowed", "missing", "incomplete", "invalid"} {
+		m.proxyRefused.WithLabelValues(reason)
+	}
 	return m
 }
 

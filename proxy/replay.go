@@ -221,7 +221,9 @@ func ReplayLog(ctx context.Context, cfg *config.File, r io.Reader, opts ReplayOp
 
 // NewReplay compiles cfg's rules for a replay.
 func NewReplay(cfg *config.File, opts ReplayOptions) (*Replay, error) {
-	jails, err := rules.NewDryRun(jailsConfig(cfg))
+	// A replay reads no trusted_proxies list: only their prefixes are
+	// kept from bans.
+	jails, err := rules.NewDryRun(jailsConfig(cfg, nil))
 	if err != nil {
 		return nil, fmt.Errorf("jails: %w", err)
 	}

@@ -141,7 +141,7 @@ func NewWatchReplay(cfg *config.File, name string, opts WatchReplayOptions) (*Wa
 	if !ok {
 		return nil, fmt.Errorf("watch %s: jail %q is not defined under jails", name, jail)
 	}
-	if p.jails, err = rules.NewDryRun(jailsConfig(cfg)); err != nil {
+	if p.jails, err = rules.NewDryRun(jailsConfig(cfg, nil)); err != nil {
 		return nil, fmt.Errorf("jails: %w", err)
 	}
 	p.jail, p.reason, p.findTime = jail, "watch "+wc.Name, jc.FindTime.D()

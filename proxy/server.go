@@ -71,14 +71,22 @@ type Server struct {
 	// firewall keeps the kernel's drop sets equal to the ban list; nil
 	// with firewall.backend none or when no backend could be had.
 	firewall *firewall.Reconciler
+	// feeds keeps the blocklist feeds (intel.feeds) current, on the
+	// request path and in the kernel (feeds.go).
+	feeds *feedRunner
 	// certs holds the HTTPS listener's certificates; nil without tls.
 	certs *cert.Source
+	// clientAuth asks the clients of the hosts with client_certs for a
+	// certificate (clientcert.go); nil without tls.
+	clientAuth *cert.ClientAuth
 	// fleet syncs bans with the other nodes through redis; both nil
 	// without a fleet block (fleet.go).
 	fleet *fleet.Fleet
 	redis *redis.Client
 	// admin serves the admin listener.
 	admin *admin.Admin
+	// intel keeps the named trusted_proxies sets current (intel.go).
+	intel *intelLists
 	// watcher runs the watch sources (watch.go).
 	watcher *watcher
 	// checkpointPath is state_dir's offences.state ("" without a
@@ -110,12 +118,20 @@ func New(opts Options) (_ *Server, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, metrics: newMetrics()}
+	s.feeds = newFeedRunner(log, opts.Config.StateDir)
 	defer func() {
 		if err != nil {
 			s.closeOpened()
 		}
 	}()
-	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config)})
+	s.intel = newIntelLists(log, s.trustedChanged)
+	lists, err := s.intel.prepare(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.reg.MustRegister(s.intel)
+	named := rangesOf(lists)
+	s.bans = rules.NewBanList(rules.BanListConfig{Allow: neverBanned(opts.Config, named)})
 	if n := opts.Config.Notify; n != nil {
 		nc := notify.Config{Webhook: n.Webhook, MinInterval: n.MinInterval.D(), Log: log.With("component", "notify")}
 		if e := n.Email; e != nil {
@@ -126,18 +142,22 @@ func New(opts Options) (_ *Server, err error) {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
 	}
-	if err := s.openStore(opts.Config); err != nil {
+	if err := s.openStore(opts.Config, named); err != nil {
 		return nil, err
 	}
 	if err := s.openFleet(opts.Config); err != nil {
 		return nil, err
 	}
-	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s))
-	if err := s.openFirewall(opts.Config); err != nil {
+	s.metrics.reg.MustRegister(newBanCollector(s), newOpsCollector(s), feedCollector{s.feeds}, newGeoCollector(s))
+	if err := s.openFirewall(opts.Config, named); err != nil {
 		return nil, err
 	}
 	if opts.Config.TLSOn() {
+		if s.clientAuth, err = s.newClientAuth(opts.Config); err != nil {
+			return nil, err
+		}
 		cc := certConfig(opts.Config, log.With("component", "tls"))
+		cc.ClientAuth = s.clientAuth
 		if cc.ACME != nil {
 			if cc.Redis, err = certRedis(opts.Config); err != nil {
 				return nil, err
@@ -155,6 +175,8 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.current.Store(g)
+	s.intel.commit(g.trusted)
+	s.feeds.install(g.feeds, feedExempt(opts.Config, rangesOf(g.trusted)))
 	s.restoreCheckpoint(opts.Config.StateDir)
 	s.watcher = newWatcher(s, s.positions)
 	entries, err := s.watcher.prepare(opts.Config)
@@ -303,7 +325,7 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:                     errLog,
 			HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: cfg.Limits.H2MaxStreams},
 		}
-		tl := listener.NewTLS(listener.Limit(tlsLn, connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
+		tl := listener.NewTLS(listener.Limit(s.proxyProtocol(tlsLn, cfg), connLimit), tsrv.TLSConfig, srv.ReadHeaderTimeout, srv.MaxHeaderBytes, s.framingRefused, s.log)
 		servers = append(servers, tsrv)
 		wg.Go(func() { serve(tsrv, tl) })
 		s.log.Info("listening", "listener", "https", "addr", tlsLn.Addr().String())
@@ -336,7 +358,11 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.watch(watchCtx) })
 	}
 	wg.Go(func() { s.watchHtpasswd(watchCtx) })
+	wg.Go(func() { s.intel.Run(watchCtx) })
+	wg.Go(func() { s.watchGeo(watchCtx) })
+	wg.Go(func() { s.clientAuth.Run(watchCtx) })
 	wg.Go(func() { s.watcher.Run(watchCtx) })
+	wg.Go(func() { s.feeds.Run(watchCtx) })
 	wg.Go(func() {
 		// Run only returns when watchCtx ends.
 		_ = s.bans.Run(watchCtx)
@@ -453,6 +479,13 @@ func (s *Server) reload() (err error) {
 		return err
 	}
 	s.warnRestartOnly(prev.cfg, cfg)
+	if cfg.TLSOn() && s.clientAuth != nil {
+		// The CA and CRL files are read again; a failure leaves the old
+		// config serving.
+		if err := s.clientAuth.Update(clientAuthConfig(cfg)); err != nil {
+			return err
+		}
+	}
 	if cfg.TLSOn() {
 		s.certs.Update(certConfig(cfg, nil))
 	}
@@ -463,6 +496,8 @@ func (s *Server) reload() (err error) {
 	// judged by a new entry reports to the old jails, which pass it on.
 	s.watcher.entries.Store(&entries)
 	s.current.Store(rt)
+	s.intel.commit(rt.trusted)
+	s.feeds.install(rt.feeds, feedExempt(cfg, rangesOf(rt.trusted)))
 	s.watcher.apply(entries)
 	s.watcher.forget(prev.cfg, cfg)
 	s.cfgSum = sha256.Sum256(data)
@@ -507,6 +542,9 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if old.Listen.HTTPS != cfg.Listen.HTTPS || old.TLSOn() != cfg.TLSOn() {
 		warn("listen.https / tls")
 	}
+	if !slices.Equal(old.Listen.ProxyProtocol, cfg.Listen.ProxyProtocol) {
+		warn("listen.proxy_protocol")
+	}
 	if old.Admin.Listen != cfg.Admin.Listen {
 		warn("admin.listen")
 	}
@@ -522,7 +560,7 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
 		warn("fleet")
 	}
-	if !slices.Equal(neverBanned(old), neverBanned(cfg)) {
+	if !slices.Equal(old.Allow, cfg.Allow) || !slices.Equal(old.TrustedProxies, cfg.TrustedProxies) {
 		// The ban list refuses bans of allowed clients and trusted
 		// proxies; jails already use the new list for counting.
 		warn("allow and trusted_proxies (for manual and fleet bans)")
@@ -627,7 +665,7 @@ func (s *Server) unpersistBan(p netip.Prefix) error {
 
 // openStore opens state_dir/bans.db and puts the saved bans back on the
 // ban list, before anything can ban or serve.
-func (s *Server) openStore(cfg *config.File) error {
+func (s *Server) openStore(cfg *config.File, named []netip.Prefix) error {
 	if cfg.StateDir == "" {
 		s.log.Warn("no state_dir: bans are kept in memory only and lost on restart")
 		return nil
@@ -646,7 +684,7 @@ func (s *Server) openStore(cfg *config.File) error {
 	}
 	for _, b := range active {
 		if _, err := s.bans.Ban(b); err != nil {
-			s.restoreAround(b, err, neverBanned(cfg))
+			s.restoreAround(b, err, neverBanned(cfg, named))
 		}
 	}
 	s.store = st
@@ -721,7 +759,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // openFirewall sets up kernel ban sync. A backend that cannot be had
 // (tools missing, auto finding none) is logged and bans stay in memory:
 // the gateway keeps serving and refusing banned clients either way.
-func (s *Server) openFirewall(cfg *config.File) error {
+func (s *Server) openFirewall(cfg *config.File, named []netip.Prefix) error {
 	fw := cfg.Firewall
 	if fw.Backend == "none" {
 		return nil
@@ -741,7 +779,7 @@ func (s *Server) openFirewall(cfg *config.File) error {
 		Backend:    backend,
 		Bans:       s.bans,
 		Interval:   fw.Reconcile.D(),
-		Allow:      append(neverBanned(cfg), loopback...),
+		Allow:      append(neverBanned(cfg, named), loopback...),
 		Log:        s.log,
 		Registerer: s.metrics.reg,
 	})
@@ -750,5 +788,6 @@ func (s *Server) openFirewall(cfg *config.File) error {
 	}
 	log.Info("kernel firewall on", "backend", backend.Name(), "ports", fw.Ports, "reconcile_seconds", fw.Reconcile.D().Seconds())
 	s.firewall = r
+	s.feeds.useKernel(backend, ports, s.log)
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"gatehouse/proxy/config"
 	"gatehouse/proxy/upstream"
 	"gatehouse/rules"
+	"gatehouse/rules/intel/geo"
 	"gatehouse/rules/match"
 )
 
@@ -29,10 +30,19 @@ import (
 // upstream transport. Reload builds a complete new generation and swaps one
 // pointer; requests in flight finish on the generation they started on.
 type generation struct {
-	cfg       *config.File
-	handler   http.Handler
-	router    *router
-	transport *http.Transport
+	cfg *config.File
+	// trusted are the named trusted_proxies sets of cfg, in order, and
+	// clientIP the chain's resolver, which intelLists updates when a
+	// set changes.
+	trusted  []*intelList
+	clientIP *middleware.ClientIPResolver
+	// trustedRanges are the named sets' ranges when this generation
+	// was built: the jails' (and, at start, the ban list's, connection
+	// limit's and kernel's) never-banned addresses.
+	trustedRanges []netip.Prefix
+	handler       http.Handler
+	router        *router
+	transport     *http.Transport
 	// client is the fast path's upstream client (forward.go), with the
 	// transport's settings.
 	client *upstream.Client
@@ -55,6 +65,9 @@ type generation struct {
 	buckets map[string]*middleware.RateBuckets
 	// logPaths are the access log files the chain writes to (accessLog).
 	logPaths []string
+	// feeds are the blocklist feeds this generation installs when it
+	// becomes current (feeds.go).
+	feeds []*feed
 	// pools are the hosts' upstream pools, for gatehouse_upstream_up.
 	pools []hostPool
 	// transports are the upstream transports of hosts and routes with a
@@ -62,6 +75,9 @@ type generation struct {
 	transports map[transportKey]*http.Transport
 	// clients are the fast path's clients for those settings.
 	clients map[transportKey]*upstream.Client
+	// geo holds the GeoIP databases (intel.geoip); nil without. Kept
+	// across a reload that names the same files.
+	geo *geo.DB
 }
 
 // closeIdle closes the idle upstream connections of every transport of
@@ -143,11 +159,13 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 }
 
 // neverBanned lists the prefixes no jail, manual ban, fleet peer or
-// kernel set may ever cover: allow, and trusted_proxies, since a banned
-// load balancer cuts off every client behind it, and a request whose
-// X-Forwarded-For cannot be read is attributed to the proxy.
-func neverBanned(cfg *config.File) []netip.Prefix {
-	return append(prefixes(cfg.Allow), prefixes(cfg.TrustedProxies)...)
+// kernel set may ever cover: allow, and trusted_proxies (its prefixes and
+// the ranges of its named sets, named), since a banned load
+// balancer or CDN edge cuts off every client behind it, and a request
+// whose X-Forwarded-For cannot be read is attributed to the proxy.
+func neverBanned(cfg *config.File, named []netip.Prefix) []netip.Prefix {
+	out := append(prefixes(cfg.Allow), cfg.TrustedPrefixes()...)
+	return append(out, named...)
 }
 
 // probeJail is the jail probes and malformed requests are reported to.
@@ -180,10 +198,10 @@ func hostAddrs() []netip.Prefix {
 }
 
 // jailsConfig maps the config's jail settings to the rules package's.
-func jailsConfig(cfg *config.File) rules.JailsConfig {
+func jailsConfig(cfg *config.File, named []netip.Prefix) rules.JailsConfig {
 	// An escalated network must reach the kernel whole, so none may hold
 	// what the firewall never drops.
-	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg), IPv6Prefix: cfg.IPv6Prefix,
+	jc := rules.JailsConfig{Jails: map[string]rules.JailConfig{}, Allow: neverBanned(cfg, named), IPv6Prefix: cfg.IPv6Prefix,
 		Capacity: cfg.Limits.TrackedClients, NoEscalate: append(hostAddrs(), loopback...)}
 	for name, j := range cfg.Jails {
 		jc.Jails[name] = config.JailConfig(j)
@@ -272,10 +290,17 @@ func (s *Server) credentials(ba *config.BasicAuth, next map[credsKey]*middleware
 // unchanged. The request chain's order is in chain.go.
 func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) {
 	g := &generation{cfg: cfg, creds: map[credsKey]*middleware.Credentials{}}
-	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg), jailsConfig(cfg)) {
+	lists, err := s.intel.prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The ranges as of this build: a refresh changes the lists' sets in
+	// place, and the next build must see the jails' allow list differ.
+	g.trusted, g.trustedRanges = lists, rangesOf(lists)
+	if prev != nil && reflect.DeepEqual(jailsConfig(prev.cfg, prev.trustedRanges), jailsConfig(cfg, g.trustedRanges)) {
 		g.jails = prev.jails
 	} else {
-		jc := jailsConfig(cfg)
+		jc := jailsConfig(cfg, g.trustedRanges)
 		jc.Shared, jc.Sharer = s.sharedJails(cfg) // fleet.go
 		j, err := rules.NewJails(jc, s.bans, s.log.With("component", "jails"))
 		if err != nil {
@@ -294,6 +319,13 @@ func (s *Server) build(cfg *config.File, prev *generation) (*generation, error) 
 		return nil, err
 	}
 	g.signing = signing
+	if g.geo, err = s.openGeo(cfg, prev); err != nil {
+		return nil, fmt.Errorf("intel.geoip: %w", err)
+	}
+
+	if g.feeds, err = s.feeds.prepare(cfg); err != nil {
+		return nil, err
+	}
 
 	b := &chainBuilder{s: s, cfg: cfg, prev: prev, g: g, counters: make(map[string]*hostCounters, len(cfg.Hosts))}
 	g.router = newRouter()
@@ -395,6 +427,7 @@ type policy struct {
 	headers        middleware.HeadersConfig
 	basicAuth      *config.BasicAuth
 	access         []config.AccessRule
+	geo            *config.Geo
 	jail           string
 	respondJail    string // a route's own jail only
 	limit          config.Names
@@ -419,6 +452,7 @@ func hostPolicy(i int, h *config.Host) *policy {
 		headers:        middleware.HeadersConfig{Set: h.Headers.Set, Remove: h.Headers.Remove, HSTS: hsts},
 		basicAuth:      h.BasicAuth,
 		access:         h.Access,
+		geo:            h.Geo,
 		jail:           h.Jail,
 		limit:          h.Limit,
 	}
@@ -462,6 +496,9 @@ func routePolicy(host *policy, j int, rt *config.Route) *policy {
 	}
 	if rt.Access != nil {
 		p.access = rt.Access
+	}
+	if rt.Geo != nil {
+		p.geo = rt.Geo // "off" exempts the route (buildGeo)
 	}
 	if rt.Jail != "" {
 		p.jail = rt.Jail
@@ -522,10 +559,12 @@ func (b *chainBuilder) applyPolicy(r *route, i int, pol *policy, errLog *log.Log
 		linksIndex:     i,
 		bufferRequests: h.BufferRequests,
 		access:         pol.access,
+		geo:            pol.geo,
 		jail:           pol.jail,
 		limit:          pol.limit,
 		respond:        pol.respond,
 		respondJail:    pol.respondJail,
+		clientCerts:    h.ClientCerts,
 	}
 	var inner http.Handler
 	if pol.respond == nil {

@@ -147,6 +147,7 @@ const (
 	labelFull     = "gatehouse, full chain"
 	labelAuth     = "gatehouse, basic auth (bcrypt cost 10)"
 	labelFullAuth = "gatehouse, full chain + basic auth"
+	labelIntel    = "gatehouse, full chain + CDN ranges + 2 feeds of 100k"
 	labelCaddy    = "Caddy reverse_proxy"
 	labelNginx    = "nginx"
 
@@ -168,6 +169,7 @@ func compareRows(smoke bool) []compareRow {
 		{label: "bare Go ReverseProxy + BufferPool", kind: kindBare, args: []string{"-bufpool"}},
 		{label: labelPlain, kind: kindGatehouse, template: "compare-plain.yaml"},
 		{label: labelFull, kind: kindGatehouse, template: "compare-full.yaml", full: true},
+		{label: labelIntel, kind: kindGatehouse, template: "compare-intel.yaml", full: true},
 		{label: labelAuth, kind: kindGatehouse, template: "compare-auth.yaml", auth: true},
 		{label: labelFullAuth, kind: kindGatehouse, template: "compare-full-auth.yaml", auth: true, full: true},
 		{label: labelNginx, kind: kindNginx, peer: true},
@@ -344,6 +346,41 @@ type bench struct {
 	procs *procs
 	log   io.Writer
 	self  string // this executable, which runs the helper roles
+}
+
+// feedPrefixes is the size of each bench feed.
+const feedPrefixes = 100_000
+
+// feedFiles writes two blocklist feeds of feedPrefixes prefixes each
+// into the bench directory, once, and returns their paths. The prefixes
+// are spread over the public IPv4 space and never cover 127.0.0.0/8, so
+// the load generator is looked up and never listed.
+func (b *bench) feedFiles() (string, string, error) {
+	a, c := filepath.Join(b.dir, "feed-a.txt"), filepath.Join(b.dir, "feed-b.txt")
+	if _, err := os.Stat(c); err == nil {
+		return a, c, nil
+	}
+	for i, path := range []string{a, c} {
+		var sb strings.Builder
+		sb.WriteString("# gatehouse-bench feed\n")
+		for j := range feedPrefixes {
+			// Odd /24s for one file, even ones for the other, from 1.0.0.0
+			// up; every tenth entry a single address.
+			n := uint32(1<<24) + uint32(2*j+i)<<8
+			if n>>24 == 127 {
+				n += 1 << 24
+			}
+			if j%10 == 0 {
+				fmt.Fprintf(&sb, "%d.%d.%d.7\n", n>>24, n>>16&0xff, n>>8&0xff)
+				continue
+			}
+			fmt.Fprintf(&sb, "%d.%d.%d.0/24\n", n>>24, n>>16&0xff, n>>8&0xff)
+		}
+		if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	return a, c, nil
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -585,7 +622,13 @@ func (b *bench) startSUT(ctx context.Context, cfg compareConfig, row compareRow,
 	case kindBare:
 		return b.startRole(ctx, name, pl, "bare", append([]string{"-listen", listen, "-upstream", "http://" + upAddr}, row.args...)...)
 	case kindGatehouse:
+		feedA, feedB, err := b.feedFiles()
+		if err != nil {
+			return nil, err
+		}
 		conf, err := renderTemplate(row.template, map[string]string{
+			"BENCH_FEED_A":     feedA,
+			"BENCH_FEED_B":     feedB,
 			"BENCH_LISTEN":     listen,
 			"BENCH_UPSTREAM":   "http://" + upAddr,
 			"BENCH_ACCESS_LOG": filepath.Join(b.dir, name+".access.log"),

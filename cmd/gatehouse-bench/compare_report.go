@@ -87,6 +87,9 @@ func (rep *compareReport) targets() string {
 	if n := rep.row(labelNginx); n != nil && full != nil {
 		line("full chain CPU/req ÷ nginx CPU/req", full.cpu().Med/n.cpu().Med, 2, true)
 	}
+	if in := rep.row(labelIntel); in != nil && full != nil {
+		line("full chain + CDN ranges + feeds ÷ full chain, CPU/req", in.cpu().Med/full.cpu().Med, 1.1, true)
+	}
 	if caddy != nil && full != nil {
 		line("full chain CPU/req ÷ Caddy CPU/req", full.cpu().Med/caddy.cpu().Med, 1, true)
 	}

@@ -269,6 +269,10 @@ func TestTemplatesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	feed := filepath.Join(dir, "feed.txt")
+	if err := os.WriteFile(feed, []byte("# bench feed\n1.0.1.0/24\n1.0.3.7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	vars := map[string]string{
 		"BENCH_TLS_LISTEN": "127.0.0.1:18443",
 		"BENCH_CERT":       cert.cert,
@@ -277,6 +281,8 @@ func TestTemplatesCheck(t *testing.T) {
 		"BENCH_UPSTREAM":   "http://127.0.0.1:18100",
 		"BENCH_ACCESS_LOG": filepath.Join(dir, "access.log"),
 		"BENCH_HTPASSWD":   htpasswd,
+		"BENCH_FEED_A":     feed, // check reads the feeds as serve does
+		"BENCH_FEED_B":     feed,
 		"BENCH_STATE_DIR":  filepath.Join(dir, "state"),
 		"BENCH_LEGIT_IP":   attackLegitIP,
 		"BENCH_HOST":       attackSrvIP,

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -161,30 +159,10 @@ func kernelEntries(t *testing.T, ns, backend string) map[string]bool {
 // its log; the test's cleanup stops it and flushes the kernel objects.
 func (n *escalateNet) serve(t *testing.T, cfg string) *logBuffer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
-	cmd.Env = gatehouseEnv()
-	logs := newLogBuffer()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
 		_ = exec.Command("ip", "netns", "exec", n.srv, gatehouseBin, "firewall", "flush", "-c", cfg).Run() // best effort: the namespace goes too
-		if t.Failed() {
-			t.Logf("gatehouse log:\n%s", logs.String())
-		}
 	})
+	logs, _ := serveInNetns(t, n.srv, cfg)
 	return logs
 }
 

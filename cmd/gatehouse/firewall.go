@@ -92,6 +92,9 @@ func firewallCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "  %-40s %s\n", e.Prefix, expires)
 		}
+		for _, f := range st.Feeds {
+			fmt.Fprintf(stdout, "%s: feed %s: %d entries (%d IPv4, %d IPv6)\n", st.Backend, f.Name, f.IPv4+f.IPv6, f.IPv4, f.IPv6)
+		}
 	}
 	if found == 0 {
 		fmt.Fprintln(stderr, "gatehouse firewall: no firewall backend is usable here (ipset, nftables or iptables, and CAP_NET_ADMIN)")

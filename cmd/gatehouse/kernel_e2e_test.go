@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,8 @@ type netnsPair struct {
 	srv, cli     string
 	srvIP, cliIP string
 	other        string // a second client address, never banned
+	srvDev       string // the veth ends, to add addresses and routes
+	cliDev       string
 }
 
 func newNetnsPair(t *testing.T, subnet int) *netnsPair {
@@ -42,7 +45,8 @@ func newNetnsPair(t *testing.T, subnet int) *netnsPair {
 	_, _ = rand.Read(b) // never fails on Linux
 	id := hex.EncodeToString(b)
 	p := &netnsPair{srv: "gh-e2e-" + id + "-s", cli: "gh-e2e-" + id + "-c",
-		srvIP: fmt.Sprintf("10.231.%d.1", subnet), cliIP: fmt.Sprintf("10.231.%d.2", subnet), other: fmt.Sprintf("10.231.%d.3", subnet)}
+		srvIP: fmt.Sprintf("10.231.%d.1", subnet), cliIP: fmt.Sprintf("10.231.%d.2", subnet), other: fmt.Sprintf("10.231.%d.3", subnet),
+		srvDev: "ghs" + id, cliDev: "ghc" + id}
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -150,6 +154,45 @@ func nsOutput(t *testing.T, ns string, args ...string) string {
 	return string(out)
 }
 
+// serveInNetns starts `gatehouse serve -c cfg` inside namespace ns and
+// returns its log and a function that stops it (SIGINT, killed after
+// 10 s), which the test's cleanup also runs before showing the log of a
+// failed test.
+func serveInNetns(t *testing.T, ns, cfg string) (logs *logBuffer, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
+	cmd.Env = gatehouseEnv()
+	logs = newLogBuffer()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cancel()
+				<-done
+			}
+			cancel()
+		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("gatehouse log:\n%s", logs.String())
+		}
+	})
+	return logs, stop
+}
+
 func TestKernelBans(t *testing.T) {
 	backends := []struct {
 		name     string
@@ -203,32 +246,7 @@ firewall: {backend: %s, reconcile: 1s}
 admin: {listen: "127.0.0.1:9901"}
 log: {level: debug}
 `, p.srvIP, p.srvIP, bk.name))
-			ctx, cancel := context.WithCancel(context.Background())
-			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", p.srv, gatehouseBin, "serve", "-c", cfg, "--watch", "0", "--allow-root")
-			cmd.Env = gatehouseEnv()
-			logs := newLogBuffer()
-			cmd.Stdout, cmd.Stderr = logs, logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			stop := func() {
-				cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					cancel()
-					<-done
-				}
-			}
-			t.Cleanup(func() {
-				stop()
-				cancel()
-				if t.Failed() {
-					t.Logf("gatehouse log:\n%s", logs.String())
-				}
-			})
+			_, stop := serveInNetns(t, p.srv, cfg)
 			waitFor(t, "gateway up", func() bool { return connects(p, p.cliIP) })
 
 			// Probing gets the client banned: 403 from memory at once,

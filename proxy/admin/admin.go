@@ -80,6 +80,10 @@ type Config struct {
 	Firewall     func(ctx context.Context) (ui.FirewallStatus, error)
 	Upstreams    func() []ui.Upstream
 	Watch        func() []ui.WatchSource
+	// Intel lists the feeds and trusted-proxy lists; nil: none.
+	Intel func() []ui.IntelList
+	// GeoBlocks counts the geo rules' refusals; nil: none.
+	GeoBlocks func() []ui.GeoBlock
 	// Log receives the listener's log; its audit lines go to Log with
 	// component=audit. nil: discard.
 	Log *slog.Logger
@@ -253,6 +257,8 @@ func (a *Admin) dashboard() (http.Handler, error) {
 		},
 		Upstreams: a.cfg.Upstreams,
 		Watch:     a.cfg.Watch,
+		Intel:     a.cfg.Intel,
+		GeoBlocks: a.cfg.GeoBlocks,
 		// The listener's one lockout rule (adminGate), not "any ban":
 		// an operator another jail banned can still unban themselves.
 		Banned: a.lockedOut,

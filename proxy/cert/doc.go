@@ -17,7 +17,14 @@
 // CA), and one node at a time obtains or renews a certificate.
 // certmagic's zap log is bridged into the caller's slog logger (zap.go).
 //
+// ClientAuth (clientauth.go) asks for client certificates in the
+// handshakes of the hosts with client_certs only, through the listener
+// config's GetConfigForClient: it verifies them itself (CA bundle and
+// CRL read by clientca.go, re-read when the files change), keeps session
+// tickets within the host that issued them, and judges every request's
+// connection again (Check) against the policy loaded now.
+//
 // The package knows nothing of the config file: package proxy maps the
-// tls and fleet sections to a Config and calls Update on reload. Source
-// and Redis are safe for concurrent use.
+// tls and fleet sections to a Config and calls Update on reload. Source,
+// ClientAuth and Redis are safe for concurrent use.
 package cert

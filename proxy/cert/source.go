@@ -53,6 +53,10 @@ type Config struct {
 	// Log receives certificate progress and certmagic's own log.
 	// nil: discard.
 	Log *slog.Logger
+	// ClientAuth, when set, asks the clients of the hosts with
+	// client_certs for a certificate (see TLSConfig). nil: no handshake
+	// asks.
+	ClientAuth *ClientAuth
 }
 
 // ACMEConfig is the ACME account and CA (tls.acme). It is read at New
@@ -108,6 +112,10 @@ type Source struct {
 	// certDir is where certmagic keeps its files.
 	certDir string
 
+	// clientAuth selects the handshake config of the hosts with
+	// client_certs; nil for none. Set at New.
+	clientAuth *ClientAuth
+
 	// httpsPort is the bound HTTPS port, for redirects.
 	httpsPort atomic.Int32
 
@@ -141,7 +149,7 @@ func New(cfg Config) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Source{log: log, started: map[string]bool{}}
+	m := &Source{log: log, started: map[string]bool{}, clientAuth: cfg.ClientAuth}
 	m.set(cfg)
 	if cfg.ACME == nil {
 		if cfg.Redis != nil {
@@ -333,17 +341,25 @@ func (m *Source) Stop() error {
 }
 
 // TLSConfig is the HTTPS listener's TLS config: TLS 1.2 minimum, HTTP/2
-// and HTTP/1.1, and the ACME TLS-ALPN-01 protocol when ACME is on.
+// and HTTP/1.1, and the ACME TLS-ALPN-01 protocol when ACME is on. A
+// handshake for a host with client_certs gets that host's config from
+// the ClientAuth (GetConfigForClient); every other one this config.
 func (m *Source) TLSConfig() *tls.Config {
 	protos := []string{"h2", "http/1.1"}
 	if m.magic != nil {
 		protos = append(protos, listener.ACMETLSProtocol)
 	}
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		NextProtos:     protos,
 		GetCertificate: m.getCertificate,
 	}
+	if ca := m.clientAuth; ca != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			return ca.configForClient(cfg, hello)
+		}
+	}
+	return cfg
 }
 
 // errNoCertificate fails a handshake for a name gatehouse has no

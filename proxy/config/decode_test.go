@@ -675,7 +675,7 @@ log:
 			TrackedClients:                100_000,
 			BodyReadTimeout:               Duration(time.Minute),
 		},
-		TrustedProxies: []Prefix{mustPrefix(t, "10.0.0.0/8"), mustPrefix(t, "192.0.2.1/32")},
+		TrustedProxies: []TrustedProxy{{Prefix: mustPrefix(t, "10.0.0.0/8").Prefix}, {Prefix: mustPrefix(t, "192.0.2.1/32").Prefix}},
 		Hosts: []Host{{
 			Match:     []HostPattern{mustHost(t, "app.example.com"), mustHost(t, "*.example.com")},
 			Upstreams: []Upstream{mustUpstream(t, "http://127.0.0.1:3000"), mustUpstream(t, "https://[::1]:3001/base")},

@@ -14,6 +14,8 @@ func applyDefaults(f *File) {
 		f.Listen.HTTP = ":80"
 	}
 	applyTLSDefaults(f)
+	applyIntelDefaults(&f.Intel)
+	applyClientCertDefaults(f)
 
 	l := &f.Limits
 	setDuration(&l.ReadHeaderTimeout, 10*time.Second)

@@ -39,7 +39,7 @@ func (f *File) Summary() string {
 	if n := len(f.Watch); n > 0 {
 		watch = ", " + plural(n, "watch source")
 	}
-	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + tls + watch + ", " + admin + ", " + access
+	return plural(len(f.Hosts), "host") + ", " + plural(len(ups), "upstream") + tls + watch + f.trustedSummary() + ", " + admin + ", " + access
 }
 
 func plural(n int, noun string) string {

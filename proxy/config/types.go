@@ -19,8 +19,10 @@ type File struct {
 	// kept and bans live in memory only.
 	StateDir string `yaml:"state_dir"`
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed
-	// (key trusted_proxies). Default: none.
-	TrustedProxies []Prefix `yaml:"trusted_proxies"`
+	// (key trusted_proxies): addresses, prefixes and named sets (CDN
+	// ranges, file: and url: lists), whose members are also never
+	// banned nor connection-limited. Default: none.
+	TrustedProxies []TrustedProxy `yaml:"trusted_proxies"`
 	// Allow lists clients that are never counted by a jail nor banned
 	// (key allow). Default none.
 	Allow []Prefix `yaml:"allow"`
@@ -75,6 +77,13 @@ type Listen struct {
 	// listen.strict_sni); without SNI only an IP-literal host is accepted.
 	// Default false.
 	StrictSNI bool `yaml:"strict_sni"`
+	// ProxyProtocol lists the peers (load balancers) that open every
+	// connection to listen.http and listen.https with a PROXY protocol
+	// header, v1 or v2 (key listen.proxy_protocol): from them the header
+	// is required and names the client; from anyone else a header is
+	// refused. The admin listener never reads one. Default: none, no
+	// header is read.
+	ProxyProtocol []Prefix `yaml:"proxy_protocol"`
 }
 
 // Limits bounds what one client or one upstream can cost (key limits).
@@ -201,6 +210,9 @@ type Host struct {
 	// Jail receives an offence per request the host refuses by access.
 	// Default none: no offence.
 	Jail string `yaml:"jail"`
+	// Geo refuses clients by country and ASN (key hosts[].geo). Default
+	// none.
+	Geo *Geo `yaml:"geo"`
 	// Limit names the limits.rates entries every request of the host
 	// takes a token from (key hosts[].limit). Default none.
 	Limit Names `yaml:"limit"`
@@ -224,6 +236,9 @@ type Host struct {
 	// for its names refused before routing (probes, bans), go there
 	// instead of to the global access log. nil: the global access log.
 	Log *HostLog `yaml:"log"`
+	// ClientCerts asks this host's clients for a TLS client certificate
+	// (key hosts[].client_certs; types_mtls.go). nil: none is asked for.
+	ClientCerts *ClientCerts `yaml:"client_certs"`
 }
 
 // HostLog is one host's access log (key hosts[].log). A key left out

@@ -28,6 +28,12 @@ type GeoIP struct {
 	// ASN is the path of the ASN database (key intel.geoip.asn).
 	// Default "": no ASN lookups.
 	ASN string `yaml:"asn"`
+	// Headers sends the client's country and ASN to upstreams in
+	// X-Client-Country and X-Client-ASN (key intel.geoip.headers): an
+	// unknown country is "XX" (as Cloudflare's CF-IPCountry writes it),
+	// an unknown ASN sends no header. Whatever a client sends under
+	// those names is always removed. Default false: not sent.
+	Headers bool `yaml:"headers"`
 }
 
 // Feed is one blocklist (key intel.feeds[]).
@@ -48,6 +54,10 @@ type Feed struct {
 	// intel.refresh, and 1h when that is off (a feed with a url asks for
 	// outbound traffic by being written).
 	Refresh Duration `yaml:"refresh"`
+	// APIKey is sent as X-Api-Key with each fetch of url, as CrowdSec's
+	// LAPI asks of its bouncers: env:NAME or file:PATH (key
+	// intel.feeds[].api_key). Default none.
+	APIKey Secret `yaml:"api_key"`
 	// Action is what a listed client gets: drop (its packets are dropped
 	// in the kernel when a firewall backend is on; over HTTP its
 	// connection is closed without an answer) or "403". Default drop.

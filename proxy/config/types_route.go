@@ -33,6 +33,9 @@ type Route struct {
 	// (default: the host's jail) and per respond answer (only when the
 	// route names it itself). None: no offence.
 	Jail string `yaml:"jail"`
+	// Geo replaces the host's country and ASN rule on this route, or
+	// "off" exempts the route from it. Default: the host's.
+	Geo *Geo `yaml:"geo"`
 	// Limit names the limits.rates entries this route's requests take a
 	// token from, or "off". Default: the host's.
 	Limit Names `yaml:"limit"`

@@ -63,13 +63,11 @@ func parent(field string) string {
 // log in validate_log.go, fleet in fleet.go and tls in tls.go.
 func (v *validator) check(f *File) {
 	v.listeners(f)
+	v.proxyProtocol(f)
 	v.limits(&f.Limits)
-	for i, p := range f.TrustedProxies {
-		if !p.IsValid() {
-			v.add("trusted_proxies["+strconv.Itoa(i)+"]", "empty entry; write an IP address or CIDR prefix")
-		}
-	}
+	v.trustedProxies(f)
 	v.hosts(f)
+	v.geoip(f)
 	v.rates(f)
 	if f.Probes != nil && f.Probes.Off {
 		v.add("probes", `"off" is for hosts[].probes; without probes, leave the block out`)
@@ -78,9 +76,11 @@ func (v *validator) check(f *File) {
 	}
 	v.jails(f)
 	v.watches(f)
+	v.feeds(&f.Intel, f.Firewall)
 	v.state(f)
 	v.fleet(f)
 	v.tls(f)
+	v.clientCerts(f)
 	v.tokens(f.Admin.Tokens)
 	v.adminNames(f.Admin.Names)
 	v.signer(f.Signer)

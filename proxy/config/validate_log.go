@@ -63,6 +63,7 @@ func (v *validator) inputFiles(f *File) map[string]string {
 			in["hosts["+strconv.Itoa(i)+"].basic_auth.htpasswd"] = h.BasicAuth.Htpasswd
 		}
 	}
+	clientCertFiles(f, in)
 	return in
 }
 

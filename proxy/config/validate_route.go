@@ -76,6 +76,7 @@ func (v *validator) hostPolicy(f *File, p string, h *Host) {
 		v.probesAt(p+".probes", h.Probes)
 	}
 	v.access(p+".access", h.Access)
+	v.geoRule(f, p+".geo", h.Geo, false)
 	v.jailRef(f, p+".jail", h.Jail)
 	v.limitRefs(f, p+".limit", h.Limit)
 	v.maxFails(p+".max_fails", h.MaxFails)
@@ -153,6 +154,7 @@ func (v *validator) routes(f *File, p string, h *Host) {
 			v.add(rp+".limit", `an empty list would drop the host's limits: write "limit: off"`)
 		}
 		v.access(rp+".access", r.Access)
+		v.geoRule(f, rp+".geo", r.Geo, true)
 		v.jailRef(f, rp+".jail", r.Jail)
 		v.limitRefs(f, rp+".limit", r.Limit)
 		if r.Headers != nil {
@@ -168,7 +170,7 @@ func (v *validator) routes(f *File, p string, h *Host) {
 			for _, f := range []struct {
 				key string
 				set bool
-			}{{"upstreams", len(r.Upstreams) > 0}, {"access", r.Access != nil}, {"limit", r.Limit != nil}, {"basic_auth", r.BasicAuth != nil}} {
+			}{{"upstreams", len(r.Upstreams) > 0}, {"access", r.Access != nil}, {"limit", r.Limit != nil}, {"basic_auth", r.BasicAuth != nil}, {"geo", r.Geo != nil}} {
 				if f.set {
 					v.add(rp+"."+f.key, "the route answers every request itself (respond), before %s would run: move %s to a route of its own", f.key, f.key)
 				}

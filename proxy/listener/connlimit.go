@@ -19,6 +19,11 @@ type LimitConfig struct {
 	// Exempt lists clients never counted: the config's allow list and the
 	// trusted proxies, whose connections carry many clients.
 	Exempt []netip.Prefix
+	// ExemptNow, when set, reports further clients never counted, asked
+	// at each connection: the trusted proxies as the current config and
+	// its refreshed CDN ranges have them. It must be safe for concurrent
+	// use and fast. nil: Exempt only.
+	ExemptNow func(netip.Addr) bool
 	// OnExceed is called, outside any lock, with the client whose
 	// connection was closed for being over Max; the proxy reports it to
 	// the flood jail. nil: nothing.
@@ -43,9 +48,10 @@ type Limiter struct {
 type connKey [16]byte
 
 // NewLimiter returns a limiter counting connections by cfg. Wrap each
-// public listener with Limit(ln, l) below anything else, TLS included, so
-// a connection over the limit costs no handshake; listeners sharing l
-// share the count.
+// public listener with Limit(ln, l) below anything else but NewProxy, TLS
+// included, so a connection over the limit costs no handshake and is
+// counted by the client a PROXY header names; listeners sharing l share
+// the count.
 func NewLimiter(cfg LimitConfig) *Limiter {
 	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
 		cfg.IPv6Prefix = 128
@@ -64,6 +70,9 @@ func (l *Limiter) key(a netip.Addr) (connKey, bool) {
 		if p.Contains(a) {
 			return connKey{}, false
 		}
+	}
+	if l.cfg.ExemptNow != nil && l.cfg.ExemptNow(a) {
+		return connKey{}, false
 	}
 	if a.Is6() {
 		p, err := a.Prefix(l.cfg.IPv6Prefix)
@@ -118,6 +127,9 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		c, err := ll.Listener.Accept()
 		if err != nil {
 			return nil, err
+		}
+		if pc, ok := c.(*proxyConn); ok && pc.local {
+			return c, nil // a balancer's own connection (NewProxy): not a client
 		}
 		ta, ok := c.RemoteAddr().(*net.TCPAddr)
 		if !ok {

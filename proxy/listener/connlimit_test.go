@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -32,6 +33,25 @@ func TestConnLimiterKeys(t *testing.T) {
 		if want := netip.MustParsePrefix(tc.want).Addr().As16(); !counted || k != want {
 			t.Errorf("%s: key(%s) = %v, %v; want %s", tc.name, tc.addr, netip.AddrFrom16(k), counted, tc.want)
 		}
+	}
+}
+
+// TestConnLimiterExemptNow: a client ExemptNow reports is not counted,
+// and the answer is asked at each connection.
+func TestConnLimiterExemptNow(t *testing.T) {
+	t.Parallel()
+	var cdn atomic.Pointer[netip.Prefix]
+	p := netip.MustParsePrefix("198.51.100.0/24")
+	cdn.Store(&p)
+	l := NewLimiter(LimitConfig{Max: 1, ExemptNow: func(a netip.Addr) bool { return cdn.Load().Contains(a) }})
+	edge := netip.MustParseAddr("198.51.100.7")
+	if _, counted := l.key(edge); counted {
+		t.Error("a client ExemptNow reports is counted")
+	}
+	q := netip.MustParsePrefix("203.0.113.0/24")
+	cdn.Store(&q)
+	if _, counted := l.key(edge); !counted {
+		t.Error("a client ExemptNow no longer reports is still exempt")
 	}
 }
 

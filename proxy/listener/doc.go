@@ -1,6 +1,10 @@
 // Package listener is the stack under the gateway's public HTTP servers,
 // from the socket up to the first byte net/http parses:
 //
+//   - NewProxy (proxyproto.go) reads the PROXY protocol header a load
+//     balancer sends ahead of each connection (listen.proxy_protocol),
+//     so that every layer above sees the client it names; it refuses a
+//     header from any other peer;
 //   - Limit (connlimit.go) caps the connections one client may hold open
 //     (limits.conns_per_ip), closing the ones over the cap right after
 //     accept, before any TLS handshake;
@@ -12,7 +16,8 @@
 //     after a malformed body.
 //
 // The package knows nothing of the config file, jails or the ban list:
-// what to do with a refused request or a client over its connection cap
-// is a callback the caller passes (package proxy reports both to a jail).
+// what to do with a refused request, a refused PROXY header or a client
+// over its connection cap is a callback the caller passes (package proxy
+// reports them to a jail).
 // Listeners and limiters are safe for concurrent use.
 package listener

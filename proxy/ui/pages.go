@@ -502,7 +502,15 @@ type systemData struct {
 	TLS       bool
 	Certs     []certRow
 	Upstreams []upstreamRow
+	Intel     []intelRow
+	GeoBlocks []GeoBlock
 	Fleet     string
+}
+
+type intelRow struct {
+	IntelList
+	Age   string // "3h2m ago", "never"
+	Class string // "bad" when nothing is loaded or the last refresh failed
 }
 
 type certRow struct {
@@ -516,6 +524,9 @@ type upstreamRow struct {
 	State string
 	Class string
 }
+
+// maxGeoRows bounds the geo blocks panel: the most refused first.
+const maxGeoRows = 20
 
 // certWarn is how close to expiry a certificate is flagged.
 const certWarn = 14 * 24 * time.Hour
@@ -557,6 +568,30 @@ func (h *Handler) system(w http.ResponseWriter, r *http.Request, v visit) {
 				row.State, row.Class = "down: refused a connection; retried "+"in "+span(u.DownUntil.Sub(now)), "bad"
 			}
 			d.Upstreams = append(d.Upstreams, row)
+		}
+	}
+	if h.cfg.Intel != nil {
+		for _, l := range h.cfg.Intel() {
+			row := intelRow{IntelList: l, Age: "never"}
+			if !l.Updated.IsZero() {
+				row.Age = span(now.Sub(l.Updated)) + " ago"
+			}
+			if l.Updated.IsZero() || l.LastError != "" {
+				row.Class = "bad"
+			}
+			d.Intel = append(d.Intel, row)
+		}
+	}
+	if h.cfg.GeoBlocks != nil {
+		d.GeoBlocks = h.cfg.GeoBlocks()
+		slices.SortFunc(d.GeoBlocks, func(a, b GeoBlock) int {
+			if a.Count != b.Count {
+				return cmp.Compare(b.Count, a.Count)
+			}
+			return strings.Compare(a.Kind+a.Value, b.Kind+b.Value)
+		})
+		if len(d.GeoBlocks) > maxGeoRows {
+			d.GeoBlocks = d.GeoBlocks[:maxGeoRows]
 		}
 	}
 	if h.cfg.Fleet != nil {

@@ -66,6 +66,38 @@ type WatchSource struct {
 	Lag      float64 `json:"lag_seconds"`
 }
 
+// IntelList is one address list gatehouse loads: a blocklist feed or a
+// trusted-proxy set, for the system page.
+type IntelList struct {
+	// Kind is "feed" or "trusted proxies".
+	Kind string
+	Name string
+	// Source is the URL or file it is read from, or "built in (DATE)".
+	Source string
+	// Action is a feed's action (drop, 403); "" for other lists.
+	Action string
+	// Entries counts the prefixes loaded.
+	Entries int
+	// Updated is when the loaded copy was fetched or read; zero when
+	// nothing is loaded yet.
+	Updated time.Time
+	// Blocks counts the requests a feed refused over HTTP.
+	Blocks uint64
+	// LastError is the last refresh's failure; "" when it succeeded.
+	LastError string
+}
+
+// GeoBlock counts the requests country and ASN rules refused for one
+// country or AS number, over every host.
+type GeoBlock struct {
+	// Kind is "country" or "asn".
+	Kind string
+	// Value is an ISO country code or "unknown", or an AS number or
+	// "other".
+	Value string
+	Count uint64
+}
+
 // CertSource lists the gateway's certificates. It is an interface so the
 // certificate source of package proxy/cert can feed the page (through
 // package proxy) without either package importing the other.
@@ -150,6 +182,12 @@ type Config struct {
 	// Watch lists the watch sources (log files, the journal) and what
 	// they found; nil or empty hides the panel.
 	Watch func() []WatchSource
+	// Intel lists the blocklist feeds and trusted-proxy sets; nil or
+	// empty hides the panel.
+	Intel func() []IntelList
+	// GeoBlocks counts the geo rules' refusals; nil or empty hides the
+	// panel.
+	GeoBlocks func() []GeoBlock
 	// Firewall reads the kernel firewall's state; nil when it is off.
 	// It is called at most every 30 seconds: it lists the kernel's
 	// entries and the whole ban list.

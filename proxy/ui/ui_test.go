@@ -113,6 +113,15 @@ func newFixture(t testing.TB, listen string, bans *rules.BanList) *fixture {
 		Watch: func() []WatchSource {
 			return []WatchSource{{Name: "sshd", Jail: "sshd", Reads: `/var/log/<script>alert(1)</script>"><img src=x onerror=alert(2)>.log`, Lines: 1200, Offences: 37, Lag: 1}}
 		},
+		Intel: func() []IntelList {
+			return []IntelList{
+				{Kind: "feed", Name: "firehol1", Source: `https://feeds.example/<script>alert(3)</script>`, Action: "drop", Entries: 4521, Updated: time.Now().Add(-2 * time.Hour), Blocks: 93},
+				{Kind: "feed", Name: "local", Source: "/etc/gatehouse/blocked.txt", Action: "403", LastError: "open /etc/gatehouse/blocked.txt: permission denied"},
+			}
+		},
+		GeoBlocks: func() []GeoBlock {
+			return []GeoBlock{{Kind: "asn", Value: "64500", Count: 7}, {Kind: "country", Value: "unknown", Count: 2}, {Kind: "country", Value: "RU", Count: 41}}
+		},
 		Audit: slog.New(slog.NewTextHandler(f.audit, nil)),
 	})
 	if err != nil {
@@ -416,6 +425,14 @@ func TestPagesNeedNoInlineCode(t *testing.T) {
 	}
 	if body := c.do(t, http.MethodGet, "/ui/", nil).Body.String(); !strings.Contains(body, "<h2>Watch sources</h2>") || !strings.Contains(body, `<td class="num">37</td>`) {
 		t.Errorf("GET /ui/ does not show the watch sources:\n%s", body)
+	}
+	if body := c.do(t, http.MethodGet, "/ui/system", nil).Body.String(); !strings.Contains(body, "<h2>Feeds and trusted-proxy lists</h2>") ||
+		!strings.Contains(body, `<td class="num">4521</td><td>1h59m ago</td><td class="num">93</td>`) && !strings.Contains(body, `<td class="num">4521</td><td>2h0m ago</td><td class="num">93</td>`) ||
+		!strings.Contains(body, `<tr class="bad"><td>local</td>`) || !strings.Contains(body, "&lt;script&gt;alert(3)&lt;/script&gt;") {
+		t.Errorf("GET /ui/system does not show the feeds:\n%s", body)
+	}
+	if body := c.do(t, http.MethodGet, "/ui/system", nil).Body.String(); !regexp.MustCompile(`(?s)<td>country</td><td>RU</td><td class="num">41</td>.*<td>asn</td><td>64500</td><td class="num">7</td>.*<td>unknown</td>`).MatchString(body) {
+		t.Errorf("GET /ui/system does not show the geo blocks, most first:\n%s", body)
 	}
 	for _, path := range []string{"/ui/offences", "/ui/bans", "/ui/"} {
 		body := c.do(t, http.MethodGet, path, nil).Body.String()

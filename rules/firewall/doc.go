@@ -12,6 +12,14 @@
 //	iptables  chain GATEHOUSE in iptables/ip6tables -t raw, jumped to from PREROUTING,
 //	          one DROP rule per ban (no timeouts; O(n): for small hosts only)
 //
+// Blocklist feeds get kernel sets of their own, beside the bans, one per
+// feed and family, without timeouts, and an exempt set (allow list and
+// trusted proxies) that wins over every feed; Feeds keeps them (see
+// feeds.go for the object names). A feed's content is replaced
+// atomically: ipset fills a new set and swaps it in, nftables flushes and
+// refills the set in one transaction. The iptables backend keeps no feed
+// sets (NewFeeds returns ErrFeedsUnsupported).
+//
 // It does not decide bans (rules.Jails does), keep them (rules.BanList),
 // persist them (rules/store) or share them (rules/fleet); it reads the ban
 // list and makes the kernel match it.

@@ -256,6 +256,9 @@ type Status struct {
 	Entries []Entry
 	// IPv4 and IPv6 count Entries by family.
 	IPv4, IPv6 int
+	// Feeds are the blocklist feeds the kernel holds, by name, with
+	// their entry counts; nil for a backend without feed sets.
+	Feeds []FeedStatus
 
 	// The fields below are filled by Reconciler.Status only.
 
@@ -281,6 +284,11 @@ func ReadStatus(ctx context.Context, b Backend) (Status, error) {
 		return Status{}, fmt.Errorf("firewall status: %w", err)
 	}
 	st := Status{Backend: b.Name(), Entries: entries}
+	if k, ok := b.(feedKernel); ok {
+		if st.Feeds, err = readFeeds(ctx, k); err != nil {
+			return Status{}, fmt.Errorf("firewall status: %w", err)
+		}
+	}
 	sortEntries(st.Entries)
 	for _, e := range entries {
 		if e.Prefix.Addr().Is4() {

@@ -189,6 +189,16 @@ func (b *ipsetBackend) wrap(err error, op, object string) error {
 // create creates a set as Ensure wants it, of the newest revision of
 // hash:net both the kernel and gatehouse know.
 func (b *ipsetBackend) create(ctx context.Context, name string, nfproto uint8) error {
+	return b.createSet(ctx, name, nfproto, func(w *nlWriter) {
+		w.be32(ipsetAttrTimeout, 0)
+		w.be32(ipsetAttrMaxElem, maxSetSize)
+	})
+}
+
+// createSet creates a hash:net set of the newest revision both the
+// kernel and gatehouse know, with the header attributes data writes. An
+// existing set of the same kind and header is no error.
+func (b *ipsetBackend) createSet(ctx context.Context, name string, nfproto uint8, data func(w *nlWriter)) error {
 	s := b.nl
 	err := s.do(ctx, "create set", func() error {
 		rev := -1
@@ -225,8 +235,7 @@ func (b *ipsetBackend) create(ctx context.Context, name string, nfproto uint8) e
 		w.u8(ipsetAttrRevision, uint8(min(rev, ipsetHashNetRevision)))
 		w.u8(ipsetAttrFamily, nfproto)
 		d := w.nest(ipsetAttrData)
-		w.be32(ipsetAttrTimeout, 0)
-		w.be32(ipsetAttrMaxElem, maxSetSize)
+		data(&w)
 		w.unnest(d)
 		w.end(m)
 		s.sbuf = w.b
@@ -372,10 +381,14 @@ func (b *ipsetBackend) each(ctx context.Context, set string, restart func(), fn 
 type ipsetOp struct {
 	p       netip.Prefix // canonical
 	del     bool
-	timeout int64 // seconds, for an addition; 0: none
+	timeout int64  // seconds, for an addition; 0: none; -1: the set has no timeouts
+	name    string // the set; "": the ban set of p's family
 }
 
 func (o ipsetOp) set() string {
+	if o.name != "" {
+		return o.name
+	}
 	if o.p.Addr().Is4() {
 		return IPSetName4
 	}
@@ -460,6 +473,7 @@ func (b *ipsetBackend) applyBatch(ctx context.Context, ops []ipsetOp, ie *itemEr
 			o := ops[n]
 			cmd, timeout := uint16(ipsetCmdAdd), o.timeout
 			if o.del {
+				// A deletion names no timeout.
 				cmd, timeout = ipsetCmdDel, -1
 			}
 			// A message is at most 100 bytes.
@@ -541,9 +555,13 @@ func ipsetFor(p netip.Prefix) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-// Remove deletes the rules and then the sets.
+// Remove deletes the rules and then the sets: the ban sets', and the
+// feed sets' and the exempt sets' (feeds_ipset_linux.go).
 func (b *ipsetBackend) Remove(ctx context.Context) error {
 	var errs []error
+	if err := b.removeFeeds(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for i, s := range ipsetSets {
 		if _, err := b.fam[i].syncRules(ctx, b.run, ipsetRule(s.name), nil, ""); err != nil {
 			errs = append(errs, err)

@@ -33,6 +33,7 @@ const (
 	ipsetCmdProtocol = 1
 	ipsetCmdCreate   = 2
 	ipsetCmdDestroy  = 3
+	ipsetCmdSwap     = 6
 	ipsetCmdList     = 7
 	ipsetCmdAdd      = 9
 	ipsetCmdDel      = 10
@@ -42,6 +43,7 @@ const (
 	ipsetAttrProtocol = 1
 	ipsetAttrSetName  = 2
 	ipsetAttrTypeName = 3
+	ipsetAttrSetName2 = ipsetAttrTypeName // the second set of a swap
 	ipsetAttrRevision = 4
 	ipsetAttrFamily   = 5
 	ipsetAttrFlags    = 6
@@ -514,6 +516,7 @@ type ipsetListMsg struct {
 	header  bool   // the message has the set's header (IPSET_ATTR_DATA)
 	timeout bool   // the header says the set has timeouts
 	maxelem uint32
+	elems   uint32 // the header's count of entries (kernels since 4.x)
 	adt     []byte // the elements (IPSET_ATTR_ADT's contents); nil for none
 }
 
@@ -555,6 +558,11 @@ func parseIPSetList(attrs []byte) (ipsetListMsg, error) {
 						return m, errIPSetMalformed
 					}
 					m.maxelem = binary.BigEndian.Uint32(v)
+				case ipsetAttrElements:
+					if len(v) != 4 {
+						return m, errIPSetMalformed
+					}
+					m.elems = binary.BigEndian.Uint32(v)
 				}
 			}
 		case ipsetAttrADT:

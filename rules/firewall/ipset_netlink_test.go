@@ -342,7 +342,7 @@ func TestParseIPSetList(t *testing.T) {
 	if err != nil || !slices.Equal(got, elems) {
 		t.Errorf("parse = %v, %v; want %v", got, err, elems)
 	}
-	want := ipsetListMsg{name: IPSetName4, typ: "hash:net", family: unix.NFPROTO_IPV4, header: true, timeout: true, maxelem: maxSetSize}
+	want := ipsetListMsg{name: IPSetName4, typ: "hash:net", family: unix.NFPROTO_IPV4, header: true, timeout: true, maxelem: maxSetSize, elems: uint32(len(elems))}
 	m.adt = nil
 	if fmt.Sprintf("%+v", m) != fmt.Sprintf("%+v", want) {
 		t.Errorf("parseIPSetList() = %+v, want %+v", m, want)

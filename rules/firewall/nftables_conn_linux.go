@@ -31,6 +31,12 @@ func (b *nftBackend) conn(ctx context.Context) (c *nftables.Conn, done func(), e
 // connWithSocket is conn that also returns the netlink socket, which List
 // needs to read the ruleset generation.
 func (b *nftBackend) connWithSocket(ctx context.Context) (c *nftables.Conn, nl *netlink.Conn, done func(), err error) {
+	return b.connBuf(ctx, nftSockBuf)
+}
+
+// connBuf is connWithSocket with socket buffers of buf bytes: a feed's
+// replacement is one batch of up to MaxFeedPrefixes prefixes.
+func (b *nftBackend) connBuf(ctx context.Context, buf int) (c *nftables.Conn, nl *netlink.Conn, done func(), err error) {
 	opts := []nftables.ConnOption{
 		nftables.AsLasting(),
 		nftables.WithSockOptions(func(conn *netlink.Conn) error {
@@ -50,8 +56,8 @@ func (b *nftBackend) connWithSocket(ctx context.Context) (c *nftables.Conn, nl *
 				// only mean smaller buffers: big batches then fail and
 				// are retried in pieces.
 				for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
-					if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], nftSockBuf) != nil {
-						_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], nftSockBuf)
+					if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], buf) != nil {
+						_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], buf)
 					}
 				}
 			})

@@ -144,8 +144,9 @@ func (b *nftBackend) ruleComment(set string) string {
 }
 
 // Ensure inspects the table and builds what is missing in one batch. A
-// set or chain that is not what gatehouse makes gets the whole table
-// deleted and built again (the reconcile pass that follows refills it).
+// set or chain that is not what gatehouse makes gets the ban chain and
+// sets deleted and built again in the same batch (the reconcile pass
+// that follows refills them); the feeds' objects are left alone.
 func (b *nftBackend) Ensure(ctx context.Context) error {
 	c, done, err := b.conn(ctx)
 	if err != nil {
@@ -205,7 +206,20 @@ func (b *nftBackend) Ensure(ctx context.Context) error {
 
 	what := "created"
 	if rebuild {
-		c.DelTable(t)
+		// The ban chain and sets only: the table also holds the feed
+		// sets and their chain (feeds_nftables_linux.go), which stay.
+		// The chain's rules reference the sets: they go first.
+		if chain != nil {
+			chain.Table = t
+			c.FlushChain(chain)
+			c.DelChain(chain)
+		}
+		for _, s := range have {
+			if s != nil {
+				s.Table = t
+				c.DelSet(s)
+			}
+		}
 		have, chain = [2]*nftables.Set{}, nil
 		what = "re-created: it was not what gatehouse creates"
 	} else if exists {
