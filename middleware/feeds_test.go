@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+
+	"gatehouse/rules/intel"
 )
 
 // prefixLookup is a feed lookup over plain prefix lists, one per feed.
@@ -112,20 +114,36 @@ func TestFeedGuard(t *testing.T) {
 	}
 }
 
-// BenchmarkFeedGuardUnlisted is what every clean request pays with
-// feeds configured, the lookup aside.
+// BenchmarkFeedGuardUnlisted is what every clean request pays with two
+// feeds of 100,000 prefixes each configured.
 func BenchmarkFeedGuardUnlisted(b *testing.B) {
+	sets := make([]*intel.Set, 2)
+	for i := range sets {
+		ps := make([]netip.Prefix, 0, 100_000)
+		for j := range 100_000 {
+			n := uint32(1<<24) + uint32(2*j+i)<<8
+			ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), 0}), 24))
+		}
+		sets[i] = intel.NewSet(ps)
+	}
 	var table atomic.Pointer[FeedTable]
-	table.Store(&FeedTable{Lookup: func(netip.Addr) (int, bool) { return 0, false }, Names: []string{"a"}, Actions: []FeedAction{FeedDrop}})
+	table.Store(&FeedTable{Lookup: intel.NewIndex(sets).Lookup, Names: []string{"a", "b"}, Actions: []FeedAction{FeedDrop, FeedForbid}})
 	guard, err := FeedGuard(FeedGuardConfig{Table: &table, Exempt: func(netip.Addr) bool { return false }})
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := WithScope(guard(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
 	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "198.51.100.7:4000"
 	w := httptest.NewRecorder()
+	var scoped *http.Request
+	ip, err := ClientIP(ClientIPConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	WithScope(ip(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { scoped = r }))).ServeHTTP(w, r)
+	h := guard(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	b.ReportAllocs()
 	for b.Loop() {
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, scoped)
 	}
 }
