@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,6 +207,9 @@ func readProxyHeader(c net.Conn, timeout time.Duration, readers *sync.Pool) (_ *
 			pc.release() // nothing read past the header, or no connection
 		}
 	}()
+	if err := bufferV1Line(br); err != nil {
+		return nil, classifyHeaderError(err, br.Buffered())
+	}
 	h, err := proxyproto.Read(br)
 	if err != nil {
 		return nil, classifyHeaderError(err, br.Buffered())
@@ -228,6 +232,38 @@ func readProxyHeader(c net.Conn, timeout time.Duration, readers *sync.Pool) (_ *
 		return nil, fmt.Errorf("%w: transport %#x is not TCP", ErrProxyHeaderInvalid, byte(h.TransportProtocol))
 	}
 	return pc, nil
+}
+
+// maxV1Header is the longest v1 header, CRLF included (the spec's 107).
+const maxV1Header = 107
+
+// bufferV1Line waits until a v1 header's whole line is in br (or
+// maxV1Header bytes are): the v1 parser reads only what is buffered, so
+// a header split over several reads (a slow balancer, a split segment)
+// would be refused as malformed. It returns the read error (a timeout,
+// EOF) of a header that stalls or ends half-way. What does not start
+// like a v1 header is left to proxyproto.Read.
+func bufferV1Line(br *bufio.Reader) error {
+	b, err := br.Peek(len("PROXY"))
+	if err != nil {
+		if len(b) > 0 && !strings.HasPrefix("PROXY", string(b)) {
+			return nil // not v1: proxyproto.Read judges it
+		}
+		return err
+	}
+	if string(b) != "PROXY" {
+		return nil
+	}
+	for n := len(b) + 1; n <= maxV1Header; n++ {
+		b, err := br.Peek(n)
+		if err != nil {
+			return err
+		}
+		if b[n-1] == '\n' {
+			return nil
+		}
+	}
+	return nil // too long: proxyproto.Read refuses it
 }
 
 // classifyHeaderError maps an error of proxyproto.Read, after buffered

@@ -208,6 +208,28 @@ func TestProxyHeaderFromAllowedPeer(t *testing.T) {
 	}
 }
 
+// TestProxyHeaderV1InPieces: a v1 header that arrives over several reads
+// (a slow balancer, a split segment) is read whole, not refused.
+func TestProxyHeaderV1InPieces(t *testing.T) {
+	t.Parallel()
+	h := newProxyHarness(t, 10*time.Second, nil)
+	c := h.dial(t, balancerIP)
+	for _, piece := range []string{"PRO", "XY TCP4 203.0.113.7 ", "198.51.100.1 40000 443\r", "\n" + request} {
+		if _, err := io.WriteString(c, piece); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := h.accept(t)
+	if got := s.RemoteAddr().String(); got != "203.0.113.7:40000" {
+		t.Errorf("RemoteAddr() = %q, want 203.0.113.7:40000", got)
+	}
+	buf := make([]byte, len(request))
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != request {
+		t.Errorf("read %q, %v after the header, want the request", buf, err)
+	}
+}
+
 // TestProxyHeaderRefused: each way a connection is closed, and the
 // reason OnRefuse is told.
 func TestProxyHeaderRefused(t *testing.T) {
@@ -230,6 +252,7 @@ func TestProxyHeaderRefused(t *testing.T) {
 		{name: "allowed peer silent until the timeout", from: balancerIP, want: ErrProxyHeaderIncomplete},
 		{name: "allowed peer closing at once", from: balancerIP, close: true, want: ErrProxyHeaderIncomplete},
 		{name: "allowed peer stalling inside a v2 header", from: balancerIP, writes: []string{string(header(t, 2, "203.0.113.7:1", "198.51.100.1:2")[:20])}, want: ErrProxyHeaderIncomplete},
+		{name: "allowed peer stalling inside a v1 header", from: balancerIP, writes: []string{"PROXY TCP4 203.0.113.7"}, want: ErrProxyHeaderIncomplete},
 		{name: "allowed peer with a malformed v1 header", from: balancerIP, writes: []string{"PROXY TCP4 203.0.113.7 nonsense\r\n"}, want: ErrProxyHeaderInvalid},
 		{name: "allowed peer with a v1 header too long", from: balancerIP, writes: []string{"PROXY TCP4 " + strings.Repeat("1", 120) + "\r\n"}, want: ErrProxyHeaderInvalid},
 		{name: "allowed peer with a UDP header", from: balancerIP, writes: []string{string(udpHeader)}, want: ErrProxyHeaderInvalid},
