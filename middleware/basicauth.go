@@ -20,6 +20,7 @@ import (
 
 	"gatehouse/middleware/htpasswd"
 	"gatehouse/rules"
+	"gatehouse/rules/filever"
 	"gatehouse/rules/match"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -74,22 +75,12 @@ type Credentials struct {
 	now   func() time.Time
 
 	users atomic.Pointer[htpasswd.File]
-	mu    sync.Mutex // serialises Refresh
-	stamp fileStamp  // of the loaded file; guarded by mu
+	mu    sync.Mutex      // serialises Refresh
+	stamp filever.Version // of the loaded file; guarded by mu
 	// empty remembers, per hash string of the loaded file, whether it
 	// was made from the empty password, so a reload hashes only changed
 	// lines; guarded by mu.
 	empty map[string]bool
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	info os.FileInfo
-}
-
-func (fs fileStamp) same(fi os.FileInfo) bool {
-	return fs.info != nil && fs.mod.Equal(fi.ModTime()) && fs.size == fi.Size() && os.SameFile(fs.info, fi)
 }
 
 // NewCredentials loads cfg.Path and returns the store.
@@ -144,7 +135,7 @@ func (c *Credentials) Refresh() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("htpasswd %s: %w", c.path, err)
 	}
-	if c.stamp.same(fi) {
+	if c.stamp.Same(filever.Of(fi)) {
 		return false, nil
 	}
 	f, err := htpasswd.LoadWith(c.path, c.parse)
@@ -159,7 +150,7 @@ func (c *Credentials) Refresh() (bool, error) {
 	// request path.
 	f.Dummy()
 	c.users.Store(f)
-	c.stamp = fileStamp{mod: fi.ModTime(), size: fi.Size(), info: fi}
+	c.stamp = filever.Of(fi)
 	return true, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"gatehouse/proxy/logsink"
 	"gatehouse/proxy/privdrop"
 	"gatehouse/rules"
+	"gatehouse/rules/filever"
 	"gatehouse/rules/firewall"
 	"gatehouse/rules/fleet"
 	"gatehouse/rules/notify"
@@ -578,21 +579,21 @@ func (s *Server) warnRestartOnly(old, cfg *config.File) {
 func (s *Server) watch(ctx context.Context) {
 	t := time.NewTicker(s.opts.WatchInterval)
 	defer t.Stop()
-	var last os.FileInfo
+	var last filever.Version
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		fi, err := os.Stat(s.opts.ConfigPath)
+		v, err := filever.Stat(s.opts.ConfigPath)
 		if err != nil {
 			continue // mid-replace, or removed: keep serving, look again
 		}
-		if last != nil && fi.ModTime().Equal(last.ModTime()) && fi.Size() == last.Size() && os.SameFile(fi, last) {
+		if v.Same(last) {
 			continue
 		}
-		last = fi
+		last = v
 		data, err := os.ReadFile(s.opts.ConfigPath)
 		if err != nil {
 			continue

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"gatehouse/proxy/listener"
+	"gatehouse/rules/filever"
 )
 
 // Reasons a client certificate is refused, the values of the reason
@@ -107,7 +107,7 @@ type clientPolicy struct {
 	cas   []*x509.Certificate
 	pool  *x509.CertPool
 	crls  []*x509.RevocationList
-	files [2]fileStamp // CA, CRL
+	files [2]filever.Version // CA, CRL
 	// revoked holds the CRLs' entries: the issuer's raw subject, a NUL,
 	// the serial number (big-endian bytes).
 	revoked map[string]bool
@@ -122,21 +122,6 @@ type clientPolicy struct {
 
 	confOnce sync.Once
 	conf     *tls.Config
-}
-
-// fileStamp tells a changed file: what stat says of it.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	ino  uint64
-}
-
-func stampOf(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size(), ino: inode(fi)}, nil
 }
 
 // NewClientAuth loads the policies of cfg. An unreadable CA or CRL file
@@ -194,7 +179,7 @@ func newClientState(ps []*clientPolicy) *clientState {
 func loadPolicy(h ClientPolicyConfig) (*clientPolicy, error) {
 	p := &clientPolicy{cfg: h, pool: x509.NewCertPool()}
 	var err error
-	if p.files[0], err = stampOf(h.CA); err != nil {
+	if p.files[0], err = filever.Stat(h.CA); err != nil {
 		return nil, fmt.Errorf("%s: client CA %s: %w", h.Host, h.CA, err)
 	}
 	if p.cas, err = ReadClientCAs(h.CA); err != nil {
@@ -208,7 +193,7 @@ func loadPolicy(h ClientPolicyConfig) (*clientPolicy, error) {
 	}
 	p.marker = mark.Sum(nil)
 	if h.CRL != "" {
-		if p.files[1], err = stampOf(h.CRL); err != nil {
+		if p.files[1], err = filever.Stat(h.CRL); err != nil {
 			return nil, fmt.Errorf("%s: client CRL %s: %w", h.Host, h.CRL, err)
 		}
 		if p.crls, err = ReadCRL(h.CRL, p.cas); err != nil {
@@ -300,8 +285,8 @@ func (p *clientPolicy) changed() bool {
 		if path == "" {
 			continue
 		}
-		st, err := stampOf(path)
-		if err != nil || st != p.files[i] {
+		st, err := filever.Stat(path)
+		if err != nil || !st.Same(p.files[i]) {
 			return true
 		}
 	}
@@ -315,7 +300,7 @@ func (p *clientPolicy) restamped() *clientPolicy {
 		marker: p.marker, verified: p.verified, files: p.files}
 	for i, path := range [2]string{p.cfg.CA, p.cfg.CRL} {
 		if path != "" {
-			np.files[i], _ = stampOf(path) // a missing file: zero, which differs once it is back
+			np.files[i], _ = filever.Stat(path) // a missing file: zero, which differs once it is back
 		}
 	}
 	return np

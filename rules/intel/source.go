@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gatehouse/rules/filever"
 )
 
 // Defaults of SourceConfig.
@@ -163,7 +165,7 @@ type Source struct {
 	listed  []netip.Prefix // the current list as listed, for the state copy
 	urls    []urlState
 	pending int // entries of a shrink refused last time, -1 when none
-	file    os.FileInfo
+	file    filever.Version
 }
 
 // NewSource checks cfg and applies its defaults.
@@ -634,7 +636,7 @@ func (s *Source) pollFile() (*Set, bool) {
 	s.mu.Lock()
 	prev := s.file
 	s.mu.Unlock()
-	if prev != nil && os.SameFile(prev, fi) && prev.Size() == fi.Size() && prev.ModTime().Equal(fi.ModTime()) {
+	if prev.Same(filever.Of(fi)) {
 		return s.Set(), false
 	}
 	if err := s.readFile(fi); err != nil {
@@ -651,7 +653,7 @@ func (s *Source) pollFile() (*Set, bool) {
 func (s *Source) readFile(fi os.FileInfo) error {
 	now := s.cfg.Now()
 	s.mu.Lock()
-	s.file = fi
+	s.file = filever.Of(fi)
 	s.meta.LastAttempt = now
 	loaded := s.meta.Origin != ""
 	s.mu.Unlock()
@@ -674,7 +676,7 @@ func (s *Source) readFile(fi os.FileInfo) error {
 	if loaded {
 		if err := s.checkShrink(set); err != nil {
 			s.mu.Lock()
-			s.file = nil
+			s.file = filever.Version{}
 			s.mu.Unlock()
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
+
+	"gatehouse/rules/filever"
 )
 
 // Config names the databases a DB reads. At least one path is required.
@@ -48,7 +50,7 @@ type file[T comparable] struct {
 	// failed is the file state whose load failed, so that a broken file
 	// is logged once, and read again only when it changes. Guarded by
 	// DB.mu.
-	failed  fileState
+	failed  filever.Version
 	lastErr atomic.Pointer[string]
 }
 
@@ -57,29 +59,9 @@ type table[T comparable] struct {
 	reader *maxminddb.Reader
 	// values holds each record's value by the record's data offset.
 	values   map[uint]T
-	state    fileState
+	state    filever.Version
 	build    time.Time
 	loadedAt time.Time
-}
-
-// fileState identifies a version of a file on disk: geoipupdate's rename
-// changes the inode, an in-place write the size or modification time.
-type fileState struct {
-	info  os.FileInfo
-	size  int64
-	mtime time.Time
-}
-
-func (s fileState) same(o fileState) bool {
-	return s.info != nil && o.info != nil && os.SameFile(s.info, o.info) && s.size == o.size && s.mtime.Equal(o.mtime)
-}
-
-func stat(path string) (fileState, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileState{}, err
-	}
-	return fileState{info: fi, size: fi.Size(), mtime: fi.ModTime()}, nil
 }
 
 // maxFileSize bounds a database read whole: GeoLite2-City, the largest
@@ -176,14 +158,14 @@ func refresh[T comparable](d *DB, f *file[T], decode func(*maxminddb.Reader, uin
 	if f.path == "" {
 		return false, nil
 	}
-	st, err := stat(f.path)
-	if err == nil && f.cur.Load().state.same(st) {
+	st, err := filever.Stat(f.path)
+	if err == nil && f.cur.Load().state.Same(st) {
 		// Back to the copy serving (a broken file renamed away).
-		f.failed = fileState{}
+		f.failed = filever.Version{}
 		f.lastErr.Store(nil)
 		return false, nil
 	}
-	if err == nil && f.failed.same(st) {
+	if err == nil && f.failed.Same(st) {
 		return false, nil // failed already; read again when it changes
 	}
 	var t *table[T]
@@ -193,7 +175,7 @@ func refresh[T comparable](d *DB, f *file[T], decode func(*maxminddb.Reader, uin
 	if err != nil {
 		err = fmt.Errorf("geoip %s database %s: %w", f.kind, f.path, err)
 		msg := err.Error()
-		if prev := f.lastErr.Load(); st.info == nil && prev != nil && *prev == msg {
+		if prev := f.lastErr.Load(); !st.Known() && prev != nil && *prev == msg {
 			return false, err // the same missing file: counted and logged once
 		}
 		f.failures.Add(1)
@@ -202,7 +184,7 @@ func refresh[T comparable](d *DB, f *file[T], decode func(*maxminddb.Reader, uin
 		d.log.Warn("geoip database reload failed; the last good copy keeps serving", "database", f.kind, "path", f.path, "error", err)
 		return false, err
 	}
-	f.failed = fileState{}
+	f.failed = filever.Version{}
 	f.lastErr.Store(nil)
 	f.cur.Store(t)
 	d.log.Info("geoip database reloaded", "database", f.kind, "path", f.path, "build", t.build.UTC().Format(time.RFC3339), "records", len(t.values))
@@ -223,7 +205,7 @@ func load[T comparable](path string, decode func(*maxminddb.Reader, uint) (T, bo
 	if err != nil {
 		return nil, err
 	}
-	st := fileState{info: fi, size: fi.Size(), mtime: fi.ModTime()}
+	st := filever.Of(fi)
 	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
 	if err != nil {
 		return nil, err
@@ -239,10 +221,10 @@ func load[T comparable](path string, decode func(*maxminddb.Reader, uint) (T, bo
 		return nil, err
 	}
 	t := &table[T]{reader: r, values: map[uint]T{}, state: st, build: r.Metadata.BuildTime(), loadedAt: time.Now()}
-	if st.size != int64(len(data)) {
+	if st.Size() != int64(len(data)) {
 		// Written to between the stat and the read: the state names
 		// another version; the next Refresh reads it again.
-		t.state = fileState{}
+		t.state = filever.Version{}
 	}
 	for res := range r.Networks() {
 		if err := res.Err(); err != nil {
