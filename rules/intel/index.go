@@ -103,17 +103,6 @@ func sweep[P any](ev []event[P], compare func(a, b P) int) (start []P, mask []ui
 	return slices.Clone(start), slices.Clone(mask)
 }
 
-// compare128 orders u128 values.
-func compare128(a, b u128) int {
-	switch {
-	case a.less(b):
-		return -1
-	case b.less(a):
-		return 1
-	}
-	return 0
-}
-
 // Mask returns the sets that contain a, set j as bit j; 0 when none does.
 // It does not allocate.
 func (x *Index) Mask(a netip.Addr) uint64 {

@@ -71,9 +71,9 @@ func uint32Addr(x uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// range4 and range6 are inclusive address ranges.
-type range4 struct{ first, last uint32 }
-type range6 struct{ first, last u128 }
+// span is an inclusive address range of one family: uint32 for IPv4,
+// u128 for IPv6.
+type span[P any] struct{ first, last P }
 
 // Set is an immutable set of IPv4 and IPv6 addresses given as prefixes.
 // NewSet folds IPv4-mapped IPv6 prefixes to IPv4, masks host bits and
@@ -92,8 +92,8 @@ type Set struct {
 // NewSet builds a Set from ps. Invalid prefixes (the zero netip.Prefix)
 // are ignored and not counted; ps is not modified or kept.
 func NewSet(ps []netip.Prefix) *Set {
-	var r4 []range4
-	var r6 []range6
+	var r4 []span[uint32]
+	var r6 []span[u128]
 	n := 0
 	for _, p := range ps {
 		p, ok := canonical(p)
@@ -107,15 +107,15 @@ func NewSet(ps []netip.Prefix) *Set {
 			if p.Bits() < 32 {
 				size = 1<<uint(32-p.Bits()) - 1
 			}
-			r4 = append(r4, range4{first, first | size})
+			r4 = append(r4, span[uint32]{first, first | size})
 		} else {
 			first := addr6(p.Addr())
-			r6 = append(r6, range6{first, first.or(hostMask(128 - p.Bits()))})
+			r6 = append(r6, span[u128]{first, first.or(hostMask(128 - p.Bits()))})
 		}
 	}
 	s := &Set{n: n}
-	s.first4, s.last4 = merge4(r4)
-	s.first6, s.last6 = merge6(r6)
+	s.first4, s.last4 = merge(r4, cmp.Compare[uint32], next4)
+	s.first6, s.last6 = merge(r6, compare128, next6)
 	return s
 }
 
@@ -132,59 +132,46 @@ func canonical(p netip.Prefix) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, b).Masked(), true
 }
 
-func merge4(r []range4) (first, last []uint32) {
+// merge sorts r and joins overlapping and adjacent ranges, returning the
+// first and last addresses of the disjoint ranges left. compare orders
+// addresses; next returns the address after p, and false after the
+// family's last one.
+func merge[P any](r []span[P], compare func(a, b P) int, next func(p P) (P, bool)) (first, last []P) {
 	if len(r) == 0 {
 		return nil, nil
 	}
-	slices.SortFunc(r, func(a, b range4) int { return cmp.Compare(a.first, b.first) })
+	slices.SortFunc(r, func(a, b span[P]) int { return compare(a.first, b.first) })
 	out := r[:1]
 	for _, x := range r[1:] {
 		cur := &out[len(out)-1]
-		if cur.last == ^uint32(0) || x.first <= cur.last+1 {
-			cur.last = max(cur.last, x.last)
-			continue
-		}
-		out = append(out, x)
-	}
-	first = make([]uint32, len(out))
-	last = make([]uint32, len(out))
-	for i, x := range out {
-		first[i], last[i] = x.first, x.last
-	}
-	return first, last
-}
-
-func merge6(r []range6) (first, last []u128) {
-	if len(r) == 0 {
-		return nil, nil
-	}
-	slices.SortFunc(r, func(a, b range6) int {
-		switch {
-		case a.first.less(b.first):
-			return -1
-		case b.first.less(a.first):
-			return 1
-		}
-		return 0
-	})
-	allOnes := u128{^uint64(0), ^uint64(0)}
-	out := r[:1]
-	for _, x := range r[1:] {
-		cur := &out[len(out)-1]
-		if cur.last == allOnes || !cur.last.add1().less(x.first) {
-			if cur.last.less(x.last) {
+		if after, ok := next(cur.last); !ok || compare(x.first, after) <= 0 {
+			if compare(cur.last, x.last) < 0 {
 				cur.last = x.last
 			}
 			continue
 		}
 		out = append(out, x)
 	}
-	first = make([]u128, len(out))
-	last = make([]u128, len(out))
+	first, last = make([]P, len(out)), make([]P, len(out))
 	for i, x := range out {
 		first[i], last[i] = x.first, x.last
 	}
 	return first, last
+}
+
+func next4(a uint32) (uint32, bool) { return a + 1, a != ^uint32(0) }
+
+func next6(a u128) (u128, bool) { return a.add1(), a != u128{^uint64(0), ^uint64(0)} }
+
+// compare128 orders u128 values.
+func compare128(a, b u128) int {
+	switch {
+	case a.less(b):
+		return -1
+	case b.less(a):
+		return 1
+	}
+	return 0
 }
 
 // search4 returns the number of elements of first that are ≤ x: the index
