@@ -162,7 +162,6 @@ type Source struct {
 	mu      sync.Mutex
 	meta    Meta
 	cur     *Set
-	listed  []netip.Prefix // the current list as listed, for the state copy
 	urls    []urlState
 	pending int // entries of a shrink refused last time, -1 when none
 	file    filever.Version
@@ -256,17 +255,17 @@ func (s *Source) Load() (*Set, Meta, error) {
 	}
 	var stateErr error
 	if s.cfg.StatePath != "" {
-		set, listed, skipped, updated, err := s.readState()
+		set, skipped, updated, err := s.readState()
 		switch {
 		case err == nil:
-			s.install(set, listed, "state", updated, skipped)
+			s.install(set, "state", updated, skipped)
 			return set, s.Meta(), nil
 		case !errors.Is(err, os.ErrNotExist):
 			stateErr = fmt.Errorf("intel list %s: last good copy: %w", s.cfg.Name, err)
 		}
 	}
 	if s.cfg.Fallback != nil {
-		s.install(NewSet(s.cfg.Fallback), s.cfg.Fallback, "snapshot", s.cfg.FallbackDate, 0)
+		s.install(NewSet(s.cfg.Fallback), "snapshot", s.cfg.FallbackDate, 0)
 		return s.Set(), s.Meta(), stateErr
 	}
 	if stateErr != nil {
@@ -275,32 +274,32 @@ func (s *Source) Load() (*Set, Meta, error) {
 	return s.Set(), s.Meta(), fmt.Errorf("intel list %s: %w", s.cfg.Name, ErrNoCopy)
 }
 
-func (s *Source) readState() (*Set, []netip.Prefix, int, time.Time, error) {
+func (s *Source) readState() (*Set, int, time.Time, error) {
 	f, err := os.Open(s.cfg.StatePath)
 	if err != nil {
-		return nil, nil, 0, time.Time{}, err
+		return nil, 0, time.Time{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, 0, time.Time{}, err
+		return nil, 0, time.Time{}, err
 	}
 	l, err := Parse(f, FormatPlain, s.cfg.Limits)
 	if err != nil {
-		return nil, nil, 0, time.Time{}, err
+		return nil, 0, time.Time{}, err
 	}
 	set := NewSet(l.Prefixes)
 	if err := s.vet(set); err != nil {
-		return nil, nil, 0, time.Time{}, err
+		return nil, 0, time.Time{}, err
 	}
-	return set, l.Prefixes, l.Skipped, fi.ModTime(), nil
+	return set, l.Skipped, fi.ModTime(), nil
 }
 
 // install makes set the current list.
-func (s *Source) install(set *Set, listed []netip.Prefix, origin string, updated time.Time, skipped int) {
+func (s *Source) install(set *Set, origin string, updated time.Time, skipped int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cur, s.listed = set, listed
+	s.cur = set
 	s.meta.Entries = set.Len()
 	s.meta.Origin = origin
 	s.meta.Updated = updated
@@ -427,7 +426,7 @@ func (s *Source) Refresh(ctx context.Context) (*Set, bool) {
 	s.meta.LastSuccess = now
 	s.meta.LastError = ""
 	s.mu.Unlock()
-	s.install(set, listed, "url", now, skipped)
+	s.install(set, "url", now, skipped)
 	s.log.Info("intel list updated", "entries", set.Len(), "skipped", skipped)
 	return set, true
 }
@@ -684,7 +683,7 @@ func (s *Source) readFile(fi os.FileInfo) error {
 	if l.FirstSkipped != nil {
 		s.log.Warn("intel list: malformed lines skipped", "path", s.cfg.File, "skipped", l.Skipped, "first", l.FirstSkipped.Error())
 	}
-	s.install(set, l.Prefixes, "file", fi.ModTime(), l.Skipped)
+	s.install(set, "file", fi.ModTime(), l.Skipped)
 	s.mu.Lock()
 	s.meta.LastSuccess = now
 	s.meta.LastError = ""
